@@ -1,0 +1,3 @@
+from stuck.cli import main
+
+main()

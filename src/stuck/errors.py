@@ -1,0 +1,38 @@
+"""Exceptions and exit codes shared by every part of stuck."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from stuck.model import Finding, Report
+
+# Exit codes of the command line (DESIGN.md): 0 nothing found, 1 findings, 2 bad usage or
+# unreadable input. A program stopped by the ``abort`` policy exits with EXIT_ABORT, chosen
+# outside the range programs commonly use for themselves.
+EXIT_OK = 0
+EXIT_FINDINGS = 1
+EXIT_USAGE = 2
+EXIT_ABORT = 86
+
+
+class StuckError(Exception):
+    """Base class of stuck's own exceptions."""
+
+
+class DeadlockError(StuckError):
+    """Raised (policy ``raise``) in the thread whose wait would close a deadlock cycle.
+
+    The thread did not start waiting and holds exactly what it held before the call, so it can
+    release its locks and recover. ``finding`` says what the cycle was; ``report`` is the full
+    snapshot at that moment.
+    """
+
+    def __init__(self, finding: Finding, report: Report | None = None) -> None:
+        super().__init__(finding.summary)
+        self.finding = finding
+        self.report = report
+
+
+class UnrecognisedInput(StuckError, ValueError):
+    """A dump that no parser recognises, or that a parser cannot read."""

@@ -1,0 +1,187 @@
+"""The one shared vocabulary: every source produces a Snapshot, every report reads one.
+
+A live process, a parsed dump and a controlled run all end up here, so a rule written once
+("a waiter on a condition whose possible signalers are all idle") applies to each of them.
+The classes are plain dataclasses with no behaviour beyond small lookups; conversion to and
+from the JSON report lives in ``stuck.report.json``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+ThreadState = Literal["running", "blocked", "idle", "sleeping", "io", "dead", "unknown"]
+THREAD_STATES: tuple[ThreadState, ...] = (
+    "running", "blocked", "idle", "sleeping", "io", "dead", "unknown",
+)
+
+ResourceKind = Literal[
+    "mutex", "rlock", "rwlock", "condition", "semaphore", "event", "barrier", "queue",
+    "channel", "future", "task", "thread", "waitgroup", "monitor", "pipe", "socket", "unknown",
+]
+RESOURCE_KINDS: tuple[ResourceKind, ...] = (
+    "mutex", "rlock", "rwlock", "condition", "semaphore", "event", "barrier", "queue",
+    "channel", "future", "task", "thread", "waitgroup", "monitor", "pipe", "socket", "unknown",
+)
+
+FindingKind = Literal["deadlock", "stall", "lock-order", "hang"]
+FINDING_KINDS: tuple[FindingKind, ...] = ("deadlock", "stall", "lock-order", "hang")
+
+Confidence = Literal["certain", "probable", "possible"]
+CONFIDENCES: tuple[Confidence, ...] = ("certain", "probable", "possible")
+
+SourceKind = Literal["dump", "live", "explore", "proc"]
+
+
+@dataclass(slots=True)
+class Frame:
+    """One stack frame, innermost first in ``Thread.frames``."""
+
+    function: str
+    file: str | None = None
+    line: int | None = None
+    module: str | None = None  # module, library or shared object the frame belongs to
+
+    def where(self) -> str:
+        """``file:line`` (or just the function) for one-line reports."""
+        if self.file and self.line is not None:
+            return f"{self.file}:{self.line}"
+        return self.file or self.module or "?"
+
+
+@dataclass(slots=True)
+class Wait:
+    """What a thread is waiting for: at most one per thread."""
+
+    resource: str  # a Resource.id
+    since: float | None = None  # wall-clock time (epoch seconds) the wait began, when known
+    duration: float | None = None  # seconds waited so far, when known
+    timeout: float | None = None  # None: waits forever
+    durable: bool = True  # only in-process code can end it (not I/O, not a timer)
+    at: Frame | None = None  # the frame (in the program's own code) where the wait happens
+
+
+@dataclass(slots=True)
+class Thread:
+    """A thread of execution: an OS thread, a goroutine, a Java thread, an asyncio task."""
+
+    id: str  # as the source prints it: "LWP 511", "goroutine 7", "Thread-3"
+    tid: int | None = None
+    name: str | None = None
+    state: ThreadState = "unknown"
+    frames: list[Frame] = field(default_factory=list)
+    holds: list[str] = field(default_factory=list)  # Resource.id values
+    waits: Wait | None = None
+    group: str | None = None  # a Group.id, filled by stack grouping
+    daemon: bool | None = None
+    detail: str | None = None  # the source's own words for the state: "semacquire", "BLOCKED"
+
+    def label(self) -> str:
+        """A name for people: the thread's name with its id when they differ."""
+        if self.name and self.name != self.id:
+            return f"{self.name} ({self.id})"
+        return self.id
+
+
+@dataclass(slots=True)
+class Process:
+    pid: int | None = None
+    name: str | None = None
+    threads: list[Thread] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Resource:
+    """Anything a thread can wait for: a lock, a condition, a queue, a future, a thread."""
+
+    id: str
+    kind: ResourceKind = "unknown"
+    label: str = ""
+    address: str | None = None
+    owners: list[str] = field(default_factory=list)  # Thread.id values
+    created_at: Frame | None = None  # where the primitive was made (a live lock's class)
+    acquired_at: dict[str, Frame] = field(default_factory=dict)  # owner Thread.id -> frame
+
+
+@dataclass(slots=True)
+class Edge:
+    """One step of a cycle: ``thread`` waits for ``waits_for``, which ``held_by`` holds."""
+
+    thread: str
+    waits_for: str
+    held_by: str
+
+
+@dataclass(slots=True)
+class Finding:
+    kind: FindingKind
+    confidence: Confidence
+    summary: str
+    explanation: str = ""
+    threads: list[str] = field(default_factory=list)
+    resources: list[str] = field(default_factory=list)
+    cycle: list[Edge] = field(default_factory=list)
+    blocked_behind: list[str] = field(default_factory=list)
+    missing_evidence: list[str] = field(default_factory=list)
+    # Free-form structured detail a report may show (lock-order witnesses, stall reasons).
+    # Values must be JSON-compatible.
+    details: dict[str, object] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class Group:
+    """Threads with identical stacks and state, shown once with a count."""
+
+    id: str
+    threads: list[str]
+    frames: list[Frame]
+    state: ThreadState = "unknown"
+
+
+@dataclass(slots=True)
+class Source:
+    kind: SourceKind
+    format: str | None = None
+    files: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Snapshot:
+    """What was seen at one moment."""
+
+    source: Source
+    processes: list[Process] = field(default_factory=list)
+    resources: list[Resource] = field(default_factory=list)
+    taken_at: float | None = None
+    notes: list[str] = field(default_factory=list)  # warnings from the source (gaps, truncation)
+
+    def threads(self) -> list[Thread]:
+        return [t for p in self.processes for t in p.threads]
+
+    def thread(self, thread_id: str) -> Thread | None:
+        for t in self.threads():
+            if t.id == thread_id:
+                return t
+        return None
+
+    def resource(self, resource_id: str) -> Resource | None:
+        for r in self.resources:
+            if r.id == resource_id:
+                return r
+        return None
+
+    def resource_map(self) -> dict[str, Resource]:
+        return {r.id: r for r in self.resources}
+
+    def thread_map(self) -> dict[str, Thread]:
+        return {t.id: t for t in self.threads()}
+
+
+@dataclass(slots=True)
+class Report:
+    """A snapshot together with what was concluded from it: what every report format renders."""
+
+    snapshot: Snapshot
+    findings: list[Finding] = field(default_factory=list)
+    groups: list[Group] = field(default_factory=list)

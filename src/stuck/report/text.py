@@ -1,0 +1,147 @@
+"""The text report: the verdict first, then the wait-for chain, then stacks grouped.
+
+Standard library only: a live process writes this report from inside the program that is
+stuck, where importing a terminal library could itself block. Everything that came from the
+source (a dump is untrusted text) goes through ``clean`` so control characters and terminal
+escape sequences are shown, never interpreted.
+"""
+
+from __future__ import annotations
+
+import re
+
+from stuck.model import Finding, Frame, Group, Report, Resource, Snapshot, Thread
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
+MAX_FRAMES = 12  # per group; the innermost frames are the ones that explain a wait
+
+
+def clean(text: object) -> str:
+    """Make text from a dump safe to print: control characters become ``\\xNN`` escapes."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", str(text))
+
+
+def _frame_line(f: Frame) -> str:
+    where = f.where()
+    if where == "?":
+        return clean(f.function)
+    return f"{clean(f.function)} ({clean(where)})"
+
+
+def resource_name(res: Resource | None, rid: str) -> str:
+    if res is None:
+        return clean(rid)
+    name = res.label or res.id
+    text = f"{res.kind} {clean(name)}" if res.kind != "unknown" else clean(name)
+    if res.created_at is not None and res.created_at.file:
+        text += f" (made at {clean(res.created_at.where())})"
+    return text
+
+
+def thread_name(snap_threads: dict[str, Thread], tid: str) -> str:
+    t = snap_threads.get(tid)
+    return clean(t.label()) if t is not None else clean(tid)
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    if seconds < 120:
+        return f" for {seconds:.1f} s"
+    if seconds < 7200:
+        return f" for {seconds / 60:.1f} min"
+    return f" for {seconds / 3600:.1f} h"
+
+
+def _finding_lines(f: Finding, snap: Snapshot, threads: dict[str, Thread],
+                   resources: dict[str, Resource]) -> list[str]:
+    out = [f"{f.kind.upper()} ({f.confidence}): {clean(f.summary)}"]
+    if f.cycle:
+        out.append("  The cycle:")
+        for edge in f.cycle:
+            res = resources.get(edge.waits_for)
+            waiter = threads.get(edge.thread)
+            line = (f"    {thread_name(threads, edge.thread)} waits for "
+                    f"{resource_name(res, edge.waits_for)}")
+            if waiter is not None and waiter.waits is not None:
+                if waiter.waits.at is not None:
+                    line += f" at {clean(waiter.waits.at.where())}"
+                line += _duration(waiter.waits.duration)
+            line += f", held by {thread_name(threads, edge.held_by)}"
+            if res is not None and edge.held_by in res.acquired_at:
+                line += f" (taken at {clean(res.acquired_at[edge.held_by].where())})"
+            out.append(line)
+    elif f.threads:
+        out.append("  Threads: " + ", ".join(thread_name(threads, t) for t in f.threads))
+        for tid in f.threads:
+            t = threads.get(tid)
+            if t is None or t.waits is None:
+                continue
+            res = resources.get(t.waits.resource)
+            line = f"    {thread_name(threads, tid)} waits for {resource_name(res, t.waits.resource)}"
+            if t.waits.at is not None:
+                line += f" at {clean(t.waits.at.where())}"
+            line += _duration(t.waits.duration)
+            if res is not None and res.owners:
+                line += ", held by " + ", ".join(thread_name(threads, o) for o in res.owners)
+            out.append(line)
+    if f.blocked_behind:
+        out.append("  Blocked behind it: "
+                   + ", ".join(thread_name(threads, t) for t in f.blocked_behind))
+    if f.explanation:
+        out.extend("  " + clean(line) for line in f.explanation.splitlines())
+    if f.missing_evidence:
+        out.append("  Not shown by the source:")
+        out.extend(f"    - {clean(m)}" for m in f.missing_evidence)
+    return out
+
+
+def _group_lines(g: Group, threads: dict[str, Thread], resources: dict[str, Resource]) -> list[str]:
+    names = [thread_name(threads, t) for t in g.threads]
+    shown = ", ".join(names[:8]) + (f", … {len(names) - 8} more" if len(names) > 8 else "")
+    count = f"{len(names)} thread{'s' if len(names) != 1 else ''}"
+    out = [f"  {count} · {g.state}: {shown}"]
+    first = threads.get(g.threads[0]) if g.threads else None
+    if first is not None:
+        if first.waits is not None:
+            rid = first.waits.resource
+            out.append(f"    waiting for {resource_name(resources.get(rid), rid)}"
+                       + ("" if first.waits.durable else " (timed or I/O)"))
+        if first.holds:
+            out.append("    holding " + ", ".join(resource_name(resources.get(r), r)
+                                                    for r in first.holds))
+    for frame in g.frames[:MAX_FRAMES]:
+        out.append(f"      {_frame_line(frame)}")
+    if len(g.frames) > MAX_FRAMES:
+        out.append(f"      … {len(g.frames) - MAX_FRAMES} outer frames")
+    return out
+
+
+def render(report: Report) -> str:
+    snap = report.snapshot
+    threads = snap.thread_map()
+    resources = snap.resource_map()
+    lines: list[str] = []
+    origin = snap.source.kind + (f" ({snap.source.format})" if snap.source.format else "")
+    if snap.source.files:
+        origin += ": " + ", ".join(clean(f) for f in snap.source.files)
+    if report.findings:
+        kinds = ", ".join(f"{sum(1 for f in report.findings if f.kind == k)} {k}"
+                          for k in ("deadlock", "stall", "lock-order", "hang")
+                          if any(f.kind == k for f in report.findings))
+        lines.append(f"stuck: {kinds} found in {origin}")
+    else:
+        lines.append(f"stuck: nothing found in {origin}")
+    for f in report.findings:
+        lines.append("")
+        lines.extend(_finding_lines(f, snap, threads, resources))
+    for note in snap.notes:
+        lines.append(f"note: {clean(note)}")
+    all_threads = snap.threads()
+    if report.groups:
+        lines.append("")
+        lines.append(f"Threads ({len(all_threads)}) in {len(report.groups)} "
+                     f"group{'s' if len(report.groups) != 1 else ''} by stack:")
+        for g in report.groups:
+            lines.extend(_group_lines(g, threads, resources))
+    return "\n".join(lines) + "\n"
