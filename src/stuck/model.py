@@ -102,6 +102,9 @@ class Resource:
     owners: list[str] = field(default_factory=list)  # Thread.id values
     created_at: Frame | None = None  # where the primitive was made (a live lock's class)
     acquired_at: dict[str, Frame] = field(default_factory=dict)  # owner Thread.id -> frame
+    # Threads that could end a wait on this resource (ever notified, set, put, released, ...).
+    # None: the source cannot tell (most dumps); [] : nobody ever did.
+    wakers: list[str] | None = None
 
 
 @dataclass(slots=True)

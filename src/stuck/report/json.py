@@ -71,6 +71,8 @@ def _resource(r: Resource) -> dict[str, Any]:
         d["created_at"] = _frame(r.created_at)
     if r.acquired_at:
         d["acquired_at"] = {k: _frame(v) for k, v in r.acquired_at.items()}
+    if r.wakers is not None:
+        d["wakers"] = list(r.wakers)
     return d
 
 
@@ -161,6 +163,10 @@ def _read_frame(d: Any) -> Frame:
                  module=_get(d, "module", str, None, "frame"))
 
 
+def _maybe_strs(items: list[Any] | None) -> list[str] | None:
+    return None if items is None else [str(i) for i in items]
+
+
 def _maybe_frame(d: Any) -> Frame | None:
     return None if d is None else _read_frame(d)
 
@@ -209,7 +215,8 @@ def from_dict(doc: Any) -> Report:
                           owners=[str(o) for o in _get(r, "owners", list, [], "resource")],
                           created_at=_maybe_frame(_get(r, "created_at", dict, None, "resource")),
                           acquired_at={str(k): _read_frame(v) for k, v in
-                                       _get(r, "acquired_at", dict, {}, "resource").items()})
+                                       _get(r, "acquired_at", dict, {}, "resource").items()},
+                          wakers=_maybe_strs(_get(r, "wakers", list, None, "resource")))
                  for r in _get(doc, "resources", list)]
     findings = []
     for f in _get(doc, "findings", list, []):
