@@ -11,3 +11,21 @@ Every format module provides
 ``load`` runs every format that ``detect`` finds (or the one asked for) and merges the results
 into one Snapshot.
 """
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from stuck.model import Finding, Process, Resource
+
+
+@dataclass(slots=True)
+class ParseResult:
+    """What one format module read from a text."""
+
+    processes: list[Process] = field(default_factory=list)
+    resources: list[Resource] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # gaps, truncation, lines not understood
+    # Conclusions the dump states outright (a lockdep report, jstack's deadlock section).
+    # Analysis checks them against the graph rather than copying them.
+    stated: list[Finding] = field(default_factory=list)
