@@ -1,0 +1,782 @@
+"""The watchdog: notices threads that stop making progress and says why, as far as it can.
+
+Deadlock detection works at the moment a thread blocks, and the stall rules (``stall.py``) prove
+waits that nothing can end. Many hangs are neither: a thread reads a socket that never answers,
+or spins on a flag nobody sets. The watchdog is the net under both. A daemon thread samples
+every thread's Python stack (``sys._current_frames()``) at a fixed interval and keeps, per
+thread, the evidence that it is moving:
+
+- it reached a code position (function and line) it had not reached before;
+- its stack changed to a shape not seen before (calls into new code);
+- the identities of the innermost frame's local values changed (a loop whose variables change
+  is computing; a loop whose variables never change is spinning);
+- it left a wait, or the live instrumentation counted an operation of it (took a job, released
+  a lock).
+
+A thread with none of these for longer than the hang limit is *not progressing*. Whether that is
+reported depends on what it is doing:
+
+- in a wait the instrumentation explains (a lock, a condition, a queue, ...): the deadlock and
+  stall rules decide; waiting for work is normal and never a hang by itself;
+- idle by its stack (a pool worker waiting for a job, a server in ``accept``, an asyncio loop
+  in ``select``, a ``sleep``): not a hang, unless others wait for a lock it holds;
+- anything else (running, or in I/O such as a socket read): a **hang**, reported with its stack,
+  and with the threads that wait behind it.
+
+The report is rate-limited and escalates by policy: ``report`` only writes it; ``raise`` also
+raises :class:`HangError` in a chosen thread; ``abort`` then ends the process if the hang is
+still there one more limit later. Under all of it, ``faulthandler.dump_traceback_later`` is
+armed and kept re-armed by the watchdog thread: if Python code cannot run at all (a C extension
+holds the GIL), the C-level dump still fires.
+"""
+
+from __future__ import annotations
+
+import _thread
+import contextlib
+import ctypes
+import dis
+import faulthandler
+import os
+import re
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from types import CodeType, FrameType
+from typing import IO, Literal
+
+from stuck.errors import EXIT_ABORT, StuckError
+from stuck.model import (
+    Finding,
+    Frame,
+    Group,
+    Process,
+    Report,
+    Resource,
+    Snapshot,
+    Source,
+    Thread,
+    ThreadState,
+    Wait,
+)
+
+Policy = Literal["report", "raise", "abort"]
+POLICIES: tuple[Policy, ...] = ("report", "raise", "abort")
+
+# What a thread is doing, judged from its stack alone.
+Activity = Literal["running", "io", "blocked", "idle", "sleeping"]
+
+
+class HangError(StuckError):
+    """Raised by the ``raise`` policy in the chosen thread when the watchdog finds a hang or a
+    stall. ``finding`` is what was found. The exception arrives when the thread next runs Python
+    code: a thread blocked inside a C call (a socket read) receives it when that call returns."""
+
+    def __init__(self, finding: Finding) -> None:
+        super().__init__(finding.summary)
+        self.finding = finding
+
+
+# ---------------------------------------------------------------------------------------------
+# Durations on the command line
+
+_DURATION = re.compile(r"\A\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|m|min|h)?\s*\Z")
+_UNIT = {None: 1.0, "s": 1.0, "ms": 0.001, "m": 60.0, "min": 60.0, "h": 3600.0}
+
+
+def parse_duration(text: str) -> float:
+    """``"30s"``, ``"500ms"``, ``"2m"``, ``"1.5"`` (seconds) -> seconds; ValueError otherwise."""
+    m = _DURATION.match(text)
+    if m is None:
+        raise ValueError(f"not a duration: {text!r} (write it like 30s, 500ms, 2m or 1.5)")
+    value = float(m.group(1)) * _UNIT[m.group(2)]
+    if value <= 0:
+        raise ValueError(f"a duration must be more than zero: {text!r}")
+    return value
+
+
+# ---------------------------------------------------------------------------------------------
+# What a stack says a thread is doing
+
+# Names of calls that block outside the interpreter, seen at the call site of user code
+# (``sock.recv(1024)``: the innermost Python frame is the caller, the callee is C).
+_CALL_ACTIVITY: dict[str, Activity] = {
+    "sleep": "sleeping", "pause": "sleeping", "sigwait": "sleeping",
+    "accept": "idle",
+    "recv": "io", "recv_into": "io", "recvfrom": "io", "recvfrom_into": "io", "recvmsg": "io",
+    "send": "io", "sendall": "io", "sendto": "io", "sendfile": "io", "connect": "io",
+    "create_connection": "io", "getaddrinfo": "io", "gethostbyname": "io", "urlopen": "io",
+    "read": "io", "readline": "io", "readlines": "io", "readinto": "io", "write": "io",
+    "select": "io", "poll": "io", "epoll": "io", "kevent": "io", "control": "io",
+    "communicate": "io", "waitpid": "io", "check_output": "io", "run": "io", "input": "io",
+    "acquire": "blocked", "wait": "blocked", "join": "blocked", "get": "blocked",
+    "put": "blocked", "result": "blocked", "exception": "blocked", "wait_for": "blocked",
+}
+
+# Innermost stdlib frames: (file name ending, function) -> activity.
+_STDLIB_ACTIVITY: dict[tuple[str, str], Activity] = {
+    ("threading.py", "wait"): "blocked", ("threading.py", "acquire"): "blocked",
+    ("threading.py", "join"): "blocked", ("threading.py", "_wait_for_tstate_lock"): "blocked",
+    ("threading.py", "wait_for"): "blocked",
+    ("queue.py", "get"): "blocked", ("queue.py", "put"): "blocked",
+    ("_base.py", "result"): "blocked", ("_base.py", "exception"): "blocked",
+    ("_base.py", "wait"): "blocked", ("_base.py", "as_completed"): "blocked",
+    ("thread.py", "_worker"): "idle",  # concurrent.futures worker waiting for a work item
+    ("socket.py", "accept"): "idle", ("socket.py", "readinto"): "io",
+    ("socket.py", "create_connection"): "io", ("ssl.py", "read"): "io",
+    ("ssl.py", "recv"): "io", ("ssl.py", "recv_into"): "io", ("ssl.py", "do_handshake"): "io",
+    ("selectors.py", "select"): "io", ("subprocess.py", "wait"): "io",
+    ("subprocess.py", "_wait"): "io", ("subprocess.py", "_try_wait"): "io",
+    ("subprocess.py", "communicate"): "io", ("subprocess.py", "_communicate"): "io",
+    ("socketserver.py", "serve_forever"): "idle",
+}
+
+_STUCK_RUNTIME_DIR = os.path.dirname(os.path.abspath(__file__))
+_call_names: dict[tuple[CodeType, int], str | None] = {}
+_LOADS = frozenset({"LOAD_METHOD", "LOAD_ATTR", "LOAD_GLOBAL", "LOAD_NAME", "LOAD_DEREF"})
+
+
+def pending_call(frame: FrameType) -> str | None:
+    """The name of the function ``frame`` is calling right now, when the call site names one
+    the watchdog knows (``sleep``, ``recv``, ``acquire``, ...). A heuristic over the bytecode of
+    the current line: the last known name loaded before the instruction being executed."""
+    code = frame.f_code
+    lasti = frame.f_lasti
+    key = (code, lasti)
+    if key in _call_names:
+        return _call_names[key]
+    found: str | None = None
+    try:
+        line_start_index = 0
+        instructions = list(dis.get_instructions(code))
+        for index, ins in enumerate(instructions):
+            if ins.offset > lasti:
+                break
+            if ins.starts_line is not None:
+                line_start_index = index
+        for ins in instructions[line_start_index:]:
+            if ins.offset > lasti:
+                break
+            if ins.opname in _LOADS and isinstance(ins.argval, str) \
+                    and ins.argval in _CALL_ACTIVITY:
+                found = ins.argval
+    except Exception:  # an unusual code object: no name, no harm
+        found = None
+    if len(_call_names) > 4096:
+        _call_names.clear()
+    _call_names[key] = found
+    return found
+
+
+def frame_activity(frame: FrameType | None) -> tuple[Activity, str | None]:
+    """What the innermost Python frame says the thread is doing, and the call it is in."""
+    if frame is None:
+        return "running", None
+    code = frame.f_code
+    filename = code.co_filename
+    if os.path.dirname(os.path.abspath(filename)) == _STUCK_RUNTIME_DIR:
+        return "blocked", code.co_name  # inside a tracked primitive's wait
+    base = os.path.basename(filename)
+    known = _STDLIB_ACTIVITY.get((base, code.co_name))
+    if known is not None:
+        if known == "io" and base == "selectors.py" and _called_from_event_loop(frame):
+            return "idle", "select"
+        return known, code.co_name
+    name = pending_call(frame)
+    if name is not None:
+        return _CALL_ACTIVITY[name], name
+    return "running", None
+
+
+def _called_from_event_loop(frame: FrameType) -> bool:
+    outer = frame.f_back
+    depth = 0
+    while outer is not None and depth < 4:
+        if outer.f_code.co_filename.endswith(("base_events.py", "asyncio/events.py")):
+            return True
+        outer = outer.f_back
+        depth += 1
+    return False
+
+
+def frames_of(frame: FrameType | None, limit: int = 64) -> list[Frame]:
+    """The model's frames, innermost first."""
+    out: list[Frame] = []
+    while frame is not None and len(out) < limit:
+        code = frame.f_code
+        out.append(Frame(function=code.co_name, file=code.co_filename, line=frame.f_lineno,
+                         module=frame.f_globals.get("__name__") if frame.f_globals else None))
+        frame = frame.f_back
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Progress
+
+_SCALARS = (int, float, str, bytes, bool, type(None))
+_MAX_SEEN = 512
+
+
+def _locals_fingerprint(frame: FrameType) -> tuple[object, ...] | None:
+    """Identities (values, for plain scalars) of the innermost frame's locals. Only read for a
+    thread that shows no other sign of progress; read-only, never calls user code."""
+    try:
+        values = list(frame.f_locals.values())
+    except Exception:
+        return None
+    out: list[object] = []
+    for v in values[:64]:
+        kind = type(v)
+        if kind in _SCALARS and (kind not in (str, bytes) or len(v) <= 64):
+            out.append(v)  # compared by value: a counter that changes is progress
+        else:
+            out.append(id(v))  # compared by identity: never calls user __eq__
+    return tuple(out)
+
+
+@dataclass(slots=True)
+class ThreadProgress:
+    """What the watchdog remembers of one thread between samples."""
+
+    ident: int
+    first_seen: float
+    last_progress: float
+    seen: set[tuple[int, int]] = field(default_factory=set)  # (id(code), line) reached
+    shapes: set[tuple[int, ...]] = field(default_factory=set)  # stack shapes reached
+    last_locals: tuple[object, ...] | None = None
+    last_ops: int | None = None
+    last_activity: Activity = "running"
+    last_call: str | None = None
+    codes: list[CodeType] = field(default_factory=list)  # keeps ids in `seen` meaningful
+
+    def stalled_for(self, now: float) -> float:
+        return now - self.last_progress
+
+
+def _shape(frame: FrameType, limit: int = 24) -> tuple[int, ...]:
+    out: list[int] = []
+    f: FrameType | None = frame
+    while f is not None and len(out) < limit:
+        out.append(id(f.f_code))
+        f = f.f_back
+    return tuple(out)
+
+
+class ProgressTracker:
+    """Per-thread progress from successive samples of ``sys._current_frames()``."""
+
+    def __init__(self, inspect_locals: bool = True) -> None:
+        self.threads: dict[int, ThreadProgress] = {}
+        self.inspect_locals = inspect_locals
+
+    def sample(self, frames: dict[int, FrameType], now: float,
+               ops: Callable[[int], int | None] | None = None) -> None:
+        for ident in list(self.threads):
+            if ident not in frames:
+                del self.threads[ident]
+        for ident, frame in frames.items():
+            p = self.threads.get(ident)
+            count = ops(ident) if ops is not None else None
+            activity, call = frame_activity(frame)
+            if p is None:
+                p = ThreadProgress(ident=ident, first_seen=now, last_progress=now)
+                self.threads[ident] = p
+                self._remember(p, frame)
+                p.last_ops, p.last_activity, p.last_call = count, activity, call
+                continue
+            moved = False
+            if count is not None and count != p.last_ops:
+                moved = True
+            if activity != p.last_activity or call != p.last_call:
+                moved = True  # entered or left a wait, an I/O call, a sleep
+            if self._remember(p, frame):
+                moved = True
+            if not moved and self.inspect_locals and activity == "running":
+                fp = _locals_fingerprint(frame)
+                if fp is not None and p.last_locals is not None and fp != p.last_locals:
+                    moved = True
+                p.last_locals = fp
+            elif moved:
+                p.last_locals = None
+            if moved:
+                p.last_progress = now
+            p.last_ops, p.last_activity, p.last_call = count, activity, call
+
+    @staticmethod
+    def _remember(p: ThreadProgress, frame: FrameType) -> bool:
+        """Record the frame's position and stack shape; True when either is new."""
+        new = False
+        if len(p.seen) > _MAX_SEEN:
+            p.seen.clear()
+            p.codes.clear()
+        position = (id(frame.f_code), frame.f_lineno)
+        if position not in p.seen:
+            p.seen.add(position)
+            p.codes.append(frame.f_code)
+            new = True
+        if len(p.shapes) > _MAX_SEEN:
+            p.shapes.clear()
+        shape = _shape(frame)
+        if shape not in p.shapes:
+            p.shapes.add(shape)
+            new = True
+        return new
+
+
+# ---------------------------------------------------------------------------------------------
+# Configuration
+
+
+@dataclass(slots=True)
+class WatchdogConfig:
+    """How the watchdog behaves. Only ``hang_after`` is required.
+
+    ``interval``: seconds between samples (default: a quarter of the limit, within 0.05-2 s).
+    ``policy``: ``report`` | ``raise`` | ``abort`` (each step includes the ones before).
+    ``raise_in``: where ``raise`` raises: ``"stuck"`` (the hung or stalled thread itself),
+    ``"main"``, or a thread ident.
+    ``report_every``: at most one report per this many seconds unless the findings change.
+    ``stall_after``: how long a durable wait must last before the stall rules look at it.
+    ``last_resort``: arm ``faulthandler.dump_traceback_later`` as the C-level fallback.
+    """
+
+    hang_after: float
+    interval: float | None = None
+    policy: Policy = "report"
+    raise_in: str | int = "stuck"
+    report_every: float | None = None
+    stall_after: float = 0.5
+    last_resort: bool = True
+    inspect_locals: bool = True
+    stream: IO[str] | None = None  # default: sys.stderr at report time
+
+    def sample_interval(self) -> float:
+        if self.interval is not None:
+            return self.interval
+        return min(2.0, max(0.05, self.hang_after / 4))
+
+    def rate_limit(self) -> float:
+        if self.report_every is not None:
+            return self.report_every
+        return max(self.hang_after, 5.0)
+
+
+# A live view the runtime provides: the snapshot of its registry, per-thread operation counts,
+# and the stall rules over that snapshot. All optional: the watchdog works from stacks alone.
+SnapshotFn = Callable[[], Snapshot]
+OpsFn = Callable[[int], "int | None"]
+RulesFn = Callable[[Snapshot, float], "list[Finding]"]
+
+
+# ---------------------------------------------------------------------------------------------
+# The watchdog
+
+
+class Watchdog:
+    """Samples every thread's stack at an interval; reports hangs, stalls and deadlocks."""
+
+    def __init__(self, config: WatchdogConfig, *, snapshot: SnapshotFn | None = None,
+                 ops: OpsFn | None = None, rules: RulesFn | None = None) -> None:
+        self.config = config
+        self._snapshot_fn = snapshot
+        self._ops_fn = ops
+        self._rules_fn = rules
+        self.progress = ProgressTracker(inspect_locals=config.inspect_locals)
+        self._stop = _thread.allocate_lock()
+        self._stop.acquire()  # released to stop the loop
+        self._thread: threading.Thread | None = None
+        self._ident: int | None = None
+        self._last_report_at: float | None = None
+        self._last_report_key: frozenset[str] = frozenset()
+        self._first_found_at: dict[str, float] = {}  # finding key -> when first seen
+        self._raised: set[str] = set()
+        self.reports: list[Report] = []  # every report written, newest last (bounded)
+        self._armed_at: float | None = None
+
+    # -- life cycle ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._thread is not None:
+            return
+        t = threading.Thread(target=self._run, name="stuck-watchdog", daemon=True)
+        self._thread = t
+        t.start()
+
+    def stop(self) -> None:
+        if self._thread is None:
+            return
+        with contextlib.suppress(RuntimeError):
+            self._stop.release()
+        if self._thread is not threading.current_thread():
+            self._thread.join(timeout=5)
+        self._thread = None
+        self._disarm()
+
+    def _run(self) -> None:
+        self._ident = threading.get_ident()
+        interval = self.config.sample_interval()
+        while True:
+            try:
+                self.tick()
+            except Exception as exc:  # the watchdog must never take the program down
+                with contextlib.suppress(Exception):
+                    sys.stderr.write(f"stuck: watchdog check failed: {exc!r}\n")
+            if self._stop.acquire(timeout=interval):
+                return
+
+    # -- last resort ------------------------------------------------------------------------
+
+    def _last_resort_after(self) -> float:
+        return self.config.hang_after + max(1.0, 4 * self.config.sample_interval())
+
+    def _arm(self, now: float) -> None:
+        if not self.config.last_resort:
+            return
+        timeout = self._last_resort_after()
+        # Re-arming starts a new C thread, so do it only when half the timeout has gone by.
+        if self._armed_at is not None and now - self._armed_at < timeout / 2:
+            return
+        stream = self.config.stream or sys.stderr
+        try:
+            stream.flush()
+            faulthandler.dump_traceback_later(timeout, repeat=False, file=stream, exit=False)
+            self._armed_at = now
+        except Exception:
+            try:  # a stream without a file descriptor (captured output): fall back to stderr
+                faulthandler.dump_traceback_later(timeout, repeat=False, exit=False)
+                self._armed_at = now
+            except Exception:
+                self._armed_at = None
+
+    def _disarm(self) -> None:
+        if self._armed_at is not None:
+            with contextlib.suppress(Exception):
+                faulthandler.cancel_dump_traceback_later()
+            self._armed_at = None
+
+    # -- one check ----------------------------------------------------------------------------
+
+    def tick(self) -> Report | None:
+        """Sample once, evaluate, and report or escalate if something is found."""
+        now = time.monotonic()
+        self._arm(now)
+        report = self.evaluate(now)
+        if report is not None and report.findings:
+            self._act(report, now)
+        else:
+            self._first_found_at.clear()
+        return report
+
+    def evaluate(self, now: float | None = None) -> Report | None:
+        """Sample the threads and return a report of what is found now (None if no live view
+        is needed and nothing is suspicious)."""
+        if now is None:
+            now = time.monotonic()
+        frames = sys._current_frames()
+        own = threading.get_ident() if self._ident is None else self._ident
+        frames.pop(own, None)
+        frames.pop(threading.get_ident(), None)
+        self.progress.sample(frames, now, self._ops_fn)
+        limit = self.config.hang_after
+        suspects = {ident for ident, p in self.progress.threads.items()
+                    if p.stalled_for(now) >= limit}
+        waiting_long = any(p.last_activity == "blocked"
+                           and p.stalled_for(now) >= self.config.stall_after
+                           for p in self.progress.threads.values())
+        if not suspects and not waiting_long:
+            return None
+        snap = self._take_snapshot(frames, now)
+        findings: list[Finding] = []
+        if self._rules_fn is not None and waiting_long:
+            findings.extend(self._rules_fn(snap, self.config.stall_after))
+        findings.extend(self._hangs(snap, suspects, findings, now))
+        from stuck.groups import group_threads
+        groups = group_threads(snap)
+        return Report(snapshot=snap, findings=findings, groups=groups)
+
+    def _take_snapshot(self, frames: dict[int, FrameType], now: float) -> Snapshot:
+        snap: Snapshot | None = None
+        if self._snapshot_fn is not None:
+            try:
+                snap = self._snapshot_fn()
+            except Exception as exc:
+                sys.stderr.write(f"stuck: watchdog could not read the live registry: {exc!r}\n")
+        if snap is None:
+            snap = stack_snapshot(frames)
+        # Fill frames for threads the live view left without a stack, and the activity.
+        by_tid = {t.tid: t for t in snap.threads() if t.tid is not None}
+        for ident, frame in frames.items():
+            t = by_tid.get(ident)
+            if t is not None and not t.frames:
+                t.frames = frames_of(frame)
+        return snap
+
+    def _hangs(self, snap: Snapshot, suspects: set[int], found: list[Finding],
+               now: float) -> list[Finding]:
+        """Threads without progress past the limit whose state no rule explains."""
+        explained = {t for f in found for t in (*f.threads, *f.blocked_behind)}
+        by_tid = {t.tid: t for t in snap.threads() if t.tid is not None}
+        resources = snap.resource_map()
+        holders: dict[str, list[str]] = {}  # thread id -> waiters on locks it holds
+        for waiter in snap.threads():
+            if waiter.waits is None:
+                continue
+            res = resources.get(waiter.waits.resource)
+            if res is None:
+                continue
+            for owner in res.owners:
+                holders.setdefault(owner, []).append(waiter.id)
+            for waker in res.wakers or ():
+                if res.kind in ("condition", "event", "queue", "future", "barrier",
+                                "semaphore") and waker != waiter.id:
+                    holders.setdefault(waker, []).append(waiter.id)
+        out: list[Finding] = []
+        for ident in sorted(suspects):
+            p = self.progress.threads.get(ident)
+            t = by_tid.get(ident)
+            if p is None or t is None or t.id in explained:
+                continue
+            if t.waits is not None and t.waits.durable:
+                continue  # an explained in-process wait: the rules judge it
+            activity = p.last_activity
+            behind = [w for w in holders.get(t.id, []) if w != t.id]
+            if activity in ("blocked", "idle", "sleeping") and not behind:
+                continue
+            if activity == "blocked" and t.waits is None and not behind:
+                continue
+            out.append(self._hang_finding(t, p, activity, behind, now))
+        return out
+
+    def _hang_finding(self, t: Thread, p: ThreadProgress, activity: Activity,
+                      behind: list[str], now: float) -> Finding:
+        seconds = p.stalled_for(now)
+        where = t.frames[0].where() if t.frames else "?"
+        func = t.frames[0].function if t.frames else "?"
+        doing = {
+            "io": f"in I/O ({p.last_call or 'a blocking call'})",
+            "running": "running without progress (the same lines, the same values)",
+            "sleeping": f"sleeping ({p.last_call or 'sleep'})",
+            "idle": f"idle ({p.last_call or 'waiting'})",
+            "blocked": f"blocked ({p.last_call or 'waiting'})",
+        }[activity]
+        summary = (f"{t.label()} has made no progress for {seconds:.1f} s: {doing} "
+                   f"in {func} at {where}")
+        explanation = [
+            f"The watchdog's limit is {self.config.hang_after:g} s. The thread reached no new "
+            "line, changed no local value, and did no tracked operation in that time.",
+        ]
+        if activity == "io":
+            explanation.append("It is waiting for something outside the process (a socket, a "
+                               "file, a child process); the other side may never answer. Give "
+                               "the call a timeout.")
+        elif activity == "running":
+            explanation.append("It is executing, but going round the same code without "
+                               "change: a loop waiting for a condition nobody makes true, or a "
+                               "computation much longer than expected.")
+        if behind:
+            explanation.append(f"{len(behind)} thread(s) wait on what it holds or could signal.")
+        return Finding(
+            kind="hang", confidence="possible", summary=summary,
+            explanation="\n".join(explanation), threads=[t.id], blocked_behind=behind,
+            missing_evidence=["why it makes no progress is not proven: this is a time limit, "
+                              "not a rule"],
+            details={"seconds_without_progress": round(seconds, 3), "activity": activity,
+                     "call": p.last_call},
+        )
+
+    # -- acting -----------------------------------------------------------------------------
+
+    def _act(self, report: Report, now: float) -> None:
+        keys = frozenset(_finding_key(f) for f in report.findings)
+        for k in keys:
+            self._first_found_at.setdefault(k, now)
+        for k in list(self._first_found_at):
+            if k not in keys:
+                del self._first_found_at[k]
+        changed = keys != self._last_report_key
+        due = self._last_report_at is None or now - self._last_report_at >= \
+            self.config.rate_limit()
+        if changed or due:
+            self._write(report, now)
+            self._last_report_at = now
+            self._last_report_key = keys
+        if self.config.policy in ("raise", "abort"):
+            for f in report.findings:
+                k = _finding_key(f)
+                if k not in self._raised and f.kind in ("hang", "stall", "deadlock"):
+                    self._raised.add(k)
+                    self._raise(f, report)
+        if self.config.policy == "abort":
+            oldest = min(self._first_found_at.values(), default=now)
+            if now - oldest >= self.config.hang_after:
+                self._abort(report, now)
+
+    def _write(self, report: Report, now: float) -> None:
+        self.reports.append(report)
+        del self.reports[:-8]
+        stream = self.config.stream or sys.stderr
+        try:
+            stream.write(render_diagnosis(report))
+            stream.flush()
+        except Exception:
+            pass
+
+    def _target(self, f: Finding, report: Report) -> int | None:
+        choice = self.config.raise_in
+        if isinstance(choice, int):
+            return choice
+        if choice == "main":
+            return threading.main_thread().ident
+        threads = report.snapshot.thread_map()
+        for tid in f.threads:
+            t = threads.get(tid)
+            if t is not None and t.tid is not None:
+                return t.tid
+        return None
+
+    def _raise(self, f: Finding, report: Report) -> None:
+        ident = self._target(f, report)
+        if ident is None:
+            return
+        raise_in_thread(ident, HangError, f)
+
+    def _abort(self, report: Report, now: float) -> None:
+        stream = self.config.stream or sys.stderr
+        try:
+            if self._last_report_at != now:
+                stream.write(render_diagnosis(report))
+            stream.write("stuck: still stuck after the escalation; aborting (policy abort)\n")
+            stream.flush()
+        except Exception:
+            pass
+        with contextlib.suppress(Exception):
+            faulthandler.dump_traceback(all_threads=True)
+        os._exit(EXIT_ABORT)
+
+
+_pending_exceptions: dict[int, Finding] = {}
+
+
+def raise_in_thread(ident: int, exc_type: type[BaseException], finding: Finding) -> bool:
+    """Ask the interpreter to raise ``exc_type`` in thread ``ident`` (it arrives when that
+    thread next runs Python code). Asynchronous exceptions carry no arguments, so the finding
+    is kept for ``HangError.finding`` via a subclass made per call."""
+    exc_class = type(exc_type.__name__, (exc_type,), {
+        "__init__": lambda self: exc_type.__init__(self, finding),
+        "__module__": exc_type.__module__,
+    })
+    set_async = ctypes.pythonapi.PyThreadState_SetAsyncExc
+    set_async.argtypes = [ctypes.c_ulong, ctypes.py_object]
+    set_async.restype = ctypes.c_int
+    count = set_async(ctypes.c_ulong(ident), exc_class)
+    if count > 1:  # should never happen; undo rather than hit several threads
+        set_async(ctypes.c_ulong(ident), None)
+        return False
+    return bool(count == 1)
+
+
+def _finding_key(f: Finding) -> str:
+    return f"{f.kind}:{','.join(sorted(f.threads))}:{','.join(sorted(f.resources))}"
+
+
+def stack_snapshot(frames: dict[int, FrameType] | None = None) -> Snapshot:
+    """A snapshot from stacks alone (no live registry): threads, names, frames, activity."""
+    if frames is None:
+        frames = sys._current_frames()
+    by_ident = {t.ident: t for t in threading.enumerate()}
+    threads: list[Thread] = []
+    state_of: dict[Activity, ThreadState] = {
+        "running": "running", "io": "io", "blocked": "blocked", "idle": "idle",
+        "sleeping": "sleeping",
+    }
+    for ident, frame in frames.items():
+        pt = by_ident.get(ident)
+        activity, _ = frame_activity(frame)
+        threads.append(Thread(
+            id=pt.name if pt is not None else f"0x{ident:x}", tid=ident,
+            name=pt.name if pt is not None else None, state=state_of[activity],
+            frames=frames_of(frame), daemon=pt.daemon if pt is not None else None,
+        ))
+    return Snapshot(source=Source(kind="live", format="python"),
+                    processes=[Process(pid=os.getpid(), name=sys.argv[0] or None,
+                                       threads=threads)],
+                    taken_at=time.time())
+
+
+# ---------------------------------------------------------------------------------------------
+# The report: a diagnosis
+
+
+def _seconds(value: float | None) -> str:
+    if value is None:
+        return ""
+    return f" for {value:.1f} s"
+
+
+def render_diagnosis(report: Report) -> str:
+    """Findings first, then the wait-for graph with owners and durations, the locks each
+    thread holds, then the stacks grouped."""
+    from stuck.report.text import render, resource_name, thread_name
+
+    snap = report.snapshot
+    threads = snap.thread_map()
+    resources = snap.resource_map()
+    head = render(Report(snapshot=snap, findings=report.findings, groups=[])).rstrip("\n")
+    lines = [head]
+    edges = _wait_lines(snap, threads, resources)
+    if edges:
+        lines.append("")
+        lines.append("Wait-for graph:")
+        lines.extend(edges)
+    held = [t for t in snap.threads() if t.holds]
+    if held:
+        lines.append("")
+        lines.append("Held locks:")
+        for t in held:
+            lines.append(f"  {thread_name(threads, t.id)} holds "
+                         + ", ".join(resource_name(resources.get(r), r) for r in t.holds))
+    if report.groups:
+        lines.append("")
+        lines.append(_groups_text(report.groups, threads, resources))
+    return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def _wait_lines(snap: Snapshot, threads: dict[str, Thread],
+                resources: dict[str, Resource]) -> list[str]:
+    from stuck.report.text import clean, resource_name, thread_name
+
+    out: list[str] = []
+    for waiter in snap.threads():
+        w: Wait | None = waiter.waits
+        if w is None:
+            continue
+        res = resources.get(w.resource)
+        line = f"  {thread_name(threads, waiter.id)} blocked on {resource_name(res, w.resource)}"
+        if res is not None and res.owners:
+            line += " held by " + ", ".join(thread_name(threads, o) for o in res.owners)
+        elif res is not None and res.wakers is not None:
+            line += (" (could be woken by " + ", ".join(thread_name(threads, o)
+                                                       for o in res.wakers) + ")"
+                     if res.wakers else " (nobody has ever signalled it)")
+        line += _seconds(w.duration)
+        if w.at is not None:
+            line += f" at {clean(w.at.where())}"
+        if not w.durable:
+            line += " (timed or I/O)"
+        out.append(line)
+    return out
+
+
+def _groups_text(groups: Iterable[Group], threads: dict[str, Thread],
+                 resources: dict[str, Resource]) -> str:
+    from stuck.report.text import render
+
+    text = render(Report(snapshot=Snapshot(source=Source(kind="live"),
+                                           processes=[Process(threads=list(threads.values()))],
+                                           resources=list(resources.values())),
+                         findings=[], groups=list(groups)))
+    # render() starts with its own verdict line; keep only the grouped stacks.
+    _, _, rest = text.partition("\nThreads (")
+    return ("Threads (" + rest).rstrip("\n") if rest else ""
