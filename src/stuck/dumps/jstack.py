@@ -67,7 +67,7 @@ _LOCK_LINE = re.compile(
     r"- (locked|waiting to lock|waiting on|parking to wait for|waiting to re-lock in wait\(\)"
     r"|eliminated)\s+<(0x[0-9a-fA-F]+|[^>]{0,80})>(?: \(a ([^)]{1,300})\))?"
 )
-_OWNABLE = re.compile(r"- <(0x[0-9a-fA-F]+)> \(a ([^)]{1,300})\)")
+_OWNABLE = re.compile(r"- <(0x[0-9a-fA-F]+)>,? \(a ([^)]{1,300})\)")
 _STATE = re.compile(r"java\.lang\.Thread\.State: ([A-Z_]+)(?: \(([^)]{0,60})\))?")
 _SA_THREAD = re.compile(r"Thread (\d+): \(state = ([A-Z_]+)\)")
 _NUMBER = re.compile(r"#(\d+)")
@@ -193,6 +193,8 @@ class _Builder:
     def resource(self, address: str, kind: ResourceKind, label: str | None,
                  suffix: str = "") -> str:
         address = address.lower()
+        if label:
+            label = label.replace("/", ".")  # the Serviceability Agent prints java/lang/Object
         rid = f"{self.prefix}{address}{suffix}"
         res = self.resources.get(rid)
         if res is None:
@@ -401,6 +403,8 @@ def _classify(acc: _ThreadAcc) -> ThreadState:
     if state == "TIMED_WAITING" and acc.java_state_reason == "sleeping":
         return "sleeping"
     if state in ("WAITING", "TIMED_WAITING"):
+        if state == "TIMED_WAITING" and acc.wait_kind is None:
+            return "sleeping"  # parkNanos / wait(ms) with no object named: a timed pause
         if _is_idle(t):
             return "idle"
         if t.frames and t.frames[0].function == "java.lang.Thread.sleep":
@@ -586,4 +590,25 @@ def parse(text: str) -> ParseResult:
     if mode == "deadlock":
         flush_deadlock()
     b.finish_thread()
+    _drop_waited_holds(b.result)
     return b.result
+
+
+def _drop_waited_holds(result: ParseResult) -> None:
+    """A thread does not hold the lock it is waiting to enter.
+
+    The Serviceability Agent (``jstack -F``, ``jhsdb jstack``) prints the monitor a BLOCKED
+    thread is waiting for as ``- locked``; when the wait is known (its own line or the deadlock
+    section), that hold is dropped so the monitor keeps its one real owner.
+    """
+    resources = {r.id: r for r in result.resources}
+    for proc in result.processes:
+        for t in proc.threads:
+            if t.waits is None or t.waits.resource not in t.holds:
+                continue
+            res = resources.get(t.waits.resource)
+            if res is None or res.kind not in ("monitor", "mutex"):
+                continue
+            t.holds.remove(res.id)
+            if t.id in res.owners:
+                res.owners.remove(t.id)
