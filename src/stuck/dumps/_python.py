@@ -1,0 +1,308 @@
+"""What the Python dump formats share: reading a thread's innermost frames as a wait.
+
+faulthandler, py-spy and pystack print the same thing in different shapes: a thread's Python
+frames, sometimes with locals (``--locals``), native frames (``--native``) or the source line.
+None of them says outright what a thread waits for, so it is read from the innermost frames:
+
+- ``wait`` in threading.py (``Condition.wait``) under ``Event.wait`` -> an event; under ``get``
+  in queue.py -> a queue (and an idle pool worker when ``_worker`` of concurrent/futures is
+  further out); under ``result`` in concurrent/futures -> a future; otherwise a condition;
+- ``_wait_for_tstate_lock`` / ``join`` in threading.py -> a thread;
+- ``select`` / ``poll`` / ``recv`` / ``accept`` / ``read`` -> I/O; ``sleep`` -> sleeping;
+- user code at the top: the source line (pystack prints it: ``with lock_b:``,
+  ``x.acquire()``, ``time.sleep(1)``) or the native frames (``lock_PyThread_acquire_lock``,
+  ``rlock_acquire``, ``clock_nanosleep``) say which C call the thread is inside.
+
+With locals, the ``self`` of the waiting frame (``<Condition at 0x7f..>``) or the local named
+in the source line gives the object's address, which is the resource's identity across threads.
+The full repr of an RLock (``<locked _thread.RLock object owner=140.. count=1 at 0x..>``) names
+its owner's thread ident. Without an address, each waiting thread gets its own resource
+(``<thread id>/wait``): two threads are never claimed to wait for the same object on a guess.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from stuck.dumps import ParseResult
+from stuck.model import Frame, Process, Resource, ResourceKind, Thread, ThreadState, Wait
+
+MAX_LINE = 10_000  # longer lines are not dump lines
+
+_ADDRESS = re.compile(r"\bat (0x[0-9a-fA-F]{1,16})>")
+_RLOCK_OWNER = re.compile(r"owner=(\d{1,24})")
+_WITH = re.compile(r"(?:async )?with ([A-Za-z_][\w.]{0,200})\s*(?:as \w+\s*)?:")
+_CALL = re.compile(r"(?:[\w.]{0,200}\.)?(\w+)\(")
+
+_IO_FUNCTIONS = frozenset({
+    "select", "poll", "epoll", "kqueue", "recv", "recv_into", "recvfrom", "recvmsg", "accept",
+    "read", "readinto", "readline", "readlines", "_recv", "_read", "sock_recv", "connect",
+    "create_connection", "getaddrinfo", "communicate", "_communicate", "_try_wait", "waitpid",
+    "urlopen", "getresponse", "_read_status", "begin", "sendall", "send", "write",
+})
+_NATIVE_IO = ("select", "poll", "epoll_wait", "recv", "accept", "read", "__libc_read",
+              "__libc_recv", "kevent", "waitpid", "wait4", "connect")
+_NATIVE_SLEEP = ("clock_nanosleep", "nanosleep", "pysleep", "time_sleep")
+_NATIVE_LOCK = {"lock_PyThread_acquire_lock": "mutex", "rlock_acquire": "rlock"}
+
+
+@dataclass
+class PyFrame:
+    """A frame as a Python dump shows it, with what --locals / the source line add."""
+
+    frame: Frame
+    native: bool = False
+    source: str | None = None
+    local_vars: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class PyThread:
+    id: str
+    tid: int | None = None
+    name: str | None = None
+    ident: int | None = None  # threading.get_ident(), when the format prints it
+    frames: list[PyFrame] = field(default_factory=list)  # innermost first
+    hint: str | None = None  # "active", "idle", "gil", ...: the tool's own word
+
+
+def short_file(path: str) -> str:
+    """``/usr/lib/python3.11/concurrent/futures/thread.py`` -> ``concurrent/futures/thread.py``."""
+    for marker in ("/concurrent/", "/asyncio/", "/multiprocessing/"):
+        i = path.rfind(marker)
+        if i >= 0:
+            return path[i + 1:]
+    return path.rsplit("/", 1)[-1]
+
+
+def _bare(function: str) -> str:
+    """``Condition.wait`` (py-spy qualifies names) -> ``wait``."""
+    return function.rsplit(".", 1)[-1]
+
+
+def _is(pf: PyFrame, function: str, file_suffix: str) -> bool:
+    f = pf.frame
+    return _bare(f.function) == function and (f.file or "").endswith(file_suffix)
+
+
+class Resources:
+    """The resources of one ParseResult, merged by id."""
+
+    def __init__(self, result: ParseResult) -> None:
+        self.result = result
+        self.by_id: dict[str, Resource] = {}
+        self.rlock_owners: list[tuple[str, int]] = []  # (resource id, owner ident)
+
+    def get(self, rid: str, kind: ResourceKind, label: str, address: str | None) -> str:
+        res = self.by_id.get(rid)
+        if res is None:
+            res = Resource(id=rid, kind=kind, label=label, address=address)
+            self.by_id[rid] = res
+            self.result.resources.append(res)
+        elif res.kind == "unknown":
+            res.kind = kind
+        return rid
+
+    def from_repr(self, value: str, kind: ResourceKind, label: str, prefix: str) -> str | None:
+        """The resource a repr names by address (``<Condition at 0x7f..>``), if any."""
+        m = _ADDRESS.search(value[:400])
+        if m is None:
+            return None
+        address = m.group(1).lower()
+        if "RLock" in value:
+            kind = "rlock"
+        elif "_thread.lock" in value:
+            kind = "mutex"
+        rid = self.get(prefix + address, kind, label, address)
+        if value.startswith("<locked ") and "RLock" in value:
+            owner = _RLOCK_OWNER.search(value[:400])
+            if owner is not None and owner.group(1) != "0":
+                self.rlock_owners.append((rid, int(owner.group(1))))
+        return rid
+
+
+@dataclass
+class _Reading:
+    state: ThreadState = "unknown"
+    kind: ResourceKind | None = None  # set when the thread waits for something in-process
+    label: str = ""
+    obj_frame: PyFrame | None = None  # the frame whose ``self`` is the waited object
+    obj_repr: str | None = None
+    timeout: float | None = None
+    at: Frame | None = None
+
+
+def _timeout_of(pf: PyFrame | None) -> float | None:
+    if pf is None:
+        return None
+    raw = pf.local_vars.get("timeout")
+    if raw is None or raw == "None":
+        return None
+    try:
+        return float(raw)
+    except ValueError:
+        return None
+
+
+def _read_frames(t: PyThread) -> _Reading:
+    py = [pf for pf in t.frames if not pf.native]
+    native_top = []
+    for pf in t.frames:
+        if not pf.native:
+            break
+        native_top.append(_bare(pf.frame.function))
+    r = _Reading()
+    if not py:
+        return r
+    top = py[0]
+    nxt = py[1] if len(py) > 1 else None
+    r.at = top.frame
+    fn = _bare(top.frame.function)
+    if _is(top, "wait", "threading.py"):
+        r.state = "blocked"
+        r.kind, r.label, r.obj_frame = "condition", "threading.Condition", top
+        r.timeout = _timeout_of(top)
+        for i, pf in enumerate(py[1:4], start=1):
+            if _is(pf, "wait", "threading.py"):
+                r.kind, r.label, r.obj_frame = "event", "threading.Event", pf
+            elif _is(pf, "get", "queue.py"):
+                r.kind, r.label, r.obj_frame = "queue", "queue.Queue", pf
+                if any(_is(q, "_worker", "thread.py") for q in py[i + 1:i + 3]):
+                    r.state = "idle"
+            elif _is(pf, "result", "_base.py") or _is(pf, "as_completed", "_base.py"):
+                r.kind, r.label, r.obj_frame = "future", "concurrent.futures.Future", pf
+            elif _is(pf, "acquire", "threading.py"):
+                r.kind, r.label, r.obj_frame = "semaphore", "threading.Semaphore", pf
+            elif _is(pf, "_wait", "threading.py"):
+                r.kind, r.label, r.obj_frame = "barrier", "threading.Barrier", pf
+            else:
+                break
+            r.timeout = _timeout_of(pf) if r.timeout is None else r.timeout
+            r.at = pf.frame
+        if nxt is not None:
+            r.at = next((pf.frame for pf in py[1:] if not _stdlib(pf)), r.at)
+        return r
+    if _is(top, "_wait_for_tstate_lock", "threading.py") or _is(top, "join", "threading.py"):
+        r.state, r.kind, r.label = "blocked", "thread", "threading.Thread"
+        r.obj_frame = next((pf for pf in py[:2] if _is(pf, "join", "threading.py")), top)
+        r.timeout = _timeout_of(r.obj_frame)
+        return r
+    if _is(top, "_worker", "thread.py"):
+        r.state = "idle"  # work_queue.get() on a SimpleQueue: a C call, no frame of its own
+        return r
+    if _is(top, "get", "queue.py"):
+        r.state, r.kind, r.label, r.obj_frame = "blocked", "queue", "queue.Queue", top
+        return r
+    if fn == "sleep":
+        r.state = "sleeping"
+        return r
+    if fn in _IO_FUNCTIONS and _stdlib(top):
+        r.state = "io"
+        return r
+    # User code at the top: the thread is inside a C call; the native frames or the source
+    # line say which.
+    for name in native_top:
+        if name in _NATIVE_LOCK:
+            r.state, r.kind = "blocked", _NATIVE_LOCK[name]  # type: ignore[assignment]
+            r.label = "threading.RLock" if r.kind == "rlock" else "threading.Lock"
+            break
+        if name.startswith(_NATIVE_SLEEP):
+            r.state = "sleeping"
+            break
+        if name.startswith(_NATIVE_IO):
+            r.state = "io"
+            break
+    src = (top.source or "").strip()
+    if src:
+        w = _WITH.match(src)
+        call = _CALL.search(src[:400])
+        method = call.group(1) if call else ""
+        expr = w.group(1) if w else (src.split("(", 1)[0].rsplit(".", 1)[0] if call else "")
+        if w or method == "acquire":
+            r.state = "blocked"
+            r.kind = r.kind or "mutex"
+            r.label = expr
+            r.obj_repr = top.local_vars.get(expr.split(".", 1)[0]) if "." not in expr else None
+            if r.obj_repr is None and "." not in expr:
+                r.obj_repr = top.local_vars.get(expr)
+        elif method == "sleep":
+            r.state = "sleeping"
+        elif method in _IO_FUNCTIONS:
+            r.state = "io"
+        elif method == "join":
+            r.state, r.kind, r.label = "blocked", "thread", expr
+        elif method == "wait" and r.state == "unknown":
+            r.state, r.kind, r.label = "blocked", "condition", expr
+        elif method == "result" and r.state == "unknown":
+            r.state, r.kind, r.label = "blocked", "future", expr
+    if r.kind in ("mutex", "rlock") and not r.label:
+        r.label = "threading.RLock" if r.kind == "rlock" else "threading.Lock"
+    if r.state == "unknown" and t.hint in ("active", "gil"):
+        r.state = "running"
+    return r
+
+
+def _stdlib(pf: PyFrame) -> bool:
+    path = pf.frame.file or ""
+    return "/lib/python" in path or ("/" not in path and path in (
+        "threading.py", "queue.py", "selectors.py", "socket.py", "ssl.py", "subprocess.py"))
+
+
+def build(threads: list[PyThread], result: ParseResult, resources: Resources,
+          process: Process, prefix: str = "") -> None:
+    """Turn read threads into model Threads of ``process``, with waits and resources."""
+    by_ident: dict[int, str] = {}
+    for pt in threads:
+        reading = _read_frames(pt)
+        thread = Thread(id=prefix + pt.id, tid=pt.tid, name=pt.name, state=reading.state,
+                        frames=[pf.frame for pf in pt.frames], detail=pt.hint)
+        if pt.ident is not None:
+            by_ident[pt.ident] = thread.id
+        # Every lock repr in the locals: resources with identity, and RLock owners.
+        for pf in pt.frames:
+            for value in pf.local_vars.values():
+                if "_thread.RLock" in value or "_thread.lock" in value:
+                    resources.from_repr(value, "mutex", "threading.Lock", prefix)
+        if reading.kind is not None:
+            rid: str | None = None
+            obj = reading.obj_repr
+            if obj is None and reading.obj_frame is not None:
+                obj = reading.obj_frame.local_vars.get("self")
+            if obj is not None:
+                rid = resources.from_repr(obj, reading.kind, reading.label, prefix)
+            if rid is None:
+                rid = resources.get(f"{thread.id}/wait", reading.kind,
+                                    reading.label or reading.kind, None)
+            timed = reading.timeout is not None
+            thread.waits = Wait(resource=rid, timeout=reading.timeout, durable=not timed,
+                                at=reading.at)
+        process.threads.append(thread)
+    for rid, ident in resources.rlock_owners:
+        owner = by_ident.get(ident)
+        if owner is None:
+            continue
+        res = resources.by_id[rid]
+        if owner not in res.owners:
+            res.owners.append(owner)
+        t = next((t for t in process.threads if t.id == owner), None)
+        if t is not None and rid not in t.holds:
+            t.holds.append(rid)
+    resources.rlock_owners = [(r, i) for r, i in resources.rlock_owners if i not in by_ident]
+
+
+def split_frame(text: str) -> tuple[str, str | None]:
+    """``func (file.py:12)`` -> (``func``, ``file.py:12``), in linear time (no regex)."""
+    if not text.endswith(")"):
+        return text, None
+    i = text.rfind(" (")
+    if i <= 0:
+        return text, None
+    return text[:i], text[i + 2:-1]
+
+
+def file_line(where: str) -> tuple[str, int | None]:
+    head, sep, tail = where.rpartition(":")
+    if sep and tail.isdigit():
+        return head, int(tail)
+    return where, None

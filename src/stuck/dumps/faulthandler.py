@@ -1,0 +1,87 @@
+"""Python ``faulthandler`` dumps: ``faulthandler.dump_traceback(all_threads=True)``, a fatal
+error, ``dump_traceback_later`` or ``faulthandler.register(signal)`` output.
+
+::
+
+    Thread 0x00007fba3e2836c0 (most recent call first):
+      File "app.py", line 25 in take_both
+    Current thread 0x00007fba3fa03b80 (most recent call first):
+      File ".../threading.py", line 327 in wait
+
+Frames are innermost first. The thread id printed is ``threading.get_ident()`` (not the OS
+thread id). There are no locals, so waits are read from the frames alone (see ``_python``).
+A thread id seen again, or a ``Timeout (…)!`` / ``Fatal Python error`` line, starts another dump:
+each dump is one Process, ids in later ones prefixed ``dump2:``, ...
+"""
+
+from __future__ import annotations
+
+import re
+
+from stuck.dumps import ParseResult
+from stuck.dumps._python import MAX_LINE, PyFrame, PyThread, Resources, build
+from stuck.model import Frame, Process
+
+NAME = "faulthandler"
+
+_DETECT = re.compile(
+    r"^(?:Current thread|Thread) 0x[0-9a-fA-F]{1,16} \(most recent call first\):"
+    r"|^Stack \(most recent call first\):",
+    re.MULTILINE,
+)
+_HEADER = re.compile(r"(Current thread|Thread) (0x[0-9a-fA-F]{1,16}) \(most recent call first\):")
+_FRAME = re.compile(r'File "([^"\n]{0,2000})", line (\d+) in (\S{1,500})$')
+
+
+def detect(text: str) -> bool:
+    """True when a faulthandler traceback appears anywhere in the text."""
+    return _DETECT.search(text) is not None
+
+
+def parse(text: str) -> ParseResult:
+    """Read every faulthandler dump in ``text``."""
+    result = ParseResult()
+    resources = Resources(result)
+    dumps: list[list[PyThread]] = []
+    threads: list[PyThread] | None = None
+    seen: set[str] = set()
+    current: PyThread | None = None
+    for raw in text.splitlines():
+        if len(raw) > MAX_LINE:
+            continue
+        line = raw.strip()
+        if line.startswith(("Timeout (", "Fatal Python error")):
+            threads, current = None, None
+            continue
+        m = _HEADER.match(line)
+        if m or line == "Stack (most recent call first):":
+            tid = m.group(2) if m else "current"
+            if threads is None or tid in seen:
+                threads, seen = [], set()
+                dumps.append(threads)
+            seen.add(tid)
+            current = PyThread(id=tid, ident=int(tid, 16) if m else None,
+                               hint="current" if m and m.group(1) == "Current thread" else None)
+            threads.append(current)
+            continue
+        if current is None:
+            continue
+        if line.startswith("File "):
+            fm = _FRAME.match(line)
+            if fm:
+                current.frames.append(PyFrame(Frame(function=fm.group(3), file=fm.group(1),
+                                                    line=int(fm.group(2)))))
+                continue
+        if line in ("...", "<no Python frame>"):
+            if line == "...":
+                result.notes.append(f"faulthandler truncated the stack of thread {current.id}")
+            continue
+        current = None
+    for n, dump in enumerate(dumps, start=1):
+        process = Process(name="python")
+        result.processes.append(process)
+        build(dump, result, resources, process, prefix="" if n == 1 else f"dump{n}:")
+    if len(dumps) > 1:
+        result.notes.append("the text holds several faulthandler dumps; each is one process, "
+                            "ids in later ones prefixed dump2:, dump3:, ...")
+    return result

@@ -1,0 +1,178 @@
+"""py-spy dumps: ``py-spy dump`` text (with ``--locals``, ``--native``) and ``--json``::
+
+    Process 7561: /usr/bin/python app.py
+    Thread 7603 (idle): "worker"
+        Condition.wait (threading.py:327)
+            Arguments:
+                self: <Condition at 0x7f6111505f10>
+        t3 (app.py:14)
+
+Frames are innermost first. The thread number is the OS thread id in recent py-spy versions
+and the ``threading`` ident (``0x7F76…``) in older ones. ``(idle)`` / ``(active)`` /
+``(active+gil)`` is py-spy's sampling of whether the thread was on a CPU: a hint only.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from stuck.dumps import ParseResult
+from stuck.dumps._python import (
+    MAX_LINE,
+    PyFrame,
+    PyThread,
+    Resources,
+    build,
+    file_line,
+    split_frame,
+)
+from stuck.model import Frame, Process
+
+NAME = "pyspy"
+
+_THREAD = re.compile(r'Thread (0x[0-9a-fA-F]{1,16}|\d{1,12}) \(([a-z+]{1,30})\)(?:: "(.{0,500})")?$')
+_DETECT = re.compile(
+    r'^Thread (?:0x[0-9a-fA-F]{1,16}|\d{1,12}) \((?:idle|active|active\+gil|gil)\)'
+    r'|"os_thread_id"\s*:',
+    re.MULTILINE,
+)
+_PROCESS = re.compile(r"Process (\d+): ")
+_VAR = re.compile(r"([A-Za-z_]\w{0,200}): (.*)$")
+
+
+def detect(text: str) -> bool:
+    """True when a py-spy dump (text or --json) appears anywhere in the text."""
+    return _DETECT.search(text) is not None
+
+
+def _thread_from_header(ident: str, hint: str, name: str | None) -> PyThread:
+    if ident.startswith("0x"):
+        return PyThread(id=ident, name=name, ident=int(ident, 16), hint=hint)
+    return PyThread(id=ident, tid=int(ident), name=name, hint=hint)
+
+
+def _parse_text(text: str) -> list[tuple[int | None, list[PyThread]]]:
+    dumps: list[tuple[int | None, list[PyThread]]] = []
+    threads: list[PyThread] | None = None
+    seen: set[str] = set()
+    pid: int | None = None
+    current: PyThread | None = None
+    frame: PyFrame | None = None
+    in_vars = False
+    for raw in text.splitlines():
+        if len(raw) > MAX_LINE:
+            continue
+        line = raw.strip()
+        if not line:
+            continue
+        pm = _PROCESS.match(line)
+        if pm:
+            pid, threads, current = int(pm.group(1)), None, None
+            continue
+        m = _THREAD.match(line)
+        if m:
+            ident = m.group(1)
+            if threads is None or ident in seen:
+                threads, seen = [], set()
+                dumps.append((pid, threads))
+            seen.add(ident)
+            current = _thread_from_header(ident, m.group(2), m.group(3))
+            threads.append(current)
+            frame, in_vars = None, False
+            continue
+        if current is None:
+            continue
+        if line in ("Arguments:", "Locals:") and frame is not None:
+            in_vars = True
+            continue
+        indent = len(raw) - len(raw.lstrip())
+        if in_vars and indent > 8:
+            vm = _VAR.match(line)
+            if vm and frame is not None:
+                frame.local_vars[vm.group(1)] = vm.group(2)
+                continue
+        in_vars = False
+        func, where = split_frame(line)
+        if where is None or not func:
+            current, frame = None, None
+            continue
+        file, num = file_line(where)
+        native = num is None and not file.endswith(".py")
+        frame = PyFrame(Frame(function=func, file=None if native else file, line=num,
+                              module=file if native else None), native=native)
+        current.frames.append(frame)
+    return dumps
+
+
+def _json_payload(text: str) -> Any:
+    start = text.find("[")
+    end = text.rfind("]")
+    if start < 0 or end <= start:
+        return None
+    try:
+        return json.loads(text[start:end + 1])
+    except (ValueError, RecursionError):
+        return None
+
+
+def _parse_json(data: Any) -> list[tuple[int | None, list[PyThread]]]:
+    by_pid: dict[int | None, list[PyThread]] = {}
+    if not isinstance(data, list):
+        return []
+    for item in data:
+        if not isinstance(item, dict) or not isinstance(item.get("frames"), list):
+            continue
+        os_tid = item.get("os_thread_id")
+        ident = item.get("thread_id")
+        tid = os_tid if isinstance(os_tid, int) else None
+        name = item.get("thread_name")
+        active, gil = item.get("active"), item.get("owns_gil")
+        pt = PyThread(
+            id=str(tid if tid is not None else ident),
+            tid=tid,
+            name=name if isinstance(name, str) else None,
+            ident=ident if isinstance(ident, int) else None,
+            hint="gil" if gil is True else ("active" if active is True else "idle"),
+        )
+        for f in item["frames"]:
+            if not isinstance(f, dict):
+                continue
+            func = f.get("name")
+            file = f.get("filename")
+            num = f.get("line")
+            local_vars: dict[str, str] = {}
+            raw_locals = f.get("locals")
+            if isinstance(raw_locals, list):
+                for var in raw_locals:
+                    if isinstance(var, dict) and isinstance(var.get("name"), str):
+                        value = var.get("repr")
+                        local_vars[var["name"]] = value if isinstance(value, str) else ""
+            pt.frames.append(PyFrame(
+                Frame(function=func if isinstance(func, str) else "?",
+                      file=file if isinstance(file, str) else None,
+                      line=num if isinstance(num, int) and num > 0 else None,
+                      module=f.get("module") if isinstance(f.get("module"), str) else None),
+                local_vars=local_vars,
+            ))
+        pid = item.get("pid")
+        by_pid.setdefault(pid if isinstance(pid, int) else None, []).append(pt)
+    return list(by_pid.items())
+
+
+def parse(text: str) -> ParseResult:
+    """Read the py-spy dumps in ``text`` (text format, or the --json list)."""
+    result = ParseResult()
+    resources = Resources(result)
+    dumps = _parse_text(text)
+    if not dumps and '"os_thread_id"' in text:
+        dumps = _parse_json(_json_payload(text))
+    for n, (pid, threads) in enumerate(dumps, start=1):
+        process = Process(pid=pid, name="python")
+        result.processes.append(process)
+        build(threads, result, resources, process, prefix="" if n == 1 else f"dump{n}:")
+    if len(dumps) > 1:
+        result.notes.append("the text holds several py-spy dumps; each is one process, "
+                            "ids in later ones prefixed dump2:, dump3:, ...")
+    return result
