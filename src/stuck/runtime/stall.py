@@ -1,0 +1,586 @@
+"""Stalls: waits that no thread still able to run can ever end.
+
+Lock-cycle detectors see only cycles of *held* locks. Many real hangs are not cycles: a writer
+waits on a condition for a job that a pool with no worker will never run; a consumer waits on a
+queue whose producer has exited; a follower waits on an event whose setter died. The rules here
+prove such waits from what the live instrumentation records:
+
+- which waits are **durable** (only in-process code can end them: a lock, a condition, a queue,
+  an event, a barrier, a future or a join without timeout), as opposed to timed waits, I/O,
+  sleeps and child processes, which a timer or the outside world can end;
+- for every condition, event, queue, semaphore, barrier and future, **who could wake it**: the
+  threads that ever notified / set / put / got / released / completed it, and whether they are
+  still alive; for an executor's future, the executor and its live workers.
+
+The core is a fixed point. Start with every durably blocked thread as *stuck*; a thread leaves
+the set as soon as something not in the set could end its wait (a lock's owner, a condition's
+past notifier, a queue's past producer, the executor worker that would run a future, a thread
+being joined). Whatever remains can only be woken by threads that are themselves stuck or dead:
+stuck for good. Waits on primitives nobody ever signalled are judged by reachability (in the
+spirit of Go's GC-based goroutine leak detector): if no thread able to run can reach the
+primitive, nobody can ever signal it; anything reachable from module globals counts as
+wakeable. Each finding says in words why, and what the evidence does not show.
+
+Everything here runs in the watchdog thread on a snapshot of facts, never in the hot path.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import sys
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from types import FrameType, ModuleType
+from typing import Literal
+
+from stuck.model import Finding
+
+WaitOp = Literal["acquire", "wait", "get", "put", "join", "result", "barrier", "unknown"]
+
+# Kinds whose wakers are recorded by history (who ever notified / set / put / released ...).
+SIGNALLED_KINDS = frozenset({"condition", "event", "queue", "semaphore", "barrier", "future"})
+
+
+@dataclass(slots=True)
+class ThreadWait:
+    resource: str
+    op: WaitOp = "wait"
+    durable: bool = True
+    since: float | None = None  # time.monotonic() when the wait began
+    timeout: float | None = None
+
+
+@dataclass(slots=True)
+class ThreadFacts:
+    """One thread as the instrumentation knows it; dead threads are kept while anything still
+    names them as a waker."""
+
+    id: str
+    name: str
+    alive: bool = True
+    daemon: bool = False
+    ident: int | None = None
+    wait: ThreadWait | None = None
+    runnable_hint: str | None = None  # "io", "sleeping", "running": why it is not blocked
+    holds: list[str] = field(default_factory=list)
+    ended: str | None = None  # for a dead thread: "returned", "died of ValueError: ..."
+
+
+@dataclass(slots=True)
+class Signal:
+    """One past signal on a condition or event: who, when, and how many waited then."""
+
+    op: str  # "notify", "notify_all", "set", "clear"
+    thread: str
+    at: float  # time.monotonic()
+    waiters: int
+
+
+@dataclass(slots=True)
+class ResourceFacts:
+    id: str
+    kind: str  # the model's ResourceKind values
+    label: str
+    owners: list[str] = field(default_factory=list)
+    # threads that ever did what ends a wait on it (notify, set, put, release, set_result,
+    # arrive at a barrier); None: not recorded.
+    wakers: set[str] | None = None
+    getters: set[str] | None = None  # queue: threads that ever took an item
+    size: int | None = None  # queue: items in it now
+    maxsize: int | None = None  # queue: 0 or None = unbounded
+    parties: int | None = None  # barrier
+    n_waiting: int | None = None  # barrier
+    rounds: int = 0  # barrier: rounds completed
+    broken: bool = False
+    executor: str | None = None  # future: its executor's id
+    task: str | None = None  # future: the callable submitted
+    running: bool = False  # future: a worker has started it
+    thread: str | None = None  # join: the thread joined
+    history: list[Signal] = field(default_factory=list)  # last few signals, oldest first
+    obj: object | None = None  # the primitive itself, for the reachability pass
+
+
+@dataclass(slots=True)
+class ExecutorFacts:
+    id: str
+    label: str
+    workers: list[str] = field(default_factory=list)  # live worker thread ids
+    max_workers: int | None = None
+    shutdown: bool = False
+    pending: list[str] = field(default_factory=list)  # tasks queued, not started
+
+
+@dataclass(slots=True)
+class LiveFacts:
+    threads: dict[str, ThreadFacts]
+    resources: dict[str, ResourceFacts]
+    executors: dict[str, ExecutorFacts] = field(default_factory=dict)
+    now: float = field(default_factory=time.monotonic)
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def _waited(t: ThreadFacts, now: float) -> float | None:
+    if t.wait is None or t.wait.since is None:
+        return None
+    return now - t.wait.since
+
+
+def stuck_set(facts: LiveFacts, unreachable: set[str] | None = None) -> tuple[set[str], dict[str, str]]:
+    """The greatest set of threads that only stuck or dead threads could wake.
+
+    Returns the set and, for each thread that left it, the reason (for the negative cases a
+    report may want to explain). ``unreachable``: resources the reachability pass proved no
+    runnable thread can reach (their unknown wakers count as nobody)."""
+    unreachable = unreachable or set()
+    threads = facts.threads
+    stuck = {tid for tid, t in threads.items()
+             if t.alive and t.wait is not None and t.wait.durable}
+    freed: dict[str, str] = {}
+    changed = True
+    while changed:
+        changed = False
+        for tid in sorted(stuck):
+            reason = _could_wake(threads[tid], facts, stuck, unreachable)
+            if reason is not None:
+                stuck.discard(tid)
+                freed[tid] = reason
+                changed = True
+    return stuck, freed
+
+
+def _able(tid: str, facts: LiveFacts, stuck: set[str]) -> bool:
+    t = facts.threads.get(tid)
+    return t is not None and t.alive and tid not in stuck
+
+
+def _could_wake(t: ThreadFacts, facts: LiveFacts, stuck: set[str],
+                unreachable: set[str]) -> str | None:
+    """Why ``t``'s wait could still end, or None when only stuck or dead threads could end it."""
+    assert t.wait is not None
+    res = facts.resources.get(t.wait.resource)
+    if res is None:
+        return "waits on something the instrumentation does not know"
+    op = t.wait.op
+    if res.kind in ("mutex", "rlock") or (op == "acquire" and res.kind == "condition"):
+        able = [o for o in res.owners if _able(o, facts, stuck)]
+        if able:
+            return f"the owner {able[0]} can still run"
+        if not res.owners:
+            return "the lock is free"
+        return None
+    if op == "join" or res.kind == "thread":
+        target = res.thread
+        if target is None or _able(target, facts, stuck):
+            return "the joined thread can still run"
+        target_facts = facts.threads.get(target)
+        if target_facts is not None and not target_facts.alive:
+            return "the joined thread has ended"
+        return None
+    if res.kind == "future":
+        if res.wakers and any(_able(w, facts, stuck) for w in res.wakers):
+            return "a thread that completes it can still run"
+        ex = facts.executors.get(res.executor) if res.executor else None
+        if ex is None:
+            return None if res.id in unreachable else "the future's executor is not known"
+        if res.running:
+            return None if not any(_able(w, facts, stuck) for w in ex.workers) \
+                else "a worker is running it"
+        if ex.shutdown and not ex.workers:
+            return None
+        if any(_able(w, facts, stuck) for w in ex.workers):
+            return "an executor worker can still run it"
+        return None
+    if res.kind == "barrier":
+        need = (res.parties or 0) - (res.n_waiting or 0)
+        if res.broken:
+            return "the barrier is broken: waiters get BrokenBarrierError"
+        arrivers = [w for w in (res.wakers or set()) if _able(w, facts, stuck)
+                    and not _waits_on(facts.threads[w], res.id)]
+        if res.id not in unreachable:
+            # Threads that never used the barrier yet may still arrive.
+            arrivers += [tid for tid, o in facts.threads.items()
+                         if _able(tid, facts, stuck) and tid not in (res.wakers or set())]
+        return f"{len(arrivers)} thread(s) could still arrive" if len(arrivers) >= need \
+            else None
+    if res.kind == "queue" and op == "put":
+        takers = [g for g in (res.getters or set()) if _able(g, facts, stuck)]
+        if takers:
+            return f"{takers[0]} has taken from it before and can still run"
+        if not res.getters and res.id not in unreachable:
+            return "nobody has taken from it yet; a thread able to run may"
+        return None
+    # condition, event, queue get, semaphore: the threads that ever signalled it.
+    wakers = res.wakers
+    if wakers:
+        able = sorted(w for w in wakers if _able(w, facts, stuck))
+        if able:
+            return f"{able[0]} has signalled it before and can still run"
+        return None
+    if res.id in unreachable:
+        return None
+    return "nobody has signalled it yet; a thread able to run may"
+
+
+def _waits_on(t: ThreadFacts, rid: str) -> bool:
+    return t.wait is not None and t.wait.resource == rid
+
+
+# ---------------------------------------------------------------------------------------------
+# Reachability
+
+
+def reachability(targets: dict[str, object], roots: Iterable[object],
+                 budget: int = 200_000) -> set[str] | None:
+    """Which ``targets`` (resource id -> primitive) no object in ``roots`` leads to.
+
+    A breadth-first walk over ``gc.get_referents``; returns None when the budget ran out (then
+    nothing is claimed unreachable)."""
+    if not targets:
+        return set()
+    want = {id(obj): rid for rid, obj in targets.items()}
+    found: set[str] = set()
+    seen: set[int] = set(want)  # never walk through a target itself
+    queue: list[object] = []
+    for r in roots:
+        if id(r) in want:
+            found.add(want[id(r)])
+        elif id(r) not in seen:
+            seen.add(id(r))
+            queue.append(r)
+    steps = 0
+    while queue and len(found) < len(want):
+        obj = queue.pop()
+        steps += 1
+        if steps > budget:
+            return None
+        for ref in gc.get_referents(obj):
+            i = id(ref)
+            if i in want:
+                found.add(want[i])
+            elif i not in seen:
+                if isinstance(ref, (int, float, str, bytes, bool, type(None))):
+                    continue
+                seen.add(i)
+                queue.append(ref)
+    return set(targets) - found
+
+
+def runnable_roots(runnable_idents: set[int], frames: dict[int, FrameType],
+                   extra: Iterable[object] = ()) -> list[object]:
+    """Roots of the reachability pass: the stacks (with their locals) of threads able to run,
+    every module's globals, and ``extra`` (their Thread objects, say)."""
+    roots: list[object] = []
+    for ident in runnable_idents:
+        f: FrameType | None = frames.get(ident)
+        while f is not None:
+            roots.append(f.f_code)
+            with contextlib.suppress(Exception):
+                roots.append(dict(f.f_locals))
+            f = f.f_back
+    for module in list(sys.modules.values()):
+        if isinstance(module, ModuleType):
+            roots.append(module.__dict__)
+    roots.extend(extra)
+    return roots
+
+
+# ---------------------------------------------------------------------------------------------
+# Findings
+
+
+def _name(facts: LiveFacts, tid: str) -> str:
+    t = facts.threads.get(tid)
+    return t.name if t is not None else tid
+
+
+def _state_of(facts: LiveFacts, tid: str, stuck: set[str]) -> str:
+    t = facts.threads.get(tid)
+    if t is None:
+        return "gone"
+    if not t.alive:
+        return t.ended or "ended"
+    if tid in stuck and t.wait is not None:
+        res = facts.resources.get(t.wait.resource)
+        what = f"{res.kind} {res.label}" if res is not None else t.wait.resource
+        return f"itself blocked for good on {what}"
+    return "able to run"
+
+
+def evaluate(facts: LiveFacts, settle: float = 0.5,
+             unreachable: set[str] | None = None) -> list[Finding]:
+    """Apply the stall rules. ``settle``: a wait must have lasted this long to be judged."""
+    now = facts.now
+    stuck, _ = stuck_set(facts, unreachable)
+    findings: list[Finding] = []
+    threads = facts.threads
+    alive = [t for t in threads.values() if t.alive]
+    durable_blocked = [t for t in alive if t.wait is not None and t.wait.durable]
+    # Rule: every non-daemon thread durably blocked and nothing else able to run.
+    non_daemon = [t for t in alive if not t.daemon]
+    runnable = [t for t in alive if t.wait is None or not t.wait.durable]
+    if non_daemon and durable_blocked and not runnable and all(
+            (_waited(t, now) or 0.0) >= settle for t in durable_blocked):
+        ids = [t.id for t in non_daemon]
+        findings.append(Finding(
+            kind="deadlock", confidence="certain",
+            summary=f"all {len(alive)} threads are blocked waiting for each other; "
+                    "nothing is left to run",
+            explanation=("Every thread of the program waits, without a timeout, for something "
+                         "only another thread of the program could do; none of them can run. "
+                         "The program will never finish (Go calls this "
+                         "'all goroutines are asleep')."),
+            threads=ids, resources=sorted({t.wait.resource for t in durable_blocked
+                                           if t.wait is not None}),
+            blocked_behind=[t.id for t in alive if t.daemon],
+            details={"rule": "global-deadlock"},
+        ))
+        return findings
+    reported: set[str] = set()
+    for tid in sorted(stuck, key=lambda i: _priority(threads[i], facts, now)):
+        t = threads[tid]
+        if tid in reported or t.wait is None or (_waited(t, now) or 0.0) < settle:
+            continue
+        res = facts.resources.get(t.wait.resource)
+        if res is None or (res.kind in ("mutex", "rlock") and t.wait.op == "acquire"
+                           and any(o in stuck for o in res.owners)):
+            continue  # a lock held by a stuck thread: part of that thread's stall or a cycle
+        finding = _stall_finding(t, res, facts, stuck, now, unreachable or set())
+        if finding is None:
+            continue
+        reported.update(finding.threads)
+        findings.append(finding)
+    # Victims: threads waiting (directly or not) on locks held by threads of a finding.
+    for f in findings:
+        f.blocked_behind = _behind(f.threads, facts, stuck, reported)
+    return findings
+
+
+def _priority(t: ThreadFacts, facts: LiveFacts, now: float) -> tuple[int, float]:
+    """Report order: waits for a result (a condition, an event, a future) before idle workers
+    waiting for jobs on a queue, whose stall is usually the consequence; longest first."""
+    res = facts.resources.get(t.wait.resource) if t.wait is not None else None
+    idle_worker = res is not None and res.kind == "queue" and t.wait is not None \
+        and t.wait.op == "get"
+    return (1 if idle_worker else 0, -(_waited(t, now) or 0.0))
+
+
+def _behind(roots: list[str], facts: LiveFacts, stuck: set[str], reported: set[str]) -> list[str]:
+    out: list[str] = []
+    frontier = set(roots)
+    while frontier:
+        nxt: set[str] = set()
+        for tid, t in facts.threads.items():
+            if tid in reported or tid in out or tid not in stuck or t.wait is None:
+                continue
+            res = facts.resources.get(t.wait.resource)
+            if res is not None and any(o in frontier for o in res.owners):
+                out.append(tid)
+                nxt.add(tid)
+        frontier = nxt
+    return sorted(out)
+
+
+def _fmt_waited(t: ThreadFacts, now: float) -> str:
+    w = _waited(t, now)
+    return f" for {w:.1f} s" if w is not None else ""
+
+
+def _stall_finding(t: ThreadFacts, res: ResourceFacts, facts: LiveFacts, stuck: set[str],
+                   now: float, unreachable: set[str]) -> Finding | None:
+    assert t.wait is not None
+    what = f"{res.kind} {res.label}"
+    lines: list[str] = []
+    missing: list[str] = []
+    involved = [t.id]
+    resources = [res.id]
+    details: dict[str, object] = {}
+    confidence: Literal["certain", "probable", "possible"] = "probable"
+    op = t.wait.op
+
+    if res.kind == "future":
+        ex = facts.executors.get(res.executor) if res.executor else None
+        task = res.task or "the task"
+        if ex is not None:
+            resources.append(ex.id)
+            if ex.shutdown and not ex.workers:
+                why = f"executor {ex.label} has been shut down and has no worker left"
+            elif not ex.workers:
+                why = f"executor {ex.label} has no live worker"
+                if ex.max_workers == 0:
+                    why += " (it was made with zero workers)"
+            else:
+                why = (f"every worker of executor {ex.label} is itself blocked for good: "
+                       + ", ".join(f"{_name(facts, w)} ({_state_of(facts, w, stuck)})"
+                                   for w in ex.workers))
+                involved += [w for w in ex.workers if w in stuck]
+            summary = (f"{t.name} waits on the future of {task}, which executor {ex.label} "
+                       "can never run")
+            lines.append(f"{t.name} waits{_fmt_waited(t, now)} for the result of {task}, "
+                         f"submitted to executor {ex.label}; {why}.")
+            details.update(rule="future-executor", executor=ex.label, task=task,
+                           workers=[_name(facts, w) for w in ex.workers])
+            confidence = "certain" if not ex.workers else "probable"
+        else:
+            summary = f"{t.name} waits on the future of {task}; nothing able to run completes it"
+            lines.append(f"No thread able to run can complete the future of {task}.")
+            details["rule"] = "future"
+    elif res.kind == "queue" and op == "put":
+        summary = (f"{t.name} waits to put on full queue {res.label}; no thread able to run "
+                   "will ever take from it")
+        getters = sorted(res.getters or ())
+        if getters:
+            lines.append("The threads that ever took from it: " + ", ".join(
+                f"{_name(facts, g)} ({_state_of(facts, g, stuck)})" for g in getters) + ".")
+        else:
+            lines.append("No thread has ever taken from it, and none able to run can reach it.")
+        details["rule"] = "queue-put-no-getter"
+        involved += [g for g in getters if g in stuck]
+    elif res.kind == "barrier":
+        need = (res.parties or 0) - (res.n_waiting or 0)
+        summary = (f"{t.name} waits at barrier {res.label}, which can never collect its "
+                   f"{res.parties} parties")
+        lines.append(f"{res.n_waiting} of {res.parties} parties wait at the barrier; it needs "
+                     f"{need} more, and not enough threads able to run could arrive.")
+        users = sorted(res.wakers or ())
+        if users:
+            lines.append("Threads that used it before: " + ", ".join(
+                f"{_name(facts, u)} ({_state_of(facts, u, stuck)})" for u in users) + ".")
+        details["rule"] = "barrier"
+        involved += sorted(x for x, o in facts.threads.items()
+                           if x != t.id and x in stuck and _waits_on(o, res.id))
+    else:
+        verb = {"queue": "get from queue", "event": "wait for event",
+                "condition": "wait on condition", "semaphore": "acquire semaphore"}.get(
+            res.kind, f"wait on {res.kind}")
+        wakers = sorted(res.wakers or ())
+        lost = _lost_wakeup(t, res)
+        if res.kind == "queue":
+            summary = (f"{t.name} waits to get from queue {res.label}; no thread able to run "
+                       "has ever put to it")
+            details["rule"] = "queue-get-no-producer"
+        elif lost is not None:
+            summary = (f"{t.name} waits on {what}, notified before the wait began "
+                       "(lost wake-up); nothing able to run will notify it again")
+            details["rule"] = "lost-wakeup"
+        else:
+            summary = f"{t.name} waits on {what}; no thread that could wake it is able to run"
+            details["rule"] = "no-live-waker"
+        lines.append(f"{t.name} tries to {verb} {res.label}{_fmt_waited(t, now)}, without a "
+                     "timeout.")
+        if wakers:
+            who = "put to it" if res.kind == "queue" else (
+                "set it" if res.kind == "event" else (
+                    "released it" if res.kind == "semaphore" else "notified it"))
+            lines.append(f"The only thread(s) that ever {who}: " + ", ".join(
+                f"{_name(facts, w)} ({_state_of(facts, w, stuck)})" for w in wakers) + ".")
+            for w in wakers:
+                if w in stuck:
+                    involved.append(w)
+                    wt = facts.threads[w]
+                    if wt.wait is not None:
+                        resources.append(wt.wait.resource)
+                        lines.append(_chain_line(wt, facts, stuck))
+            # Certain only when no thread able to run can even reach the primitive.
+            confidence = "certain" if res.id in unreachable else "probable"
+        else:
+            lines.append("No thread has ever signalled it, and no thread able to run can "
+                         "reach it (stacks and module globals searched).")
+            confidence = "certain"
+            details["rule"] = "unreachable" if res.kind != "queue" else details["rule"]
+        if lost is not None:
+            lines.append(f"History: {_name(facts, lost.thread)} did {lost.op} "
+                         f"{now - lost.at:.1f} s ago while {lost.waiters} thread(s) waited; "
+                         f"{t.name} began to wait after that, and nothing has signalled since.")
+            details["lost_wakeup"] = {"by": _name(facts, lost.thread), "op": lost.op,
+                                      "seconds_ago": round(now - lost.at, 3)}
+    # Work handed off by the threads of this stall that no live thread can take: the job
+    # that would have woken them (a compaction queued on a pool with no worker).
+    stranded = _stranded_work(set(involved), facts, stuck)
+    for rid, line in stranded:
+        if rid not in resources:
+            resources.append(rid)
+        lines.append(line)
+    if stranded:
+        details["stranded"] = [line for _, line in stranded]
+    if confidence != "certain":
+        missing.append("a thread that never signalled this resource could still do so; the "
+                       "claim rests on who signalled it so far")
+    missing.append("which code would signal it is not recorded")
+    details.setdefault("waiting_seconds", round(_waited(t, now) or 0.0, 3))
+    return Finding(kind="stall", confidence=confidence, summary=summary,
+                   explanation="\n".join(lines), threads=_unique(involved),
+                   resources=_unique(resources), missing_evidence=missing, details=details)
+
+
+def _chain_line(wt: ThreadFacts, facts: LiveFacts, stuck: set[str]) -> str:
+    assert wt.wait is not None
+    res = facts.resources.get(wt.wait.resource)
+    if res is None:
+        return f"{wt.name} waits on {wt.wait.resource}."
+    if res.kind == "queue" and wt.wait.op != "put":
+        putters = sorted(res.wakers or ())
+        idle = "idle on empty" if not res.size else "waiting on"
+        who = ", ".join(f"{_name(facts, p)} ({_state_of(facts, p, stuck)})" for p in putters) \
+            or "nobody"
+        return (f"{wt.name} is {idle} queue {res.label}; the thread(s) that ever put work "
+                f"there: {who}.")
+    owners = ", ".join(_name(facts, o) for o in res.owners)
+    return (f"{wt.name} waits on {res.kind} {res.label}"
+            + (f" held by {owners}" if owners else "") + ".")
+
+
+def _stranded_work(involved: set[str], facts: LiveFacts, stuck: set[str]) -> list[tuple[str, str]]:
+    out: list[tuple[str, str]] = []
+    for res in facts.resources.values():
+        if res.kind != "queue" or not res.size:
+            continue
+        if not (res.wakers or set()) & involved:
+            continue
+        takers = [g for g in (res.getters or ()) if _able(g, facts, stuck)]
+        if takers:
+            continue
+        putters = ", ".join(_name(facts, p) for p in sorted((res.wakers or set()) & involved))
+        workers = sorted(res.getters or ())
+        if workers:
+            why = "every thread that ever took from it is dead or blocked for good (" + \
+                ", ".join(f"{_name(facts, w)}: {_state_of(facts, w, stuck)}"
+                          for w in workers) + ")"
+        else:
+            why = "no thread has ever taken from it: the pool it feeds has no worker"
+        out.append((res.id, f"{res.size} job(s) that {putters} queued on {res.label} will never "
+                            f"run: {why}."))
+    for ex in facts.executors.values():
+        if not ex.pending or any(_able(w, facts, stuck) for w in ex.workers):
+            continue
+        why = ("it has been shut down" if ex.shutdown else
+               "it has no live worker" if not ex.workers else "all its workers are blocked")
+        out.append((ex.id, f"{len(ex.pending)} task(s) queued on executor {ex.label} "
+                           f"({', '.join(ex.pending[:3])}) will never run: {why}."))
+    return out
+
+
+def _lost_wakeup(t: ThreadFacts, res: ResourceFacts) -> Signal | None:
+    """The last notify that found nobody waiting, when it came before ``t`` began to wait and
+    nothing signalled since."""
+    if res.kind != "condition" or not res.history or t.wait is None or t.wait.since is None:
+        return None
+    since = t.wait.since
+    after = [s for s in res.history if s.at >= since]
+    if after:
+        return None
+    before = [s for s in res.history if s.at < since and s.waiters == 0]
+    return before[-1] if before else None
+
+
+def _unique(items: list[str]) -> list[str]:
+    seen: set[str] = set()
+    out: list[str] = []
+    for i in items:
+        if i not in seen:
+            seen.add(i)
+            out.append(i)
+    return out
