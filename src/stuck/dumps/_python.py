@@ -41,6 +41,11 @@ _IO_FUNCTIONS = frozenset({
     "create_connection", "getaddrinfo", "communicate", "_communicate", "_try_wait", "waitpid",
     "urlopen", "getresponse", "_read_status", "begin", "sendall", "send", "write",
 })
+# How py-spy (short file names) prints standard-library files a wait passes through.
+_STDLIB_SHORT = frozenset({
+    "threading.py", "queue.py", "selectors.py", "socket.py", "ssl.py", "subprocess.py",
+    "_base.py", "thread.py", "concurrent/futures/_base.py", "concurrent/futures/thread.py",
+})
 _NATIVE_IO = ("select", "poll", "epoll_wait", "recv", "accept", "read", "__libc_read",
               "__libc_recv", "kevent", "waitpid", "wait4", "connect")
 _NATIVE_SLEEP = ("clock_nanosleep", "nanosleep", "pysleep", "time_sleep")
@@ -245,8 +250,7 @@ def _read_frames(t: PyThread) -> _Reading:
 
 def _stdlib(pf: PyFrame) -> bool:
     path = pf.frame.file or ""
-    return "/lib/python" in path or ("/" not in path and path in (
-        "threading.py", "queue.py", "selectors.py", "socket.py", "ssl.py", "subprocess.py"))
+    return "/lib/python" in path or path in _STDLIB_SHORT
 
 
 def build(threads: list[PyThread], result: ParseResult, resources: Resources,
