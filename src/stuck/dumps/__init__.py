@@ -5,18 +5,23 @@ Every format module provides
 - ``NAME``: the format name used by ``--format`` and in ``Source.format``;
 - ``detect(text: str) -> bool``: cheap, True when the text holds a dump of this format
   anywhere (issue pastes mix formats and prose; a file may hold several dumps);
-- ``parse(text: str) -> list[Process]`` plus resources: see ``ParseResult``; it reads the lines it
-  understands, skips everything else, runs in linear time and never executes anything.
+- ``parse(text: str) -> ParseResult``: reads the lines it understands, skips everything else,
+  runs in linear time and never executes anything.
 
 ``load`` runs every format that ``detect`` finds (or the one asked for) and merges the results
-into one Snapshot.
+into one Snapshot. Format modules are imported only when needed, and a module that is not
+installed is skipped, so a new format is one new module plus one line in ``FORMATS``.
 """
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Protocol, cast
 
-from stuck.model import Finding, Process, Resource
+from stuck.errors import UnrecognisedInput
+from stuck.model import Finding, Process, Resource, Snapshot, Source
 
 
 @dataclass(slots=True)
@@ -29,3 +34,185 @@ class ParseResult:
     # Conclusions the dump states outright (a lockdep report, jstack's deadlock section).
     # Analysis checks them against the graph rather than copying them.
     stated: list[Finding] = field(default_factory=list)
+    # Owners the parser inferred rather than read (resource id -> how), so analysis can lower
+    # its confidence and say why.
+    inferred: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class Loaded:
+    """A merged Snapshot plus what analysis needs besides it."""
+
+    snapshot: Snapshot
+    stated: list[Finding] = field(default_factory=list)
+    inferred: dict[str, str] = field(default_factory=dict)
+
+
+class FormatModule(Protocol):
+    NAME: str
+
+    def detect(self, text: str) -> bool: ...
+
+    def parse(self, text: str) -> ParseResult: ...
+
+
+# Module names under stuck.dumps, in the order they are tried. stuck's own JSON goes first:
+# a report is recognised by its first characters and excludes every other format.
+FORMATS: tuple[str, ...] = (
+    "stuckjson", "gdb", "go", "jstack", "python", "linux", "procstat",
+)
+
+# --format accepts a module's NAME or one of these aliases.
+ALIASES: dict[str, str] = {
+    "json": "stuckjson", "stuck": "stuckjson", "pstack": "gdb", "goroutines": "go",
+    "java": "jstack", "kernel": "linux", "freebsd": "procstat",
+    "pyspy": "python", "py-spy": "python", "faulthandler": "python", "pystack": "python",
+}
+
+_loaded: dict[str, ModuleType | None] = {}
+
+
+def _module(name: str) -> FormatModule | None:
+    """Import ``stuck.dumps.<name>`` once; None when that format is not installed."""
+    if name not in _loaded:
+        try:
+            _loaded[name] = importlib.import_module(f"{__name__}.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{__name__}.{name}":
+                raise
+            _loaded[name] = None
+    return cast("FormatModule | None", _loaded[name])
+
+
+def available_formats() -> list[str]:
+    """Names (``NAME``) of the formats whose modules are present."""
+    out = []
+    for mod_name in FORMATS:
+        mod = _module(mod_name)
+        if mod is not None:
+            out.append(mod.NAME)
+    return out
+
+
+def _resolve(fmt: str) -> str | None:
+    """The module name for a format name or alias, or None."""
+    key = ALIASES.get(fmt, fmt)
+    if key in FORMATS:
+        return key
+    for mod_name in FORMATS:  # a module whose NAME differs from its file name
+        mod = _module(mod_name)
+        if mod is not None and fmt == mod.NAME:
+            return mod_name
+    return None
+
+
+def detect_formats(text: str) -> list[str]:
+    """Module names of every installed format found in ``text``, in ``FORMATS`` order."""
+    found = []
+    for mod_name in FORMATS:
+        mod = _module(mod_name)
+        if mod is not None and mod.detect(text):
+            found.append(mod_name)
+            if mod_name == "stuckjson":
+                break
+    return found
+
+
+def parse_text(text: str, format: str = "auto") -> list[tuple[str, ParseResult]]:
+    """Run the parsers for ``text``: every detected one, or the one named by ``format``.
+
+    Raises ``UnrecognisedInput`` when no parser recognises the text or none finds a thread.
+    """
+    if format == "auto":
+        names = detect_formats(text)
+        if not names:
+            raise UnrecognisedInput(
+                "no known dump format found (expected gdb, Go, jstack, Python, Linux kernel, "
+                "FreeBSD procstat or a stuck JSON report); name one with --format")
+    else:
+        mod_name = _resolve(format)
+        if mod_name is None or _module(mod_name) is None:
+            raise UnrecognisedInput(
+                f"unknown format {format!r}; known: {', '.join(available_formats())}")
+        names = [mod_name]
+    results = []
+    for mod_name in names:
+        mod = _module(mod_name)
+        assert mod is not None
+        result = mod.parse(text)
+        if result.processes or result.stated:
+            results.append((mod.NAME, result))
+    if not results:
+        asked = "any format" if format == "auto" else f"format {format!r}"
+        raise UnrecognisedInput(f"no threads found for {asked} in the input")
+    return results
+
+
+def _rename_threads(result: ParseResult, rename: dict[str, str]) -> None:
+    """Apply a thread-id renaming to every reference in one parse result."""
+    def r(tid: str) -> str:
+        return rename.get(tid, tid)
+
+    for proc in result.processes:
+        for t in proc.threads:
+            t.id = r(t.id)
+    for res in result.resources:
+        res.owners = [r(o) for o in res.owners]
+        res.acquired_at = {r(k): v for k, v in res.acquired_at.items()}
+        if res.wakers is not None:
+            res.wakers = [r(w) for w in res.wakers]
+    for f in result.stated:
+        f.threads = [r(t) for t in f.threads]
+        f.blocked_behind = [r(t) for t in f.blocked_behind]
+        for e in f.cycle:
+            e.thread, e.held_by = r(e.thread), r(e.held_by)
+
+
+def merge(results: list[tuple[str, ParseResult]], files: list[str]) -> Loaded:
+    """One Snapshot from several parse results; thread ids are made unique across results.
+
+    Each parser keeps ids unique within its own result; when two formats in one paste reuse
+    an id, the later result's thread gets a ``#N`` suffix (N: its position in the paste), so
+    every reference in the report stays unambiguous.
+    """
+    formats: list[str] = []
+    snap = Snapshot(source=Source(kind="dump", format=None, files=list(files)))
+    loaded = Loaded(snapshot=snap)
+    seen_threads: set[str] = set()
+    seen_resources: set[str] = set()
+    for n, (fmt, result) in enumerate(results, start=1):
+        if fmt not in formats:
+            formats.append(fmt)
+        rename: dict[str, str] = {}
+        for proc in result.processes:
+            for t in proc.threads:
+                if t.id in seen_threads:
+                    new = f"{t.id} #{n}"
+                    while new in seen_threads:
+                        new += "'"
+                    rename[t.id] = new
+        if rename:
+            _rename_threads(result, rename)
+        for proc in result.processes:
+            seen_threads.update(t.id for t in proc.threads)
+            snap.processes.append(proc)
+        for res in result.resources:
+            if res.id not in seen_resources:
+                seen_resources.add(res.id)
+                snap.resources.append(res)
+        snap.notes.extend(result.notes)
+        loaded.stated.extend(result.stated)
+        loaded.inferred.update(result.inferred)
+    snap.source.format = "+".join(formats) if formats else None
+    return loaded
+
+
+def load(text: str, format: str = "auto", name: str = "-") -> Snapshot:
+    """Parse ``text`` (auto-detecting its formats unless ``format`` names one) into a Snapshot."""
+    return load_dump(text, format, name).snapshot
+
+
+def load_dump(text: str, format: str = "auto", name: str = "-") -> Loaded:
+    """Like ``load``, keeping what the dump states outright and which owners were inferred:
+    ``stuck.analysis.analyze(l.snapshot, l.stated, l.inferred)`` is the full analysis."""
+    return merge(parse_text(text, format), [name])

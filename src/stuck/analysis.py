@@ -1,0 +1,570 @@
+"""Snapshot -> Report: thread classification, resource inference, the rules, stack grouping.
+
+The rules are written once, on the model, so they apply alike to a gdb dump, a goroutine dump,
+a kernel report and a live Python process:
+
+- a cycle in the wait-for graph is a **deadlock**;
+- a waiter on something only another thread can provide (a condition, a channel, a queue, a
+  future, a WaitGroup), when every thread that could provide it is idle, blocked or gone, is a
+  **stall** (with ``Resource.wakers`` when the source knows them: live; otherwise every other
+  thread of the process is a possible waker);
+- a lock-order cycle stated by the source (lockdep) is a **lock-order** finding;
+- a long durable wait that none of the above explains is a **hang**.
+
+Threads caught in a finding's wait chain without being part of it are its ``blocked_behind``
+victims. What the source cannot show goes in ``missing_evidence``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from stuck.graph import WaitGraph
+from stuck.groups import group_threads
+from stuck.model import (
+    Confidence,
+    Edge,
+    Finding,
+    Frame,
+    Report,
+    Resource,
+    ResourceKind,
+    Snapshot,
+    Thread,
+    ThreadState,
+    Wait,
+)
+
+HANG_AFTER = 60.0  # seconds: a durable wait at least this long is worth reporting
+SCAN_FRAMES = 16  # innermost frames searched for the blocking primitive
+
+# --- classification of native stacks ------------------------------------------------------
+#
+# category -> (thread state, resource kind or None, durable wait)
+CATEGORIES: dict[str, tuple[ThreadState, ResourceKind | None, bool]] = {
+    "mutex": ("blocked", "mutex", True),
+    "rwlock": ("blocked", "rwlock", True),
+    "condition": ("blocked", "condition", True),
+    "timed-condition": ("blocked", "condition", False),
+    "semaphore": ("blocked", "semaphore", True),
+    "futex": ("blocked", "unknown", True),
+    "join": ("blocked", "thread", True),
+    "event": ("blocked", "event", True),
+    "signal": ("blocked", "event", False),
+    "sleep": ("sleeping", None, False),
+    "io": ("io", None, False),
+    "idle": ("idle", None, False),
+    "running": ("running", None, False),
+}
+
+# Innermost function names (after normalisation) that say what a thread waits on. Exact names
+# first, then a few families matched by prefix. Data, not code: add a line to teach a new one.
+PRIMITIVES: dict[str, str] = {
+    # POSIX threads, glibc
+    "pthread_mutex_lock": "mutex", "__pthread_mutex_lock": "mutex",
+    "__GI___pthread_mutex_lock": "mutex", "__lll_lock_wait": "mutex",
+    "__lll_lock_wait_private": "mutex", "_L_lock_": "mutex", "pthread_mutex_timedlock": "mutex",
+    "__pthread_mutex_lock_full": "mutex", "lll_lock_wait": "mutex",
+    "pthread_rwlock_rdlock": "rwlock", "pthread_rwlock_wrlock": "rwlock",
+    "__pthread_rwlock_rdlock": "rwlock", "__pthread_rwlock_wrlock": "rwlock",
+    "pthread_cond_wait": "condition", "__pthread_cond_wait": "condition",
+    "___pthread_cond_wait": "condition", "__pthread_cond_wait_common": "condition",
+    "pthread_cond_timedwait": "timed-condition", "__pthread_cond_timedwait": "timed-condition",
+    "___pthread_cond_timedwait": "timed-condition", "pthread_cond_clockwait": "timed-condition",
+    "sem_wait": "semaphore", "__new_sem_wait": "semaphore", "do_futex_wait": "futex",
+    "__new_sem_wait_slow": "semaphore", "sem_timedwait": "semaphore",
+    "pthread_join": "join", "__pthread_join": "join", "__pthread_clockjoin_ex": "join",
+    "___pthread_join": "join", "pthread_barrier_wait": "event",
+    "__futex_abstimed_wait_common64": "futex", "__futex_abstimed_wait_common": "futex",
+    "futex_wait": "futex", "syscall": "futex",
+    "nanosleep": "sleep", "__nanosleep": "sleep", "clock_nanosleep": "sleep",
+    "__clock_nanosleep": "sleep", "usleep": "sleep", "sleep": "sleep", "__GI___nanosleep": "sleep",
+    "__GI___clock_nanosleep": "sleep", "__libc_nanosleep": "sleep",
+    "epoll_wait": "io", "__epoll_wait": "io", "epoll_pwait": "io", "poll": "io", "__poll": "io",
+    "ppoll": "io", "select": "io", "__select": "io", "pselect": "io", "read": "io",
+    "__read": "io", "__libc_read": "io", "__GI___libc_read": "io", "recv": "io",
+    "__libc_recv": "io", "recvfrom": "io", "__libc_recvfrom": "io", "recvmsg": "io",
+    "accept": "io", "accept4": "io", "__libc_accept": "io", "connect": "io", "write": "io",
+    "__libc_write": "io", "waitpid": "io", "__waitpid": "io", "wait4": "io", "__wait4": "io",
+    "sigsuspend": "signal", "__sigsuspend": "signal", "pause": "signal", "__libc_pause": "signal",
+    "sigwait": "signal", "sigtimedwait": "signal", "sigwaitinfo": "signal",
+    # Go runtime threads as gdb sees them: parked M's, the netpoller, sysmon, timers
+    "runtime.futex": "idle", "runtime.futexsleep": "idle", "runtime.notesleep": "idle",
+    "runtime.notetsleep": "idle", "runtime.notetsleepg": "idle", "runtime.stopm": "idle",
+    "runtime.findrunnable": "idle", "runtime.epollwait": "idle", "runtime.netpoll": "idle",
+    "runtime.usleep": "idle", "runtime.sysmon": "idle", "runtime.timerproc": "idle",
+    "runtime.stoplockedm": "idle", "runtime.mPark": "idle", "runtime.semasleep": "idle",
+    # Linux kernel
+    "__mutex_lock": "mutex", "mutex_lock": "mutex", "mutex_lock_nested": "mutex",
+    "mutex_lock_interruptible": "mutex", "mutex_lock_killable": "mutex",
+    "__mutex_lock_slowpath": "mutex", "rtnl_lock": "mutex",
+    "rwsem_down_read_slowpath": "rwlock", "rwsem_down_write_slowpath": "rwlock",
+    "rwsem_down_read_failed": "rwlock", "rwsem_down_write_failed": "rwlock",
+    "down_read": "rwlock", "down_write": "rwlock", "down": "semaphore",
+    "wait_for_completion": "event", "wait_for_completion_killable": "event",
+    "wait_for_completion_interruptible": "event", "wait_for_common": "event",
+    "synchronize_rcu": "event", "synchronize_rcu_expedited": "event", "synchronize_net": "event",
+    "synchronize_srcu": "event", "__synchronize_srcu": "event", "wait_rcu_gp": "event",
+    "__wait_rcu_gp": "event", "flush_work": "event", "__flush_work": "event",
+    "flush_workqueue": "event",
+    "futex_wait_queue_me": "futex", "futex_wait_queue": "futex",
+    "do_nanosleep": "sleep", "hrtimer_nanosleep": "sleep", "msleep": "sleep",
+    "pipe_read": "io", "pipe_wait": "io", "pipe_write": "io", "do_select": "io",
+    "do_sys_poll": "io", "ep_poll": "io", "sk_wait_data": "io", "unix_stream_read_generic": "io",
+    "n_tty_read": "io", "wait_woken": "io", "do_wait": "io",
+    "worker_thread": "idle", "rescuer_thread": "idle", "kthreadd": "idle",
+    "smpboot_thread_fn": "idle", "do_idle": "idle", "cpu_startup_entry": "idle",
+    # FreeBSD kernel
+    "_sx_xlock_hard": "rwlock", "_sx_slock_hard": "rwlock", "_rw_wlock_hard": "rwlock",
+    "__rw_rlock_hard": "rwlock", "__mtx_lock_sleep": "mutex", "_mtx_lock_sleep": "mutex",
+    "turnstile_wait": "mutex", "_cv_wait": "condition", "_cv_wait_sig": "condition",
+    "_cv_timedwait_sbt": "timed-condition", "_cv_timedwait_sig_sbt": "timed-condition",
+    "umtxq_sleep": "futex", "do_lock_umutex": "mutex",
+    "kern_nanosleep": "sleep", "kern_clock_nanosleep": "sleep", "sys_nanosleep": "sleep",
+    "kern_sigsuspend": "signal", "sys_pause": "signal", "sys_sigsuspend": "signal",
+    "kqueue_scan": "io", "kern_kevent": "io", "seltdwait": "io", "soreceive_generic": "io",
+    "sbwait": "io", "kern_wait6": "io", "ast": "running", "critical_exit_preempt": "running",
+    "fork_trampoline": "idle",
+}
+
+# Families matched by the start of the normalised name.
+PRIMITIVE_PREFIXES: tuple[tuple[str, str], ...] = (
+    ("std::condition_variable::wait", "condition"),
+    ("std::__condvar::wait", "condition"),
+    ("std::mutex::lock", "mutex"), ("std::__mutex_base", "mutex"),
+    ("std::this_thread::sleep", "sleep"),
+    ("__lll_lock_wait", "mutex"),
+)
+
+# Frames that only pass a wait through (wrappers around the primitive): the program's own
+# frame, the one a report names as where the wait happens, is the first one outside these.
+_WRAPPER = re.compile(
+    r"(?:^|::|\.)(?:CondVar|InstrumentedCondVar|InstrumentedMutex|ConditionWait|Mutex|"
+    r"condition_variable|__condvar|unique_lock|lock_guard|scoped_lock)\b"
+    r"|^(?:std::|__gthread|__pthread|pthread_|___pthread|__GI_|_L_|__lll|lll_|futex_|"
+    r"__futex|do_futex|syscall$|schedule|__schedule|io_schedule|mutex_lock|__mutex|"
+    r"sleepq_|_sleep$|mi_switch|runtime\.|sync\.|internal/sync\.|\?\?$)"
+)
+
+# Frames that make a condition/futex/semaphore wait an idle worker's wait for work.
+_POOL_LOOP = re.compile(
+    r"ThreadPool|BGThread|WaitForJob|WaitForWork|WorkerThread|WorkerLoop|worker_thread|"
+    r"worker_loop|thread_pool|threadpool|TaskQueue|task_queue|EventLoop|event_loop|RunLoop|"
+    r"run_loop|_worker\b|Worker::Run|Executor|GetTask|getTask|wait_for_work|idle",
+)
+
+
+def base_name(function: str) -> str:
+    """``pthread_cond_wait@@GLIBC_2.3.2`` -> ``pthread_cond_wait``; signature dropped."""
+    name = function
+    at = name.find("@@")
+    if at > 0:
+        name = name[:at]
+    paren = name.find("(")
+    if paren > 0 and not name.startswith("("):
+        name = name[:paren]
+    return name.strip()
+
+
+def _primitive(name: str) -> str | None:
+    cat = PRIMITIVES.get(name)
+    if cat is not None:
+        return cat
+    for prefix, c in PRIMITIVE_PREFIXES:
+        if name.startswith(prefix):
+            return c
+    return None
+
+
+@dataclass(slots=True)
+class Classification:
+    category: str
+    state: ThreadState
+    kind: ResourceKind | None
+    durable: bool
+    primitive: int | None  # index of the blocking frame
+    at: Frame | None  # the program's own frame where the wait happens
+
+
+def classify(frames: list[Frame]) -> Classification:
+    """What a native stack (innermost first) is doing, from its frames' names."""
+    if not frames:
+        return Classification("unknown", "unknown", None, False, None, None)
+    category: str | None = None
+    index = None
+    for i, f in enumerate(frames[:SCAN_FRAMES]):
+        cat = _primitive(base_name(f.function))
+        if cat is not None:
+            category, index = cat, i
+            break
+    if category is None or index is None:
+        known = any(f.function != "??" for f in frames[:2])
+        cat_name = "running" if known else "unknown"
+        state: ThreadState = "running" if known else "unknown"
+        return Classification(cat_name, state, None, False, None, None)
+    at = None
+    for f in frames[index + 1:]:
+        if f.function != "??" and not _WRAPPER.search(base_name(f.function)):
+            at = f
+            break
+    if category in ("condition", "timed-condition", "futex", "semaphore", "event"):
+        window = frames[index: index + 12]
+        if any(_POOL_LOOP.search(f.function) for f in window):
+            category = "idle"
+    state, kind, durable = CATEGORIES[category]
+    return Classification(category, state, kind, durable, index, at)
+
+
+def infer_native_waits(snapshot: Snapshot, prefix: str = "inferred") -> None:
+    """Classify threads whose source gave no state, adding a Wait and Resource where blocked."""
+    existing = {r.id for r in snapshot.resources}
+    for proc_index, proc in enumerate(snapshot.processes, start=1):
+        for t in proc.threads:
+            if t.state != "unknown" or t.waits is not None:
+                continue
+            c = classify(t.frames)
+            t.state = c.state
+            if c.kind is None or c.state != "blocked":
+                continue
+            rid = f"{prefix}{proc_index}:{t.id}:{c.kind}"
+            if rid not in existing:
+                where = c.at.function if c.at is not None else (
+                    t.frames[c.primitive].function if c.primitive is not None else "?")
+                snapshot.resources.append(
+                    Resource(id=rid, kind=c.kind, label=f"(unnamed, in {base_name(where)})"))
+                existing.add(rid)
+            t.waits = Wait(resource=rid, durable=c.durable, at=c.at)
+
+
+# --- the rules ---------------------------------------------------------------------------
+
+OWNED_KINDS = frozenset({"mutex", "rlock", "rwlock", "monitor"})
+CAN_PROGRESS: frozenset[str] = frozenset({"running", "io", "sleeping", "unknown"})
+
+
+def _can_progress(t: Thread) -> bool:
+    """Could this thread, left alone, go on to run code (and so wake someone)?"""
+    if t.state in CAN_PROGRESS:
+        return True
+    return t.state == "blocked" and t.waits is not None and not t.waits.durable
+
+
+def _name(t: Thread | None, tid: str) -> str:
+    return t.label() if t is not None else tid
+
+
+def _res_name(res: Resource | None, rid: str) -> str:
+    if res is None:
+        return rid
+    return res.label or res.id
+
+
+def _wait_text(t: Thread, resources: dict[str, Resource]) -> str:
+    assert t.waits is not None
+    res = resources.get(t.waits.resource)
+    text = f"{t.label()} waits for {res.kind + ' ' if res and res.kind != 'unknown' else ''}" \
+           f"{_res_name(res, t.waits.resource)}"
+    if t.waits.at is not None:
+        text += f" in {base_name(t.waits.at.function)}"
+    if t.waits.duration is not None:
+        text += f" ({_duration(t.waits.duration)})"
+    return text
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+class _Analysis:
+    def __init__(self, snapshot: Snapshot, stated: list[Finding],
+                 inferred: dict[str, str], hang_after: float) -> None:
+        self.snap = snapshot
+        self.stated = stated
+        self.inferred = inferred
+        self.hang_after = hang_after
+        self.threads = snapshot.thread_map()
+        self.resources = snapshot.resource_map()
+        self.process_of: dict[str, int] = {}
+        for i, p in enumerate(snapshot.processes):
+            for t in p.threads:
+                self.process_of[t.id] = i
+        stated_edges = [e for f in stated if f.kind == "deadlock" for e in f.cycle]
+        self.graph = WaitGraph(snapshot, stated_edges)
+        self.covered: set[str] = set()
+        self.findings: list[Finding] = []
+
+    # deadlock ----------------------------------------------------------------------------
+    def deadlocks(self) -> None:
+        for cycle in self.graph.cycles():
+            tids = [e.thread for e in cycle]
+            rids = list(dict.fromkeys(e.waits_for for e in cycle))
+            inferred = [rid for rid in rids if rid in self.inferred]
+            missing = [f"owner of {_res_name(self.resources.get(rid), rid)}: "
+                       f"{self.inferred[rid]}" for rid in inferred]
+            stated_only = [e for e in cycle if self.threads[e.thread].waits is None]
+            if stated_only:
+                missing.append("part of the cycle comes from the dump's own deadlock report, "
+                               "not from the thread stacks")
+            behind = self.graph.behind(tids)
+            names = [_name(self.threads.get(t), t) for t in tids]
+            steps = []
+            for e in cycle:
+                res = self.resources.get(e.waits_for)
+                steps.append(f"{_name(self.threads.get(e.thread), e.thread)} waits for "
+                             f"{_res_name(res, e.waits_for)}, held by "
+                             f"{_name(self.threads.get(e.held_by), e.held_by)}")
+            explanation = ("; ".join(steps) + ". None of them can continue until another in "
+                           "the cycle does, so none will.")
+            if behind:
+                explanation += (f" {len(behind)} more thread(s) wait behind the cycle without "
+                                "being part of it.")
+            self.findings.append(Finding(
+                kind="deadlock", confidence="probable" if missing else "certain",
+                summary=f"{' and '.join(names) if len(names) < 3 else ', '.join(names)} "
+                        "wait for each other in a cycle",
+                explanation=explanation, threads=tids, resources=rids, cycle=cycle,
+                blocked_behind=behind, missing_evidence=missing))
+            self.covered.update(tids)
+            self.covered.update(behind)
+
+    # stall --------------------------------------------------------------------------------
+    def stalls(self) -> None:
+        certain_processes = {self.process_of[t] for f in self.stated
+                             if f.kind == "stall" for t in f.threads if t in self.process_of}
+        stated_words = {self.process_of[t]: f.summary for f in self.stated if f.kind == "stall"
+                        for t in f.threads if t in self.process_of}
+        for pi, proc in enumerate(self.snap.processes):
+            waiters: list[Thread] = []
+            proven = pi in certain_processes
+            for t in proc.threads:
+                if t.id in self.covered or t.state != "blocked" or t.waits is None:
+                    continue
+                if not t.waits.durable:
+                    continue
+                res = self.resources.get(t.waits.resource)
+                kind = res.kind if res is not None else "unknown"
+                if kind in OWNED_KINDS:
+                    owners = res.owners if res is not None else []
+                    if proven or (owners and all(o not in self.threads for o in owners)):
+                        waiters.append(t)
+                    continue
+                if self.graph.owned_by.get(t.waits.resource):
+                    continue  # someone holds it: a chain, judged by the hang rule
+                if proven:
+                    waiters.append(t)
+                    continue
+                wakers = self._possible_wakers(t, res, proc.threads)
+                if not any(_can_progress(w) for w in wakers):
+                    waiters.append(t)
+            if waiters:
+                self._stall_finding(waiters, proc.threads, proven, stated_words.get(pi))
+
+    def _possible_wakers(self, t: Thread, res: Resource | None,
+                         process_threads: list[Thread]) -> list[Thread]:
+        if res is not None and res.wakers is not None:
+            return [self.threads[w] for w in res.wakers if w in self.threads and w != t.id]
+        return [o for o in process_threads if o.id != t.id]
+
+    def _stall_finding(self, waiters: list[Thread], process_threads: list[Thread],
+                       proven: bool, stated: str | None) -> None:
+        tids = [t.id for t in waiters]
+        rids = list(dict.fromkeys(t.waits.resource for t in waiters if t.waits is not None))
+        others = [o for o in process_threads if o.id not in set(tids)]
+        idle = [o.id for o in others if o.state == "idle"]
+        blocked = [o.id for o in others if o.state == "blocked"]
+        dead = [o.id for o in others if o.state == "dead"]
+        behind = self.graph.behind(tids, rids)
+        behind = [b for b in behind if b not in set(tids)]
+        missing: list[str] = []
+        wakers_known = all(
+            self.resources.get(r) is not None and self.resources[r].wakers is not None
+            for r in rids)
+        absent_owner = []
+        for t in waiters:
+            assert t.waits is not None
+            res = self.resources.get(t.waits.resource)
+            if res is not None and res.kind in OWNED_KINDS and res.owners:
+                absent_owner.append(f"{_res_name(res, res.id)} is owned by "
+                                    f"{', '.join(res.owners)}, which is not in the dump "
+                                    "(exited while holding it?)")
+        if proven or wakers_known:
+            confidence: Confidence = "certain"
+        else:
+            confidence = "probable" if not any(o.state == "unknown" for o in others) else "possible"
+            for r in rids:
+                res = self.resources.get(r)
+                missing.append(f"which thread would signal {_res_name(res, r)} is not in the "
+                               "dump: every other thread of the process counts as a possible "
+                               "waker")
+            if len(waiters) > 1:
+                missing.append("if these waiters are meant to wake each other, this is a "
+                               "deadlock through conditions; the dump cannot show which "
+                               "signals which")
+        waits = "; ".join(_wait_text(t, self.resources) for t in waiters)
+        words = [waits + "."]
+        if stated:
+            words.append(f"The runtime itself reported it: {stated}.")
+        elif absent_owner:
+            words.extend(absent_owner)
+        else:
+            state_words = []
+            if idle:
+                state_words.append(f"{len(idle)} idle ("
+                                   + ", ".join(_name(self.threads.get(i), i) for i in idle[:6])
+                                   + (", …" if len(idle) > 6 else "") + ")")
+            if blocked:
+                state_words.append(f"{len(blocked)} blocked themselves")
+            if dead:
+                state_words.append(f"{len(dead)} finished")
+            if not others:
+                state_words.append("none: the waiter is alone")
+            words.append("No thread that could wake it is running: the other threads are "
+                         + ", ".join(state_words) + ".")
+            if idle:
+                words.append("Idle workers wait for work that nobody is left to hand them.")
+        first = waiters[0]
+        assert first.waits is not None
+        res0 = self.resources.get(first.waits.resource)
+        summary = (f"{first.label()} waits on {_res_name(res0, first.waits.resource)}"
+                   + (f" (and {len(waiters) - 1} more)" if len(waiters) > 1 else "")
+                   + "; no thread that could wake it is able to run")
+        self.findings.append(Finding(
+            kind="stall", confidence=confidence, summary=summary, explanation=" ".join(words),
+            threads=tids, resources=rids, blocked_behind=behind, missing_evidence=missing,
+            details={"idle": idle, "blocked": blocked, "finished": dead}))
+        self.covered.update(tids)
+        self.covered.update(behind)
+
+    # lock order ---------------------------------------------------------------------------
+    def lock_orders(self) -> None:
+        for f in self.stated:
+            if f.kind == "lock-order":
+                self.findings.append(f)
+
+    # stated deadlocks the graph could not confirm -----------------------------------------
+    def stated_deadlocks(self) -> None:
+        for f in self.stated:
+            if f.kind != "deadlock":
+                continue
+            if all(t in self.covered for t in f.threads):
+                continue
+            # Keep only threads on a closed loop of the stated edges; the rest are victims.
+            succ = {e.thread: e.held_by for e in f.cycle}
+            on_loop: list[str] = []
+            for start in succ:
+                seen: list[str] = []
+                node: str | None = start
+                while node is not None and node not in seen:
+                    seen.append(node)
+                    node = succ.get(node)
+                if node is not None and node == start:
+                    on_loop = seen
+                    break
+            if not on_loop:
+                continue
+            loop_set = set(on_loop)
+            cycle = [e for e in f.cycle if e.thread in loop_set]
+            behind = [t for t in dict.fromkeys(list(f.threads) + list(succ)) if t not in loop_set]
+            self.findings.append(Finding(
+                kind="deadlock", confidence=f.confidence, summary=f.summary,
+                explanation=f.explanation, threads=on_loop,
+                resources=list(dict.fromkeys(e.waits_for for e in cycle)), cycle=cycle,
+                blocked_behind=behind, missing_evidence=[*f.missing_evidence,
+                    "taken from the dump's own deadlock report; the thread stacks do not show it"],
+                details=f.details))
+            self.covered.update(on_loop)
+            self.covered.update(behind)
+
+    # hang ---------------------------------------------------------------------------------
+    def hangs(self) -> None:
+        by_root: dict[str, list[str]] = {}
+        for pi, proc in enumerate(self.snap.processes):
+            idle_process = not any(t.state in ("running", "io", "sleeping") for t in proc.threads)
+            for t in proc.threads:
+                if t.id in self.covered or t.waits is None:
+                    continue
+                long = t.waits.duration is not None and t.waits.duration >= self.hang_after
+                if t.state == "blocked" and t.waits.durable:
+                    if not (long or (t.waits.duration is None and idle_process)):
+                        continue
+                elif not long:
+                    continue
+                chain = self.graph.chain(t.id)
+                by_root.setdefault(chain[-1], []).append(t.id)
+            _ = pi
+        for root, members in by_root.items():
+            root_t = self.threads[root]
+            behind = [m for m in members if m != root]
+            behind += [b for b in self.graph.behind([root], []) if b not in behind and b != root]
+            rids = []
+            words = []
+            for m in members:
+                path = self.graph.chain(m)
+                for a in path[:-1]:
+                    w = self.threads[a].waits
+                    if w is not None and w.resource not in rids:
+                        rids.append(w.resource)
+            if root_t.waits is not None and root_t.waits.resource not in rids:
+                rids.append(root_t.waits.resource)
+            missing = [f"owner of {_res_name(self.resources.get(r), r)}: {self.inferred[r]}"
+                       for r in rids if r in self.inferred]
+            if root_t.waits is not None:
+                res = self.resources.get(root_t.waits.resource)
+                words.append(_wait_text(root_t, self.resources) + ".")
+                if res is not None and not self.graph.owned_by.get(res.id):
+                    missing.append(f"who holds or would end the wait on {_res_name(res, res.id)} "
+                                   "is not in the dump")
+            else:
+                words.append(f"{root_t.label()} is {root_t.state}"
+                             + (f" in {base_name(root_t.frames[0].function)}"
+                                if root_t.frames else "") + ".")
+            if behind:
+                first = self.threads[behind[0]]
+                words.append(f"{len(behind)} thread(s) wait behind it"
+                             + (f", e.g. {_wait_text(first, self.resources)}"
+                                if first.waits is not None else "") + ".")
+            words.append("No cycle and no idle-only wake-up set is proven, so this is reported "
+                         "as a hang, not a deadlock.")
+            durations: list[float] = []
+            for m in members:
+                w = self.threads[m].waits
+                if w is not None and w.duration is not None:
+                    durations.append(w.duration)
+            longest = max(durations) if durations else None
+            summary = (f"{root_t.label()} "
+                       + ("waits" if root_t.waits is not None else f"is {root_t.state}")
+                       + (f"; {len(behind)} thread(s) blocked behind it" if behind else "")
+                       + (f" (waiting {_duration(longest)})" if longest else ""))
+            if longest is None:
+                missing.append("the dump does not say how long the threads have waited")
+            self.findings.append(Finding(
+                kind="hang", confidence="possible", summary=summary, explanation=" ".join(words),
+                threads=[root], resources=rids, blocked_behind=behind, missing_evidence=missing))
+            self.covered.add(root)
+            self.covered.update(behind)
+
+    def run(self) -> list[Finding]:
+        self.deadlocks()
+        self.stated_deadlocks()
+        self.stalls()
+        self.lock_orders()
+        self.hangs()
+        return self.findings
+
+
+def analyze(snapshot: Snapshot, stated: Iterable[Finding] = (),
+            inferred: dict[str, str] | None = None, hang_after: float = HANG_AFTER) -> Report:
+    """Classify, infer, apply the rules and group stacks: the Report every format renders."""
+    infer_native_waits(snapshot)
+    findings = _Analysis(snapshot, list(stated), inferred or {}, hang_after).run()
+    groups = group_threads(snapshot)
+    return Report(snapshot=snapshot, findings=findings, groups=groups)
+
+
+__all__ = ["Edge", "analyze", "base_name", "classify", "infer_native_waits"]

@@ -1,0 +1,634 @@
+"""gdb (and pstack) output: ``info threads``, ``thread apply all bt`` / ``bt full``, interactive
+``thread N`` + ``bt`` sessions, ``print`` of mutexes and condition variables, ``py-bt``.
+
+What gdb can show beyond stacks is what makes a verdict possible: a printed
+``pthread_mutex_t`` carries ``__owner`` (the holder's LWP), a printed condition variable its
+``__mutex`` and waiter count. A print is tied to a thread by address when the dump has one,
+else by the thread selected when it was printed.
+
+A paste may hold several sessions (several processes): a thread number that reappears with a
+different LWP starts a new process.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from stuck.analysis import base_name, classify
+from stuck.dumps import ParseResult
+from stuck.dumps._text import iter_lines, split_call
+from stuck.model import Frame, Process, Resource, Thread, Wait
+
+NAME = "gdb"
+
+_HEADER = re.compile(
+    r"^Thread (\d+) \((?:Thread (0x[0-9a-fA-F]+) )?\(?(?:LWP|process) (\d+)\)?"
+    r"(?: \"([^\"]*)\")?\)?:?\s*$")
+_SWITCH = re.compile(
+    r"^\[Switching to thread (\d+) \((?:Thread (0x[0-9a-fA-F]+) )?\(?(?:LWP|process) (\d+)\)")
+_INFO_ROW = re.compile(
+    r"^(\*)?\s*(\d+)\s+(?:Thread (0x[0-9a-fA-F]+) \()?(?:LWP|process) (\d+)\)?"
+    r"(?: \"([^\"]*)\")?\s+(.*)$")
+_FRAME = re.compile(r"^#(\d+)\s+(.*)$")
+_AT_CONT = re.compile(r"^\s+at (\S+):(\d+)\s*$")
+_ARG_ADDR = re.compile(r"(\w+)=(?:\w+@entry=)?(0x[0-9a-fA-F]+)(?: <([^<>]{1,200})>)?")
+_PRINT_START = re.compile(r"^\$(\d+) = (.*)$")
+_LOCAL_START = re.compile(r"^\s*([A-Za-z_][\w.]*) = (@0x[0-9a-fA-F]+: )?(\{.*)$")
+_PY_FILE = re.compile(r'^\s+File "([^"]*)", line (\d+), in (.+?)\s*$')
+_PY_BUILTIN = re.compile(
+    r"^\s+<built-in method (\w+) of ([\w.]+) object at (?:remote )?(0x[0-9a-fA-F]+)>\s*$")
+_OBJ_TOKEN = re.compile(
+    r"([\w.:<>\[\]]+) = \{|\{|\}|\b(__owner|__nwaiters|__wrefs|__mutex|__lock|__wseq|"
+    r"__g_signals) = (0x[0-9a-fA-F]+|-?\d+)")
+_FENCE = ("```", "~~~")
+_MAX_OBJECT = 1 << 20  # characters of one printed value kept for scanning
+
+# Members that only wrap the real primitive: ``mutex_ = {mutex_ = {mu_ = {__data ...``.
+_GENERIC_MEMBERS = frozenset({
+    "mutex_", "mu_", "cv_", "cond_", "_M_mutex", "_M_cond", "__data", "<std::__mutex_base>",
+    "<std::__condvar>", "m_", "mutex", "cond",
+})
+
+
+@dataclass(slots=True)
+class _Thread:
+    num: int | None
+    lwp: int | None
+    addr: str | None = None
+    name: str | None = None
+    frames: list[Frame] = field(default_factory=list)
+    args: list[str | None] = field(default_factory=list)
+    py_frames: list[Frame] = field(default_factory=list)
+    py_wait: tuple[str, str, str] | None = None  # (method, type, address)
+    addresses: set[str] = field(default_factory=set)
+
+
+@dataclass(slots=True)
+class _Printed:
+    label: str
+    kind: str  # "mutex" | "condition"
+    owner: int | None
+    mutex_addr: str | None
+    waiters: int | None
+    address: str | None
+    context: _Thread | None
+
+
+@dataclass(slots=True)
+class _Session:
+    threads: list[_Thread] = field(default_factory=list)
+    by_num: dict[int, _Thread] = field(default_factory=dict)
+    by_lwp: dict[int, _Thread] = field(default_factory=dict)
+    printed: list[_Printed] = field(default_factory=list)
+
+
+def detect(text: str) -> bool:
+    for line in iter_lines(text):
+        s = line.lstrip()
+        if s.startswith("Thread ") and _HEADER.match(s):
+            return True
+        if s.startswith("#0 ") and (" in " in s or " at " in s or "()" in s):
+            return True
+        if s.startswith("[Switching to thread") or s.startswith("(gdb) "):
+            return True
+        if "Id   Target Id" in s:
+            return True
+    return False
+
+
+class _Parser:
+    def __init__(self) -> None:
+        self.sessions: list[_Session] = [_Session()]
+        self.selected: _Thread | None = None
+        self.replace_next = False  # the next frame line starts a fresh backtrace
+        self.orphan: list[Frame] = []
+        self.orphan_args: list[str | None] = []
+        self.last_frame_loc = True
+        self.print_expr: str | None = None
+        self.obj_text: list[str] = []
+        self.obj_depth = 0
+        self.obj_len = 0
+        self.obj_label = ""
+        self.obj_address: str | None = None
+        self.in_py = False
+        self.frames_enabled = True
+        self.stale = False
+        self.bt_requested = False
+        self.pending_frame: tuple[int, str] | None = None
+        self.row_thread: _Thread | None = None  # an info-threads row awaiting "at file:line"
+        self.notes: list[str] = []
+
+    @property
+    def session(self) -> _Session:
+        return self.sessions[-1]
+
+    # threads ------------------------------------------------------------------------------
+    def thread(self, num: int | None, lwp: int | None, addr: str | None = None,
+               name: str | None = None) -> _Thread:
+        s = self.session
+        t = s.by_num.get(num) if num is not None else None
+        if t is None and lwp is not None:
+            t = s.by_lwp.get(lwp)
+        if t is not None and lwp is not None and t.lwp is not None and t.lwp != lwp:
+            self.sessions.append(_Session())  # same number, another LWP: another process
+            self.selected = None
+            s = self.session
+            t = None
+        if t is None:
+            t = _Thread(num=num, lwp=lwp)
+            s.threads.append(t)
+        if num is not None:
+            t.num = num
+            s.by_num[num] = t
+        if lwp is not None:
+            t.lwp = lwp
+            s.by_lwp[lwp] = t
+        if addr:
+            t.addr = addr
+        if name:
+            t.name = name
+        return t
+
+    # frames -------------------------------------------------------------------------------
+    def frame(self, number: int, rest: str) -> None:
+        if not self.frames_enabled:
+            return
+        if rest.count("(") > rest.count(")"):
+            self.pending_frame = (number, rest)  # arguments continue on the next line
+            return
+        frame, args = parse_frame(rest)
+        self.row_thread = None
+        target = None if self.stale and self.bt_requested else self.selected
+        if number == 0:
+            if (target is not None and not self.bt_requested and not self.replace_next
+                    and target.frames and target.frames[0].function == frame.function):
+                self.frames_enabled = False  # "thread N" echoes frame #0 of a known stack
+                return
+            self.replace_next = True
+        self.bt_requested = False
+        if target is None:
+            if self.replace_next:
+                self.orphan, self.orphan_args = [], []
+                self.replace_next = False
+            self.orphan.append(frame)
+            self.orphan_args.append(args)
+        else:
+            if self.replace_next:
+                target.frames, target.args = [], []
+                self.replace_next = False
+            target.frames.append(frame)
+            target.args.append(args)
+            if args:
+                for m in _ARG_ADDR.finditer(args):
+                    target.addresses.add(m.group(2).lower())
+        self.last_frame_loc = frame.file is not None or frame.module is not None
+
+    def continuation(self, file: str, line: int) -> None:
+        if self.row_thread is not None:
+            frames = self.row_thread.frames
+        else:
+            frames = self.selected.frames if self.selected is not None else self.orphan
+        if frames and not self.last_frame_loc:
+            f = frames[-1]
+            frames[-1] = Frame(f.function, file, line, f.module)
+            self.last_frame_loc = True
+
+    # printed values -----------------------------------------------------------------------
+    def start_object(self, label: str, address: str | None, text: str) -> None:
+        self.obj_label = label
+        self.obj_address = address.lower() if address else None
+        self.obj_text = []
+        self.obj_len = 0
+        self.obj_depth = 0
+        self.feed_object(text)
+
+    def feed_object(self, text: str) -> None:
+        if self.obj_len < _MAX_OBJECT:
+            self.obj_text.append(text)
+            self.obj_len += len(text)
+        self.obj_depth += text.count("{") - text.count("}")
+        if self.obj_depth <= 0:
+            self.finish_object()
+
+    def finish_object(self) -> None:
+        text = " ".join(self.obj_text)
+        self.obj_text = []
+        self.obj_depth = 0
+        for p in scan_object(text, self.obj_label, self.obj_address, self.selected):
+            self.session.printed.append(p)
+            if p.address and self.selected is not None:
+                self.selected.addresses.add(p.address)
+
+    # lines --------------------------------------------------------------------------------
+    def line(self, raw: str) -> None:
+        if self.obj_text:
+            self.feed_object(raw)
+            return
+        if self.pending_frame is not None:
+            number, text = self.pending_frame
+            self.pending_frame = None
+            if raw[:1].isspace() and len(text) < 8192:
+                self.frame(number, text + " " + raw.strip())
+                return
+            self.frame(number, text + ")")
+        s = raw.strip()
+        if not s:
+            self.in_py = False
+            return
+        if s.startswith(_FENCE):
+            self.stale = True  # a new code block: a bare "bt" may be another session's
+            self.in_py = False
+            self.pending_frame = None
+            return
+        if s.startswith("(gdb)"):
+            self.command(s[5:].strip())
+            return
+        c0 = s[0]
+        if c0 == "#":
+            m = _FRAME.match(s)
+            if m:
+                self.frame(int(m.group(1)), m.group(2))
+                return
+        if c0 == "T":
+            if s.startswith("Thread "):
+                m = _HEADER.match(s)
+                if m:
+                    t = self.thread(int(m.group(1)), int(m.group(3)), m.group(2), m.group(4))
+                    self.selected = t
+                    self.replace_next = True
+                    self.stale = False
+                    self.bt_requested = False
+                    self.frames_enabled = True
+                    self.row_thread = None
+                    self.in_py = False
+                    return
+            if s.startswith("Traceback (most recent call first)"):
+                if self.selected is not None:
+                    self.selected.py_frames = []
+                    self.selected.py_wait = None
+                self.in_py = True
+                return
+        if c0 == "[" and s.startswith("[Switching to thread"):
+            m = _SWITCH.match(s)
+            if m:
+                self.selected = self.thread(int(m.group(1)), int(m.group(3)), m.group(2))
+                self.frames_enabled = True
+                self.stale = False
+            return
+        if c0 == "$":
+            m = _PRINT_START.match(s)
+            if m:
+                self.start_object(self.print_expr or f"${m.group(1)}", None, m.group(2))
+                self.print_expr = None
+            return
+        if self.in_py:
+            self.py_line(raw)
+            return
+        if raw[0].isspace():
+            m = _AT_CONT.match(raw)
+            if m:
+                self.continuation(m.group(1), int(m.group(2)))
+                return
+        if c0 == "*" or c0.isdigit():
+            m = _INFO_ROW.match(s)
+            if m:
+                self.info_row(m)
+                return
+        if "{" in s:
+            m = _LOCAL_START.match(raw)
+            if m:
+                addr = m.group(2)[1:-2] if m.group(2) else None
+                self.start_object(m.group(1), addr, m.group(3))
+
+    def command(self, cmd: str) -> None:
+        word, _, rest = cmd.partition(" ")
+        self.in_py = False
+        self.row_thread = None
+        self.frames_enabled = word not in ("up", "down", "frame", "f", "info", "list", "l")
+        if cmd.startswith("info threads"):
+            self.frames_enabled = True
+        if word in ("thread", "t") and rest.strip().isdigit():
+            num = int(rest.strip())
+            t = self.session.by_num.get(num)
+            self.selected = t if t is not None else self.thread(num, None)
+            self.stale = False
+        elif word in ("bt", "backtrace", "where") or cmd in ("bt full", "backtrace full"):
+            self.replace_next = True
+            self.bt_requested = True
+        elif word in ("print", "p", "output", "call") or word.startswith(("p/", "print/")):
+            self.print_expr = rest.strip() or None
+        elif word == "py-bt":
+            if self.selected is not None:
+                self.selected.py_frames = []
+            self.in_py = True
+
+    def info_row(self, m: re.Match[str]) -> None:
+        t = self.thread(int(m.group(2)), int(m.group(4)), m.group(3), m.group(5))
+        if m.group(1):
+            self.selected = t
+            self.stale = False
+            if self.orphan and not t.frames:
+                t.frames, t.args = self.orphan, self.orphan_args
+                self.orphan, self.orphan_args = [], []
+        if not t.frames:
+            frame, args = parse_frame(m.group(6))
+            t.frames.append(frame)
+            t.args.append(args)
+            self.row_thread = t
+            self.last_frame_loc = frame.file is not None or frame.module is not None
+        else:
+            self.row_thread = None
+
+    def py_line(self, raw: str) -> None:
+        t = self.selected
+        if t is None:
+            return
+        m = _PY_FILE.match(raw)
+        if m:
+            t.py_frames.append(Frame(m.group(3), m.group(1), int(m.group(2))))
+            return
+        m = _PY_BUILTIN.match(raw)
+        if m:
+            t.py_frames.append(Frame(f"<built-in method {m.group(1)} of {m.group(2)} object>"))
+            if t.py_wait is None and len(t.py_frames) == 1:
+                t.py_wait = (m.group(1), m.group(2), m.group(3).lower())
+
+
+def parse_frame(rest: str) -> tuple[Frame, str | None]:
+    """``0x… in func (args) at file:line`` / ``… from lib.so`` -> (Frame, raw args)."""
+    rest = rest.strip()
+    if rest.startswith("0x"):
+        k = rest.find(" in ")
+        if k > 0:
+            rest = rest[k + 4:]
+    file: str | None = None
+    line: int | None = None
+    module: str | None = None
+    k = rest.rfind(") at ")
+    if k >= 0:
+        loc = rest[k + 5:].strip()
+        f, _, ln = loc.rpartition(":")
+        if f and ln.isdigit():
+            file, line = f, int(ln)
+        else:
+            file = loc
+        rest = rest[:k + 1]
+    else:
+        k = rest.rfind(") from ")
+        if k >= 0:
+            module = rest[k + 7:].strip()
+            rest = rest[:k + 1]
+    func, args = split_call(rest)
+    if not func:
+        func = "??"
+    return Frame(func, file, line, module), args
+
+
+def _member_label(path: list[str | None], expr: str) -> str:
+    names = [p for p in path if p]
+    for p in names:
+        if p not in _GENERIC_MEMBERS and not p.startswith("<"):
+            return p
+    expr = expr.strip()
+    if expr in ("*this", "this", "") or expr.startswith("$"):
+        return names[0] if names else expr
+    if names and names[0] not in _GENERIC_MEMBERS:
+        return f"{expr}.{names[0]}"
+    return expr
+
+
+def scan_object(text: str, expr: str, address: str | None,
+                context: _Thread | None) -> list[_Printed]:
+    """Mutexes and condition variables inside one printed value, with their member names."""
+    path: list[str | None] = []
+    fields: dict[tuple[str | None, ...], dict[str, str]] = {}
+    order: list[tuple[str | None, ...]] = []
+    for m in _OBJ_TOKEN.finditer(text):
+        tok = m.group(0)
+        if m.group(2):
+            key = tuple(path[:-1]) if path and path[-1] == "__data" else tuple(path)
+            if key not in fields:
+                fields[key] = {}
+                order.append(key)
+            fields[key].setdefault(m.group(2), m.group(3))
+        elif tok == "}":
+            if path:
+                path.pop()
+        elif tok == "{":
+            path.append(None)
+        else:
+            path.append(m.group(1))
+    out = []
+    for key in order:
+        f = fields[key]
+        label = _member_label(list(key), expr)
+        top = not any(key)
+        addr = address if top else None
+        if "__owner" in f:
+            out.append(_Printed(label, "mutex", _int(f["__owner"]), None, None, addr, context))
+        elif "__nwaiters" in f or "__wseq" in f or "__g_signals" in f or "__wrefs" in f:
+            waiters = _int(f["__nwaiters"]) if "__nwaiters" in f else (
+                (_int(f["__wrefs"]) or 0) >> 3 if "__wrefs" in f else None)
+            mutex = f.get("__mutex")
+            if mutex is not None and _int(mutex) == 0:
+                mutex = None
+            out.append(_Printed(label, "condition", None, mutex.lower() if mutex else None,
+                                waiters, addr, context))
+    return out
+
+
+def _int(text: str) -> int | None:
+    try:
+        return int(text, 0)
+    except ValueError:
+        return None
+
+
+# --- building the model ---------------------------------------------------------------------
+
+_PARAM_FOR = {
+    "mutex": ("mutex", "m", "futex", "__mutex", "lock", "this"),
+    "rwlock": ("rwlock", "rwl", "this"),
+    "condition": ("cond", "cv", "__cond", "c", "this"),
+    "semaphore": ("sem", "isem", "this"),
+    "unknown": ("futex_word", "uaddr", "futex", "this"),
+    "thread": ("threadid", "th"),
+    "event": ("barrier", "this"),
+}
+
+
+def _wait_address(t: _Thread, start: int, kind: str) -> tuple[str | None, str | None]:
+    """(address, symbol) of the primitive a native thread waits on, read from frame args."""
+    params = _PARAM_FOR.get(kind, ())
+    for i in range(start, min(start + 4, len(t.args))):
+        args = t.args[i]
+        if not args:
+            continue
+        for m in _ARG_ADDR.finditer(args):
+            if m.group(1) in params:
+                return m.group(2).lower(), m.group(3)
+    return None, None
+
+
+def _python_wait(t: _Thread) -> tuple[str, str, bool] | None:
+    """(kind, state, durable) for a py-bt stack that is blocked in a lock or a wait."""
+    if t.py_wait is None:
+        return None
+    method, typ, _ = t.py_wait
+    if method not in ("acquire", "__enter__", "join", "wait", "get", "result"):
+        return None
+    callers = [f.function for f in t.py_frames[1:6]]
+    files = [f.file or "" for f in t.py_frames[1:8]]
+    in_wait = any(fn == "wait" and fl.endswith("threading.py")
+                  for fn, fl in zip(callers, files, strict=False))
+    if in_wait:
+        idle = any(fl.endswith("queue.py") or "pool" in fl.lower()
+                   for fl in files) or any("pool" in fn.lower() or fn == "get" for fn in callers)
+        return ("condition", "idle" if idle else "blocked", True)
+    if "RLock" in typ:
+        return ("rlock", "blocked", True)
+    return ("mutex", "blocked", True)
+
+
+def _build(session: _Session, index: int, used: set[str], result: ParseResult) -> None:
+    prefix = f"gdb{index}:"
+    threads: list[Thread] = []
+    by_raw: dict[int, Thread] = {}
+    by_lwp: dict[int, str] = {}
+    resources: dict[str, Resource] = {}
+    waits_kind: dict[str, str] = {}  # thread id -> resource kind waited on
+
+    def resource(key: str, kind: str, label: str, address: str | None) -> Resource:
+        rid = prefix + key
+        res = resources.get(rid)
+        if res is None:
+            res = Resource(id=rid, kind=kind, label=label, address=address)  # type: ignore[arg-type]
+            resources[rid] = res
+        return res
+
+    for raw in session.threads:
+        tid = f"LWP {raw.lwp}" if raw.lwp is not None else f"Thread {raw.num}"
+        while tid in used:
+            tid += f" #{index}"
+        used.add(tid)
+        frames = raw.py_frames if raw.py_frames else raw.frames
+        name = raw.name or (f"Thread {raw.num}" if raw.num is not None else None)
+        t = Thread(id=tid, tid=raw.lwp, name=name, frames=list(frames))
+        threads.append(t)
+        by_raw[id(raw)] = t
+        if raw.lwp is not None:
+            by_lwp[raw.lwp] = tid
+        py = _python_wait(raw) if raw.py_frames else None
+        if py is not None:
+            kind, state, durable = py
+            t.state = state  # type: ignore[assignment]
+            if state == "blocked" and raw.py_wait is not None:
+                py_addr = raw.py_wait[2]
+                at = next((f for f in raw.py_frames if f.file), None)
+                label = f"{raw.py_wait[1]} at {py_addr}"
+                res = resource(f"{kind}:{py_addr}", kind, label, py_addr)
+                t.waits = Wait(resource=res.id, durable=durable, at=at)
+                waits_kind[tid] = kind
+            continue
+        if raw.py_frames:
+            c = classify(raw.py_frames)
+            t.state = "running" if c.state == "running" else c.state
+            continue
+        c = classify(raw.frames)
+        t.state = c.state
+        if c.state != "blocked" or c.kind is None or c.primitive is None:
+            continue
+        addr, symbol = _wait_address(raw, c.primitive, c.kind)
+        key = f"{c.kind}:{addr}" if addr is not None else f"{c.kind}:{tid}"
+        where = base_name(c.at.function) if c.at is not None else base_name(
+            raw.frames[c.primitive].function)
+        label = symbol or f"(unnamed, in {where})"
+        res = resource(key, c.kind, label, addr)
+        t.waits = Wait(resource=res.id, durable=c.durable, at=c.at)
+        waits_kind[tid] = c.kind
+
+    # printed primitives -> names, owners
+    tmap = {t.id: t for t in threads}
+    matched_cond: set[str] = set()
+    for p in session.printed:
+        ctx = by_raw.get(id(p.context)) if p.context is not None else None
+        if p.kind == "mutex":
+            found: Resource | None = None
+            if p.address:
+                found = resources.get(f"{prefix}mutex:{p.address}")
+            if found is None:
+                found = next((r for r in resources.values()
+                              if r.kind == "mutex" and r.label == p.label), None)
+            if found is None and ctx is not None and ctx.waits is not None \
+                    and waits_kind.get(ctx.id) == "mutex":
+                cand = resources[ctx.waits.resource]
+                if not cand.owners:
+                    found = cand
+            if found is None:
+                if not p.owner:
+                    continue  # an unlocked mutex nobody waits for says nothing
+                found = resource(f"mutex:{p.address or p.label}", "mutex", p.label, p.address)
+            res = found
+            if res.label.startswith("(unnamed"):
+                res.label = p.label
+            if p.owner:
+                owner = by_lwp.get(p.owner, f"LWP {p.owner}")
+                if owner not in res.owners:
+                    res.owners.append(owner)
+                if owner in tmap and res.id not in tmap[owner].holds:
+                    tmap[owner].holds.append(res.id)
+            continue
+        # a condition variable: by address, by its mutex's address, then by context
+        target: Thread | None = None
+        if p.address:
+            target = next((t for t in threads if t.waits is not None
+                           and resources[t.waits.resource].address == p.address), None)
+        if target is None and p.mutex_addr:
+            for raw in session.threads:
+                t2 = by_raw[id(raw)]
+                if p.mutex_addr in raw.addresses and t2.id not in matched_cond \
+                        and t2.waits is not None and waits_kind.get(t2.id) == "condition":
+                    target = t2
+                    break
+            if target is None:
+                for raw in session.threads:
+                    t2 = by_raw[id(raw)]
+                    if p.mutex_addr in raw.addresses and t2.id not in matched_cond \
+                            and t2.state == "idle":
+                        target = t2
+                        break
+        if target is None and ctx is not None and (p.waiters is None or p.waiters > 0) \
+                and ctx.id not in matched_cond and waits_kind.get(ctx.id) == "condition":
+            target = ctx
+        if target is None:
+            continue
+        matched_cond.add(target.id)
+        if target.waits is not None:
+            res = resources[target.waits.resource]
+            res.label = p.label
+            if p.address and res.address is None:
+                res.address = p.address
+    if threads:
+        result.processes.append(Process(pid=None, name=None, threads=threads))
+        result.resources.extend(resources.values())
+
+
+def parse(text: str) -> ParseResult:
+    p = _Parser()
+    for raw in iter_lines(text):
+        p.line(raw)
+    if p.obj_text:
+        p.finish_object()
+    result = ParseResult(notes=p.notes)
+    used: set[str] = set()
+    index = 0
+    for session in p.sessions:
+        if session.threads:
+            index += 1
+            _build(session, index, used, result)
+    if p.orphan and not result.processes:
+        t = Thread(id="Thread ?", frames=p.orphan)
+        result.processes.append(Process(threads=[t]))
+        result.notes.append("a backtrace without a thread header: shown as one thread")
+    return result
