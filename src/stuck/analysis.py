@@ -163,7 +163,9 @@ def base_name(function: str) -> str:
     if at > 0:
         name = name[:at]
     paren = name.find("(")
-    if paren > 0 and not name.startswith("("):
+    while paren > 0 and name[paren - 1] == ".":  # Go: pkg.(*T).Method
+        paren = name.find("(", paren + 1)
+    if paren > 0:
         name = name[:paren]
     return name.strip()
 
@@ -517,7 +519,11 @@ class _Analysis:
             if root_t.waits is not None:
                 res = self.resources.get(root_t.waits.resource)
                 words.append(_wait_text(root_t, self.resources) + ".")
-                if res is not None and not self.graph.owned_by.get(res.id):
+                if res is not None and res.label.startswith("cgo call"):
+                    missing.append("what the C code called here waits for is not in a goroutine "
+                                   "dump: take a native backtrace too (gdb -p PID -batch -ex "
+                                   "'thread apply all bt')")
+                elif res is not None and not self.graph.owned_by.get(res.id):
                     missing.append(f"who holds or would end the wait on {_res_name(res, res.id)} "
                                    "is not in the dump")
             else:
@@ -537,10 +543,10 @@ class _Analysis:
                 if w is not None and w.duration is not None:
                     durations.append(w.duration)
             longest = max(durations) if durations else None
-            summary = (f"{root_t.label()} "
-                       + ("waits" if root_t.waits is not None else f"is {root_t.state}")
-                       + (f"; {len(behind)} thread(s) blocked behind it" if behind else "")
-                       + (f" (waiting {_duration(longest)})" if longest else ""))
+            summary = (_wait_text(root_t, self.resources) if root_t.waits is not None
+                       else f"{root_t.label()} is {root_t.state}")
+            summary += (f"; {len(behind)} thread(s) blocked behind it" if behind else "")
+            summary += "; nothing in the dump shows what would end it"
             if longest is None:
                 missing.append("the dump does not say how long the threads have waited")
             self.findings.append(Finding(
