@@ -1,0 +1,303 @@
+"""The exploration loop: run the target again and again under a strategy until it fails.
+
+``run_once`` is one controlled execution; ``explore`` repeats it within an execution count and a
+time budget, shrinks the first failure, re-runs the shrunk schedule with recording on (the only
+time stack locations are captured) and returns an :class:`ExploreResult`. With ``jobs > 1`` the
+executions are split over worker processes, each with its own seeds; the first failure wins.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from stuck.explore import primitives, scheduler, verdict
+from stuck.explore.replay import Divergence, Replay, decode, encode
+from stuck.explore.scheduler import History, Scheduler, TraceEvent
+from stuck.explore.shrink import Attempt, shrink
+from stuck.explore.strategy import BaseStrategy
+from stuck.explore.verdict import Verdict, Waiting
+
+_real_thread_start = primitives._orig_thread_start
+_real_thread_join = primitives._orig_thread_join
+_real_monotonic = primitives._orig_monotonic
+
+
+@dataclass
+class Execution:
+    verdict: Verdict
+    choices: list[int]
+    steps: int
+    trace: list[TraceEvent] | None = None
+    leaked: list[str] = field(default_factory=list)
+    names: list[str] = field(default_factory=list)
+
+
+def _interrupt(ident: int | None) -> None:
+    """Raise Aborted asynchronously in a thread stuck outside the scheduler's control."""
+    if ident is None:
+        return
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(ident),
+                                               ctypes.py_object(scheduler.Aborted))
+
+
+def run_once(
+    target: Callable[[], object],
+    strategy: BaseStrategy,
+    *,
+    max_steps: int = 20_000,
+    record: bool = False,
+    history: History | None = None,
+    stall_seconds: float = 10.0,
+) -> Execution:
+    """One controlled execution of ``target`` (the primitives must be installed)."""
+    sched = Scheduler(strategy, max_steps=max_steps, record=record, history=history)
+    strategy.scheduler = sched
+    scheduler._active[0] = sched
+    leaked: list[str] = []
+    try:
+        sched.start_root(target, _real_thread_start, threading.Thread)
+        if not sched.done.acquire(True, stall_seconds):
+            sched.abort_from_outside(verdict.stopped(sched, stall_seconds))
+            cur = sched.current
+            _interrupt(cur.ident if cur is not None else None)
+        for t in sched.threads:
+            if t.pyobj is not None and t.pyobj.ident is not None:
+                _real_thread_join(t.pyobj, 5.0)
+                if t.pyobj.is_alive():
+                    leaked.append(t.name)
+    finally:
+        scheduler._active[0] = None
+        strategy.scheduler = None
+    outcome: Verdict | None = sched.outcome
+    if sched.errors:
+        v = verdict.exception(sched, sched.errors, outcome)
+    elif outcome is None:
+        v = Verdict("pass", "pass")
+    else:
+        v = outcome
+    v.steps = sched.step
+    v.uncontrolled = list(sched.uncontrolled)
+    if leaked:
+        v.uncontrolled.append(f"threads still running after the execution: {', '.join(leaked)}")
+    if sched.trace is not None:
+        for ev in sched.trace:
+            ev.resource = "-" if ev.resource is None else verdict._label(sched, ev.resource)
+    return Execution(v, list(sched.choices), sched.step, sched.trace, leaked,
+                     [t.name for t in sched.threads])
+
+
+@dataclass
+class Switch:
+    """One switch that matters in a shown schedule."""
+
+    step: int
+    thread: int
+    name: str
+    op: str
+    resource: str
+    where: str
+    preemption: bool
+    switched_from: int
+
+
+@dataclass
+class ExploreResult:
+    """What an exploration found (``found``) and how to see it again (``token``)."""
+
+    target: str
+    strategy: str
+    seed: int
+    executions: int
+    elapsed: float
+    verdict: Verdict | None = None
+    found_at: int | None = None  # 1-based execution number of the first failure
+    token: str | None = None  # replay token of the shrunk schedule
+    unshrunk_token: str | None = None
+    decisions: int = 0
+    unshrunk_decisions: int = 0
+    preemptions: int = 0
+    unshrunk_preemptions: int = 0
+    switches: list[Switch] = field(default_factory=list)
+    exhausted: bool = False
+    bound: int | None = None
+    divergence: Divergence | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def found(self) -> bool:
+        return self.verdict is not None and self.verdict.failed
+
+    @property
+    def table(self) -> list[Waiting]:
+        return self.verdict.table if self.verdict is not None else []
+
+    @property
+    def executions_per_second(self) -> float:
+        return self.executions / self.elapsed if self.elapsed > 0 else 0.0
+
+
+def _switches(sched_threads: list[str], trace: list[TraceEvent] | None) -> list[Switch]:
+    out: list[Switch] = []
+    for ev in trace or []:
+        if ev.switched_from is None:
+            continue
+        name = sched_threads[ev.thread] if ev.thread < len(sched_threads) else f"T{ev.thread}"
+        out.append(Switch(ev.step, ev.thread, name, ev.op, str(ev.resource), ev.where,
+                          ev.preemption, ev.switched_from))
+    return out
+
+
+def replay_run(target: Callable[[], object], choices: list[int], *, record: bool = False,
+               history: History | None = None, max_steps: int = 20_000,
+               stall_seconds: float = 10.0) -> tuple[Execution, Replay]:
+    strategy = Replay(choices)
+    strategy.begin(0)
+    ex = run_once(target, strategy, record=record, history=history, max_steps=max_steps,
+                  stall_seconds=stall_seconds)
+    return ex, strategy
+
+
+def recorded(target: Callable[[], object], choices: list[int], history: History,
+             max_steps: int, stall_seconds: float) -> tuple[Execution, Replay, list[Switch]]:
+    """Re-run a schedule with recording on: labels, file:line of switches, the final table."""
+    ex, rp = replay_run(target, choices, record=True, history=history, max_steps=max_steps,
+                        stall_seconds=stall_seconds)
+    return ex, rp, _switches(ex.names, ex.trace)
+
+
+def make_strategy(name: str, seed: int) -> BaseStrategy:
+    from stuck.explore.portfolio import make
+
+    return make(name, seed)
+
+
+def _describe_target(target: Callable[[], object]) -> str:
+    mod = getattr(target, "__module__", None) or "?"
+    qual = getattr(target, "__qualname__", None) or repr(target)
+    return f"{mod}:{qual}"
+
+
+def explore(
+    target: Callable[[], object],
+    *,
+    executions: int = 1000,
+    strategy: str | BaseStrategy = "portfolio",
+    seed: int = 0,
+    time_budget: float | None = None,
+    max_steps: int = 20_000,
+    shrink_failures: bool = True,
+    replay: str | None = None,
+    stall_seconds: float = 10.0,
+    progress: Callable[[int, int], None] | None = None,
+    start_execution: int = 0,
+) -> ExploreResult:
+    """Search interleavings of ``target`` for one that deadlocks, stalls, hangs or raises."""
+    strat = make_strategy(strategy, seed) if isinstance(strategy, str) else strategy
+    history = History()
+    started = _real_monotonic()
+    result = ExploreResult(_describe_target(target), strat.describe(), seed, 0, 0.0)
+    primitives.install()
+    try:
+        if replay is not None:
+            tok = decode(replay)
+            ex, rp, switches = recorded(target, tok.choices, history, max_steps, stall_seconds)
+            # A second pass with the history of the first makes condition wakers known.
+            ex, rp, switches = recorded(target, tok.choices, history, max_steps, stall_seconds)
+            result.executions = 1
+            result.verdict = ex.verdict
+            result.token = replay
+            result.decisions = len(tok.choices)
+            result.preemptions = rp.preemptions()
+            result.switches = switches
+            result.divergence = rp.divergence
+            if rp.divergence is None and ex.verdict.kind != tok.verdict:
+                result.notes.append(f"the token recorded a {tok.verdict}; this run gave "
+                                    f"{ex.verdict.kind}")
+            result.elapsed = _real_monotonic() - started
+            return result
+        failing: Execution | None = None
+        i = 0
+        for i in range(start_execution, start_execution + executions):
+            if time_budget is not None and _real_monotonic() - started > time_budget:
+                break
+            strat.begin(i)
+            ex = run_once(target, strat, max_steps=max_steps, history=history,
+                          stall_seconds=stall_seconds)
+            result.executions += 1
+            more = strat.end(ex.verdict.failed)
+            if progress is not None:
+                progress(result.executions, executions)
+            if ex.verdict.failed:
+                failing = ex
+                result.found_at = result.executions
+                break
+            if not more:
+                result.exhausted = True
+                result.bound = getattr(strat, "bound", None)
+                break
+        if failing is not None:
+            _finish_failure(result, target, failing, history, max_steps, stall_seconds,
+                            shrink_failures)
+        result.elapsed = _real_monotonic() - started
+        return result
+    finally:
+        primitives.uninstall()
+
+
+def _fewest_preemptions(target: Callable[[], object], kind: str, choices: list[int],
+                        preemptions: int, history: History, max_steps: int,
+                        stall_seconds: float, budget: int = 150) -> list[int]:
+    """A schedule with the fewest preemptions that fails the same way (bounded DFS, b = 0, 1...).
+
+    Each bound gets a small budget of executions; if none is found below ``preemptions`` the
+    original schedule is kept (and the greedy pass in ``shrink`` does what it can).
+    """
+    from stuck.explore.dfs import BoundedDFS
+
+    for bound in range(preemptions):
+        dfs = BoundedDFS(bound)
+        for i in range(budget):
+            dfs.begin(i)
+            ex = run_once(target, dfs, max_steps=max_steps, history=history,
+                          stall_seconds=stall_seconds)
+            if ex.verdict.kind == kind:
+                return ex.choices
+            if not dfs.end(ex.verdict.failed):
+                break
+    return choices
+
+
+def _finish_failure(result: ExploreResult, target: Callable[[], object], failing: Execution,
+                    history: History, max_steps: int, stall_seconds: float,
+                    do_shrink: bool) -> None:
+    kind = failing.verdict.kind
+    original = list(failing.choices)
+    result.unshrunk_token = encode(original, kind)
+    result.unshrunk_decisions = len(original)
+
+    def attempt(choices: list[int]) -> Attempt:
+        ex, rp = replay_run(target, choices, history=history, max_steps=max_steps,
+                            stall_seconds=stall_seconds)
+        return Attempt(ex.verdict.kind == kind, rp)
+
+    base = attempt(original)
+    result.unshrunk_preemptions = base.replay.preemptions()
+    best = original
+    if do_shrink and base.failed:
+        best = _fewest_preemptions(target, kind, original, result.unshrunk_preemptions,
+                                   history, max_steps, stall_seconds)
+        best, _ = shrink(best, attempt)
+    ex, rp, switches = recorded(target, best, history, max_steps, stall_seconds)
+    if ex.verdict.kind != kind:  # pragma: no cover - shrinking keeps the verdict kind
+        best = original
+        ex, rp, switches = recorded(target, best, history, max_steps, stall_seconds)
+    result.verdict = ex.verdict
+    result.token = encode(best, ex.verdict.kind)
+    result.decisions = len(best)
+    result.preemptions = rp.preemptions()
+    result.switches = switches

@@ -1,0 +1,69 @@
+"""The default portfolio: rotate several strategies, one execution each in turn.
+
+Random walk finds bugs that need many switches, PCT those that need a few switches at the right
+depth, POS those that hinge on the order of racing operations on one primitive. Rotating costs
+nothing when one of them is the right one, and no single one is best on every program.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from stuck.explore.strategy import BaseStrategy
+
+NAMES = ("portfolio", "random", "pct", "pos", "dfs")
+
+
+class Portfolio(BaseStrategy):
+    name = "portfolio"
+
+    def __init__(self, members: Sequence[BaseStrategy]) -> None:
+        self.members = list(members)
+        self.active: BaseStrategy = self.members[0]
+
+    def begin(self, execution: int) -> None:
+        self.active = self.members[execution % len(self.members)]
+        self.active.scheduler = self.scheduler
+        self.active.begin(execution // len(self.members))
+
+    def choose(self, runnable: Sequence[int], current: int, step: int) -> int:
+        return self.active.choose(runnable, current, step)
+
+    def thread_created(self, index: int) -> None:
+        self.active.scheduler = self.scheduler
+        self.active.thread_created(index)
+
+    def end(self, failed: bool) -> bool:
+        self.active.end(failed)
+        return True
+
+    def describe(self) -> str:
+        return "portfolio(" + ", ".join(m.describe() for m in self.members) + ")"
+
+
+def make(name: str, seed: int = 0) -> BaseStrategy:
+    """A strategy by name: ``portfolio``, ``random``, ``pct[:depth]``, ``pos``, ``dfs[:bound]``."""
+    from stuck.explore.random_walk import RandomWalk
+
+    base, _, arg = name.partition(":")
+    if base == "random":
+        return RandomWalk(seed)
+    if base == "pct":
+        from stuck.explore.pct import PCT
+
+        return PCT(seed, depth=int(arg) if arg else 3)
+    if base == "pos":
+        from stuck.explore.pos import POS
+
+        return POS(seed)
+    if base == "dfs":
+        from stuck.explore.dfs import BoundedDFS
+
+        return BoundedDFS(bound=int(arg) if arg else 2)
+    if base == "portfolio":
+        from stuck.explore.pct import PCT
+        from stuck.explore.pos import POS
+
+        return Portfolio([RandomWalk(seed), PCT(seed, depth=2), POS(seed), PCT(seed, depth=3)])
+    raise ValueError(f"unknown strategy {name!r}; choose one of: portfolio, random, pct[:DEPTH], "
+                     "pos, dfs[:BOUND]")

@@ -1,0 +1,473 @@
+"""The controlled run: real OS threads, exactly one of which runs at a time.
+
+Every controlled thread owns a *baton*, a real (original) lock it holds locked while it may not
+run. At each synchronization operation the running thread calls :meth:`Scheduler.yield_point`,
+which asks the strategy which runnable thread goes next; handing over means releasing the next
+thread's baton and blocking on one's own. Because only the scheduler ever blocks a controlled
+thread, it knows the runnable set exactly: when it becomes empty and no timed wait is pending,
+every controlled thread is blocked, and the verdict is decided at once (no timeout involved).
+
+Tearing an execution down (deadlock, stall, hang) sets ``aborting`` and releases every baton: each
+blocked thread then raises the private :class:`Aborted` at its synchronization point and unwinds,
+so no OS thread outlives its execution.
+
+Thread identity is the creation index (0 is the target's own thread), which is what strategies,
+replay tokens and reports use: it does not depend on OS thread ids or on the Python version.
+"""
+
+from __future__ import annotations
+
+import _thread
+import sys
+import traceback
+from bisect import insort
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from stuck.explore.strategy import Strategy
+
+_get_ident = _thread.get_ident
+_allocate_lock = _thread.allocate_lock
+
+RUNNABLE = 0
+BLOCKED = 1
+FINISHED = 2
+
+
+class Aborted(BaseException):
+    """Raised inside a controlled thread when its execution is being torn down.
+
+    A BaseException so that ``except Exception`` in the program does not swallow it.
+    """
+
+
+class Sleep:
+    """The pseudo-resource of a thread in ``time.sleep`` (always ends when time advances)."""
+
+    kind = "timer"
+    key = (-1, -1)
+
+
+SLEEP = Sleep()
+
+
+class CThread:
+    """The scheduler's record of one controlled thread."""
+
+    __slots__ = (
+        "baton", "daemon", "deadline", "ident", "index", "name", "op", "pending",
+        "pool_worker", "pyobj", "state", "timed_out", "waiting", "created",
+    )
+
+    def __init__(self, index: int, name: str) -> None:
+        self.index = index
+        self.name = name
+        self.baton = _allocate_lock()
+        self.baton.acquire()
+        self.state = RUNNABLE
+        self.waiting: Any = None  # the primitive (or CThread, for join) it is blocked on
+        self.op = ""  # the blocking operation: "acquire", "wait", "join", "get", ...
+        self.deadline: float | None = None
+        self.timed_out = False
+        self.ident: int | None = None
+        self.pyobj: Any = None  # the threading.Thread
+        self.daemon = False
+        self.pool_worker = False
+        self.pending: Any = None  # resource of the operation it is about to do (for POS)
+        self.created = 0  # primitives created so far by this thread (stable resource keys)
+
+
+@dataclass
+class TraceEvent:
+    """One synchronization step, recorded only when re-running a schedule for display."""
+
+    step: int
+    thread: int
+    op: str
+    resource: Any
+    where: str  # file:line in the program's own code
+    switched_from: int | None = None  # set when this step follows a switch of thread
+    preemption: bool = False
+
+
+@dataclass
+class ThreadError:
+    thread: int
+    name: str
+    exception: BaseException
+    traceback: str
+
+
+@dataclass
+class History:
+    """What an exploration learned across executions: who ever woke which primitive.
+
+    Keys are stable resource keys (creator thread index, ordinal in that thread), so a condition
+    notified by thread 2 in one execution counts as wakeable by thread 2 in the next.
+    """
+
+    wakers: dict[tuple[int, int], set[int]] = field(default_factory=dict)
+
+    def add(self, key: tuple[int, int], thread: int) -> None:
+        s = self.wakers.get(key)
+        if s is None:
+            self.wakers[key] = {thread}
+        else:
+            s.add(thread)
+
+
+# The one active scheduler (only one controlled execution runs at a time in a process).
+_active: list[Scheduler | None] = [None]
+
+
+def active() -> Scheduler | None:
+    return _active[0]
+
+
+def controlled() -> tuple[Scheduler, CThread] | None:
+    """The active scheduler and the calling controlled thread, or None."""
+    sched = _active[0]
+    if sched is None:
+        return None
+    me = sched.by_ident.get(_get_ident())
+    if me is None:
+        return None
+    return sched, me
+
+
+_SKIP_FILES: tuple[str, ...] = ()
+
+
+def _skip_files() -> tuple[str, ...]:
+    global _SKIP_FILES
+    if not _SKIP_FILES:
+        import os
+        import queue
+        import threading
+
+        here = os.path.dirname(os.path.abspath(__file__))
+        paths = [here + os.sep, threading.__file__, queue.__file__]
+        try:
+            import concurrent.futures
+
+            paths.append(os.path.dirname(concurrent.futures.__file__) + os.sep)
+        except ImportError:  # pragma: no cover
+            pass
+        _SKIP_FILES = tuple(paths)
+    return _SKIP_FILES
+
+
+def user_frame(frame: Any) -> Any:
+    """The innermost frame that belongs to the program (not stuck, threading, queue, futures)."""
+    skip = _skip_files()
+    f = frame
+    while f is not None:
+        if not f.f_code.co_filename.startswith(skip):
+            return f
+        f = f.f_back
+    return frame
+
+
+def where(frame: Any) -> str:
+    f = user_frame(frame)
+    if f is None:
+        return "?"
+    return f"{f.f_code.co_filename}:{f.f_lineno}"
+
+
+class Scheduler:
+    """One controlled execution."""
+
+    def __init__(
+        self,
+        strategy: Strategy,
+        *,
+        max_steps: int = 20_000,
+        record: bool = False,
+        history: History | None = None,
+    ) -> None:
+        self.strategy = strategy
+        self.max_steps = max_steps
+        self.threads: list[CThread] = []
+        self.runnable: list[int] = []
+        self.by_ident: dict[int, CThread] = {}
+        self.by_thread: dict[int, CThread] = {}  # id(threading.Thread) -> CThread
+        self.step = 0
+        self.choices: list[int] = []
+        self.trace: list[TraceEvent] | None = [] if record else None
+        self.record = record
+        self.history = history if history is not None else History()
+        self.now = 0.0
+        self.aborting = False
+        self.live = 0
+        self.current: CThread | None = None
+        self.errors: list[ThreadError] = []
+        self.uncontrolled: list[str] = []
+        self.outcome: Any = None  # a Verdict, set once when the execution ends
+        self.done = _allocate_lock()
+        self.done.acquire()
+        self.last_switch_from: int | None = None
+        self.sites: dict[tuple[int, int], str] = {}  # resource key -> creation site (record)
+
+    # -- bookkeeping --------------------------------------------------------------------------
+
+    def new_key(self, me: CThread | None) -> tuple[int, int]:
+        """A stable key for a primitive created now by ``me``."""
+        if me is None:
+            return (-1, id(self) & 0xFFFF)
+        me.created += 1
+        key = (me.index, me.created)
+        if self.record:
+            self.sites[key] = _creation_site()
+        return key
+
+    def _new_thread(self, name: str, pyobj: Any) -> CThread:
+        ct = CThread(len(self.threads), name)
+        ct.pyobj = pyobj
+        if pyobj is not None:
+            ct.daemon = bool(getattr(pyobj, "daemon", False))
+            self.by_thread[id(pyobj)] = ct
+            target = getattr(pyobj, "_target", None)
+            ct.pool_worker = getattr(target, "__module__", "") == "concurrent.futures.thread"
+        self.threads.append(ct)
+        insort(self.runnable, ct.index)
+        self.live += 1
+        self.strategy.thread_created(ct.index)
+        return ct
+
+    def wake(self, t: CThread) -> None:
+        if t.state == BLOCKED:
+            t.state = RUNNABLE
+            t.waiting = None
+            t.deadline = None
+            insort(self.runnable, t.index)
+
+    # -- the controlled thread's life -----------------------------------------------------------
+
+    def _body(self, me: CThread, fn: Callable[[], object]) -> None:
+        me.ident = _get_ident()
+        self.by_ident[me.ident] = me
+        me.baton.acquire()
+        try:
+            if self.aborting:
+                raise Aborted
+            fn()
+        except Aborted:
+            pass
+        except BaseException as exc:  # noqa: BLE001 - an uncaught exception is a verdict
+            if not self.aborting:
+                self.errors.append(ThreadError(
+                    me.index, me.name, exc,
+                    "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
+                ))
+        finally:
+            try:
+                self._finished(me)
+            except Aborted:
+                pass
+
+    def start_root(self, target: Callable[[], object], starter: Callable[[Any], None],
+                   thread_factory: Callable[..., Any]) -> CThread:
+        """Create thread 0, which runs ``target``; it holds the baton first."""
+        holder: list[CThread] = []
+
+        def run() -> None:
+            self._body(holder[0], target)
+
+        pyobj = thread_factory(target=run, name="explore-main", daemon=True)
+        root = self._new_thread("main", pyobj)
+        holder.append(root)
+        self.current = root
+        root.baton.release()
+        starter(pyobj)
+        return root
+
+    def spawn(self, parent: CThread, pyobj: Any, starter: Callable[[Any], None],
+              real_event: Callable[[], Any]) -> None:
+        """``Thread.start`` called by a controlled thread: the new thread is controlled too."""
+        self.yield_point(parent, "start", None)
+        ct = self._new_thread(str(getattr(pyobj, "name", f"Thread-{len(self.threads)}")), pyobj)
+        user_run = pyobj.run
+
+        def run() -> None:
+            try:
+                self._body(ct, user_run)
+            finally:
+                try:
+                    del pyobj.run
+                except AttributeError:
+                    pass
+
+        pyobj.run = run
+        # Thread internals wait on _started before run(): keep that a real event.
+        pyobj._started = real_event()
+        starter(pyobj)
+
+    def _finished(self, me: CThread) -> None:
+        if self.aborting:
+            me.state = FINISHED
+            return
+        me.state = FINISHED
+        self.runnable.remove(me.index)
+        self.live -= 1
+        for t in self.threads:
+            if t.state == BLOCKED and t.waiting is me:
+                self.wake(t)
+        if self.live == 0:
+            self._end(None)
+            return
+        nxt = self._next_after(me)
+        if nxt is not None:
+            self.current = nxt
+            nxt.baton.release()
+
+    # -- scheduling -----------------------------------------------------------------------------
+
+    def yield_point(self, me: CThread, op: str, resource: Any) -> None:
+        """A synchronization point: maybe let another runnable thread go first."""
+        if self.aborting:
+            raise Aborted
+        self.step += 1
+        if self.step > self.max_steps:
+            self._hang(me)
+        me.pending = resource
+        if self.trace is not None:
+            self._trace(me, op, resource)
+        runnable = self.runnable
+        if len(runnable) > 1:
+            nxt = self.strategy.choose(runnable, me.index, self.step)
+            self.choices.append(nxt)
+            if nxt != me.index:
+                if self.trace is not None:
+                    self.last_switch_from = me.index
+                self._switch(me, self.threads[nxt])
+
+    def block(self, me: CThread, resource: Any, op: str, deadline: float | None = None) -> bool:
+        """Block ``me`` on ``resource`` until woken; False when the deadline passed instead."""
+        if self.aborting:
+            raise Aborted
+        me.state = BLOCKED
+        me.waiting = resource
+        me.op = op
+        me.deadline = deadline
+        me.timed_out = False
+        self.runnable.remove(me.index)
+        nxt = self._next_after(me)
+        if nxt is None:  # pragma: no cover - _next_after raises or returns a thread
+            raise Aborted
+        if self.trace is not None:
+            self.last_switch_from = me.index
+        if nxt is not me:
+            self._switch(me, nxt)
+        return not me.timed_out
+
+    def _next_after(self, me: CThread) -> CThread | None:
+        """The thread to run after ``me`` blocked or finished (advancing virtual time if needed)."""
+        if not self.runnable:
+            timed = [t for t in self.threads if t.state == BLOCKED and t.deadline is not None]
+            if timed:
+                self.now = max(self.now, min(t.deadline for t in timed))  # type: ignore[type-var]
+                for t in timed:
+                    if t.deadline is not None and t.deadline <= self.now:
+                        t.timed_out = True
+                        self.wake(t)
+            else:
+                self._all_blocked(me)
+                return None
+        runnable = self.runnable
+        if len(runnable) == 1:
+            return self.threads[runnable[0]]
+        self.step += 1
+        if self.step > self.max_steps:
+            self._hang(me)
+        nxt = self.strategy.choose(runnable, me.index, self.step)
+        self.choices.append(nxt)
+        return self.threads[nxt]
+
+    def _switch(self, me: CThread, nxt: CThread) -> None:
+        self.current = nxt
+        nxt.baton.release()
+        me.baton.acquire()
+        if self.aborting:
+            raise Aborted
+
+    # -- ends of an execution -------------------------------------------------------------------
+
+    def _all_blocked(self, me: CThread) -> None:
+        from stuck.explore import verdict
+
+        rest = [t for t in self.threads if t.state != FINISHED]
+        root_done = self.threads[0].state == FINISHED
+        if root_done and all(t.daemon or (t.pool_worker and t.op == "get") for t in rest):
+            # Only daemon threads or idle pool workers are left: the program is done.
+            self._end(None)
+        else:
+            self._end(verdict.blocked(self))
+        if me.state != FINISHED:
+            raise Aborted
+
+    def _hang(self, me: CThread) -> None:
+        from stuck.explore import verdict
+
+        self._end(verdict.hang(self, me))
+        raise Aborted
+
+    def _end(self, outcome: Any) -> None:
+        """Finish the execution: record the outcome, release every baton, wake the engine."""
+        if self.aborting:
+            return
+        self.outcome = outcome
+        self.aborting = True
+        for t in self.threads:
+            if t.state != FINISHED:
+                try:
+                    t.baton.release()
+                except RuntimeError:
+                    pass  # its baton was already released (it is the running thread)
+        self.done.release()
+
+    def abort_from_outside(self, reason: Any) -> None:
+        """The engine gave up waiting (a thread blocked outside the scheduler's control)."""
+        self._end(reason)
+
+    def _trace(self, me: CThread, op: str, resource: Any) -> None:
+        assert self.trace is not None
+        frame = sys._getframe(2)
+        switched = self.last_switch_from
+        preempt = False
+        if switched is not None and switched != me.index:
+            prev = self.threads[switched]
+            preempt = prev.state == RUNNABLE
+        else:
+            switched = None
+        self.last_switch_from = None
+        self.trace.append(TraceEvent(self.step, me.index, op, resource, where(frame),
+                                     switched, preempt))
+
+
+def _creation_site() -> str:
+    import linecache
+
+    frame = sys._getframe(3)
+    outer = None
+    f = frame
+    skip = _skip_files()
+    while f is not None and f.f_code.co_filename.startswith(skip):
+        outer = f
+        f = f.f_back
+    if f is None:
+        return "?"
+    line = linecache.getline(f.f_code.co_filename, f.f_lineno).strip()
+    made_by = ""
+    if outer is not None:
+        qual = getattr(outer.f_code, "co_qualname", outer.f_code.co_name)
+        if qual.endswith("__init__"):
+            made_by = qual.rsplit(".", 1)[0]
+    text = f"{f.f_code.co_filename}:{f.f_lineno}"
+    if line:
+        text += f" `{line}`"
+    if made_by:
+        text = f"{made_by} at {text}"
+    return text
