@@ -340,7 +340,7 @@ def evaluate(facts: LiveFacts, settle: float = 0.5,
         ))
         return findings
     reported: set[str] = set()
-    for tid in sorted(stuck, key=lambda i: _priority(threads[i], facts, now)):
+    for tid in sorted(stuck, key=lambda i: _priority(threads[i], facts, stuck, now)):
         t = threads[tid]
         if tid in reported or t.wait is None or (_waited(t, now) or 0.0) < settle:
             continue
@@ -359,13 +359,30 @@ def evaluate(facts: LiveFacts, settle: float = 0.5,
     return findings
 
 
-def _priority(t: ThreadFacts, facts: LiveFacts, now: float) -> tuple[int, float]:
-    """Report order: waits for a result (a condition, an event, a future) before idle workers
-    waiting for jobs on a queue, whose stall is usually the consequence; longest first."""
+def _priority(t: ThreadFacts, facts: LiveFacts, stuck: set[str],
+              now: float) -> tuple[int, int, float, str]:
+    """Report order: the waiters first, then the threads that should have woken them (they
+    appear inside the waiter's finding: the idle flush worker inside the writer's stall, the
+    blocked pool worker inside its client's); waits for a result before idle workers waiting
+    for jobs on a queue; longest first; then by id, so the order never depends on hashing."""
     res = facts.resources.get(t.wait.resource) if t.wait is not None else None
     idle_worker = res is not None and res.kind == "queue" and t.wait is not None \
         and t.wait.op == "get"
-    return (1 if idle_worker else 0, -(_waited(t, now) or 0.0))
+    waker_of_another = any(
+        other.wait is not None and oid != t.id and _can_signal(t.id, other.wait.resource, facts)
+        for oid, other in facts.threads.items() if oid in stuck)
+    return (1 if waker_of_another else 0, 1 if idle_worker else 0,
+            -(_waited(t, now) or 0.0), t.id)
+
+
+def _can_signal(tid: str, rid: str, facts: LiveFacts) -> bool:
+    res = facts.resources.get(rid)
+    if res is None:
+        return False
+    if tid in (res.wakers or ()) or tid in res.owners:
+        return True
+    ex = facts.executors.get(res.executor) if res.executor else None
+    return ex is not None and tid in ex.workers
 
 
 def _behind(roots: list[str], facts: LiveFacts, stuck: set[str], reported: set[str]) -> list[str]:

@@ -614,14 +614,12 @@ class Watchdog:
                 self._abort(report, now)
 
     def _write(self, report: Report, now: float) -> None:
-        self.reports.append(report)
-        del self.reports[:-8]
         stream = self.config.stream or sys.stderr
-        try:
+        with contextlib.suppress(Exception):
             stream.write(render_diagnosis(report))
             stream.flush()
-        except Exception:
-            pass
+        self.reports.append(report)  # after writing: a reader of `reports` sees the text too
+        del self.reports[:-8]
 
     def _target(self, f: Finding, report: Report) -> int | None:
         choice = self.config.raise_in
