@@ -64,7 +64,7 @@ def _finding_lines(f: Finding, snap: Snapshot, threads: dict[str, Thread],
             line = (f"    {thread_name(threads, edge.thread)} waits for "
                     f"{resource_name(res, edge.waits_for)}")
             if waiter is not None and waiter.waits is not None:
-                if waiter.waits.at is not None:
+                if waiter.waits.at is not None and waiter.waits.at.where() != "?":
                     line += f" at {clean(waiter.waits.at.where())}"
                 line += _duration(waiter.waits.duration)
             line += f", held by {thread_name(threads, edge.held_by)}"
@@ -79,7 +79,7 @@ def _finding_lines(f: Finding, snap: Snapshot, threads: dict[str, Thread],
                 continue
             res = resources.get(t.waits.resource)
             line = f"    {thread_name(threads, tid)} waits for {resource_name(res, t.waits.resource)}"
-            if t.waits.at is not None:
+            if t.waits.at is not None and t.waits.at.where() != "?":
                 line += f" at {clean(t.waits.at.where())}"
             line += _duration(t.waits.duration)
             if res is not None and res.owners:
