@@ -1,0 +1,96 @@
+"""``stuck explore``: run a test under a controlled scheduler and find the interleaving that hangs.
+
+The public API is :func:`explore` (returns an :class:`ExploreResult`), :func:`explores` (a
+decorator for tests) and :func:`replay`. Everything else is loaded on first use, so importing
+``stuck.explore`` patches nothing and starts no thread.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    from stuck.explore.engine import ExploreResult
+
+__all__ = ["ExploreFailure", "ExploreResult", "explore", "explores", "render", "replay"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def explore(func: Callable[[], object], **options: Any) -> ExploreResult:
+    """Explore interleavings of ``func`` (which starts its own threads).
+
+    Options: ``executions`` (1000), ``strategy`` ("portfolio", "random", "pct[:d]", "pos",
+    "dfs[:bound]"), ``seed`` (0), ``time_budget`` (seconds, None), ``max_steps`` (20000),
+    ``shrink_failures`` (True), ``replay`` (a token), ``progress`` (callback ``(done, total)``).
+    """
+    from stuck.explore.engine import explore as _explore
+
+    return _explore(func, **options)
+
+
+def replay(func: Callable[[], object], token: str, **options: Any) -> ExploreResult:
+    """Re-run the schedule recorded in ``token``."""
+    return explore(func, replay=token, **options)
+
+
+def render(result: ExploreResult) -> str:
+    from stuck.explore.show import render as _render
+
+    return _render(result)
+
+
+def __getattr__(name: str) -> Any:
+    if name == "ExploreResult":
+        from stuck.explore.engine import ExploreResult
+
+        return ExploreResult
+    raise AttributeError(f"module 'stuck.explore' has no attribute {name!r}")
+
+
+class ExploreFailure(AssertionError):
+    """Raised by :func:`explores` when an interleaving deadlocks, stalls, hangs or raises."""
+
+    def __init__(self, message: str, result: ExploreResult) -> None:
+        super().__init__(message)
+        self.result = result
+
+
+# Set by the pytest plugin while a test runs with --stuck-replay=TOKEN.
+_replay_token: list[str | None] = [None]
+_last_failure: list[ExploreResult | None] = [None]
+
+
+def explores(executions: int = 1000, **options: Any) -> Callable[[F], F]:
+    """Decorate a test: its body runs under the controlled scheduler, many times.
+
+    The test fails with :class:`ExploreFailure` (the shown schedule and a replay token) when one
+    interleaving fails. Under pytest, ``--stuck-replay=TOKEN`` re-runs just that interleaving.
+    """
+
+    def wrap(test: F) -> F:
+        @functools.wraps(test)
+        def run(*args: Any, **kwargs: Any) -> None:
+            def body() -> None:
+                test(*args, **kwargs)
+
+            opts = dict(options)
+            token = _replay_token[0]
+            if token is not None:
+                opts["replay"] = token
+            result = explore(body, executions=executions, **opts)
+            if result.found:
+                _last_failure[0] = result
+                from stuck.explore.pytest_plugin import current_nodeid, replay_command
+                from stuck.explore.show import render as _render
+
+                nodeid = current_nodeid()
+                command = (replay_command(nodeid, result.token)
+                           if nodeid and result.token else None)
+                raise ExploreFailure(_render(result, command), result)
+
+        return run  # type: ignore[return-value]
+
+    return wrap

@@ -60,13 +60,14 @@ def run_once(
     scheduler._active[0] = sched
     leaked: list[str] = []
     try:
-        sched.start_root(target, _real_thread_start, threading.Thread)
+        sched.start_root(target, primitives._start_controlled, threading.Thread)
         if not sched.done.acquire(True, stall_seconds):
             sched.abort_from_outside(verdict.stopped(sched, stall_seconds))
             cur = sched.current
             _interrupt(cur.ident if cur is not None else None)
         for t in sched.threads:
-            if t.pyobj is not None and t.pyobj.ident is not None:
+            if t.pyobj is not None:
+                t.pyobj._started.wait(5.0)
                 _real_thread_join(t.pyobj, 5.0)
                 if t.pyobj.is_alive():
                     leaked.append(t.name)
@@ -215,6 +216,8 @@ def explore(
             result.preemptions = rp.preemptions()
             result.switches = switches
             result.divergence = rp.divergence
+            if rp.divergence is None and rp.unconsumed() > 0:
+                result.divergence = Divergence(rp.pos, ex.steps, -1, ())
             if rp.divergence is None and ex.verdict.kind != tok.verdict:
                 result.notes.append(f"the token recorded a {tok.verdict}; this run gave "
                                     f"{ex.verdict.kind}")
@@ -229,6 +232,9 @@ def explore(
             ex = run_once(target, strat, max_steps=max_steps, history=history,
                           stall_seconds=stall_seconds)
             result.executions += 1
+            for note in ex.verdict.uncontrolled:
+                if note not in result.notes and len(result.notes) < 10:
+                    result.notes.append(note)
             more = strat.end(ex.verdict.failed)
             if progress is not None:
                 progress(result.executions, executions)

@@ -112,6 +112,9 @@ class Divergence:
     runnable: tuple[int, ...]
 
     def describe(self) -> str:
+        if self.wanted < 0:
+            return (f"the schedule diverged: the run ended after {self.decision} of the token's "
+                    "decisions -- the code changed since the token was made")
         return (f"the schedule diverged at decision {self.decision} (step {self.step}): it "
                 f"wants T{self.wanted}, but only {', '.join(f'T{i}' for i in self.runnable)} "
                 "can run -- the code changed since the token was made")

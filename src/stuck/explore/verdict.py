@@ -133,8 +133,7 @@ def blocked(sched: Scheduler) -> Verdict:
             hard[t.index] = True
             wakers_of[t.index] = None
             continue
-        key = getattr(res, "key", None)
-        known = sorted(sched.history.wakers.get(key, set())) if key is not None else []
+        known = sorted(_possible_wakers(sched, res))
         alive = [i for i in known if sched.threads[i].state != FINISHED and i != t.index
                  if i < len(sched.threads)]
         succ[t.index] = alive
@@ -166,6 +165,17 @@ def blocked(sched: Scheduler) -> Verdict:
         certain = True
     v.report = _report(sched, v, frames, certain)
     return v
+
+
+def _possible_wakers(sched: Scheduler, res: Any) -> set[int]:
+    """Threads seen notifying ``res`` -- or, for a condition, using its lock (a monitor such as
+    ``queue.Queue`` wakes one condition's waiters by work done under the shared lock)."""
+    out: set[int] = set()
+    for obj in (res, getattr(res, "_lock", None)):
+        key = getattr(obj, "key", None)
+        if key is not None:
+            out |= sched.history.wakers.get(key, set())
+    return out
 
 
 def _stall_reason(sched: Scheduler, t: CThread) -> str:

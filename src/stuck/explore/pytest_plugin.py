@@ -1,0 +1,82 @@
+"""pytest integration of ``stuck explore``.
+
+* ``@pytest.mark.stuck_explore(executions=..., strategy=..., seed=...)`` runs the test body under
+  the controlled scheduler, many times (or use the :func:`stuck.explore.explores` decorator);
+* ``--stuck-replay=TOKEN`` re-runs exactly the failing interleaving of such a test.
+
+On failure the report ends with the command that reproduces it:
+``pytest path::test --stuck-replay=TOKEN``.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import pytest
+
+
+def pytest_addoption(parser: Any) -> None:
+    group = parser.getgroup("stuck-explore", "stuck explore (controlled scheduler)")
+    group.addoption("--stuck-replay", action="store", default=None, metavar="TOKEN",
+                    help="Re-run the interleaving of a stuck explore replay token.")
+
+
+def pytest_configure(config: Any) -> None:
+    config.addinivalue_line(
+        "markers",
+        "stuck_explore(executions=1000, strategy='portfolio', seed=0, time_budget=None): run "
+        "the test under stuck's controlled scheduler and fail on a deadlock, stall, hang or "
+        "exception in any interleaving",
+    )
+    token = config.getoption("--stuck-replay", default=None)
+    if token:
+        from stuck import explore as explore_pkg
+
+        explore_pkg._replay_token[0] = token
+
+
+def pytest_unconfigure(config: Any) -> None:
+    if config.getoption("--stuck-replay", default=None):
+        from stuck import explore as explore_pkg
+
+        explore_pkg._replay_token[0] = None
+
+
+def replay_command(nodeid: str, token: str) -> str:
+    return f"pytest '{nodeid}' --stuck-replay={token}"
+
+
+def current_nodeid() -> str | None:
+    current = os.environ.get("PYTEST_CURRENT_TEST")
+    if not current:
+        return None
+    return current.rsplit(" (", 1)[0]
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pyfunc_call(pyfuncitem: Any) -> bool | None:
+    marker = pyfuncitem.get_closest_marker("stuck_explore")
+    if marker is None:
+        return None
+    from stuck import explore as explore_pkg
+    from stuck.explore.show import render
+
+    options = dict(marker.kwargs)
+    if marker.args:
+        options.setdefault("executions", marker.args[0])
+    token = explore_pkg._replay_token[0]
+    if token is not None:
+        options["replay"] = token
+    func = pyfuncitem.obj
+    argnames = pyfuncitem._fixtureinfo.argnames
+    kwargs = {name: pyfuncitem.funcargs[name] for name in argnames}
+
+    def body() -> None:
+        func(**kwargs)
+
+    result = explore_pkg.explore(body, **options)
+    if result.found:
+        command = replay_command(pyfuncitem.nodeid, result.token) if result.token else None
+        raise explore_pkg.ExploreFailure(render(result, command), result)
+    return True

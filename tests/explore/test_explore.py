@@ -1,0 +1,188 @@
+from __future__ import annotations
+
+import json
+import threading
+
+import explore_targets as targets
+import pytest
+
+from stuck.explore import ExploreFailure, explore, explores, replay
+from stuck.explore.replay import TokenError, decode, encode
+
+
+def test_abba_deadlock_found_with_cycle_and_shrunk() -> None:
+    result = explore(targets.abba, executions=1000, seed=1)
+    assert result.found
+    v = result.verdict
+    assert v is not None and v.kind == "deadlock"
+    assert {a for a, _, _ in v.cycle} == {1, 2}
+    assert {w.name for w in v.table} >= {"forward", "backward"}
+    assert result.preemptions <= result.unshrunk_preemptions
+    assert result.decisions <= result.unshrunk_decisions
+    assert result.preemptions == 1  # an AB/BA deadlock needs exactly one preemption
+    # the shown switches name the primitive and the file:line in the program
+    assert any("explore_targets.py" in s.where for s in result.switches)
+    assert any(s.preemption for s in result.switches)
+    report = v.report
+    assert report is not None and report.findings[0].kind == "deadlock"
+    assert report.findings[0].confidence == "certain"
+    assert len(report.findings[0].cycle) == 2
+
+
+def test_replay_reproduces_ten_times_out_of_ten() -> None:
+    result = explore(targets.abba, executions=1000, seed=2)
+    assert result.token is not None
+    for _ in range(10):
+        again = replay(targets.abba, result.token)
+        assert again.verdict is not None and again.verdict.kind == "deadlock"
+        assert again.divergence is None
+
+
+def test_unshrunk_token_reproduces_too() -> None:
+    result = explore(targets.abba, strategy="random", executions=1000, seed=5)
+    assert result.unshrunk_token is not None
+    again = replay(targets.abba, result.unshrunk_token)
+    assert again.verdict is not None and again.verdict.kind == "deadlock"
+
+
+def test_replay_on_changed_code_reports_divergence() -> None:
+    result = explore(targets.abba, executions=1000, seed=1)
+    assert result.token is not None
+    other = replay(targets.raises, result.token)
+    assert other.divergence is not None
+    assert "diverged" in other.divergence.describe()
+
+
+def test_condition_never_notified_is_a_stall_naming_the_condition() -> None:
+    result = explore(targets.never_notified, executions=200, seed=0)
+    v = result.verdict
+    assert v is not None and v.kind == "stall"
+    waiter = next(w for w in v.table if w.name == "waiter")
+    assert waiter.op == "wait"
+    assert "Condition" in waiter.resource and "ready = threading.Condition()" in waiter.resource
+    assert waiter.wakers == []
+    assert "waiter waits on Condition" in v.summary
+
+
+def test_spin_loop_is_a_hang_within_the_step_budget() -> None:
+    result = explore(targets.spin, executions=5, max_steps=500)
+    v = result.verdict
+    assert v is not None and v.kind == "hang"
+    assert v.steps <= 502
+    assert "500" in v.summary and "spinner" in v.summary
+
+
+def test_exception_in_a_thread_is_reported_with_its_traceback() -> None:
+    result = explore(targets.raises, executions=10)
+    v = result.verdict
+    assert v is not None and v.kind == "exception"
+    assert v.errors[0].name == "broken"
+    assert "ValueError: bad input in worker" in v.errors[0].traceback
+    assert 'raise ValueError("bad input in worker")' in v.errors[0].traceback
+
+
+def test_two_full_bounded_queues_block_each_other() -> None:
+    result = explore(targets.two_queues, executions=1000, seed=0)
+    v = result.verdict
+    assert v is not None and v.kind == "deadlock"
+    assert {a for a, _, _ in v.cycle} == {1, 2}
+
+
+def test_thread_pool_starvation_is_found() -> None:
+    result = explore(targets.pool_starvation, executions=100, seed=0)
+    v = result.verdict
+    assert v is not None and v.kind in ("deadlock", "stall")
+    assert any(w.op == "wait" for w in v.table)
+
+
+@pytest.mark.parametrize("target", [targets.abba_fixed, targets.primitives_ok, targets.pool_ok,
+                                    targets.sleepy])
+def test_correct_programs_pass(target: object) -> None:
+    result = explore(target, executions=300, seed=3)  # type: ignore[arg-type]
+    assert not result.found, result.verdict and result.verdict.summary
+    assert result.executions == 300
+
+
+@pytest.mark.parametrize("strategy", ["random", "pct:2", "pos", "dfs:1", "portfolio"])
+def test_every_strategy_finds_abba(strategy: str) -> None:
+    result = explore(targets.abba, strategy=strategy, executions=1000, seed=4)
+    assert result.verdict is not None and result.verdict.kind == "deadlock"
+
+
+def test_bounded_dfs_exhausts_on_a_correct_program() -> None:
+    result = explore(targets.abba_fixed, strategy="dfs:2", executions=10_000)
+    assert result.exhausted and result.bound == 2
+    assert not result.found
+    assert 1 < result.executions < 10_000
+
+
+def test_bounded_dfs_with_bound_zero_cannot_see_abba() -> None:
+    result = explore(targets.abba, strategy="dfs:0", executions=10_000)
+    assert result.exhausted and not result.found
+
+
+def test_virtual_time_makes_sleeps_instant() -> None:
+    import time
+
+    start = time.monotonic()
+    result = explore(targets.sleepy, executions=20)
+    assert not result.found
+    assert time.monotonic() - start < 30  # 20 x 2 virtual hours
+
+
+def test_no_thread_leaks_between_executions() -> None:
+    baseline = threading.active_count()
+    explore(targets.abba, executions=50, strategy="random", shrink_failures=False)
+    explore(targets.never_notified, executions=5)
+    explore(targets.spin, executions=2, max_steps=200)
+    assert threading.active_count() == baseline
+
+
+def test_uncontrolled_thread_is_noted() -> None:
+    result = explore(targets.raw_thread, executions=1, stall_seconds=2.0)
+    assert any("start_new_thread" in n and "cannot control" in n for n in result.notes)
+
+
+def test_primitives_restored_after_exploration() -> None:
+    explore(targets.abba_fixed, executions=3)
+    lock = threading.Lock()
+    assert type(lock).__module__ == "_thread"
+    assert type(threading.Condition()).__module__ == "threading"
+
+
+def test_token_roundtrip_and_errors() -> None:
+    choices = [0, 0, 1, 2, 2, 2, 1, 0, 300, 300]
+    tok = encode(choices, "deadlock")
+    assert tok.startswith("s1:")
+    back = decode(tok)
+    assert back.choices == choices and back.verdict == "deadlock"
+    with pytest.raises(TokenError, match="version"):
+        decode("s9:AAAA")
+    with pytest.raises(TokenError):
+        decode("garbage")
+    with pytest.raises(TokenError):
+        decode("s1:" + tok[3:-2])
+
+
+def test_json_report_validates_against_the_schema() -> None:
+    jsonschema = pytest.importorskip("jsonschema")
+    from stuck.report import json as report_json
+
+    result = explore(targets.abba, executions=1000, seed=1)
+    assert result.verdict is not None and result.verdict.report is not None
+    doc = json.loads(report_json.dumps(result.verdict.report))
+    jsonschema.validate(doc, report_json.schema())
+    assert doc["source"]["kind"] == "explore"
+    assert doc["findings"][0]["kind"] == "deadlock"
+
+
+def test_decorator_fails_with_schedule_and_token() -> None:
+    @explores(executions=500, seed=0)
+    def test_body() -> None:
+        targets.abba()
+
+    with pytest.raises(ExploreFailure) as info:
+        test_body()
+    text = str(info.value)
+    assert "deadlock" in text and "replay token: s1:" in text
+    assert "--stuck-replay=s1:" in text  # running under pytest: the command to reproduce
