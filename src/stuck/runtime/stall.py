@@ -26,16 +26,20 @@ Everything here runs in the watchdog thread on a snapshot of facts, never in the
 
 from __future__ import annotations
 
+import _thread
 import contextlib
 import gc
+import importlib
 import sys
+import threading
 import time
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from types import FrameType, ModuleType
-from typing import Literal
+from typing import Any, Literal
 
-from stuck.model import Finding
+from stuck.model import Finding, Snapshot
 
 WaitOp = Literal["acquire", "wait", "get", "put", "join", "result", "barrier", "unknown"]
 
@@ -601,3 +605,278 @@ def _unique(items: list[str]) -> list[str]:
             seen.add(i)
             out.append(i)
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Waker history: what the tracked primitives record (cheap: one set per primitive)
+
+_names: dict[int, str] = {}  # thread ident -> name, kept for threads that signalled and died
+
+
+def note_waker(obj: object, op: str = "") -> None:
+    """Record that the current thread did something that ends waits on ``obj`` (notified it,
+    set it, released it, arrived at it). Called by the tracked primitives; never raises."""
+    me = _thread.get_ident()
+    try:
+        wakers: set[int] | None = obj.__dict__.get("_stuck_wakers")
+        if wakers is None:
+            obj._stuck_wakers = wakers = set()  # type: ignore[attr-defined]
+        if me not in wakers:
+            wakers.add(me)
+            if me not in _names:
+                _names[me] = threading.current_thread().name
+    except Exception:
+        pass
+
+
+def note_signal(obj: object, op: str, waiters: int) -> None:
+    """Record a notify / set on a condition or event: the waker, and a short history (who,
+    when, how many waited) for the lost wake-up rule."""
+    note_waker(obj)
+    try:
+        history: deque[Signal] | None = obj.__dict__.get("_stuck_signals")
+        if history is None:
+            obj._stuck_signals = history = deque(maxlen=4)  # type: ignore[attr-defined]
+        history.append(Signal(op, f"0x{_thread.get_ident():x}", time.time(), waiters))
+    except Exception:
+        pass
+
+
+# ---------------------------------------------------------------------------------------------
+# The live adapter: registry -> facts -> findings
+
+_OWN_THREADS = frozenset({"stuck-watchdog"})
+
+
+def _tid(ident: int) -> str:
+    return f"0x{ident:x}"
+
+
+def _idents(values: object) -> set[str]:
+    try:
+        return {_tid(i) for i in list(values)}  # type: ignore[call-overload]
+    except Exception:
+        return set()
+
+
+def _owner_hint(obj: object) -> str | None:
+    """``Store.bg_cv`` or ``BackgroundPool('compaction').jobs``: the attribute of an object
+    that holds ``obj``, found through the garbage collector (report time only)."""
+    try:
+        for holder in gc.get_referrers(obj):
+            if not isinstance(holder, dict):
+                continue
+            attr = next((k for k, v in holder.items() if v is obj and isinstance(k, str)), None)
+            if attr is None:
+                continue
+            for owner in gc.get_referrers(holder):
+                if getattr(owner, "__dict__", None) is holder:
+                    cls = type(owner).__name__
+                    name = owner.__dict__.get("name")
+                    if isinstance(name, str) and len(name) <= 40:
+                        return f"{cls}({name!r}).{attr}"
+                    return f"{cls}.{attr}"
+    except Exception:
+        return None
+    return None
+
+
+class LiveChecker:
+    """Applies the stall rules to the live registry. Used by the watchdog thread."""
+
+    def __init__(self) -> None:
+        self._labels: dict[int, str] = {}
+
+    def settled(self, settle: float) -> bool:
+        """True when some thread has been in a durable tracked wait for ``settle`` seconds."""
+        from stuck.runtime import registry
+        cutoff = time.time() - settle
+        return any(r.timeout is None and r.since <= cutoff
+                   for r in list(registry.waits.values()))
+
+    def check(self, settle: float) -> tuple[Snapshot, list[Finding]]:
+        # stuck.runtime.snapshot is also the name of a function of the package: import the
+        # module by its full name.
+        live_snapshot = importlib.import_module("stuck.runtime.snapshot")
+        snap, table, rid_of = live_snapshot.take()
+        facts, objects = self.facts(snap, table, rid_of)
+        candidates, _ = stuck_set(facts)
+        unreachable: set[str] = set()
+        if candidates:
+            unreachable = self._unreachable(facts, objects, candidates)
+        findings = evaluate(facts, settle, unreachable)
+        self._annotate(snap, facts, findings)
+        return snap, findings
+
+    def facts(self, snap: Snapshot, table: dict[int, Any], rid_of: dict[int, str]
+              ) -> tuple[LiveFacts, dict[str, object]]:
+        from stuck.runtime import registry
+        from stuck.runtime.snapshot import describe
+
+        now = time.time()
+        alive = registry.thread_objects()
+        threads: dict[str, ThreadFacts] = {}
+        for ident, pyt in alive.items():
+            if pyt.name in _OWN_THREADS:
+                continue
+            threads[_tid(ident)] = ThreadFacts(id=_tid(ident), name=pyt.name,
+                                               daemon=pyt.daemon, ident=ident)
+        resources: dict[str, ResourceFacts] = {}
+        objects: dict[str, object] = {}
+        executors: dict[str, ExecutorFacts] = {}
+
+        def add(obj: object) -> ResourceFacts:
+            rid = rid_of.get(id(obj))
+            model = snap.resource(rid) if rid is not None else None
+            if model is None:
+                model = describe(obj)
+            rf = resources.get(model.id)
+            if rf is not None:
+                return rf
+            rf = self._resource(obj, model.id, model.kind, model.label, model.owners,
+                                executors)
+            resources[rf.id] = rf
+            objects[rf.id] = obj
+            return rf
+
+        for ident, record in table.items():
+            t = threads.get(_tid(ident))
+            if t is None:
+                continue
+            rf = add(record.resource)
+            op = record.op if record.op in ("acquire", "wait", "get", "put", "join",
+                                            "result") else "unknown"
+            if rf.kind == "barrier":
+                op = "barrier"
+            t.wait = ThreadWait(resource=rf.id, op=op, durable=record.timeout is None,  # type: ignore[arg-type]
+                                since=record.since, timeout=record.timeout)
+        for mt in snap.threads():
+            t = threads.get(mt.id)
+            if t is not None:
+                t.holds = list(mt.holds)
+                if t.wait is None and mt.frames and mt.frames[0].function in (
+                        "_shutdown",) and (mt.frames[0].file or "").endswith("threading.py"):
+                    # The main thread at exit, joining every non-daemon thread.
+                    rf = ResourceFacts("interpreter-exit", "thread", "interpreter exit")
+                    resources[rf.id] = rf
+                    t.wait = ThreadWait(resource=rf.id, op="join", since=now - 3600)
+        # Queues holding work that threads of a possible stall handed off (stranded jobs).
+        for obj in list(registry.resources):
+            if getattr(obj, "_stuck_kind", None) == "queue":
+                try:
+                    if obj.qsize() > 0:  # type: ignore[attr-defined]
+                        add(obj)
+                except Exception:
+                    pass
+        # Threads named as wakers that are gone.
+        for rf in resources.values():
+            for w in (rf.wakers or set()) | (rf.getters or set()):
+                if w not in threads:
+                    ident = int(w, 16)
+                    threads[w] = ThreadFacts(id=w, name=_names.get(ident, f"thread {w}"),
+                                             alive=False, ident=ident, ended="has ended")
+        return LiveFacts(threads=threads, resources=resources, executors=executors,
+                         now=now), objects
+
+    def _resource(self, obj: object, rid: str, kind: str, label: str, owners: list[str],
+                  executors: dict[str, ExecutorFacts]) -> ResourceFacts:
+        rf = ResourceFacts(id=rid, kind=kind, label=self._label(obj, label),
+                           owners=list(owners))
+        d = getattr(obj, "__dict__", {})
+        recorded = d.get("_stuck_wakers")
+        if kind == "queue":
+            rf.wakers = _idents(getattr(obj, "_stuck_putters", ()))
+            rf.getters = _idents(getattr(obj, "_stuck_getters", ()))
+            with contextlib.suppress(Exception):
+                rf.size = obj.qsize()  # type: ignore[attr-defined]
+            rf.maxsize = getattr(obj, "maxsize", 0)
+        elif kind in ("condition", "event", "semaphore", "barrier"):
+            rf.wakers = _idents(recorded) if recorded is not None else None
+            signals = d.get("_stuck_signals")
+            if signals:
+                rf.history = [Signal(s.op, s.thread, s.at, s.waiters) for s in list(signals)]
+            if kind == "barrier":
+                rf.parties = getattr(obj, "parties", None)
+                rf.n_waiting = getattr(obj, "n_waiting", None)
+                rf.broken = bool(getattr(obj, "broken", False))
+        elif kind == "future":
+            runner = d.get("_stuck_runner")
+            rf.wakers = {_tid(runner)} if runner is not None else set()
+            rf.running = getattr(obj, "_state", None) == "RUNNING"
+            pool_ref = d.get("_stuck_pool")
+            pool = pool_ref() if pool_ref is not None else None
+            rf.task = label.removeprefix("future of ") or None
+            if pool is not None:
+                ex = self._executor(pool)
+                executors.setdefault(ex.id, ex)
+                rf.executor = ex.id
+        elif kind == "thread":
+            ident = getattr(obj, "ident", None)
+            rf.thread = _tid(ident) if ident is not None else None
+        rf.obj = obj
+        return rf
+
+    def _executor(self, pool: Any) -> ExecutorFacts:
+        from stuck.runtime import registry
+
+        workers = [_tid(t.ident) for t in list(getattr(pool, "_threads", ()))
+                   if t.ident is not None and t.is_alive()]
+        pending: list[str] = []
+        with contextlib.suppress(Exception):
+            for item in list(pool._work_queue.queue):
+                if item is not None:
+                    fn = getattr(item, "fn", None)
+                    pending.append(getattr(fn, "__qualname__", None) or repr(fn))
+        prefix = getattr(pool, "_thread_name_prefix", "") or "ThreadPoolExecutor"
+        return ExecutorFacts(id=registry.foreign_id(pool, "executor"),
+                             label=self._label(pool, prefix), workers=workers,
+                             max_workers=getattr(pool, "_max_workers", None),
+                             shutdown=bool(getattr(pool, "_shutdown", False)), pending=pending)
+
+    def _label(self, obj: object, fallback: str) -> str:
+        key = id(obj)
+        label = self._labels.get(key)
+        if label is None:
+            hint = _owner_hint(obj)
+            label = hint if hint is not None and (not fallback or "." in fallback
+                                                  or fallback.startswith(("mutex-", "queue-",
+                                                                          "condition-",
+                                                                          "event-"))) \
+                else (fallback or hint or "?")
+            if len(self._labels) > 1024:
+                self._labels.clear()
+            self._labels[key] = label
+        return label
+
+    def _unreachable(self, facts: LiveFacts, objects: dict[str, object],
+                     candidates: set[str]) -> set[str]:
+        """Resources of stuck candidates nobody ever signalled that no runnable thread
+        reaches."""
+        targets = {}
+        for tid in candidates:
+            t = facts.threads[tid]
+            if t.wait is None:
+                continue
+            rf = facts.resources.get(t.wait.resource)
+            if rf is not None and rf.id in objects and not rf.wakers:
+                targets[rf.id] = objects[rf.id]
+        if not targets:
+            return set()
+        frames = sys._current_frames()
+        runnable = {t.ident for t in facts.threads.values()
+                    if t.alive and t.ident is not None and t.id not in candidates}
+        from stuck.runtime import registry
+        extra = [th for ident, th in registry.thread_objects().items() if ident in runnable]
+        result = reachability(targets, runnable_roots(runnable, frames, extra))
+        return result or set()
+
+    @staticmethod
+    def _annotate(snap: Snapshot, facts: LiveFacts, findings: list[Finding]) -> None:
+        """Put the live waker sets into the snapshot's resources (Resource.wakers)."""
+        by_id = snap.resource_map()
+        for rf in facts.resources.values():
+            res = by_id.get(rf.id)
+            if res is not None and rf.wakers is not None and res.wakers is None:
+                res.wakers = sorted(rf.wakers)
+            if res is not None and rf.label and (not res.label or res.label == res.id):
+                res.label = rf.label

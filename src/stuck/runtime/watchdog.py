@@ -45,7 +45,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from types import CodeType, FrameType
-from typing import IO, Literal
+from typing import IO, Literal, Protocol
 
 from stuck.errors import EXIT_ABORT, StuckError
 from stuck.model import (
@@ -342,7 +342,7 @@ class WatchdogConfig:
     ``last_resort``: arm ``faulthandler.dump_traceback_later`` as the C-level fallback.
     """
 
-    hang_after: float
+    hang_after: float | None  # None: no hang findings, only the stall rules
     interval: float | None = None
     policy: Policy = "report"
     raise_in: str | int = "stuck"
@@ -351,16 +351,29 @@ class WatchdogConfig:
     last_resort: bool = True
     inspect_locals: bool = True
     stream: IO[str] | None = None  # default: sys.stderr at report time
+    json_path: str | None = None  # also write each report as JSON (stuck.report/1) here
 
     def sample_interval(self) -> float:
         if self.interval is not None:
             return self.interval
-        return min(2.0, max(0.05, self.hang_after / 4))
+        if self.hang_after is None:
+            return min(0.5, self.stall_after)
+        return min(2.0, max(0.05, self.hang_after / 4), self.stall_after)
 
     def rate_limit(self) -> float:
         if self.report_every is not None:
             return self.report_every
-        return max(self.hang_after, 5.0)
+        return max(self.hang_after or 30.0, 5.0)
+
+
+class LiveRules(Protocol):
+    """The live instrumentation's side of the watchdog (``stall.LiveChecker``)."""
+
+    def settled(self, settle: float) -> bool:
+        """True when some thread has been in a durable tracked wait for ``settle`` s."""
+
+    def check(self, settle: float) -> tuple[Snapshot, list[Finding]]:
+        """The live snapshot and what the stall rules find in it."""
 
 
 # A live view the runtime provides: the snapshot of its registry, per-thread operation counts,
@@ -378,8 +391,10 @@ class Watchdog:
     """Samples every thread's stack at an interval; reports hangs, stalls and deadlocks."""
 
     def __init__(self, config: WatchdogConfig, *, snapshot: SnapshotFn | None = None,
-                 ops: OpsFn | None = None, rules: RulesFn | None = None) -> None:
+                 ops: OpsFn | None = None, rules: RulesFn | None = None,
+                 live: LiveRules | None = None) -> None:
         self.config = config
+        self._live = live
         self._snapshot_fn = snapshot
         self._ops_fn = ops
         self._rules_fn = rules
@@ -429,10 +444,10 @@ class Watchdog:
     # -- last resort ------------------------------------------------------------------------
 
     def _last_resort_after(self) -> float:
-        return self.config.hang_after + max(1.0, 4 * self.config.sample_interval())
+        return (self.config.hang_after or 0.0) + max(1.0, 4 * self.config.sample_interval())
 
     def _arm(self, now: float) -> None:
-        if not self.config.last_resort:
+        if not self.config.last_resort or self.config.hang_after is None:
             return
         timeout = self._last_resort_after()
         # Re-arming starts a new C thread, so do it only when half the timeout has gone by.
@@ -478,20 +493,34 @@ class Watchdog:
         own = threading.get_ident() if self._ident is None else self._ident
         frames.pop(own, None)
         frames.pop(threading.get_ident(), None)
-        self.progress.sample(frames, now, self._ops_fn)
         limit = self.config.hang_after
-        suspects = {ident for ident, p in self.progress.threads.items()
-                    if p.stalled_for(now) >= limit}
-        waiting_long = any(p.last_activity == "blocked"
-                           and p.stalled_for(now) >= self.config.stall_after
-                           for p in self.progress.threads.values())
+        suspects: set[int] = set()
+        if limit is not None:
+            self.progress.sample(frames, now, self._ops_fn)
+            suspects = {ident for ident, p in self.progress.threads.items()
+                        if p.stalled_for(now) >= limit}
+        settle = self.config.stall_after
+        if self._live is not None:
+            waiting_long = self._live.settled(settle)
+        else:
+            waiting_long = self._rules_fn is not None and any(
+                p.last_activity == "blocked" and p.stalled_for(now) >= settle
+                for p in self.progress.threads.values())
         if not suspects and not waiting_long:
             return None
-        snap = self._take_snapshot(frames, now)
         findings: list[Finding] = []
-        if self._rules_fn is not None and waiting_long:
-            findings.extend(self._rules_fn(snap, self.config.stall_after))
-        findings.extend(self._hangs(snap, suspects, findings, now))
+        if self._live is not None:
+            snap, found = self._live.check(settle)
+            self._fill_frames(snap, frames)
+            findings.extend(found)
+        else:
+            snap = self._take_snapshot(frames, now)
+            if self._rules_fn is not None and waiting_long:
+                findings.extend(self._rules_fn(snap, settle))
+        if suspects:
+            findings.extend(self._hangs(snap, suspects, findings, now))
+        if not findings:
+            return Report(snapshot=snap)
         from stuck.groups import group_threads
         groups = group_threads(snap)
         return Report(snapshot=snap, findings=findings, groups=groups)
@@ -505,19 +534,23 @@ class Watchdog:
                 sys.stderr.write(f"stuck: watchdog could not read the live registry: {exc!r}\n")
         if snap is None:
             snap = stack_snapshot(frames)
-        # Fill frames for threads the live view left without a stack, and the activity.
-        by_tid = {t.tid: t for t in snap.threads() if t.tid is not None}
+        self._fill_frames(snap, frames)
+        return snap
+
+    @staticmethod
+    def _fill_frames(snap: Snapshot, frames: dict[int, FrameType]) -> None:
+        """Give threads the live view left without a stack their frames."""
+        by_ident = _by_ident(snap, frames)
         for ident, frame in frames.items():
-            t = by_tid.get(ident)
+            t = by_ident.get(ident)
             if t is not None and not t.frames:
                 t.frames = frames_of(frame)
-        return snap
 
     def _hangs(self, snap: Snapshot, suspects: set[int], found: list[Finding],
                now: float) -> list[Finding]:
         """Threads without progress past the limit whose state no rule explains."""
         explained = {t for f in found for t in (*f.threads, *f.blocked_behind)}
-        by_tid = {t.tid: t for t in snap.threads() if t.tid is not None}
+        by_tid = _by_ident(snap, suspects)
         resources = snap.resource_map()
         holders: dict[str, list[str]] = {}  # thread id -> waiters on locks it holds
         for waiter in snap.threads():
@@ -610,7 +643,7 @@ class Watchdog:
                     self._raise(f, report)
         if self.config.policy == "abort":
             oldest = min(self._first_found_at.values(), default=now)
-            if now - oldest >= self.config.hang_after:
+            if now - oldest >= (self.config.hang_after or self.config.stall_after):
                 self._abort(report, now)
 
     def _write(self, report: Report, now: float) -> None:
@@ -618,6 +651,16 @@ class Watchdog:
         with contextlib.suppress(Exception):
             stream.write(render_diagnosis(report))
             stream.flush()
+        if self.config.json_path:
+            try:
+                from stuck.report.json import dumps
+                tmp = f"{self.config.json_path}.tmp{os.getpid()}"
+                with open(tmp, "w", encoding="utf-8") as f:
+                    f.write(dumps(report) + "\n")
+                os.replace(tmp, self.config.json_path)
+            except Exception as exc:
+                with contextlib.suppress(Exception):
+                    stream.write(f"stuck: could not write the JSON report: {exc}\n")
         self.reports.append(report)  # after writing: a reader of `reports` sees the text too
         del self.reports[:-8]
 
@@ -629,6 +672,9 @@ class Watchdog:
             return threading.main_thread().ident
         threads = report.snapshot.thread_map()
         for tid in f.threads:
+            if tid.startswith("0x"):
+                with contextlib.suppress(ValueError):
+                    return int(tid, 16)
             t = threads.get(tid)
             if t is not None and t.tid is not None:
                 return t.tid
@@ -673,6 +719,19 @@ def raise_in_thread(ident: int, exc_type: type[BaseException], finding: Finding)
         set_async(ctypes.c_ulong(ident), None)
         return False
     return bool(count == 1)
+
+
+def _by_ident(snap: Snapshot, idents: Iterable[int]) -> dict[int, Thread]:
+    """Model threads by interpreter thread ident: a live snapshot names threads ``0x<ident>``
+    (and keeps the native id in ``tid``); a stack snapshot keeps the ident in ``tid``."""
+    by_id = snap.thread_map()
+    by_tid = {t.tid: t for t in snap.threads() if t.tid is not None}
+    out: dict[int, Thread] = {}
+    for ident in idents:
+        t = by_id.get(f"0x{ident:x}") or by_tid.get(ident)
+        if t is not None:
+            out[ident] = t
+    return out
 
 
 def _finding_key(f: Finding) -> str:
