@@ -75,7 +75,16 @@ PRIMITIVES: dict[str, str] = {
     "___pthread_cond_timedwait": "timed-condition", "pthread_cond_clockwait": "timed-condition",
     "sem_wait": "semaphore", "__new_sem_wait": "semaphore", "do_futex_wait": "futex",
     "__new_sem_wait_slow": "semaphore", "sem_timedwait": "semaphore",
-    "pthread_join": "join", "__pthread_join": "join", "__pthread_clockjoin_ex": "join",
+    "pthread_join": "join",
+    "pthread_clockjoin_np": "join",
+    "__pthread_cond_wait_common64": "condition", "___pthread_cond_timedwait64": "timed-condition",
+    "__pthread_cond_timedwait64": "timed-condition", "___pthread_cond_wait64": "condition",
+    "lll_mutex_lock_optimized": "mutex", "__GI___lll_lock_wait": "mutex",
+    "__GI___pthread_cond_wait": "condition", "__GI___futex_abstimed_wait_cancelable64": "futex",
+    "__futex_abstimed_wait_cancelable64": "futex", "futex_wait_cancelable": "futex",
+    "__new_sem_wait_slow64": "semaphore", "do_futex_wait.constprop.0": "futex",
+    "__new_sem_wait_slow64.constprop.0": "semaphore", "sem_clockwait": "semaphore",
+    "__sem_clockwait": "semaphore", "___sem_clockwait": "semaphore", "__pthread_join": "join", "__pthread_clockjoin_ex": "join",
     "___pthread_join": "join", "pthread_barrier_wait": "event",
     "__futex_abstimed_wait_common64": "futex", "__futex_abstimed_wait_common": "futex",
     "futex_wait": "futex", "syscall": "futex",
@@ -129,6 +138,8 @@ PRIMITIVES: dict[str, str] = {
     "fork_trampoline": "idle",
 }
 
+GENERIC = frozenset({"futex"})
+
 # Families matched by the start of the normalised name.
 PRIMITIVE_PREFIXES: tuple[tuple[str, str], ...] = (
     ("std::condition_variable::wait", "condition"),
@@ -145,7 +156,8 @@ _WRAPPER = re.compile(
     r"condition_variable|__condvar|unique_lock|lock_guard|scoped_lock)\b"
     r"|^(?:std::|__gthread|__pthread|pthread_|___pthread|__GI_|_L_|__lll|lll_|futex_|"
     r"__futex|do_futex|syscall$|schedule|__schedule|io_schedule|mutex_lock|__mutex|"
-    r"sleepq_|_sleep$|mi_switch|runtime\.|sync\.|internal/sync\.|\?\?$)"
+    r"sleepq_|_sleep$|mi_switch|runtime\.|sync\.|internal/sync\.|\?\?$|__new_sem|sem_wait|"
+    r"sem_clockwait|PyThread_|lll_|___pthread)"
 )
 
 # Frames that make a condition/futex/semaphore wait an idle worker's wait for work.
@@ -201,6 +213,13 @@ def classify(frames: list[Frame]) -> Classification:
         if cat is not None:
             category, index = cat, i
             break
+    if category in GENERIC and index is not None:
+        # a raw futex wait: the next few frames usually say which primitive it serves
+        for j in range(index + 1, min(index + 7, len(frames))):
+            cat = _primitive(base_name(frames[j].function))
+            if cat is not None and cat not in GENERIC:
+                category, index = cat, j
+                break
     if category is None or index is None:
         known = any(f.function != "??" for f in frames[:2])
         cat_name = "running" if known else "unknown"
@@ -355,6 +374,11 @@ class _Analysis:
                     owners = res.owners if res is not None else []
                     if proven or (owners and all(o not in self.threads for o in owners)):
                         waiters.append(t)
+                    elif not owners and any(o.state in ("idle", "dead") for o in proc.threads) \
+                            and not any(_can_progress(o) for o in proc.threads if o.id != t.id):
+                        # The rest of the process is visible and parked: the owner, whoever
+                        # it is, cannot run either.
+                        waiters.append(t)
                     continue
                 if self.graph.owned_by.get(t.waits.resource):
                     continue  # someone holds it: a chain, judged by the hang rule
@@ -398,12 +422,24 @@ class _Analysis:
         if proven or wakers_known:
             confidence: Confidence = "certain"
         else:
-            confidence = "probable" if not any(o.state == "unknown" for o in others) else "possible"
+            unowned_wait = any(
+                self.resources.get(r) is not None and self.resources[r].kind in OWNED_KINDS
+                and not self.resources[r].owners for r in rids)
+            confidence = "probable" if not any(o.state == "unknown" for o in others) \
+                and not unowned_wait else "possible"
             for r in rids:
                 res = self.resources.get(r)
                 missing.append(f"which thread would signal {_res_name(res, r)} is not in the "
                                "dump: every other thread of the process counts as a possible "
                                "waker")
+            unowned = [r for r in rids if self.resources.get(r) is not None
+                       and self.resources[r].kind in OWNED_KINDS
+                       and not self.resources[r].owners]
+            if unowned:
+                missing.append("which thread holds " + ", ".join(
+                    _res_name(self.resources.get(r), r) for r in unowned)
+                    + " is not in the dump; if the waiters hold what the others want, this is a "
+                    "deadlock (gdb: print the mutex and read __owner)")
             if len(waiters) > 1:
                 missing.append("if these waiters are meant to wake each other, this is a "
                                "deadlock through conditions; the dump cannot show which "

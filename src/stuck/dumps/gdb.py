@@ -35,6 +35,7 @@ _AT_CONT = re.compile(r"^\s+at (\S+):(\d+)\s*$")
 _ARG_ADDR = re.compile(r"(\w+)=(?:\w+@entry=)?(0x[0-9a-fA-F]+)(?: <([^<>]{1,200})>)?")
 _PRINT_START = re.compile(r"^\$(\d+) = (.*)$")
 _LOCAL_START = re.compile(r"^\s*([A-Za-z_][\w.]*) = (@0x[0-9a-fA-F]+: )?(\{.*)$")
+_THREADID = re.compile(r"\bthreadid=(0x[0-9a-fA-F]+|\d+)")
 _PY_FILE = re.compile(r'^\s+File "([^"]*)", line (\d+), in (.+?)\s*$')
 _PY_BUILTIN = re.compile(
     r"^\s+<built-in method (\w+) of ([\w.]+) object at (?:remote )?(0x[0-9a-fA-F]+)>\s*$")
@@ -471,24 +472,36 @@ def _wait_address(t: _Thread, start: int, kind: str) -> tuple[str | None, str | 
     return None, None
 
 
+# (file suffix, function) of the innermost Python frame -> what the thread waits on
+_PY_WAITS: dict[tuple[str, str], str] = {
+    ("threading.py", "wait"): "condition", ("threading.py", "_wait_for_tstate_lock"): "thread",
+    ("threading.py", "join"): "thread", ("queue.py", "get"): "queue",
+    ("_base.py", "result"): "future", ("threading.py", "acquire"): "semaphore",
+}
+
+
 def _python_wait(t: _Thread) -> tuple[str, str, bool] | None:
     """(kind, state, durable) for a py-bt stack that is blocked in a lock or a wait."""
+    frames = t.py_frames
+    start = 1 if t.py_wait is not None else 0
+    kind = None
+    for f in frames[start:start + 2]:
+        kind = _PY_WAITS.get(((f.file or "").rsplit("/", 1)[-1], f.function))
+        if kind is not None:
+            break
+    callers = frames[start:start + 8]
+    if kind in ("condition", "queue", "semaphore"):
+        idle = any((f.file or "").endswith("queue.py") or "pool" in (f.file or "").lower()
+                   or "pool" in f.function.lower() for f in callers)
+        return (kind if kind != "queue" else "queue", "idle" if idle else "blocked", True)
+    if kind is not None:
+        return (kind, "blocked", True)
     if t.py_wait is None:
         return None
     method, typ, _ = t.py_wait
-    if method not in ("acquire", "__enter__", "join", "wait", "get", "result"):
+    if method not in ("acquire", "__enter__"):
         return None
-    callers = [f.function for f in t.py_frames[1:6]]
-    files = [f.file or "" for f in t.py_frames[1:8]]
-    in_wait = any(fn == "wait" and fl.endswith("threading.py")
-                  for fn, fl in zip(callers, files, strict=False))
-    if in_wait:
-        idle = any(fl.endswith("queue.py") or "pool" in fl.lower()
-                   for fl in files) or any("pool" in fn.lower() or fn == "get" for fn in callers)
-        return ("condition", "idle" if idle else "blocked", True)
-    if "RLock" in typ:
-        return ("rlock", "blocked", True)
-    return ("mutex", "blocked", True)
+    return ("rlock" if "RLock" in typ else "mutex", "blocked", True)
 
 
 def _build(session: _Session, index: int, used: set[str], result: ParseResult) -> None:
@@ -498,6 +511,7 @@ def _build(session: _Session, index: int, used: set[str], result: ParseResult) -
     by_lwp: dict[int, str] = {}
     resources: dict[str, Resource] = {}
     waits_kind: dict[str, str] = {}  # thread id -> resource kind waited on
+    join_targets: dict[str, _Thread] = {}  # thread id -> the thread it joins
 
     def resource(key: str, kind: str, label: str, address: str | None) -> Resource:
         rid = prefix + key
@@ -523,11 +537,15 @@ def _build(session: _Session, index: int, used: set[str], result: ParseResult) -
         if py is not None:
             kind, state, durable = py
             t.state = state  # type: ignore[assignment]
-            if state == "blocked" and raw.py_wait is not None:
-                py_addr = raw.py_wait[2]
-                at = next((f for f in raw.py_frames if f.file), None)
-                label = f"{raw.py_wait[1]} at {py_addr}"
-                res = resource(f"{kind}:{py_addr}", kind, label, py_addr)
+            if state == "blocked":
+                py_addr = raw.py_wait[2] if raw.py_wait is not None and kind in (
+                    "mutex", "rlock") else None
+                at = next((f for f in raw.py_frames if f.file and not f.file.endswith(
+                    ("threading.py", "queue.py"))), None)
+                label = (f"{raw.py_wait[1]} at {py_addr}" if raw.py_wait and py_addr
+                         else f"(unnamed {kind}, in {at.function if at else '?'})")
+                key = f"{kind}:{py_addr}" if py_addr else f"{kind}:{tid}"
+                res = resource(key, kind, label, py_addr)
                 t.waits = Wait(resource=res.id, durable=durable, at=at)
                 waits_kind[tid] = kind
             continue
@@ -543,13 +561,24 @@ def _build(session: _Session, index: int, used: set[str], result: ParseResult) -
         key = f"{c.kind}:{addr}" if addr is not None else f"{c.kind}:{tid}"
         where = base_name(c.at.function) if c.at is not None else base_name(
             raw.frames[c.primitive].function)
-        label = symbol or f"(unnamed, in {where})"
+        label = symbol or (f"{c.kind} at {addr}" if addr else f"(unnamed, in {where})")
         res = resource(key, c.kind, label, addr)
         t.waits = Wait(resource=res.id, durable=c.durable, at=c.at)
         waits_kind[tid] = c.kind
+        if c.kind == "thread":
+            joined = _joined_thread(raw, c.primitive, session)
+            if joined is not None:
+                join_targets[tid] = joined
 
-    # printed primitives -> names, owners
     tmap = {t.id: t for t in threads}
+    for tid, target_raw in join_targets.items():
+        joined_t = by_raw[id(target_raw)]
+        waiter = tmap[tid]
+        assert waiter.waits is not None
+        res = resources[waiter.waits.resource]
+        res.owners = [joined_t.id]
+        res.label = f"{joined_t.label()} to finish"
+    # printed primitives -> names, owners
     matched_cond: set[str] = set()
     for p in session.printed:
         ctx = by_raw.get(id(p.context)) if p.context is not None else None
@@ -565,12 +594,14 @@ def _build(session: _Session, index: int, used: set[str], result: ParseResult) -
                 cand = resources[ctx.waits.resource]
                 if not cand.owners:
                     found = cand
+            if found is None and p.owner and p.label.startswith("$"):
+                found = _only_candidate(p, resources, waits_kind, tmap, by_lwp, result)
             if found is None:
                 if not p.owner:
                     continue  # an unlocked mutex nobody waits for says nothing
                 found = resource(f"mutex:{p.address or p.label}", "mutex", p.label, p.address)
             res = found
-            if res.label.startswith("(unnamed"):
+            if res.label.startswith("(unnamed") or res.label.startswith("mutex at "):
                 res.label = p.label
             if p.owner:
                 owner = by_lwp.get(p.owner, f"LWP {p.owner}")
@@ -612,6 +643,40 @@ def _build(session: _Session, index: int, used: set[str], result: ParseResult) -
     if threads:
         result.processes.append(Process(pid=None, name=None, threads=threads))
         result.resources.extend(resources.values())
+
+
+def _joined_thread(raw: _Thread, start: int, session: _Session) -> _Thread | None:
+    """The thread a pthread_join waits for: its pthread_t is the thread's address."""
+    for i in range(start, min(start + 3, len(raw.args))):
+        args = raw.args[i]
+        m = _THREADID.search(args) if args else None
+        if m:
+            value = int(m.group(1), 0)
+            for t in session.threads:
+                if t.addr is not None and int(t.addr, 16) == value:
+                    return t
+    return None
+
+
+def _only_candidate(p: _Printed, resources: dict[str, Resource], waits_kind: dict[str, str],
+                    tmap: dict[str, Thread], by_lwp: dict[int, str],
+                    result: ParseResult) -> Resource | None:
+    """A mutex printed without its name ("$1 = {...}"): if exactly one awaited mutex with no
+    known owner can be it (its owner does not itself wait for that one), take that one."""
+    assert p.owner is not None
+    owner = by_lwp.get(p.owner)
+    own_wait = tmap[owner].waits if owner in tmap else None
+    cands = [r for r in resources.values()
+             if r.kind == "mutex" and not r.owners
+             and any(t.waits is not None and t.waits.resource == r.id for t in tmap.values())
+             and (own_wait is None or own_wait.resource != r.id)]
+    if len(cands) != 1:
+        return None
+    res = cands[0]
+    result.inferred[res.id] = (f"the dump prints a mutex as {p.label} without its name; owned by "
+                               f"LWP {p.owner}, it can only be {res.label}, the one awaited "
+                               "mutex whose owner is unknown that LWP does not wait for itself")
+    return res
 
 
 def parse(text: str) -> ParseResult:

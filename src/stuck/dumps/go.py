@@ -135,7 +135,7 @@ def parse(text: str) -> ParseResult:
             if m is not None:
                 gid = int(m.group(1))
                 dump = dumps[-1]
-                if gid in dump.ids or fatal is not None and dump.goroutines:
+                if gid in dump.ids or (fatal is not None and dump.goroutines):
                     dump = _Dump()
                     dumps.append(dump)
                 if fatal is not None:

@@ -228,9 +228,10 @@ class _Parser:
                     return
                 self.chain_frames = None
             if st.startswith("stack backtrace:") and "task" in self.lockdep:
-                comm, pid = self.lockdep["task"]  # type: ignore[misc]
-                self.frames_to = self.task(comm, pid)
-                self.tasks[pid].running = True
+                task = self.lockdep["task"]
+                if isinstance(task, tuple):
+                    self.frames_to = self.task(str(task[0]), int(task[1]))
+                    self.frames_to.running = True
 
 
 def parse(text: str) -> ParseResult:
@@ -310,9 +311,10 @@ def _build(p: _Parser, result: ParseResult) -> None:
         for lk in p.tasks[pid].locks:
             listed.setdefault(prefix + (lk.address or lk.cls), []).append(pid)
     for rid, pids in listed.items():
-        res = resources.get(rid)
-        if res is None:
+        listed_res = resources.get(rid)
+        if listed_res is None:
             continue  # nobody waits on it: not part of any chain
+        res = listed_res
         owners = [q for q in pids if acquiring.get(q) != rid and p.tasks[q].stack_shown]
         unknown = [q for q in pids if acquiring.get(q) != rid and not p.tasks[q].stack_shown]
         if res.kind == "mutex" and len(owners) == 1:
