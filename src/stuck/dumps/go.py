@@ -249,7 +249,8 @@ def _build(dump: _Dump, index: int, used: set[str], result: ParseResult) -> None
             for f, arg in zip(g.frames[:8], g.first_args[:8], strict=False):
                 if f.function in _PRIMITIVE_FRAMES and arg:
                     m = _ADDR.match(arg)
-                    if m:
+                    # Go 1.18+ marks arguments it may have lost with "?": not an address
+                    if m and not arg.endswith("?") and int(m.group(1), 16) != 0:
                         addr = m.group(1).lower()
                     break
             key = f"{kind}:{addr}" if addr else f"{kind}:{tid}"
@@ -296,7 +297,7 @@ def _infer_mutex_owners(dump: _Dump, threads: list[Thread], resources: dict[str,
             if not arg or f.function.startswith(_RUNTIME_PREFIXES):
                 continue
             m = _ADDR.match(arg)
-            if m is None:
+            if m is None or arg.endswith("?"):
                 continue
             addr = m.group(1).lower()
             if addr in wanted and addr != own_wait:
