@@ -36,9 +36,9 @@ def main(give_up_after: float) -> int:
                 return
             done.append(record.upper())
 
-    threading.Thread(target=producer, name="producer").start()
     reader = threading.Thread(target=consumer, name="consumer", daemon=True)
     reader.start()
+    threading.Thread(target=producer, name="producer").start()
     reader.join(timeout=give_up_after)  # timed: the main thread itself is not stuck
     if reader.is_alive():
         print(f"queue_producer_exited: the consumer still waits after {give_up_after:g} s "

@@ -483,7 +483,8 @@ def _stall_finding(t: ThreadFacts, res: ResourceFacts, facts: LiveFacts, stuck: 
             summary = (f"{t.name} waits to get from queue {res.label}; no thread able to run "
                        "has ever put to it")
             details["rule"] = "queue-get-no-producer"
-        elif lost is not None:
+        elif lost is not None and all(not facts.threads[w].alive for w in wakers
+                                      if w in facts.threads):
             summary = (f"{t.name} waits on {what}, notified before the wait began "
                        "(lost wake-up); nothing able to run will notify it again")
             details["rule"] = "lost-wakeup"
@@ -527,6 +528,10 @@ def _stall_finding(t: ThreadFacts, res: ResourceFacts, facts: LiveFacts, stuck: 
         lines.append(line)
     if stranded:
         details["stranded"] = [line for _, line in stranded]
+        first = facts.resources.get(stranded[0][0])
+        ex = facts.executors.get(stranded[0][0])
+        where = first.label if first is not None else (ex.label if ex is not None else "")
+        summary += f"; the job queued on {where} can never run"
     if confidence != "certain":
         missing.append("a thread that never signalled this resource could still do so; the "
                        "claim rests on who signalled it so far")
@@ -629,6 +634,24 @@ def note_waker(obj: object, op: str = "") -> None:
         pass
 
 
+def note_thread_name(ident: int | None = None) -> None:
+    """Remember the current thread's name, so a report can name it after it has ended (the
+    queues record their producers and consumers by ident)."""
+    me = _thread.get_ident() if ident is None else ident
+    if me not in _names:
+        with contextlib.suppress(Exception):
+            _names[me] = threading.current_thread().name
+            if len(_names) > 4096:
+                _names.clear()
+
+
+def remember_thread_names() -> None:
+    """Remember the names of the threads alive now (the watchdog does it at every check)."""
+    with contextlib.suppress(Exception):
+        for ident, t in list(threading._active.items()):  # type: ignore[attr-defined]
+            _names[ident] = t.name
+
+
 def note_signal(obj: object, op: str, waiters: int) -> None:
     """Record a notify / set on a condition or event: the waker, and a short history (who,
     when, how many waited) for the lost wake-up rule."""
@@ -664,18 +687,24 @@ def _owner_hint(obj: object) -> str | None:
     that holds ``obj``, found through the garbage collector (report time only)."""
     try:
         for holder in gc.get_referrers(obj):
-            if not isinstance(holder, dict):
-                continue
-            attr = next((k for k, v in holder.items() if v is obj and isinstance(k, str)), None)
-            if attr is None:
-                continue
-            for owner in gc.get_referrers(holder):
-                if getattr(owner, "__dict__", None) is holder:
-                    cls = type(owner).__name__
-                    name = owner.__dict__.get("name")
-                    if isinstance(name, str) and len(name) <= 40:
-                        return f"{cls}({name!r}).{attr}"
-                    return f"{cls}.{attr}"
+            # An instance whose attributes live in its own dict, or (3.11+) inline in the
+            # object itself: either way ``vars(owner)`` holds the primitive.
+            owners = [o for o in gc.get_referrers(holder) if getattr(o, "__dict__", None)
+                      is holder] if isinstance(holder, dict) else [holder]
+            for owner in owners:
+                attrs = getattr(owner, "__dict__", None)
+                if not isinstance(attrs, dict) or isinstance(owner, type) \
+                        or type(owner).__module__.startswith("stuck."):
+                    continue  # a class, or stuck's own wrapper (a queue's condition)
+                attr = next((k for k, v in attrs.items() if v is obj and isinstance(k, str)),
+                            None)
+                if attr is None:
+                    continue
+                cls = type(owner).__name__
+                name = attrs.get("name")
+                if isinstance(name, str) and len(name) <= 40:
+                    return f"{cls}({name!r}).{attr}"
+                return f"{cls}.{attr}"
     except Exception:
         return None
     return None
@@ -690,6 +719,7 @@ class LiveChecker:
     def settled(self, settle: float) -> bool:
         """True when some thread has been in a durable tracked wait for ``settle`` seconds."""
         from stuck.runtime import registry
+        remember_thread_names()
         cutoff = time.time() - settle
         return any(r.timeout is None and r.since <= cutoff
                    for r in list(registry.waits.values()))
@@ -699,6 +729,8 @@ class LiveChecker:
         # module by its full name.
         live_snapshot = importlib.import_module("stuck.runtime.snapshot")
         snap, table, rid_of = live_snapshot.take()
+        for proc in snap.processes:  # the watchdog itself is not the program's thread
+            proc.threads = [t for t in proc.threads if t.name not in _OWN_THREADS]
         facts, objects = self.facts(snap, table, rid_of)
         candidates, _ = stuck_set(facts)
         unreachable: set[str] = set()
@@ -775,6 +807,7 @@ class LiveChecker:
                     ident = int(w, 16)
                     threads[w] = ThreadFacts(id=w, name=_names.get(ident, f"thread {w}"),
                                              alive=False, ident=ident, ended="has ended")
+        self._labels.clear()  # ids of dead objects are reused: labels live for one check
         return LiveFacts(threads=threads, resources=resources, executors=executors,
                          now=now), objects
 
@@ -837,12 +870,9 @@ class LiveChecker:
         key = id(obj)
         label = self._labels.get(key)
         if label is None:
-            hint = _owner_hint(obj)
-            label = hint if hint is not None and (not fallback or "." in fallback
-                                                  or fallback.startswith(("mutex-", "queue-",
-                                                                          "condition-",
-                                                                          "event-"))) \
-                else (fallback or hint or "?")
+            # The attribute that holds it names it best (two pools made by one line of code
+            # have the same creation site but different owners).
+            label = _owner_hint(obj) or fallback or "?"
             if len(self._labels) > 1024:
                 self._labels.clear()
             self._labels[key] = label
@@ -878,5 +908,5 @@ class LiveChecker:
             res = by_id.get(rf.id)
             if res is not None and rf.wakers is not None and res.wakers is None:
                 res.wakers = sorted(rf.wakers)
-            if res is not None and rf.label and (not res.label or res.label == res.id):
+            if res is not None and rf.label:
                 res.label = rf.label
