@@ -13,14 +13,12 @@ def abba() -> None:
     second = threading.Lock()
 
     def forward() -> None:
-        with first:
-            with second:
-                pass
+        with first, second:
+            pass
 
     def backward() -> None:
-        with second:
-            with first:
-                pass
+        with second, first:
+            pass
 
     a = threading.Thread(target=forward, name="forward")
     b = threading.Thread(target=backward, name="backward")
@@ -35,9 +33,8 @@ def abba_fixed() -> None:
     second = threading.Lock()
 
     def worker() -> None:
-        with first:
-            with second:
-                pass
+        with first, second:
+            pass
 
     threads = [threading.Thread(target=worker, name=f"w{i}") for i in range(2)]
     for t in threads:

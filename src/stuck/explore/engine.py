@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import ctypes
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from stuck.explore import primitives, scheduler, verdict
 from stuck.explore.replay import Divergence, Replay, decode, encode
@@ -295,11 +293,22 @@ def _finish_failure(result: ExploreResult, target: Callable[[], object], failing
     result.unshrunk_preemptions = base.replay.preemptions()
     best = original
     if do_shrink and base.failed:
-        best = _fewest_preemptions(target, kind, original, result.unshrunk_preemptions,
-                                   history, max_steps, stall_seconds)
-        best, _ = shrink(best, attempt)
+        # Two candidates: the greedy shrink of the found schedule, and the greedy shrink of the
+        # fewest-preemption schedule a bounded search finds. The latter wins only if it is not
+        # longer than what was found (a shown schedule never grows).
+        greedy, greedy_rp = shrink(original, attempt)
+        best = greedy
+        fewest = _fewest_preemptions(target, kind, original, result.unshrunk_preemptions,
+                                     history, max_steps, stall_seconds)
+        if fewest is not original:
+            alt, alt_rp = shrink(fewest, attempt)
+            if (len(alt) <= len(original) and alt_rp.preemptions() <= greedy_rp.preemptions()
+                    and (alt_rp.preemptions(), len(alt)) < (greedy_rp.preemptions(), len(greedy))):
+                best = alt
     ex, rp, switches = recorded(target, best, history, max_steps, stall_seconds)
-    if ex.verdict.kind != kind:  # pragma: no cover - shrinking keeps the verdict kind
+    if (ex.verdict.kind != kind or len(best) > len(original)
+            or rp.preemptions() > result.unshrunk_preemptions):
+        # Shrinking must never show a worse schedule than the one found.
         best = original
         ex, rp, switches = recorded(target, best, history, max_steps, stall_seconds)
     result.verdict = ex.verdict

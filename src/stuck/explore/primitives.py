@@ -103,7 +103,7 @@ class Lock:
             if not blocking:
                 return False
             if not sched.block(me, self, "acquire", deadline):
-                if self._owner is None:
+                if self._is_free():
                     break
                 return False
         self._owner = me
@@ -135,6 +135,9 @@ class Lock:
         for t in self._sched.threads:
             if t.waiting is self:
                 self._sched.wake(t)
+
+    def _is_free(self) -> bool:
+        return self._owner is None
 
     def locked(self) -> bool:
         me = self._ctx()
@@ -339,7 +342,7 @@ class Condition:
     def notify_all(self) -> None:
         self.notify(len(self._waiters) or 1)
 
-    notifyAll = notify_all  # noqa: N815 - the stdlib's old alias
+    notifyAll = notify_all
 
 
 class SimpleQueue:
@@ -627,14 +630,14 @@ class _GlobalShutdownLock:
     def __init__(self) -> None:
         import concurrent.futures.thread as cft
 
-        self._real = cft._global_shutdown_lock  # type: ignore[attr-defined]
+        self._real = cft._global_shutdown_lock
         self._per_run: dict[int, Lock] = {}
 
     def _pick(self) -> Any:
         ctx = controlled()
         if ctx is None:
             return self._real
-        sched, me = ctx
+        sched = ctx[0]
         lk = self._per_run.get(id(sched))
         if lk is None:
             self._per_run.clear()

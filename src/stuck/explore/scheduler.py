@@ -18,6 +18,7 @@ replay tokens and reports use: it does not depend on OS thread ids or on the Pyt
 from __future__ import annotations
 
 import _thread
+import contextlib
 import sys
 import traceback
 from bisect import insort
@@ -57,8 +58,20 @@ class CThread:
     """The scheduler's record of one controlled thread."""
 
     __slots__ = (
-        "baton", "daemon", "deadline", "ident", "index", "name", "op", "pending",
-        "pool_worker", "pyobj", "state", "timed_out", "waiting", "created",
+        "baton",
+        "created",
+        "daemon",
+        "deadline",
+        "ident",
+        "index",
+        "name",
+        "op",
+        "pending",
+        "pool_worker",
+        "pyobj",
+        "state",
+        "timed_out",
+        "waiting",
     )
 
     def __init__(self, index: int, name: str) -> None:
@@ -256,17 +269,15 @@ class Scheduler:
             fn()
         except Aborted:
             pass
-        except BaseException as exc:  # noqa: BLE001 - an uncaught exception is a verdict
+        except BaseException as exc:
             if not self.aborting:
                 self.errors.append(ThreadError(
                     me.index, me.name, exc,
                     "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
                 ))
         finally:
-            try:
+            with contextlib.suppress(Aborted):
                 self._finished(me)
-            except Aborted:
-                pass
 
     def start_root(self, target: Callable[[], object], starter: Callable[[Any], None],
                    thread_factory: Callable[..., Any]) -> CThread:
@@ -295,10 +306,8 @@ class Scheduler:
             try:
                 self._body(ct, user_run)
             finally:
-                try:
+                with contextlib.suppress(AttributeError):
                     del pyobj.run
-                except AttributeError:
-                    pass
 
         pyobj.run = run
         # Thread internals wait on _started before run(): keep that a real event.
@@ -368,7 +377,7 @@ class Scheduler:
         if not self.runnable:
             timed = [t for t in self.threads if t.state == BLOCKED and t.deadline is not None]
             if timed:
-                self.now = max(self.now, min(t.deadline for t in timed))  # type: ignore[type-var]
+                self.now = max(self.now, min(t.deadline or 0.0 for t in timed))
                 for t in timed:
                     if t.deadline is not None and t.deadline <= self.now:
                         t.timed_out = True
@@ -422,10 +431,9 @@ class Scheduler:
         self.aborting = True
         for t in self.threads:
             if t.state != FINISHED:
-                try:
+                # RuntimeError: its baton was already released (it was about to run)
+                with contextlib.suppress(RuntimeError):
                     t.baton.release()
-                except RuntimeError:
-                    pass  # its baton was already released (it is the running thread)
         self.done.release()
 
     def abort_from_outside(self, reason: Any) -> None:
@@ -452,7 +460,7 @@ def _creation_site() -> str:
 
     frame = sys._getframe(3)
     outer = None
-    f = frame
+    f: Any = frame
     skip = _skip_files()
     while f is not None and f.f_code.co_filename.startswith(skip):
         outer = f

@@ -76,7 +76,7 @@ def shrink(choices: list[int], run: Runner, budget: int = 200) -> tuple[list[int
             runnable, cur, ch = log[i]
             if cur not in runnable or ch == cur:
                 continue
-            candidate = best[:i] + [cur] + best[i + 1:]
+            candidate = [*best[:i], cur, *best[i + 1:]]
             a = run(candidate)
             runs += 1
             if a.failed and a.replay.preemptions() < best_replay.preemptions():

@@ -35,6 +35,9 @@ class BaseStrategy:
     def begin(self, execution: int) -> None:
         pass
 
+    def choose(self, runnable: Sequence[int], current: int, step: int) -> int:
+        raise NotImplementedError
+
     def thread_created(self, index: int) -> None:
         pass
 

@@ -206,31 +206,38 @@ def _held_by(sched: Scheduler, t: CThread) -> list[Any]:
 def _find_cycle(succ: dict[int, list[int]], hard: dict[int, bool]) -> list[int]:
     """A cycle in the wait-for graph, preferring one made only of ownership/join edges."""
     for only_hard in (True, False):
-        color: dict[int, int] = {}
-        stack: list[int] = []
+        found = _cycle_from(succ, hard, only_hard)
+        if found:
+            return found
+    return []
 
-        def visit(n: int) -> list[int] | None:
-            color[n] = 1
-            stack.append(n)
-            if not only_hard or hard.get(n, False):
-                for m in succ.get(n, []):
-                    if m not in succ:
-                        continue
-                    if color.get(m) == 1:
-                        return stack[stack.index(m):]
-                    if m not in color:
-                        found = visit(m)
-                        if found:
-                            return found
-            stack.pop()
-            color[n] = 2
-            return None
 
-        for n in sorted(succ):
-            if n not in color:
-                found = visit(n)
-                if found:
-                    return list(found)
+def _cycle_from(succ: dict[int, list[int]], hard: dict[int, bool], only_hard: bool) -> list[int]:
+    color: dict[int, int] = {}
+    stack: list[int] = []
+
+    def visit(n: int) -> list[int] | None:
+        color[n] = 1
+        stack.append(n)
+        if not only_hard or hard.get(n, False):
+            for m in succ.get(n, []):
+                if m not in succ:
+                    continue
+                if color.get(m) == 1:
+                    return stack[stack.index(m):]
+                if m not in color:
+                    found = visit(m)
+                    if found:
+                        return found
+        stack.pop()
+        color[n] = 2
+        return None
+
+    for n in sorted(succ):
+        if n not in color:
+            found = visit(n)
+            if found:
+                return list(found)
     return []
 
 

@@ -1,0 +1,93 @@
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from stuck.explore.cli import explore_command
+
+HERE = Path(__file__).parent
+TARGETS = str(HERE / "explore_targets.py")
+
+
+def test_cli_finds_deadlock_and_replays_it() -> None:
+    runner = CliRunner()
+    found = runner.invoke(explore_command, [f"{TARGETS}::abba", "--seed", "1", "--no-progress"])
+    assert found.exit_code == 1, found.output
+    assert "deadlock" in found.output and "switches that matter" in found.output
+    token = next(line.split()[-1] for line in found.output.splitlines()
+                 if line.startswith("replay token:"))
+    again = runner.invoke(explore_command, [f"{TARGETS}::abba", "--replay", token])
+    assert again.exit_code == 1 and "deadlock" in again.output
+
+
+def test_cli_passes_on_a_correct_program_and_writes_json(tmp_path: Path) -> None:
+    out = tmp_path / "r.json"
+    res = CliRunner().invoke(explore_command, [f"{TARGETS}::abba_fixed", "-n", "50",
+                                               "--json", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "pass: 50 executions" in res.output
+    assert json.loads(out.read_text())["schema"] == "stuck.report/1"
+
+
+def test_cli_usage_errors_exit_2_with_one_line() -> None:
+    runner = CliRunner()
+    for args in (["nowhere.py::f"], [f"{TARGETS}::missing"], ["not-a-target"],
+                 [f"{TARGETS}::abba", "--replay", "s7:zz"],
+                 [f"{TARGETS}::abba", "--strategy", "bogus"]):
+        res = runner.invoke(explore_command, args)
+        assert res.exit_code == 2, (args, res.output)
+        assert "Traceback" not in res.output
+
+
+def test_cli_module_target_and_jobs() -> None:
+    env = dict(os.environ, PYTHONPATH=str(HERE) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    proc = subprocess.run(
+        [sys.executable, "-m", "stuck", "explore", "explore_targets:abba", "-j", "2", "-n", "200"],
+        capture_output=True, text=True, timeout=120, env=env,
+    )
+    assert proc.returncode == 1, proc.stderr
+    assert "deadlock" in proc.stdout
+
+
+def _plugin_installed() -> bool:
+    from importlib.metadata import entry_points
+
+    return any(e.value == "stuck.explore.pytest_plugin"
+               for e in entry_points(group="pytest11"))
+
+
+def test_pytest_marker_prints_replay_command_that_reproduces(tmp_path: Path) -> None:
+    test_file = tmp_path / "test_marked.py"
+    test_file.write_text(textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {str(HERE)!r})
+        import pytest
+        import explore_targets
+
+        @pytest.mark.stuck_explore(executions=500, seed=0)
+        def test_abba():
+            explore_targets.abba()
+
+        @pytest.mark.stuck_explore(executions=50)
+        def test_fine():
+            explore_targets.abba_fixed()
+    """))
+    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
+    if not _plugin_installed():  # an install older than the entry point: load it by hand
+        cmd += ["-p", "stuck.explore.pytest_plugin"]
+    cmd.append(str(test_file))
+    first = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert first.returncode == 1, first.stdout
+    assert "1 failed, 1 passed" in first.stdout
+    line = next(x for x in first.stdout.splitlines() if "--stuck-replay=" in x)
+    token = line.split("--stuck-replay=")[1].split()[0]
+    again = subprocess.run([*cmd[:-1], f"{test_file}::test_abba", f"--stuck-replay={token}"],
+                           capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert again.returncode == 1
+    assert "deadlock" in again.stdout
