@@ -1,0 +1,815 @@
+"""The lock-order checker: lockdep for Python.
+
+A deadlock needs two threads taking the same locks in opposite orders *at the same time*; the
+orders themselves show up in any run that executes both code paths once, even one after the
+other. This checker records, for every lock *class* (where the lock was made, see
+``stuck.runtime.hooks.LockClass``), which classes were held when it was taken: an edge
+``held -> taken`` in the order graph. A cycle in that graph is a potential deadlock, reported
+with both witness stacks of every edge, long before the program hangs in production.
+
+Rules that keep it from crying wolf (each is tested in ``tests/lockorder``):
+
+- ``acquire(blocking=False)`` cannot block, so it adds no edge *into* the tried lock; once
+  held, later blocking acquires add edges *out of* it.
+- a timed acquire (``acquire(timeout=...)``) gives up instead of deadlocking: a cycle through
+  such an edge is reported separately, as a latency / livelock risk (``strict`` reports it as a
+  deadlock).
+- re-entering an RLock its owner holds adds nothing (the runtime does not report re-entry).
+- a class whose locks are ever released by a thread other than the one that took them is used
+  as a signal, not as a mutex: it is dropped from the graph, and cycles through it retracted.
+- ``Condition.wait`` releases its lock for the duration of the wait.
+- nesting two locks of the same class is its own finding (*same-class nesting*), unless the
+  program declares their order with ``order_by(lock, key)``: keyed locks of one class become
+  distinct nodes ``Class[key]``, so a consistent key order is silent and an inconsistent one is a
+  cycle like any other.
+- an order seen only within one thread is reported with lower confidence (``possible``) than
+  one whose edges were taken by two or more threads (``probable``).
+
+Cost: the hot path is two dictionary lookups per acquire. The held stack of each thread carries
+a *chain id* (the interned sequence of classes held), and ``(chain, class, mode)`` pairs already
+checked are cached, so a repeated pattern costs one lookup; stacks are walked only when a new
+edge appears. Memory is bounded (``max_edges``, ``max_classes``, ``max_chains``,
+``max_findings``); reaching a bound is written to stderr once and listed in ``notes()``.
+"""
+
+from __future__ import annotations
+
+import _thread
+import contextlib
+import itertools
+import linecache
+import os
+import re
+import sys
+import threading
+import time
+import weakref
+from collections import deque
+from collections.abc import Hashable
+from dataclasses import dataclass, field
+from types import FrameType
+from typing import Any, Literal
+
+from stuck.model import Confidence, Finding
+from stuck.runtime import hooks, patch
+from stuck.runtime.hooks import AcquireMode, LockClass
+
+Variant = Literal["deadlock", "timed", "same-class"]
+StackEntry = tuple[str, str, int]  # function, file, line; innermost first
+
+_allocate_lock: Any = patch.original(_thread, "allocate_lock")
+
+MAX_WITNESS_FRAMES = 24
+MAX_HELD = 48  # locks held at once by one thread that are tracked (lockdep: MAX_LOCK_DEPTH)
+MAX_WITNESSES_PER_EDGE = 3  # first seen, first from another thread, first blocking
+CYCLES_PER_EDGE = 16  # distinct cycles reported for one new edge
+SEARCH_BUDGET = 20000  # graph steps spent enumerating the cycles one new edge closes
+_MULTI = -1  # chain-cache value: checked by two or more threads
+
+# ---------------------------------------------------------------------------------------------
+# Declared order keys (``order_by``), shared by every checker.
+
+_order_keys: dict[int, Hashable] = {}
+_order_refs: dict[int, object] = {}  # strong refs to locks that cannot be weakly referenced
+
+
+def _forget_key(lock_id: int) -> None:
+    _order_keys.pop(lock_id, None)
+
+
+def order_by(lock: object, key: Hashable) -> object:
+    """Declare where ``lock`` stands among the locks of its class; returns ``lock``.
+
+    Nesting two locks made by the same line (one per account, one per fork) is reported as
+    *same-class nesting* unless the program takes them in a declared order: give each an
+    ordering key (``stuck.order_by(account.lock, account.id)``) and the checker treats
+    ``Class[key]`` as distinct classes, silent while every thread takes them in one order and
+    reporting a cycle when two orders meet.
+    """
+    lock_id = id(lock)
+    _order_keys[lock_id] = key
+    try:
+        weakref.finalize(lock, _forget_key, lock_id)
+    except TypeError:  # not weakly referenceable: keep it alive so its id is not reused
+        _order_refs[lock_id] = lock
+    return lock
+
+
+# ---------------------------------------------------------------------------------------------
+# The graph's records. Everything here is created on the slow path only.
+
+
+@dataclass(slots=True)
+class Witness:
+    """One observation of an edge: thread ``thread`` held ``held`` (taken at ``held_at``) and
+    took the new lock at ``taken_at``."""
+
+    thread: str
+    thread_serial: int
+    time: float
+    mode: AcquireMode
+    held_at: tuple[StackEntry, ...]
+    taken_at: tuple[StackEntry, ...]
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "thread": self.thread,
+            "time": self.time,
+            "mode": self.mode,
+            "held_at": [{"function": f, "file": p, "line": n} for f, p, n in self.held_at],
+            "taken_at": [{"function": f, "file": p, "line": n} for f, p, n in self.taken_at],
+        }
+
+
+@dataclass(slots=True)
+class OrderEdge:
+    src: int
+    dst: int
+    timed: bool  # every acquisition seen along this edge had a timeout
+    first_serial: int
+    multi_thread: bool = False
+    witnesses: list[Witness] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class _Node:
+    cls: LockClass
+    base: int  # the node of the class itself (differs for keyed sub-classes)
+    key: Hashable | None = None
+    keyed: bool = False
+
+
+@dataclass(slots=True)
+class _Cycle:
+    nodes: tuple[int, ...]  # n0 -> n1 -> ... -> n0
+    variant: Variant
+    signature: str
+    found_at: float
+
+
+@dataclass(slots=True)
+class _SameClass:
+    node: int
+    witness: Witness
+    serials: set[int]
+    signature: str
+
+
+class _ThreadState(_thread._local):
+    """Per-thread state; ``_thread._local`` is cleaned up by the interpreter at thread exit."""
+
+    held: list[tuple[int, int, FrameType | None, int, int, str]]
+    serial: int
+
+    def __init__(self) -> None:
+        self.held = []  # (lock id, node, frame, line, chain id, mode)
+        self.serial = next(_serials)
+
+
+_serials = itertools.count(1)
+
+
+def _stack(frame: FrameType | None, line: int, limit: int = MAX_WITNESS_FRAMES
+           ) -> tuple[StackEntry, ...]:
+    """A compact stack from ``frame`` outwards; ``line`` is the line the frame was at."""
+    out: list[StackEntry] = []
+    f = frame
+    while f is not None and len(out) < limit:
+        code = f.f_code
+        name = getattr(code, "co_qualname", code.co_name)
+        out.append((name, code.co_filename, line if f is frame else (f.f_lineno or 0)))
+        f = f.f_back
+    return tuple(out)
+
+
+def _thread_name() -> str:
+    t = threading._active.get(_thread.get_ident())  # type: ignore[attr-defined]
+    if t is not None:
+        return str(t.name)
+    return f"thread {_thread.get_ident()}"
+
+
+class LockOrderChecker:
+    """A ``hooks.LockObserver`` that builds the lock-order graph and reports its cycles."""
+
+    def __init__(self, *, strict: bool = False, max_edges: int = 20000,
+                 max_classes: int = 10000, max_chains: int = 100000,
+                 max_findings: int = 1000) -> None:
+        self.strict = strict
+        self.max_edges = max_edges
+        self.max_classes = max_classes
+        self.max_chains = max_chains
+        self.max_findings = max_findings
+        self._mutex = _allocate_lock()
+        self._tls = _ThreadState()
+        # interning: LockClass -> node id (by identity first, by value on a miss)
+        self._node_by_cls_id: dict[int, int] = {}
+        self._cls_keepalive: list[LockClass] = []
+        self._node_by_cls: dict[LockClass, int] = {}
+        self._node_by_key: dict[tuple[int, Hashable], int] = {}
+        self._nodes: list[_Node] = [_Node(LockClass("none", "", 0, ""), 0)]  # node 0: unused
+        self._signals: set[int] = set()  # base nodes dropped as signals
+        self._signal_labels: dict[int, str] = {}
+        # the graph
+        self._out: dict[int, dict[int, OrderEdge]] = {}
+        self._edge_count = 0
+        # caches: stack chains and the (chain, node, mode) triples already checked
+        self._chains: dict[tuple[int, int], int] = {}
+        self._checked: dict[tuple[int, int, str], int] = {}
+        # results
+        self._cycles: dict[str, _Cycle] = {}
+        self._same_class: dict[int, _SameClass] = {}
+        self._notes: list[str] = []
+        self._bounds_hit: set[str] = set()
+        self._retracted = 0
+        self.generation = 0  # bumps whenever a finding is added: cheap "anything new?" check
+
+    # -- hot path ------------------------------------------------------------------------
+
+    def _node(self, lock: object, cls: LockClass) -> int:
+        n = self._node_by_cls_id.get(id(cls))
+        if n is None:
+            n = self._intern(cls)
+        if _order_keys:
+            k = _order_keys.get(id(lock))
+            if k is not None:
+                n = self._node_by_key.get((n, k)) or self._intern_key(n, k)
+        return n
+
+    def before_acquire(self, lock: object, cls: LockClass, mode: AcquireMode,
+                       frame: FrameType | None) -> None:
+        if mode == "try":
+            return  # cannot block: no edge into the tried lock
+        held = self._tls.held
+        if not held:
+            return
+        node = self._node(lock, cls)
+        if not node or self._nodes[node].base in self._signals:
+            return
+        top = held[-1]
+        if top[1] != node:
+            done = self._checked.get((top[4], node, mode))
+            if done is not None and (done == _MULTI or done == self._tls.serial):
+                return
+        self._check(held, lock, node, mode, frame)
+
+    def acquired(self, lock: object, cls: LockClass, mode: AcquireMode,
+                 frame: FrameType | None) -> None:
+        held = self._tls.held
+        node = self._node(lock, cls)
+        if not node:
+            return
+        if self._nodes[node].base in self._signals:
+            return
+        if len(held) >= MAX_HELD:
+            self._bound("held", f"a thread held more than {MAX_HELD} locks at once; locks "
+                                "taken deeper than that are not checked")
+            return
+        prev = held[-1][4] if held else 0
+        chain = self._chains.get((prev, node))
+        if chain is None:
+            chain = self._new_chain(prev, node)
+        held.append((id(lock), node, frame, frame.f_lineno if frame is not None else 0,
+                     chain, mode))
+
+    def released(self, lock: object, cls: LockClass, by_owner: bool) -> None:
+        held = self._tls.held
+        lock_id = id(lock)
+        for i in range(len(held) - 1, -1, -1):
+            if held[i][0] == lock_id:
+                if i == len(held) - 1:
+                    held.pop()
+                else:
+                    del held[i]
+                    self._rechain(held, i)
+                break
+        if not by_owner:
+            self._mark_signal(lock, cls)
+
+    # -- slow path -----------------------------------------------------------------------
+
+    def _intern(self, cls: LockClass) -> int:
+        with self._mutex:
+            n = self._node_by_cls.get(cls)
+            if n is None:
+                if len(self._nodes) >= self.max_classes:
+                    self._bound_locked("classes", f"more than {self.max_classes} lock classes; "
+                                       "locks of new classes are not checked")
+                    return 0
+                n = len(self._nodes)
+                self._nodes.append(_Node(cls, n))
+                self._node_by_cls[cls] = n
+            if len(self._node_by_cls_id) < 4 * self.max_classes:
+                self._node_by_cls_id[id(cls)] = n
+                self._cls_keepalive.append(cls)  # its id must not be reused by another object
+            return n
+
+    def _intern_key(self, base: int, key: Hashable) -> int:
+        if not base:
+            return 0
+        with self._mutex:
+            n = self._node_by_key.get((base, key))
+            if n is None:
+                if len(self._nodes) >= self.max_classes:
+                    self._bound_locked("classes", f"more than {self.max_classes} lock classes; "
+                                       "locks of new classes are not checked")
+                    return 0
+                n = len(self._nodes)
+                self._nodes.append(_Node(self._nodes[base].cls, base, key, True))
+                self._node_by_key[(base, key)] = n
+            return n
+
+    def _new_chain(self, prev: int, node: int) -> int:
+        with self._mutex:
+            chain = self._chains.get((prev, node))
+            if chain is None:
+                if len(self._chains) >= self.max_chains:
+                    self._bound_locked("chains", f"more than {self.max_chains} distinct "
+                                       "lock chains; repeated patterns are re-checked edge by "
+                                       "edge (slower, still correct)")
+                    return -2  # uncached: never matches a cached triple
+                chain = len(self._chains) + 1
+                self._chains[(prev, node)] = chain
+            return chain
+
+    def _rechain(self, held: list[tuple[int, int, FrameType | None, int, int, str]],
+                 start: int) -> None:
+        """Recompute the chain ids after an out-of-order release at ``start``."""
+        prev = held[start - 1][4] if start > 0 else 0
+        for i in range(start, len(held)):
+            lock_id, node, frame, line, _, mode = held[i]
+            chain = self._chains.get((prev, node))
+            if chain is None:
+                chain = self._new_chain(prev, node)
+            held[i] = (lock_id, node, frame, line, chain, mode)
+            prev = chain
+
+    def _check(self, held: list[tuple[int, int, FrameType | None, int, int, str]],
+               lock: object, node: int, mode: AcquireMode, frame: FrameType | None) -> None:
+        """Add the edges from every held class to ``node``; report what they close."""
+        serial = self._tls.serial
+        lock_id = id(lock)
+        nodes = self._nodes
+        new_base = nodes[node].base
+        cacheable = True
+        taken_at: tuple[StackEntry, ...] | None = None
+        name: str | None = None
+        for h_lock, h_node, h_frame, h_line, _, _ in held:
+            if h_lock == lock_id:
+                cacheable = False  # the same lock again (a semaphore): not an order
+                continue
+            h_base = nodes[h_node].base
+            if h_base in self._signals:
+                continue
+            if h_base == new_base and not (nodes[h_node].keyed and nodes[node].keyed):
+                cacheable = False
+                if taken_at is None:
+                    taken_at, name = _stack(frame, frame.f_lineno if frame else 0), _thread_name()
+                self._same_class_nesting(h_node, h_frame, h_line, node, taken_at, name,
+                                         serial, mode)
+                continue
+            edge = self._out.get(h_node, {}).get(node)
+            timed = mode == "timed"
+            if (edge is not None and (edge.multi_thread or edge.first_serial == serial)
+                    and (timed or not edge.timed)):
+                continue  # nothing new
+            if taken_at is None:
+                taken_at, name = _stack(frame, frame.f_lineno if frame else 0), _thread_name()
+            assert name is not None
+            witness = Witness(name, serial, time.time(), mode, _stack(h_frame, h_line), taken_at)
+            self._add_edge(h_node, node, timed, serial, witness)
+        if cacheable and held[-1][4] > 0:
+            key = (held[-1][4], node, mode)
+            with self._mutex:
+                before = self._checked.get(key)
+                if before is None and len(self._checked) < self.max_chains:
+                    self._checked[key] = serial
+                elif before is not None and before != serial:
+                    self._checked[key] = _MULTI
+
+    def _add_edge(self, src: int, dst: int, timed: bool, serial: int, witness: Witness) -> None:
+        search = False
+        with self._mutex:
+            if self._nodes[src].base in self._signals or self._nodes[dst].base in self._signals:
+                return
+            out = self._out.setdefault(src, {})
+            edge = out.get(dst)
+            if edge is None:
+                if self._edge_count >= self.max_edges:
+                    self._bound_locked("edges", f"the lock-order graph reached {self.max_edges} "
+                                       "edges; new orders are no longer checked")
+                    return
+                edge = OrderEdge(src, dst, timed, serial, witnesses=[witness])
+                out[dst] = edge
+                self._edge_count += 1
+                search = True
+            else:
+                if serial != edge.first_serial and not edge.multi_thread:
+                    edge.multi_thread = True
+                    if len(edge.witnesses) < MAX_WITNESSES_PER_EDGE:
+                        edge.witnesses.append(witness)
+                if edge.timed and not timed:
+                    edge.timed = False  # a blocking acquire along a timed edge: upgrade
+                    search = True
+                    if len(edge.witnesses) < MAX_WITNESSES_PER_EDGE:
+                        edge.witnesses.append(witness)
+            if search:
+                self._find_cycles(src, dst)
+
+    def _find_cycles(self, u: int, v: int) -> None:
+        """Report the cycles the edge ``u -> v`` closes: paths ``v ~> u``. Mutex held."""
+        found: list[tuple[int, ...]] = []
+        shortest = self._shortest_path(v, u)
+        if shortest is None:
+            return
+        found.append(shortest)
+        # Further distinct simple paths, within a budget: one new edge can close several.
+        budget = SEARCH_BUDGET
+        path = [v]
+        on_path = {v}
+        stack = [iter(self._out.get(v, {}))]
+        truncated = False
+        while stack:
+            nxt = next(stack[-1], None)
+            if nxt is None:
+                stack.pop()
+                on_path.discard(path.pop())
+                continue
+            budget -= 1
+            if budget <= 0:
+                truncated = True
+                break
+            if nxt == u:
+                p = (*path, u)
+                if p != shortest:
+                    found.append(p)
+                    if len(found) >= CYCLES_PER_EDGE:
+                        truncated = True
+                        break
+                continue
+            if nxt in on_path:
+                continue
+            path.append(nxt)
+            on_path.add(nxt)
+            stack.append(iter(self._out.get(nxt, {})))
+        if truncated:
+            self._bound_locked("search", "one new lock order closed more cycles than are "
+                               f"enumerated ({CYCLES_PER_EDGE} per edge, or a search budget of "
+                               f"{SEARCH_BUDGET} steps); the shortest ones are reported")
+        for p in found:
+            self._record_cycle((u, *p[:-1]))
+
+    def _shortest_path(self, start: int, goal: int) -> tuple[int, ...] | None:
+        parent: dict[int, int] = {start: start}
+        queue = deque([start])
+        while queue:
+            n = queue.popleft()
+            if n == goal:
+                path = [n]
+                while n != start:
+                    n = parent[n]
+                    path.append(n)
+                return tuple(reversed(path))
+            for m in self._out.get(n, {}):
+                if m not in parent:
+                    parent[m] = n
+                    queue.append(m)
+        return None
+
+    def _record_cycle(self, nodes: tuple[int, ...]) -> None:
+        edges = [self._out[a][b] for a, b in zip(nodes, nodes[1:] + nodes[:1], strict=True)]
+        timed = not self.strict and any(e.timed for e in edges)
+        variant: Variant = "timed" if timed else "deadlock"
+        signature = variant + ":" + _signature([self._class_key(n) for n in nodes])
+        if signature in self._cycles:
+            return
+        if len(self._cycles) >= self.max_findings:
+            self._bound_locked("findings", f"more than {self.max_findings} lock-order cycles; "
+                               "further ones are not recorded")
+            return
+        self._cycles[signature] = _Cycle(nodes, variant, signature, time.time())
+        self.generation += 1
+
+    def _same_class_nesting(self, h_node: int, h_frame: FrameType | None, h_line: int,
+                            node: int, taken_at: tuple[StackEntry, ...], name: str | None,
+                            serial: int, mode: AcquireMode) -> None:
+        base = self._nodes[node].base
+        with self._mutex:
+            rec = self._same_class.get(base)
+            if rec is not None:
+                rec.serials.add(serial)
+                return
+            if len(self._same_class) >= self.max_findings:
+                self._bound_locked("findings", f"more than {self.max_findings} same-class "
+                                   "nestings; further ones are not recorded")
+                return
+            witness = Witness(name or _thread_name(), serial, time.time(), mode,
+                              _stack(h_frame, h_line), taken_at)
+            signature = "same-class:" + self._class_key(base)
+            self._same_class[base] = _SameClass(base, witness, {serial}, signature)
+            self.generation += 1
+
+    def _mark_signal(self, lock: object, cls: LockClass) -> None:
+        base = self._node(lock, cls)
+        if not base:
+            return
+        base = self._nodes[base].base
+        if base in self._signals:
+            return
+        with self._mutex:
+            self._signals.add(base)
+            self._signal_labels[base] = self._class_key(base)
+            dropped = {n for n, rec in enumerate(self._nodes) if rec.base == base}
+            for n in dropped:
+                self._edge_count -= len(self._out.pop(n, {}))
+            for out in self._out.values():
+                for n in dropped & out.keys():
+                    del out[n]
+                    self._edge_count -= 1
+            for sig, cyc in list(self._cycles.items()):
+                if dropped & set(cyc.nodes):
+                    del self._cycles[sig]
+                    self._retracted += 1
+            if base in self._same_class:
+                del self._same_class[base]
+                self._retracted += 1
+            self._checked.clear()
+
+    def _bound(self, what: str, message: str) -> None:
+        with self._mutex:
+            self._bound_locked(what, message)
+
+    def _bound_locked(self, what: str, message: str) -> None:
+        if what in self._bounds_hit:
+            return
+        self._bounds_hit.add(what)
+        self._notes.append(message)
+        with contextlib.suppress(Exception):
+            sys.stderr.write(f"stuck: lock-order: {message}\n")
+
+    # -- results -------------------------------------------------------------------------
+
+    def _class_key(self, node: int) -> str:
+        rec = self._nodes[node]
+        c = rec.cls
+        key = f"{c.name or ''}@{c.file}:{c.line}:{c.function}"
+        if rec.keyed:
+            key += f"[{rec.key!r}]"
+        return key
+
+    def notes(self) -> list[str]:
+        """Bounds reached and other limits of what was checked, for reports."""
+        with self._mutex:
+            out = list(self._notes)
+            if self._retracted:
+                out.append(f"{self._retracted} lock-order finding(s) retracted: their classes "
+                           "were later released by a thread that had not taken them (signals)")
+        return out
+
+    def signal_classes(self) -> list[str]:
+        with self._mutex:
+            return sorted(self._signal_labels.values())
+
+    def edge_count(self) -> int:
+        return self._edge_count
+
+    def findings(self) -> list[Finding]:
+        """Every distinct cycle and same-class nesting seen so far, as ``Finding`` values."""
+        with self._mutex:
+            cycles = list(self._cycles.values())
+            same = list(self._same_class.values())
+            data = [(c, [self._out[a][b] for a, b in zip(c.nodes, c.nodes[1:] + c.nodes[:1], strict=True)])
+                    for c in cycles]
+            nodes = list(self._nodes)
+        out = [_cycle_finding(c, edges, nodes) for c, edges in data]
+        out.extend(_same_class_finding(s, nodes) for s in same)
+        return out
+
+    def reset(self) -> None:
+        """Forget the graph and the findings (the classes and chains stay interned)."""
+        with self._mutex:
+            self._out.clear()
+            self._edge_count = 0
+            self._checked.clear()
+            self._cycles.clear()
+            self._same_class.clear()
+            self._signals.clear()
+            self._signal_labels.clear()
+            self._notes.clear()
+            self._bounds_hit.clear()
+            self._retracted = 0
+            self.generation += 1
+
+    def _after_fork_in_child(self) -> None:
+        self._mutex = _allocate_lock()
+
+
+def _signature(keys: list[str]) -> str:
+    """The class sequence of a cycle, rotated to start at its smallest key: one per cycle."""
+    i = min(range(len(keys)), key=keys.__getitem__)
+    return " -> ".join(keys[i:] + keys[:i])
+
+
+# ---------------------------------------------------------------------------------------------
+# Findings: names for classes, the witnesses, the interleaving.
+
+_ASSIGN = re.compile(r"\s*([A-Za-z_][\w.]{0,200})\s*(?::[^=]{0,200})?=[^=]")
+
+
+def class_label(cls: LockClass, key: Hashable | None = None, keyed: bool = False) -> str:
+    """A name for people: the ``name=`` given, else the variable the lock was assigned to
+    (``Cache._lock`` for ``self._lock = Lock()`` in ``Cache.__init__``), else ``function:line``.
+    """
+    label = cls.name
+    if not label:
+        target = None
+        try:
+            source = linecache.getline(cls.file, cls.line)
+        except Exception:
+            source = ""
+        m = _ASSIGN.match(source) if source else None
+        if m:
+            target = m.group(1)
+        owner = cls.function.rsplit(".", 1)[0] if "." in cls.function else ""
+        if target and target.startswith("self.") and owner and "<" not in owner:
+            label = owner + target[4:]
+        elif target:
+            label = target
+        else:
+            label = cls.label()
+    if keyed:
+        label += f"[{key!r}]"
+    return label
+
+
+def _where(stack: tuple[StackEntry, ...] | list[StackEntry]) -> str:
+    if not stack:
+        return "?"
+    _, file, line = stack[0]
+    return f"{os.path.basename(file)}:{line}"
+
+
+def _class_info(node: _Node, label: str) -> dict[str, object]:
+    c = node.cls
+    info: dict[str, object] = {"label": label, "kind": c.kind, "file": c.file, "line": c.line,
+                               "function": c.function}
+    if c.name:
+        info["name"] = c.name
+    if node.keyed:
+        info["key"] = repr(node.key)
+    return info
+
+
+def _pick_witnesses(edges: list[OrderEdge]) -> list[Witness]:
+    """One witness per edge, spreading over threads when the edges allow it."""
+    picked: list[Witness] = []
+    used: set[int] = set()
+    for e in edges:
+        choice = next((w for w in e.witnesses if w.thread_serial not in used), e.witnesses[0])
+        if not e.timed:
+            blocking = [w for w in e.witnesses if w.mode == "blocking"]
+            fresh = [w for w in blocking if w.thread_serial not in used]
+            choice = (fresh or blocking or [choice])[0]
+        picked.append(choice)
+        used.add(choice.thread_serial)
+    return picked
+
+
+def _cycle_finding(cycle: _Cycle, edges: list[OrderEdge], nodes: list[_Node]) -> Finding:
+    labels = [class_label(nodes[n].cls, nodes[n].key, nodes[n].keyed) for n in cycle.nodes]
+    witnesses = _pick_witnesses(edges)
+    serials = {w.thread_serial for e in edges for w in e.witnesses}
+    multi = any(e.multi_thread for e in edges) or len(serials) > 1
+    confidence: Confidence = "probable" if multi else "possible"
+    k = len(labels)
+    chain = " -> ".join(f"`{x}`" for x in [*labels, labels[0]])
+    if cycle.variant == "timed":
+        summary = (f"lock-order cycle through a timed acquire: {chain}; threads taking these "
+                   "paths at once would wait until a timeout (latency or livelock risk)")
+    else:
+        summary = (f"lock-order cycle: {chain}; threads taking these paths at once would "
+                   "deadlock")
+    edge_lines = []
+    details_edges = []
+    for i, (e, w) in enumerate(zip(edges, witnesses, strict=True)):
+        held, taken = labels[i], labels[(i + 1) % k]
+        line = (f"thread {w.thread} holds `{held}` ({_where(w.held_at)}) and takes "
+                f"`{taken}` ({_where(w.taken_at)})" + (" with a timeout" if e.timed else ""))
+        edge_lines.append(line)
+        details_edges.append({
+            "from": held, "to": taken, "timed": e.timed, "multi_thread": e.multi_thread,
+            "line": line, "witness": w.to_dict(),
+            "other_witnesses": [x.to_dict() for x in e.witnesses if x is not w],
+        })
+    interleaving = [f"T{i + 1} takes `{labels[i]}`" for i in range(k)]
+    interleaving += [f"T{i + 1} waits for `{labels[(i + 1) % k]}`, held by T{(i + 1) % k + 1}"
+                     for i in range(k)]
+    if not multi:
+        note = ("Every edge was seen in one thread only; if these paths can never run in two "
+                "threads at once this cannot deadlock, hence confidence 'possible'.")
+    else:
+        note = "The edges were taken by different threads in this run."
+    explanation = (
+        "These lock classes were taken in an order that forms a cycle. This run did not hang, "
+        "but threads running these paths at the same time can each hold one lock of the cycle "
+        "and wait for the next. " + note + " Fix: take them in one global order, or do not "
+        "hold one while taking the other.")
+    details: dict[str, object] = {
+        "variant": cycle.variant,
+        "signature": cycle.signature,
+        "classes": [_class_info(nodes[n], lab) for n, lab in zip(cycle.nodes, labels, strict=True)],
+        "edges": details_edges,
+        "interleaving": interleaving,
+    }
+    return Finding(kind="lock-order", confidence=confidence, summary=summary,
+                   explanation=explanation,
+                   threads=sorted({w.thread for w in witnesses}),
+                   resources=labels, details=details,
+                   missing_evidence=(["the edges were seen in one thread only"]
+                                     if not multi else []))
+
+
+def _same_class_finding(rec: _SameClass, nodes: list[_Node]) -> Finding:
+    node = nodes[rec.node]
+    label = class_label(node.cls)
+    w = rec.witness
+    confidence: Confidence = "probable" if len(rec.serials) > 1 else "possible"
+    line = (f"thread {w.thread} holds `{label}` ({_where(w.held_at)}) and takes another "
+            f"`{label}` ({_where(w.taken_at)})")
+    summary = (f"same-class nesting: two locks of class `{label}` held at once, in no declared "
+               "order; two threads nesting them in opposite orders would deadlock")
+    explanation = (
+        "Locks made by the same line form one class; this thread held one of them while taking "
+        "another. If another thread can take the same two the other way round, they deadlock. "
+        "If the program always takes them in one order (by account id, by address), declare "
+        "it with stuck.order_by(lock, key) and the checker will verify that order instead.")
+    details: dict[str, object] = {
+        "variant": "same-class",
+        "signature": rec.signature,
+        "classes": [_class_info(node, label)],
+        "edges": [{"from": label, "to": label, "timed": w.mode == "timed",
+                   "multi_thread": len(rec.serials) > 1, "line": line,
+                   "witness": w.to_dict(), "other_witnesses": []}],
+        "interleaving": [f"T1 takes `{label}` #1", f"T2 takes `{label}` #2",
+                         f"T1 waits for `{label}` #2, held by T2",
+                         f"T2 waits for `{label}` #1, held by T1"],
+    }
+    return Finding(kind="lock-order", confidence=confidence, summary=summary,
+                   explanation=explanation, threads=[w.thread], resources=[label],
+                   details=details)
+
+
+# ---------------------------------------------------------------------------------------------
+# Module-level switch: one checker per process.
+
+_checker: LockOrderChecker | None = None
+
+
+def enable(*, strict: bool = False, max_edges: int = 20000, max_classes: int = 10000,
+           max_findings: int = 1000) -> LockOrderChecker:
+    """Start checking lock order: adds the checker as an observer of the live instrumentation.
+
+    Locks are only seen while ``stuck.install()`` (or ``stuck run``) has the tracked
+    primitives in place; enabling before or after installing both work. Calling it again
+    returns the running checker unchanged.
+    """
+    global _checker
+    if _checker is None:
+        _checker = LockOrderChecker(strict=strict, max_edges=max_edges,
+                                    max_classes=max_classes, max_findings=max_findings)
+    hooks.add_observer(_checker)
+    return _checker
+
+
+def disable() -> None:
+    """Stop observing; the findings so far stay available from ``findings()``."""
+    if _checker is not None:
+        hooks.remove_observer(_checker)
+
+
+def enabled() -> bool:
+    return _checker is not None and _checker in hooks.observers
+
+
+def checker() -> LockOrderChecker | None:
+    return _checker
+
+
+def findings() -> list[Finding]:
+    """The lock-order findings of the checker enabled in this process (empty if none)."""
+    return _checker.findings() if _checker is not None else []
+
+
+def reset() -> None:
+    """Forget every finding and the whole graph (keeps the checker enabled)."""
+    if _checker is not None:
+        _checker.reset()
+
+
+def _reinit_after_fork() -> None:
+    if _checker is not None:
+        _checker._after_fork_in_child()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reinit_after_fork)
