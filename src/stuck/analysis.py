@@ -335,11 +335,13 @@ class _Analysis:
             behind = self.graph.behind(tids)
             names = [_name(self.threads.get(t), t) for t in tids]
             steps = []
-            for e in cycle:
+            for e in cycle[:12]:
                 res = self.resources.get(e.waits_for)
                 steps.append(f"{_name(self.threads.get(e.thread), e.thread)} waits for "
                              f"{_res_name(res, e.waits_for)}, held by "
                              f"{_name(self.threads.get(e.held_by), e.held_by)}")
+            if len(cycle) > 12:
+                steps.append(f"… {len(cycle) - 12} more steps")
             explanation = ("; ".join(steps) + ". None of them can continue until another in "
                            "the cycle does, so none will.")
             if behind:
@@ -347,8 +349,9 @@ class _Analysis:
                                 "being part of it.")
             self.findings.append(Finding(
                 kind="deadlock", confidence="probable" if missing else "certain",
-                summary=f"{' and '.join(names) if len(names) < 3 else ', '.join(names)} "
-                        "wait for each other in a cycle",
+                summary=(" and ".join(names) if len(names) < 3 else ", ".join(names[:5])
+                         + (f" and {len(names) - 5} more" if len(names) > 5 else ""))
+                        + " wait for each other in a cycle",
                 explanation=explanation, threads=tids, resources=rids, cycle=cycle,
                 blocked_behind=behind, missing_evidence=missing))
             self.covered.update(tids)
@@ -363,19 +366,21 @@ class _Analysis:
         for pi, proc in enumerate(self.snap.processes):
             waiters: list[Thread] = []
             proven = pi in certain_processes
+            progressing = sum(1 for o in proc.threads if _can_progress(o))
+            parked_visible = any(o.state in ("idle", "dead") for o in proc.threads)
             for t in proc.threads:
                 if t.id in self.covered or t.state != "blocked" or t.waits is None:
                     continue
                 if not t.waits.durable:
                     continue
+                others_progress = progressing - (1 if _can_progress(t) else 0) > 0
                 res = self.resources.get(t.waits.resource)
                 kind = res.kind if res is not None else "unknown"
                 if kind in OWNED_KINDS:
                     owners = res.owners if res is not None else []
                     if proven or (owners and all(o not in self.threads for o in owners)):
                         waiters.append(t)
-                    elif not owners and any(o.state in ("idle", "dead") for o in proc.threads) \
-                            and not any(_can_progress(o) for o in proc.threads if o.id != t.id):
+                    elif not owners and parked_visible and not others_progress:
                         # The rest of the process is visible and parked: the owner, whoever
                         # it is, cannot run either.
                         waiters.append(t)
@@ -385,8 +390,11 @@ class _Analysis:
                 if proven:
                     waiters.append(t)
                     continue
-                wakers = self._possible_wakers(t, res, proc.threads)
-                if not any(_can_progress(w) for w in wakers):
+                if res is not None and res.wakers is not None:
+                    wakers = self._possible_wakers(t, res, proc.threads)
+                    if not any(_can_progress(w) for w in wakers):
+                        waiters.append(t)
+                elif not others_progress:
                     waiters.append(t)
             if waiters:
                 self._stall_finding(waiters, proc.threads, proven, stated_words.get(pi))
@@ -401,12 +409,13 @@ class _Analysis:
                        proven: bool, stated: str | None) -> None:
         tids = [t.id for t in waiters]
         rids = list(dict.fromkeys(t.waits.resource for t in waiters if t.waits is not None))
-        others = [o for o in process_threads if o.id not in set(tids)]
+        tid_set = set(tids)
+        others = [o for o in process_threads if o.id not in tid_set]
         idle = [o.id for o in others if o.state == "idle"]
         blocked = [o.id for o in others if o.state == "blocked"]
         dead = [o.id for o in others if o.state == "dead"]
         behind = self.graph.behind(tids, rids)
-        behind = [b for b in behind if b not in set(tids)]
+        behind = [b for b in behind if b not in tid_set]
         missing: list[str] = []
         wakers_known = all(
             self.resources.get(r) is not None and self.resources[r].wakers is not None
@@ -444,7 +453,9 @@ class _Analysis:
                 missing.append("if these waiters are meant to wake each other, this is a "
                                "deadlock through conditions; the dump cannot show which "
                                "signals which")
-        waits = "; ".join(_wait_text(t, self.resources) for t in waiters)
+        waits = "; ".join(_wait_text(t, self.resources) for t in waiters[:10])
+        if len(waiters) > 10:
+            waits += f"; and {len(waiters) - 10} more"
         words = [waits + "."]
         if stated:
             words.append(f"The runtime itself reported it: {stated}.")
@@ -522,7 +533,8 @@ class _Analysis:
     # hang ---------------------------------------------------------------------------------
     def hangs(self) -> None:
         by_root: dict[str, list[str]] = {}
-        for pi, proc in enumerate(self.snap.processes):
+        roots = self.graph.roots()
+        for proc in self.snap.processes:
             idle_process = not any(t.state in ("running", "io", "sleeping") for t in proc.threads)
             for t in proc.threads:
                 if t.id in self.covered or t.waits is None:
@@ -533,21 +545,22 @@ class _Analysis:
                         continue
                 elif not long:
                     continue
-                chain = self.graph.chain(t.id)
-                by_root.setdefault(chain[-1], []).append(t.id)
-            _ = pi
+                root = roots.get(t.id, t.id)
+                if root in self.covered:
+                    continue
+                by_root.setdefault(root, []).append(t.id)
         for root, members in by_root.items():
             root_t = self.threads[root]
             behind = [m for m in members if m != root]
-            behind += [b for b in self.graph.behind([root], []) if b not in behind and b != root]
-            rids = []
+            seen_behind = set(behind)
+            behind += [b for b in self.graph.behind([root], [])
+                       if b not in seen_behind and b != root]
+            rids: list[str] = []
             words = []
             for m in members:
-                path = self.graph.chain(m)
-                for a in path[:-1]:
-                    w = self.threads[a].waits
-                    if w is not None and w.resource not in rids:
-                        rids.append(w.resource)
+                w = self.threads[m].waits
+                if m != root and w is not None and w.resource not in rids:
+                    rids.append(w.resource)
             if root_t.waits is not None and root_t.waits.resource not in rids:
                 rids.append(root_t.waits.resource)
             missing = [f"owner of {_res_name(self.resources.get(r), r)}: {self.inferred[r]}"

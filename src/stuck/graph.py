@@ -157,6 +157,34 @@ class WaitGraph:
                     queue.append("r:" + rid)
         return out
 
+    def roots(self) -> dict[str, str]:
+        """For every waiting thread, the last thread of its wait chain (linear overall)."""
+        root: dict[str, str] = {}
+        for start in self.waits_on:
+            if start in root:
+                continue
+            path: list[str] = []
+            on_path: set[str] = set()
+            node = start
+            end: str
+            while True:
+                if node in root:
+                    end = root[node]
+                    break
+                if node in on_path:  # a cycle: its first thread stands for it
+                    end = node
+                    break
+                path.append(node)
+                on_path.add(node)
+                succ = self.successors(node)
+                if not succ:
+                    end = node
+                    break
+                node = succ[0]
+            for n in path:
+                root[n] = end
+        return root
+
     def chain(self, tid: str, limit: int = 1000) -> list[str]:
         """Threads met following ``tid``'s wait: tid, an owner of what it waits for, and so on."""
         out = [tid]

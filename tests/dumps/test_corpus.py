@@ -6,7 +6,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import pytest
-
 from tests.dumps.helpers import CORPUS, has_format_module, labels, report_for
 
 

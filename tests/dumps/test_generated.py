@@ -7,7 +7,6 @@ that names the missing evidence, and checks the weaker verdict stuck does give."
 from __future__ import annotations
 
 import pytest
-
 from tests.dumps.helpers import GENERATED, labels, report_for
 
 

@@ -84,18 +84,13 @@ class _Session:
     printed: list[_Printed] = field(default_factory=list)
 
 
+_DETECT = re.compile(
+    r"^[ \t]*(?:Thread \d+ \((?:Thread 0x|LWP |process )|#0 +\S|\(gdb\) |"
+    r"\[Switching to thread|Id +Target Id)", re.M)
+
+
 def detect(text: str) -> bool:
-    for line in iter_lines(text):
-        s = line.lstrip()
-        if s.startswith("Thread ") and _HEADER.match(s):
-            return True
-        if s.startswith("#0 ") and (" in " in s or " at " in s or "()" in s):
-            return True
-        if s.startswith("[Switching to thread") or s.startswith("(gdb) "):
-            return True
-        if "Id   Target Id" in s:
-            return True
-    return False
+    return _DETECT.search(text) is not None
 
 
 class _Parser:

@@ -291,6 +291,7 @@ def _infer_mutex_owners(dump: _Dump, threads: list[Thread], resources: dict[str,
         return
     wanted = set(waiting_addr.values())
     candidates: dict[str, list[tuple[str, str]]] = {}
+    seen: set[tuple[str, str]] = set()
     for t, g in zip(threads, dump.goroutines, strict=True):
         own_wait = waiting_addr.get(t.id)
         for f, arg in zip(g.frames, g.first_args, strict=False):
@@ -300,10 +301,10 @@ def _infer_mutex_owners(dump: _Dump, threads: list[Thread], resources: dict[str,
             if m is None or arg.endswith("?"):
                 continue
             addr = m.group(1).lower()
-            if addr in wanted and addr != own_wait:
-                lst = candidates.setdefault(addr, [])
-                if all(c[0] != t.id for c in lst):
-                    lst.append((t.id, f.function))
+            if addr in wanted and addr != own_wait and (addr, t.id) not in seen:
+                seen.add((addr, t.id))
+                candidates.setdefault(addr, []).append((t.id, f.function))
+    by_id = {t.id: t for t in threads}
     for res in resources.values():
         if res.address is None or res.owners or res.kind not in ("mutex", "rwlock"):
             continue
@@ -312,9 +313,7 @@ def _infer_mutex_owners(dump: _Dump, threads: list[Thread], resources: dict[str,
             continue
         owner, function = cands[0]
         res.owners.append(owner)
-        for t in threads:
-            if t.id == owner:
-                t.holds.append(res.id)
+        by_id[owner].holds.append(res.id)
         result.inferred[res.id] = (f"Go does not record mutex owners; {owner} is in {function} "
                                    f"on the object at {res.address}, the mutex's own address, "
                                    "so it probably holds it")

@@ -13,15 +13,24 @@ from stuck.model import Frame, Process, Thread
 
 NAME = "procstat"
 
-_ROW = re.compile(r"^\s*(\d+)\s+(\d+)\s+\S+\s+\S.*?\s(?:[\w.$]+\+0x[0-9a-f]+|<running>)")
-_FRAME_TOKEN = re.compile(r"^([\w.$]+)\+0x[0-9a-f]+$")
+_FRAME_TOKEN = re.compile(r"([\w.$]+)\+0x[0-9a-f]+")
+
+
+def _row(line: str) -> list[str] | None:
+    """The tokens of a ``PID TID COMM TDNAME frames…`` row, or None."""
+    tokens = line.split()
+    if len(tokens) < 5 or not tokens[0].isdigit() or not tokens[1].isdigit():
+        return None
+    if not any(t == "<running>" or _FRAME_TOKEN.fullmatch(t) for t in tokens[4:]):
+        return None
+    return tokens
 
 
 def detect(text: str) -> bool:
-    if "+0x" not in text:
+    if "+0x" not in text and "<running>" not in text:
         return False
-    return any(_ROW.match(line) for line in iter_lines(text)
-               if line[:1].isspace() or line[:1].isdigit())
+    return any(_row(line) is not None for line in iter_lines(text)
+               if line[:1].isdigit() or line[:1] == " ")
 
 
 def parse(text: str) -> ParseResult:
@@ -29,12 +38,13 @@ def parse(text: str) -> ParseResult:
     for line in iter_lines(text):
         if not line or not (line[0].isdigit() or line[0] == " "):
             continue
-        if not _ROW.match(line):
+        row = _row(line)
+        if row is None:
             continue
-        tokens = line.split()
+        tokens = row
         pid, tid, comm = int(tokens[0]), int(tokens[1]), tokens[2]
         first = next((i for i in range(3, len(tokens))
-                      if _FRAME_TOKEN.match(tokens[i]) or tokens[i] == "<running>"), len(tokens))
+                      if _FRAME_TOKEN.fullmatch(tokens[i]) or tokens[i] == "<running>"), len(tokens))
         tdname = " ".join(tokens[3:first])
         frames = []
         running = False
@@ -42,7 +52,7 @@ def parse(text: str) -> ParseResult:
             if tok == "<running>":
                 running = True
                 continue
-            m = _FRAME_TOKEN.match(tok)
+            m = _FRAME_TOKEN.fullmatch(tok)
             if m:
                 frames.append(Frame(m.group(1), module="kernel"))
         proc = procs.get(pid)
