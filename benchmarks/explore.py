@@ -38,13 +38,16 @@ def throughput(executions: int) -> None:
     print(f"{'median':20} {statistics.median(rates):13.0f}")
 
 
-def acceptance(seeds: int, executions: int, fixed_executions: int) -> int:
+def acceptance(seeds: int, executions: int, fixed_executions: int,
+               only: list[str] | None = None) -> int:
     import zoo
 
     bad = 0
     print(f"{'program':18} {'expect':8} {'found':>6} {'median':>6} {'max':>5} {'verdict ok':>10} "
           f"{'replay':>7} {'preempt (shrunk/raw)':>21} {'fixed twin':>22}")
     for name, bug in zoo.BUGS.items():
+        if only and name not in only:
+            continue
         firsts: list[int] = []
         kinds_ok = 0
         replays_ok = 0
@@ -144,9 +147,10 @@ def main() -> int:
     ap.add_argument("--seeds", type=int, default=10)
     ap.add_argument("--fixed-executions", type=int, default=10_000)
     ap.add_argument("--compare", action="store_true")
+    ap.add_argument("--only", nargs="*", help="zoo program names (default: all)")
     args = ap.parse_args()
     if args.acceptance:
-        return acceptance(args.seeds, args.executions, args.fixed_executions)
+        return acceptance(args.seeds, args.executions, args.fixed_executions, args.only)
     if args.compare:
         compare(200)
         return 0

@@ -204,8 +204,10 @@ def explore(
     try:
         if replay is not None:
             tok = decode(replay)
-            ex, rp, switches = recorded(target, tok.choices, history, max_steps, stall_seconds)
-            # A second pass with the history of the first makes condition wakers known.
+            # Whether a wait on a condition is part of a cycle depends on who was ever seen
+            # notifying it: learn that from a few seeded executions first, as the exploration
+            # that made the token did, so the replay names the failure the same way.
+            _learn_wakers(target, history, max_steps, stall_seconds)
             ex, rp, switches = recorded(target, tok.choices, history, max_steps, stall_seconds)
             result.executions = 1
             result.verdict = ex.verdict
@@ -251,6 +253,17 @@ def explore(
         return result
     finally:
         primitives.uninstall()
+
+
+def _learn_wakers(target: Callable[[], object], history: History, max_steps: int,
+                  stall_seconds: float, executions: int = 40) -> None:
+    from stuck.explore.random_walk import RandomWalk
+
+    strat = RandomWalk(0)
+    for i in range(executions):
+        strat.begin(i)
+        run_once(target, strat, max_steps=max_steps, history=history,
+                 stall_seconds=stall_seconds)
 
 
 def _fewest_preemptions(target: Callable[[], object], kind: str, choices: list[int],
