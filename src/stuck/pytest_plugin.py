@@ -1,12 +1,34 @@
 """pytest plugin: ``pytest --stuck`` checks lock order and catches deadlocks in tests.
 
+With ``--stuck`` (or ``stuck = true`` in the ini file / ``[tool.pytest.ini_options]``):
+
+- the live instrumentation is installed for the session with policy ``raise``: a test whose
+  threads deadlock fails with the deadlock report instead of hanging the run. The thread whose
+  wait would close the cycle gets ``stuck.DeadlockError`` and unwinds, releasing its locks, so
+  the other threads proceed; the test fails even when that thread is not the test's own.
+- the lock-order checker runs for the whole session. Orders seen in different tests combine
+  (one test takes A then B, another B then A): the cycles found fail the run at the end, with
+  a summary (``--stuck-fail-at=test`` fails the test that closed each cycle instead).
+- under pytest-xdist each worker checks its own tests and sends its findings to the
+  controller, which removes duplicates and writes one summary.
+
 Registered through the ``pytest11`` entry point, so it is loaded in every pytest session; it
-imports nothing of stuck's runtime until ``--stuck`` (or the ``stuck`` ini option) asks for it.
+imports nothing of stuck's runtime until ``--stuck`` asks for it.
 """
 
 from __future__ import annotations
 
+import json
+from typing import TYPE_CHECKING, Any
+
 import pytest
+
+if TYPE_CHECKING:
+    from collections.abc import Generator
+
+    from stuck.model import Finding, Report
+
+_WORKER_KEY = "stuck_lockorder"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -14,5 +36,202 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--stuck", action="store_true", default=None,
                     help="instrument locks for the session: fail on lock-order cycles and "
                          "turn deadlocks into test failures")
+    group.addoption("--stuck-fail-at", choices=("session", "test"), default=None,
+                    help="where lock-order findings fail: at the end of the session with a "
+                         "summary (default), or in the test that closed the cycle")
+    group.addoption("--stuck-strict", action="store_true", default=None,
+                    help="report lock-order cycles through timed acquires as deadlock risks")
     parser.addini("stuck", type="bool", default=False,
                   help="turn on stuck's instrumentation for every run (like --stuck)")
+    parser.addini("stuck_fail_at", default="session",
+                  help="session or test: where lock-order findings fail (like --stuck-fail-at)")
+    parser.addini("stuck_strict", type="bool", default=False,
+                  help="cycles through timed acquires count as deadlock risks")
+
+
+def _setting(config: pytest.Config, option: str, ini: str) -> Any:
+    value = config.getoption(option)
+    return config.getini(ini) if value is None else value
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if not _setting(config, "stuck", "stuck"):
+        return
+    fail_at = str(_setting(config, "stuck_fail_at", "stuck_fail_at")).strip()
+    if fail_at not in ("session", "test"):
+        raise pytest.UsageError(f"stuck_fail_at must be 'session' or 'test', not {fail_at!r}")
+    config.pluginmanager.register(
+        StuckSession(config, fail_at, bool(_setting(config, "stuck_strict", "stuck_strict"))),
+        "stuck-session")
+
+
+def _is_xdist_controller(config: pytest.Config) -> bool:
+    if hasattr(config, "workerinput"):
+        return False
+    return getattr(config.option, "dist", "no") != "no" and bool(
+        getattr(config.option, "numprocesses", None) or getattr(config.option, "tx", None))
+
+
+def _signature(f: Finding) -> str:
+    sig = f.details.get("signature")
+    return str(sig) if sig is not None else f.summary
+
+
+class StuckSession:
+    """The plugin's state for one session in which ``--stuck`` is on."""
+
+    def __init__(self, config: pytest.Config, fail_at: str, strict: bool) -> None:
+        self.config = config
+        self.fail_at = fail_at
+        self.strict = strict
+        self.controller = _is_xdist_controller(config)
+        self.installed_here = False
+        self.merged: Any = None  # controller: a LockOrderChecker merging the workers' graphs
+        self.notes: list[str] = []
+        self._deadlocks_before = 0
+        self._signatures_before: set[str] = set()
+        self._failed_at_test: set[str] = set()
+        from stuck.runtime import lockorder
+
+        if self.controller:  # the workers run the tests; the controller merges their graphs
+            self.merged = lockorder.LockOrderChecker(strict=strict)
+            return
+        import stuck.runtime
+
+        if not stuck.runtime.installed():
+            stuck.runtime.install(policy="raise", signal=None)
+            self.installed_here = True
+        else:
+            self.notes.append("stuck was already installed: its policy is kept as it was")
+        lockorder.enable(strict=strict)
+
+    # -- per test ------------------------------------------------------------------------
+
+    def _deadlock_reports(self) -> list[Report]:
+        from stuck.runtime import policy
+
+        return list(policy.findings_seen)
+
+    def _lockorder_findings(self) -> list[Finding]:
+        from stuck.runtime import lockorder
+
+        return lockorder.findings()
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_setup(self, item: pytest.Item) -> None:
+        if self.controller:
+            return
+        self._deadlocks_before = len(self._deadlock_reports())
+        if self.fail_at == "test":
+            self._signatures_before = {_signature(f) for f in self._lockorder_findings()}
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_makereport(self, item: pytest.Item,
+                                  call: pytest.CallInfo[None]) -> Generator[None, Any, None]:
+        outcome = yield
+        if self.controller:
+            return
+        report: pytest.TestReport = outcome.get_result()
+        problems: list[str] = []
+        if call.when == "call":
+            from stuck.report import text as text_report
+
+            reports = self._deadlock_reports()
+            new = reports[self._deadlocks_before:]
+            self._deadlocks_before = len(reports)
+            for r in new:
+                problems.append("stuck: this test deadlocked; the thread closing the cycle got "
+                                "stuck.DeadlockError\n\n" + text_report.render(r))
+        if self.fail_at == "test":
+            from stuck.report import lockorder as lockorder_report
+
+            fresh = [f for f in self._lockorder_findings()
+                     if _signature(f) not in self._signatures_before]
+            self._signatures_before.update(_signature(f) for f in fresh)
+            if fresh:
+                self._failed_at_test.update(_signature(f) for f in fresh)
+                problems.append("stuck: this test closed a lock-order cycle\n\n"
+                                + lockorder_report.render(fresh))
+        if not problems:
+            return
+        text = "\n".join(problems)
+        if report.failed and report.longrepr is not None:
+            text = str(report.longrepr) + "\n\n" + text
+        report.outcome = "failed"
+        report.longrepr = text
+
+    # -- end of session ------------------------------------------------------------------
+
+    def pytest_testnodedown(self, node: Any, error: Any) -> None:
+        """xdist controller: merge the lock-order graph a worker sends."""
+        output = getattr(node, "workeroutput", None) or {}
+        text = output.get(_WORKER_KEY)
+        if not text or self.merged is None:
+            return
+        state = json.loads(text)
+        worker = str(output.get("workerid") or (getattr(node, "gateway", None) and
+                     node.gateway.id) or "worker")
+        self.merged.merge_state(state, worker)
+        self._failed_at_test.update(state.get("failed_at_test", []))
+
+    def session_findings(self) -> list[Finding]:
+        if self.merged is not None:
+            return list(self.merged.findings())
+        from stuck.runtime import lockorder
+
+        return lockorder.findings()
+
+    def _all_notes(self) -> list[str]:
+        notes = list(self.notes)
+        from stuck.runtime import lockorder
+
+        c = self.merged if self.merged is not None else lockorder.checker()
+        if c is not None:
+            notes += [n for n in c.notes() if n not in notes]
+        return notes
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        workeroutput = getattr(self.config, "workeroutput", None)
+        if workeroutput is not None:
+            from stuck.runtime import lockorder
+
+            c = lockorder.checker()
+            state: dict[str, Any] = c.export_state() if c is not None else {}
+            state["failed_at_test"] = sorted(self._failed_at_test)
+            workeroutput[_WORKER_KEY] = json.dumps(state)
+            return  # the controller merges the graphs and decides the exit status
+        findings = self.session_findings()
+        unreported = [f for f in findings if _signature(f) not in self._failed_at_test]
+        if unreported and self.fail_at == "session" and session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+    def pytest_terminal_summary(self, terminalreporter: Any, exitstatus: int,
+                                config: pytest.Config) -> None:
+        if hasattr(config, "workerinput"):
+            return
+        from stuck.report import lockorder as lockorder_report
+
+        findings = self.session_findings()
+        notes = self._all_notes()
+        if not findings and not notes:
+            terminalreporter.write_sep("-", "stuck: no lock-order problem found")
+            return
+        if self.fail_at == "test":
+            title = f"stuck: {len(findings)} lock-order finding(s), each failed its test"
+        else:
+            title = f"stuck: {len(findings)} lock-order finding(s) fail this run"
+        terminalreporter.write_sep("=", title if findings else "stuck: notes", red=bool(findings))
+        terminalreporter.write(lockorder_report.render(findings, notes))
+
+    def pytest_unconfigure(self, config: pytest.Config) -> None:
+        if self.controller:
+            return
+        from stuck.runtime import lockorder
+
+        lockorder.disable()
+        if self.installed_here:
+            import stuck.runtime
+
+            if stuck.runtime.installed():
+                stuck.runtime.uninstall()

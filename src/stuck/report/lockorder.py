@@ -29,10 +29,16 @@ def _frames(raw: object) -> list[dict[str, object]]:
     return [f for f in raw if isinstance(f, dict)]
 
 
+_RUNNER_DIRS = (f"{os.sep}_pytest{os.sep}", f"{os.sep}pluggy{os.sep}", f"{os.sep}unittest{os.sep}")
+
+
 def _stack_lines(frames: Sequence[dict[str, object]], indent: str) -> list[str]:
     out = []
-    for f in frames[:MAX_STACK_LINES]:
+    for i, f in enumerate(frames[:MAX_STACK_LINES]):
         file = str(f.get("file") or "?")
+        if i > 0 and any(d in file for d in _RUNNER_DIRS):
+            out.append(f"{indent}… called by the test runner ({len(frames) - i} frames)")
+            return out
         out.append(f"{indent}{clean(f.get('function'))} ({clean(file)}:{clean(f.get('line'))})")
     if len(frames) > MAX_STACK_LINES:
         out.append(f"{indent}… {len(frames) - MAX_STACK_LINES} outer frames")

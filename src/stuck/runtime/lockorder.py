@@ -167,6 +167,8 @@ class _ThreadState(_thread._local):
 
 
 _serials = itertools.count(1)
+_THREADING_FILE = threading.__file__
+_BOOTSTRAP = frozenset({"run", "_bootstrap_inner", "_bootstrap"})
 
 
 def _stack(frame: FrameType | None, line: int, limit: int = MAX_WITNESS_FRAMES
@@ -176,6 +178,8 @@ def _stack(frame: FrameType | None, line: int, limit: int = MAX_WITNESS_FRAMES
     f = frame
     while f is not None and len(out) < limit:
         code = f.f_code
+        if code.co_filename == _THREADING_FILE and code.co_name in _BOOTSTRAP:
+            break  # Thread.run and the bootstrap below it say nothing
         name = getattr(code, "co_qualname", code.co_name)
         out.append((name, code.co_filename, line if f is frame else (f.f_lineno or 0)))
         f = f.f_back
@@ -510,10 +514,11 @@ class LockOrderChecker:
             self.generation += 1
 
     def _mark_signal(self, lock: object, cls: LockClass) -> None:
-        base = self._node(lock, cls)
-        if not base:
-            return
-        base = self._nodes[base].base
+        node = self._node(lock, cls)
+        if node:
+            self._mark_signal_node(self._nodes[node].base)
+
+    def _mark_signal_node(self, base: int) -> None:
         if base in self._signals:
             return
         with self._mutex:
@@ -585,6 +590,90 @@ class LockOrderChecker:
         out.extend(_same_class_finding(s, nodes) for s in same)
         return out
 
+    def export_state(self) -> dict[str, Any]:
+        """The graph as JSON-compatible data, for ``merge_state`` in another process (the
+        pytest-xdist controller merges its workers' graphs, so an order taken by a test on one
+        worker and the reverse order taken on another still form a cycle)."""
+        with self._mutex:
+            nodes = list(self._nodes)
+            edges = [e for out in self._out.values() for e in out.values()]
+            same = list(self._same_class.values())
+            signals = sorted(self._signals)
+
+            def node_info(n: int) -> dict[str, Any]:
+                rec = nodes[n]
+                c = rec.cls
+                return {"kind": c.kind, "file": c.file, "line": c.line, "function": c.function,
+                        "name": c.name, "key": repr(rec.key) if rec.keyed else None}
+
+            return {
+                "edges": [{"src": node_info(e.src), "dst": node_info(e.dst), "timed": e.timed,
+                           "first_serial": e.first_serial, "multi_thread": e.multi_thread,
+                           "witnesses": [_witness_state(w) for w in e.witnesses]}
+                          for e in edges],
+                "same_class": [{"node": node_info(r.node), "serials": sorted(r.serials),
+                                "witness": _witness_state(r.witness)} for r in same],
+                "signals": [node_info(n) for n in signals],
+                "notes": list(self._notes),
+            }
+
+    def merge_state(self, state: dict[str, Any], origin: str) -> None:
+        """Add a graph exported by ``export_state`` (from the process named ``origin``)."""
+        serials: dict[int, int] = {}
+
+        def serial(n: int) -> int:
+            if n not in serials:
+                serials[n] = next(_serials)
+            return serials[n]
+
+        def node(info: dict[str, Any]) -> int:
+            cls = LockClass(str(info["kind"]), str(info["file"]), int(info["line"]),
+                            str(info["function"]), info.get("name"))
+            n = self._node_by_cls.get(cls) or self._intern(cls)
+            key = info.get("key")
+            if key is not None and n:
+                n = self._node_by_key.get((n, key)) or self._intern_key(n, key)
+            return n
+
+        for info in state.get("signals", []):
+            n = node(info)
+            if n:
+                self._mark_signal_node(self._nodes[n].base)
+        for e in state.get("edges", []):
+            src, dst = node(e["src"]), node(e["dst"])
+            if not src or not dst:
+                continue
+            witnesses = [_witness_from_state(w, serial, origin) for w in e.get("witnesses", [])]
+            if not witnesses:
+                continue
+            for i, w in enumerate(witnesses):
+                timed = bool(e.get("timed")) if i == 0 else w.mode == "timed"
+                self._add_edge(src, dst, timed, w.thread_serial, w)
+            if e.get("multi_thread"):
+                edge = self._out.get(src, {}).get(dst)
+                if edge is not None:
+                    edge.multi_thread = True
+        for r in state.get("same_class", []):
+            n = node(r["node"])
+            if not n:
+                continue
+            base = self._nodes[n].base
+            w = _witness_from_state(r["witness"], serial, origin)
+            with self._mutex:
+                rec = self._same_class.get(base)
+                if rec is None:
+                    self._same_class[base] = _SameClass(
+                        base, w, {serial(x) for x in r.get("serials", [])},
+                        "same-class:" + self._class_key(base))
+                    self.generation += 1
+                else:
+                    rec.serials.update(serial(x) for x in r.get("serials", []))
+        with self._mutex:
+            for note in state.get("notes", []):
+                text = f"{origin}: {note}"
+                if text not in self._notes:
+                    self._notes.append(text)
+
     def reset(self) -> None:
         """Forget the graph and the findings (the classes and chains stay interned)."""
         with self._mutex:
@@ -604,6 +693,22 @@ class LockOrderChecker:
         self._mutex = _allocate_lock()
 
 
+def _witness_state(w: Witness) -> dict[str, Any]:
+    return {"thread": w.thread, "serial": w.thread_serial, "time": w.time, "mode": w.mode,
+            "held_at": [list(x) for x in w.held_at], "taken_at": [list(x) for x in w.taken_at]}
+
+
+def _witness_from_state(d: dict[str, Any], serial: Any, origin: str) -> Witness:
+    def stack(raw: Any) -> tuple[StackEntry, ...]:
+        return tuple((str(f), str(p), int(n)) for f, p, n in raw or [])
+
+    mode = d.get("mode")
+    return Witness(f"{d.get('thread')} ({origin})", serial(int(d.get("serial", 0))),
+                   float(d.get("time", 0.0)),
+                   mode if mode in ("blocking", "timed", "try") else "blocking",
+                   stack(d.get("held_at")), stack(d.get("taken_at")))
+
+
 def _signature(keys: list[str]) -> str:
     """The class sequence of a cycle, rotated to start at its smallest key: one per cycle."""
     i = min(range(len(keys)), key=keys.__getitem__)
@@ -614,6 +719,39 @@ def _signature(keys: list[str]) -> str:
 # Findings: names for classes, the witnesses, the interleaving.
 
 _ASSIGN = re.compile(r"\s*([A-Za-z_][\w.]{0,200})\s*(?::[^=]{0,200})?=[^=]")
+
+
+_CLASS_LINE = re.compile(r"([ \t]*)class[ \t]+([A-Za-z_]\w*)")
+_DEF_LINE = re.compile(r"([ \t]*)(?:async[ \t]+)?def[ \t]+([A-Za-z_]\w*)")
+
+
+def _enclosing_class(file: str, line: int, function: str) -> str | None:
+    """The class whose method ``function`` (defined above ``line`` in ``file``) is, if any.
+
+    The runtime names a lock class by its code object's name (``__init__``), so for
+    ``self._lock = Lock()`` the owner is found in the source: the nearest ``def function``
+    above the line, then the nearest ``class`` indented less than that ``def``. Report time
+    only; at most a few hundred lines are looked at.
+    """
+    if "." in function:  # a qualified name already: Cache.__init__
+        owner = function.rsplit(".", 1)[0]
+        return owner.rsplit(".", 1)[-1] if "<" not in owner else None
+    def_indent: int | None = None
+    for n in range(line, max(0, line - 400), -1):
+        text = linecache.getline(file, n)
+        if def_indent is None:
+            m = _DEF_LINE.match(text)
+            if m and m.group(2) == function:
+                def_indent = len(m.group(1).expandtabs())
+                if def_indent == 0:
+                    return None
+            continue
+        m = _CLASS_LINE.match(text)
+        if m and len(m.group(1).expandtabs()) < def_indent:
+            return m.group(2)
+        if text.strip() and len(text) - len(text.lstrip()) == 0:
+            return None  # back at module level without a class
+    return None
 
 
 def class_label(cls: LockClass, key: Hashable | None = None, keyed: bool = False) -> str:
@@ -630,9 +768,12 @@ def class_label(cls: LockClass, key: Hashable | None = None, keyed: bool = False
         m = _ASSIGN.match(source) if source else None
         if m:
             target = m.group(1)
-        owner = cls.function.rsplit(".", 1)[0] if "." in cls.function else ""
-        if target and target.startswith("self.") and owner and "<" not in owner:
-            label = owner + target[4:]
+        if target and target.startswith("self."):
+            try:
+                owner = _enclosing_class(cls.file, cls.line, cls.function)
+            except Exception:
+                owner = None
+            label = (owner + target[4:]) if owner else target
         elif target:
             label = target
         else:
