@@ -67,7 +67,11 @@ def _finding_lines(f: Finding, snap: Snapshot, threads: dict[str, Thread],
                 if waiter.waits.at is not None and waiter.waits.at.where() != "?":
                     line += f" at {clean(waiter.waits.at.where())}"
                 line += _duration(waiter.waits.duration)
-            line += f", held by {thread_name(threads, edge.held_by)}"
+            if res is not None and res.kind in ("queue", "future", "channel", "thread"):
+                # Not owned: the next thread is the one that could end the wait.
+                line += f", which only {thread_name(threads, edge.held_by)} can end"
+            else:
+                line += f", held by {thread_name(threads, edge.held_by)}"
             if res is not None and edge.held_by in res.acquired_at:
                 line += f" (taken at {clean(res.acquired_at[edge.held_by].where())})"
             out.append(line)

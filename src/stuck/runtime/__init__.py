@@ -1,0 +1,109 @@
+"""Live instrumentation: ``stuck.install()`` swaps the standard primitives for tracked ones.
+
+After ``install()``, new ``threading`` locks, conditions, semaphores, events and barriers, the
+``queue`` classes, ``Thread.join`` and ``concurrent.futures`` waits are tracked: the registry
+knows who holds and who waits for what, and a thread about to block first checks whether its
+wait closes a deadlock cycle (see ``stuck.runtime.detect``). What happens then is the policy:
+``report`` (default), ``raise`` or ``abort`` (see ``stuck.runtime.policy``).
+
+Objects created before ``install()`` stay untracked, as do names bound before it
+(``from threading import Lock`` at import time): install first, which ``stuck run`` does.
+"""
+
+from __future__ import annotations
+
+import signal as _signal
+import sys
+import threading
+from typing import Any, TextIO
+
+from stuck.model import Report
+from stuck.runtime import patch, policy
+from stuck.runtime.policy import POLICIES, Policy
+
+BACKEND = "live"
+_state: dict[str, Any] = {"signal": None, "previous_handler": None}
+
+
+def _replacements() -> list[tuple[object, str, object]]:
+    from stuck.runtime import futures, primitives, queues, threads
+
+    return [*primitives.REPLACEMENTS, *threads.REPLACEMENTS, *queues.REPLACEMENTS,
+            *futures.REPLACEMENTS]
+
+
+def installed() -> bool:
+    return patch.active() == BACKEND
+
+
+def install(policy: Policy = "report", json_path: str | None = None,
+            report_stream: TextIO | None = None,
+            signal: int | None = getattr(_signal, "SIGUSR1", None)) -> None:
+    """Track every primitive made from now on and watch for deadlocks.
+
+    ``policy``: what to do when a thread's wait would close a deadlock cycle: ``"report"``
+    (write the report and keep waiting), ``"raise"`` (raise ``stuck.DeadlockError`` in that
+    thread) or ``"abort"`` (write the report and exit with code 86). ``json_path``: also write
+    each report as JSON (schema ``stuck.report/1``) to this file. ``report_stream``: where the
+    text report goes (default: ``sys.stderr``). ``signal``: a signal number that makes the
+    program write its current snapshot report without stopping (default SIGUSR1; None: none;
+    only set up when called from the main thread).
+    """
+    if policy not in POLICIES:
+        raise ValueError(f"stuck: unknown policy {policy!r}; use one of {', '.join(POLICIES)}")
+    # Import everything a report needs now, not while the program is deadlocked.
+    import stuck.groups
+    import stuck.report.json
+    import stuck.report.text
+    import stuck.runtime.snapshot  # noqa: F401
+
+    patch.install(BACKEND, _replacements())
+    policy_settings = stuck.runtime.policy.settings
+    policy_settings.policy = policy
+    policy_settings.json_path = json_path
+    policy_settings.stream = report_stream
+    if signal is not None and threading.current_thread() is threading.main_thread():
+        try:
+            _state["previous_handler"] = _signal.signal(signal, _on_signal)
+            _state["signal"] = signal
+        except (ValueError, OSError):
+            _state["signal"] = None
+
+
+def uninstall() -> None:
+    """Restore the original primitives (tracked objects already made keep working)."""
+    sig = _state.get("signal")
+    if sig is not None:
+        try:
+            previous = _state.get("previous_handler")
+            _signal.signal(sig, previous if previous is not None else _signal.SIG_DFL)
+        except (ValueError, OSError):
+            pass
+        _state["signal"] = None
+    patch.uninstall(BACKEND)
+    policy.settings.policy = "report"
+    policy.settings.json_path = None
+    policy.settings.stream = None
+    policy.reset()
+
+
+def snapshot() -> Report:
+    """A report of this moment: every thread, what it holds and waits for, any cycle now."""
+    from stuck.runtime.snapshot import report_for
+
+    return report_for(None, policy.settings.policy)
+
+
+def _on_signal(signum: int, frame: Any) -> None:
+    """Write the snapshot report without stopping the program (runs on the main thread)."""
+    try:
+        report = snapshot()
+        policy.write_report(report)
+    except Exception as exc:  # a report must never take the program down
+        try:
+            sys.stderr.write(f"stuck: could not write the snapshot report: {exc!r}\n")
+        except Exception:
+            pass
+
+
+__all__ = ["install", "installed", "snapshot", "uninstall"]

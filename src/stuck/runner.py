@@ -1,0 +1,134 @@
+"""``stuck run``: run a Python program with deadlock detection on, like ``coverage run``.
+
+The program sees what it would see under ``python``: ``sys.argv`` is the script (or module)
+and its arguments, it runs as ``__main__``, ``sys.path[0]`` is the script's directory (the
+current directory for ``-m``), and its exit code is stuck's exit code. The instrumentation is
+installed before the program is compiled or imported, so every primitive it makes is tracked.
+"""
+
+from __future__ import annotations
+
+import os
+import runpy
+import signal as _signal
+import sys
+import traceback
+import types
+
+import click
+
+from stuck.errors import EXIT_USAGE
+from stuck.runtime.policy import POLICIES
+
+
+def _signal_number(name: str) -> int | None:
+    if name.lower() in ("none", "off", "0"):
+        return None
+    upper = name.upper()
+    if upper.isdigit():
+        return int(upper)
+    if not upper.startswith("SIG"):
+        upper = "SIG" + upper
+    number = getattr(_signal, upper, None)
+    if not isinstance(number, int):
+        raise click.UsageError(f"unknown signal {name!r}; use a name such as USR1 or USR2, "
+                               f"or 'none'")
+    return number
+
+
+def _run_script(path: str, args: list[str]) -> None:
+    try:
+        with open(path, "rb") as f:
+            source = f.read()
+    except OSError as exc:
+        click.echo(f"stuck: cannot read {path}: {exc.strerror or exc}", err=True)
+        sys.exit(EXIT_USAGE)
+    try:
+        code = compile(source, path, "exec", dont_inherit=True)
+    except SyntaxError:
+        traceback.print_exc(limit=0)
+        sys.exit(1)
+    main = types.ModuleType("__main__")
+    main.__file__ = path
+    main.__builtins__ = __builtins__  # type: ignore[attr-defined]
+    main.__loader__ = None
+    main.__spec__ = None
+    sys.modules["__main__"] = main
+    sys.argv = [path, *args]
+    sys.path[0] = os.path.dirname(os.path.abspath(path))
+    exec(code, main.__dict__)
+
+
+def _run_module(module: str, args: list[str]) -> None:
+    sys.argv = [module, *args]
+    sys.path[0] = os.getcwd()
+    try:
+        runpy._run_module_as_main(module, alter_argv=True)  # type: ignore[attr-defined]
+    except ImportError as exc:
+        if getattr(exc, "name", None) and module.startswith(str(exc.name)):
+            click.echo(f"stuck: no module named {module!r}", err=True)
+            sys.exit(EXIT_USAGE)
+        raise
+
+
+@click.command(
+    "run",
+    context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False,
+                      "help_option_names": ["-h", "--help"]},
+)
+@click.option("-m", "module", metavar="MODULE", default=None,
+              help="Run a library module as a script, like python -m.")
+@click.option("--policy", type=click.Choice(POLICIES), default="report", show_default=True,
+              help="On a deadlock: report and keep waiting, raise stuck.DeadlockError in the "
+                   "thread that closes the cycle, or abort (exit code 86).")
+@click.option("--json", "json_path", metavar="FILE", default=None,
+              help="Also write each report as JSON (schema stuck.report/1) to FILE.")
+@click.option("--signal", "signal_name", default="USR1", show_default=True,
+              help="Signal that makes the program write its current report "
+                   "without stopping ('none' to disable).")
+@click.argument("program_args", nargs=-1, type=click.UNPROCESSED)
+def run_command(module: str | None, policy: str, json_path: str | None, signal_name: str,
+                program_args: tuple[str, ...]) -> None:
+    """Run a Python program with deadlock detection on.
+
+    \b
+      stuck run [options] script.py [args...]
+      stuck run [options] -m module [args...]
+    """
+    args = list(program_args)
+    if module is None and not args:
+        raise click.UsageError("nothing to run: give a script (stuck run app.py) "
+                               "or a module (stuck run -m package.module)")
+    if module is None and not os.path.isfile(args[0]):
+        raise click.UsageError(f"no such file: {args[0]}")
+    signal_number = _signal_number(signal_name)
+    if json_path is not None:
+        json_path = os.path.abspath(json_path)
+
+    import stuck.runtime
+    from stuck.runtime import registry
+
+    callback = getattr(run_command, "callback", None)
+    code = getattr(getattr(callback, "__wrapped__", callback), "__code__", None)
+    if code is not None:
+        registry.boundary_codes.add(code)
+    stuck.runtime.install(policy=policy, json_path=json_path,  # type: ignore[arg-type]
+                          signal=signal_number)
+    try:
+        if module is not None:
+            _run_module(module, args)
+        else:
+            _run_script(args[0], args[1:])
+    except SystemExit:
+        raise
+    except KeyboardInterrupt:
+        traceback.print_exc()
+        sys.exit(130)
+    except BaseException:
+        # As python does: the traceback (without stuck's own frames) and exit code 1.
+        etype, value, tb = sys.exc_info()
+        while tb is not None and tb.tb_frame.f_code.co_filename == __file__:
+            tb = tb.tb_next
+        traceback.print_exception(etype, value, tb)
+        sys.exit(1)
+    sys.exit(0)

@@ -1,0 +1,209 @@
+"""Deadlock detection at the moment a cycle forms: the wait-for walk done before blocking.
+
+When a thread is about to block, it registers its wait and follows the chain: the resource it
+waits for, the threads that could end that wait (a lock's owner, the thread being joined, the
+threads that ever got from a full queue, the workers of a fully busy pool), what those threads
+wait for, and so on. The last thread to block is the one that closes a cycle, so one walk, done
+once before blocking, is enough: nobody has to poll.
+
+A resource that several threads could free (a queue with two consumers, a pool's workers) ends
+the wait if *any* of them runs, so the walk computes a knot: the largest set of blocked threads
+each of whose possible wakers is also in the set. The thread is deadlocked when it is in that
+set and a cycle through it exists; a thread stuck only behind an older cycle is a victim of
+that one, not a new finding.
+
+Timed waits: another thread's timed wait ends by itself, so it never counts as stuck (that is
+what keeps polling loops from looking deadlocked). The closing thread's own wait may be timed:
+the cycle is then reported with lower confidence, and the ``raise``/``abort`` policies do not
+apply, since the program chose to wait a bounded time and will see the timeout.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+from stuck.runtime import registry
+from stuck.runtime.registry import WaitRecord
+
+MAX_THREADS_WALKED = 10_000  # a walk never visits more threads than this
+
+
+@dataclass(slots=True)
+class Step:
+    """``thread`` waits (``record``) for something that ``next_thread`` could end."""
+
+    thread: int
+    record: WaitRecord
+    next_thread: int
+
+
+@dataclass(slots=True)
+class Cycle:
+    steps: list[Step]
+    timed: bool  # the closing thread's own wait has a timeout
+    # Every edge is proven by ownership (locks, joins): not inferred from past behaviour
+    # (queues, pools, semaphores).
+    proven: bool
+
+    def key(self) -> frozenset[int]:
+        return frozenset(id(s.record) for s in self.steps)
+
+    def threads(self) -> list[int]:
+        return [s.thread for s in self.steps]
+
+
+PROVEN_OPS = frozenset({"acquire-mutex", "acquire-rlock", "join"})
+
+
+def _op_key(record: WaitRecord) -> str:
+    if record.op == "acquire":
+        return "acquire-" + str(getattr(record.resource, "_stuck_kind", "?"))
+    return record.op
+
+
+class _Walk:
+    """The wait-for graph around one thread, read once from the registry."""
+
+    def __init__(self, root: int, table: dict[int, WaitRecord]) -> None:
+        self.root = root
+        self.table = table
+        self._wakers: dict[int, list[int] | None] = {}
+
+    def wakers(self, thread: int) -> list[int] | None:
+        if thread in self._wakers:
+            return self._wakers[thread]
+        record = self.table.get(thread)
+        result: list[int] | None
+        if record is None or (thread != self.root and record.timeout is not None):
+            result = None
+        else:
+            result = record.waker_idents()
+            if not result:
+                result = None
+        self._wakers[thread] = result
+        return result
+
+    def knot(self) -> set[int] | None:
+        """The blocked threads reachable from the root that nothing outside can wake."""
+        seen = {self.root}
+        stack = [self.root]
+        while stack:
+            t = stack.pop()
+            ws = self.wakers(t)
+            if ws is None:
+                continue
+            for h in ws:
+                if h not in seen:
+                    if len(seen) >= MAX_THREADS_WALKED:
+                        return None
+                    seen.add(h)
+                    stack.append(h)
+        stuck = {t for t in seen if self.wakers(t) is not None}
+        changed = True
+        while changed and self.root in stuck:
+            changed = False
+            for t in list(stuck):
+                ws = self.wakers(t)
+                if ws is None or any(h not in stuck for h in ws):
+                    stuck.discard(t)
+                    changed = True
+        return stuck if self.root in stuck else None
+
+    def cycle(self) -> Cycle | None:
+        stuck = self.knot()
+        if stuck is None:
+            return None
+        root = self.root
+        parent: dict[int, int] = {}
+        queue = deque([root])
+        last: int | None = None
+        while queue and last is None:
+            t = queue.popleft()
+            for h in self.wakers(t) or ():
+                if h == root:
+                    last = t
+                    break
+                if h in stuck and h not in parent:
+                    parent[h] = t
+                    queue.append(h)
+        if last is None:
+            return None  # stuck behind an older cycle: a victim, not a new deadlock
+        path = [last]
+        while path[-1] != root:
+            path.append(parent[path[-1]])
+        path.reverse()
+        steps = [Step(t, self.table[t], path[i + 1] if i + 1 < len(path) else root)
+                 for i, t in enumerate(path)]
+        timed = self.table[root].timeout is not None
+        proven = all(_op_key(s.record) in PROVEN_OPS for s in steps)
+        return Cycle(steps, timed, proven)
+
+
+def _still_holds(cycle: Cycle) -> bool:
+    """Read the chain a second time: every thread still in the same wait, every edge there.
+
+    The hot path updates owners without a lock, so one read could mix two moments; a chain
+    seen twice, with the same wait records, was real in between.
+    """
+    waits = registry.waits
+    for step in cycle.steps:
+        if waits.get(step.thread) is not step.record:
+            return False
+        ws = step.record.waker_idents()
+        if ws is None or step.next_thread not in ws:
+            return False
+    return True
+
+
+def find_cycle(me: int) -> Cycle | None:
+    """The deadlock cycle that ``me``'s registered wait closes, if any."""
+    cycle = _Walk(me, dict(registry.waits)).cycle()
+    if cycle is None or not _still_holds(cycle):
+        return None
+    return cycle
+
+
+def is_stuck(thread: int, table: dict[int, WaitRecord]) -> bool:
+    """True when ``thread`` is blocked behind a knot (in a cycle or a victim of one)."""
+    return _Walk(thread, table).knot() is not None
+
+
+def all_cycles(table: dict[int, WaitRecord]) -> list[Cycle]:
+    """Every distinct deadlock cycle among the blocked threads (for snapshots on demand)."""
+    found: list[Cycle] = []
+    covered: set[int] = set()
+    for thread in table:
+        if thread in covered:
+            continue
+        walk = _Walk(thread, table)
+        # A snapshot asks about waits already under way: the root's own timeout counts too.
+        if table[thread].timeout is not None:
+            continue
+        cycle = walk.cycle()
+        if cycle is not None:
+            found.append(cycle)
+            covered.update(cycle.threads())
+    return found
+
+
+def block_begin(me: int, record: WaitRecord, may_raise: bool) -> WaitRecord | None:
+    """Register ``me``'s wait, look for the cycle it closes and apply the policy.
+
+    Returns the wait record this one replaces (for ``registry.end_wait``). Under policy
+    ``raise`` the DeadlockError propagates from here, with the wait already unregistered.
+    """
+    previous = registry.begin_wait(me, record)
+    try:
+        cycle = find_cycle(me)
+    except Exception:  # detection must never break the program
+        cycle = None
+    if cycle is not None:
+        from stuck.runtime import policy
+
+        try:
+            policy.on_cycle(me, cycle, may_raise)
+        except BaseException:
+            registry.end_wait(me, previous)
+            raise
+    return previous

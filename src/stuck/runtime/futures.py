@@ -1,0 +1,145 @@
+"""concurrent.futures tracking: Future.result/exception, wait, and ThreadPoolExecutor.
+
+A wait on a future can be ended by the thread running it; a future still queued in a
+``ThreadPoolExecutor`` can only run on that pool's workers, and only once one of them is free.
+So when the pool already has all the workers it may start, a task that waits on a future queued
+in its own pool is stuck if every worker is (pool starvation), which the wait-for walk finds as
+a cycle through the pool's workers. Methods are patched on the classes, so executors and
+futures made before ``install()`` are covered too, and so are user subclasses.
+"""
+
+from __future__ import annotations
+
+import _thread
+import concurrent.futures
+import concurrent.futures._base as _base
+import concurrent.futures.thread as _cft
+import sys
+import weakref
+from collections.abc import Iterable
+from typing import Any
+
+from stuck.runtime import detect, registry
+from stuck.runtime.patch import original
+
+_orig_result: Any = original(_base.Future, "result")
+_orig_exception: Any = original(_base.Future, "exception")
+_orig_wait: Any = original(_base, "wait")
+_orig_submit: Any = original(_cft.ThreadPoolExecutor, "submit")
+_orig_run: Any = original(_cft._WorkItem, "run")
+
+_FINISHED = _base.FINISHED
+_RUNNING = _base.RUNNING
+_PENDING = _base.PENDING
+
+
+def _future_wakers(resource: object, op: str) -> list[int] | None:
+    fut: Any = resource
+    state = fut._state
+    if state == _RUNNING:
+        runner = getattr(fut, "_stuck_runner", None)
+        return None if runner is None else [runner]
+    if state != _PENDING:
+        return None
+    pool_ref = getattr(fut, "_stuck_pool", None)
+    pool = pool_ref() if pool_ref is not None else None
+    if pool is None:
+        return None
+    workers = list(pool._threads)
+    if len(workers) < pool._max_workers or getattr(pool, "_shutdown", False):
+        return None  # the pool can still start a worker for it
+    idents = [t.ident for t in workers if t.ident is not None and t.is_alive()]
+    return idents or None
+
+
+def _futures_wakers(resource: object, op: str) -> list[int] | None:
+    pending: list[Any] = getattr(resource, "_stuck_pending", [])
+    union: list[int] = []
+    for fut in pending:
+        if fut._state == _FINISHED:
+            return None
+        ws = _future_wakers(fut, op)
+        if ws is None:
+            return None
+        union.extend(w for w in ws if w not in union)
+    return union or None
+
+
+class _FutureSet:
+    """The resource of a ``wait(fs)``: the futures still pending when the wait began."""
+
+    _stuck_kind = "future"
+
+    def __init__(self, pending: list[Any]) -> None:
+        self._stuck_pending = pending
+        self._stuck_label_text = f"{len(pending)} futures"
+
+    def _stuck_owners(self) -> list[tuple[int, Any, int]]:
+        return []
+
+
+def _mark(fut: Any) -> None:
+    if getattr(fut, "_stuck_kind", None) is None:
+        fut._stuck_kind = "future"
+
+
+def _blocking_call(fut: Any, timeout: float | None, call: Any) -> Any:
+    if fut._state == _FINISHED or timeout == 0:
+        return call(fut, timeout)
+    _mark(fut)
+    me = _thread.get_ident()
+    record = registry.WaitRecord(fut, "result", _future_wakers, sys._getframe(2),
+                                 None if timeout is None else float(timeout))
+    previous = detect.block_begin(me, record, True)
+    try:
+        return call(fut, timeout)
+    finally:
+        registry.end_wait(me, previous)
+
+
+def result(self: Any, timeout: float | None = None) -> Any:
+    return _blocking_call(self, timeout, _orig_result)
+
+
+def exception(self: Any, timeout: float | None = None) -> Any:
+    return _blocking_call(self, timeout, _orig_exception)
+
+
+def wait(fs: Iterable[Any], timeout: float | None = None,
+         return_when: str = _base.ALL_COMPLETED) -> Any:
+    fs = list(fs) if not isinstance(fs, (set, frozenset, list, tuple)) else fs
+    pending = [f for f in fs if f._state != _FINISHED and not f.cancelled()]
+    if not pending or timeout == 0:
+        return _orig_wait(fs, timeout, return_when)
+    resource = _FutureSet(pending)
+    me = _thread.get_ident()
+    record = registry.WaitRecord(resource, "result", _futures_wakers, sys._getframe(1),
+                                 None if timeout is None else float(timeout))
+    previous = detect.block_begin(me, record, True)
+    try:
+        return _orig_wait(fs, timeout, return_when)
+    finally:
+        registry.end_wait(me, previous)
+
+
+def submit(self: Any, fn: Any, /, *args: Any, **kwargs: Any) -> Any:
+    fut = _orig_submit(self, fn, *args, **kwargs)
+    fut._stuck_pool = weakref.ref(self)
+    fut._stuck_kind = "future"
+    fut._stuck_label_text = f"future of {getattr(fn, '__qualname__', None) or type(fn).__name__}"
+    return fut
+
+
+def run(self: Any) -> Any:
+    self.future._stuck_runner = _thread.get_ident()
+    return _orig_run(self)
+
+
+REPLACEMENTS: list[tuple[object, str, object]] = [
+    (_base.Future, "result", result),
+    (_base.Future, "exception", exception),
+    (_base, "wait", wait),
+    (concurrent.futures, "wait", wait),
+    (_cft.ThreadPoolExecutor, "submit", submit),
+    (_cft._WorkItem, "run", run),
+]

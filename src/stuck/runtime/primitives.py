@@ -1,0 +1,501 @@
+"""Tracked Lock, RLock, Condition, Semaphore, BoundedSemaphore, Event and Barrier.
+
+Each behaves like the standard one (same arguments, results, exceptions, timeouts) and in
+addition records who holds it and, when a thread is about to block on it, who waits for it.
+
+Hot path: an uncontended ``acquire``/``with`` tries the real lock without blocking and, on
+success, stores the owner's ident and the caller's code object and line: no walk, no shared
+state, no allocation beyond the frame lookup. Only when the try fails does the slow path
+register the wait and look for a deadlock cycle (``stuck.runtime.detect``) before blocking.
+
+Objects made by the standard library's own plumbing (the lock inside a ``queue.Queue``, the
+condition inside a ``Future``, the event inside a ``Thread``) stay original: they are tracked at
+the level that means something to the program (the queue, the future, the thread).
+"""
+
+from __future__ import annotations
+
+import _thread
+import sys
+import threading
+from types import FrameType
+from typing import Any
+
+from stuck.runtime import detect, registry
+from stuck.runtime import hooks as _hooks
+from stuck.runtime.hooks import LockClass
+from stuck.runtime.patch import original
+
+_allocate = _thread.allocate_lock
+_get_ident = _thread.get_ident
+_getframe = sys._getframe
+_observers = _hooks.observers
+
+_OrigRLock: Any = original(threading, "RLock")
+_OrigCondition: Any = original(threading, "Condition")
+_OrigSemaphore: Any = original(threading, "Semaphore")
+_OrigBoundedSemaphore: Any = original(threading, "BoundedSemaphore")
+_OrigEvent: Any = original(threading, "Event")
+_OrigBarrier: Any = original(threading, "Barrier")
+
+
+def _validate(blocking: object, timeout: object) -> None:
+    """Raise exactly what the real lock raises for these arguments, without blocking."""
+    scratch = _allocate()
+    if scratch.acquire(blocking, timeout):  # type: ignore[arg-type]
+        scratch.release()
+
+
+def _owner_wakers(resource: object, op: str) -> list[int] | None:
+    owner = getattr(resource, "_owner", None)
+    return None if owner is None else [owner]
+
+
+class Lock:
+    """A tracked ``threading.Lock``: non-reentrant, releasable by any thread."""
+
+    __slots__ = ("__weakref__", "_code", "_line", "_lock", "_owner", "_stuck_class",
+                 "_stuck_id", "_try")
+    _stuck_kind = "mutex"
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+        if cls is Lock and registry.created_by_library():
+            return _allocate()
+        return object.__new__(cls)
+
+    def __init__(self, *, name: str | None = None) -> None:
+        self._lock = lock = _allocate()
+        self._try = lock.acquire
+        self._owner: int | None = None
+        self._code: Any = None
+        self._line = 0
+        self._stuck_class = registry.lock_class(self._stuck_kind, name, _getframe(1))
+        self._stuck_id = registry.register(self, self._stuck_kind)
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        if blocking is True and timeout == -1 and not _observers and self._try(False):
+            f = _getframe(1)
+            self._owner = _get_ident()
+            self._code = f.f_code
+            self._line = f.f_lineno
+            return True
+        return self._acquire(blocking, timeout, _getframe(1), True)
+
+    def __enter__(self) -> bool:
+        if not _observers and self._try(False):
+            f = _getframe(1)
+            self._owner = _get_ident()
+            self._code = f.f_code
+            self._line = f.f_lineno
+            return True
+        return self._acquire(True, -1, _getframe(1), True)
+
+    def _acquire(self, blocking: Any, timeout: Any, frame: FrameType | None,
+                 may_raise: bool) -> bool:
+        if timeout != -1:
+            _validate(blocking, timeout)
+        mode: _hooks.AcquireMode = ("try" if not blocking
+                                    else "blocking" if timeout == -1 else "timed")
+        observed = bool(_observers)
+        if observed:
+            _hooks.before_acquire(self, self._stuck_class, mode, frame)
+        site = registry.user_frame(frame) or frame
+        if self._try(False):
+            ok = True
+        elif not blocking:
+            ok = False
+        else:
+            me = _get_ident()
+            record = registry.WaitRecord(self, "acquire", _owner_wakers, site,
+                                         None if timeout == -1 else float(timeout))
+            previous = detect.block_begin(me, record, may_raise)
+            try:
+                ok = self._lock.acquire(True, timeout)
+            finally:
+                registry.end_wait(me, previous)
+        if ok:
+            self._owner = _get_ident()
+            if site is not None:
+                self._code = site.f_code
+                self._line = site.f_lineno
+            if observed:
+                _hooks.acquired(self, self._stuck_class, mode, frame)
+        return ok
+
+    def release(self) -> None:
+        if _observers:
+            by_owner = self._owner == _get_ident()
+            self._owner = None
+            self._lock.release()
+            _hooks.released(self, self._stuck_class, by_owner)
+            return
+        self._owner = None
+        self._lock.release()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+    def locked(self) -> bool:
+        return self._lock.locked()
+
+    acquire_lock = acquire
+    release_lock = release
+    locked_lock = locked
+
+    # Used by threading.Condition when this lock is its lock: re-acquiring after a wait never
+    # raises DeadlockError (the caller expects to hold the lock when wait() returns).
+    def _release_save(self) -> None:
+        self.release()
+
+    def _acquire_restore(self, state: object) -> None:
+        self._acquire(True, -1, _getframe(1), False)
+
+    def _at_fork_reinit(self) -> None:
+        self._lock._at_fork_reinit()  # type: ignore[attr-defined]
+        self._owner = None
+
+    def _stuck_owners(self) -> list[tuple[int, Any, int]]:
+        owner = self._owner
+        return [] if owner is None else [(owner, self._code, self._line)]
+
+    def __repr__(self) -> str:
+        state = "locked" if self._lock.locked() else "unlocked"
+        return f"<{state} stuck.runtime.primitives.Lock {self._stuck_id} at {id(self):#x}>"
+
+
+class RLock:
+    """A tracked ``threading.RLock``: reentrant, released only by its owner."""
+
+    __slots__ = ("__weakref__", "_code", "_count", "_line", "_lock", "_owner", "_stuck_class",
+                 "_stuck_id", "_try")
+    _stuck_kind = "rlock"
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+        if cls is RLock and registry.created_by_library():
+            return _OrigRLock()
+        return object.__new__(cls)
+
+    def __init__(self, *, name: str | None = None, _frame: FrameType | None = None) -> None:
+        self._lock = lock = _allocate()
+        self._try = lock.acquire
+        self._owner: int | None = None
+        self._count = 0
+        self._code: Any = None
+        self._line = 0
+        self._stuck_class = registry.lock_class(self._stuck_kind, name, _frame or _getframe(1))
+        self._stuck_id = registry.register(self, self._stuck_kind)
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        me = _get_ident()
+        if self._owner == me and timeout == -1:
+            self._count += 1
+            return True
+        if blocking is True and timeout == -1 and not _observers and self._try(False):
+            f = _getframe(1)
+            self._owner = me
+            self._count = 1
+            self._code = f.f_code
+            self._line = f.f_lineno
+            return True
+        return self._acquire(blocking, timeout, _getframe(1), True)
+
+    def __enter__(self) -> bool:
+        me = _get_ident()
+        if self._owner == me:
+            self._count += 1
+            return True
+        if not _observers and self._try(False):
+            f = _getframe(1)
+            self._owner = me
+            self._count = 1
+            self._code = f.f_code
+            self._line = f.f_lineno
+            return True
+        return self._acquire(True, -1, _getframe(1), True)
+
+    def _acquire(self, blocking: Any, timeout: Any, frame: FrameType | None,
+                 may_raise: bool, count: int = 1) -> bool:
+        if timeout != -1:
+            _validate(blocking, timeout)
+        me = _get_ident()
+        if self._owner == me:
+            self._count += 1
+            return True
+        mode: _hooks.AcquireMode = ("try" if not blocking
+                                    else "blocking" if timeout == -1 else "timed")
+        observed = bool(_observers)
+        if observed:
+            _hooks.before_acquire(self, self._stuck_class, mode, frame)
+        site = registry.user_frame(frame) or frame
+        if self._try(False):
+            ok = True
+        elif not blocking:
+            ok = False
+        else:
+            record = registry.WaitRecord(self, "acquire", _owner_wakers, site,
+                                         None if timeout == -1 else float(timeout))
+            previous = detect.block_begin(me, record, may_raise)
+            try:
+                ok = self._lock.acquire(True, timeout)
+            finally:
+                registry.end_wait(me, previous)
+        if ok:
+            self._owner = me
+            self._count = count
+            if site is not None:
+                self._code = site.f_code
+                self._line = site.f_lineno
+            if observed:
+                _hooks.acquired(self, self._stuck_class, mode, frame)
+        return ok
+
+    def release(self) -> None:
+        if self._owner != _get_ident():
+            raise RuntimeError("cannot release un-acquired lock")
+        self._count = count = self._count - 1
+        if count:
+            return
+        self._owner = None
+        self._lock.release()
+        if _observers:
+            _hooks.released(self, self._stuck_class, True)
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+    def _is_owned(self) -> bool:
+        return self._owner == _get_ident()
+
+    def _release_save(self) -> tuple[int, int | None]:
+        if self._owner != _get_ident():
+            raise RuntimeError("cannot release un-acquired lock")
+        state = (self._count, self._owner)
+        self._count = 0
+        self._owner = None
+        self._lock.release()
+        if _observers:
+            _hooks.released(self, self._stuck_class, True)
+        return state
+
+    def _acquire_restore(self, state: tuple[int, int | None]) -> None:
+        self._acquire(True, -1, _getframe(1), False, count=state[0])
+
+    def _recursion_count(self) -> int:
+        return self._count if self._owner == _get_ident() else 0
+
+    def _at_fork_reinit(self) -> None:
+        self._lock._at_fork_reinit()  # type: ignore[attr-defined]
+        self._owner = None
+        self._count = 0
+
+    def _stuck_owners(self) -> list[tuple[int, Any, int]]:
+        owner = self._owner
+        return [] if owner is None else [(owner, self._code, self._line)]
+
+    def __repr__(self) -> str:
+        state = "locked" if self._owner is not None else "unlocked"
+        return (f"<{state} stuck.runtime.primitives.RLock {self._stuck_id} owner={self._owner} "
+                f"count={self._count} at {id(self):#x}>")
+
+
+_TRACKED_LOCKS = (Lock, RLock)
+
+
+class Condition(_OrigCondition):  # type: ignore[misc]
+    """A tracked ``threading.Condition``; its default lock is a tracked RLock."""
+
+    _stuck_kind = "condition"
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+        if cls is Condition and registry.created_by_library():
+            return _OrigCondition(*args, **kwargs)
+        return object.__new__(cls)
+
+    def __init__(self, lock: Any = None, *, name: str | None = None) -> None:
+        frame = _getframe(1)
+        if lock is None:
+            lock = RLock(name=name, _frame=frame)
+        super().__init__(lock)
+        self._stuck_class = registry.lock_class(self._stuck_kind, name, frame)
+        self._stuck_id = registry.register(self, self._stuck_kind)
+
+    def __enter__(self) -> bool:
+        lock = self._lock
+        if type(lock) in _TRACKED_LOCKS:
+            if type(lock) is RLock and lock._owner == _get_ident():
+                lock._count += 1
+                return True
+            return bool(lock._acquire(True, -1, _getframe(1), True))
+        return bool(lock.__enter__())
+
+    def wait(self, timeout: float | None = None) -> bool:
+        me = _get_ident()
+        record = registry.WaitRecord(self, "wait", None, _getframe(1), timeout)
+        previous = registry.begin_wait(me, record)
+        try:
+            return bool(super().wait(timeout))
+        finally:
+            registry.end_wait(me, previous)
+
+    def _stuck_owners(self) -> list[tuple[int, Any, int]]:
+        return []
+
+
+def _semaphore_wakers(resource: object, op: str) -> list[int] | None:
+    sem: Semaphore = resource  # type: ignore[assignment]
+    if sem._stuck_signaling:
+        return None
+    holders = [t for t, n in list(sem._stuck_holders.items()) if n > 0]
+    return holders or None
+
+
+class Semaphore(_OrigSemaphore):  # type: ignore[misc]
+    """A tracked ``threading.Semaphore``.
+
+    Who holds a permit is known only while every release comes from a thread that acquired:
+    once a thread releases a permit it did not take (a signalling semaphore), or when the
+    semaphore starts at 0, waits on it are not used for deadlock cycles.
+    """
+
+    _stuck_kind = "semaphore"
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+        if cls in (Semaphore, BoundedSemaphore) and registry.created_by_library():
+            orig = _OrigSemaphore if cls is Semaphore else _OrigBoundedSemaphore
+            return orig(*args, **kwargs)
+        return object.__new__(cls)
+
+    def __init__(self, value: int = 1, *, name: str | None = None) -> None:
+        if value < 0:
+            raise ValueError("semaphore initial value must be >= 0")
+        self._cond = _OrigCondition(_allocate())
+        self._value = value
+        self._stuck_holders: dict[int, int] = {}
+        self._stuck_signaling = value == 0
+        self._stuck_class = registry.lock_class(self._stuck_kind, name, _getframe(1))
+        self._stuck_id = registry.register(self, self._stuck_kind)
+
+    def acquire(self, blocking: bool = True, timeout: float | None = None) -> bool:
+        if not blocking and timeout is not None:
+            raise ValueError("can't specify timeout for non-blocking acquire")
+        ok = super().acquire(False)
+        if not ok and blocking:
+            me = _get_ident()
+            record = registry.WaitRecord(self, "acquire", _semaphore_wakers, _getframe(1),
+                                         timeout)
+            previous = detect.block_begin(me, record, True)
+            try:
+                ok = super().acquire(True, timeout)
+            finally:
+                registry.end_wait(me, previous)
+        if ok:
+            me = _get_ident()
+            holders = self._stuck_holders
+            holders[me] = holders.get(me, 0) + 1
+        return bool(ok)
+
+    def __enter__(self) -> bool:
+        return self.acquire()
+
+    def release(self, n: int = 1) -> None:
+        super().release(n)
+        me = _get_ident()
+        holders = self._stuck_holders
+        held = holders.get(me, 0)
+        if held < n:
+            self._stuck_signaling = True
+        if held <= n:
+            holders.pop(me, None)
+        else:
+            holders[me] = held - n
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+    def _stuck_owners(self) -> list[tuple[int, Any, int]]:
+        return [(t, None, 0) for t, n in list(self._stuck_holders.items()) if n > 0]
+
+
+class BoundedSemaphore(Semaphore, _OrigBoundedSemaphore):  # type: ignore[misc]
+    """A tracked ``threading.BoundedSemaphore``."""
+
+    def __init__(self, value: int = 1, *, name: str | None = None) -> None:
+        Semaphore.__init__(self, value, name=name)
+        self._stuck_class = registry.lock_class(self._stuck_kind, name, _getframe(1))
+        self._initial_value = value
+
+
+class Event(_OrigEvent):  # type: ignore[misc]
+    """A tracked ``threading.Event``: waits are recorded (nobody in particular can set it)."""
+
+    _stuck_kind = "event"
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+        if cls is Event and registry.created_by_library():
+            return _OrigEvent()
+        return object.__new__(cls)
+
+    def __init__(self, *, name: str | None = None) -> None:
+        self._cond = _OrigCondition(_allocate())
+        self._flag = False
+        self._stuck_class = registry.lock_class(self._stuck_kind, name, _getframe(1))
+        self._stuck_id = registry.register(self, self._stuck_kind)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        if self._flag:
+            return True
+        me = _get_ident()
+        record = registry.WaitRecord(self, "wait", None, _getframe(1), timeout)
+        previous = registry.begin_wait(me, record)
+        try:
+            return bool(super().wait(timeout))
+        finally:
+            registry.end_wait(me, previous)
+
+    def _stuck_owners(self) -> list[tuple[int, Any, int]]:
+        return []
+
+
+class Barrier(_OrigBarrier):  # type: ignore[misc]
+    """A tracked ``threading.Barrier``: waits are recorded."""
+
+    _stuck_kind = "barrier"
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+        if cls is Barrier and registry.created_by_library():
+            return _OrigBarrier(*args, **kwargs)
+        return object.__new__(cls)
+
+    def __init__(self, parties: int, action: Any = None, timeout: float | None = None, *,
+                 name: str | None = None) -> None:
+        super().__init__(parties, action, timeout)  # its condition is made by threading: original
+        self._stuck_class = registry.lock_class(self._stuck_kind, name, _getframe(1))
+        self._stuck_id = registry.register(self, self._stuck_kind)
+
+    def wait(self, timeout: float | None = None) -> int:
+        me = _get_ident()
+        record = registry.WaitRecord(self, "wait", None, _getframe(1), timeout)
+        previous = registry.begin_wait(me, record)
+        try:
+            return int(super().wait(timeout))
+        finally:
+            registry.end_wait(me, previous)
+
+    def _stuck_owners(self) -> list[tuple[int, Any, int]]:
+        return []
+
+
+def lock_class_of(obj: object) -> LockClass | None:
+    cls = getattr(obj, "_stuck_class", None)
+    return cls if isinstance(cls, LockClass) else None
+
+
+REPLACEMENTS: list[tuple[object, str, object]] = [
+    (threading, "Lock", Lock),
+    (threading, "RLock", RLock),
+    (threading, "Condition", Condition),
+    (threading, "Semaphore", Semaphore),
+    (threading, "BoundedSemaphore", BoundedSemaphore),
+    (threading, "Event", Event),
+    (threading, "Barrier", Barrier),
+]

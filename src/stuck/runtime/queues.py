@@ -1,0 +1,184 @@
+"""Tracked queue.Queue, LifoQueue, PriorityQueue and SimpleQueue.
+
+A queue is tracked as a queue, not as the lock and conditions inside it: a thread blocked in
+``put`` waits for "queue X (full)", and the threads that could end that wait are those that
+have taken items from it so far (for ``get`` on an empty queue: those that have put items).
+That is inferred from the program's behaviour, so cycles through queues are reported as
+probable. A waker set is used only while the queue is still full (or empty), so a waiter that
+is merely about to be woken never counts as stuck.
+"""
+
+from __future__ import annotations
+
+import _thread
+import queue
+import sys
+import threading
+from typing import Any
+
+from stuck.runtime import detect, registry
+from stuck.runtime.patch import original
+
+_get_ident = _thread.get_ident
+_OrigCondition: Any = original(threading, "Condition")
+_OrigQueue: Any = original(queue, "Queue")
+_OrigLifoQueue: Any = original(queue, "LifoQueue")
+_OrigPriorityQueue: Any = original(queue, "PriorityQueue")
+_OrigSimpleQueue: Any = original(queue, "SimpleQueue")
+
+
+def _alive(idents: set[int]) -> list[int]:
+    alive = registry.alive_idents()
+    return [t for t in list(idents) if t in alive]
+
+
+def _queue_wakers(resource: object, op: str) -> list[int] | None:
+    # Read the size without the queue's mutex: the waiting thread may hold it right now.
+    q: Any = resource
+    size = q._qsize() if hasattr(q, "_qsize") else q.qsize()
+    if op == "put":
+        if not (0 < q.maxsize <= size):
+            return None
+        return _alive(q._stuck_getters) or None
+    if op == "get":
+        if size > 0:
+            return None
+        return _alive(q._stuck_putters) or None
+    return None
+
+
+class _QueueCondition(_OrigCondition):  # type: ignore[misc]
+    """One of a queue's conditions: a wait on it is recorded as a wait on the queue."""
+
+    def __init__(self, lock: Any, owner: Any, op: str) -> None:
+        super().__init__(lock)
+        self._stuck_queue = owner
+        self._stuck_op = op
+
+    def wait(self, timeout: float | None = None) -> bool:
+        me = _get_ident()
+        frame = sys._getframe(1)
+        wakers = _queue_wakers if self._stuck_op in ("put", "get") else None
+        record = registry.WaitRecord(self._stuck_queue, self._stuck_op, wakers, frame, timeout)
+        # The queue's mutex is held here; detection does not touch it, and under policy raise
+        # the error propagates out of put/get, whose ``with`` releases the mutex.
+        previous = detect.block_begin(me, record, True) if wakers else registry.begin_wait(
+            me, record)
+        try:
+            return bool(super().wait(timeout))
+        finally:
+            registry.end_wait(me, previous)
+
+
+class _Tracking:
+    """Mixin for the Queue classes: record who puts and who gets, and the logical waits."""
+
+    _stuck_kind = "queue"
+    maxsize: int
+    mutex: Any
+
+    def _stuck_setup(self, name: str | None) -> None:
+        self._stuck_getters: set[int] = set()
+        self._stuck_putters: set[int] = set()
+        mutex = self.mutex
+        self.not_empty = _QueueCondition(mutex, self, "get")
+        self.not_full = _QueueCondition(mutex, self, "put")
+        self.all_tasks_done = _QueueCondition(mutex, self, "queue-join")
+        self._stuck_class = registry.lock_class("queue", name, sys._getframe(2))
+        self._stuck_id = registry.register(self, "queue")
+
+    def _put(self, item: Any) -> None:
+        me = _get_ident()
+        if me not in self._stuck_putters:
+            self._stuck_putters.add(me)
+        super()._put(item)  # type: ignore[misc]
+
+    def _get(self) -> Any:
+        me = _get_ident()
+        if me not in self._stuck_getters:
+            self._stuck_getters.add(me)
+        return super()._get()  # type: ignore[misc]
+
+    def _stuck_owners(self) -> list[tuple[int, Any, int]]:
+        return []
+
+
+def _make(cls: type, orig: Any) -> type:
+    def __new__(klass: type, *args: Any, **kwargs: Any) -> Any:
+        if klass is new_cls and registry.created_by_library():
+            return orig(*args, **kwargs)
+        return object.__new__(klass)
+
+    def __init__(self: Any, maxsize: int = 0, *, name: str | None = None) -> None:
+        orig.__init__(self, maxsize)
+        self._stuck_setup(name)
+
+    new_cls = type(orig.__name__, (cls, orig), {
+        "__new__": __new__, "__init__": __init__, "__module__": __name__,
+        "__doc__": f"A tracked queue.{orig.__name__}.",
+    })
+    return new_cls
+
+
+Queue: Any = _make(_Tracking, _OrigQueue)
+LifoQueue: Any = _make(_Tracking, _OrigLifoQueue)
+PriorityQueue: Any = _make(_Tracking, _OrigPriorityQueue)
+
+
+class SimpleQueue(_OrigSimpleQueue):  # type: ignore[misc]
+    """A tracked queue.SimpleQueue (unbounded: only ``get`` can block)."""
+
+    _stuck_kind = "queue"
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+        if cls is SimpleQueue and registry.created_by_library():
+            return _OrigSimpleQueue()
+        return super().__new__(cls)
+
+    def __init__(self, *, name: str | None = None) -> None:
+        self._stuck_putters: set[int] = set()
+        self._stuck_getters: set[int] = set()
+        self.maxsize = 0
+        self._stuck_class = registry.lock_class("queue", name, sys._getframe(1))
+        self._stuck_id = registry.register(self, "queue")
+
+    def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
+        me = _get_ident()
+        if me not in self._stuck_putters:
+            self._stuck_putters.add(me)
+        super().put(item, block, timeout)
+
+    def put_nowait(self, item: Any) -> None:
+        self.put(item, False)
+
+    def get(self, block: bool = True, timeout: float | None = None) -> Any:
+        me = _get_ident()
+        if me not in self._stuck_getters:
+            self._stuck_getters.add(me)
+        try:
+            return super().get(False)
+        except queue.Empty:
+            if not block:
+                raise
+        if timeout is not None and timeout < 0:
+            raise ValueError("'timeout' must be a non-negative number")
+        record = registry.WaitRecord(self, "get", _queue_wakers, sys._getframe(1), timeout)
+        previous = detect.block_begin(me, record, True)
+        try:
+            return super().get(True, timeout)
+        finally:
+            registry.end_wait(me, previous)
+
+    def get_nowait(self) -> Any:
+        return self.get(False)
+
+    def _stuck_owners(self) -> list[tuple[int, Any, int]]:
+        return []
+
+
+REPLACEMENTS: list[tuple[object, str, object]] = [
+    (queue, "Queue", Queue),
+    (queue, "LifoQueue", LifoQueue),
+    (queue, "PriorityQueue", PriorityQueue),
+    (queue, "SimpleQueue", SimpleQueue),
+]

@@ -1,0 +1,43 @@
+"""Thread.join tracking: a join is a wait on the joined thread, which only it can end.
+
+``threading.Thread.join`` is patched as a method of the class (not by replacing the class), so
+user subclasses defined before ``install()`` are tracked too.
+"""
+
+from __future__ import annotations
+
+import _thread
+import sys
+import threading
+from typing import Any
+
+from stuck.runtime import detect, registry
+from stuck.runtime.patch import original
+
+_orig_join: Any = original(threading.Thread, "join")
+
+
+def _thread_wakers(resource: object, op: str) -> list[int] | None:
+    thread: threading.Thread = resource  # type: ignore[assignment]
+    ident = thread.ident
+    if ident is None or not thread.is_alive():
+        return None
+    return [ident]
+
+
+def join(self: threading.Thread, timeout: float | None = None) -> None:
+    if (self.ident is None or not self.is_alive()
+            or self is threading.current_thread()):  # let the original say what is wrong
+        _orig_join(self, timeout)
+        return
+    me = _thread.get_ident()
+    record = registry.WaitRecord(self, "join", _thread_wakers, sys._getframe(1),
+                                 None if timeout is None else float(timeout))
+    previous = detect.block_begin(me, record, True)
+    try:
+        _orig_join(self, timeout)
+    finally:
+        registry.end_wait(me, previous)
+
+
+REPLACEMENTS: list[tuple[object, str, object]] = [(threading.Thread, "join", join)]
