@@ -710,6 +710,16 @@ def _owner_hint(obj: object) -> str | None:
     return None
 
 
+def _queue_size(q: Any) -> int | None:
+    """Items in a queue without taking its mutex (``Queue.qsize`` locks it, and the watchdog
+    must never wait for a lock a program thread may hold); SimpleQueue's is lock-free."""
+    try:
+        size = q._qsize() if hasattr(q, "_qsize") else q.qsize()
+        return int(size)
+    except Exception:
+        return None
+
+
 class LiveChecker:
     """Applies the stall rules to the live registry. Used by the watchdog thread."""
 
@@ -795,11 +805,8 @@ class LiveChecker:
         # Queues holding work that threads of a possible stall handed off (stranded jobs).
         for obj in list(registry.resources):
             if getattr(obj, "_stuck_kind", None) == "queue":
-                try:
-                    if obj.qsize() > 0:  # type: ignore[attr-defined]
-                        add(obj)
-                except Exception:
-                    pass
+                if _queue_size(obj):
+                    add(obj)
         # Threads named as wakers that are gone.
         for rf in resources.values():
             for w in (rf.wakers or set()) | (rf.getters or set()):
@@ -820,8 +827,7 @@ class LiveChecker:
         if kind == "queue":
             rf.wakers = _idents(getattr(obj, "_stuck_putters", ()))
             rf.getters = _idents(getattr(obj, "_stuck_getters", ()))
-            with contextlib.suppress(Exception):
-                rf.size = obj.qsize()  # type: ignore[attr-defined]
+            rf.size = _queue_size(obj)
             rf.maxsize = getattr(obj, "maxsize", 0)
         elif kind in ("condition", "event", "semaphore", "barrier"):
             rf.wakers = _idents(recorded) if recorded is not None else None
