@@ -804,9 +804,8 @@ class LiveChecker:
                     t.wait = ThreadWait(resource=rf.id, op="join", since=now - 3600)
         # Queues holding work that threads of a possible stall handed off (stranded jobs).
         for obj in list(registry.resources):
-            if getattr(obj, "_stuck_kind", None) == "queue":
-                if _queue_size(obj):
-                    add(obj)
+            if getattr(obj, "_stuck_kind", None) == "queue" and _queue_size(obj):
+                add(obj)
         # Threads named as wakers that are gone.
         for rf in resources.values():
             for w in (rf.wakers or set()) | (rf.getters or set()):
