@@ -164,8 +164,10 @@ _WRAPPER = re.compile(
 _POOL_LOOP = re.compile(
     r"ThreadPool|BGThread|WaitForJob|WaitForWork|WorkerThread|WorkerLoop|worker_thread|"
     r"worker_loop|thread_pool|threadpool|TaskQueue|task_queue|EventLoop|event_loop|RunLoop|"
-    r"run_loop|_worker\b|Worker::Run|Executor|GetTask|getTask|wait_for_work|idle",
+    r"run_loop|_worker\b|Worker::Run|Executor|GetTask|getTask|wait_for_work|idle|"
+    r"\.worker\b|\.\(\*[Pp]ool\)|\.\(\*[Ww]orkerPool\)",
 )
+POOL_LOOP = _POOL_LOOP
 
 
 def base_name(function: str) -> str:
@@ -533,6 +535,7 @@ class _Analysis:
     # hang ---------------------------------------------------------------------------------
     def hangs(self) -> None:
         by_root: dict[str, list[str]] = {}
+        peer_root: dict[str, str] = {}  # resource -> first unowned waiter on it
         roots = self.graph.roots()
         for proc in self.snap.processes:
             idle_process = not any(t.state in ("running", "io", "sleeping") for t in proc.threads)
@@ -548,10 +551,17 @@ class _Analysis:
                 root = roots.get(t.id, t.id)
                 if root in self.covered:
                     continue
+                if root == t.id and t.waits.resource in peer_root:
+                    root = peer_root[t.waits.resource]  # same wait, no known owner: peers
+                elif root == t.id:
+                    peer_root[t.waits.resource] = t.id
                 by_root.setdefault(root, []).append(t.id)
         for root, members in by_root.items():
             root_t = self.threads[root]
-            behind = [m for m in members if m != root]
+            peers = [m for m in members if m != root and root_t.waits is not None
+                     and self.graph.waits_on.get(m) == root_t.waits.resource]
+            peer_set = set(peers)
+            behind = [m for m in members if m != root and m not in peer_set]
             seen_behind = set(behind)
             behind += [b for b in self.graph.behind([root], [])
                        if b not in seen_behind and b != root]
@@ -594,14 +604,18 @@ class _Analysis:
             longest = max(durations) if durations else None
             summary = (_wait_text(root_t, self.resources) if root_t.waits is not None
                        else f"{root_t.label()} is {root_t.state}")
+            if peers:
+                summary += f" (and {len(peers)} more waiting for the same)"
             summary += (f"; {len(behind)} thread(s) blocked behind it" if behind else "")
             summary += "; nothing in the dump shows what would end it"
             if longest is None:
                 missing.append("the dump does not say how long the threads have waited")
             self.findings.append(Finding(
                 kind="hang", confidence="possible", summary=summary, explanation=" ".join(words),
-                threads=[root], resources=rids, blocked_behind=behind, missing_evidence=missing))
+                threads=[root, *peers], resources=rids, blocked_behind=behind,
+                missing_evidence=missing))
             self.covered.add(root)
+            self.covered.update(peers)
             self.covered.update(behind)
 
     def run(self) -> list[Finding]:

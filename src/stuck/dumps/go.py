@@ -17,8 +17,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from stuck.analysis import POOL_LOOP
 from stuck.dumps import ParseResult
-from stuck.dumps._text import iter_lines
 from stuck.model import Finding, Frame, Process, Resource, ResourceKind, Thread, ThreadState, Wait
 
 NAME = "go"
@@ -102,73 +102,81 @@ def detect(text: str) -> bool:
     return False
 
 
+# One pass over the whole text, in the regex engine: goroutine headers, frame pairs (a
+# function line and its indented file line), "..." lines and the runtime's deadlock line.
+# Every alternative is a run of [^\n] or a fixed word, so each line is scanned a bounded
+# number of times whatever it holds.
+_TOKENS = re.compile(
+    r"^(?:goroutine (\d+)(?: gp=\S+)?(?: m=\S+)?(?: mp=\S+)? \[([^\]\n]{0,200})\]:[ \t]*(?:\n|\Z)"
+    r"|(\S[^\n]*)\n[ \t]+([^\n]*)(?:\n|\Z)"
+    r"|(fatal error: all goroutines are asleep[^\n]*)"
+    r"|\.\.\.[^\n]*(?:\n|\Z))",
+    re.M)
+
+
 def parse(text: str) -> ParseResult:
     dumps: list[_Dump] = [_Dump()]
     cur: _G | None = None
-    pending_func: str | None = None
-    pending_arg: str | None = None
     cache: dict[tuple[str, str], Frame] = {}
     cache_get = cache.get
-    header_match = _HEADER.match
     fatal: str | None = None
-    for line in iter_lines(text):
-        if not line:
-            cur = None
-            pending_func = None
-            continue
-        c0 = line[0]
-        if c0 == "\t" or c0 == " ":
-            if cur is None or pending_func is None:
+    last_end = -1
+    header_cache: dict[str, tuple[str, int | None, bool]] = {}
+    for m in _TOKENS.finditer(text):
+        gid_text, bracket, func_line, loc, fatal_line = m.groups()
+        if func_line is not None:
+            contiguous = m.start() == last_end
+            last_end = m.end()
+            if cur is None or not contiguous:
+                cur = None
                 continue
-            loc = line.strip()
-            key = (pending_func, loc)
+            if func_line.startswith("created by "):
+                fn = func_line.rstrip()
+                arg = None
+            elif func_line.endswith(")"):
+                open_at = func_line.rfind("(")
+                if open_at <= 0:
+                    cur = None
+                    continue
+                fn = func_line[:open_at]
+                args = func_line[open_at + 1:-1]
+                comma = args.find(",")
+                arg = args if comma < 0 else args[:comma]
+            else:
+                cur = None
+                continue
+            key = (fn, loc)
             frame = cache_get(key)
             if frame is None:
-                frame = _frame(pending_func, loc)
+                frame = _frame(fn, loc.strip())
                 cache[key] = frame
             cur.frames.append(frame)
-            cur.first_args.append(pending_arg)
-            pending_func = None
+            cur.first_args.append(arg)
             continue
-        if c0 == "g" and line.startswith("goroutine "):
-            m = header_match(line)
-            if m is not None:
-                gid = int(m.group(1))
-                dump = dumps[-1]
-                if gid in dump.ids or (fatal is not None and dump.goroutines):
-                    dump = _Dump()
-                    dumps.append(dump)
-                if fatal is not None:
-                    dump.all_asleep = fatal
-                    fatal = None
-                cur = _goroutine(gid, m.group(2))
-                dump.goroutines.append(cur)
-                dump.ids.add(gid)
-                pending_func = None
-                continue
-        if cur is None:
-            if line.startswith("fatal error: all goroutines are asleep"):
-                fatal = line.strip()
+        if gid_text is not None:
+            last_end = m.end()
+            gid = int(gid_text)
+            dump = dumps[-1]
+            if gid in dump.ids or (fatal is not None and dump.goroutines):
+                dump = _Dump()
+                dumps.append(dump)
+            if fatal is not None:
+                dump.all_asleep = fatal
+                fatal = None
+            parsed = header_cache.get(bracket)
+            if parsed is None:
+                g0 = _goroutine(0, bracket)
+                parsed = header_cache[bracket] = (g0.reason, g0.minutes, g0.locked)
+            cur = _G(gid, parsed[0], parsed[1], parsed[2])
+            dump.goroutines.append(cur)
+            dump.ids.add(gid)
             continue
-        if line.startswith("created by "):
-            pending_func = line.strip()
-            pending_arg = None
+        if fatal_line is not None:
+            fatal = fatal_line.strip()
+            cur = None
             continue
-        if line.startswith("..."):
-            continue
-        # a function line: name(args)
-        if line.endswith(")"):
-            open_at = line.rfind("(")
-            if open_at > 0:
-                pending_func = line[:open_at]
-                args = line[open_at + 1:-1]
-                comma = args.find(",")
-                pending_arg = args if comma < 0 else args[:comma]
-                continue
-        if line.endswith(" +0x0") or ".go:" in line:
-            continue
-        pending_func = None
-        cur = None  # prose between goroutines: this goroutine's block is over
+        if m.start() == last_end:  # "...additional frames elided..."
+            last_end = m.end()
     result = ParseResult()
     used: set[str] = set()
     index = 0
@@ -209,11 +217,22 @@ def _goroutine(gid: int, bracket: str) -> _G:
     return _G(gid, reason, minutes, locked)
 
 
+_RUNTIME_FUNCS: dict[str, bool] = {}
+
+
+def _runtime_function(name: str) -> bool:
+    known = _RUNTIME_FUNCS.get(name)
+    if known is None:
+        known = (name.startswith(_RUNTIME_PREFIXES) or name in ("runfinq()", "runfinq")
+                 or name.startswith("created by runtime"))
+        if len(_RUNTIME_FUNCS) < 100_000:
+            _RUNTIME_FUNCS[name] = known
+    return known
+
+
 def _is_runtime(g: _G) -> bool:
     """A goroutine of the runtime itself (finalizers, GC, timers): never a finding's subject."""
-    return all(f.function.startswith(_RUNTIME_PREFIXES) or f.function in ("runfinq()", "runfinq")
-               or f.function.startswith("created by runtime")
-               for f in g.frames) and bool(g.frames)
+    return bool(g.frames) and all(_runtime_function(f.function) for f in g.frames)
 
 
 def _build(dump: _Dump, index: int, used: set[str], result: ParseResult) -> None:
@@ -239,11 +258,15 @@ def _build(dump: _Dump, index: int, used: set[str], result: ParseResult) -> None
                 break
         if state == "blocked" and _is_runtime(g):
             state = "idle"
+        elif state == "blocked" and kind == "channel" and any(
+                POOL_LOOP.search(f.function) for f in g.frames[:8]
+                if not _runtime_function(f.function)):
+            state = "idle"  # a pool worker waiting for its next job
         detail = g.reason + (", locked to thread" if g.locked else "")
         t = Thread(id=tid, name=None, state=state, frames=g.frames, detail=detail)
         threads.append(t)
         duration = g.minutes * 60.0 if g.minutes is not None else None
-        at = next((f for f in g.frames if not f.function.startswith(_RUNTIME_PREFIXES)), None)
+        at = next((f for f in g.frames if not _runtime_function(f.function)), None)
         if state == "blocked" and kind is not None:
             addr = None
             for f, arg in zip(g.frames[:8], g.first_args[:8], strict=False):

@@ -26,11 +26,14 @@ def _row(line: str) -> list[str] | None:
     return tokens
 
 
+# disjoint character classes in sequence: each line start is tried once, in linear time
+_DETECT = re.compile(r"^[ \t]*\d+[ \t]+\d+[ \t]+\S+[ \t]+\S+[ \t]+(?:[\w.$]+\+0x|<running>)", re.M)
+
+
 def detect(text: str) -> bool:
     if "+0x" not in text and "<running>" not in text:
         return False
-    return any(_row(line) is not None for line in iter_lines(text)
-               if line[:1].isdigit() or line[:1] == " ")
+    return _DETECT.search(text) is not None
 
 
 def parse(text: str) -> ParseResult:

@@ -76,8 +76,10 @@ def _finding_lines(f: Finding, snap: Snapshot, threads: dict[str, Thread],
                 line += f" (taken at {clean(res.acquired_at[edge.held_by].where())})"
             out.append(line)
     elif f.threads:
-        out.append("  Threads: " + ", ".join(thread_name(threads, t) for t in f.threads))
-        for tid in f.threads:
+        shown = f.threads[:10]
+        out.append("  Threads: " + ", ".join(thread_name(threads, t) for t in shown)
+                   + (f", … {len(f.threads) - 10} more" if len(f.threads) > 10 else ""))
+        for tid in shown:
             t = threads.get(tid)
             if t is None or t.waits is None:
                 continue
@@ -91,7 +93,9 @@ def _finding_lines(f: Finding, snap: Snapshot, threads: dict[str, Thread],
             out.append(line)
     if f.blocked_behind:
         out.append("  Blocked behind it: "
-                   + ", ".join(thread_name(threads, t) for t in f.blocked_behind))
+                   + ", ".join(thread_name(threads, t) for t in f.blocked_behind[:20])
+                   + (f", … {len(f.blocked_behind) - 20} more" if len(f.blocked_behind) > 20
+                      else ""))
     if f.explanation:
         out.extend("  " + clean(line) for line in f.explanation.splitlines())
     if f.missing_evidence:

@@ -1,0 +1,123 @@
+"""Throughput and memory of ``stuck analyze`` on large synthetic dumps.
+
+Generates a Go dump of 100,000 goroutines (a server's worth: HTTP handlers blocked on a
+mutex, workers idle on channels, a few in I/O wait) and a gdb dump of 10,000 threads, then
+reports parse and parse+analysis speed in MB/s and peak Python memory (tracemalloc) relative to
+the input size. Run: ``python benchmarks/analyze.py [--goroutines N] [--threads N]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import time
+import tracemalloc
+from collections.abc import Callable
+
+from stuck.analysis import analyze
+from stuck.dumps import load_dump
+
+GO_SHAPES = [
+    ("semacquire, {m} minutes",
+     "sync.runtime_SemacquireMutex(0xc000{a:06x}, 0x0, 0x1)\n\t/usr/lib/go/src/runtime/sema.go:77 +0x25\n"
+     "sync.(*Mutex).lockSlow(0xc000100000)\n\t/usr/lib/go/src/sync/mutex.go:171 +0x165\n"
+     "sync.(*Mutex).Lock(...)\n\t/usr/lib/go/src/sync/mutex.go:90\n"
+     "main.(*cache).get(0xc000200000, {{0xc000{a:06x}, 0x10}})\n\t/app/cache.go:41 +0x5a\n"
+     "main.handler({{0x7f1a20, 0xc000{a:06x}}}, 0xc000{a:06x})\n\t/app/server.go:88 +0x9c\n"
+     "net/http.HandlerFunc.ServeHTTP(0x0?, {{0x7f1a20?, 0xc000{a:06x}?}}, 0x0?)\n"
+     "\t/usr/lib/go/src/net/http/server.go:2136 +0x2f\n"),
+    ("chan receive, {m} minutes",
+     "main.worker(0xc000300000, 0x{i:x})\n\t/app/pool.go:23 +0x85\n"),
+    ("IO wait",
+     "internal/poll.runtime_pollWait(0x7f00{a:08x}, 0x72)\n\t/usr/lib/go/src/runtime/netpoll.go:306 +0x89\n"
+     "internal/poll.(*pollDesc).wait(0xc000{a:06x}?, 0xc000{a:06x}?, 0x0)\n"
+     "\t/usr/lib/go/src/internal/poll/fd_poll_runtime.go:84 +0x32\n"
+     "net.(*conn).Read(0xc000{a:06x}, {{0xc000{a:06x}?, 0x1000?, 0x1000?}})\n"
+     "\t/usr/lib/go/src/net/net.go:183 +0x45\n"),
+]
+
+
+def go_dump(n: int) -> str:
+    parts = ["SIGQUIT: quit\nPC=0x46b1c1 m=0 sigcode=0\n\n"]
+    for i in range(1, n + 1):
+        reason, frames = GO_SHAPES[i % 10 % 3 if i % 10 < 3 else 1]
+        parts.append(f"goroutine {i} [{reason.format(m=i % 7 + 1)}]:\n")
+        parts.append(frames.format(a=i & 0xFFFFFF, i=i))
+        parts.append("created by main.main\n\t/app/main.go:30 +0x1d2\n\n")
+    return "".join(parts)
+
+
+def gdb_dump(n: int) -> str:
+    parts = []
+    for i in range(1, n + 1):
+        lwp = 1000 + i
+        parts.append(f'Thread {i} (Thread 0x7f00{i:08x} (LWP {lwp}) "worker-{i % 64}"):\n')
+        if i % 5 == 0:
+            parts.append(
+                f"#0  futex_wait (private=0, expected=2, futex_word=0x5600{i % 97:08x} <lock_{i % 97}>) "
+                "at ../sysdeps/nptl/futex-internal.h:146\n"
+                f"#1  __GI___lll_lock_wait (futex=futex@entry=0x5600{i % 97:08x} <lock_{i % 97}>, "
+                "private=0) at ./nptl/lowlevellock.c:49\n"
+                f"#2  ___pthread_mutex_lock (mutex=0x5600{i % 97:08x} <lock_{i % 97}>) "
+                "at ./nptl/pthread_mutex_lock.c:93\n"
+                "#3  0x000055555555a2a6 in Store::Put (this=0x55555556b2c0, key=...) at store.cc:210\n")
+        else:
+            parts.append(
+                "#0  __futex_abstimed_wait_common64 (private=0, cancel=true, abstime=0x0, op=393, "
+                "expected=0, futex_word=0x55555556a108 <work_cv+40>) at ./nptl/futex-internal.c:57\n"
+                "#1  __pthread_cond_wait_common (abstime=0x0, clockid=0, mutex=0x55555556a0a0 "
+                "<pool_mu>, cond=0x55555556a0e0 <work_cv>) at ./nptl/pthread_cond_wait.c:503\n"
+                "#2  ___pthread_cond_wait (cond=0x55555556a0e0 <work_cv>, mutex=0x55555556a0a0 "
+                "<pool_mu>) at ./nptl/pthread_cond_wait.c:618\n"
+                "#3  0x000055555555a21c in ThreadPool::WaitForJob (this=0x55555556b000) at pool.cc:97\n"
+                "#4  0x000055555555a21c in ThreadPool::Run (this=0x55555556b000) at pool.cc:120\n")
+        parts.append(
+            "#5  0x00007ffff7d4f1f5 in start_thread (arg=<optimized out>) at ./nptl/pthread_create.c:442\n"
+            "#6  0x00007ffff7dcf8ec in clone3 () at ../sysdeps/unix/sysv/linux/x86_64/clone3.S:81\n\n")
+    return "".join(parts)
+
+
+def measure(label: str, text: str, fmt: str, step: Callable[[str, str], object]) -> dict[str, float]:
+    size_mb = len(text.encode()) / 1e6
+    gc.collect()
+    start = time.perf_counter()
+    step(text, fmt)
+    elapsed = time.perf_counter() - start
+    gc.collect()
+    tracemalloc.start()
+    step(text, fmt)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    row = {"MB": size_mb, "s": elapsed, "MB/s": size_mb / elapsed, "peak MB": peak / 1e6,
+           "peak/input": peak / 1e6 / size_mb}
+    print(f"{label:<34} {size_mb:7.1f} MB  {elapsed:6.2f} s  {row['MB/s']:6.1f} MB/s  "
+          f"peak {row['peak MB']:7.1f} MB ({row['peak/input']:.1f}x input)")
+    return row
+
+
+def parse_only(text: str, fmt: str) -> object:
+    return load_dump(text, fmt)
+
+
+def parse_and_analyze(text: str, fmt: str) -> object:
+    loaded = load_dump(text, fmt)
+    return analyze(loaded.snapshot, loaded.stated, loaded.inferred)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--goroutines", type=int, default=100_000)
+    ap.add_argument("--threads", type=int, default=10_000)
+    args = ap.parse_args()
+    go = go_dump(args.goroutines)
+    gdb = gdb_dump(args.threads)
+    print(f"Go dump: {args.goroutines} goroutines; gdb dump: {args.threads} threads")
+    measure("go: parse (--format go)", go, "go", parse_only)
+    measure("go: parse, auto-detect", go, "auto", parse_only)
+    measure("go: parse + analyze", go, "go", parse_and_analyze)
+    measure("gdb: parse (--format gdb)", gdb, "gdb", parse_only)
+    measure("gdb: parse + analyze", gdb, "gdb", parse_and_analyze)
+
+
+if __name__ == "__main__":
+    main()
