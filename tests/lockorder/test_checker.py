@@ -452,3 +452,30 @@ def test_out_of_order_release_keeps_the_held_stack_right() -> None:
         pass
     [f] = checker.findings()
     assert sorted(f.resources) == ["A", "B", "C"]
+
+
+def test_lock_left_acquired_and_dropped_is_not_held_any_more() -> None:
+    checker = LockOrderChecker()
+
+    def leave_locked() -> None:
+        leaked = make_lock(checker, "leaked")
+        leaked.acquire()  # never released; the lock is dropped when this returns
+
+    leave_locked()
+    a, b = make_lock(checker, "A"), make_lock(checker, "B")
+    with a, b:
+        pass
+    names = {(checker._nodes[e.src].cls.name, checker._nodes[e.dst].cls.name)
+             for out in checker._out.values() for e in out.values()}
+    assert names == {("A", "B")}  # not leaked -> A, leaked -> B
+
+
+def test_lock_left_acquired_but_still_referenced_stays_held() -> None:
+    checker = LockOrderChecker()
+    kept = make_lock(checker, "kept")
+    kept.acquire()
+    a = make_lock(checker, "A")
+    with a:
+        pass
+    kept.release()
+    assert checker.edge_count() == 1  # kept -> A: the program could still release it

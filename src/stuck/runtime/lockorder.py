@@ -48,7 +48,7 @@ from collections import deque
 from collections.abc import Hashable
 from dataclasses import dataclass, field
 from types import FrameType
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from stuck.model import Confidence, Finding
 from stuck.runtime import hooks, patch
@@ -56,6 +56,11 @@ from stuck.runtime.hooks import AcquireMode, LockClass
 
 Variant = Literal["deadlock", "timed", "same-class"]
 StackEntry = tuple[str, str, int]  # function, file, line; innermost first
+# One lock a thread holds: (lock, node, code and line of the acquiring frame, that frame's
+# caller, chain id, mode). The acquiring frame itself is not kept: it may have the lock in a
+# local variable, and keeping it would keep the lock alive after the program dropped it.
+Held = tuple[object, int, Any, int, FrameType | None, int, str]
+CHAIN: Final = 5
 
 _allocate_lock: Any = patch.original(_thread, "allocate_lock")
 
@@ -158,11 +163,11 @@ class _SameClass:
 class _ThreadState(_thread._local):
     """Per-thread state; ``_thread._local`` is cleaned up by the interpreter at thread exit."""
 
-    held: list[tuple[int, int, FrameType | None, int, int, str]]
+    held: list[Held]
     serial: int
 
     def __init__(self) -> None:
-        self.held = []  # (lock id, node, frame, line, chain id, mode)
+        self.held = []
         self.serial = next(_serials)
 
 
@@ -184,6 +189,34 @@ def _stack(frame: FrameType | None, line: int, limit: int = MAX_WITNESS_FRAMES
         out.append((name, code.co_filename, line if f is frame else (f.f_lineno or 0)))
         f = f.f_back
     return tuple(out)
+
+
+def _held_stack(code: Any, line: int, back: FrameType | None) -> tuple[StackEntry, ...]:
+    """The stack where a held lock was taken: its frame as it was then, its callers as now
+    (the same lines while the acquiring function has not returned, the usual case)."""
+    if code is None:
+        return ()
+    first = (getattr(code, "co_qualname", code.co_name), code.co_filename, line)
+    return (first, *_stack(back, back.f_lineno if back is not None else 0,
+                           MAX_WITNESS_FRAMES - 1))
+
+
+_refcount: Any = getattr(sys, "getrefcount", None)  # CPython only
+
+
+def _only_held_by_us(entry: Held) -> bool:
+    return bool(_refcount(entry[0]) <= _ABANDONED_REFS)
+
+
+def _calibrate() -> int:
+    """The reference count ``_only_held_by_us`` sees for an object only a Held tuple holds."""
+    if _refcount is None:
+        return 0
+    entry: Held = (object(), 0, None, 0, None, 0, "blocking")
+    return int(_refcount(entry[0]))
+
+
+_ABANDONED_REFS = _calibrate()
 
 
 def _thread_name() -> str:
@@ -252,7 +285,7 @@ class LockOrderChecker:
             return
         top = held[-1]
         if top[1] != node:
-            done = self._checked.get((top[4], node, mode))
+            done = self._checked.get((top[5], node, mode))
             if done is not None and (done == _MULTI or done == self._tls.serial):
                 return
         self._check(held, lock, node, mode, frame)
@@ -269,18 +302,19 @@ class LockOrderChecker:
             self._bound("held", f"a thread held more than {MAX_HELD} locks at once; locks "
                                 "taken deeper than that are not checked")
             return
-        prev = held[-1][4] if held else 0
+        prev = held[-1][5] if held else 0
         chain = self._chains.get((prev, node))
         if chain is None:
             chain = self._new_chain(prev, node)
-        held.append((id(lock), node, frame, frame.f_lineno if frame is not None else 0,
-                     chain, mode))
+        if frame is not None:
+            held.append((lock, node, frame.f_code, frame.f_lineno, frame.f_back, chain, mode))
+        else:
+            held.append((lock, node, None, 0, None, chain, mode))
 
     def released(self, lock: object, cls: LockClass, by_owner: bool) -> None:
         held = self._tls.held
-        lock_id = id(lock)
         for i in range(len(held) - 1, -1, -1):
-            if held[i][0] == lock_id:
+            if held[i][0] is lock:
                 if i == len(held) - 1:
                     held.pop()
                 else:
@@ -336,30 +370,43 @@ class LockOrderChecker:
                 self._chains[(prev, node)] = chain
             return chain
 
-    def _rechain(self, held: list[tuple[int, int, FrameType | None, int, int, str]],
-                 start: int) -> None:
+    def _rechain(self, held: list[Held], start: int) -> None:
         """Recompute the chain ids after an out-of-order release at ``start``."""
-        prev = held[start - 1][4] if start > 0 else 0
+        prev = held[start - 1][CHAIN] if start > 0 else 0
         for i in range(start, len(held)):
-            lock_id, node, frame, line, _, mode = held[i]
+            lock, node, code, line, back, _, mode = held[i]
             chain = self._chains.get((prev, node))
             if chain is None:
                 chain = self._new_chain(prev, node)
-            held[i] = (lock_id, node, frame, line, chain, mode)
+            held[i] = (lock, node, code, line, back, chain, mode)
             prev = chain
 
-    def _check(self, held: list[tuple[int, int, FrameType | None, int, int, str]],
-               lock: object, node: int, mode: AcquireMode, frame: FrameType | None) -> None:
+    def _drop_abandoned(self, held: list[Held]) -> None:
+        """Forget held locks the program no longer references (acquired, never released,
+        then dropped): nobody can release them, and they are not held in any useful sense.
+        Without this, a test that leaves a lock acquired makes every later lock of that
+        thread look ordered after it."""
+        if _refcount is None:
+            return
+        for i in range(len(held) - 1, -1, -1):
+            if _only_held_by_us(held[i]):
+                del held[i]
+                self._rechain(held, i)
+
+    def _check(self, held: list[Held], lock: object, node: int, mode: AcquireMode,
+               frame: FrameType | None) -> None:
         """Add the edges from every held class to ``node``; report what they close."""
+        self._drop_abandoned(held)
+        if not held:
+            return
         serial = self._tls.serial
-        lock_id = id(lock)
         nodes = self._nodes
         new_base = nodes[node].base
         cacheable = True
         taken_at: tuple[StackEntry, ...] | None = None
         name: str | None = None
-        for h_lock, h_node, h_frame, h_line, _, _ in held:
-            if h_lock == lock_id:
+        for h_lock, h_node, h_code, h_line, h_back, _, _ in held:
+            if h_lock is lock:
                 cacheable = False  # the same lock again (a semaphore): not an order
                 continue
             h_base = nodes[h_node].base
@@ -369,8 +416,8 @@ class LockOrderChecker:
                 cacheable = False
                 if taken_at is None:
                     taken_at, name = _stack(frame, frame.f_lineno if frame else 0), _thread_name()
-                self._same_class_nesting(h_node, h_frame, h_line, node, taken_at, name,
-                                         serial, mode)
+                self._same_class_nesting(h_node, _held_stack(h_code, h_line, h_back), node,
+                                         taken_at, name, serial, mode)
                 continue
             edge = self._out.get(h_node, {}).get(node)
             timed = mode == "timed"
@@ -380,10 +427,11 @@ class LockOrderChecker:
             if taken_at is None:
                 taken_at, name = _stack(frame, frame.f_lineno if frame else 0), _thread_name()
             assert name is not None
-            witness = Witness(name, serial, time.time(), mode, _stack(h_frame, h_line), taken_at)
+            witness = Witness(name, serial, time.time(), mode,
+                              _held_stack(h_code, h_line, h_back), taken_at)
             self._add_edge(h_node, node, timed, serial, witness)
-        if cacheable and held[-1][4] > 0:
-            key = (held[-1][4], node, mode)
+        if cacheable and held[-1][CHAIN] > 0:
+            key = (held[-1][CHAIN], node, mode)
             with self._mutex:
                 before = self._checked.get(key)
                 if before is None and len(self._checked) < self.max_chains:
@@ -494,8 +542,8 @@ class LockOrderChecker:
         self._cycles[signature] = _Cycle(nodes, variant, signature, time.time())
         self.generation += 1
 
-    def _same_class_nesting(self, h_node: int, h_frame: FrameType | None, h_line: int,
-                            node: int, taken_at: tuple[StackEntry, ...], name: str | None,
+    def _same_class_nesting(self, h_node: int, held_at: tuple[StackEntry, ...], node: int,
+                            taken_at: tuple[StackEntry, ...], name: str | None,
                             serial: int, mode: AcquireMode) -> None:
         base = self._nodes[node].base
         with self._mutex:
@@ -508,7 +556,7 @@ class LockOrderChecker:
                                    "nestings; further ones are not recorded")
                 return
             witness = Witness(name or _thread_name(), serial, time.time(), mode,
-                              _stack(h_frame, h_line), taken_at)
+                              held_at, taken_at)
             signature = "same-class:" + self._class_key(base)
             self._same_class[base] = _SameClass(base, witness, {serial}, signature)
             self.generation += 1
@@ -577,6 +625,14 @@ class LockOrderChecker:
 
     def edge_count(self) -> int:
         return self._edge_count
+
+    def stats(self) -> dict[str, int]:
+        """How much was checked: for reports, so an empty result can be told from no data."""
+        with self._mutex:
+            return {"classes": len(self._nodes) - 1, "edges": self._edge_count,
+                    "signal_classes": len(self._signals), "chains": len(self._chains),
+                    "cycles": len(self._cycles), "same_class": len(self._same_class),
+                    "retracted": self._retracted}
 
     def findings(self) -> list[Finding]:
         """Every distinct cycle and same-class nesting seen so far, as ``Finding`` values."""
@@ -954,3 +1010,77 @@ def _reinit_after_fork() -> None:
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_reinit_after_fork)
+
+
+# ---------------------------------------------------------------------------------------------
+# python -m stuck.runtime.lockorder [--strict] [--json FILE] (-m MODULE | SCRIPT) [ARGS...]
+
+_USAGE = ("usage: python -m stuck.runtime.lockorder [--strict] [--json FILE] "
+          "(-m MODULE | SCRIPT) [ARGS...]\n"
+          "Runs a program with the live instrumentation (policy report) and the lock-order "
+          "checker on, then prints the lock-order findings; exit code 1 if there are any.\n")
+
+
+def _main(argv: list[str]) -> int:
+    import atexit
+    import json as _json
+    import runpy
+
+    strict = False
+    json_path: str | None = None
+    while argv and argv[0].startswith("-") and argv[0] != "-m":
+        opt = argv.pop(0)
+        if opt == "--strict":
+            strict = True
+        elif opt == "--json" and argv:
+            json_path = os.path.abspath(argv.pop(0))
+        else:
+            sys.stderr.write(f"stuck: unknown option {opt!r}\n{_USAGE}")
+            return 2
+    if not argv or (argv[0] == "-m" and len(argv) < 2):
+        sys.stderr.write(_USAGE)
+        return 2
+    import stuck.runtime
+    from stuck.model import Report, Snapshot, Source
+    from stuck.report import json as json_report
+    from stuck.report import lockorder as lockorder_report
+    from stuck.runtime import lockorder as this  # the imported module, not __main__
+
+    def report() -> None:
+        found = this.findings()
+        c = this.checker()
+        notes = c.notes() if c is not None else []
+        if c is not None:
+            st = c.stats()
+            notes = [f"checked {st['classes']} lock classes and {st['edges']} orders between "
+                     f"them; {st['signal_classes']} classes dropped as signals (released by "
+                     "another thread)", *notes]
+        sys.stderr.write("\n" + lockorder_report.render(found, notes))
+        if json_path:
+            doc = json_report.to_dict(Report(Snapshot(Source("live")), findings=found))
+            with open(json_path, "w", encoding="utf-8") as f:
+                _json.dump(doc, f, indent=2)
+
+    stuck.runtime.install(policy="report", signal=None)
+    this.enable(strict=strict)
+    atexit.register(report)
+    code: object = 0
+    try:
+        if argv[0] == "-m":
+            sys.argv = argv[1:]
+            runpy.run_module(argv[1], run_name="__main__", alter_sys=True)
+        else:
+            sys.argv = list(argv)
+            sys.path[0] = os.path.dirname(os.path.abspath(argv[0]))
+            runpy.run_path(argv[0], run_name="__main__")
+    except SystemExit as exc:
+        code = exc.code
+    atexit.unregister(report)
+    report()
+    if this.findings():
+        return 1
+    return code if isinstance(code, int) else (0 if code is None else 1)
+
+
+if __name__ == "__main__":
+    sys.exit(_main(sys.argv[1:]))
