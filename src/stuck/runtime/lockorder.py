@@ -56,7 +56,8 @@ from stuck.runtime.hooks import AcquireMode, LockClass
 
 Variant = Literal["deadlock", "timed", "same-class"]
 StackEntry = tuple[str, str, int]  # function, file, line; innermost first
-# One lock a thread holds: (lock, node, code and line of the acquiring frame, that frame's
+# One lock a thread holds: (lock, node, code and instruction offset of the acquiring frame
+# (``f_lasti``: reading ``f_lineno`` costs a line-table scan on every acquire), that frame's
 # caller, chain id, mode). The acquiring frame itself is not kept: it may have the lock in a
 # local variable, and keeping it would keep the lock alive after the program dropped it.
 Held = tuple[object, int, Any, int, FrameType | None, int, str]
@@ -70,6 +71,7 @@ MAX_WITNESSES_PER_EDGE = 3  # first seen, first from another thread, first block
 CYCLES_PER_EDGE = 16  # distinct cycles reported for one new edge
 SEARCH_BUDGET = 20000  # graph steps spent enumerating the cycles one new edge closes
 _MULTI = -1  # chain-cache value: checked by two or more threads
+_CHAIN_BASE = 1 << 40  # chain ids of two or more locks; a single lock's chain is its node id
 
 # ---------------------------------------------------------------------------------------------
 # Declared order keys (``order_by``), shared by every checker.
@@ -191,12 +193,22 @@ def _stack(frame: FrameType | None, line: int, limit: int = MAX_WITNESS_FRAMES
     return tuple(out)
 
 
-def _held_stack(code: Any, line: int, back: FrameType | None) -> tuple[StackEntry, ...]:
+def _line_at(code: Any, lasti: int) -> int:
+    """The source line of the instruction at byte offset ``lasti`` in ``code``."""
+    if lasti >= 0:
+        for start, end, line in code.co_lines():
+            if start <= lasti < end and line is not None:
+                return int(line)
+    return int(code.co_firstlineno)
+
+
+def _held_stack(code: Any, lasti: int, back: FrameType | None) -> tuple[StackEntry, ...]:
     """The stack where a held lock was taken: its frame as it was then, its callers as now
     (the same lines while the acquiring function has not returned, the usual case)."""
     if code is None:
         return ()
-    first = (getattr(code, "co_qualname", code.co_name), code.co_filename, line)
+    first = (getattr(code, "co_qualname", code.co_name), code.co_filename,
+             _line_at(code, lasti))
     return (first, *_stack(back, back.f_lineno if back is not None else 0,
                            MAX_WITNESS_FRAMES - 1))
 
@@ -246,6 +258,7 @@ class LockOrderChecker:
         self._node_by_key: dict[tuple[int, Hashable], int] = {}
         self._nodes: list[_Node] = [_Node(LockClass("none", "", 0, ""), 0)]  # node 0: unused
         self._signals: set[int] = set()  # base nodes dropped as signals
+        self._signal_nodes: set[int] = set()  # those and their keyed sub-classes
         self._signal_labels: dict[int, str] = {}
         # the graph
         self._out: dict[int, dict[int, OrderEdge]] = {}
@@ -273,46 +286,58 @@ class LockOrderChecker:
                 n = self._node_by_key.get((n, k)) or self._intern_key(n, k)
         return n
 
+    # The three hooks below run on every acquire and release of a tracked lock: they are
+    # written for speed (locals over attributes, no helper calls on the common path).
+
     def before_acquire(self, lock: object, cls: LockClass, mode: AcquireMode,
                        frame: FrameType | None) -> None:
         if mode == "try":
             return  # cannot block: no edge into the tried lock
-        held = self._tls.held
+        st = self._tls
+        held = st.held
         if not held:
             return
-        node = self._node(lock, cls)
-        if not node or self._nodes[node].base in self._signals:
+        node = self._node_by_cls_id.get(id(cls))
+        if node is None or _order_keys:
+            node = self._node(lock, cls)
+        if not node or node in self._signal_nodes:
             return
-        top = held[-1]
-        if top[1] != node:
-            done = self._checked.get((top[5], node, mode))
-            if done is not None and (done == _MULTI or done == self._tls.serial):
-                return
+        done = self._checked.get((held[-1][5], node, mode))
+        if done is not None and (done == _MULTI or done == st.serial):
+            return
         self._check(held, lock, node, mode, frame)
 
     def acquired(self, lock: object, cls: LockClass, mode: AcquireMode,
                  frame: FrameType | None) -> None:
         held = self._tls.held
-        node = self._node(lock, cls)
-        if not node:
-            return
-        if self._nodes[node].base in self._signals:
+        node = self._node_by_cls_id.get(id(cls))
+        if node is None or _order_keys:
+            node = self._node(lock, cls)
+        if not node or node in self._signal_nodes:
             return
         if len(held) >= MAX_HELD:
-            self._bound("held", f"a thread held more than {MAX_HELD} locks at once; locks "
-                                "taken deeper than that are not checked")
-            return
-        prev = held[-1][5] if held else 0
-        chain = self._chains.get((prev, node))
-        if chain is None:
-            chain = self._new_chain(prev, node)
-        if frame is not None:
-            held.append((lock, node, frame.f_code, frame.f_lineno, frame.f_back, chain, mode))
+            self._drop_abandoned(held)
+            if len(held) >= MAX_HELD:
+                self._bound("held", f"a thread held more than {MAX_HELD} locks at once; "
+                                    "locks taken deeper than that are not checked")
+                return
+        if held:  # the chain of one lock is its node; longer chains are interned
+            prev = held[-1][5]
+            chain = self._chains.get((prev, node))
+            if chain is None:
+                chain = self._new_chain(prev, node)
         else:
-            held.append((lock, node, None, 0, None, chain, mode))
+            chain = node
+        if frame is not None:
+            held.append((lock, node, frame.f_code, frame.f_lasti, frame.f_back, chain, mode))
+        else:
+            held.append((lock, node, None, -1, None, chain, mode))
 
     def released(self, lock: object, cls: LockClass, by_owner: bool) -> None:
         held = self._tls.held
+        if held and held[-1][0] is lock and by_owner:
+            held.pop()
+            return
         for i in range(len(held) - 1, -1, -1):
             if held[i][0] is lock:
                 if i == len(held) - 1:
@@ -366,7 +391,7 @@ class LockOrderChecker:
                                        "lock chains; repeated patterns are re-checked edge by "
                                        "edge (slower, still correct)")
                     return -2  # uncached: never matches a cached triple
-                chain = len(self._chains) + 1
+                chain = _CHAIN_BASE + len(self._chains)
                 self._chains[(prev, node)] = chain
             return chain
 
@@ -375,9 +400,10 @@ class LockOrderChecker:
         prev = held[start - 1][CHAIN] if start > 0 else 0
         for i in range(start, len(held)):
             lock, node, code, line, back, _, mode = held[i]
-            chain = self._chains.get((prev, node))
-            if chain is None:
-                chain = self._new_chain(prev, node)
+            if i == 0:
+                chain = node
+            else:
+                chain = self._chains.get((prev, node)) or self._new_chain(prev, node)
             held[i] = (lock, node, code, line, back, chain, mode)
             prev = chain
 
@@ -405,7 +431,7 @@ class LockOrderChecker:
         cacheable = True
         taken_at: tuple[StackEntry, ...] | None = None
         name: str | None = None
-        for h_lock, h_node, h_code, h_line, h_back, _, _ in held:
+        for h_lock, h_node, h_code, h_lasti, h_back, _, _ in held:
             if h_lock is lock:
                 cacheable = False  # the same lock again (a semaphore): not an order
                 continue
@@ -413,10 +439,9 @@ class LockOrderChecker:
             if h_base in self._signals:
                 continue
             if h_base == new_base and not (nodes[h_node].keyed and nodes[node].keyed):
-                cacheable = False
                 if taken_at is None:
                     taken_at, name = _stack(frame, frame.f_lineno if frame else 0), _thread_name()
-                self._same_class_nesting(h_node, _held_stack(h_code, h_line, h_back), node,
+                self._same_class_nesting(h_node, _held_stack(h_code, h_lasti, h_back), node,
                                          taken_at, name, serial, mode)
                 continue
             edge = self._out.get(h_node, {}).get(node)
@@ -428,7 +453,7 @@ class LockOrderChecker:
                 taken_at, name = _stack(frame, frame.f_lineno if frame else 0), _thread_name()
             assert name is not None
             witness = Witness(name, serial, time.time(), mode,
-                              _held_stack(h_code, h_line, h_back), taken_at)
+                              _held_stack(h_code, h_lasti, h_back), taken_at)
             self._add_edge(h_node, node, timed, serial, witness)
         if cacheable and held[-1][CHAIN] > 0:
             key = (held[-1][CHAIN], node, mode)
@@ -573,6 +598,7 @@ class LockOrderChecker:
             self._signals.add(base)
             self._signal_labels[base] = self._class_key(base)
             dropped = {n for n, rec in enumerate(self._nodes) if rec.base == base}
+            self._signal_nodes |= dropped
             for n in dropped:
                 self._edge_count -= len(self._out.pop(n, {}))
             for out in self._out.values():
@@ -739,6 +765,7 @@ class LockOrderChecker:
             self._cycles.clear()
             self._same_class.clear()
             self._signals.clear()
+            self._signal_nodes.clear()
             self._signal_labels.clear()
             self._notes.clear()
             self._bounds_hit.clear()

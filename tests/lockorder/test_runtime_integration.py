@@ -1,0 +1,137 @@
+"""The checker fed by the real tracked primitives of ``stuck.install()``: the runtime calls the
+hooks as documented, and the rules hold for real threading objects."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+
+import pytest
+
+import stuck.runtime
+from stuck.runtime import hooks, lockorder
+from stuck.runtime.lockorder import LockOrderChecker
+
+
+@pytest.fixture
+def checker() -> Iterator[LockOrderChecker]:
+    if stuck.runtime.installed():
+        pytest.skip("stuck is already installed in this process")
+    stuck.runtime.install(policy="raise", signal=None)
+    c = LockOrderChecker()
+    hooks.add_observer(c)
+    try:
+        yield c
+    finally:
+        hooks.remove_observer(c)
+        stuck.runtime.uninstall()
+
+
+def in_thread(fn: Callable[[], object], name: str) -> None:
+    t = threading.Thread(target=fn, name=name, daemon=True)
+    t.start()
+    t.join(10)
+    assert not t.is_alive()
+
+
+def edges(c: LockOrderChecker) -> set[tuple[str, str]]:
+    return {(c._nodes[e.src].cls.name or "?", c._nodes[e.dst].cls.name or "?")
+            for out in c._out.values() for e in out.values()}
+
+
+class Replica:
+    def __init__(self) -> None:
+        self.raft_mu = threading.Lock()
+        self.coalesced_mu = threading.Lock()
+
+    def report_unreachable(self) -> None:
+        with self.raft_mu:  # noqa: SIM117 (one line per lock, as in the seed)
+            with self.coalesced_mu:
+                pass
+
+    def send_heartbeats(self) -> None:
+        with self.coalesced_mu:  # noqa: SIM117
+            with self.raft_mu:
+                pass
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_seed_with_real_locks(checker: LockOrderChecker, threads: int) -> None:
+    r = Replica()
+    if threads == 1:
+        r.report_unreachable()
+        r.send_heartbeats()
+    else:
+        in_thread(r.report_unreachable, "W-1")
+        in_thread(r.send_heartbeats, "W-2")
+    [f] = checker.findings()
+    assert set(f.resources) == {"Replica.raft_mu", "Replica.coalesced_mu"}
+    assert f.confidence == ("possible" if threads == 1 else "probable")
+    witnesses = [e["witness"] for e in f.details["edges"]]  # type: ignore[union-attr]
+    assert {w["taken_at"][0]["function"] for w in witnesses} == {
+        "Replica.report_unreachable", "Replica.send_heartbeats"}
+    assert all(w["taken_at"][0]["line"] == w["held_at"][0]["line"] + 1 for w in witnesses)
+
+
+def test_rules_with_real_primitives(checker: LockOrderChecker) -> None:
+    a = threading.Lock(name="A")
+    b = threading.Lock(name="B")
+    r = threading.RLock(name="R")
+    cond = threading.Condition(name="cond")
+    signal = threading.Lock(name="signal")
+
+    with r, a, r:  # RLock re-entry under A: no edge A -> R
+        pass
+    with a:  # try-acquire: no edge A -> B
+        assert b.acquire(blocking=False)
+        b.release()
+    with b:  # timed: the edge B -> A is timed
+        assert a.acquire(timeout=5)
+        a.release()
+    signal.acquire()
+    in_thread(signal.release, "releaser")  # released by another thread: a signal
+    with signal, a:
+        pass
+
+    woke = threading.Event()
+
+    def waiter() -> None:
+        with cond:
+            cond.wait(5)
+            woke.set()
+        with b:  # cond was released by wait and by the with: no edge cond -> B
+            pass
+
+    t = threading.Thread(target=waiter, name="waiter", daemon=True)
+    t.start()
+    while not woke.is_set():
+        with cond:
+            cond.notify_all()
+        woke.wait(0.01)
+    t.join(5)
+
+    assert edges(checker) == {("R", "A"), ("B", "A")}
+    [timed] = [e for out in checker._out.values() for e in out.values() if e.timed]
+    assert checker._nodes[timed.src].cls.name == "B"
+    assert any("signal" in s for s in checker.signal_classes())
+    assert checker.findings() == []
+
+
+def test_enable_disable_and_findings(checker: LockOrderChecker) -> None:
+    hooks.remove_observer(checker)
+    try:
+        c = lockorder.enable()
+        assert lockorder.enabled()
+        lockorder.reset()
+        r = Replica()
+        r.report_unreachable()
+        r.send_heartbeats()
+        assert len(lockorder.findings()) == 1
+        lockorder.disable()
+        assert not lockorder.enabled()
+        Replica().send_heartbeats()
+        assert len(lockorder.findings()) == 1  # kept after disable
+        assert c is lockorder.checker()
+    finally:
+        lockorder.disable()
+        lockorder.reset()
