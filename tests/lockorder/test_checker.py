@@ -422,7 +422,7 @@ def test_same_thread_orders_have_lower_confidence_than_two_threads() -> None:
     assert one.findings()[0].missing_evidence
 
 
-def test_bounds_are_visible(capsys: pytest.CaptureFixture[str]) -> None:
+def test_bounds_are_visible(capfd: pytest.CaptureFixture[str]) -> None:
     checker = LockOrderChecker(max_edges=3)
     locks = [make_lock(checker, f"L{i}") for i in range(4)]
     with locks[1], locks[0]:
@@ -432,7 +432,7 @@ def test_bounds_are_visible(capsys: pytest.CaptureFixture[str]) -> None:
             pass
     assert checker.edge_count() == 3  # L1->L0, L0->L1, L1->L2; L2->L3 is over the bound
     assert any("3 edges" in n for n in checker.notes())
-    assert "stuck: lock-order:" in capsys.readouterr().err
+    assert "stuck: lock-order:" in capfd.readouterr().err
     assert len(checker.findings()) == 1  # what was found before the bound is kept
 
 
@@ -479,3 +479,11 @@ def test_lock_left_acquired_but_still_referenced_stays_held() -> None:
         pass
     kept.release()
     assert checker.edge_count() == 1  # kept -> A: the program could still release it
+
+
+def test_order_key_must_be_a_plain_value() -> None:
+    checker = LockOrderChecker()
+    lk = make_lock(checker)
+    assert order_by(lk, (1, "a")) is lk
+    with pytest.raises(TypeError, match="plain value"):
+        order_by(lk, object())

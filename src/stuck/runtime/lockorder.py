@@ -80,11 +80,20 @@ _order_keys: dict[int, Hashable] = {}
 _order_refs: dict[int, object] = {}  # strong refs to locks that cannot be weakly referenced
 
 
+def _plain_key(key: object) -> bool:
+    if type(key) in (int, str, float, bool):
+        return True
+    return type(key) is tuple and all(_plain_key(k) for k in key)
+
+
 def _forget_key(lock_id: int) -> None:
     _order_keys.pop(lock_id, None)
 
 
-def order_by(lock: object, key: Hashable) -> object:
+OrderKey = int | str | float | tuple[Any, ...]
+
+
+def order_by(lock: object, key: OrderKey) -> object:
     """Declare where ``lock`` stands among the locks of its class; returns ``lock``.
 
     Nesting two locks made by the same line (one per account, one per fork) is reported as
@@ -92,7 +101,13 @@ def order_by(lock: object, key: Hashable) -> object:
     ordering key (``stuck.order_by(account.lock, account.id)``) and the checker treats
     ``Class[key]`` as distinct classes, silent while every thread takes them in one order and
     reporting a cycle when two orders meet.
+
+    ``key`` is an int, str, float or a tuple of them: it is hashed inside the checker, where
+    calling the program's own ``__hash__`` could take a lock.
     """
+    if not _plain_key(key):
+        raise TypeError(f"stuck.order_by: the key must be an int, str, float or a tuple of "
+                        f"them, not {type(key).__name__}; pass a plain value such as an id")
     lock_id = id(lock)
     _order_keys[lock_id] = key
     try:
@@ -623,8 +638,10 @@ class LockOrderChecker:
             return
         self._bounds_hit.add(what)
         self._notes.append(message)
+        # Straight to the file descriptor: sys.stderr may be the program's own object, and
+        # calling into it while holding the checker's mutex could re-enter the checker.
         with contextlib.suppress(Exception):
-            sys.stderr.write(f"stuck: lock-order: {message}\n")
+            os.write(2, f"stuck: lock-order: {message}\n".encode("utf-8", "replace"))
 
     # -- results -------------------------------------------------------------------------
 
