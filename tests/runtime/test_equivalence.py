@@ -1,0 +1,222 @@
+"""Every tracked primitive behaves like the original: each scenario runs once with the standard
+primitives and once instrumented, and the observable results (return values, exceptions and
+their messages, ordering) must be equal."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import io
+import queue
+import threading
+import time
+from typing import Any
+
+import pytest
+
+import stuck.runtime
+from stuck.runtime import patch
+
+def _outcome(fn: Any, *args: Any, **kwargs: Any) -> Any:
+    try:
+        return ("ok", fn(*args, **kwargs))
+    except Exception as exc:
+        return ("raised", type(exc).__name__, str(exc))
+
+
+def _in_thread(fn: Any) -> Any:
+    out: list[Any] = []
+    t = threading.Thread(target=lambda: out.append(_outcome(fn)), daemon=True)
+    t.start()
+    t.join(5)
+    assert not t.is_alive()
+    return out[0]
+
+
+def scenario_lock() -> Any:
+    lock = threading.Lock()
+    seen = [lock.acquire(), lock.locked(), lock.acquire(False), lock.acquire(timeout=0.01),
+            _in_thread(lambda: lock.acquire(blocking=False))]
+    seen.append(_in_thread(lock.release))  # released by another thread: allowed for Lock
+    seen += [lock.locked(), _outcome(lock.release), _outcome(lock.acquire, False, 1),
+             _outcome(lock.acquire, True, -5), _outcome(lock.acquire, True, "x")]
+    with lock:
+        seen.append(lock.locked())
+    seen.append(lock.locked())
+    start = time.monotonic()
+    lock.acquire()
+    seen.append(lock.acquire(True, 0.05))
+    seen.append(time.monotonic() - start >= 0.04)
+    lock.release()
+    return seen
+
+
+def scenario_rlock() -> Any:
+    lock = threading.RLock()
+    seen = [lock.acquire(), lock.acquire(), lock.acquire(False),
+            _in_thread(lambda: lock.acquire(timeout=0.01)), _in_thread(lock.release)]
+    lock.release()
+    lock.release()
+    seen.append(_in_thread(lambda: lock.acquire(False)))  # still held once
+    lock.release()
+    seen.append(_outcome(lock.release))
+    seen.append(_in_thread(lambda: (lock.acquire(False), lock.release())))  # now free
+    with lock, lock:
+        seen.append("nested")
+    return seen
+
+
+def scenario_condition() -> Any:
+    cond = threading.Condition()
+    items: list[int] = []
+    got: list[int] = []
+
+    def consumer() -> None:
+        with cond:
+            while len(got) < 3:
+                if not cond.wait_for(lambda: bool(items), timeout=2):
+                    return
+                got.append(items.pop(0))
+
+    t = threading.Thread(target=consumer)
+    t.start()
+    for i in range(3):
+        with cond:
+            items.append(i)
+            cond.notify()
+        time.sleep(0.01)
+    t.join(5)
+    seen: list[Any] = [got, _outcome(cond.notify), _outcome(cond.wait, 0.01)]
+    with cond:
+        seen.append(cond.wait(0.01))  # timeout: False, and the lock is held again
+        seen.append(_outcome(cond.notify_all))
+    lock_cond = threading.Condition(threading.Lock())
+    with lock_cond:
+        seen.append(lock_cond.wait(0.01))
+    seen.append(lock_cond._lock.locked())  # type: ignore[attr-defined]
+    return seen
+
+
+def scenario_semaphores(kind: str) -> Any:
+    sem = getattr(threading, kind)(2)
+    seen: list[Any] = [sem.acquire(), sem.acquire(), sem.acquire(False),
+                       sem.acquire(timeout=0.01), _outcome(sem.acquire, False, 1)]
+    sem.release()
+    sem.release()
+    seen.append(_outcome(sem.release))  # Bounded: too many releases
+    with sem:
+        seen.append(_in_thread(lambda: sem.acquire(False)))
+    seen.append(_outcome(getattr(threading, kind), -1))
+    signal = threading.Semaphore(0)
+    threading.Timer(0.02, signal.release).start()
+    seen.append(signal.acquire(timeout=2))
+    return (kind, seen)
+
+
+def scenario_event_and_barrier() -> Any:
+    ev = threading.Event()
+    seen: list[Any] = [ev.is_set(), ev.wait(0.01)]
+    threading.Timer(0.02, ev.set).start()
+    seen += [ev.wait(2), ev.is_set()]
+    ev.clear()
+    seen.append(ev.wait(0))
+    barrier = threading.Barrier(3)
+    results: list[int] = []
+    threads = [threading.Thread(target=lambda: results.append(barrier.wait(2)))
+               for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(5)
+    seen.append(sorted(results))
+    lonely = threading.Barrier(2)
+    seen.append(_outcome(lonely.wait, 0.02))
+    seen.append(lonely.broken)
+    return seen
+
+
+def scenario_thread_join() -> Any:
+    t = threading.Thread(target=time.sleep, args=(0.05,))
+    seen: list[Any] = [_outcome(t.join)]  # not started
+    t.start()
+    t.join(0.001)
+    seen.append(t.is_alive())
+    t.join()
+    seen += [t.is_alive(), _outcome(threading.current_thread().join)]
+    return seen
+
+
+def scenario_queues(kind: str) -> Any:
+    q = getattr(queue, kind)(2) if kind != "SimpleQueue" else queue.SimpleQueue()
+    seen: list[Any] = []
+    for item in (3, 1):
+        q.put(item)
+    if kind != "SimpleQueue":
+        seen += [q.full(), _outcome(q.put, 9, timeout=0.01), _outcome(q.put_nowait, 9)]
+    seen += [q.qsize(), q.get(), q.get(), q.empty(), _outcome(q.get, timeout=0.01),
+             _outcome(q.get_nowait), _outcome(q.get, True, -1)]
+    threading.Timer(0.02, q.put, args=(7,)).start()
+    seen.append(q.get(timeout=2))
+    if kind != "SimpleQueue":
+        q.put(5)
+        q.get()
+        for _ in range(4):  # 3, 1, 7 and 5 were taken
+            q.task_done()
+        q.join()
+        seen.append(_outcome(q.task_done))
+    return (kind, seen)
+
+
+def scenario_futures() -> Any:
+    def slow(x: int) -> int:
+        time.sleep(0.02)
+        return x * 2
+
+    def fail() -> None:
+        raise KeyError("boom")
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+        futures = [pool.submit(slow, i) for i in range(4)]
+        seen: list[Any] = [[f.result(timeout=5) for f in futures]]
+        bad = pool.submit(fail)
+        seen.append(_outcome(bad.result))
+        seen.append(repr(bad.exception()))
+        sleeper = pool.submit(time.sleep, 0.2)
+        seen.append(_outcome(sleeper.result, timeout=0.01))
+        done, not_done = concurrent.futures.wait(futures + [sleeper], timeout=5,
+                                                 return_when=concurrent.futures.FIRST_COMPLETED)
+        seen.append(len(done) >= 4)
+        done, not_done = concurrent.futures.wait([sleeper], timeout=5)
+        seen.append((len(done), len(not_done)))
+        seen.append(sorted(pool.map(slow, range(3))))
+    return seen
+
+
+SCENARIOS: list[tuple[str, Any, tuple[Any, ...]]] = [
+    ("lock", scenario_lock, ()),
+    ("rlock", scenario_rlock, ()),
+    ("condition", scenario_condition, ()),
+    ("semaphore", scenario_semaphores, ("Semaphore",)),
+    ("bounded-semaphore", scenario_semaphores, ("BoundedSemaphore",)),
+    ("event-barrier", scenario_event_and_barrier, ()),
+    ("thread-join", scenario_thread_join, ()),
+    ("queue", scenario_queues, ("Queue",)),
+    ("lifo-queue", scenario_queues, ("LifoQueue",)),
+    ("priority-queue", scenario_queues, ("PriorityQueue",)),
+    ("simple-queue", scenario_queues, ("SimpleQueue",)),
+    ("futures", scenario_futures, ()),
+]
+
+
+@pytest.mark.parametrize("name,scenario,args", SCENARIOS, ids=[s[0] for s in SCENARIOS])
+def test_same_behaviour_as_original(name: str, scenario: Any, args: tuple[Any, ...]) -> None:
+    if patch.active() is not None:
+        pytest.skip(f"another instrumentation is installed: {patch.active()}")
+    original = scenario(*args)
+    stuck.runtime.install(policy="raise", report_stream=io.StringIO(), signal=None)
+    try:
+        assert type(threading.Lock()).__module__ == "stuck.runtime.primitives"
+        assert type(queue.Queue()).__module__ == "stuck.runtime.queues"
+        instrumented = scenario(*args)
+    finally:
+        stuck.runtime.uninstall()
+    assert instrumented == original
