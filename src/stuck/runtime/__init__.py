@@ -55,7 +55,7 @@ def install(policy: Policy = "report", json_path: str | None = None,
     import stuck.groups
     import stuck.report.json
     import stuck.report.text
-    import stuck.runtime.snapshot  # noqa: F401
+    import stuck.runtime.livereport  # noqa: F401
 
     patch.install(BACKEND, _replacements())
     policy_settings = stuck.runtime.policy.settings
@@ -89,7 +89,7 @@ def uninstall() -> None:
 
 def snapshot() -> Report:
     """A report of this moment: every thread, what it holds and waits for, any cycle now."""
-    from stuck.runtime.snapshot import report_for
+    from stuck.runtime.livereport import report_for
 
     return report_for(None, policy.settings.policy)
 

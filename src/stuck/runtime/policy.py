@@ -84,7 +84,7 @@ def on_cycle(me: int, cycle: Cycle, may_raise: bool) -> None:
     effective: Policy = settings.policy
     if cycle.timed or (effective == "raise" and not may_raise):
         effective = "report"
-    from stuck.runtime.snapshot import report_for
+    from stuck.runtime.livereport import report_for
 
     report = report_for(cycle, effective)
     if len(findings_seen) < MAX_KEPT:

@@ -1,0 +1,294 @@
+"""Build a ``stuck.model`` Snapshot and Findings from the live registry, on demand.
+
+Runs only when something was found or a report was asked for (a signal, ``stuck.snapshot()``).
+It takes no lock that a program's thread could hold: it copies the registry's dicts (atomic
+under the GIL) and reads the tracked objects' fields, so it is safe inside a signal handler
+running on a thread that is itself blocked or in the middle of a registry update.
+"""
+
+from __future__ import annotations
+
+import linecache
+import os
+import re
+import sys
+import time
+from types import FrameType
+from typing import Any
+
+from stuck.model import (
+    Edge,
+    Finding,
+    Frame,
+    Process,
+    Report,
+    Resource,
+    ResourceKind,
+    Snapshot,
+    Source,
+    Thread,
+    Wait,
+)
+from stuck.runtime import registry
+from stuck.runtime.detect import Cycle, all_cycles, is_stuck
+from stuck.runtime.registry import WaitRecord
+
+MAX_FRAMES = 64
+# "raft_mu = threading.Lock()", "self._mu: Lock = Lock()": the assignment target, if any.
+_ASSIGNED = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_.]{0,80})\s*(?::[^=]{0,80})?=(?!=)")
+
+_OP_WORDS = {
+    "acquire": "acquire", "join": "join", "put": "put on a full queue",
+    "get": "get from an empty queue", "wait": "wait", "result": "wait for a future's result",
+    "queue-join": "wait for a queue's tasks to be done",
+}
+
+
+def thread_id(ident: int) -> str:
+    return f"0x{ident:x}"
+
+
+def _frame(code: Any, line: int) -> Frame | None:
+    if code is None:
+        return None
+    return Frame(function=code.co_name, file=code.co_filename, line=line)
+
+
+def _assigned_name(file: str, line: int) -> str | None:
+    if not file or file == "?" or line <= 0:
+        return None
+    text = linecache.getline(file, line)
+    m = _ASSIGNED.match(text)
+    return m.group(1) if m else None
+
+
+def describe(obj: object) -> Resource:
+    """A model Resource for a tracked primitive, a Thread, a Future or a queue."""
+    import threading
+
+    if isinstance(obj, threading.Thread):
+        rid = registry.foreign_id(obj, "thread")
+        ident = obj.ident
+        label = obj.name + (f" ({thread_id(ident)})" if ident is not None else "")
+        return Resource(id=rid, kind="thread", label=label,
+                        owners=[thread_id(ident)] if ident is not None and obj.is_alive()
+                        else [])
+    rid = getattr(obj, "_stuck_id", None)
+    kind: ResourceKind = getattr(obj, "_stuck_kind", "unknown")
+    if rid is None:
+        rid = registry.foreign_id(obj, kind if kind != "unknown" else "object")
+    cls = getattr(obj, "_stuck_class", None)
+    created_at = None
+    label = ""
+    if cls is not None:
+        created_at = Frame(function=cls.function, file=cls.file, line=cls.line)
+        label = cls.name or _assigned_name(cls.file, cls.line) or ""
+    if not label:
+        label = str(getattr(obj, "_stuck_label_text", "") or "")
+    res = Resource(id=rid, kind=kind, label=label or rid, address=f"{id(obj):#x}",
+                   created_at=created_at)
+    owners = getattr(obj, "_stuck_owners", None)
+    if callable(owners):
+        for ident, code, line in owners():
+            tid = thread_id(ident)
+            res.owners.append(tid)
+            where = _frame(code, line)
+            if where is not None:
+                res.acquired_at[tid] = where
+    return res
+
+
+def _frames(frame: FrameType | None, skip_own: bool) -> list[Frame]:
+    out: list[Frame] = []
+    while frame is not None and len(out) < MAX_FRAMES:
+        code = frame.f_code
+        if code in registry.boundary_codes:
+            break
+        # stuck's own frames (the tracked primitives, the report being built) are left out:
+        # the program's frames are the ones that explain a wait.
+        if skip_own and code.co_filename.startswith(registry._HERE + os.sep):
+            frame = frame.f_back
+            continue
+        out.append(Frame(function=code.co_name, file=code.co_filename, line=frame.f_lineno,
+                         module=frame.f_globals.get("__name__")))
+        frame = frame.f_back
+    return out
+
+
+def _wait(record: WaitRecord, resource_id: str, now: float) -> Wait:
+    at = None
+    if record.file is not None:
+        at = Frame(function=record.function, file=record.file, line=record.line)
+    return Wait(resource=resource_id, since=record.since, duration=max(0.0, now - record.since),
+                timeout=record.timeout, durable=record.timeout is None, at=at)
+
+
+def take() -> tuple[Snapshot, dict[int, WaitRecord], dict[int, str]]:
+    """The live snapshot, the wait table it was built from and resource ids by object id."""
+    now = time.time()
+    table = dict(registry.waits)
+    current = sys._current_frames()
+    threads = registry.thread_objects()
+    resources: dict[str, Resource] = {}
+    rid_of: dict[int, str] = {}
+
+    def add(obj: object) -> Resource:
+        key = id(obj)
+        if key in rid_of:
+            return resources[rid_of[key]]
+        res = describe(obj)
+        resources[res.id] = res
+        rid_of[key] = res.id
+        return res
+
+    for obj in list(registry.resources):
+        owners = getattr(obj, "_stuck_owners", None)
+        if callable(owners) and owners():
+            add(obj)
+    model_threads: list[Thread] = []
+    idents = list(threads)
+    for ident in current:
+        if ident not in threads:
+            idents.append(ident)
+    for ident in idents:
+        t = threads.get(ident)
+        tid = thread_id(ident)
+        record = table.get(ident)
+        mt = Thread(id=tid, tid=getattr(t, "native_id", None), name=t.name if t else None,
+                    daemon=t.daemon if t else None,
+                    frames=_frames(current.get(ident), skip_own=True))
+        if record is not None:
+            res = add(record.resource)
+            mt.waits = _wait(record, res.id, now)
+            mt.state = "blocked" if record.timeout is None else "sleeping"
+            mt.detail = _OP_WORDS.get(record.op, record.op)
+            wakers = record.waker_idents()
+            if wakers is not None and res.kind in ("queue", "future", "semaphore"):
+                res.wakers = [thread_id(w) for w in wakers]
+        else:
+            mt.state = "running" if ident in current else "unknown"
+        model_threads.append(mt)
+    for res in resources.values():
+        for owner in res.owners:
+            for mt in model_threads:
+                if mt.id == owner and res.kind != "thread":
+                    mt.holds.append(res.id)
+    snap = Snapshot(source=Source(kind="live", format="python"),
+                    processes=[Process(pid=os.getpid(), name=_process_name(),
+                                       threads=model_threads)],
+                    resources=list(resources.values()), taken_at=now)
+    return snap, table, rid_of
+
+
+def _process_name() -> str:
+    argv0 = sys.argv[0] if sys.argv and sys.argv[0] else "python"
+    return os.path.basename(argv0)
+
+
+# --- findings ---------------------------------------------------------------------------------
+
+
+def _thread_name(snap: Snapshot, ident: int) -> str:
+    t = snap.thread(thread_id(ident))
+    return t.name or t.id if t is not None else thread_id(ident)
+
+
+def _res_name(res: Resource | None, fallback: str) -> str:
+    if res is None:
+        return fallback
+    return res.label or res.id
+
+
+def _step_words(snap: Snapshot, record: WaitRecord, res: Resource | None, rid: str,
+                nxt: int, self_loop: bool) -> str:
+    who = _thread_name(snap, nxt)
+    name = _res_name(res, rid)
+    op = record.op
+    if op == "acquire":
+        if self_loop:
+            return f"takes {name}, which it already holds ({res.kind if res else 'lock'} " \
+                   f"is not reentrant)"
+        return f"waits for {name} held by {who}"
+    if op == "join":
+        return f"joins {who}"
+    if op == "put":
+        return f"puts on full queue {name}, which only {who} gets from"
+    if op == "get":
+        return f"gets from empty queue {name}, which only {who} puts to"
+    if op == "result":
+        return f"waits for {name}, which only {who} can complete"
+    return f"waits for {name} ({op}), which {who} could end"
+
+
+def finding_for(cycle: Cycle, snap: Snapshot, rid_of: dict[int, str],
+                table: dict[int, WaitRecord], policy: str) -> Finding:
+    resmap = snap.resource_map()
+    edges: list[Edge] = []
+    parts: list[str] = []
+    res_ids: list[str] = []
+    for step in cycle.steps:
+        rid = rid_of.get(id(step.record.resource)) or describe(step.record.resource).id
+        res_ids.append(rid)
+        edges.append(Edge(thread=thread_id(step.thread), waits_for=rid,
+                          held_by=thread_id(step.next_thread)))
+        self_loop = step.next_thread == step.thread
+        parts.append(f"{_thread_name(snap, step.thread)} "
+                     + _step_words(snap, step.record, resmap.get(rid), rid, step.next_thread,
+                                   self_loop))
+    in_cycle = set(cycle.threads())
+    victims = [thread_id(t) for t in table if t not in in_cycle and is_stuck(t, table)]
+    n = len(cycle.steps)
+    if n == 1:
+        summary = parts[0]
+    else:
+        summary = f"{n} threads wait for each other: " + "; ".join(parts)
+    missing: list[str] = []
+    explanation: list[str] = []
+    confidence: Any = "certain"
+    if not cycle.proven:
+        confidence = "probable"
+        ops = {s.record.op for s in cycle.steps}
+        if ops & {"put", "get"}:
+            missing.append("which threads will use a queue is inferred from which threads "
+                           "used it so far; a thread that never touched it could still end "
+                           "the wait")
+        if "result" in ops:
+            missing.append("a pending future can only run on its pool's workers, all of which "
+                           "are busy in this cycle; another pool or thread could still complete "
+                           "it by hand")
+        if any(_op_key(s.record) == "acquire-semaphore" for s in cycle.steps):
+            missing.append("a semaphore can be released by any thread; its holders are the "
+                           "threads that acquired it and have not released it")
+    if cycle.timed:
+        confidence = "probable" if confidence == "certain" else "possible"
+        explanation.append(f"{_thread_name(snap, cycle.steps[0].thread)} waits with a timeout: "
+                           "the cycle ends when it expires, if the program then lets go of "
+                           "what it holds.")
+    explanation.append(
+        f"{_thread_name(snap, cycle.steps[0].thread)} closed the cycle by starting to wait; "
+        + {"raise": "stuck raised DeadlockError in it instead, with every lock left as it was.",
+           "abort": "stuck is stopping the program.",
+           "report": "the threads keep waiting (policy report)."}.get(policy, ""))
+    return Finding(kind="deadlock", confidence=confidence, summary=summary,
+                   explanation="\n".join(explanation),
+                   threads=[thread_id(t) for t in cycle.threads()], resources=res_ids,
+                   cycle=edges, blocked_behind=victims, missing_evidence=missing,
+                   details={"detected_by": thread_id(cycle.steps[0].thread),
+                            "policy": policy})
+
+
+def _op_key(record: WaitRecord) -> str:
+    if record.op == "acquire":
+        return "acquire-" + str(getattr(record.resource, "_stuck_kind", "?"))
+    return record.op
+
+
+def report_for(cycle: Cycle | None, policy: str) -> Report:
+    """A full report: the snapshot and either the given cycle or every cycle seen now."""
+    from stuck.groups import group_threads
+
+    snap, table, rid_of = take()
+    cycles = [cycle] if cycle is not None else all_cycles(table)
+    findings = [finding_for(c, snap, rid_of, table, policy) for c in cycles]
+    groups = group_threads(snap)
+    return Report(snapshot=snap, findings=findings, groups=groups)

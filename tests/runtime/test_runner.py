@@ -1,0 +1,158 @@
+"""``stuck run`` end to end, in subprocesses with a time bound: the examples' reports, the abort
+exit code, the JSON report against the shipped schema, argv/__main__/exit code, the signal."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from stuck.errors import EXIT_ABORT
+from stuck.report.json import schema
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = ROOT / "examples"
+STUCK = [sys.executable, "-m", "stuck"]
+LIMIT = 30
+
+
+def run(*args: str, **kwargs: object) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*STUCK, "run", *args], capture_output=True, text=True,
+                          timeout=LIMIT, cwd=ROOT, **kwargs)  # type: ignore[call-overload]
+
+
+def line_of(path: Path, text: str, nth: int = 1) -> int:
+    hits = [i for i, line in enumerate(path.read_text().splitlines(), 1) if text in line]
+    return hits[nth - 1]
+
+
+def test_two_lock_example_aborts_with_a_report_and_valid_json(tmp_path: Path) -> None:
+    example = EXAMPLES / "heartbeat_deadlock.py"
+    report_file = tmp_path / "report.json"
+    started = time.monotonic()
+    proc = run("--policy", "abort", "--json", str(report_file), "examples/heartbeat_deadlock.py")
+    elapsed = time.monotonic() - started
+    assert proc.returncode == EXIT_ABORT, proc.stderr
+    assert elapsed < LIMIT
+    out = proc.stderr
+    assert "DEADLOCK (certain)" in out
+    for name in ("raft-scheduler", "heartbeat-coalescer", "raft_mu", "coalesced_mu"):
+        assert name in out
+    # where each lock was taken and where each thread waits
+    for text in ("with raft_mu:", "with coalesced_mu:"):
+        for nth in (1, 2):
+            assert f"heartbeat_deadlock.py:{line_of(example, text, nth)}" in out
+    doc = json.loads(report_file.read_text())
+    jsonschema.validate(doc, schema())
+    finding = doc["findings"][0]
+    assert finding["kind"] == "deadlock" and len(finding["cycle"]) == 2
+    names = {t["id"]: t["name"] for p in doc["processes"] for t in p["threads"]}
+    assert {names[e["thread"]] for e in finding["cycle"]} == {"raft-scheduler",
+                                                               "heartbeat-coalescer"}
+
+
+@pytest.mark.parametrize("example,names", [
+    ("three_lock_cycle.py", ("transfer", "reconcile", "audit")),
+    ("gateway_engine.py", ("gateway", "engine", "requests", "responses")),
+])
+def test_other_examples_are_found(example: str, names: tuple[str, ...]) -> None:
+    proc = run("--policy", "abort", f"examples/{example}")
+    assert proc.returncode == EXIT_ABORT, proc.stderr
+    assert "DEADLOCK" in proc.stderr
+    for name in names:
+        assert name in proc.stderr
+
+
+def test_policy_raise_lets_the_program_recover() -> None:
+    proc = run("--policy", "raise", "examples/heartbeat_deadlock.py")
+    assert proc.returncode == 0, proc.stderr
+    assert "backing off (deadlock)" in proc.stdout
+    assert "done: both threads finished" in proc.stdout
+
+
+def test_script_sees_argv_main_path_and_exit_code(tmp_path: Path) -> None:
+    script = tmp_path / "prog.py"
+    script.write_text(
+        "import sys, threading\n"
+        "print(repr(sys.argv), __name__, sys.path[0])\n"
+        "print(type(threading.Lock()).__module__)\n"
+        "sys.exit(int(sys.argv[2]))\n")
+    proc = run(str(script), "--flag", "7")
+    assert proc.returncode == 7, proc.stderr
+    first, second = proc.stdout.splitlines()
+    assert first == f"{[str(script), '--flag', '7']!r} __main__ {tmp_path}"
+    assert second == "stuck.runtime.primitives"
+
+
+def test_module_mode_and_uncaught_exception(tmp_path: Path) -> None:
+    pkg = tmp_path / "demo_pkg"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "boom.py").write_text(
+        "import sys\nprint(sys.argv[1:], __name__)\nraise ValueError('boom')\n")
+    proc = run("-m", "demo_pkg.boom", "a", "b", env={**os.environ, "PYTHONPATH": str(tmp_path)})
+    assert proc.returncode == 1
+    assert proc.stdout.strip() == "['a', 'b'] __main__"
+    assert "ValueError: boom" in proc.stderr
+
+
+@pytest.mark.parametrize("args,message", [
+    ((), "nothing to run"),
+    (("no/such/file.py",), "no such file"),
+    (("--signal", "NOPE", "examples/three_lock_cycle.py"), "unknown signal"),
+])
+def test_usage_errors_exit_2_with_one_line(args: tuple[str, ...], message: str) -> None:
+    proc = run(*args)
+    assert proc.returncode == 2
+    assert message in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGUSR1"), reason="needs SIGUSR1")
+def test_signal_writes_a_snapshot_without_stopping(tmp_path: Path) -> None:
+    script = tmp_path / "waiting.py"
+    script.write_text(
+        "import sys, threading\n"
+        "jobs_lock = threading.Lock()\n"
+        "go = threading.Event()\n"
+        "def worker():\n"
+        "    with jobs_lock:\n"
+        "        go.wait(20)\n"
+        "t = threading.Thread(target=worker, name='job-runner')\n"
+        "t.start()\n"
+        "print('ready', flush=True)\n"
+        "sys.stdin.readline()\n"
+        "go.set()\n"
+        "t.join()\n"
+        "print('finished', flush=True)\n")
+    report_file = tmp_path / "snap.json"
+    proc = subprocess.Popen([*STUCK, "run", "--json", str(report_file), str(script)],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "ready"
+        proc.send_signal(signal.SIGUSR1)
+        deadline = time.monotonic() + LIMIT
+        while not report_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        out, err = proc.communicate("\n", timeout=LIMIT)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    assert "finished" in out
+    assert "nothing found" in err
+    assert "job-runner" in err and "jobs_lock" in err
+    doc = json.loads(report_file.read_text())
+    jsonschema.validate(doc, schema())
+    runner = next(t for p in doc["processes"] for t in p["threads"] if t["name"] == "job-runner")
+    assert runner["holds"] and runner["waits"] is not None
