@@ -23,6 +23,7 @@ from typing import Any
 
 from stuck.runtime import detect, registry
 from stuck.runtime import hooks as _hooks
+from stuck.runtime import stall as _stall
 from stuck.runtime.hooks import LockClass
 from stuck.runtime.patch import original
 
@@ -337,6 +338,11 @@ class Condition(_OrigCondition):  # type: ignore[misc]
         finally:
             registry.end_wait(me, previous)
 
+    def notify(self, n: int = 1) -> None:
+        waiters = len(self._waiters)
+        super().notify(n)
+        _stall.note_signal(self, "notify", waiters)  # who can wake its waiters (stall rules)
+
     def _stuck_owners(self) -> list[tuple[int, Any, int]]:
         return []
 
@@ -399,6 +405,7 @@ class Semaphore(_OrigSemaphore):  # type: ignore[misc]
 
     def release(self, n: int = 1) -> None:
         super().release(n)
+        _stall.note_waker(self)  # who can wake its waiters (stall rules)
         me = _get_ident()
         holders = self._stuck_holders
         held = holders.get(me, 0)
@@ -452,6 +459,11 @@ class Event(_OrigEvent):  # type: ignore[misc]
         finally:
             registry.end_wait(me, previous)
 
+    def set(self) -> None:
+        waiters = len(self._cond._waiters)
+        super().set()
+        _stall.note_signal(self, "set", waiters)  # who can wake its waiters (stall rules)
+
     def _stuck_owners(self) -> list[tuple[int, Any, int]]:
         return []
 
@@ -473,6 +485,7 @@ class Barrier(_OrigBarrier):  # type: ignore[misc]
         self._stuck_id = registry.register(self, self._stuck_kind)
 
     def wait(self, timeout: float | None = None) -> int:
+        _stall.note_waker(self)  # an arrival: who can complete the barrier (stall rules)
         me = _get_ident()
         record = registry.WaitRecord(self, "wait", None, _getframe(1), timeout)
         previous = registry.begin_wait(me, record)

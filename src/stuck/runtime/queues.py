@@ -17,6 +17,7 @@ import threading
 from typing import Any
 
 from stuck.runtime import detect, registry
+from stuck.runtime import stall as _stall
 from stuck.runtime.patch import original
 
 _get_ident = _thread.get_ident
@@ -91,12 +92,14 @@ class _Tracking:
         me = _get_ident()
         if me not in self._stuck_putters:
             self._stuck_putters.add(me)
+            _stall.note_thread_name(me)  # named in reports after it ends
         super()._put(item)  # type: ignore[misc]
 
     def _get(self) -> Any:
         me = _get_ident()
         if me not in self._stuck_getters:
             self._stuck_getters.add(me)
+            _stall.note_thread_name(me)
         return super()._get()  # type: ignore[misc]
 
     def _stuck_owners(self) -> list[tuple[int, Any, int]]:
@@ -146,6 +149,7 @@ class SimpleQueue(_OrigSimpleQueue):  # type: ignore[misc]
         me = _get_ident()
         if me not in self._stuck_putters:
             self._stuck_putters.add(me)
+            _stall.note_thread_name(me)  # named in reports after it ends
         super().put(item, block, timeout)
 
     def put_nowait(self, item: Any) -> None:
@@ -155,6 +159,7 @@ class SimpleQueue(_OrigSimpleQueue):  # type: ignore[misc]
         me = _get_ident()
         if me not in self._stuck_getters:
             self._stuck_getters.add(me)
+            _stall.note_thread_name(me)
         try:
             return super().get(False)
         except queue.Empty:
