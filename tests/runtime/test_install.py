@@ -1,0 +1,114 @@
+"""install()/uninstall() swap the originals and back; stuck survives fork."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import concurrent.futures._base as futures_base
+import concurrent.futures.thread as futures_thread
+import io
+import os
+import queue
+import sys
+import threading
+import time
+
+import pytest
+
+import stuck
+import stuck.runtime
+from stuck.runtime import patch
+
+PATCHED = [
+    (threading, "Lock"), (threading, "RLock"), (threading, "Condition"),
+    (threading, "Semaphore"), (threading, "BoundedSemaphore"), (threading, "Event"),
+    (threading, "Barrier"), (threading.Thread, "join"), (queue, "Queue"),
+    (queue, "LifoQueue"), (queue, "PriorityQueue"), (queue, "SimpleQueue"),
+    (futures_base.Future, "result"), (futures_base.Future, "exception"),
+    (concurrent.futures, "wait"), (futures_thread.ThreadPoolExecutor, "submit"),
+    (futures_thread._WorkItem, "run"),
+]
+
+
+def test_uninstall_restores_every_original() -> None:
+    assert patch.active() is None
+    before = [getattr(owner, name) for owner, name in PATCHED]
+    stuck.install(policy="raise", report_stream=io.StringIO(), signal=None)
+    try:
+        during = [getattr(owner, name) for owner, name in PATCHED]
+        assert all(a is not b for a, b in zip(before, during))
+        tracked = threading.Lock()
+    finally:
+        stuck.uninstall()
+    assert [getattr(owner, name) for owner, name in PATCHED] == before
+    assert threading.Lock is not type(tracked)
+    with tracked:  # an object made while installed keeps working after uninstall
+        assert tracked.locked()
+
+
+def test_install_twice_is_refused_and_unknown_policy_explained() -> None:
+    with pytest.raises(ValueError, match="unknown policy"):
+        stuck.install(policy="explode", signal=None)  # type: ignore[arg-type]
+    assert patch.active() is None
+    stuck.install(signal=None)
+    try:
+        with pytest.raises(patch.PatchError, match="already installed"):
+            stuck.install(signal=None)
+    finally:
+        stuck.uninstall()
+
+
+def test_snapshot_shows_holders_and_waiters(live: io.StringIO) -> None:
+    cache_mu = threading.Lock()
+    started = threading.Event()
+    with cache_mu:
+        t = threading.Thread(target=lambda: (started.set(), cache_mu.acquire(),
+                                             cache_mu.release()), name="cache-filler",
+                             daemon=True)
+        t.start()
+        started.wait(5)
+        deadline = time.monotonic() + 5
+        while stuck.runtime.registry.waits.get(t.ident or 0) is None:
+            assert time.monotonic() < deadline
+            time.sleep(0.005)
+        report = stuck.snapshot()
+    t.join(5)
+    snap = report.snapshot
+    me = snap.thread(f"0x{threading.get_ident():x}")
+    filler = next(th for th in snap.threads() if th.name == "cache-filler")
+    assert me is not None and filler.waits is not None
+    res = snap.resource(filler.waits.resource)
+    assert res is not None and res.label == "cache_mu" and res.kind == "mutex"
+    assert res.id in me.holds and res.owners == [me.id]
+    assert filler.waits.at is not None and filler.waits.at.file == __file__
+    assert report.findings == []
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_fork_child_can_use_tracked_primitives(live: io.StringIO) -> None:
+    lock = threading.Lock()
+    q: queue.Queue[int] = queue.Queue(maxsize=1)
+    with lock:
+        pid = os.fork()
+        if pid == 0:  # the child: the fork happened while this thread held ``lock``
+            code = 1
+            try:
+                lock.release()
+                with lock:
+                    q.put(1)
+                    ok = q.get() == 1 and stuck.snapshot().snapshot.processes[0].pid == \
+                        os.getpid()
+                code = 0 if ok else 1
+            finally:
+                sys.stdout.flush()
+                os._exit(code)
+    deadline = time.monotonic() + 20
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        if time.monotonic() > deadline:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+            pytest.fail("the forked child did not finish")
+        time.sleep(0.01)
+    assert os.waitstatus_to_exitcode(status) == 0
