@@ -87,8 +87,16 @@ def _run_module(module: str, args: list[str]) -> None:
               help="Signal that makes the program write its current report "
                    "without stopping ('none' to disable).")
 @click.argument("program_args", nargs=-1, type=click.UNPROCESSED)
+@click.option("--hang-after", "hang_after_text", metavar="DURATION", default=None,
+              help="Report a thread that makes no progress for this long as a hang "
+                   "(30s, 500ms, 2m).")
+@click.option("--hang-policy", type=click.Choice(POLICIES), default="report",
+              show_default=True,
+              help="On a stall or hang: report, raise stuck.runtime.watchdog.HangError in the "
+                   "stuck thread, or abort (exit code 86) when it persists.")
 def run_command(module: str | None, policy: str, json_path: str | None, signal_name: str,
-                program_args: tuple[str, ...]) -> None:
+                program_args: tuple[str, ...], hang_after_text: str | None = None,
+                hang_policy: str = "report") -> None:
     """Run a Python program with deadlock detection on.
 
     \b
@@ -102,6 +110,13 @@ def run_command(module: str | None, policy: str, json_path: str | None, signal_n
     if module is None and not os.path.isfile(args[0]):
         raise click.UsageError(f"no such file: {args[0]}")
     signal_number = _signal_number(signal_name)
+    hang_after: float | None = None
+    if hang_after_text is not None:
+        from stuck.runtime.watchdog import parse_duration
+        try:
+            hang_after = parse_duration(hang_after_text)
+        except ValueError as exc:
+            raise click.UsageError(f"--hang-after: {exc}") from None
     if json_path is not None:
         json_path = os.path.abspath(json_path)
 
@@ -113,7 +128,8 @@ def run_command(module: str | None, policy: str, json_path: str | None, signal_n
     if code is not None:
         registry.boundary_codes.add(code)
     stuck.runtime.install(policy=policy, json_path=json_path,  # type: ignore[arg-type]
-                          signal=signal_number)
+                          signal=signal_number, hang_after=hang_after,
+                          hang_policy=hang_policy)  # type: ignore[arg-type]
     try:
         if module is not None:
             _run_module(module, args)

@@ -38,7 +38,9 @@ def installed() -> bool:
 
 def install(policy: Policy = "report", json_path: str | None = None,
             report_stream: TextIO | None = None,
-            signal: int | None = getattr(_signal, "SIGUSR1", None)) -> None:
+            signal: int | None = getattr(_signal, "SIGUSR1", None),
+            hang_after: float | None = None, hang_policy: Policy = "report",
+            stalls: bool = True) -> None:
     """Track every primitive made from now on and watch for deadlocks.
 
     ``policy``: what to do when a thread's wait would close a deadlock cycle: ``"report"``
@@ -48,6 +50,11 @@ def install(policy: Policy = "report", json_path: str | None = None,
     text report goes (default: ``sys.stderr``). ``signal``: a signal number that makes the
     program write its current snapshot report without stopping (default SIGUSR1; None: none;
     only set up when called from the main thread).
+    ``stalls``: run the watchdog thread that applies the stall rules (waits nothing able to
+    run can end; see ``stuck.runtime.stall``). ``hang_after``: seconds without progress after
+    which a thread is reported as a hang (None: no hang reports). ``hang_policy``: what the
+    watchdog does about a stall or hang: ``report``, ``raise`` (``HangError`` in the stuck
+    thread) or ``abort`` (when it persists).
     """
     if policy not in POLICIES:
         raise ValueError(f"stuck: unknown policy {policy!r}; use one of {', '.join(POLICIES)}")
@@ -68,6 +75,20 @@ def install(policy: Policy = "report", json_path: str | None = None,
             _state["signal"] = signal
         except (ValueError, OSError):
             _state["signal"] = None
+    if stalls or hang_after is not None:
+        _start_watchdog(hang_after, hang_policy, json_path, report_stream)
+
+
+def _start_watchdog(hang_after: float | None, hang_policy: Policy, json_path: str | None,
+                    report_stream: TextIO | None) -> None:
+    from stuck.runtime.stall import LiveChecker
+    from stuck.runtime.watchdog import Watchdog, WatchdogConfig
+
+    dog = Watchdog(WatchdogConfig(hang_after=hang_after, policy=hang_policy,
+                                  stream=report_stream, json_path=json_path),
+                   live=LiveChecker())
+    _state["watchdog"] = dog
+    dog.start()
 
 
 def uninstall() -> None:
@@ -80,6 +101,9 @@ def uninstall() -> None:
         except (ValueError, OSError):
             pass
         _state["signal"] = None
+    dog = _state.pop("watchdog", None)
+    if dog is not None:
+        dog.stop()
     patch.uninstall(BACKEND)
     policy.settings.policy = "report"
     policy.settings.json_path = None

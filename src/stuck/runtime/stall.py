@@ -29,7 +29,6 @@ from __future__ import annotations
 import _thread
 import contextlib
 import gc
-import importlib
 import sys
 import threading
 import time
@@ -735,10 +734,9 @@ class LiveChecker:
                    for r in list(registry.waits.values()))
 
     def check(self, settle: float) -> tuple[Snapshot, list[Finding]]:
-        # stuck.runtime.snapshot is also the name of a function of the package: import the
-        # module by its full name.
-        live_snapshot = importlib.import_module("stuck.runtime.snapshot")
-        snap, table, rid_of = live_snapshot.take()
+        from stuck.runtime import livereport
+
+        snap, table, rid_of = livereport.take()
         for proc in snap.processes:  # the watchdog itself is not the program's thread
             proc.threads = [t for t in proc.threads if t.name not in _OWN_THREADS]
         facts, objects = self.facts(snap, table, rid_of)
@@ -753,7 +751,7 @@ class LiveChecker:
     def facts(self, snap: Snapshot, table: dict[int, Any], rid_of: dict[int, str]
               ) -> tuple[LiveFacts, dict[str, object]]:
         from stuck.runtime import registry
-        from stuck.runtime.snapshot import describe
+        from stuck.runtime.livereport import describe
 
         now = time.time()
         alive = registry.thread_objects()
