@@ -16,6 +16,7 @@ import pytest
 import stuck.runtime
 from stuck.runtime import patch
 
+
 def _outcome(fn: Any, *args: Any, **kwargs: Any) -> Any:
     try:
         return ("ok", fn(*args, **kwargs))
@@ -182,7 +183,7 @@ def scenario_futures() -> Any:
         seen.append(repr(bad.exception()))
         sleeper = pool.submit(time.sleep, 0.2)
         seen.append(_outcome(sleeper.result, timeout=0.01))
-        done, not_done = concurrent.futures.wait(futures + [sleeper], timeout=5,
+        done, not_done = concurrent.futures.wait([*futures, sleeper], timeout=5,
                                                  return_when=concurrent.futures.FIRST_COMPLETED)
         seen.append(len(done) >= 4)
         done, not_done = concurrent.futures.wait([sleeper], timeout=5)

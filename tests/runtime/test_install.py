@@ -35,7 +35,7 @@ def test_uninstall_restores_every_original() -> None:
     stuck.install(policy="raise", report_stream=io.StringIO(), signal=None)
     try:
         during = [getattr(owner, name) for owner, name in PATCHED]
-        assert all(a is not b for a, b in zip(before, during))
+        assert all(a is not b for a, b in zip(before, during, strict=False))
         tracked = threading.Lock()
     finally:
         stuck.uninstall()

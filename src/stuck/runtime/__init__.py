@@ -12,6 +12,7 @@ Objects created before ``install()`` stay untracked, as do names bound before it
 
 from __future__ import annotations
 
+import contextlib
 import signal as _signal
 import sys
 import threading
@@ -62,7 +63,7 @@ def install(policy: Policy = "report", json_path: str | None = None,
     import stuck.groups
     import stuck.report.json
     import stuck.report.text
-    import stuck.runtime.livereport  # noqa: F401
+    import stuck.runtime.livereport
 
     patch.install(BACKEND, _replacements())
     policy_settings = stuck.runtime.policy.settings
@@ -124,10 +125,8 @@ def _on_signal(signum: int, frame: Any) -> None:
         report = snapshot()
         policy.write_report(report)
     except Exception as exc:  # a report must never take the program down
-        try:
+        with contextlib.suppress(Exception):
             sys.stderr.write(f"stuck: could not write the snapshot report: {exc!r}\n")
-        except Exception:
-            pass
 
 
 __all__ = ["install", "installed", "snapshot", "uninstall"]

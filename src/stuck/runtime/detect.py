@@ -158,6 +158,13 @@ def _still_holds(cycle: Cycle) -> bool:
 
 def find_cycle(me: int) -> Cycle | None:
     """The deadlock cycle that ``me``'s registered wait closes, if any."""
+    # Fast exit, the common case: a thread that could end the wait is not waiting itself,
+    # so it is running and nothing can be a knot (no copy of the table, no walk).
+    waits = registry.waits
+    record = waits.get(me)
+    wakers = record.waker_idents() if record is not None else None
+    if not wakers or any(w != me and w not in waits for w in wakers):
+        return None
     cycle = _Walk(me, dict(registry.waits)).cycle()
     if cycle is None or not _still_holds(cycle):
         return None

@@ -78,15 +78,9 @@ class _FutureSet:
         return []
 
 
-def _mark(fut: Any) -> None:
-    if getattr(fut, "_stuck_kind", None) is None:
-        fut._stuck_kind = "future"
-
-
 def _blocking_call(fut: Any, timeout: float | None, call: Any) -> Any:
     if fut._state == _FINISHED or timeout == 0:
         return call(fut, timeout)
-    _mark(fut)
     me = _thread.get_ident()
     record = registry.WaitRecord(fut, "result", _future_wakers, sys._getframe(2),
                                  None if timeout is None else float(timeout))
@@ -98,7 +92,16 @@ def _blocking_call(fut: Any, timeout: float | None, call: Any) -> Any:
 
 
 def result(self: Any, timeout: float | None = None) -> Any:
-    return _blocking_call(self, timeout, _orig_result)
+    if self._state == _FINISHED or timeout == 0:
+        return _orig_result(self, timeout)
+    me = _thread.get_ident()
+    record = registry.WaitRecord(self, "result", _future_wakers, sys._getframe(1),
+                                 None if timeout is None else float(timeout))
+    previous = detect.block_begin(me, record, True)
+    try:
+        return _orig_result(self, timeout)
+    finally:
+        registry.end_wait(me, previous)
 
 
 def exception(self: Any, timeout: float | None = None) -> Any:
@@ -125,8 +128,7 @@ def wait(fs: Iterable[Any], timeout: float | None = None,
 def submit(self: Any, fn: Any, /, *args: Any, **kwargs: Any) -> Any:
     fut = _orig_submit(self, fn, *args, **kwargs)
     fut._stuck_pool = weakref.ref(self)
-    fut._stuck_kind = "future"
-    fut._stuck_label_text = f"future of {getattr(fn, '__qualname__', None) or type(fn).__name__}"
+    fut._stuck_fn = getattr(fn, "__qualname__", None)  # the label is made only for a report
     return fut
 
 

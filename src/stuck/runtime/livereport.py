@@ -8,6 +8,7 @@ running on a thread that is itself blocked or in the middle of a registry update
 
 from __future__ import annotations
 
+import concurrent.futures
 import linecache
 import os
 import re
@@ -73,10 +74,12 @@ def describe(obj: object) -> Resource:
         return Resource(id=rid, kind="thread", label=label,
                         owners=[thread_id(ident)] if ident is not None and obj.is_alive()
                         else [])
-    rid = getattr(obj, "_stuck_id", None)
+    own_id: str | None = getattr(obj, "_stuck_id", None)
     kind: ResourceKind = getattr(obj, "_stuck_kind", "unknown")
-    if rid is None:
-        rid = registry.foreign_id(obj, kind if kind != "unknown" else "object")
+    if kind == "unknown" and isinstance(obj, concurrent.futures.Future):
+        kind = "future"
+    rid = own_id if own_id is not None else registry.foreign_id(
+        obj, kind if kind != "unknown" else "object")
     cls = getattr(obj, "_stuck_class", None)
     created_at = None
     label = ""
@@ -85,6 +88,8 @@ def describe(obj: object) -> Resource:
         label = cls.name or _assigned_name(cls.file, cls.line) or ""
     if not label:
         label = str(getattr(obj, "_stuck_label_text", "") or "")
+    if not label and getattr(obj, "_stuck_fn", None):
+        label = f"future of {obj._stuck_fn}"  # type: ignore[attr-defined]
     res = Resource(id=rid, kind=kind, label=label or rid, address=f"{id(obj):#x}",
                    created_at=created_at)
     owners = getattr(obj, "_stuck_owners", None)
@@ -117,8 +122,9 @@ def _frames(frame: FrameType | None, skip_own: bool) -> list[Frame]:
 
 def _wait(record: WaitRecord, resource_id: str, now: float) -> Wait:
     at = None
-    if record.file is not None:
-        at = Frame(function=record.function, file=record.file, line=record.line)
+    file, function, line = record.site()
+    if file is not None:
+        at = Frame(function=function, file=file, line=line)
     return Wait(resource=resource_id, since=record.since, duration=max(0.0, now - record.since),
                 timeout=record.timeout, durable=record.timeout is None, at=at)
 
@@ -238,10 +244,7 @@ def finding_for(cycle: Cycle, snap: Snapshot, rid_of: dict[int, str],
     in_cycle = set(cycle.threads())
     victims = [thread_id(t) for t in table if t not in in_cycle and is_stuck(t, table)]
     n = len(cycle.steps)
-    if n == 1:
-        summary = parts[0]
-    else:
-        summary = f"{n} threads wait for each other: " + "; ".join(parts)
+    summary = parts[0] if n == 1 else f"{n} threads wait for each other: " + "; ".join(parts)
     missing: list[str] = []
     explanation: list[str] = []
     confidence: Any = "certain"

@@ -15,6 +15,7 @@ without the lock inside its ``with`` block).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from dataclasses import dataclass
@@ -68,10 +69,8 @@ def write_report(report: Report, stream: TextIO | None = None,
                 f.write("\n")
             os.replace(tmp, path)
         except Exception as exc:
-            try:
+            with contextlib.suppress(Exception):
                 out.write(f"stuck: could not write the JSON report to {path}: {exc}\n")
-            except Exception:
-                pass
 
 
 def on_cycle(me: int, cycle: Cycle, may_raise: bool) -> None:
@@ -91,10 +90,8 @@ def on_cycle(me: int, cycle: Cycle, may_raise: bool) -> None:
         findings_seen.append(report)
     write_report(report)
     if effective == "abort":
-        try:
+        with contextlib.suppress(Exception):
             sys.stdout.flush()
-        except Exception:
-            pass
         os._exit(EXIT_ABORT)
     if effective == "raise":
         raise DeadlockError(report.findings[0], report)

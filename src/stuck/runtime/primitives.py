@@ -47,6 +47,20 @@ def _validate(blocking: object, timeout: object) -> None:
         scratch.release()
 
 
+def line_of(code: Any, lasti: int) -> int:
+    """The line of the instruction at byte offset ``lasti`` (the hot path records the offset:
+    cheaper than ``f_lineno``, which is computed on each read)."""
+    if code is None:
+        return 0
+    line = 0
+    for start, end, lineno in code.co_lines():
+        if start <= lasti < end:
+            return lineno or line
+        if lineno:
+            line = lineno
+    return line or code.co_firstlineno
+
+
 def _owner_wakers(resource: object, op: str) -> list[int] | None:
     owner = getattr(resource, "_owner", None)
     return None if owner is None else [owner]
@@ -78,7 +92,7 @@ class Lock:
             f = _getframe(1)
             self._owner = _get_ident()
             self._code = f.f_code
-            self._line = f.f_lineno
+            self._line = f.f_lasti
             return True
         return self._acquire(blocking, timeout, _getframe(1), True)
 
@@ -87,7 +101,7 @@ class Lock:
             f = _getframe(1)
             self._owner = _get_ident()
             self._code = f.f_code
-            self._line = f.f_lineno
+            self._line = f.f_lasti
             return True
         return self._acquire(True, -1, _getframe(1), True)
 
@@ -118,7 +132,7 @@ class Lock:
             self._owner = _get_ident()
             if site is not None:
                 self._code = site.f_code
-                self._line = site.f_lineno
+                self._line = site.f_lasti
             if observed:
                 _hooks.acquired(self, self._stuck_class, mode, frame)
         return ok
@@ -133,8 +147,12 @@ class Lock:
         self._owner = None
         self._lock.release()
 
-    def __exit__(self, *exc: object) -> None:
-        self.release()
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if _observers:
+            self.release()
+            return
+        self._owner = None
+        self._lock.release()
 
     def locked(self) -> bool:
         return self._lock.locked()
@@ -157,7 +175,7 @@ class Lock:
 
     def _stuck_owners(self) -> list[tuple[int, Any, int]]:
         owner = self._owner
-        return [] if owner is None else [(owner, self._code, self._line)]
+        return [] if owner is None else [(owner, self._code, line_of(self._code, self._line))]
 
     def __repr__(self) -> str:
         state = "locked" if self._lock.locked() else "unlocked"
@@ -196,7 +214,7 @@ class RLock:
             self._owner = me
             self._count = 1
             self._code = f.f_code
-            self._line = f.f_lineno
+            self._line = f.f_lasti
             return True
         return self._acquire(blocking, timeout, _getframe(1), True)
 
@@ -210,7 +228,7 @@ class RLock:
             self._owner = me
             self._count = 1
             self._code = f.f_code
-            self._line = f.f_lineno
+            self._line = f.f_lasti
             return True
         return self._acquire(True, -1, _getframe(1), True)
 
@@ -245,7 +263,7 @@ class RLock:
             self._count = count
             if site is not None:
                 self._code = site.f_code
-                self._line = site.f_lineno
+                self._line = site.f_lasti
             if observed:
                 _hooks.acquired(self, self._stuck_class, mode, frame)
         return ok
@@ -261,8 +279,16 @@ class RLock:
         if _observers:
             _hooks.released(self, self._stuck_class, True)
 
-    def __exit__(self, *exc: object) -> None:
-        self.release()
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if self._owner != _get_ident():
+            raise RuntimeError("cannot release un-acquired lock")
+        self._count = count = self._count - 1
+        if count:
+            return
+        self._owner = None
+        self._lock.release()
+        if _observers:
+            _hooks.released(self, self._stuck_class, True)
 
     def _is_owned(self) -> bool:
         return self._owner == _get_ident()
@@ -291,7 +317,7 @@ class RLock:
 
     def _stuck_owners(self) -> list[tuple[int, Any, int]]:
         owner = self._owner
-        return [] if owner is None else [(owner, self._code, self._line)]
+        return [] if owner is None else [(owner, self._code, line_of(self._code, self._line))]
 
     def __repr__(self) -> str:
         state = "locked" if self._owner is not None else "unlocked"

@@ -35,6 +35,7 @@ leaf = _thread.allocate_lock()
 waits: dict[int, WaitRecord] = {}
 resources: weakref.WeakSet[object] = weakref.WeakSet()
 _ids = itertools.count(1)
+_time = time.time
 # Resource ids of objects the registry does not create (threads, futures): id(obj) -> weak entry.
 _foreign_ids: weakref.WeakKeyDictionary[object, str] = weakref.WeakKeyDictionary()
 
@@ -128,9 +129,14 @@ def foreign_id(obj: object, kind: str) -> str:
 
 
 class WaitRecord:
-    """One thread about to block, or blocked: on what, where, since when, for how long."""
+    """One thread about to block, or blocked: on what, where, since when, for how long.
 
-    __slots__ = ("file", "function", "line", "op", "resource", "since", "timeout", "wakers")
+    The caller's frame is kept only while the thread waits (the record is dropped when the wait
+    ends); it is blocked at the waiting line all that time, so where it waits is read from it
+    only when a report is built.
+    """
+
+    __slots__ = ("_frame", "op", "resource", "since", "timeout", "wakers")
 
     def __init__(self, resource: object, op: str, wakers: Wakers | None,
                  frame: FrameType | None, timeout: float | None) -> None:
@@ -138,16 +144,15 @@ class WaitRecord:
         self.op = op  # "acquire", "join", "put", "get", "wait", "result"
         self.wakers = wakers
         self.timeout = timeout
-        self.since = time.time()
-        site = user_frame(frame)
+        self.since = _time()
+        self._frame = frame
+
+    def site(self) -> tuple[str | None, str, int]:
+        """(file, function, line) of the program's own frame where the wait happens."""
+        site = user_frame(self._frame)
         if site is None:
-            self.file: str | None = None
-            self.function = "?"
-            self.line = 0
-        else:
-            self.file = site.f_code.co_filename
-            self.function = site.f_code.co_name
-            self.line = site.f_lineno
+            return None, "?", 0
+        return site.f_code.co_filename, site.f_code.co_name, site.f_lineno
 
     def waker_idents(self) -> list[int] | None:
         if self.wakers is None:

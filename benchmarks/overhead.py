@@ -1,0 +1,164 @@
+"""What the live instrumentation costs: each workload with the original primitives and with
+the tracked ones, in the same run, best of several repeats.
+
+    python benchmarks/overhead.py [--repeats N] [--quick]
+
+Targets: at most 3x on the micro-benchmarks (uncontended ``with lock:``, ``RLock``,
+``queue.Queue`` put/get) and at most 1.15x on the pool workload (a ``ThreadPoolExecutor``
+running 20,000 tiny tasks). A configuration is a name with an install and an uninstall
+function; add one to CONFIGURATIONS to measure another setup against "original".
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+
+def _nothing() -> None:
+    pass
+
+
+def _install_live() -> None:
+    import stuck.runtime
+
+    stuck.runtime.install(policy="report", signal=None)
+
+
+def _install_live_without_watchdog() -> None:
+    import stuck.runtime
+
+    stuck.runtime.install(policy="report", signal=None, stalls=False)
+
+
+def _uninstall_live() -> None:
+    import stuck.runtime
+
+    stuck.runtime.uninstall()
+
+
+@dataclass(frozen=True)
+class Configuration:
+    name: str
+    install: Callable[[], None]
+    uninstall: Callable[[], None]
+
+
+CONFIGURATIONS: list[Configuration] = [
+    Configuration("original", _nothing, _nothing),
+    # What stuck.install() and `stuck run` do by default: tracked primitives and the watchdog.
+    Configuration("live", _install_live, _uninstall_live),
+    # The tracked primitives and deadlock detection alone, without the watchdog thread.
+    Configuration("live-nowatch", _install_live_without_watchdog, _uninstall_live),
+]
+
+
+# --- workloads: each makes its primitives when called (after install) and returns the number
+# of operations it timed and the seconds they took.
+
+def lock_with(n: int) -> tuple[int, float]:
+    lock = threading.Lock()
+    start = time.perf_counter()
+    for _ in range(n):
+        with lock:
+            pass
+    return n, time.perf_counter() - start
+
+
+def rlock_with(n: int) -> tuple[int, float]:
+    lock = threading.RLock()
+    start = time.perf_counter()
+    for _ in range(n):
+        with lock:
+            pass
+    return n, time.perf_counter() - start
+
+
+def queue_put_get(n: int) -> tuple[int, float]:
+    q: queue.Queue[int] = queue.Queue()
+    start = time.perf_counter()
+    for i in range(n):
+        q.put(i)
+        q.get()
+    return n, time.perf_counter() - start
+
+
+def pool_tiny_tasks(n: int) -> tuple[int, float]:
+    def tiny(x: int) -> int:
+        return x + 1
+
+    start = time.perf_counter()
+    with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
+        futures = [pool.submit(tiny, i) for i in range(n)]
+        for f in futures:
+            f.result()
+    return n, time.perf_counter() - start
+
+
+@dataclass(frozen=True)
+class Workload:
+    name: str
+    run: Callable[[int], tuple[int, float]]
+    size: int
+    target: float  # the ratio to original that is acceptable
+
+
+WORKLOADS = [
+    Workload("uncontended `with lock:`", lock_with, 200_000, 3.0),
+    Workload("uncontended `with rlock:`", rlock_with, 200_000, 3.0),
+    Workload("queue.Queue put+get", queue_put_get, 50_000, 3.0),
+    Workload("ThreadPoolExecutor, 20,000 tiny tasks", pool_tiny_tasks, 20_000, 1.15),
+]
+
+
+def measure(config: Configuration, workload: Workload, repeats: int, scale: float) -> float:
+    """Best time per operation (seconds) over ``repeats`` runs."""
+    config.install()
+    try:
+        best = float("inf")
+        for _ in range(repeats):
+            ops, seconds = workload.run(max(1, int(workload.size * scale)))
+            best = min(best, seconds / ops)
+        return best
+    finally:
+        config.uninstall()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--quick", action="store_true", help="smaller workloads, 3 repeats")
+    args = parser.parse_args()
+    repeats = 3 if args.quick else args.repeats
+    scale = 0.2 if args.quick else 1.0
+    names = [c.name for c in CONFIGURATIONS]
+    header = f"{'workload':40} " + " ".join(f"{n:>12}" for n in names) + \
+        " " + " ".join(f"{n + '/orig':>14}" for n in names[1:]) + "  target"
+    print(header)
+    print("-" * len(header))
+    failed = []
+    for w in WORKLOADS:
+        # Interleave configurations per repeat round to spread machine noise evenly.
+        times = {c.name: float("inf") for c in CONFIGURATIONS}
+        for _ in range(repeats):
+            for c in CONFIGURATIONS:
+                times[c.name] = min(times[c.name], measure(c, w, 1, scale))
+        base = times["original"]
+        ratios = [times[n] / base for n in names[1:]]
+        cells = " ".join(f"{times[n] * 1e9:>10.0f}ns" for n in names)
+        rcells = " ".join(f"{r:>13.2f}x" for r in ratios)
+        met = all(r <= w.target for r in ratios)
+        if not met:
+            failed.append(w.name)
+        print(f"{w.name:40} {cells} {rcells}  <= {w.target}x {'met' if met else 'MISSED'}")
+    if failed:
+        print("\nmissed targets: " + "; ".join(failed))
+
+
+if __name__ == "__main__":
+    main()
