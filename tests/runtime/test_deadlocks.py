@@ -192,6 +192,21 @@ def test_pool_starvation_all_workers_busy() -> None:
     assert results == ["inner", "raised"]
 
 
+def test_waiting_on_a_future_whose_task_waits_for_your_lock() -> None:
+    lock = threading.Lock()
+    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+        with lock:
+            future = pool.submit(lambda: lock.acquire() and lock.release())
+            worker = next(iter(pool._threads))
+            wait_until_blocked(worker, "acquire")
+            with pytest.raises(stuck.DeadlockError) as info:
+                future.result()
+            assert lock.locked()
+        future.result(timeout=10)
+    assert len(info.value.finding.cycle) == 2
+    assert info.value.finding.cycle[0].held_by == f"0x{worker.ident:x}"
+
+
 def test_two_full_queues() -> None:
     requests: queue.Queue[int] = queue.Queue(maxsize=1)
     responses: queue.Queue[int] = queue.Queue(maxsize=1)

@@ -25,7 +25,6 @@ PATCHED = [
     (queue, "LifoQueue"), (queue, "PriorityQueue"), (queue, "SimpleQueue"),
     (futures_base.Future, "result"), (futures_base.Future, "exception"),
     (concurrent.futures, "wait"), (futures_thread.ThreadPoolExecutor, "submit"),
-    (futures_thread._WorkItem, "run"),
 ]
 
 

@@ -26,30 +26,58 @@ _orig_result: Any = original(_base.Future, "result")
 _orig_exception: Any = original(_base.Future, "exception")
 _orig_wait: Any = original(_base, "wait")
 _orig_submit: Any = original(_cft.ThreadPoolExecutor, "submit")
-_orig_run: Any = original(_cft._WorkItem, "run")
+_RUN_CODE = _cft._WorkItem.run.__code__
 
 _FINISHED = _base.FINISHED
 _RUNNING = _base.RUNNING
 _PENDING = _base.PENDING
 
 
+def _pool_of(fut: Any) -> Any:
+    pool_ref = getattr(fut, "_stuck_pool", None)
+    return pool_ref() if pool_ref is not None else None
+
+
+def _runner(fut: Any, candidates: list[int]) -> int | None:
+    """Which of ``candidates`` (blocked workers) is running ``fut``: read from their stacks.
+
+    Only called on the slow path, when a worker of the future's pool is itself blocked, so
+    the hot path (submit, run) records nothing about runners.
+    """
+    frames = sys._current_frames()
+    for ident in candidates:
+        frame = frames.get(ident)
+        while frame is not None:
+            if frame.f_code is _RUN_CODE:
+                item = frame.f_locals.get("self")
+                if item is not None and getattr(item, "future", None) is fut:
+                    return ident
+                break
+            frame = frame.f_back
+    return None
+
+
 def _future_wakers(resource: object, op: str) -> list[int] | None:
     fut: Any = resource
     state = fut._state
-    if state == _RUNNING:
-        runner = getattr(fut, "_stuck_runner", None)
-        return None if runner is None else [runner]
-    if state != _PENDING:
+    if state not in (_RUNNING, _PENDING):
         return None
-    pool_ref = getattr(fut, "_stuck_pool", None)
-    pool = pool_ref() if pool_ref is not None else None
+    pool = _pool_of(fut)
     if pool is None:
-        return None
-    workers = list(pool._threads)
+        return None  # a future completed by hand: anybody could
+    workers = [t.ident for t in list(pool._threads) if t.ident is not None and t.is_alive()]
+    if state == _RUNNING:
+        waiting = [w for w in workers if w in registry.waits]
+        if len(waiting) < len(workers):
+            # Some worker is not blocked: it may be the runner. Report them all: the walk
+            # sees a running waker and stops (it will not call this a knot).
+            runner = _runner(fut, waiting) if waiting else None
+            return [runner] if runner is not None else workers or None
+        runner = _runner(fut, waiting)
+        return None if runner is None else [runner]
     if len(workers) < pool._max_workers or getattr(pool, "_shutdown", False):
         return None  # the pool can still start a worker for it
-    idents = [t.ident for t in workers if t.ident is not None and t.is_alive()]
-    return idents or None
+    return workers or None
 
 
 def _futures_wakers(resource: object, op: str) -> list[int] | None:
@@ -128,13 +156,7 @@ def wait(fs: Iterable[Any], timeout: float | None = None,
 def submit(self: Any, fn: Any, /, *args: Any, **kwargs: Any) -> Any:
     fut = _orig_submit(self, fn, *args, **kwargs)
     fut._stuck_pool = weakref.ref(self)
-    fut._stuck_fn = getattr(fn, "__qualname__", None)  # the label is made only for a report
     return fut
-
-
-def run(self: Any) -> Any:
-    self.future._stuck_runner = _thread.get_ident()
-    return _orig_run(self)
 
 
 REPLACEMENTS: list[tuple[object, str, object]] = [
@@ -143,5 +165,4 @@ REPLACEMENTS: list[tuple[object, str, object]] = [
     (_base, "wait", wait),
     (concurrent.futures, "wait", wait),
     (_cft.ThreadPoolExecutor, "submit", submit),
-    (_cft._WorkItem, "run", run),
 ]

@@ -88,8 +88,6 @@ def describe(obj: object) -> Resource:
         label = cls.name or _assigned_name(cls.file, cls.line) or ""
     if not label:
         label = str(getattr(obj, "_stuck_label_text", "") or "")
-    if not label and getattr(obj, "_stuck_fn", None):
-        label = f"future of {obj._stuck_fn}"  # type: ignore[attr-defined]
     res = Resource(id=rid, kind=kind, label=label or rid, address=f"{id(obj):#x}",
                    created_at=created_at)
     owners = getattr(obj, "_stuck_owners", None)
