@@ -156,6 +156,7 @@ def wait(fs: Iterable[Any], timeout: float | None = None,
 def submit(self: Any, fn: Any, /, *args: Any, **kwargs: Any) -> Any:
     fut = _orig_submit(self, fn, *args, **kwargs)
     fut._stuck_pool = weakref.ref(self)
+    fut._stuck_task = getattr(fn, "__qualname__", None)  # named by the stall rules
     return fut
 
 

@@ -79,6 +79,7 @@ class Signal:
     thread: str
     at: float  # time.monotonic()
     waiters: int
+    thread_obj: int = 0  # id() of the Thread that signalled (its ident may be reused later)
 
 
 @dataclass(slots=True)
@@ -203,8 +204,10 @@ def _could_wake(t: ThreadFacts, facts: LiveFacts, stuck: set[str],
             return "the barrier is broken: waiters get BrokenBarrierError"
         arrivers = [w for w in (res.wakers or set()) if _able(w, facts, stuck)
                     and not _waits_on(facts.threads[w], res.id)]
-        if res.id not in unreachable:
-            # Threads that never used the barrier yet may still arrive.
+        used_by_all = len(res.wakers or ()) >= (res.parties or 0) or res.rounds > 0
+        if res.id not in unreachable and not used_by_all:
+            # Before a first full round, threads that never used the barrier may still
+            # arrive; after it, its parties are the threads that used it.
             arrivers += [tid for tid, o in facts.threads.items()
                          if _able(tid, facts, stuck) and tid not in (res.wakers or set())]
         return f"{len(arrivers)} thread(s) could still arrive" if len(arrivers) >= need \
@@ -615,6 +618,7 @@ def _unique(items: list[str]) -> list[str]:
 # Waker history: what the tracked primitives record (cheap: one set per primitive)
 
 _names: dict[int, str] = {}  # thread ident -> name, kept for threads that signalled and died
+_names_by_thread: dict[int, str] = {}  # id(Thread) -> name
 
 
 def note_waker(obj: object, op: str = "") -> None:
@@ -622,13 +626,16 @@ def note_waker(obj: object, op: str = "") -> None:
     set it, released it, arrived at it). Called by the tracked primitives; never raises."""
     me = _thread.get_ident()
     try:
-        wakers: set[int] | None = obj.__dict__.get("_stuck_wakers")
+        current = threading.current_thread()
+        wakers: dict[int, int] | None = obj.__dict__.get("_stuck_wakers")
         if wakers is None:
-            obj._stuck_wakers = wakers = set()  # type: ignore[attr-defined]
-        if me not in wakers:
-            wakers.add(me)
-            if me not in _names:
-                _names[me] = threading.current_thread().name
+            obj._stuck_wakers = wakers = {}  # type: ignore[attr-defined]
+        # Thread idents are reused once a thread ends: keep which Thread it was.
+        if wakers.get(me) != id(current):
+            wakers[me] = id(current)
+            _names[me] = _names_by_thread[id(current)] = current.name
+            if len(_names_by_thread) > 4096:
+                _names_by_thread.clear()
     except Exception:
         pass
 
@@ -659,7 +666,8 @@ def note_signal(obj: object, op: str, waiters: int) -> None:
         history: deque[Signal] | None = obj.__dict__.get("_stuck_signals")
         if history is None:
             obj._stuck_signals = history = deque(maxlen=4)  # type: ignore[attr-defined]
-        history.append(Signal(op, f"0x{_thread.get_ident():x}", time.time(), waiters))
+        history.append(Signal(op, f"0x{_thread.get_ident():x}", time.time(), waiters,
+                              id(threading.current_thread())))
     except Exception:
         pass
 
@@ -699,6 +707,9 @@ def _owner_hint(obj: object) -> str | None:
                             None)
                 if attr is None:
                     continue
+                if isinstance(owner, ModuleType):
+                    module = owner.__name__
+                    return attr if module == "__main__" else f"{module}.{attr}"
                 cls = type(owner).__name__
                 name = attrs.get("name")
                 if isinstance(name, str) and len(name) <= 40:
@@ -724,6 +735,7 @@ class LiveChecker:
 
     def __init__(self) -> None:
         self._labels: dict[int, str] = {}
+        self._gone: dict[str, str] = {}  # ids given to ended threads whose ident was reused
 
     def settled(self, settle: float) -> bool:
         """True when some thread has been in a durable tracked wait for ``settle`` seconds."""
@@ -807,11 +819,15 @@ class LiveChecker:
         # Threads named as wakers that are gone.
         for rf in resources.values():
             for w in (rf.wakers or set()) | (rf.getters or set()):
-                if w not in threads:
+                if w in self._gone:
+                    threads[w] = ThreadFacts(id=w, name=self._gone[w], alive=False,
+                                             ended="has ended")
+                elif w not in threads:
                     ident = int(w, 16)
                     threads[w] = ThreadFacts(id=w, name=_names.get(ident, f"thread {w}"),
                                              alive=False, ident=ident, ended="has ended")
         self._labels.clear()  # ids of dead objects are reused: labels live for one check
+        self._gone.clear()
         return LiveFacts(threads=threads, resources=resources, executors=executors,
                          now=now), objects
 
@@ -827,10 +843,11 @@ class LiveChecker:
             rf.size = _queue_size(obj)
             rf.maxsize = getattr(obj, "maxsize", 0)
         elif kind in ("condition", "event", "semaphore", "barrier"):
-            rf.wakers = _idents(recorded) if recorded is not None else None
+            rf.wakers = self._waker_ids(recorded) if recorded is not None else None
             signals = d.get("_stuck_signals")
             if signals:
-                rf.history = [Signal(s.op, s.thread, s.at, s.waiters) for s in list(signals)]
+                rf.history = [Signal(s.op, self._waker_id(int(s.thread, 16), s.thread_obj),
+                                     s.at, s.waiters) for s in list(signals)]
             if kind == "barrier":
                 rf.parties = getattr(obj, "parties", None)
                 rf.n_waiting = getattr(obj, "n_waiting", None)
@@ -841,7 +858,8 @@ class LiveChecker:
             rf.running = getattr(obj, "_state", None) == "RUNNING"
             pool_ref = d.get("_stuck_pool")
             pool = pool_ref() if pool_ref is not None else None
-            rf.task = label.removeprefix("future of ") or None
+            task = d.get("_stuck_task") or d.get("_stuck_label_text")
+            rf.task = str(task).removeprefix("future of ") if task else None
             if pool is not None:
                 ex = self._executor(pool)
                 executors.setdefault(ex.id, ex)
@@ -851,6 +869,23 @@ class LiveChecker:
             rf.thread = _tid(ident) if ident is not None else None
         rf.obj = obj
         return rf
+
+    def _waker_ids(self, recorded: dict[int, int]) -> set[str]:
+        """Model ids of recorded wakers; a waker whose ident now belongs to another Thread
+        (idents are reused) is a thread that has ended, given an id of its own."""
+
+        return {self._waker_id(ident, thread_obj)
+                for ident, thread_obj in list(recorded.items())}
+
+    def _waker_id(self, ident: int, thread_obj: int) -> str:
+        from stuck.runtime import registry
+
+        current = registry.thread_objects().get(ident)
+        if current is None or id(current) == thread_obj:
+            return _tid(ident)
+        gone = f"{_tid(ident)}-ended-{thread_obj:x}"
+        self._gone[gone] = _names_by_thread.get(thread_obj, f"thread {_tid(ident)}")
+        return gone
 
     def _executor(self, pool: Any) -> ExecutorFacts:
         from stuck.runtime import registry
@@ -863,9 +898,12 @@ class LiveChecker:
                 if item is not None:
                     fn = getattr(item, "fn", None)
                     pending.append(getattr(fn, "__qualname__", None) or repr(fn))
-        prefix = getattr(pool, "_thread_name_prefix", "") or "ThreadPoolExecutor"
+        prefix = getattr(pool, "_thread_name_prefix", "") or ""
+        label = self._label(pool, prefix or "ThreadPoolExecutor")
+        if prefix and prefix not in label:
+            label += f" ({prefix})"
         return ExecutorFacts(id=registry.foreign_id(pool, "executor"),
-                             label=self._label(pool, prefix), workers=workers,
+                             label=label, workers=workers,
                              max_workers=getattr(pool, "_max_workers", None),
                              shutdown=bool(getattr(pool, "_shutdown", False)), pending=pending)
 

@@ -1,0 +1,222 @@
+"""The stall rules on real programs under ``stuck run``, each in a subprocess with a timeout.
+
+Each program stalls (or, for the negative cases, waits in a way that can still end) and gives
+up by itself after a few seconds; the report must appear while it is stuck, name the verdict,
+the threads and the resources, and say nothing about the cases that could still be woken.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = ROOT / "examples"
+
+
+def stuck_run(script: Path, *args: str, extra: tuple[str, ...] = (),
+              timeout: float = 40) -> tuple[str, dict[str, object] | None, Path]:
+    report = script.with_suffix(".report.json")
+    cmd = [sys.executable, "-m", "stuck", "run", "--json", str(report), *extra, str(script),
+           *args]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            cwd=str(ROOT), env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:  # a program stuck for good: its report is written
+        proc.kill()
+        out, err = proc.communicate()
+    data = json.loads(report.read_text()) if report.exists() else None
+    return err + out, data, report
+
+
+def program(tmp_path: Path, code: str) -> Path:
+    path = tmp_path / "prog.py"
+    path.write_text(textwrap.dedent(code))
+    return path
+
+
+def stalls(data: dict[str, object] | None) -> list[dict[str, object]]:
+    if data is None:
+        return []
+    return [f for f in data["findings"] if f["kind"] == "stall"]  # type: ignore[index, attr-defined, union-attr]
+
+
+def names(data: dict[str, object] | None, ids: object) -> set[str]:
+    threads = {t["id"]: t["name"] for p in data["processes"]  # type: ignore[index, union-attr]
+               for t in p["threads"]}  # type: ignore[index]
+    return {threads.get(i, i) for i in ids}  # type: ignore[union-attr, attr-defined]
+
+
+def test_store_stall_names_writer_condition_idle_worker_and_pool_within_5_s() -> None:
+    text, data, _ = stuck_run(EXAMPLES / "store_stall.py", "4")
+    [stall] = stalls(data)
+    assert "DEADLOCK" not in text and "HANG" not in text
+    assert "writer waits on condition Store.bg_cv" in stall["summary"]  # type: ignore[operator]
+    assert "BackgroundPool('compaction').jobs can never run" in stall["summary"]  # type: ignore[operator]
+    assert "flush:bg0 is idle on empty queue BackgroundPool('flush').jobs" in stall["explanation"]  # type: ignore[operator]
+    assert names(data, stall["threads"]) == {"writer", "flush:bg0"}
+    assert float(stall["details"]["waiting_seconds"]) < 5.0  # type: ignore[index]
+
+
+def test_event_whose_only_setter_died() -> None:
+    _, data, _ = stuck_run(EXAMPLES / "event_setter_died.py", "3")
+    [stall] = stalls(data)
+    assert names(data, stall["threads"]) == {"follower"}
+    assert "event tick" in stall["summary"]  # type: ignore[operator]
+    assert "ticker (has ended)" in stall["explanation"]  # type: ignore[operator]
+
+
+def test_queue_consumer_whose_producer_exited() -> None:
+    _, data, _ = stuck_run(EXAMPLES / "queue_producer_exited.py", "3")
+    [stall] = stalls(data)
+    assert stall["details"]["rule"] == "queue-get-no-producer"  # type: ignore[index]
+    assert names(data, stall["threads"]) == {"consumer"}
+    assert "producer (has ended)" in stall["explanation"]  # type: ignore[operator]
+
+
+def test_future_whose_executor_workers_are_all_blocked_for_good(tmp_path: Path) -> None:
+    _, data, _ = stuck_run(program(tmp_path, """
+        import threading
+        from concurrent.futures import ThreadPoolExecutor
+        gate = threading.Event()
+        def open_and_close():
+            gate.set(); gate.clear()         # the only thread that ever opens the gate
+        opener = threading.Thread(target=open_and_close, name="opener")
+        opener.start(); opener.join()
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="compactor")
+        pool.submit(gate.wait)               # its only worker waits for a gate nobody opens
+        job = pool.submit(sum, [1, 2])        # queued behind it: no worker can run it
+        client = threading.Thread(target=job.result, name="client", daemon=True)
+        client.start()
+        client.join(3)
+        import os; os._exit(0)
+    """))
+    found = stalls(data)
+    [mine] = [f for f in found if "client" in names(data, f["threads"])]
+    assert mine["details"]["rule"] == "future-executor"  # type: ignore[index]
+    assert names(data, mine["threads"]) == {"client", "compactor_0"}
+    assert "compactor" in mine["summary"] and "sum" in mine["summary"]  # type: ignore[operator]
+    assert "opener (has ended)" not in mine["explanation"]  # the worker's own wait is named:
+    assert "compactor_0" in mine["explanation"]  # type: ignore[operator]
+
+
+def test_barrier_that_can_never_fill(tmp_path: Path) -> None:
+    _, data, _ = stuck_run(program(tmp_path, """
+        import threading
+        phase = threading.Barrier(3)
+        def member(rounds):
+            for _ in range(rounds):
+                phase.wait()
+        ts = [threading.Thread(target=member, args=(2,), name=f"m{i}", daemon=True)
+              for i in range(2)]
+        quitter = threading.Thread(target=member, args=(1,), name="quitter")
+        for t in ts + [quitter]:
+            t.start()
+        ts[0].join(3)
+    """))
+    [stall] = stalls(data)
+    assert stall["details"]["rule"] == "barrier"  # type: ignore[index]
+    assert names(data, stall["threads"]) == {"m0", "m1"}
+    assert "quitter (has ended)" in stall["explanation"]  # type: ignore[operator]
+
+
+def test_lost_wakeup(tmp_path: Path) -> None:
+    _, data, _ = stuck_run(program(tmp_path, """
+        import threading
+        done = threading.Condition()
+        def finish():
+            with done:
+                done.notify_all()            # nobody waits yet: the wake-up is lost
+        t = threading.Thread(target=finish, name="finisher")
+        t.start(); t.join()
+        def await_done():
+            with done:
+                done.wait()                  # no predicate: waits for a notify already gone
+        w = threading.Thread(target=await_done, name="waiter", daemon=True)
+        w.start()
+        w.join(3)
+    """))
+    [stall] = stalls(data)
+    assert stall["details"]["rule"] == "lost-wakeup"  # type: ignore[index]
+    assert names(data, stall["threads"]) == {"waiter"}
+    assert "finisher did notify" in stall["explanation"]  # type: ignore[operator]
+
+
+def test_all_threads_durably_blocked_is_a_global_deadlock(tmp_path: Path) -> None:
+    text, data, _ = stuck_run(program(tmp_path, """
+        import threading
+        ready = threading.Event()
+        w = threading.Thread(target=ready.wait, name="waiter", daemon=True)
+        w.start()
+        w.join()                             # main waits for the waiter, nobody sets ready
+    """), timeout=4)
+    found = [f for f in (data or {}).get("findings", []) if f["kind"] == "deadlock"]  # type: ignore[union-attr, index]
+    assert found and found[0]["confidence"] == "certain", text
+    assert names(data, found[0]["threads"]) == {"MainThread"}  # the non-daemon threads
+    assert names(data, found[0]["blocked_behind"]) == {"waiter"}
+
+
+@pytest.mark.parametrize("code", [
+    # a timed wait
+    """
+    import threading
+    e = threading.Event()
+    w = threading.Thread(target=lambda: e.wait(2.5), name="timed", daemon=True)
+    w.start(); w.join()
+    """,
+    # a consumer whose producer is alive but slow
+    """
+    import queue, threading, time
+    q = queue.Queue()
+    def produce():
+        for i in range(2):
+            time.sleep(1.2); q.put(i)
+    def consume():
+        for _ in range(2):
+            q.get()
+    p = threading.Thread(target=produce, name="producer"); p.start()
+    c = threading.Thread(target=consume, name="consumer"); c.start()
+    c.join()
+    """,
+    # a waiter on a socket
+    """
+    import socket, threading, time
+    a, b = socket.socketpair()
+    r = threading.Thread(target=lambda: a.recv(1), name="reader", daemon=True); r.start()
+    time.sleep(2)
+    """,
+    # a condition whose notifier sleeps and then notifies
+    """
+    import threading, time
+    cv = threading.Condition(); state = []
+    def later():
+        time.sleep(1.5)
+        with cv:
+            state.append(1); cv.notify_all()
+    def waiter():
+        with cv:
+            while not state:
+                cv.wait()
+    threading.Thread(target=later, name="notifier").start()
+    w = threading.Thread(target=waiter, name="waiter"); w.start(); w.join()
+    """,
+    # daemon threads idling at shutdown
+    """
+    import queue, threading, time
+    q = queue.Queue()
+    for i in range(3):
+        threading.Thread(target=q.get, name=f"idle{i}", daemon=True).start()
+    time.sleep(1.5)
+    """,
+], ids=["timed-wait", "slow-producer", "socket", "sleeping-notifier", "daemon-idle"])
+def test_waits_that_can_still_end_are_not_stalls(tmp_path: Path, code: str) -> None:
+    text, data, _ = stuck_run(program(tmp_path, code))
+    assert "STALL" not in text and "DEADLOCK" not in text, text
+    assert stalls(data) == []
