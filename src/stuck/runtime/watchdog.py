@@ -489,11 +489,14 @@ class Watchdog:
         is needed and nothing is suspicious)."""
         if now is None:
             now = time.monotonic()
+        limit = self.config.hang_after
+        if limit is None and self._live is not None and not self._live.settled(
+                self.config.stall_after):
+            return None  # stalls only, and no durable wait has lasted: nothing to sample
         frames = sys._current_frames()
         own = threading.get_ident() if self._ident is None else self._ident
         frames.pop(own, None)
         frames.pop(threading.get_ident(), None)
-        limit = self.config.hang_after
         suspects: set[int] = set()
         if limit is not None:
             self.progress.sample(frames, now, self._ops_fn)
