@@ -13,22 +13,32 @@ from stuck.__about__ import __version__
 from stuck.errors import DeadlockError, StuckError
 
 if TYPE_CHECKING:
+    from stuck import explore
     from stuck.runtime import install, snapshot, uninstall
+    from stuck.runtime.lockorder import order_by
 
-__all__ = ["DeadlockError", "StuckError", "__version__", "install", "snapshot", "uninstall"]
+__all__ = [
+    "DeadlockError", "StuckError", "__version__", "explore", "install", "order_by", "snapshot",
+    "uninstall",
+]
 
-# Public names that live in submodules, imported when first touched.
-_LAZY = {
-    "install": "stuck.runtime",
-    "uninstall": "stuck.runtime",
-    "snapshot": "stuck.runtime",
+# Public names that live in submodules, imported when first touched: name -> (module, attribute);
+# attribute None means the module itself (``stuck.explore`` is a subpackage that can be called).
+_LAZY: dict[str, tuple[str, str | None]] = {
+    "install": ("stuck.runtime", "install"),
+    "uninstall": ("stuck.runtime", "uninstall"),
+    "snapshot": ("stuck.runtime", "snapshot"),
+    "order_by": ("stuck.runtime.lockorder", "order_by"),
+    "explore": ("stuck.explore", None),
 }
 
 
 def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
+    spec = _LAZY.get(name)
+    if spec is None:
         raise AttributeError(f"module 'stuck' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
+    module_name, attribute = spec
+    module = importlib.import_module(module_name)
+    value = module if attribute is None else getattr(module, attribute)
     globals()[name] = value
     return value
