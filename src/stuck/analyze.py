@@ -31,7 +31,8 @@ def _fail(message: str) -> None:
 @click.command("analyze", context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("files", nargs=-1, required=True)
 @click.option("--format", "fmt", default="auto", show_default=True,
-              help="Dump format: auto, gdb, go, jstack, python, linux, procstat, json.")
+              help="Dump format: auto, gdb, go, jstack, faulthandler, pyspy, pystack, "
+                   "python (any of the three), linux, procstat, json.")
 @click.option("--json", "json_out", is_flag=False, flag_value="-", default=None,
               metavar="[FILE]", help="Write the stuck.report/1 JSON (to FILE, or stdout).")
 @click.option("--html", "html_out", default=None, metavar="FILE",

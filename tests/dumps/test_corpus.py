@@ -34,7 +34,7 @@ CASES: dict[str, Expect] = {
     "08-jajuk-847-java-deadlock-3threads.txt": Expect(
         "jstack", ["deadlock"], ["Thread-80", "AWT-EventQueue-1"], [], ["Thread-88"]),
     # a future whose worker waits on an external process: no deadlock or stall
-    "12-gprofiler-612-pyspy-dump.txt": Expect("python", []),
+    "12-gprofiler-612-pyspy-dump.txt": Expect("pyspy", []),
     # hung on rtnl_mutex; the likely holder is running (starvation, not a cycle)
     "14-syzkaller-436-hung-task-rtnl-lock.txt": Expect(
         "linux", ["hang"], ["syz-executor687/8773"], ["rtnl_mutex"], ["kworker/1:0/17"]),

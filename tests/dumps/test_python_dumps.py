@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stuck.dumps import ParseResult, faulthandler, pyspy, pystack, python
+from stuck.dumps import FORMATS, ParseResult, faulthandler, parse_text, pyspy, pystack
 from stuck.model import Thread
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -159,7 +159,7 @@ def test_detect_own_and_not_others(name: str) -> None:
     own = OWN[name]
     text = "pasted from the issue:\n" + extra(name)
     assert own.detect(text)
-    assert python.detect(text)
+    assert [name for name, _ in parse_text(text, "python")] == [own.NAME]
     for module in (faulthandler, pyspy, pystack):
         if module is not own:
             assert not module.detect(text), (name, module.NAME)
@@ -168,14 +168,22 @@ def test_detect_own_and_not_others(name: str) -> None:
 @pytest.mark.parametrize("name", OTHER_FORMATS)
 def test_not_detected_in_other_formats(name: str) -> None:
     text = corpus(name)
-    for module in (faulthandler, pyspy, pystack, python):
+    for module in (faulthandler, pyspy, pystack):
         assert not module.detect(text), module.NAME
 
 
-def test_combined_python_module_reads_each_format() -> None:
+def test_format_python_reads_each_python_format_found() -> None:
     text = extra("faulthandler-py311.txt") + "\n" + extra("pyspy-dump.txt")
-    r = python.parse(text)
-    assert len(r.processes) == 2
+    results = parse_text(text, "python")
+    assert [name for name, _ in results] == ["faulthandler", "pyspy"]
+    assert sum(len(r.processes) for _, r in results) == 2
+
+
+def test_python_formats_are_first_class_and_parsed_once_in_auto_mode() -> None:
+    assert {"faulthandler", "pyspy", "pystack"} <= set(FORMATS)
+    assert "python" not in FORMATS
+    text = extra("pyspy-dump.txt")
+    assert [name for name, _ in parse_text(text)] == ["pyspy"]
 
 
 def _best_time(module: ModuleType, text: str) -> float:
@@ -206,7 +214,7 @@ def test_mutations_never_raise(name: str, cut: int, at: int, junk: str) -> None:
     text = extra(name)
     a = at % len(text)
     mutated = text[:a] + junk + text[a: a + cut % len(text)]
-    for module in (faulthandler, pyspy, pystack, python):
+    for module in (faulthandler, pyspy, pystack):
         r = module.parse(mutated)
         ids = {x.id for x in r.resources}
         for p in r.processes:
@@ -217,7 +225,7 @@ def test_mutations_never_raise(name: str, cut: int, at: int, junk: str) -> None:
 @settings(max_examples=150, deadline=None)
 @given(st.text(max_size=400))
 def test_any_text_never_raises(text: str) -> None:
-    for module in (faulthandler, pyspy, pystack, python):
+    for module in (faulthandler, pyspy, pystack):
         assert isinstance(module.parse(text), ParseResult)
 
 

@@ -59,14 +59,18 @@ class FormatModule(Protocol):
 # Module names under stuck.dumps, in the order they are tried. stuck's own JSON goes first:
 # a report is recognised by its first characters and excludes every other format.
 FORMATS: tuple[str, ...] = (
-    "stuckjson", "gdb", "go", "jstack", "python", "linux", "procstat",
+    "stuckjson", "gdb", "go", "jstack", "faulthandler", "pyspy", "pystack", "linux", "procstat",
 )
 
 # --format accepts a module's NAME or one of these aliases.
 ALIASES: dict[str, str] = {
     "json": "stuckjson", "stuck": "stuckjson", "pstack": "gdb", "goroutines": "go",
-    "java": "jstack", "kernel": "linux", "freebsd": "procstat",
-    "pyspy": "python", "py-spy": "python", "faulthandler": "python", "pystack": "python",
+    "java": "jstack", "kernel": "linux", "freebsd": "procstat", "py-spy": "pyspy",
+}
+
+# --format names that stand for several formats: each one detected in the text is parsed.
+GROUPS: dict[str, tuple[str, ...]] = {
+    "python": ("faulthandler", "pyspy", "pystack"),
 }
 
 _loaded: dict[str, ModuleType | None] = {}
@@ -129,11 +133,17 @@ def parse_text(text: str, format: str = "auto") -> list[tuple[str, ParseResult]]
             raise UnrecognisedInput(
                 "no known dump format found (expected gdb, Go, jstack, Python, Linux kernel, "
                 "FreeBSD procstat or a stuck JSON report); name one with --format")
+    elif format in GROUPS:
+        members = [n for n in GROUPS[format] if _module(n) is not None]
+        names = [n for n in members if cast(FormatModule, _module(n)).detect(text)]
+        if not names:
+            raise UnrecognisedInput(
+                f"no {format} dump found in the input (looked for: {', '.join(members)})")
     else:
         mod_name = _resolve(format)
         if mod_name is None or _module(mod_name) is None:
-            raise UnrecognisedInput(
-                f"unknown format {format!r}; known: {', '.join(available_formats())}")
+            known = [*available_formats(), *GROUPS]
+            raise UnrecognisedInput(f"unknown format {format!r}; known: {', '.join(known)}")
         names = [mod_name]
     results = []
     for mod_name in names:

@@ -20,22 +20,22 @@ import re
 
 from stuck.dumps import ParseResult
 from stuck.dumps._python import MAX_LINE, PyFrame, PyThread, Resources, build
+from stuck.dumps._text import has_any_line
 from stuck.model import Frame, Process
 
 NAME = "faulthandler"
 
-_DETECT = re.compile(
-    r"^(?:Current thread|Thread) 0x[0-9a-fA-F]{1,16} \(most recent call first\):"
-    r"|^Stack \(most recent call first\):",
-    re.MULTILINE,
-)
+_DETECT_LINE = re.compile(
+    r"(?:Current thread|Thread) 0x[0-9a-fA-F]{1,16} \(most recent call first\):"
+    r"|Stack \(most recent call first\):")
+_DETECT = (("(most recent call first):", _DETECT_LINE),)
 _HEADER = re.compile(r"(Current thread|Thread) (0x[0-9a-fA-F]{1,16}) \(most recent call first\):")
 _FRAME = re.compile(r'File "([^"\n]{0,2000})", line (\d+) in (\S{1,500})$')
 
 
 def detect(text: str) -> bool:
     """True when a faulthandler traceback appears anywhere in the text."""
-    return _DETECT.search(text) is not None
+    return has_any_line(text, _DETECT)
 
 
 def parse(text: str) -> ParseResult:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from stuck.analysis import base_name, classify
 from stuck.dumps import ParseResult
-from stuck.dumps._text import iter_lines, split_call
+from stuck.dumps._text import has_any_line, iter_lines, split_call
 from stuck.model import Frame, Process, Resource, Thread, Wait
 
 NAME = "gdb"
@@ -84,13 +84,16 @@ class _Session:
     printed: list[_Printed] = field(default_factory=list)
 
 
-_DETECT = re.compile(
-    r"^[ \t]*(?:Thread \d+ \((?:Thread 0x|LWP |process )|#0 +\S|\(gdb\) |"
-    r"\[Switching to thread|Id +Target Id)", re.M)
+# detect: distinctive words, each checked against the start of the line that holds it
+_DETECT_LINE = re.compile(
+    r"[ \t]*(?:Thread \d+ \((?:Thread 0x|LWP |process )|#0 +\S|\(gdb\) |"
+    r"\[Switching to thread|Id +Target Id)")
+_DETECT = tuple((needle, _DETECT_LINE) for needle in (
+    "#0 ", "Thread ", "(gdb) ", "[Switching to thread", "Target Id"))
 
 
 def detect(text: str) -> bool:
-    return _DETECT.search(text) is not None
+    return has_any_line(text, _DETECT)
 
 
 class _Parser:

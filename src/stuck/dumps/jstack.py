@@ -36,6 +36,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from stuck.dumps import ParseResult
+from stuck.dumps._text import has_any_line
 from stuck.model import (
     Finding,
     Frame,
@@ -55,11 +56,12 @@ TIMEOUT_UNKNOWN = -1.0
 
 _MAX_LINE = 10_000  # longer lines are not dump lines; never run a pattern over them
 
-_DETECT = re.compile(
-    r'^\s*(?:Full thread dump |java\.lang\.Thread\.State: |Found one Java-level deadlock'
-    r'|Thread \d+: \(state = |"[^"\n]{0,400}" .{0,200}\bnid=)',
-    re.MULTILINE,
-)
+_DETECT_LINE = re.compile(
+    r'\s*(?:Full thread dump |java\.lang\.Thread\.State: |Found one Java-level deadlock'
+    r'|Thread \d+: \(state = |"[^"\n]{0,400}" .{0,200}\bnid=)')
+_DETECT = tuple((needle, _DETECT_LINE) for needle in (
+    "java.lang.Thread.State: ", "Full thread dump ", "Found one Java-level deadlock",
+    ": (state = ", "nid="))
 
 _FRAME = re.compile(r"at ([^\s(]+)\(([^)]*)\)")
 _SA_FRAME = re.compile(r"- ([^\s(]+)\(([^)]*)\) @bci=\d+(?:, line=(-?\d+))?")
@@ -137,7 +139,7 @@ def _kind_of_class(cls: str | None, default: ResourceKind) -> ResourceKind:
 
 def detect(text: str) -> bool:
     """True when the text holds a Java thread dump (or its deadlock section) anywhere."""
-    return _DETECT.search(text) is not None
+    return has_any_line(text, _DETECT)
 
 
 @dataclass

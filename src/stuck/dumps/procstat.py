@@ -27,13 +27,16 @@ def _row(line: str) -> list[str] | None:
 
 
 # disjoint character classes in sequence: each line start is tried once, in linear time
-_DETECT = re.compile(r"^[ \t]*\d+[ \t]+\d+[ \t]+\S+[ \t]+\S+[ \t]+(?:[\w.$]+\+0x|<running>)", re.M)
+# A thread row: PID, TID, command, thread name, then a kernel stack of "function+0x..." words.
+# Searched from each newline (a literal the regex engine jumps between), not with "^" under
+# MULTILINE, which is tried at every character.
+_ROW = r"[ \t]*\d+[ \t]+\d+[ \t]+\S+[ \t]+\S+[ \t]+(?:[\w.$]+\+0x|<running>)"
+_DETECT_FIRST = re.compile(_ROW)
+_DETECT = re.compile("\n" + _ROW)
 
 
 def detect(text: str) -> bool:
-    if "+0x" not in text and "<running>" not in text:
-        return False
-    return _DETECT.search(text) is not None
+    return _DETECT_FIRST.match(text) is not None or _DETECT.search(text) is not None
 
 
 def parse(text: str) -> ParseResult:

@@ -28,23 +28,24 @@ from stuck.dumps._python import (
     file_line,
     split_frame,
 )
+from stuck.dumps._text import has_any_line
 from stuck.model import Frame, Process
 
 NAME = "pyspy"
 
 _THREAD = re.compile(r'Thread (0x[0-9a-fA-F]{1,16}|\d{1,12}) \(([a-z+]{1,30})\)(?:: "(.{0,500})")?$')
-_DETECT = re.compile(
-    r'^Thread (?:0x[0-9a-fA-F]{1,16}|\d{1,12}) \((?:idle|active|active\+gil|gil)\)'
-    r'|"os_thread_id"\s*:',
-    re.MULTILINE,
-)
+_DETECT_LINE = re.compile(
+    r'Thread (?:0x[0-9a-fA-F]{1,16}|\d{1,12}) \((?:idle|active|active\+gil|gil)\)'
+    r'|.*"os_thread_id"\s*:')
+_DETECT = tuple((needle, _DETECT_LINE) for needle in ('"os_thread_id"', " (idle)", " (active",
+                                                     " (gil)"))
 _PROCESS = re.compile(r"Process (\d+): ")
 _VAR = re.compile(r"([A-Za-z_]\w{0,200}): (.*)$")
 
 
 def detect(text: str) -> bool:
     """True when a py-spy dump (text or --json) appears anywhere in the text."""
-    return _DETECT.search(text) is not None
+    return has_any_line(text, _DETECT)
 
 
 def _thread_from_header(ident: str, hint: str, name: str | None) -> PyThread:

@@ -19,11 +19,12 @@ import re
 
 from stuck.dumps import ParseResult
 from stuck.dumps._python import MAX_LINE, PyFrame, PyThread, Resources, build
+from stuck.dumps._text import has_any_line
 from stuck.model import Frame, Process
 
 NAME = "pystack"
 
-_DETECT = re.compile(r"^\s*Traceback for thread \d+ ", re.MULTILINE)
+_DETECT = (("Traceback for thread ", re.compile(r"\s*Traceback for thread \d+ ")),)
 _HEADER = re.compile(r"Traceback for thread (\d+)(?: \(([^)\n]{0,200})\))? \[([^\]\n]{0,200})\]")
 _FRAME = re.compile(r'\((Python|C)\) File "([^"\n]{0,2000})", line (-?\d+), in (.{1,2000})$')
 _VAR = re.compile(r"([A-Za-z_]\w{0,200}): (.*)$")
@@ -32,7 +33,7 @@ _PID = re.compile(r"pid: (\d+)")
 
 def detect(text: str) -> bool:
     """True when a pystack traceback appears anywhere in the text."""
-    return _DETECT.search(text) is not None
+    return has_any_line(text, _DETECT)
 
 
 def parse(text: str) -> ParseResult:
