@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import textwrap
 from pathlib import Path
 
@@ -22,7 +23,8 @@ EXAMPLES = ROOT / "examples"
 
 def stuck_run(script: Path, *args: str, extra: tuple[str, ...] = (),
               timeout: float = 40) -> tuple[str, dict[str, object] | None, Path]:
-    report = script.with_suffix(".report.json")
+    # The report goes to a private directory: never beside the script (examples/ is the repo).
+    report = Path(tempfile.mkdtemp(prefix="stuck-live-")) / (script.stem + ".report.json")
     cmd = [sys.executable, "-m", "stuck", "run", "--json", str(report), *extra, str(script),
            *args]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
