@@ -22,12 +22,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from stuck.graph import WaitGraph
-from stuck.groups import group_threads
+from stuck.groups import GroupKey, group_key
 from stuck.model import (
     Confidence,
     Edge,
     Finding,
     Frame,
+    Group,
     Report,
     Resource,
     ResourceKind,
@@ -247,6 +248,8 @@ def infer_native_waits(snapshot: Snapshot, prefix: str = "inferred") -> None:
         for t in proc.threads:
             if t.state != "unknown" or t.waits is not None:
                 continue
+            if t.frames and (t.frames[0].file or "").endswith(".py"):
+                continue  # a Python frame: its parser already said all it could
             c = classify(t.frames)
             t.state = c.state
             if c.kind is None or c.state != "blocked":
@@ -358,6 +361,75 @@ class _Analysis:
                 blocked_behind=behind, missing_evidence=missing))
             self.covered.update(tids)
             self.covered.update(behind)
+
+    # whole-process stall ------------------------------------------------------------------
+    def process_stalls(self) -> None:
+        """A process whose every thread is shown and none can run: nothing in it will wake
+        anyone. Only for sources that show every thread (``Process.complete``)."""
+        for proc in self.snap.processes:
+            if not proc.complete:
+                continue
+            waiters: list[Thread] = []
+            unnamed: list[Thread] = []  # off the CPU in a call the dump does not name
+            for t in proc.threads:
+                if t.state in ("idle", "dead"):
+                    continue
+                if t.state == "blocked" and t.waits is not None and t.waits.durable:
+                    waiters.append(t)
+                elif t.state == "unknown" and t.frames and t.detail != "active":
+                    unnamed.append(t)
+                else:
+                    break
+            else:
+                waiters = [t for t in waiters if t.id not in self.covered]
+                if waiters:
+                    self._process_stall(waiters, unnamed)
+
+    def _process_stall(self, waiters: list[Thread], unnamed: list[Thread]) -> None:
+        tids = [t.id for t in waiters] + [t.id for t in unnamed]
+        rids = list(dict.fromkeys(t.waits.resource for t in waiters if t.waits is not None))
+        behind = [b for b in self.graph.behind(tids, rids) if b not in set(tids)]
+        words = ["; ".join(_wait_text(t, self.resources) for t in waiters[:10])
+                 + (f"; and {len(waiters) - 10} more" if len(waiters) > 10 else "") + "."]
+        missing: list[str] = []
+        for t in unnamed[:10]:
+            top = t.frames[0]
+            where = f"{base_name(top.function)} ({top.where()})"
+            words.append(f"{t.label()} is off the CPU in {where}, inside a call the dump "
+                         "does not name.")
+            missing.append(f"what {t.label()} waits for in {where} is not in the dump (a lock "
+                           "acquire, a sleep or I/O look alike here); pystack or "
+                           "`py-spy dump --native` would show the call")
+        unowned = [r for r in rids if (res := self.resources.get(r)) is not None
+                   and res.kind in OWNED_KINDS and not res.owners]
+        for r in unowned:
+            res = self.resources[r]
+            missing.append(f"which thread holds {_res_name(res, r)} is not in the dump; take "
+                           "the dump with `py-spy dump --locals` (an RLock prints `owner=`) "
+                           "or run the program under `stuck run`, which tracks owners")
+        lock_waiters = [t for t in waiters if t.waits is not None
+                        and t.waits.resource in set(unowned)]
+        if len(lock_waiters) + len(unnamed) > 1 and lock_waiters:
+            missing.append("if each lock waiter holds a lock another one waits for, this is a "
+                           "deadlock; the dump does not show which locks a thread holds")
+        words.append("Every other thread of the process is idle or finished: no thread in "
+                     "this process can run, so none of these waits can end from inside it.")
+        confidence: Confidence = "possible" if unnamed else "probable"
+        first = waiters[0]
+        others = f" and {len(tids) - 1} more thread(s)" if len(tids) > 1 else ""
+        if unnamed:
+            summary = (f"no thread of this process is seen running: {first.label()}{others} "
+                       "are off the CPU; if the unnamed calls are waits too, nothing can wake "
+                       "them")
+        else:
+            summary = (f"nothing in this process can run: {first.label()}{others} wait, and "
+                       "no thread is left to wake them")
+        self.findings.append(Finding(
+            kind="stall", confidence=confidence, summary=summary, explanation=" ".join(words),
+            threads=tids, resources=rids, blocked_behind=behind, missing_evidence=missing,
+            details={"whole_process": True}))
+        self.covered.update(tids)
+        self.covered.update(behind)
 
     # stall --------------------------------------------------------------------------------
     def stalls(self) -> None:
@@ -544,7 +616,12 @@ class _Analysis:
                     continue
                 long = t.waits.duration is not None and t.waits.duration >= self.hang_after
                 if t.state == "blocked" and t.waits.durable:
-                    if not (long or (t.waits.duration is None and idle_process)):
+                    # A source that shows every thread but no durations (Python dumps): a
+                    # lock wait with no timeout is worth naming, as a possible hang.
+                    res = self.resources.get(t.waits.resource)
+                    lock_wait = (proc.complete and t.waits.duration is None and res is not None
+                                 and res.kind in OWNED_KINDS)
+                    if not (long or lock_wait or (t.waits.duration is None and idle_process)):
                         continue
                 elif not long:
                     continue
@@ -582,6 +659,11 @@ class _Analysis:
                     missing.append("what the C code called here waits for is not in a goroutine "
                                    "dump: take a native backtrace too (gdb -p PID -batch -ex "
                                    "'thread apply all bt')")
+                elif (res is not None and res.kind in OWNED_KINDS and not res.owners
+                      and self.snap.processes[self.process_of[root]].complete):
+                    missing.append(f"which thread holds {_res_name(res, res.id)} is not in the "
+                                   "dump; take the dump with `py-spy dump --locals` (an RLock "
+                                   "prints `owner=`) or run the program under `stuck run`")
                 elif res is not None and not self.graph.owned_by.get(res.id):
                     missing.append(f"who holds or would end the wait on {_res_name(res, res.id)} "
                                    "is not in the dump")
@@ -621,6 +703,7 @@ class _Analysis:
     def run(self) -> list[Finding]:
         self.deadlocks()
         self.stated_deadlocks()
+        self.process_stalls()
         self.stalls()
         self.lock_orders()
         self.hangs()
@@ -632,8 +715,33 @@ def analyze(snapshot: Snapshot, stated: Iterable[Finding] = (),
     """Classify, infer, apply the rules and group stacks: the Report every format renders."""
     infer_native_waits(snapshot)
     findings = _Analysis(snapshot, list(stated), inferred or {}, hang_after).run()
-    groups = group_threads(snapshot)
+    groups = _group_threads(snapshot)
     return Report(snapshot=snapshot, findings=findings, groups=groups)
+
+
+def _group_threads(snapshot: Snapshot) -> list[Group]:
+    """``stuck.groups.group_threads``, with each distinct frame list keyed once.
+
+    Dump parsers share one frame list between threads with the same stack (100,000
+    goroutines are usually a few hundred stacks), so the key is computed per list, not per
+    thread. The groups, their order and ids are exactly those ``group_threads`` gives.
+    """
+    keys: dict[int, GroupKey] = {}
+    groups: dict[GroupKey, Group] = {}
+    for thread in snapshot.threads():
+        frames = thread.frames
+        fkey = keys.get(id(frames))
+        if fkey is None:
+            fkey = keys[id(frames)] = group_key(thread.state, frames)
+        key = fkey if fkey[0] == thread.state else (thread.state, fkey[1])
+        group = groups.get(key)
+        if group is None:
+            group = Group(id=f"g{len(groups) + 1}", threads=[], frames=list(frames),
+                          state=thread.state)
+            groups[key] = group
+        group.threads.append(thread.id)
+        thread.group = group.id
+    return list(groups.values())
 
 
 __all__ = ["Edge", "analyze", "base_name", "classify", "infer_native_waits"]

@@ -89,6 +89,9 @@ class Process:
     pid: int | None = None
     name: str | None = None
     threads: list[Thread] = field(default_factory=list)
+    # True when the source shows every thread of the process (py-spy, pystack, faulthandler),
+    # so "no thread can run" is a fact about the process, not about an excerpt.
+    complete: bool | None = None
 
 
 @dataclass(slots=True)

@@ -116,9 +116,9 @@ class Resources:
             return None
         address = m.group(1).lower()
         if "RLock" in value:
-            kind = "rlock"
+            kind, label = "rlock", f"_thread.RLock at {address}"
         elif "_thread.lock" in value:
-            kind = "mutex"
+            kind, label = "mutex", f"_thread.lock at {address}"
         rid = self.get(prefix + address, kind, label, address)
         if value.startswith("<locked ") and "RLock" in value:
             owner = _RLOCK_OWNER.search(value[:400])

@@ -78,7 +78,7 @@ def parse(text: str) -> ParseResult:
             continue
         current = None
     for n, dump in enumerate(dumps, start=1):
-        process = Process(name="python")
+        process = Process(name="python", complete=True)
         result.processes.append(process)
         build(dump, result, resources, process, prefix="" if n == 1 else f"dump{n}:")
     if len(dumps) > 1:

@@ -12,6 +12,7 @@ different LWP starts a new process.
 
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass, field
 
@@ -578,6 +579,7 @@ def _build(session: _Session, index: int, used: set[str], result: ParseResult) -
         res.label = f"{joined_t.label()} to finish"
     # printed primitives -> names, owners
     matched_cond: set[str] = set()
+    unnamed: list[_Printed] = []  # "$N = {...}" mutexes no single candidate fits
     for p in session.printed:
         ctx = by_raw.get(id(p.context)) if p.context is not None else None
         if p.kind == "mutex":
@@ -594,6 +596,9 @@ def _build(session: _Session, index: int, used: set[str], result: ParseResult) -
                     found = cand
             if found is None and p.owner and p.label.startswith("$"):
                 found = _only_candidate(p, resources, waits_kind, tmap, by_lwp, result)
+                if found is None and not p.address:
+                    unnamed.append(p)
+                    continue
             if found is None:
                 if not p.owner:
                     continue  # an unlocked mutex nobody waits for says nothing
@@ -638,9 +643,53 @@ def _build(session: _Session, index: int, used: set[str], result: ParseResult) -
             res.label = p.label
             if p.address and res.address is None:
                 res.address = p.address
+    if unnamed:
+        _solve_jointly(unnamed, resources, tmap, by_lwp, result)
     if threads:
         result.processes.append(Process(pid=None, name=None, threads=threads))
         result.resources.extend(resources.values())
+
+
+def _solve_jointly(printed: list[_Printed], resources: dict[str, Resource],
+                   tmap: dict[str, Thread], by_lwp: dict[int, str], result: ParseResult) -> None:
+    """Mutexes printed without names ("$1", "$2", ...), paired with the awaited mutexes of
+    unknown owner all at once: a mutex's owner cannot be waiting for that same mutex.
+
+    When exactly one pairing fits, it is taken. When several fit but in every one of them
+    each owner is itself a waiter on one of these mutexes, the owners block each other
+    whichever pairing is true (a closed set always holds a cycle); one pairing is taken and
+    the finding says that which mutex is which is not certain.
+    """
+    cands = [r for r in resources.values() if r.kind == "mutex" and not r.owners
+             and any(t.waits is not None and t.waits.resource == r.id for t in tmap.values())]
+    owners = [by_lwp.get(p.owner or 0, "") for p in printed]
+    if len(printed) != len(cands) or not 1 < len(cands) <= 6 or "" in owners:
+        return
+    own_wait = [tmap[o].waits.resource if tmap[o].waits is not None else None  # type: ignore[union-attr]
+                for o in owners]
+    fits = [perm for perm in itertools.permutations(range(len(cands)))
+            if all(own_wait[i] != cands[j].id for i, j in enumerate(perm))]
+    if not fits:
+        return
+    closed = all(w in {c.id for c in cands} for w in own_wait)
+    if len(fits) > 1 and not closed:
+        return
+    perm = fits[0]
+    labels = ", ".join(f"{p.label} (owner LWP {p.owner})" for p in printed)
+    for i, j in enumerate(perm):
+        res, owner = cands[j], owners[i]
+        res.owners.append(owner)
+        if res.id not in tmap[owner].holds:
+            tmap[owner].holds.append(res.id)
+        if len(fits) == 1:
+            why = (f"gdb printed {labels} without names; {res.label} is the only pairing in "
+                   "which no owner waits for the mutex it holds")
+        else:
+            why = (f"gdb printed {labels} without names; {len(fits)} pairings with the awaited "
+                   "mutexes fit, and in each the owners wait for one another's mutexes, so "
+                   f"they block each other either way; which one holds {res.label} is a "
+                   "guess (print the mutexes by name to know)")
+        result.inferred[res.id] = why
 
 
 def _joined_thread(raw: _Thread, start: int, session: _Session) -> _Thread | None:

@@ -170,7 +170,7 @@ def parse(text: str) -> ParseResult:
     if not dumps and '"os_thread_id"' in text:
         dumps = _parse_json(_json_payload(text))
     for n, (pid, threads) in enumerate(dumps, start=1):
-        process = Process(pid=pid, name="python")
+        process = Process(pid=pid, name="python", complete=True)
         result.processes.append(process)
         build(threads, result, resources, process, prefix="" if n == 1 else f"dump{n}:")
     if len(dumps) > 1:

@@ -103,7 +103,7 @@ def parse(text: str) -> ParseResult:
     for n, (dump_pid, dump) in enumerate(dumps, start=1):
         for pt in dump:
             pt.frames.reverse()  # pystack prints the innermost frame last
-        process = Process(pid=dump_pid, name="python")
+        process = Process(pid=dump_pid, name="python", complete=True)
         result.processes.append(process)
         build(dump, result, resources, process, prefix="" if n == 1 else f"dump{n}:")
     if len(dumps) > 1:
