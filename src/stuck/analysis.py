@@ -620,7 +620,7 @@ class _Analysis:
                     # lock wait with no timeout is worth naming, as a possible hang.
                     res = self.resources.get(t.waits.resource)
                     lock_wait = (proc.complete and t.waits.duration is None and res is not None
-                                 and res.kind in OWNED_KINDS)
+                                 and (res.kind in OWNED_KINDS or res.kind == "future"))
                     if not (long or lock_wait or (t.waits.duration is None and idle_process)):
                         continue
                 elif not long:
@@ -655,7 +655,16 @@ class _Analysis:
             if root_t.waits is not None:
                 res = self.resources.get(root_t.waits.resource)
                 words.append(_wait_text(root_t, self.resources) + ".")
-                if res is not None and res.label.startswith("cgo call"):
+                if res is not None and res.kind == "future" and not res.owners:
+                    proc = self.snap.processes[self.process_of[root]]
+                    idle = [o.label() for o in proc.threads if o.state == "idle"]
+                    missing.append("which thread runs the future is not in the dump"
+                                   + (f"; every pool worker shown is idle ({', '.join(idle[:4])}"
+                                      + (", …" if len(idle) > 4 else "") + ")" if idle else "")
+                                   + ": the one running it may be cut from the dump or waiting "
+                                   "outside Python (a subprocess, a socket); py-spy dump "
+                                   "--native or a complete dump would show it")
+                elif res is not None and res.label.startswith("cgo call"):
                     missing.append("what the C code called here waits for is not in a goroutine "
                                    "dump: take a native backtrace too (gdb -p PID -batch -ex "
                                    "'thread apply all bt')")

@@ -33,8 +33,10 @@ CASES: dict[str, Expect] = {
     # exactly the two-thread cycle; Thread-88 is a victim, not part of the cycle
     "08-jajuk-847-java-deadlock-3threads.txt": Expect(
         "jstack", ["deadlock"], ["Thread-80", "AWT-EventQueue-1"], [], ["Thread-88"]),
-    # a future whose worker waits on an external process: no deadlock or stall
-    "12-gprofiler-612-pyspy-dump.txt": Expect("pyspy", []),
+    # MainThread waits on a future whose worker (cut from the excerpt) waits on an external
+    # process: a possible hang, not a deadlock or stall
+    "12-gprofiler-612-pyspy-dump.txt": Expect("pyspy", ["hang"], ["0x7F768F77C740"],
+                                              ["concurrent.futures.Future"]),
     # hung on rtnl_mutex; the likely holder is running (starvation, not a cycle)
     "14-syzkaller-436-hung-task-rtnl-lock.txt": Expect(
         "linux", ["hang"], ["syz-executor687/8773"], ["rtnl_mutex"], ["kworker/1:0/17"]),
@@ -123,3 +125,13 @@ def test_seed_holds_both_gdb_sessions_and_the_goroutine_dump() -> None:
     assert snap.source.format == "gdb+go"
     sizes = sorted(len(p.threads) for p in snap.processes)
     assert sizes == [1, 9, 10]
+
+
+def test_gprofiler_hang_says_the_futures_runner_is_missing_and_workers_are_one_group() -> None:
+    report = report_for(CORPUS / "12-gprofiler-612-pyspy-dump.txt")
+    f = report.findings[0]
+    assert f.confidence == "possible"
+    assert any("which thread runs the future" in m and "ThreadPoolExecutor-0_0" in m
+               for m in f.missing_evidence)
+    idle_workers = [g for g in report.groups if g.state == "idle" and len(g.threads) >= 2]
+    assert idle_workers, [(g.state, g.threads) for g in report.groups]

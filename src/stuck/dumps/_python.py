@@ -307,6 +307,6 @@ def split_frame(text: str) -> tuple[str, str | None]:
 
 def file_line(where: str) -> tuple[str, int | None]:
     head, sep, tail = where.rpartition(":")
-    if sep and tail.isdigit():
+    if sep and tail.isascii() and tail.isdigit():
         return head, int(tail)
     return where, None

@@ -308,7 +308,7 @@ class _Parser:
         self.frames_enabled = word not in ("up", "down", "frame", "f", "info", "list", "l")
         if cmd.startswith("info threads"):
             self.frames_enabled = True
-        if word in ("thread", "t") and rest.strip().isdigit():
+        if word in ("thread", "t") and rest.strip().isascii() and rest.strip().isdigit():
             num = int(rest.strip())
             t = self.session.by_num.get(num)
             self.selected = t if t is not None else self.thread(num, None)
@@ -369,7 +369,7 @@ def parse_frame(rest: str) -> tuple[Frame, str | None]:
     if k >= 0:
         loc = rest[k + 5:].strip()
         f, _, ln = loc.rpartition(":")
-        if f and ln.isdigit():
+        if f and ln.isascii() and ln.isdigit():
             file, line = f, int(ln)
         else:
             file = loc

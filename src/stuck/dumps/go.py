@@ -275,7 +275,7 @@ def _frame(func: str, loc: str) -> Frame:
     if sp > 0:
         loc = loc[:sp]
     file, _, ln = loc.rpartition(":")
-    if file and ln.isdigit():
+    if file and ln.isascii() and ln.isdigit():
         return Frame(func, file, int(ln))
     return Frame(func, loc or None, None)
 

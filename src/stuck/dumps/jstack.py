@@ -450,7 +450,7 @@ def _parse_frame_location(function: str, where: str) -> Frame:
     line: int | None = None
     if ":" in where:
         file, _, num = where.rpartition(":")
-        if num.isdigit():
+        if num.isascii() and num.isdigit():
             line = int(num)
         else:
             file = where

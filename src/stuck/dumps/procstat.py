@@ -19,7 +19,7 @@ _FRAME_TOKEN = re.compile(r"([\w.$]+)\+0x[0-9a-f]+")
 def _row(line: str) -> list[str] | None:
     """The tokens of a ``PID TID COMM TDNAME frames…`` row, or None."""
     tokens = line.split()
-    if len(tokens) < 5 or not tokens[0].isdigit() or not tokens[1].isdigit():
+    if len(tokens) < 5 or not (tokens[0] + tokens[1]).isascii() or not tokens[0].isdigit() or not tokens[1].isdigit():
         return None
     if not any(t == "<running>" or _FRAME_TOKEN.fullmatch(t) for t in tokens[4:]):
         return None
