@@ -155,7 +155,10 @@ def wait(fs: Iterable[Any], timeout: float | None = None,
 
 def submit(self: Any, fn: Any, /, *args: Any, **kwargs: Any) -> Any:
     fut = _orig_submit(self, fn, *args, **kwargs)
-    fut._stuck_pool = weakref.ref(self)
+    pool_ref = getattr(self, "_stuck_ref", None)
+    if pool_ref is None:  # one weak reference per pool, shared by its futures
+        pool_ref = self._stuck_ref = weakref.ref(self)
+    fut._stuck_pool = pool_ref
     fut._stuck_task = getattr(fn, "__qualname__", None)  # named by the stall rules
     return fut
 

@@ -1,18 +1,39 @@
 """Observers of the live instrumentation: how the lock-order checker (and later checkers) see
 every lock operation without the tracked primitives knowing about them.
 
-The tracked primitives call the module-level functions below only when ``observers`` is not
-empty, so a program with no observer pays one list truth test per operation. Observers run in
-the thread doing the operation, must be fast, must never block on anything but their own leaf
-lock, and must never raise: a failing observer is removed and the failure is written to stderr.
+Dispatch is chosen when the set of observers changes, not on every operation: the tracked
+primitives hold the current ``Dispatch`` in module globals (they subscribe with ``subscribe``).
+With no observer every hook is None and a lock operation pays one ``is None`` test; with one
+observer the hooks are that observer's own bound methods (no fan-out loop, no copy); with two or
+more they are the fan-out functions below.
+
+Observers run in the thread doing the operation, must be fast, must never block on anything but
+their own leaf lock, and must never raise: a failing observer is removed and the failure is
+written to stderr (``failed``; the primitives call it when a directly bound hook raises).
+
+The order of calls for one lock, in one thread:
+
+- a blocking or timed acquire that has to wait, or a try: ``before_acquire`` (before it may
+  block), then ``acquired`` if it got the lock;
+- a blocking acquire that got the lock at once: ``took`` (if the observer has it), which stands
+  for ``before_acquire`` + ``acquired`` in one call; observers without ``took`` get the pair;
+- re-acquiring a Condition's lock when ``wait()`` returns: ``before_acquire`` (mode
+  ``blocking``) then ``acquired``, like any blocking acquire: the order the thread really takes
+  its locks in is the one recorded; the matching release is the ``released`` of ``wait()``;
+- the last release: ``released``.
+
+Re-entry of an RLock its owner holds is not reported, nor its inner releases.
 """
 
 from __future__ import annotations
 
+import _thread
+import contextlib
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import FrameType
-from typing import Literal, Protocol
+from typing import Any, Literal, NamedTuple, Protocol
 
 AcquireMode = Literal["blocking", "timed", "try"]  # try: acquire(blocking=False)
 
@@ -39,7 +60,9 @@ class LockObserver(Protocol):
     def before_acquire(self, lock: object, cls: LockClass, mode: AcquireMode,
                        frame: FrameType | None) -> None:
         """The current thread is about to acquire ``lock`` (it may block). Not called for
-        re-entry of an RLock the thread already owns."""
+        re-entry of an RLock the thread already owns. ``frame`` is the frame that called the
+        acquire (for a Condition's re-acquire after ``wait``: the frame of ``wait``); an
+        observer wanting the program's own line walks outwards from it itself."""
 
     def acquired(self, lock: object, cls: LockClass, mode: AcquireMode,
                  frame: FrameType | None) -> None:
@@ -47,29 +70,90 @@ class LockObserver(Protocol):
 
     def released(self, lock: object, cls: LockClass, by_owner: bool) -> None:
         """The current thread released ``lock`` fully (for an RLock: the last release).
-        ``by_owner`` is False when a thread released a Lock that another thread acquired."""
+        ``by_owner`` is False when a thread released a lock (or semaphore permit) that another
+        thread acquired."""
 
+    # Optional: ``took(lock, cls, frame)``: a blocking acquire succeeded without waiting; the
+    # same as before_acquire(lock, cls, "blocking", frame) followed by acquired(...).
+
+
+BeforeHook = Callable[[object, LockClass, AcquireMode, "FrameType | None"], None]
+ReleasedHook = Callable[[object, LockClass, bool], None]
+TookHook = Callable[[object, LockClass, "FrameType | None"], None]
+
+
+class Dispatch(NamedTuple):
+    """What the tracked primitives call; all None when nobody observes."""
+
+    before_acquire: BeforeHook | None
+    acquired: BeforeHook | None
+    took: TookHook | None
+    released: ReleasedHook | None
+
+
+NO_DISPATCH = Dispatch(None, None, None, None)
 
 observers: list[LockObserver] = []
+_listeners: list[Callable[[Dispatch], None]] = []
+_mutex = _thread.allocate_lock()  # leaf: guards observers/_listeners changes
+dispatch: Dispatch = NO_DISPATCH
+
+
+def _compute() -> Dispatch:
+    if not observers:
+        return NO_DISPATCH
+    if len(observers) == 1:
+        o = observers[0]
+        own_took = getattr(o, "took", None)
+        return Dispatch(o.before_acquire, o.acquired,
+                        own_took if callable(own_took) else took, o.released)
+    return Dispatch(before_acquire, acquired, took, released)
+
+
+def _changed() -> None:
+    global dispatch
+    dispatch = _compute()
+    for listener in tuple(_listeners):
+        listener(dispatch)
+
+
+def subscribe(listener: Callable[[Dispatch], None]) -> None:
+    """Call ``listener(dispatch)`` now and whenever the observers change."""
+    with _mutex:
+        _listeners.append(listener)
+        listener(dispatch)
 
 
 def add_observer(observer: LockObserver) -> None:
-    if observer not in observers:
-        observers.append(observer)
+    with _mutex:
+        if observer not in observers:
+            observers.append(observer)
+            _changed()
 
 
 def remove_observer(observer: LockObserver) -> None:
-    if observer in observers:
-        observers.remove(observer)
+    with _mutex:
+        if observer in observers:
+            observers.remove(observer)
+            _changed()
 
 
-def _failed(observer: LockObserver, exc: BaseException) -> None:
+def failed(hook: object, exc: BaseException) -> None:
+    """A hook raised: remove its observer (the hook is a bound method of it, or a fan-out
+    function, which handles its observers' failures itself) and say so on stderr."""
+    observer: Any = getattr(hook, "__self__", None)
+    if observer is None:
+        return
+    _failed(observer, exc)
+
+
+def _failed(observer: Any, exc: BaseException) -> None:
     remove_observer(observer)
-    try:
+    with contextlib.suppress(Exception):
         sys.stderr.write(f"stuck: observer {observer!r} failed and was removed: {exc!r}\n")
-    except Exception:
-        pass
 
+
+# Fan-out, for two or more observers (or one without ``took``).
 
 def before_acquire(lock: object, cls: LockClass, mode: AcquireMode,
                    frame: FrameType | None) -> None:
@@ -84,6 +168,19 @@ def acquired(lock: object, cls: LockClass, mode: AcquireMode, frame: FrameType |
     for o in tuple(observers):
         try:
             o.acquired(lock, cls, mode, frame)
+        except Exception as exc:
+            _failed(o, exc)
+
+
+def took(lock: object, cls: LockClass, frame: FrameType | None) -> None:
+    for o in tuple(observers):
+        try:
+            fn = getattr(o, "took", None)
+            if callable(fn):
+                fn(lock, cls, frame)
+            else:
+                o.before_acquire(lock, cls, "blocking", frame)
+                o.acquired(lock, cls, "blocking", frame)
         except Exception as exc:
             _failed(o, exc)
 

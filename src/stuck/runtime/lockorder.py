@@ -60,8 +60,8 @@ StackEntry = tuple[str, str, int]  # function, file, line; innermost first
 # (``f_lasti``: reading ``f_lineno`` costs a line-table scan on every acquire), that frame's
 # caller, chain id, mode). The acquiring frame itself is not kept: it may have the lock in a
 # local variable, and keeping it would keep the lock alive after the program dropped it.
-Held = tuple[object, int, Any, int, FrameType | None, int, str]
-CHAIN: Final = 5
+Held = tuple[object, int, Any, int, int]
+CHAIN: Final = 4
 
 _allocate_lock: Any = patch.original(_thread, "allocate_lock")
 
@@ -110,6 +110,8 @@ def order_by(lock: object, key: OrderKey) -> object:
                         f"them, not {type(key).__name__}; pass a plain value such as an id")
     lock_id = id(lock)
     _order_keys[lock_id] = key
+    if _checker is not None:
+        _checker._fast.clear()  # keyed locks take the slow path: their node depends on the key
     try:
         weakref.finalize(lock, _forget_key, lock_id)
     except TypeError:  # not weakly referenceable: keep it alive so its id is not reused
@@ -217,14 +219,26 @@ def _line_at(code: Any, lasti: int) -> int:
     return int(code.co_firstlineno)
 
 
-def _held_stack(code: Any, lasti: int, back: FrameType | None) -> tuple[StackEntry, ...]:
-    """The stack where a held lock was taken: its frame as it was then, its callers as now
-    (the same lines while the acquiring function has not returned, the usual case)."""
+def _held_stack(code: Any, lasti: int, now: FrameType | None) -> tuple[StackEntry, ...]:
+    """The stack where a held lock was taken: its frame as it was then, its callers as now.
+
+    The hot path keeps only the acquiring frame's code and offset (keeping a frame would keep
+    its locals, and reading ``f_back`` can allocate), so the callers are found on the slow path
+    in the stack of the acquire being checked (``now``): below the frame running that code when
+    it is still running (the usual case: the lock is held inside the function that took it),
+    else below ``now`` (the function that took it has returned to a caller still running)."""
     if code is None:
         return ()
     first = (getattr(code, "co_qualname", code.co_name), code.co_filename,
              _line_at(code, lasti))
-    return (first, *_stack(back, back.f_lineno if back is not None else 0,
+    callers = now
+    f = now
+    while f is not None:
+        if f.f_code is code:
+            callers = f.f_back
+            break
+        f = f.f_back
+    return (first, *_stack(callers, callers.f_lineno if callers is not None else 0,
                            MAX_WITNESS_FRAMES - 1))
 
 
@@ -239,7 +253,7 @@ def _calibrate() -> int:
     """The reference count ``_only_held_by_us`` sees for an object only a Held tuple holds."""
     if _refcount is None:
         return 0
-    entry: Held = (object(), 0, None, 0, None, 0, "blocking")
+    entry: Held = (object(), 0, None, 0, 0)
     return int(_refcount(entry[0]))
 
 
@@ -281,6 +295,8 @@ class LockOrderChecker:
         # caches: stack chains and the (chain, node, mode) triples already checked
         self._chains: dict[tuple[int, int], int] = {}
         self._checked: dict[tuple[int, int, str], int] = {}
+        # (chain held, id(class)) -> (node, chain then, serial or _MULTI): took()'s cache hit
+        self._fast: dict[tuple[int, int], tuple[int, int, int]] = {}
         # results
         self._cycles: dict[str, _Cycle] = {}
         self._same_class: dict[int, _SameClass] = {}
@@ -317,7 +333,7 @@ class LockOrderChecker:
             node = self._node(lock, cls)
         if not node or node in self._signal_nodes:
             return
-        done = self._checked.get((held[-1][5], node, mode))
+        done = self._checked.get((held[-1][CHAIN], node, mode))
         if done is not None and (done == _MULTI or done == st.serial):
             return
         self._check(held, lock, node, mode, frame)
@@ -330,23 +346,66 @@ class LockOrderChecker:
             node = self._node(lock, cls)
         if not node or node in self._signal_nodes:
             return
+        self._push(held, lock, node, frame)
+
+    def took(self, lock: object, cls: LockClass, frame: FrameType | None) -> None:
+        """A blocking acquire that succeeded at once: ``before_acquire`` + ``acquired`` in one
+        call. A pattern already checked (the same class taken on top of the same chain of held
+        classes) is one dictionary lookup and one append."""
+        st = self._tls
+        held = st.held
+        hit = self._fast.get((held[-1][CHAIN] if held else 0, id(cls)))
+        if hit is not None:  # never filled while order keys exist (order_by empties it)
+            by = hit[2]
+            if by == _MULTI or by == st.serial:
+                if frame is not None:
+                    held.append((lock, hit[0], frame.f_code, frame.f_lasti, hit[1]))
+                else:
+                    held.append((lock, hit[0], None, -1, hit[1]))
+                return
+        self._took_slow(st, held, lock, cls, frame)
+
+    def _took_slow(self, st: _ThreadState, held: list[Held], lock: object, cls: LockClass,
+                   frame: FrameType | None) -> None:
+        node = self._node(lock, cls)
+        if not node or node in self._signal_nodes:
+            return
+        before = held[-1][CHAIN] if held else 0
+        if held:
+            done = self._checked.get((before, node, "blocking"))
+            if done is None or (done != _MULTI and done != st.serial):
+                self._check(held, lock, node, "blocking", frame)
+        if not self._push(held, lock, node, frame) or _order_keys:
+            return
+        # Cache the pattern when the held stack was left as it was (nothing abandoned) and
+        # the check is recorded for this thread (or for all).
+        prev = held[-2][CHAIN] if len(held) > 1 else 0
+        chain = held[-1][CHAIN]
+        if prev != before or chain < 0 or len(self._fast) >= self.max_chains:
+            return
+        done = _MULTI if prev == 0 else self._checked.get((prev, node, "blocking"))
+        if done is not None:
+            self._fast[(prev, id(cls))] = (node, chain, done)
+
+    def _push(self, held: list[Held], lock: object, node: int, frame: FrameType | None) -> bool:
         if len(held) >= MAX_HELD:
             self._drop_abandoned(held)
             if len(held) >= MAX_HELD:
                 self._bound("held", f"a thread held more than {MAX_HELD} locks at once; "
                                     "locks taken deeper than that are not checked")
-                return
+                return False
         if held:  # the chain of one lock is its node; longer chains are interned
-            prev = held[-1][5]
+            prev = held[-1][CHAIN]
             chain = self._chains.get((prev, node))
             if chain is None:
                 chain = self._new_chain(prev, node)
         else:
             chain = node
         if frame is not None:
-            held.append((lock, node, frame.f_code, frame.f_lasti, frame.f_back, chain, mode))
+            held.append((lock, node, frame.f_code, frame.f_lasti, chain))
         else:
-            held.append((lock, node, None, -1, None, chain, mode))
+            held.append((lock, node, None, -1, chain))
+        return True
 
     def released(self, lock: object, cls: LockClass, by_owner: bool) -> None:
         held = self._tls.held
@@ -414,12 +473,12 @@ class LockOrderChecker:
         """Recompute the chain ids after an out-of-order release at ``start``."""
         prev = held[start - 1][CHAIN] if start > 0 else 0
         for i in range(start, len(held)):
-            lock, node, code, line, back, _, mode = held[i]
+            lock, node, code, line, _ = held[i]
             if i == 0:
                 chain = node
             else:
                 chain = self._chains.get((prev, node)) or self._new_chain(prev, node)
-            held[i] = (lock, node, code, line, back, chain, mode)
+            held[i] = (lock, node, code, line, chain)
             prev = chain
 
     def _drop_abandoned(self, held: list[Held]) -> None:
@@ -446,7 +505,7 @@ class LockOrderChecker:
         cacheable = True
         taken_at: tuple[StackEntry, ...] | None = None
         name: str | None = None
-        for h_lock, h_node, h_code, h_lasti, h_back, _, _ in held:
+        for h_lock, h_node, h_code, h_lasti, _ in held:
             if h_lock is lock:
                 cacheable = False  # the same lock again (a semaphore): not an order
                 continue
@@ -456,7 +515,7 @@ class LockOrderChecker:
             if h_base == new_base and not (nodes[h_node].keyed and nodes[node].keyed):
                 if taken_at is None:
                     taken_at, name = _stack(frame, frame.f_lineno if frame else 0), _thread_name()
-                self._same_class_nesting(h_node, _held_stack(h_code, h_lasti, h_back), node,
+                self._same_class_nesting(h_node, _held_stack(h_code, h_lasti, frame), node,
                                          taken_at, name, serial, mode)
                 continue
             edge = self._out.get(h_node, {}).get(node)
@@ -468,7 +527,7 @@ class LockOrderChecker:
                 taken_at, name = _stack(frame, frame.f_lineno if frame else 0), _thread_name()
             assert name is not None
             witness = Witness(name, serial, time.time(), mode,
-                              _held_stack(h_code, h_lasti, h_back), taken_at)
+                              _held_stack(h_code, h_lasti, frame), taken_at)
             self._add_edge(h_node, node, timed, serial, witness)
         if cacheable and held[-1][CHAIN] > 0:
             key = (held[-1][CHAIN], node, mode)
@@ -628,6 +687,7 @@ class LockOrderChecker:
                 del self._same_class[base]
                 self._retracted += 1
             self._checked.clear()
+            self._fast.clear()
 
     def _bound(self, what: str, message: str) -> None:
         with self._mutex:
@@ -779,6 +839,7 @@ class LockOrderChecker:
             self._out.clear()
             self._edge_count = 0
             self._checked.clear()
+            self._fast.clear()
             self._cycles.clear()
             self._same_class.clear()
             self._signals.clear()

@@ -30,7 +30,48 @@ from stuck.runtime.patch import original
 _allocate = _thread.allocate_lock
 _get_ident = _thread.get_ident
 _getframe = sys._getframe
-_observers = _hooks.observers
+
+# The observer hooks (stuck.runtime.hooks), rebound when observers come and go: None when
+# nobody observes, so an unobserved operation pays one global load and an ``is`` test.
+_before: _hooks.BeforeHook | None = None
+_acquired: _hooks.BeforeHook | None = None
+_took: _hooks.TookHook | None = None
+_released: _hooks.ReleasedHook | None = None
+
+
+def _rebind(dispatch: _hooks.Dispatch) -> None:
+    global _before, _acquired, _took, _released
+    _before, _acquired, _took, _released = dispatch
+
+
+_hooks.subscribe(_rebind)
+
+
+def _notify_before(lock: Any, mode: _hooks.AcquireMode, frame: FrameType | None) -> None:
+    hook = _before
+    if hook is not None:
+        try:
+            hook(lock, lock._stuck_class, mode, frame)
+        except Exception as exc:  # an observer must never break the program
+            _hooks.failed(hook, exc)
+
+
+def _notify_acquired(lock: Any, mode: _hooks.AcquireMode, frame: FrameType | None) -> None:
+    hook = _acquired
+    if hook is not None:
+        try:
+            hook(lock, lock._stuck_class, mode, frame)
+        except Exception as exc:
+            _hooks.failed(hook, exc)
+
+
+def _notify_released(lock: Any, by_owner: bool) -> None:
+    hook = _released
+    if hook is not None:
+        try:
+            hook(lock, lock._stuck_class, by_owner)
+        except Exception as exc:
+            _hooks.failed(hook, exc)
 
 _OrigRLock: Any = original(threading, "RLock")
 _OrigCondition: Any = original(threading, "Condition")
@@ -88,20 +129,32 @@ class Lock:
         self._stuck_id = registry.register(self, self._stuck_kind)
 
     def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
-        if blocking is True and timeout == -1 and not _observers and self._try(False):
+        if blocking is True and timeout == -1 and self._try(False):
             f = _getframe(1)
             self._owner = _get_ident()
             self._code = f.f_code
             self._line = f.f_lasti
+            took = _took
+            if took is not None:
+                try:
+                    took(self, self._stuck_class, f)
+                except Exception as exc:  # an observer must never break the program
+                    _hooks.failed(took, exc)
             return True
         return self._acquire(blocking, timeout, _getframe(1), True)
 
     def __enter__(self) -> bool:
-        if not _observers and self._try(False):
+        if self._try(False):
             f = _getframe(1)
             self._owner = _get_ident()
             self._code = f.f_code
             self._line = f.f_lasti
+            took = _took
+            if took is not None:
+                try:
+                    took(self, self._stuck_class, f)
+                except Exception as exc:
+                    _hooks.failed(took, exc)
             return True
         return self._acquire(True, -1, _getframe(1), True)
 
@@ -111,17 +164,14 @@ class Lock:
             _validate(blocking, timeout)
         mode: _hooks.AcquireMode = ("try" if not blocking
                                     else "blocking" if timeout == -1 else "timed")
-        observed = bool(_observers)
-        if observed:
-            _hooks.before_acquire(self, self._stuck_class, mode, frame)
-        site = registry.user_frame(frame) or frame
+        _notify_before(self, mode, frame)
         if self._try(False):
             ok = True
         elif not blocking:
             ok = False
         else:
             me = _get_ident()
-            record = registry.WaitRecord(self, "acquire", _owner_wakers, site,
+            record = registry.WaitRecord(self, "acquire", _owner_wakers, frame,
                                          None if timeout == -1 else float(timeout))
             previous = detect.block_begin(me, record, may_raise)
             try:
@@ -130,26 +180,37 @@ class Lock:
                 registry.end_wait(me, previous)
         if ok:
             self._owner = _get_ident()
+            site = registry.user_frame(frame) or frame
             if site is not None:
                 self._code = site.f_code
                 self._line = site.f_lasti
-            if observed:
-                _hooks.acquired(self, self._stuck_class, mode, frame)
+            _notify_acquired(self, mode, frame)
         return ok
 
     def release(self) -> None:
-        if _observers:
+        released = _released
+        if released is not None:
             by_owner = self._owner == _get_ident()
             self._owner = None
             self._lock.release()
-            _hooks.released(self, self._stuck_class, by_owner)
+            try:
+                released(self, self._stuck_class, by_owner)
+            except Exception as exc:
+                _hooks.failed(released, exc)
             return
         self._owner = None
         self._lock.release()
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        if _observers:
-            self.release()
+        released = _released
+        if released is not None:
+            by_owner = self._owner == _get_ident()
+            self._owner = None
+            self._lock.release()
+            try:
+                released(self, self._stuck_class, by_owner)
+            except Exception as exc_:
+                _hooks.failed(released, exc_)
             return
         self._owner = None
         self._lock.release()
@@ -178,8 +239,9 @@ class Lock:
         return [] if owner is None else [(owner, self._code, line_of(self._code, self._line))]
 
     def __repr__(self) -> str:
+        # The format of _thread.lock's repr, so programs and tests that read it see no change.
         state = "locked" if self._lock.locked() else "unlocked"
-        return f"<{state} stuck.runtime.primitives.Lock {self._stuck_id} at {id(self):#x}>"
+        return f"<{state} _thread.lock object at {id(self):#x}>"
 
 
 class RLock:
@@ -209,12 +271,18 @@ class RLock:
         if self._owner == me and timeout == -1:
             self._count += 1
             return True
-        if blocking is True and timeout == -1 and not _observers and self._try(False):
+        if blocking is True and timeout == -1 and self._try(False):
             f = _getframe(1)
             self._owner = me
             self._count = 1
             self._code = f.f_code
             self._line = f.f_lasti
+            took = _took
+            if took is not None:
+                try:
+                    took(self, self._stuck_class, f)
+                except Exception as exc:
+                    _hooks.failed(took, exc)
             return True
         return self._acquire(blocking, timeout, _getframe(1), True)
 
@@ -223,12 +291,18 @@ class RLock:
         if self._owner == me:
             self._count += 1
             return True
-        if not _observers and self._try(False):
+        if self._try(False):
             f = _getframe(1)
             self._owner = me
             self._count = 1
             self._code = f.f_code
             self._line = f.f_lasti
+            took = _took
+            if took is not None:
+                try:
+                    took(self, self._stuck_class, f)
+                except Exception as exc:
+                    _hooks.failed(took, exc)
             return True
         return self._acquire(True, -1, _getframe(1), True)
 
@@ -242,16 +316,13 @@ class RLock:
             return True
         mode: _hooks.AcquireMode = ("try" if not blocking
                                     else "blocking" if timeout == -1 else "timed")
-        observed = bool(_observers)
-        if observed:
-            _hooks.before_acquire(self, self._stuck_class, mode, frame)
-        site = registry.user_frame(frame) or frame
+        _notify_before(self, mode, frame)
         if self._try(False):
             ok = True
         elif not blocking:
             ok = False
         else:
-            record = registry.WaitRecord(self, "acquire", _owner_wakers, site,
+            record = registry.WaitRecord(self, "acquire", _owner_wakers, frame,
                                          None if timeout == -1 else float(timeout))
             previous = detect.block_begin(me, record, may_raise)
             try:
@@ -261,11 +332,11 @@ class RLock:
         if ok:
             self._owner = me
             self._count = count
+            site = registry.user_frame(frame) or frame
             if site is not None:
                 self._code = site.f_code
                 self._line = site.f_lasti
-            if observed:
-                _hooks.acquired(self, self._stuck_class, mode, frame)
+            _notify_acquired(self, mode, frame)
         return ok
 
     def release(self) -> None:
@@ -276,8 +347,8 @@ class RLock:
             return
         self._owner = None
         self._lock.release()
-        if _observers:
-            _hooks.released(self, self._stuck_class, True)
+        if _released is not None:
+            _notify_released(self, True)
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         if self._owner != _get_ident():
@@ -287,8 +358,8 @@ class RLock:
             return
         self._owner = None
         self._lock.release()
-        if _observers:
-            _hooks.released(self, self._stuck_class, True)
+        if _released is not None:
+            _notify_released(self, True)
 
     def _is_owned(self) -> bool:
         return self._owner == _get_ident()
@@ -300,8 +371,8 @@ class RLock:
         self._count = 0
         self._owner = None
         self._lock.release()
-        if _observers:
-            _hooks.released(self, self._stuck_class, True)
+        if _released is not None:
+            _notify_released(self, True)
         return state
 
     def _acquire_restore(self, state: tuple[int, int | None]) -> None:
@@ -320,8 +391,9 @@ class RLock:
         return [] if owner is None else [(owner, self._code, line_of(self._code, self._line))]
 
     def __repr__(self) -> str:
+        # The format of _thread.RLock's repr (owner 0 when unowned).
         state = "locked" if self._owner is not None else "unlocked"
-        return (f"<{state} stuck.runtime.primitives.RLock {self._stuck_id} owner={self._owner} "
+        return (f"<{state} _thread.RLock object owner={self._owner or 0} "
                 f"count={self._count} at {id(self):#x}>")
 
 
@@ -335,6 +407,8 @@ class Condition(_OrigCondition):  # type: ignore[misc]
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Any:
         if cls is Condition and registry.created_by_library():
+            if not args and not kwargs:  # one check, not a second one for its RLock
+                return _OrigCondition(_OrigRLock())
             return _OrigCondition(*args, **kwargs)
         return object.__new__(cls)
 
