@@ -31,7 +31,7 @@ import _thread
 import contextlib
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any, Literal, NamedTuple, Protocol
 
@@ -51,6 +51,9 @@ class LockClass:
     line: int
     function: str
     name: str | None = None  # the name= override
+    # A small number unique to this object (0: none), for observers' caches: an int key is
+    # hashed for free, where hashing the class hashes all its fields. Not part of equality.
+    serial: int = field(default=0, compare=False, repr=False)
 
     def label(self) -> str:
         return self.name or f"{self.function}:{self.line}"

@@ -295,8 +295,9 @@ class LockOrderChecker:
         # caches: stack chains and the (chain, node, mode) triples already checked
         self._chains: dict[tuple[int, int], int] = {}
         self._checked: dict[tuple[int, int, str], int] = {}
-        # (chain held, id(class)) -> (node, chain then, serial or _MULTI): took()'s cache hit
-        self._fast: dict[tuple[int, int], tuple[int, int, int]] = {}
+        # chain held -> class serial -> (node, chain then, thread serial or _MULTI): the cache
+        # hit of took(); int keys, nested, because hashing a tuple per acquire costs more
+        self._fast: dict[int, dict[int, tuple[int, int, int]]] = {}
         # results
         self._cycles: dict[str, _Cycle] = {}
         self._same_class: dict[int, _SameClass] = {}
@@ -354,15 +355,17 @@ class LockOrderChecker:
         classes) is one dictionary lookup and one append."""
         st = self._tls
         held = st.held
-        hit = self._fast.get((held[-1][CHAIN] if held else 0, id(cls)))
-        if hit is not None:  # never filled while order keys exist (order_by empties it)
-            by = hit[2]
-            if by == _MULTI or by == st.serial:
-                if frame is not None:
-                    held.append((lock, hit[0], frame.f_code, frame.f_lasti, hit[1]))
-                else:
-                    held.append((lock, hit[0], None, -1, hit[1]))
-                return
+        successors = self._fast.get(held[-1][CHAIN] if held else 0)
+        if successors is not None:  # never filled while order keys exist (order_by empties it)
+            hit = successors.get(cls.serial)
+            if hit is not None:
+                by = hit[2]
+                if by == _MULTI or by == st.serial:
+                    if frame is not None:
+                        held.append((lock, hit[0], frame.f_code, frame.f_lasti, hit[1]))
+                    else:
+                        held.append((lock, hit[0], None, -1, hit[1]))
+                    return
         self._took_slow(st, held, lock, cls, frame)
 
     def _took_slow(self, st: _ThreadState, held: list[Held], lock: object, cls: LockClass,
@@ -381,11 +384,15 @@ class LockOrderChecker:
         # the check is recorded for this thread (or for all).
         prev = held[-2][CHAIN] if len(held) > 1 else 0
         chain = held[-1][CHAIN]
-        if prev != before or chain < 0 or len(self._fast) >= self.max_chains:
+        if prev != before or chain < 0 or not cls.serial or len(self._fast) >= self.max_chains:
             return
         done = _MULTI if prev == 0 else self._checked.get((prev, node, "blocking"))
         if done is not None:
-            self._fast[(prev, id(cls))] = (node, chain, done)
+            successors = self._fast.get(prev)
+            if successors is None:
+                successors = self._fast[prev] = {}
+            if len(successors) < self.max_classes:
+                successors[cls.serial] = (node, chain, done)
 
     def _push(self, held: list[Held], lock: object, node: int, frame: FrameType | None) -> bool:
         if len(held) >= MAX_HELD:

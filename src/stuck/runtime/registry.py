@@ -88,6 +88,7 @@ def created_by_library(depth: int = 2) -> bool:
 boundary_codes: set[CodeType] = set()
 
 _classes: dict[tuple[str, CodeType | None, int, str | None], LockClass] = {}
+_class_serials = itertools.count(1)
 
 
 def lock_class(kind: str, name: str | None, frame: FrameType | None) -> LockClass:
@@ -99,9 +100,10 @@ def lock_class(kind: str, name: str | None, frame: FrameType | None) -> LockClas
     cls = _classes.get(key)
     if cls is None:
         if code is None:
-            cls = LockClass(kind, "?", 0, "?", name)
+            cls = LockClass(kind, "?", 0, "?", name, next(_class_serials))
         else:
-            cls = LockClass(kind, code.co_filename, line or 0, code.co_name, name)
+            cls = LockClass(kind, code.co_filename, line or 0, code.co_name, name,
+                            next(_class_serials))
         _classes[key] = cls
     return cls
 
