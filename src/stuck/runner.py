@@ -94,14 +94,28 @@ def _run_module(module: str, args: list[str]) -> None:
               show_default=True,
               help="On a stall or hang: report, raise stuck.runtime.watchdog.HangError in the "
                    "stuck thread, or abort (exit code 86) when it persists.")
+@click.option("--lock-order", is_flag=True, default=False,
+              help="Also check lock order: at exit, report every set of lock classes taken in "
+                   "conflicting orders (a deadlock waiting to happen), even if this run never "
+                   "deadlocked. Exit code 1 if there is any and the program exited 0.")
+@click.option("--lock-order-strict", is_flag=True, default=False,
+              help="Like --lock-order, and a cycle through a timed acquire counts as a "
+                   "deadlock risk rather than a latency risk.")
 def run_command(module: str | None, policy: str, json_path: str | None, signal_name: str,
                 program_args: tuple[str, ...], hang_after_text: str | None = None,
-                hang_policy: str = "report") -> None:
+                hang_policy: str = "report", lock_order: bool = False,
+                lock_order_strict: bool = False) -> None:
     """Run a Python program with deadlock detection on.
 
     \b
       stuck run [options] script.py [args...]
       stuck run [options] -m module [args...]
+
+    With --lock-order the lock-order findings are written to stderr when the program ends
+    (after its non-daemon threads finish, as the interpreter waits for them anyway) and added
+    to the --json report. The exit code is the program's, except that a program exiting 0
+    with lock-order findings exits 1. A program that ends with os._exit() or is aborted by
+    --policy abort gets no lock-order report.
     """
     args = list(program_args)
     if module is None and not args:
@@ -127,9 +141,41 @@ def run_command(module: str | None, policy: str, json_path: str | None, signal_n
     code = getattr(getattr(callback, "__wrapped__", callback), "__code__", None)
     if code is not None:
         registry.boundary_codes.add(code)
+    registry.boundary_codes.update((_run.__code__, _run_script.__code__, _run_module.__code__))
     stuck.runtime.install(policy=policy, json_path=json_path,  # type: ignore[arg-type]
                           signal=signal_number, hang_after=hang_after,
                           hang_policy=hang_policy)  # type: ignore[arg-type]
+    if not (lock_order or lock_order_strict):
+        _run(module, args)
+    from stuck.runtime import lockorder
+
+    lockorder.enable(strict=lock_order_strict)
+    try:
+        _run(module, args)
+    except SystemExit as exc:
+        status = exc.code
+    else:
+        status = 0
+    code = status if isinstance(status, int) else (0 if status is None else 1)
+    if isinstance(status, str):
+        click.echo(status, err=True)  # what SystemExit("message") would print
+    _join_non_daemon_threads()
+    found = lockorder.write_run_report(json_path=json_path)
+    sys.exit(1 if found and code == 0 else code)
+
+
+def _join_non_daemon_threads() -> None:
+    """Wait for the program's non-daemon threads, as the interpreter does before exiting, so
+    the orders they take are in the report."""
+    import threading
+
+    main = threading.main_thread()
+    for t in threading.enumerate():
+        if t is not main and not t.daemon and t is not threading.current_thread():
+            t.join()
+
+
+def _run(module: str | None, args: list[str]) -> None:
     try:
         if module is not None:
             _run_module(module, args)

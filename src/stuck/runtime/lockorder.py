@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import _thread
 import contextlib
+import io
 import itertools
 import linecache
 import os
@@ -51,7 +52,7 @@ from types import FrameType
 from typing import Any, Final, Literal
 
 from stuck.model import Confidence, Finding
-from stuck.runtime import hooks, patch
+from stuck.runtime import hooks, patch, registry
 from stuck.runtime.hooks import AcquireMode, LockClass
 
 Variant = Literal["deadlock", "timed", "same-class"]
@@ -204,6 +205,8 @@ def _stack(frame: FrameType | None, line: int, limit: int = MAX_WITNESS_FRAMES
         code = f.f_code
         if code.co_filename == _THREADING_FILE and code.co_name in _BOOTSTRAP:
             break  # Thread.run and the bootstrap below it say nothing
+        if code in registry.boundary_codes:
+            break  # where `stuck run` starts the program
         name = getattr(code, "co_qualname", code.co_name)
         out.append((name, code.co_filename, line if f is frame else (f.f_lineno or 0)))
         f = f.f_back
@@ -1125,72 +1128,73 @@ if hasattr(os, "register_at_fork"):
 
 
 # ---------------------------------------------------------------------------------------------
-# python -m stuck.runtime.lockorder [--strict] [--json FILE] (-m MODULE | SCRIPT) [ARGS...]
+# The end-of-run report (``stuck run --lock-order``, ``python -m stuck.runtime.lockorder``).
+
+
+def summary_notes() -> list[str]:
+    """What the checker covered, then the bounds it reached."""
+    c = _checker
+    if c is None:
+        return []
+    st = c.stats()
+    return [f"checked {st['classes']} lock classes and {st['edges']} orders between them; "
+            f"{st['signal_classes']} classes dropped as signals (released by another thread)",
+            *c.notes()]
+
+
+def write_run_report(stream: Any = None, json_path: str | None = None) -> list[Finding]:
+    """Write the findings of this run: text to ``stream`` (default stderr) and, with
+    ``json_path``, JSON (``stuck.report/1``) to that file. When a deadlock report of this run is
+    the JSON file's content, the lock-order findings are added to that report rather than
+    replacing it. Returns the findings; never raises."""
+    from stuck.model import Report, Snapshot, Source
+    from stuck.report import lockorder as lockorder_report
+
+    found = findings()
+    out = stream or sys.stderr
+    with contextlib.suppress(Exception):
+        out.write("\n" + lockorder_report.render(found, summary_notes()))
+        out.flush()
+    if json_path and found:
+        from stuck.runtime import policy
+
+        seen = policy.findings_seen
+        base = seen[-1] if seen else Report(Snapshot(Source("live")))
+        policy.write_report(Report(base.snapshot, findings=[*base.findings, *found]),
+                            stream=io.StringIO(), json_path=json_path)  # text: above
+    return found
+
+
+# python -m stuck.runtime.lockorder [--strict] [--json FILE] (-m MODULE | SCRIPT) [ARGS...]:
+# the same as ``stuck run --lock-order [--lock-order-strict] [--json FILE]``.
 
 _USAGE = ("usage: python -m stuck.runtime.lockorder [--strict] [--json FILE] "
           "(-m MODULE | SCRIPT) [ARGS...]\n"
-          "Runs a program with the live instrumentation (policy report) and the lock-order "
-          "checker on, then prints the lock-order findings; exit code 1 if there are any.\n")
+          "The same as: stuck run --lock-order [--lock-order-strict] [--json FILE] "
+          "(-m MODULE | SCRIPT) [ARGS...]\n")
 
 
 def _main(argv: list[str]) -> int:
-    import atexit
-    import json as _json
-    import runpy
-
-    strict = False
-    json_path: str | None = None
+    options: list[str] = ["--lock-order"]
     while argv and argv[0].startswith("-") and argv[0] != "-m":
         opt = argv.pop(0)
         if opt == "--strict":
-            strict = True
+            options.append("--lock-order-strict")
         elif opt == "--json" and argv:
-            json_path = os.path.abspath(argv.pop(0))
+            options += ["--json", argv.pop(0)]
         else:
             sys.stderr.write(f"stuck: unknown option {opt!r}\n{_USAGE}")
             return 2
     if not argv or (argv[0] == "-m" and len(argv) < 2):
         sys.stderr.write(_USAGE)
         return 2
-    import stuck.runtime
-    from stuck.model import Report, Snapshot, Source
-    from stuck.report import json as json_report
-    from stuck.report import lockorder as lockorder_report
-    from stuck.runtime import lockorder as this  # the imported module, not __main__
+    from stuck.runner import run_command
 
-    def report() -> None:
-        found = this.findings()
-        c = this.checker()
-        notes = c.notes() if c is not None else []
-        if c is not None:
-            st = c.stats()
-            notes = [f"checked {st['classes']} lock classes and {st['edges']} orders between "
-                     f"them; {st['signal_classes']} classes dropped as signals (released by "
-                     "another thread)", *notes]
-        sys.stderr.write("\n" + lockorder_report.render(found, notes))
-        if json_path:
-            doc = json_report.to_dict(Report(Snapshot(Source("live")), findings=found))
-            with open(json_path, "w", encoding="utf-8") as f:
-                _json.dump(doc, f, indent=2)
-
-    stuck.runtime.install(policy="report", signal=None)
-    this.enable(strict=strict)
-    atexit.register(report)
     code: object = 0
     try:
-        if argv[0] == "-m":
-            sys.argv = argv[1:]
-            runpy.run_module(argv[1], run_name="__main__", alter_sys=True)
-        else:
-            sys.argv = list(argv)
-            sys.path[0] = os.path.dirname(os.path.abspath(argv[0]))
-            runpy.run_path(argv[0], run_name="__main__")
+        run_command.main([*options, *argv], prog_name="stuck run", standalone_mode=True)
     except SystemExit as exc:
         code = exc.code
-    atexit.unregister(report)
-    report()
-    if this.findings():
-        return 1
     return code if isinstance(code, int) else (0 if code is None else 1)
 
 
