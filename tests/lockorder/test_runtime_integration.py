@@ -135,3 +135,45 @@ def test_enable_disable_and_findings(checker: LockOrderChecker) -> None:
     finally:
         lockorder.disable()
         lockorder.reset()
+
+
+@pytest.mark.parametrize("kind", ["Semaphore", "BoundedSemaphore"])
+def test_semaphore_used_as_a_mutex_is_in_the_graph(checker: LockOrderChecker,
+                                                    kind: str) -> None:
+    sem = getattr(threading, kind)(1, name="S")
+    lock = threading.Lock(name="L")
+    with sem, lock:
+        pass
+    assert sem.acquire(timeout=5)  # timed: an edge of its own kind, still into the graph
+    with lock:
+        pass
+    sem.release()
+    with lock:
+        assert sem.acquire(blocking=True)
+        sem.release()
+    [f] = checker.findings()
+    assert set(f.resources) == {"S", "L"}
+    assert edges(checker) == {("S", "L"), ("L", "S")}
+    assert checker._tls.held == []  # every acquire was matched by its release
+
+
+def test_semaphore_released_by_another_thread_is_a_signal(checker: LockOrderChecker) -> None:
+    ready = threading.Semaphore(0, name="ready")
+    lock = threading.Lock(name="L")
+
+    def producer() -> None:
+        with lock:
+            ready.release()  # a permit it never took: the semaphore signals
+
+    with lock:
+        pass
+    in_thread(producer, "producer")
+    with lock:
+        pass
+    assert ready.acquire(timeout=5)
+    with lock:  # holding `ready`'s permit while taking L: no edge, ready is a signal
+        pass
+    ready.release()  # now released by the thread that took it
+    assert any("ready" in s for s in checker.signal_classes())
+    assert ("ready", "L") not in edges(checker)
+    assert checker.findings() == []

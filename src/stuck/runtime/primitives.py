@@ -482,18 +482,38 @@ class Semaphore(_OrigSemaphore):  # type: ignore[misc]
         self._stuck_id = registry.register(self, self._stuck_kind)
 
     def acquire(self, blocking: bool = True, timeout: float | None = None) -> bool:
+        return self._acquire(blocking, timeout, _getframe(1))
+
+    def _acquire(self, blocking: bool, timeout: float | None, frame: FrameType) -> bool:
         if not blocking and timeout is not None:
             raise ValueError("can't specify timeout for non-blocking acquire")
         ok = super().acquire(False)
-        if not ok and blocking:
+        mode: _hooks.AcquireMode = ("try" if not blocking
+                                    else "blocking" if timeout is None else "timed")
+        if ok:
+            if mode == "blocking":
+                took = _took
+                if took is not None:
+                    try:
+                        took(self, self._stuck_class, frame)
+                    except Exception as exc:  # an observer must never break the program
+                        _hooks.failed(took, exc)
+            elif _before is not None:
+                _notify_before(self, mode, frame)
+                _notify_acquired(self, mode, frame)
+        elif blocking:
+            _notify_before(self, mode, frame)
             me = _get_ident()
-            record = registry.WaitRecord(self, "acquire", _semaphore_wakers, _getframe(1),
-                                         timeout)
+            record = registry.WaitRecord(self, "acquire", _semaphore_wakers, frame, timeout)
             previous = detect.block_begin(me, record, True)
             try:
                 ok = super().acquire(True, timeout)
             finally:
                 registry.end_wait(me, previous)
+            if ok:
+                _notify_acquired(self, mode, frame)
+        else:
+            _notify_before(self, mode, frame)
         if ok:
             me = _get_ident()
             holders = self._stuck_holders
@@ -501,7 +521,7 @@ class Semaphore(_OrigSemaphore):  # type: ignore[misc]
         return bool(ok)
 
     def __enter__(self) -> bool:
-        return self.acquire()
+        return self._acquire(True, None, _getframe(1))
 
     def release(self, n: int = 1) -> None:
         super().release(n)
@@ -515,6 +535,12 @@ class Semaphore(_OrigSemaphore):  # type: ignore[misc]
             holders.pop(me, None)
         else:
             holders[me] = held - n
+        if _released is not None:
+            # A permit released by a thread that did not take it: a signal, not a mutex (the
+            # lock-order checker then leaves the semaphore's class out of its graph).
+            by_owner = held >= n
+            for _ in range(min(n, max(held, 1))):
+                _notify_released(self, by_owner)
 
     def __exit__(self, *exc: object) -> None:
         self.release()
