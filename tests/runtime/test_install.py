@@ -111,3 +111,14 @@ def test_fork_child_can_use_tracked_primitives(live: io.StringIO) -> None:
             pytest.fail("the forked child did not finish")
         time.sleep(0.01)
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_snapshot_leaves_out_stucks_own_threads(live: io.StringIO) -> None:
+    # install() started the watchdog: it runs, but it is not the program's thread.
+    deadline = time.monotonic() + 5
+    while not any(t.name == "stuck-watchdog" for t in threading.enumerate()):
+        assert time.monotonic() < deadline, "the watchdog thread did not start"
+        time.sleep(0.01)
+    names = [t.name for p in stuck.runtime.snapshot().snapshot.processes for t in p.threads]
+    assert threading.current_thread().name in names
+    assert "stuck-watchdog" not in names

@@ -154,7 +154,10 @@ def take() -> tuple[Snapshot, dict[int, WaitRecord], dict[int, str]]:
     for ident in current:
         if ident not in threads:
             idents.append(ident)
+    own = registry.own_idents
     for ident in idents:
+        if ident in own:
+            continue  # stuck's own thread (the watchdog): not the program's
         t = threads.get(ident)
         tid = thread_id(ident)
         record = table.get(ident)

@@ -179,6 +179,10 @@ def end_wait(me: int, previous: WaitRecord | None) -> None:
         waits[me] = previous
 
 
+# Threads stuck runs itself (the watchdog): not the program's, so left out of every report.
+own_idents: set[int] = set()
+
+
 def alive_idents() -> set[int]:
     return set(threading._active)  # type: ignore[attr-defined]
 

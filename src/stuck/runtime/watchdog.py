@@ -61,6 +61,7 @@ from stuck.model import (
     ThreadState,
     Wait,
 )
+from stuck.runtime import registry
 
 Policy = Literal["report", "raise", "abort"]
 POLICIES: tuple[Policy, ...] = ("report", "raise", "abort")
@@ -430,7 +431,14 @@ class Watchdog:
         self._disarm()
 
     def _run(self) -> None:
-        self._ident = threading.get_ident()
+        self._ident = ident = threading.get_ident()
+        registry.own_idents.add(ident)  # left out of reports: not the program's thread
+        try:
+            self._loop()
+        finally:
+            registry.own_idents.discard(ident)
+
+    def _loop(self) -> None:
         interval = self.config.sample_interval()
         while True:
             try:
@@ -752,6 +760,8 @@ def stack_snapshot(frames: dict[int, FrameType] | None = None) -> Snapshot:
         "sleeping": "sleeping",
     }
     for ident, frame in frames.items():
+        if ident in registry.own_idents:
+            continue  # stuck's own thread: not the program's
         pt = by_ident.get(ident)
         activity, _ = frame_activity(frame)
         threads.append(Thread(
