@@ -19,6 +19,7 @@ from stuck.explore.scheduler import History, Scheduler, TraceEvent
 from stuck.explore.shrink import Attempt, shrink
 from stuck.explore.strategy import BaseStrategy
 from stuck.explore.verdict import Verdict, Waiting
+from stuck.explore.workers import WorkerPool, available
 
 _real_thread_start = primitives._orig_thread_start
 _real_thread_join = primitives._orig_thread_join
@@ -43,6 +44,10 @@ def _interrupt(ident: int | None) -> None:
                                                ctypes.py_object(scheduler.Aborted))
 
 
+# The worker pool of the exploration in progress (one per process at a time, like the scheduler).
+_pool: list[WorkerPool | None] = [None]
+
+
 def run_once(
     target: Callable[[], object],
     strategy: BaseStrategy,
@@ -51,24 +56,36 @@ def run_once(
     record: bool = False,
     history: History | None = None,
     stall_seconds: float = 10.0,
+    pool: WorkerPool | None = None,
 ) -> Execution:
-    """One controlled execution of ``target`` (the primitives must be installed)."""
-    sched = Scheduler(strategy, max_steps=max_steps, record=record, history=history)
+    """One controlled execution of ``target`` (the primitives must be installed).
+
+    With a ``pool``, controlled threads run on its reused OS threads; otherwise each gets a new
+    one.
+    """
+    if pool is None:
+        pool = _pool[0]
+    starter = pool.start if pool is not None else primitives._start_controlled
+    sched = Scheduler(strategy, max_steps=max_steps, record=record, history=history,
+                      starter=starter)
     strategy.scheduler = sched
     scheduler._active[0] = sched
     leaked: list[str] = []
     try:
-        sched.start_root(target, primitives._start_controlled, threading.Thread)
+        sched.start_root(target, starter, threading.Thread)
         if not sched.done.acquire(True, stall_seconds):
             sched.abort_from_outside(verdict.stopped(sched, stall_seconds))
             cur = sched.current
             _interrupt(cur.ident if cur is not None else None)
-        for t in sched.threads:
-            if t.pyobj is not None:
-                t.pyobj._started.wait(5.0)
-                _real_thread_join(t.pyobj, 5.0)
-                if t.pyobj.is_alive():
-                    leaked.append(t.name)
+        if pool is not None:
+            leaked = pool.wait_parked(5.0)
+        else:
+            for t in sched.threads:
+                if t.pyobj is not None:
+                    t.pyobj._started.wait(5.0)
+                    _real_thread_join(t.pyobj, 5.0)
+                    if t.pyobj.is_alive():
+                        leaked.append(t.name)
     finally:
         scheduler._active[0] = None
         strategy.scheduler = None
@@ -201,6 +218,9 @@ def explore(
     started = _real_monotonic()
     result = ExploreResult(_describe_target(target), strat.describe(), seed, 0, 0.0)
     primitives.install()
+    own_pool = _pool[0] is None and available()
+    if own_pool:
+        _pool[0] = WorkerPool()
     try:
         if replay is not None:
             tok = decode(replay)
@@ -252,6 +272,10 @@ def explore(
         result.elapsed = _real_monotonic() - started
         return result
     finally:
+        if own_pool:
+            pool, _pool[0] = _pool[0], None
+            if pool is not None:
+                pool.close()
         primitives.uninstall()
 
 

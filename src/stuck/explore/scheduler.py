@@ -59,6 +59,7 @@ class CThread:
 
     __slots__ = (
         "baton",
+        "baton_first",
         "created",
         "daemon",
         "deadline",
@@ -79,6 +80,9 @@ class CThread:
         self.name = name
         self.baton = _allocate_lock()
         self.baton.acquire()
+        # True when the OS thread's first wait was on the baton itself (a pooled worker parked
+        # on it), so the body must not wait for it again.
+        self.baton_first = False
         self.state = RUNNABLE
         self.waiting: Any = None  # the primitive (or CThread, for join) it is blocked on
         self.op = ""  # the blocking operation: "acquire", "wait", "join", "get", ...
@@ -200,8 +204,13 @@ class Scheduler:
         max_steps: int = 20_000,
         record: bool = False,
         history: History | None = None,
+        starter: Callable[[Any], Any] | None = None,
     ) -> None:
         self.strategy = strategy
+        # How a controlled thread's OS thread is started: a worker pool's ``start`` (which
+        # returns the lock the worker is parked on: the thread's baton) or the primitives' own
+        # ``Thread.start`` minus its wait (which returns None).
+        self.starter = starter
         self.max_steps = max_steps
         self.threads: list[CThread] = []
         self.runnable: list[int] = []
@@ -262,7 +271,8 @@ class Scheduler:
     def _body(self, me: CThread, fn: Callable[[], object]) -> None:
         me.ident = _get_ident()
         self.by_ident[me.ident] = me
-        me.baton.acquire()
+        if not me.baton_first:
+            me.baton.acquire()
         try:
             if self.aborting:
                 raise Aborted
@@ -279,7 +289,7 @@ class Scheduler:
             with contextlib.suppress(Aborted):
                 self._finished(me)
 
-    def start_root(self, target: Callable[[], object], starter: Callable[[Any], None],
+    def start_root(self, target: Callable[[], object], starter: Callable[[Any], Any],
                    thread_factory: Callable[..., Any]) -> CThread:
         """Create thread 0, which runs ``target``; it holds the baton first."""
         holder: list[CThread] = []
@@ -292,12 +302,20 @@ class Scheduler:
         holder.append(root)
         self.current = root
         root.baton.release()
-        starter(pyobj)
+        baton = starter(pyobj)
+        if baton is not None:  # a parked worker: releasing its baton starts it
+            root.baton = baton
+            root.baton_first = True
+            baton.release()
         return root
 
-    def spawn(self, parent: CThread, pyobj: Any, starter: Callable[[Any], None],
+    def spawn(self, parent: CThread, pyobj: Any, starter: Callable[[Any], Any],
               real_event: Callable[[], Any]) -> None:
-        """``Thread.start`` called by a controlled thread: the new thread is controlled too."""
+        """``Thread.start`` called by a controlled thread: the new thread is controlled too.
+
+        ``starter`` is used unless the scheduler was given its own (a worker pool).
+        A pooled thread costs no OS-level switch until the strategy first lets it run.
+        """
         self.yield_point(parent, "start", None)
         ct = self._new_thread(str(getattr(pyobj, "name", f"Thread-{len(self.threads)}")), pyobj)
         user_run = pyobj.run
@@ -312,7 +330,10 @@ class Scheduler:
         pyobj.run = run
         # Thread internals wait on _started before run(): keep that a real event.
         pyobj._started = real_event()
-        starter(pyobj)
+        baton = (self.starter or starter)(pyobj)
+        if baton is not None:  # a parked worker, started when the strategy first picks it
+            ct.baton = baton
+            ct.baton_first = True
 
     def _finished(self, me: CThread) -> None:
         if self.aborting:
