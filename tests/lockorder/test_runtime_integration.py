@@ -177,3 +177,17 @@ def test_semaphore_released_by_another_thread_is_a_signal(checker: LockOrderChec
     assert any("ready" in s for s in checker.signal_classes())
     assert ("ready", "L") not in edges(checker)
     assert checker.findings() == []
+
+
+def test_dropped_semaphore_taken_twice_is_forgotten(checker: LockOrderChecker) -> None:
+    def leave_acquired() -> None:
+        sem = threading.Semaphore(2, name="S")
+        assert sem.acquire() and sem.acquire()  # two permits, then dropped unreleased
+
+    leave_acquired()
+    a = threading.Lock(name="A")
+    b = threading.Lock(name="B")
+    with a, b:
+        pass
+    assert edges(checker) == {("A", "B")}  # nothing ordered after the dropped semaphore
+    assert [e[0] for e in checker._tls.held] == []

@@ -7,6 +7,7 @@ from __future__ import annotations
 import concurrent.futures
 import io
 import queue
+import re
 import threading
 import time
 from typing import Any
@@ -14,7 +15,7 @@ from typing import Any
 import pytest
 
 import stuck.runtime
-from stuck.runtime import patch
+from stuck.runtime import patch, primitives
 
 
 def _outcome(fn: Any, *args: Any, **kwargs: Any) -> Any:
@@ -215,9 +216,48 @@ def test_same_behaviour_as_original(name: str, scenario: Any, args: tuple[Any, .
     original = scenario(*args)
     stuck.runtime.install(policy="raise", report_stream=io.StringIO(), signal=None)
     try:
-        assert type(threading.Lock()).__module__ == "stuck.runtime.primitives"
+        assert type(threading.Lock()) is primitives.Lock  # tracked (named like threading's)
         assert type(queue.Queue()).__module__ == "stuck.runtime.queues"
         instrumented = scenario(*args)
     finally:
         stuck.runtime.uninstall()
     assert instrumented == original
+
+
+def _masked(text: str) -> str:
+    return re.sub(r"0x[0-9a-f]+", "0x?", text)
+
+
+def test_reprs_match_the_originals() -> None:
+    if patch.active() is not None:
+        pytest.skip(f"another instrumentation is installed: {patch.active()}")
+
+    def reprs() -> list[str]:
+        lock, rlock = threading.Lock(), threading.RLock()
+        sem, bsem = threading.Semaphore(3), threading.BoundedSemaphore(3)
+        event, barrier = threading.Event(), threading.Barrier(3)
+        cond = threading.Condition()
+        out = [repr(lock), repr(rlock), repr(cond), repr(sem), repr(bsem), repr(event),
+               repr(barrier)]
+        lock.acquire()
+        rlock.acquire()
+        rlock.acquire()
+        sem.acquire()
+        bsem.acquire()
+        event.set()
+        with cond:
+            out += [repr(lock), repr(rlock), repr(cond), repr(sem), repr(bsem), repr(event)]
+        lock.release()
+        rlock.release()
+        rlock.release()
+        return [_masked(r) for r in out]
+
+    original = reprs()
+    stuck.runtime.install(policy="raise", report_stream=io.StringIO(), signal=None)
+    try:
+        assert type(threading.Lock()) is primitives.Lock
+        instrumented = reprs()
+    finally:
+        stuck.runtime.uninstall()
+    assert instrumented == original
+    assert "<locked _thread.lock object at 0x?>" in original

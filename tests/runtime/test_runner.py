@@ -82,13 +82,13 @@ def test_script_sees_argv_main_path_and_exit_code(tmp_path: Path) -> None:
     script.write_text(
         "import sys, threading\n"
         "print(repr(sys.argv), __name__, sys.path[0])\n"
-        "print(type(threading.Lock()).__module__)\n"
+        "print(type(threading.Lock())._stuck_kind)\n"
         "sys.exit(int(sys.argv[2]))\n")
     proc = run(str(script), "--flag", "7")
     assert proc.returncode == 7, proc.stderr
     first, second = proc.stdout.splitlines()
     assert first == f"{[str(script), '--flag', '7']!r} __main__ {tmp_path}"
-    assert second == "stuck.runtime.primitives"
+    assert second == "mutex"  # a tracked lock
 
 
 def test_module_mode_and_uncaught_exception(tmp_path: Path) -> None:

@@ -248,8 +248,9 @@ def _held_stack(code: Any, lasti: int, now: FrameType | None) -> tuple[StackEntr
 _refcount: Any = getattr(sys, "getrefcount", None)  # CPython only
 
 
-def _only_held_by_us(entry: Held) -> bool:
-    return bool(_refcount(entry[0]) <= _ABANDONED_REFS)
+def _only_held_by_us(entry: Held, entries: int = 1) -> bool:
+    """True when nothing but the ``entries`` Held tuples of this thread references the lock."""
+    return bool(_refcount(entry[0]) - (entries - 1) <= _ABANDONED_REFS)
 
 
 def _calibrate() -> int:
@@ -498,8 +499,11 @@ class LockOrderChecker:
         thread look ordered after it."""
         if _refcount is None:
             return
+        times: dict[int, int] = {}  # a semaphore taken twice is in two entries
+        for entry in held:
+            times[id(entry[0])] = times.get(id(entry[0]), 0) + 1
         for i in range(len(held) - 1, -1, -1):
-            if _only_held_by_us(held[i]):
+            if _only_held_by_us(held[i], times[id(held[i][0])]):
                 del held[i]
                 self._rechain(held, i)
 

@@ -629,6 +629,12 @@ def lock_class_of(obj: object) -> LockClass | None:
     return cls if isinstance(cls, LockClass) else None
 
 
+# Named like the classes they stand for: reprs read ``<threading.Semaphore at 0x...: value=1>``
+# as the originals' do, and introspection (``threading.__all__`` checks, pickling by name)
+# finds them in ``threading``, where install() puts them.
+for _cls in (Lock, RLock, Condition, Semaphore, BoundedSemaphore, Event, Barrier):
+    _cls.__module__ = "threading"
+
 REPLACEMENTS: list[tuple[object, str, object]] = [
     (threading, "Lock", Lock),
     (threading, "RLock", RLock),

@@ -701,7 +701,8 @@ def _owner_hint(obj: object) -> str | None:
             for owner in owners:
                 attrs = getattr(owner, "__dict__", None)
                 if not isinstance(attrs, dict) or isinstance(owner, type) \
-                        or type(owner).__module__.startswith("stuck."):
+                        or type(owner).__module__.startswith("stuck.") \
+                        or hasattr(type(owner), "_stuck_kind"):
                     continue  # a class, or stuck's own wrapper (a queue's condition)
                 attr = next((k for k, v in attrs.items() if v is obj and isinstance(k, str)),
                             None)
