@@ -115,6 +115,79 @@ def pool_starvation() -> None:
         assert pool.submit(outer).result() == 2
 
 
+class JobPool:
+    """Jobs on a list, ``workers`` threads waiting for them on a condition."""
+
+    def __init__(self, name: str, workers: int) -> None:
+        self.cond = threading.Condition(threading.Lock())
+        self.jobs: list[object] = []
+        self.closed = False
+        self.threads = [threading.Thread(target=self.serve, name=f"{name}{i}")
+                        for i in range(workers)]
+        for t in self.threads:
+            t.start()
+
+    def submit(self, job: object) -> None:
+        with self.cond:
+            self.jobs.append(job)
+            self.cond.notify()
+
+    def serve(self) -> None:
+        while True:
+            with self.cond:
+                while not self.jobs and not self.closed:
+                    self.cond.wait()
+                if not self.jobs:
+                    return
+                job = self.jobs.pop(0)
+            job()  # type: ignore[operator]
+
+    def close(self) -> None:
+        with self.cond:
+            self.closed = True
+            self.cond.notify_all()
+        for t in self.threads:
+            t.join()
+
+
+def result_from_an_empty_pool(cleanup_workers: int = 0) -> None:
+    """A client hands its second job to a pool with ``cleanup_workers`` threads, then waits.
+
+    The first job goes to the "fast" pool, whose worker then idles waiting for more work; the
+    client waits on ``done`` for the second. With no cleanup worker nothing takes it: a stall,
+    although the client and the idle fast worker could each wake the other.
+    """
+    done = threading.Condition(threading.Lock())
+    finished: list[str] = []
+    fast = JobPool("fast", 1)
+    cleanup = JobPool("cleanup", cleanup_workers)
+
+    def job(name: str) -> object:
+        def run() -> None:
+            with done:
+                finished.append(name)
+                done.notify_all()
+        return run
+
+    def client() -> None:
+        fast.submit(job("first"))
+        cleanup.submit(job("second"))
+        with done:
+            while len(finished) < 2:
+                done.wait()
+            fast.submit(job("third"))
+
+    c = threading.Thread(target=client, name="client")
+    c.start()
+    c.join()
+    fast.close()
+    cleanup.close()
+
+
+def result_from_a_served_pool() -> None:
+    result_from_an_empty_pool(cleanup_workers=1)
+
+
 def pool_ok() -> None:
     with ThreadPoolExecutor(max_workers=2) as pool:
         futures = [pool.submit(pow, 2, i) for i in range(4)]

@@ -88,6 +88,27 @@ def test_two_full_bounded_queues_block_each_other() -> None:
     assert {a for a, _, _ in v.cycle} == {1, 2}
 
 
+def test_work_handed_to_a_pool_without_workers_is_a_stall_not_a_deadlock() -> None:
+    result = explore(targets.result_from_an_empty_pool, executions=500, seed=0)
+    v = result.verdict
+    assert v is not None and v.kind == "stall", v and v.summary
+    assert v.cycle == []
+    # the summary names the waiter and the place the work went (the submit call in the client)
+    assert v.summary.startswith("stall: client waits on Condition")
+    assert "cleanup.submit(job(\"second\"))" in v.summary
+    finding = v.report.findings[0] if v.report is not None else None
+    assert finding is not None and finding.kind == "stall"
+    assert finding.confidence == "probable"
+    assert finding.missing_evidence
+    again = replay(targets.result_from_an_empty_pool, result.token or "")
+    assert again.verdict is not None and again.verdict.kind == "stall"
+
+
+def test_served_pool_twin_passes() -> None:
+    result = explore(targets.result_from_a_served_pool, executions=300, seed=0)
+    assert not result.found, result.verdict and result.verdict.summary
+
+
 def test_thread_pool_starvation_is_found() -> None:
     result = explore(targets.pool_starvation, executions=100, seed=0)
     v = result.verdict

@@ -55,6 +55,7 @@ def test_reused_threads_start_clean_every_execution() -> None:
     seen: list[dict[str, Any]] = []
     result = explore(_program(seen), executions=30, seed=3, strategy="random")
     assert not result.found, result.verdict and result.verdict.summary
+    assert result.notes == []  # the pool's own OS threads are not the program's
     assert len(seen) == 90
     for row in seen:
         assert row["current_is_self"], row

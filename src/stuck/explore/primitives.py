@@ -297,6 +297,7 @@ class Condition:
             raise _outside("a Condition built on a lock created outside the explored function")
         saved = lock._release_save()
         self._waiters.append(me)
+        sched.history.waited.add(self.key)
         deadline = None if timeout is None else sched.now + max(timeout, 0.0)
         try:
             notified = sched.block(me, self, "wait", deadline)
@@ -334,6 +335,8 @@ class Condition:
         sched.yield_point(me, "notify", self)
         sched.history.add(self.key, me.index)
         waiters = self._waiters
+        if not waiters:
+            sched.hand_over(me, self)
         while waiters and n > 0:
             t = waiters.popleft()
             sched.wake(t)
@@ -380,6 +383,8 @@ class SimpleQueue:
             if t.waiting is self:
                 sched.wake(t)
                 break
+        else:
+            sched.hand_over(me, self)
 
     def put_nowait(self, item: Any) -> None:
         self.put(item, False)
@@ -396,6 +401,8 @@ class SimpleQueue:
         sched.yield_point(me, "get", self)
         deadline = None if timeout is None else sched.now + max(timeout, 0.0)
         while not self._items:
+            if block:
+                sched.history.waited.add(self.key)
             if not block or not sched.block(me, self, "get", deadline):
                 if self._items:
                     break

@@ -126,6 +126,8 @@ class History:
     """
 
     wakers: dict[tuple[int, int], set[int]] = field(default_factory=dict)
+    # Conditions and queues some thread ever blocked on: the ones work handed to can be taken.
+    waited: set[tuple[int, int]] = field(default_factory=set)
 
     def add(self, key: tuple[int, int], thread: int) -> None:
         s = self.wakers.get(key)
@@ -232,6 +234,14 @@ class Scheduler:
         self.done.acquire()
         self.last_switch_from: int | None = None
         self.sites: dict[tuple[int, int], str] = {}  # resource key -> creation site (record)
+        # Work handed over while nobody waited for it: condition or queue key -> (thread, the
+        # primitive, where; "" unless recording). Evidence for a stall by work nobody takes.
+        self.unheard: dict[tuple[int, int], tuple[int, Any, str]] = {}
+
+    def hand_over(self, me: CThread, resource: Any) -> None:
+        """``me`` notified (or put into) ``resource`` while no thread waited on it."""
+        self.unheard[resource.key] = (me.index, resource,
+                                      _call_chain(sys._getframe(1)) if self.record else "")
 
     # -- bookkeeping --------------------------------------------------------------------------
 
@@ -500,3 +510,20 @@ def _creation_site() -> str:
     if made_by:
         text = f"{made_by} at {text}"
     return text
+
+
+def _call_chain(frame: Any, depth: int = 2) -> str:
+    """The innermost ``depth`` frames of the program's own code: where and through what call."""
+    import linecache
+
+    parts: list[str] = []
+    f = user_frame(frame)
+    while f is not None and len(parts) < depth:
+        if f.f_code.co_filename.startswith(_skip_files()):
+            f = f.f_back
+            continue
+        line = linecache.getline(f.f_code.co_filename, f.f_lineno).strip()
+        text = f"{f.f_code.co_filename}:{f.f_lineno}"
+        parts.append(f"{text} `{line}`" if line else text)
+        f = f.f_back
+    return ", called from ".join(parts) if parts else "?"

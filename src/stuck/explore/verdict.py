@@ -141,6 +141,9 @@ def blocked(sched: Scheduler) -> Verdict:
         wakers_of[t.index] = alive
 
     cycle = _find_cycle(succ, hard)
+    unserved = None if cycle and all(hard.get(a, False) for a in cycle) else _unserved_work(sched)
+    if unserved is not None:
+        cycle = []
     table = []
     for t in waiting:
         res = t.waiting
@@ -156,6 +159,14 @@ def blocked(sched: Scheduler) -> Verdict:
         names = " -> ".join(f"{sched.threads[a].name}" for a in cycle + cycle[:1])
         v = Verdict("deadlock", f"deadlock: {names}", edges, table)
         certain = all(hard.get(a, False) for a in cycle)
+    elif unserved is not None:
+        handed_by, res, at = unserved
+        here = f" at {at}" if at else ""
+        v = Verdict("stall", f"stall: {handed_by.name} waits on {_label(sched, handed_by.waiting)}"
+                             f"; the work it handed to {_label(sched, res)}{here} is never taken "
+                             "(no thread was ever seen waiting there)", [], table)
+        v.report = _report(sched, v, frames, False, unserved=unserved)
+        return v
     else:
         nobody = [t for t in waiting if not succ.get(t.index)]
         first = nobody[0] if nobody else waiting[0]
@@ -165,6 +176,38 @@ def blocked(sched: Scheduler) -> Verdict:
         certain = True
     v.report = _report(sched, v, frames, certain)
     return v
+
+
+def _unserved_work(sched: Scheduler) -> tuple[CThread, Any, str] | None:
+    """Work a blocked thread handed over that no thread will take: the cause of a stall.
+
+    A thread notified a condition (or put into a queue) while nobody waited on it, and now waits
+    itself, on a condition or queue -- typically for the result of that work. If no thread was
+    ever seen waiting on that primitive during the exploration, and every thread that used its
+    lock also notified it (only producers, no consumer), the work sits where nobody looks: a
+    job submitted to a pool without a worker. The threads that could wake the waiter are then
+    themselves idle, and what looks like a cycle of "could be woken by" is a stall. A cycle of
+    lock ownership and joins is never explained away like this.
+    """
+    from stuck.explore.scheduler import BLOCKED, CThread
+
+    history = sched.history
+    for key, (index, res, at) in sched.unheard.items():
+        if key in history.waited:
+            continue
+        handed_by = sched.threads[index]
+        if handed_by.state != BLOCKED or isinstance(handed_by.waiting, CThread):
+            continue
+        if getattr(handed_by.waiting, "kind", "") not in ("condition", "queue"):
+            continue
+        lock = getattr(res, "_lock", None)
+        lock_key = getattr(lock, "key", None)
+        if lock_key is not None:
+            producers = history.wakers.get(key, set())
+            if not history.wakers.get(lock_key, set()) <= producers:
+                continue  # a thread used its lock without notifying it: possibly a consumer
+        return handed_by, res, at
+    return None
 
 
 def _possible_wakers(sched: Scheduler, res: Any) -> set[int]:
@@ -310,7 +353,8 @@ def _frames(frame: Any, limit: int = 30) -> list[Frame]:
     return out
 
 
-def _report(sched: Scheduler, v: Verdict, frames: dict[int, Any], certain: bool) -> Report:
+def _report(sched: Scheduler, v: Verdict, frames: dict[int, Any], certain: bool,
+            unserved: tuple[CThread, Any, str] | None = None) -> Report:
     from stuck.explore.scheduler import BLOCKED, FINISHED, CThread
 
     resources: dict[int, Resource] = {}
@@ -360,12 +404,16 @@ def _report(sched: Scheduler, v: Verdict, frames: dict[int, Any], certain: bool)
         if v.kind == "deadlock" and not certain:
             missing.append("the cycle passes through a condition or queue: its possible wakers "
                            "are the threads seen notifying it during the exploration")
+        if unserved is not None:
+            rid(unserved[1])
+            missing.append(f"no thread was seen waiting on {_label(sched, unserved[1])} in the "
+                           "executions explored; one that serves it may exist in others")
         findings.append(Finding(
             kind=v.kind,  # type: ignore[arg-type]
-            confidence="certain" if certain else ("probable" if v.kind == "deadlock" else
-                                                  "possible"),
+            confidence="certain" if certain else ("probable" if v.kind == "deadlock"
+                                                  or unserved is not None else "possible"),
             summary=v.summary,
-            explanation=_explain(v),
+            explanation=_explain(v, unserved is not None),
             threads=[f"T{i}" for i in involved],
             resources=sorted({r.id for r in resources.values()}),
             cycle=cyc,
@@ -387,11 +435,16 @@ def _rid_for(sched: Scheduler, index: int, rid: Any) -> str:
     return str(rid(res)) if res is not None else "?"
 
 
-def _explain(v: Verdict) -> str:
+def _explain(v: Verdict, unserved: bool = False) -> str:
     if v.kind == "deadlock":
         return ("Under the controlled scheduler every thread of the program was blocked, and the "
                 "waits close a cycle: each thread waits for something only the next one can "
                 "release, so none of them can ever continue.")
+    if v.kind == "stall" and unserved:
+        return ("Under the controlled scheduler every thread of the program was blocked. One of "
+                "them handed work to a condition or queue that no thread serves (nobody was ever "
+                "seen waiting there) and then waited for its effect; the threads that could wake "
+                "it are idle, waiting for work of their own.")
     if v.kind == "stall":
         return ("Under the controlled scheduler every thread of the program was blocked, without "
                 "a cycle: at least one wait can only be ended by a thread that has finished or "

@@ -32,6 +32,8 @@ import sys
 import threading
 from typing import Any
 
+from stuck.runtime import patch
+
 _allocate_lock = _thread.allocate_lock
 _get_ident = _thread.get_ident
 _get_native_id: Any = getattr(_thread, "get_native_id", None)
@@ -98,6 +100,9 @@ class WorkerPool:
         self.keep = keep  # parked workers beyond this many exit instead
         self.closed = False
         self.started = 0  # OS threads started (for tests and benchmarks)
+        # The real one: during an exploration ``_thread.start_new_thread`` is replaced by a
+        # version that reports threads the scheduler cannot control.
+        self._start_new_thread: Any = patch.original(_thread, "start_new_thread")
 
     # -- the spawning side ---------------------------------------------------------------------
 
@@ -122,7 +127,7 @@ class WorkerPool:
         w.name = pyobj.name
         self.busy.append(w)
         if new:
-            _thread.start_new_thread(self._loop, (w,))
+            self._start_new_thread(self._loop, (w,))
             self.started += 1
         return w.go
 
