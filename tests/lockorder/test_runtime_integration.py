@@ -191,3 +191,27 @@ def test_dropped_semaphore_taken_twice_is_forgotten(checker: LockOrderChecker) -
         pass
     assert edges(checker) == {("A", "B")}  # nothing ordered after the dropped semaphore
     assert [e[0] for e in checker._tls.held] == []
+
+
+def test_dropped_lock_is_not_shown_as_held(checker: LockOrderChecker) -> None:
+    # The checker's held stack keeps a lock the program dropped alive; reports count those
+    # references out, as the checker does.
+    kept = threading.Lock(name="kept")
+    kept.acquire()
+
+    def leave_acquired() -> None:
+        lost = threading.Lock(name="lost")
+        lost.acquire()
+
+    leave_acquired()
+    try:
+        snap = stuck.runtime.snapshot().snapshot
+        labels = {r.label for r in snap.resources}
+        [me] = [t for p in snap.processes for t in p.threads
+                if t.name == threading.current_thread().name]
+        assert any("kept" in (label or "") for label in labels)
+        assert not any("lost" in (label or "") for label in labels)
+        assert len(me.holds) == 1
+        assert checker.references(kept) == 1
+    finally:
+        kept.release()

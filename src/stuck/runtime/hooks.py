@@ -78,6 +78,8 @@ class LockObserver(Protocol):
 
     # Optional: ``took(lock, cls, frame)``: a blocking acquire succeeded without waiting; the
     # same as before_acquire(lock, cls, "blocking", frame) followed by acquired(...).
+    # Optional: ``references(lock) -> int``: how many strong references to ``lock`` the
+    # observer keeps (a checker's held stacks), so reports can tell a lock the program dropped.
 
 
 BeforeHook = Callable[[object, LockClass, AcquireMode, "FrameType | None"], None]
@@ -154,6 +156,17 @@ def _failed(observer: Any, exc: BaseException) -> None:
     remove_observer(observer)
     with contextlib.suppress(Exception):
         sys.stderr.write(f"stuck: observer {observer!r} failed and was removed: {exc!r}\n")
+
+
+def observer_references(obj: object) -> int:
+    """Strong references to ``obj`` kept by the observers (see ``references``)."""
+    total = 0
+    for o in tuple(observers):
+        fn = getattr(o, "references", None)
+        if callable(fn):
+            with contextlib.suppress(Exception):
+                total += int(fn(obj))
+    return total
 
 
 # Fan-out, for two or more observers (or one without ``took``).

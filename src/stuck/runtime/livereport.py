@@ -30,7 +30,7 @@ from stuck.model import (
     Thread,
     Wait,
 )
-from stuck.runtime import registry
+from stuck.runtime import hooks, registry
 from stuck.runtime.detect import Cycle, all_cycles, is_stuck
 from stuck.runtime.registry import WaitRecord
 
@@ -127,6 +127,36 @@ def _wait(record: WaitRecord, resource_id: str, now: float) -> Wait:
                 timeout=record.timeout, durable=record.timeout is None, at=at)
 
 
+_refcount: Any = getattr(sys, "getrefcount", None)  # CPython only
+
+
+def _calibrate() -> int:
+    """What ``_dropped`` sees for an object nothing else references: the same shape (a list
+    of the objects, the loop variable, the call's argument)."""
+    if _refcount is None:
+        return 0
+    for probe in [object()]:
+        return int(_refcount(probe)) + 1  # + _dropped's own parameter
+    return 0
+
+
+_UNREFERENCED = _calibrate()
+
+
+def _has_owners(obj: object) -> bool:
+    owners = getattr(obj, "_stuck_owners", None)
+    return callable(owners) and bool(owners())
+
+
+def _dropped(obj: object) -> bool:
+    """True for a lock the program no longer references (acquired, never released, dropped):
+    nobody can release it, so its holder does not hold it in any useful sense. The lock-order
+    checker's held stacks still reference it; they are counted out."""
+    if _refcount is None:
+        return False
+    return bool(_refcount(obj) - hooks.observer_references(obj) <= _UNREFERENCED)
+
+
 def take() -> tuple[Snapshot, dict[int, WaitRecord], dict[int, str]]:
     """The live snapshot, the wait table it was built from and resource ids by object id."""
     now = time.time()
@@ -145,9 +175,9 @@ def take() -> tuple[Snapshot, dict[int, WaitRecord], dict[int, str]]:
         rid_of[key] = res.id
         return res
 
-    for obj in list(registry.resources):
-        owners = getattr(obj, "_stuck_owners", None)
-        if callable(owners) and owners():
+    objects = list(registry.resources)
+    for obj in objects:
+        if _has_owners(obj) and not _dropped(obj):
             add(obj)
     model_threads: list[Thread] = []
     idents = list(threads)

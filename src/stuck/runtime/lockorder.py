@@ -186,9 +186,11 @@ class _ThreadState(_thread._local):
     held: list[Held]
     serial: int
 
-    def __init__(self) -> None:
+    def __init__(self, every_held: dict[int, list[Held]] | None = None) -> None:
         self.held = []
         self.serial = next(_serials)
+        if every_held is not None:  # the checker's view of all threads' stacks
+            every_held[_thread.get_ident()] = self.held
 
 
 _serials = itertools.count(1)
@@ -283,7 +285,10 @@ class LockOrderChecker:
         self.max_chains = max_chains
         self.max_findings = max_findings
         self._mutex = _allocate_lock()
-        self._tls = _ThreadState()
+        # every thread's held stack by ident (the last thread with that ident), read only by
+        # references(); a thread's own stack is reached through _tls on the hot path
+        self._every_held: dict[int, list[Held]] = {}
+        self._tls = _ThreadState(self._every_held)
         # interning: LockClass -> node id (by identity first, by value on a miss)
         self._node_by_cls_id: dict[int, int] = {}
         self._cls_keepalive: list[LockClass] = []
@@ -433,6 +438,18 @@ class LockOrderChecker:
                 break
         if not by_owner:
             self._mark_signal(lock, cls)
+
+    def references(self, lock: object) -> int:
+        """How many held-stack entries, over all threads, keep ``lock`` alive (for reports:
+        a lock only the checker references was dropped by the program)."""
+        alive = threading._active  # type: ignore[attr-defined]
+        count = 0
+        for ident, held in list(self._every_held.items()):
+            if ident not in alive:
+                self._every_held.pop(ident, None)  # its stack dies with the thread
+                continue
+            count += sum(1 for entry in list(held) if entry[0] is lock)
+        return count
 
     # -- slow path -----------------------------------------------------------------------
 
