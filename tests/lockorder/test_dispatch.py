@@ -195,3 +195,18 @@ def test_held_site_of_a_lock_taken_by_a_returned_helper(live: None) -> None:
     [ba] = [w for w in witnesses if w is not ab]
     assert ba["held_at"][0]["function"].endswith("b_then_a")
     assert ba["held_at"][1]["function"] == "test_held_site_of_a_lock_taken_by_a_returned_helper"
+
+
+def test_condition_wait_reports_release_and_the_real_reacquire(live: None) -> None:
+    rec = Recorder(with_took=True)
+    hooks.add_observer(rec)
+    try:
+        cond = threading.Condition(threading.RLock(name="C"))  # (a Lock adds a try-acquire)
+        with cond:
+            rec.calls.clear()
+            assert not cond.wait(0.01)  # nobody notifies: times out, then re-acquires
+            assert rec.calls == [("released", "C", True), ("before", "C", "blocking"),
+                                 ("acquired", "C", "blocking")]
+    finally:
+        hooks.remove_observer(rec)
+    assert rec.calls[-1] == ("released", "C", True)

@@ -15,8 +15,10 @@ The order of calls for one lock, in one thread:
 
 - a blocking or timed acquire that has to wait, or a try: ``before_acquire`` (before it may
   block), then ``acquired`` if it got the lock;
-- a blocking acquire that got the lock at once: ``took`` (if the observer has it), which stands
-  for ``before_acquire`` + ``acquired`` in one call; observers without ``took`` get the pair;
+- a blocking acquire that got the lock at once: usually ``took`` (if the observer has it),
+  which stands for ``before_acquire`` + ``acquired`` in one call; observers without ``took`` get
+  the pair, and some paths (``with condition:``) send the pair to every observer: an observer
+  must give both the same meaning;
 - re-acquiring a Condition's lock when ``wait()`` returns: ``before_acquire`` (mode
   ``blocking``) then ``acquired``, like any blocking acquire: the order the thread really takes
   its locks in is the one recorded; the matching release is the ``released`` of ``wait()``;
