@@ -7,7 +7,7 @@ import explore_targets as targets
 import pytest
 
 from stuck.explore import ExploreFailure, explore, explores, replay
-from stuck.explore.replay import TokenError, decode, encode
+from stuck.explore.replayer import TokenError, decode, encode
 
 
 def test_abba_deadlock_found_with_cycle_and_shrunk() -> None:

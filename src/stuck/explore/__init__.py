@@ -1,13 +1,16 @@
 """``stuck explore``: run a test under a controlled scheduler and find the interleaving that hangs.
 
 The public API is :func:`explore` (returns an :class:`ExploreResult`), :func:`explores` (a
-decorator for tests) and :func:`replay`. Everything else is loaded on first use, so importing
-``stuck.explore`` patches nothing and starts no thread.
+decorator for tests) and :func:`replay`. The module itself is callable too:
+``stuck.explore(func, ...)`` is ``stuck.explore.explore(func, ...)``. Everything else is loaded on
+first use, so importing ``stuck.explore`` patches nothing and starts no thread.
 """
 
 from __future__ import annotations
 
 import functools
+import sys
+import types
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -24,8 +27,15 @@ def explore(func: Callable[[], object], **options: Any) -> ExploreResult:
 
     Options: ``executions`` (1000), ``strategy`` ("portfolio", "random", "pct[:d]", "pos",
     "dfs[:bound]"), ``seed`` (0), ``time_budget`` (seconds, None), ``max_steps`` (20000),
-    ``shrink_failures`` (True), ``replay`` (a token), ``progress`` (callback ``(done, total)``).
+    ``shrink_failures`` (True), ``replay`` (a token), ``progress`` (callback ``(done, total)``),
+    ``jobs`` (1: worker processes sharing the executions, like ``stuck explore --jobs``; the
+    function must then be importable by name, i.e. defined at module level).
     """
+    jobs = int(options.pop("jobs", 1))
+    if jobs != 1:
+        from stuck.explore.engine import explore_parallel
+
+        return explore_parallel(func, jobs=jobs, **options)
     from stuck.explore.engine import explore as _explore
 
     return _explore(func, **options)
@@ -94,3 +104,13 @@ def explores(executions: int = 1000, **options: Any) -> Callable[[F], F]:
         return run  # type: ignore[return-value]
 
     return wrap
+
+
+class _CallableModule(types.ModuleType):
+    """``stuck.explore`` is a package and, called, the :func:`explore` function."""
+
+    def __call__(self, func: Callable[[], object], **options: Any) -> ExploreResult:
+        return explore(func, **options)
+
+
+sys.modules[__name__].__class__ = _CallableModule

@@ -19,13 +19,6 @@ def _fail(message: str) -> None:
     sys.exit(EXIT_USAGE)
 
 
-def _job(spec: str, options: dict[str, Any]) -> Any:
-    from stuck.explore.engine import explore
-    from stuck.explore.target import resolve
-
-    return explore(resolve(spec), **options)
-
-
 @click.command("explore")
 @click.argument("target")
 @click.option("--strategy", default="portfolio", show_default=True,
@@ -49,7 +42,7 @@ def explore_command(target: str, strategy: str, executions: int, time_budget: fl
     """Run TARGET (path.py::function or module:function) under a controlled scheduler."""
     from stuck.explore.engine import ExploreResult, explore
     from stuck.explore.portfolio import make
-    from stuck.explore.replay import TokenError, decode
+    from stuck.explore.replayer import TokenError, decode
     from stuck.explore.show import render
     from stuck.explore.target import TargetError, resolve
 
@@ -95,25 +88,9 @@ def _stderr_console() -> Any:
 
 
 def _parallel(target: str, executions: int, jobs: int, options: dict[str, Any]) -> Any:
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
+    from stuck.explore.engine import explore_parallel
 
-    share = -(-executions // jobs)
-    ctx = multiprocessing.get_context("spawn")
-    results = []
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
-        futures = [pool.submit(_job, target, dict(options, executions=share,
-                                                  start_execution=j * share))
-                   for j in range(jobs)]
-        for f in futures:
-            results.append(f.result())
-    found = [r for r in results if r.found]
-    best = found[0] if found else results[0]
-    best.executions = sum(r.executions for r in results)
-    best.elapsed = max(r.elapsed for r in results)
-    if found:
-        best.found_at = found[0].found_at
-    return best
+    return explore_parallel(target, jobs=jobs, executions=executions, **options)
 
 
 def _write_json(result: Any, where: str) -> None:

@@ -12,9 +12,10 @@ import ctypes
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from stuck.explore import primitives, scheduler, verdict
-from stuck.explore.replay import Divergence, Replay, decode, encode
+from stuck.explore.replayer import Divergence, Replay, decode, encode
 from stuck.explore.scheduler import History, Scheduler, TraceEvent
 from stuck.explore.shrink import Attempt, shrink
 from stuck.explore.strategy import BaseStrategy
@@ -353,3 +354,78 @@ def _finish_failure(result: ExploreResult, target: Callable[[], object], failing
     result.decisions = len(best)
     result.preemptions = rp.preemptions()
     result.switches = switches
+
+
+def _explore_job(target: Callable[[], object] | str, options: dict[str, Any]) -> ExploreResult:
+    """One worker process's share of a parallel exploration."""
+    if isinstance(target, str):
+        from stuck.explore.target import resolve
+
+        target = resolve(target)
+    return explore(target, **options)
+
+
+def explore_parallel(
+    target: Callable[[], object] | str,
+    *,
+    jobs: int,
+    executions: int = 1000,
+    **options: Any,
+) -> ExploreResult:
+    """``explore`` with the executions split over ``jobs`` worker processes.
+
+    Worker ``j`` runs executions ``j * share`` to ``(j + 1) * share - 1`` of the same seeded
+    sequence a single process would run, so a failure found in parallel is the one a single
+    process finds at the same execution number, and its token replays anywhere. ``target`` is
+    a ``path.py::function`` / ``module:function`` spec or a function the workers can import by
+    name (defined at module level). The first worker (in execution order) that failed wins.
+    """
+    import pickle
+
+    if jobs < 1:
+        raise ValueError(f"jobs must be at least 1, not {jobs}")
+    if options.get("progress") is not None:
+        raise ValueError("progress callbacks cannot cross into worker processes; use jobs=1")
+    if jobs == 1 or options.get("replay") is not None:
+        func = target
+        if isinstance(func, str):
+            from stuck.explore.target import resolve
+
+            func = resolve(func)
+        return explore(func, executions=executions, **options)
+    if not isinstance(target, str):
+        try:
+            pickle.dumps(target)
+        except Exception as exc:  # pickle raises several kinds for unpicklable objects
+            raise ValueError(
+                f"jobs={jobs} runs executions in worker processes, which import the function by "
+                f"name; {_describe_target(target)} cannot be ({type(exc).__name__}: {exc}). "
+                "Define it at module level, or use jobs=1."
+            ) from None
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    start = int(options.pop("start_execution", 0))
+    share = -(-executions // jobs)
+    ctx = multiprocessing.get_context("spawn")
+    began = _real_monotonic()
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as workers:
+        futures = [
+            workers.submit(_explore_job, target, dict(
+                options, executions=min(share, executions - j * share),
+                start_execution=start + j * share))
+            for j in range(jobs) if j * share < executions
+        ]
+        results = [f.result() for f in futures]
+    found = [(j * share, r) for j, r in enumerate(results) if r.found]
+    off, best = found[0] if found else (0, results[0])
+    if found and best.found_at is not None:
+        best.found_at += off
+    best.executions = sum(r.executions for r in results)
+    best.elapsed = _real_monotonic() - began
+    best.exhausted = all(r.exhausted for r in results)
+    for r in results:
+        for note in r.notes:
+            if note not in best.notes and len(best.notes) < 10:
+                best.notes.append(note)
+    return best

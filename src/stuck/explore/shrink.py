@@ -1,6 +1,6 @@
 """Shrinking a failing schedule: fewest preemptions that still fail, then the shortest token.
 
-Works on decision lists only, by re-running them with :class:`~stuck.explore.replay.Replay`
+Works on decision lists only, by re-running them with :class:`~stuck.explore.replayer.Replay`
 (which continues without preemption once the list is used up or no longer fits). Steps, each
 kept only if the execution still fails with the same verdict kind:
 
@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from stuck.explore.replay import Replay
+from stuck.explore.replayer import Replay
 from stuck.explore.strategy import non_preemptive
 
 
