@@ -194,17 +194,20 @@ def merge(results: list[tuple[str, ParseResult]], files: list[str]) -> Loaded:
         if fmt not in formats:
             formats.append(fmt)
         rename: dict[str, str] = {}
-        for proc in result.processes:
-            for t in proc.threads:
-                if t.id in seen_threads:
-                    new = f"{t.id} #{n}"
-                    while new in seen_threads:
-                        new += "'"
-                    rename[t.id] = new
+        if seen_threads:  # the first result keeps its ids: nothing to check them against
+            for proc in result.processes:
+                for t in proc.threads:
+                    if t.id in seen_threads:
+                        new = f"{t.id} #{n}"
+                        while new in seen_threads:
+                            new += "'"
+                        rename[t.id] = new
         if rename:
             _rename_threads(result, rename)
+        last = n == len(results)
         for proc in result.processes:
-            seen_threads.update(t.id for t in proc.threads)
+            if not last:  # only later results need to know which ids are taken
+                seen_threads.update(t.id for t in proc.threads)
             snap.processes.append(proc)
         for res in result.resources:
             if res.id not in seen_resources:

@@ -15,7 +15,9 @@ goroutines through a cache (100,000 goroutines usually have a few hundred distin
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from itertools import chain
 
 from stuck.analysis import POOL_LOOP
 from stuck.dumps import ParseResult
@@ -74,18 +76,6 @@ _PRIMITIVE_FRAMES: dict[str, ResourceKind] = {
 _RUNTIME_PREFIXES = ("runtime.", "sync.", "internal/", "runtime/")
 
 
-# One goroutine as parsed: (id as printed, wait reason, minutes waited, locked to thread,
-# its stack, its function lines with their arguments). A tuple: 100,000 of them are made.
-_G = tuple[str, str, "int | None", bool, "_Stack", list[str]]
-
-
-@dataclass(slots=True)
-class _Dump:
-    goroutines: list[_G] = field(default_factory=list)
-    ids: set[str] = field(default_factory=set)
-    all_asleep: str | None = None
-
-
 def detect(text: str) -> bool:
     pos = text.find("goroutine ")
     while pos >= 0:
@@ -102,6 +92,8 @@ def detect(text: str) -> bool:
 _HEADERS = re.compile(
     r"\ngoroutine (\d+)(?: gp=\S+)?(?: m=\S+)?(?: mp=\S+)? \[([^\]\n]{0,200})\]:[ \t]*"
     r"(?:\n((?:[^\n]+(?:\n|\Z))*)|\Z)")
+# The same at the very start of the text, where no newline comes before the first header.
+_FIRST_HEADER = re.compile(_HEADERS.pattern[2:])
 _FATAL = "fatal error: all goroutines are asleep"
 
 
@@ -117,9 +109,11 @@ class _Stack:
     sema_kind: ResourceKind | None  # what a "semacquire" wait is, read from the frames
     primitive: int | None  # index of the frame whose first argument is the waited object
     methods: tuple[int, ...]  # indices of pointer-receiver methods outside the runtime
+    # header bracket -> what it means for this stack
+    decisions: dict[str, _Decision] = field(default_factory=dict)
 
 
-def _stack(frames: list[Frame], prefixes: tuple[str, ...]) -> _Stack:
+def _new_stack(frames: list[Frame], prefixes: tuple[str, ...]) -> _Stack:
     runtime = [_runtime_function(f.function) for f in frames]
     sema_kind: ResourceKind | None = None
     for f in frames[:6]:
@@ -137,10 +131,6 @@ def _stack(frames: list[Frame], prefixes: tuple[str, ...]) -> _Stack:
         methods=tuple(i for i, (f, rt) in enumerate(zip(frames, runtime, strict=True))
                       if not rt and ".(*" in f.function
                       and not f.function.startswith("created by ")))
-
-
-_EMPTY = _Stack(frames=[], prefixes=(), runtime_only=False, pool_worker=False, at=None,
-                sema_kind=None, primitive=None, methods=())
 
 
 def _first_arg(func_line: str) -> str | None:
@@ -191,7 +181,7 @@ def _read_frames(lines: list[str], cache: dict[tuple[str, str], Frame]
     return frames, funcs, clean
 
 
-def _prefix(frame_function: str, func_line: str) -> str:
+def _prefix(func_line: str) -> str:
     if func_line.startswith("created by "):
         at = func_line.find(" in goroutine ")
         return func_line if at < 0 else func_line[:at]
@@ -199,68 +189,92 @@ def _prefix(frame_function: str, func_line: str) -> str:
 
 
 def parse(text: str) -> ParseResult:
-    """Read every goroutine: one regex search finds each header and the lines up to the next
-    blank line; each body is split once.
+    """Read every goroutine in one pass: one regex search finds each header and the lines up
+    to the next blank line, each body is split once, and its Thread is made on the spot.
 
-    Goroutines with the same stack (the same location lines) share one frame list and one
-    set of derived facts; only their function lines, which carry the arguments, are kept
-    per goroutine, and arguments are read from them only where a wait needs an address.
+    Goroutines with the same stack (the same location lines) share one frame list and one set
+    of derived facts, including what each header means for that stack; nothing else is kept
+    per goroutine but its Thread. Arguments are read only where a wait needs an address, and
+    for the few goroutines that may own a waited mutex only the body's place in the text is
+    kept, so the lines are read again only if some mutex is waited for.
     """
     if "\r" in text:
         text = text.replace("\r\n", "\n")
-    text = "\n" + text  # every header, the first included, follows a newline
-    dumps: list[_Dump] = [_Dump()]
-    dump = dumps[0]
-    ids, add = dump.ids, dump.goroutines.append
+    result = ParseResult()
+    dump = _DumpBuilder(1, None)
+    ids = dump.ids
     frame_cache: dict[tuple[str, str], Frame] = {}
     stacks: dict[tuple[str, ...], _Stack] = {}
     stacks_get = stacks.get
     startswith = str.startswith
-    header_cache: dict[str, tuple[str, int | None, bool]] = {}
+    heads: dict[str, _Head] = {}
+    heads_get = heads.get
+    empty = _new_stack([], ())
+    sentinel = len(text) + 1
     fatal_at = text.find(_FATAL)
-    for m in _HEADERS.finditer(text):
+    if fatal_at < 0:
+        fatal_at = sentinel
+    matches: Iterator[re.Match[str]] = _HEADERS.finditer(text)
+    if text.startswith("goroutine "):  # the one header with no newline before it
+        first = _FIRST_HEADER.match(text)
+        if first is not None:
+            matches = chain((first,), _HEADERS.finditer(text, first.end()))
+    for m in matches:
         gid, bracket, body = m.groups()
         fatal: str | None = None
-        if 0 <= fatal_at < m.end():
-            while 0 <= fatal_at < m.start():  # a fatal error line before this header
+        if fatal_at < m.end():
+            while fatal_at < m.start():  # a fatal error line before this header
                 line_end = text.find("\n", fatal_at)
                 fatal = text[fatal_at:line_end if line_end >= 0 else len(text)].strip()
                 fatal_at = text.find(_FATAL, fatal_at + 1)
-            if body and 0 <= fatal_at < m.end():  # inside the body: the goroutine ends there
+                if fatal_at < 0:
+                    fatal_at = sentinel
+            if body and fatal_at < m.end():  # inside the body: the goroutine ends there
                 body = body[:max(0, fatal_at - m.start(3))]
-        if gid in ids or (fatal is not None and dump.goroutines):
-            dump = _Dump()
-            dumps.append(dump)
-            ids, add = dump.ids, dump.goroutines.append
+        if gid in ids or (fatal is not None and dump.threads):
+            dump.finish(text, result)
+            dump = _DumpBuilder(dump.index + 1, dump.used_ids())
+            ids = dump.ids
         if fatal is not None:
             dump.all_asleep = fatal
-        parsed = header_cache.get(bracket)
-        if parsed is None:
-            parsed = header_cache[bracket] = _header(bracket)
         ids.add(gid)
-        if not body:
-            add((gid, parsed[0], parsed[1], parsed[2], _EMPTY, []))
-            continue
-        if body[-1] == "\n":
-            body = body[:-1]
-        lines = body.split("\n")
-        funcs = lines[0::2]
-        key = tuple(lines[1::2])
-        stack = stacks_get(key)
-        if (stack is None or len(funcs) != len(key)
-                or not all(map(startswith, funcs, stack.prefixes))):
-            frames, funcs, clean = _read_frames(lines, frame_cache)
-            stack = _stack(frames, tuple(map(_prefix, (f.function for f in frames), funcs)))
-            if clean and len(stacks) < 100_000:
-                stacks[key] = stack
-        add((gid, parsed[0], parsed[1], parsed[2], stack, funcs))
-    result = ParseResult()
-    used: set[str] | None = set() if len(dumps) > 1 else None
-    index = 0
-    for dump in dumps:
-        if dump.goroutines:
-            index += 1
-            _build(dump, index, used, result)
+        head = heads_get(bracket)
+        if head is None:
+            head = heads[bracket] = _header(bracket)
+        funcs: list[str]
+        layout: list[str] | int = m.start(3)  # where the function lines can be read again
+        if body:
+            if body[-1] == "\n":
+                body = body[:-1]
+            lines = body.split("\n")
+            funcs = lines[0::2]
+            key = tuple(lines[1::2])
+            stack = stacks_get(key)
+            if (stack is None or len(funcs) != len(key)
+                    or not all(map(startswith, funcs, stack.prefixes))):
+                frames, funcs, clean = _read_frames(lines, frame_cache)
+                stack = _new_stack(frames, tuple(map(_prefix, funcs)))
+                if not clean:
+                    layout = funcs
+                if clean and len(stacks) < 100_000:
+                    stacks[key] = stack
+        else:
+            stack, funcs = empty, []
+        decision = stack.decisions.get(bracket)
+        if decision is None:
+            decision = stack.decisions[bracket] = _decide(head, stack)
+        # The common case inline: a Thread and nothing else.
+        tid = "goroutine " + gid
+        if dump.used is not None:
+            tid = dump.unique(tid, gid)
+        t = Thread(id=tid, state=decision.state, frames=stack.frames, detail=decision.detail)
+        dump.threads.append(t)
+        if stack.methods:
+            dump.owners_maybe.append((t, stack, layout, len(body) if body else 0))
+        if decision.waits:
+            dump.wait(t, decision, stack, funcs)
+    if dump.threads:
+        dump.finish(text, result)
     return result
 
 
@@ -280,7 +294,7 @@ def _frame(func: str, loc: str) -> Frame:
     return Frame(func, loc or None, None)
 
 
-def _header(bracket: str) -> tuple[str, int | None, bool]:
+def _header(bracket: str) -> _Head:
     """``semacquire, 5 minutes, locked to thread`` -> (reason, minutes, locked)."""
     parts = bracket.split(", ")
     reason = parts[0]
@@ -292,7 +306,7 @@ def _header(bracket: str) -> tuple[str, int | None, bool]:
             minutes = int(m.group(1))
         elif p == "locked to thread":
             locked = True
-    return reason, minutes, locked
+    return _Head(reason, minutes, locked)
 
 
 _RUNTIME_FUNCS: dict[str, bool] = {}
@@ -319,62 +333,118 @@ def _address(arg: str | None) -> str | None:
     return m.group(1).lower()
 
 
-def _build(dump: _Dump, index: int, used: set[str] | None, result: ParseResult) -> None:
-    """Threads and resources of one dump; ``used``: thread ids taken by earlier dumps of the
-    same text (None when there is only one)."""
-    prefix = f"go{index}:"
-    threads: list[Thread] = []
-    resources: dict[str, Resource] = {}
-    waiting_addr: dict[str, str] = {}  # thread id -> address of the mutex it waits for
-    reasons = REASONS
-    unknown: tuple[ThreadState, ResourceKind | None, bool] = ("unknown", None, False)
-    for gid, reason, minutes, locked, stack, funcs in dump.goroutines:
-        tid = "goroutine " + gid
-        if used is not None:
-            if tid in used:
-                tid = f"goroutine {gid} #{index}"
-            used.add(tid)
-        state, kind, durable = reasons.get(reason, unknown)
-        if reason.startswith("semacquire"):
-            state, kind, durable = "blocked", stack.sema_kind or "semaphore", True
-        if state == "blocked":
-            if stack.runtime_only:
-                state = "idle"
-            elif kind == "channel" and stack.pool_worker:
-                state = "idle"  # a pool worker waiting for its next job
-        t = Thread(id=tid, state=state, frames=stack.frames,
-                   detail=reason + ", locked to thread" if locked else reason)
-        threads.append(t)
-        if state == "blocked" and kind is not None:
-            duration = minutes * 60.0 if minutes is not None else None
+@dataclass(slots=True)
+class _Head:
+    """What one goroutine header's bracket says: ``semacquire, 5 minutes, locked to thread``."""
+
+    reason: str
+    minutes: int | None
+    locked: bool
+
+
+@dataclass(slots=True)
+class _Decision:
+    """What a header means for one particular stack: worked out once per (header, stack)."""
+
+    state: ThreadState
+    kind: ResourceKind | None  # set when the goroutine waits for a resource in the program
+    durable: bool
+    detail: str
+    reason: str
+    duration: float | None  # seconds waited, when the header says
+    syscall: bool  # in a system or cgo call for minutes: the wait is outside Go
+    waits: bool  # kind or syscall: the thread gets a Wait
+
+
+def _decide(head: _Head, stack: _Stack) -> _Decision:
+    reason = head.reason
+    state, kind, durable = REASONS.get(reason, ("unknown", None, False))
+    if reason.startswith("semacquire"):
+        state, kind, durable = "blocked", stack.sema_kind or "semaphore", True
+    if state == "blocked":
+        if stack.runtime_only:
+            state = "idle"
+        elif kind == "channel" and stack.pool_worker:
+            state = "idle"  # a pool worker waiting for its next job
+    minutes = head.minutes
+    waits = state == "blocked" and kind is not None
+    syscall = not waits and minutes is not None and state in ("io", "running")
+    return _Decision(
+        state=state, kind=kind if waits else None, durable=durable,
+        detail=reason + ", locked to thread" if head.locked else reason, reason=reason,
+        duration=minutes * 60.0 if minutes is not None else None,
+        syscall=syscall, waits=waits or syscall)
+
+
+class _DumpBuilder:
+    """Threads and resources of one dump (a text may hold several), made as goroutines are
+    read; ``used``: thread ids taken by earlier dumps of the same text (None for the first)."""
+
+    __slots__ = ("all_asleep", "ids", "index", "owners_maybe", "prefix", "resources", "threads",
+                 "used", "waiting_addr")
+
+    def __init__(self, index: int, used: set[str] | None) -> None:
+        self.index = index
+        self.prefix = f"go{index}:"
+        self.used = used
+        self.ids: set[str] = set()  # goroutine ids as printed
+        self.threads: list[Thread] = []
+        self.resources: dict[str, Resource] = {}
+        self.waiting_addr: dict[str, str] = {}  # thread id -> address of the mutex it waits for
+        # Goroutines running pointer-receiver methods, for owner inference: (thread, stack,
+        # function lines) or, for the usual stack of plain frame pairs, (thread, stack, the
+        # body's offset and length in the text): read again only if a mutex is waited for.
+        self.owners_maybe: list[tuple[Thread, _Stack, list[str] | int, int]] = []
+        self.all_asleep: str | None = None
+
+    def used_ids(self) -> set[str]:
+        """Every thread id taken so far, for the next dump of the same text."""
+        if self.used is None:
+            return {t.id for t in self.threads}
+        return self.used
+
+    def unique(self, tid: str, gid: str) -> str:
+        """``tid``, or ``goroutine N #index`` when an earlier dump of the text took it."""
+        assert self.used is not None
+        if tid in self.used:
+            tid = f"goroutine {gid} #{self.index}"
+        self.used.add(tid)
+        return tid
+
+    def wait(self, t: Thread, d: _Decision, stack: _Stack, funcs: list[str]) -> None:
+        """Give ``t`` the wait its header and stack describe, and the resource it waits for."""
+        tid = t.id
+        kind = d.kind
+        if kind is not None:
             at = stack.at
             addr = None
             if stack.primitive is not None and stack.primitive < len(funcs):
                 addr = _address(_first_arg(funcs[stack.primitive]))
-            key = f"{kind}:{addr}" if addr else f"{kind}:{tid}"
-            rid = prefix + key
-            if rid not in resources:
+            rid = self.prefix + (f"{kind}:{addr}" if addr else f"{kind}:{tid}")
+            if rid not in self.resources:
                 label = (f"{_kind_word(kind)} {addr}" if addr
-                         else f"{reason} in {at.function if at else '?'}")
-                resources[rid] = Resource(id=rid, kind=kind, label=label, address=addr)
-            t.waits = Wait(resource=rid, duration=duration, durable=durable, at=at)
+                         else f"{d.reason} in {at.function if at else '?'}")
+                self.resources[rid] = Resource(id=rid, kind=kind, label=label, address=addr)
+            t.waits = Wait(resource=rid, duration=d.duration, durable=d.durable, at=at)
             if addr and kind in ("mutex", "rwlock"):
-                waiting_addr[tid] = addr
-        elif minutes is not None and state in ("io", "running"):
-            # a goroutine in a system or cgo call for minutes: the wait is outside Go
-            rid = prefix + f"syscall:{tid}"
+                self.waiting_addr[tid] = addr
+        elif d.syscall:
+            rid = self.prefix + f"syscall:{tid}"
             cgo = next((f.function for f in stack.frames if "_Cfunc_" in f.function), None)
             label = f"cgo call {cgo.rsplit('.', 1)[-1]}" if cgo else "system call"
-            resources[rid] = Resource(id=rid, kind="unknown", label=label)
-            t.waits = Wait(resource=rid, duration=minutes * 60.0, durable=False, at=stack.at)
-    _infer_mutex_owners(dump, threads, resources, waiting_addr, result)
-    result.processes.append(Process(threads=threads))
-    result.resources.extend(resources.values())
-    if dump.all_asleep is not None:
-        result.stated.append(Finding(
-            kind="stall", confidence="certain",
-            summary=f"the Go runtime stopped the program with \"{dump.all_asleep}\"",
-            threads=[t.id for t in threads], details={"source": "go runtime"}))
+            self.resources[rid] = Resource(id=rid, kind="unknown", label=label)
+            t.waits = Wait(resource=rid, duration=d.duration, durable=False, at=stack.at)
+
+    def finish(self, text: str, result: ParseResult) -> None:
+        threads = self.threads
+        _infer_mutex_owners(self, text, result)
+        result.processes.append(Process(threads=threads))
+        result.resources.extend(self.resources.values())
+        if self.all_asleep is not None:
+            result.stated.append(Finding(
+                kind="stall", confidence="certain",
+                summary=f"the Go runtime stopped the program with \"{self.all_asleep}\"",
+                threads=[t.id for t in threads], details={"source": "go runtime"}))
 
 
 def _kind_word(kind: str) -> str:
@@ -382,22 +452,21 @@ def _kind_word(kind: str) -> str:
             "condition": "sync.Cond", "channel": "channel"}.get(kind, kind)
 
 
-def _infer_mutex_owners(dump: _Dump, threads: list[Thread], resources: dict[str, Resource],
-                        waiting_addr: dict[str, str], result: ParseResult) -> None:
+def _infer_mutex_owners(dump: _DumpBuilder, text: str, result: ParseResult) -> None:
     """A goroutine running a method on the object at a waited mutex's address likely holds it.
 
     Only pointer-receiver methods (``pkg.(*T).M(0xc000…)``) count: their first argument is
     the object itself, and a mutex that is the object's first field shares its address.
     """
-    if not waiting_addr:
+    if not dump.waiting_addr:
         return
+    waiting_addr = dump.waiting_addr
     wanted = set(waiting_addr.values())
     candidates: dict[str, list[tuple[str, str]]] = {}
     seen: set[tuple[str, str]] = set()
-    for t, g in zip(threads, dump.goroutines, strict=True):
-        stack, funcs = g[4], g[5]
-        if not stack.methods:
-            continue
+    for t, stack, body, body_len in dump.owners_maybe:
+        funcs = (body if isinstance(body, list)
+                 else text[body:body + body_len].split("\n")[0::2])
         own_wait = waiting_addr.get(t.id)
         for i in stack.methods:
             if i >= len(funcs):
@@ -407,8 +476,10 @@ def _infer_mutex_owners(dump: _Dump, threads: list[Thread], resources: dict[str,
                 assert addr is not None
                 seen.add((addr, t.id))
                 candidates.setdefault(addr, []).append((t.id, stack.frames[i].function))
-    by_id = {t.id: t for t in threads}
-    for res in resources.values():
+    if not candidates:
+        return
+    by_id = {t.id: t for t in dump.threads}
+    for res in dump.resources.values():
         if res.address is None or res.owners or res.kind not in ("mutex", "rwlock"):
             continue
         cands = candidates.get(res.address, [])
