@@ -3,13 +3,16 @@
 Generates a Go dump of 100,000 goroutines (a server's worth: HTTP handlers blocked on a
 mutex, workers idle on channels, a few in I/O wait) and a gdb dump of 10,000 threads, then
 reports parse and parse+analysis speed in MB/s and peak Python memory (tracemalloc) relative to
-the input size. Run: ``python benchmarks/analyze.py [--goroutines N] [--threads N]``.
+the input size. Run: ``python benchmarks/analyze.py [--goroutines N] [--threads N] [--repeat N]``.
+Each row is the best of N timed runs with the slowest beside it, and the load average is
+printed before and after: on a shared machine the spread says how far to trust a figure.
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import os
 import time
 import tracemalloc
 from collections.abc import Callable
@@ -77,22 +80,35 @@ def gdb_dump(n: int) -> str:
     return "".join(parts)
 
 
-def measure(label: str, text: str, fmt: str, step: Callable[[str, str], object]) -> dict[str, float]:
+def measure(label: str, text: str, fmt: str, step: Callable[[str, str], object],
+            repeat: int) -> dict[str, float]:
+    """Best of ``repeat`` timed runs (the least disturbed by other work on the machine), with
+    the slowest beside it as the spread; then one run under tracemalloc for peak memory."""
     size_mb = len(text.encode()) / 1e6
-    gc.collect()
-    start = time.perf_counter()
-    step(text, fmt)
-    elapsed = time.perf_counter() - start
+    times = []
+    for _ in range(repeat):
+        gc.collect()
+        start = time.perf_counter()
+        step(text, fmt)
+        times.append(time.perf_counter() - start)
+    best, worst = min(times), max(times)
     gc.collect()
     tracemalloc.start()
     step(text, fmt)
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-    row = {"MB": size_mb, "s": elapsed, "MB/s": size_mb / elapsed, "peak MB": peak / 1e6,
-           "peak/input": peak / 1e6 / size_mb}
-    print(f"{label:<34} {size_mb:7.1f} MB  {elapsed:6.2f} s  {row['MB/s']:6.1f} MB/s  "
-          f"peak {row['peak MB']:7.1f} MB ({row['peak/input']:.1f}x input)")
+    row = {"MB": size_mb, "s": best, "MB/s": size_mb / best, "worst MB/s": size_mb / worst,
+           "peak MB": peak / 1e6, "peak/input": peak / 1e6 / size_mb}
+    print(f"{label:<30} {size_mb:5.1f} MB  best {best:5.2f} s {row['MB/s']:6.1f} MB/s "
+          f"(worst {row['worst MB/s']:5.1f})  peak {row['peak MB']:6.1f} MB "
+          f"({row['peak/input']:.1f}x input)")
     return row
+
+
+def load() -> str:
+    """The machine's load average: other work running beside the benchmark skews it."""
+    one, five, fifteen = os.getloadavg()
+    return f"load average {one:.2f} {five:.2f} {fifteen:.2f} on {os.cpu_count()} CPUs"
 
 
 def parse_only(text: str, fmt: str) -> object:
@@ -108,15 +124,20 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--goroutines", type=int, default=100_000)
     ap.add_argument("--threads", type=int, default=10_000)
+    ap.add_argument("--repeat", type=int, default=5, help="timed runs per row; the best counts")
     args = ap.parse_args()
     go = go_dump(args.goroutines)
     gdb = gdb_dump(args.threads)
-    print(f"Go dump: {args.goroutines} goroutines; gdb dump: {args.threads} threads")
-    measure("go: parse (--format go)", go, "go", parse_only)
-    measure("go: parse, auto-detect", go, "auto", parse_only)
-    measure("go: parse + analyze", go, "go", parse_and_analyze)
-    measure("gdb: parse (--format gdb)", gdb, "gdb", parse_only)
-    measure("gdb: parse + analyze", gdb, "gdb", parse_and_analyze)
+    print(f"Go dump: {args.goroutines} goroutines; gdb dump: {args.threads} threads; "
+          f"best of {args.repeat} runs; {load()}")
+    n = args.repeat
+    measure("go: parse (--format go)", go, "go", parse_only, n)
+    measure("go: parse, auto-detect", go, "auto", parse_only, n)
+    measure("go: parse + analyze", go, "go", parse_and_analyze, n)
+    measure("go: auto-detect + analyze", go, "auto", parse_and_analyze, n)
+    measure("gdb: parse (--format gdb)", gdb, "gdb", parse_only, n)
+    measure("gdb: parse + analyze", gdb, "gdb", parse_and_analyze, n)
+    print(f"after: {load()}")
 
 
 if __name__ == "__main__":
