@@ -9,7 +9,9 @@ every controlled thread is blocked, and the verdict is decided at once (no timeo
 
 Tearing an execution down (deadlock, stall, hang) sets ``aborting`` and releases every baton: each
 blocked thread then raises the private :class:`Aborted` at its synchronization point and unwinds,
-so no OS thread outlives its execution.
+so no controlled thread outlives its execution (its OS thread, when it comes from the
+exploration's :class:`~stuck.explore.workers.WorkerPool`, parks for the next one; the pool's
+threads end with the exploration).
 
 Thread identity is the creation index (0 is the target's own thread), which is what strategies,
 replay tokens and reports use: it does not depend on OS thread ids or on the Python version.
