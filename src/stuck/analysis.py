@@ -314,14 +314,13 @@ class _Analysis:
         self.stated = stated
         self.inferred = inferred
         self.hang_after = hang_after
-        self.threads = snapshot.thread_map()
+        stated_edges = [e for f in stated if f.kind == "deadlock" for e in f.cycle]
+        self.graph = WaitGraph(snapshot, stated_edges)
+        self.threads = self.graph.threads  # read only, on both sides: one map, built once
         self.resources = snapshot.resource_map()
         self.process_of: dict[str, int] = {}
         for i, p in enumerate(snapshot.processes):
-            for t in p.threads:
-                self.process_of[t.id] = i
-        stated_edges = [e for f in stated if f.kind == "deadlock" for e in f.cycle]
-        self.graph = WaitGraph(snapshot, stated_edges)
+            self.process_of.update(dict.fromkeys([t.id for t in p.threads], i))
         self.covered: set[str] = set()
         self.findings: list[Finding] = []
 

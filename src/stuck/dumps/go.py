@@ -219,10 +219,11 @@ def parse(text: str) -> ParseResult:
         first = _FIRST_HEADER.match(text)
         if first is not None:
             matches = chain((first,), _HEADERS.finditer(text, first.end()))
+    used, threads_append, owners_append = dump.used, dump.threads.append, dump.owners_maybe.append
     for m in matches:
         gid, bracket, body = m.groups()
         fatal: str | None = None
-        if fatal_at < m.end():
+        if fatal_at < sentinel and fatal_at < m.end():
             while fatal_at < m.start():  # a fatal error line before this header
                 line_end = text.find("\n", fatal_at)
                 fatal = text[fatal_at:line_end if line_end >= 0 else len(text)].strip()
@@ -234,15 +235,13 @@ def parse(text: str) -> ParseResult:
         if gid in ids or (fatal is not None and dump.threads):
             dump.finish(text, result)
             dump = _DumpBuilder(dump.index + 1, dump.used_ids())
-            ids = dump.ids
+            ids, used = dump.ids, dump.used
+            threads_append, owners_append = dump.threads.append, dump.owners_maybe.append
         if fatal is not None:
             dump.all_asleep = fatal
         ids.add(gid)
-        head = heads_get(bracket)
-        if head is None:
-            head = heads[bracket] = _header(bracket)
         funcs: list[str]
-        layout: list[str] | int = m.start(3)  # where the function lines can be read again
+        layout: list[str] | int = 0  # where the function lines can be read again
         if body:
             if body[-1] == "\n":
                 body = body[:-1]
@@ -254,23 +253,28 @@ def parse(text: str) -> ParseResult:
                     or not all(map(startswith, funcs, stack.prefixes))):
                 frames, funcs, clean = _read_frames(lines, frame_cache)
                 stack = _new_stack(frames, tuple(map(_prefix, funcs)))
-                if not clean:
-                    layout = funcs
                 if clean and len(stacks) < 100_000:
                     stacks[key] = stack
+                else:
+                    layout = funcs
         else:
             stack, funcs = empty, []
         decision = stack.decisions.get(bracket)
         if decision is None:
+            head = heads_get(bracket)
+            if head is None:
+                head = heads[bracket] = _header(bracket)
             decision = stack.decisions[bracket] = _decide(head, stack)
         # The common case inline: a Thread and nothing else.
         tid = "goroutine " + gid
-        if dump.used is not None:
+        if used is not None:
             tid = dump.unique(tid, gid)
         t = Thread(id=tid, state=decision.state, frames=stack.frames, detail=decision.detail)
-        dump.threads.append(t)
+        threads_append(t)
         if stack.methods:
-            dump.owners_maybe.append((t, stack, layout, len(body) if body else 0))
+            if not layout:
+                layout = m.start(3)
+            owners_append((t, stack, layout, len(body) if body else 0))
         if decision.waits:
             dump.wait(t, decision, stack, funcs)
     if dump.threads:
