@@ -261,3 +261,24 @@ def test_reprs_match_the_originals() -> None:
         stuck.runtime.uninstall()
     assert instrumented == original
     assert "<locked _thread.lock object at 0x?>" in original
+
+
+def test_lock_type_is_as_instantiable_as_the_original() -> None:
+    if patch.active() is not None:
+        pytest.skip(f"another instrumentation is installed: {patch.active()}")
+
+    def outcome() -> str:
+        try:
+            type(threading.Lock())()
+        except TypeError as exc:
+            return str(exc).replace("_thread.lock", "threading.Lock")
+        return "made"
+
+    original = outcome()
+    stuck.runtime.install(policy="raise", report_stream=io.StringIO(), signal=None)
+    try:
+        assert type(threading.Lock(name="named")) is primitives.Lock
+        instrumented = outcome()
+    finally:
+        stuck.runtime.uninstall()
+    assert instrumented == original

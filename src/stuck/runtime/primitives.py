@@ -115,17 +115,24 @@ class Lock:
     _stuck_kind = "mutex"
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+        if not _LOCK_IS_A_CLASS:
+            # As the original type: before 3.13 threading.Lock is a function and the lock
+            # type cannot be called (install() puts make_lock in threading.Lock).
+            raise TypeError("cannot create 'threading.Lock' instances")
         if cls is Lock and registry.created_by_library():
             return _allocate()
         return object.__new__(cls)
 
     def __init__(self, *, name: str | None = None) -> None:
+        self._setup(name, _getframe(1))
+
+    def _setup(self, name: str | None, frame: FrameType) -> None:
         self._lock = lock = _allocate()
         self._try = lock.acquire
         self._owner: int | None = None
         self._code: Any = None
         self._line = 0
-        self._stuck_class = registry.lock_class(self._stuck_kind, name, _getframe(1))
+        self._stuck_class = registry.lock_class(self._stuck_kind, name, frame)
         self._stuck_id = registry.register(self, self._stuck_kind)
 
     def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
@@ -242,6 +249,22 @@ class Lock:
         # The format of _thread.lock's repr, so programs and tests that read it see no change.
         state = "locked" if self._lock.locked() else "unlocked"
         return f"<{state} _thread.lock object at {id(self):#x}>"
+
+
+_LOCK_IS_A_CLASS = isinstance(original(threading, "Lock"), type)  # 3.13+
+
+
+def make_lock(*, name: str | None = None) -> Any:
+    """``threading.Lock()`` after install() on Python < 3.13, where the original is a function
+    too: a tracked Lock (an original one when threading's own plumbing asks)."""
+    if registry.created_by_library():
+        return _allocate()
+    lock: Lock = object.__new__(Lock)
+    lock._setup(name, _getframe(1))
+    return lock
+
+
+make_lock.__module__ = "threading"
 
 
 class RLock:
@@ -636,7 +659,7 @@ for _cls in (Lock, RLock, Condition, Semaphore, BoundedSemaphore, Event, Barrier
     _cls.__module__ = "threading"
 
 REPLACEMENTS: list[tuple[object, str, object]] = [
-    (threading, "Lock", Lock),
+    (threading, "Lock", Lock if _LOCK_IS_A_CLASS else make_lock),
     (threading, "RLock", RLock),
     (threading, "Condition", Condition),
     (threading, "Semaphore", Semaphore),
