@@ -15,7 +15,10 @@ installed is skipped, so a new format is one new module plus one line in ``FORMA
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import importlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Protocol, cast
@@ -122,6 +125,24 @@ def detect_formats(text: str) -> list[str]:
     return found
 
 
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while a parser builds its objects.
+
+    A large dump becomes hundreds of thousands of small objects and no reference cycles worth
+    collecting; left on, the collector re-scans the growing heap over and over (about a fifth of
+    the parse time for 100,000 goroutines). It is switched back on afterwards, and left alone if
+    someone else had it off.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def parse_text(text: str, format: str = "auto") -> list[tuple[str, ParseResult]]:
     """Run the parsers for ``text``: every detected one, or the one named by ``format``.
 
@@ -146,12 +167,13 @@ def parse_text(text: str, format: str = "auto") -> list[tuple[str, ParseResult]]
             raise UnrecognisedInput(f"unknown format {format!r}; known: {', '.join(known)}")
         names = [mod_name]
     results = []
-    for mod_name in names:
-        mod = _module(mod_name)
-        assert mod is not None
-        result = mod.parse(text)
-        if result.processes or result.stated:
-            results.append((mod.NAME, result))
+    with _collector_paused():
+        for mod_name in names:
+            mod = _module(mod_name)
+            assert mod is not None
+            result = mod.parse(text)
+            if result.processes or result.stated:
+                results.append((mod.NAME, result))
     if not results:
         asked = "any format" if format == "auto" else f"format {format!r}"
         raise UnrecognisedInput(f"no threads found for {asked} in the input")
