@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
 from itertools import chain
 
 from stuck.analysis import POOL_LOOP
@@ -89,9 +89,11 @@ def detect(text: str) -> bool:
 
 # Goroutine headers. The leading "\n" lets the regex engine jump between candidates with a
 # literal search (an anchored "^goroutine" under MULTILINE is tried at every line start).
+# The body group holds the lines up to the next blank line without the last line's newline
+# (None when there are none), so it splits into exactly its lines with no copy to trim it.
 _HEADERS = re.compile(
     r"\ngoroutine (\d+)(?: gp=\S+)?(?: m=\S+)?(?: mp=\S+)? \[([^\]\n]{0,200})\]:[ \t]*"
-    r"(?:\n((?:[^\n]+(?:\n|\Z))*)|\Z)")
+    r"(?:\n([^\n]+(?:\n[^\n]+)*)?|\Z)")
 # The same at the very start of the text, where no newline comes before the first header.
 _FIRST_HEADER = re.compile(_HEADERS.pattern[2:])
 _FATAL = "fatal error: all goroutines are asleep"
@@ -220,10 +222,11 @@ def parse(text: str) -> ParseResult:
         if first is not None:
             matches = chain((first,), _HEADERS.finditer(text, first.end()))
     used, threads_append, owners_append = dump.used, dump.threads.append, dump.owners_maybe.append
+    positional = _POSITIONAL_THREAD
     for m in matches:
         gid, bracket, body = m.groups()
-        fatal: str | None = None
-        if fatal_at < sentinel and fatal_at < m.end():
+        if fatal_at < m.end():  # never true while no fatal line is left (fatal_at == sentinel)
+            fatal: str | None = None
             while fatal_at < m.start():  # a fatal error line before this header
                 line_end = text.find("\n", fatal_at)
                 fatal = text[fatal_at:line_end if line_end >= 0 else len(text)].strip()
@@ -232,24 +235,29 @@ def parse(text: str) -> ParseResult:
                     fatal_at = sentinel
             if body and fatal_at < m.end():  # inside the body: the goroutine ends there
                 body = body[:max(0, fatal_at - m.start(3))]
-        if gid in ids or (fatal is not None and dump.threads):
+                if body.endswith("\n"):
+                    body = body[:-1]
+            if fatal is not None:  # a fatal error ends the dump before it
+                if dump.threads:
+                    dump.finish(text, result)
+                    dump = _DumpBuilder(dump.index + 1, dump.used_ids())
+                    ids, used = dump.ids, dump.used
+                    threads_append, owners_append = dump.threads.append, dump.owners_maybe.append
+                dump.all_asleep = fatal
+        if gid in ids:  # a goroutine seen before: the next dump of the same program begins
             dump.finish(text, result)
             dump = _DumpBuilder(dump.index + 1, dump.used_ids())
             ids, used = dump.ids, dump.used
             threads_append, owners_append = dump.threads.append, dump.owners_maybe.append
-        if fatal is not None:
-            dump.all_asleep = fatal
         ids.add(gid)
         funcs: list[str]
         layout: list[str] | int = 0  # where the function lines can be read again
         if body:
-            if body[-1] == "\n":
-                body = body[:-1]
             lines = body.split("\n")
             funcs = lines[0::2]
             key = tuple(lines[1::2])
             stack = stacks_get(key)
-            if (stack is None or len(funcs) != len(key)
+            if (stack is None or len(lines) & 1
                     or not all(map(startswith, funcs, stack.prefixes))):
                 frames, funcs, clean = _read_frames(lines, frame_cache)
                 stack = _new_stack(frames, tuple(map(_prefix, funcs)))
@@ -269,17 +277,36 @@ def parse(text: str) -> ParseResult:
         tid = "goroutine " + gid
         if used is not None:
             tid = dump.unique(tid, gid)
-        t = Thread(id=tid, state=decision.state, frames=stack.frames, detail=decision.detail)
+        if positional:
+            t = Thread(tid, None, None, decision.state, stack.frames, [], None, None, None,
+                       decision.detail)
+        else:
+            t = Thread(id=tid, state=decision.state, frames=stack.frames, detail=decision.detail)
         threads_append(t)
         if stack.methods:
             if not layout:
                 layout = m.start(3)
-            owners_append((t, stack, layout, len(body) if body else 0))
+            owners_append((t, stack, layout, len(body)))
         if decision.waits:
             dump.wait(t, decision, stack, funcs)
     if dump.threads:
         dump.finish(text, result)
     return result
+
+
+def _positional_thread_ok() -> bool:
+    """True while ``Thread``'s fields start in the order ``parse`` passes them positionally
+    (positional arguments skip the keyword matching, a tenth of the parse for 100,000
+    goroutines) and every later field has a default; otherwise ``parse`` uses keywords."""
+    order = ("id", "tid", "name", "state", "frames", "holds", "waits", "group", "daemon",
+             "detail")
+    all_fields = fields(Thread)
+    return (tuple(f.name for f in all_fields[:len(order)]) == order
+            and all(f.default is not MISSING or f.default_factory is not MISSING
+                    for f in all_fields[len(order):]))
+
+
+_POSITIONAL_THREAD = _positional_thread_ok()
 
 
 def _frame(func: str, loc: str) -> Frame:
@@ -384,8 +411,8 @@ class _DumpBuilder:
     """Threads and resources of one dump (a text may hold several), made as goroutines are
     read; ``used``: thread ids taken by earlier dumps of the same text (None for the first)."""
 
-    __slots__ = ("all_asleep", "ids", "index", "owners_maybe", "prefix", "resources", "threads",
-                 "used", "waiting_addr")
+    __slots__ = ("all_asleep", "ids", "index", "owners_maybe", "prefix", "resources", "shared",
+                 "threads", "used", "waiting_addr")
 
     def __init__(self, index: int, used: set[str] | None) -> None:
         self.index = index
@@ -395,6 +422,8 @@ class _DumpBuilder:
         self.threads: list[Thread] = []
         self.resources: dict[str, Resource] = {}
         self.waiting_addr: dict[str, str] = {}  # thread id -> address of the mutex it waits for
+        # (kind, function line naming a waited object's address) -> (resource id, address)
+        self.shared: dict[tuple[str, str], tuple[str, str]] = {}
         # Goroutines running pointer-receiver methods, for owner inference: (thread, stack,
         # function lines) or, for the usual stack of plain frame pairs, (thread, stack, the
         # body's offset and length in the text): read again only if a mutex is waited for.
@@ -422,13 +451,26 @@ class _DumpBuilder:
         if kind is not None:
             at = stack.at
             addr = None
-            if stack.primitive is not None and stack.primitive < len(funcs):
-                addr = _address(_first_arg(funcs[stack.primitive]))
+            primitive = stack.primitive
+            shared_key: tuple[str, str] | None = None
+            if primitive is not None and primitive < len(funcs):
+                # Many goroutines wait on one object: its function line repeats verbatim.
+                shared_key = (kind, funcs[primitive])
+                known = self.shared.get(shared_key)
+                if known is not None:
+                    t.waits = Wait(resource=known[0], duration=d.duration, durable=d.durable,
+                                   at=at)
+                    if known[1] is not None and kind in ("mutex", "rwlock"):
+                        self.waiting_addr[tid] = known[1]
+                    return
+                addr = _address(_first_arg(shared_key[1]))
             rid = self.prefix + (f"{kind}:{addr}" if addr else f"{kind}:{tid}")
             if rid not in self.resources:
                 label = (f"{_kind_word(kind)} {addr}" if addr
                          else f"{d.reason} in {at.function if at else '?'}")
                 self.resources[rid] = Resource(id=rid, kind=kind, label=label, address=addr)
+            if addr and shared_key is not None and len(self.shared) < 100_000:
+                self.shared[shared_key] = (rid, addr)
             t.waits = Wait(resource=rid, duration=d.duration, durable=d.durable, at=at)
             if addr and kind in ("mutex", "rwlock"):
                 self.waiting_addr[tid] = addr
@@ -468,6 +510,7 @@ def _infer_mutex_owners(dump: _DumpBuilder, text: str, result: ParseResult) -> N
     wanted = set(waiting_addr.values())
     candidates: dict[str, list[tuple[str, str]]] = {}
     seen: set[tuple[str, str]] = set()
+    addresses: dict[str, str | None] = {}  # first argument -> the address it holds
     for t, stack, body, body_len in dump.owners_maybe:
         funcs = (body if isinstance(body, list)
                  else text[body:body + body_len].split("\n")[0::2])
@@ -475,7 +518,18 @@ def _infer_mutex_owners(dump: _DumpBuilder, text: str, result: ParseResult) -> N
         for i in stack.methods:
             if i >= len(funcs):
                 break
-            addr = _address(_first_arg(funcs[i]))
+            line = funcs[i]
+            if not line.endswith(")"):
+                continue
+            args = line[line.rfind("(") + 1:-1]
+            comma = args.find(",")
+            arg = args if comma < 0 else args[:comma]
+            # Receivers repeat (one object, many goroutines): read each argument once.
+            addr = addresses.get(arg, "")
+            if addr == "":
+                addr = _address(arg)
+                if len(addresses) < 100_000:
+                    addresses[arg] = addr
             if addr in wanted and addr != own_wait and (addr, t.id) not in seen:
                 assert addr is not None
                 seen.add((addr, t.id))
