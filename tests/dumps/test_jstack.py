@@ -13,7 +13,7 @@ from stuck.dumps import ParseResult, jstack
 from stuck.model import Thread
 
 ROOT = Path(__file__).resolve().parents[2]
-CORPUS = Path("/work/shared/dump-corpus")
+CORPUS = Path(__file__).resolve().parents[1] / "fixtures" / "dumps" / "corpus"
 EXTRA = ROOT / "tests/fixtures/dumps/generated/extra"
 HEADER_END = "#### end header ####\n"
 
@@ -28,10 +28,7 @@ OTHER_FORMATS = ["01-rocksdb-5007-ingest-vs-compaction-pstack.txt",
 
 def corpus(name: str) -> str:
     """A corpus file without its descriptive header (the product never sees the header)."""
-    path = CORPUS / name
-    if not path.exists():
-        pytest.skip(f"{path} not available")
-    text = path.read_text()
+    text = (CORPUS / name).read_text()
     return text.split(HEADER_END, 1)[1] if HEADER_END in text else text
 
 
@@ -143,12 +140,8 @@ def test_hostile_lines_stay_fast() -> None:
     hostile = '"' + "a\" " * 3000 + "\n" + "- waiting to lock <" + "0" * 9000 + "\n"
     at = "at " + "(" * 9000 + "\n"
     text = (hostile + at) * 50
-    start = time.perf_counter()
-    jstack.parse(text)
-    small = time.perf_counter() - start
-    start = time.perf_counter()
-    jstack.parse(text * 8)
-    assert (time.perf_counter() - start) / max(small, 1e-4) < 40
+    # best of three each, so a busy machine does not fail it; linear would be ~8, quadratic ~64
+    assert _best_time(text * 8) / max(_best_time(text), 1e-4) < 40
 
 
 FIXTURE_TEXTS = [(EXTRA / n).read_text() for n in JSTACK_RUNS]

@@ -1,6 +1,6 @@
 """Go/C seed (002): a gateway and a single-threaded engine joined by two bounded queues.
 
-Origin: "Deadlock in the wild" (blog post, January 2018; /work/shared/seeds/002), re-expressed in
+Origin: "Deadlock in the wild" (blog post, January 2018; seed 002), re-expressed in
 one process.  A gRPC gateway forwards client requests into the engine's request buffer and
 reads the engine's responses from a bounded response buffer.  The engine is single-threaded
 and blocks when the response buffer is full.  In the buggy gateway one thread does both jobs:
