@@ -1,12 +1,16 @@
 from __future__ import annotations
 
 import json
+import random
 import threading
 
 import explore_targets as targets
 import pytest
 
 from stuck.explore import ExploreFailure, explore, explores, replay
+from stuck.explore.portfolio import Portfolio
+from stuck.explore.portfolio import make as make_strategy
+from stuck.explore.random_walk import RandomWalk
 from stuck.explore.replayer import TokenError, decode, encode
 
 
@@ -124,10 +128,65 @@ def test_correct_programs_pass(target: object) -> None:
     assert result.executions == 300
 
 
-@pytest.mark.parametrize("strategy", ["random", "pct:2", "pos", "dfs:1", "portfolio"])
+@pytest.mark.parametrize("strategy", ["random", "random:0.9", "pct:2", "pos", "dfs:1",
+                                      "portfolio"])
 def test_every_strategy_finds_abba(strategy: str) -> None:
     result = explore(targets.abba, strategy=strategy, executions=1000, seed=4)
     assert result.verdict is not None and result.verdict.kind == "deadlock"
+
+
+def _switches_per_choice(walk: RandomWalk, executions: int = 50) -> float:
+    """Fraction of the walk's choices (with three threads runnable) that leave the current one."""
+    switched = made = 0
+    for i in range(executions):
+        walk.begin(i)
+        current = 0
+        for step in range(100):
+            nxt = walk.choose([0, 1, 2], current, step)
+            switched += nxt != current
+            made += 1
+            current = nxt
+    return switched / made
+
+
+def test_sticky_random_walk_switches_less_and_still_reaches_every_thread() -> None:
+    uniform = _switches_per_choice(RandomWalk(7))
+    sticky = _switches_per_choice(RandomWalk(7, stay=0.75))
+    assert 0.6 < uniform < 0.73  # two threads out of three are a switch
+    assert 0.12 < sticky < 0.22  # a quarter of the draws, two thirds of which switch
+    walk = RandomWalk(7, stay=0.75)
+    walk.begin(0)
+    assert {walk.choose([0, 1, 2], 0, s) for s in range(200)} == {0, 1, 2}
+    # a blocked current thread (not runnable) is never kept
+    assert {walk.choose([1, 2], 0, s) for s in range(200)} == {1, 2}
+
+
+def test_uniform_walk_is_unchanged_by_the_stay_option() -> None:
+    """``random`` (stay 0) draws exactly as before, so its replay tokens and seeds keep working."""
+    walk, reference = RandomWalk(3), random.Random()
+    for execution in range(5):
+        walk.begin(execution)
+        reference.seed(3 * 1_000_003 + execution)
+        for step in range(50):
+            runnable = list(range(1 + step % 4))
+            assert walk.choose(runnable, 0, step) == runnable[int(reference.random() * len(runnable))]
+
+
+def test_stay_out_of_range_is_refused() -> None:
+    with pytest.raises(ValueError, match="staying"):
+        RandomWalk(0, stay=1.0)
+    with pytest.raises(ValueError, match="staying"):
+        make_strategy("random:-0.1")
+
+
+def test_portfolio_choice_is_its_active_member_s_and_walks_sticky() -> None:
+    portfolio = make_strategy("portfolio", 0)
+    assert isinstance(portfolio, Portfolio)
+    assert "random(stay=" in portfolio.describe()
+    for execution in range(len(portfolio.members)):
+        portfolio.begin(execution)
+        chooser = portfolio.chooser()
+        assert getattr(chooser, "__self__", None) is portfolio.active
 
 
 def test_bounded_dfs_exhausts_on_a_correct_program() -> None:

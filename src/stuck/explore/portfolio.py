@@ -7,11 +7,16 @@ nothing when one of them is the right one, and no single one is best on every pr
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from stuck.explore.strategy import BaseStrategy
 
 NAMES = ("portfolio", "random", "pct", "pos", "dfs")
+
+# The portfolio's random walk keeps the running thread this often before drawing uniformly: a
+# real switch between OS threads is most of what an execution costs, and a uniform walk switches
+# at most steps. The bug zoo is found as quickly with it (benchmarks/explore.py --acceptance).
+PORTFOLIO_STAY = 0.5
 
 
 class Portfolio(BaseStrategy):
@@ -29,6 +34,9 @@ class Portfolio(BaseStrategy):
     def choose(self, runnable: Sequence[int], current: int, step: int) -> int:
         return self.active.choose(runnable, current, step)
 
+    def chooser(self) -> Callable[[Sequence[int], int, int], int]:
+        return self.active.chooser()
+
     def thread_created(self, index: int) -> None:
         self.active.scheduler = self.scheduler
         self.active.thread_created(index)
@@ -42,12 +50,13 @@ class Portfolio(BaseStrategy):
 
 
 def make(name: str, seed: int = 0) -> BaseStrategy:
-    """A strategy by name: ``portfolio``, ``random``, ``pct[:depth]``, ``pos``, ``dfs[:bound]``."""
+    """A strategy by name: ``portfolio``, ``random[:stay]``, ``pct[:depth]``, ``pos``,
+    ``dfs[:bound]``."""
     from stuck.explore.random_walk import RandomWalk
 
     base, _, arg = name.partition(":")
     if base == "random":
-        return RandomWalk(seed)
+        return RandomWalk(seed, stay=float(arg) if arg else 0.0)
     if base == "pct":
         from stuck.explore.pct import PCT
 
@@ -64,6 +73,7 @@ def make(name: str, seed: int = 0) -> BaseStrategy:
         from stuck.explore.pct import PCT
         from stuck.explore.pos import POS
 
-        return Portfolio([RandomWalk(seed), PCT(seed, depth=2), POS(seed), PCT(seed, depth=3)])
-    raise ValueError(f"unknown strategy {name!r}; choose one of: portfolio, random, pct[:DEPTH], "
+        return Portfolio([RandomWalk(seed, stay=PORTFOLIO_STAY), PCT(seed, depth=2), POS(seed),
+                          PCT(seed, depth=3)])
+    raise ValueError(f"unknown strategy {name!r}; choose one of: portfolio, random[:STAY], pct[:DEPTH], "
                      "pos, dfs[:BOUND]")

@@ -28,7 +28,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from stuck.explore.scheduler import SLEEP, Aborted, CThread, Scheduler, active, controlled
+from stuck.explore.scheduler import SLEEP, Aborted, CThread, Scheduler, _active, active, controlled
 from stuck.runtime import patch
 
 _get_ident = _thread.get_ident
@@ -82,8 +82,8 @@ class Lock:
 
     def _ctx(self) -> CThread | None:
         sched = self._sched
-        if sched is not active() or sched.aborting:
-            if sched.aborting and sched is active() and sched.by_ident.get(_get_ident()):
+        if sched is not _active[0] or sched.aborting:
+            if sched.aborting and sched is _active[0] and sched.by_ident.get(_get_ident()):
                 raise Aborted
             return None
         return sched.by_ident.get(_get_ident())
@@ -131,10 +131,11 @@ class Lock:
         if self._owner is None:
             raise RuntimeError("release unlocked lock")
         self._owner = None
-        self._sched.history.add(self.key, me.index)
-        for t in self._sched.threads:
+        sched = self._sched
+        sched.history.add(self.key, me.index)
+        for t in sched.threads:
             if t.waiting is self:
-                self._sched.wake(t)
+                sched.wake(t)
 
     def _is_free(self) -> bool:
         return self._owner is None
@@ -268,7 +269,7 @@ class Condition:
 
     def _ctx(self) -> CThread | None:
         sched = self._sched
-        if sched is not active():
+        if sched is not _active[0]:
             return None
         me = sched.by_ident.get(_get_ident())
         if me is not None and sched.aborting:
@@ -363,7 +364,7 @@ class SimpleQueue:
 
     def _ctx(self) -> CThread | None:
         sched = self._sched
-        if sched is not active():
+        if sched is not _active[0]:
             return None
         me = sched.by_ident.get(_get_ident())
         if me is not None and sched.aborting:

@@ -211,6 +211,10 @@ class Scheduler:
         starter: Callable[[Any], Any] | None = None,
     ) -> None:
         self.strategy = strategy
+        # Asked once: a portfolio hands over its active member's choice, saving a call per step.
+        chooser = getattr(strategy, "chooser", None)
+        self._choose: Callable[[list[int], int, int], int] = (
+            chooser() if chooser is not None else strategy.choose)
         # How a controlled thread's OS thread is started: a worker pool's ``start`` (which
         # returns the lock the worker is parked on: the thread's baton) or the primitives' own
         # ``Thread.start`` minus its wait (which returns None).
@@ -371,15 +375,15 @@ class Scheduler:
         """A synchronization point: maybe let another runnable thread go first."""
         if self.aborting:
             raise Aborted
-        self.step += 1
-        if self.step > self.max_steps:
+        step = self.step = self.step + 1
+        if step > self.max_steps:
             self._hang(me)
         me.pending = resource
         if self.trace is not None:
             self._trace(me, op, resource)
         runnable = self.runnable
         if len(runnable) > 1:
-            nxt = self.strategy.choose(runnable, me.index, self.step)
+            nxt = self._choose(runnable, me.index, step)
             self.choices.append(nxt)
             if nxt != me.index:
                 if self.trace is not None:
@@ -424,7 +428,7 @@ class Scheduler:
         self.step += 1
         if self.step > self.max_steps:
             self._hang(me)
-        nxt = self.strategy.choose(runnable, me.index, self.step)
+        nxt = self._choose(runnable, me.index, self.step)
         self.choices.append(nxt)
         return self.threads[nxt]
 

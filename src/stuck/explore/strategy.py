@@ -9,7 +9,7 @@ exhausted its bound).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 
@@ -40,6 +40,14 @@ class BaseStrategy:
 
     def thread_created(self, index: int) -> None:
         pass
+
+    def chooser(self) -> Callable[[Sequence[int], int, int], int]:
+        """The function the scheduler calls at each scheduling point of the next execution.
+
+        Asked once per execution (after ``begin``), so a strategy that delegates (a portfolio)
+        costs no extra call per step.
+        """
+        return self.choose
 
     def end(self, failed: bool) -> bool:
         return True
