@@ -158,7 +158,8 @@ def test_cached_path_finds_what_the_full_path_finds(live: None) -> None:
         [f] = c.findings()
         results.append((f.kind, f.confidence, sorted(f.resources), c.edge_count()))
         if use_took:
-            assert c._fast, "repeated patterns should be served from the cache"
+            assert any(fast for _, fast in c._threads.values()), \
+                "repeated patterns should be served from the cache"
     assert results[0] == results[1]
     assert results[0][1] == "probable" and results[0][3] == 2
 

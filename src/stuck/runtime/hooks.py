@@ -82,11 +82,35 @@ class LockObserver(Protocol):
     # same as before_acquire(lock, cls, "blocking", frame) followed by acquired(...).
     # Optional: ``references(lock) -> int``: how many strong references to ``lock`` the
     # observer keeps (a checker's held stacks), so reports can tell a lock the program dropped.
+    # Optional: ``inline_state() -> InlineState``: the data a sole observer lets the tracked
+    # primitives update themselves on the common path (see ``InlineState``).
 
 
 BeforeHook = Callable[[object, LockClass, AcquireMode, "FrameType | None"], None]
 ReleasedHook = Callable[[object, LockClass, bool], None]
 TookHook = Callable[[object, LockClass, "FrameType | None"], None]
+
+
+class InlineState(NamedTuple):
+    """A lock-order checker's per-thread state as plain data the tracked Lock and RLock
+    update inline, without calling the observer, on the common path: a blocking acquire that
+    got its lock at once on top of a pattern already checked for this thread, and the release
+    by its owner of the lock on top of the stack. Everything else (a new pattern, a try or
+    timed acquire, an out-of-order or foreign release) calls the observer's hooks as usual,
+    and the hooks read and write the same lists and dicts.
+
+    ``threads``: thread ident -> ``(held, successors)`` of that thread:
+
+    - ``held``: the stack of locks it holds, entries ``(lock, node, code, lasti, chain)``;
+    - ``successors``: chain on top of the stack (0: empty) -> class serial -> ``(node, chain
+      after the push)``, for patterns already checked; the observer empties it whenever an
+      answer in it may change.
+
+    A thread missing from ``threads`` takes the hooks' path (which adds it); an entry is
+    removed when its thread ends, so an ident reused by a new thread never finds a stack.
+    """
+
+    threads: dict[int, tuple[list[Any], dict[int, dict[int, tuple[int, int]]]]]
 
 
 class Dispatch(NamedTuple):
@@ -96,9 +120,10 @@ class Dispatch(NamedTuple):
     acquired: BeforeHook | None
     took: TookHook | None
     released: ReleasedHook | None
+    inline: InlineState | None = None
 
 
-NO_DISPATCH = Dispatch(None, None, None, None)
+NO_DISPATCH = Dispatch(None, None, None, None, None)
 
 observers: list[LockObserver] = []
 _listeners: list[Callable[[Dispatch], None]] = []
@@ -112,9 +137,18 @@ def _compute() -> Dispatch:
     if len(observers) == 1:
         o = observers[0]
         own_took = getattr(o, "took", None)
+        inline_state = getattr(o, "inline_state", None)
+        inline = None
+        if callable(own_took) and callable(inline_state):
+            try:
+                inline = inline_state()
+            except Exception:  # an observer must never break the program: no inline path
+                inline = None
+            if not isinstance(inline, InlineState):
+                inline = None
         return Dispatch(o.before_acquire, o.acquired,
-                        own_took if callable(own_took) else took, o.released)
-    return Dispatch(before_acquire, acquired, took, released)
+                        own_took if callable(own_took) else took, o.released, inline)
+    return Dispatch(before_acquire, acquired, took, released, None)
 
 
 def _changed() -> None:

@@ -112,7 +112,7 @@ def order_by(lock: object, key: OrderKey) -> object:
     lock_id = id(lock)
     _order_keys[lock_id] = key
     if _checker is not None:
-        _checker._fast.clear()  # keyed locks take the slow path: their node depends on the key
+        _checker._clear_fast()  # keyed locks take the slow path: their node depends on the key
     try:
         weakref.finalize(lock, _forget_key, lock_id)
     except TypeError:  # not weakly referenceable: keep it alive so its id is not reused
@@ -180,17 +180,47 @@ class _SameClass:
     signature: str
 
 
+# A thread's cache of ``took``: chain on top of its held stack (0: empty) -> class serial ->
+# (node, chain after pushing it), for patterns checked for this thread or for every thread.
+Successors = dict[int, dict[int, tuple[int, int]]]
+ThreadEntry = tuple[list[Held], Successors]  # what hooks.InlineState.threads maps an ident to
+
+
+class _ForgetAtExit:
+    """Kept in a thread's ``_ThreadState``: dropped when the thread ends, and then removes the
+    thread's entry from the entries by ident, so a new thread given the same ident is never
+    matched to it (the primitives would otherwise push onto the dead thread's stack)."""
+
+    __slots__ = ("entry", "ident", "threads")
+
+    def __init__(self, threads: dict[int, ThreadEntry], ident: int, entry: ThreadEntry) -> None:
+        self.threads = threads
+        self.ident = ident
+        self.entry = entry
+
+    def __del__(self) -> None:
+        with contextlib.suppress(Exception):
+            if self.threads.get(self.ident) is self.entry:
+                self.threads.pop(self.ident, None)
+
+
 class _ThreadState(_thread._local):
     """Per-thread state; ``_thread._local`` is cleaned up by the interpreter at thread exit."""
 
     held: list[Held]
+    fast: Successors
     serial: int
+    forget: _ForgetAtExit | None
 
-    def __init__(self, every_held: dict[int, list[Held]] | None = None) -> None:
+    def __init__(self, threads: dict[int, ThreadEntry] | None = None) -> None:
         self.held = []
+        self.fast = {}
         self.serial = next(_serials)
-        if every_held is not None:  # the checker's view of all threads' stacks
-            every_held[_thread.get_ident()] = self.held
+        self.forget = None
+        if threads is not None:  # the checker's view of all threads
+            ident = _thread.get_ident()
+            threads[ident] = entry = (self.held, self.fast)
+            self.forget = _ForgetAtExit(threads, ident, entry)
 
 
 _serials = itertools.count(1)
@@ -285,10 +315,11 @@ class LockOrderChecker:
         self.max_chains = max_chains
         self.max_findings = max_findings
         self._mutex = _allocate_lock()
-        # every thread's held stack by ident (the last thread with that ident), read only by
-        # references(); a thread's own stack is reached through _tls on the hot path
-        self._every_held: dict[int, list[Held]] = {}
-        self._tls = _ThreadState(self._every_held)
+        # every live thread's held stack by ident (removed when the thread ends): the tracked
+        # primitives' inline path (inline_state) and references() read it; the hooks reach a
+        # thread's own stack through _tls
+        self._threads: dict[int, ThreadEntry] = {}
+        self._tls = _ThreadState(self._threads)
         # interning: LockClass -> node id (by identity first, by value on a miss)
         self._node_by_cls_id: dict[int, int] = {}
         self._cls_keepalive: list[LockClass] = []
@@ -304,9 +335,6 @@ class LockOrderChecker:
         # caches: stack chains and the (chain, node, mode) triples already checked
         self._chains: dict[tuple[int, int], int] = {}
         self._checked: dict[tuple[int, int, str], int] = {}
-        # chain held -> class serial -> (node, chain then, thread serial or _MULTI): the cache
-        # hit of took(); int keys, nested, because hashing a tuple per acquire costs more
-        self._fast: dict[int, dict[int, tuple[int, int, int]]] = {}
         # results
         self._cycles: dict[str, _Cycle] = {}
         self._same_class: dict[int, _SameClass] = {}
@@ -364,17 +392,15 @@ class LockOrderChecker:
         classes) is one dictionary lookup and one append."""
         st = self._tls
         held = st.held
-        successors = self._fast.get(held[-1][CHAIN] if held else 0)
+        successors = st.fast.get(held[-1][CHAIN] if held else 0)
         if successors is not None:  # never filled while order keys exist (order_by empties it)
             hit = successors.get(cls.serial)
             if hit is not None:
-                by = hit[2]
-                if by == _MULTI or by == st.serial:
-                    if frame is not None:
-                        held.append((lock, hit[0], frame.f_code, frame.f_lasti, hit[1]))
-                    else:
-                        held.append((lock, hit[0], None, -1, hit[1]))
-                    return
+                if frame is not None:
+                    held.append((lock, hit[0], frame.f_code, frame.f_lasti, hit[1]))
+                else:
+                    held.append((lock, hit[0], None, -1, hit[1]))
+                return
         self._took_slow(st, held, lock, cls, frame)
 
     def _took_slow(self, st: _ThreadState, held: list[Held], lock: object, cls: LockClass,
@@ -393,15 +419,16 @@ class LockOrderChecker:
         # the check is recorded for this thread (or for all).
         prev = held[-2][CHAIN] if len(held) > 1 else 0
         chain = held[-1][CHAIN]
-        if prev != before or chain < 0 or not cls.serial or len(self._fast) >= self.max_chains:
+        fast = st.fast
+        if prev != before or chain < 0 or not cls.serial or len(fast) >= self.max_chains:
             return
         done = _MULTI if prev == 0 else self._checked.get((prev, node, "blocking"))
-        if done is not None:
-            successors = self._fast.get(prev)
+        if done == _MULTI or done == st.serial:
+            successors = fast.get(prev)
             if successors is None:
-                successors = self._fast[prev] = {}
+                successors = fast[prev] = {}
             if len(successors) < self.max_classes:
-                successors[cls.serial] = (node, chain, done)
+                successors[cls.serial] = (node, chain)
 
     def _push(self, held: list[Held], lock: object, node: int, frame: FrameType | None) -> bool:
         if len(held) >= MAX_HELD:
@@ -442,14 +469,22 @@ class LockOrderChecker:
     def references(self, lock: object) -> int:
         """How many held-stack entries, over all threads, keep ``lock`` alive (for reports:
         a lock only the checker references was dropped by the program)."""
-        alive = threading._active  # type: ignore[attr-defined]
         count = 0
-        for ident, held in list(self._every_held.items()):
-            if ident not in alive:
-                self._every_held.pop(ident, None)  # its stack dies with the thread
-                continue
+        for held, _ in list(self._threads.values()):  # a thread's entry goes when it ends
             count += sum(1 for entry in list(held) if entry[0] is lock)
         return count
+
+    def inline_state(self) -> hooks.InlineState:
+        """The held stacks and the cache of ``took`` for the tracked primitives to update
+        inline on the common path (``hooks.InlineState``): the same objects the hooks use,
+        so the two paths see one state. ``took`` fills the caches; ``released`` pops like the
+        inline release."""
+        return hooks.InlineState(self._threads)
+
+    def _clear_fast(self) -> None:
+        """Forget every thread's cache of ``took`` (an answer it holds may have changed)."""
+        for _, fast in list(self._threads.values()):
+            fast.clear()
 
     # -- slow path -----------------------------------------------------------------------
 
@@ -718,7 +753,7 @@ class LockOrderChecker:
                 del self._same_class[base]
                 self._retracted += 1
             self._checked.clear()
-            self._fast.clear()
+            self._clear_fast()
 
     def _bound(self, what: str, message: str) -> None:
         with self._mutex:
@@ -870,7 +905,7 @@ class LockOrderChecker:
             self._out.clear()
             self._edge_count = 0
             self._checked.clear()
-            self._fast.clear()
+            self._clear_fast()
             self._cycles.clear()
             self._same_class.clear()
             self._signals.clear()
@@ -883,6 +918,10 @@ class LockOrderChecker:
 
     def _after_fork_in_child(self) -> None:
         self._mutex = _allocate_lock()
+        me = _thread.get_ident()
+        for ident in list(self._threads):  # only the forking thread lives on
+            if ident != me:
+                self._threads.pop(ident, None)
 
 
 def _witness_state(w: Witness) -> dict[str, Any]:

@@ -37,11 +37,21 @@ _before: _hooks.BeforeHook | None = None
 _acquired: _hooks.BeforeHook | None = None
 _took: _hooks.TookHook | None = None
 _released: _hooks.ReleasedHook | None = None
+# The sole observer's per-thread state (``hooks.InlineState.threads``: ident -> (held stack,
+# cache of checked patterns)) or None. With it, Lock and RLock do the lock-order checker's
+# common case themselves, as plain data updates without a call: a blocking acquire that got
+# the lock at once pushes ``(lock, node, code, lasti, chain)`` onto the thread's held stack
+# when the thread's cache knows this class on top of this chain, and remembers that stack in
+# the lock's ``_pushed`` (until released: None whenever the lock is not held by an inline
+# push), so the owner's release pops the entry on top without looking the thread up. Anything
+# else calls the hooks, which use the same lists and dicts.
+_inline: dict[int, tuple[list[Any], dict[int, dict[int, tuple[int, int]]]]] | None = None
 
 
 def _rebind(dispatch: _hooks.Dispatch) -> None:
-    global _before, _acquired, _took, _released
-    _before, _acquired, _took, _released = dispatch
+    global _before, _acquired, _took, _released, _inline
+    _before, _acquired, _took, _released, inline = dispatch
+    _inline = None if inline is None else inline.threads
 
 
 _hooks.subscribe(_rebind)
@@ -110,7 +120,7 @@ def _owner_wakers(resource: object, op: str) -> list[int] | None:
 class Lock:
     """A tracked ``threading.Lock``: non-reentrant, releasable by any thread."""
 
-    __slots__ = ("__weakref__", "_code", "_line", "_lock", "_owner", "_stuck_class",
+    __slots__ = ("__weakref__", "_code", "_line", "_lock", "_owner", "_pushed", "_stuck_class",
                  "_stuck_id", "_try")
     _stuck_kind = "mutex"
 
@@ -132,15 +142,27 @@ class Lock:
         self._owner: int | None = None
         self._code: Any = None
         self._line = 0
+        self._pushed: list[Any] | None = None  # see _inline
         self._stuck_class = registry.lock_class(self._stuck_kind, name, frame)
         self._stuck_id = registry.register(self, self._stuck_kind)
 
     def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
         if blocking is True and timeout == -1 and self._try(False):
             f = _getframe(1)
-            self._owner = _get_ident()
-            self._code = f.f_code
-            self._line = f.f_lasti
+            self._owner = me = _get_ident()
+            self._code = code = f.f_code
+            self._line = lasti = f.f_lasti
+            inline = _inline
+            if inline is not None:  # see _inline; the same lines in each fast path
+                try:  # a miss (new thread or pattern) raises KeyError: rare, and costs there
+                    held, successors = inline[me]
+                    hit = successors[held[-1][4] if held else 0][self._stuck_class.serial]
+                except KeyError:
+                    pass
+                else:
+                    held.append((self, hit[0], code, lasti, hit[1]))
+                    self._pushed = held
+                    return True
             took = _took
             if took is not None:
                 try:
@@ -153,9 +175,20 @@ class Lock:
     def __enter__(self) -> bool:
         if self._try(False):
             f = _getframe(1)
-            self._owner = _get_ident()
-            self._code = f.f_code
-            self._line = f.f_lasti
+            self._owner = me = _get_ident()
+            self._code = code = f.f_code
+            self._line = lasti = f.f_lasti
+            inline = _inline
+            if inline is not None:  # see _inline; the same lines in each fast path
+                try:  # a miss (new thread or pattern) raises KeyError: rare, and costs there
+                    held, successors = inline[me]
+                    hit = successors[held[-1][4] if held else 0][self._stuck_class.serial]
+                except KeyError:
+                    pass
+                else:
+                    held.append((self, hit[0], code, lasti, hit[1]))
+                    self._pushed = held
+                    return True
             took = _took
             if took is not None:
                 try:
@@ -195,6 +228,14 @@ class Lock:
         return ok
 
     def release(self) -> None:
+        held = self._pushed
+        if held is not None:  # pushed by the inline path (see _inline): pop it the same way
+            self._pushed = None
+            if self._owner == _get_ident() and held and held[-1][0] is self:
+                self._owner = None
+                self._lock.release()
+                held.pop()
+                return
         released = _released
         if released is not None:
             by_owner = self._owner == _get_ident()
@@ -209,6 +250,14 @@ class Lock:
         self._lock.release()
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        held = self._pushed
+        if held is not None:  # pushed by the inline path (see _inline): pop it the same way
+            self._pushed = None
+            if self._owner == _get_ident() and held and held[-1][0] is self:
+                self._owner = None
+                self._lock.release()
+                held.pop()
+                return
         released = _released
         if released is not None:
             by_owner = self._owner == _get_ident()
@@ -240,6 +289,7 @@ class Lock:
     def _at_fork_reinit(self) -> None:
         self._lock._at_fork_reinit()  # type: ignore[attr-defined]
         self._owner = None
+        self._pushed = None
 
     def _stuck_owners(self) -> list[tuple[int, Any, int]]:
         owner = self._owner
@@ -270,8 +320,8 @@ make_lock.__module__ = "threading"
 class RLock:
     """A tracked ``threading.RLock``: reentrant, released only by its owner."""
 
-    __slots__ = ("__weakref__", "_code", "_count", "_line", "_lock", "_owner", "_stuck_class",
-                 "_stuck_id", "_try")
+    __slots__ = ("__weakref__", "_code", "_count", "_line", "_lock", "_owner", "_pushed",
+                 "_stuck_class", "_stuck_id", "_try")
     _stuck_kind = "rlock"
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Any:
@@ -286,6 +336,7 @@ class RLock:
         self._count = 0
         self._code: Any = None
         self._line = 0
+        self._pushed: list[Any] | None = None  # see _inline
         self._stuck_class = registry.lock_class(self._stuck_kind, name, _frame or _getframe(1))
         self._stuck_id = registry.register(self, self._stuck_kind)
 
@@ -298,8 +349,19 @@ class RLock:
             f = _getframe(1)
             self._owner = me
             self._count = 1
-            self._code = f.f_code
-            self._line = f.f_lasti
+            self._code = code = f.f_code
+            self._line = lasti = f.f_lasti
+            inline = _inline
+            if inline is not None:  # see _inline; the same lines in each fast path
+                try:  # a miss (new thread or pattern) raises KeyError: rare, and costs there
+                    held, successors = inline[me]
+                    hit = successors[held[-1][4] if held else 0][self._stuck_class.serial]
+                except KeyError:
+                    pass
+                else:
+                    held.append((self, hit[0], code, lasti, hit[1]))
+                    self._pushed = held
+                    return True
             took = _took
             if took is not None:
                 try:
@@ -318,8 +380,19 @@ class RLock:
             f = _getframe(1)
             self._owner = me
             self._count = 1
-            self._code = f.f_code
-            self._line = f.f_lasti
+            self._code = code = f.f_code
+            self._line = lasti = f.f_lasti
+            inline = _inline
+            if inline is not None:  # see _inline; the same lines in each fast path
+                try:  # a miss (new thread or pattern) raises KeyError: rare, and costs there
+                    held, successors = inline[me]
+                    hit = successors[held[-1][4] if held else 0][self._stuck_class.serial]
+                except KeyError:
+                    pass
+                else:
+                    held.append((self, hit[0], code, lasti, hit[1]))
+                    self._pushed = held
+                    return True
             took = _took
             if took is not None:
                 try:
@@ -363,24 +436,38 @@ class RLock:
         return ok
 
     def release(self) -> None:
-        if self._owner != _get_ident():
+        me = _get_ident()
+        if self._owner != me:
             raise RuntimeError("cannot release un-acquired lock")
         self._count = count = self._count - 1
         if count:
             return
         self._owner = None
         self._lock.release()
+        held = self._pushed
+        if held is not None:  # pushed by the inline path (see _inline): pop it the same way
+            self._pushed = None
+            if held and held[-1][0] is self:
+                held.pop()
+                return
         if _released is not None:
             _notify_released(self, True)
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        if self._owner != _get_ident():
+        me = _get_ident()
+        if self._owner != me:
             raise RuntimeError("cannot release un-acquired lock")
         self._count = count = self._count - 1
         if count:
             return
         self._owner = None
         self._lock.release()
+        held = self._pushed
+        if held is not None:  # pushed by the inline path (see _inline): pop it the same way
+            self._pushed = None
+            if held and held[-1][0] is self:
+                held.pop()
+                return
         if _released is not None:
             _notify_released(self, True)
 
@@ -393,6 +480,7 @@ class RLock:
         state = (self._count, self._owner)
         self._count = 0
         self._owner = None
+        self._pushed = None  # the hook finds it in the held stack
         self._lock.release()
         if _released is not None:
             _notify_released(self, True)
@@ -407,6 +495,7 @@ class RLock:
     def _at_fork_reinit(self) -> None:
         self._lock._at_fork_reinit()  # type: ignore[attr-defined]
         self._owner = None
+        self._pushed = None
         self._count = 0
 
     def _stuck_owners(self) -> list[tuple[int, Any, int]]:
