@@ -26,13 +26,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from stuck.explore import explore, replay
 
 
-def _rate(program: object, executions: int) -> tuple[float, float, int]:
+def _rate(program: object, executions: int) -> tuple[float, float, int, float]:
     """Executions per second (wall, CPU) of the default strategy, running on past failures.
 
     ``explore`` stops at the first failure and then shrinks it; to time a buggy program over
     as many executions as a fixed one, this drives the engine's loop directly (same strategy,
     same worker pool, no shrinking). CPU time counts every thread of this process: it is what
     the exploration itself costs, less sensitive to other load on the machine than wall time.
+    Also returns the mean number of hand-overs between OS threads per execution: each costs
+    some microseconds of wake-up, and unlike time it does not depend on the machine's load.
     """
     from stuck.explore import engine, primitives, workers
     from stuck.explore.portfolio import make
@@ -42,6 +44,7 @@ def _rate(program: object, executions: int) -> tuple[float, float, int]:
     pool = workers.WorkerPool() if workers.available() else None
     engine._pool[0] = pool
     failed = 0
+    switches = 0
     try:
         wall0, cpu0 = time.perf_counter(), time.process_time()
         for i in range(executions):
@@ -49,30 +52,32 @@ def _rate(program: object, executions: int) -> tuple[float, float, int]:
             ex = engine.run_once(program, strategy, stall_seconds=5.0)  # type: ignore[arg-type]
             strategy.end(ex.verdict.failed)
             failed += ex.verdict.failed
+            switches += ex.switches
         wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
     finally:
         engine._pool[0] = None
         if pool is not None:
             pool.close()
         primitives.uninstall()
-    return executions / wall, executions / cpu, failed
+    return executions / wall, executions / cpu, failed, switches / executions
 
 
 def throughput(executions: int, only: list[str] | None = None) -> None:
     import zoo
 
-    print(f"{'program':18} {'buggy exec/s':>13} {'(cpu)':>7} {'failed':>7} "
-          f"{'fixed exec/s':>13} {'(cpu)':>7}")
+    print(f"{'program':18} {'buggy exec/s':>13} {'(cpu)':>7} {'failed':>7} {'switches':>8} "
+          f"{'fixed exec/s':>13} {'(cpu)':>7} {'switches':>8}")
     rates = []
     for name, bug in zoo.BUGS.items():
         if only and name not in only:
             continue
-        bw, bc, bf = _rate(bug.buggy, executions)
-        fw, fc, ff = _rate(bug.fixed, executions)
+        bw, bc, bf, bs = _rate(bug.buggy, executions)
+        fw, fc, ff, fs = _rate(bug.fixed, executions)
         rates.append(fw)
         flag = f"  FALSE ALARM in {ff} executions" if ff else ""
-        print(f"{name:18} {bw:13.0f} {bc:7.0f} {bf:7d} {fw:13.0f} {fc:7.0f}{flag}", flush=True)
-    print(f"{'median (fixed)':18} {'':>13} {'':>7} {'':>7} {statistics.median(rates):13.0f}")
+        print(f"{name:18} {bw:13.0f} {bc:7.0f} {bf:7d} {bs:8.1f} {fw:13.0f} {fc:7.0f} {fs:8.1f}{flag}",
+              flush=True)
+    print(f"{'median (fixed)':18} {'':>13} {'':>7} {'':>7} {'':>8} {statistics.median(rates):13.0f}")
 
 
 def acceptance(seeds: int, executions: int, fixed_executions: int,

@@ -266,3 +266,28 @@ def test_decorator_fails_with_schedule_and_token() -> None:
     text = str(info.value)
     assert "deadlock" in text and "replay token: s1:" in text
     assert "--stuck-replay=s1:" in text  # running under pytest: the command to reproduce
+
+
+def test_executions_count_their_hand_overs_between_os_threads() -> None:
+    """What the benchmark reports next to executions/s: fewer preemptions, fewer hand-overs."""
+    from stuck.explore import engine, primitives
+
+    def total(strategy: str) -> int:
+        strat = make_strategy(strategy, 1)
+        switches = 0
+        primitives.install()
+        try:
+            for i in range(20):
+                strat.begin(i)
+                ex = engine.run_once(targets.abba_fixed, strat)
+                strat.end(ex.verdict.failed)
+                assert not ex.verdict.failed
+                switches += ex.switches
+        finally:
+            primitives.uninstall()
+        return switches
+
+    never = total("dfs:0")  # runs each thread until it blocks or ends
+    uniform = total("random")
+    assert never >= 20 * 2  # at least: main -> a started thread, and back to main to join
+    assert uniform > never

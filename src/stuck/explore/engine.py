@@ -35,6 +35,7 @@ class Execution:
     trace: list[TraceEvent] | None = None
     leaked: list[str] = field(default_factory=list)
     names: list[str] = field(default_factory=list)
+    switches: int = 0  # hand-overs between OS threads during the execution
 
 
 def _interrupt(ident: int | None) -> None:
@@ -105,7 +106,7 @@ def run_once(
         for ev in sched.trace:
             ev.resource = "-" if ev.resource is None else verdict._label(sched, ev.resource)
     return Execution(v, list(sched.choices), sched.step, sched.trace, leaked,
-                     [t.name for t in sched.threads])
+                     [t.name for t in sched.threads], sched.switches)
 
 
 @dataclass

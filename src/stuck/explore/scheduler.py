@@ -225,6 +225,7 @@ class Scheduler:
         self.by_ident: dict[int, CThread] = {}
         self.by_thread: dict[int, CThread] = {}  # id(threading.Thread) -> CThread
         self.step = 0
+        self.switches = 0  # real hand-overs between OS threads (what an execution mostly costs)
         self.choices: list[int] = []
         self.trace: list[TraceEvent] | None = [] if record else None
         self.record = record
@@ -367,6 +368,7 @@ class Scheduler:
         nxt = self._next_after(me)
         if nxt is not None:
             self.current = nxt
+            self.switches += 1
             nxt.baton.release()
 
     # -- scheduling -----------------------------------------------------------------------------
@@ -434,6 +436,7 @@ class Scheduler:
 
     def _switch(self, me: CThread, nxt: CThread) -> None:
         self.current = nxt
+        self.switches += 1
         nxt.baton.release()
         me.baton.acquire()
         if self.aborting:
