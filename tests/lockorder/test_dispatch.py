@@ -211,3 +211,102 @@ def test_condition_wait_reports_release_and_the_real_reacquire(live: None) -> No
     finally:
         hooks.remove_observer(rec)
     assert rec.calls[-1] == ("released", "C", True)
+
+
+def _nest(outer: Any, inner: Any) -> None:
+    with outer, inner:
+        pass
+
+
+def test_inline_path_pushes_without_calling_the_checker(live: None) -> None:
+    c = LockOrderChecker()
+    hooks.add_observer(c)
+    calls: list[str] = []
+    took, released = c.took, c.released
+
+    def counting_took(lock: object, cls: LockClass, frame: FrameType | None) -> None:
+        calls.append("took")
+        took(lock, cls, frame)
+
+    def counting_released(lock: object, cls: LockClass, by_owner: bool) -> None:
+        calls.append("released")
+        released(lock, cls, by_owner)
+
+    try:
+        assert primitives._inline is c._threads  # the sole checker offers its state
+        a = threading.Lock(name="A")
+        b = threading.RLock(name="B")
+        _nest(a, b)  # learns the pattern through the hooks
+        primitives._took, primitives._released = counting_took, counting_released
+        for _ in range(3):
+            _nest(a, b)
+        assert calls == []  # the repeated pattern never reached the checker's hooks
+        assert c._tls.held == []  # ... yet every push was popped
+        with a:
+            held_inside = [e[0] for e in c._tls.held]
+        assert held_inside == [a]  # the checker sees what the inline path pushed
+        c2 = LockOrderChecker()
+        hooks.add_observer(c2)
+        try:
+            assert primitives._inline is None  # two observers: hooks for both
+        finally:
+            hooks.remove_observer(c2)
+    finally:
+        hooks.remove_observer(c)
+    assert c.findings() == []
+
+
+def test_inline_path_keeps_the_rules(live: None) -> None:
+    """An inversion after a cached pattern, an out-of-order release and a release by another
+    thread still reach the checker."""
+    c = LockOrderChecker()
+    hooks.add_observer(c)
+    try:
+        a = threading.Lock(name="A")
+        b = threading.Lock(name="B")
+        for _ in range(3):
+            _nest(a, b)
+        a.acquire()
+        b.acquire()
+        a.release()  # out of order: the checker removes a from under b
+        assert [e[0] for e in c._tls.held] == [b]
+        b.release()
+        assert c._tls.held == []
+        _nest(b, a)  # the inversion is a new pattern: checked
+        [f] = c.findings()
+        assert sorted(f.resources) == ["A", "B"]
+        signal = threading.Lock(name="S")
+        for _ in range(2):
+            _nest(signal, a)  # cached, pushed inline
+        signal.acquire()
+        t = threading.Thread(target=signal.release)  # released by another thread
+        t.start()
+        t.join(10)
+        assert not signal.locked()
+        assert c.stats()["signal_classes"] == 1  # S is now a signal, not a mutex
+    finally:
+        hooks.remove_observer(c)
+
+
+def test_a_thread_entry_goes_when_the_thread_ends(live: None) -> None:
+    c = LockOrderChecker()
+    hooks.add_observer(c)
+    try:
+        a = threading.Lock(name="A")
+        b = threading.Lock(name="B")
+        idents: list[int] = []
+        seen_while_running: list[bool] = []
+
+        def work() -> None:
+            idents.append(threading.get_ident())
+            for _ in range(3):
+                _nest(a, b)
+            seen_while_running.append(threading.get_ident() in c._threads)
+
+        t = threading.Thread(target=work)
+        t.start()
+        t.join(10)
+        assert seen_while_running == [True]
+        assert idents and idents[0] not in c._threads  # a reused ident finds no stack
+    finally:
+        hooks.remove_observer(c)

@@ -25,10 +25,13 @@ Rules that keep it from crying wolf (each is tested in ``tests/lockorder``):
 - an order seen only within one thread is reported with lower confidence (``possible``) than
   one whose edges were taken by two or more threads (``probable``).
 
-Cost: the hot path is two dictionary lookups per acquire. The held stack of each thread carries
-a *chain id* (the interned sequence of classes held), and ``(chain, class, mode)`` pairs already
-checked are cached, so a repeated pattern costs one lookup; stacks are walked only when a new
-edge appears. Memory is bounded (``max_edges``, ``max_classes``, ``max_chains``,
+Cost: the held stack of each thread carries a *chain id* (the interned sequence of classes
+held), and each thread caches the ``(chain, class)`` patterns already checked for it, so a
+repeated pattern costs two dictionary lookups and an append; stacks are walked only when a new
+edge appears. When this checker is the only observer, the tracked Lock and RLock do that
+common case themselves, without calling it (``inline_state``, ``hooks.InlineState``): the
+checker's hooks run only for new patterns, try and timed acquires, out-of-order releases and
+releases by another thread. Memory is bounded (``max_edges``, ``max_classes``, ``max_chains``,
 ``max_findings``); reaching a bound is written to stderr once and listed in ``notes()``.
 """
 

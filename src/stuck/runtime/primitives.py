@@ -121,7 +121,7 @@ class Lock:
     """A tracked ``threading.Lock``: non-reentrant, releasable by any thread."""
 
     __slots__ = ("__weakref__", "_code", "_line", "_lock", "_owner", "_pushed", "_stuck_class",
-                 "_stuck_id", "_try")
+                 "_stuck_id", "_stuck_serial", "_try")
     _stuck_kind = "mutex"
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Any:
@@ -144,6 +144,7 @@ class Lock:
         self._line = 0
         self._pushed: list[Any] | None = None  # see _inline
         self._stuck_class = registry.lock_class(self._stuck_kind, name, frame)
+        self._stuck_serial = self._stuck_class.serial  # the key of the inline path's cache
         self._stuck_id = registry.register(self, self._stuck_kind)
 
     def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
@@ -152,19 +153,19 @@ class Lock:
             self._owner = me = _get_ident()
             self._code = code = f.f_code
             self._line = lasti = f.f_lasti
-            inline = _inline
-            if inline is not None:  # see _inline; the same lines in each fast path
-                try:  # a miss (new thread or pattern) raises KeyError: rare, and costs there
-                    held, successors = inline[me]
-                    hit = successors[held[-1][4] if held else 0][self._stuck_class.serial]
-                except KeyError:
-                    pass
-                else:
-                    held.append((self, hit[0], code, lasti, hit[1]))
-                    self._pushed = held
-                    return True
             took = _took
             if took is not None:
+                inline = _inline
+                if inline is not None:  # see _inline; the same lines in each fast path
+                    try:  # a miss (new thread or pattern) raises KeyError: rare, costs there
+                        held, successors = inline[me]
+                        hit = successors[held[-1][4] if held else 0][self._stuck_serial]
+                    except KeyError:
+                        pass
+                    else:
+                        held.append((self, hit[0], code, lasti, hit[1]))
+                        self._pushed = held
+                        return True
                 try:
                     took(self, self._stuck_class, f)
                 except Exception as exc:  # an observer must never break the program
@@ -178,19 +179,19 @@ class Lock:
             self._owner = me = _get_ident()
             self._code = code = f.f_code
             self._line = lasti = f.f_lasti
-            inline = _inline
-            if inline is not None:  # see _inline; the same lines in each fast path
-                try:  # a miss (new thread or pattern) raises KeyError: rare, and costs there
-                    held, successors = inline[me]
-                    hit = successors[held[-1][4] if held else 0][self._stuck_class.serial]
-                except KeyError:
-                    pass
-                else:
-                    held.append((self, hit[0], code, lasti, hit[1]))
-                    self._pushed = held
-                    return True
             took = _took
             if took is not None:
+                inline = _inline
+                if inline is not None:  # see _inline; the same lines in each fast path
+                    try:  # a miss (new thread or pattern) raises KeyError: rare, costs there
+                        held, successors = inline[me]
+                        hit = successors[held[-1][4] if held else 0][self._stuck_serial]
+                    except KeyError:
+                        pass
+                    else:
+                        held.append((self, hit[0], code, lasti, hit[1]))
+                        self._pushed = held
+                        return True
                 try:
                     took(self, self._stuck_class, f)
                 except Exception as exc:
@@ -321,7 +322,7 @@ class RLock:
     """A tracked ``threading.RLock``: reentrant, released only by its owner."""
 
     __slots__ = ("__weakref__", "_code", "_count", "_line", "_lock", "_owner", "_pushed",
-                 "_stuck_class", "_stuck_id", "_try")
+                 "_stuck_class", "_stuck_id", "_stuck_serial", "_try")
     _stuck_kind = "rlock"
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Any:
@@ -338,6 +339,7 @@ class RLock:
         self._line = 0
         self._pushed: list[Any] | None = None  # see _inline
         self._stuck_class = registry.lock_class(self._stuck_kind, name, _frame or _getframe(1))
+        self._stuck_serial = self._stuck_class.serial  # the key of the inline path's cache
         self._stuck_id = registry.register(self, self._stuck_kind)
 
     def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
@@ -351,19 +353,19 @@ class RLock:
             self._count = 1
             self._code = code = f.f_code
             self._line = lasti = f.f_lasti
-            inline = _inline
-            if inline is not None:  # see _inline; the same lines in each fast path
-                try:  # a miss (new thread or pattern) raises KeyError: rare, and costs there
-                    held, successors = inline[me]
-                    hit = successors[held[-1][4] if held else 0][self._stuck_class.serial]
-                except KeyError:
-                    pass
-                else:
-                    held.append((self, hit[0], code, lasti, hit[1]))
-                    self._pushed = held
-                    return True
             took = _took
             if took is not None:
+                inline = _inline
+                if inline is not None:  # see _inline; the same lines in each fast path
+                    try:  # a miss (new thread or pattern) raises KeyError: rare, costs there
+                        held, successors = inline[me]
+                        hit = successors[held[-1][4] if held else 0][self._stuck_serial]
+                    except KeyError:
+                        pass
+                    else:
+                        held.append((self, hit[0], code, lasti, hit[1]))
+                        self._pushed = held
+                        return True
                 try:
                     took(self, self._stuck_class, f)
                 except Exception as exc:
@@ -382,19 +384,19 @@ class RLock:
             self._count = 1
             self._code = code = f.f_code
             self._line = lasti = f.f_lasti
-            inline = _inline
-            if inline is not None:  # see _inline; the same lines in each fast path
-                try:  # a miss (new thread or pattern) raises KeyError: rare, and costs there
-                    held, successors = inline[me]
-                    hit = successors[held[-1][4] if held else 0][self._stuck_class.serial]
-                except KeyError:
-                    pass
-                else:
-                    held.append((self, hit[0], code, lasti, hit[1]))
-                    self._pushed = held
-                    return True
             took = _took
             if took is not None:
+                inline = _inline
+                if inline is not None:  # see _inline; the same lines in each fast path
+                    try:  # a miss (new thread or pattern) raises KeyError: rare, costs there
+                        held, successors = inline[me]
+                        hit = successors[held[-1][4] if held else 0][self._stuck_serial]
+                    except KeyError:
+                        pass
+                    else:
+                        held.append((self, hit[0], code, lasti, hit[1]))
+                        self._pushed = held
+                        return True
                 try:
                     took(self, self._stuck_class, f)
                 except Exception as exc:
