@@ -25,6 +25,10 @@ The order of calls for one lock, in one thread:
 - the last release: ``released``.
 
 Re-entry of an RLock its owner holds is not reported, nor its inner releases.
+
+A sole observer that offers ``inline_state`` (the lock-order checker) is not called at all for
+its common case: Lock and RLock update its per-thread data themselves (``InlineState``), and
+call ``took`` / ``released`` only when that data has no answer.
 """
 
 from __future__ import annotations

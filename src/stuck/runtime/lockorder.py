@@ -202,9 +202,11 @@ class _ForgetAtExit:
         self.entry = entry
 
     def __del__(self) -> None:
-        with contextlib.suppress(Exception):
+        try:  # no module globals: this may run at interpreter shutdown
             if self.threads.get(self.ident) is self.entry:
                 self.threads.pop(self.ident, None)
+        except Exception:
+            pass
 
 
 class _ThreadState(_thread._local):
