@@ -14,30 +14,39 @@ class TargetError(ValueError):
     """The target cannot be found; the message says what to write instead."""
 
 
+def _module_of(path: str) -> tuple[str, str]:
+    """The directory to import from and the dotted module name of a file, as pytest does:
+    climb while the directory is a package, so ``tests/zoo/a.py`` in package ``zoo`` is
+    ``zoo.a`` imported from ``tests/`` and its own ``from zoo.x import y`` works."""
+    directory, filename = os.path.split(path)
+    parts = [os.path.splitext(filename)[0]]
+    while os.path.isfile(os.path.join(directory, "__init__.py")):
+        directory, package = os.path.split(directory)
+        parts.append(package)
+    return directory, ".".join(reversed(parts))
+
+
 def resolve(spec: str) -> Callable[[], object]:
     if "::" in spec:
         path, _, name = spec.partition("::")
         if not os.path.isfile(path):
             raise TargetError(f"no such file: {path!r} (TARGET is path.py::function)")
-        directory = os.path.dirname(os.path.abspath(path))
-        if directory not in sys.path:
-            sys.path.insert(0, directory)
-        modname = "stuck_explore_target_" + os.path.splitext(os.path.basename(path))[0]
-        if modname in sys.modules:
-            module: Any = sys.modules[modname]
-        else:
-            loc = importlib.util.spec_from_file_location(modname, os.path.abspath(path))
-            if loc is None or loc.loader is None:
-                raise TargetError(f"cannot import {path!r}")
-            module = importlib.util.module_from_spec(loc)
-            sys.modules[modname] = module
-            try:
-                loc.loader.exec_module(module)
-            except Exception as exc:
-                del sys.modules[modname]
-                raise TargetError(f"importing {path!r} failed: {type(exc).__name__}: {exc}") from exc
+        basedir, modname = _module_of(os.path.abspath(path))
+        if basedir not in sys.path:
+            sys.path.insert(0, basedir)
+        try:
+            module: Any = importlib.import_module(modname)
+        except Exception as exc:
+            raise TargetError(f"importing {path!r} failed: {type(exc).__name__}: {exc}") from exc
+        if os.path.abspath(getattr(module, "__file__", "") or "") != os.path.abspath(path):
+            raise TargetError(f"importing {path!r} as {modname!r} found another module "
+                              f"({module.__file__}); rename one of them")
     elif ":" in spec:
         modname, _, name = spec.partition(":")
+        # As ``python -m``: modules in the current directory can be named.
+        cwd = os.getcwd()
+        if cwd not in sys.path and "" not in sys.path:
+            sys.path.insert(0, cwd)
         try:
             module = importlib.import_module(modname)
         except Exception as exc:
