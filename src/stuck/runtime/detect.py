@@ -12,6 +12,9 @@ each of whose possible wakers is also in the set. The thread is deadlocked when 
 set and a cycle through it exists; a thread stuck only behind an older cycle is a victim of
 that one, not a new finding.
 
+A thread waiting on a ``Lock`` it holds itself could still be released by any other thread
+(see ``_releasers_of_own_lock``): it is a deadlock only once every other thread is stuck too.
+
 Timed waits: another thread's timed wait ends by itself, so it never counts as stuck (that is
 what keeps polling loops from looking deadlocked). The closing thread's own wait may be timed:
 the cycle is then reported with lower confidence, and the ``raise``/``abort`` policies do not
@@ -20,6 +23,7 @@ apply, since the program chose to wait a bounded time and will see the timeout.
 
 from __future__ import annotations
 
+import sys
 from collections import deque
 from dataclasses import dataclass
 
@@ -62,6 +66,18 @@ def _op_key(record: WaitRecord) -> str:
     return record.op
 
 
+def _releasers_of_own_lock(thread: int) -> list[int]:
+    """Who could end ``thread``'s wait for a ``Lock`` it holds itself: any other thread.
+
+    Unlike an RLock, a Lock may be released by a thread that did not take it, and programs use
+    that on purpose (a Lock as a one-shot signal: take it, start a worker, take it again to wait
+    for the worker's release). Waiting on a Lock you hold is a deadlock only when no other
+    thread can run to release it; stuck's own threads never will.
+    """
+    others = [t for t in sys._current_frames() if t != thread and t not in registry.own_idents]
+    return [thread, *others]
+
+
 class _Walk:
     """The wait-for graph around one thread, read once from the registry."""
 
@@ -81,6 +97,8 @@ class _Walk:
             result = record.waker_idents()
             if not result:
                 result = None
+            elif result == [thread] and _op_key(record) == "acquire-mutex":
+                result = _releasers_of_own_lock(thread)
         self._wakers[thread] = result
         return result
 
