@@ -233,6 +233,21 @@ _THREADING_FILE = threading.__file__
 _BOOTSTRAP = frozenset({"run", "_bootstrap_inner", "_bootstrap"})
 
 
+def _qualname(code: Any, frame: FrameType | None) -> str:
+    """``Class.method`` for a witness line. Python 3.11+ keeps it on the code object; on 3.10 a
+    method's class is read from its first argument when the frame is at hand (slow path only)."""
+    qualname = getattr(code, "co_qualname", None)
+    if qualname is not None:
+        return str(qualname)
+    name = str(code.co_name)
+    if frame is not None and code.co_argcount and code.co_varnames[0] in ("self", "cls"):
+        first = frame.f_locals.get(code.co_varnames[0])
+        if first is not None:
+            owner = first if isinstance(first, type) else type(first)
+            return f"{owner.__name__}.{name}"
+    return name
+
+
 def _stack(frame: FrameType | None, line: int, limit: int = MAX_WITNESS_FRAMES
            ) -> tuple[StackEntry, ...]:
     """A compact stack from ``frame`` outwards; ``line`` is the line the frame was at."""
@@ -244,7 +259,7 @@ def _stack(frame: FrameType | None, line: int, limit: int = MAX_WITNESS_FRAMES
             break  # Thread.run and the bootstrap below it say nothing
         if code in registry.boundary_codes:
             break  # where `stuck run` starts the program
-        name = getattr(code, "co_qualname", code.co_name)
+        name = _qualname(code, f)
         out.append((name, code.co_filename, line if f is frame else (f.f_lineno or 0)))
         f = f.f_back
     return tuple(out)
@@ -269,8 +284,6 @@ def _held_stack(code: Any, lasti: int, now: FrameType | None) -> tuple[StackEntr
     else below ``now`` (the function that took it has returned to a caller still running)."""
     if code is None:
         return ()
-    first = (getattr(code, "co_qualname", code.co_name), code.co_filename,
-             _line_at(code, lasti))
     callers = now
     f = now
     while f is not None:
@@ -278,6 +291,7 @@ def _held_stack(code: Any, lasti: int, now: FrameType | None) -> tuple[StackEntr
             callers = f.f_back
             break
         f = f.f_back
+    first = (_qualname(code, f), code.co_filename, _line_at(code, lasti))
     return (first, *_stack(callers, callers.f_lineno if callers is not None else 0,
                            MAX_WITNESS_FRAMES - 1))
 
