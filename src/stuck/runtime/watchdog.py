@@ -155,7 +155,8 @@ def pending_call(frame: FrameType) -> str | None:
         for index, ins in enumerate(instructions):
             if ins.offset > lasti:
                 break
-            if ins.starts_line is not None:
+            # starts_line: the line number before Python 3.13, a bool from 3.13 on
+            if ins.starts_line is not None and ins.starts_line is not False:
                 line_start_index = index
         for ins in instructions[line_start_index:]:
             if ins.offset > lasti:
