@@ -120,16 +120,9 @@ def _blocking_call(fut: Any, timeout: float | None, call: Any) -> Any:
 
 
 def result(self: Any, timeout: float | None = None) -> Any:
-    if self._state == _FINISHED or timeout == 0:
+    if self._state == _FINISHED or timeout == 0:  # the common case pays no extra call
         return _orig_result(self, timeout)
-    me = _thread.get_ident()
-    record = registry.WaitRecord(self, "result", _future_wakers, sys._getframe(1),
-                                 None if timeout is None else float(timeout))
-    previous = detect.block_begin(me, record, True)
-    try:
-        return _orig_result(self, timeout)
-    finally:
-        registry.end_wait(me, previous)
+    return _blocking_call(self, timeout, _orig_result)
 
 
 def exception(self: Any, timeout: float | None = None) -> Any:
