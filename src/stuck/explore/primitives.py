@@ -93,7 +93,10 @@ class Lock:
         if me is None:
             return self._acquire_outside(blocking)
         sched = self._sched
-        sched.yield_point(me, "acquire", self)
+        # A plain blocking acquire tells the scheduler which lock comes next, so that a thread
+        # chosen while another holds that lock is blocked without being woken for it.
+        sched.yield_point(me, "acquire", self,
+                          self if blocking and (timeout is None or timeout < 0) else None)
         return self._acquire_now(me, blocking, timeout)
 
     def _acquire_now(self, me: CThread, blocking: bool, timeout: float) -> bool:
@@ -102,7 +105,8 @@ class Lock:
         while self._owner is not None:
             if not blocking:
                 return False
-            if not sched.block(me, self, "acquire", deadline):
+            if not sched.block(me, self, "acquire", deadline,
+                               self if deadline is None else None):
                 if self._is_free():
                     break
                 return False
@@ -301,7 +305,8 @@ class Condition:
         sched.history.waited.add(self.key)
         deadline = None if timeout is None else sched.now + max(timeout, 0.0)
         try:
-            notified = sched.block(me, self, "wait", deadline)
+            # Once notified, the first thing the waiter does is take the lock back.
+            notified = sched.block(me, self, "wait", deadline, lock)
         finally:
             if me in self._waiters:
                 self._waiters.remove(me)

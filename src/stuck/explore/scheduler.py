@@ -60,6 +60,7 @@ class CThread:
     """The scheduler's record of one controlled thread."""
 
     __slots__ = (
+        "acquiring",
         "baton",
         "baton_first",
         "created",
@@ -95,6 +96,10 @@ class CThread:
         self.daemon = False
         self.pool_worker = False
         self.pending: Any = None  # resource of the operation it is about to do (for POS)
+        # The lock this thread takes first when it resumes, blocking and without a timeout, or
+        # None when it does anything else first: while another thread holds that lock, letting
+        # it run would only block it again at once (see Scheduler._runner).
+        self.acquiring: Any = None
         self.created = 0  # primitives created so far by this thread (stable resource keys)
 
 
@@ -367,20 +372,26 @@ class Scheduler:
             return
         nxt = self._next_after(me)
         if nxt is not None:
+            nxt = self._runner(nxt, me)
             self.current = nxt
             self.switches += 1
             nxt.baton.release()
 
     # -- scheduling -----------------------------------------------------------------------------
 
-    def yield_point(self, me: CThread, op: str, resource: Any) -> None:
-        """A synchronization point: maybe let another runnable thread go first."""
+    def yield_point(self, me: CThread, op: str, resource: Any, acquiring: Any = None) -> None:
+        """A synchronization point: maybe let another runnable thread go first.
+
+        ``acquiring`` is the lock ``me`` takes right after this point, blocking and without a
+        timeout (None for any other operation).
+        """
         if self.aborting:
             raise Aborted
         step = self.step = self.step + 1
         if step > self.max_steps:
             self._hang(me)
         me.pending = resource
+        me.acquiring = acquiring
         if self.trace is not None:
             self._trace(me, op, resource)
         runnable = self.runnable
@@ -390,10 +401,17 @@ class Scheduler:
             if nxt != me.index:
                 if self.trace is not None:
                     self.last_switch_from = me.index
-                self._switch(me, self.threads[nxt])
+                t = self._runner(self.threads[nxt], me)
+                if t is not me:
+                    self._switch(me, t)
 
-    def block(self, me: CThread, resource: Any, op: str, deadline: float | None = None) -> bool:
-        """Block ``me`` on ``resource`` until woken; False when the deadline passed instead."""
+    def block(self, me: CThread, resource: Any, op: str, deadline: float | None = None,
+              then_acquire: Any = None) -> bool:
+        """Block ``me`` on ``resource`` until woken; False when the deadline passed instead.
+
+        ``then_acquire`` is the lock ``me`` takes first once woken (if not by its deadline),
+        blocking and without a timeout: a Lock waited on with no timeout, or a Condition's lock.
+        """
         if self.aborting:
             raise Aborted
         me.state = BLOCKED
@@ -401,6 +419,7 @@ class Scheduler:
         me.op = op
         me.deadline = deadline
         me.timed_out = False
+        me.acquiring = then_acquire
         self.runnable.remove(me.index)
         nxt = self._next_after(me)
         if nxt is None:  # pragma: no cover - _next_after raises or returns a thread
@@ -408,8 +427,42 @@ class Scheduler:
         if self.trace is not None:
             self.last_switch_from = me.index
         if nxt is not me:
-            self._switch(me, nxt)
+            nxt = self._runner(nxt, me)
+            if nxt is not me:
+                self._switch(me, nxt)
         return not me.timed_out
+
+    def _runner(self, nxt: CThread, me: CThread) -> CThread:
+        """The thread to hand over to when the strategy chose ``nxt`` while ``me`` ran.
+
+        A thread whose next step is taking a lock another thread holds would, once resumed,
+        only find the lock taken and block again, handing over a second time: two wake-ups of
+        OS threads for nothing. Its block is done here instead, on its behalf -- the same
+        state change, the same scheduling decision afterwards (recorded in ``choices`` as
+        before, so replay tokens and strategies see no difference) -- and the thread resumes
+        only when it was woken and chosen again, finding the lock free or blocking as usual.
+        """
+        runnable = self.runnable
+        while nxt is not me:
+            lock = nxt.acquiring
+            if lock is None:
+                return nxt
+            owner = lock._owner
+            if owner is None or owner is nxt:
+                return nxt
+            nxt.state = BLOCKED
+            nxt.waiting = lock
+            nxt.op = "acquire"
+            nxt.deadline = None
+            nxt.timed_out = False
+            runnable.remove(nxt.index)
+            if self.trace is not None:
+                self.last_switch_from = nxt.index
+            after = self._next_after(nxt)
+            if after is None:  # pragma: no cover - _next_after raises or returns a thread
+                raise Aborted
+            nxt = after
+        return nxt
 
     def _next_after(self, me: CThread) -> CThread | None:
         """The thread to run after ``me`` blocked or finished (advancing virtual time if needed)."""
@@ -420,6 +473,7 @@ class Scheduler:
                 for t in timed:
                     if t.deadline is not None and t.deadline <= self.now:
                         t.timed_out = True
+                        t.acquiring = None  # a timed-out waiter does other things first
                         self.wake(t)
             else:
                 self._all_blocked(me)

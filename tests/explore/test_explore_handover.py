@@ -1,0 +1,108 @@
+"""Hand-overs between OS threads: the scheduler saves those that change nothing.
+
+A thread chosen to run while the lock it is about to take is held would wake only to block
+again; the scheduler blocks it without waking it. These tests check that this saves hand-overs
+and changes no decision, verdict or step count (replay tokens keep their meaning).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import explore_targets as targets
+import pytest
+
+from stuck.explore import engine, primitives
+from stuck.explore.portfolio import make as make_strategy
+from stuck.explore.scheduler import CThread, Scheduler
+
+
+@pytest.fixture
+def installed() -> Iterator[None]:
+    primitives.install()
+    try:
+        yield
+    finally:
+        primitives.uninstall()
+
+
+def _runs(target: Callable[[], object], strategy: str, executions: int
+          ) -> list[tuple[list[int], int, str, str, int]]:
+    strat = make_strategy(strategy, 5)
+    out = []
+    for i in range(executions):
+        strat.begin(i)
+        ex = engine.run_once(target, strat, max_steps=5_000)
+        strat.end(ex.verdict.failed)
+        out.append((ex.choices, ex.steps, ex.verdict.kind, ex.verdict.summary, ex.switches))
+    return out
+
+
+def _contended_condition() -> None:
+    """Producer and consumer on one condition: every notify happens with the lock held."""
+    cond = threading.Condition()
+    items: list[int] = []
+
+    def produce() -> None:
+        for i in range(4):
+            with cond:
+                items.append(i)
+                cond.notify()
+
+    def consume() -> None:
+        for _ in range(4):
+            with cond:
+                while not items:
+                    cond.wait()
+                items.pop()
+
+    threads = [threading.Thread(target=f) for f in (consume, produce, consume, produce)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+
+PROGRAMS = [targets.abba, targets.abba_fixed, targets.two_queues, targets.primitives_ok,
+            targets.pool_ok, _contended_condition]
+
+
+@pytest.mark.parametrize("strategy", ["random", "pos", "portfolio"])
+@pytest.mark.parametrize("target", PROGRAMS, ids=lambda f: f.__name__)
+def test_skipping_wake_ups_changes_no_decision(installed: None, target: Callable[[], object],
+                                               strategy: str,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    saving = _runs(target, strategy, 25)
+    # The same executions with every chosen thread woken, as a scheduler without the saving.
+    monkeypatch.setattr(Scheduler, "_runner", lambda self, nxt, me: nxt)
+    waking = _runs(target, strategy, 25)
+    assert [r[:4] for r in saving] == [r[:4] for r in waking]
+    assert sum(r[4] for r in saving) <= sum(r[4] for r in waking)
+
+
+def test_contended_lock_saves_hand_overs(installed: None,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    saving = sum(r[4] for r in _runs(_contended_condition, "random", 40))
+    monkeypatch.setattr(Scheduler, "_runner", lambda self, nxt, me: nxt)
+    waking = sum(r[4] for r in _runs(_contended_condition, "random", 40))
+    assert saving < 0.85 * waking
+
+
+def test_no_thread_is_woken_only_to_find_its_lock_held(installed: None,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    woken: list[tuple[CThread, Any]] = []
+    real_switch = Scheduler._switch
+
+    def switch(self: Scheduler, me: CThread, nxt: CThread) -> None:
+        lock = nxt.acquiring
+        woken.append((nxt, lock._owner if lock is not None else None))
+        real_switch(self, me, nxt)
+
+    monkeypatch.setattr(Scheduler, "_switch", switch)
+    for target in (_contended_condition, targets.two_queues, targets.abba):
+        _runs(target, "random", 30)
+    assert woken
+    assert all(owner is None or owner is t for t, owner in woken)
+
