@@ -76,6 +76,9 @@ class Thread:
     group: str | None = None  # a Group.id, filled by stack grouping
     daemon: bool | None = None
     detail: str | None = None  # the source's own words for the state: "semacquire", "BLOCKED"
+    # A caption the source puts right before the thread ("BackgroundCompaction stack" in an
+    # issue paste): a hint to its role when its own frames are cut off.
+    paste_label: str | None = None
 
     def label(self) -> str:
         """A name for people: the thread's name with its id when they differ."""
@@ -153,6 +156,17 @@ class Source:
 
 
 @dataclass(slots=True)
+class Fact:
+    """Something the source states outside the thread stacks: a library's log line, a field of
+    a printed struct. Named by ``stuck.knowledge`` (``rocksdb.writes_stopped``) so a rule can
+    use it; ``text`` is the source's own words, for the report."""
+
+    name: str
+    value: int
+    text: str
+
+
+@dataclass(slots=True)
 class Snapshot:
     """What was seen at one moment."""
 
@@ -161,6 +175,7 @@ class Snapshot:
     resources: list[Resource] = field(default_factory=list)
     taken_at: float | None = None
     notes: list[str] = field(default_factory=list)  # warnings from the source (gaps, truncation)
+    facts: list[Fact] = field(default_factory=list)  # in the order the source states them
 
     def threads(self) -> list[Thread]:
         return [t for p in self.processes for t in p.threads]

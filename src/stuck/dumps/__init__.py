@@ -24,7 +24,7 @@ from types import ModuleType
 from typing import Protocol, cast
 
 from stuck.errors import UnrecognisedInput
-from stuck.model import Finding, Process, Resource, Snapshot, Source
+from stuck.model import Fact, Finding, Process, Resource, Snapshot, Source
 
 
 @dataclass(slots=True)
@@ -40,6 +40,9 @@ class ParseResult:
     # Owners the parser inferred rather than read (resource id -> how), so analysis can lower
     # its confidence and say why.
     inferred: dict[str, str] = field(default_factory=dict)
+    # What the text states outside stacks (library log lines, printed fields): read once per
+    # text by ``parse_text`` (``stuck.knowledge.EVIDENCE``), not by each format.
+    facts: list[Fact] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -177,6 +180,12 @@ def parse_text(text: str, format: str = "auto") -> list[tuple[str, ParseResult]]
     if not results:
         asked = "any format" if format == "auto" else f"format {format!r}"
         raise UnrecognisedInput(f"no threads found for {asked} in the input")
+    # Log lines and printed fields belong to no format (a paste mixes them with any dump):
+    # read them once from the whole text, whatever the format. Not from stuck's own report,
+    # whose text quotes such lines in its explanations.
+    if results[0][0] != "json":
+        from stuck.knowledge import read_facts
+        results[0][1].facts.extend(read_facts(text))
     return results
 
 
@@ -236,6 +245,7 @@ def merge(results: list[tuple[str, ParseResult]], files: list[str]) -> Loaded:
                 seen_resources.add(res.id)
                 snap.resources.append(res)
         snap.notes.extend(result.notes)
+        snap.facts.extend(result.facts)
         loaded.stated.extend(result.stated)
         loaded.inferred.update(result.inferred)
     snap.source.format = "+".join(formats) if formats else None

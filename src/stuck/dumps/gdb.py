@@ -8,6 +8,10 @@ else by the thread selected when it was printed.
 
 A paste may hold several sessions (several processes): a thread number that reappears with a
 different LWP starts a new process.
+
+Issue pastes often caption a thread block ("IngestExternalFile stack", then the block): a short
+line of that shape right before a thread header, with only blank lines or a code fence between,
+is kept as the thread's ``paste_label``, a hint to its role when its frames are cut off.
 """
 
 from __future__ import annotations
@@ -44,6 +48,13 @@ _OBJ_TOKEN = re.compile(
     r"([\w.:<>\[\]]+) = \{|\{|\}|\b(__owner|__nwaiters|__wrefs|__mutex|__lock|__wseq|"
     r"__g_signals) = (0x[0-9a-fA-F]+|-?\d+)")
 _FENCE = ("```", "~~~")
+# A caption before a thread block: one to four words, then "stack", "backtrace", "thread" or
+# "trace". Each word is a run of non-space characters closed by one space, so words cannot
+# split two ways and a failing match stays cheap; lines longer than _LABEL_MAX are never tried.
+_PASTE_LABEL = re.compile(
+    r"^(?:[\w:.~<>()\[\]-]{1,60} ){1,4}(?:call ?)?(?:stack|backtrace|thread|trace)s?:?$",
+    re.IGNORECASE)
+_LABEL_MAX = 100
 _MAX_OBJECT = 1 << 20  # characters of one printed value kept for scanning
 
 # Members that only wrap the real primitive: ``mutex_ = {mutex_ = {mu_ = {__data ...``.
@@ -59,6 +70,7 @@ class _Thread:
     lwp: int | None
     addr: str | None = None
     name: str | None = None
+    label: str | None = None  # the paste's caption right before the thread's block
     frames: list[Frame] = field(default_factory=list)
     args: list[str | None] = field(default_factory=list)
     py_frames: list[Frame] = field(default_factory=list)
@@ -117,6 +129,7 @@ class _Parser:
         self.bt_requested = False
         self.pending_frame: tuple[int, str] | None = None
         self.row_thread: _Thread | None = None  # an info-threads row awaiting "at file:line"
+        self.pending_label: str | None = None  # a caption waiting for the thread it heads
         self.notes: list[str] = []
 
     @property
@@ -241,6 +254,7 @@ class _Parser:
             self.in_py = False
             self.pending_frame = None
             return
+        label, self.pending_label = self.pending_label, None
         if s.startswith("(gdb)"):
             self.command(s[5:].strip())
             return
@@ -255,6 +269,8 @@ class _Parser:
                 m = _HEADER.match(s)
                 if m:
                     t = self.thread(int(m.group(1)), int(m.group(3)), m.group(2), m.group(4))
+                    if label is not None:
+                        t.label = label
                     self.selected = t
                     self.replace_next = True
                     self.stale = False
@@ -300,6 +316,9 @@ class _Parser:
             if m:
                 addr = m.group(2)[1:-2] if m.group(2) else None
                 self.start_object(m.group(1), addr, m.group(3))
+                return
+        if len(s) <= _LABEL_MAX and _PASTE_LABEL.match(s):
+            self.pending_label = s.rstrip(":")
 
     def command(self, cmd: str) -> None:
         word, _, rest = cmd.partition(" ")
@@ -527,7 +546,7 @@ def _build(session: _Session, index: int, used: set[str], result: ParseResult) -
         used.add(tid)
         frames = raw.py_frames if raw.py_frames else raw.frames
         name = raw.name or (f"Thread {raw.num}" if raw.num is not None else None)
-        t = Thread(id=tid, tid=raw.lwp, name=name, frames=list(frames))
+        t = Thread(id=tid, tid=raw.lwp, name=name, frames=list(frames), paste_label=raw.label)
         threads.append(t)
         by_raw[id(raw)] = t
         if raw.lwp is not None:
