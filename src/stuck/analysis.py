@@ -11,6 +11,13 @@ a kernel report and a live Python process:
 - a lock-order cycle stated by the source (lockdep) is a **lock-order** finding;
 - a long durable wait that none of the above explains is a **hang**.
 
+Where a dump cannot say who would end a wait, ``stuck.knowledge`` may: its rules name, for
+well-known library waits (RocksDB's ``DelayWrite`` on ``bg_cv_``), the threads that could end
+them by role. Those become the possible wakers: none able to run is a stall, wakers that wait
+back on the waiter close a cycle. Facts the text states outside stacks (a library's LOG lines,
+printed fields) let a long call into the library count as such a wait. Findings that rest on
+knowledge are never ``certain`` and name the rule they used.
+
 Threads caught in a finding's wait chain without being part of it are its ``blocked_behind``
 victims. What the source cannot show goes in ``missing_evidence``.
 """
@@ -23,9 +30,11 @@ from dataclasses import dataclass
 
 from stuck.graph import WaitGraph
 from stuck.groups import GroupKey, group_key
+from stuck.knowledge import Matcher, RoleSource, WaitRule, evidence_fields, hints, in_job
 from stuck.model import (
     Confidence,
     Edge,
+    Fact,
     Finding,
     Frame,
     Group,
@@ -235,7 +244,10 @@ def classify(frames: list[Frame]) -> Classification:
             break
     if category in ("condition", "timed-condition", "futex", "semaphore", "event"):
         window = frames[index: index + 12]
-        if any(_POOL_LOOP.search(f.function) for f in window):
+        loop = next((i for i, f in enumerate(window) if _POOL_LOOP.search(f.function)), None)
+        # Under the pool's loop, a known job (stuck.knowledge.JOB_FRAMES) means the worker is
+        # inside a job that waits, not idle between jobs.
+        if loop is not None and not in_job(window[:loop]):
             category = "idle"
     state, kind, durable = CATEGORIES[category]
     return Classification(category, state, kind, durable, index, at)
@@ -307,6 +319,54 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
+KNOWLEDGE_EDGES_PER_WAITER = 8  # edges to blocked wakers: enough to close any real cycle
+KNOWLEDGE_EDGES = 50_000  # in all: a hostile dump cannot make the graph quadratic
+
+
+@dataclass(slots=True)
+class _Wakers:
+    """The threads of one process with a role that could end one rule's waits (shared by
+    every waiter of that rule in the process, so many waiters cost no more than one)."""
+
+    members: dict[str, tuple[Thread, RoleSource]]  # thread id -> (thread, how its role was read)
+    progressing: int  # members that can go on to run
+    blocked: list[Thread]  # members blocked themselves
+
+
+@dataclass(slots=True)
+class _Known:
+    """A thread whose wait a knowledge rule explains, and who could end it."""
+
+    thread: Thread
+    rule: WaitRule
+    site_from: RoleSource  # where the wait's site was read: its frames, or the paste's label
+    group: _Wakers
+    busy: list[Fact]  # facts that say the awaited work is under way
+
+    def _is_member(self) -> bool:
+        return self.thread.id in self.group.members
+
+    def has_wakers(self) -> bool:
+        return len(self.group.members) - self._is_member() > 0
+
+    def can_be_woken(self) -> bool:
+        """Could some waker (not the waiter itself) still run and end the wait?"""
+        own = self._is_member() and _can_progress(self.thread)
+        return self.group.progressing - own > 0
+
+    def wakers(self, limit: int) -> list[tuple[Thread, RoleSource]]:
+        out = []
+        for tid, member in self.group.members.items():
+            if tid != self.thread.id:
+                out.append(member)
+                if len(out) >= limit:
+                    break
+        return out
+
+    def count(self) -> int:
+        return len(self.group.members) - self._is_member()
+
+
 class _Analysis:
     def __init__(self, snapshot: Snapshot, stated: list[Finding],
                  inferred: dict[str, str], hang_after: float) -> None:
@@ -314,15 +374,140 @@ class _Analysis:
         self.stated = stated
         self.inferred = inferred
         self.hang_after = hang_after
-        stated_edges = [e for f in stated if f.kind == "deadlock" for e in f.cycle]
-        self.graph = WaitGraph(snapshot, stated_edges)
-        self.threads = self.graph.threads  # read only, on both sides: one map, built once
         self.resources = snapshot.resource_map()
+        self.facts: dict[str, Fact] = {f.name: f for f in snapshot.facts}  # the last one wins
+        self.known = self._knowledge()
+        knowledge_edges = self._knowledge_edges()
+        self.knowledge_edges = {(e.thread, e.held_by) for e in knowledge_edges}
+        self.knowledge_only: set[str] = set()  # stall waiters only knowledge admits
+        stated_edges = [e for f in stated if f.kind == "deadlock" for e in f.cycle]
+        self.graph = WaitGraph(snapshot, [*stated_edges, *knowledge_edges])
+        self.threads = self.graph.threads  # read only, on both sides: one map, built once
         self.process_of: dict[str, int] = {}
         for i, p in enumerate(snapshot.processes):
             self.process_of.update(dict.fromkeys([t.id for t in p.threads], i))
         self.covered: set[str] = set()
         self.findings: list[Finding] = []
+
+    # knowledge ---------------------------------------------------------------------------
+    def _knowledge(self) -> dict[str, _Known]:
+        """Threads whose wait a ``stuck.knowledge`` rule explains, with their possible wakers.
+
+        A condition rule needs a durable wait on a condition at the rule's site; a call rule a
+        long call into the library (at least ``hang_after``) while the fact it needs holds.
+        Roles are read only in processes where some rule applies.
+        """
+        matcher = self.matcher = Matcher()
+        known: dict[str, _Known] = {}
+        for proc in self.snap.processes:
+            matches: list[tuple[Thread, WaitRule, RoleSource]] = []
+            for t in proc.threads:
+                w = t.waits
+                if w is None:
+                    continue
+                found = None
+                if t.state == "blocked" and w.durable:
+                    res = self.resources.get(w.resource)
+                    if res is not None and res.kind == "condition":
+                        found = matcher.rule_for(t, "condition")
+                elif not w.durable and w.duration is not None and w.duration >= self.hang_after:
+                    found = matcher.rule_for(t, "call")
+                    if found is not None and found[0].needs is not None:
+                        need = self.facts.get(found[0].needs)
+                        if need is None or need.value <= 0:
+                            found = None
+                if found is not None:
+                    matches.append((t, *found))
+            if not matches:
+                continue
+            roles = [(o, matcher.roles_of(o)) for o in proc.threads]
+            groups: dict[str, _Wakers] = {}
+            for t, rule, site_from in matches:
+                group = groups.get(rule.name)
+                if group is None:
+                    members: dict[str, tuple[Thread, RoleSource]] = {}
+                    for o, has in roles:
+                        how = next((has[r] for r in rule.ended_by if r in has), None)
+                        if how is not None:
+                            members[o.id] = (o, how)
+                    group = groups[rule.name] = _Wakers(
+                        members=members,
+                        progressing=sum(1 for o, _ in members.values() if _can_progress(o)),
+                        blocked=[o for o, _ in members.values()
+                                 if o.state == "blocked" and o.waits is not None])
+                busy = [f for n in rule.busy if (f := self.facts.get(n)) is not None
+                        and f.value > 0]
+                known[t.id] = _Known(t, rule, site_from, group, busy)
+        return known
+
+    def _knowledge_edges(self) -> list[Edge]:
+        """Waits only the waiter's possible wakers could end, when none of them can run:
+        an edge to each waker that is itself blocked, so a cycle through conditions shows."""
+        edges: list[Edge] = []
+        for tid, k in self.known.items():
+            if k.rule.wait != "condition" or k.busy or not k.has_wakers() \
+                    or k.can_be_woken() or k.thread.waits is None:
+                continue
+            n = 0
+            for w in k.group.blocked:
+                if w.id == tid:
+                    continue
+                edges.append(Edge(thread=tid, waits_for=k.thread.waits.resource, held_by=w.id))
+                n += 1
+                if n >= KNOWLEDGE_EDGES_PER_WAITER or len(edges) >= KNOWLEDGE_EDGES:
+                    break
+            if len(edges) >= KNOWLEDGE_EDGES:
+                break
+        return edges
+
+    def _facts_words(self, rule: WaitRule) -> list[str]:
+        """What the text states about the rule's library, and what that suggests."""
+        prefix = rule.library.lower() + "."
+        stated = [f.text for f in self.facts.values() if f.name.startswith(prefix)]
+        return stated + hints(self.facts) if stated else []
+
+    def _roles_what(self, rule: WaitRule) -> str:
+        return " or ".join(dict.fromkeys(self.matcher.role_what(r) for r in rule.ended_by))
+
+    def _known_words(self, t: Thread, k: _Known, who: str | None = None
+                     ) -> tuple[str, list[str]]:
+        """(explanation, missing evidence) for a wait a knowledge rule explains; ``who`` names
+        the waiters when several share the rule (default: the thread)."""
+        rule = k.rule
+        roles = self._roles_what(rule)
+        who = who or t.label()
+        words = (f"By {rule.library}'s code, {who} waits on {rule.on} for {rule.until} "
+                 f"({rule.reason}).")
+        if k.has_wakers():
+            states = ", ".join(f"{w.label()} ({w.state})" for w, _ in k.wakers(6))
+            more = f" and {k.count() - 6} more" if k.count() > 6 else ""
+            words += f" Only {roles} can do that; here: {states}{more}."
+        else:
+            words += f" Only {roles} can do that, and the dump shows none."
+        facts = self._facts_words(rule)
+        if facts:
+            words += " The text says: " + "; ".join(facts) + "."
+        if rule.wait == "condition":
+            first = (f"the dump does not show which thread would signal {rule.on} for "
+                     f"{who}; that only {roles} can is {rule.library}'s known behaviour "
+                     f"(rule {rule.name}): {rule.proof}")
+        else:
+            at = base_name(t.waits.at.function) if t.waits and t.waits.at else rule.library
+            first = (f"the dump does not show what {who} waits for inside {at}; that it "
+                     f"is {rule.on} is read from {rule.library}'s known behaviour (rule "
+                     f"{rule.name}): {rule.proof}")
+        missing = [first]
+        if k.site_from == "label":
+            missing.append(f"{t.label()}'s frames are cut off: where it waits is read from the "
+                           f"paste's label \"{t.paste_label}\"")
+        for w, how in k.wakers(6):
+            if how == "label":
+                missing.append(f"{w.label()}'s role ({roles}) comes from the paste's label "
+                               f"\"{w.paste_label}\": its own frames are cut off")
+        if facts:
+            missing.append("the log lines and printed fields are read from the whole text; "
+                           "that they describe this same process is assumed")
+        return words, missing
 
     # deadlock ----------------------------------------------------------------------------
     def deadlocks(self) -> None:
@@ -336,14 +521,23 @@ class _Analysis:
             if stated_only:
                 missing.append("part of the cycle comes from the dump's own deadlock report, "
                                "not from the thread stacks")
+            known_steps = [e for e in cycle if (e.thread, e.held_by) in self.knowledge_edges]
             behind = self.graph.behind(tids)
             names = [_name(self.threads.get(t), t) for t in tids]
             steps = []
             for e in cycle[:12]:
                 res = self.resources.get(e.waits_for)
-                steps.append(f"{_name(self.threads.get(e.thread), e.thread)} waits for "
-                             f"{_res_name(res, e.waits_for)}, held by "
-                             f"{_name(self.threads.get(e.held_by), e.held_by)}")
+                waiter = _name(self.threads.get(e.thread), e.thread)
+                other = _name(self.threads.get(e.held_by), e.held_by)
+                k = self.known.get(e.thread) if (e.thread, e.held_by) in self.knowledge_edges \
+                    else None
+                if k is not None:
+                    steps.append(f"{waiter} waits on {k.rule.on} for {k.rule.until}, which "
+                                 f"only {self._roles_what(k.rule)} could bring about, and "
+                                 f"here that is {other}")
+                else:
+                    steps.append(f"{waiter} waits for {_res_name(res, e.waits_for)}, held by "
+                                 f"{other}")
             if len(cycle) > 12:
                 steps.append(f"… {len(cycle) - 12} more steps")
             explanation = ("; ".join(steps) + ". None of them can continue until another in "
@@ -351,13 +545,37 @@ class _Analysis:
             if behind:
                 explanation += (f" {len(behind)} more thread(s) wait behind the cycle without "
                                 "being part of it.")
+            details: dict[str, object] = {}
+            reasons: list[str] = []
+            for e in known_steps:
+                k = self.known[e.thread]
+                _, more = self._known_words(k.thread, k)
+                missing.extend(m for m in more if m not in missing)
+                reason = f"{k.rule.library}: {k.rule.reason}."
+                if reason not in reasons:
+                    reasons.append(reason)
+                for fact in self._facts_words(k.rule):
+                    if fact not in reasons:
+                        reasons.append(fact)
+            if reasons:
+                explanation += " " + " ".join(reasons)
+            if known_steps:
+                rules = list(dict.fromkeys(self.known[e.thread].rule.name for e in known_steps))
+                details["knowledge"] = rules
+                missing.append("the cycle runs through condition variables, which have no "
+                               "owner a dump can show: who would signal each one is read "
+                               "from the library's known behaviour")
+            confidence: Confidence = ("possible" if known_steps
+                                      else "probable" if missing else "certain")
             self.findings.append(Finding(
-                kind="deadlock", confidence="probable" if missing else "certain",
+                kind="deadlock", confidence=confidence,
                 summary=(" and ".join(names) if len(names) < 3 else ", ".join(names[:5])
                          + (f" and {len(names) - 5} more" if len(names) > 5 else ""))
-                        + " wait for each other in a cycle",
+                        + " wait for each other in a cycle"
+                        + (" (through condition variables, by the library's known waits)"
+                           if known_steps else ""),
                 explanation=explanation, threads=tids, resources=rids, cycle=cycle,
-                blocked_behind=behind, missing_evidence=missing))
+                blocked_behind=behind, missing_evidence=missing, details=details))
             self.covered.update(tids)
             self.covered.update(behind)
 
@@ -467,7 +685,18 @@ class _Analysis:
                     wakers = self._possible_wakers(t, res, proc.threads)
                     if not any(_can_progress(w) for w in wakers):
                         waiters.append(t)
-                elif not others_progress:
+                    continue
+                k = self.known.get(t.id)
+                if k is not None and not k.busy:
+                    # Knowledge names the possible wakers: other threads running elsewhere
+                    # do not keep this wait from being a stall, one of them running does.
+                    if k.can_be_woken():
+                        continue
+                    if others_progress and k.has_wakers():
+                        waiters.append(t)
+                        self.knowledge_only.add(t.id)
+                        continue
+                if not others_progress:
                     waiters.append(t)
             if waiters:
                 self._stall_finding(waiters, proc.threads, proven, stated_words.get(pi))
@@ -490,6 +719,11 @@ class _Analysis:
         behind = self.graph.behind(tids, rids)
         behind = [b for b in behind if b not in tid_set]
         missing: list[str] = []
+        known = {t.id: k for t in waiters if (k := self.known.get(t.id)) is not None
+                 and not k.busy}
+        known_rids = {k.thread.waits.resource for k in known.values()
+                      if k.thread.waits is not None}
+        by_knowledge = [t for t in tids if t in self.knowledge_only]
         wakers_known = all(
             self.resources.get(r) is not None and self.resources[r].wakers is not None
             for r in rids)
@@ -508,8 +742,10 @@ class _Analysis:
                 self.resources.get(r) is not None and self.resources[r].kind in OWNED_KINDS
                 and not self.resources[r].owners for r in rids)
             confidence = "probable" if not any(o.state == "unknown" for o in others) \
-                and not unowned_wait else "possible"
+                and not unowned_wait and not by_knowledge else "possible"
             for r in rids:
+                if r in known_rids:
+                    continue  # knowledge says who could signal it (below)
                 res = self.resources.get(r)
                 missing.append(f"which thread would signal {_res_name(res, r)} is not in the "
                                "dump: every other thread of the process counts as a possible "
@@ -522,10 +758,21 @@ class _Analysis:
                     _res_name(self.resources.get(r), r) for r in unowned)
                     + " is not in the dump; if the waiters hold what the others want, this is a "
                     "deadlock (gdb: print the mutex and read __owner)")
-            if len(waiters) > 1:
+            if len(waiters) > 1 and len(known) < len(waiters):
                 missing.append("if these waiters are meant to wake each other, this is a "
                                "deadlock through conditions; the dump cannot show which "
                                "signals which")
+        knowledge_words: list[str] = []
+        by_rule: dict[str, list[_Known]] = {}
+        for k in known.values():
+            by_rule.setdefault(k.rule.name, []).append(k)
+        for group in by_rule.values():
+            first_k = group[0]
+            who = first_k.thread.label() + (f" (and {len(group) - 1} more)"
+                                            if len(group) > 1 else "")
+            words_k, missing_k = self._known_words(first_k.thread, first_k, who)
+            knowledge_words.append(words_k)
+            missing.extend(m for m in missing_k if m not in missing)
         waits = "; ".join(_wait_text(t, self.resources) for t in waiters[:10])
         if len(waiters) > 10:
             waits += f"; and {len(waiters) - 10} more"
@@ -546,20 +793,82 @@ class _Analysis:
                 state_words.append(f"{len(dead)} finished")
             if not others:
                 state_words.append("none: the waiter is alone")
-            words.append("No thread that could wake it is running: the other threads are "
-                         + ", ".join(state_words) + ".")
+            if by_knowledge:
+                words.append("Other threads of the process are running, but none of those "
+                             "that could end these waits.")
+            else:
+                words.append("No thread that could wake it is running: the other threads are "
+                             + ", ".join(state_words) + ".")
             if idle:
                 words.append("Idle workers wait for work that nobody is left to hand them.")
+        words.extend(knowledge_words)
         first = waiters[0]
         assert first.waits is not None
         res0 = self.resources.get(first.waits.resource)
         summary = (f"{first.label()} waits on {_res_name(res0, first.waits.resource)}"
                    + (f" (and {len(waiters) - 1} more)" if len(waiters) > 1 else "")
                    + "; no thread that could wake it is able to run")
+        details: dict[str, object] = {"idle": idle, "blocked": blocked, "finished": dead}
+        if known:
+            details["knowledge"] = list(dict.fromkeys(k.rule.name for k in known.values()))
         self.findings.append(Finding(
             kind="stall", confidence=confidence, summary=summary, explanation=" ".join(words),
             threads=tids, resources=rids, blocked_behind=behind, missing_evidence=missing,
-            details={"idle": idle, "blocked": blocked, "finished": dead}))
+            details=details))
+        self.covered.update(tids)
+        self.covered.update(behind)
+
+    # stalls only the library's own words reveal -------------------------------------------
+    def evidence_stalls(self) -> None:
+        """Threads in a long call into a library (a goroutine in a cgo call) while the text
+        says the library is in a state that makes such calls wait (RocksDB: writes stopped),
+        and nothing shows the work that would end it under way: a stall on that state."""
+        for pi, proc in enumerate(self.snap.processes):
+            by_rule: dict[str, list[_Known]] = {}
+            for t in proc.threads:
+                k = self.known.get(t.id)
+                if k is None or k.rule.wait != "call" or t.id in self.covered or k.busy:
+                    continue
+                if k.can_be_woken():
+                    continue
+                by_rule.setdefault(k.rule.name, []).append(k)
+            for group in by_rule.values():
+                self._evidence_stall(pi, group)
+
+    def _evidence_stall(self, pi: int, group: list[_Known]) -> None:
+        rule = group[0].rule
+        rid = f"knowledge{pi + 1}:{rule.name}"
+        if rid not in self.resources:
+            res = Resource(id=rid, kind="condition",
+                           label=f"{rule.library} {rule.on.removeprefix('the ')}")
+            self.snap.resources.append(res)
+            self.resources[rid] = res
+        waiters = [k.thread for k in group]
+        tids = [t.id for t in waiters]
+        idle_pool = group[0].has_wakers()  # wakers seen, and none can run (checked above)
+        quiet = bool(rule.busy) and all((f := self.facts.get(n)) is not None and f.value == 0
+                                        for n in rule.busy)
+        confidence: Confidence = "probable" if idle_pool or quiet else "possible"
+        words = ["; ".join(_wait_text(t, self.resources) for t in waiters[:10])
+                 + (f"; and {len(waiters) - 10} more" if len(waiters) > 10 else "") + "."]
+        others = f" (and {len(waiters) - 1} more)" if len(waiters) > 1 else ""
+        words_k, missing = self._known_words(waiters[0], group[0], waiters[0].label() + others)
+        words.append(words_k)
+        if not quiet:
+            fields = evidence_fields(rule.busy)
+            missing.append("nothing in the text shows whether the work that would end the wait "
+                           "is scheduled or under way"
+                           + (f" (printed fields that would: {', '.join(fields)})"
+                              if fields else ""))
+        summary = (f"{waiters[0].label()}{others} waits in {rule.library} on {rule.on}; "
+                   f"nothing shows {self._roles_what(rule)} able to lift it")
+        behind = [b for b in self.graph.behind(tids) if b not in set(tids)]
+        self.findings.append(Finding(
+            kind="stall", confidence=confidence, summary=summary, explanation=" ".join(words),
+            threads=tids, resources=[rid], blocked_behind=behind, missing_evidence=missing,
+            details={"knowledge": [rule.name],
+                     "facts": [f.text for f in self.facts.values()
+                               if f.name.startswith(rule.library.lower() + ".")]}))
         self.covered.update(tids)
         self.covered.update(behind)
 
@@ -713,6 +1022,7 @@ class _Analysis:
         self.stated_deadlocks()
         self.process_stalls()
         self.stalls()
+        self.evidence_stalls()
         self.lock_orders()
         self.hangs()
         return self.findings

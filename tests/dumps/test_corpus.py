@@ -19,13 +19,14 @@ class Expect:
 
 
 CASES: dict[str, Expect] = {
-    # condition-variable circular wait: two waiters on conditions, nothing left to signal;
-    # the dump cannot show which condition each signals, so a stall, not a proven deadlock
+    # a cycle through two condition variables: the ingestion's flush waits for compaction,
+    # the compaction (known only by the paste's label) waits for the ingestion
     "01-rocksdb-5007-ingest-vs-compaction-pstack.txt": Expect(
-        "gdb", ["stall"], ["LWP 515446", "LWP 515434"]),
-    # only the Go side: goroutines stuck for hours inside a cgo call; the C side is missing
+        "gdb", ["deadlock"], ["LWP 515446", "LWP 515434"]),
+    # only the Go side: goroutines for hours inside a cgo write while RocksDB's LOG and a
+    # printed DBImpl say writes are stopped, and nothing shows a compaction: a write stall
     "03-rocksdb-1297-cockroach-8784-delaywrite.txt": Expect(
-        "go", ["hang", "hang"], ["goroutine 784393"], ["cgo call _Cfunc_DBApplyBatchRepr"]),
+        "go", ["stall"], ["goroutine 784393", "goroutine 1262693"], ["RocksDB write stop"]),
     # 63 -> store mutex held (likely) by 64 -> mutex whose holder is not in the excerpt
     "07-etcd-3929-v3-snapshot-deadlock-goroutines.txt": Expect(
         "go", ["hang"], ["goroutine 64"], ["sync.Mutex 0xc82030c1c0", "sync.Mutex 0xc8201f5ac0"],
@@ -96,16 +97,22 @@ def test_jajuk_cycle_edges_close_on_the_two_threads() -> None:
 def test_seed_rocksdb_thread_is_a_stall_with_the_writer_on_bg_cv() -> None:
     report = report_for(CORPUS / "seed-001-rocksdb-1297-thread.txt")
     threads = report.snapshot.thread_map()
-    stalls = [f for f in report.findings if f.kind == "stall"]
-    assert len(stalls) == 2  # two gdb sessions of the same stall, before and after 4.9
-    assert not [f for f in report.findings if f.kind == "deadlock"]
-    named = [f for f in stalls if labels(report, f.resources) == ["bg_cv_"]]
+    # the same stall three times: two gdb sessions (before and after 4.9) and the goroutine
+    # dump, whose cgo write the LOG's write stop explains
+    assert [f.kind for f in report.findings] == ["stall", "stall", "stall"]
+    native = [f for f in report.findings if all(t.startswith("LWP ") for t in f.threads)]
+    assert len(native) == 2
+    named = [f for f in native if labels(report, f.resources) == ["bg_cv_"]]
     assert len(named) == 1
     writer = threads[named[0].threads[0]]
     assert writer.waits is not None and writer.waits.at is not None
     assert writer.waits.at.function == "rocksdb::DBImpl::DelayWrite"
     assert writer.waits.at.line == 4839
-    for f in stalls:
+    go_side = [f for f in report.findings if f not in native]
+    assert go_side[0].threads == ["goroutine 784393"]
+    assert labels(report, go_side[0].resources) == ["RocksDB write stop"]
+    for f in native:
+        assert f.details["knowledge"] == ["rocksdb-delay-write"]
         idle_names = [threads[t].name for t in f.details["idle"]]  # type: ignore[union-attr]
         assert "rocksdb:bg0" in idle_names
         assert f.confidence == "probable"
