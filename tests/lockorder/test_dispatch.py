@@ -15,7 +15,7 @@ import pytest
 import stuck.runtime
 from stuck.runtime import hooks, primitives
 from stuck.runtime.hooks import AcquireMode, LockClass
-from stuck.runtime.lockorder import LockOrderChecker
+from stuck.runtime.lockorder import LockOrderChecker, _entries
 
 
 @pytest.fixture
@@ -241,9 +241,9 @@ def test_inline_path_pushes_without_calling_the_checker(live: None) -> None:
         for _ in range(3):
             _nest(a, b)
         assert calls == []  # the repeated pattern never reached the checker's hooks
-        assert c._tls.held == []  # ... yet every push was popped
+        assert _entries(c._tls.stack) == []  # ... yet every push was popped
         with a:
-            held_inside = [e[0] for e in c._tls.held]
+            held_inside = [e[0] for e in _entries(c._tls.stack)]
         assert held_inside == [a]  # the checker sees what the inline path pushed
         c2 = LockOrderChecker()
         hooks.add_observer(c2)
@@ -269,9 +269,9 @@ def test_inline_path_keeps_the_rules(live: None) -> None:
         a.acquire()
         b.acquire()
         a.release()  # out of order: the checker removes a from under b
-        assert [e[0] for e in c._tls.held] == [b]
+        assert [e[0] for e in _entries(c._tls.stack)] == [b]
         b.release()
-        assert c._tls.held == []
+        assert _entries(c._tls.stack) == []
         _nest(b, a)  # the inversion is a new pattern: checked
         [f] = c.findings()
         assert sorted(f.resources) == ["A", "B"]

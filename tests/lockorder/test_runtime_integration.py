@@ -11,7 +11,7 @@ import pytest
 
 import stuck.runtime
 from stuck.runtime import hooks, lockorder
-from stuck.runtime.lockorder import LockOrderChecker
+from stuck.runtime.lockorder import LockOrderChecker, _entries
 
 
 @pytest.fixture
@@ -155,7 +155,7 @@ def test_semaphore_used_as_a_mutex_is_in_the_graph(checker: LockOrderChecker,
     [f] = checker.findings()
     assert set(f.resources) == {"S", "L"}
     assert edges(checker) == {("S", "L"), ("L", "S")}
-    assert checker._tls.held == []  # every acquire was matched by its release
+    assert _entries(checker._tls.stack) == []  # every acquire was matched by its release
 
 
 def test_semaphore_released_by_another_thread_is_a_signal(checker: LockOrderChecker) -> None:
@@ -191,7 +191,7 @@ def test_dropped_semaphore_taken_twice_is_forgotten(checker: LockOrderChecker) -
     with a, b:
         pass
     assert edges(checker) == {("A", "B")}  # nothing ordered after the dropped semaphore
-    assert [e[0] for e in checker._tls.held] == []
+    assert [e[0] for e in _entries(checker._tls.stack)] == []
 
 
 @pytest.mark.xfail(sys.version_info < (3, 11), strict=False,

@@ -103,18 +103,23 @@ class InlineState(NamedTuple):
     timed acquire, an out-of-order or foreign release) calls the observer's hooks as usual,
     and the hooks read and write the same lists and dicts.
 
-    ``threads``: thread ident -> ``(held, successors)`` of that thread:
+    ``threads``: thread ident -> that thread's ``stack``, a list whose item 0 is the entry on
+    top of the locks it holds (the rest is the observer's):
 
-    - ``held``: the stack of locks it holds, entries ``(lock, node, code, lasti, chain)``;
-    - ``successors``: chain on top of the stack (0: empty) -> class serial -> ``(node, chain
-      after the push)``, for patterns already checked; the observer empties it whenever an
-      answer in it may change.
+    - an entry is ``(lock, hit, code, lasti, below)``; the bottom entry is the thread's root,
+      whose ``below`` is None and whose lock is None;
+    - ``hit`` is ``(node, chain, level)``: ``level`` maps a class serial to the ``hit`` of a
+      lock of that class pushed on top of this entry, for patterns already checked; the
+      observer empties levels (never replaces them) whenever an answer in them may change.
+
+    Pushing is ``stack[0] = (lock, level[serial], code, lasti, top)``, popping the top is
+    ``stack[0] = top[4]``: no method call, nothing to look up but the one level.
 
     A thread missing from ``threads`` takes the hooks' path (which adds it); an entry is
     removed when its thread ends, so an ident reused by a new thread never finds a stack.
     """
 
-    threads: dict[int, tuple[list[Any], dict[int, dict[int, tuple[int, int]]]]]
+    threads: dict[int, list[Any]]
 
 
 class Dispatch(NamedTuple):

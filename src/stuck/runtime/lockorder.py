@@ -27,8 +27,9 @@ Rules that keep it from crying wolf (each is tested in ``tests/lockorder``):
 
 Cost: the held stack of each thread carries a *chain id* (the interned sequence of classes
 held), and each thread caches the ``(chain, class)`` patterns already checked for it, so a
-repeated pattern costs two dictionary lookups and an append; stacks are walked only when a new
-edge appears. When this checker is the only observer, the tracked Lock and RLock do that
+repeated pattern costs one dictionary lookup and one tuple; stacks are walked only when a new
+edge appears. The stack is a linked list of immutable entries (see ``Entry``) rather than a
+Python list: pushing and popping are then a store into a one-item list, with no method call. When this checker is the only observer, the tracked Lock and RLock do that
 common case themselves, without calling it (``inline_state``, ``hooks.InlineState``): the
 checker's hooks run only for new patterns, try and timed acquires, out-of-order releases and
 releases by another thread. Memory is bounded (``max_edges``, ``max_classes``, ``max_chains``,
@@ -66,6 +67,14 @@ StackEntry = tuple[str, str, int]  # function, file, line; innermost first
 # local variable, and keeping it would keep the lock alive after the program dropped it.
 Held = tuple[object, int, Any, int, int]
 CHAIN: Final = 4
+# The same, as a thread's stack keeps it: ``(lock, hit, code, lasti, below)``, where ``below``
+# is the entry under it (the thread's root entry at the bottom, whose ``below`` is None) and
+# ``hit`` is ``(node, chain, level)``: ``level`` is the thread's cache for patterns on top of
+# ``chain`` (class serial -> the ``hit`` of a lock of that class pushed there). A hit is shared
+# by every entry of its pattern, so a cached push builds one tuple and stores it.
+Entry = tuple[object, tuple[int, int, "Level"], Any, int, Any]
+Level = dict[int, tuple[int, int, Any]]
+_NO_LEVEL: Level = {}  # the level of an uncached chain: never written, so every lookup misses
 
 _allocate_lock: Any = patch.original(_thread, "allocate_lock")
 
@@ -183,10 +192,24 @@ class _SameClass:
     signature: str
 
 
-# A thread's cache of ``took``: chain on top of its held stack (0: empty) -> class serial ->
-# (node, chain after pushing it), for patterns checked for this thread or for every thread.
-Successors = dict[int, dict[int, tuple[int, int]]]
-ThreadEntry = tuple[list[Held], Successors]  # what hooks.InlineState.threads maps an ident to
+# A thread's cache of ``took``: chain on top of its held stack (0: empty) -> its level (see
+# ``Entry``), for patterns checked for this thread or for every thread. Levels are emptied,
+# never replaced, when an answer in them may change: entries keep pointing at them.
+Successors = dict[int, Level]
+# What hooks.InlineState.threads maps an ident to: ``[top entry, successors]``.
+ThreadEntry = list[Any]
+
+
+def _entries(stack: ThreadEntry) -> list[Held]:
+    """A thread's held stack as a list, bottom first (for the slow paths)."""
+    out: list[Held] = []
+    e = stack[0]
+    while e[4] is not None:
+        hit = e[1]
+        out.append((e[0], hit[0], e[2], e[3], hit[1]))
+        e = e[4]
+    out.reverse()
+    return out
 
 
 class _ForgetAtExit:
@@ -212,20 +235,22 @@ class _ForgetAtExit:
 class _ThreadState(_thread._local):
     """Per-thread state; ``_thread._local`` is cleaned up by the interpreter at thread exit."""
 
-    held: list[Held]
+    stack: ThreadEntry
     fast: Successors
+    root: Entry
     serial: int
     forget: _ForgetAtExit | None
 
     def __init__(self, threads: dict[int, ThreadEntry] | None = None) -> None:
-        self.held = []
-        self.fast = {}
+        self.fast = {0: {}}
+        self.root = (None, (0, 0, self.fast[0]), None, -1, None)
+        self.stack = [self.root, self.fast]
         self.serial = next(_serials)
         self.forget = None
         if threads is not None:  # the checker's view of all threads
             ident = _thread.get_ident()
-            threads[ident] = entry = (self.held, self.fast)
-            self.forget = _ForgetAtExit(threads, ident, entry)
+            threads[ident] = self.stack
+            self.forget = _ForgetAtExit(threads, ident, self.stack)
 
 
 _serials = itertools.count(1)
@@ -300,15 +325,18 @@ _refcount: Any = getattr(sys, "getrefcount", None)  # CPython only
 
 
 def _only_held_by_us(entry: Held, entries: int = 1) -> bool:
-    """True when nothing but the ``entries`` Held tuples of this thread references the lock."""
-    return bool(_refcount(entry[0]) - (entries - 1) <= _ABANDONED_REFS)
+    """True when nothing but the ``entries`` entries of this thread's stack (each in its
+    ``Entry`` and in the ``Held`` list of the slow path) references the lock."""
+    return bool(_refcount(entry[0]) - 2 * (entries - 1) <= _ABANDONED_REFS)
 
 
 def _calibrate() -> int:
-    """The reference count ``_only_held_by_us`` sees for an object only a Held tuple holds."""
+    """The reference count ``_only_held_by_us`` sees for an object only one stack entry holds
+    (its ``Entry`` and the ``Held`` tuple made from it)."""
     if _refcount is None:
         return 0
-    entry: Held = (object(), 0, None, 0, 0)
+    linked: Entry = (object(), (0, 0, _NO_LEVEL), None, 0, None)
+    entry: Held = (linked[0], 0, None, 0, 0)
     return int(_refcount(entry[0]))
 
 
@@ -382,105 +410,132 @@ class LockOrderChecker:
         if mode == "try":
             return  # cannot block: no edge into the tried lock
         st = self._tls
-        held = st.held
-        if not held:
+        top = st.stack[0]
+        if top[4] is None:  # nothing held
             return
         node = self._node_by_cls_id.get(id(cls))
         if node is None or _order_keys:
             node = self._node(lock, cls)
         if not node or node in self._signal_nodes:
             return
-        done = self._checked.get((held[-1][CHAIN], node, mode))
+        done = self._checked.get((top[1][1], node, mode))
         if done is not None and (done == _MULTI or done == st.serial):
             return
-        self._check(held, lock, node, mode, frame)
+        self._check(st, lock, node, mode, frame)
 
     def acquired(self, lock: object, cls: LockClass, mode: AcquireMode,
                  frame: FrameType | None) -> None:
-        held = self._tls.held
         node = self._node_by_cls_id.get(id(cls))
         if node is None or _order_keys:
             node = self._node(lock, cls)
         if not node or node in self._signal_nodes:
             return
-        self._push(held, lock, node, frame)
+        self._push(self._tls, lock, node, frame)
 
     def took(self, lock: object, cls: LockClass, frame: FrameType | None) -> None:
         """A blocking acquire that succeeded at once: ``before_acquire`` + ``acquired`` in one
         call. A pattern already checked (the same class taken on top of the same chain of held
-        classes) is one dictionary lookup and one append."""
+        classes) is one dictionary lookup and one tuple."""
         st = self._tls
-        held = st.held
-        successors = st.fast.get(held[-1][CHAIN] if held else 0)
-        if successors is not None:  # never filled while order keys exist (order_by empties it)
-            hit = successors.get(cls.serial)
-            if hit is not None:
-                if frame is not None:
-                    held.append((lock, hit[0], frame.f_code, frame.f_lasti, hit[1]))
-                else:
-                    held.append((lock, hit[0], None, -1, hit[1]))
-                return
-        self._took_slow(st, held, lock, cls, frame)
+        stack = st.stack
+        top = stack[0]
+        hit = top[1][2].get(cls.serial)  # never filled while order keys exist
+        if hit is not None:
+            if frame is not None:
+                stack[0] = (lock, hit, frame.f_code, frame.f_lasti, top)
+            else:
+                stack[0] = (lock, hit, None, -1, top)
+            return
+        self._took_slow(st, lock, cls, frame)
 
-    def _took_slow(self, st: _ThreadState, held: list[Held], lock: object, cls: LockClass,
+    def _took_slow(self, st: _ThreadState, lock: object, cls: LockClass,
                    frame: FrameType | None) -> None:
         node = self._node(lock, cls)
         if not node or node in self._signal_nodes:
             return
-        before = held[-1][CHAIN] if held else 0
-        if held:
+        top = st.stack[0]
+        before = top[1][1]
+        if top[4] is not None:
             done = self._checked.get((before, node, "blocking"))
             if done is None or (done != _MULTI and done != st.serial):
-                self._check(held, lock, node, "blocking", frame)
-        if not self._push(held, lock, node, frame) or _order_keys:
+                self._check(st, lock, node, "blocking", frame)
+        if not self._push(st, lock, node, frame) or _order_keys:
             return
         # Cache the pattern when the held stack was left as it was (nothing abandoned) and
         # the check is recorded for this thread (or for all).
-        prev = held[-2][CHAIN] if len(held) > 1 else 0
-        chain = held[-1][CHAIN]
-        fast = st.fast
-        if prev != before or chain < 0 or not cls.serial or len(fast) >= self.max_chains:
+        pushed = st.stack[0]
+        below = pushed[4][1]
+        prev = below[1]
+        if prev != before or pushed[1][1] < 0 or not cls.serial:
             return
         done = _MULTI if prev == 0 else self._checked.get((prev, node, "blocking"))
         if done == _MULTI or done == st.serial:
-            successors = fast.get(prev)
-            if successors is None:
-                successors = fast[prev] = {}
-            if len(successors) < self.max_classes:
-                successors[cls.serial] = (node, chain)
+            level = below[2]
+            if level is not _NO_LEVEL and len(level) < self.max_classes:
+                level[cls.serial] = pushed[1]
 
-    def _push(self, held: list[Held], lock: object, node: int, frame: FrameType | None) -> bool:
-        if len(held) >= MAX_HELD:
-            self._drop_abandoned(held)
+    def _level(self, fast: Successors, chain: int) -> Level:
+        """The thread's cache level on top of ``chain`` (made on first use, within bounds)."""
+        if chain < 0:
+            return _NO_LEVEL
+        level = fast.get(chain)
+        if level is None:
+            if len(fast) >= self.max_chains:
+                return _NO_LEVEL
+            level = fast[chain] = {}
+        return level
+
+    def _store(self, st: _ThreadState, held: list[Held]) -> None:
+        """Make ``held`` (bottom first) the thread's stack (after a slow-path change)."""
+        e = st.root
+        fast = st.fast
+        for lock, node, code, lasti, chain in held:
+            e = (lock, (node, chain, self._level(fast, chain)), code, lasti, e)
+        st.stack[0] = e
+
+    def _push(self, st: _ThreadState, lock: object, node: int,
+              frame: FrameType | None) -> bool:
+        top = st.stack[0]
+        depth = 0
+        e = top
+        while e[4] is not None:
+            depth += 1
+            e = e[4]
+        if depth >= MAX_HELD:
+            held = _entries(st.stack)
+            if self._drop_abandoned(held):
+                self._store(st, held)
             if len(held) >= MAX_HELD:
                 self._bound("held", f"a thread held more than {MAX_HELD} locks at once; "
                                     "locks taken deeper than that are not checked")
                 return False
-        if held:  # the chain of one lock is its node; longer chains are interned
-            prev = held[-1][CHAIN]
+            top = st.stack[0]
+        if top[4] is not None:  # the chain of one lock is its node; longer chains are interned
+            prev = top[1][1]
             chain = self._chains.get((prev, node))
             if chain is None:
                 chain = self._new_chain(prev, node)
         else:
             chain = node
+        hit = (node, chain, self._level(st.fast, chain))
         if frame is not None:
-            held.append((lock, node, frame.f_code, frame.f_lasti, chain))
+            st.stack[0] = (lock, hit, frame.f_code, frame.f_lasti, top)
         else:
-            held.append((lock, node, None, -1, chain))
+            st.stack[0] = (lock, hit, None, -1, top)
         return True
 
     def released(self, lock: object, cls: LockClass, by_owner: bool) -> None:
-        held = self._tls.held
-        if held and held[-1][0] is lock and by_owner:
-            held.pop()
+        st = self._tls
+        top = st.stack[0]
+        if top[0] is lock and by_owner:
+            st.stack[0] = top[4]
             return
+        held = _entries(st.stack)
         for i in range(len(held) - 1, -1, -1):
             if held[i][0] is lock:
-                if i == len(held) - 1:
-                    held.pop()
-                else:
-                    del held[i]
-                    self._rechain(held, i)
+                del held[i]
+                self._rechain(held, i)
+                self._store(st, held)
                 break
         if not by_owner:
             self._mark_signal(lock, cls)
@@ -489,8 +544,11 @@ class LockOrderChecker:
         """How many held-stack entries, over all threads, keep ``lock`` alive (for reports:
         a lock only the checker references was dropped by the program)."""
         count = 0
-        for held, _ in list(self._threads.values()):  # a thread's entry goes when it ends
-            count += sum(1 for entry in list(held) if entry[0] is lock)
+        for stack in list(self._threads.values()):  # a thread's entry goes when it ends
+            e = stack[0]
+            while e[4] is not None:
+                count += e[0] is lock
+                e = e[4]
         return count
 
     def inline_state(self) -> hooks.InlineState:
@@ -501,9 +559,11 @@ class LockOrderChecker:
         return hooks.InlineState(self._threads)
 
     def _clear_fast(self) -> None:
-        """Forget every thread's cache of ``took`` (an answer it holds may have changed)."""
-        for _, fast in list(self._threads.values()):
-            fast.clear()
+        """Forget every thread's cache of ``took`` (an answer it holds may have changed).
+        The levels are emptied in place: stack entries point at them."""
+        for stack in list(self._threads.values()):
+            for level in list(stack[1].values()):
+                level.clear()
 
     # -- slow path -----------------------------------------------------------------------
 
@@ -563,25 +623,31 @@ class LockOrderChecker:
             held[i] = (lock, node, code, line, chain)
             prev = chain
 
-    def _drop_abandoned(self, held: list[Held]) -> None:
+    def _drop_abandoned(self, held: list[Held]) -> bool:
         """Forget held locks the program no longer references (acquired, never released,
         then dropped): nobody can release them, and they are not held in any useful sense.
         Without this, a test that leaves a lock acquired makes every later lock of that
-        thread look ordered after it."""
+        thread look ordered after it. ``held`` is the list ``_entries`` made; True when it
+        changed (the caller stores it back)."""
         if _refcount is None:
-            return
+            return False
         times: dict[int, int] = {}  # a semaphore taken twice is in two entries
         for entry in held:
             times[id(entry[0])] = times.get(id(entry[0]), 0) + 1
+        changed = False
         for i in range(len(held) - 1, -1, -1):
             if _only_held_by_us(held[i], times[id(held[i][0])]):
                 del held[i]
                 self._rechain(held, i)
+                changed = True
+        return changed
 
-    def _check(self, held: list[Held], lock: object, node: int, mode: AcquireMode,
+    def _check(self, st: _ThreadState, lock: object, node: int, mode: AcquireMode,
                frame: FrameType | None) -> None:
         """Add the edges from every held class to ``node``; report what they close."""
-        self._drop_abandoned(held)
+        held = _entries(st.stack)
+        if self._drop_abandoned(held):
+            self._store(st, held)
         if not held:
             return
         serial = self._tls.serial

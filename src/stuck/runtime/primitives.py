@@ -37,15 +37,15 @@ _before: _hooks.BeforeHook | None = None
 _acquired: _hooks.BeforeHook | None = None
 _took: _hooks.TookHook | None = None
 _released: _hooks.ReleasedHook | None = None
-# The sole observer's per-thread state (``hooks.InlineState.threads``: ident -> (held stack,
-# cache of checked patterns)) or None. With it, Lock and RLock do the lock-order checker's
+# The sole observer's per-thread state (``hooks.InlineState.threads``: ident -> the thread's
+# stack ``[top entry, ...]``) or None. With it, Lock and RLock do the lock-order checker's
 # common case themselves, as plain data updates without a call: a blocking acquire that got
-# the lock at once pushes ``(lock, node, code, lasti, chain)`` onto the thread's held stack
-# when the thread's cache knows this class on top of this chain, and remembers that stack in
-# the lock's ``_pushed`` (until released: None whenever the lock is not held by an inline
-# push), so the owner's release pops the entry on top without looking the thread up. Anything
-# else calls the hooks, which use the same lists and dicts.
-_inline: dict[int, tuple[list[Any], dict[int, dict[int, tuple[int, int]]]]] | None = None
+# the lock at once finds ``hit`` in the cache level of the entry on top (``top[1][2]``, by the
+# lock's class serial), stores ``(lock, hit, code, lasti, top)`` as the new top, and remembers
+# the stack in the lock's ``_pushed`` (until released: None whenever the lock is not held by an
+# inline push), so the owner's release pops the entry on top without looking the thread up.
+# Anything else calls the hooks, which use the same lists and dicts.
+_inline: dict[int, list[Any]] | None = None
 
 
 def _rebind(dispatch: _hooks.Dispatch) -> None:
@@ -121,7 +121,7 @@ class Lock:
     """A tracked ``threading.Lock``: non-reentrant, releasable by any thread."""
 
     __slots__ = ("__weakref__", "_code", "_line", "_lock", "_owner", "_pushed", "_stuck_class",
-                 "_stuck_id", "_stuck_serial", "_try")
+                 "_stuck_id", "_stuck_serial")
     _stuck_kind = "mutex"
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Any:
@@ -137,8 +137,7 @@ class Lock:
         self._setup(name, _getframe(1))
 
     def _setup(self, name: str | None, frame: FrameType) -> None:
-        self._lock = lock = _allocate()
-        self._try = lock.acquire
+        self._lock = _allocate()
         self._owner: int | None = None
         self._code: Any = None
         self._line = 0
@@ -148,7 +147,7 @@ class Lock:
         self._stuck_id = registry.register(self, self._stuck_kind)
 
     def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
-        if blocking is True and timeout == -1 and self._try(False):
+        if blocking is True and timeout == -1 and self._lock.acquire(False):
             f = _getframe(1)
             self._owner = me = _get_ident()
             self._code = code = f.f_code
@@ -158,13 +157,14 @@ class Lock:
                 inline = _inline
                 if inline is not None:  # see _inline; the same lines in each fast path
                     try:  # a miss (new thread or pattern) raises KeyError: rare, costs there
-                        held, successors = inline[me]
-                        hit = successors[held[-1][4] if held else 0][self._stuck_serial]
+                        stack = inline[me]
+                        top = stack[0]
+                        hit = top[1][2][self._stuck_serial]
                     except KeyError:
                         pass
                     else:
-                        held.append((self, hit[0], code, lasti, hit[1]))
-                        self._pushed = held
+                        stack[0] = (self, hit, code, lasti, top)
+                        self._pushed = stack
                         return True
                 try:
                     took(self, self._stuck_class, f)
@@ -174,7 +174,7 @@ class Lock:
         return self._acquire(blocking, timeout, _getframe(1), True)
 
     def __enter__(self) -> bool:
-        if self._try(False):
+        if self._lock.acquire(False):
             f = _getframe(1)
             self._owner = me = _get_ident()
             self._code = code = f.f_code
@@ -184,13 +184,14 @@ class Lock:
                 inline = _inline
                 if inline is not None:  # see _inline; the same lines in each fast path
                     try:  # a miss (new thread or pattern) raises KeyError: rare, costs there
-                        held, successors = inline[me]
-                        hit = successors[held[-1][4] if held else 0][self._stuck_serial]
+                        stack = inline[me]
+                        top = stack[0]
+                        hit = top[1][2][self._stuck_serial]
                     except KeyError:
                         pass
                     else:
-                        held.append((self, hit[0], code, lasti, hit[1]))
-                        self._pushed = held
+                        stack[0] = (self, hit, code, lasti, top)
+                        self._pushed = stack
                         return True
                 try:
                     took(self, self._stuck_class, f)
@@ -206,7 +207,7 @@ class Lock:
         mode: _hooks.AcquireMode = ("try" if not blocking
                                     else "blocking" if timeout == -1 else "timed")
         _notify_before(self, mode, frame)
-        if self._try(False):
+        if self._lock.acquire(False):
             ok = True
         elif not blocking:
             ok = False
@@ -229,13 +230,14 @@ class Lock:
         return ok
 
     def release(self) -> None:
-        held = self._pushed
-        if held is not None:  # pushed by the inline path (see _inline): pop it the same way
+        stack = self._pushed
+        if stack is not None:  # pushed by the inline path (see _inline): pop it the same way
             self._pushed = None
-            if self._owner == _get_ident() and held and held[-1][0] is self:
+            top = stack[0]
+            if top[0] is self and self._owner == _get_ident():
                 self._owner = None
                 self._lock.release()
-                held.pop()
+                stack[0] = top[4]
                 return
         released = _released
         if released is not None:
@@ -251,13 +253,14 @@ class Lock:
         self._lock.release()
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        held = self._pushed
-        if held is not None:  # pushed by the inline path (see _inline): pop it the same way
+        stack = self._pushed
+        if stack is not None:  # pushed by the inline path (see _inline): pop it the same way
             self._pushed = None
-            if self._owner == _get_ident() and held and held[-1][0] is self:
+            top = stack[0]
+            if top[0] is self and self._owner == _get_ident():
                 self._owner = None
                 self._lock.release()
-                held.pop()
+                stack[0] = top[4]
                 return
         released = _released
         if released is not None:
@@ -322,7 +325,7 @@ class RLock:
     """A tracked ``threading.RLock``: reentrant, released only by its owner."""
 
     __slots__ = ("__weakref__", "_code", "_count", "_line", "_lock", "_owner", "_pushed",
-                 "_stuck_class", "_stuck_id", "_stuck_serial", "_try")
+                 "_stuck_class", "_stuck_id", "_stuck_serial")
     _stuck_kind = "rlock"
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Any:
@@ -331,8 +334,7 @@ class RLock:
         return object.__new__(cls)
 
     def __init__(self, *, name: str | None = None, _frame: FrameType | None = None) -> None:
-        self._lock = lock = _allocate()
-        self._try = lock.acquire
+        self._lock = _allocate()
         self._owner: int | None = None
         self._count = 0
         self._code: Any = None
@@ -347,7 +349,7 @@ class RLock:
         if self._owner == me and timeout == -1:
             self._count += 1
             return True
-        if blocking is True and timeout == -1 and self._try(False):
+        if blocking is True and timeout == -1 and self._lock.acquire(False):
             f = _getframe(1)
             self._owner = me
             self._count = 1
@@ -358,13 +360,14 @@ class RLock:
                 inline = _inline
                 if inline is not None:  # see _inline; the same lines in each fast path
                     try:  # a miss (new thread or pattern) raises KeyError: rare, costs there
-                        held, successors = inline[me]
-                        hit = successors[held[-1][4] if held else 0][self._stuck_serial]
+                        stack = inline[me]
+                        top = stack[0]
+                        hit = top[1][2][self._stuck_serial]
                     except KeyError:
                         pass
                     else:
-                        held.append((self, hit[0], code, lasti, hit[1]))
-                        self._pushed = held
+                        stack[0] = (self, hit, code, lasti, top)
+                        self._pushed = stack
                         return True
                 try:
                     took(self, self._stuck_class, f)
@@ -378,7 +381,7 @@ class RLock:
         if self._owner == me:
             self._count += 1
             return True
-        if self._try(False):
+        if self._lock.acquire(False):
             f = _getframe(1)
             self._owner = me
             self._count = 1
@@ -389,13 +392,14 @@ class RLock:
                 inline = _inline
                 if inline is not None:  # see _inline; the same lines in each fast path
                     try:  # a miss (new thread or pattern) raises KeyError: rare, costs there
-                        held, successors = inline[me]
-                        hit = successors[held[-1][4] if held else 0][self._stuck_serial]
+                        stack = inline[me]
+                        top = stack[0]
+                        hit = top[1][2][self._stuck_serial]
                     except KeyError:
                         pass
                     else:
-                        held.append((self, hit[0], code, lasti, hit[1]))
-                        self._pushed = held
+                        stack[0] = (self, hit, code, lasti, top)
+                        self._pushed = stack
                         return True
                 try:
                     took(self, self._stuck_class, f)
@@ -415,7 +419,7 @@ class RLock:
         mode: _hooks.AcquireMode = ("try" if not blocking
                                     else "blocking" if timeout == -1 else "timed")
         _notify_before(self, mode, frame)
-        if self._try(False):
+        if self._lock.acquire(False):
             ok = True
         elif not blocking:
             ok = False
@@ -446,11 +450,12 @@ class RLock:
             return
         self._owner = None
         self._lock.release()
-        held = self._pushed
-        if held is not None:  # pushed by the inline path (see _inline): pop it the same way
+        stack = self._pushed
+        if stack is not None:  # pushed by the inline path (see _inline): pop it the same way
             self._pushed = None
-            if held and held[-1][0] is self:
-                held.pop()
+            top = stack[0]
+            if top[0] is self:
+                stack[0] = top[4]
                 return
         if _released is not None:
             _notify_released(self, True)
@@ -464,11 +469,12 @@ class RLock:
             return
         self._owner = None
         self._lock.release()
-        held = self._pushed
-        if held is not None:  # pushed by the inline path (see _inline): pop it the same way
+        stack = self._pushed
+        if stack is not None:  # pushed by the inline path (see _inline): pop it the same way
             self._pushed = None
-            if held and held[-1][0] is self:
-                held.pop()
+            top = stack[0]
+            if top[0] is self:
+                stack[0] = top[4]
                 return
         if _released is not None:
             _notify_released(self, True)
