@@ -28,6 +28,7 @@ from stuck.runtime.hooks import LockClass
 from stuck.runtime.patch import original
 
 _allocate = _thread.allocate_lock
+_LIBRARY_MODULES = registry.LIBRARY_MODULES
 _get_ident = _thread.get_ident
 _getframe = sys._getframe
 
@@ -526,7 +527,8 @@ class Condition(_OrigCondition):  # type: ignore[misc]
     _stuck_kind = "condition"
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Any:
-        if cls is Condition and registry.created_by_library():
+        # registry.created_by_library(), inlined: every Future makes a Condition
+        if cls is Condition and _getframe(1).f_globals.get("__name__") in _LIBRARY_MODULES:
             if not args and not kwargs:  # one check, not a second one for its RLock
                 return _OrigCondition(_OrigRLock())
             return _OrigCondition(*args, **kwargs)
