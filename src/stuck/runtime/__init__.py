@@ -1,9 +1,11 @@
 """Live instrumentation: ``stuck.install()`` swaps the standard primitives for tracked ones.
 
 After ``install()``, new ``threading`` locks, conditions, semaphores, events and barriers, the
-``queue`` classes, ``Thread.join`` and ``concurrent.futures`` waits are tracked: the registry
-knows who holds and who waits for what, and a thread about to block first checks whether its
-wait closes a deadlock cycle (see ``stuck.runtime.detect``). What happens then is the policy:
+``queue`` classes, ``Thread.join`` and ``concurrent.futures`` waits are tracked, and so are
+``asyncio``'s locks, events, conditions, semaphores and queues, with tasks in the wait-for graph
+(see ``stuck.runtime.tasks``): the registry knows who holds and who waits for what, and a
+thread (or task) about to block first checks whether its wait closes a deadlock cycle (see
+``stuck.runtime.detect``). What happens then is the policy:
 ``report`` (default), ``raise`` or ``abort`` (see ``stuck.runtime.policy``).
 
 Objects created before ``install()`` stay untracked, as do names bound before it
@@ -27,10 +29,10 @@ _state: dict[str, Any] = {"signal": None, "previous_handler": None}
 
 
 def _replacements() -> list[tuple[object, str, object]]:
-    from stuck.runtime import futures, primitives, queues, threads
+    from stuck.runtime import futures, primitives, queues, tasks, threads
 
     return [*primitives.REPLACEMENTS, *threads.REPLACEMENTS, *queues.REPLACEMENTS,
-            *futures.REPLACEMENTS]
+            *futures.REPLACEMENTS, *tasks.REPLACEMENTS]
 
 
 def installed() -> bool:
@@ -110,6 +112,9 @@ def uninstall() -> None:
     policy.settings.json_path = None
     policy.settings.stream = None
     policy.reset()
+    tasks = sys.modules.get("stuck.runtime.tasks")
+    if tasks is not None:
+        tasks.reset()
 
 
 def snapshot() -> Report:

@@ -210,10 +210,15 @@ def take() -> tuple[Snapshot, dict[int, WaitRecord], dict[int, str]]:
             for mt in model_threads:
                 if mt.id == owner and res.kind != "thread":
                     mt.holds.append(res.id)
+    # asyncio tasks are threads of the model too (ids "task:<name>"); they fill in their own
+    # holds and waits.
+    from stuck.runtime import tasks  # not at module level: it imports asyncio
+
+    notes = tasks.add_to_snapshot(model_threads, resources, rid_of, now)
     snap = Snapshot(source=Source(kind="live", format="python"),
                     processes=[Process(pid=os.getpid(), name=_process_name(),
                                        threads=model_threads)],
-                    resources=list(resources.values()), taken_at=now)
+                    resources=list(resources.values()), taken_at=now, notes=notes)
     return snap, table, rid_of
 
 
@@ -320,9 +325,15 @@ def _op_key(record: WaitRecord) -> str:
 def report_for(cycle: Cycle | None, policy: str) -> Report:
     """A full report: the snapshot and either the given cycle or every cycle seen now."""
     from stuck.groups import group_threads
+    from stuck.runtime import tasks
 
     snap, table, rid_of = take()
-    cycles = [cycle] if cycle is not None else all_cycles(table)
-    findings = [finding_for(c, snap, rid_of, table, policy) for c in cycles]
+    if isinstance(cycle, tasks.TaskCycle):  # a cycle among asyncio tasks
+        findings = [tasks.finding_for(cycle, snap, rid_of, policy)]
+    else:
+        cycles = [cycle] if cycle is not None else all_cycles(table)
+        findings = [finding_for(c, snap, rid_of, table, policy) for c in cycles]
+        if cycle is None:
+            findings.extend(tasks.cycle_findings(snap, rid_of, policy))
     groups = group_threads(snap)
     return Report(snapshot=snap, findings=findings, groups=groups)

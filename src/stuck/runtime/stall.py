@@ -740,11 +740,11 @@ class LiveChecker:
 
     def settled(self, settle: float) -> bool:
         """True when some thread has been in a durable tracked wait for ``settle`` seconds."""
-        from stuck.runtime import registry
+        from stuck.runtime import registry, tasks
         remember_thread_names()
         cutoff = time.time() - settle
         return any(r.timeout is None and r.since <= cutoff
-                   for r in list(registry.waits.values()))
+                   for r in list(registry.waits.values())) or tasks.settled(settle)
 
     def check(self, settle: float) -> tuple[Snapshot, list[Finding]]:
         from stuck.runtime import livereport
@@ -758,6 +758,8 @@ class LiveChecker:
         if candidates:
             unreachable = self._unreachable(facts, objects, candidates)
         findings = evaluate(facts, settle, unreachable)
+        from stuck.runtime import tasks  # event loops none of whose tasks can run again
+        findings.extend(tasks.loop_findings(snap, rid_of, settle))
         self._annotate(snap, facts, findings)
         return snap, findings
 
