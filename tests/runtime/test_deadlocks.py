@@ -132,6 +132,27 @@ def test_a_lock_used_as_a_signal_is_not_a_deadlock() -> None:
     join_all(t)
 
 
+SIGNAL_FROM_A_NEW_THREAD = """
+import _thread, threading, stuck
+stuck.install(policy="raise", signal=None)
+for _ in range(200):
+    lock = threading.Lock()
+    lock.acquire()
+    _thread.start_new_thread(lock.release, ())  # returns before the new thread runs
+    lock.acquire()  # the only other thread is still starting: a wait, not a deadlock
+    lock.release()
+print("ok")
+"""
+
+
+def test_a_lock_released_by_a_thread_still_starting_is_not_a_deadlock() -> None:
+    # In a child, alone: with no other thread of the process able to run, only the thread
+    # being started can release the lock, and it cannot be seen until it runs.
+    out = subprocess.run([sys.executable, "-c", SIGNAL_FROM_A_NEW_THREAD], capture_output=True,
+                         text=True, timeout=60)
+    assert out.stdout.strip() == "ok", out.stderr
+
+
 def test_rlock_and_semaphore_in_a_cycle() -> None:
     rlock = threading.RLock()
     sem = threading.BoundedSemaphore(1)

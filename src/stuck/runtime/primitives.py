@@ -113,6 +113,9 @@ def line_of(code: Any, lasti: int) -> int:
     return line or code.co_firstlineno
 
 
+_OWN_LOCK_GRACE = 0.05  # seconds a thread waiting on a Lock it holds waits before the check
+
+
 def _owner_wakers(resource: object, op: str) -> list[int] | None:
     owner = getattr(resource, "_owner", None)
     return None if owner is None else [owner]
@@ -214,13 +217,23 @@ class Lock:
             ok = False
         else:
             me = _get_ident()
-            record = registry.WaitRecord(self, "acquire", _owner_wakers, frame,
-                                         None if timeout == -1 else float(timeout))
-            previous = detect.block_begin(me, record, may_raise)
-            try:
-                ok = self._lock.acquire(True, timeout)
-            finally:
-                registry.end_wait(me, previous)
+            ok = False
+            if self._owner == me and (timeout == -1 or timeout > _OWN_LOCK_GRACE):
+                # Waiting on a Lock it holds, a thread usually waits for a signal: another
+                # thread will release it, maybe one started a moment ago (``_thread`` returns
+                # before the new thread runs, and a thread not yet running cannot be seen).
+                # Give it that moment before judging, instead of calling it a deadlock.
+                ok = self._lock.acquire(True, _OWN_LOCK_GRACE)
+                if not ok and timeout != -1:
+                    timeout -= _OWN_LOCK_GRACE
+            if not ok:
+                record = registry.WaitRecord(self, "acquire", _owner_wakers, frame,
+                                             None if timeout == -1 else float(timeout))
+                previous = detect.block_begin(me, record, may_raise)
+                try:
+                    ok = self._lock.acquire(True, timeout)
+                finally:
+                    registry.end_wait(me, previous)
         if ok:
             self._owner = _get_ident()
             site = registry.user_frame(frame) or frame
