@@ -1206,8 +1206,9 @@ def finding_for(cycle: TaskCycle, snap: Snapshot, rid_of: dict[int, str],
         explanation.append("The cycle was closed by awaiting a task, which stuck does not "
                            "intercept; the watchdog found it once the event loop had nothing "
                            "left to run.")
-    explanation.append(f"The event loop (thread {_loop_thread_name(loop)}) goes on running its "
-                       "other tasks; these will never resume.")
+    if cycle.found_by != "block" or policy == "report":
+        explanation.append(f"The event loop (thread {_loop_thread_name(loop)}) goes on running "
+                           "its other tasks; these will never resume.")
     in_cycle = set(cycle.tasks)
     victims = [task_tid(t) for t in _victims(loop, in_cycle, cycle)]
     return Finding(kind="deadlock", confidence=confidence, summary=summary,
