@@ -4,7 +4,8 @@ the tracked ones, in the same run, best of several repeats.
     python benchmarks/overhead.py [--repeats N] [--quick]
 
 Targets: at most 3x on the micro-benchmarks (uncontended ``with lock:``, ``RLock``,
-``queue.Queue`` put/get) and at most 1.15x on the pool workload (a ``ThreadPoolExecutor``
+``queue.Queue`` put/get, ``asyncio.Queue`` put/get), at most 2x on an uncontended
+``async with lock:`` and at most 1.15x on the pool workload (a ``ThreadPoolExecutor``
 running 20,000 tiny tasks) for the live configurations; with the lock-order checker on
 (``live+lockorder``), at most 4x on two nested locks and 1.2x on the pool workload (the
 micro-benchmark targets are not applied to it: every acquire and release then runs the
@@ -15,6 +16,7 @@ function; add one to CONFIGURATIONS to measure another setup against "original".
 from __future__ import annotations
 
 import argparse
+import asyncio
 import concurrent.futures
 import queue
 import threading
@@ -120,6 +122,30 @@ def queue_put_get(n: int) -> tuple[int, float]:
     return n, time.perf_counter() - start
 
 
+def asyncio_lock_with(n: int) -> tuple[int, float]:
+    async def body() -> float:
+        lock = asyncio.Lock()
+        start = time.perf_counter()
+        for _ in range(n):
+            async with lock:
+                pass
+        return time.perf_counter() - start
+
+    return n, asyncio.run(body())
+
+
+def asyncio_queue_put_get(n: int) -> tuple[int, float]:
+    async def body() -> float:
+        q: asyncio.Queue[int] = asyncio.Queue()
+        start = time.perf_counter()
+        for i in range(n):
+            await q.put(i)
+            await q.get()
+        return time.perf_counter() - start
+
+    return n, asyncio.run(body())
+
+
 def pool_tiny_tasks(n: int) -> tuple[int, float]:
     def tiny(x: int) -> int:
         return x + 1
@@ -146,6 +172,8 @@ WORKLOADS = [
     Workload("uncontended `with rlock:`", rlock_with, 200_000, 3.0),
     Workload("nested `with a: with b:`", nested_two_locks, 100_000, 3.0, 4.0),
     Workload("queue.Queue put+get", queue_put_get, 50_000, 3.0),
+    Workload("asyncio `async with lock:`", asyncio_lock_with, 100_000, 2.0),
+    Workload("asyncio.Queue put+get", asyncio_queue_put_get, 50_000, 3.0),
     Workload("ThreadPoolExecutor, 20,000 tiny tasks", pool_tiny_tasks, 20_000, 1.15, 1.2),
 ]
 
