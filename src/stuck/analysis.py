@@ -376,6 +376,7 @@ class _Analysis:
         self.hang_after = hang_after
         self.resources = snapshot.resource_map()
         self.facts: dict[str, Fact] = {f.name: f for f in snapshot.facts}  # the last one wins
+        self.matcher = Matcher()
         self.known = self._knowledge()
         knowledge_edges = self._knowledge_edges()
         self.knowledge_edges = {(e.thread, e.held_by) for e in knowledge_edges}
@@ -397,7 +398,7 @@ class _Analysis:
         long call into the library (at least ``hang_after``) while the fact it needs holds.
         Roles are read only in processes where some rule applies.
         """
-        matcher = self.matcher = Matcher()
+        matcher = self.matcher
         known: dict[str, _Known] = {}
         for proc in self.snap.processes:
             matches: list[tuple[Thread, WaitRule, RoleSource]] = []
@@ -464,7 +465,7 @@ class _Analysis:
         """What the text states about the rule's library, and what that suggests."""
         prefix = rule.library.lower() + "."
         stated = [f.text for f in self.facts.values() if f.name.startswith(prefix)]
-        return stated + hints(self.facts) if stated else []
+        return stated + hints(self.facts, prefix) if stated else []
 
     def _roles_what(self, rule: WaitRule) -> str:
         return " or ".join(dict.fromkeys(self.matcher.role_what(r) for r in rule.ended_by))
@@ -559,6 +560,8 @@ class _Analysis:
                         reasons.append(fact)
             if reasons:
                 explanation += " " + " ".join(reasons)
+            libraries = ", ".join(dict.fromkeys(self.known[e.thread].rule.library
+                                                for e in known_steps))
             if known_steps:
                 rules = list(dict.fromkeys(self.known[e.thread].rule.name for e in known_steps))
                 details["knowledge"] = rules
@@ -572,7 +575,7 @@ class _Analysis:
                 summary=(" and ".join(names) if len(names) < 3 else ", ".join(names[:5])
                          + (f" and {len(names) - 5} more" if len(names) > 5 else ""))
                         + " wait for each other in a cycle"
-                        + (" (through condition variables, by the library's known waits)"
+                        + (f" (through condition variables, by {libraries}'s known waits)"
                            if known_steps else ""),
                 explanation=explanation, threads=tids, resources=rids, cycle=cycle,
                 blocked_behind=behind, missing_evidence=missing, details=details))

@@ -419,10 +419,13 @@ def evidence_fields(facts: tuple[str, ...]) -> list[str]:
             if ev.fact == name and ev.read == "number"]
 
 
-def hints(facts: dict[str, Fact]) -> list[str]:
-    """What ``HINTS`` conclude from the latest facts (name -> Fact)."""
+def hints(facts: dict[str, Fact], prefix: str = "") -> list[str]:
+    """What ``HINTS`` conclude from the latest facts (name -> Fact), for facts whose names
+    start with ``prefix`` (one library's)."""
     out = []
     for hint in HINTS:
+        if not all(name.startswith(prefix) for name, _ in hint.when):
+            continue
         ok = True
         for name, test in hint.when:
             fact = facts.get(name)
