@@ -11,7 +11,9 @@ its background pool run those. This module keeps such knowledge as data, in thre
 - ``RULES``: one entry per known wait: where it happens, what it waits for, which roles could
   end it, and a one-line reason citing the library's behaviour;
 - ``EVIDENCE``: what the library says about its state outside the stacks (its LOG lines, fields
-  of a printed struct), read from the text into ``Fact`` values the rules can use.
+  of a printed struct), read from the text into ``Fact`` values the rules can use;
+- ``HINTS``: what several facts suggest together, said in the finding;
+- ``JOB_FRAMES``: frames that mean a pool worker is inside a job that waits, not idle.
 
 Analysis (``stuck.analysis``) turns a matching rule into possible wakers: when none of them can
 run, the wait is a stall; when they wait back on the waiter, a cycle. Knowledge describes a
@@ -37,7 +39,7 @@ class Role:
     """A kind of thread of a library, recognised by its frames, its name or a paste's label."""
 
     name: str
-    what: str  # for people: "a RocksDB background (flush or compaction) thread"
+    what: str  # for people: "a RocksDB background flush or compaction thread"
     frames: re.Pattern[str] | None = None  # searched in each frame's function (signature dropped)
     names: re.Pattern[str] | None = None  # matched at the start of the thread's name
     label: re.Pattern[str] | None = None  # searched in a paste's label for the thread
