@@ -486,12 +486,17 @@ def test_a_cycle_closed_by_awaiting_a_task_is_found_by_the_watchdog() -> None:
 
 def test_a_stalled_loop_alone_in_its_process_is_certain_and_aborts(tmp_path: Path) -> None:
     script = tmp_path / "stalled.py"
-    script.write_text(
+    script.write_text(  # told by HangError first (abort includes raise), it waits on
         "import asyncio\n"
+        "from stuck.runtime.watchdog import HangError\n"
         "async def main():\n"
         "    config_loaded = asyncio.Event()\n"
         "    async def serve():\n"
-        "        await config_loaded.wait()\n"
+        "        while True:\n"
+        "            try:\n"
+        "                return await config_loaded.wait()\n"
+        "            except HangError:\n"
+        "                print('told', flush=True)\n"
         "    await asyncio.gather(asyncio.create_task(serve(), name='server'))\n"
         "asyncio.run(main())\n")
     report_file = tmp_path / "report.json"
@@ -499,6 +504,7 @@ def test_a_stalled_loop_alone_in_its_process_is_certain_and_aborts(tmp_path: Pat
                            "--json", str(report_file), str(script)],
                           capture_output=True, text=True, timeout=60, cwd=tmp_path)
     assert proc.returncode == EXIT_ABORT, proc.stderr
+    assert proc.stdout.splitlines() == ["told"]
     assert "STALL (certain)" in proc.stderr
     assert "server waits for event config_loaded, which nothing has ever set" in proc.stderr
     doc = json.loads(report_file.read_text())
@@ -506,6 +512,28 @@ def test_a_stalled_loop_alone_in_its_process_is_certain_and_aborts(tmp_path: Pat
     (finding,) = doc["findings"]
     assert finding["kind"] == "stall" and set(finding["threads"]) == {"task:server",
                                                                       "task:Task-1"}
+
+
+def test_hang_policy_raise_raises_in_the_stalled_task_which_recovers(tmp_path: Path) -> None:
+    script = tmp_path / "recovers.py"
+    script.write_text(
+        "import asyncio\n"
+        "from stuck.runtime.watchdog import HangError\n"
+        "async def main():\n"
+        "    config_loaded = asyncio.Event()\n"
+        "    async def serve():\n"
+        "        try:\n"
+        "            await config_loaded.wait()\n"
+        "        except HangError as exc:\n"
+        "            return f'recovered: {exc.finding.kind}'\n"
+        "    print(await asyncio.create_task(serve(), name='server'))\n"
+        "asyncio.run(main())\n")
+    proc = subprocess.run([sys.executable, "-m", "stuck", "run", "--hang-policy", "raise",
+                           str(script)], capture_output=True, text=True, timeout=60,
+                          cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "recovered: stall"
+    assert "STALL (certain)" in proc.stderr
 
 
 # --- no finding where nothing is stuck, and the same behaviour as without stuck ---------------

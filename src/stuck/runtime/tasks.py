@@ -1510,6 +1510,34 @@ def _stall_finding(loop: Any, tasks: list[Any], table: dict[int, TaskWait], snap
                             "tasks": n})
 
 
+def raise_in_task(finding: Finding, error: BaseException) -> bool:
+    """Raise ``error`` in the first task of ``finding`` that waits on a tracked primitive, at
+    its ``await`` (the watchdog's ``raise`` policy). The primitive's future gets the error,
+    set by the loop's own thread (``call_soon_threadsafe``), so the primitive cleans up as for
+    any failed wait and the task can recover. False when no such task is found."""
+    by_tid: dict[str, Any] = {}
+    for record in list(waits.values()):
+        task = record.task()
+        if task is not None and not task.done():
+            by_tid[task_tid(task)] = task
+    for tid in finding.threads:
+        task = by_tid.get(tid)
+        fut = getattr(task, "_fut_waiter", None)
+        if task is None or fut is None or fut.done() or _is_task(fut):
+            continue
+
+        def throw(task: Any = task, fut: Any = fut) -> None:
+            if task._fut_waiter is fut and not fut.done():  # still the same wait
+                fut.set_exception(error)
+
+        try:
+            _loop_of(task).call_soon_threadsafe(throw)
+        except Exception:  # the loop has closed meanwhile
+            continue
+        return True
+    return False
+
+
 def reset() -> None:
     """Forget the cycles already reported (``stuck.runtime.uninstall``)."""
     _cycles_seen.clear()

@@ -695,6 +695,10 @@ class Watchdog:
     def _raise(self, f: Finding, report: Report) -> None:
         ident = self._target(f, report)
         if ident is None:
+            if self.config.raise_in == "stuck" and any(t.startswith("task:") for t in f.threads):
+                from stuck.runtime import tasks  # asyncio tasks: raised where they await
+
+                tasks.raise_in_task(f, HangError(f))
             return
         raise_in_thread(ident, HangError, f)
 
