@@ -484,6 +484,37 @@ def test_a_cycle_closed_by_awaiting_a_task_is_found_by_the_watchdog() -> None:
     assert "found it once the event loop had nothing left to run" in finding.explanation
 
 
+@pytest.mark.usefixtures("live")
+def test_a_lock_left_held_by_a_task_that_ended_is_named_in_the_stall() -> None:
+    async def main() -> None:
+        session_lock = asyncio.Lock()
+
+        async def leaky() -> None:
+            await session_lock.acquire()  # and never releases it
+
+        await asyncio.create_task(leaky(), name="leaky")
+        async with session_lock:
+            pass
+
+    scenario = LoopThread(main)
+    try:
+        wait_for_tracked_waits()
+        snap, _table, rid_of = livereport.take(with_tasks=False)
+        assert not any(t.id.startswith("task:") for t in snap.threads())
+        aio.extend_snapshot(snap, rid_of)  # what the watchdog does when it needs them
+        main_task = snap.thread_map()["task:main"]
+        assert main_task.waits is not None
+        assert snap.resource_map()[main_task.waits.resource].label == "session_lock"
+        (finding,) = findings_now()
+    finally:
+        scenario.cancel_all()
+    with pytest.raises(asyncio.CancelledError):
+        scenario.join()
+    assert finding.kind == "stall" and finding.threads == ["task:main"]
+    assert "main waits for lock session_lock, held by task leaky, which ended without " \
+           "releasing it" in finding.summary
+
+
 def test_a_stalled_loop_alone_in_its_process_is_certain_and_aborts(tmp_path: Path) -> None:
     script = tmp_path / "stalled.py"
     script.write_text(  # told by HangError first (abort includes raise), it waits on

@@ -157,8 +157,10 @@ def _dropped(obj: object) -> bool:
     return bool(_refcount(obj) - hooks.observer_references(obj) <= _UNREFERENCED)
 
 
-def take() -> tuple[Snapshot, dict[int, WaitRecord], dict[int, str]]:
-    """The live snapshot, the wait table it was built from and resource ids by object id."""
+def take(with_tasks: bool = True) -> tuple[Snapshot, dict[int, WaitRecord], dict[int, str]]:
+    """The live snapshot, the wait table it was built from and resource ids by object id.
+    ``with_tasks``: include asyncio tasks (``stuck.runtime.tasks.extend_snapshot`` adds them
+    later to a snapshot taken without)."""
     now = time.time()
     table = dict(registry.waits)
     current = sys._current_frames()
@@ -212,9 +214,11 @@ def take() -> tuple[Snapshot, dict[int, WaitRecord], dict[int, str]]:
                     mt.holds.append(res.id)
     # asyncio tasks are threads of the model too (ids "task:<name>"); they fill in their own
     # holds and waits.
-    from stuck.runtime import tasks  # not at module level: it imports asyncio
+    notes: list[str] = []
+    if with_tasks:
+        from stuck.runtime import tasks  # not at module level: it imports asyncio
 
-    notes = tasks.add_to_snapshot(model_threads, resources, rid_of, now)
+        notes = tasks.add_to_snapshot(model_threads, resources, rid_of, now)
     snap = Snapshot(source=Source(kind="live", format="python"),
                     processes=[Process(pid=os.getpid(), name=_process_name(),
                                        threads=model_threads)],

@@ -749,7 +749,7 @@ class LiveChecker:
     def check(self, settle: float) -> tuple[Snapshot, list[Finding]]:
         from stuck.runtime import livereport
 
-        snap, table, rid_of = livereport.take()
+        snap, table, rid_of = livereport.take(with_tasks=False)  # tasks: below, if needed
         for proc in snap.processes:  # the watchdog itself is not the program's thread
             proc.threads = [t for t in proc.threads if t.name not in _OWN_THREADS]
         facts, objects = self.facts(snap, table, rid_of)
@@ -758,8 +758,10 @@ class LiveChecker:
         if candidates:
             unreachable = self._unreachable(facts, objects, candidates)
         findings = evaluate(facts, settle, unreachable)
-        from stuck.runtime import tasks  # event loops none of whose tasks can run again
-        findings.extend(tasks.loop_findings(snap, rid_of, settle))
+        from stuck.runtime import tasks  # asyncio: event loops none of whose tasks can run
+        if findings or tasks.settled(settle):
+            tasks.extend_snapshot(snap, rid_of)
+            findings.extend(tasks.loop_findings(snap, rid_of, settle))
         self._annotate(snap, facts, findings)
         return snap, findings
 

@@ -104,9 +104,10 @@ else:
         loop = _thread_loops.get(ident)
         if loop is None or loop._thread_id != ident:  # not this thread's running loop (now)
             loop = _get_running_loop()
-            if len(_thread_loops) > 256:
-                _thread_loops.clear()
-            _thread_loops[ident] = loop
+            if getattr(loop, "_thread_id", None) == ident:  # only loops that say where they run
+                if len(_thread_loops) > 256:
+                    _thread_loops.clear()
+                _thread_loops[ident] = loop
         return _current_tasks.get(loop)
 
 
@@ -640,8 +641,13 @@ def _task_where(task: Any) -> Where:
     return _NOWHERE
 
 
+_HAS_TASK_GROUPS = hasattr(asyncio, "TaskGroup")  # 3.11+
+
+
 def _task_group_of(task: Any, fut: Any) -> Any:
     """The TaskGroup whose ``async with`` exit ``task`` is suspended in, waiting on ``fut``."""
+    if not _HAS_TASK_GROUPS:
+        return None
     for frame in _chain(task):
         if not frame.f_code.co_filename.endswith("taskgroups.py"):
             continue
@@ -945,12 +951,14 @@ _IO_FILES = frozenset({"streams.py", "selector_events.py", "base_events.py",
                        "base_subprocess.py", "unix_events.py", "windows_events.py"})
 
 
+_STUCK_DIR = registry._HERE + os.sep
+
+
 def _frames(chain: list[FrameType]) -> list[Frame]:
     out: list[Frame] = []
     for frame in reversed(chain):  # innermost first
         code = frame.f_code
-        if registry.is_library_file(code.co_filename) and \
-                code.co_filename.startswith(registry._HERE + os.sep):
+        if code.co_filename.startswith(_STUCK_DIR):
             continue  # stuck's own frames (the tracked primitive's wait)
         out.append(Frame(function=code.co_name, file=code.co_filename, line=frame.f_lineno,
                          module=frame.f_globals.get("__name__")))
@@ -1061,6 +1069,17 @@ def add_to_snapshot(threads: list[Thread], resources: dict[str, Resource],
             thread.holds.append(resource_for(obj, resources, rid_of).id)
         threads.append(thread)
     return notes
+
+
+def extend_snapshot(snap: Snapshot, rid_of: dict[int, str]) -> None:
+    """Add the asyncio tasks to a snapshot taken without them (``livereport.take``)."""
+    if not snap.processes:
+        return
+    resources = snap.resource_map()
+    notes = add_to_snapshot(snap.processes[0].threads, resources, rid_of,
+                            snap.taken_at or time.time())
+    snap.resources = list(resources.values())
+    snap.notes.extend(notes)
 
 
 def _describe_wait(thread: Thread, task: Any, record: TaskWait | None, view: _LoopView,
@@ -1431,6 +1450,10 @@ def _what(task: Any, record: TaskWait | None, snap: Snapshot, rid_of: dict[int, 
             return f"waits to put on full queue {label}", res.id
         return f"waits for the items of queue {label} to be processed", res.id
     if kind == "mutex":
+        owner = obj._stuck_owner
+        if owner is not None and owner.done() and obj._locked:
+            return (f"waits for lock {label}, held by task {_task_name(owner)}, which ended "
+                    "without releasing it"), res.id
         owners = ", ".join(_task_name(t) for t in _holders(obj)) or "nobody"
         return f"waits for lock {label} held by {owners}", res.id
     if kind == "semaphore":
