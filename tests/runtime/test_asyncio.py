@@ -249,6 +249,37 @@ def test_a_task_awaiting_a_task_that_waits_for_a_lock_the_first_holds() -> None:
     assert "owner awaits task helper" in finding.summary
 
 
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="asyncio.TaskGroup is new in 3.11")
+@pytest.mark.usefixtures("live")
+def test_a_task_group_whose_task_needs_a_lock_its_parent_holds() -> None:
+    async def main() -> Any:
+        index_lock = asyncio.Lock()
+
+        async def reindex() -> None:
+            async with index_lock:
+                pass
+
+        async def parent() -> Any:
+            try:
+                async with index_lock:
+                    async with asyncio.TaskGroup() as group:  # type: ignore[attr-defined]
+                        group.create_task(reindex(), name="reindex")
+            except BaseException as exc:  # an ExceptionGroup holding the DeadlockError
+                return exc
+
+        return await asyncio.create_task(parent(), name="parent")
+
+    group_error = run_loop(main)
+    (error,) = group_error.exceptions
+    assert isinstance(error, stuck.DeadlockError)
+    edges = {e.thread: e for e in error.finding.cycle}
+    assert set(edges) == {"task:reindex", "task:parent"}
+    assert error.report is not None
+    group = error.report.snapshot.resource_map()[edges["task:parent"].waits_for]
+    assert group.kind == "task" and group.label == "TaskGroup(reindex)"
+    assert error.finding.confidence == "certain"
+
+
 @pytest.mark.usefixtures("live")
 def test_taking_a_held_lock_again_when_no_other_task_can_release_it() -> None:
     async def main() -> Any:

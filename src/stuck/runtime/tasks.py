@@ -821,17 +821,19 @@ class _TaskWalk(_Walk):
         fut = task._fut_waiter
         if fut is None or fut.done():
             return None  # running, or about to: it can end waits
-        if self.view.timed(task):
-            return None  # a timer ends this wait
         registered = self.records.get(id(task))
         if registered is not None and registered.task() is task:
+            record = registered
             targets = registered.wakers_of()
-            return (registered, targets) if targets else None
-        awaited = _awaited(task, fut)
-        if awaited is None:
-            return None
-        resource, op, targets = awaited
-        return TaskWait(resource, op, None, task, _task_where(task)), targets
+        else:
+            awaited = _awaited(task, fut)
+            if awaited is None:
+                return None  # I/O, a timer, a future anything may complete
+            resource, op, targets = awaited
+            record = TaskWait(resource, op, None, task, _task_where(task))
+        if not targets or self.view.timed(task):  # (timers read last: the costly part)
+            return None  # anybody could end it, or a timer will
+        return record, targets
 
 
 @dataclass(slots=True)
@@ -860,13 +862,18 @@ def _find_cycle(task: Any, record: TaskWait) -> TaskCycle | None:
     first = record.wakers_of()
     if not first:
         return None
-    for waker in first:  # the common case: whoever could end the wait can run
-        if waker is not task:
+    table = dict(waits)
+    for waker in first:  # the common case: whoever could end the wait can run, or waits for
+        if waker is not task:  # something other than a task or a tracked primitive
             fut = waker._fut_waiter
             if fut is None or fut.done():
                 return None
+            registered = table.get(id(waker))
+            if (registered is None or registered.task() is not waker) \
+                    and _awaited(waker, fut) is None:
+                return None
     view = _LoopView(_loop_of(task))
-    walk = _TaskWalk(task, dict(waits), view, blocking=(task, record))
+    walk = _TaskWalk(task, table, view, blocking=(task, record))
     cycle = walk.cycle()
     if cycle is None:
         return None
