@@ -261,9 +261,8 @@ def test_a_task_group_whose_task_needs_a_lock_its_parent_holds() -> None:
 
         async def parent() -> Any:
             try:
-                async with index_lock:
-                    async with asyncio.TaskGroup() as group:  # type: ignore[attr-defined]
-                        group.create_task(reindex(), name="reindex")
+                async with index_lock, asyncio.TaskGroup() as group:  # type: ignore[attr-defined]
+                    group.create_task(reindex(), name="reindex")
             except BaseException as exc:  # an ExceptionGroup holding the DeadlockError
                 return exc
 
