@@ -88,8 +88,10 @@ class _CurrentTaskLookup:
         return asyncio.current_task(loop)
 
 
-# loop -> the task running on it (asyncio's own table).
-_current_tasks: Any = getattr(_atasks, "_current_tasks", None) or _CurrentTaskLookup()
+# loop -> the task running on it (asyncio's own table; empty while no task runs).
+_current_tasks: Any = getattr(_atasks, "_current_tasks", None)
+if _current_tasks is None:
+    _current_tasks = _CurrentTaskLookup()
 _current_task: Callable[[], Any]
 if sys.version_info >= (3, 12):
     # A C function; raises RuntimeError when no loop runs in this thread.
@@ -311,32 +313,17 @@ class Lock(_OrigLock):  # type: ignore[misc]
         super().__init__(*args, **kwargs)
         _setup(self, "mutex", name, sys._getframe(1))
 
-    # The uncontended path is asyncio's own test, plus the owner.
-    if sys.version_info >= (3, 12):
-        async def acquire(self) -> bool:
-            if not self._locked and (self._waiters is None
-                                     or all(w.cancelled() for w in self._waiters)):
-                self._locked = True
-                try:
-                    self._stuck_owner = _current_task()
-                except RuntimeError:  # no running loop (a coroutine driven by hand)
-                    self._stuck_owner = None
-                return True
-            return await self._stuck_acquire(sys._getframe(1))
-    else:
-        async def acquire(self) -> bool:
-            if not self._locked and (self._waiters is None
-                                     or all(w.cancelled() for w in self._waiters)):
-                self._locked = True
-                # _current_task() inline: a call costs as much as the lookup before 3.12
-                ident = _get_ident()
-                loop = _thread_loops.get(ident)
-                if loop is None or loop._thread_id != ident:
-                    self._stuck_owner = _current_task()
-                else:
-                    self._stuck_owner = _current_tasks.get(loop)
-                return True
-            return await self._stuck_acquire(sys._getframe(1))
+    async def acquire(self) -> bool:
+        # The uncontended path is asyncio's own test, plus the owner.
+        if not self._locked and (self._waiters is None
+                                 or all(w.cancelled() for w in self._waiters)):
+            self._locked = True
+            try:
+                self._stuck_owner = _current_task()
+            except RuntimeError:  # no running loop (a coroutine driven by hand)
+                self._stuck_owner = None
+            return True
+        return await self._stuck_acquire(sys._getframe(1))
 
     async def _stuck_acquire(self, caller: FrameType) -> bool:
         """The contended acquire: register the wait, look for a cycle, then wait."""
