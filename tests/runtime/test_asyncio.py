@@ -184,6 +184,34 @@ def test_two_lock_cycle_raises_in_the_task_that_closed_it_and_the_other_finishes
 
 
 @pytest.mark.usefixtures("live")
+def test_the_same_cycle_formed_again_after_a_retry_raises_again() -> None:
+    async def main() -> list[list[str]]:
+        first, second = asyncio.Lock(), asyncio.Lock()
+        rounds = [asyncio.Event(), asyncio.Event()]
+        steps: list[list[str]] = [[], []]
+
+        async def take(a: asyncio.Lock, b: asyncio.Lock, name: str) -> None:
+            for attempt in (0, 1):  # the same two tasks, the same locks, the same orders
+                await rounds[attempt].wait()
+                async with a:
+                    await asyncio.sleep(0)
+                    await asyncio.sleep(0)
+                    try:
+                        async with b:
+                            steps[attempt].append("done")
+                    except stuck.DeadlockError:
+                        steps[attempt].append("deadlocked")
+                if len(steps[attempt]) == 2 and attempt == 0:
+                    rounds[1].set()
+
+        rounds[0].set()
+        await asyncio.gather(take(first, second, "x"), take(second, first, "y"))
+        return steps
+
+    assert [sorted(s) for s in run_loop(main)] == [["deadlocked", "done"]] * 2
+
+
+@pytest.mark.usefixtures("live")
 def test_three_tasks_in_a_ring() -> None:
     async def main() -> dict[int, Any]:
         locks = [asyncio.Lock() for _ in range(3)]

@@ -118,6 +118,8 @@ def _task_or_none() -> Any:
         return _current_task()
     except RuntimeError:  # no running loop (a coroutine driven by hand)
         return None
+
+
 _TASK_TYPES: tuple[type, ...] = tuple(
     {asyncio.Task, getattr(_atasks, "_PyTask", asyncio.Task), getattr(_atasks, "_CTask",
                                                                        asyncio.Task)})
@@ -210,7 +212,8 @@ class TaskWait(registry.WaitRecord):
 
 waits: dict[int, TaskWait] = {}  # id(task) -> what it waits for now
 _resources: weakref.WeakSet[Any] = weakref.WeakSet()  # every tracked asyncio primitive
-_cycles_seen: set[frozenset[tuple[int, int]]] = set()  # cycles already reported
+# Cycles reported when they formed (TaskCycle.pairs): the watchdog does not report them again.
+_cycles_seen: set[frozenset[tuple[int, int]]] = set()
 
 
 def _block_begin(resource: Any, op: str, wakers: TaskWakers | None, frame: FrameType | None,
@@ -232,7 +235,9 @@ def _block_begin(resource: Any, op: str, wakers: TaskWakers | None, frame: Frame
         if cycle is not None:
             from stuck.runtime import policy
 
-            _cycles_seen.add(cycle.key())
+            if len(_cycles_seen) > 1024:
+                _cycles_seen.clear()
+            _cycles_seen.add(cycle.pairs())
             try:
                 policy.on_cycle(key, cycle, may_raise)
             except BaseException:
@@ -830,7 +835,11 @@ class TaskCycle(Cycle):
     tasks: dict[int, Any] = field(default_factory=dict)
     found_by: str = "block"  # "block" | "watchdog" | "snapshot"
 
-    def key(self) -> frozenset[Any]:
+    # key() stays the one of Cycle (the wait records): the policy reports each occurrence, and
+    # the same tasks deadlocking again on the same locks after a retry is a new one.
+
+    def pairs(self) -> frozenset[tuple[int, int]]:
+        """Which task waits for what: the same while the tasks stay in this cycle."""
         return frozenset((s.thread, id(s.record.resource)) for s in self.steps)
 
     def task(self, key: int) -> Any:
@@ -1473,7 +1482,7 @@ def loop_findings(snap: Snapshot, rid_of: dict[int, str], settle: float) -> list
             members = set(cycle.tasks)
             covered |= members
             covered |= {id(t) for t in tasks if task_tid(t) in finding.blocked_behind}
-            if cycle.key() not in _cycles_seen:
+            if cycle.pairs() not in _cycles_seen:  # not reported when it formed
                 out.append(finding)
         rest = sorted((t for t in tasks if id(t) not in covered), key=_task_name)
         if rest:
