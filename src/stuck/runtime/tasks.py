@@ -135,6 +135,7 @@ _PLUMBING_EXEMPT = "asyncio.locks"
 
 MAX_TASKS_SHOWN = 500  # tasks put in one snapshot (tasks that wait or hold come first)
 MAX_CHAIN = 64  # coroutine frames followed per task
+MAX_WALKS = 500  # walks for one report (victims, cycles among the tasks of a loop)
 
 
 def _made_by_asyncio() -> bool:
@@ -1140,12 +1141,8 @@ def _snap_resource(snap: Snapshot, rid_of: dict[int, str], obj: Any) -> Resource
     return res
 
 
-def _res_words(res: Resource) -> str:
-    return f"{res.label or res.id}"
-
-
 def _step_words(record: TaskWait, res: Resource, nxt: str, self_loop: bool) -> str:
-    name = _res_words(res)
+    name = res.label or res.id
     op = record.op
     kind = getattr(record.resource, "_stuck_kind", None)
     if op == "acquire" and kind == "mutex":
@@ -1252,12 +1249,14 @@ def _victims(loop: Any, in_cycle: set[int], cycle: TaskCycle) -> list[Any]:
         record: Any = cycle.steps[0].record
         blocking = (root, record)
     out = []
+    walks = 0
     for task in view.tasks():
-        if id(task) in in_cycle:
-            continue
         fut = getattr(task, "_fut_waiter", None)
-        if fut is None or fut.done():
+        if id(task) in in_cycle or fut is None or fut.done():
             continue
+        walks += 1
+        if walks > MAX_WALKS:
+            break
         if _TaskWalk(task, table, view, blocking).knot() is not None:
             out.append(task)
     return out
@@ -1272,6 +1271,8 @@ def _stuck_tasks(view: _LoopView, table: dict[int, TaskWait]) -> list[Any]:
             continue
         if _TaskWalk(task, table, view).knot() is not None:
             out.append(task)
+            if len(out) >= MAX_WALKS:
+                break
     return out
 
 
@@ -1279,7 +1280,7 @@ def _cycles(view: _LoopView, candidates: list[Any], table: dict[int, TaskWait],
             found_by: str) -> list[TaskCycle]:
     found: list[TaskCycle] = []
     covered: set[int] = set()
-    for task in sorted(candidates, key=_task_name):
+    for task in sorted(candidates, key=_task_name)[:MAX_WALKS]:
         if id(task) in covered:
             continue
         walk = _TaskWalk(task, table, view)
