@@ -15,6 +15,11 @@ The scheduler decides *that* an execution ended; this module says *what* it was:
 "Possible wakers" of a condition or queue are the threads that ever notified (or put into) it in
 this exploration, keyed by the primitive's stable creation key: a deadlock through a condition
 is therefore ``probable``, a deadlock through locks and joins ``certain``.
+
+The full report in the shared model (``Verdict.report``: every thread's frames, resources,
+findings) is built only for a recorded execution -- the one shown, re-run from its decisions.
+While searching, a failing execution is only counted, and building it would cost more than
+the execution itself.
 """
 
 from __future__ import annotations
@@ -67,7 +72,7 @@ class Verdict:
     table: list[Waiting] = field(default_factory=list)
     errors: list[ThreadError] = field(default_factory=list)
     uncontrolled: list[str] = field(default_factory=list)
-    report: Report | None = None
+    report: Report | None = None  # recorded executions only (see the module's docstring)
     steps: int = 0
 
     @property
@@ -165,7 +170,7 @@ def blocked(sched: Scheduler) -> Verdict:
         v = Verdict("stall", f"stall: {handed_by.name} waits on {_label(sched, handed_by.waiting)}"
                              f"; the work it handed to {_label(sched, res)}{here} is never taken "
                              "(no thread was ever seen waiting there)", [], table)
-        v.report = _report(sched, v, frames, False, unserved=unserved)
+        v.report = _report(sched, v, frames, False, unserved=unserved) if sched.record else None
         return v
     else:
         nobody = [t for t in waiting if not succ.get(t.index)]
@@ -174,7 +179,7 @@ def blocked(sched: Scheduler) -> Verdict:
         v = Verdict("stall", f"stall: {first.name} waits on {_label(sched, first.waiting)}"
                              f" ({reason})", [], table)
         certain = True
-    v.report = _report(sched, v, frames, certain)
+    v.report = _report(sched, v, frames, certain) if sched.record else None
     return v
 
 
@@ -297,7 +302,7 @@ def hang(sched: Scheduler, me: CThread) -> Verdict:
     here = _wait_frame(sched, me, frames)
     v = Verdict("hang", f"hang: no thread finished within {sched.max_steps} synchronization "
                         f"steps (livelock or spin loop; {me.name} was at {here})", [], table)
-    v.report = _report(sched, v, frames, False)
+    v.report = _report(sched, v, frames, False) if sched.record else None
     return v
 
 
@@ -318,7 +323,7 @@ def stopped(sched: Scheduler, seconds: float) -> Verdict:
     v = Verdict("hang", f"hang: {name} reached no synchronization point for {seconds:g} s at "
                         f"{here} (a loop without synchronization, I/O, or a primitive created "
                         "outside the explored function)", [], table)
-    v.report = _report(sched, v, frames, False)
+    v.report = _report(sched, v, frames, False) if sched.record else None
     return v
 
 
