@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from stuck.explore import primitives, scheduler, verdict
+from stuck.explore.baton import SPENT
 from stuck.explore.replayer import Divergence, Replay, decode, encode
 from stuck.explore.scheduler import History, Scheduler, TraceEvent
 from stuck.explore.shrink import Attempt, shrink
@@ -68,14 +69,18 @@ def run_once(
     if pool is None:
         pool = _pool[0]
     starter = pool.start if pool is not None else primitives._start_controlled
+    done = None
+    if pool is not None:
+        done = pool.done
+        done.reset()  # a post left by an execution given up on
     sched = Scheduler(strategy, max_steps=max_steps, record=record, history=history,
-                      starter=starter)
+                      starter=starter, done=done)
     strategy.scheduler = sched
     scheduler._active[0] = sched
     leaked: list[str] = []
     try:
         sched.start_root(target, starter, threading.Thread)
-        if not sched.done.acquire(True, stall_seconds):
+        if not sched.done.wait_for(stall_seconds):
             sched.abort_from_outside(verdict.stopped(sched, stall_seconds))
             cur = sched.current
             _interrupt(cur.ident if cur is not None else None)
@@ -91,6 +96,10 @@ def run_once(
     finally:
         scheduler._active[0] = None
         strategy.scheduler = None
+        # A program's own structures may keep the scheduler (concurrent.futures keeps its
+        # threads' queues): it must not keep the pool, and its descriptors, alive with it.
+        sched.done = SPENT
+        sched.starter = None
     outcome: Verdict | None = sched.outcome
     if sched.errors:
         v = verdict.exception(sched, sched.errors, outcome)

@@ -1,13 +1,13 @@
 """The controlled run: real OS threads, exactly one of which runs at a time.
 
-Every controlled thread owns a *baton*, a real (original) lock it holds locked while it may not
+Every controlled thread owns a *baton* (:mod:`stuck.explore.baton`) it waits on while it may not
 run. At each synchronization operation the running thread calls :meth:`Scheduler.yield_point`,
-which asks the strategy which runnable thread goes next; handing over means releasing the next
-thread's baton and blocking on one's own. Because only the scheduler ever blocks a controlled
+which asks the strategy which runnable thread goes next; handing over means posting the next
+thread's baton and waiting on one's own. Because only the scheduler ever blocks a controlled
 thread, it knows the runnable set exactly: when it becomes empty and no timed wait is pending,
 every controlled thread is blocked, and the verdict is decided at once (no timeout involved).
 
-Tearing an execution down (deadlock, stall, hang) sets ``aborting`` and releases every baton: each
+Tearing an execution down (deadlock, stall, hang) sets ``aborting`` and posts every baton: each
 blocked thread then raises the private :class:`Aborted` at its synchronization point and unwinds,
 so no controlled thread outlives its execution (its OS thread, when it comes from the
 exploration's :class:`~stuck.explore.workers.WorkerPool`, parks for the next one; the pool's
@@ -28,11 +28,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from stuck.explore.baton import EventBaton, LockBaton, SpentBaton
+
 if TYPE_CHECKING:
     from stuck.explore.strategy import Strategy
 
 _get_ident = _thread.get_ident
-_allocate_lock = _thread.allocate_lock
 
 RUNNABLE = 0
 BLOCKED = 1
@@ -81,8 +82,7 @@ class CThread:
     def __init__(self, index: int, name: str) -> None:
         self.index = index
         self.name = name
-        self.baton = _allocate_lock()
-        self.baton.acquire()
+        self.baton: LockBaton | EventBaton = LockBaton()
         # True when the OS thread's first wait was on the baton itself (a pooled worker parked
         # on it), so the body must not wait for it again.
         self.baton_first = False
@@ -214,6 +214,7 @@ class Scheduler:
         record: bool = False,
         history: History | None = None,
         starter: Callable[[Any], Any] | None = None,
+        done: LockBaton | EventBaton | None = None,
     ) -> None:
         self.strategy = strategy
         # Asked once: a portfolio hands over its active member's choice, saving a call per step.
@@ -242,8 +243,8 @@ class Scheduler:
         self.errors: list[ThreadError] = []
         self.uncontrolled: list[str] = []
         self.outcome: Any = None  # a Verdict, set once when the execution ends
-        self.done = _allocate_lock()
-        self.done.acquire()
+        # Posted once when the execution is over (the engine waits on it).
+        self.done: LockBaton | EventBaton | SpentBaton = done if done is not None else LockBaton()
         self.last_switch_from: int | None = None
         self.sites: dict[tuple[int, int], str] = {}  # resource key -> creation site (record)
         # Work handed over while nobody waited for it: condition or queue key -> (thread, the
@@ -290,11 +291,19 @@ class Scheduler:
 
     # -- the controlled thread's life -----------------------------------------------------------
 
-    def _body(self, me: CThread, fn: Callable[[], object]) -> None:
+    def _body(self, me: CThread, fn: Callable[[], object]
+              ) -> LockBaton | EventBaton | SpentBaton | None:
+        """Run ``fn`` as controlled thread ``me``.
+
+        On a pooled worker, returns the baton to post once the worker is parked again (the
+        next thread's, or ``done``): the hand-over waits until the worker's own clean-up is
+        over, so the next thread never shares the GIL with it. Otherwise posts it itself.
+        """
         me.ident = _get_ident()
         self.by_ident[me.ident] = me
         if not me.baton_first:
-            me.baton.acquire()
+            me.baton.wait()
+        then: LockBaton | EventBaton | SpentBaton | None = None
         try:
             if self.aborting:
                 raise Aborted
@@ -309,26 +318,33 @@ class Scheduler:
                 ))
         finally:
             with contextlib.suppress(Aborted):
-                self._finished(me)
+                then = self._finished(me)
+        if me.baton_first:
+            return then
+        if then is not None:
+            with contextlib.suppress(RuntimeError):  # posted by a teardown meanwhile
+                then.post()
+        return None
 
     def start_root(self, target: Callable[[], object], starter: Callable[[Any], Any],
                    thread_factory: Callable[..., Any]) -> CThread:
         """Create thread 0, which runs ``target``; it holds the baton first."""
         holder: list[CThread] = []
 
-        def run() -> None:
-            self._body(holder[0], target)
+        def run() -> LockBaton | EventBaton | SpentBaton | None:
+            return self._body(holder[0], target)
 
-        pyobj = thread_factory(target=run, name="explore-main", daemon=True)
+        pyobj = thread_factory(name="explore-main", daemon=True)
+        pyobj.run = run  # not as the target: Thread.run would drop what it returns
         root = self._new_thread("main", pyobj)
         holder.append(root)
         self.current = root
-        root.baton.release()
+        root.baton.post()
         baton = starter(pyobj)
-        if baton is not None:  # a parked worker: releasing its baton starts it
+        if baton is not None:  # a parked worker: posting its baton starts it
             root.baton = baton
             root.baton_first = True
-            baton.release()
+            baton.post()
         return root
 
     def spawn(self, parent: CThread, pyobj: Any, starter: Callable[[Any], Any],
@@ -342,9 +358,9 @@ class Scheduler:
         ct = self._new_thread(str(getattr(pyobj, "name", f"Thread-{len(self.threads)}")), pyobj)
         user_run = pyobj.run
 
-        def run() -> None:
+        def run() -> LockBaton | EventBaton | SpentBaton | None:
             try:
-                self._body(ct, user_run)
+                return self._body(ct, user_run)
             finally:
                 with contextlib.suppress(AttributeError):
                     del pyobj.run
@@ -357,10 +373,11 @@ class Scheduler:
             ct.baton = baton
             ct.baton_first = True
 
-    def _finished(self, me: CThread) -> None:
+    def _finished(self, me: CThread) -> LockBaton | EventBaton | SpentBaton | None:
+        """``me`` ended: the baton to post next (the next thread's, or ``done``), or None."""
         if self.aborting:
             me.state = FINISHED
-            return
+            return None
         me.state = FINISHED
         self.runnable.remove(me.index)
         self.live -= 1
@@ -368,14 +385,15 @@ class Scheduler:
             if t.state == BLOCKED and t.waiting is me:
                 self.wake(t)
         if self.live == 0:
-            self._end(None)
-            return
+            self._end(None, post_done=False)
+            return self.done
         nxt = self._next_after(me)
-        if nxt is not None:
-            nxt = self._runner(nxt, me)
-            self.current = nxt
-            self.switches += 1
-            nxt.baton.release()
+        if nxt is None:
+            return None
+        nxt = self._runner(nxt, me)
+        self.current = nxt
+        self.switches += 1
+        return nxt.baton
 
     # -- scheduling -----------------------------------------------------------------------------
 
@@ -491,8 +509,8 @@ class Scheduler:
     def _switch(self, me: CThread, nxt: CThread) -> None:
         self.current = nxt
         self.switches += 1
-        nxt.baton.release()
-        me.baton.acquire()
+        nxt.baton.post()
+        me.baton.wait()
         if self.aborting:
             raise Aborted
 
@@ -517,18 +535,23 @@ class Scheduler:
         self._end(verdict.hang(self, me))
         raise Aborted
 
-    def _end(self, outcome: Any) -> None:
-        """Finish the execution: record the outcome, release every baton, wake the engine."""
+    def _end(self, outcome: Any, post_done: bool = True) -> None:
+        """Finish the execution: record the outcome, post every baton, wake the engine.
+
+        ``post_done`` False: the caller posts ``done`` itself (a thread that ended last, once
+        its worker is parked).
+        """
         if self.aborting:
             return
         self.outcome = outcome
         self.aborting = True
         for t in self.threads:
             if t.state != FINISHED:
-                # RuntimeError: its baton was already released (it was about to run)
+                # RuntimeError: its baton was already posted (it was about to run)
                 with contextlib.suppress(RuntimeError):
-                    t.baton.release()
-        self.done.release()
+                    t.baton.post()
+        if post_done:
+            self.done.post()
 
     def abort_from_outside(self, reason: Any) -> None:
         """The engine gave up waiting (a thread blocked outside the scheduler's control)."""

@@ -21,6 +21,10 @@ controlled thread gets a new OS thread, as before.
 
 Workers are started with ``_thread.start_new_thread`` and are invisible to ``threading`` while
 parked; :meth:`WorkerPool.close` (the end of the exploration) lets them exit.
+
+A worker parks on an event baton where the platform has one (:mod:`stuck.explore.baton`): it is
+the baton of each controlled thread the worker runs, so every hand-over to it is the cheap kind.
+A worker closes its baton itself when it exits, after its last use.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ import sys
 import threading
 from typing import Any
 
+from stuck.explore import baton as batons
 from stuck.runtime import patch
 
 _allocate_lock = _thread.allocate_lock
@@ -82,10 +87,9 @@ class Worker:
     __slots__ = ("go", "idle", "job", "name")
 
     def __init__(self) -> None:
-        # Released to run the job (or, with job None, to exit); the job's controlled thread
-        # uses it as its baton, so it is held again whenever the worker is parked.
-        self.go = _allocate_lock()
-        self.go.acquire()
+        # Posted to run the job (or, with job None, to exit); the job's controlled thread
+        # uses it as its baton, so it is unposted again whenever the worker is parked.
+        self.go = batons.make()
         self.idle = _allocate_lock()  # held from the hand-over of a job until it is parked again
         self.job: Any = None
         self.name = ""
@@ -100,16 +104,20 @@ class WorkerPool:
         self.keep = keep  # parked workers beyond this many exit instead
         self.closed = False
         self.started = 0  # OS threads started (for tests and benchmarks)
+        # The engine waits on this for the end of each execution. Never closed explicitly: a
+        # late post from a worker given up on must not reach a reused file descriptor (it is
+        # closed when garbage).
+        self.done = batons.make()
         # The real one: during an exploration ``_thread.start_new_thread`` is replaced by a
         # version that reports threads the scheduler cannot control.
         self._start_new_thread: Any = patch.original(_thread, "start_new_thread")
 
     # -- the spawning side ---------------------------------------------------------------------
 
-    def start(self, pyobj: threading.Thread) -> Any:
+    def start(self, pyobj: threading.Thread) -> batons.LockBaton | batons.EventBaton:
         """``Thread.start`` for a controlled thread: run ``pyobj`` on a parked worker.
 
-        Returns the (locked) lock the worker is parked on: it becomes the thread's baton, so
+        Returns the (unposted) baton the worker is parked on: it becomes the thread's baton, so
         the worker wakes only when the scheduler first lets the thread run, and then runs it
         at once (no extra switch to let a new thread reach its first wait).
         """
@@ -152,7 +160,7 @@ class WorkerPool:
         free, self.free = self.free, []
         for w in free:
             w.job = None
-            w.go.release()
+            w.go.post()
 
     # -- the worker side -----------------------------------------------------------------------
 
@@ -161,22 +169,35 @@ class WorkerPool:
         native = _get_native_id() if _get_native_id is not None else None
         state = _state_dict() if _state_dict is not None else None
         while True:
-            w.go.acquire()
+            # A late asynchronous Aborted (meant for a thread stuck outside the scheduler's
+            # control, engine._interrupt) is raised once the wait returned: the post was
+            # consumed, carry on as woken.
+            with contextlib.suppress(BaseException):
+                w.go.wait()
             pyobj = w.job
             if pyobj is None:
+                w.go.close()
                 return
+            then: Any = None
             # Only an asynchronous Aborted that arrived late can escape ``_run``.
             with contextlib.suppress(BaseException):
-                _run(pyobj, ident, native)
-            if not self._park(w, state):
+                then = _run(pyobj, ident, native)
+            parked = self._park(w, state, then is None)
+            if then is not None:
+                # The hand-over the thread's end decided on, now that the worker is done.
+                with contextlib.suppress(RuntimeError):  # posted by a teardown meanwhile
+                    then.post()
+            if not parked:
+                w.go.close()
                 return
 
-    def _park(self, w: Worker, state: Any) -> bool:
+    def _park(self, w: Worker, state: Any, torn_down: bool) -> bool:
         """Make ``w`` available again; False when it should exit instead."""
         w.job = None
-        # Park on a locked ``go``: a thread torn down by an abort leaves its baton released
-        # (and nobody will release it again: the thread is finished).
-        w.go.acquire(False)
+        if torn_down:
+            # Park on an unposted ``go``: a thread torn down by an abort may leave its baton
+            # posted (and nobody will wait on it again: the thread is finished).
+            w.go.reset()
         if state is not None:
             state.clear()  # threading.local values die with the "thread", as on a real exit
         if self.closed or len(self.free) >= self.keep:
@@ -187,8 +208,11 @@ class WorkerPool:
         return True
 
 
-def _run(pyobj: Any, ident: int, native: int | None) -> None:
-    """What ``Thread._bootstrap_inner`` does around ``run()``, on a reused OS thread."""
+def _run(pyobj: Any, ident: int, native: int | None) -> Any:
+    """What ``Thread._bootstrap_inner`` does around ``run()``, on a reused OS thread.
+
+    Returns what the controlled thread's ``run`` returned: the baton to post next.
+    """
     pyobj._ident = ident
     if native is not None:
         pyobj._native_id = native
@@ -200,13 +224,14 @@ def _run(pyobj: Any, ident: int, native: int | None) -> None:
         _active[ident] = pyobj
     trace = getattr(threading, "_trace_hook", None)
     profile = getattr(threading, "_profile_hook", None)
+    then = None
     try:
         if trace:
             sys.settrace(trace)
         if profile:
             sys.setprofile(profile)
         try:
-            contextvars.Context().run(pyobj.run)
+            then = contextvars.Context().run(pyobj.run)
         except BaseException:
             pyobj._invoke_excepthook(pyobj)
     finally:
@@ -216,3 +241,4 @@ def _run(pyobj: Any, ident: int, native: int | None) -> None:
             if _active.get(ident) is pyobj:
                 del _active[ident]
         tstate.release()
+    return then
