@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import jsonschema
+import pytest
 from click.testing import CliRunner
 from tests.dumps.helpers import CORPUS, GENERATED, analyse_text, dump_text
 
@@ -77,6 +78,21 @@ def test_lockdep_survives_a_json_round_trip(tmp_path: Path) -> None:
     run(["--json", str(out), corpus_file(tmp_path, "15-syzkaller-188-lockdep-circular-rtnl.txt")])
     doc2 = json.loads(run(["--json", "-", str(out)]).output)
     assert [f["kind"] for f in doc2["findings"]] == ["lock-order"]
+
+
+@pytest.mark.parametrize(("name", "kind"), [
+    ("01-rocksdb-5007-ingest-vs-compaction-pstack.txt", "deadlock"),  # rests on paste captions
+    ("03-rocksdb-1297-cockroach-8784-delaywrite.txt", "stall"),  # rests on LOG lines, fields
+])
+def test_knowledge_evidence_survives_a_json_round_trip(tmp_path: Path, name: str,
+                                                       kind: str) -> None:
+    out = tmp_path / "r.json"
+    assert run(["--json", str(out), corpus_file(tmp_path, name)]).exit_code == 1
+    doc = json.loads(out.read_text())
+    jsonschema.validate(doc, json_report.schema())
+    doc2 = json.loads(run(["--json", "-", str(out)]).output)
+    assert [f["kind"] for f in doc2["findings"]] == [kind]
+    assert doc2.get("facts", []) == doc.get("facts", [])
 
 
 def test_every_generated_and_corpus_dump_makes_a_valid_report() -> None:

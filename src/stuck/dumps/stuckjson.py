@@ -24,4 +24,5 @@ def parse(text: str) -> ParseResult:
         raise UnrecognisedInput(f"not a readable stuck report: {exc}") from None
     snap = report.snapshot
     return ParseResult(processes=snap.processes, resources=snap.resources, notes=snap.notes,
-                       stated=[f for f in report.findings if f.kind == "lock-order"])
+                       stated=[f for f in report.findings if f.kind == "lock-order"],
+                       facts=snap.facts)

@@ -18,6 +18,7 @@ from stuck.model import (
     RESOURCE_KINDS,
     THREAD_STATES,
     Edge,
+    Fact,
     Finding,
     Frame,
     Group,
@@ -86,6 +87,8 @@ def _thread(t: Thread) -> dict[str, Any]:
         d["daemon"] = t.daemon
     if t.detail is not None:
         d["detail"] = t.detail
+    if t.paste_label is not None:
+        d["paste_label"] = t.paste_label
     return d
 
 
@@ -121,6 +124,8 @@ def to_dict(report: Report) -> dict[str, Any]:
     }
     if snap.notes:
         out["notes"] = list(snap.notes)
+    if snap.facts:
+        out["facts"] = [{"name": f.name, "value": f.value, "text": f.text} for f in snap.facts]
     return out
 
 
@@ -192,6 +197,7 @@ def _read_thread(d: Any) -> Thread:
         group=_get(d, "group", str, None, "thread"),
         daemon=_get(d, "daemon", bool, None, "thread"),
         detail=_get(d, "detail", str, None, "thread"),
+        paste_label=_get(d, "paste_label", str, None, "thread"),
     )
 
 
@@ -244,7 +250,11 @@ def from_dict(doc: Any) -> Report:
               for g in _get(doc, "groups", list, [])]
     snap = Snapshot(source=source, processes=processes, resources=resources,
                     taken_at=_get(doc, "taken_at", (int, float), None),
-                    notes=[str(n) for n in _get(doc, "notes", list, [])])
+                    notes=[str(n) for n in _get(doc, "notes", list, [])],
+                    facts=[Fact(name=_get(f, "name", str, where="fact"),
+                                value=_get(f, "value", int, where="fact"),
+                                text=_get(f, "text", str, where="fact"))
+                           for f in _get(doc, "facts", list, [])])
     return Report(snapshot=snap, findings=findings, groups=groups)
 
 

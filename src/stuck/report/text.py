@@ -14,6 +14,9 @@ from stuck.model import Finding, Frame, Group, Report, Resource, Snapshot, Threa
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
 MAX_FRAMES = 12  # per group; the innermost frames are the ones that explain a wait
+# Resources nobody holds: in a cycle, the next thread is the one that could end the wait.
+_UNOWNED = frozenset({"queue", "future", "channel", "thread", "condition", "event", "waitgroup",
+                      "barrier", "task"})
 
 
 def clean(text: object) -> str:
@@ -67,7 +70,7 @@ def _finding_lines(f: Finding, snap: Snapshot, threads: dict[str, Thread],
                 if waiter.waits.at is not None and waiter.waits.at.where() != "?":
                     line += f" at {clean(waiter.waits.at.where())}"
                 line += _duration(waiter.waits.duration)
-            if res is not None and res.kind in ("queue", "future", "channel", "thread"):
+            if res is not None and res.kind in _UNOWNED:
                 # Not owned: the next thread is the one that could end the wait.
                 line += f", which only {thread_name(threads, edge.held_by)} can end"
             else:
