@@ -409,6 +409,47 @@ def test_a_cycle_through_a_timed_wait_is_not_a_deadlock(mode: str) -> None:
     assert run_loop(main) == ["a timed out", "b took first"]
 
 
+def test_waits_a_scheduled_callback_will_end_are_not_deadlocks(mode: str) -> None:
+    async def main() -> list[str]:
+        loop = asyncio.get_running_loop()
+        lock = asyncio.Lock()
+        steps: list[str] = []
+        await lock.acquire()
+        # The child waits for a lock its awaiter holds, but a cancel is already scheduled.
+        child = asyncio.create_task(lock.acquire())
+        loop.call_soon(child.cancel)
+        try:
+            await child
+        except asyncio.CancelledError:
+            steps.append("cancelled")
+        # Now a release is scheduled on a timer instead.
+        loop.call_later(0.05, lock.release)
+        steps.append(f"acquired: {await asyncio.create_task(lock.acquire())}")
+        lock.release()
+        return steps
+
+    assert run_loop(main) == ["cancelled", "acquired: True"]
+    assert watchdog_findings() == [] and not policy.findings_seen
+
+
+def test_a_lock_bound_to_another_loop_fails_as_in_asyncio(mode: str) -> None:
+    async def main() -> str:
+        other = asyncio.new_event_loop()
+        try:
+            lock = asyncio.Lock()
+            lock._loop = other  # type: ignore[attr-defined]  # as CPython's own test does
+            async with lock:
+                try:
+                    await lock.acquire()  # asyncio's loop check comes before any cycle
+                except RuntimeError as exc:
+                    return str(exc).split(" is ")[-1]
+            return "no error"
+        finally:
+            other.close()
+
+    assert run_loop(main) == "bound to a different event loop"
+
+
 @pytest.mark.skipif(sys.version_info < (3, 11), reason="asyncio.timeout is new in 3.11")
 def test_a_cycle_closed_under_a_timeout_is_reported_not_raised(live: io.StringIO) -> None:
     async def main() -> list[str]:
@@ -438,7 +479,7 @@ def test_a_cycle_closed_under_a_timeout_is_reported_not_raised(live: io.StringIO
 
     assert run_loop(main) == ["b timed out", "a took second"]
     assert "DEADLOCK (probable)" in live.getvalue()  # reported, with the timeout in mind
-    assert "waits under a timeout" in live.getvalue()
+    assert "waits under a timeout" in live.getvalue()  # and says why it is less sure
 
 
 @pytest.mark.usefixtures("live")

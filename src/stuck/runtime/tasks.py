@@ -335,6 +335,7 @@ class Lock(_OrigLock):  # type: ignore[misc]
         """The contended acquire: register the wait, look for a cycle, then wait."""
         # Condition.wait re-acquires its lock on the way out, and its caller expects to hold
         # it then: never raise there.
+        self._get_loop()  # asyncio's own first check on this path (a lock of another loop)
         token = _block_begin(self, "acquire", _lock_wakers, caller,
                              caller.f_code is not _CONDITION_WAIT_CODE)
         try:
@@ -391,6 +392,7 @@ class Semaphore(_OrigSemaphore):  # type: ignore[misc]
             self._value -= 1
         else:
             caller = sys._getframe(1)
+            self._get_loop()  # asyncio's own first check on this path
             token = _block_begin(self, "acquire", _semaphore_wakers, caller, True)
             try:
                 await super().acquire()
@@ -543,6 +545,7 @@ def _make_queue(orig: Any) -> type:
 
     async def put(self: Any, item: Any) -> None:
         if self.full() and not getattr(self, "_is_shutdown", False):
+            self._get_loop()  # asyncio's own first check on this path
             token = _block_begin(self, "put", _queue_wakers, sys._getframe(1), True)
             try:
                 return await _orig_queue_put(self, item)  # type: ignore[no-any-return]
@@ -552,6 +555,7 @@ def _make_queue(orig: Any) -> type:
 
     async def get(self: Any) -> Any:
         if self.empty() and not getattr(self, "_is_shutdown", False):
+            self._get_loop()  # asyncio's own first check on this path
             token = _block_begin(self, "get", _queue_wakers, sys._getframe(1), True)
             try:
                 return await _orig_queue_get(self)
@@ -681,47 +685,67 @@ class _LoopView:
 
     def __init__(self, loop: Any) -> None:
         self.loop = loop
-        self._timers: tuple[set[int], set[int]] | None = None
+        self._pending: tuple[set[int], set[int]] | None = None
         self._tasks: list[Any] | None = None
 
-    def _read_timers(self) -> tuple[set[int], set[int]]:
-        """Tasks under a pending ``asyncio.timeout`` (and ``wait_for`` from 3.12), and futures
-        a timer will complete (``wait_for`` before 3.12, ``sleep``, ``wait(timeout=...)``)."""
-        timed_tasks: set[int] = set()
-        timed_futures: set[int] = set()
-        handles: list[Any] = []
+    def _read_pending(self) -> tuple[set[int], set[int]]:
+        """What the callbacks already scheduled on the loop (ready to run, or on a timer) will
+        act on: ids of the objects they are bound to, their arguments and what their closures
+        hold (a ``task.cancel``, a ``lock.release``, a ``sleep`` or ``wait_for`` future), and
+        the tasks of pending ``asyncio.timeout``s. Also the futures timers will complete."""
+        touched: set[int] = set()
+        timer_futures: set[int] = set()
         for attribute in ("_scheduled", "_ready"):
             try:
-                handles.extend(list(getattr(self.loop, attribute, ())))
-            except Exception:
-                continue
-        for handle in handles:
-            if getattr(handle, "_cancelled", False):
-                continue
-            callback = getattr(handle, "_callback", None)
-            owner = getattr(callback, "__self__", None)
-            if owner is not None and (_Timeout is None or isinstance(owner, _Timeout)):
-                attrs = getattr(owner, "__dict__", None)
-                timed = attrs.get("_task") if isinstance(attrs, dict) else None
-                if timed is not None:
-                    timed_tasks.add(id(timed))
-            for arg in getattr(handle, "_args", None) or ():
-                if isinstance(arg, asyncio.Future):
-                    timed_futures.add(id(arg))
-        return timed_tasks, timed_futures
+                handles = list(getattr(self.loop, attribute, ()))
+            except Exception:  # changed while copied (read from another thread): no claim
+                handles = []
+            for handle in handles:
+                if getattr(handle, "_cancelled", False):
+                    continue
+                objects = list(getattr(handle, "_args", None) or ())
+                if attribute == "_scheduled":
+                    timer_futures.update(id(o) for o in objects)
+                callback = getattr(handle, "_callback", None)
+                func = getattr(callback, "func", None)  # functools.partial
+                if func is not None:
+                    objects.extend(getattr(callback, "args", ()))
+                    callback = func
+                owner = getattr(callback, "__self__", None)
+                if owner is not None:
+                    objects.append(owner)
+                    attrs = getattr(owner, "__dict__", None)  # an asyncio.timeout's task
+                    if isinstance(attrs, dict) and attrs.get("_task") is not None:
+                        objects.append(attrs["_task"])
+                for cell in getattr(callback, "__closure__", None) or ():
+                    try:
+                        objects.append(cell.cell_contents)
+                    except ValueError:  # an empty cell
+                        continue
+                touched.update(id(o) for o in objects)
+        return touched, timer_futures
 
-    def timed(self, task: Any) -> bool:
-        """True when a timer will end (or cancel) what ``task`` waits for."""
-        if self._timers is None:
-            self._timers = self._read_timers()
-        timed_tasks, timed_futures = self._timers
+    def scheduled(self, task: Any, resource: Any = None) -> bool:
+        """True when a callback already scheduled on the loop (a timer, a timeout, a cancel, a
+        release) acts on ``task``, on the future it awaits or on ``resource``: its wait may end
+        without any task doing anything."""
+        if self._pending is None:
+            self._pending = self._read_pending()
+        touched = self._pending[0]
         fut = getattr(task, "_fut_waiter", None)
-        return id(task) in timed_tasks or (fut is not None and id(fut) in timed_futures)
+        return id(task) in touched or (fut is not None and id(fut) in touched) \
+            or (resource is not None and id(resource) in touched)
+
+    def acts_on(self, obj: Any) -> bool:
+        """True when a callback already scheduled on the loop acts on ``obj``."""
+        if self._pending is None:
+            self._pending = self._read_pending()
+        return id(obj) in self._pending[0]
 
     def timer_future(self, fut: Any) -> bool:
-        if self._timers is None:
-            self._timers = self._read_timers()
-        return id(fut) in self._timers[1]
+        if self._pending is None:
+            self._pending = self._read_pending()
+        return id(fut) in self._pending[1]
 
     def tasks(self) -> list[Any]:
         if self._tasks is None:
@@ -824,8 +848,8 @@ class _TaskWalk(_Walk):
                 return None  # I/O, a timer, a future anything may complete
             resource, op, targets = awaited
             record = TaskWait(resource, op, None, task, _task_where(task))
-        if not targets or self.view.timed(task):  # (timers read last: the costly part)
-            return None  # anybody could end it, or a timer will
+        if not targets or self.view.scheduled(task, record.resource):  # (read last: costly)
+            return None  # anybody could end it, or something already scheduled will
         return record, targets
 
 
@@ -872,9 +896,10 @@ def _find_cycle(task: Any, record: TaskWait) -> TaskCycle | None:
     view = _LoopView(_loop_of(task))
     walk = _TaskWalk(task, table, view, blocking=(task, record))
     cycle = walk.cycle()
-    if cycle is None:
+    if cycle is None or view.acts_on(record.resource):  # a scheduled release, say
         return None
-    return _as_task_cycle(cycle, walk, view.timed(task), "block")
+    # A timeout or a cancel scheduled for the task itself: a timed wait (reported, not raised).
+    return _as_task_cycle(cycle, walk, view.scheduled(task), "block")
 
 
 # --- task names -------------------------------------------------------------------------------
@@ -1095,7 +1120,7 @@ def _describe_wait(thread: Thread, task: Any, record: TaskWait | None, view: _Lo
         record = None
     if record is not None and (task is current or (fut is not None and not fut.done())):
         res = resource_for(record.resource, resources, rid_of)
-        timed = view.timed(task)
+        timed = view.scheduled(task)
         file, function, line = record.where
         thread.waits = Wait(resource=res.id, since=record.since,
                             duration=max(0.0, now - record.since), timeout=None,
@@ -1112,7 +1137,7 @@ def _describe_wait(thread: Thread, task: Any, record: TaskWait | None, view: _Lo
     if awaited is not None:
         resource, op, _ = awaited
         res = resource_for(resource, resources, rid_of)
-        timed = view.timed(task)
+        timed = view.scheduled(task)
         file, function, line = _task_where(task)
         thread.waits = Wait(resource=res.id, timeout=None, durable=not timed,
                             at=Frame(function=function, file=file, line=line) if file else None)
@@ -1212,8 +1237,9 @@ def finding_for(cycle: TaskCycle, snap: Snapshot, rid_of: dict[int, str],
     explanation: list[str] = []
     if cycle.timed:
         confidence = "probable" if confidence == "certain" else "possible"
-        explanation.append(f"{_task_name(root)} waits under a timeout: the cycle ends when it "
-                           "expires, if the program then lets go of what it holds.")
+        explanation.append(f"{_task_name(root)} waits under a timeout, or a callback already "
+                           "scheduled on the loop acts on its wait: the cycle may end then, if "
+                           "the program lets go of what it holds.")
     if cycle.found_by == "block":
         explanation.append(
             f"{_task_name(root)} closed the cycle by starting to wait; "
