@@ -22,8 +22,10 @@ the task to the primitive, to the task that could end the wait (a lock's owner, 
 producers or consumers, a semaphore's holders), to what that task waits for, and so on, using
 the same knot-and-cycle walk as threads (``stuck.runtime.detect``). A closed cycle is handed to
 the configured policy (``stuck.runtime.policy``), whose ``raise`` makes the blocking call raise
-``DeadlockError`` inside the task that closed the cycle. A task whose wait a timer will end
-(``asyncio.timeout``, ``wait_for`` with a timeout) is never counted as stuck.
+``DeadlockError`` inside the task that closed the cycle. A wait that something already scheduled
+on the loop will end is never counted as stuck: a timer (``asyncio.timeout``, ``wait_for`` with
+a timeout, ``sleep``) or a callback bound to the task, its future or the primitive (a
+``call_soon(task.cancel)``, a ``call_later(delay, lock.release)``).
 
 A cycle closed by an ``await`` of a task is not seen at that moment (awaiting a task is not
 intercepted); the watchdog's event-loop rule (``loop_findings``) finds it, together with stalls:
