@@ -65,7 +65,32 @@ def _contended_condition() -> None:
         t.join()
 
 
-PROGRAMS = [targets.abba, targets.abba_fixed, targets.two_queues, targets.primitives_ok,
+def _joins() -> None:
+    """Threads joining threads that are still running, some with a timeout."""
+    done: list[int] = []
+
+    def leaf(i: int) -> None:
+        with lock:
+            done.append(i)
+
+    def middle() -> None:
+        inner = [threading.Thread(target=leaf, args=(i,)) for i in range(2)]
+        for t in inner:
+            t.start()
+        inner[0].join()
+        inner[1].join(timeout=5.0)
+        inner[1].join()
+
+    lock = threading.Lock()
+    outer = [threading.Thread(target=middle) for _ in range(2)]
+    for t in outer:
+        t.start()
+    for t in outer:
+        t.join()
+    assert len(done) == 4
+
+
+PROGRAMS = [_joins, targets.abba, targets.abba_fixed, targets.two_queues, targets.primitives_ok,
             targets.pool_ok, _contended_condition]
 
 
@@ -90,19 +115,35 @@ def test_contended_lock_saves_hand_overs(installed: None,
     assert saving < 0.85 * waking
 
 
-def test_no_thread_is_woken_only_to_find_its_lock_held(installed: None,
-                                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    woken: list[tuple[CThread, Any]] = []
-    real_switch = Scheduler._switch
+def test_no_thread_is_woken_only_to_block_again(installed: None,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """A thread resumed by a hand-over never blocks on a lock or a join before doing anything."""
+    fresh: dict[int, bool] = {}
+    blocked_at_once: list[tuple[int, str]] = []
+    resumed = 0
+    real_switch, real_yield, real_block = Scheduler._switch, Scheduler.yield_point, Scheduler.block
 
     def switch(self: Scheduler, me: CThread, nxt: CThread) -> None:
-        lock = nxt.acquiring
-        woken.append((nxt, lock._owner if lock is not None else None))
+        nonlocal resumed
         real_switch(self, me, nxt)
+        fresh[me.index] = True  # ``me`` runs again
+        resumed += 1
+
+    def yield_point(self: Scheduler, me: CThread, *args: Any) -> None:
+        fresh[me.index] = False
+        real_yield(self, me, *args)
+
+    def block(self: Scheduler, me: CThread, resource: Any, op: str,
+              deadline: float | None = None, *args: Any) -> bool:
+        if fresh.get(me.index) and op in ("acquire", "join") and deadline is None:
+            blocked_at_once.append((me.index, op))
+        fresh[me.index] = False
+        return real_block(self, me, resource, op, deadline, *args)
 
     monkeypatch.setattr(Scheduler, "_switch", switch)
-    for target in (_contended_condition, targets.two_queues, targets.abba):
+    monkeypatch.setattr(Scheduler, "yield_point", yield_point)
+    monkeypatch.setattr(Scheduler, "block", block)
+    for target in (_contended_condition, targets.two_queues, targets.abba, _joins):
         _runs(target, "random", 30)
-    assert woken
-    assert all(owner is None or owner is t for t, owner in woken)
-
+    assert resumed > 100
+    assert blocked_at_once == []

@@ -559,12 +559,13 @@ def thread_join(self: threading.Thread, timeout: float | None = None) -> None:
         return
     if target is me:
         raise RuntimeError("cannot join current thread")
-    sched.yield_point(me, "join", target)
+    # An untimed join tells the scheduler which thread it waits for (see Lock.acquire).
+    sched.yield_point(me, "join", target, target if timeout is None else None)
     deadline = None if timeout is None else sched.now + max(timeout, 0.0)
     from stuck.explore.scheduler import FINISHED
 
     while target.state != FINISHED:
-        if not sched.block(me, target, "join", deadline):
+        if not sched.block(me, target, "join", deadline, target if deadline is None else None):
             return
 
 

@@ -61,7 +61,6 @@ class CThread:
     """The scheduler's record of one controlled thread."""
 
     __slots__ = (
-        "acquiring",
         "baton",
         "baton_first",
         "created",
@@ -70,6 +69,7 @@ class CThread:
         "ident",
         "index",
         "name",
+        "next_wait",
         "op",
         "pending",
         "pool_worker",
@@ -96,10 +96,11 @@ class CThread:
         self.daemon = False
         self.pool_worker = False
         self.pending: Any = None  # resource of the operation it is about to do (for POS)
-        # The lock this thread takes first when it resumes, blocking and without a timeout, or
-        # None when it does anything else first: while another thread holds that lock, letting
-        # it run would only block it again at once (see Scheduler._runner).
-        self.acquiring: Any = None
+        # What this thread waits for first when it resumes, blocking and without a timeout: a
+        # lock it takes or a thread it joins (None when it does anything else first). While
+        # that lock is held by another thread or that thread runs, letting it run would only
+        # block it again at once (see Scheduler._runner).
+        self.next_wait: Any = None
         self.created = 0  # primitives created so far by this thread (stable resource keys)
 
 
@@ -397,11 +398,11 @@ class Scheduler:
 
     # -- scheduling -----------------------------------------------------------------------------
 
-    def yield_point(self, me: CThread, op: str, resource: Any, acquiring: Any = None) -> None:
+    def yield_point(self, me: CThread, op: str, resource: Any, next_wait: Any = None) -> None:
         """A synchronization point: maybe let another runnable thread go first.
 
-        ``acquiring`` is the lock ``me`` takes right after this point, blocking and without a
-        timeout (None for any other operation).
+        ``next_wait`` is the lock ``me`` takes, or the thread it joins, right after this point,
+        blocking and without a timeout (None for any other operation).
         """
         if self.aborting:
             raise Aborted
@@ -409,7 +410,7 @@ class Scheduler:
         if step > self.max_steps:
             self._hang(me)
         me.pending = resource
-        me.acquiring = acquiring
+        me.next_wait = next_wait
         if self.trace is not None:
             self._trace(me, op, resource)
         runnable = self.runnable
@@ -424,11 +425,12 @@ class Scheduler:
                     self._switch(me, t)
 
     def block(self, me: CThread, resource: Any, op: str, deadline: float | None = None,
-              then_acquire: Any = None) -> bool:
+              next_wait: Any = None) -> bool:
         """Block ``me`` on ``resource`` until woken; False when the deadline passed instead.
 
-        ``then_acquire`` is the lock ``me`` takes first once woken (if not by its deadline),
-        blocking and without a timeout: a Lock waited on with no timeout, or a Condition's lock.
+        ``next_wait`` is what ``me`` waits for first once woken (if not by its deadline),
+        blocking and without a timeout: the lock it waited for or a Condition's lock (to take),
+        the thread it joins.
         """
         if self.aborting:
             raise Aborted
@@ -437,7 +439,7 @@ class Scheduler:
         me.op = op
         me.deadline = deadline
         me.timed_out = False
-        me.acquiring = then_acquire
+        me.next_wait = next_wait
         self.runnable.remove(me.index)
         nxt = self._next_after(me)
         if nxt is None:  # pragma: no cover - _next_after raises or returns a thread
@@ -453,24 +455,31 @@ class Scheduler:
     def _runner(self, nxt: CThread, me: CThread) -> CThread:
         """The thread to hand over to when the strategy chose ``nxt`` while ``me`` ran.
 
-        A thread whose next step is taking a lock another thread holds would, once resumed,
-        only find the lock taken and block again, handing over a second time: two wake-ups of
-        OS threads for nothing. Its block is done here instead, on its behalf -- the same
-        state change, the same scheduling decision afterwards (recorded in ``choices`` as
-        before, so replay tokens and strategies see no difference) -- and the thread resumes
-        only when it was woken and chosen again, finding the lock free or blocking as usual.
+        A thread whose next step is taking a lock another thread holds (or joining a thread
+        that has not finished) would, once resumed, only find the lock taken and block again,
+        handing over a second time: two wake-ups of OS threads for nothing. Its block is done
+        here instead, on its behalf -- the same state change, the same scheduling decision
+        afterwards (recorded in ``choices`` as before, so replay tokens and strategies see no
+        difference) -- and the thread resumes only when it was woken and chosen again, finding
+        the lock free (the thread finished) or blocking as usual.
         """
         runnable = self.runnable
         while nxt is not me:
-            lock = nxt.acquiring
-            if lock is None:
+            wanted = nxt.next_wait
+            if wanted is None:
                 return nxt
-            owner = lock._owner
-            if owner is None or owner is nxt:
-                return nxt
+            if type(wanted) is CThread:
+                if wanted.state == FINISHED:
+                    return nxt
+                op = "join"
+            else:
+                owner = wanted._owner
+                if owner is None or owner is nxt:
+                    return nxt
+                op = "acquire"
             nxt.state = BLOCKED
-            nxt.waiting = lock
-            nxt.op = "acquire"
+            nxt.waiting = wanted
+            nxt.op = op
             nxt.deadline = None
             nxt.timed_out = False
             runnable.remove(nxt.index)
@@ -491,7 +500,7 @@ class Scheduler:
                 for t in timed:
                     if t.deadline is not None and t.deadline <= self.now:
                         t.timed_out = True
-                        t.acquiring = None  # a timed-out waiter does other things first
+                        t.next_wait = None  # a timed-out waiter does other things first
                         self.wake(t)
             else:
                 self._all_blocked(me)
