@@ -952,3 +952,36 @@ def test_the_asyncio_example_is_reported_and_recovers_under_raise() -> None:
         "held by refund",
         "stock {'book': 2}, balance 12",
     ]
+
+
+LATE_IMPORT = """
+import sys
+import stuck
+stuck.install(policy="raise", signal=None, stalls=False)
+print("imported by install:", "asyncio" in sys.modules)
+import asyncio  # after install(): its primitives are tracked from here on
+from stuck.runtime import tasks
+print("tracked:", asyncio.Lock is tasks.Lock and asyncio.queues.Queue is tasks.Queue)
+
+async def main():
+    a, b = asyncio.Lock(), asyncio.Lock()
+    async def one(first, second):
+        async with first:
+            await asyncio.sleep(0.01)
+            try:
+                async with second:
+                    return "ok"
+            except stuck.DeadlockError:
+                return "raised"
+    return sorted(await asyncio.gather(one(a, b), one(b, a)))
+print("results:", asyncio.run(main()))
+stuck.uninstall()
+print("restored:", asyncio.Lock is not tasks.Lock)
+"""
+
+
+def test_asyncio_is_tracked_when_imported_after_install_and_not_imported_by_it() -> None:
+    out = subprocess.run([sys.executable, "-c", LATE_IMPORT], capture_output=True, text=True,
+                         timeout=60)
+    assert out.stdout.splitlines() == ["imported by install: False", "tracked: True",
+                                       "results: ['ok', 'raised']", "restored: True"], out.stderr

@@ -29,10 +29,59 @@ _state: dict[str, Any] = {"signal": None, "previous_handler": None}
 
 
 def _replacements() -> list[tuple[object, str, object]]:
-    from stuck.runtime import futures, primitives, queues, tasks, threads
+    from stuck.runtime import futures, primitives, queues, threads
 
     return [*primitives.REPLACEMENTS, *threads.REPLACEMENTS, *queues.REPLACEMENTS,
-            *futures.REPLACEMENTS, *tasks.REPLACEMENTS]
+            *futures.REPLACEMENTS]
+
+
+def _track_asyncio() -> None:
+    """Replace asyncio's primitives too (``stuck.runtime.tasks`` imports asyncio)."""
+    if installed():
+        from stuck.runtime import tasks
+
+        patch.extend(BACKEND, tasks.REPLACEMENTS)
+
+
+class _AsyncioImportHook:
+    """Tracks asyncio's primitives as soon as the program imports asyncio, and not before:
+    importing asyncio costs tens of milliseconds, which a program that never uses it should
+    not pay for being watched. A one-shot finder at the front of ``sys.meta_path``: it finds
+    asyncio's spec with the finders after it, and has the loader replace the primitives right
+    after the module has run (before the import returns to the program)."""
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> Any:
+        if name != "asyncio":
+            return None
+        _remove_asyncio_hook()
+        for finder in list(sys.meta_path):
+            find = getattr(finder, "find_spec", None)
+            spec = find(name, path, target) if find is not None else None
+            if spec is not None:
+                break
+        else:
+            return None
+        loader = spec.loader
+        run = getattr(loader, "exec_module", None)
+        if run is None or isinstance(loader, type):  # not a plain loader object: leave it
+            return spec
+
+        def exec_module(module: Any) -> None:
+            with contextlib.suppress(AttributeError):
+                del loader.exec_module  # back to the loader's own method
+            run(module)
+            _track_asyncio()
+
+        loader.exec_module = exec_module
+        return spec
+
+
+_asyncio_hook = _AsyncioImportHook()
+
+
+def _remove_asyncio_hook() -> None:
+    with contextlib.suppress(ValueError):
+        sys.meta_path.remove(_asyncio_hook)
 
 
 def installed() -> bool:
@@ -68,6 +117,10 @@ def install(policy: Policy = "report", json_path: str | None = None,
     import stuck.runtime.livereport
 
     patch.install(BACKEND, _replacements())
+    if "asyncio" in sys.modules:
+        _track_asyncio()
+    elif _asyncio_hook not in sys.meta_path:
+        sys.meta_path.insert(0, _asyncio_hook)
     policy_settings = stuck.runtime.policy.settings
     policy_settings.policy = policy
     policy_settings.json_path = json_path
@@ -107,6 +160,7 @@ def uninstall() -> None:
     dog = _state.pop("watchdog", None)
     if dog is not None:
         dog.stop()
+    _remove_asyncio_hook()
     patch.uninstall(BACKEND)
     policy.settings.policy = "report"
     policy.settings.json_path = None

@@ -215,9 +215,8 @@ def take(with_tasks: bool = True) -> tuple[Snapshot, dict[int, WaitRecord], dict
     # asyncio tasks are threads of the model too (ids "task:<name>"); they fill in their own
     # holds and waits.
     notes: list[str] = []
-    if with_tasks:
-        from stuck.runtime import tasks  # not at module level: it imports asyncio
-
+    tasks = _tasks_module() if with_tasks else None
+    if tasks is not None:
         notes = tasks.add_to_snapshot(model_threads, resources, rid_of, now)
     snap = Snapshot(source=Source(kind="live", format="python"),
                     processes=[Process(pid=os.getpid(), name=_process_name(),
@@ -326,18 +325,25 @@ def _op_key(record: WaitRecord) -> str:
     return record.op
 
 
+def _tasks_module() -> Any:
+    """``stuck.runtime.tasks`` once the program uses asyncio (it is imported with asyncio, see
+    ``stuck.runtime``), else None: no task can exist, and importing asyncio here would cost a
+    program that never uses it tens of milliseconds."""
+    return sys.modules.get("stuck.runtime.tasks")
+
+
 def report_for(cycle: Cycle | None, policy: str) -> Report:
     """A full report: the snapshot and either the given cycle or every cycle seen now."""
     from stuck.groups import group_threads
-    from stuck.runtime import tasks
 
+    tasks = _tasks_module()
     snap, table, rid_of = take()
-    if isinstance(cycle, tasks.TaskCycle):  # a cycle among asyncio tasks
+    if tasks is not None and isinstance(cycle, tasks.TaskCycle):  # among asyncio tasks
         findings = [tasks.finding_for(cycle, snap, rid_of, policy)]
     else:
         cycles = [cycle] if cycle is not None else all_cycles(table)
         findings = [finding_for(c, snap, rid_of, table, policy) for c in cycles]
-        if cycle is None:
+        if cycle is None and tasks is not None:
             findings.extend(tasks.cycle_findings(snap, rid_of, policy))
     groups = group_threads(snap)
     return Report(snapshot=snap, findings=findings, groups=groups)

@@ -62,6 +62,25 @@ def install(backend: str, replacements: Iterable[Replacement]) -> None:
         _active_backend = backend
 
 
+def extend(backend: str, replacements: Iterable[Replacement]) -> bool:
+    """Add ``replacements`` to the installed backend ``backend`` (for a module the program
+    imports later); False, and nothing replaced, when ``backend`` is not the one installed.
+    ``uninstall`` restores them with the rest."""
+    items = list(replacements)
+    with _mutex:
+        if _active_backend != backend:
+            return False
+        for owner, attribute, value in items:
+            if (id(owner), attribute) in _originals:
+                continue  # already replaced
+            own = attribute in getattr(owner, "__dict__", {})
+            old = getattr(owner, attribute)
+            _saved.append((owner, attribute, old, own))
+            _originals[(id(owner), attribute)] = old
+            setattr(owner, attribute, value)
+        return True
+
+
 def uninstall(backend: str) -> None:
     """Restore everything ``backend`` replaced, in reverse order."""
     global _active_backend

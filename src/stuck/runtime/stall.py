@@ -740,11 +740,13 @@ class LiveChecker:
 
     def settled(self, settle: float) -> bool:
         """True when some thread has been in a durable tracked wait for ``settle`` seconds."""
-        from stuck.runtime import registry, tasks
+        from stuck.runtime import registry
         remember_thread_names()
         cutoff = time.time() - settle
+        tasks = sys.modules.get("stuck.runtime.tasks")  # loaded once the program uses asyncio
         return any(r.timeout is None and r.since <= cutoff
-                   for r in list(registry.waits.values())) or tasks.settled(settle)
+                   for r in list(registry.waits.values())) or (
+                       tasks is not None and tasks.settled(settle))
 
     def check(self, settle: float) -> tuple[Snapshot, list[Finding]]:
         from stuck.runtime import livereport
@@ -758,8 +760,9 @@ class LiveChecker:
         if candidates:
             unreachable = self._unreachable(facts, objects, candidates)
         findings = evaluate(facts, settle, unreachable)
-        from stuck.runtime import tasks  # asyncio: event loops none of whose tasks can run
-        if findings or tasks.settled(settle):
+        # asyncio: event loops none of whose tasks can run (once the program uses asyncio)
+        tasks = sys.modules.get("stuck.runtime.tasks")
+        if tasks is not None and (findings or tasks.settled(settle)):
             tasks.extend_snapshot(snap, rid_of)
             findings.extend(tasks.loop_findings(snap, rid_of, settle))
         self._annotate(snap, facts, findings)
