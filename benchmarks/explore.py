@@ -9,12 +9,17 @@
 
 Throughput: executions per second of the default strategy on each buggy program and its fixed
 twin, wall clock and CPU time, over the same number of executions (failing executions count:
-the loop runs on past them, without shrinking).
+the loop runs on past them, without shrinking). Next to them, per execution: ``switches``, the
+scheduler's hand-overs between OS threads, and ``os cs``, the context switches the OS counted
+for the whole process (``getrusage``; a hand-over costs one when the GIL is dropped before the
+next thread wakes, two or three otherwise). Both depend on the program and the strategy, not
+on the machine's load, unlike the rates: compare those within one session.
 """
 
 from __future__ import annotations
 
 import argparse
+import resource
 import statistics
 import sys
 import threading
@@ -26,15 +31,21 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from stuck.explore import explore, replay
 
 
-def _rate(program: object, executions: int) -> tuple[float, float, int, float]:
+def _context_switches() -> int:
+    usage = resource.getrusage(resource.RUSAGE_SELF)  # every thread of the process, ended or not
+    return usage.ru_nvcsw + usage.ru_nivcsw
+
+
+def _rate(program: object, executions: int) -> tuple[float, float, int, float, float]:
     """Executions per second (wall, CPU) of the default strategy, running on past failures.
 
     ``explore`` stops at the first failure and then shrinks it; to time a buggy program over
     as many executions as a fixed one, this drives the engine's loop directly (same strategy,
     same worker pool, no shrinking). CPU time counts every thread of this process: it is what
     the exploration itself costs, less sensitive to other load on the machine than wall time.
-    Also returns the mean number of hand-overs between OS threads per execution: each costs
-    some microseconds of wake-up, and unlike time it does not depend on the machine's load.
+    Also returns the mean numbers of hand-overs between OS threads and of OS context switches
+    per execution: each costs some microseconds of wake-up, and unlike time they do not depend
+    on the machine's load.
     """
     from stuck.explore import engine, primitives, workers
     from stuck.explore.portfolio import make
@@ -46,7 +57,7 @@ def _rate(program: object, executions: int) -> tuple[float, float, int, float]:
     failed = 0
     switches = 0
     try:
-        wall0, cpu0 = time.perf_counter(), time.process_time()
+        wall0, cpu0, cs0 = time.perf_counter(), time.process_time(), _context_switches()
         for i in range(executions):
             strategy.begin(i)
             ex = engine.run_once(program, strategy, stall_seconds=5.0)  # type: ignore[arg-type]
@@ -54,30 +65,32 @@ def _rate(program: object, executions: int) -> tuple[float, float, int, float]:
             failed += ex.verdict.failed
             switches += ex.switches
         wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+        cs = _context_switches() - cs0
     finally:
         engine._pool[0] = None
         if pool is not None:
             pool.close()
         primitives.uninstall()
-    return executions / wall, executions / cpu, failed, switches / executions
+    return executions / wall, executions / cpu, failed, switches / executions, cs / executions
 
 
 def throughput(executions: int, only: list[str] | None = None) -> None:
     import zoo
 
     print(f"{'program':18} {'buggy exec/s':>13} {'(cpu)':>7} {'failed':>7} {'switches':>8} "
-          f"{'fixed exec/s':>13} {'(cpu)':>7} {'switches':>8}")
+          f"{'os cs':>6} {'fixed exec/s':>13} {'(cpu)':>7} {'switches':>8} {'os cs':>6}")
     rates = []
     for name, bug in zoo.BUGS.items():
         if only and name not in only:
             continue
-        bw, bc, bf, bs = _rate(bug.buggy, executions)
-        fw, fc, ff, fs = _rate(bug.fixed, executions)
+        bw, bc, bf, bs, bo = _rate(bug.buggy, executions)
+        fw, fc, ff, fs, fo = _rate(bug.fixed, executions)
         rates.append(fw)
         flag = f"  FALSE ALARM in {ff} executions" if ff else ""
-        print(f"{name:18} {bw:13.0f} {bc:7.0f} {bf:7d} {bs:8.1f} {fw:13.0f} {fc:7.0f} {fs:8.1f}{flag}",
-              flush=True)
-    print(f"{'median (fixed)':18} {'':>13} {'':>7} {'':>7} {'':>8} {statistics.median(rates):13.0f}")
+        print(f"{name:18} {bw:13.0f} {bc:7.0f} {bf:7d} {bs:8.1f} {bo:6.1f} "
+              f"{fw:13.0f} {fc:7.0f} {fs:8.1f} {fo:6.1f}{flag}", flush=True)
+    print(f"{'median (fixed)':18} {'':>13} {'':>7} {'':>7} {'':>8} {'':>6} "
+          f"{statistics.median(rates):13.0f}")
 
 
 def acceptance(seeds: int, executions: int, fixed_executions: int,
