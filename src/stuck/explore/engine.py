@@ -26,6 +26,7 @@ from stuck.explore.workers import WorkerPool, available
 _real_thread_start = primitives._orig_thread_start
 _real_thread_join = primitives._orig_thread_join
 _real_monotonic = primitives._orig_monotonic
+_real_perf_counter = primitives._orig_perf_counter
 
 
 @dataclass
@@ -78,6 +79,7 @@ def run_once(
     strategy.scheduler = sched
     scheduler._active[0] = sched
     leaked: list[str] = []
+    began = _real_perf_counter()
     try:
         sched.start_root(target, starter, threading.Thread)
         if not sched.done.wait_for(stall_seconds):
@@ -86,6 +88,8 @@ def run_once(
             _interrupt(cur.ident if cur is not None else None)
         if pool is not None:
             leaked = pool.wait_parked(5.0)
+            if not leaked:
+                pool.affinity.record(_real_perf_counter() - began)
         else:
             for t in sched.threads:
                 if t.pyobj is not None:

@@ -21,6 +21,7 @@ non-blocking version of itself and raises ``RuntimeError`` where it would have t
 from __future__ import annotations
 
 import _thread
+import os
 import queue
 import threading
 import time
@@ -631,7 +632,30 @@ def replacements() -> list[tuple[object, str, object]]:
         items.append((cft, "_global_shutdown_lock", _GlobalShutdownLock()))
     except ImportError:  # pragma: no cover
         pass
+    items.extend(_program_starters())
     return items
+
+
+def _program_starters() -> list[tuple[object, str, object]]:
+    """The functions that start programs, run with the original CPU affinity from a worker the
+    exploration pinned to one CPU (a started program would inherit it: see affinity)."""
+    from stuck.explore import affinity, workers
+
+    if not (affinity.available() and workers.available()):
+        return []
+    owners: list[tuple[object, str]] = [(os, name) for name in (
+        "posix_spawn", "posix_spawnp", "system", "execv", "execve")]
+    try:
+        import _posixsubprocess
+
+        owners.append((_posixsubprocess, "fork_exec"))
+    except ImportError:  # pragma: no cover - not POSIX
+        pass
+    import subprocess
+
+    owners.append((subprocess, "_fork_exec"))  # 3.11+: subprocess's own reference to it
+    return [(owner, name, affinity.unpinning(getattr(owner, name)))
+            for owner, name in owners if callable(getattr(owner, name, None))]
 
 
 class _GlobalShutdownLock:

@@ -37,6 +37,7 @@ import threading
 from typing import Any
 
 from stuck.explore import baton as batons
+from stuck.explore.affinity import Affinity
 from stuck.runtime import patch
 
 _allocate_lock = _thread.allocate_lock
@@ -108,6 +109,9 @@ class WorkerPool:
         # late post from a worker given up on must not reach a reused file descriptor (it is
         # closed when garbage).
         self.done = batons.make()
+        # Which CPUs the workers run on: one, while that makes executions faster (engine.run_once
+        # reports each execution's wall time).
+        self.affinity = Affinity()
         # The real one: during an exploration ``_thread.start_new_thread`` is replaced by a
         # version that reports threads the scheduler cannot control.
         self._start_new_thread: Any = patch.original(_thread, "start_new_thread")
@@ -157,6 +161,7 @@ class WorkerPool:
     def close(self) -> None:
         """Let every parked worker exit (a worker still running exits when it finishes)."""
         self.closed = True
+        self.affinity.release()
         free, self.free = self.free, []
         for w in free:
             w.job = None
@@ -168,6 +173,13 @@ class WorkerPool:
         ident = _get_ident()
         native = _get_native_id() if _get_native_id is not None else None
         state = _state_dict() if _state_dict is not None else None
+        self.affinity.add_self()
+        try:
+            self._serve(w, ident, native, state)
+        finally:
+            self.affinity.discard_self()
+
+    def _serve(self, w: Worker, ident: int, native: int | None, state: Any) -> None:
         while True:
             # A late asynchronous Aborted (meant for a thread stuck outside the scheduler's
             # control, engine._interrupt) is raised once the wait returned: the post was
