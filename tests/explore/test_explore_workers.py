@@ -125,3 +125,22 @@ def test_trace_hook_installed_in_every_controlled_thread() -> None:
         threading.settrace(None)  # type: ignore[arg-type]
     assert not result.found
     assert calls.count("traced") == 10
+
+
+def test_a_stray_post_does_not_end_a_parked_worker() -> None:
+    pool = workers.WorkerPool()
+    engine._pool[0] = pool
+    try:
+        assert not explore(_program([]), executions=3, seed=0).found
+        parked = list(pool.free)
+        assert parked
+        for w in parked:
+            w.go.post()  # as an execution given up on posts every baton
+        result = explore(_program([]), executions=10, seed=1, stall_seconds=2.0)
+        # an OS thread that had taken the stray post for its end would never run its next
+        # thread: the execution would hang
+        assert not result.found, result.verdict and result.verdict.summary
+        assert result.notes == []
+    finally:
+        engine._pool[0] = None
+        pool.close()

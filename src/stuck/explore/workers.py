@@ -188,8 +188,12 @@ class WorkerPool:
                 w.go.wait()
             pyobj = w.job
             if pyobj is None:
-                w.go.close()
-                return
+                if self.closed:
+                    w.go.close()
+                    return
+                # A stray post (an execution given up on posts every baton): this worker is
+                # still in ``free`` and may be handed a job; park again.
+                continue
             then: Any = None
             # Only an asynchronous Aborted that arrived late can escape ``_run``.
             with contextlib.suppress(BaseException):
