@@ -304,6 +304,9 @@ class Scheduler:
         self.by_ident[me.ident] = me
         if not me.baton_first:
             me.baton.wait()
+        # A stray post (see workers._serve) may have woken this thread: wait for its turn.
+        while self.current is not me and not self.aborting:
+            me.baton.wait()
         then: LockBaton | EventBaton | SpentBaton | None = None
         try:
             if self.aborting:
@@ -520,6 +523,8 @@ class Scheduler:
         self.switches += 1
         nxt.baton.post()
         me.baton.wait()
+        while self.current is not me and not self.aborting:
+            me.baton.wait()  # a stray post (see workers._serve): not this thread's turn yet
         if self.aborting:
             raise Aborted
 
