@@ -26,6 +26,7 @@ from __future__ import annotations
 import sys
 from collections import deque
 from dataclasses import dataclass
+from typing import Any
 
 from stuck.runtime import registry
 from stuck.runtime.registry import WaitRecord
@@ -60,10 +61,12 @@ class Cycle:
 PROVEN_OPS = frozenset({"acquire-mutex", "acquire-rlock", "join"})
 
 
-def _op_key(record: WaitRecord) -> str:
+def op_key(record: Any) -> str:
+    """What a wait is, for the rules: its operation, and for an acquire the primitive's kind
+    (``acquire-mutex``, ``join``, ``get`` ...). ``record``: a thread's or a task's wait."""
     if record.op == "acquire":
         return "acquire-" + str(getattr(record.resource, "_stuck_kind", "?"))
-    return record.op
+    return str(record.op)
 
 
 def _releasers_of_own_lock(thread: int) -> list[int]:
@@ -97,7 +100,7 @@ class _Walk:
             result = record.waker_idents()
             if not result:
                 result = None
-            elif result == [thread] and _op_key(record) == "acquire-mutex":
+            elif result == [thread] and op_key(record) == "acquire-mutex":
                 result = _releasers_of_own_lock(thread)
         self._wakers[thread] = result
         return result
@@ -154,7 +157,7 @@ class _Walk:
         steps = [Step(t, self.table[t], path[i + 1] if i + 1 < len(path) else root)
                  for i, t in enumerate(path)]
         timed = self.table[root].timeout is not None
-        proven = all(_op_key(s.record) in PROVEN_OPS for s in steps)
+        proven = all(op_key(s.record) in PROVEN_OPS for s in steps)
         return Cycle(steps, timed, proven)
 
 

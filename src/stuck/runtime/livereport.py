@@ -31,7 +31,7 @@ from stuck.model import (
     Wait,
 )
 from stuck.runtime import hooks, registry
-from stuck.runtime.detect import Cycle, all_cycles, is_stuck
+from stuck.runtime.detect import Cycle, all_cycles, is_stuck, op_key
 from stuck.runtime.registry import WaitRecord
 
 MAX_FRAMES = 64
@@ -298,7 +298,7 @@ def finding_for(cycle: Cycle, snap: Snapshot, rid_of: dict[int, str],
             missing.append("a pending future can only run on its pool's workers, all of which "
                            "are busy in this cycle; another pool or thread could still complete "
                            "it by hand")
-        if any(_op_key(s.record) == "acquire-semaphore" for s in cycle.steps):
+        if any(op_key(s.record) == "acquire-semaphore" for s in cycle.steps):
             missing.append("a semaphore can be released by any thread; its holders are the "
                            "threads that acquired it and have not released it")
     if cycle.timed:
@@ -317,12 +317,6 @@ def finding_for(cycle: Cycle, snap: Snapshot, rid_of: dict[int, str],
                    cycle=edges, blocked_behind=victims, missing_evidence=missing,
                    details={"detected_by": thread_id(cycle.steps[0].thread),
                             "policy": policy})
-
-
-def _op_key(record: WaitRecord) -> str:
-    if record.op == "acquire":
-        return "acquire-" + str(getattr(record.resource, "_stuck_kind", "?"))
-    return record.op
 
 
 def _tasks_module() -> Any:

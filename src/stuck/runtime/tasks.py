@@ -55,7 +55,7 @@ from typing import Any
 
 from stuck.model import Edge, Finding, Frame, Resource, Snapshot, Thread, ThreadState, Wait
 from stuck.runtime import registry
-from stuck.runtime.detect import Cycle, _Walk
+from stuck.runtime.detect import Cycle, _Walk, op_key
 from stuck.runtime.patch import original
 
 _OrigLock: Any = original(_locks, "Lock")
@@ -1193,11 +1193,6 @@ def _step_words(record: TaskWait, res: Resource, nxt: str, self_loop: bool) -> s
 _CERTAIN_OPS = frozenset({"acquire-mutex", "await", "gather", "taskgroup"})
 
 
-def _op_key(record: TaskWait) -> str:
-    if record.op == "acquire":
-        return "acquire-" + str(getattr(record.resource, "_stuck_kind", "?"))
-    return record.op
-
 
 def _loop_thread_name(loop: Any) -> str:
     ident = getattr(loop, "_thread_id", None)
@@ -1227,7 +1222,7 @@ def finding_for(cycle: TaskCycle, snap: Snapshot, rid_of: dict[int, str],
     n = len(cycle.steps)
     summary = parts[0] if n == 1 else f"{n} asyncio tasks wait for each other: " + \
         "; ".join(parts)
-    ops = {_op_key(s.record) for s in cycle.steps}  # type: ignore[arg-type]
+    ops = {op_key(s.record) for s in cycle.steps}
     confidence: Any = "certain" if ops <= _CERTAIN_OPS else "probable"
     missing: list[str] = []
     if ops & {"get", "put"}:
