@@ -3,7 +3,6 @@ hooks as documented, and the rules hold for real threading objects."""
 
 from __future__ import annotations
 
-import sys
 import threading
 from collections.abc import Callable, Iterator
 
@@ -194,9 +193,6 @@ def test_dropped_semaphore_taken_twice_is_forgotten(checker: LockOrderChecker) -
     assert [e[0] for e in _entries(checker._tls.stack)] == []
 
 
-@pytest.mark.xfail(sys.version_info < (3, 11), strict=False,
-                   reason="on 3.10 something in the test run still references the dropped lock; "
-                          "the report then lists it as held (cosmetic, under investigation)")
 def test_dropped_lock_is_not_shown_as_held(checker: LockOrderChecker) -> None:
     # The checker's held stack keeps a lock the program dropped alive; reports count those
     # references out, as the checker does.
