@@ -121,6 +121,19 @@ def _owner_wakers(resource: object, op: str) -> list[int] | None:
     return None if owner is None else [owner]
 
 
+def _wait_to_acquire(lock: Lock | RLock, me: int, timeout: float, frame: FrameType | None,
+                     may_raise: bool) -> bool:
+    """Block on a Lock's or RLock's real lock, registered as waiting for it: the deadlock
+    check runs first (``detect.block_begin``), the record goes when the wait ends."""
+    record = registry.WaitRecord(lock, "acquire", _owner_wakers, frame,
+                                 None if timeout == -1 else float(timeout))
+    previous = detect.block_begin(me, record, may_raise)
+    try:
+        return bool(lock._lock.acquire(True, timeout))
+    finally:
+        registry.end_wait(me, previous)
+
+
 class Lock:
     """A tracked ``threading.Lock``: non-reentrant, releasable by any thread."""
 
@@ -227,13 +240,7 @@ class Lock:
                 if not ok and timeout != -1:
                     timeout -= _OWN_LOCK_GRACE
             if not ok:
-                record = registry.WaitRecord(self, "acquire", _owner_wakers, frame,
-                                             None if timeout == -1 else float(timeout))
-                previous = detect.block_begin(me, record, may_raise)
-                try:
-                    ok = self._lock.acquire(True, timeout)
-                finally:
-                    registry.end_wait(me, previous)
+                ok = _wait_to_acquire(self, me, timeout, frame, may_raise)
         if ok:
             self._owner = _get_ident()
             site = registry.user_frame(frame) or frame
@@ -438,13 +445,7 @@ class RLock:
         elif not blocking:
             ok = False
         else:
-            record = registry.WaitRecord(self, "acquire", _owner_wakers, frame,
-                                         None if timeout == -1 else float(timeout))
-            previous = detect.block_begin(me, record, may_raise)
-            try:
-                ok = self._lock.acquire(True, timeout)
-            finally:
-                registry.end_wait(me, previous)
+            ok = _wait_to_acquire(self, me, timeout, frame, may_raise)
         if ok:
             self._owner = me
             self._count = count
