@@ -67,9 +67,12 @@ def is_library_file(filename: str) -> bool:
     return skip
 
 
-def user_frame(frame: FrameType | None) -> FrameType | None:
-    """The first frame, going outwards, that belongs to the program rather than to plumbing."""
-    while frame is not None and is_library_file(frame.f_code.co_filename):
+def user_frame(frame: FrameType | None,
+               plumbing: Callable[[str], bool] | None = None) -> FrameType | None:
+    """The first frame, going outwards, that belongs to the program rather than to plumbing
+    (``plumbing``: a test on a file name; default ``is_library_file``)."""
+    skip = plumbing or is_library_file
+    while frame is not None and skip(frame.f_code.co_filename):
         frame = frame.f_back
     return frame
 

@@ -165,18 +165,12 @@ def _is_plumbing(filename: str) -> bool:
     return known
 
 
-def _program_frame(frame: FrameType | None) -> FrameType | None:
-    while frame is not None and _is_plumbing(frame.f_code.co_filename):
-        frame = frame.f_back
-    return frame
-
-
 Where = tuple["str | None", str, int]
 _NOWHERE: Where = (None, "?", 0)
 
 
 def _where(frame: FrameType | None) -> Where:
-    site = _program_frame(frame)
+    site = registry.user_frame(frame, _is_plumbing)
     if site is None:
         return _NOWHERE
     return site.f_code.co_filename, site.f_code.co_name, site.f_lineno
@@ -260,7 +254,7 @@ def _block_end(token: tuple[int, TaskWait | None] | None) -> None:
 
 
 def _setup(obj: Any, kind: str, name: str | None, frame: FrameType | None) -> None:
-    obj._stuck_class = registry.lock_class(kind, name, _program_frame(frame))
+    obj._stuck_class = registry.lock_class(kind, name, registry.user_frame(frame, _is_plumbing))
     obj._stuck_id = registry.new_id(kind)
     _resources.add(obj)
 
