@@ -166,7 +166,9 @@ def uninstall() -> None:
     policy.settings.json_path = None
     policy.settings.stream = None
     policy.reset()
-    tasks = sys.modules.get("stuck.runtime.tasks")
+    from stuck.runtime import registry
+
+    tasks = registry.tasks_module()
     if tasks is not None:
         tasks.reset()
 

@@ -220,7 +220,7 @@ def take(with_tasks: bool = True) -> tuple[Snapshot, dict[int, WaitRecord], dict
     # asyncio tasks are threads of the model too (ids "task:<name>"); they fill in their own
     # holds and waits.
     notes: list[str] = []
-    tasks = _tasks_module() if with_tasks else None
+    tasks = registry.tasks_module() if with_tasks else None
     if tasks is not None:
         notes = tasks.add_to_snapshot(model_threads, resources, rid_of, now)
     snap = Snapshot(source=Source(kind="live", format="python"),
@@ -324,18 +324,11 @@ def finding_for(cycle: Cycle, snap: Snapshot, rid_of: dict[int, str],
                             "policy": policy})
 
 
-def _tasks_module() -> Any:
-    """``stuck.runtime.tasks`` once the program uses asyncio (it is imported with asyncio, see
-    ``stuck.runtime``), else None: no task can exist, and importing asyncio here would cost a
-    program that never uses it tens of milliseconds."""
-    return sys.modules.get("stuck.runtime.tasks")
-
-
 def report_for(cycle: Cycle | None, policy: str) -> Report:
     """A full report: the snapshot and either the given cycle or every cycle seen now."""
     from stuck.groups import group_threads
 
-    tasks = _tasks_module()
+    tasks = registry.tasks_module()
     snap, table, rid_of = take()
     if tasks is not None and isinstance(cycle, tasks.TaskCycle):  # among asyncio tasks
         findings = [tasks.finding_for(cycle, snap, rid_of, policy)]

@@ -23,6 +23,7 @@ import time
 import weakref
 from collections.abc import Callable
 from types import CodeType, FrameType
+from typing import Any
 
 from stuck.runtime.hooks import LockClass
 
@@ -65,6 +66,13 @@ def is_library_file(filename: str) -> bool:
     )
     _SKIP_FILES_CACHE[filename] = skip
     return skip
+
+
+def tasks_module() -> Any:
+    """``stuck.runtime.tasks`` once the program uses asyncio (it is imported with asyncio, see
+    ``stuck.runtime``), else None: no task can exist then, and importing it would import
+    asyncio, tens of milliseconds a program that never uses it should not pay."""
+    return sys.modules.get("stuck.runtime.tasks")
 
 
 def user_frame(frame: FrameType | None,

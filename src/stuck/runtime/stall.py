@@ -743,7 +743,7 @@ class LiveChecker:
         from stuck.runtime import registry
         remember_thread_names()
         cutoff = time.time() - settle
-        tasks = sys.modules.get("stuck.runtime.tasks")  # loaded once the program uses asyncio
+        tasks = registry.tasks_module()
         return any(r.timeout is None and r.since <= cutoff
                    for r in list(registry.waits.values())) or (
                        tasks is not None and tasks.settled(settle))
@@ -761,7 +761,8 @@ class LiveChecker:
             unreachable = self._unreachable(facts, objects, candidates)
         findings = evaluate(facts, settle, unreachable)
         # asyncio: event loops none of whose tasks can run (once the program uses asyncio)
-        tasks = sys.modules.get("stuck.runtime.tasks")
+        from stuck.runtime import registry
+        tasks = registry.tasks_module()
         if tasks is not None and (findings or tasks.settled(settle)):
             tasks.extend_snapshot(snap, rid_of)
             findings.extend(tasks.loop_findings(snap, rid_of, settle))
