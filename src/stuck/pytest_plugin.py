@@ -60,9 +60,12 @@ def pytest_configure(config: pytest.Config) -> None:
     fail_at = str(_setting(config, "stuck_fail_at", "stuck_fail_at")).strip()
     if fail_at not in ("session", "test"):
         raise pytest.UsageError(f"stuck_fail_at must be 'session' or 'test', not {fail_at!r}")
-    config.pluginmanager.register(
-        StuckSession(config, fail_at, bool(_setting(config, "stuck_strict", "stuck_strict"))),
-        "stuck-session")
+    session = StuckSession(config, fail_at, bool(_setting(config, "stuck_strict", "stuck_strict")))
+    config.pluginmanager.register(session, "stuck-session")
+    if session.controller and config.pluginmanager.hasplugin("xdist"):
+        # pytest_testnodedown is xdist's hook: pluggy refuses a plugin implementing a hook
+        # nobody declared, so it is registered only when xdist is there to declare it.
+        config.pluginmanager.register(_XdistMerge(session), "stuck-xdist-merge")
 
 
 def _is_xdist_controller(config: pytest.Config) -> bool:
@@ -162,7 +165,7 @@ class StuckSession:
 
     # -- end of session ------------------------------------------------------------------
 
-    def pytest_testnodedown(self, node: Any, error: Any) -> None:
+    def merge_worker(self, node: Any) -> None:
         """xdist controller: merge the lock-order graph a worker sends."""
         output = getattr(node, "workeroutput", None) or {}
         text = output.get(_WORKER_KEY)
@@ -235,3 +238,15 @@ class StuckSession:
 
             if stuck.runtime.installed():
                 stuck.runtime.uninstall()
+
+
+class _XdistMerge:
+    """The xdist controller's hook, apart from ``StuckSession`` so that a session without
+    pytest-xdist (not installed, or ``-p no:xdist``) never sees a hook it does not know."""
+
+    def __init__(self, session: StuckSession) -> None:
+        self.session = session
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node: Any, error: Any) -> None:
+        self.session.merge_worker(node)
