@@ -2,6 +2,11 @@
 
 ``import stuck`` is cheap: the names below are loaded on first use, so a program that only calls
 ``stuck.install()`` never imports the command line, the dump parsers or the reports.
+
+PYTEST_DONT_REWRITE: pytest rewrites the asserts of every package that provides a plugin, and
+warns when such a package was imported before it could. Under ``stuck run -m pytest`` this
+package is necessarily imported first; the marker tells pytest it has no asserts to rewrite, so
+projects that turn warnings into errors (``filterwarnings = error``) still start.
 """
 
 from __future__ import annotations
