@@ -339,7 +339,13 @@ def make_lock(*, name: str | None = None) -> Any:
     return lock
 
 
+# Named as what it stands for: ``threading.Lock.__name__`` is "allocate_lock" as before, and
+# pickle, which looks a function up by ``__module__`` and ``__qualname__``, finds it as
+# ``threading.Lock`` (multiprocessing's managers pickle their registry for spawn/forkserver;
+# the child unpickles the plain ``threading.Lock``).
 make_lock.__module__ = "threading"
+make_lock.__name__ = "allocate_lock"
+make_lock.__qualname__ = "Lock"
 
 
 class RLock:
