@@ -184,13 +184,37 @@ def _run(module: str | None, args: list[str]) -> None:
     except SystemExit:
         raise
     except KeyboardInterrupt:
-        traceback.print_exc()
-        sys.exit(130)
+        _print_program_traceback()
+        _die_by_sigint()
     except BaseException:
         # As python does: the traceback (without stuck's own frames) and exit code 1.
-        etype, value, tb = sys.exc_info()
-        while tb is not None and tb.tb_frame.f_code.co_filename == __file__:
-            tb = tb.tb_next
-        traceback.print_exception(etype, value, tb)
+        _print_program_traceback()
         sys.exit(1)
     sys.exit(0)
+
+
+def _print_program_traceback() -> None:
+    etype, value, tb = sys.exc_info()
+    while tb is not None and tb.tb_frame.f_code.co_filename == __file__:
+        tb = tb.tb_next
+    traceback.print_exception(etype, value, tb)
+
+
+def _die_by_sigint() -> None:
+    """End as python ends on an uncaught KeyboardInterrupt: after the non-daemon threads and
+    the atexit handlers, killed by SIGINT, so a shell or a parent process sees the signal
+    (returncode -2), not an exit status."""
+    import atexit
+
+    _join_non_daemon_threads()
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:  # a closed or broken stream: nothing more to say there
+            pass
+    sigint = getattr(_signal, "SIGINT", None)
+    if sigint is not None and hasattr(os, "kill"):
+        _signal.signal(sigint, _signal.SIG_DFL)
+        os.kill(os.getpid(), sigint)
+    os._exit(130)  # where a signal cannot end the process: the shell's convention

@@ -156,3 +156,84 @@ def test_signal_writes_a_snapshot_without_stopping(tmp_path: Path) -> None:
     jsonschema.validate(doc, schema())
     runner = next(t for p in doc["processes"] for t in p["threads"] if t["name"] == "job-runner")
     assert runner["holds"] and runner["waits"] is not None
+
+
+# -- the program behaves as under python ----------------------------------------------------
+
+
+def test_uncaught_keyboard_interrupt_dies_by_sigint_like_python(tmp_path: Path) -> None:
+    script = tmp_path / "interrupted.py"
+    script.write_text("import atexit\n"
+                      "atexit.register(lambda: print('atexit ran', flush=True))\n"
+                      "raise KeyboardInterrupt\n")
+    plain = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                           timeout=LIMIT)
+    under = run(str(script))
+    assert plain.returncode == -signal.SIGINT
+    assert under.returncode == plain.returncode, under.stderr
+    assert under.stdout == plain.stdout == "atexit ran\n"
+    assert "KeyboardInterrupt" in under.stderr
+
+
+def test_install_leaves_a_signal_the_program_handles_alone(tmp_path: Path) -> None:
+    script = tmp_path / "own_handler.py"
+    script.write_text(
+        "import os, signal, stuck\n"
+        "seen = []\n"
+        "signal.signal(signal.SIGUSR1, lambda *a: seen.append('program'))\n"
+        "stuck.install()\n"
+        "os.kill(os.getpid(), signal.SIGUSR1)\n"
+        "print(seen)\n"
+        "stuck.uninstall()\n"
+        "print(signal.getsignal(signal.SIGUSR1).__name__)\n")
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          timeout=LIMIT, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["['program']", "<lambda>"]
+    assert "snapshot" not in done.stderr.lower() and "nothing found" not in done.stderr
+
+
+def test_stuck_run_takes_the_signal_only_while_it_is_the_default(tmp_path: Path) -> None:
+    # The program sets its own handler after stuck run installed: the program's handler wins.
+    script = tmp_path / "late_handler.py"
+    script.write_text(
+        "import os, signal\n"
+        "seen = []\n"
+        "signal.signal(signal.SIGUSR1, lambda *a: seen.append('program'))\n"
+        "os.kill(os.getpid(), signal.SIGUSR1)\n"
+        "print(seen)\n")
+    done = run(str(script))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "['program']\n"
+    assert "nothing found" not in done.stderr
+
+
+def test_pytest_under_stuck_run_starts_with_warnings_as_errors(tmp_path: Path) -> None:
+    # Projects with `filterwarnings = error` (filelock, janus): pytest warns about plugin
+    # packages imported before it could rewrite their asserts, and stuck is imported first.
+    (tmp_path / "pytest.ini").write_text("[pytest]\nfilterwarnings = error\n")
+    (tmp_path / "test_sum.py").write_text("def test_sum():\n    assert 1 + 1 == 2\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+    done = subprocess.run([*STUCK, "run", "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                           "test_sum.py"], capture_output=True, text=True, timeout=LIMIT,
+                          cwd=tmp_path, env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "1 passed" in done.stdout
+
+
+@pytest.mark.parametrize("method", ["spawn", "forkserver"])
+def test_multiprocessing_manager_starts_under_stuck_run(tmp_path: Path, method: str) -> None:
+    # The manager's registry holds threading.Lock as it was when multiprocessing.managers was
+    # imported (the replacement, under stuck run) and pickles it for the server process.
+    script = tmp_path / "manager.py"
+    script.write_text(
+        "import multiprocessing, sys\n"
+        "if __name__ == '__main__':\n"
+        "    multiprocessing.set_start_method(sys.argv[1])\n"
+        "    with multiprocessing.Manager() as manager:\n"
+        "        lock = manager.Lock()\n"
+        "        with lock:\n"
+        "            print('locked', type(lock).__name__)\n")
+    done = run(str(script), method)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "locked AcquirerProxy\n"

@@ -101,7 +101,8 @@ def install(policy: Policy = "report", json_path: str | None = None,
     each report as JSON (schema ``stuck.report/1``) to this file. ``report_stream``: where the
     text report goes (default: ``sys.stderr``). ``signal``: a signal number that makes the
     program write its current snapshot report without stopping (default SIGUSR1; None: none;
-    only set up when called from the main thread).
+    only set up when called from the main thread, and only when the signal has its default
+    action: a handler the program set, or an ignored signal, stays the program's).
     ``stalls``: run the watchdog thread that applies the stall rules (waits nothing able to
     run can end; see ``stuck.runtime.stall``). ``hang_after``: seconds without progress after
     which a thread is reported as a hang (None: no hang reports). ``hang_policy``: what the
@@ -126,13 +127,22 @@ def install(policy: Policy = "report", json_path: str | None = None,
     policy_settings.json_path = json_path
     policy_settings.stream = report_stream
     if signal is not None and threading.current_thread() is threading.main_thread():
-        try:
-            _state["previous_handler"] = _signal.signal(signal, _on_signal)
-            _state["signal"] = signal
-        except (ValueError, OSError):
-            _state["signal"] = None
+        _take_signal(signal)
     if stalls or hang_after is not None:
         _start_watchdog(hang_after, hang_policy, json_path, report_stream)
+
+
+def _take_signal(signum: int) -> None:
+    """Set the snapshot handler on ``signum`` only when the signal has its default action:
+    a signal the program handles (or ignores) stays the program's."""
+    _state["signal"] = None
+    try:
+        if _signal.getsignal(signum) is not _signal.SIG_DFL:
+            return
+        _state["previous_handler"] = _signal.signal(signum, _on_signal)
+        _state["signal"] = signum
+    except (ValueError, OSError):
+        _state["signal"] = None
 
 
 def _start_watchdog(hang_after: float | None, hang_policy: Policy, json_path: str | None,
@@ -152,8 +162,9 @@ def uninstall() -> None:
     sig = _state.get("signal")
     if sig is not None:
         try:
-            previous = _state.get("previous_handler")
-            _signal.signal(sig, previous if previous is not None else _signal.SIG_DFL)
+            if _signal.getsignal(sig) is _on_signal:  # not if the program set its own since
+                previous = _state.get("previous_handler")
+                _signal.signal(sig, previous if previous is not None else _signal.SIG_DFL)
         except (ValueError, OSError):
             pass
         _state["signal"] = None
