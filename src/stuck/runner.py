@@ -8,6 +8,7 @@ installed before the program is compiled or imported, so every primitive it make
 
 from __future__ import annotations
 
+import contextlib
 import os
 import runpy
 import signal as _signal
@@ -209,10 +210,8 @@ def _die_by_sigint() -> None:
     _join_non_daemon_threads()
     atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
-        try:
+        with contextlib.suppress(Exception):  # a closed or broken stream: nothing to say there
             stream.flush()
-        except Exception:  # a closed or broken stream: nothing more to say there
-            pass
     sigint = getattr(_signal, "SIGINT", None)
     if sigint is not None and hasattr(os, "kill"):
         _signal.signal(sigint, _signal.SIG_DFL)

@@ -4,12 +4,16 @@ their messages, ordering) must be equal."""
 
 from __future__ import annotations
 
+import _thread
 import concurrent.futures
+import copy
 import io
+import pickle
 import queue
 import re
 import threading
 import time
+import weakref
 from typing import Any
 
 import pytest
@@ -193,6 +197,68 @@ def scenario_futures() -> Any:
     return seen
 
 
+def _made(kind: str) -> Any:
+    return getattr(threading, kind)(*((2,) if kind == "Barrier" else ()))
+
+
+def _shares_lock(copied: Any, made: Any) -> Any:
+    """What a copy that succeeded is: its type's name, and whether it shares the original's
+    inner lock (a shallow copy of a Condition does, as the original's does)."""
+    inner = getattr(made, "_lock", None) or getattr(getattr(made, "_cond", None), "_lock", None)
+    copied_inner = getattr(copied, "_lock", None) or getattr(
+        getattr(copied, "_cond", None), "_lock", None)
+    return type(copied).__name__, inner is not None and inner is copied_inner
+
+
+def scenario_copy_and_pickle() -> Any:
+    # None of them can be copied or pickled (the copy of a tracked RLock used to share the
+    # original's mutex); the errors are the originals', word for word.
+    seen = []
+    for kind in ("Lock", "RLock", "Condition", "Semaphore", "BoundedSemaphore", "Event",
+                 "Barrier"):
+        for protocol in (2, pickle.HIGHEST_PROTOCOL):
+            seen.append((kind, protocol, _outcome(pickle.dumps, _made(kind), protocol)))
+        for copier in (copy.copy, copy.deepcopy):
+            made = _made(kind)
+            seen.append((kind, copier.__name__,
+                         _outcome(lambda c=copier, m=made: _shares_lock(c(m), m))))
+    seen.append(("Condition(Lock)", _outcome(pickle.dumps, threading.Condition(threading.Lock()))))
+
+    class Picklable(threading.Event):  # a subclass that says how to pickle itself
+        def __getstate__(self) -> Any:
+            return {"_flag": self._flag}
+
+        def __setstate__(self, state: Any) -> None:
+            self.__init__()  # type: ignore[misc]
+            if state["_flag"]:
+                self.set()
+
+    event = Picklable()
+    event.set()
+    Picklable.__qualname__ = "Picklable"
+    globals()["Picklable"] = Picklable
+    try:
+        seen.append(("subclass", pickle.loads(pickle.dumps(event)).is_set()))
+    finally:
+        del globals()["Picklable"]
+    return seen
+
+
+def scenario_introspection() -> Any:
+    lock, rlock = threading.Lock(), threading.RLock()
+    seen: list[Any] = [
+        isinstance(lock, _thread.LockType), isinstance(rlock, type(_thread.RLock())),
+        threading.Lock.__name__,
+        _outcome(lambda: type("Sub", (type(threading.Lock()),), {})),
+    ]
+    # multiprocessing.managers pickles threading.Lock by reference (spawn, forkserver)
+    seen.append(_outcome(lambda: pickle.loads(pickle.dumps(threading.Lock)) is threading.Lock))
+    for kind in ("Lock", "RLock", "Condition", "Semaphore", "BoundedSemaphore", "Event",
+                 "Barrier"):
+        seen.append((kind, _outcome(lambda k=kind: weakref.ref(_made(k))() is not None)))
+    return seen
+
+
 SCENARIOS: list[tuple[str, Any, tuple[Any, ...]]] = [
     ("lock", scenario_lock, ()),
     ("rlock", scenario_rlock, ()),
@@ -206,6 +272,8 @@ SCENARIOS: list[tuple[str, Any, tuple[Any, ...]]] = [
     ("priority-queue", scenario_queues, ("PriorityQueue",)),
     ("simple-queue", scenario_queues, ("SimpleQueue",)),
     ("futures", scenario_futures, ()),
+    ("copy-pickle", scenario_copy_and_pickle, ()),
+    ("introspection", scenario_introspection, ()),
 ]
 
 

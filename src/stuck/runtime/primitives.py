@@ -28,6 +28,9 @@ from stuck.runtime.hooks import LockClass
 from stuck.runtime.patch import original
 
 _allocate = _thread.allocate_lock
+_LockType: type = _thread.LockType
+_OrigRLockFactory: Any = original(threading, "RLock")
+_RLockType: type = type(_OrigRLockFactory())
 _LIBRARY_MODULES = registry.LIBRARY_MODULES
 _get_ident = _thread.get_ident
 _getframe = sys._getframe
@@ -90,6 +93,19 @@ _OrigSemaphore: Any = original(threading, "Semaphore")
 _OrigBoundedSemaphore: Any = original(threading, "BoundedSemaphore")
 _OrigEvent: Any = original(threading, "Event")
 _OrigBarrier: Any = original(threading, "Barrier")
+
+
+class _InnerCondition(_OrigCondition):  # type: ignore[misc]
+    """The original Condition, for the conditions inside other objects (a Semaphore's, an
+    Event's, a Barrier's, a Future's). Pickling one fails as the original's does, on its lock:
+    while installed, pickle would look its class up as ``threading.Condition``, find the
+    replacement and fail with a PicklingError instead of the TypeError programs expect."""
+
+    __slots__ = ()
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        kind = self._lock.__class__
+        raise TypeError(f"cannot pickle '{kind.__module__}.{kind.__qualname__}' object")
 
 
 def _validate(blocking: object, timeout: object) -> None:
@@ -325,6 +341,20 @@ class Lock:
         state = "locked" if self._lock.locked() else "unlocked"
         return f"<{state} _thread.lock object at {id(self):#x}>"
 
+    # What the program can ask of a lock answers as for the original: isinstance() consults
+    # ``__class__`` after ``type()``, so ``isinstance(lock, _thread.LockType)`` holds (and
+    # ``isinstance(lock, Lock)`` still does); a lock cannot be copied or pickled, and its type
+    # cannot be subclassed.
+    @property  # type: ignore[misc]
+    def __class__(self) -> type:
+        return _LockType
+
+    def __getstate__(self) -> Any:
+        raise TypeError("cannot pickle '_thread.lock' object")
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        raise TypeError("type '_thread.lock' is not an acceptable base type")
+
 
 _LOCK_IS_A_CLASS = isinstance(original(threading, "Lock"), type)  # 3.13+
 
@@ -531,6 +561,14 @@ class RLock:
         owner = self._owner
         return [] if owner is None else [(owner, self._code, line_of(self._code, self._line))]
 
+    # As for Lock: isinstance(rlock, _thread.RLock) holds, copy and pickle fail the same way.
+    @property  # type: ignore[misc]
+    def __class__(self) -> type:
+        return _RLockType
+
+    def __getstate__(self) -> Any:
+        raise TypeError("cannot pickle '_thread.RLock' object")
+
     def __repr__(self) -> str:
         # The format of _thread.RLock's repr (owner 0 when unowned).
         state = "locked" if self._owner is not None else "unlocked"
@@ -550,8 +588,8 @@ class Condition(_OrigCondition):  # type: ignore[misc]
         # registry.created_by_library(), inlined: every Future makes a Condition
         if cls is Condition and _getframe(1).f_globals.get("__name__") in _LIBRARY_MODULES:
             if not args and not kwargs:  # one check, not a second one for its RLock
-                return _OrigCondition(_OrigRLock())
-            return _OrigCondition(*args, **kwargs)
+                return _InnerCondition(_OrigRLock())
+            return _InnerCondition(*args, **kwargs)
         return object.__new__(cls)
 
     def __init__(self, lock: Any = None, *, name: str | None = None) -> None:
@@ -616,7 +654,7 @@ class Semaphore(_OrigSemaphore):  # type: ignore[misc]
     def __init__(self, value: int = 1, *, name: str | None = None) -> None:
         if value < 0:
             raise ValueError("semaphore initial value must be >= 0")
-        self._cond = _OrigCondition(_allocate())
+        self._cond = _InnerCondition(_allocate())
         self._value = value
         self._stuck_holders: dict[int, int] = {}
         self._stuck_signaling = value == 0
@@ -711,7 +749,7 @@ class Event(_OrigEvent):  # type: ignore[misc]
         return object.__new__(cls)
 
     def __init__(self, *, name: str | None = None) -> None:
-        self._cond = _OrigCondition(_allocate())
+        self._cond = _InnerCondition(_allocate())
         self._flag = False
         self._stuck_class = registry.lock_class(self._stuck_kind, name, _getframe(1))
         self._stuck_id = registry.register(self, self._stuck_kind)
