@@ -51,11 +51,15 @@ def analyze_command(files: tuple[str, ...], fmt: str, json_out: str | None,
         except OSError as exc:
             _fail(f"cannot read {path}: {exc.strerror or exc}")
         try:
-            results.extend(_parse_with_progress(text, fmt, path, parse_text))
+            parsed = _parse_with_progress(text, fmt, path, parse_text)
         except UnrecognisedInput as exc:
             _fail(f"{path}: {exc}")
         except RecursionError:
             _fail(f"{path}: input nested too deeply to read")
+        for _, result in parsed:
+            for proc in result.processes:  # each finding can then name its file
+                proc.file = proc.file or ("<stdin>" if path == "-" else path)
+        results.extend(parsed)
     loaded: Loaded = merge(results, list(files))
     report = analyze(loaded.snapshot, loaded.stated, loaded.inferred)
     from stuck.report import json as json_report
@@ -67,7 +71,10 @@ def analyze_command(files: tuple[str, ...], fmt: str, json_out: str | None,
             _write(json_out, doc)
     if html_out is not None:
         from stuck.report import html
-        _write(html_out, html.render(report))
+        try:
+            html.write_file(report, html_out)
+        except OSError as exc:
+            _fail(f"cannot write {html_out}: {exc.strerror or exc}")
     if json_out != "-":
         _print_text(report)
     sys.exit(EXIT_FINDINGS if report.findings else EXIT_OK)

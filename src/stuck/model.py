@@ -95,6 +95,7 @@ class Process:
     # True when the source shows every thread of the process (py-spy, pystack, faulthandler),
     # so "no thread can run" is a fact about the process, not about an excerpt.
     complete: bool | None = None
+    file: str | None = None  # the file (dump, saved capture) it was read from, when several
 
 
 @dataclass(slots=True)

@@ -84,6 +84,9 @@ def _run_module(module: str, args: list[str]) -> None:
                    "thread that closes the cycle, or abort (exit code 86).")
 @click.option("--json", "json_path", metavar="FILE", default=None,
               help="Also write each report as JSON (schema stuck.report/1) to FILE.")
+@click.option("--html", "html_path", metavar="FILE", default=None,
+              help="Also write each report as a self-contained HTML page (with the wait-for "
+                   "graph drawn when Graphviz is installed) to FILE.")
 @click.option("--signal", "signal_name", default="USR1", show_default=True,
               help="Signal that makes the program write its current report "
                    "without stopping ('none' to disable).")
@@ -105,7 +108,7 @@ def _run_module(module: str, args: list[str]) -> None:
 def run_command(module: str | None, policy: str, json_path: str | None, signal_name: str,
                 program_args: tuple[str, ...], hang_after_text: str | None = None,
                 hang_policy: str = "report", lock_order: bool = False,
-                lock_order_strict: bool = False) -> None:
+                lock_order_strict: bool = False, html_path: str | None = None) -> None:
     """Run a Python program with deadlock detection on.
 
     \b
@@ -134,6 +137,8 @@ def run_command(module: str | None, policy: str, json_path: str | None, signal_n
             raise click.UsageError(f"--hang-after: {exc}") from None
     if json_path is not None:
         json_path = os.path.abspath(json_path)
+    if html_path is not None:
+        html_path = os.path.abspath(html_path)
 
     import stuck.runtime
     from stuck.runtime import registry
@@ -145,7 +150,8 @@ def run_command(module: str | None, policy: str, json_path: str | None, signal_n
     registry.boundary_codes.update((_run.__code__, _run_script.__code__, _run_module.__code__))
     stuck.runtime.install(policy=policy, json_path=json_path,  # type: ignore[arg-type]
                           signal=signal_number, hang_after=hang_after,
-                          hang_policy=hang_policy)  # type: ignore[arg-type]
+                          hang_policy=hang_policy,  # type: ignore[arg-type]
+                          html_path=html_path)
     if not (lock_order or lock_order_strict):
         _run(module, args)
     from stuck.runtime import lockorder

@@ -92,6 +92,14 @@ def _thread(t: Thread) -> dict[str, Any]:
     return d
 
 
+def _process(p: Process) -> dict[str, Any]:
+    d: dict[str, Any] = {"pid": p.pid, "name": p.name}
+    if p.file is not None:
+        d["file"] = p.file
+    d["threads"] = [_thread(t) for t in p.threads]
+    return d
+
+
 def _finding(f: Finding) -> dict[str, Any]:
     d: dict[str, Any] = {
         "kind": f.kind, "confidence": f.confidence,
@@ -115,8 +123,7 @@ def to_dict(report: Report) -> dict[str, Any]:
         "source": {"kind": snap.source.kind, "format": snap.source.format,
                    "files": list(snap.source.files)},
         "taken_at": snap.taken_at,
-        "processes": [{"pid": p.pid, "name": p.name, "threads": [_thread(t) for t in p.threads]}
-                      for p in snap.processes],
+        "processes": [_process(p) for p in snap.processes],
         "resources": [_resource(r) for r in snap.resources],
         "findings": [_finding(f) for f in report.findings],
         "groups": [{"id": g.id, "threads": list(g.threads), "state": g.state,
@@ -211,6 +218,7 @@ def from_dict(doc: Any) -> Report:
                     files=[str(f) for f in _get(src, "files", list, [], "source")])
     processes = [Process(pid=_get(p, "pid", int, None, "process"),
                          name=_get(p, "name", str, None, "process"),
+                         file=_get(p, "file", str, None, "process"),
                          threads=[_read_thread(t) for t in _get(p, "threads", list, [], "process")])
                  for p in _get(doc, "processes", list)]
     resources = [Resource(id=_get(r, "id", str, where="resource"),

@@ -11,8 +11,10 @@ from __future__ import annotations
 import re
 
 from stuck.model import Finding, Frame, Group, Report, Resource, Snapshot, Thread
+from stuck.report.holding import group_roles
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
+MAX_DIAGRAM = 6  # edges: longer cycles are listed, not drawn
 MAX_FRAMES = 12  # per group; the innermost frames are the ones that explain a wait
 # Resources nobody holds: in a cycle, the next thread is the one that could end the wait.
 _UNOWNED = frozenset({"queue", "future", "channel", "thread", "condition", "event", "waitgroup",
@@ -57,8 +59,13 @@ def _duration(seconds: float | None) -> str:
 
 
 def _finding_lines(f: Finding, snap: Snapshot, threads: dict[str, Thread],
-                   resources: dict[str, Resource]) -> list[str]:
+                   resources: dict[str, Resource],
+                   file_of: dict[str, str | None] | None = None) -> list[str]:
     out = [f"{f.kind.upper()} ({f.confidence}): {clean(f.summary)}"]
+    sources = finding_sources(f, file_of) if file_of else []
+    if sources:
+        out.append("  from " + ", ".join(clean(s) for s in sources))
+    out.extend(cycle_diagram(f, threads, resources))
     if f.cycle:
         out.append("  The cycle:")
         for edge in f.cycle:
@@ -112,15 +119,8 @@ def _group_lines(g: Group, threads: dict[str, Thread], resources: dict[str, Reso
     shown = ", ".join(names[:8]) + (f", … {len(names) - 8} more" if len(names) > 8 else "")
     count = f"{len(names)} thread{'s' if len(names) != 1 else ''}"
     out = [f"  {count} · {g.state}: {shown}"]
-    first = threads.get(g.threads[0]) if g.threads else None
-    if first is not None:
-        if first.waits is not None:
-            rid = first.waits.resource
-            out.append(f"    waiting for {resource_name(resources.get(rid), rid)}"
-                       + ("" if first.waits.durable else " (timed or I/O)"))
-        if first.holds:
-            out.append("    holding " + ", ".join(resource_name(resources.get(r), r)
-                                                    for r in first.holds))
+    for role in group_roles(g, threads):
+        out.append(f"    {role.words(threads, resources)}")
     for frame in g.frames[:MAX_FRAMES]:
         out.append(f"      {_frame_line(frame)}")
     if len(g.frames) > MAX_FRAMES:
@@ -128,24 +128,88 @@ def _group_lines(g: Group, threads: dict[str, Thread], resources: dict[str, Reso
     return out
 
 
+KIND_NOUNS = {"deadlock": ("deadlock", "deadlocks"), "stall": ("stall", "stalls"),
+              "lock-order": ("lock-order problem", "lock-order problems"),
+              "hang": ("hang", "hangs")}
+
+
+def origin_text(snap: Snapshot) -> str:
+    """Where the snapshot came from: ``dump (gdb+go): a.txt, b.txt``."""
+    origin = snap.source.kind + (f" ({snap.source.format})" if snap.source.format else "")
+    if snap.source.files:
+        origin += ": " + ", ".join(clean(f) for f in snap.source.files)
+    return origin
+
+
+def counted(findings: list[Finding]) -> str:
+    """What was found, counted in words: ``1 deadlock, 2 hangs found`` or ``nothing found``."""
+    counts = []
+    for kind, (one, many) in KIND_NOUNS.items():
+        n = sum(1 for f in findings if f.kind == kind)
+        if n:
+            counts.append(f"{n} {one if n == 1 else many}")
+    return f"{', '.join(counts)} found" if counts else "nothing found"
+
+
+def headline(report: Report) -> str:
+    """The first line of every report: what was found, and where."""
+    return f"stuck: {counted(report.findings)} in {origin_text(report.snapshot)}"
+
+
+def finding_sources(f: Finding, file_of: dict[str, str | None]) -> list[str]:
+    """The source files the threads of ``f`` were read from, in first-seen order."""
+    seen: dict[str, None] = {}
+    for tid in (*(e.thread for e in f.cycle), *f.threads, *f.blocked_behind[:50]):
+        name = file_of.get(tid)
+        if name:
+            seen.setdefault(name, None)
+    return list(seen)
+
+
+def cycle_diagram(f: Finding, threads: dict[str, Thread],
+                  resources: dict[str, Resource]) -> list[str]:
+    """A small cycle drawn in text, one thread per line and the way back drawn on the left:
+
+    ┌─▶ ring-1
+    │     waits for mutex mutex_2 ▼ held by
+    │   ring-3
+    └──── waits for mutex mutex_1, held by ring-1
+
+    Empty for cycles longer than MAX_DIAGRAM edges (the list below says it all there).
+    """
+    if not f.cycle or len(f.cycle) > MAX_DIAGRAM:
+        return []
+    out = []
+    for i, edge in enumerate(f.cycle):
+        res = resources.get(edge.waits_for)
+        verb = ("only ended by" if res is not None and res.kind in _UNOWNED else "held by")
+        wait = f"waits for {_short_resource(res, edge.waits_for)}"
+        out.append(("  ┌─▶ " if i == 0 else "  │   ") + thread_name(threads, edge.thread))
+        if i < len(f.cycle) - 1:
+            out.append(f"  │     {wait} ▼ {verb}")
+        else:
+            out.append(f"  └──── {wait}, {verb} {thread_name(threads, edge.held_by)}")
+    return out
+
+
+def _short_resource(res: Resource | None, rid: str) -> str:
+    if res is None:
+        return clean(rid)
+    name = clean(res.label or res.id)
+    return name if res.kind == "unknown" else f"{res.kind} {name}"
+
+
 def render(report: Report) -> str:
     snap = report.snapshot
     threads = snap.thread_map()
     resources = snap.resource_map()
-    lines: list[str] = []
-    origin = snap.source.kind + (f" ({snap.source.format})" if snap.source.format else "")
-    if snap.source.files:
-        origin += ": " + ", ".join(clean(f) for f in snap.source.files)
-    if report.findings:
-        kinds = ", ".join(f"{sum(1 for f in report.findings if f.kind == k)} {k}"
-                          for k in ("deadlock", "stall", "lock-order", "hang")
-                          if any(f.kind == k for f in report.findings))
-        lines.append(f"stuck: {kinds} found in {origin}")
-    else:
-        lines.append(f"stuck: nothing found in {origin}")
+    lines: list[str] = [headline(report)]
+    # Which file a finding comes from matters once there are several.
+    file_of = ({t.id: p.file for p in snap.processes for t in p.threads}
+               if len(snap.source.files) > 1 else None)
     for f in report.findings:
         lines.append("")
-        lines.extend(_finding_lines(f, snap, threads, resources))
+        lines.extend(_finding_lines(f, snap, threads, resources, file_of))
     for note in snap.notes:
         lines.append(f"note: {clean(note)}")
     all_threads = snap.threads()

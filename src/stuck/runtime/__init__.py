@@ -92,13 +92,14 @@ def install(policy: Policy = "report", json_path: str | None = None,
             report_stream: TextIO | None = None,
             signal: int | None = getattr(_signal, "SIGUSR1", None),
             hang_after: float | None = None, hang_policy: Policy = "report",
-            stalls: bool = True) -> None:
+            stalls: bool = True, html_path: str | None = None) -> None:
     """Track every primitive made from now on and watch for deadlocks.
 
     ``policy``: what to do when a thread's wait would close a deadlock cycle: ``"report"``
     (write the report and keep waiting), ``"raise"`` (raise ``stuck.DeadlockError`` in that
     thread) or ``"abort"`` (write the report and exit with code 86). ``json_path``: also write
-    each report as JSON (schema ``stuck.report/1``) to this file. ``report_stream``: where the
+    each report as JSON (schema ``stuck.report/1``) to this file; ``html_path``, as the HTML
+    report. ``report_stream``: where the
     text report goes (default: ``sys.stderr``). ``signal``: a signal number that makes the
     program write its current snapshot report without stopping (default SIGUSR1; None: none;
     only set up when called from the main thread, and only when the signal has its default
@@ -116,6 +117,8 @@ def install(policy: Policy = "report", json_path: str | None = None,
     import stuck.report.json
     import stuck.report.text
     import stuck.runtime.livereport
+    if html_path is not None:
+        import stuck.report.html
 
     patch.install(BACKEND, _replacements())
     if "asyncio" in sys.modules:
@@ -125,11 +128,12 @@ def install(policy: Policy = "report", json_path: str | None = None,
     policy_settings = stuck.runtime.policy.settings
     policy_settings.policy = policy
     policy_settings.json_path = json_path
+    policy_settings.html_path = html_path
     policy_settings.stream = report_stream
     if signal is not None and threading.current_thread() is threading.main_thread():
         _take_signal(signal)
     if stalls or hang_after is not None:
-        _start_watchdog(hang_after, hang_policy, json_path, report_stream)
+        _start_watchdog(hang_after, hang_policy, json_path, report_stream, html_path)
 
 
 def _take_signal(signum: int) -> None:
@@ -146,12 +150,13 @@ def _take_signal(signum: int) -> None:
 
 
 def _start_watchdog(hang_after: float | None, hang_policy: Policy, json_path: str | None,
-                    report_stream: TextIO | None) -> None:
+                    report_stream: TextIO | None, html_path: str | None = None) -> None:
     from stuck.runtime.stall import LiveChecker
     from stuck.runtime.watchdog import Watchdog, WatchdogConfig
 
     dog = Watchdog(WatchdogConfig(hang_after=hang_after, policy=hang_policy,
-                                  stream=report_stream, json_path=json_path),
+                                  stream=report_stream, json_path=json_path,
+                                  html_path=html_path),
                    live=LiveChecker())
     _state["watchdog"] = dog
     dog.start()

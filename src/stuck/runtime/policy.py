@@ -34,6 +34,7 @@ POLICIES: tuple[Policy, ...] = ("report", "raise", "abort")
 class Settings:
     policy: Policy = "report"
     json_path: str | None = None
+    html_path: str | None = None
     stream: TextIO | None = None  # None: sys.stderr at the time of writing
 
 
@@ -71,6 +72,9 @@ def write_report(report: Report, stream: TextIO | None = None,
         except Exception as exc:
             with contextlib.suppress(Exception):
                 out.write(f"stuck: could not write the JSON report to {path}: {exc}\n")
+    if settings.html_path:
+        from stuck.report.html import write_file_or_say
+        write_file_or_say(report, settings.html_path, out)
 
 
 def on_cycle(me: int, cycle: Cycle, may_raise: bool) -> None:

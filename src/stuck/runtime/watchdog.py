@@ -354,6 +354,7 @@ class WatchdogConfig:
     inspect_locals: bool = True
     stream: IO[str] | None = None  # default: sys.stderr at report time
     json_path: str | None = None  # also write each report as JSON (stuck.report/1) here
+    html_path: str | None = None  # and as the HTML report here
 
     def sample_interval(self) -> float:
         if self.interval is not None:
@@ -673,6 +674,9 @@ class Watchdog:
             except Exception as exc:
                 with contextlib.suppress(Exception):
                     stream.write(f"stuck: could not write the JSON report: {exc}\n")
+        if self.config.html_path:
+            from stuck.report.html import write_file_or_say
+            write_file_or_say(report, self.config.html_path, stream)
         self.reports.append(report)  # after writing: a reader of `reports` sees the text too
         del self.reports[:-8]
 
