@@ -139,7 +139,9 @@ class _Page:
         res = self.resources.get(node.ref)
         if res is None:
             return [_short(node.ref)]
-        return [_short(res.label or res.id), res.kind]
+        # Two monitors of one class share a label: the address tells them apart.
+        return [_short(res.label or res.id),
+                res.kind + (f" {_short(res.address)}" if res.address else "")]
 
     def picture(self, f: Finding, n: int, graph: waitgraph.WaitGraph,
                 anchors: dict[str, str]) -> None:

@@ -77,6 +77,11 @@ def resource_key(resource_id: str) -> str:
     return "r:" + resource_id
 
 
+def _owner_edge(res: Resource) -> EdgeKind:
+    """A lock is held by its owner; a thread, a future, a queue is ended by its "owner"."""
+    return "wakes" if res.kind in UNOWNED_KINDS else "holds"
+
+
 def for_finding(f: Finding, threads: dict[str, Thread],
                 resources: dict[str, Resource]) -> WaitGraph:
     """The nodes and edges that show why ``f`` holds: its cycle, the waits and holds of its
@@ -96,7 +101,7 @@ def for_finding(f: Finding, threads: dict[str, Thread],
         a, b = thread_node(e.thread, "cause"), thread_node(e.held_by, "cause")
         r = resource_node(e.waits_for)
         res = resources.get(e.waits_for)
-        back: EdgeKind = "wakes" if res is not None and res.kind in UNOWNED_KINDS else "holds"
+        back: EdgeKind = "holds" if res is None else _owner_edge(res)
         g.add_edge(GraphEdge(a, r, "waits", in_cycle=True))
         g.add_edge(GraphEdge(r, b, back, in_cycle=True))
         for key in (a, b, r):
@@ -117,7 +122,7 @@ def for_finding(f: Finding, threads: dict[str, Thread],
         res = resources.get(t.waits.resource)
         if res is not None:
             for owner in res.owners:
-                g.add_edge(GraphEdge(r, thread_node(owner, "cause"), "holds"))
+                g.add_edge(GraphEdge(r, thread_node(owner, "cause"), _owner_edge(res)))
     # Holds among the drawn resources (a thread that holds a lock others in the picture want).
     for tid in causes:
         t = threads.get(tid)
@@ -137,7 +142,7 @@ def for_finding(f: Finding, threads: dict[str, Thread],
             if res is not None:
                 for owner in res.owners:
                     if thread_key(owner) in g.nodes:
-                        g.add_edge(GraphEdge(r, thread_key(owner), "holds"))
+                        g.add_edge(GraphEdge(r, thread_key(owner), _owner_edge(res)))
     if len(f.blocked_behind) > MAX_VICTIMS:
         g.add_node(Node("more:victims", True, "", "victim",
                         more=len(f.blocked_behind) - MAX_VICTIMS))
