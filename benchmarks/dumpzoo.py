@@ -1,0 +1,76 @@
+"""Score `stuck analyze` on the dump zoo (tests/fixtures/dumpzoo/): real dumps of small stuck
+programs in C, Go, Java and Python, captured in several styles, each against the truth its
+program states.
+
+Prints a table by runtime and capture style: the cases with the right verdict and every stuck
+thread named, the cases where a bystander appears in a finding, and the cases with a `certain`
+finding the capture's evidence cannot support. Run:
+
+    python benchmarks/dumpzoo.py [--cases] [--write]
+
+`--cases` lists every case that is not right, with what stuck said; `--write` puts the table
+into tests/fixtures/dumpzoo/README.md (between the dumpzoo-table markers).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import re
+import sys
+import time
+from pathlib import Path
+from types import ModuleType
+
+ZOO = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "dumpzoo"
+BEGIN, END = "<!-- dumpzoo-table:begin -->", "<!-- dumpzoo-table:end -->"
+
+
+def load_scoring() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("dumpzoo_scoring", ZOO / "scoring.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--cases", action="store_true", help="list every case that is not right")
+    ap.add_argument("--write", action="store_true", help="update the table in the zoo's README")
+    args = ap.parse_args()
+    scoring = load_scoring()
+    start = time.perf_counter()
+    outcomes = scoring.score_all()
+    elapsed = time.perf_counter() - start
+    text = scoring.markdown(scoring.table(outcomes))
+    print(text)
+    print(f"\n{len(outcomes)} cases scored in {elapsed:.1f} s")
+    if args.cases:
+        for o in outcomes:
+            if o.right and not o.bystanders and not o.unjustified_certain and o.parsed:
+                continue
+            print(f"\n{o.id}: expected {o.truth['verdict']} naming {o.truth.get('stuck')}")
+            if o.error:
+                print(f"  error: {o.error}")
+            if o.missing:
+                print(f"  not named: {o.missing}")
+            if o.bystanders:
+                print(f"  bystanders in a finding: {o.bystanders}")
+            for u in o.unjustified_certain:
+                print(f"  unjustified certain: {u}")
+            for f in o.findings or ["(no finding)"]:
+                print(f"  said: {f}")
+    if args.write:
+        readme = ZOO / "README.md"
+        doc = readme.read_text()
+        new = re.sub(re.escape(BEGIN) + ".*?" + re.escape(END),
+                     lambda _: f"{BEGIN}\n{text}\n{END}", doc, flags=re.S)
+        readme.write_text(new)
+        print(f"wrote the table into {readme}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
