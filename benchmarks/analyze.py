@@ -3,7 +3,9 @@
 Generates a Go dump of 100,000 goroutines (a server's worth: HTTP handlers blocked on a
 mutex, workers idle on channels, a few in I/O wait) and a gdb dump of 10,000 threads, then
 reports parse and parse+analysis speed in MB/s and peak Python memory (tracemalloc) relative to
-the input size. Run: ``python benchmarks/analyze.py [--goroutines N] [--threads N] [--repeat N]``.
+the input size, then the time and peak memory of writing the text, JSON and HTML reports of the
+Go dump (``--reports-only`` for just those; ``--save-go-dump FILE`` writes the dump itself for
+``stuck analyze``). Run: ``python benchmarks/analyze.py [--goroutines N] [--threads N] [--repeat N]``.
 Each row is the best of N timed runs with the slowest beside it, and the load average is
 printed before and after: on a shared machine the spread says how far to trust a figure.
 """
@@ -13,6 +15,7 @@ from __future__ import annotations
 import argparse
 import gc
 import os
+import tempfile
 import time
 import tracemalloc
 from collections.abc import Callable
@@ -120,13 +123,63 @@ def parse_and_analyze(text: str, fmt: str) -> object:
     return analyze(loaded.snapshot, loaded.stated, loaded.inferred)
 
 
+def report_step(kind: str, out_dir: str) -> Callable[[str, str], object]:
+    """Parse, analyse and write one report format to a file, as ``stuck analyze`` does."""
+    from stuck.report import html as html_report
+    from stuck.report import json as json_report
+    from stuck.report import text as text_report
+
+    def step(text: str, fmt: str) -> object:
+        report = parse_and_analyze(text, fmt)
+        with open(os.path.join(out_dir, f"report.{kind}"), "w", encoding="utf-8") as out:
+            if kind == "txt":
+                out.write(text_report.render(report))  # type: ignore[arg-type]
+            elif kind == "json":
+                json_report.write(report, out)  # type: ignore[arg-type]
+            else:
+                html_report.write(report, out)  # type: ignore[arg-type]
+        return None
+    return step
+
+
+def reports(go: str, repeat: int) -> None:
+    """Text, JSON and HTML reports of the Go dump, each from the text of the dump to a file:
+    time and peak memory, with the goal (JSON and HTML within 1.5x of the text report's time,
+    peak memory at most 3x the input) checked against the text report measured in this run."""
+    with tempfile.TemporaryDirectory() as out_dir:
+        rows = {kind: measure(f"go: report {kind}", go, "go", report_step(kind, out_dir), repeat)
+                for kind in ("txt", "json", "html")}
+        sizes = {k: os.path.getsize(os.path.join(out_dir, f"report.{k}")) / 1e6 for k in rows}
+    base = rows["txt"]["s"]
+    for kind in ("json", "html"):
+        r = rows[kind]
+        ok = r["s"] <= 1.5 * base and r["peak/input"] <= 3.0
+        print(f"  {kind:<4} {r['s'] / base:4.2f}x the text report's time, peak "
+              f"{r['peak/input']:.1f}x input, {sizes[kind]:.1f} MB written: "
+              f"{'meets' if ok else 'MISSES'} the goal (<= 1.5x time, <= 3x input)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--goroutines", type=int, default=100_000)
     ap.add_argument("--threads", type=int, default=10_000)
     ap.add_argument("--repeat", type=int, default=5, help="timed runs per row; the best counts")
+    ap.add_argument("--reports-only", action="store_true",
+                    help="only the text/JSON/HTML report rows on the Go dump")
+    ap.add_argument("--save-go-dump", metavar="FILE",
+                    help="write the generated Go dump to FILE (for stuck analyze) and stop")
     args = ap.parse_args()
     go = go_dump(args.goroutines)
+    if args.save_go_dump:
+        with open(args.save_go_dump, "w", encoding="utf-8") as f:
+            f.write(go)
+        print(f"wrote {args.save_go_dump}: {args.goroutines} goroutines, {len(go) / 1e6:.1f} MB")
+        return
+    if args.reports_only:
+        print(f"Go dump: {args.goroutines} goroutines; best of {args.repeat} runs; {load()}")
+        reports(go, args.repeat)
+        print(f"after: {load()}")
+        return
     gdb = gdb_dump(args.threads)
     print(f"Go dump: {args.goroutines} goroutines; gdb dump: {args.threads} threads; "
           f"best of {args.repeat} runs; {load()}")
@@ -137,6 +190,7 @@ def main() -> None:
     measure("go: auto-detect + analyze", go, "auto", parse_and_analyze, n)
     measure("gdb: parse (--format gdb)", gdb, "gdb", parse_only, n)
     measure("gdb: parse + analyze", gdb, "gdb", parse_and_analyze, n)
+    reports(go, n)
     print(f"after: {load()}")
 
 

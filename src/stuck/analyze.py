@@ -8,8 +8,12 @@ goroutine dump of the same service is read as a whole. Exit 0: nothing found; 1:
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TextIO
 
 import click
 
@@ -64,26 +68,30 @@ def analyze_command(files: tuple[str, ...], fmt: str, json_out: str | None,
     report = analyze(loaded.snapshot, loaded.stated, loaded.inferred)
     from stuck.report import json as json_report
     if json_out is not None:
-        doc = json_report.dumps(report)
         if json_out == "-":
-            click.echo(doc)
+            json_report.write(report, sys.stdout)
+            sys.stdout.write("\n")
         else:
-            _write(json_out, doc)
+            _write_with(json_out, lambda out: json_report.write(report, out))
     if html_out is not None:
         from stuck.report import html
-        try:
-            html.write_file(report, html_out)
-        except OSError as exc:
-            _fail(f"cannot write {html_out}: {exc.strerror or exc}")
+        _write_with(html_out, lambda out: html.write(report, out))
     if json_out != "-":
         _print_text(report)
     sys.exit(EXIT_FINDINGS if report.findings else EXIT_OK)
 
 
-def _write(path: str, text: str) -> None:
+def _write_with(path: str, writer: Callable[[TextIO], None]) -> None:
+    """Stream a report into ``path`` (through a temporary file: never half a report)."""
+    tmp = f"{path}.tmp{os.getpid()}"
     try:
-        Path(path).write_text(text, encoding="utf-8")
+        with open(tmp, "w", encoding="utf-8") as out:
+            writer(out)
+            out.write("\n")
+        os.replace(tmp, path)
     except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
         _fail(f"cannot write {path}: {exc.strerror or exc}")
 
 

@@ -122,3 +122,15 @@ def test_stuck_run_html_writes_the_same_page_as_analyze_of_its_json(tmp_path: Pa
         loads(doc.read_text()).findings[0].threads)
     again = html.render(loads(doc.read_text()))
     assert Elements(again).tags == el.tags
+
+
+def test_a_finding_of_ten_thousand_waiters_draws_a_dozen_and_a_count() -> None:
+    threads = {f"G{i}": Thread(id=f"G{i}", state="blocked", waits=Wait("mu"))
+               for i in range(10_000)}
+    resources = {"mu": Resource("mu", "mutex", "cache.mu")}
+    f = Finding("hang", "possible", "waiters", threads=list(threads))
+    g = waitgraph.for_finding(f, threads, resources)
+    drawn = [n for n in g.nodes.values() if n.is_thread and not n.more]
+    assert len(drawn) == waitgraph.MAX_THREADS
+    assert [n.more for n in g.nodes.values() if n.more] == [10_000 - waitgraph.MAX_THREADS]
+    assert sum(1 for e in g.edges if e.head == "r:mu") == waitgraph.MAX_THREADS

@@ -127,7 +127,8 @@ class _Page:
 
     def _node_lines(self, node: waitgraph.Node) -> list[str]:
         if node.more:
-            return [f"… {node.more} more", "blocked behind it"]
+            return [f"… {node.more} more",
+                    "blocked behind it" if node.role == "victim" else "in this finding"]
         if node.is_thread:
             t = self.threads.get(node.ref)
             if t is None:
@@ -140,8 +141,9 @@ class _Page:
         if res is None:
             return [_short(node.ref)]
         # Two monitors of one class share a label: the address tells them apart.
-        return [_short(res.label or res.id),
-                res.kind + (f" {_short(res.address)}" if res.address else "")]
+        label = res.label or res.id
+        shows_address = res.address and res.address not in label
+        return [_short(label), res.kind + (f" {_short(res.address or '')}" if shows_address else "")]
 
     def picture(self, f: Finding, n: int, graph: waitgraph.WaitGraph,
                 anchors: dict[str, str]) -> None:

@@ -7,9 +7,11 @@
 
 from __future__ import annotations
 
+import io
 import json
+from collections.abc import Iterator
 from importlib import resources as _resources
-from typing import Any
+from typing import Any, TextIO
 
 from stuck.__about__ import __version__
 from stuck.model import (
@@ -77,12 +79,16 @@ def _resource(r: Resource) -> dict[str, Any]:
     return d
 
 
-def _thread(t: Thread) -> dict[str, Any]:
+def _thread(t: Thread, grouped: bool = False) -> dict[str, Any]:
+    """``grouped``: the thread's group is in the report and holds its frames (identical by
+    construction), so they are written once there instead of once per thread."""
     d: dict[str, Any] = {
         "id": t.id, "tid": t.tid, "name": t.name, "state": t.state,
         "waits": _wait(t.waits), "holds": list(t.holds), "group": t.group,
-        "frames": [_frame(f) for f in t.frames],
+        "frames": [] if grouped else [_frame(f) for f in t.frames],
     }
+    if grouped:
+        d["frames_in_group"] = True
     if t.daemon is not None:
         d["daemon"] = t.daemon
     if t.detail is not None:
@@ -92,12 +98,16 @@ def _thread(t: Thread) -> dict[str, Any]:
     return d
 
 
-def _process(p: Process) -> dict[str, Any]:
+def _process_head(p: Process) -> dict[str, Any]:
     d: dict[str, Any] = {"pid": p.pid, "name": p.name}
     if p.file is not None:
         d["file"] = p.file
-    d["threads"] = [_thread(t) for t in p.threads]
     return d
+
+
+def _grouped(report: Report) -> set[str]:
+    """Ids of the groups written in the report: their threads' frames are written there."""
+    return {g.id for g in report.groups}
 
 
 def _finding(f: Finding) -> dict[str, Any]:
@@ -115,20 +125,21 @@ def _finding(f: Finding) -> dict[str, Any]:
     return d
 
 
-def to_dict(report: Report) -> dict[str, Any]:
+def _group(g: Group) -> dict[str, Any]:
+    return {"id": g.id, "threads": list(g.threads), "state": g.state,
+            "frames": [_frame(f) for f in g.frames]}
+
+
+def _head(report: Report) -> dict[str, Any]:
     snap = report.snapshot
-    out: dict[str, Any] = {
-        "schema": SCHEMA_ID,
-        "tool": {"name": "stuck", "version": __version__},
-        "source": {"kind": snap.source.kind, "format": snap.source.format,
-                   "files": list(snap.source.files)},
-        "taken_at": snap.taken_at,
-        "processes": [_process(p) for p in snap.processes],
-        "resources": [_resource(r) for r in snap.resources],
-        "findings": [_finding(f) for f in report.findings],
-        "groups": [{"id": g.id, "threads": list(g.threads), "state": g.state,
-                    "frames": [_frame(f) for f in g.frames]} for g in report.groups],
-    }
+    return {"schema": SCHEMA_ID, "tool": {"name": "stuck", "version": __version__},
+            "source": {"kind": snap.source.kind, "format": snap.source.format,
+                       "files": list(snap.source.files)},
+            "taken_at": snap.taken_at}
+
+
+def _tail(snap: Snapshot) -> dict[str, Any]:
+    out: dict[str, Any] = {}
     if snap.notes:
         out["notes"] = list(snap.notes)
     if snap.facts:
@@ -136,8 +147,72 @@ def to_dict(report: Report) -> dict[str, Any]:
     return out
 
 
-def dumps(report: Report, indent: int | None = 2) -> str:
-    return json.dumps(to_dict(report), indent=indent, ensure_ascii=False)
+def to_dict(report: Report) -> dict[str, Any]:
+    """The report as one JSON-compatible object (what ``write`` writes, built in memory)."""
+    snap = report.snapshot
+    grouped = _grouped(report)
+    out = _head(report)
+    out["processes"] = [{**_process_head(p),
+                         "threads": [_thread(t, t.group in grouped) for t in p.threads]}
+                        for p in snap.processes]
+    out["resources"] = [_resource(r) for r in snap.resources]
+    out["findings"] = [_finding(f) for f in report.findings]
+    out["groups"] = [_group(g) for g in report.groups]
+    out.update(_tail(snap))
+    return out
+
+
+# One encoder for every item: compact separators keep it on the C-accelerated path.
+_ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(", ", ": ")).encode
+
+
+def _key(name: str) -> str:
+    return _ENCODE(name) + ": "
+
+
+def _items(out: TextIO, items: Iterator[dict[str, Any]], indent: str) -> None:
+    """A JSON array of ``items``, one per line, written as they are made."""
+    first = True
+    for item in items:
+        out.write(("[\n" if first else ",\n") + indent + _ENCODE(item))
+        first = False
+    out.write("[]" if first else "\n" + indent[:-2] + "]")
+
+
+def write(report: Report, out: TextIO) -> None:
+    """Write the report to ``out`` in one pass, an object per line: the same document as
+    ``to_dict``, without holding it all in memory. Threads of a group get their frames from
+    the group (``frames_in_group``), so a stack shared by 10,000 goroutines is written once."""
+    snap = report.snapshot
+    grouped = _grouped(report)
+    out.write("{\n")
+    for k, v in _head(report).items():
+        out.write(f"  {_key(k)}{_ENCODE(v)},\n")
+    out.write(f"  {_key('processes')}")
+    first = True
+    for p in snap.processes:
+        out.write(("[\n" if first else ",\n") + "    {")
+        first = False
+        for k, v in _process_head(p).items():
+            out.write(f"{_key(k)}{_ENCODE(v)}, ")
+        out.write(_key("threads"))
+        _items(out, (_thread(t, t.group in grouped) for t in p.threads), "      ")
+        out.write("}")
+    out.write("[]" if first else "\n  ]")
+    for name, items in (("resources", (_resource(r) for r in snap.resources)),
+                        ("findings", (_finding(f) for f in report.findings)),
+                        ("groups", (_group(g) for g in report.groups))):
+        out.write(f",\n  {_key(name)}")
+        _items(out, items, "    ")
+    for k, v in _tail(snap).items():
+        out.write(f",\n  {_key(k)}{_ENCODE(v)}")
+    out.write("\n}")
+
+
+def dumps(report: Report) -> str:
+    buf = io.StringIO()
+    write(report, buf)
+    return buf.getvalue()
 
 
 # --- reading -------------------------------------------------------------------------------
@@ -256,6 +331,11 @@ def from_dict(doc: Any) -> Report:
                     state=_one_of(_get(g, "state", str, "unknown", "group"), THREAD_STATES,
                                   "thread state"))
               for g in _get(doc, "groups", list, [])]
+    by_group = {g.id: g for g in groups}
+    for p in processes:
+        for t in p.threads:
+            if t.group is not None and not t.frames and t.group in by_group:
+                t.frames = list(by_group[t.group].frames)  # written once, in the group
     snap = Snapshot(source=source, processes=processes, resources=resources,
                     taken_at=_get(doc, "taken_at", (int, float), None),
                     notes=[str(n) for n in _get(doc, "notes", list, [])],

@@ -21,6 +21,7 @@ EdgeKind = Literal["waits", "holds", "wakes"]
 # Resources nobody owns: the thread at the other end of an edge is one that could end the wait.
 UNOWNED_KINDS = frozenset({"queue", "future", "channel", "thread", "condition", "event",
                            "waitgroup", "barrier", "task"})
+MAX_THREADS = 8  # threads of a finding drawn (10,000 waiters on one mutex: 8 and a count)
 MAX_VICTIMS = 12  # victims drawn per finding; the rest are counted in one node
 MAX_NODES = 60  # a graph larger than this is no longer something people look at
 
@@ -107,11 +108,14 @@ def for_finding(f: Finding, threads: dict[str, Thread],
         for key in (a, b, r):
             if key in g.nodes:
                 g.nodes[key].in_cycle = True
-    for tid in f.threads:
+    for tid in f.threads[:MAX_THREADS]:
         thread_node(tid, "cause")
+    if len(f.threads) > MAX_THREADS:
+        shown = sum(1 for t in f.threads[:MAX_THREADS] if thread_key(t) in g.nodes)
+        g.add_node(Node("more:threads", True, "", "cause", more=len(f.threads) - shown))
     for rid in f.resources:
         resource_node(rid)
-    causes = [n.ref for n in list(g.nodes.values()) if n.is_thread]
+    causes = [n.ref for n in list(g.nodes.values()) if n.is_thread and not n.more]
     # What each cause waits for, and who holds that (or who could end the wait).
     for tid in causes:
         t = threads.get(tid)
