@@ -5,6 +5,7 @@ the live runtime. Each lock's class is the line that made it, as the runtime doe
 from __future__ import annotations
 
 import _thread
+import itertools
 import sys
 from typing import Any
 
@@ -18,11 +19,15 @@ def _cls_here(kind: str, name: str | None, depth: int = 2) -> LockClass:
                      getattr(f.f_code, "co_qualname", f.f_code.co_name), name)
 
 
+_serials = itertools.count(1)
+
+
 class FakeLock:
     """A mutex (or an RLock with ``reentrant``) that calls the observer hooks."""
 
     def __init__(self, checker: LockOrderChecker, cls: LockClass, reentrant: bool = False):
         self._lock = _thread.allocate_lock()
+        self._stuck_id = f"fake-{next(_serials)}"  # as the runtime's: in order of creation
         self.cls = cls
         self.checker = checker
         self.reentrant = reentrant

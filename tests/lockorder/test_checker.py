@@ -374,7 +374,7 @@ def test_condition_wait_releases_its_lock() -> None:
     assert edges == {("cond", "B"), ("A", "cond")}
 
 
-def test_same_class_nesting_is_its_own_finding() -> None:
+def test_same_class_nesting_in_both_orders_is_its_own_finding() -> None:
     checker = LockOrderChecker()
     accounts = [make_lock(checker) for _ in range(3)]  # one class: locks made in a loop
 
@@ -383,13 +383,79 @@ def test_same_class_nesting_is_its_own_finding() -> None:
             pass
 
     transfer(accounts[0], accounts[1])
+    transfer(accounts[0], accounts[2])
+    assert checker.findings() == []  # one order between the instances so far
+    in_thread(lambda: transfer(accounts[1], accounts[0]), "T-2")
     [f] = checker.findings()
     assert f.details["variant"] == "same-class"
-    assert f.confidence == "possible"
-    assert "SAME-CLASS NESTING" in render([f])
-    in_thread(lambda: transfer(accounts[2], accounts[1]), "T-2")
+    assert f.details["reason"] == "both-orders"
+    assert f.confidence == "probable"  # the two orders came from two threads
+    text = render([f])
+    assert "SAME-CLASS NESTING" in text
+    edges = f.details["edges"]
+    assert isinstance(edges, list) and len(edges) == 2  # both orders, each with its stacks
+    assert {e["witness"]["thread"] for e in edges} == {"MainThread", "T-2"}
+    assert all(e["witness"]["taken_at"][0]["function"].endswith("transfer") for e in edges)
+
+
+def test_same_class_cycle_over_several_instances_is_found() -> None:
+    """Dining philosophers: each takes its left fork then its right; no two forks are ever
+    taken both ways, but the instance order is a cycle."""
+    checker = LockOrderChecker()
+    forks = [make_lock(checker) for _ in range(5)]
+    for i in range(5):
+        with forks[i], forks[(i + 1) % 5]:
+            pass
+        assert (checker.findings() == []) == (i < 4)
     [f] = checker.findings()
-    assert f.confidence == "probable"
+    assert f.details["reason"] == "both-orders"
+    assert f.confidence == "possible"  # one thread only
+    assert "the nestings were seen in one thread only" in f.missing_evidence
+
+
+def test_locks_in_a_list_taken_in_index_order_give_no_finding() -> None:
+    """Lock striping (fasteners' shape): locks made in a loop, taken in list order by one
+    wrapper, from several threads, any subset."""
+    checker = LockOrderChecker()
+    stripes = [make_lock(checker) for _ in range(10)]
+
+    def take(indices: list[int]) -> None:
+        held = [stripes[i] for i in sorted(indices)]
+        for lk in held:
+            lk.acquire()
+        for lk in reversed(held):
+            lk.release()
+
+    take(list(range(10)))
+    for n in range(1, 4):
+        in_thread(lambda n=n: take(list(range(0, 10, n))), f"T-{n}")  # type: ignore[misc]
+    assert checker.findings() == []
+    take([9, 3])  # sorted: 3 then 9, still the same order
+    assert checker.findings() == []
+    with stripes[7], stripes[2]:  # now one pair the other way round
+        pass
+    [f] = checker.findings()
+    assert f.details["reason"] == "both-orders"
+
+
+def test_past_the_instance_bound_creation_order_decides(monkeypatch: pytest.MonkeyPatch
+                                                         ) -> None:
+    """More pairs than are remembered: nestings that all follow creation order stay quiet; one
+    against it is reported as no order that can be shown."""
+    from stuck.runtime import lockorder as lo
+
+    monkeypatch.setattr(lo, "MAX_INSTANCE_EDGES", 8)
+    checker = LockOrderChecker()
+    pairs = [(make_lock(checker), make_lock(checker)) for _ in range(20)]
+    for first, second in pairs:
+        with first, second:
+            pass
+    assert checker.findings() == []
+    with pairs[-1][1], pairs[0][0]:  # made later, taken first: against the order seen
+        pass
+    [f] = checker.findings()
+    assert f.details["reason"] == "no-order"
+    assert f.missing_evidence
 
 
 def test_same_class_nesting_with_declared_order_is_checked_as_an_order() -> None:

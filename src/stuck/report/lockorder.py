@@ -19,7 +19,7 @@ MAX_STACK_LINES = 12
 _TITLES = {
     "deadlock": "POSSIBLE DEADLOCK: circular lock order",
     "timed": "LOCK-ORDER CYCLE THROUGH A TIMED ACQUIRE: latency / livelock risk",
-    "same-class": "SAME-CLASS NESTING: two locks of one class held at once, no declared order",
+    "same-class": "SAME-CLASS NESTING: locks of one class nested in no order that holds",
 }
 
 
@@ -111,6 +111,10 @@ def render_finding(f: Finding) -> str:
     if f.explanation:
         lines.append("")
         lines.extend(f"  {clean(x)}" for x in f.explanation.splitlines())
+    if f.missing_evidence:
+        lines.append("")
+        lines.append("  Not known:")
+        lines.extend(f"    {clean(x)}" for x in f.missing_evidence)
     return "\n".join(lines) + "\n"
 
 

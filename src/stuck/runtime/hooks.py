@@ -60,9 +60,21 @@ class LockClass:
     # A small number unique to this object (0: none), for observers' caches: an int key is
     # hashed for free, where hashing the class hashes all its fields. Not part of equality.
     serial: int = field(default=0, compare=False, repr=False)
+    # The refinement of a creation site (see ``registry.lock_class``): the name the new lock
+    # is bound to (``lock`` for ``self.lock = RLock()``, ``b`` for ``b = Lock()``, the
+    # caller's name for a lock a factory returns), and the concrete class of the object it
+    # is an attribute of (``module.QualName``). Two handlers' ``self.lock``, or two locks made
+    # on one line, are then two classes.
+    binding: str | None = None
+    owner: str | None = None
 
     def label(self) -> str:
-        return self.name or f"{self.function}:{self.line}"
+        if self.name:
+            return self.name
+        if self.binding:
+            owner = self.owner.rsplit(".", 1)[-1] if self.owner else None
+            return f"{owner}.{self.binding}" if owner else self.binding
+        return f"{self.function}:{self.line}"
 
 
 class LockObserver(Protocol):

@@ -190,6 +190,61 @@ class _SameClass:
     witness: Witness
     serials: set[int]
     signature: str
+    # "both-orders": instances seen nested both ways (``other``: the reverse order's first
+    # step, None when its stack was not kept); "no-order": more pairs than are tracked and
+    # they do not follow the order the locks were made in; "untracked": more classes nest
+    # their own locks than are tracked, so no instance order was kept for this one.
+    reason: str = "both-orders"
+    other: Witness | None = None
+    instances: tuple[int, int] = (0, 0)
+    other_to: int = 0  # the instance ``other`` took after #y on the way back to #x
+
+
+MAX_INSTANCE_EDGES = 4096  # pairs of instances of one class remembered in nesting order
+MAX_INSTANCE_WITNESSES = 64  # of those, the pairs whose stacks are kept
+MAX_INSTANCE_CLASSES = 1000  # classes whose instances are ordered
+
+
+@dataclass(slots=True)
+class _Instances:
+    """In which order the locks (instances) of one class were nested, so that nesting two locks
+    of a class is reported only when an order between them cannot be shown (see ``_nest``).
+    Instances are named by their creation serial (never reused)."""
+
+    out: dict[int, dict[int, int]] = field(default_factory=dict)  # x -> y -> thread serial
+    witnesses: dict[tuple[int, int], Witness] = field(default_factory=dict)
+    edges: int = 0
+    ascending: int = 0  # pairs nested in the order the locks were made in
+    descending: int = 0  # pairs nested in the reverse order
+
+    def path(self, start: int, goal: int) -> list[int] | None:
+        """A path ``start ~> goal`` in the nesting order (at most ``edges`` steps)."""
+        parent = {start: start}
+        todo = deque([start])
+        while todo:
+            n = todo.popleft()
+            if n == goal:
+                out = [n]
+                while n != start:
+                    n = parent[n]
+                    out.append(n)
+                out.reverse()
+                return out
+            for m in self.out.get(n, ()):
+                if m not in parent:
+                    parent[m] = n
+                    todo.append(m)
+        return None
+
+
+def _instance(lock: object) -> int:
+    """A lock's creation serial (its resource id's number: unique, in order of creation)."""
+    rid = getattr(lock, "_stuck_id", None)
+    if isinstance(rid, str):
+        tail = rid.rpartition("-")[2]
+        if tail.isdigit():
+            return int(tail)
+    return id(lock)
 
 
 # A thread's cache of ``took``: chain on top of its held stack (0: empty) -> its level (see
@@ -385,6 +440,7 @@ class LockOrderChecker:
         # results
         self._cycles: dict[str, _Cycle] = {}
         self._same_class: dict[int, _SameClass] = {}
+        self._instances: dict[int, _Instances] = {}  # base node -> its instances' order
         self._notes: list[str] = []
         self._bounds_hit: set[str] = set()
         self._retracted = 0
@@ -664,10 +720,8 @@ class LockOrderChecker:
             if h_base in self._signals:
                 continue
             if h_base == new_base and not (nodes[h_node].keyed and nodes[node].keyed):
-                if taken_at is None:
-                    taken_at, name = _stack(frame, frame.f_lineno if frame else 0), _thread_name()
-                self._same_class_nesting(h_node, _held_stack(h_code, h_lasti, frame), node,
-                                         taken_at, name, serial, mode)
+                cacheable = False  # each pair of instances is checked: see _nest
+                self._nest(h_lock, h_code, h_lasti, lock, node, frame, serial, mode)
                 continue
             edge = self._out.get(h_node, {}).get(node)
             timed = mode == "timed"
@@ -792,24 +846,80 @@ class LockOrderChecker:
         self._cycles[signature] = _Cycle(nodes, variant, signature, time.time())
         self.generation += 1
 
-    def _same_class_nesting(self, h_node: int, held_at: tuple[StackEntry, ...], node: int,
-                            taken_at: tuple[StackEntry, ...], name: str | None,
-                            serial: int, mode: AcquireMode) -> None:
+    def _nest(self, h_lock: object, h_code: Any, h_lasti: int, lock: object, node: int,
+              frame: FrameType | None, serial: int, mode: AcquireMode) -> None:
+        """``lock`` is taken while ``h_lock``, of the same class, is held.
+
+        Lockdep reports every such nesting, because the kernel cannot afford to tell instances
+        apart. Here each pair of instances is an edge in the class's own instance order; a
+        finding needs two instances seen nested both ways (X before Y somewhere, Y before X
+        elsewhere, or a longer cycle such as dining philosophers), or, once more pairs were
+        seen than are remembered (``MAX_INSTANCE_EDGES``), pairs that do not all follow the
+        order the locks were made in. A list of locks always taken by index, a handler that
+        nests its target's lock, two locks made on one line and nested one way: no finding.
+        """
         base = self._nodes[node].base
+        x, y = _instance(h_lock), _instance(lock)
+        known = self._same_class.get(base)
+        if known is not None:
+            known.serials.add(serial)
+            return
+        inst = self._instances.get(base)
+        if inst is not None:
+            succ = inst.out.get(x)
+            if succ is not None and y in succ:
+                return  # this pair, in this order, is known
+            if inst.edges >= MAX_INSTANCE_EDGES and not (inst.ascending if x > y
+                                                         else inst.descending):
+                return  # past the bound, and in the one creation order seen so far
+        taken_at = _stack(frame, frame.f_lineno if frame else 0)
+        witness = Witness(_thread_name(), serial, time.time(), mode,
+                          _held_stack(h_code, h_lasti, frame), taken_at)
         with self._mutex:
-            rec = self._same_class.get(base)
-            if rec is not None:
-                rec.serials.add(serial)
+            if base in self._same_class:
                 return
-            if len(self._same_class) >= self.max_findings:
-                self._bound_locked("findings", f"more than {self.max_findings} same-class "
-                                   "nestings; further ones are not recorded")
-                return
-            witness = Witness(name or _thread_name(), serial, time.time(), mode,
-                              held_at, taken_at)
-            signature = "same-class:" + self._class_key(base)
-            self._same_class[base] = _SameClass(base, witness, {serial}, signature)
-            self.generation += 1
+            inst = self._instances.get(base)
+            if inst is None:
+                if len(self._instances) >= MAX_INSTANCE_CLASSES:
+                    self._bound_locked("instances", f"more than {MAX_INSTANCE_CLASSES} lock "
+                                       "classes nest two of their own locks; for further ones "
+                                       "any nesting is reported (no instance order is kept)")
+                    self._record_same_class(base, witness, "untracked", None, (x, y), serial)
+                    return
+                inst = self._instances[base] = _Instances()
+            reverse = inst.path(y, x)
+            if x < y:
+                inst.ascending += 1
+            else:
+                inst.descending += 1
+            if inst.edges < MAX_INSTANCE_EDGES:
+                inst.out.setdefault(x, {})[y] = serial
+                inst.edges += 1
+                if len(inst.witnesses) < MAX_INSTANCE_WITNESSES:
+                    inst.witnesses[(x, y)] = witness
+            if reverse is not None:
+                first = (reverse[0], reverse[1])
+                other = inst.witnesses.get(first)
+                other_serial = inst.out[first[0]][first[1]]
+                self._record_same_class(base, witness, "both-orders", other, (x, y), serial,
+                                        other_serial)
+                if base in self._same_class:
+                    self._same_class[base].other_to = first[1]
+            elif inst.edges >= MAX_INSTANCE_EDGES and inst.ascending and inst.descending:
+                self._record_same_class(base, witness, "no-order", None, (x, y), serial)
+
+    def _record_same_class(self, base: int, witness: Witness, reason: str,
+                           other: Witness | None, instances: tuple[int, int],
+                           *serials: int) -> None:
+        """Record a same-class nesting finding. Mutex held."""
+        if len(self._same_class) >= self.max_findings:
+            self._bound_locked("findings", f"more than {self.max_findings} same-class "
+                               "nestings; further ones are not recorded")
+            return
+        signature = "same-class:" + self._class_key(base)
+        self._same_class[base] = _SameClass(base, witness, set(serials), signature, reason,
+                                            other, instances)
+        self.generation += 1
 
     def _mark_signal(self, lock: object, cls: LockClass) -> None:
         node = self._node(lock, cls)
@@ -834,6 +944,7 @@ class LockOrderChecker:
                 if dropped & set(cyc.nodes):
                     del self._cycles[sig]
                     self._retracted += 1
+            self._instances.pop(base, None)
             if base in self._same_class:
                 del self._same_class[base]
                 self._retracted += 1
@@ -860,6 +971,8 @@ class LockOrderChecker:
         rec = self._nodes[node]
         c = rec.cls
         key = f"{c.name or ''}@{c.file}:{c.line}:{c.function}"
+        if c.binding:
+            key += f"={c.owner or ''}.{c.binding}"
         if rec.keyed:
             key += f"[{rec.key!r}]"
         return key
@@ -914,7 +1027,8 @@ class LockOrderChecker:
                 rec = nodes[n]
                 c = rec.cls
                 return {"kind": c.kind, "file": c.file, "line": c.line, "function": c.function,
-                        "name": c.name, "key": repr(rec.key) if rec.keyed else None}
+                        "name": c.name, "binding": c.binding, "owner": c.owner,
+                        "key": repr(rec.key) if rec.keyed else None}
 
             return {
                 "edges": [{"src": node_info(e.src), "dst": node_info(e.dst), "timed": e.timed,
@@ -937,8 +1051,11 @@ class LockOrderChecker:
             return serials[n]
 
         def node(info: dict[str, Any]) -> int:
+            binding, owner = info.get("binding"), info.get("owner")
             cls = LockClass(str(info["kind"]), str(info["file"]), int(info["line"]),
-                            str(info["function"]), info.get("name"))
+                            str(info["function"]), info.get("name"), 0,
+                            binding if isinstance(binding, str) else None,
+                            owner if isinstance(owner, str) else None)
             n = self._node_by_cls.get(cls) or self._intern(cls)
             key = info.get("key")
             if key is not None and n:
@@ -993,6 +1110,7 @@ class LockOrderChecker:
             self._clear_fast()
             self._cycles.clear()
             self._same_class.clear()
+            self._instances.clear()
             self._signals.clear()
             self._signal_nodes.clear()
             self._signal_labels.clear()
@@ -1075,6 +1193,8 @@ def class_label(cls: LockClass, key: Hashable | None = None, keyed: bool = False
     (``Cache._lock`` for ``self._lock = Lock()`` in ``Cache.__init__``), else ``function:line``.
     """
     label = cls.name
+    if not label and cls.binding:  # known from the bytecode when the lock was made
+        label = cls.label()
     if not label:
         target = None
         try:
@@ -1110,6 +1230,10 @@ def _class_info(node: _Node, label: str) -> dict[str, object]:
     c = node.cls
     info: dict[str, object] = {"label": label, "kind": c.kind, "file": c.file, "line": c.line,
                                "function": c.function}
+    if c.binding:
+        info["binding"] = c.binding
+    if c.owner:
+        info["owner"] = c.owner
     if c.name:
         info["name"] = c.name
     if node.keyed:
@@ -1190,30 +1314,69 @@ def _same_class_finding(rec: _SameClass, nodes: list[_Node]) -> Finding:
     node = nodes[rec.node]
     label = class_label(node.cls)
     w = rec.witness
+    x, y = rec.instances
     confidence: Confidence = "probable" if len(rec.serials) > 1 else "possible"
-    line = (f"thread {w.thread} holds `{label}` ({_where(w.held_at)}) and takes another "
-            f"`{label}` ({_where(w.taken_at)})")
-    summary = (f"same-class nesting: two locks of class `{label}` held at once, in no declared "
-               "order; two threads nesting them in opposite orders would deadlock")
+    line = (f"thread {w.thread} holds `{label}` #{x} ({_where(w.held_at)}) and takes "
+            f"`{label}` #{y} ({_where(w.taken_at)})")
+    edges: list[dict[str, object]] = [{"from": f"{label} #{x}", "to": f"{label} #{y}",
+                                       "timed": w.mode == "timed",
+                                       "multi_thread": len(rec.serials) > 1, "line": line,
+                                       "witness": w.to_dict(), "other_witnesses": []}]
+    missing: list[str] = []
+    if rec.reason == "both-orders":
+        summary = (f"same-class nesting: two locks of class `{label}` were taken in both "
+                   "orders; two threads doing so at once would deadlock")
+        why = (f"Lock #{x} was taken before lock #{y} of the same class, and elsewhere #{y} "
+               f"(or a lock nested after it) before #{x}: no order between them holds.")
+        o = rec.other
+        if o is not None:
+            z = rec.other_to
+            other_line = (f"thread {o.thread} holds `{label}` #{y} ({_where(o.held_at)}) and "
+                          f"takes `{label}` #{z} ({_where(o.taken_at)})"
+                          + ("" if z == x else f" on the way back to #{x}"))
+            edges.append({"from": f"{label} #{y}", "to": f"{label} #{z}",
+                          "timed": o.mode == "timed",
+                          "multi_thread": len(rec.serials) > 1, "line": other_line,
+                          "witness": o.to_dict(), "other_witnesses": []})
+        else:
+            missing.append(f"the stack of the reverse order (#{y} first) was not kept: more "
+                           f"than {MAX_INSTANCE_WITNESSES} pairs of this class were seen")
+    elif rec.reason == "no-order":
+        summary = (f"same-class nesting: locks of class `{label}` are nested in no order "
+                   "that could be shown; two threads nesting two of them in opposite orders "
+                   "would deadlock")
+        why = (f"More than {MAX_INSTANCE_EDGES} pairs of this class were nested, and they do "
+               "not all follow the order in which the locks were made.")
+        missing.append("the full order between instances (too many pairs to keep)")
+    else:
+        summary = (f"same-class nesting: two locks of class `{label}` held at once, in no "
+                   "declared order; two threads nesting them in opposite orders would "
+                   "deadlock")
+        why = (f"More than {MAX_INSTANCE_CLASSES} classes nest their own locks; for this one "
+               "the order between instances was not kept.")
+        missing.append("the order between instances of this class (not kept)")
+    if len(rec.serials) < 2:
+        missing.append("the nestings were seen in one thread only")
     explanation = (
-        "Locks made by the same line form one class; this thread held one of them while taking "
-        "another. If another thread can take the same two the other way round, they deadlock. "
-        "If the program always takes them in one order (by account id, by address), declare "
-        "it with stuck.order_by(lock, key) and the checker will verify that order instead.")
+        "Locks made by the same line and bound to the same name form one class; " + why + " "
+        "If two threads can take two of them the opposite way round at once, they deadlock. "
+        "Fix: take them in one order (by account id, by index). If the order cannot be "
+        "seen in one run, declare it with stuck.order_by(lock, key) and the checker will "
+        "verify that order instead.")
     details: dict[str, object] = {
         "variant": "same-class",
+        "reason": rec.reason,
         "signature": rec.signature,
         "classes": [_class_info(node, label)],
-        "edges": [{"from": label, "to": label, "timed": w.mode == "timed",
-                   "multi_thread": len(rec.serials) > 1, "line": line,
-                   "witness": w.to_dict(), "other_witnesses": []}],
-        "interleaving": [f"T1 takes `{label}` #1", f"T2 takes `{label}` #2",
-                         f"T1 waits for `{label}` #2, held by T2",
-                         f"T2 waits for `{label}` #1, held by T1"],
+        "edges": edges,
+        "interleaving": [f"T1 takes `{label}` #{x}", f"T2 takes `{label}` #{y}",
+                         f"T1 waits for `{label}` #{y}, held by T2",
+                         f"T2 waits for `{label}` #{x}, held by T1"],
     }
+    threads = sorted({w.thread} | ({rec.other.thread} if rec.other is not None else set()))
     return Finding(kind="lock-order", confidence=confidence, summary=summary,
-                   explanation=explanation, threads=[w.thread], resources=[label],
-                   details=details)
+                   explanation=explanation, threads=threads, resources=[label],
+                   details=details, missing_evidence=missing)
 
 
 # ---------------------------------------------------------------------------------------------

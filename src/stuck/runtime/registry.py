@@ -15,6 +15,7 @@ reported. It is an original ``_thread`` lock, held for short sections that never
 from __future__ import annotations
 
 import _thread
+import bisect
 import itertools
 import os
 import sys
@@ -98,23 +99,123 @@ def created_by_library(depth: int = 2) -> bool:
 # entry point, so reports do not show the command line's frames under the program's.
 boundary_codes: set[CodeType] = set()
 
-_classes: dict[tuple[str, CodeType | None, int, str | None], LockClass] = {}
+_classes: dict[tuple[Any, ...], LockClass] = {}
 _class_serials = itertools.count(1)
+
+# What the instruction after a call does with the value the call returns, by (code, offset of
+# the call): bind it to a name, bind it to an attribute of a local (``self.lock = ...``),
+# return it (a factory: its caller binds it), or something else (None). Read once per call
+# site from the bytecode; bounded (past the bound, sites are read but not remembered).
+Binding = tuple[str, str, str | None] | None  # (how: "name" | "attr" | "return", name, local)
+_bindings: dict[tuple[CodeType, int], Binding] = {}
+_offsets: dict[CodeType, tuple[list[int], list[Binding]]] = {}
+_MAX_BINDING_SITES = 20000
+_STORES = frozenset({"STORE_NAME", "STORE_FAST", "STORE_GLOBAL", "STORE_DEREF"})
+_FACTORY_DEPTH = 2  # factories followed outwards to the name their result is bound to
+
+
+def _read_bindings(code: CodeType) -> tuple[list[int], list[Binding]]:
+    """For every instruction of ``code``: its offset and what the instructions from there
+    do with the value on top of the stack (see ``_bindings``)."""
+    import dis  # only on the first lock made by a code object
+
+    ins = [(i.offset, i.opname, i.argval) for i in dis.get_instructions(code)]
+    out: list[Binding] = []
+    for k, (_, op, arg) in enumerate(ins):
+        nxt = ins[k + 1] if k + 1 < len(ins) else None
+        if op in _STORES and isinstance(arg, str):
+            out.append(("name", arg, None))
+        elif (op.startswith("LOAD_FAST") and isinstance(arg, str) and nxt is not None
+              and nxt[1] == "STORE_ATTR" and isinstance(nxt[2], str)):
+            out.append(("attr", nxt[2], arg))
+        elif op == "RETURN_VALUE":
+            out.append(("return", "", None))
+        else:
+            out.append(None)
+    return [o for o, _, _ in ins], out
+
+
+def binding_at(code: CodeType, lasti: int) -> Binding:
+    """What the code after the call running at ``lasti`` in ``code`` does with its result."""
+    key = (code, lasti)
+    try:
+        return _bindings[key]
+    except KeyError:
+        pass
+    table = _offsets.get(code)
+    if table is None:
+        try:
+            table = _read_bindings(code)
+        except Exception:  # a code object dis cannot read: no refinement
+            table = ([], [])
+        if len(_offsets) < _MAX_BINDING_SITES:
+            _offsets[code] = table
+    offsets, found = table
+    i = bisect.bisect_right(offsets, lasti)  # the first instruction after the call
+    result = found[i] if i < len(found) else None
+    if len(_bindings) < _MAX_BINDING_SITES:
+        _bindings[key] = result
+    return result
+
+
+def _type_name(t: type) -> str:
+    """``module.QualName`` of a class, read from the type's own slots (a metaclass's
+    ``__getattribute__`` is never called)."""
+    try:
+        module = type.__dict__["__module__"].__get__(t, type)
+        qualname = type.__dict__["__qualname__"].__get__(t, type)
+        return f"{module}.{qualname}" if isinstance(module, str) else str(qualname)
+    except Exception:
+        return "?"
+
+
+def _refinement(site: FrameType) -> tuple[str | None, str | None, Any]:
+    """(binding, owner, key) for a lock made at ``site``: the name the new lock is bound to
+    and the concrete class of the object holding it, following factories outwards
+    (``self._jobs_lock = self._create_lock()``). ``key`` tells classes apart in ``_classes``.
+    Reads the bytecode once per site and the frame's locals only for an attribute binding."""
+    frame: FrameType | None = site
+    for _ in range(_FACTORY_DEPTH + 1):
+        if frame is None:
+            return None, None, None
+        b = binding_at(frame.f_code, frame.f_lasti)
+        if b is None:
+            return None, None, None
+        how, name, local = b
+        if how == "return":
+            frame = frame.f_back
+            continue
+        where = None if frame is site else (frame.f_code, frame.f_lasti)
+        if how == "name":
+            return name, None, (name, where)
+        owner_obj = frame.f_locals.get(local) if local is not None else None
+        if owner_obj is None:
+            return name, None, (name, where)
+        t = type(owner_obj)
+        owner = _type_name(t)
+        return name, owner, (name, where, owner, id(t))  # no hash(t): a metaclass's __hash__
+    return None, None, None
 
 
 def lock_class(kind: str, name: str | None, frame: FrameType | None) -> LockClass:
-    """The LockClass (creation site) of a new primitive whose constructor's caller is ``frame``."""
+    """The LockClass (creation site) of a new primitive whose constructor's caller is ``frame``.
+
+    The site is refined by the name the lock is bound to and the concrete class of its owner
+    (``_refinement``): locks made by one line for different names or different classes of
+    owner are distinct classes, as lockdep's static keys would make them."""
     site = user_frame(frame)
     code = site.f_code if site is not None else None
     line = site.f_lineno if site is not None else 0
-    key = (kind, code, line, name)
+    binding, owner, refined = _refinement(site) if site is not None and name is None else (
+        None, None, None)
+    key = (kind, code, line, name, refined)
     cls = _classes.get(key)
     if cls is None:
         if code is None:
             cls = LockClass(kind, "?", 0, "?", name, next(_class_serials))
         else:
             cls = LockClass(kind, code.co_filename, line or 0, code.co_name, name,
-                            next(_class_serials))
+                            next(_class_serials), binding, owner)
         _classes[key] = cls
     return cls
 
