@@ -213,3 +213,18 @@ def test_locks_made_in_a_loop_taken_in_list_order_are_not_a_finding(
     [f] = checker.findings()
     assert f.details["variant"] == "same-class"
     assert f.details["reason"] == "both-orders"
+
+
+def test_a_factory_called_for_two_names_makes_two_classes(checker: LockOrderChecker) -> None:
+    """The class of a lock a factory returns depends on its caller's binding, so it is not
+    remembered by the factory's own line alone."""
+    def make() -> Any:
+        return threading.Lock()
+
+    first = make()
+    second = make()
+    again = [make() for _ in range(2)]  # bound to no name: the factory's line is the class
+    classes = [lk._stuck_class for lk in (first, second, *again)]
+    assert [c.binding for c in classes] == ["first", "second", None, None]
+    assert classes[0] != classes[1]
+    assert classes[2] == classes[3]

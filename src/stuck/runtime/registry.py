@@ -101,6 +101,14 @@ boundary_codes: set[CodeType] = set()
 
 _classes: dict[tuple[Any, ...], LockClass] = {}
 _class_serials = itertools.count(1)
+# (kind, id(code), offset of the call) -> the class of every lock made there, for sites whose
+# class depends on nothing else (no owner): one lookup instead of reading the line number.
+_by_site: dict[tuple[str, int, int], LockClass] = {}
+_site_codes: list[CodeType] = []
+# (kind, id(code), offset) -> the local an attribute binding stores into, and
+# ((kind, id(code), offset), id(owner's class)) -> the class of locks made there for it.
+_attr_sites: dict[tuple[str, int, int], str] = {}
+_by_owner: dict[tuple[tuple[str, int, int], int], LockClass] = {}
 
 # What the instruction after a call does with the value the call returns, by (code, offset of
 # the call): bind it to a name, bind it to an attribute of a local (``self.lock = ...``),
@@ -169,32 +177,34 @@ def _type_name(t: type) -> str:
         return "?"
 
 
-def _refinement(site: FrameType) -> tuple[str | None, str | None, Any]:
-    """(binding, owner, key) for a lock made at ``site``: the name the new lock is bound to
-    and the concrete class of the object holding it, following factories outwards
-    (``self._jobs_lock = self._create_lock()``). ``key`` tells classes apart in ``_classes``.
+def _refinement(site: FrameType) -> tuple[str | None, str | None, Any, bool]:
+    """(binding, owner, key, fixed) for a lock made at ``site``: the name the new lock is
+    bound to and the concrete class of the object holding it, following factories outwards
+    (``self._jobs_lock = self._create_lock()``). ``key`` tells classes apart in ``_classes``;
+    ``fixed``: every lock made at ``site`` gets this answer (no owner, no factory's caller).
     Reads the bytecode once per site and the frame's locals only for an attribute binding."""
     frame: FrameType | None = site
     for _ in range(_FACTORY_DEPTH + 1):
         if frame is None:
-            return None, None, None
+            return None, None, None, False
         b = binding_at(frame.f_code, frame.f_lasti)
         if b is None:
-            return None, None, None
+            return None, None, None, frame is site
         how, name, local = b
         if how == "return":
             frame = frame.f_back
             continue
         where = None if frame is site else (frame.f_code, frame.f_lasti)
         if how == "name":
-            return name, None, (name, where)
+            return name, None, (name, where), where is None
         owner_obj = frame.f_locals.get(local) if local is not None else None
         if owner_obj is None:
-            return name, None, (name, where)
+            return name, None, (name, where), False
         t = type(owner_obj)
         owner = _type_name(t)
-        return name, owner, (name, where, owner, id(t))  # no hash(t): a metaclass's __hash__
-    return None, None, None
+        # id(t), not t: hashing a class may call its metaclass's __hash__
+        return name, owner, (name, where, owner, id(t)), False
+    return None, None, None, False
 
 
 def lock_class(kind: str, name: str | None, frame: FrameType | None) -> LockClass:
@@ -204,19 +214,48 @@ def lock_class(kind: str, name: str | None, frame: FrameType | None) -> LockClas
     (``_refinement``): locks made by one line for different names or different classes of
     owner are distinct classes, as lockdep's static keys would make them."""
     site = user_frame(frame)
-    code = site.f_code if site is not None else None
+    code: CodeType | None = None
+    site_key: tuple[str, int, int] | None = None
+    if site is not None and name is None:
+        code = site.f_code
+        site_key = (kind, id(code), site.f_lasti)
+        cls = _by_site.get(site_key)
+        if cls is not None:  # a site whose class depends on nothing else (the common case)
+            return cls
+        local = _attr_sites.get(site_key)
+        if local is not None:  # ``self.lock = Lock()``: by the concrete class of ``self``
+            cls = _by_owner.get((site_key, id(type(site.f_locals.get(local)))))
+            if cls is not None:
+                return cls
     line = site.f_lineno if site is not None else 0
-    binding, owner, refined = _refinement(site) if site is not None and name is None else (
-        None, None, None)
+    binding: str | None = None
+    owner: str | None = None
+    refined: Any = None
+    fixed = False
+    if site is not None and site_key is not None:
+        binding, owner, refined, fixed = _refinement(site)
+    elif site is not None:
+        code = site.f_code
     key = (kind, code, line, name, refined)
     cls = _classes.get(key)
     if cls is None:
-        if code is None:
+        if site is None:
             cls = LockClass(kind, "?", 0, "?", name, next(_class_serials))
         else:
-            cls = LockClass(kind, code.co_filename, line or 0, code.co_name, name,
+            c = site.f_code
+            cls = LockClass(kind, c.co_filename, line or 0, c.co_name, name,
                             next(_class_serials), binding, owner)
         _classes[key] = cls
+    if site_key is not None and code is not None and len(_by_site) < _MAX_BINDING_SITES:
+        if fixed:
+            _by_site[site_key] = cls
+            _site_codes.append(code)  # its id must not be reused by another code object
+        elif owner is not None and refined[1] is None and len(_by_owner) < _MAX_BINDING_SITES:
+            b = binding_at(code, site_key[2])
+            if b is not None and b[2] is not None:
+                _attr_sites[site_key] = b[2]
+                _by_owner[(site_key, refined[3])] = cls
+                _site_codes.append(code)
     return cls
 
 
