@@ -105,10 +105,15 @@ def _run_module(module: str, args: list[str]) -> None:
 @click.option("--lock-order-strict", is_flag=True, default=False,
               help="Like --lock-order, and a cycle through a timed acquire counts as a "
                    "deadlock risk rather than a latency risk.")
+@click.option("--lock-order-children", is_flag=True, default=False,
+              help="With --lock-order, a child the program forks that ends by returning or "
+                   "sys.exit() also writes its lock-order report (with its pid) and exits 1 "
+                   "on findings. Without it only the process stuck run started reports.")
 def run_command(module: str | None, policy: str, json_path: str | None, signal_name: str,
                 program_args: tuple[str, ...], hang_after_text: str | None = None,
                 hang_policy: str = "report", lock_order: bool = False,
-                lock_order_strict: bool = False, html_path: str | None = None) -> None:
+                lock_order_strict: bool = False, html_path: str | None = None,
+                lock_order_children: bool = False) -> None:
     """Run a Python program with deadlock detection on.
 
     \b
@@ -157,6 +162,7 @@ def run_command(module: str | None, policy: str, json_path: str | None, signal_n
     from stuck.runtime import lockorder
 
     lockorder.enable(strict=lock_order_strict)
+    started = os.getpid()
     try:
         _run(module, args)
     except SystemExit as exc:
@@ -167,6 +173,14 @@ def run_command(module: str | None, policy: str, json_path: str | None, signal_n
     if isinstance(status, str):
         click.echo(status, err=True)  # what SystemExit("message") would print
     _join_non_daemon_threads()
+    if os.getpid() != started:
+        # A child the program forked, ending through sys.exit(): its exit status is the
+        # program's own unless asked (the parent would otherwise see 1 where it saw 0).
+        if not lock_order_children:
+            sys.exit(code)
+        sys.stderr.write(f"\nstuck: lock-order report of forked child {os.getpid()}")
+        found = lockorder.write_run_report(json_path=None)
+        sys.exit(1 if found and code == 0 else code)
     found = lockorder.write_run_report(json_path=json_path)
     sys.exit(1 if found and code == 0 else code)
 

@@ -126,3 +126,42 @@ def test_module_alias_runs_the_same(tmp_path: Path) -> None:
     assert json.loads(out.read_text())["findings"][0]["kind"] == "lock-order"
     bad = run("-m", "stuck.runtime.lockorder", "--nope", prog.name, cwd=tmp_path)
     assert bad.returncode == 2 and "unknown option" in bad.stderr
+
+
+FORKS = """
+    import os, sys, threading
+    a = threading.Lock()
+    b = threading.Lock()
+    with a, b:
+        pass
+    pid = os.fork()
+    if pid == 0:
+        with b, a:  # the reverse order, in the child only
+            pass
+        sys.exit(0)
+    _, status = os.waitpid(pid, 0)
+    print("child exit", os.waitstatus_to_exitcode(status))
+"""
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs os.fork")
+def test_forked_child_keeps_its_exit_status_and_writes_no_report(tmp_path: Path) -> None:
+    prog = script(tmp_path, FORKS)
+    plain = run(str(prog), cwd=tmp_path)
+    assert plain.stdout == "child exit 0\n"
+    out = run("-m", "stuck", "run", "--lock-order", str(prog), cwd=tmp_path)
+    assert out.stdout == plain.stdout  # the child exited 0, as without stuck
+    assert out.returncode == 0
+    assert out.stderr.count("lock-order") == 1  # the parent's report only
+    assert "no lock-order problem found" in out.stderr
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs os.fork")
+def test_forked_child_reports_when_asked(tmp_path: Path) -> None:
+    prog = script(tmp_path, FORKS)
+    out = run("-m", "stuck", "run", "--lock-order", "--lock-order-children", str(prog),
+              cwd=tmp_path)
+    assert out.stdout == "child exit 1\n"
+    assert "lock-order report of forked child" in out.stderr
+    assert "POSSIBLE DEADLOCK" in out.stderr
+    assert out.returncode == 0  # the parent itself found nothing

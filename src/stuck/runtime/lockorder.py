@@ -34,6 +34,20 @@ common case themselves, without calling it (``inline_state``, ``hooks.InlineStat
 checker's hooks run only for new patterns, try and timed acquires, out-of-order releases and
 releases by another thread. Memory is bounded (``max_edges``, ``max_classes``, ``max_chains``,
 ``max_findings``); reaching a bound is written to stderr once and listed in ``notes()``.
+A class (or a keyed sub-class) costs about 250 bytes; an edge about 1 KB plus its witness
+stacks (at most 3 witnesses of 24 frames each: up to about 10 KB); the defaults (100,000
+classes, 20,000 edges, 100,000 chains) keep the graph under about 25 MB for classes and
+200 MB for edges in the worst case, far less in practice. Interning a class, declaring an
+order and pushing a pattern are O(1) amortised. Past ``max_classes``, locks given an
+``order_by`` key are checked as instances of their class (see ``_nest``) rather than as
+keyed sub-classes; locks of new classes are not checked (said once, and in the report).
+
+Same-class nesting (two locks of one class held at once) is decided per *instance*: each
+class keeps the order in which its instances were nested, and reports only instances seen
+nested both ways, or, past ``MAX_INSTANCE_EDGES`` pairs, pairs that do not follow the order
+the locks were made in. A lock's class is its creation site refined by the name it is bound to
+and its owner's concrete class (``registry.lock_class``), so a handler's ``self.lock`` nesting
+its target handler's ``self.lock`` is an order between two classes.
 """
 
 from __future__ import annotations
@@ -122,9 +136,14 @@ def order_by(lock: object, key: OrderKey) -> object:
         raise TypeError(f"stuck.order_by: the key must be an int, str, float or a tuple of "
                         f"them, not {type(key).__name__}; pass a plain value such as an id")
     lock_id = id(lock)
+    first = not _order_keys
     _order_keys[lock_id] = key
-    if _checker is not None:
-        _checker._clear_fast()  # keyed locks take the slow path: their node depends on the key
+    if first and _checker is not None:
+        # Keyed locks take the slow path (their node depends on the key), and nothing is
+        # cached while any key exists: the caches are emptied once, when the first key comes,
+        # so each declaration costs O(1) (emptying them on every call made n declarations
+        # cost O(n^2) once the caches had grown).
+        _checker._clear_fast()
     try:
         weakref.finalize(lock, _forget_key, lock_id)
     except TypeError:  # not weakly referenceable: keep it alive so its id is not reused
@@ -409,7 +428,7 @@ class LockOrderChecker:
     """A ``hooks.LockObserver`` that builds the lock-order graph and reports its cycles."""
 
     def __init__(self, *, strict: bool = False, max_edges: int = 20000,
-                 max_classes: int = 10000, max_chains: int = 100000,
+                 max_classes: int = 100000, max_chains: int = 100000,
                  max_findings: int = 1000) -> None:
         self.strict = strict
         self.max_edges = max_edges
@@ -646,9 +665,10 @@ class LockOrderChecker:
             n = self._node_by_key.get((base, key))
             if n is None:
                 if len(self._nodes) >= self.max_classes:
-                    self._bound_locked("classes", f"more than {self.max_classes} lock classes; "
-                                       "locks of new classes are not checked")
-                    return 0
+                    self._bound_locked("keys", f"more than {self.max_classes} lock classes; "
+                                       "locks given an order_by key since are checked as "
+                                       "locks of their class (the order of their instances)")
+                    return base
                 n = len(self._nodes)
                 self._nodes.append(_Node(self._nodes[base].cls, base, key, True))
                 self._node_by_key[(base, key)] = n
@@ -1385,7 +1405,7 @@ def _same_class_finding(rec: _SameClass, nodes: list[_Node]) -> Finding:
 _checker: LockOrderChecker | None = None
 
 
-def enable(*, strict: bool = False, max_edges: int = 20000, max_classes: int = 10000,
+def enable(*, strict: bool = False, max_edges: int = 20000, max_classes: int = 100000,
            max_findings: int = 1000) -> LockOrderChecker:
     """Start checking lock order: adds the checker as an observer of the live instrumentation.
 
