@@ -3,6 +3,8 @@ class bound locks given a key are still checked (as instances of their class), l
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from stuck.runtime import lockorder
@@ -50,7 +52,7 @@ def test_past_the_class_bound_keyed_locks_are_still_checked(capfd: pytest.Captur
                                                             ) -> None:
     c = LockOrderChecker(max_classes=4)
     locks = [order_by(make_lock(c), i) for i in range(10)]  # one class, ten keys
-    for a, b in zip(locks, locks[1:]):
+    for a, b in itertools.pairwise(locks):
         with a, b:
             pass
     assert c.findings() == []
