@@ -60,6 +60,9 @@ class Wait:
     timeout: float | None = None  # None: waits forever
     durable: bool = True  # only in-process code can end it (not I/O, not a timer)
     at: Frame | None = None  # the frame (in the program's own code) where the wait happens
+    # For a wait on a pipe or socket: "read" or "write" (or "wait-child" for a process waiting
+    # for its child to exit), the way the thread is blocked. None for every other wait.
+    direction: str | None = None
 
 
 @dataclass(slots=True)
@@ -112,6 +115,11 @@ class Resource:
     # Threads that could end a wait on this resource (ever notified, set, put, released, ...).
     # None: the source cannot tell (most dumps); [] : nobody ever did.
     wakers: list[str] | None = None
+    # Pipes and sockets (stuck capture): the kernel's inode, the bytes waiting to be read and
+    # the buffer's size, where the kernel shows them.
+    inode: int | None = None
+    queued: int | None = None
+    capacity: int | None = None
 
 
 @dataclass(slots=True)

@@ -64,6 +64,8 @@ def _wait(w: Wait | None) -> dict[str, Any] | None:
         d["duration"] = round(w.duration, 3)
     if w.at is not None:
         d["at"] = _frame(w.at)
+    if w.direction is not None:
+        d["direction"] = w.direction
     return d
 
 
@@ -76,6 +78,10 @@ def _resource(r: Resource) -> dict[str, Any]:
         d["acquired_at"] = {k: _frame(v) for k, v in r.acquired_at.items()}
     if r.wakers is not None:
         d["wakers"] = list(r.wakers)
+    for name in ("inode", "queued", "capacity"):
+        value = getattr(r, name)
+        if value is not None:
+            d[name] = value
     return d
 
 
@@ -267,7 +273,8 @@ def _read_thread(d: Any) -> Thread:
                     durable=_get(w, "durable", bool, True, "wait"),
                     since=_get(w, "since", (int, float), None, "wait"),
                     duration=_get(w, "duration", (int, float), None, "wait"),
-                    at=_maybe_frame(_get(w, "at", dict, None, "wait")))
+                    at=_maybe_frame(_get(w, "at", dict, None, "wait")),
+                    direction=_get(w, "direction", str, None, "wait"))
     return Thread(
         id=_get(d, "id", str, where="thread"),
         tid=_get(d, "tid", int, None, "thread"),
@@ -305,7 +312,10 @@ def from_dict(doc: Any) -> Report:
                           created_at=_maybe_frame(_get(r, "created_at", dict, None, "resource")),
                           acquired_at={str(k): _read_frame(v) for k, v in
                                        _get(r, "acquired_at", dict, {}, "resource").items()},
-                          wakers=_maybe_strs(_get(r, "wakers", list, None, "resource")))
+                          wakers=_maybe_strs(_get(r, "wakers", list, None, "resource")),
+                          inode=_get(r, "inode", int, None, "resource"),
+                          queued=_get(r, "queued", int, None, "resource"),
+                          capacity=_get(r, "capacity", int, None, "resource"))
                  for r in _get(doc, "resources", list)]
     findings = []
     for f in _get(doc, "findings", list, []):
