@@ -1,4 +1,4 @@
-"""The command line: ``stuck run``, ``stuck analyze``, ``stuck explore``.
+"""The command line: ``stuck run``, ``stuck analyze``, ``stuck explore``, ``stuck capture``.
 
 Each command lives beside the code it drives and is imported only when invoked, so
 ``stuck analyze`` never loads the runtime and ``stuck run`` never loads the dump parsers.
@@ -21,6 +21,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
                 "Read thread dumps and name why the program is stuck."),
     "explore": ("stuck.explore.cli", "explore_command",
                 "Search a test's interleavings for one that deadlocks."),
+    "capture": ("stuck.capture.cli", "capture_command",
+                "Read live processes from outside and name why they are stuck."),
 }
 
 

@@ -1,0 +1,134 @@
+"""``stuck capture PID…``: diagnose a live process from the outside, in any language.
+
+Reading happens in ``collect`` (the kernel's view first, twice; then each runtime's own view:
+gdb for native code, py-spy or pystack for CPython, jcmd for a JVM) and building in
+``stuck.capture.merge``; the report comes from the same rules as ``stuck analyze``. Processes at
+the other end of a pipe or socket a captured thread is blocked on are captured too, so a cycle
+across processes closes.
+
+Capture never stops or kills its target: /proc is only read, each tool has a deadline, and
+gdb detaches (a target a killed debugger left stopped is continued).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from stuck.capture import peers, proc, syscalls
+from stuck.capture.evidence import Evidence, ProcessEvidence
+from stuck.model import Report
+
+INTERVAL = 0.25  # seconds between the two readings of every thread
+MAX_PROCESSES = 64  # peers followed at most
+TIMEOUT = 20.0  # seconds each outside tool may take
+
+
+def _waiting_keys(pe: ProcessEvidence, machine: str) -> set[str]:
+    """Pipes and sockets that a thread of ``pe`` sleeps reading or writing."""
+    fds = {f.fd: f.target for f in pe.fds}
+    out = set()
+    for te in pe.threads:
+        call = syscalls.parse(te.syscall, machine)
+        fd = call.fd() if call is not None else None
+        target = fds.get(fd) if fd is not None else None
+        if target and target.startswith(("pipe:", "socket:")):
+            out.add(target)
+    return out
+
+
+def collect(pids: list[int], tree: bool = False, timeout: float = TIMEOUT,
+            interval: float = INTERVAL, runtime_views: bool = True) -> Evidence:
+    ev = Evidence(taken_at=time.time(), machine=os.uname().machine, interval=interval)
+    order: list[tuple[int, str]] = [(p, "asked") for p in dict.fromkeys(pids)]
+    if tree:
+        for p in list(dict.fromkeys(pids)):
+            order.extend((c, f"child of {p}") for c in proc.children(p))
+    seen: set[int] = set()
+    for pid, why in order:
+        if pid not in seen:
+            seen.add(pid)
+            ev.processes.append(proc.read_process(pid, why))
+    unix_all = peers.unix_sockets()
+    if not unix_all:
+        ev.missing.append("the kernel's socket table (sock_diag) could not be read: unix "
+                          "socket peers are not linked")
+    ev.unix = unix_all
+    ev.net_tcp = peers.read_tcp()
+    _follow_peers(ev, seen)
+    time.sleep(interval)
+    for pe in ev.processes:
+        proc.resample(pe)
+    if runtime_views:
+        _runtime_views(ev, timeout)
+    keep = {int(f.target[8:-1]) for pe in ev.processes for f in pe.fds
+            if f.target.startswith("socket:[")}
+    ev.unix = [s for s in ev.unix if s.inode in keep or (s.peer or 0) in keep]
+    ev.net_tcp = "\n".join(line for line in ev.net_tcp.splitlines()
+                           if len(line.split()) > 9 and line.split()[9].isdigit()
+                           and int(line.split()[9]) in keep)
+    return ev
+
+
+def _follow_peers(ev: Evidence, seen: set[int]) -> None:
+    """Capture the processes holding the other end of what captured threads wait on."""
+    done: set[str] = set()
+    while len(ev.processes) < MAX_PROCESSES:
+        keys: set[str] = set()
+        for pe in ev.processes:
+            keys |= _waiting_keys(pe, ev.machine)
+        keys = peers.peer_keys(ev, keys) - done
+        if not keys:
+            return
+        done |= keys
+        found = proc.holders(keys)
+        new = [(pid, key) for key, pids in found.items() for pid in pids if pid not in seen]
+        if not new:
+            return
+        for pid, key in new:
+            if pid in seen or len(ev.processes) >= MAX_PROCESSES:
+                continue
+            seen.add(pid)
+            ev.processes.append(proc.read_process(pid, f"holds {key}"))
+    ev.notes.append(f"stopped following pipes and sockets at {MAX_PROCESSES} processes")
+
+
+def _runtime_views(ev: Evidence, timeout: float) -> None:
+    from stuck.capture import gdb, jvm, python
+
+    for pe in ev.processes:
+        if not pe.threads or pe.state in ("Z", "X", "gone"):
+            continue
+        if pe.runtime == "python":
+            python.collect(pe, timeout)
+        elif pe.runtime == "jvm":
+            jvm.collect(pe, timeout)
+        else:
+            if pe.runtime == "go":
+                pe.missing.append(
+                    f"pid {pe.pid} is a Go program: its goroutines cannot be read from outside "
+                    "without ending it (SIGQUIT prints them and exits); only its OS threads "
+                    "are shown")
+            if any(te.syscall.split()[:1] != ["running"] for te in pe.threads):
+                gdb.collect(pe, ev, timeout)
+
+
+def report(ev: Evidence) -> Report:
+    """The report for captured evidence: built, analysed by the one rules engine, and each
+    finding told what could not be read of the processes it involves."""
+    from stuck.analysis import analyze
+    from stuck.capture.merge import build
+
+    built = build(ev)
+    rep = analyze(built.snapshot, built.stated, built.inferred)
+    pid_of = {t.id: p.pid for p in built.snapshot.processes for t in p.threads}
+    for f in rep.findings:
+        pids = dict.fromkeys(pid_of[t] for t in [*f.threads, *f.blocked_behind] if t in pid_of)
+        for pid in pids:
+            for gap in built.missing.get(pid or 0, []):
+                if gap not in f.missing_evidence:
+                    f.missing_evidence.append(gap)
+    return rep
+
+
+__all__ = ["collect", "report"]

@@ -1,0 +1,61 @@
+"""``stuck capture PID… [--tree] [--json FILE] [--html FILE] [--save DIR]``.
+
+Exit 0: nothing found; 1: findings; 2: bad usage, or no process could be read (a one-line
+message). A partial capture (a process that exited, a tool missing, no privileges) still
+reports what it read, and says what is missing.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from stuck.errors import EXIT_USAGE
+
+
+def _fail(message: str) -> None:
+    click.echo(f"stuck capture: {message}", err=True)
+    sys.exit(EXIT_USAGE)
+
+
+@click.command("capture", context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("pids", nargs=-1, required=True)
+@click.option("--tree", is_flag=True, help="Also capture every descendant of each PID.")
+@click.option("--json", "json_out", is_flag=False, flag_value="-", default=None,
+              metavar="[FILE]", help="Write the stuck.report/1 JSON (to FILE, or stdout).")
+@click.option("--html", "html_out", default=None, metavar="FILE",
+              help="Write an HTML report to FILE.")
+@click.option("--save", "save_dir", default=None, metavar="DIR",
+              help="Keep the raw evidence in DIR (re-read later with `stuck analyze DIR`).")
+@click.option("--timeout", default=20.0, show_default=True, metavar="SECONDS",
+              help="Longest time each outside tool (gdb, py-spy, jcmd) may take.")
+def capture_command(pids: tuple[str, ...], tree: bool, json_out: str | None,
+                    html_out: str | None, save_dir: str | None, timeout: float) -> None:
+    """Read live processes from the outside (/proc, pipes and sockets between them, gdb,
+    py-spy, jcmd) and name why they are stuck. Never stops or kills them."""
+    import os
+
+    from stuck.analyze import _emit
+    from stuck.capture import collect, report
+
+    numbers = []
+    for p in pids:
+        if not p.isdigit() or int(p) <= 0:
+            _fail(f"{p!r} is not a process id (give numbers, e.g. stuck capture 4242)")
+        numbers.append(int(p))
+    if not os.path.isdir("/proc/self/task"):
+        _fail("capture needs Linux /proc; on other systems, take a dump and use stuck analyze")
+    ev = collect(numbers, tree=tree, timeout=timeout)
+    readable = [pe for pe in ev.processes if pe.threads or pe.state in ("Z", "X")]
+    if not readable:
+        gaps = [m for pe in ev.processes for m in pe.missing]
+        _fail(gaps[0] if gaps else "nothing could be read")
+    rep = report(ev)
+    if save_dir is not None:
+        from stuck.capture.save import save
+        try:
+            save(ev, rep, save_dir)
+        except OSError as exc:
+            _fail(f"cannot write {save_dir}: {exc.strerror or exc}")
+    _emit(rep, json_out, html_out)

@@ -1,0 +1,161 @@
+"""The raw evidence a capture gathers, kept apart from what is concluded from it.
+
+A capture first reads (``stuck.capture.proc``, ``peers``, ``gdb``, ``python``, ``jvm``) and
+only then builds a Snapshot from what it read (``stuck.capture.merge``). Keeping the reading and
+the building apart is what lets ``--save DIR`` store exactly what was seen and ``stuck analyze
+DIR`` rebuild the same report later, on another machine: the evidence holds the kernel's own
+text (``/proc/PID/task/TID/stat``, ``syscall``, ``stack``, fd links, ``fdinfo``) and each
+tool's own output, never an interpretation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+FORMAT = "stuck.capture/1"
+
+
+@dataclass(slots=True)
+class ThreadEvidence:
+    tid: int
+    comm: str = ""
+    stat: str = ""  # /proc/PID/task/TID/stat, first reading
+    syscall: str = ""  # /proc/PID/task/TID/syscall, first reading
+    wchan: str = ""
+    stack: str | None = None  # kernel stack; None when unreadable
+    switches: int | None = None  # voluntary + involuntary context switches, first reading
+    # The second reading, taken after a short pause: a wait seen unchanged across both
+    # (same syscall and arguments, no context switch) is a wait, not a passing moment.
+    stat2: str = ""
+    syscall2: str = ""
+    switches2: int | None = None
+
+
+@dataclass(slots=True)
+class FdEvidence:
+    fd: int
+    target: str  # readlink of /proc/PID/fd/N: "pipe:[123]", "socket:[456]", a path
+    flags: int | None = None  # from fdinfo (octal in the file): the open mode
+    queued: int | None = None  # bytes in the pipe now (FIONREAD), pipes only
+    capacity: int | None = None  # pipe buffer size (F_GETPIPE_SZ)
+
+
+@dataclass(slots=True)
+class ProcessEvidence:
+    pid: int
+    comm: str = ""
+    cmdline: list[str] = field(default_factory=list)
+    ppid: int | None = None
+    exe: str | None = None
+    runtime: str = "native"  # native | python | jvm | go
+    state: str = ""  # the process's own state letter (Z: zombie)
+    threads: list[ThreadEvidence] = field(default_factory=list)
+    fds: list[FdEvidence] = field(default_factory=list)
+    # Each tool's own output, by tool name ("gdb", "py-spy", "jcmd"): the text as printed.
+    tools: dict[str, str] = field(default_factory=dict)
+    why_included: str = "asked"  # asked | child of N | peer of N
+    missing: list[str] = field(default_factory=list)  # what could not be read, and why
+
+
+@dataclass(slots=True)
+class SocketEvidence:
+    """A unix socket as the kernel's sock_diag shows it."""
+
+    inode: int
+    peer: int | None = None  # the other end's inode (a connected pair)
+    rqueue: int | None = None  # bytes waiting to be read at this end
+    wqueue: int | None = None
+    listening: bool = False
+    path: str = ""
+
+
+@dataclass(slots=True)
+class Evidence:
+    taken_at: float
+    machine: str  # os.uname().machine: syscall numbers depend on it
+    interval: float  # seconds between the two readings
+    processes: list[ProcessEvidence] = field(default_factory=list)
+    unix: list[SocketEvidence] = field(default_factory=list)
+    net_tcp: str = ""  # /proc/net/tcp and tcp6 as read
+    missing: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    format: str = FORMAT
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _int_or_none(v: Any) -> int | None:
+    return v if isinstance(v, int) and not isinstance(v, bool) else None
+
+
+def _str(v: Any, default: str = "") -> str:
+    return v if isinstance(v, str) else default
+
+
+def _strs(v: Any) -> list[str]:
+    return [x for x in v if isinstance(x, str)] if isinstance(v, list) else []
+
+
+def _dicts(v: Any) -> list[dict[str, Any]]:
+    return [x for x in v if isinstance(x, dict)] if isinstance(v, list) else []
+
+
+class EvidenceFormatError(ValueError):
+    """The text is not saved capture evidence."""
+
+
+def from_dict(d: Any) -> Evidence:
+    """Read saved evidence back, checking each field's type (the file is untrusted input)."""
+    if not isinstance(d, dict) or d.get("format") != FORMAT:
+        raise EvidenceFormatError(f"not {FORMAT} evidence")
+    taken = d.get("taken_at")
+    interval = d.get("interval")
+    ev = Evidence(taken_at=float(taken) if isinstance(taken, (int, float)) else 0.0,
+                  machine=_str(d.get("machine"), "x86_64"),
+                  interval=float(interval) if isinstance(interval, (int, float)) else 0.0,
+                  net_tcp=_str(d.get("net_tcp")), missing=_strs(d.get("missing")),
+                  notes=_strs(d.get("notes")))
+    for p in _dicts(d.get("processes")):
+        pid = _int_or_none(p.get("pid"))
+        if pid is None:
+            continue
+        tools = p.get("tools")
+        pe = ProcessEvidence(
+            pid=pid, comm=_str(p.get("comm")), cmdline=_strs(p.get("cmdline")),
+            ppid=_int_or_none(p.get("ppid")), exe=p.get("exe") if isinstance(p.get("exe"), str)
+            else None, runtime=_str(p.get("runtime"), "native"), state=_str(p.get("state")),
+            tools={k: v for k, v in tools.items() if isinstance(k, str) and isinstance(v, str)}
+            if isinstance(tools, dict) else {},
+            why_included=_str(p.get("why_included"), "asked"), missing=_strs(p.get("missing")))
+        for t in _dicts(p.get("threads")):
+            tid = _int_or_none(t.get("tid"))
+            if tid is None:
+                continue
+            stack = t.get("stack")
+            pe.threads.append(ThreadEvidence(
+                tid=tid, comm=_str(t.get("comm")), stat=_str(t.get("stat")),
+                syscall=_str(t.get("syscall")), wchan=_str(t.get("wchan")),
+                stack=stack if isinstance(stack, str) else None,
+                switches=_int_or_none(t.get("switches")), stat2=_str(t.get("stat2")),
+                syscall2=_str(t.get("syscall2")), switches2=_int_or_none(t.get("switches2"))))
+        for f in _dicts(p.get("fds")):
+            fd = _int_or_none(f.get("fd"))
+            if fd is None:
+                continue
+            pe.fds.append(FdEvidence(fd=fd, target=_str(f.get("target")),
+                                     flags=_int_or_none(f.get("flags")),
+                                     queued=_int_or_none(f.get("queued")),
+                                     capacity=_int_or_none(f.get("capacity"))))
+        ev.processes.append(pe)
+    for s in _dicts(d.get("unix")):
+        ino = _int_or_none(s.get("inode"))
+        if ino is None:
+            continue
+        ev.unix.append(SocketEvidence(inode=ino, peer=_int_or_none(s.get("peer")),
+                                      rqueue=_int_or_none(s.get("rqueue")),
+                                      wqueue=_int_or_none(s.get("wqueue")),
+                                      listening=s.get("listening") is True,
+                                      path=_str(s.get("path"))))
+    return ev

@@ -1,0 +1,168 @@
+"""The native view of a process: gdb in batch mode, with a small gdb Python script.
+
+The script prints each thread's frames and, for every futex a thread sleeps on, the first words
+of memory there. For a thread blocked in ``pthread_mutex_lock`` that futex is the mutex itself
+(``__data.__lock`` is its first field) and ``__data.__owner``, the owner's thread id, is the
+third 32-bit word on every glibc architecture: the owner is read, not guessed.
+
+gdb attaches, reads and detaches; the target goes on as before. Output lines start with
+``STUCK-GDB`` and carry JSON, so what gdb itself prints around them is ignored.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from typing import TYPE_CHECKING
+
+from stuck.capture import syscalls, tools
+from stuck.capture.evidence import Evidence, ProcessEvidence
+from stuck.model import Frame, Thread
+
+if TYPE_CHECKING:
+    from stuck.capture.merge import Built
+
+MARK = "STUCK-GDB "
+MAX_FRAMES = 48
+
+SCRIPT = r'''
+import json, gdb
+WANT = set(json.loads(WANT_JSON))
+ADDRS = json.loads(ADDRS_JSON)
+inf = gdb.selected_inferior()
+for th in inf.threads():
+    lwp = th.ptid[1]
+    if WANT and lwp not in WANT:
+        continue
+    frames = []
+    try:
+        th.switch()
+        f = gdb.newest_frame()
+    except gdb.error:
+        f = None
+    while f is not None and len(frames) < MAX_FRAMES:
+        try:
+            name = f.name() or "??"
+            sal = f.find_sal()
+            fn = sal.symtab.filename if sal.symtab else None
+            line = sal.line if sal.symtab and sal.line else None
+            lib = gdb.solib_name(f.pc())
+        except gdb.error:
+            break
+        frames.append([name, fn, line, lib])
+        try:
+            f = f.older()
+        except gdb.error:
+            break
+    print(MARK + json.dumps({"lwp": lwp, "frames": frames}))
+for a in ADDRS:
+    try:
+        mem = bytes(inf.read_memory(a, 24))
+        words = [int.from_bytes(mem[i:i + 4], "little", signed=True) for i in range(0, 24, 4)]
+        try:
+            sym = gdb.execute("info symbol %d" % a, to_string=True).strip()
+        except gdb.error:
+            sym = ""
+        print(MARK + json.dumps({"addr": a, "words": words, "symbol": sym[:300]}))
+    except Exception as exc:
+        print(MARK + json.dumps({"addr": a, "error": str(exc)[:200]}))
+'''
+
+
+def futex_addresses(pe: ProcessEvidence, machine: str) -> list[int]:
+    out = []
+    for te in pe.threads:
+        call = syscalls.parse(te.syscall, machine)
+        if call is not None and call.name == "futex":
+            out.append(call.args[0])
+    return sorted(set(out))
+
+
+def collect(pe: ProcessEvidence, ev: Evidence, timeout: float) -> None:
+    exe = tools.find("gdb")
+    if exe is None:
+        pe.missing.append("gdb is not installed: native stacks and mutex owners of pid "
+                          f"{pe.pid} are not read (install gdb)")
+        return
+    addrs = futex_addresses(pe, ev.machine)
+    script = (f"MARK = {MARK!r}\nMAX_FRAMES = {MAX_FRAMES}\nWANT_JSON = {json.dumps('[]')}\n"
+              f"ADDRS_JSON = {json.dumps(json.dumps(addrs))}\n" + SCRIPT)
+    fd, path = tempfile.mkstemp(prefix="stuck-gdb-", suffix=".py")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(script)
+        ran = tools.run([exe, "-nx", "-batch", "-iex", "set debuginfod enabled off",
+                         "-iex", "set auto-load safe-path /", "-p", str(pe.pid),
+                         "-ex", f"source {path}"], timeout, target=pe.pid)
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+    if ran.code is None:
+        pe.missing.append(f"gdb did not finish reading pid {pe.pid} within {timeout:.0f} s and "
+                          "was stopped (the process was continued): native stacks and mutex "
+                          "owners are missing; try a longer --timeout")
+    if MARK not in ran.out:
+        why = tools.first_line(ran.err) or tools.first_line(ran.out) or "no output"
+        hint = ""
+        if "ptrace" in why or "Operation not permitted" in why:
+            hint = (" (kernel.yama.ptrace_scope or missing privileges forbid attaching: run "
+                    "as root, or `sysctl kernel.yama.ptrace_scope=0`)")
+        pe.missing.append(f"gdb could not read pid {pe.pid}: {why}{hint}; native stacks and "
+                          "mutex owners are missing")
+        return
+    pe.tools["gdb"] = ran.out
+
+
+def parse(text: str) -> tuple[dict[int, list[Frame]], dict[int, list[int]], dict[int, str]]:
+    """(frames by thread id, memory words by futex address, symbol names by address)."""
+    frames: dict[int, list[Frame]] = {}
+    words: dict[int, list[int]] = {}
+    symbols: dict[int, str] = {}
+    for line in text.splitlines():
+        if not line.startswith(MARK):
+            continue
+        try:
+            d = json.loads(line[len(MARK):])
+        except ValueError:
+            continue
+        if not isinstance(d, dict):
+            continue
+        lwp = d.get("lwp")
+        if isinstance(lwp, int) and isinstance(d.get("frames"), list):
+            out = []
+            for fr in d["frames"][:MAX_FRAMES]:
+                if not isinstance(fr, list) or len(fr) != 4 or not isinstance(fr[0], str):
+                    continue
+                out.append(Frame(function=fr[0],
+                                 file=fr[1] if isinstance(fr[1], str) else None,
+                                 line=fr[2] if isinstance(fr[2], int) else None,
+                                 module=os.path.basename(fr[3]) if isinstance(fr[3], str)
+                                 else None))
+            frames[lwp] = out
+        addr = d.get("addr")
+        if isinstance(addr, int) and isinstance(d.get("words"), list):
+            words[addr] = [w for w in d["words"] if isinstance(w, int)]
+            sym = d.get("symbol")
+            # "a in section .bss of /path/prog": a global's name; "No symbol matches": none.
+            if isinstance(sym, str) and " in section " in sym and not sym.startswith("No "):
+                # "ready + 8": the futex is a field inside the object named
+                name = sym.split(" in section ", 1)[0].split(" + ", 1)[0].strip()
+                if name:
+                    symbols[addr] = name
+    return frames, words, symbols
+
+
+def apply(pe: ProcessEvidence, threads: list[Thread], built: Built, ev: Evidence) -> None:
+    from stuck.capture.merge import refine_native
+
+    frames, words, symbols = parse(pe.tools.get("gdb", ""))
+    calls = {te.tid: syscalls.parse(te.syscall, ev.machine) for te in pe.threads}
+    for t in threads:
+        if t.tid is None or t.tid not in frames:
+            continue
+        call = calls.get(t.tid)
+        addr = call.args[0] if call is not None and call.name == "futex" else None
+        refine_native(t, frames[t.tid], pe.pid, built.snapshot, words, addr,
+                      symbols.get(addr) if addr is not None else None)

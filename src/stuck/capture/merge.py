@@ -1,0 +1,369 @@
+"""Evidence -> one Snapshot: every captured process, thread, pipe and socket in one model.
+
+Each thread's state comes from the kernel (``stat``, and the system call it sleeps in); the
+runtime's own view (gdb frames and mutex owners, py-spy frames, a JVM's thread dump) refines
+it. A wait is trusted only when the thread was seen in the same call, with the same arguments
+and no context switch, in both readings.
+
+Waits between processes are modelled like any other wait: a thread blocked writing a full pipe
+waits on a ``pipe`` resource whose owners are the threads of the processes holding the read
+end; those are the threads that could end the wait. Such a wait counts as blocked only while
+none of its possible enders can run: a reader that is itself running, sleeping or in other I/O
+could still drain the pipe, so the writer is then shown as in I/O, not blocked (computed to a
+fixed point, so chains through several processes settle too). What is left blocked is a set of
+threads each waiting for others in the set, and the one rules engine names the cycle.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from stuck.analysis import classify
+from stuck.capture import syscalls
+from stuck.capture.evidence import Evidence, ProcessEvidence, ThreadEvidence
+from stuck.capture.peers import Channel, channels
+from stuck.capture.proc import stat_fields
+from stuck.model import Frame, Process, Resource, Snapshot, Source, Thread, Wait
+
+NATIVE_KINDS = {"mutex", "rwlock", "condition", "semaphore", "thread", "event"}
+
+
+@dataclass(slots=True)
+class Built:
+    """The snapshot with what analysis needs besides it."""
+
+    snapshot: Snapshot
+    stated: list = field(default_factory=list)  # type: ignore[type-arg]
+    inferred: dict[str, str] = field(default_factory=dict)
+    missing: dict[int, list[str]] = field(default_factory=dict)  # pid -> gaps
+
+
+def thread_id(tid: int) -> str:
+    return f"LWP {tid}"
+
+
+def _signed(v: int) -> int:
+    return v - (1 << 64) if v >= 1 << 63 else v
+
+
+@dataclass(slots=True)
+class _IoWait:
+    thread: Thread
+    pid: int
+    channel: Channel
+    op: str  # read | write | wait-child
+    rid: str
+
+
+def build(ev: Evidence) -> Built:
+    snap = Snapshot(source=Source(kind="proc", format="proc",
+                                  files=[f"pid {p.pid}" for p in ev.processes]),
+                    taken_at=ev.taken_at)
+    built = Built(snapshot=snap)
+    chans = channels(ev)
+    by_pid = {p.pid: p for p in ev.processes}
+    threads_of: dict[int, list[Thread]] = {}
+    io_waits: list[_IoWait] = []
+    child_waits: list[tuple[Thread, int, int]] = []
+    for pe in ev.processes:
+        proc = Process(pid=pe.pid, name=pe.comm or None, complete=None)
+        snap.processes.append(proc)
+        gaps = built.missing.setdefault(pe.pid, [])
+        gaps.extend(pe.missing)
+        for te in pe.threads:
+            t = _thread(pe, te, ev)
+            proc.threads.append(t)
+            call = syscalls.parse(te.syscall, ev.machine)
+            if t.state != "blocked" or call is None:
+                continue
+            fd = call.fd()
+            if call.meaning in ("read", "write") and fd is not None:
+                target = next((f.target for f in pe.fds if f.fd == fd), None)
+                ch = chans.get(target) if target else None
+                if ch is None or ch.listening:
+                    t.state = "io"
+                    t.detail = f"{call.name} on {target or f'fd {fd}'}"
+                    continue
+                io_waits.append(_IoWait(t, pe.pid, ch, call.meaning,
+                                        f"{ch.key}:{call.meaning}"))
+            elif call.meaning == "wait-child":
+                child_waits.append((t, pe.pid, _signed(call.args[0])))
+        threads_of[pe.pid] = proc.threads
+    _runtime_views(ev, built, threads_of)
+    _link_io(ev, built, chans, io_waits, threads_of, by_pid)
+    _link_children(built, child_waits, threads_of, by_pid)
+    _settle(snap)
+    snap.notes.extend(ev.notes)
+    for pid, gaps in built.missing.items():
+        snap.notes.extend(g for g in gaps if g not in snap.notes)
+        del pid
+    snap.notes.extend(m for m in ev.missing if m not in snap.notes)
+    return built
+
+
+def _thread(pe: ProcessEvidence, te: ThreadEvidence, ev: Evidence) -> Thread:
+    fields1 = stat_fields(te.stat)
+    fields2 = stat_fields(te.stat2) if te.stat2 else []
+    letter = fields1[0] if fields1 else "?"
+    name = te.comm or pe.comm
+    t = Thread(id=thread_id(te.tid), tid=te.tid, name=f"{name} [pid {pe.pid}]")
+    call = syscalls.parse(te.syscall, ev.machine)
+    again = syscalls.parse(te.syscall2, ev.machine) if te.syscall2 else None
+    still = (call is not None and call.same(again) and te.switches is not None
+             and te.switches == te.switches2 and bool(fields2) and fields2[0] in ("S", "D"))
+    if letter == "R":
+        t.state, t.detail = "running", "running"
+    elif letter in ("Z", "X"):
+        t.state, t.detail = "dead", "exited"
+    elif letter in ("T", "t"):
+        t.state, t.detail = "unknown", "stopped (by a signal or a debugger)"
+    elif call is None:
+        t.state, t.detail = "unknown", f"state {letter}, not in a system call"
+    elif not still:
+        t.state, t.detail = "running", f"moved between the two readings ({call.name})"
+    else:
+        _from_call(t, call, te, pe)
+    if te.stack:
+        t.frames = _kernel_frames(te.stack)
+    return t
+
+
+def _from_call(t: Thread, call: syscalls.Call, te: ThreadEvidence, pe: ProcessEvidence) -> None:
+    meaning = call.meaning
+    t.detail = call.name
+    if meaning in ("read", "write", "wait-child"):
+        t.state = "blocked"  # linked to its peers (or turned into plain I/O) afterwards
+    elif meaning == "futex":
+        if call.futex_timed():
+            t.state, t.detail = "sleeping", "futex wait with a timeout"
+        else:
+            t.state = "blocked"
+            rid = f"futex:{pe.pid}:{call.args[0]:#x}"
+            t.waits = Wait(resource=rid, durable=True)
+    elif meaning == "sleep":
+        t.state = "sleeping"
+    elif meaning == "signal":
+        t.state = "io"
+        t.detail = f"{call.name}: waits for a signal"
+    else:
+        t.state = "io"
+    del te
+
+
+def _kernel_frames(stack: str) -> list[Frame]:
+    frames = []
+    for line in stack.splitlines()[:64]:
+        fn = line.split("]", 1)[-1].strip().split("+", 1)[0]
+        if fn:
+            frames.append(Frame(function=fn, module="[kernel]"))
+    return frames
+
+
+def _size(n: int | None) -> str:
+    if n is None:
+        return "?"
+    return f"{n:,}"
+
+
+def _link_io(ev: Evidence, built: Built, chans: dict[str, Channel], io_waits: list[_IoWait],
+             threads_of: dict[int, list[Thread]], by_pid: dict[int, ProcessEvidence]) -> None:
+    snap = built.snapshot
+    made: dict[str, Resource] = {}
+    for w in io_waits:
+        ch = w.channel
+        other_end: Channel | None
+        if ch.kind == "pipe":
+            need = "r" if w.op == "write" else "w"
+            enders = [e.pid for e in ch.ends if need in e.mode]
+            other_end = ch
+        else:
+            other_end = chans.get(ch.peer) if ch.peer else None
+            enders = [e.pid for e in other_end.ends] if other_end is not None else []
+        enders = list(dict.fromkeys(enders))
+        if not enders:
+            w.thread.state = "io"
+            w.thread.detail = (f"{w.op} on {ch.key}: its other end is not held by any captured "
+                               "process" + (" (the peer may be outside the capture, or "
+                                            "unreadable)" if ch.kind == "socket" else ""))
+            continue
+        res = made.get(w.rid)
+        if res is None:
+            res = Resource(id=w.rid, kind="pipe" if ch.kind == "pipe" else "socket",
+                           label=_label(ch, other_end, w.op, enders, by_pid),
+                           inode=ch.inode, queued=(other_end.queued if other_end is not None
+                                                   and ch.kind == "socket" and w.op == "write"
+                                                   else ch.queued),
+                           capacity=ch.capacity)
+            owners = [t.id for pid in enders for t in threads_of.get(pid, [])]
+            res.owners = owners
+            res.wakers = list(owners)
+            made[w.rid] = res
+            snap.resources.append(res)
+        w.thread.waits = Wait(resource=w.rid, durable=True, direction=w.op)
+        w.thread.detail = f"{w.op} on {ch.key}"
+    # A thread blocked on a resource cannot also be what ends it: take waiters out of owners.
+    for rid, res in made.items():
+        waiting = {w.thread.id for w in io_waits if w.rid == rid}
+        res.owners = [o for o in res.owners if o not in waiting]
+        res.wakers = list(res.owners)
+    for pid in threads_of:
+        pe = by_pid[pid]
+        if pe.runtime in ("go", "jvm", "python") and not pe.tools:
+            continue
+        if pe.runtime == "go":
+            for rid, res in made.items():
+                if any(o in {t.id for t in threads_of[pid]} for o in res.owners):
+                    built.inferred.setdefault(
+                        rid, f"pid {pid} is a Go program: which goroutine would end the wait, "
+                        "and whether one still could, is not readable from outside")
+
+
+def _label(ch: Channel, other: Channel | None, op: str, enders: list[int],
+           by_pid: dict[int, ProcessEvidence]) -> str:
+    who = ", ".join(f"pid {p} ({by_pid[p].comm})" if p in by_pid else f"pid {p}"
+                    for p in enders[:4]) + (" …" if len(enders) > 4 else "")
+    if ch.kind == "pipe":
+        fill = "bytes queued unknown"
+        if ch.queued is not None:
+            full = ch.capacity is not None and ch.queued >= ch.capacity
+            fill = (f"{'full: ' if full else ''}{_size(ch.queued)}"
+                    + (f" of {_size(ch.capacity)}" if ch.capacity else "") + " bytes queued")
+            if ch.queued == 0:
+                fill = "empty"
+        if op == "write":
+            return f"{ch.inode} to be read ({fill}; read end held by {who})"
+        return f"{ch.inode} to be written ({fill}; write end held by {who})"
+    where = f" ({ch.where})" if ch.where else ""
+    queued = ""
+    if op == "write" and other is not None and other.queued is not None:
+        queued = f"; {_size(other.queued)} bytes unread there"
+    elif op == "read" and ch.queued is not None:
+        queued = f"; {_size(ch.queued)} bytes queued here"
+    peer = f"its peer {other.inode}" if other is not None else "its peer"
+    verb = "to read" if op == "write" else "to write"
+    return f"{ch.inode}{where} waiting for {peer} {verb} (held by {who}{queued})"
+
+
+def _link_children(built: Built, child_waits: list[tuple[Thread, int, int]],
+                   threads_of: dict[int, list[Thread]],
+                   by_pid: dict[int, ProcessEvidence]) -> None:
+    snap = built.snapshot
+    for t, pid, which in child_waits:
+        kids = [p for p, pe in by_pid.items() if pe.ppid == pid and pe.state not in ("Z", "X")]
+        if which > 0:
+            kids = [k for k in kids if k == which]
+        zombies = [p for p, pe in by_pid.items() if pe.ppid == pid and pe.state == "Z"]
+        if zombies and (which <= 0 or which in zombies):
+            t.state, t.detail = "io", "waits for a child that has already exited"
+            continue
+        if not kids:
+            t.state = "io"
+            t.detail = "waits for a child process that is not captured (use --tree)"
+            continue
+        rid = f"exit:{pid}:{which if which > 0 else 'any'}"
+        if snap.resource(rid) is None:
+            owners = [x.id for k in kids for x in threads_of.get(k, [])]
+            names = ", ".join(f"pid {k} ({by_pid[k].comm})" for k in kids[:4])
+            snap.resources.append(Resource(
+                id=rid, kind="thread", label=f"exit of child {names}", owners=owners,
+                wakers=list(owners)))
+        t.waits = Wait(resource=rid, durable=True, direction="wait-child")
+        t.detail = "waits for a child process to exit"
+
+
+def _can_progress(t: Thread) -> bool:
+    if t.state in ("running", "io", "sleeping", "unknown"):
+        return True
+    return t.state == "blocked" and t.waits is not None and not t.waits.durable
+
+
+def _settle(snap: Snapshot) -> None:
+    """A wait between processes is blocked only while none who could end it can run."""
+    threads = snap.thread_map()
+    resources = snap.resource_map()
+    changed = True
+    rounds = 0
+    while changed and rounds < 10_000:
+        changed = False
+        rounds += 1
+        for t in threads.values():
+            if t.state != "blocked" or t.waits is None or t.waits.direction is None:
+                continue
+            res = resources.get(t.waits.resource)
+            if res is None:
+                continue
+            enders = [threads[o] for o in res.owners if o in threads]
+            if any(_can_progress(o) for o in enders):
+                t.state = "io"
+                t.waits.durable = False
+                changed = True
+
+
+SYSTEM_LIBS = ("libc.so", "libc-", "ld-linux", "libpthread", "[kernel]", "[vdso]")
+
+
+def program_frame(frames: list[Frame]) -> Frame | None:
+    """The innermost frame outside the C library: where the program itself waits."""
+    for f in frames:
+        if f.function != "??" and not (f.module or "").startswith(SYSTEM_LIBS):
+            return f
+    return None
+
+
+def refine_native(t: Thread, frames: list[Frame], pid: int, snap: Snapshot,
+                  words: dict[int, list[int]], addr: int | None, symbol: str | None) -> None:
+    """Apply gdb's frames (and the memory words it read at the futex) to a thread the kernel
+    saw waiting: the primitive it waits on, where, and for a mutex or a join, who ends it."""
+    t.frames = frames
+    if t.waits is not None and t.waits.direction is not None:
+        t.waits.at = program_frame(frames)
+    if t.state != "blocked" or t.waits is None or not t.waits.resource.startswith("futex:"):
+        return
+    c = classify(frames)
+    if c.kind is None or c.kind not in NATIVE_KINDS:
+        if c.state == "idle":
+            t.state, t.waits = "idle", None
+        return
+    t.waits.at = c.at
+    if addr is None:
+        return
+    name = f"{symbol} ({addr:#x})" if symbol else f"{addr:#x}"
+    rid = f"{c.kind}:{pid}:{addr:#x}"
+    res = snap.resource(rid)
+    if res is None:
+        res = Resource(id=rid, kind=c.kind, label=name, address=f"{addr:#x}")
+        w = words.get(addr)
+        if c.kind == "mutex" and w is not None and len(w) >= 3 and w[0] != 0 and w[2] > 0:
+            # glibc: __data.__lock (non-zero: locked), __count, __owner (the owner's tid)
+            res.owners = [thread_id(w[2])]
+        elif c.kind == "thread" and w is not None and w and w[0] > 0:
+            # pthread_join sleeps on the joined thread's tid word, which the kernel clears
+            # when that thread exits: while it runs, the word is its tid.
+            res.owners = [thread_id(w[0])]
+            res.label = f"thread LWP {w[0]} to finish"
+        snap.resources.append(res)
+    t.waits.resource = rid
+
+
+def _runtime_views(ev: Evidence, built: Built, threads_of: dict[int, list[Thread]]) -> None:
+    from stuck.capture import gdb, jvm, python
+
+    for pe in ev.processes:
+        threads = threads_of.get(pe.pid, [])
+        if "gdb" in pe.tools:
+            gdb.apply(pe, threads, built, ev)
+        if "py-spy" in pe.tools or "pystack" in pe.tools:
+            python.apply(pe, threads, built)
+        if "jcmd" in pe.tools or "jstack" in pe.tools:
+            jvm.apply(pe, threads, built)
+    # Futex waits gdb did not name: a resource per address, so waiters on one word meet.
+    have = {r.id for r in built.snapshot.resources}
+    for threads in threads_of.values():
+        for t in threads:
+            if t.waits is not None and t.waits.resource not in have \
+                    and t.waits.resource.startswith("futex:"):
+                addr = t.waits.resource.rsplit(":", 1)[1]
+                built.snapshot.resources.append(Resource(
+                    id=t.waits.resource, kind="unknown", label=f"futex {addr}",
+                    address=addr))
+                have.add(t.waits.resource)

@@ -1,0 +1,278 @@
+"""Reading one live process from Linux ``/proc``: its threads and its open files.
+
+Everything here only reads: no signal is sent and nothing is attached. Each thread is read twice
+(``resample``) so that a wait can be told from a passing moment: a thread in the same system
+call, with the same arguments and no context switch in between, was waiting all along.
+
+A process can end while it is read, and some files need privileges (``stack`` needs root;
+``syscall``, ``fd`` and ``mem`` need the right to trace the process). Every gap is written into
+``ProcessEvidence.missing`` in words a user can act on, never raised.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import os
+import struct
+import termios
+
+from stuck.capture.evidence import FdEvidence, ProcessEvidence, ThreadEvidence
+
+PROC = "/proc"
+F_GETPIPE_SZ = 1032
+MAX_THREADS = 100_000  # a process with more is read up to this many threads
+MAX_FDS = 100_000
+
+
+def _read(path: str, limit: int = 1 << 20) -> str:
+    with open(path, "rb") as f:
+        return f.read(limit).decode("utf-8", errors="replace")
+
+
+def _gone(pid: int) -> bool:
+    return not os.path.exists(f"{PROC}/{pid}/stat")
+
+
+def _why(exc: OSError, what: str, pid: int) -> str:
+    if isinstance(exc, PermissionError) or exc.errno in (errno.EACCES, errno.EPERM):
+        return (f"{what} of pid {pid} is not readable: permission denied (run as root, or as "
+                "the process's user with ptrace allowed: kernel.yama.ptrace_scope)")
+    if isinstance(exc, FileNotFoundError) or exc.errno in (errno.ENOENT, errno.ESRCH):
+        return f"pid {pid} exited while its {what} was read"
+    return f"{what} of pid {pid} could not be read: {exc.strerror or exc}"
+
+
+def stat_fields(stat: str) -> list[str]:
+    """The fields of a ``stat`` line after the command name (which may hold spaces and ')').
+    Index 0 is the state letter, 1 the parent pid."""
+    close = stat.rfind(")")
+    return stat[close + 2:].split() if close >= 0 else []
+
+
+def _switches(status: str) -> int | None:
+    total = 0
+    seen = False
+    for line in status.splitlines():
+        if line.startswith(("voluntary_ctxt_switches:", "nonvoluntary_ctxt_switches:")):
+            with contextlib.suppress(ValueError):
+                total += int(line.split(":", 1)[1])
+                seen = True
+    return total if seen else None
+
+
+def _read_thread(pid: int, tid: int, missing: set[str]) -> ThreadEvidence | None:
+    base = f"{PROC}/{pid}/task/{tid}"
+    try:
+        stat = _read(f"{base}/stat")
+        status = _read(f"{base}/status")
+    except OSError:
+        return None  # the thread ended between listing and reading: it is not there
+    te = ThreadEvidence(tid=tid, stat=stat, switches=_switches(status))
+    with contextlib.suppress(OSError):
+        te.comm = _read(f"{base}/comm").rstrip("\n")
+    for name in ("syscall", "wchan"):
+        try:
+            setattr(te, name, _read(f"{base}/{name}").strip())
+        except OSError as exc:
+            missing.add(_why(exc, f"/proc {name}", pid))
+    try:
+        te.stack = _read(f"{base}/stack")
+    except OSError as exc:
+        if isinstance(exc, PermissionError) or exc.errno in (errno.EACCES, errno.EPERM):
+            missing.add(f"kernel stacks of pid {pid} are not readable: they need root")
+        te.stack = None
+    return te
+
+
+def resample(pe: ProcessEvidence) -> None:
+    """The second reading of each thread (state, system call, context switches)."""
+    for te in pe.threads:
+        base = f"{PROC}/{pe.pid}/task/{te.tid}"
+        try:
+            te.stat2 = _read(f"{base}/stat")
+            te.switches2 = _switches(_read(f"{base}/status"))
+            te.syscall2 = _read(f"{base}/syscall").strip()
+        except OSError:
+            te.stat2 = te.stat2 or ""  # ended since the first reading
+
+
+def _runtime(pid: int, exe: str | None) -> str:
+    name = os.path.basename(exe or "")
+    try:
+        maps = _read(f"{PROC}/{pid}/maps", 8 << 20)
+    except OSError:
+        maps = ""
+    if "libjvm.so" in maps:
+        return "jvm"
+    if name.startswith("python") or "libpython" in maps:
+        return "python"
+    if exe:
+        with contextlib.suppress(OSError), open(f"{PROC}/{pid}/exe", "rb") as f:
+            head = f.read(4 << 20)
+            if b"\xff Go buildinf:" in head or b"runtime.gopanic" in head:
+                return "go"
+    return "native"
+
+
+def read_process(pid: int, why: str = "asked") -> ProcessEvidence:
+    """The first reading of ``pid``: identity, threads, open files; gaps in ``missing``."""
+    pe = ProcessEvidence(pid=pid, why_included=why)
+    missing: set[str] = set()
+    try:
+        stat = _read(f"{PROC}/{pid}/stat")
+    except OSError:
+        pe.missing.append(f"pid {pid} does not exist (or exited before it could be read), or "
+                          "is in another pid namespace: give the pid as this namespace sees it")
+        pe.state = "gone"
+        return pe
+    fields = stat_fields(stat)
+    pe.state = fields[0] if fields else "?"
+    with contextlib.suppress(ValueError, IndexError):
+        pe.ppid = int(fields[1])
+    with contextlib.suppress(OSError):
+        pe.comm = _read(f"{PROC}/{pid}/comm").rstrip("\n")
+    with contextlib.suppress(OSError):
+        pe.cmdline = [a for a in _read(f"{PROC}/{pid}/cmdline").split("\0") if a]
+    if pe.state in ("Z", "X"):
+        pe.missing.append(f"pid {pid} ({pe.comm}) is a zombie: it has exited and waits for its "
+                          f"parent (pid {pe.ppid}) to collect its status; nothing else of it "
+                          "can be read")
+        return pe
+    try:
+        pe.exe = os.readlink(f"{PROC}/{pid}/exe")
+    except OSError as exc:
+        missing.add(_why(exc, "executable", pid))
+    pe.runtime = _runtime(pid, pe.exe)
+    _namespace(pe)
+    try:
+        tids = sorted(int(t) for t in os.listdir(f"{PROC}/{pid}/task") if t.isdigit())
+    except OSError as exc:
+        missing.add(_why(exc, "thread list", pid))
+        tids = []
+    if len(tids) > MAX_THREADS:
+        missing.add(f"pid {pid} has {len(tids)} threads; only the first {MAX_THREADS} were read")
+        tids = tids[:MAX_THREADS]
+    for tid in tids:
+        te = _read_thread(pid, tid, missing)
+        if te is not None:
+            pe.threads.append(te)
+    pe.fds = read_fds(pid, missing)
+    if _gone(pid):
+        missing.add(f"pid {pid} exited during the capture: what was read before is shown")
+    pe.missing.extend(sorted(missing))
+    return pe
+
+
+def _namespace(pe: ProcessEvidence) -> None:
+    try:
+        mine = os.readlink(f"{PROC}/self/ns/pid")
+        theirs = os.readlink(f"{PROC}/{pe.pid}/ns/pid")
+    except OSError:
+        return
+    if mine != theirs:
+        pe.missing.append(f"pid {pe.pid} runs in another pid namespace: the thread ids it sees "
+                          "differ from these, and tools that attach by pid inside it (jcmd, "
+                          "py-spy) may fail; run stuck inside its namespace for their view")
+
+
+def read_fds(pid: int, missing: set[str]) -> list[FdEvidence]:
+    out: list[FdEvidence] = []
+    try:
+        names = os.listdir(f"{PROC}/{pid}/fd")
+    except OSError as exc:
+        missing.add(_why(exc, "open files", pid))
+        return out
+    for name in sorted(names, key=lambda n: int(n) if n.isdigit() else -1)[:MAX_FDS]:
+        if not name.isdigit():
+            continue
+        try:
+            target = os.readlink(f"{PROC}/{pid}/fd/{name}")
+        except OSError:
+            continue  # closed meanwhile
+        fe = FdEvidence(fd=int(name), target=target)
+        if target.startswith(("pipe:", "socket:")):
+            try:
+                for line in _read(f"{PROC}/{pid}/fdinfo/{name}").splitlines():
+                    if line.startswith("flags:"):
+                        fe.flags = int(line.split()[1], 8)
+            except (OSError, ValueError, IndexError):
+                pass
+        if target.startswith("pipe:"):
+            fe.queued, fe.capacity = pipe_fill(pid, int(name))
+        out.append(fe)
+    return out
+
+
+def pipe_fill(pid: int, fd: int) -> tuple[int | None, int | None]:
+    """Bytes queued in the pipe behind ``fd`` of ``pid``, and its capacity.
+
+    Opening ``/proc/PID/fd/N`` opens the same pipe; a non-blocking read-only open never waits
+    and never takes data (FIONREAD only counts it). It is closed at once.
+    """
+    try:
+        own = os.open(f"{PROC}/{pid}/fd/{fd}", os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return None, None
+    try:
+        queued = struct.unpack("i", fcntl.ioctl(own, termios.FIONREAD, b"\0\0\0\0"))[0]
+        capacity = fcntl.fcntl(own, F_GETPIPE_SZ)
+        return int(queued), int(capacity)
+    except OSError:
+        return None, None
+    finally:
+        os.close(own)
+
+
+def children(pid: int) -> list[int]:
+    """Every descendant of ``pid`` (for ``--tree``), from each process's parent pid."""
+    parent_of: dict[int, int] = {}
+    for name in os.listdir(PROC):
+        if not name.isdigit():
+            continue
+        try:
+            fields = stat_fields(_read(f"{PROC}/{name}/stat"))
+            parent_of[int(name)] = int(fields[1])
+        except (OSError, ValueError, IndexError):
+            continue
+    kids: dict[int, list[int]] = {}
+    for child, parent in parent_of.items():
+        kids.setdefault(parent, []).append(child)
+    out: list[int] = []
+    todo = [pid]
+    seen = {pid}
+    while todo:
+        for c in sorted(kids.get(todo.pop(), [])):
+            if c not in seen:
+                seen.add(c)
+                out.append(c)
+                todo.append(c)
+    return out
+
+
+def holders(inodes: set[str]) -> dict[str, list[int]]:
+    """Which processes on the machine hold an fd on each of ``inodes`` (``pipe:[N]`` or
+    ``socket:[N]`` link targets). Processes whose fds are unreadable are skipped."""
+    out: dict[str, list[int]] = {}
+    if not inodes:
+        return out
+    me = os.getpid()
+    for name in os.listdir(PROC):
+        if not name.isdigit() or int(name) == me:
+            continue
+        base = f"{PROC}/{name}/fd"
+        try:
+            fds = os.listdir(base)
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                target = os.readlink(f"{base}/{fd}")
+            except OSError:
+                continue
+            if target in inodes:
+                pids = out.setdefault(target, [])
+                if int(name) not in pids:
+                    pids.append(int(name))
+    return out

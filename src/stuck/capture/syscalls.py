@@ -1,0 +1,98 @@
+"""What a thread's current system call means for a wait, by architecture.
+
+``/proc/PID/task/TID/syscall`` gives the number and the six arguments of the call a sleeping
+thread is in. The numbers differ by architecture, so saved evidence carries the machine name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+Meaning = Literal["read", "write", "accept", "connect", "poll", "futex", "sleep", "wait-child",
+                  "signal", "other"]
+
+# name -> what waiting in it means; the fd is argument 0 for read/write/accept/connect.
+MEANINGS: dict[str, Meaning] = {
+    "read": "read", "readv": "read", "pread64": "read", "preadv": "read", "recvfrom": "read",
+    "recvmsg": "read", "recvmmsg": "read",
+    "write": "write", "writev": "write", "pwrite64": "write", "pwritev": "write",
+    "sendto": "write", "sendmsg": "write", "sendmmsg": "write", "splice": "other",
+    "accept": "accept", "accept4": "accept", "connect": "connect",
+    "poll": "poll", "ppoll": "poll", "select": "poll", "pselect6": "poll", "epoll_wait": "poll",
+    "epoll_pwait": "poll", "epoll_pwait2": "poll", "io_getevents": "poll",
+    "io_uring_enter": "poll",
+    "futex": "futex", "nanosleep": "sleep", "clock_nanosleep": "sleep",
+    "wait4": "wait-child", "waitid": "wait-child",
+    "pause": "signal", "rt_sigsuspend": "signal", "rt_sigtimedwait": "signal",
+}
+
+NUMBERS: dict[str, dict[int, str]] = {
+    "x86_64": {
+        0: "read", 1: "write", 7: "poll", 17: "pread64", 18: "pwrite64", 19: "readv",
+        20: "writev", 23: "select", 34: "pause", 35: "nanosleep", 42: "connect", 43: "accept",
+        44: "sendto", 45: "recvfrom", 46: "sendmsg", 47: "recvmsg", 61: "wait4",
+        128: "rt_sigtimedwait", 130: "rt_sigsuspend", 202: "futex", 208: "io_getevents",
+        230: "clock_nanosleep", 232: "epoll_wait", 247: "waitid", 270: "pselect6",
+        271: "ppoll", 275: "splice", 281: "epoll_pwait", 288: "accept4", 295: "preadv",
+        296: "pwritev", 299: "recvmmsg", 307: "sendmmsg", 426: "io_uring_enter",
+        441: "epoll_pwait2",
+    },
+    "aarch64": {
+        22: "epoll_pwait", 63: "read", 64: "write", 65: "readv", 66: "writev", 67: "pread64",
+        68: "pwrite64", 69: "preadv", 70: "pwritev", 72: "pselect6", 73: "ppoll",
+        76: "splice", 95: "waitid", 98: "futex", 101: "nanosleep", 115: "clock_nanosleep",
+        133: "rt_sigsuspend", 137: "rt_sigtimedwait", 202: "accept", 203: "connect",
+        206: "sendto", 207: "recvfrom", 211: "sendmsg", 212: "recvmsg", 242: "accept4",
+        243: "recvmmsg", 260: "wait4", 269: "sendmmsg", 426: "io_uring_enter",
+        441: "epoll_pwait2",
+    },
+}
+
+FUTEX_CMD_MASK = 0x7F  # without FUTEX_PRIVATE_FLAG / FUTEX_CLOCK_REALTIME
+FUTEX_WAITS = {0, 9, 11}  # FUTEX_WAIT, FUTEX_WAIT_BITSET, FUTEX_WAIT_REQUEUE_PI
+FUTEX_LOCK_PI = {6, 13}  # FUTEX_LOCK_PI, FUTEX_LOCK_PI2
+
+
+@dataclass(slots=True)
+class Call:
+    """A system call a thread sleeps in, as ``/proc/…/syscall`` shows it."""
+
+    number: int
+    name: str  # "syscall 345" when the number is not known here
+    args: list[int]
+
+    @property
+    def meaning(self) -> Meaning:
+        return MEANINGS.get(self.name, "other")
+
+    def fd(self) -> int | None:
+        return self.args[0] if self.args and self.meaning in (
+            "read", "write", "accept", "connect") else None
+
+    def futex_timed(self) -> bool:
+        """A futex wait with a timeout: it ends by itself."""
+        if self.name != "futex" or len(self.args) < 4:
+            return False
+        cmd = self.args[1] & FUTEX_CMD_MASK
+        return (cmd in FUTEX_WAITS or cmd in FUTEX_LOCK_PI) and self.args[3] != 0
+
+    def same(self, other: Call | None) -> bool:
+        return other is not None and other.number == self.number and other.args == self.args
+
+
+def parse(text: str, machine: str) -> Call | None:
+    """``"202 0x55d0 0x80 0x2 0x0 0x0 0x0 0x7ffd 0x7f12"`` -> Call; None when the thread is
+    running, not in a call, or the text is not readable."""
+    parts = text.split()
+    if len(parts) < 7 or not parts[0].lstrip("-").isdigit():
+        return None
+    number = int(parts[0])
+    if number < 0:
+        return None
+    try:
+        args = [int(a, 16) for a in parts[1:7]]
+    except ValueError:
+        return None
+    name = NUMBERS.get(machine, NUMBERS["x86_64"]).get(number, f"syscall {number}")
+    return Call(number=number, name=name, args=args)

@@ -1,0 +1,77 @@
+"""Running an outside tool against a live process: time-bounded, never left behind.
+
+Every tool runs in its own session with a deadline. A tool that overruns is killed with its
+whole process group; a target that a killed debugger left stopped is continued (a debugger that
+dies while attached can leave its target in a stop), so capture never leaves a process
+stopped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+from dataclasses import dataclass
+
+
+@dataclass(slots=True)
+class Ran:
+    out: str
+    err: str
+    code: int | None  # None: killed at the deadline
+
+
+def find(name: str) -> str | None:
+    """The tool on PATH, or next to the running Python (a venv's bin holds py-spy, pystack)."""
+    import sys
+
+    found = shutil.which(name)
+    if found:
+        return found
+    near = os.path.join(os.path.dirname(sys.executable), name)
+    return near if os.access(near, os.X_OK) else None
+
+
+def run(argv: list[str], timeout: float, target: int | None = None) -> Ran:
+    env = dict(os.environ, LC_ALL="C", PYTHONWARNINGS="ignore")
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, start_new_session=True, env=env)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+        code: int | None = proc.returncode
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(OSError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate()
+        code = None
+    finally:
+        if proc.poll() is None:
+            with contextlib.suppress(OSError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    if target is not None and code is None:
+        resume(target)
+    return Ran(out.decode("utf-8", "replace"), err.decode("utf-8", "replace"), code)
+
+
+def resume(pid: int) -> None:
+    """Continue ``pid`` if it is stopped (a killed debugger's leftover), and nothing else."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="utf-8", errors="replace") as f:
+            stat = f.read()
+    except OSError:
+        return
+    state = stat[stat.rfind(")") + 2:][:1]
+    if state in ("T", "t"):
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGCONT)
+
+
+def first_line(text: str) -> str:
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith(("warning:", "Warning:")):
+            return line[:300]
+    return ""
