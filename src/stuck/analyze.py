@@ -48,6 +48,9 @@ def analyze_command(files: tuple[str, ...], fmt: str, json_out: str | None,
     from stuck.analysis import analyze
     from stuck.dumps import Loaded, merge, parse_text
 
+    report = _saved_capture(files)
+    if report is not None:
+        _emit(report, json_out, html_out)
     results = []
     for path in files:
         try:
@@ -65,7 +68,28 @@ def analyze_command(files: tuple[str, ...], fmt: str, json_out: str | None,
                 proc.file = proc.file or ("<stdin>" if path == "-" else path)
         results.extend(parsed)
     loaded: Loaded = merge(results, list(files))
-    report = analyze(loaded.snapshot, loaded.stated, loaded.inferred)
+    _emit(analyze(loaded.snapshot, loaded.stated, loaded.inferred), json_out, html_out)
+
+
+def _saved_capture(files: tuple[str, ...]):  # type: ignore[no-untyped-def]
+    """The report of a ``stuck capture --save DIR`` directory, rebuilt from its evidence."""
+    from stuck.capture.save import is_saved
+    saved = [f for f in files if is_saved(f)]
+    if not saved:
+        return None
+    if len(files) > 1:
+        _fail(f"{saved[0]} is a saved capture: analyze it on its own")
+    from stuck.capture import report
+    from stuck.capture.evidence import EvidenceFormatError
+    from stuck.capture.save import load
+    try:
+        return report(load(saved[0]))
+    except (OSError, EvidenceFormatError) as exc:
+        _fail(f"{saved[0]}: {exc}")
+    return None
+
+
+def _emit(report, json_out: str | None, html_out: str | None) -> None:  # type: ignore[no-untyped-def]
     from stuck.report import json as json_report
     if json_out is not None:
         if json_out == "-":
