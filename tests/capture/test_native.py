@@ -1,0 +1,170 @@
+"""stuck capture on real C processes: pipes between processes, and mutexes read by gdb."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from tests.capture.conftest import settle
+
+from stuck.capture import collect, report
+from stuck.model import Report
+
+needs_gdb = pytest.mark.skipif(shutil.which("gdb") is None,
+                               reason="gdb is not installed (CI: .ci/packages)")
+
+
+def _capture(*pids: int, tree: bool = False) -> Report:
+    return report(collect(list(pids), tree=tree))
+
+
+def _process_of(rep: Report) -> dict[str, int | None]:
+    return {t.id: p.pid for p in rep.snapshot.processes for t in p.threads}
+
+
+def test_two_processes_through_two_full_pipes_deadlock(c_program, start) -> None:  # type: ignore[no-untyped-def]
+    pair = start([str(c_program("pipe_pair"))])
+    server, worker = settle(pair, 2)
+    rep = _capture(server)  # only one pid given: the peer is followed through the pipe
+    [finding] = rep.findings
+    assert finding.kind == "deadlock"
+    assert finding.confidence == "certain"
+    owner = _process_of(rep)
+    assert {owner[t] for t in finding.threads} == {server, worker}
+    resources = rep.snapshot.resource_map()
+    pipes = [resources[e.waits_for] for e in finding.cycle]
+    assert {p.kind for p in pipes} == {"pipe"}
+    assert len({p.inode for p in pipes}) == 2
+    for edge in finding.cycle:
+        waiter = rep.snapshot.thread(edge.thread)
+        assert waiter is not None and waiter.waits is not None
+        assert waiter.waits.direction == "write"
+        pipe = resources[edge.waits_for]
+        assert pipe.capacity and pipe.queued == pipe.capacity  # full
+        assert owner[edge.held_by] != owner[edge.thread]  # the other process holds the reader
+        assert str(pipe.inode) in pipe.label and "to be read" in pipe.label
+
+
+@needs_gdb
+def test_abba_mutex_deadlock_is_certain_with_owners_read_by_gdb(c_program, start) -> None:  # type: ignore[no-untyped-def]
+    prog = start([str(c_program("mutex_abba"))])
+    [pid] = settle(prog, 1)
+    rep = _capture(pid)
+    deadlocks = [f for f in rep.findings if f.kind == "deadlock"]
+    assert len(deadlocks) == 1
+    [d] = deadlocks
+    assert d.confidence == "certain" and len(d.cycle) == 2
+    resources = rep.snapshot.resource_map()
+    assert {resources[e.waits_for].label.split()[0] for e in d.cycle} == {"a", "b"}
+    for e in d.cycle:
+        assert resources[e.waits_for].kind == "mutex"
+        assert resources[e.waits_for].owners == [e.held_by]  # read from __data.__owner
+    assert d.blocked_behind == [f"LWP {pid}"]  # main joins a thread of the cycle
+
+
+@needs_gdb
+def test_self_deadlock_on_a_non_recursive_mutex_is_certain(c_program, start) -> None:  # type: ignore[no-untyped-def]
+    prog = start([str(c_program("mutex_self"))])
+    [pid] = settle(prog, 1)
+    rep = _capture(pid)
+    [d] = rep.findings
+    assert (d.kind, d.confidence) == ("deadlock", "certain")
+    assert [(e.thread, e.held_by) for e in d.cycle] == [(f"LWP {pid}", f"LWP {pid}")]
+
+
+@needs_gdb
+def test_condition_waiter_whose_notifier_exited_is_a_stall(c_program, start) -> None:  # type: ignore[no-untyped-def]
+    prog = start([str(c_program("cond_orphan"))])
+    [pid] = settle(prog, 1)
+    rep = _capture(pid)
+    [stall] = rep.findings
+    assert stall.kind == "stall"
+    resources = rep.snapshot.resource_map()
+    assert [resources[r].kind for r in stall.resources] == ["condition"]
+    assert resources[stall.resources[0]].label.startswith("ready")
+    assert stall.blocked_behind == [f"LWP {pid}"]  # main joins the waiter
+
+
+def test_healthy_pipeline_gives_no_finding(c_program, start) -> None:  # type: ignore[no-untyped-def]
+    pipeline = start(["sh", "-c", f"{c_program('busy_pipeline')} | cat > /dev/null"])
+    time.sleep(0.5)
+    pids = pipeline.pids()
+    for _ in range(3):
+        rep = _capture(pipeline.pid, tree=True)
+        assert rep.findings == [], [f.summary for f in rep.findings]
+    assert len(rep.snapshot.processes) >= len(pids)
+
+
+def test_slow_producer_keeps_consumer_waiting_without_a_finding(start) -> None:  # type: ignore[no-untyped-def]
+    pipeline = start(["sh", "-c", "while :; do echo tick; sleep 5; done | cat > /dev/null"])
+    time.sleep(0.5)
+    rep = _capture(pipeline.pid, tree=True)
+    assert rep.findings == []
+    readers = [t for t in rep.snapshot.threads() if t.name and t.name.startswith("cat")]
+    assert readers and readers[0].state == "io"  # the pipe's writer can still run
+
+
+def test_idle_server_gives_no_finding(start) -> None:  # type: ignore[no-untyped-def]
+    server = start([sys.executable, "-m", "http.server", "0", "--bind", "127.0.0.1"])
+    settle(server, 1)
+    rep = _capture(server.pid)
+    assert rep.findings == []
+
+
+def test_cli_json_exit_code_and_saved_evidence(c_program, start, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    pair = start([str(c_program("pipe_pair"))])
+    server, worker = settle(pair, 2)
+    saved = tmp_path / "evidence"
+    out = tmp_path / "report.json"
+    run = subprocess.run([sys.executable, "-m", "stuck", "capture", str(server), "--json",
+                          str(out), "--save", str(saved)], capture_output=True, text=True,
+                         timeout=120)
+    assert run.returncode == 1, run.stderr
+    assert "DEADLOCK (certain)" in run.stdout
+    doc = json.loads(out.read_text())
+    assert doc["source"]["kind"] == "proc"
+    assert {p["pid"] for p in doc["processes"]} == {server, worker}
+    pair.kill()
+    again = subprocess.run([sys.executable, "-m", "stuck", "analyze", str(saved), "--json"],
+                           capture_output=True, text=True, timeout=120)
+    assert again.returncode == 1, again.stderr
+    redo = json.loads(again.stdout)
+    assert [f["summary"] for f in redo["findings"]] == [f["summary"] for f in doc["findings"]]
+
+
+def test_a_pid_that_does_not_exist_is_a_usage_error() -> None:
+    run = subprocess.run([sys.executable, "-m", "stuck", "capture", "999999999"],
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 2
+    assert "Traceback" not in run.stderr and "999999999" in run.stderr
+    bad = subprocess.run([sys.executable, "-m", "stuck", "capture", "abc"],
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "not a process id" in bad.stderr
+
+
+def test_zombie_is_reported_with_what_is_missing(start) -> None:  # type: ignore[no-untyped-def]
+    # The shell execs sleep after forking a child that exits at once: nobody reaps it.
+    parent = start(["sh", "-c", "sh -c 'exit 0' & exec sleep 30"])
+    deadline = time.monotonic() + 10
+    zombie = None
+    while zombie is None and time.monotonic() < deadline:
+        for name in Path("/proc").iterdir():
+            if not name.name.isdigit():
+                continue
+            try:
+                stat = (name / "stat").read_text()
+            except OSError:
+                continue
+            fields = stat.rsplit(")", 1)[1].split()
+            if fields[0] == "Z" and int(fields[1]) == parent.pid:
+                zombie = int(name.name)
+        time.sleep(0.05)
+    assert zombie is not None
+    rep = _capture(zombie)
+    assert rep.findings == []
+    assert any("zombie" in n for n in rep.snapshot.notes)
