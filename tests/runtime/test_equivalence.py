@@ -259,6 +259,41 @@ def scenario_introspection() -> Any:
     return seen
 
 
+def scenario_replaced_get_ident() -> Any:
+    # pebble's waitforthreads: threading.get_ident becomes a function that signals a waiter
+    # (here an Event and a Condition) whenever anything asks who the current thread is.
+    # Whatever stuck does on set/notify/release must not ask it: that recursed without end.
+    original_get_ident = threading.get_ident
+    woken = threading.Event()
+    cond = threading.Condition()
+    calls: list[int] = []
+
+    def get_ident() -> int:
+        calls.append(1)
+        woken.set()
+        with cond:
+            cond.notify_all()
+        return original_get_ident()
+
+    seen: list[Any] = []
+    threading.get_ident = get_ident
+    try:
+        worker = threading.Thread(target=lambda: seen.append(woken.wait(5)), daemon=True)
+        worker.start()
+        worker.join(5)
+        seen.append(worker.is_alive())
+        sem = threading.Semaphore(0)
+        sem.release()
+        seen.append(sem.acquire(timeout=1))
+        with cond:
+            cond.notify()
+        seen.append(threading.current_thread().name)
+    finally:
+        threading.get_ident = original_get_ident
+    seen.append(len(calls))  # as many calls as threading itself makes, none from stuck
+    return seen
+
+
 SCENARIOS: list[tuple[str, Any, tuple[Any, ...]]] = [
     ("lock", scenario_lock, ()),
     ("rlock", scenario_rlock, ()),
@@ -274,6 +309,7 @@ SCENARIOS: list[tuple[str, Any, tuple[Any, ...]]] = [
     ("futures", scenario_futures, ()),
     ("copy-pickle", scenario_copy_and_pickle, ()),
     ("introspection", scenario_introspection, ()),
+    ("replaced-get-ident", scenario_replaced_get_ident, ()),
 ]
 
 

@@ -621,19 +621,36 @@ _names: dict[int, str] = {}  # thread ident -> name, kept for threads that signa
 _names_by_thread: dict[int, str] = {}  # id(Thread) -> name
 
 
+_wall = time.time
+_threads_by_ident: dict[int, threading.Thread] = threading._active  # type: ignore[attr-defined]
+
+
+def _current_thread(me: int) -> tuple[int, str]:
+    """``id()`` and name of the current thread's Thread object, read from threading's own
+    table. Never through ``threading.current_thread()``: it calls ``threading.get_ident``, a
+    name a program may replace with a function that signals a tracked primitive (pebble's
+    ``waitforthreads`` does), which would come back here and recurse. A thread threading does
+    not know (started with ``_thread``) is (0, its ident)."""
+    t = _threads_by_ident.get(me)
+    if t is None:
+        return 0, f"0x{me:x}"
+    return id(t), str(t._name)  # the attribute: a subclass may make `name` compute
+
+
 def note_waker(obj: object, op: str = "") -> None:
     """Record that the current thread did something that ends waits on ``obj`` (notified it,
-    set it, released it, arrived at it). Called by the tracked primitives; never raises."""
+    set it, released it, arrived at it). Called by the tracked primitives; never raises, and
+    never calls anything the program can replace."""
     me = _thread.get_ident()
     try:
-        current = threading.current_thread()
+        current, name = _current_thread(me)
         wakers: dict[int, int] | None = obj.__dict__.get("_stuck_wakers")
         if wakers is None:
             obj._stuck_wakers = wakers = {}  # type: ignore[attr-defined]
         # Thread idents are reused once a thread ends: keep which Thread it was.
-        if wakers.get(me) != id(current):
-            wakers[me] = id(current)
-            _names[me] = _names_by_thread[id(current)] = current.name
+        if wakers.get(me) != current:
+            wakers[me] = current
+            _names[me] = _names_by_thread[current] = name
             if len(_names_by_thread) > 4096:
                 _names_by_thread.clear()
     except Exception:
@@ -646,7 +663,7 @@ def note_thread_name(ident: int | None = None) -> None:
     me = _thread.get_ident() if ident is None else ident
     if me not in _names:
         with contextlib.suppress(Exception):
-            _names[me] = threading.current_thread().name
+            _names[me] = _current_thread(me)[1]
             if len(_names) > 4096:
                 _names.clear()
 
@@ -666,8 +683,8 @@ def note_signal(obj: object, op: str, waiters: int) -> None:
         history: deque[Signal] | None = obj.__dict__.get("_stuck_signals")
         if history is None:
             obj._stuck_signals = history = deque(maxlen=4)  # type: ignore[attr-defined]
-        history.append(Signal(op, f"0x{_thread.get_ident():x}", time.time(), waiters,
-                              id(threading.current_thread())))
+        me = _thread.get_ident()
+        history.append(Signal(op, f"0x{me:x}", _wall(), waiters, _current_thread(me)[0]))
     except Exception:
         pass
 

@@ -26,11 +26,10 @@ def _thread_wakers(resource: object, op: str) -> list[int] | None:
 
 
 def join(self: threading.Thread, timeout: float | None = None) -> None:
-    if (self.ident is None or not self.is_alive()
-            or self is threading.current_thread()):  # let the original say what is wrong
-        _orig_join(self, timeout)
+    me = _thread.get_ident()  # not threading.current_thread(): see stall._current_thread
+    if self.ident is None or self.ident == me or not self.is_alive():
+        _orig_join(self, timeout)  # let the original say what is wrong
         return
-    me = _thread.get_ident()
     record = registry.WaitRecord(self, "join", _thread_wakers, sys._getframe(1),
                                  None if timeout is None else float(timeout))
     previous = detect.block_begin(me, record, True)
