@@ -634,7 +634,7 @@ def _current_thread(me: int) -> tuple[int, str]:
     t = _threads_by_ident.get(me)
     if t is None:
         return 0, f"0x{me:x}"
-    return id(t), str(t._name)  # the attribute: a subclass may make `name` compute
+    return id(t), str(getattr(t, "_name", me))  # not `name`: a subclass may compute it
 
 
 def note_waker(obj: object, op: str = "") -> None:
