@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import inspect
 import os
 import sys
 from collections.abc import Callable
@@ -60,4 +61,21 @@ def resolve(spec: str) -> Callable[[], object]:
             raise TargetError(f"{spec!r}: no function {name!r} in {module.__name__}")
     if not callable(obj):
         raise TargetError(f"{spec!r} is not callable")
+    needed = _required_parameters(obj)
+    if needed:
+        names = ", ".join(needed)
+        raise TargetError(
+            f"{spec!r} needs arguments ({names}) and stuck explore calls TARGET with none; "
+            "if they are pytest fixtures, mark the test with @pytest.mark.stuck_explore and "
+            "run it with pytest, which provides them")
     return obj  # type: ignore[no-any-return]
+
+
+def _required_parameters(func: object) -> list[str]:
+    """The parameters ``func`` cannot be called without (pytest fixtures, usually)."""
+    try:
+        signature = inspect.signature(func)  # type: ignore[arg-type]
+    except (TypeError, ValueError):  # a builtin without a signature: let the call decide
+        return []
+    return [p.name for p in signature.parameters.values()
+            if p.default is p.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
