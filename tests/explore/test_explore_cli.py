@@ -91,3 +91,46 @@ def test_pytest_marker_prints_replay_command_that_reproduces(tmp_path: Path) -> 
                            capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert again.returncode == 1
     assert "deadlock" in again.stdout
+
+
+def test_cli_target_that_needs_fixtures_is_a_usage_error_pointing_to_the_marker(
+        tmp_path: Path) -> None:
+    target = tmp_path / "test_with_fixture.py"
+    target.write_text("def test_writes(tmp_path, monkeypatch):\n"
+                      "    (tmp_path / 'x').write_text('x')\n")
+    res = CliRunner().invoke(explore_command, [f"{target}::test_writes", "--no-progress"])
+    assert res.exit_code == 2, res.output
+    assert "Traceback" not in res.output and "replay token" not in res.output
+    assert "tmp_path, monkeypatch" in res.output
+    assert "@pytest.mark.stuck_explore" in res.output
+
+
+def test_cli_spinning_target_ends_within_its_time_budget_with_a_hang(tmp_path: Path) -> None:
+    # The spinner never reaches a synchronization point, so the scheduler never gets control
+    # back: the budget has to bound the execution itself, and the report must name the thread.
+    target = tmp_path / "spin_target.py"
+    target.write_text(textwrap.dedent("""
+        import threading
+
+        def test_spin():
+            stop = [False]
+
+            def spin():
+                turns = 0
+                while not stop[0]:
+                    turns += 1
+
+            worker = threading.Thread(target=spin, name="spinner")
+            worker.start()
+            worker.join()
+        """))
+    budget = 4.0
+    proc = subprocess.run([sys.executable, "-m", "stuck", "explore", f"{target}::test_spin",
+                           "--time-budget", str(budget), "--no-progress"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "hang: spinner reached no synchronization point" in proc.stdout
+    assert "spin_target.py:9 " in proc.stdout or "spin_target.py:10 " in proc.stdout  # the spin
+    elapsed = next(line for line in proc.stdout.splitlines() if "reached no" in line)
+    seconds = float(elapsed.split(" for ")[1].split(" s ")[0])
+    assert seconds <= budget  # the wait it reports fitted in the budget

@@ -38,6 +38,9 @@ class Execution:
     leaked: list[str] = field(default_factory=list)
     names: list[str] = field(default_factory=list)
     switches: int = 0  # hand-overs between OS threads during the execution
+    # The running thread reached no synchronization point in time (a spin, a C call): the
+    # verdict rests on the clock, not on the schedule, so replaying choices cannot shrink it.
+    stopped: bool = False
 
 
 def _interrupt(ident: int | None) -> None:
@@ -80,9 +83,11 @@ def run_once(
     scheduler._active[0] = sched
     leaked: list[str] = []
     began = _real_perf_counter()
+    stopped = False
     try:
         sched.start_root(target, starter, threading.Thread)
         if not sched.done.wait_for(stall_seconds):
+            stopped = True
             sched.abort_from_outside(verdict.stopped(sched, stall_seconds))
             cur = sched.current
             _interrupt(cur.ident if cur is not None else None)
@@ -119,7 +124,8 @@ def run_once(
         for ev in sched.trace:
             ev.resource = "-" if ev.resource is None else verdict._label(sched, ev.resource)
     return Execution(v, list(sched.choices), sched.step, sched.trace, leaked,
-                     [t.name for t in sched.threads], sched.switches)
+                     [t.name for t in sched.threads], sched.switches,
+                     stopped and v.kind == "hang")
 
 
 @dataclass
@@ -265,7 +271,7 @@ def explore(
                 break
             strat.begin(i)
             ex = run_once(target, strat, max_steps=max_steps, history=history,
-                          stall_seconds=stall_seconds)
+                          stall_seconds=_within_budget(stall_seconds, time_budget, started))
             result.executions += 1
             for note in ex.verdict.uncontrolled:
                 if note not in result.notes and len(result.notes) < 10:
@@ -281,7 +287,13 @@ def explore(
                 result.exhausted = True
                 result.bound = getattr(strat, "bound", None)
                 break
-        if failing is not None:
+        if failing is not None and failing.stopped:
+            # A thread ran past the wait without reaching a synchronization point: that does
+            # not depend on the schedule, so it is shown as found, re-run once with recording
+            # on (within what is left of the budget) for the report, not shrunk.
+            _finish_stopped(result, target, failing, history, max_steps,
+                            _within_budget(stall_seconds, time_budget, started))
+        elif failing is not None:
             _finish_failure(result, target, failing, history, max_steps, stall_seconds,
                             shrink_failures)
         result.elapsed = _real_monotonic() - started
@@ -326,6 +338,32 @@ def _fewest_preemptions(target: Callable[[], object], kind: str, choices: list[i
             if not dfs.end(ex.verdict.failed):
                 break
     return choices
+
+
+_SHORTEST_WAIT = 0.2  # seconds: the least an execution is given to reach a synchronization point
+
+
+def _within_budget(stall_seconds: float, time_budget: float | None, started: float) -> float:
+    """How long one execution may go without reaching a synchronization point: the stall
+    limit, but at most half of what is left of the time budget (the other half is for the
+    recorded re-run that makes the report), so a spinning target still ends within it."""
+    if time_budget is None:
+        return stall_seconds
+    left = time_budget - (_real_monotonic() - started)
+    return max(_SHORTEST_WAIT, min(stall_seconds, left / 2))
+
+
+def _finish_stopped(result: ExploreResult, target: Callable[[], object], failing: Execution,
+                    history: History, max_steps: int, stall_seconds: float) -> None:
+    ex, rp, switches = recorded(target, failing.choices, history, max_steps, stall_seconds)
+    if ex.verdict.kind != failing.verdict.kind:  # the re-run did not hang: show the first
+        ex = failing
+    best = list(failing.choices)
+    result.unshrunk_token = result.token = encode(best, ex.verdict.kind)
+    result.unshrunk_decisions = result.decisions = len(best)
+    result.unshrunk_preemptions = result.preemptions = rp.preemptions()
+    result.verdict = ex.verdict
+    result.switches = switches
 
 
 def _finish_failure(result: ExploreResult, target: Callable[[], object], failing: Execution,
