@@ -70,26 +70,41 @@ def collect(pids: list[int], tree: bool = False, timeout: float = TIMEOUT,
     return ev
 
 
+def _waited_children(pe: ProcessEvidence, machine: str) -> list[int]:
+    """Children a thread of ``pe`` waits for (wait4, waitid)."""
+    out: list[int] = []
+    for te in pe.threads:
+        call = syscalls.parse(te.syscall, machine)
+        if call is None or call.meaning != "wait-child":
+            continue
+        which = call.child()
+        out.extend([which] if which > 0 else proc.children(pe.pid, depth=1))
+    return out
+
+
 def _follow_peers(ev: Evidence, seen: set[int]) -> None:
-    """Capture the processes holding the other end of what captured threads wait on."""
+    """Capture the processes holding the other end of what captured threads wait on, and the
+    children they wait for."""
     done: set[str] = set()
     while len(ev.processes) < MAX_PROCESSES:
         keys: set[str] = set()
+        new: list[tuple[int, str]] = []
         for pe in ev.processes:
             keys |= _waiting_keys(pe, ev.machine)
+            new.extend((c, f"waited for by {pe.pid}") for c in _waited_children(pe, ev.machine)
+                       if c not in seen)
         keys = peers.peer_keys(ev, keys) - done
-        if not keys:
-            return
         done |= keys
         found = proc.holders(keys)
-        new = [(pid, key) for key, pids in found.items() for pid in pids if pid not in seen]
+        new += [(pid, f"holds {key}") for key, pids in found.items() for pid in pids
+                if pid not in seen]
         if not new:
             return
         for pid, key in new:
             if pid in seen or len(ev.processes) >= MAX_PROCESSES:
                 continue
             seen.add(pid)
-            ev.processes.append(proc.read_process(pid, f"holds {key}"))
+            ev.processes.append(proc.read_process(pid, key))
     ev.notes.append(f"stopped following pipes and sockets at {MAX_PROCESSES} processes")
 
 

@@ -42,10 +42,6 @@ def thread_id(tid: int) -> str:
     return f"LWP {tid}"
 
 
-def _signed(v: int) -> int:
-    return v - (1 << 64) if v >= 1 << 63 else v
-
-
 @dataclass(slots=True)
 class _IoWait:
     thread: Thread
@@ -87,10 +83,10 @@ def build(ev: Evidence) -> Built:
                 io_waits.append(_IoWait(t, pe.pid, ch, call.meaning,
                                         f"{ch.key}:{call.meaning}"))
             elif call.meaning == "wait-child":
-                child_waits.append((t, pe.pid, _signed(call.args[0])))
+                child_waits.append((t, pe.pid, call.child()))
         threads_of[pe.pid] = proc.threads
-    _runtime_views(ev, built, threads_of)
     _link_io(ev, built, chans, io_waits, threads_of, by_pid)
+    _runtime_views(ev, built, threads_of)
     _link_children(built, child_waits, threads_of, by_pid)
     _settle(snap)
     snap.notes.extend(ev.notes)
@@ -240,8 +236,8 @@ def _label(ch: Channel, other: Channel | None, op: str, enders: list[int],
     elif op == "read" and ch.queued is not None:
         queued = f"; {_size(ch.queued)} bytes queued here"
     peer = f"its peer {other.inode}" if other is not None else "its peer"
-    verb = "to read" if op == "write" else "to write"
-    return f"{ch.inode}{where} waiting for {peer} {verb} (held by {who}{queued})"
+    verb = "read at" if op == "write" else "written by"
+    return f"{ch.inode}{where} to be {verb} {peer} (held by {who}{queued})"
 
 
 def _link_children(built: Built, child_waits: list[tuple[Thread, int, int]],

@@ -225,8 +225,9 @@ def pipe_fill(pid: int, fd: int) -> tuple[int | None, int | None]:
         os.close(own)
 
 
-def children(pid: int) -> list[int]:
-    """Every descendant of ``pid`` (for ``--tree``), from each process's parent pid."""
+def children(pid: int, depth: int = 1 << 30) -> list[int]:
+    """The descendants of ``pid`` (for ``--tree``; ``depth=1``: its children only), from each
+    process's parent pid."""
     parent_of: dict[int, int] = {}
     for name in os.listdir(PROC):
         if not name.isdigit():
@@ -240,14 +241,17 @@ def children(pid: int) -> list[int]:
     for child, parent in parent_of.items():
         kids.setdefault(parent, []).append(child)
     out: list[int] = []
-    todo = [pid]
+    todo = [(pid, 0)]
     seen = {pid}
     while todo:
-        for c in sorted(kids.get(todo.pop(), [])):
+        parent, level = todo.pop()
+        if level >= depth:
+            continue
+        for c in sorted(kids.get(parent, [])):
             if c not in seen:
                 seen.add(c)
                 out.append(c)
-                todo.append(c)
+                todo.append((c, level + 1))
     return out
 
 

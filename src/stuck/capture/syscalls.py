@@ -77,6 +77,15 @@ class Call:
         cmd = self.args[1] & FUTEX_CMD_MASK
         return (cmd in FUTEX_WAITS or cmd in FUTEX_LOCK_PI) and self.args[3] != 0
 
+    def child(self) -> int:
+        """For wait4/waitid: the child waited for, or -1 for any child."""
+        if self.name == "wait4" and self.args:
+            pid = self.args[0] - (1 << 64) if self.args[0] >= 1 << 63 else self.args[0]
+            return pid if pid > 0 else -1
+        if self.name == "waitid" and len(self.args) > 1 and self.args[0] == 1:  # P_PID
+            return self.args[1]
+        return -1
+
     def same(self, other: Call | None) -> bool:
         return other is not None and other.number == self.number and other.args == self.args
 

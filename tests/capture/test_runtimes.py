@@ -1,0 +1,102 @@
+"""stuck capture on Python and JVM processes: pipes, multiprocessing, sockets, monitors."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from tests.capture.conftest import PROGRAMS, settle
+
+from stuck.capture import collect, report
+from stuck.model import Report
+
+
+def _capture(*pids: int) -> Report:
+    return report(collect(list(pids)))
+
+
+def _pids_in(rep: Report, threads: list[str]) -> set[int | None]:
+    owner = {t.id: p.pid for p in rep.snapshot.processes for t in p.threads}
+    return {owner[t] for t in threads}
+
+
+def test_python_parent_and_child_through_two_pipes(start) -> None:  # type: ignore[no-untyped-def]
+    pair = start([sys.executable, str(PROGRAMS / "py_pipe_pair.py")])
+    pids = settle(pair, 2)
+    rep = _capture(pair.pid)
+    [d] = rep.findings
+    assert (d.kind, d.confidence) == ("deadlock", "certain")
+    assert _pids_in(rep, d.threads) == set(pids)
+    resources = rep.snapshot.resource_map()
+    assert [resources[e.waits_for].kind for e in d.cycle] == ["pipe", "pipe"]
+    parent = rep.snapshot.thread(f"LWP {pair.pid}")
+    assert parent is not None and parent.waits is not None
+    assert parent.waits.at is not None and parent.waits.at.file is not None
+    assert parent.waits.at.file.endswith("py_pipe_pair.py")  # the Python line, by py-spy
+
+
+def test_worker_joined_before_its_full_queue_is_read(start) -> None:  # type: ignore[no-untyped-def]
+    prog = start([sys.executable, str(PROGRAMS / "py_mp_queue.py")])
+    parent, worker = settle(prog, 2)
+    rep = _capture(parent)  # the worker is followed: the parent waits for it to exit
+    deadlocks = [f for f in rep.findings if f.kind == "deadlock"]
+    assert len(deadlocks) == 1
+    [d] = deadlocks
+    assert _pids_in(rep, d.threads) == {parent, worker}
+    resources = rep.snapshot.resource_map()
+    kinds = {resources[e.waits_for].kind for e in d.cycle}
+    assert kinds == {"thread", "pipe"}  # the parent's join, the feeder's write
+    directions = set()
+    for e in d.cycle:
+        t = rep.snapshot.thread(e.thread)
+        assert t is not None and t.waits is not None
+        directions.add(t.waits.direction)
+    assert directions == {"wait-child", "write"}
+
+
+def test_multiprocessing_pipe_pair_through_unix_sockets(start) -> None:  # type: ignore[no-untyped-def]
+    prog = start([sys.executable, str(PROGRAMS / "py_socket_pair.py")])
+    parent, child = settle(prog, 2)
+    rep = _capture(parent)
+    [d] = rep.findings
+    assert d.kind == "deadlock"
+    assert _pids_in(rep, d.threads) == {parent, child}
+    resources = rep.snapshot.resource_map()
+    socks = [resources[e.waits_for] for e in d.cycle]
+    assert {s.kind for s in socks} == {"socket"}
+    assert len({s.inode for s in socks}) == 2
+
+
+@pytest.fixture(scope="session")
+def java_class(build_dir: Path) -> Path:
+    if shutil.which("javac") is None or shutil.which("java") is None:
+        pytest.skip("a JDK is not installed (CI: openjdk-17-jdk-headless in .ci/packages)")
+    if shutil.which("jcmd") is None and shutil.which("jstack") is None:
+        pytest.skip("neither jcmd nor jstack is installed")
+    out = build_dir / "java"
+    if not (out / "Deadlock.class").exists():
+        subprocess.run(["javac", "-d", str(out), str(PROGRAMS / "Deadlock.java")], check=True,
+                       capture_output=True)
+    return out
+
+
+def test_jvm_monitor_deadlock(java_class: Path, start) -> None:  # type: ignore[no-untyped-def]
+    jvm = start(["java", "-Xmx64m", "-XX:+UseSerialGC", "-cp", str(java_class), "Deadlock"])
+    assert jvm.proc.stdout is not None
+    pid = int(jvm.proc.stdout.readline())
+    rep = None
+    for _ in range(20):  # the two threads may not have blocked yet
+        rep = _capture(pid)
+        if any(f.kind == "deadlock" for f in rep.findings):
+            break
+    assert rep is not None
+    [d] = [f for f in rep.findings if f.kind == "deadlock"]
+    names = {t.name.split(" [")[0] for t in rep.snapshot.threads() if t.id in d.threads
+             and t.name}
+    assert names == {"posting", "auditing"}
+    resources = rep.snapshot.resource_map()
+    assert {resources[e.waits_for].kind for e in d.cycle} == {"monitor"}
+    assert all(t.startswith("LWP ") for t in d.threads)  # joined to the kernel's threads
