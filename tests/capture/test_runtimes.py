@@ -100,3 +100,14 @@ def test_jvm_monitor_deadlock(java_class: Path, start) -> None:  # type: ignore[
     resources = rep.snapshot.resource_map()
     assert {resources[e.waits_for].kind for e in d.cycle} == {"monitor"}
     assert all(t.startswith("LWP ") for t in d.threads)  # joined to the kernel's threads
+
+
+def test_shipped_example_reproduces_the_seed_002_diagnosis() -> None:
+    example = Path(__file__).resolve().parents[2] / "examples" / "gateway_engine_processes.py"
+    run = subprocess.run([sys.executable, str(example), "--capture"], capture_output=True,
+                         text=True, timeout=120)
+    assert run.returncode == 1, run.stderr
+    first = next(line for line in run.stdout.splitlines() if line.startswith("DEADLOCK"))
+    assert first.startswith("DEADLOCK (certain)")
+    assert "gateway" in first and "engine" in first
+    assert run.stdout.count("to be read (full: ") >= 2  # both pipes, both full

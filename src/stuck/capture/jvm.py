@@ -38,7 +38,7 @@ def collect(pe: ProcessEvidence, timeout: float) -> None:
 
 
 def apply(pe: ProcessEvidence, threads: list[Thread], built: Built) -> None:
-    from stuck.capture.merge import thread_id
+    from stuck.capture.merge import thread_id, thread_name
     from stuck.dumps import jstack
 
     result = jstack.parse(pe.tools.get("jcmd") or pe.tools.get("jstack", ""))
@@ -63,12 +63,12 @@ def apply(pe: ProcessEvidence, threads: list[Thread], built: Built) -> None:
         if jt.waits is not None:
             jt.waits.resource = rid.get(jt.waits.resource, jt.waits.resource)
         if native is not None:
-            native.name = f"{jt.name or native.name} [pid {pe.pid}]"
+            native.name = thread_name(jt.name, pe.pid, pe.comm)
             native.frames, native.holds, native.waits = jt.frames, jt.holds, jt.waits
             native.state, native.detail, native.daemon = jt.state, jt.detail, jt.daemon
         else:
             jt.id = rename[jt.id]
-            jt.name = f"{jt.name} [pid {pe.pid}]" if jt.name else None
+            jt.name = thread_name(jt.name, pe.pid, pe.comm)
             threads.append(jt)
     for r in result.resources:
         r.id = rid[r.id]

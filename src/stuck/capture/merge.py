@@ -42,6 +42,13 @@ def thread_id(tid: int) -> str:
     return f"LWP {tid}"
 
 
+def thread_name(name: str | None, pid: int, comm: str) -> str:
+    """``MainThread [pid 4242 gateway]``: the thread's own name, then its process."""
+    if not name or name == comm:
+        return f"{comm} [pid {pid}]"
+    return f"{name} [pid {pid} {comm}]"
+
+
 @dataclass(slots=True)
 class _IoWait:
     thread: Thread
@@ -102,7 +109,7 @@ def _thread(pe: ProcessEvidence, te: ThreadEvidence, ev: Evidence) -> Thread:
     fields2 = stat_fields(te.stat2) if te.stat2 else []
     letter = fields1[0] if fields1 else "?"
     name = te.comm or pe.comm
-    t = Thread(id=thread_id(te.tid), tid=te.tid, name=f"{name} [pid {pe.pid}]")
+    t = Thread(id=thread_id(te.tid), tid=te.tid, name=thread_name(name, pe.pid, pe.comm))
     call = syscalls.parse(te.syscall, ev.machine)
     again = syscalls.parse(te.syscall2, ev.machine) if te.syscall2 else None
     still = (call is not None and call.same(again) and te.switches is not None

@@ -38,6 +38,7 @@ def collect(pe: ProcessEvidence, timeout: float) -> None:
 
 
 def apply(pe: ProcessEvidence, threads: list[Thread], built: Built) -> None:
+    from stuck.capture.merge import thread_name
     from stuck.dumps import pyspy, pystack
 
     text = pe.tools.get("py-spy")
@@ -50,7 +51,7 @@ def apply(pe: ProcessEvidence, threads: list[Thread], built: Built) -> None:
                 continue
             t.frames = pt.frames
             if pt.name:
-                t.name = f"{pt.name} [pid {pe.pid}]"
+                t.name = thread_name(pt.name, pe.pid, pe.comm)
             if t.waits is not None and t.waits.at is None:
                 t.waits.at = pt.frames[0]
             if t.state == "blocked" and t.waits is not None \
