@@ -9,10 +9,10 @@ import time
 import pytest
 from tests.dumps.helpers import analyse_text, labels
 
-from stuck.analysis import base_name, classify
 from stuck.dumps import load_dump
 from stuck.knowledge import EVIDENCE, HINTS, ROLES, RULES, Matcher, read_facts
 from stuck.model import Frame, Thread, Wait
+from stuck.stacks.native import base_name, classify
 
 # --- building small dumps ---------------------------------------------------------------------
 

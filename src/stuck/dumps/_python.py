@@ -27,6 +27,14 @@ from dataclasses import dataclass, field
 
 from stuck.dumps import ParseResult
 from stuck.model import Frame, Process, Resource, ResourceKind, Thread, ThreadState, Wait
+from stuck.stacks.python import (
+    IO_FUNCTIONS,
+    NATIVE_IO,
+    NATIVE_LOCK,
+    NATIVE_SLEEP,
+    is_stdlib,
+)
+from stuck.stacks.python import bare as _bare
 
 MAX_LINE = 10_000  # longer lines are not dump lines
 
@@ -34,22 +42,6 @@ _ADDRESS = re.compile(r"\bat (0x[0-9a-fA-F]{1,16})>")
 _RLOCK_OWNER = re.compile(r"owner=(\d{1,24})")
 _WITH = re.compile(r"(?:async )?with ([A-Za-z_][\w.]{0,200})\s*(?:as \w+\s*)?:")
 _CALL = re.compile(r"(?:[\w.]{0,200}\.)?(\w+)\(")
-
-_IO_FUNCTIONS = frozenset({
-    "select", "poll", "epoll", "kqueue", "recv", "recv_into", "recvfrom", "recvmsg", "accept",
-    "read", "readinto", "readline", "readlines", "_recv", "_read", "sock_recv", "connect",
-    "create_connection", "getaddrinfo", "communicate", "_communicate", "_try_wait", "waitpid",
-    "urlopen", "getresponse", "_read_status", "begin", "sendall", "send", "write",
-})
-# How py-spy (short file names) prints standard-library files a wait passes through.
-_STDLIB_SHORT = frozenset({
-    "threading.py", "queue.py", "selectors.py", "socket.py", "ssl.py", "subprocess.py",
-    "_base.py", "thread.py", "concurrent/futures/_base.py", "concurrent/futures/thread.py",
-})
-_NATIVE_IO = ("select", "poll", "epoll_wait", "recv", "accept", "read", "__libc_read",
-              "__libc_recv", "kevent", "waitpid", "wait4", "connect")
-_NATIVE_SLEEP = ("clock_nanosleep", "nanosleep", "pysleep", "time_sleep")
-_NATIVE_LOCK = {"lock_PyThread_acquire_lock": "mutex", "rlock_acquire": "rlock"}
 
 
 @dataclass
@@ -70,20 +62,6 @@ class PyThread:
     ident: int | None = None  # threading.get_ident(), when the format prints it
     frames: list[PyFrame] = field(default_factory=list)  # innermost first
     hint: str | None = None  # "active", "idle", "gil", ...: the tool's own word
-
-
-def short_file(path: str) -> str:
-    """``/usr/lib/python3.11/concurrent/futures/thread.py`` -> ``concurrent/futures/thread.py``."""
-    for marker in ("/concurrent/", "/asyncio/", "/multiprocessing/"):
-        i = path.rfind(marker)
-        if i >= 0:
-            return path[i + 1:]
-    return path.rsplit("/", 1)[-1]
-
-
-def _bare(function: str) -> str:
-    """``Condition.wait`` (py-spy qualifies names) -> ``wait``."""
-    return function.rsplit(".", 1)[-1]
 
 
 def _is(pf: PyFrame, function: str, file_suffix: str) -> bool:
@@ -202,20 +180,20 @@ def _read_frames(t: PyThread) -> _Reading:
     if fn == "sleep":
         r.state = "sleeping"
         return r
-    if fn in _IO_FUNCTIONS and _stdlib(top):
+    if fn in IO_FUNCTIONS and _stdlib(top):
         r.state = "io"
         return r
     # User code at the top: the thread is inside a C call; the native frames or the source
     # line say which.
     for name in native_top:
-        if name in _NATIVE_LOCK:
-            r.state, r.kind = "blocked", _NATIVE_LOCK[name]  # type: ignore[assignment]
+        if name in NATIVE_LOCK:
+            r.state, r.kind = "blocked", NATIVE_LOCK[name]
             r.label = "threading.RLock" if r.kind == "rlock" else "threading.Lock"
             break
-        if name.startswith(_NATIVE_SLEEP):
+        if name.startswith(NATIVE_SLEEP):
             r.state = "sleeping"
             break
-        if name.startswith(_NATIVE_IO):
+        if name.startswith(NATIVE_IO):
             r.state = "io"
             break
     src = (top.source or "").strip()
@@ -233,7 +211,7 @@ def _read_frames(t: PyThread) -> _Reading:
                 r.obj_repr = top.local_vars.get(expr)
         elif method == "sleep":
             r.state = "sleeping"
-        elif method in _IO_FUNCTIONS:
+        elif method in IO_FUNCTIONS:
             r.state = "io"
         elif method == "join":
             r.state, r.kind, r.label = "blocked", "thread", expr
@@ -249,8 +227,7 @@ def _read_frames(t: PyThread) -> _Reading:
 
 
 def _stdlib(pf: PyFrame) -> bool:
-    path = pf.frame.file or ""
-    return "/lib/python" in path or path in _STDLIB_SHORT
+    return is_stdlib(pf.frame.file or "")
 
 
 def build(threads: list[PyThread], result: ParseResult, resources: Resources,

@@ -20,10 +20,10 @@ import itertools
 import re
 from dataclasses import dataclass, field
 
-from stuck.analysis import base_name, classify
 from stuck.dumps import ParseResult
 from stuck.dumps._text import has_any_line, iter_lines, split_call
 from stuck.model import Frame, Process, Resource, Thread, Wait
+from stuck.stacks.native import base_name, classify
 
 NAME = "gdb"
 

@@ -19,9 +19,9 @@ from collections.abc import Iterator
 from dataclasses import MISSING, dataclass, field, fields
 from itertools import chain
 
-from stuck.analysis import POOL_LOOP
 from stuck.dumps import ParseResult
 from stuck.model import Finding, Frame, Process, Resource, ResourceKind, Thread, ThreadState, Wait
+from stuck.stacks.native import POOL_LOOP
 
 NAME = "go"
 

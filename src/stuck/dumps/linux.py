@@ -15,10 +15,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from stuck.analysis import classify
 from stuck.dumps import ParseResult
 from stuck.dumps._text import iter_lines
 from stuck.model import Finding, Frame, Process, Resource, Thread, Wait
+from stuck.stacks.native import classify
 
 NAME = "linux"
 

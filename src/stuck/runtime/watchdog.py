@@ -62,12 +62,13 @@ from stuck.model import (
     Wait,
 )
 from stuck.runtime import registry
+from stuck.stacks.python import CALL_ACTIVITY as _CALL_ACTIVITY
+from stuck.stacks.python import STDLIB_ACTIVITY as _STDLIB_ACTIVITY
+from stuck.stacks.python import Activity
 
 Policy = Literal["report", "raise", "abort"]
 POLICIES: tuple[Policy, ...] = ("report", "raise", "abort")
 
-# What a thread is doing, judged from its stack alone.
-Activity = Literal["running", "io", "blocked", "idle", "sleeping"]
 
 
 class HangError(StuckError):
@@ -100,39 +101,6 @@ def parse_duration(text: str) -> float:
 
 # ---------------------------------------------------------------------------------------------
 # What a stack says a thread is doing
-
-# Names of calls that block outside the interpreter, seen at the call site of user code
-# (``sock.recv(1024)``: the innermost Python frame is the caller, the callee is C).
-_CALL_ACTIVITY: dict[str, Activity] = {
-    "sleep": "sleeping", "pause": "sleeping", "sigwait": "sleeping",
-    "accept": "idle",
-    "recv": "io", "recv_into": "io", "recvfrom": "io", "recvfrom_into": "io", "recvmsg": "io",
-    "send": "io", "sendall": "io", "sendto": "io", "sendfile": "io", "connect": "io",
-    "create_connection": "io", "getaddrinfo": "io", "gethostbyname": "io", "urlopen": "io",
-    "read": "io", "readline": "io", "readlines": "io", "readinto": "io", "write": "io",
-    "select": "io", "poll": "io", "epoll": "io", "kevent": "io", "control": "io",
-    "communicate": "io", "waitpid": "io", "check_output": "io", "run": "io", "input": "io",
-    "acquire": "blocked", "wait": "blocked", "join": "blocked", "get": "blocked",
-    "put": "blocked", "result": "blocked", "exception": "blocked", "wait_for": "blocked",
-}
-
-# Innermost stdlib frames: (file name ending, function) -> activity.
-_STDLIB_ACTIVITY: dict[tuple[str, str], Activity] = {
-    ("threading.py", "wait"): "blocked", ("threading.py", "acquire"): "blocked",
-    ("threading.py", "join"): "blocked", ("threading.py", "_wait_for_tstate_lock"): "blocked",
-    ("threading.py", "wait_for"): "blocked",
-    ("queue.py", "get"): "blocked", ("queue.py", "put"): "blocked",
-    ("_base.py", "result"): "blocked", ("_base.py", "exception"): "blocked",
-    ("_base.py", "wait"): "blocked", ("_base.py", "as_completed"): "blocked",
-    ("thread.py", "_worker"): "idle",  # concurrent.futures worker waiting for a work item
-    ("socket.py", "accept"): "idle", ("socket.py", "readinto"): "io",
-    ("socket.py", "create_connection"): "io", ("ssl.py", "read"): "io",
-    ("ssl.py", "recv"): "io", ("ssl.py", "recv_into"): "io", ("ssl.py", "do_handshake"): "io",
-    ("selectors.py", "select"): "io", ("subprocess.py", "wait"): "io",
-    ("subprocess.py", "_wait"): "io", ("subprocess.py", "_try_wait"): "io",
-    ("subprocess.py", "communicate"): "io", ("subprocess.py", "_communicate"): "io",
-    ("socketserver.py", "serve_forever"): "idle",
-}
 
 _STUCK_RUNTIME_DIR = os.path.dirname(os.path.abspath(__file__))
 _call_names: dict[tuple[CodeType, int], str | None] = {}
