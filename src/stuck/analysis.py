@@ -334,8 +334,15 @@ class _Analysis:
                                  f"{other}")
             if len(cycle) > 12:
                 steps.append(f"… {len(cycle) - 12} more steps")
-            explanation = ("; ".join(steps) + ". None of them can continue until another in "
-                           "the cycle does, so none will.")
+            self_wait = len(cycle) == 1 and cycle[0].thread == cycle[0].held_by
+            if self_wait:
+                res0 = self.resources.get(cycle[0].waits_for)
+                explanation = (f"{names[0]} waits for {_res_name(res0, cycle[0].waits_for)}, "
+                               "which it holds itself: a lock that is not re-entrant, taken "
+                               "twice by one thread, waits forever (a self-deadlock).")
+            else:
+                explanation = ("; ".join(steps) + ". None of them can continue until another "
+                               "in the cycle does, so none will.")
             if behind:
                 explanation += (f" {len(behind)} more thread(s) wait behind the cycle without "
                                 "being part of it.")
@@ -365,7 +372,10 @@ class _Analysis:
                                       else "probable" if missing else "certain")
             self.findings.append(Finding(
                 kind="deadlock", confidence=confidence,
-                summary=(" and ".join(names) if len(names) < 3 else ", ".join(names[:5])
+                summary=(f"{names[0]} waits for "
+                         f"{_res_name(self.resources.get(rids[0]), rids[0])}, which it holds "
+                         "itself (a self-deadlock)") if self_wait else
+                        (" and ".join(names) if len(names) < 3 else ", ".join(names[:5])
                          + (f" and {len(names) - 5} more" if len(names) > 5 else ""))
                         + " wait for each other in a cycle"
                         + (f" (through condition variables, by {libraries}'s known waits)"

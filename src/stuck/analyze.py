@@ -1,9 +1,15 @@
 """``stuck analyze FILE…``: read thread dumps, name why the program is stuck.
 
-Every file (``-`` is stdin) is parsed with the formats it contains (or ``--format``), the
-results are merged into one Snapshot and analysed once, so a paste with a gdb session and a
-goroutine dump of the same service is read as a whole. Exit 0: nothing found; 1: findings;
-2: unreadable or unrecognised input, with a one-line message.
+The files (``-`` is stdin) are one paste split over files: their text is made plain
+(``stuck.dumps.paste``) and read as one, in the order given, so a ``thread apply all bt`` in
+one file and the ``print *mutex`` output in another are read together, as gdb printed them. A
+saved stuck JSON report is read on its own and merged. The result is analysed once. Exit 0:
+nothing found; 1: findings; 2: unreadable input, or input that holds no dump, with a one-line
+message.
+
+Reports are never written over an input: ``--json`` alone (or ``--json -``) writes to stdout,
+and the word after ``--json`` is taken as the file to write only when it ends in ``.json`` and
+more arguments follow (``--json=FILE`` always names the file).
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TextIO
+from typing import NoReturn, TextIO
 
 import click
 
@@ -27,46 +33,103 @@ def _read(path: str) -> str:
     return data.decode("utf-8", errors="replace")
 
 
-def _fail(message: str) -> None:
+def _fail(message: str) -> NoReturn:
     click.echo(f"stuck analyze: {message}", err=True)
     sys.exit(EXIT_USAGE)
 
 
-@click.command("analyze", context_settings={"help_option_names": ["-h", "--help"]})
+def json_value_args(args: list[str]) -> list[str]:
+    """Command-line arguments with a bare ``--json`` made explicit, so that it never takes an
+    input file as the file to write: ``--json X`` keeps ``X`` as its value only when ``X`` is
+    ``-``, or ends in ``.json`` and is not the last argument; otherwise it becomes
+    ``--json=-`` (stdout) and ``X`` stays an input."""
+    out: list[str] = []
+    i = 0
+    while i < len(args):
+        a = args[i]
+        if a == "--":
+            out.extend(args[i:])
+            break
+        if a == "--json":
+            nxt = args[i + 1] if i + 1 < len(args) else None
+            more = i + 2 < len(args)
+            if nxt is not None and (nxt == "-" or (nxt.lower().endswith(".json") and more)):
+                out.append(f"--json={nxt}")
+                i += 2
+                continue
+            out.append("--json=-")
+            i += 1
+            continue
+        out.append(a)
+        i += 1
+    return out
+
+
+class _AnalyzeCommand(click.Command):
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, json_value_args(list(args)))
+
+
+def _same_file(out: str, inputs: tuple[str, ...]) -> str | None:
+    """The input ``out`` would overwrite, if any."""
+    if out == "-":
+        return None
+    target = Path(out)
+    for path in inputs:
+        if path == "-":
+            continue
+        p = Path(path)
+        try:
+            if target.exists() and p.exists() and target.samefile(p):
+                return path
+        except OSError:
+            pass
+        if target.resolve() == p.resolve():
+            return path
+    return None
+
+
+@click.command("analyze", cls=_AnalyzeCommand,
+               context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("files", nargs=-1, required=True)
 @click.option("--format", "fmt", default="auto", show_default=True,
               help="Dump format: auto, gdb, go, jstack, faulthandler, pyspy, pystack, "
                    "python (any of the three), linux, procstat, json.")
-@click.option("--json", "json_out", is_flag=False, flag_value="-", default=None,
-              metavar="[FILE]", help="Write the stuck.report/1 JSON (to FILE, or stdout).")
+@click.option("--json", "json_out", default=None, metavar="[FILE]",
+              help="Write the stuck.report/1 JSON: to stdout (--json, --json -) or to FILE "
+                   "(--json=FILE, or --json FILE.json before the inputs). Never over an input.")
 @click.option("--html", "html_out", default=None, metavar="FILE",
-              help="Write an HTML report to FILE.")
+              help="Write an HTML report to FILE (never over an input).")
 def analyze_command(files: tuple[str, ...], fmt: str, json_out: str | None,
                     html_out: str | None) -> None:
     """Read thread dumps (gdb, Go, jstack, Python, Linux, FreeBSD, stuck JSON) and report
-    deadlocks, stalls, lock-order problems and hangs."""
+    deadlocks, stalls, lock-order problems and hangs. Several files are read as one paste."""
     from stuck.analysis import analyze
     from stuck.dumps import Loaded, merge, parse_text
+    from stuck.dumps.stuckjson import detect as is_report
 
+    for out in (json_out, html_out):
+        if out is not None and (clash := _same_file(out, files)) is not None:
+            _fail(f"will not write the report over the input {clash}; name another file "
+                  "(--json=FILE, --html FILE)")
     report = _saved_capture(files)
     if report is not None:
         _emit(report, json_out, html_out)
     results = []
+    texts: list[tuple[str, str]] = []  # (path, text) of the dump files: one paste
     for path in files:
         try:
             text = _read(path)
         except OSError as exc:
             _fail(f"cannot read {path}: {exc.strerror or exc}")
-        try:
-            parsed = _parse_with_progress(text, fmt, path, parse_text)
-        except UnrecognisedInput as exc:
-            _fail(f"{path}: {exc}")
-        except RecursionError:
-            _fail(f"{path}: input nested too deeply to read")
-        for _, result in parsed:
-            for proc in result.processes:  # each finding can then name its file
-                proc.file = proc.file or ("<stdin>" if path == "-" else path)
-        results.extend(parsed)
+        if is_report(text):  # a saved report is read on its own, then merged
+            results.extend(_parse_file(text, fmt, path, parse_text))
+        else:
+            texts.append((path, text))
+    if texts:
+        joined = texts[0][1] if len(texts) == 1 else "\n".join(t for _, t in texts)
+        where = " + ".join("<stdin>" if p == "-" else p for p, _ in texts)
+        results.extend(_parse_file(joined, fmt, where, parse_text))
     loaded: Loaded = merge(results, list(files))
     _emit(analyze(loaded.snapshot, loaded.stated, loaded.inferred), json_out, html_out)
 
@@ -86,7 +149,6 @@ def _saved_capture(files: tuple[str, ...]):  # type: ignore[no-untyped-def]
         return report(load(saved[0]))
     except (OSError, EvidenceFormatError) as exc:
         _fail(f"{saved[0]}: {exc}")
-    return None
 
 
 def _emit(report, json_out: str | None, html_out: str | None) -> None:  # type: ignore[no-untyped-def]
@@ -117,6 +179,20 @@ def _write_with(path: str, writer: Callable[[TextIO], None]) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         _fail(f"cannot write {path}: {exc.strerror or exc}")
+
+
+def _parse_file(text: str, fmt: str, path: str, parse_text):  # type: ignore[no-untyped-def]
+    """Parse results of one input (``path`` names it in messages and findings)."""
+    try:
+        parsed = _parse_with_progress(text, fmt, path, parse_text)
+    except UnrecognisedInput as exc:
+        _fail(f"{path}: {exc}")
+    except RecursionError:
+        _fail(f"{path}: input nested too deeply to read")
+    for _, result in parsed:
+        for proc in result.processes:  # each finding can then name its file
+            proc.file = proc.file or ("<stdin>" if path == "-" else path)
+    return parsed
 
 
 def _parse_with_progress(text: str, fmt: str, path: str, parse_text):  # type: ignore[no-untyped-def]

@@ -149,8 +149,14 @@ def _collector_paused() -> Iterator[None]:
 def parse_text(text: str, format: str = "auto") -> list[tuple[str, ParseResult]]:
     """Run the parsers for ``text``: every detected one, or the one named by ``format``.
 
+    The text is made plain first (``stuck.dumps.paste.clean``: colour, log prefixes, quoting,
+    HTML entities, CR line ends), except a stuck JSON report, which is read as written.
     Raises ``UnrecognisedInput`` when no parser recognises the text or none finds a thread.
     """
+    json_mod = _module("stuckjson")
+    if json_mod is None or not json_mod.detect(text):
+        from stuck.dumps.paste import clean
+        text = clean(text)
     if format == "auto":
         names = detect_formats(text)
         if not names:

@@ -35,11 +35,16 @@ _SWITCH = re.compile(
 _INFO_ROW = re.compile(
     r"^(\*)?\s*(\d+)\s+(?:Thread (0x[0-9a-fA-F]+) \()?(?:LWP|process) (\d+)\)?"
     r"(?: \"([^\"]*)\")?\s+(.*)$")
-_FRAME = re.compile(r"^#(\d+)\s+(.*)$")
+# A frame line: "#N", then an address and "in", a function with its arguments (gdb always
+# prints the parentheses, empty or not), or a marker such as "<signal handler called>". A
+# Markdown heading ("#0 Introduction") has none of these and is not a frame.
+_FRAME = re.compile(r"^#(\d+)\s+((?:0x[0-9a-fA-F]+ in )?(?:[^\s(][^(]*\(.*|<.*>.*))$")
 _AT_CONT = re.compile(r"^\s+at (\S+):(\d+)\s*$")
 _ARG_ADDR = re.compile(r"(\w+)=(?:\w+@entry=)?(0x[0-9a-fA-F]+)(?: <([^<>]{1,200})>)?")
 _PRINT_START = re.compile(r"^\$(\d+) = (.*)$")
 _LOCAL_START = re.compile(r"^\s*([A-Za-z_][\w.]*) = (@0x[0-9a-fA-F]+: )?(\{.*)$")
+# A printed expression that is a mutex's owner field: "mutex->__data.__owner", "m.__owner".
+_OWNER_EXPR = re.compile(r"^\s*\(?\s*(\*?[\w.>\[\]-]{1,200}?)\s*\)?(?:->|\.)(?:__data\.)?__owner\s*$")
 _THREADID = re.compile(r"\bthreadid=(0x[0-9a-fA-F]+|\d+)")
 _PY_FILE = re.compile(r'^\s+File "([^"]*)", line (\d+), in (.+?)\s*$')
 _PY_BUILTIN = re.compile(
@@ -99,10 +104,11 @@ class _Session:
 
 # detect: distinctive words, each checked against the start of the line that holds it
 _DETECT_LINE = re.compile(
-    r"[ \t]*(?:Thread \d+ \((?:Thread 0x|LWP |process )|#0 +\S|\(gdb\) |"
+    r"[ \t]*(?:Thread \d+ \((?:Thread 0x|LWP |process )|#\d+ +(?:0x[0-9a-fA-F]+ in )?"
+    r"(?:[^\s(][^(\n]*\(|<)|\(gdb\) |"
     r"\[Switching to thread|Id +Target Id)")
 _DETECT = tuple((needle, _DETECT_LINE) for needle in (
-    "#0 ", "Thread ", "(gdb) ", "[Switching to thread", "Target Id"))
+    "#0 ", "#1 ", "Thread ", "(gdb) ", "[Switching to thread", "Target Id"))
 
 
 def detect(text: str) -> bool:
@@ -130,6 +136,8 @@ class _Parser:
         self.pending_frame: tuple[int, str] | None = None
         self.row_thread: _Thread | None = None  # an info-threads row awaiting "at file:line"
         self.pending_label: str | None = None  # a caption waiting for the thread it heads
+        # (frames, args, last frame number) of a backtrace printed outermost first
+        self.descending: tuple[list[Frame], list[str | None], int] | None = None
         self.notes: list[str] = []
 
     @property
@@ -173,6 +181,35 @@ class _Parser:
         frame, args = parse_frame(rest)
         self.row_thread = None
         target = None if self.stale and self.bt_requested else self.selected
+        if self.descending is not None:  # a backtrace printed outermost frame first
+            frames, arglist, last = self.descending
+            if number < last:
+                frames.append(frame)
+                arglist.append(args)
+                self.descending = (frames, arglist, number)
+                if number == 0:  # innermost reached: put the stack the usual way round
+                    frames.reverse()
+                    arglist.reverse()
+                    self.descending = None
+                    self.replace_next = True
+                self._note_addresses(target, args)
+                self.last_frame_loc = frame.file is not None or frame.module is not None
+                return
+            self.descending = None
+        if number > 0 and (self.replace_next or (target is not None and not target.frames)
+                           or (target is None and not self.orphan)):
+            # The first frame of a backtrace is not #0: frames come outermost first.
+            if target is None:
+                self.orphan, self.orphan_args = [frame], [args]
+                self.descending = (self.orphan, self.orphan_args, number)
+            else:
+                target.frames, target.args = [frame], [args]
+                self.descending = (target.frames, target.args, number)
+            self.replace_next = False
+            self.bt_requested = False
+            self._note_addresses(target, args)
+            self.last_frame_loc = frame.file is not None or frame.module is not None
+            return
         if number == 0:
             if (target is not None and not self.bt_requested and not self.replace_next
                     and target.frames and target.frames[0].function == frame.function):
@@ -192,10 +229,14 @@ class _Parser:
                 self.replace_next = False
             target.frames.append(frame)
             target.args.append(args)
-            if args:
-                for m in _ARG_ADDR.finditer(args):
-                    target.addresses.add(m.group(2).lower())
+            self._note_addresses(target, args)
         self.last_frame_loc = frame.file is not None or frame.module is not None
+
+    @staticmethod
+    def _note_addresses(target: _Thread | None, args: str | None) -> None:
+        if target is not None and args:
+            for m in _ARG_ADDR.finditer(args):
+                target.addresses.add(m.group(2).lower())
 
     def continuation(self, file: str, line: int) -> None:
         if self.row_thread is not None:
@@ -228,6 +269,14 @@ class _Parser:
         text = " ".join(self.obj_text)
         self.obj_text = []
         self.obj_depth = 0
+        owner_of = _OWNER_EXPR.match(self.obj_label)
+        if owner_of is not None and text.strip().isdigit():
+            # "print mutex->__data.__owner" / "p m.__data.__owner": the owner's LWP alone
+            owner = int(text.strip())
+            self.session.printed.append(_Printed(
+                _member_label([], owner_of.group(1)), "mutex", owner, None, None,
+                self.obj_address, self.selected))
+            return
         for p in scan_object(text, self.obj_label, self.obj_address, self.selected):
             self.session.printed.append(p)
             if p.address and self.selected is not None:
@@ -732,10 +781,20 @@ def _only_candidate(p: _Printed, resources: dict[str, Resource], waits_kind: dic
     assert p.owner is not None
     owner = by_lwp.get(p.owner)
     own_wait = tmap[owner].waits if owner in tmap else None
-    cands = [r for r in resources.values()
-             if r.kind == "mutex" and not r.owners
-             and any(t.waits is not None and t.waits.resource == r.id for t in tmap.values())
-             and (own_wait is None or own_wait.resource != r.id)]
+    awaited = [r for r in resources.values()
+               if r.kind == "mutex" and not r.owners
+               and any(t.waits is not None and t.waits.resource == r.id for t in tmap.values())]
+    if len(awaited) == 1:
+        # One mutex is awaited: the print is taken to be it, even when its owner waits for it
+        # too (a default pthread mutex locked twice by one thread: a self-deadlock).
+        res = awaited[0]
+        result.inferred[res.id] = (
+            f"the dump prints a mutex as {p.label} without its name (owner LWP {p.owner}); it "
+            f"is taken to be {res.label}, the only awaited mutex whose owner is unknown "
+            f"(print it by name, `print {res.label if res.label.isidentifier() else '*mutex'}`"
+            ", to know)")
+        return res
+    cands = [r for r in awaited if own_wait is None or own_wait.resource != r.id]
     if len(cands) != 1:
         return None
     res = cands[0]

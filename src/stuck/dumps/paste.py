@@ -1,0 +1,71 @@
+"""A dump as users paste it, made plain before any parser reads it.
+
+Dumps reach ``stuck analyze`` through terminals, log collectors, bug trackers and e-mail, and
+each adds its own wrapping: gdb's colour codes, journald and syslog prefixes with timestamps,
+Markdown and e-mail quoting (``> ``), HTML entities from a web page (``&lt;``), Windows line
+ends. Parsers match lines from their start, so every such layer would hide the dump from
+them; ``clean`` takes the layers off once, for every format.
+
+Each step is gated by a cheap test on the text (a substring found at C speed), so a plain dump
+costs a few scans and no copy. The line-prefix steps look for their prefix in the first lines
+only: a log collector or a quoting mail client wraps every line the same way, and sampling
+keeps a 100 MB dump from being matched line by line for a prefix it does not have.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+
+# CSI sequences (colour, cursor) and OSC sequences (hyperlinks, titles) a terminal would eat.
+_ANSI = re.compile(r"\x1b(?:\[[0-9;:?<=>]{0,64}[ -/]{0,4}[@-~]|\][^\x07\x1b]{0,4096}"
+                   r"(?:\x07|\x1b\\)|[@-Z\\-_])")
+# Entities a web page or an issue tracker's HTML adds to '<', '>', '&' and quotes.
+_ENTITY_MARKERS = ("&lt;", "&gt;", "&amp;", "&quot;", "&#")
+# Markdown block quotes and e-mail quoting: "> ", "> > ", ">>".
+_QUOTE = re.compile(r"^[ \t]{0,3}(?:>[ \t]?)+", re.MULTILINE)
+# syslog (RFC 3164, and journalctl's default "short" output), journalctl -o short-iso /
+# short-precise, and RFC 5424 / ISO timestamps as log collectors put them before each line:
+#   "Dec  4 21:00:46 host prog[123]: ", "2026-12-04T21:00:46.123+0000 host kernel: ",
+#   "<13>Dec  4 21:00:46 host prog: ", "2026-12-04T21:00:46.123456789Z " (kubectl --timestamps)
+_MONTH = r"(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)"
+_ISO = r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:[.,]\d{1,9})?(?:Z|[+-]\d\d:?\d\d)?"
+_LOG_PREFIX = re.compile(
+    r"^(?:<\d{1,3}>\d?\s?)?(?:"
+    rf"(?:{_MONTH} [ \d]\d \d\d:\d\d:\d\d(?:\.\d{{1,9}})?|{_ISO}) "
+    r"[\w.-]{1,255} [\w./@-]{1,255}(?:\[\d{1,10}\])?: "
+    rf"|{_ISO}[ \t]+)",
+    re.MULTILINE)
+SAMPLE_LINES = 400  # lines looked at to decide whether a line-prefix step applies
+
+
+def _head(text: str, lines: int = SAMPLE_LINES) -> str:
+    end = 0
+    for _ in range(lines):
+        end = text.find("\n", end) + 1
+        if end == 0:
+            return text
+    return text[:end]
+
+
+def clean(text: str) -> str:
+    """``text`` with terminal colour, log prefixes, quoting, HTML entities and CR line ends
+    removed. Linear in the size of the text; returns ``text`` itself when there is nothing
+    to remove."""
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    if "\x1b" in text:
+        text = _ANSI.sub("", text)
+    if "&" in text and any(m in text for m in _ENTITY_MARKERS):
+        text = html.unescape(text)
+    head = _head(text)
+    if (text.startswith((">", " >", "  >", "   >")) or "\n>" in head or "\n >" in head
+            or "\n  >" in head or "\n   >" in head) and _QUOTE.search(head):
+        text = _QUOTE.sub("", text)
+        head = _head(text)
+    if _LOG_PREFIX.search(head):
+        text = _LOG_PREFIX.sub("", text)
+    return text
+
+
+__all__ = ["clean"]
