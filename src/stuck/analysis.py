@@ -389,9 +389,12 @@ class _Analysis:
     def process_stalls(self) -> None:
         """A process whose every thread is shown and none can run: nothing in it will wake
         anyone. Only for sources that show every thread (``Process.complete``)."""
+        stated_stall = {t for f in self.stated if f.kind == "stall" for t in f.threads}
         for proc in self.snap.processes:
             if not proc.complete:
                 continue
+            if any(t.id in self.known or t.id in stated_stall for t in proc.threads):
+                continue  # the stall rule says more: what the runtime or the library said
             waiters: list[Thread] = []
             unnamed: list[Thread] = []  # off the CPU in a call the dump does not name
             for t in proc.threads:
@@ -408,12 +411,49 @@ class _Analysis:
                 if waiters:
                     self._process_stall(waiters, unnamed)
 
+    def _owner_hint(self, res: Resource) -> str:
+        """What to capture to learn who holds ``res``: the exact command for its source."""
+        name = _res_name(res, res.id)
+        if res.id.startswith("gdb") and res.kind in ("mutex", "rwlock"):
+            if res.label.isidentifier():
+                how = f"`print {res.label}`"
+            elif res.address:
+                how = (f"`print *(pthread_mutex_t *) {res.address}` (without symbols: "
+                       f"`x/3dw {res.address}`, the third number)")
+            else:
+                how = "`print *mutex` in the waiting thread's pthread_mutex_lock frame"
+            return (f"which thread holds {name} is not in the dump: in gdb, {how} shows "
+                    "`__owner`, the LWP that holds it")
+        if res.id.startswith("go"):
+            return (f"which goroutine holds {name} is not in the dump: Go does not record "
+                    "mutex owners; look for the goroutine that locked it and has not unlocked "
+                    "it (a method on the same object: its address as the first argument)")
+        if res.id.startswith("linux"):
+            return (f"which task holds {name} is not in the dump: lockdep's 'Showing all locks "
+                    "held' list (`echo d > /proc/sysrq-trigger`) names it")
+        if "jstack" in (self.snap.source.format or "") and res.kind == "monitor":
+            return f"which thread holds {name} is not in the dump: `jstack -l PID` prints it"
+        return (f"which thread holds {name} is not in the dump; take the dump with `py-spy dump "
+                "--locals` (an RLock prints `owner=`) or run the program under `stuck run`, "
+                "which tracks owners")
+
     def _process_stall(self, waiters: list[Thread], unnamed: list[Thread]) -> None:
-        tids = [t.id for t in waiters] + [t.id for t in unnamed]
-        rids = list(dict.fromkeys(t.waits.resource for t in waiters if t.waits is not None))
-        behind = [b for b in self.graph.behind(tids, rids) if b not in set(tids)]
-        words = ["; ".join(_wait_text(t, self.resources) for t in waiters[:10])
-                 + (f"; and {len(waiters) - 10} more" if len(waiters) > 10 else "") + "."]
+        waiter_ids = {t.id for t in waiters}
+        # Root waits: not on something another waiter holds (a join on a waiting thread, a
+        # lock a waiter holds). The rest wait behind the roots.
+        roots = [t for t in waiters if t.waits is not None and not any(
+            o != t.id and o in waiter_ids for o in self.graph.owned_by.get(t.waits.resource, ()))]
+        if not roots:
+            roots = waiters
+        root_ids = {t.id for t in roots}
+        tids = [t.id for t in roots] + [t.id for t in unnamed]
+        tid_set = set(tids)
+        rids = list(dict.fromkeys(t.waits.resource for t in roots if t.waits is not None))
+        behind = [b for b in self.graph.behind(tids, rids) if b not in tid_set]
+        behind_set = set(behind)
+        behind += [t.id for t in waiters if t.id not in root_ids and t.id not in behind_set]
+        words = ["; ".join(_wait_text(t, self.resources) for t in roots[:10])
+                 + (f"; and {len(roots) - 10} more" if len(roots) > 10 else "") + "."]
         missing: list[str] = []
         for t in unnamed[:10]:
             top = t.frames[0]
@@ -425,22 +465,30 @@ class _Analysis:
                            "`py-spy dump --native` would show the call")
         unowned = [r for r in rids if (res := self.resources.get(r)) is not None
                    and res.kind in OWNED_KINDS and not res.owners]
-        for r in unowned:
-            res = self.resources[r]
-            missing.append(f"which thread holds {_res_name(res, r)} is not in the dump; take "
-                           "the dump with `py-spy dump --locals` (an RLock prints `owner=`) "
-                           "or run the program under `stuck run`, which tracks owners")
-        lock_waiters = [t for t in waiters if t.waits is not None
-                        and t.waits.resource in set(unowned)]
-        if len(lock_waiters) + len(unnamed) > 1 and lock_waiters:
+        unowned_set = set(unowned)
+        for r in unowned[:10]:
+            missing.append(self._owner_hint(self.resources[r]))
+        lock_roots = [t for t in roots if t.waits is not None
+                      and t.waits.resource in unowned_set]
+        # Every root waits for a lock nobody visible is known to hold, on at least two locks:
+        # if each holds what another waits for, a cycle; the dump lacks the owners to say.
+        lock_cycle = (not unnamed and len(lock_roots) == len(roots) and len(unowned_set) > 1)
+        if len(lock_roots) + len(unnamed) > 1 and lock_roots:
             missing.append("if each lock waiter holds a lock another one waits for, this is a "
                            "deadlock; the dump does not show which locks a thread holds")
-        words.append("Every other thread of the process is idle or finished: no thread in "
-                     "this process can run, so none of these waits can end from inside it.")
-        confidence: Confidence = "possible" if unnamed else "probable"
-        first = waiters[0]
+        words.append("Every other thread of the process is idle, finished or waiting behind "
+                     "these: no thread in this process can run, so none of these waits can "
+                     "end from inside it.")
+        confidence: Confidence = "possible" if unnamed or lock_cycle else "probable"
+        first = roots[0]
         others = f" and {len(tids) - 1} more thread(s)" if len(tids) > 1 else ""
-        if unnamed:
+        if lock_cycle:
+            names = ", ".join(t.label() for t in lock_roots[:4]) + (
+                f" and {len(lock_roots) - 4} more" if len(lock_roots) > 4 else "")
+            summary = (f"{names} each wait for a lock whose holder the dump does not show, and "
+                       "nothing else in the process can run: if each holds what another waits "
+                       "for, they wait for each other in a cycle")
+        elif unnamed:
             summary = (f"no thread of this process is seen running: {first.label()}{others} "
                        "are off the CPU; if the unnamed calls are waits too, nothing can wake "
                        "them")
@@ -448,9 +496,11 @@ class _Analysis:
             summary = (f"nothing in this process can run: {first.label()}{others} wait, and "
                        "no thread is left to wake them")
         self.findings.append(Finding(
-            kind="stall", confidence=confidence, summary=summary, explanation=" ".join(words),
-            threads=tids, resources=rids, blocked_behind=behind, missing_evidence=missing,
-            details={"whole_process": True}))
+            kind="deadlock" if lock_cycle else "stall", confidence=confidence, summary=summary,
+            explanation=" ".join(words), threads=tids, resources=rids, blocked_behind=behind,
+            missing_evidence=missing,
+            details={"whole_process": True,
+                     "evidence": "every thread of the process is shown and none can run"}))
         self.covered.update(tids)
         self.covered.update(behind)
 

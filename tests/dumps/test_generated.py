@@ -38,13 +38,17 @@ def test_gdb_deadlock_with_printed_mutex_owners() -> None:
     assert f.confidence == "probable" and f.missing_evidence
 
 
-def test_gdb_stripped_O2_without_owners_is_not_called_a_deadlock() -> None:
+def test_gdb_stripped_O2_without_owners_is_at_most_a_possible_deadlock() -> None:
+    # Every thread is shown and none can run; both workers wait for mutexes whose owners the
+    # dump does not print: a cycle is consistent with the evidence, not proven by it.
     report = report_for(GENERATED / "gdb-c-deadlock-O2-stripped.txt")
-    kinds = {f.kind for f in report.findings}
-    assert "deadlock" not in kinds and kinds
-    waiting = {n for f in report.findings for n in names(report, f.threads)}
-    assert waiting == {"worker-a", "worker-b"}
-    assert all(f.confidence == "possible" for f in report.findings)
+    assert [(f.kind, f.confidence) for f in report.findings] == [("deadlock", "possible")]
+    f = report.findings[0]
+    assert sorted(names(report, f.threads)) == ["worker-a", "worker-b"]
+    assert names(report, f.blocked_behind) == ["deadlock2-O2"]
+    assert not f.cycle  # no edge is known
+    # what to capture next, with the exact command (no symbols: by address)
+    assert any("x/3dw 0x559d25b60080" in m for m in f.missing_evidence)
     threads = report.snapshot.thread_map()
     res = report.snapshot.resource_map()
     wa = next(t for t in threads.values() if t.name == "worker-a")

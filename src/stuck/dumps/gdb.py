@@ -714,7 +714,13 @@ def _build(session: _Session, index: int, used: set[str], result: ParseResult) -
     if unnamed:
         _solve_jointly(unnamed, resources, tmap, by_lwp, result)
     if threads:
-        result.processes.append(Process(pid=None, name=None, threads=threads))
+        # "thread apply all bt" numbers a process's threads 1..N: all of them there, each
+        # with a stack, is the whole process (an excerpt or a single "bt" is not).
+        nums = sorted(raw.num for raw in session.threads if raw.num is not None)
+        complete = (len(nums) == len(session.threads) and nums == list(range(1, len(nums) + 1))
+                    and all(raw.frames or raw.py_frames for raw in session.threads))
+        result.processes.append(Process(pid=None, name=None, threads=threads,
+                                        complete=True if complete else None))
         result.resources.extend(resources.values())
 
 
