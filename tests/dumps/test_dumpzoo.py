@@ -36,9 +36,8 @@ scoring = _scoring()
 CASES: list[dict[str, Any]] = scoring.load_cases()
 BY_ID = {c["id"]: c for c in CASES}
 
-# Cases `stuck analyze` refuses today: the owner prints alone in a second file (issue #12,
-# point 1: files are one paste).
-REFUSED = {c["id"] for c in CASES if c["style"] == "btfull-O0-owners-split"}
+# Cases `stuck analyze` refuses today.
+REFUSED: set[str] = set()
 
 # Bystanders named in a finding today, and why.
 BYSTANDER_KNOWN: dict[str, str] = {
