@@ -203,6 +203,15 @@ def _parse_with_progress(text: str, fmt: str, path: str, parse_text):  # type: i
         return [(name, r) for name, r in parse_text(text, fmt)]
 
 
+# Line prefix -> style, first match wins: the verdict stands out, what is missing recedes.
+TERMINAL_STYLES: tuple[tuple[str, str], ...] = (
+    ("DEADLOCK", "bold red"), ("STALL", "bold magenta"), ("LOCK-ORDER", "bold yellow"),
+    ("HANG", "bold yellow"), ("stuck:", "bold"), ("  ┌", "red"), ("  │", "red"),
+    ("  └", "red"), ("  Blocked behind it", "yellow"), ("  from ", "dim"),
+    ("  Not shown by the source", "dim"), ("    - ", "dim"), ("Threads (", "bold"),
+)
+
+
 def _print_text(report) -> None:  # type: ignore[no-untyped-def]
     from stuck.report import text as text_report
     out = text_report.render(report)
@@ -212,11 +221,17 @@ def _print_text(report) -> None:  # type: ignore[no-untyped-def]
     from rich.console import Console
     from rich.text import Text
     console = Console(highlight=False)
-    styles = {"DEADLOCK": "bold red", "STALL": "bold magenta", "LOCK-ORDER": "bold yellow",
-              "HANG": "bold yellow", "stuck:": "bold"}
     for line in out.splitlines():
-        styled = Text(line)  # plain Text: dump content is never read as markup
-        for word, style in styles.items():
-            if line.startswith(word):
-                styled.stylize(style, 0, len(word))
-        console.print(styled)
+        console.print(styled_line(line, Text))
+
+
+def styled_line(line: str, text_type):  # type: ignore[no-untyped-def]
+    """``line`` as rich Text with the style of its prefix. Plain Text, never markup: dump
+    content like ``[bold]`` is shown as written."""
+    styled = text_type(line)
+    for prefix, style in TERMINAL_STYLES:
+        if line.startswith(prefix):
+            word = prefix if prefix.isupper() else line
+            styled.stylize(style, 0, len(word))
+            break
+    return styled

@@ -34,6 +34,9 @@ CONFIDENCES: tuple[Confidence, ...] = ("certain", "probable", "possible")
 SourceKind = Literal["dump", "live", "explore", "proc"]
 
 
+_HEX = frozenset("0123456789abcdefABCDEF")
+
+
 @dataclass(slots=True)
 class Frame:
     """One stack frame, innermost first in ``Thread.frames``."""
@@ -84,10 +87,19 @@ class Thread:
     paste_label: str | None = None
 
     def label(self) -> str:
-        """A name for people: the thread's name with its id when they differ."""
+        """A name for people: the thread's name, with its id when the id says something (an
+        LWP, a goroutine number); a raw thread ident (``0x7ff837ea36c0``) only when there
+        is no name, since it tells a reader nothing a name does not."""
         if self.name and self.name != self.id:
-            return f"{self.name} ({self.id})"
-        return self.id
+            if self.id.startswith("0x") and all(c in _HEX for c in self.id[2:]):
+                text = self.name
+            else:
+                text = f"{self.name} ({self.id})"
+        else:
+            text = self.id
+        if self.state == "dead" and self.detail and self.detail.startswith("ended"):
+            text += f" {self.detail}"  # "producer ended (ValueError at feed.py:12)"
+        return text
 
 
 @dataclass(slots=True)

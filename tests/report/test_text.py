@@ -39,9 +39,9 @@ def three_lock_ring() -> Report:
 def test_a_group_says_what_each_member_holds() -> None:
     out = text_report.render(three_lock_ring())
     group = out[out.index("3 threads · blocked"):]
-    assert "transfer (0x0): waiting for mutex ledger_lock; holding mutex accounts_lock" in group
-    assert "reconcile (0x1): waiting for mutex audit_lock; holding mutex ledger_lock" in group
-    assert "audit (0x2): waiting for mutex accounts_lock; holding mutex audit_lock" in group
+    assert "transfer: waiting for mutex ledger_lock; holding mutex accounts_lock" in group
+    assert "reconcile: waiting for mutex audit_lock; holding mutex ledger_lock" in group
+    assert "audit: waiting for mutex accounts_lock; holding mutex audit_lock" in group
 
 
 def test_a_group_whose_members_agree_says_it_once() -> None:
@@ -70,8 +70,8 @@ def test_a_small_cycle_is_drawn_and_closes_on_its_first_thread() -> None:
     report = three_lock_ring()
     lines = text_report.cycle_diagram(report.findings[0], report.snapshot.thread_map(),
                                       report.snapshot.resource_map())
-    assert lines[0] == "  ┌─▶ transfer (0x0)"
-    assert lines[-1] == "  └──── waits for mutex accounts_lock, held by transfer (0x0)"
+    assert lines[0] == "  ┌─▶ transfer"
+    assert lines[-1] == "  └──── waits for mutex accounts_lock, held by transfer"
     assert len(lines) == 6
     assert all(line.startswith(("  ┌", "  │", "  └")) for line in lines)
 
@@ -83,3 +83,28 @@ def test_a_finding_names_its_file_when_there_are_several() -> None:
     assert "\n  from a.txt\n" not in text_report.render(report)  # one file: nothing to tell
     report.snapshot.source.files = ["a.txt", "b.txt"]
     assert "\n  from a.txt\n" in text_report.render(report)
+
+
+def test_the_terminal_colours_the_verdict_and_keeps_markup_as_text() -> None:
+    from rich.console import Console
+    from rich.text import Text
+
+    from stuck.analyze import styled_line
+
+    console = Console(force_terminal=True, color_system="standard", width=200)
+    with console.capture() as cap:
+        console.print(styled_line("DEADLOCK (certain): [bold]x[/bold] waits", Text))
+        console.print(styled_line("  ┌─▶ transfer", Text))
+        console.print(styled_line("  plain line", Text))
+    out = cap.get()
+    lines = out.splitlines()
+    assert "\x1b[1;31mDEADLOCK\x1b[0m" in lines[0] and "[bold]x[/bold]" in lines[0]
+    assert lines[1].startswith("\x1b[31m")
+    assert "\x1b[" not in lines[2]
+
+
+def test_thread_names_replace_raw_idents_but_keep_telling_ids() -> None:
+    assert Thread(id="0x7ff837ea36c0", name="writer").label() == "writer"
+    assert Thread(id="0x7ff837ea36c0").label() == "0x7ff837ea36c0"
+    assert Thread(id="LWP 7357", name="writer").label() == "writer (LWP 7357)"
+    assert Thread(id="goroutine 7", name="goroutine 7").label() == "goroutine 7"

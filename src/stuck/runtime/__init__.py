@@ -125,6 +125,8 @@ def install(policy: Policy = "report", json_path: str | None = None,
         _track_asyncio()
     elif _asyncio_hook not in sys.meta_path:
         sys.meta_path.insert(0, _asyncio_hook)
+    from stuck.runtime import endings
+    endings.install()
     policy_settings = stuck.runtime.policy.settings
     policy_settings.policy = policy
     policy_settings.json_path = json_path
@@ -178,6 +180,8 @@ def uninstall() -> None:
         dog.stop()
     _remove_asyncio_hook()
     patch.uninstall(BACKEND)
+    from stuck.runtime import endings
+    endings.uninstall()
     policy.settings.policy = "report"
     policy.settings.json_path = None
     policy.settings.stream = None

@@ -9,6 +9,7 @@ running on a thread that is itself blocked or in the middle of a registry update
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import linecache
 import os
 import re
@@ -227,7 +228,30 @@ def take(with_tasks: bool = True) -> tuple[Snapshot, dict[int, WaitRecord], dict
                     processes=[Process(pid=os.getpid(), name=_process_name(),
                                        threads=model_threads)],
                     resources=list(resources.values()), taken_at=now, notes=notes)
+    add_ended_threads(snap)
     return snap, table, rid_of
+
+
+def add_ended_threads(snap: Snapshot) -> None:
+    """Threads a resource names (could wake it, holds it) that have ended: added to the
+    snapshot as dead, with their name and how they ended, so no report shows a raw ident."""
+    from stuck.runtime.endings import ending
+
+    if not snap.processes:
+        return
+    alive = set(sys._current_frames())
+    known = {t.id for t in snap.threads()}
+    out: list[Thread] = []
+    for res in snap.resources:
+        for tid in [*res.owners, *(res.wakers or ())]:
+            if tid in known or not tid.startswith("0x"):
+                continue
+            known.add(tid)
+            with contextlib.suppress(ValueError):
+                end = ending(int(tid, 16), alive)
+                if end is not None:
+                    out.append(Thread(id=tid, name=end.name, state="dead", detail=end.words()))
+    snap.processes[0].threads.extend(out)
 
 
 def _process_name() -> str:

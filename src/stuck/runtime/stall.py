@@ -784,6 +784,7 @@ class LiveChecker:
             tasks.extend_snapshot(snap, rid_of)
             findings.extend(tasks.loop_findings(snap, rid_of, settle))
         self._annotate(snap, facts, findings)
+        livereport.add_ended_threads(snap)  # the wakers just added may have ended
         return snap, findings
 
     def facts(self, snap: Snapshot, table: dict[int, Any], rid_of: dict[int, str]

@@ -1,0 +1,100 @@
+"""How threads that are gone ended, so a report can name them: "producer ended (ValueError
+at feed.py:12)" instead of the raw ident of a thread nobody can see any more.
+
+A thread that dies of an exception passes through ``threading.excepthook``; ``install`` puts a
+recorder in front of the program's hook (which still runs, unchanged) that notes the thread's
+name, the exception's type and the program's innermost line. Threads that ended normally are
+found at report time among the ``threading.Thread`` objects the program still references (a
+thread keeps its ``ident`` after it ends). Standard library only; nothing here runs on a lock
+operation.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import threading
+import weakref
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+from stuck.runtime import registry
+
+MAX_KEPT = 1000  # endings remembered; a program that starts threads forever forgets the oldest
+
+
+@dataclass(frozen=True, slots=True)
+class Ending:
+    name: str
+    error: str | None = None  # the exception's type name
+    where: str | None = None  # file:line of the program's innermost frame of the traceback
+
+    def words(self) -> str:
+        """``ended (ValueError at x.py:12)``, or ``ended`` for a thread that returned."""
+        if self.error is None:
+            return "ended"
+        return f"ended ({self.error}{f' at {self.where}' if self.where else ''})"
+
+
+# ident -> the thread that died with that ident (weakly) and how. Idents are reused once a
+# thread is gone, so an entry is only believed for the thread object it was recorded for.
+_ended: dict[int, tuple[weakref.ref[threading.Thread], Ending]] = {}
+_state: dict[str, Any] = {}
+
+
+def _program_line(tb: TracebackType | None) -> str | None:
+    """The innermost traceback entry in the program's code (not stuck's, not the stdlib's)."""
+    where = None
+    while tb is not None:
+        filename = tb.tb_frame.f_code.co_filename
+        if not registry.is_library_file(filename):
+            where = f"{filename.rsplit('/', 1)[-1]}:{tb.tb_lineno}"
+        tb = tb.tb_next
+    return where
+
+
+def _record(args: Any) -> None:
+    with contextlib.suppress(Exception):
+        thread = args.thread
+        if thread is not None and thread.ident is not None:
+            if len(_ended) >= MAX_KEPT:
+                _ended.pop(next(iter(_ended)))
+            _ended[thread.ident] = (weakref.ref(thread), Ending(
+                thread.name, args.exc_type.__name__, _program_line(args.exc_traceback)))
+    previous = _state.get("previous")
+    if previous is not None:
+        previous(args)
+
+
+def install() -> None:
+    if _state.get("installed") is None:
+        _state["previous"] = threading.excepthook
+        _state["installed"] = _record
+        threading.excepthook = _record
+
+
+def uninstall() -> None:
+    if _state.get("installed") is not None and threading.excepthook is _state["installed"]:
+        threading.excepthook = _state["previous"]
+    _state.clear()
+    _ended.clear()
+
+
+def ending(ident: int, alive: set[int]) -> Ending | None:
+    """How the thread ``ident`` ended; None when it is alive, unknown, or when several ended
+    threads had that ident (the system reuses idents) so that which one is meant is unknown."""
+    if ident in alive:
+        return None
+    dead: list[threading.Thread] = []
+    with contextlib.suppress(Exception):
+        for obj in gc.get_objects():  # report time only: the Thread objects still referenced
+            if isinstance(obj, threading.Thread) and obj.ident == ident and not obj.is_alive():
+                dead.append(obj)
+    recorded = _ended.get(ident)
+    if recorded is not None:
+        thread = recorded[0]()
+        if (thread is None and not dead) or (thread is not None and dead == [thread]):
+            return recorded[1]
+        return None
+    return Ending(dead[0].name) if len(dead) == 1 else None

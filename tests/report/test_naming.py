@@ -1,0 +1,81 @@
+"""Names people can follow: a thread's name instead of its ident, and a thread that is gone
+shown by its name and how it ended."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from stuck.model import Thread
+from stuck.runtime import endings
+
+
+@pytest.fixture()
+def recorder() -> Iterator[list[object]]:
+    """The recorder in front of a program hook that keeps what it is given."""
+    seen: list[object] = []
+    saved = threading.excepthook
+    threading.excepthook = seen.append
+    endings.install()
+    try:
+        yield seen
+    finally:
+        endings.uninstall()
+        threading.excepthook = saved
+
+
+def fail() -> None:
+    raise ValueError("bad record")  # the line the ending names
+
+
+def test_a_thread_that_died_is_named_with_its_exception(recorder: list[object]) -> None:
+    t = threading.Thread(target=fail, name="producer")
+    t.start()
+    t.join()
+    assert t.ident is not None
+    end = endings.ending(t.ident, alive=set())
+    assert end is not None
+    line = fail.__code__.co_firstlineno + 1
+    assert end.words() == f"ended (ValueError at test_naming.py:{line})"
+    assert end.name == "producer"
+    assert len(recorder) == 1  # the program's own hook still ran
+    dead = Thread(id=f"0x{t.ident:x}", name=end.name, state="dead", detail=end.words())
+    assert dead.label() == f"producer ended (ValueError at test_naming.py:{line})"
+
+
+def test_a_thread_that_returned_is_found_by_its_object(recorder: list[object]) -> None:
+    t = threading.Thread(target=lambda: None, name="loader")
+    t.start()
+    t.join()
+    assert t.ident is not None
+    end = endings.ending(t.ident, alive=set())
+    assert end is not None and end.words() == "ended" and end.name == "loader"
+    assert recorder == []
+
+
+def test_a_live_thread_has_no_ending(recorder: list[object]) -> None:
+    me = threading.get_ident()
+    assert endings.ending(me, alive={me}) is None
+
+
+def test_uninstall_gives_the_program_its_hook_back() -> None:
+    saved = threading.excepthook
+    endings.install()
+    assert threading.excepthook is not saved
+    endings.uninstall()
+    assert threading.excepthook is saved
+
+
+def test_two_ended_threads_with_one_ident_are_not_guessed(recorder: list[object]) -> None:
+    first = threading.Thread(target=fail, name="first")
+    first.start()
+    first.join()
+    second = threading.Thread(target=lambda: None, name="second")
+    second.start()
+    second.join()
+    if first.ident != second.ident:
+        pytest.skip("the system did not reuse the ident this time")
+    assert first.ident is not None
+    assert endings.ending(first.ident, alive=set()) is None
