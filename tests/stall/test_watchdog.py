@@ -107,30 +107,57 @@ def test_thread_spinning_on_a_flag_that_is_never_set_is_a_hang() -> None:
         spinner.join(timeout=5)
 
 
-def _phase_a(x: int) -> int:
-    return sum(i * i for i in range(x % 50))
+def test_spin_that_changes_a_counter_is_still_a_hang() -> None:
+    # Progress is leaving the loop or finishing a wait or I/O, not a local variable changing:
+    # counting while waiting for a flag nobody sets is the same spin.
+    flag = [False]
+
+    def spin_counting() -> None:
+        turns = 0
+        while not flag[0]:
+            turns += 1
+
+    spinner = start("wd-counter", spin_counting)
+    try:
+        with watchdog() as (dog, out):
+            assert wait_until(lambda: bool(hangs_of(dog, "wd-counter")))
+            finding = hangs_of(dog, "wd-counter")[0]
+            assert finding.details["activity"] == "running"
+            assert "spin_counting" in out.getvalue()
+    finally:
+        flag[0] = True
+        spinner.join(timeout=5)
 
 
-def _phase_b(x: int) -> int:
-    return len(str(x) * 3)
+def _phase(n: int) -> Callable[[float], int]:
+    """A function of its own (a code object of its own) that computes for ``seconds``."""
+    namespace: dict[str, object] = {"time": time}
+    exec(compile(f"def phase_{n}(seconds):\n"
+                 f"    end = time.monotonic() + seconds\n"
+                 f"    total = 0\n"
+                 f"    while time.monotonic() < end:\n"
+                 f"        total += {n}\n"
+                 f"    return total\n", f"<phase {n}>", "exec"), namespace)
+    return namespace[f"phase_{n}"]  # type: ignore[return-value]
 
 
-def test_long_computation_that_moves_through_its_code_is_not_a_hang() -> None:
+def test_computation_that_moves_on_through_its_code_is_not_a_hang() -> None:
+    # Each loop lasts less than the limit and is then left for code not reached before.
+    phases = [_phase(n) for n in range(12)]
     stop = [False]
 
     def compute() -> None:
-        total = 0
-        step = 0
-        while not stop[0]:
-            step += 1
-            total += _phase_a(step) if step % 2 else _phase_b(step)
+        for phase in phases:
+            if stop[0]:
+                return
+            phase(LIMIT / 3)
 
     worker = start("wd-compute", compute)
     try:
         with watchdog() as (dog, _):
-            time.sleep(LIMIT * 4)
+            time.sleep(LIMIT * 3)
+            assert worker.is_alive()  # still computing while we looked
             assert hangs_of(dog, "wd-compute") == []
-            assert dog.progress.threads[worker.ident or 0].stalled_for(time.monotonic()) < LIMIT
     finally:
         stop[0] = True
         worker.join(timeout=5)
@@ -335,7 +362,7 @@ def test_progress_tracker_sees_new_lines_as_progress() -> None:
     next(gen)
     frame = gen.gi_frame
     assert frame is not None
-    tracker = ProgressTracker(inspect_locals=False)
+    tracker = ProgressTracker()
     tracker.sample({1: frame}, 0.0)
     tracker.sample({1: frame}, 1.0)
     assert tracker.threads[1].stalled_for(1.0) == 1.0  # same line: no progress

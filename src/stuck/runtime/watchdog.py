@@ -6,12 +6,15 @@ or spins on a flag nobody sets. The watchdog is the net under both. A daemon thr
 every thread's Python stack (``sys._current_frames()``) at a fixed interval and keeps, per
 thread, the evidence that it is moving:
 
-- it reached a code position (function and line) it had not reached before;
+- it reached a code position (function and line) it had not reached before: it left the
+  loop it was in;
 - its stack changed to a shape not seen before (calls into new code);
-- the identities of the innermost frame's local values changed (a loop whose variables change
-  is computing; a loop whose variables never change is spinning);
-- it left a wait, or the live instrumentation counted an operation of it (took a job, released
-  a lock).
+- it entered or left a wait, an I/O call or a sleep, or the live instrumentation counted an
+  operation of it (took a job, released a lock).
+
+A local variable changing is not progress: a loop that increments a counter while it waits for
+a flag nobody sets is as stuck as one that does nothing, and the two cannot be told apart from
+a loop that computes without end.
 
 A thread with none of these for longer than the hang limit is *not progressing*. Whether that is
 reported depends on what it is doing:
@@ -185,25 +188,7 @@ def frames_of(frame: FrameType | None, limit: int = 64) -> list[Frame]:
 # ---------------------------------------------------------------------------------------------
 # Progress
 
-_SCALARS = (int, float, str, bytes, bool, type(None))
 _MAX_SEEN = 512
-
-
-def _locals_fingerprint(frame: FrameType) -> tuple[object, ...] | None:
-    """Identities (values, for plain scalars) of the innermost frame's locals. Only read for a
-    thread that shows no other sign of progress; read-only, never calls user code."""
-    try:
-        values = list(frame.f_locals.values())
-    except Exception:
-        return None
-    out: list[object] = []
-    for v in values[:64]:
-        kind = type(v)
-        if kind in _SCALARS and (kind not in (str, bytes) or len(v) <= 64):
-            out.append(v)  # compared by value: a counter that changes is progress
-        else:
-            out.append(id(v))  # compared by identity: never calls user __eq__
-    return tuple(out)
 
 
 @dataclass(slots=True)
@@ -215,7 +200,6 @@ class ThreadProgress:
     last_progress: float
     seen: set[tuple[int, int]] = field(default_factory=set)  # (id(code), line) reached
     shapes: set[tuple[int, ...]] = field(default_factory=set)  # stack shapes reached
-    last_locals: tuple[object, ...] | None = None
     last_ops: int | None = None
     last_activity: Activity = "running"
     last_call: str | None = None
@@ -237,9 +221,8 @@ def _shape(frame: FrameType, limit: int = 24) -> tuple[int, ...]:
 class ProgressTracker:
     """Per-thread progress from successive samples of ``sys._current_frames()``."""
 
-    def __init__(self, inspect_locals: bool = True) -> None:
+    def __init__(self) -> None:
         self.threads: dict[int, ThreadProgress] = {}
-        self.inspect_locals = inspect_locals
 
     def sample(self, frames: dict[int, FrameType], now: float,
                ops: Callable[[int], int | None] | None = None) -> None:
@@ -263,13 +246,6 @@ class ProgressTracker:
                 moved = True  # entered or left a wait, an I/O call, a sleep
             if self._remember(p, frame):
                 moved = True
-            if not moved and self.inspect_locals and activity == "running":
-                fp = _locals_fingerprint(frame)
-                if fp is not None and p.last_locals is not None and fp != p.last_locals:
-                    moved = True
-                p.last_locals = fp
-            elif moved:
-                p.last_locals = None
             if moved:
                 p.last_progress = now
             p.last_ops, p.last_activity, p.last_call = count, activity, call
@@ -319,7 +295,6 @@ class WatchdogConfig:
     report_every: float | None = None
     stall_after: float = 0.5
     last_resort: bool = True
-    inspect_locals: bool = True
     stream: IO[str] | None = None  # default: sys.stderr at report time
     json_path: str | None = None  # also write each report as JSON (stuck.report/1) here
     html_path: str | None = None  # and as the HTML report here
@@ -369,7 +344,7 @@ class Watchdog:
         self._snapshot_fn = snapshot
         self._ops_fn = ops
         self._rules_fn = rules
-        self.progress = ProgressTracker(inspect_locals=config.inspect_locals)
+        self.progress = ProgressTracker()
         self._stop = _thread.allocate_lock()
         self._stop.acquire()  # released to stop the loop
         self._thread: threading.Thread | None = None
@@ -570,7 +545,7 @@ class Watchdog:
         func = t.frames[0].function if t.frames else "?"
         doing = {
             "io": f"in I/O ({p.last_call or 'a blocking call'})",
-            "running": "running without progress (the same lines, the same values)",
+            "running": "running without progress (round the same lines)",
             "sleeping": f"sleeping ({p.last_call or 'sleep'})",
             "idle": f"idle ({p.last_call or 'waiting'})",
             "blocked": f"blocked ({p.last_call or 'waiting'})",
@@ -579,7 +554,9 @@ class Watchdog:
                    f"in {func} at {where}")
         explanation = [
             f"The watchdog's limit is {self.config.hang_after:g} s. The thread reached no new "
-            "line, changed no local value, and did no tracked operation in that time.",
+            "line, entered or left no wait, I/O or sleep, and did no tracked operation in that "
+            "time (values changing inside a loop do not count: a loop that counts while it "
+            "waits for a flag is as stuck as one that does nothing).",
         ]
         if activity == "io":
             explanation.append("It is waiting for something outside the process (a socket, a "
