@@ -14,11 +14,14 @@ that one, not a new finding.
 
 A thread waiting on a ``Lock`` it holds itself could still be released by any other thread
 (see ``_releasers_of_own_lock``): it is a deadlock only once every other thread is stuck too.
+The same holds for any Lock of a class the program has used as a signal (a lock released by a
+thread that had not taken it, ``registry.signal_serials``).
 
 Timed waits: another thread's timed wait ends by itself, so it never counts as stuck (that is
 what keeps polling loops from looking deadlocked). The closing thread's own wait may be timed:
 the cycle is then reported with lower confidence, and the ``raise``/``abort`` policies do not
-apply, since the program chose to wait a bounded time and will see the timeout.
+apply, since the program chose to wait a bounded time and will see the timeout. A timed wait
+closing a cycle that rests on inferred edges (a queue's past producers) is not reported.
 """
 
 from __future__ import annotations
@@ -100,7 +103,12 @@ class _Walk:
             result = record.waker_idents()
             if not result:
                 result = None
-            elif result == [thread] and op_key(record) == "acquire-mutex":
+            elif op_key(record) == "acquire-mutex" and (
+                    result == [thread]
+                    or getattr(record.resource, "_stuck_serial", 0) in registry.signal_serials):
+                # A Lock its holder waits on, or a Lock of a class the program uses as a
+                # signal (released by threads that did not take it, as a readers-writer lock's
+                # last reader releases what the first reader took): any thread may release it.
                 result = _releasers_of_own_lock(thread)
         self._wakers[thread] = result
         return result
@@ -187,7 +195,9 @@ def find_cycle(me: int) -> Cycle | None:
     if not wakers or any(w != me and w not in waits for w in wakers):
         return None
     cycle = _Walk(me, dict(registry.waits)).cycle()
-    if cycle is None or not _still_holds(cycle):
+    if cycle is None or (cycle.timed and not cycle.proven) or not _still_holds(cycle):
+        # timed and inferred: the closing wait ends by itself, and an edge read from past
+        # behaviour (who put to a queue before) proves nothing about who will: no finding
         return None
     return cycle
 

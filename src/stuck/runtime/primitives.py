@@ -281,13 +281,18 @@ class Lock:
             by_owner = self._owner == _get_ident()
             self._owner = None
             self._lock.release()
+            if not by_owner:
+                registry.signal_serials.add(self._stuck_serial)
             try:
                 released(self, self._stuck_class, by_owner)
             except Exception as exc:
                 _hooks.failed(released, exc)
             return
+        owner = self._owner
         self._owner = None
         self._lock.release()
+        if owner != _get_ident():  # released by a thread that did not take it: a signal
+            registry.signal_serials.add(self._stuck_serial)
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         stack = self._pushed

@@ -99,6 +99,11 @@ def created_by_library(depth: int = 2) -> bool:
 # entry point, so reports do not show the command line's frames under the program's.
 boundary_codes: set[CodeType] = set()
 
+# Serials of the lock classes (``LockClass.serial``) whose Locks were ever released by a thread
+# that had not taken them: used as signals, so a lock of such a class held by one thread may
+# be released by any other (the deadlock walk does not take its owner as its only releaser).
+signal_serials: set[int] = set()
+
 _classes: dict[tuple[Any, ...], LockClass] = {}
 _class_serials = itertools.count(1)
 # (kind, id(code), offset of the call) -> the class of every lock made there, for sites whose
