@@ -96,6 +96,27 @@ def on_cycle(me: int, cycle: Cycle, may_raise: bool) -> None:
     if effective == "abort":
         with contextlib.suppress(Exception):
             sys.stdout.flush()
+        with contextlib.suppress(Exception):
+            end_children()
         os._exit(EXIT_ABORT)
     if effective == "raise":
         raise DeadlockError(report.findings[0], report)
+
+
+def end_children(grace: float = 1.0) -> None:
+    """Before an abort: end the worker processes multiprocessing started, as its own exit
+    handler would, so none is left running without its parent (os._exit skips that handler)."""
+    mp = sys.modules.get("multiprocessing")
+    if mp is None:
+        return
+    import time
+
+    workers = list(mp.active_children())
+    for w in workers:
+        w.terminate()
+    deadline = time.monotonic() + grace
+    for w in workers:
+        w.join(max(0.0, deadline - time.monotonic()))
+        if w.is_alive():
+            w.kill()
+            w.join(grace)

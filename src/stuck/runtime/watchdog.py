@@ -530,25 +530,33 @@ class Watchdog:
             if t.waits is not None and t.waits.durable:
                 continue  # an explained in-process wait: the rules judge it
             activity = p.last_activity
+            call = p.last_call
+            if activity == "running":
+                # Python frames cannot tell a blocking system call (os.read on a pipe) from a
+                # loop; the kernel can, and names the child at the pipe's other end.
+                os_call = _os_wait(ident)
+                if os_call is not None:
+                    activity, call = "io", os_call
             behind = [w for w in holders.get(t.id, []) if w != t.id]
             if activity in ("blocked", "idle", "sleeping") and not behind:
                 continue
             if activity == "blocked" and t.waits is None and not behind:
                 continue
-            out.append(self._hang_finding(t, p, activity, behind, now))
+            out.append(self._hang_finding(t, p, activity, behind, now, call))
         return out
 
     def _hang_finding(self, t: Thread, p: ThreadProgress, activity: Activity,
-                      behind: list[str], now: float) -> Finding:
+                      behind: list[str], now: float, call: str | None = None) -> Finding:
         seconds = p.stalled_for(now)
+        call = call if call is not None else p.last_call
         where = t.frames[0].where() if t.frames else "?"
         func = t.frames[0].function if t.frames else "?"
         doing = {
-            "io": f"in I/O ({p.last_call or 'a blocking call'})",
+            "io": f"in I/O ({call or 'a blocking call'})",
             "running": "running without progress (round the same lines)",
-            "sleeping": f"sleeping ({p.last_call or 'sleep'})",
-            "idle": f"idle ({p.last_call or 'waiting'})",
-            "blocked": f"blocked ({p.last_call or 'waiting'})",
+            "sleeping": f"sleeping ({call or 'sleep'})",
+            "idle": f"idle ({call or 'waiting'})",
+            "blocked": f"blocked ({call or 'waiting'})",
         }[activity]
         summary = (f"{t.label()} has made no progress for {seconds:.1f} s: {doing} "
                    f"in {func} at {where}")
@@ -574,7 +582,7 @@ class Watchdog:
             missing_evidence=["why it makes no progress is not proven: this is a time limit, "
                               "not a rule"],
             details={"seconds_without_progress": round(seconds, 3), "activity": activity,
-                     "call": p.last_call},
+                     "call": call},
         )
 
     # -- acting -----------------------------------------------------------------------------
@@ -662,7 +670,23 @@ class Watchdog:
             pass
         with contextlib.suppress(Exception):
             faulthandler.dump_traceback(all_threads=True)
+        from stuck.runtime.policy import end_children
+        with contextlib.suppress(Exception):
+            end_children()
         os._exit(EXIT_ABORT)
+
+
+def _os_wait(ident: int) -> str | None:
+    """The kernel's word for what thread ``ident`` sleeps in, on Linux (see capture.selfview)."""
+    thread = threading._active.get(ident)  # type: ignore[attr-defined]
+    native = getattr(thread, "native_id", None)
+    if native is None or not sys.platform.startswith("linux"):
+        return None
+    try:
+        from stuck.capture.selfview import os_wait
+        return os_wait(native)
+    except Exception:  # never let the kernel's view break the watchdog
+        return None
 
 
 _pending_exceptions: dict[int, Finding] = {}
