@@ -18,12 +18,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from stuck.analysis import classify
 from stuck.capture import syscalls
 from stuck.capture.evidence import Evidence, ProcessEvidence, ThreadEvidence
 from stuck.capture.peers import Channel, channels
 from stuck.capture.proc import stat_fields
 from stuck.model import Frame, Process, Resource, Snapshot, Source, Thread, Wait
+from stuck.stacks.native import classify
 
 NATIVE_KINDS = {"mutex", "rwlock", "condition", "semaphore", "thread", "event"}
 
