@@ -17,7 +17,7 @@ import os
 import tempfile
 from typing import TYPE_CHECKING
 
-from stuck.capture import syscalls, tools
+from stuck.capture import proc, syscalls, tools
 from stuck.capture.evidence import Evidence, ProcessEvidence
 from stuck.model import Frame, Thread
 
@@ -107,8 +107,7 @@ def collect(pe: ProcessEvidence, ev: Evidence, timeout: float) -> None:
         why = tools.first_line(ran.err) or tools.first_line(ran.out) or "no output"
         hint = ""
         if "ptrace" in why or "Operation not permitted" in why:
-            hint = (" (kernel.yama.ptrace_scope or missing privileges forbid attaching: run "
-                    "as root, or `sysctl kernel.yama.ptrace_scope=0`)")
+            hint = f" ({proc.ptrace_hint()})"
         pe.missing.append(f"gdb could not read pid {pe.pid}: {why}{hint}; native stacks and "
                           "mutex owners are missing")
         return

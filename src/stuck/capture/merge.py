@@ -122,6 +122,8 @@ def _thread(pe: ProcessEvidence, te: ThreadEvidence, ev: Evidence) -> Thread:
         t.state, t.detail = "unknown", "stopped (by a signal or a debugger)"
     elif call is None:
         t.state, t.detail = "unknown", f"state {letter}, not in a system call"
+    elif not te.stat2 or (fields2 and fields2[0] in ("Z", "X")):
+        t.state, t.detail = "dead", "ended during the capture"
     elif not still:
         t.state, t.detail = "running", f"moved between the two readings ({call.name})"
     else:

@@ -32,13 +32,35 @@ def _read(path: str, limit: int = 1 << 20) -> str:
 
 
 def _gone(pid: int) -> bool:
-    return not os.path.exists(f"{PROC}/{pid}/stat")
+    """Has ``pid`` exited (gone, or a zombie waiting to be collected)?"""
+    try:
+        fields = stat_fields(_read(f"{PROC}/{pid}/stat"))
+    except OSError:
+        return True
+    return bool(fields) and fields[0] in ("Z", "X")
+
+
+YAMA = "/proc/sys/kernel/yama/ptrace_scope"
+
+
+def ptrace_hint(path: str = YAMA) -> str:
+    """What stands between this user and reading another process, in words."""
+    scope = None
+    with contextlib.suppress(OSError, ValueError), open(path, encoding="ascii") as f:
+        scope = int(f.read().strip())
+    if scope is None or scope == 0:
+        return "run as root, or as the process's own user"
+    if scope == 1:
+        return ("kernel.yama.ptrace_scope is 1: only a parent process may attach; run as root "
+                "(or set it to 0: sysctl kernel.yama.ptrace_scope=0)")
+    if scope == 2:
+        return "kernel.yama.ptrace_scope is 2: only root (CAP_SYS_PTRACE) may attach"
+    return "kernel.yama.ptrace_scope is 3: no process may attach, not even root"
 
 
 def _why(exc: OSError, what: str, pid: int) -> str:
     if isinstance(exc, PermissionError) or exc.errno in (errno.EACCES, errno.EPERM):
-        return (f"{what} of pid {pid} is not readable: permission denied (run as root, or as "
-                "the process's user with ptrace allowed: kernel.yama.ptrace_scope)")
+        return f"{what} of pid {pid}: permission denied ({ptrace_hint()})"
     if isinstance(exc, FileNotFoundError) or exc.errno in (errno.ENOENT, errno.ESRCH):
         return f"pid {pid} exited while its {what} was read"
     return f"{what} of pid {pid} could not be read: {exc.strerror or exc}"
@@ -81,21 +103,29 @@ def _read_thread(pid: int, tid: int, missing: set[str]) -> ThreadEvidence | None
         te.stack = _read(f"{base}/stack")
     except OSError as exc:
         if isinstance(exc, PermissionError) or exc.errno in (errno.EACCES, errno.EPERM):
-            missing.add(f"kernel stacks of pid {pid} are not readable: they need root")
+            missing.add(f"kernel stacks of pid {pid}: permission denied (they need root)")
         te.stack = None
     return te
 
 
 def resample(pe: ProcessEvidence) -> None:
     """The second reading of each thread (state, system call, context switches)."""
+    ended = 0
     for te in pe.threads:
         base = f"{PROC}/{pe.pid}/task/{te.tid}"
         try:
             te.stat2 = _read(f"{base}/stat")
             te.switches2 = _switches(_read(f"{base}/status"))
             te.syscall2 = _read(f"{base}/syscall").strip()
+        except FileNotFoundError:
+            ended += 1  # the thread ended since the first reading
         except OSError:
-            te.stat2 = te.stat2 or ""  # ended since the first reading
+            pass
+    if pe.threads and _gone(pe.pid):
+        pe.missing.append(f"pid {pe.pid} exited during the capture: its threads are shown as "
+                          "first read")
+    elif ended:
+        pe.missing.append(f"{ended} thread(s) of pid {pe.pid} ended during the capture")
 
 
 def _runtime(pid: int, exe: str | None) -> str:

@@ -2,8 +2,8 @@
 
 Every tool runs in its own session with a deadline. A tool that overruns is killed with its
 whole process group; a target that a killed debugger left stopped is continued (a debugger that
-dies while attached can leave its target in a stop), so capture never leaves a process
-stopped.
+dies while attached can leave its target in a stop), so capture never leaves stopped a process
+that was running.
 """
 
 from __future__ import annotations
@@ -35,7 +35,11 @@ def find(name: str) -> str | None:
 
 
 def run(argv: list[str], timeout: float, target: int | None = None) -> Ran:
+    """Run a tool against ``target`` within ``timeout`` seconds. A target that was running
+    before and is found stopped after a killed tool is continued; one the user had stopped
+    is left as it was."""
     env = dict(os.environ, LC_ALL="C", PYTHONWARNINGS="ignore")
+    was_stopped = target is not None and stopped(target)
     proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, start_new_session=True, env=env)
     try:
@@ -51,22 +55,20 @@ def run(argv: list[str], timeout: float, target: int | None = None) -> Ran:
             with contextlib.suppress(OSError):
                 os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
-    if target is not None and code is None:
-        resume(target)
+    if target is not None and code is None and not was_stopped and stopped(target):
+        with contextlib.suppress(OSError):
+            os.kill(target, signal.SIGCONT)
     return Ran(out.decode("utf-8", "replace"), err.decode("utf-8", "replace"), code)
 
 
-def resume(pid: int) -> None:
-    """Continue ``pid`` if it is stopped (a killed debugger's leftover), and nothing else."""
+def stopped(pid: int) -> bool:
+    """Is ``pid`` stopped (by a signal or a tracer)?"""
     try:
         with open(f"/proc/{pid}/stat", encoding="utf-8", errors="replace") as f:
             stat = f.read()
     except OSError:
-        return
-    state = stat[stat.rfind(")") + 2:][:1]
-    if state in ("T", "t"):
-        with contextlib.suppress(OSError):
-            os.kill(pid, signal.SIGCONT)
+        return False
+    return stat[stat.rfind(")") + 2:][:1] in ("T", "t")
 
 
 def first_line(text: str) -> str:

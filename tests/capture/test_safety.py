@@ -1,0 +1,99 @@
+"""Capture is safe and honest when it cannot read everything: no privileges, a tool missing or
+too slow, a process ending mid-capture. It never leaves its target stopped."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from tests.capture.conftest import settle
+
+from stuck.capture import collect, proc, report, tools
+
+
+def _state(pid: int) -> str:
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().rsplit(")", 1)[1].split()[0]
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("setpriv") is None,
+                    reason="needs root to start a target another user cannot read (setpriv)")
+def test_an_unprivileged_user_gets_a_partial_report_saying_what_is_missing(c_program, start) -> None:  # type: ignore[no-untyped-def]
+    pair = start([str(c_program("pipe_pair"))])
+    server, _ = settle(pair, 2)
+    run = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                          sys.executable, "-m", "stuck", "capture", str(server)],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr  # nothing proven from what it could read
+    assert "Traceback" not in run.stderr + run.stdout
+    notes = [line for line in run.stdout.splitlines() if line.startswith("note:")]
+    assert any("open files of pid" in n and "permission denied" in n for n in notes)
+    assert any("gdb could not read" in n for n in notes)
+    assert _state(server) == "S"
+
+
+def test_missing_tools_are_named_and_the_kernel_view_still_decides(c_program, start,  # type: ignore[no-untyped-def]
+                                                                    monkeypatch) -> None:
+    monkeypatch.setattr(tools, "find", lambda name: None)
+    pair = start([str(c_program("pipe_pair"))])
+    server, worker = settle(pair, 2)
+    rep = report(collect([server]))
+    [d] = rep.findings
+    assert d.kind == "deadlock"  # pipes need no tool
+    assert {p.pid for p in rep.snapshot.processes} == {server, worker}
+    assert any(f"gdb is not installed: native stacks and mutex owners of pid {server}" in m
+               for m in d.missing_evidence)
+
+
+@pytest.mark.skipif(shutil.which("gdb") is None, reason="gdb is not installed")
+def test_a_tool_past_its_deadline_is_stopped_and_the_target_keeps_running(c_program, start) -> None:  # type: ignore[no-untyped-def]
+    prog = start([str(c_program("mutex_abba"))])
+    [pid] = settle(prog, 1)
+    ev = collect([pid], timeout=0.05)
+    [pe] = ev.processes
+    assert any("did not finish" in m or "could not read" in m for m in pe.missing)
+    time.sleep(0.2)
+    assert all(_state(pid) != "T" for _ in range(3))
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{tid}/stat") as f:
+            assert f.read().rsplit(")", 1)[1].split()[0] in ("S", "R", "D")
+
+
+def test_a_target_the_user_stopped_is_left_stopped(start) -> None:  # type: ignore[no-untyped-def]
+    target = start(["sleep", "60"])
+    os.kill(target.pid, signal.SIGSTOP)
+    deadline = time.monotonic() + 5
+    while _state(target.pid) != "T" and time.monotonic() < deadline:
+        time.sleep(0.02)
+    ran = tools.run(["sleep", "5"], 0.05, target=target.pid)
+    assert ran.code is None  # killed at its deadline
+    assert _state(target.pid) == "T"
+
+
+def test_a_process_that_exits_during_the_capture(start) -> None:  # type: ignore[no-untyped-def]
+    short = start(["sh", "-c", "sleep 0.3"])
+    time.sleep(0.1)
+    ev = collect([short.pid], interval=1.0, runtime_views=False)
+    rep = report(ev)
+    assert rep.findings == []
+    assert any("exited during the capture" in n for n in rep.snapshot.notes)
+
+
+def test_zombie_and_missing_pid_messages_say_what_to_do() -> None:
+    pe = proc.read_process(999_999_999)
+    assert pe.threads == [] and "does not exist" in pe.missing[0]
+
+
+def test_ptrace_scope_hint_names_the_setting(tmp_path: Path) -> None:
+    scope = tmp_path / "ptrace_scope"
+    scope.write_text("1\n")
+    assert "only a parent process may attach" in proc.ptrace_hint(str(scope))
+    scope.write_text("3\n")
+    assert "not even root" in proc.ptrace_hint(str(scope))
+    assert "root" in proc.ptrace_hint(str(tmp_path / "absent"))
