@@ -250,7 +250,7 @@ def reachability(targets: dict[str, object], roots: Iterable[object],
     want = {id(obj): rid for rid, obj in targets.items()}
     found: set[str] = set()
     seen: set[int] = set(want)  # never walk through a target itself
-    queue: list[object] = []
+    queue: deque[object] = deque()
     for r in roots:
         if id(r) in want:
             found.add(want[id(r)])
@@ -259,7 +259,7 @@ def reachability(targets: dict[str, object], roots: Iterable[object],
             queue.append(r)
     steps = 0
     while queue and len(found) < len(want):
-        obj = queue.pop()
+        obj = queue.popleft()
         steps += 1
         if steps > budget:
             return None
