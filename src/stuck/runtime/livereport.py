@@ -29,6 +29,7 @@ from stuck.model import (
     Snapshot,
     Source,
     Thread,
+    ThreadState,
     Wait,
 )
 from stuck.runtime import hooks, registry
@@ -163,6 +164,15 @@ def _dropped(obj: object) -> bool:
     return bool(_refcount(obj) - hooks.observer_references(obj) <= _UNREFERENCED)
 
 
+def _untracked_state(frame: Any) -> ThreadState:
+    """A thread in no tracked wait, by its stack: an event loop in ``select`` with nothing to
+    do is idle, a ``sleep`` sleeps, a socket read is I/O; anything else runs."""
+    from stuck.runtime.watchdog import frame_activity
+
+    activity, _ = frame_activity(frame)
+    return activity if activity in ("idle", "sleeping", "io") else "running"
+
+
 def take(with_tasks: bool = True) -> tuple[Snapshot, dict[int, WaitRecord], dict[int, str]]:
     """The live snapshot, the wait table it was built from and resource ids by object id.
     ``with_tasks``: include asyncio tasks (``stuck.runtime.tasks.extend_snapshot`` adds them
@@ -211,7 +221,7 @@ def take(with_tasks: bool = True) -> tuple[Snapshot, dict[int, WaitRecord], dict
             if wakers is not None and res.kind in ("queue", "future", "semaphore"):
                 res.wakers = [thread_id(w) for w in wakers]
         else:
-            mt.state = "running" if ident in current else "unknown"
+            mt.state = _untracked_state(current.get(ident)) if ident in current else "unknown"
         model_threads.append(mt)
     for res in resources.values():
         for owner in res.owners:

@@ -1055,7 +1055,8 @@ def _io_or_unknown(chain: list[FrameType]) -> tuple[ThreadState, str]:
                 return "sleeping", "sleep"
             if base in _IO_FILES:
                 return "io", code.co_name
-    return "unknown", "awaits a future"
+    # Suspended on a future: not running, and nothing in view says who completes it.
+    return "blocked", "awaits a future"
 
 
 def add_to_snapshot(threads: list[Thread], resources: dict[str, Resource],
@@ -1364,10 +1365,57 @@ def _loop_quiet(loop: Any) -> bool:
         return False
 
 
+# A loop found quiet with every task suspended and none on a tracked primitive (tasks awaiting
+# each other, or futures): id(loop) -> (what each task waited on, when that was first seen).
+# Such a state is reported only once it has held, unchanged, for the settle time.
+_suspended_since: dict[int, tuple[tuple[int, ...], float]] = {}
+
+
+def _suspended_marks(loop: Any, tasks: list[Any]) -> tuple[int, ...] | None:
+    """What each task of a quiet ``loop`` is suspended on, when every one is suspended on a
+    task, a gather, a TaskGroup or a plain future, and nothing else can end those waits: the
+    loop has no signal handler (``add_signal_handler`` could complete a future) and no other
+    thread can run (``call_soon_threadsafe`` could). None otherwise."""
+    try:
+        if not tasks or getattr(loop, "_signal_handlers", None) or not _loop_quiet(loop):
+            return None
+        marks: list[int] = []
+        plain = False
+        for task in tasks:
+            fut = getattr(task, "_fut_waiter", None)
+            if task.done() or fut is None or fut.done():
+                return None
+            if _awaited(task, fut) is None:
+                plain = True
+            marks.append(id(fut))
+        if plain and _other_runnable_threads(loop):
+            return None
+        return tuple(marks)
+    except Exception:  # a loop or task of another kind: nothing can be proven
+        return None
+
+
+def _suspended_for(loop: Any, tasks: list[Any], now: float) -> float:
+    """How long ``loop`` has been in the same all-suspended state (0 when it is not)."""
+    marks = _suspended_marks(loop, tasks)
+    if marks is None:
+        _suspended_since.pop(id(loop), None)
+        return 0.0
+    earlier = _suspended_since.get(id(loop))
+    if earlier is None or earlier[0] != marks:
+        if len(_suspended_since) > 256:
+            _suspended_since.clear()
+        _suspended_since[id(loop)] = (marks, now)
+        return 0.0
+    return now - earlier[1]
+
+
 def settled(settle: float) -> bool:
     """True when some task has waited on a tracked primitive for ``settle`` seconds on a loop
-    that looks quiet: what makes the watchdog look closer (cheap: no snapshot)."""
-    cutoff = time.time() - settle
+    that looks quiet, or when a quiet loop's tasks have all stayed suspended on each other or on
+    futures for that long: what makes the watchdog look closer (cheap: no snapshot)."""
+    now = time.time()
+    cutoff = now - settle
     seen: set[int] = set()
     for record in list(waits.values()):
         if record.since > cutoff:
@@ -1379,7 +1427,11 @@ def settled(settle: float) -> bool:
         seen.add(id(loop))
         if _loop_quiet(loop):
             return True
-    return False
+    found = False
+    for loop, tasks in _loops().values():
+        if id(loop) not in seen and _suspended_for(loop, tasks, now) >= settle:
+            found = True  # no early return: every loop's state is brought up to date
+    return found
 
 
 def _stalled(loop: Any, tasks: list[Any], table: dict[int, TaskWait],
@@ -1406,7 +1458,14 @@ def _stalled(loop: Any, tasks: list[Any], table: dict[int, TaskWait],
         return tuple(marks) if tracked else None
 
     first = state()
-    return first is not None and state() == first
+    if first is not None and state() == first:
+        return True
+    # No task on a tracked primitive: tasks awaiting each other (an await cycle) or futures
+    # nothing left can complete, unchanged since an observation at least the settle time ago.
+    earlier = _suspended_since.get(id(loop))
+    marks = _suspended_marks(loop, tasks)
+    return (marks is not None and earlier is not None and earlier[0] == marks
+            and earlier[1] <= cutoff)
 
 
 def _other_runnable_threads(loop: Any) -> list[str]:
@@ -1436,8 +1495,11 @@ def _what(task: Any, record: TaskWait | None, snap: Snapshot, rid_of: dict[int, 
           ) -> tuple[str, str | None]:
     """How a stuck task's wait reads in a report, and the resource id it waits on."""
     if record is None:
-        awaited = _awaited(task, getattr(task, "_fut_waiter", None))
+        fut = getattr(task, "_fut_waiter", None)
+        awaited = _awaited(task, fut)
         if awaited is None:
+            if fut is not None and not fut.done():
+                return "awaits a future that nothing left running can complete", None
             return "waits", None
         resource, op, _pending = awaited
         res = _snap_resource(snap, rid_of, resource)
@@ -1542,6 +1604,13 @@ def _stall_finding(loop: Any, tasks: list[Any], table: dict[int, TaskWait], snap
                      + ("" if len(others) <= 5 else f", … {len(others) - 5} more") + ".")
         missing.insert(0, "another thread could still wake the loop "
                           "(loop.call_soon_threadsafe); whether one will is not known")
+    on_futures = [t for t in tasks if record_of(t) is None
+                  and _awaited(t, getattr(t, "_fut_waiter", None)) is None]
+    handlers = _python_signal_handlers() if on_futures else []
+    if handlers:
+        confidence = "probable"
+        missing.insert(0, "a Python signal handler (" + ", ".join(handlers[:3]) + ") runs on "
+                          "the loop's thread and could complete the futures awaited")
     n = len(tasks)
     summary = (f"{n} asyncio task{'s' if n != 1 else ''} on the event loop in thread "
                f"{loop_thread} wait{'s' if n == 1 else ''} and nothing left can wake "
@@ -1552,6 +1621,28 @@ def _stall_finding(loop: Any, tasks: list[Any], table: dict[int, TaskWait], snap
                    resources=resources, missing_evidence=missing,
                    details={"rule": "event-loop-stall", "event_loop_thread": loop_thread,
                             "tasks": n})
+
+
+def _python_signal_handlers() -> list[str]:
+    """The signals with a handler of the program's, written in Python: such a handler runs on
+    the main thread and could complete a future (report time only). Python's default SIGINT
+    handler, asyncio's (``asyncio.run`` cancels the main task on Ctrl-C: an interruption, not
+    the end of a wait) and stuck's snapshot handler do not count."""
+    import signal
+
+    out: list[str] = []
+    for sig in signal.valid_signals():
+        try:
+            handler = signal.getsignal(sig)
+        except (ValueError, OSError):
+            continue
+        inner = getattr(handler, "func", handler)  # asyncio.run's is a functools.partial
+        module = str(getattr(inner, "__module__", None) or "")
+        if (callable(handler) and handler is not signal.default_int_handler
+                and not module.startswith(("asyncio.", "stuck."))):
+            out.append(signal.Signals(sig).name if sig in signal.Signals._value2member_map_
+                       else str(int(sig)))
+    return out
 
 
 def raise_in_task(finding: Finding, error: BaseException) -> bool:
@@ -1585,3 +1676,4 @@ def raise_in_task(finding: Finding, error: BaseException) -> bool:
 def reset() -> None:
     """Forget the cycles already reported (``stuck.runtime.uninstall``)."""
     _cycles_seen.clear()
+    _suspended_since.clear()
