@@ -397,6 +397,7 @@ class _Analysis:
                 continue  # the stall rule says more: what the runtime or the library said
             waiters: list[Thread] = []
             unnamed: list[Thread] = []  # off the CPU in a call the dump does not name
+            sleepers: list[Thread] = []  # will run again, and might hold a lock meanwhile
             for t in proc.threads:
                 if t.state in ("idle", "dead"):
                     continue
@@ -404,12 +405,24 @@ class _Analysis:
                     waiters.append(t)
                 elif t.state == "unknown" and t.frames and t.detail != "active":
                     unnamed.append(t)
+                elif t.state == "sleeping":
+                    sleepers.append(t)
                 else:
                     break
             else:
                 waiters = [t for t in waiters if t.id not in self.covered]
                 if waiters:
-                    self._process_stall(waiters, unnamed)
+                    self._process_stall(waiters, unnamed, sleepers)
+
+    def _capture_all(self) -> str:
+        """What to capture when the text visibly lacks threads: the exact command."""
+        fmt = self.snap.source.format or ""
+        how = {"gdb": "gdb -p PID -batch -ex 'thread apply all bt'",
+               "go": "GOTRACEBACK=all and kill -QUIT PID (every goroutine)",
+               "jstack": "jstack -l PID"}.get(fmt.split("+", 1)[0], "py-spy dump --pid PID")
+        return ("the text lacks threads of this process (an excerpt), and who holds or would "
+                f"end these waits may be among them: capture every thread ({how}), or run "
+                "`stuck capture PID`")
 
     def _owner_hint(self, res: Resource) -> str:
         """What to capture to learn who holds ``res``: the exact command for its source."""
@@ -437,7 +450,10 @@ class _Analysis:
                 "--locals` (an RLock prints `owner=`) or run the program under `stuck run`, "
                 "which tracks owners")
 
-    def _process_stall(self, waiters: list[Thread], unnamed: list[Thread]) -> None:
+    def _process_stall(self, waiters: list[Thread], unnamed: list[Thread],
+                       sleepers: list[Thread]) -> None:
+        """Nothing in the process runs. With sleepers, any wait might still end when one wakes:
+        only the weakest claim stands, a possible lock cycle (a sleeper might hold a lock)."""
         waiter_ids = {t.id for t in waiters}
         # Root waits: not on something another waiter holds (a join on a waiting thread, a
         # lock a waiter holds). The rest wait behind the roots.
@@ -473,12 +489,22 @@ class _Analysis:
         # Every root waits for a lock nobody visible is known to hold, on at least two locks:
         # if each holds what another waits for, a cycle; the dump lacks the owners to say.
         lock_cycle = (not unnamed and len(lock_roots) == len(roots) and len(unowned_set) > 1)
+        if sleepers and not lock_cycle:
+            return  # a sleeper may wake and end these waits: nothing to claim
+        for t in sleepers[:4]:
+            missing.append(f"{t.label()} sleeps and will run again: if it holds one of these "
+                           "locks, it may release it")
         if len(lock_roots) + len(unnamed) > 1 and lock_roots:
             missing.append("if each lock waiter holds a lock another one waits for, this is a "
                            "deadlock; the dump does not show which locks a thread holds")
-        words.append("Every other thread of the process is idle, finished or waiting behind "
-                     "these: no thread in this process can run, so none of these waits can "
-                     "end from inside it.")
+        if sleepers:
+            words.append("No thread of the process is running: the others are idle, finished, "
+                         "waiting behind these, or asleep ("
+                         + ", ".join(t.label() for t in sleepers[:4]) + ").")
+        else:
+            words.append("Every other thread of the process is idle, finished or waiting "
+                         "behind these: no thread in this process can run, so none of these "
+                         "waits can end from inside it.")
         confidence: Confidence = "possible" if unnamed or lock_cycle else "probable"
         first = roots[0]
         others = f" and {len(tids) - 1} more thread(s)" if len(tids) > 1 else ""
@@ -515,6 +541,9 @@ class _Analysis:
             proven = pi in certain_processes
             progressing = sum(1 for o in proc.threads if _can_progress(o))
             parked_visible = any(o.state in ("idle", "dead") for o in proc.threads)
+            # An excerpt that visibly lacks threads: who would end a wait may be among them,
+            # so "no other thread can" is not known (calibration).
+            excerpt = proc.complete is False
             for t in proc.threads:
                 if t.id in self.covered or t.state != "blocked" or t.waits is None:
                     continue
@@ -525,15 +554,18 @@ class _Analysis:
                 kind = res.kind if res is not None else "unknown"
                 if kind in OWNED_KINDS:
                     owners = res.owners if res is not None else []
-                    if proven or (owners and all(o not in self.threads for o in owners)):
+                    if proven or (owners and not excerpt
+                                  and all(o not in self.threads for o in owners)):
                         waiters.append(t)
-                    elif not owners and parked_visible and not others_progress:
+                    elif not owners and parked_visible and not others_progress and not excerpt:
                         # The rest of the process is visible and parked: the owner, whoever
                         # it is, cannot run either.
                         waiters.append(t)
                     continue
                 if self.graph.owned_by.get(t.waits.resource):
                     continue  # someone holds it: a chain, judged by the hang rule
+                if excerpt and not proven and kind == "thread":
+                    continue  # a join on a thread the excerpt may have left out: says nothing
                 if proven:
                     waiters.append(t)
                     continue
@@ -555,7 +587,8 @@ class _Analysis:
                 if not others_progress:
                     waiters.append(t)
             if waiters:
-                self._stall_finding(waiters, proc.threads, proven, stated_words.get(pi))
+                self._stall_finding(waiters, proc.threads, proven, stated_words.get(pi),
+                                    excerpt=excerpt)
 
     def _possible_wakers(self, t: Thread, res: Resource | None,
                          process_threads: list[Thread]) -> list[Thread]:
@@ -564,7 +597,7 @@ class _Analysis:
         return [o for o in process_threads if o.id != t.id]
 
     def _stall_finding(self, waiters: list[Thread], process_threads: list[Thread],
-                       proven: bool, stated: str | None) -> None:
+                       proven: bool, stated: str | None, excerpt: bool = False) -> None:
         tids = [t.id for t in waiters]
         rids = list(dict.fromkeys(t.waits.resource for t in waiters if t.waits is not None))
         tid_set = set(tids)
@@ -618,6 +651,10 @@ class _Analysis:
                 missing.append("if these waiters are meant to wake each other, this is a "
                                "deadlock through conditions; the dump cannot show which "
                                "signals which")
+        if excerpt and not proven and not wakers_known:
+            # The claim "nothing can wake it" needs the threads the excerpt left out.
+            confidence = "possible"
+            missing.append(self._capture_all())
         knowledge_words: list[str] = []
         by_rule: dict[str, list[_Known]] = {}
         for k in known.values():
@@ -774,7 +811,8 @@ class _Analysis:
         peer_root: dict[str, str] = {}  # resource -> first unowned waiter on it
         roots = self.graph.roots()
         for proc in self.snap.processes:
-            idle_process = not any(t.state in ("running", "io", "sleeping") for t in proc.threads)
+            idle_process = proc.complete is not False and not any(
+                t.state in ("running", "io", "sleeping") for t in proc.threads)
             for t in proc.threads:
                 if t.id in self.covered or t.waits is None:
                     continue
@@ -783,7 +821,9 @@ class _Analysis:
                     # A source that shows every thread but no durations (Python dumps): a
                     # lock wait with no timeout is worth naming, as a possible hang.
                     res = self.resources.get(t.waits.resource)
-                    lock_wait = (proc.complete and t.waits.duration is None and res is not None
+                    # (an excerpt too: the lock waiter is in the text, its holder may not be)
+                    lock_wait = (proc.complete is not None and t.waits.duration is None
+                                 and res is not None
                                  and (res.kind in OWNED_KINDS or res.kind == "future"))
                     if not (long or lock_wait or (t.waits.duration is None and idle_process)):
                         continue
@@ -865,6 +905,8 @@ class _Analysis:
             summary += "; nothing in the dump shows what would end it"
             if longest is None:
                 missing.append("the dump does not say how long the threads have waited")
+            if self.snap.processes[self.process_of[root]].complete is False:
+                missing.append(self._capture_all())
             self.findings.append(Finding(
                 kind="hang", confidence="possible", summary=summary, explanation=" ".join(words),
                 threads=[root, *peers], resources=rids, blocked_behind=behind,

@@ -40,19 +40,14 @@ BY_ID = {c["id"]: c for c in CASES}
 REFUSED: set[str] = set()
 
 # Bystanders named in a finding today, and why.
-BYSTANDER_KNOWN: dict[str, str] = {
-    "c/busy_pool/excerpt-one-thread": "main joins a thread cut out of the excerpt: called a "
-    "probable stall although the joined thread is not in the text",
-    "c/idle_server/excerpt-one-thread": "main joins a thread cut out of the excerpt: called a "
-    "probable stall although the joined thread is not in the text",
-}
+BYSTANDER_KNOWN: dict[str, str] = {}
 
 # `certain` without the evidence for it, today.
 CERTAIN_KNOWN: dict[str, str] = {}
 
 # Floor per runtime: cases right today (tests/fixtures/dumpzoo/README.md). The score may rise;
 # it must not fall.
-FLOOR: dict[str, int] = {"c": 38}
+FLOOR: dict[str, int] = {"c": 58}
 
 BAR = 0.90
 

@@ -38,6 +38,7 @@ _INFO_ROW = re.compile(
 # A frame line: "#N", then an address and "in", a function with its arguments (gdb always
 # prints the parentheses, empty or not), or a marker such as "<signal handler called>". A
 # Markdown heading ("#0 Introduction") has none of these and is not a frame.
+_NEW_LWP = re.compile(r"^\[New (?:Thread 0x[0-9a-fA-F]+ \()?LWP (\d+)\)?\]")
 _FRAME = re.compile(r"^#(\d+)\s+((?:0x[0-9a-fA-F]+ in )?(?:[^\s(][^(]*\(.*|<.*>.*))$")
 _AT_CONT = re.compile(r"^\s+at (\S+):(\d+)\s*$")
 _ARG_ADDR = re.compile(r"(\w+)=(?:\w+@entry=)?(0x[0-9a-fA-F]+)(?: <([^<>]{1,200})>)?")
@@ -100,6 +101,8 @@ class _Session:
     by_num: dict[int, _Thread] = field(default_factory=dict)
     by_lwp: dict[int, _Thread] = field(default_factory=dict)
     printed: list[_Printed] = field(default_factory=list)
+    announced: set[int] = field(default_factory=set)  # LWPs of "[New LWP N]" lines
+    elided: bool = False  # a "..." line between blocks: the paste left threads out
 
 
 # detect: distinctive words, each checked against the start of the line that holds it
@@ -334,6 +337,14 @@ class _Parser:
                     self.selected.py_wait = None
                 self.in_py = True
                 return
+        if c0 == "[" and s.startswith("[New "):
+            m = _NEW_LWP.match(s)
+            if m:
+                self.session.announced.add(int(m.group(1)))
+            return
+        if s in ("...", "…", "[...]", "(...)"):
+            self.session.elided = True
+            return
         if c0 == "[" and s.startswith("[Switching to thread"):
             m = _SWITCH.match(s)
             if m:
@@ -717,10 +728,23 @@ def _build(session: _Session, index: int, used: set[str], result: ParseResult) -
         # "thread apply all bt" numbers a process's threads 1..N: all of them there, each
         # with a stack, is the whole process (an excerpt or a single "bt" is not).
         nums = sorted(raw.num for raw in session.threads if raw.num is not None)
-        complete = (len(nums) == len(session.threads) and nums == list(range(1, len(nums) + 1))
-                    and all(raw.frames or raw.py_frames for raw in session.threads))
+        complete: bool | None = None
+        shown = {raw.lwp for raw in session.threads}
+        absent = sorted(session.announced - shown)
+        if absent or session.elided or len(join_targets) < sum(
+                1 for k in waits_kind.values() if k == "thread"):
+            complete = False  # visibly an excerpt: threads gdb saw are not in the text
+            why = (f"LWP {', '.join(map(str, absent[:6]))}{', …' if len(absent) > 6 else ''} "
+                   "announced by gdb but not shown" if absent else
+                   "'...' where threads were left out" if session.elided else
+                   "a thread joins one that is not shown")
+            result.notes.append(f"gdb session {index}: the text lacks threads ({why}); for the "
+                                "whole process: gdb -p PID -batch -ex 'thread apply all bt'")
+        elif (len(nums) == len(session.threads) and nums == list(range(1, len(nums) + 1))
+              and all(raw.frames or raw.py_frames for raw in session.threads)):
+            complete = True
         result.processes.append(Process(pid=None, name=None, threads=threads,
-                                        complete=True if complete else None))
+                                        complete=complete))
         result.resources.extend(resources.values())
 
 
