@@ -72,6 +72,10 @@ def infer_native_waits(snapshot: Snapshot, prefix: str = "inferred") -> None:
 # --- the rules ---------------------------------------------------------------------------
 
 OWNED_KINDS = frozenset({"mutex", "rlock", "rwlock", "monitor"})
+# Go waits a timer could end (a Ticker's channel, time.After in a select): only a long wait
+# (the header's ", N minutes") rules a periodic timer out.
+TIMER_SERVED = frozenset({"chan receive", "select"})
+TIMER_RULED_OUT = 60.0
 CAN_PROGRESS: frozenset[str] = frozenset({"running", "io", "sleeping", "unknown"})
 
 
@@ -95,8 +99,10 @@ def _res_name(res: Resource | None, rid: str) -> str:
 def _wait_text(t: Thread, resources: dict[str, Resource]) -> str:
     assert t.waits is not None
     res = resources.get(t.waits.resource)
-    text = f"{t.label()} waits for {res.kind + ' ' if res and res.kind != 'unknown' else ''}" \
-           f"{_res_name(res, t.waits.resource)}"
+    name = _res_name(res, t.waits.resource)
+    kind = res.kind + " " if res and res.kind != "unknown" and not name.startswith(res.kind) \
+        else ""
+    text = f"{t.label()} waits for {kind}{name}"
     if t.waits.at is not None:
         text += f" in {base_name(t.waits.at.function)}"
     if t.waits.duration is not None:
@@ -398,11 +404,16 @@ class _Analysis:
             waiters: list[Thread] = []
             unnamed: list[Thread] = []  # off the CPU in a call the dump does not name
             sleepers: list[Thread] = []  # will run again, and might hold a lock meanwhile
+            timers: list[Thread] = []  # may be woken by a timer the dump cannot show
             for t in proc.threads:
                 if t.state in ("idle", "dead"):
                     continue
                 if t.state == "blocked" and t.waits is not None and t.waits.durable:
-                    waiters.append(t)
+                    if t.detail in TIMER_SERVED and (t.waits.duration is None
+                                                     or t.waits.duration < TIMER_RULED_OUT):
+                        timers.append(t)
+                    else:
+                        waiters.append(t)
                 elif t.state == "unknown" and t.frames and t.detail != "active":
                     unnamed.append(t)
                 elif t.state == "sleeping":
@@ -412,7 +423,35 @@ class _Analysis:
             else:
                 waiters = [t for t in waiters if t.id not in self.covered]
                 if waiters:
-                    self._process_stall(waiters, unnamed, sleepers)
+                    self._process_stall(waiters, unnamed, sleepers, timers)
+
+    def _channel_words(self, waiters: list[Thread]) -> list[str]:
+        """For each channel waited on: who waits, in which direction, and who else could have
+        served it (goroutines that pass its address as an argument)."""
+        by_channel: dict[str, list[Thread]] = {}
+        for t in waiters:
+            if t.waits is not None and (res := self.resources.get(t.waits.resource)) is not None \
+                    and res.kind == "channel":
+                by_channel.setdefault(res.id, []).append(t)
+        words = []
+        for rid, ts in list(by_channel.items())[:8]:
+            res = self.resources[rid]
+            how = ", ".join(f"{t.label()} ({t.detail or 'waits'})" for t in ts[:4])
+            others = [self.threads[o] for o in res.referenced_by if o in self.threads][:4]
+            if others:
+                served = ("it could have been served by " + ", ".join(
+                    f"{o.label()} ({o.state}"
+                    + (f", in {base_name(o.waits.at.function)}"
+                       if o.waits is not None and o.waits.at is not None else "") + ")"
+                    for o in others) + ", whose arguments show its address; none can run")
+            elif res.address:
+                served = ("no other goroutine's arguments show its address: whoever would "
+                          "serve it has returned, or its arguments were not printed ('?')")
+            else:
+                served = ("its address is not printed, so who else could serve it cannot be "
+                          "told from the dump")
+            words.append(f"On {_res_name(res, rid)}: {how}; {served}.")
+        return words
 
     def _capture_all(self) -> str:
         """What to capture when the text visibly lacks threads: the exact command."""
@@ -451,9 +490,11 @@ class _Analysis:
                 "which tracks owners")
 
     def _process_stall(self, waiters: list[Thread], unnamed: list[Thread],
-                       sleepers: list[Thread]) -> None:
+                       sleepers: list[Thread], timers: list[Thread]) -> None:
         """Nothing in the process runs. With sleepers, any wait might still end when one wakes:
-        only the weakest claim stands, a possible lock cycle (a sleeper might hold a lock)."""
+        only the weakest claim stands, a possible lock cycle (a sleeper might hold a lock).
+        ``timers``: goroutines receiving from a channel or in select, which a timer could wake
+        (a Ticker's channel, time.After): not named as stuck, and the claim is only possible."""
         waiter_ids = {t.id for t in waiters}
         # Root waits: not on something another waiter holds (a join on a waiting thread, a
         # lock a waiter holds). The rest wait behind the roots.
@@ -497,6 +538,20 @@ class _Analysis:
         if len(lock_roots) + len(unnamed) > 1 and lock_roots:
             missing.append("if each lock waiter holds a lock another one waits for, this is a "
                            "deadlock; the dump does not show which locks a thread holds")
+        goroutines = roots[0].id.startswith("goroutine ")
+        if goroutines:
+            words.extend(self._channel_words(roots))
+            if any(t.detail == "select" for t in roots):
+                missing.append("a goroutine in select may also have a timer case (time.After, "
+                               "a ticker) that the dump does not show; the Go runtime's own "
+                               "check counts timers")
+            proc = self.snap.processes[self.process_of[roots[0].id]]
+            signal_waits = [t for t in proc.threads if t.detail == "signal wait"]
+            if signal_waits:
+                missing.append("os/signal's goroutine waits for a signal (signal.Notify): a "
+                               "signal from outside could still run the program's handler, and "
+                               "it also keeps the Go runtime from reporting \"all goroutines "
+                               "are asleep\" itself")
         if sleepers:
             words.append("No thread of the process is running: the others are idle, finished, "
                          "waiting behind these, or asleep ("
@@ -505,7 +560,16 @@ class _Analysis:
             words.append("Every other thread of the process is idle, finished or waiting "
                          "behind these: no thread in this process can run, so none of these "
                          "waits can end from inside it.")
-        confidence: Confidence = "possible" if unnamed or lock_cycle else "probable"
+        if timers:
+            names_t = ", ".join(f"{t.label()} ({t.detail})" for t in timers[:4]) + (
+                f" and {len(timers) - 4} more" if len(timers) > 4 else "")
+            words.append(f"{names_t} may be waiting for a timer (a time.Ticker's channel, "
+                         "time.After), which would wake them; they are not counted as stuck.")
+            missing.append(f"{names_t}: whether a timer feeds the channel is not in a goroutine "
+                           "dump (the Go runtime's own check counts timers); a dump taken a "
+                           "few minutes later showing ', N minutes' on these waits rules it out")
+        confidence: Confidence = ("possible" if unnamed or lock_cycle or timers
+                                  else "probable")
         first = roots[0]
         others = f" and {len(tids) - 1} more thread(s)" if len(tids) > 1 else ""
         if lock_cycle:
@@ -518,6 +582,10 @@ class _Analysis:
             summary = (f"no thread of this process is seen running: {first.label()}{others} "
                        "are off the CPU; if the unnamed calls are waits too, nothing can wake "
                        "them")
+        elif goroutines:
+            summary = (f"all goroutines are asleep: {first.label()}{others} wait and none can "
+                       "run (what the Go runtime reports as \"all goroutines are asleep\"; it "
+                       "did not say so here)")
         else:
             summary = (f"nothing in this process can run: {first.label()}{others} wait, and "
                        "no thread is left to wake them")
@@ -566,6 +634,9 @@ class _Analysis:
                     continue  # someone holds it: a chain, judged by the hang rule
                 if excerpt and not proven and kind == "thread":
                     continue  # a join on a thread the excerpt may have left out: says nothing
+                if not proven and t.detail in TIMER_SERVED and (
+                        t.waits.duration is None or t.waits.duration < TIMER_RULED_OUT):
+                    continue  # a Go receive or select a timer may end: nothing to claim
                 if proven:
                     waiters.append(t)
                     continue
@@ -670,6 +741,8 @@ class _Analysis:
         if len(waiters) > 10:
             waits += f"; and {len(waiters) - 10} more"
         words = [waits + "."]
+        if waiters[0].id.startswith("goroutine "):
+            words.extend(self._channel_words(waiters))
         if stated:
             words.append(f"The runtime itself reported it: {stated}.")
         elif absent_owner:
@@ -817,6 +890,8 @@ class _Analysis:
                 if t.id in self.covered or t.waits is None:
                     continue
                 long = t.waits.duration is not None and t.waits.duration >= self.hang_after
+                if t.detail in TIMER_SERVED and not long:
+                    continue  # a Go receive or select a timer may end at any moment
                 if t.state == "blocked" and t.waits.durable:
                     # A source that shows every thread but no durations (Python dumps): a
                     # lock wait with no timeout is worth naming, as a possible hang.

@@ -127,6 +127,10 @@ class Resource:
     # Threads that could end a wait on this resource (ever notified, set, put, released, ...).
     # None: the source cannot tell (most dumps); [] : nobody ever did.
     wakers: list[str] | None = None
+    # Threads whose frames pass this resource's address as an argument (a goroutine handed the
+    # channel, a function given the mutex): they may use it, to send, receive, signal or
+    # unlock. A hint from the dump's arguments, never proof; not ``wakers``.
+    referenced_by: list[str] = field(default_factory=list)
     # Pipes and sockets (stuck capture): the kernel's inode, the bytes waiting to be read and
     # the buffer's size, where the kernel shows them.
     inode: int | None = None

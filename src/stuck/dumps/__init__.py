@@ -208,6 +208,8 @@ def _rename_threads(result: ParseResult, rename: dict[str, str]) -> None:
         res.acquired_at = {r(k): v for k, v in res.acquired_at.items()}
         if res.wakers is not None:
             res.wakers = [r(w) for w in res.wakers]
+        if res.referenced_by:
+            res.referenced_by = [r(w) for w in res.referenced_by]
     for f in result.stated:
         f.threads = [r(t) for t in f.threads]
         f.blocked_behind = [r(t) for t in f.blocked_behind]

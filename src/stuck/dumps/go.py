@@ -74,6 +74,14 @@ _PRIMITIVE_FRAMES: dict[str, ResourceKind] = {
 }
 
 _RUNTIME_PREFIXES = ("runtime.", "sync.", "internal/", "runtime/")
+# os/signal's goroutine (signal.Notify) waiting for a signal from outside: shown "[syscall]",
+# but it runs only when a signal arrives.
+_SIGNAL_WAITS = frozenset({"os/signal.signal_recv", "os/signal.loop"})
+SIGNAL_WAIT = "signal wait"  # Thread.detail of such a goroutine
+# Lines before the goroutines that say the runtime printed all of them: a SIGQUIT / SIGABRT
+# dump or a fatal error (a panic under the default GOTRACEBACK prints only its own goroutine).
+_WHOLE_DUMP = ("SIGQUIT: quit", "SIGABRT: abort", "fatal error: ")
+_REFERENCE_SCANS = 64  # channels whose address is looked up in other goroutines' arguments
 
 
 def detect(text: str) -> bool:
@@ -111,6 +119,7 @@ class _Stack:
     sema_kind: ResourceKind | None  # what a "semacquire" wait is, read from the frames
     primitive: int | None  # index of the frame whose first argument is the waited object
     methods: tuple[int, ...]  # indices of pointer-receiver methods outside the runtime
+    signal_wait: bool  # os/signal's goroutine, waiting for a signal from outside
     # header bracket -> what it means for this stack
     decisions: dict[str, _Decision] = field(default_factory=dict)
 
@@ -132,7 +141,8 @@ def _new_stack(frames: list[Frame], prefixes: tuple[str, ...]) -> _Stack:
         sema_kind=sema_kind, primitive=primitive,
         methods=tuple(i for i, (f, rt) in enumerate(zip(frames, runtime, strict=True))
                       if not rt and ".(*" in f.function
-                      and not f.function.startswith("created by ")))
+                      and not f.function.startswith("created by ")),
+        signal_wait=any(f.function in _SIGNAL_WAITS for f in frames[:4]))
 
 
 def _first_arg(func_line: str) -> str | None:
@@ -202,6 +212,11 @@ def parse(text: str) -> ParseResult:
     """
     if "\r" in text:
         text = text.replace("\r\n", "\n")
+    whole: bool | None = None
+    if "\n...\n" in text or "\n…\n" in text:
+        whole = False  # a paste that left goroutines out
+    elif any(needle in text for needle in _WHOLE_DUMP):
+        whole = True
     result = ParseResult()
     dump = _DumpBuilder(1, None)
     ids = dump.ids
@@ -239,13 +254,13 @@ def parse(text: str) -> ParseResult:
                     body = body[:-1]
             if fatal is not None:  # a fatal error ends the dump before it
                 if dump.threads:
-                    dump.finish(text, result)
+                    dump.finish(text, result, whole)
                     dump = _DumpBuilder(dump.index + 1, dump.used_ids())
                     ids, used = dump.ids, dump.used
                     threads_append, owners_append = dump.threads.append, dump.owners_maybe.append
                 dump.all_asleep = fatal
         if gid in ids:  # a goroutine seen before: the next dump of the same program begins
-            dump.finish(text, result)
+            dump.finish(text, result, whole)
             dump = _DumpBuilder(dump.index + 1, dump.used_ids())
             ids, used = dump.ids, dump.used
             threads_append, owners_append = dump.threads.append, dump.owners_maybe.append
@@ -290,7 +305,7 @@ def parse(text: str) -> ParseResult:
         if decision.waits:
             dump.wait(t, decision, stack, funcs)
     if dump.threads:
-        dump.finish(text, result)
+        dump.finish(text, result, whole)
     return result
 
 
@@ -397,6 +412,9 @@ def _decide(head: _Head, stack: _Stack) -> _Decision:
             state = "idle"
         elif kind == "channel" and stack.pool_worker:
             state = "idle"  # a pool worker waiting for its next job
+    if stack.signal_wait and state in ("io", "blocked"):
+        return _Decision(state="idle", kind=None, durable=False, detail=SIGNAL_WAIT,
+                         reason=reason, duration=None, syscall=False, waits=False)
     minutes = head.minutes
     waits = state == "blocked" and kind is not None
     syscall = not waits and minutes is not None and state in ("io", "running")
@@ -481,16 +499,50 @@ class _DumpBuilder:
             self.resources[rid] = Resource(id=rid, kind="unknown", label=label)
             t.waits = Wait(resource=rid, duration=d.duration, durable=False, at=stack.at)
 
-    def finish(self, text: str, result: ParseResult) -> None:
+    def finish(self, text: str, result: ParseResult, whole: bool | None) -> None:
+        """``whole``: True when the text says the runtime printed every goroutine, False when
+        it visibly left some out ("..." between goroutines), None when it cannot tell."""
         threads = self.threads
         _infer_mutex_owners(self, text, result)
-        result.processes.append(Process(threads=threads))
+        complete = whole if whole is not True or len(threads) > 1 else None
+        if complete and not any(t.state in ("running", "io", "sleeping") for t in threads):
+            _channel_references(self, text)  # nothing runs: who else could use each channel
+        result.processes.append(Process(threads=threads, complete=complete))
         result.resources.extend(self.resources.values())
         if self.all_asleep is not None:
             result.stated.append(Finding(
                 kind="stall", confidence="certain",
                 summary=f"the Go runtime stopped the program with \"{self.all_asleep}\"",
                 threads=[t.id for t in threads], details={"source": "go runtime"}))
+
+
+def _channel_references(dump: _DumpBuilder, text: str) -> None:
+    """For each awaited channel, the goroutines that pass its address as an argument in a
+    function line (``main.consumer(0xc00008a000, ...)``): those that may send on it, receive
+    from it or close it. Run only when no goroutine can run, for a bounded number of channels,
+    each found with one C-speed search through the text."""
+    by_gid = {t.id.removeprefix("goroutine ").split(" ", 1)[0]: t for t in dump.threads}
+    channels = [r for r in dump.resources.values() if r.kind == "channel" and r.address]
+    for res in channels[:_REFERENCE_SCANS]:
+        addr = res.address
+        assert addr is not None
+        found: list[str] = []
+        pos = text.find(addr)
+        while pos >= 0 and len(found) < 32:
+            end = pos + len(addr)
+            before = text[pos - 1] if pos > 0 else ""
+            after = text[end] if end < len(text) else ""
+            line_start = text.rfind("\n", 0, pos) + 1
+            if before in "( " and after in ",)?" and not text[line_start].isspace():
+                head = text.rfind("\ngoroutine ", 0, pos)
+                if head >= 0:
+                    gid = text[head + 11:text.find(" ", head + 11)]
+                    t = by_gid.get(gid)
+                    if t is not None and t.id not in found and not (
+                            t.waits is not None and t.waits.resource == res.id):
+                        found.append(t.id)
+            pos = text.find(addr, end)
+        res.referenced_by = found
 
 
 def _kind_word(kind: str) -> str:

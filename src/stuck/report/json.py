@@ -78,6 +78,8 @@ def _resource(r: Resource) -> dict[str, Any]:
         d["acquired_at"] = {k: _frame(v) for k, v in r.acquired_at.items()}
     if r.wakers is not None:
         d["wakers"] = list(r.wakers)
+    if r.referenced_by:
+        d["referenced_by"] = list(r.referenced_by)
     for name in ("inode", "queued", "capacity"):
         value = getattr(r, name)
         if value is not None:
@@ -313,6 +315,8 @@ def from_dict(doc: Any) -> Report:
                           acquired_at={str(k): _read_frame(v) for k, v in
                                        _get(r, "acquired_at", dict, {}, "resource").items()},
                           wakers=_maybe_strs(_get(r, "wakers", list, None, "resource")),
+                          referenced_by=[str(t) for t in
+                                         _get(r, "referenced_by", list, [], "resource")],
                           inode=_get(r, "inode", int, None, "resource"),
                           queued=_get(r, "queued", int, None, "resource"),
                           capacity=_get(r, "capacity", int, None, "resource"))

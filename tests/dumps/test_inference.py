@@ -1,0 +1,98 @@
+"""Inference from context (issue 12, point 2) on genuine dumps: each rule says which evidence
+it used and claims no more than that evidence carries.
+
+Go quiescence: SIGQUIT dumps (GOTRACEBACK=system and all) of tests/fixtures/programs/go/quiet,
+where every goroutine waits and os/signal's goroutine keeps the runtime from saying so itself;
+and the runtime's own "all goroutines are asleep" (tests/fixtures/programs/go/main.go).
+"""
+
+from __future__ import annotations
+
+from tests.dumps.helpers import GENERATED, dump_text, report_for
+
+from stuck.model import Report
+
+
+def by_function(report: Report, tids: list[str]) -> list[str]:
+    """Each thread by its innermost program frame (goroutine ids change between captures)."""
+    threads = report.snapshot.thread_map()
+    out = []
+    for tid in tids:
+        t = threads[tid]
+        at = t.waits.at.function if t.waits is not None and t.waits.at is not None else "?"
+        out.append(at)
+    return sorted(out)
+
+
+# --- Go: all goroutines asleep ------------------------------------------------------------
+
+def test_go_every_goroutine_waiting_with_no_timer_is_a_probable_all_asleep() -> None:
+    report = report_for(GENERATED / "go-quiet-signal-notify-system.txt")
+    assert report.snapshot.processes[0].complete is True  # a SIGQUIT dump: every goroutine
+    [f] = report.findings
+    assert (f.kind, f.confidence) == ("stall", "probable")
+    assert by_function(report, f.threads) == ["main.main", "main.producer"]
+    assert "all goroutines are asleep" in f.summary
+    res = report.snapshot.resource_map()
+    channel = next(r for r in f.resources if res[r].kind == "channel")
+    assert res[channel].address and res[channel].address in f.explanation  # names the channel
+    assert "whoever would serve it has returned" in f.explanation
+    # the evidence the rule used, and what could still change it
+    assert f.details["evidence"] == "every thread of the process is shown and none can run"
+    assert any("signal.Notify" in m for m in f.missing_evidence)
+    threads = report.snapshot.thread_map()
+    signal_goroutine = [t for t in threads.values() if t.detail == "signal wait"]
+    assert len(signal_goroutine) == 1 and signal_goroutine[0].state == "idle"
+
+
+def test_go_channel_served_by_a_goroutine_that_passes_its_address() -> None:
+    # built with -N -l: arguments are printed, so the goroutine handed the channel is known
+    report = report_for(GENERATED / "go-quiet-held-N-l-system.txt")
+    [f] = report.findings
+    assert (f.kind, f.confidence) == ("stall", "probable")
+    assert by_function(report, f.threads) == ["main.lockedConsumer", "main.main",
+                                              "main.producer"]
+    res = report.snapshot.resource_map()
+    threads = report.snapshot.thread_map()
+    [channel] = [res[r] for r in f.resources if res[r].kind == "channel"]
+    assert [threads[t].waits.at.function for t in channel.referenced_by  # type: ignore[union-attr]
+            ] == ["main.lockedConsumer"]
+    assert "could have been served by" in f.explanation
+    assert any("Go does not record mutex owners" in m for m in f.missing_evidence)
+
+
+def test_go_receive_a_timer_could_end_makes_the_claim_possible_and_is_not_named() -> None:
+    report = report_for(GENERATED / "go-quiet-logger-all.txt")
+    [f] = report.findings
+    assert (f.kind, f.confidence) == ("stall", "possible")
+    assert by_function(report, f.threads) == ["main.main", "main.producer"]
+    assert any("timer" in m for m in f.missing_evidence)
+
+
+def test_go_runtime_said_all_asleep_is_certain_and_names_the_channels() -> None:
+    report = report_for(GENERATED / "go-all-goroutines-asleep.txt")
+    [f] = report.findings
+    assert (f.kind, f.confidence) == ("stall", "certain")
+    assert "The runtime itself reported it" in f.explanation
+    assert "On chan send in main.sender: goroutine 6 (chan send)" in f.explanation
+
+
+def test_go_excerpt_with_left_out_goroutines_is_not_complete() -> None:
+    text = dump_text(GENERATED / "go-quiet-signal-notify-system.txt")
+    head, sep, rest = text.partition("\ngoroutine 1 [")
+    excerpt = head + "\n...\n" + sep.lstrip("\n") + rest
+    from tests.dumps.helpers import analyse_text
+    report = analyse_text(excerpt)
+    assert report.snapshot.processes[0].complete is False
+    assert all(f.confidence == "possible" or f.kind == "hang" for f in report.findings)
+
+
+def test_go_ticker_keeps_a_sigquit_dump_from_a_probable_claim() -> None:
+    # main.go "ticker": a heartbeat goroutine on a time.Ticker's channel is woken every 500 ms
+    for name in ("go-sigquit-deadlock.txt", "go-sigquit-deadlock-1-minute.txt"):
+        report = report_for(GENERATED / name)
+        assert [f.confidence for f in report.findings] == ["possible"], name
+        heartbeat = [t.id for t in report.snapshot.threads()
+                     if t.waits and t.waits.at and t.waits.at.function == "main.heartbeat"]
+        assert heartbeat and not any(h in f.threads or h in f.blocked_behind
+                                     for f in report.findings for h in heartbeat)
