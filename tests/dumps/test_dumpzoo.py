@@ -3,8 +3,9 @@ against the truth each program states (see the zoo's README).
 
 What must hold on every case: it is read (exit 0 or 1, never refused or a crash), no bystander
 is named in a finding, and no finding is `certain` where the case lacks the evidence the truth
-says a `certain` needs. Cases where that does not hold yet are listed below as strict xfails,
-each with the reason: fixing one makes its xfail pass, which fails the run until the line goes.
+says a `certain` needs. Cases where that does not hold yet are listed below as xfails, each
+with the reason (not strict: the engine is being improved while this list stands; a case not
+listed that breaks an invariant fails).
 The score bar (90% right per runtime and style, issue #12) is asserted for every row; rows not
 there yet are xfail with the measured figure, and the per-runtime floor keeps today's score
 from falling.
@@ -36,18 +37,40 @@ scoring = _scoring()
 CASES: list[dict[str, Any]] = scoring.load_cases()
 BY_ID = {c["id"]: c for c in CASES}
 
-# Cases `stuck analyze` refuses today.
-REFUSED: set[str] = set()
-
-# Bystanders named in a finding today, and why.
-BYSTANDER_KNOWN: dict[str, str] = {}
+# Bystanders named in a finding today, and why (one reason per shape of the mistake).
+JOIN_CUT = ("a thread that joins (or waits on) a thread cut out of the excerpt is called a "
+            "probable stall, although what it waits for is not in the text")
+PY_QUIESCENT = ("Python 'no thread of this process is seen running' names every thread, a "
+                "heartbeat in time.sleep (it will wake by itself) too")
+BYSTANDER_KNOWN: dict[str, str] = {
+    **dict.fromkeys([
+        "c/busy_pool/excerpt-one-thread", "c/idle_server/excerpt-one-thread",
+        "java/BusyPool/excerpt-cutoff", "java/BusyPool/excerpt-one-thread",
+        "java/IdleServer/excerpt-cutoff", "java/IdleServer/excerpt-one-thread",
+        "python/busy_pool/excerpt-one-thread", "python/idle_server/excerpt-one-thread",
+        "python/idle_server/excerpt-ellipsis", "go/busy_pool/excerpt-ellipsis",
+    ], JOIN_CUT),
+    "go/busy_pool/excerpt-one-thread": "a receive from a time.Ticker's channel (fed by the "
+    "runtime's timer, not by a goroutine) is called a probable stall",
+    "c/busy_pool/btfull-O0": "a pool worker waiting a moment for a mutex that a running "
+    "worker holds is reported as a possible hang",
+    **dict.fromkeys([
+        f"python/{program}/{style}"
+        for program in ("barrier_short", "cond_no_notifier", "join_holding", "lock_inversion",
+                        "queue_no_consumer", "self_relock")
+        for style in ("faulthandler", "pyspy", "pyspy-locals", "excerpt-cutoff")
+        if (program, style) != ("join_holding", "excerpt-cutoff")
+    ], PY_QUIESCENT),
+    **dict.fromkeys(["python/busy_pool/faulthandler", "python/busy_pool/pyspy-locals"],
+                    PY_QUIESCENT + "; on a busy pool whose workers were between jobs"),
+}
 
 # `certain` without the evidence for it, today.
 CERTAIN_KNOWN: dict[str, str] = {}
 
 # Floor per runtime: cases right today (tests/fixtures/dumpzoo/README.md). The score may rise;
 # it must not fall.
-FLOOR: dict[str, int] = {"c": 58}
+FLOOR: dict[str, int] = {"c": 49, "go": 22, "java": 20, "python": 35}
 
 BAR = 0.90
 
@@ -60,16 +83,13 @@ def _outcome(case_id: str) -> Any:
     return OUTCOMES[case_id]
 
 
-def _mark(case_id: str, known: dict[str, str] | set[str], reason: str = "") -> Any:
+def _mark(case_id: str, known: dict[str, str]) -> Any:
     if case_id in known:
-        why = known[case_id] if isinstance(known, dict) else reason
-        return pytest.param(case_id, marks=pytest.mark.xfail(strict=True, reason=why))
+        return pytest.param(case_id, marks=pytest.mark.xfail(strict=False, reason=known[case_id]))
     return case_id
 
 
-@pytest.mark.parametrize("case_id", [
-    _mark(c["id"], REFUSED, "owner prints alone in a second file are refused ('no threads "
-          "found'); issue #12 point 1") for c in CASES])
+@pytest.mark.parametrize("case_id", [c["id"] for c in CASES])
 def test_every_case_is_read(case_id: str) -> None:
     out = _outcome(case_id)
     assert out.parsed, out.error
@@ -183,3 +203,11 @@ def test_scorer_counts_bystanders_and_unearned_certainty() -> None:
     out = _judge(owners, _doc(f), none_truth)
     assert not out.right and out.unjustified_certain
     assert _judge(owners, _doc(), none_truth).right
+
+
+def test_scorer_reads_frames_kept_on_the_group() -> None:
+    doc = _doc({"kind": "deadlock", "confidence": "possible", "threads": ["1", "2"]})
+    thread = doc["processes"][0]["threads"][1]
+    thread.update(frames=[], group="g2", frames_in_group=True)
+    doc["groups"] = [{"id": "g2", "threads": ["2"], "frames": [{"function": "main.workerB"}]}]
+    assert _judge({"id": "x", "evidence": ["all-threads"]}, doc).right
