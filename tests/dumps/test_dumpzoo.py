@@ -44,14 +44,13 @@ PY_QUIESCENT = ("Python 'no thread of this process is seen running' names every 
                 "heartbeat in time.sleep (it will wake by itself) too")
 BYSTANDER_KNOWN: dict[str, str] = {
     **dict.fromkeys([
-        "c/busy_pool/excerpt-one-thread", "c/idle_server/excerpt-one-thread",
         "java/BusyPool/excerpt-cutoff", "java/BusyPool/excerpt-one-thread",
         "java/IdleServer/excerpt-cutoff", "java/IdleServer/excerpt-one-thread",
         "python/busy_pool/excerpt-one-thread", "python/idle_server/excerpt-one-thread",
-        "python/idle_server/excerpt-ellipsis", "go/busy_pool/excerpt-ellipsis",
+        "python/idle_server/excerpt-ellipsis",
     ], JOIN_CUT),
-    "go/busy_pool/excerpt-one-thread": "a receive from a time.Ticker's channel (fed by the "
-    "runtime's timer, not by a goroutine) is called a probable stall",
+    "go/busy_pool/excerpt-ellipsis": "main parked in `select {}` (how a server waits forever) "
+    "is called a possible stall in an excerpt",
     "c/busy_pool/btfull-O0": "a pool worker waiting a moment for a mutex that a running "
     "worker holds is reported as a possible hang",
     **dict.fromkeys([
@@ -70,7 +69,7 @@ CERTAIN_KNOWN: dict[str, str] = {}
 
 # Floor per runtime: cases right today (tests/fixtures/dumpzoo/README.md). The score may rise;
 # it must not fall.
-FLOOR: dict[str, int] = {"c": 49, "go": 22, "java": 20, "python": 35}
+FLOOR: dict[str, int] = {"c": 56, "go": 29, "java": 20, "python": 35}
 
 BAR = 0.90
 
