@@ -96,6 +96,8 @@ class StuckSession:
         self._failed_at_test: set[str] = set()
         from stuck.runtime import lockorder
 
+        self.escaped: list[str] = []  # names bound before install to classes: not tracked
+        self.rebound: list[str] = []  # names bound before install to factories: rebound
         if self.controller:  # the workers run the tests; the controller merges their graphs
             self.merged = lockorder.LockOrderChecker(strict=strict)
             return
@@ -106,6 +108,10 @@ class StuckSession:
             self.installed_here = True
         else:
             self.notes.append("stuck was already installed: its policy is kept as it was")
+        from stuck.runtime import prebound
+
+        self.escaped = list(prebound.escaped)
+        self.rebound = list(prebound.rebound)
         lockorder.enable(strict=strict)
 
     # -- per test ------------------------------------------------------------------------
@@ -176,6 +182,9 @@ class StuckSession:
                      node.gateway.id) or "worker")
         self.merged.merge_state(state, worker)
         self._failed_at_test.update(state.get("failed_at_test", []))
+        for name in state.get("escaped", []):
+            if name not in self.escaped:
+                self.escaped.append(name)
 
     def session_findings(self) -> list[Finding]:
         if self.merged is not None:
@@ -191,7 +200,32 @@ class StuckSession:
         c = self.merged if self.merged is not None else lockorder.checker()
         if c is not None:
             notes += [n for n in c.notes() if n not in notes]
+        if self.escaped:
+            notes.append("not tracked, so not checked: what is made through "
+                         + ", ".join(self.escaped[:10])
+                         + ("" if len(self.escaped) <= 10 else f", … {len(self.escaped) - 10} more")
+                         + ". These classes were imported by name in modules loaded before stuck "
+                           "(a conftest importing the code under test); refer to them through "
+                           "their module (threading.Condition(...)) to have them checked")
         return notes
+
+    def coverage(self) -> str:
+        """How much was checked, so that "no problem found" can be weighed."""
+        from stuck.runtime import lockorder, registry
+
+        c = self.merged if self.merged is not None else lockorder.checker()
+        classes = c.stats().get("classes", 0) if c is not None else 0
+        text = f"{classes} lock class{'es' if classes != 1 else ''} checked"
+        if self.merged is None:
+            made = dict(registry.made)
+            total = sum(made.values())
+            kinds = ", ".join(f"{n} {kind}" for kind, n in sorted(made.items()))
+            text += f", {total} primitive{'s' if total != 1 else ''} tracked"
+            if kinds:
+                text += f" ({kinds})"
+        if self.rebound:
+            text += f"; {len(self.rebound)} name(s) bound before install tracked too"
+        return text
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
@@ -202,6 +236,7 @@ class StuckSession:
             c = lockorder.checker()
             state: dict[str, Any] = c.export_state() if c is not None else {}
             state["failed_at_test"] = sorted(self._failed_at_test)
+            state["escaped"] = list(self.escaped)
             workeroutput[_WORKER_KEY] = json.dumps(state)
             return  # the controller merges the graphs and decides the exit status
         findings = self.session_findings()
@@ -217,14 +252,19 @@ class StuckSession:
 
         findings = self.session_findings()
         notes = self._all_notes()
+        coverage = self.coverage()
         if not findings and not notes:
-            terminalreporter.write_sep("-", "stuck: no lock-order problem found")
+            terminalreporter.write_sep("-", f"stuck: no lock-order problem found ({coverage})")
             return
         if self.fail_at == "test":
             title = f"stuck: {len(findings)} lock-order finding(s), each failed its test"
         else:
             title = f"stuck: {len(findings)} lock-order finding(s) fail this run"
-        terminalreporter.write_sep("=", title if findings else "stuck: notes", red=bool(findings))
+        if not findings:
+            title = f"stuck: no lock-order problem found ({coverage}); notes"
+        else:
+            title += f" ({coverage})"
+        terminalreporter.write_sep("=", title, red=bool(findings))
         terminalreporter.write(lockorder_report.render(findings, notes))
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:

@@ -11,6 +11,7 @@ import queue
 import sys
 import threading
 import time
+from typing import Any
 
 import pytest
 
@@ -122,3 +123,31 @@ def test_snapshot_leaves_out_stucks_own_threads(live: io.StringIO) -> None:
     names = [t.name for p in stuck.runtime.snapshot().snapshot.processes for t in p.threads]
     assert threading.current_thread().name in names
     assert "stuck-watchdog" not in names
+
+
+def test_factories_bound_before_install_are_tracked_and_restored(tmp_path: Any) -> None:
+    import types
+
+    from stuck.runtime import prebound, primitives
+
+    early = types.ModuleType("early_app")
+    exec("from threading import Lock, RLock, Condition, Event\n"
+         "from queue import Queue\n", early.__dict__)
+    sys.modules["early_app"] = early
+    originals = dict(vars(early))
+    try:
+        stuck.install(policy="raise", report_stream=io.StringIO(), signal=None)
+        try:
+            assert type(early.RLock()) is primitives.RLock
+            assert type(early.Lock()) is primitives.Lock
+            assert sorted(prebound.rebound) == ["early_app.Lock", "early_app.RLock"]
+            # classes stay as they were (isinstance of objects made before must not change)
+            assert early.Condition is originals["Condition"]
+            assert {e.split(" ")[0] for e in prebound.escaped} == {
+                "early_app.Condition", "early_app.Event", "early_app.Queue"}
+        finally:
+            stuck.uninstall()
+        assert all(vars(early)[k] is v for k, v in originals.items())
+        assert prebound.rebound == [] and prebound.escaped == []
+    finally:
+        del sys.modules["early_app"]

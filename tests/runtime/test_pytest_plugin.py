@@ -38,3 +38,66 @@ def test_plugin_works_without_xdist(tmp_path: Path) -> None:
     assert "INTERNALERROR" not in done.stdout + done.stderr
     assert "1 passed" in done.stdout
     assert "stuck:" in done.stdout  # the plugin ran and wrote its summary
+
+
+def test_names_bound_before_the_plugin_installed_are_checked_or_reported(
+        tmp_path: Path) -> None:
+    # APScheduler's shape: the conftest imports the scheduler module before the plugin
+    # installs, and that module did `from threading import RLock, Condition`.
+    (tmp_path / "app").mkdir()
+    write(tmp_path, "app/__init__.py", "")
+    write(tmp_path, "app/sched.py", """
+        from threading import Condition, RLock
+
+        class Scheduler:
+            def __init__(self):
+                self._lock = RLock()
+                self._jobs_lock = RLock()
+                self._wakeup = Condition()
+
+            def add_job(self):
+                with self._lock:
+                    with self._jobs_lock:
+                        pass
+
+            def remove_job(self):
+                with self._jobs_lock:
+                    with self._lock:
+                        pass
+        """)
+    write(tmp_path, "conftest.py", "import app.sched\n")
+    write(tmp_path, "test_sched.py", """
+        from app.sched import Scheduler
+
+        def test_add():
+            Scheduler().add_job()
+
+        def test_remove():
+            Scheduler().remove_job()
+        """)
+    done = run_pytest(tmp_path, "--stuck", "-p", "no:xdist")
+    out = done.stdout
+    assert done.returncode == 1, out + done.stderr  # the inversion is found: RLock is tracked
+    assert "lock-order finding(s) fail this run" in out
+    assert "`Scheduler._lock` -> `Scheduler._jobs_lock`" in out
+    assert "2 lock classes checked" in out
+    # Condition is a class: rebinding it would change isinstance(); it is named as unchecked
+    assert "not tracked, so not checked: what is made through app.sched.Condition" in out
+
+
+def test_summary_says_how_much_was_checked(tmp_path: Path) -> None:
+    write(tmp_path, "test_nested.py", """
+        import threading
+
+        outer, inner = threading.Lock(), threading.RLock()
+
+        def test_nested():
+            with outer:
+                with inner:
+                    pass
+        """)
+    done = run_pytest(tmp_path, "--stuck", "-p", "no:xdist")
+    assert done.returncode == 0, done.stdout + done.stderr
+    line = next(x for x in done.stdout.splitlines() if "no lock-order problem found" in x)
+    assert "2 lock classes checked" in line
+    assert "1 mutex" in line and "rlock" in line

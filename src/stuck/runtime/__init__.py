@@ -8,8 +8,9 @@ thread (or task) about to block first checks whether its wait closes a deadlock 
 ``stuck.runtime.detect``). What happens then is the policy:
 ``report`` (default), ``raise`` or ``abort`` (see ``stuck.runtime.policy``).
 
-Objects created before ``install()`` stay untracked, as do names bound before it
-(``from threading import Lock`` at import time): install first, which ``stuck run`` does.
+Objects created before ``install()`` stay untracked. Names bound before it (``from threading
+import RLock`` at import time) are rebound when they name a factory and listed as escaped when
+they name a class (``stuck.runtime.prebound``): install first, which ``stuck run`` does.
 """
 
 from __future__ import annotations
@@ -120,11 +121,16 @@ def install(policy: Policy = "report", json_path: str | None = None,
     if html_path is not None:
         import stuck.report.html
 
-    patch.install(BACKEND, _replacements())
+    replacements = _replacements()
+    patch.install(BACKEND, replacements)
     if "asyncio" in sys.modules:
         _track_asyncio()
+        from stuck.runtime import tasks
+
+        replacements = [*replacements, *tasks.REPLACEMENTS]
     elif _asyncio_hook not in sys.meta_path:
         sys.meta_path.insert(0, _asyncio_hook)
+    _track_prebound(replacements)
     from stuck.runtime import endings
     endings.install()
     policy_settings = stuck.runtime.policy.settings
@@ -136,6 +142,22 @@ def install(policy: Policy = "report", json_path: str | None = None,
         _take_signal(signal)
     if stalls or hang_after is not None:
         _start_watchdog(hang_after, hang_policy, json_path, report_stream, html_path)
+
+
+def _track_prebound(replacements: list[tuple[object, str, object]]) -> None:
+    """Rebind the names modules loaded earlier bound to an original factory (``from threading
+    import RLock``), and list the ones that stay untracked (see ``stuck.runtime.prebound``)."""
+    from stuck.runtime import prebound
+
+    try:
+        found = prebound.scan(prebound.originals_of(replacements, patch.original))
+    except Exception as exc:  # the search is a courtesy: never a reason to fail install()
+        prebound.forget()
+        with contextlib.suppress(Exception):
+            sys.stderr.write(f"stuck: could not search for names bound before install: "
+                             f"{exc!r}\n")
+        return
+    patch.extend(BACKEND, found)
 
 
 def _take_signal(signum: int) -> None:
@@ -180,6 +202,9 @@ def uninstall() -> None:
         dog.stop()
     _remove_asyncio_hook()
     patch.uninstall(BACKEND)
+    from stuck.runtime import prebound
+
+    prebound.forget()
     from stuck.runtime import endings
     endings.uninstall()
     policy.settings.policy = "report"

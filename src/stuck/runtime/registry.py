@@ -268,9 +268,14 @@ def new_id(kind: str) -> str:
     return f"{kind}-{next(_ids)}"
 
 
+# How many tracked primitives of each kind were made (reports say how much was checked).
+made: dict[str, int] = {}
+
+
 def register(obj: object, kind: str) -> str:
     """Give a tracked object its resource id and list it for snapshots."""
     resources.add(obj)
+    made[kind] = made.get(kind, 0) + 1
     return new_id(kind)
 
 
