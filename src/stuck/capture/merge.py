@@ -322,9 +322,14 @@ def refine_native(t: Thread, frames: list[Frame], pid: int, snap: Snapshot,
     t.frames = frames
     if t.waits is not None and t.waits.direction is not None:
         t.waits.at = program_frame(frames)
+    c = classify(frames)
+    if c.state == "idle" and t.state in ("io", "sleeping") and t.waits is None:
+        # A runtime's own parking (a Go M parked, its netpoller, sysmon): not program work
+        # that could end another process's wait.
+        t.state, t.detail = "idle", f"{t.detail} (runtime idle loop)"
+        return
     if t.state != "blocked" or t.waits is None or not t.waits.resource.startswith("futex:"):
         return
-    c = classify(frames)
     if c.kind is None or c.kind not in NATIVE_KINDS:
         if c.state == "idle":
             t.state, t.waits = "idle", None
