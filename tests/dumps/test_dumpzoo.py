@@ -51,8 +51,10 @@ BYSTANDER_KNOWN: dict[str, str] = {
     ], JOIN_CUT),
     "go/busy_pool/excerpt-ellipsis": "main parked in `select {}` (how a server waits forever) "
     "is called a possible stall in an excerpt",
-    "c/busy_pool/btfull-O0": "a pool worker waiting a moment for a mutex that a running "
-    "worker holds is reported as a possible hang",
+    **dict.fromkeys([f"go/ticker_pool/{style}" for style in (
+        "sigquit-all", "sigquit-system", "excerpt-cutoff")],
+        "a pool driven only by a time.Ticker is called 'all goroutines are asleep' (a possible "
+        "stall): the timer is not a goroutine, and the runtime did not stop the program"),
     **dict.fromkeys([
         f"python/{program}/{style}"
         for program in ("barrier_short", "cond_no_notifier", "join_holding", "lock_inversion",
@@ -69,7 +71,7 @@ CERTAIN_KNOWN: dict[str, str] = {}
 
 # Floor per runtime: cases right today (tests/fixtures/dumpzoo/README.md). The score may rise;
 # it must not fall.
-FLOOR: dict[str, int] = {"c": 56, "go": 29, "java": 20, "python": 35}
+FLOOR: dict[str, int] = {"c": 68, "go": 41, "java": 20, "python": 35}
 
 BAR = 0.90
 
