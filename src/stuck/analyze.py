@@ -100,8 +100,11 @@ def _same_file(out: str, inputs: tuple[str, ...]) -> str | None:
                    "(--json=FILE, or --json FILE.json before the inputs). Never over an input.")
 @click.option("--html", "html_out", default=None, metavar="FILE",
               help="Write an HTML report to FILE (never over an input).")
+@click.option("--source", "sources", multiple=True, metavar="DIR",
+              help="Where the Python files the dump names can be read, when not at the "
+                   "paths it prints (repeatable): the locks a thread holds are read from them.")
 def analyze_command(files: tuple[str, ...], fmt: str, json_out: str | None,
-                    html_out: str | None) -> None:
+                    html_out: str | None, sources: tuple[str, ...] = ()) -> None:
     """Read thread dumps (gdb, Go, jstack, Python, Linux, FreeBSD, stuck JSON) and report
     deadlocks, stalls, lock-order problems and hangs. Several files are read as one paste."""
     from stuck.analysis import analyze
@@ -130,7 +133,7 @@ def analyze_command(files: tuple[str, ...], fmt: str, json_out: str | None,
         joined = texts[0][1] if len(texts) == 1 else "\n".join(t for _, t in texts)
         where = " + ".join("<stdin>" if p == "-" else p for p, _ in texts)
         results.extend(_parse_file(joined, fmt, where, parse_text))
-    loaded: Loaded = merge(results, list(files))
+    loaded: Loaded = merge(results, list(files), sources)
     _emit(analyze(loaded.snapshot, loaded.stated, loaded.inferred), json_out, html_out)
 
 

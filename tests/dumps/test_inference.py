@@ -8,6 +8,9 @@ and the runtime's own "all goroutines are asleep" (tests/fixtures/programs/go/ma
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
 from tests.dumps.helpers import GENERATED, dump_text, report_for
 
 from stuck.model import Report
@@ -96,3 +99,84 @@ def test_go_ticker_keeps_a_sigquit_dump_from_a_probable_claim() -> None:
                      if t.waits and t.waits.at and t.waits.at.function == "main.heartbeat"]
         assert heartbeat and not any(h in f.threads or h in f.blocked_behind
                                      for f in report.findings for h in heartbeat)
+
+
+# --- Python: the source beside the dump ---------------------------------------------------
+
+PY_PROGRAMS = Path(__file__).resolve().parents[1] / "fixtures" / "programs" / "python"
+PY_DUMPS = ["pyspy-python-deadlock.txt", "pyspy-locals-python-deadlock.txt",
+            "pystack-remote-python-deadlock.txt", "pystack-core-python-deadlock.txt",
+            "faulthandler-python-deadlock.txt", "pyspy-json-python-deadlock.txt"]
+
+
+def _with_source(name: str, sources: list[str]) -> Report:
+    from stuck.analysis import analyze
+    from stuck.dumps import load_dump
+    loaded = load_dump(dump_text(GENERATED / name), sources=sources)
+    return analyze(loaded.snapshot, loaded.stated, loaded.inferred)
+
+
+def _blocked_lines(report: Report, tids: list[str]) -> list[int | None]:
+    threads = report.snapshot.thread_map()
+    return sorted(threads[t].waits.at.line for t in tids  # type: ignore[union-attr]
+                  if threads[t].waits is not None)
+
+
+@pytest.mark.parametrize("name", PY_DUMPS)
+def test_python_lock_inversion_read_from_the_source_is_a_probable_deadlock(name: str) -> None:
+    # stuck_threads.py: `with lock_b:` (line 29) inside `with lock_a:`, and the reverse (37)
+    report = _with_source(name, [str(PY_PROGRAMS)])
+    deadlocks = [f for f in report.findings if f.kind == "deadlock"]
+    assert len(deadlocks) == 1
+    f = deadlocks[0]
+    assert f.confidence == "probable"  # never certain from source
+    assert _blocked_lines(report, f.threads) == [29, 37]
+    res = report.snapshot.resource_map()
+    assert sorted(res[r].label for r in f.resources) == ["lock_a (stuck_threads.py)",
+                                                          "lock_b (stuck_threads.py)"]
+    assert any("read from the source" in m and "`with lock_a:`" in m
+               for m in f.missing_evidence)
+
+
+@pytest.mark.parametrize("name", PY_DUMPS)
+def test_python_dump_without_its_source_claims_no_deadlock(name: str, tmp_path: Path) -> None:
+    report = _with_source(name, [str(tmp_path)])  # nothing there
+    assert "deadlock" not in {f.kind for f in report.findings} or all(
+        f.confidence == "possible" for f in report.findings if f.kind == "deadlock")
+    assert all(f.confidence != "certain" for f in report.findings)
+
+
+def test_source_option_on_the_command_line(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from stuck.analyze import analyze_command
+    dump = tmp_path / "pystack.txt"
+    dump.write_text(dump_text(GENERATED / "pystack-remote-python-deadlock.txt"))
+    res = CliRunner().invoke(analyze_command, ["--source", str(PY_PROGRAMS), str(dump)])
+    assert res.exit_code == 1 and "DEADLOCK (probable)" in res.output
+    res = CliRunner().invoke(analyze_command, [str(dump)])
+    assert "DEADLOCK" not in res.output
+
+
+def test_enclosing_locks_reads_with_blocks_and_unreleased_acquires(tmp_path: Path) -> None:
+    from stuck.dumps.pysource import SourceReader, enclosing_locks
+    src = tmp_path / "m.py"
+    src.write_text(
+        "import threading\n"                       # 1
+        "a = threading.Lock()\n"                   # 2
+        "b = threading.RLock()\n"                  # 3
+        "def f(x):\n"                              # 4
+        "    a.acquire()\n"                        # 5
+        "    b.acquire()\n"                        # 6
+        "    b.release()\n"                        # 7
+        "    with x.lock, b as held:\n"            # 8
+        "        if x:\n"                          # 9
+        "            with a:\n"                    # 10
+        "                pass\n")                  # 11
+    source = SourceReader().get(str(src))
+    assert source is not None
+    held, waits = enclosing_locks(source, 10)
+    assert waits == ["a"]
+    assert [h.expr for h in held] == ["x.lock", "b", "a"]  # b was released before line 8
+    held, waits = enclosing_locks(source, 11)
+    assert waits == [] and [h.expr for h in held] == ["a", "x.lock", "b", "a"]

@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import importlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Protocol, cast
@@ -217,7 +217,8 @@ def _rename_threads(result: ParseResult, rename: dict[str, str]) -> None:
             e.thread, e.held_by = r(e.thread), r(e.held_by)
 
 
-def merge(results: list[tuple[str, ParseResult]], files: list[str]) -> Loaded:
+def merge(results: list[tuple[str, ParseResult]], files: list[str],
+          sources: Iterable[str] = (), read_sources: bool = True) -> Loaded:
     """One Snapshot from several parse results; thread ids are made unique across results.
 
     Each parser keeps ids unique within its own result; when two formats in one paste reuse
@@ -257,6 +258,10 @@ def merge(results: list[tuple[str, ParseResult]], files: list[str]) -> Loaded:
         loaded.stated.extend(result.stated)
         loaded.inferred.update(result.inferred)
     snap.source.format = "+".join(formats) if formats else None
+    if read_sources and formats != ["json"]:
+        # Python source beside the dump: the locks each thread holds (stuck.dumps.pysource)
+        from stuck.dumps.pysource import read_python_sources
+        read_python_sources(snap, loaded.inferred, sources)
     return loaded
 
 
@@ -265,7 +270,9 @@ def load(text: str, format: str = "auto", name: str = "-") -> Snapshot:
     return load_dump(text, format, name).snapshot
 
 
-def load_dump(text: str, format: str = "auto", name: str = "-") -> Loaded:
+def load_dump(text: str, format: str = "auto", name: str = "-",
+              sources: Iterable[str] = ()) -> Loaded:
     """Like ``load``, keeping what the dump states outright and which owners were inferred:
-    ``stuck.analysis.analyze(l.snapshot, l.stated, l.inferred)`` is the full analysis."""
-    return merge(parse_text(text, format), [name])
+    ``stuck.analysis.analyze(l.snapshot, l.stated, l.inferred)`` is the full analysis.
+    ``sources``: directories where the Python files the dump names may be found."""
+    return merge(parse_text(text, format), [name], sources)

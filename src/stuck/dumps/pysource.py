@@ -1,0 +1,268 @@
+"""Python source beside a dump: which locks a thread holds, read from the ``with`` blocks and
+``acquire()`` calls around the lines its frames stop at.
+
+A Python dump (py-spy, pystack, faulthandler, gdb's py-bt) shows where each thread is, never
+which locks it holds. When the source files it names are readable (as named, or found under a
+``--source DIR``), the code says more: a thread stopped on ``with lock_b:`` inside
+``with lock_a:`` waits for ``lock_b`` and holds ``lock_a``. Two such threads in opposite order
+are a lock-order deadlock.
+
+What the code cannot say is whether two threads' ``lock_a`` are one object. Only two kinds of
+match are made:
+
+- a name bound at the top level of its module (``lock_a = threading.Lock()``), or an attribute
+  of one (``registry.lock``): one object per module, whichever thread names it;
+- ``self.<attr>`` where the dump prints ``self`` with its address (py-spy ``--locals``,
+  pystack ``--locals``): one object per address.
+
+Anything else (a parameter, a local) names a lock of that frame alone. The owners found this
+way are recorded as inferred, with the file and line they were read from, so a finding that
+rests on them is at most ``probable``; the source on disk may also differ from the code that
+ran, which the finding says. Files are read only if they end in ``.py`` and are small; their
+text is never executed.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from stuck.model import Frame, Resource, ResourceKind, Snapshot, Thread, Wait
+from stuck.stacks.python import is_stdlib
+
+MAX_SOURCE = 2 << 20  # bytes: a larger file is not read
+MAX_FILES = 200
+SCAN_UP = 400  # lines above a frame's line searched for enclosing blocks
+FRAMES = 24  # frames of a thread read, innermost first
+
+_WITH = re.compile(r"^(\s*)(?:async\s+)?with\s+(.+?)\s*:\s*(?:#.*)?$")
+_ACQUIRE = re.compile(r"^(\s*)(?:\w+\s*=\s*)?([A-Za-z_][\w.]{0,200})\.acquire\(\s*\)")
+_RELEASE = re.compile(r"^\s*([A-Za-z_][\w.]{0,200})\.release\(\s*\)")
+_DEF = re.compile(r"^(\s*)(?:async\s+)?def\s")
+_EXPR = re.compile(r"^[A-Za-z_][\w.]{0,200}$")
+_TOP_ASSIGN = re.compile(r"^([A-Za-z_]\w*)\s*(?::[^=]{1,200})?=(?!=)\s*(.*)$")
+_ADDRESS = re.compile(r"\bat (0x[0-9a-fA-F]{1,16})>")
+
+
+@dataclass(slots=True)
+class _Source:
+    path: str
+    lines: list[str]
+    globals: dict[str, str]  # module-level name -> the right-hand side it is bound to
+
+
+class SourceReader:
+    """Source files found for the paths a dump names, each read at most once."""
+
+    def __init__(self, dirs: Iterable[str] = ()) -> None:
+        self.dirs = [d for d in dirs if d]
+        self.cache: dict[str, _Source | None] = {}
+
+    def candidates(self, path: str) -> list[str]:
+        out = [path]  # as the dump names it, then under each DIR
+        parts = path.replace("\\", "/").split("/")
+        for d in self.dirs:
+            for i in range(len(parts)):  # the longest suffix of the path found under DIR
+                out.append(os.path.join(d, *parts[i:]))
+        return out
+
+    def get(self, path: str | None) -> _Source | None:
+        if not path or not path.endswith(".py"):
+            return None
+        if path in self.cache:
+            return self.cache[path]
+        found: _Source | None = None
+        if len(self.cache) < MAX_FILES:
+            for cand in self.candidates(path):
+                try:
+                    if not os.path.isfile(cand) or os.path.getsize(cand) > MAX_SOURCE:
+                        continue
+                    with open(cand, encoding="utf-8", errors="replace") as fh:
+                        lines = fh.read().splitlines()
+                except OSError:
+                    continue
+                found = _Source(cand, lines, _module_globals(lines))
+                break
+        self.cache[path] = found
+        return found
+
+
+def _module_globals(lines: list[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for line in lines:
+        if line[:1].isalpha() or line[:1] == "_":
+            m = _TOP_ASSIGN.match(line)
+            if m and not line.startswith(("def ", "class ", "if ", "for ", "while ", "with ")):
+                out.setdefault(m.group(1), m.group(2))
+    return out
+
+
+def _indent(line: str) -> int:
+    return len(line) - len(line.lstrip(" \t"))
+
+
+def _with_items(text: str) -> list[str]:
+    """``a.lock, b as x`` -> the lock-like expressions: ``["a.lock", "b"]``."""
+    items = []
+    for part in text.strip("()").split(","):
+        expr = part.strip().split(" as ", 1)[0].strip()
+        if _EXPR.match(expr):
+            items.append(expr)
+    return items
+
+
+@dataclass(slots=True)
+class _Held:
+    expr: str
+    line: int  # 1-based line of the with / acquire
+    text: str
+
+
+def enclosing_locks(src: _Source, line: int) -> tuple[list[_Held], list[str]]:
+    """(locks held by enclosing blocks at ``line`` of ``src``, expressions the line itself
+    waits for: ``with X:`` or ``X.acquire()``)."""
+    lines = src.lines
+    if not 1 <= line <= len(lines):
+        return [], []
+    here = lines[line - 1]
+    waits: list[str] = []
+    m = _WITH.match(here)
+    if m:
+        waits = _with_items(m.group(2))
+    else:
+        a = _ACQUIRE.match(here)
+        if a:
+            waits = [a.group(2)]
+    held: list[_Held] = []
+    level = _indent(here)
+    released: set[str] = set()
+    for n in range(line - 2, max(-1, line - 2 - SCAN_UP), -1):
+        text = lines[n]
+        stripped = text.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        ind = _indent(text)
+        r = _RELEASE.match(text)
+        if r and ind <= level:
+            released.add(r.group(1))
+            continue
+        if ind < level:
+            if _DEF.match(text):
+                break  # the function's own start: nothing further out is held by this frame
+            wm = _WITH.match(text)
+            if wm:
+                held.extend(_Held(e, n + 1, stripped) for e in _with_items(wm.group(2)))
+            level = ind
+            if level == 0:
+                break
+        a = _ACQUIRE.match(text)
+        if a and ind <= level and a.group(2) not in released:
+            held.append(_Held(a.group(2), n + 1, stripped))
+    return held, waits
+
+
+def _reentrant(src: _Source, expr: str) -> bool:
+    return "RLock" in src.globals.get(expr.split(".", 1)[0], "")
+
+
+def _identity(src: _Source, expr: str, frame_locals: dict[str, str] | None) -> str | None:
+    """A key naming the object ``expr`` is, when the source and the dump allow one."""
+    base, _, rest = expr.partition(".")
+    if base in src.globals:
+        return f"{src.path}:{expr}"
+    if base == "self" and rest and frame_locals:
+        m = _ADDRESS.search(frame_locals.get("self", "")[:400])
+        if m:
+            return f"{m.group(1).lower()}.{rest}"
+    return None
+
+
+def read_python_sources(snapshot: Snapshot, inferred: dict[str, str],
+                        dirs: Iterable[str] = (),
+                        frame_locals: dict[tuple[str, int], dict[str, str]] | None = None,
+                        ) -> None:
+    """Add the holds and waits the source shows to the Python threads of ``snapshot``.
+
+    ``frame_locals``: (thread id, frame index) -> the frame's locals as the dump printed them,
+    where a parser kept them (``self`` with its address).
+    """
+    py_threads = [t for t in snapshot.threads()
+                  if any((f.file or "").endswith(".py") for f in t.frames[:3])]
+    if not py_threads:
+        return
+    reader = SourceReader(dirs)
+    resources = snapshot.resource_map()
+    for t in py_threads:
+        _read_thread(t, reader, snapshot, resources, inferred, frame_locals or {})
+
+
+def _read_thread(t: Thread, reader: SourceReader, snapshot: Snapshot,
+                 resources: dict[str, Resource], inferred: dict[str, str],
+                 frame_locals: dict[tuple[str, int], dict[str, str]]) -> None:
+    first_user = True
+    for i, f in enumerate(t.frames[:FRAMES]):
+        if f.line is None or is_stdlib(f.file or ""):
+            continue
+        src = reader.get(f.file)
+        if src is None:
+            first_user = False
+            continue
+        held, waits = enclosing_locks(src, f.line)
+        local = frame_locals.get((t.id, i))
+        if first_user and waits and _waits_on_lock(t):
+            key = _identity(src, waits[0], local)
+            if key is not None:
+                rid = _resource(snapshot, resources, key, waits[0], src, f)
+                _set_wait(t, rid, f, resources)
+        first_user = False
+        for h in held:
+            key = _identity(src, h.expr, local)
+            if key is None:
+                continue
+            rid = _resource(snapshot, resources, key, h.expr, src, f)
+            if t.waits is not None and t.waits.resource == rid and _reentrant(src, h.expr):
+                continue
+            res = resources[rid]
+            if t.id not in res.owners:
+                res.owners.append(t.id)
+            if rid not in t.holds:
+                t.holds.append(rid)
+            where = os.path.basename(src.path)
+            inferred.setdefault(rid, (
+                f"read from the source, not the dump: {where}:{h.line} `{h.text}` encloses "
+                f"where {t.label()} stands ({where}:{f.line}); that it is the same object for "
+                "every thread naming it, and that the file on disk is the code that ran, is "
+                "assumed"))
+
+
+def _waits_on_lock(t: Thread) -> bool:
+    """The thread waits in a lock acquire (or the dump could not tell what it waits in)."""
+    if t.waits is None:
+        return t.state in ("unknown", "blocked")
+    return t.waits.resource.endswith("/wait") or "(unnamed" in t.waits.resource
+
+
+def _resource(snapshot: Snapshot, resources: dict[str, Resource], key: str, expr: str,
+              src: _Source, f: Frame) -> str:
+    rid = "pysrc:" + key
+    if rid not in resources:
+        kind: ResourceKind = "rlock" if _reentrant(src, expr) else "mutex"
+        res = Resource(id=rid, kind=kind, label=f"{expr} ({os.path.basename(src.path)})")
+        resources[rid] = res
+        snapshot.resources.append(res)
+    return rid
+
+
+def _set_wait(t: Thread, rid: str, f: Frame, resources: dict[str, Resource]) -> None:
+    if t.waits is not None:
+        t.waits.resource = rid
+        if t.waits.at is None:
+            t.waits.at = f
+    else:
+        t.waits = Wait(resource=rid, durable=True, at=f)
+    t.state = "blocked"
+
+
+__all__ = ["SourceReader", "enclosing_locks", "read_python_sources"]
