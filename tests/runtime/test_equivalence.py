@@ -386,3 +386,77 @@ def test_lock_type_is_as_instantiable_as_the_original() -> None:
     finally:
         stuck.runtime.uninstall()
     assert instrumented == original
+
+
+def _traced_work() -> None:
+    lock, rlock, event, jobs = threading.Lock(), threading.RLock(), threading.Event(), \
+        queue.Queue()
+    for _ in range(50):
+        with lock, rlock:
+            pass
+    event.set()
+    event.wait()
+    jobs.put(1)
+    jobs.get()
+
+
+def _trace_events() -> tuple[Any, Any, Any]:
+    """What a program's own tracer and profiler see of a small threaded workload: the events
+    per (file, event) for settrace (main thread and, through threading.settrace, a thread
+    started after) and for setprofile."""
+    import collections
+    import os
+    import sys
+
+    traced: collections.Counter[tuple[str, str]] = collections.Counter()
+    profiled: collections.Counter[tuple[str, str]] = collections.Counter()
+
+    def tracer(frame: Any, event: str, arg: Any) -> Any:
+        traced[(frame.f_code.co_filename, event)] += 1
+        return tracer
+
+    def profiler(frame: Any, event: str, arg: Any) -> None:
+        profiled[(frame.f_code.co_filename, event)] += 1
+
+    threading.settrace(tracer)
+    sys.settrace(tracer)
+    try:
+        _traced_work()
+        worker = threading.Thread(target=_traced_work)
+        worker.start()
+        worker.join()
+    finally:
+        sys.settrace(None)
+        threading.settrace(None)  # type: ignore[arg-type]
+    gets = (sys.gettrace(), threading.gettrace())
+    sys.setprofile(profiler)
+    try:
+        seen_profile = sys.getprofile() is profiler
+        _traced_work()
+    finally:
+        sys.setprofile(None)
+    here = os.path.abspath(__file__)
+    own = {k: v for k, v in traced.items() if os.path.abspath(k[0]) == here}
+    return (traced, profiled, (own, gets, seen_profile))
+
+
+def test_a_programs_own_tracer_does_not_see_stucks_frames() -> None:
+    import os
+
+    if patch.active() is not None:
+        pytest.skip(f"another instrumentation is installed: {patch.active()}")
+    plain_traced, plain_profiled, plain_same = _trace_events()
+    stuck.runtime.install(policy="raise", report_stream=io.StringIO(), signal=None)
+    try:
+        traced, profiled, same = _trace_events()
+    finally:
+        stuck.runtime.uninstall()
+    runtime_dir = os.path.dirname(os.path.abspath(stuck.runtime.__file__))
+    for events in (traced, profiled):
+        assert not [k for k in events if os.path.abspath(k[0]).startswith(runtime_dir)]
+    # the program's own lines, calls and returns are seen exactly as without stuck, in the
+    # main thread and in the thread started after threading.settrace; get* return its function
+    assert same == plain_same
+    # and no flood of events from what stuck's code calls (it used to be tens of thousands)
+    assert sum(traced.values()) <= 1.5 * sum(plain_traced.values())
+    assert sum(profiled.values()) <= 1.5 * sum(plain_profiled.values())

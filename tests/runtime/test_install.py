@@ -26,6 +26,7 @@ PATCHED = [
     (queue, "LifoQueue"), (queue, "PriorityQueue"), (queue, "SimpleQueue"),
     (futures_base.Future, "result"), (futures_base.Future, "exception"),
     (concurrent.futures, "wait"), (futures_thread.ThreadPoolExecutor, "submit"),
+    (sys, "settrace"), (sys, "setprofile"), (threading, "settrace"), (threading, "setprofile"),
 ]
 
 

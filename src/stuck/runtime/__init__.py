@@ -30,10 +30,10 @@ _state: dict[str, Any] = {"signal": None, "previous_handler": None}
 
 
 def _replacements() -> list[tuple[object, str, object]]:
-    from stuck.runtime import futures, primitives, queues, threads
+    from stuck.runtime import futures, primitives, queues, threads, tracing
 
     return [*primitives.REPLACEMENTS, *threads.REPLACEMENTS, *queues.REPLACEMENTS,
-            *futures.REPLACEMENTS]
+            *futures.REPLACEMENTS, *tracing.REPLACEMENTS]
 
 
 def _track_asyncio() -> None:
