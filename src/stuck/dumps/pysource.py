@@ -30,7 +30,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from stuck.model import Frame, Resource, ResourceKind, Snapshot, Thread, Wait
-from stuck.stacks.python import is_stdlib
+from stuck.stacks.python import CALL_ACTIVITY, is_stdlib
 
 MAX_SOURCE = 2 << 20  # bytes: a larger file is not read
 MAX_FILES = 200
@@ -42,7 +42,8 @@ _ACQUIRE = re.compile(r"^(\s*)(?:\w+\s*=\s*)?([A-Za-z_][\w.]{0,200})\.acquire\(\
 _RELEASE = re.compile(r"^\s*([A-Za-z_][\w.]{0,200})\.release\(\s*\)")
 _DEF = re.compile(r"^(\s*)(?:async\s+)?def\s")
 _EXPR = re.compile(r"^[A-Za-z_][\w.]{0,200}$")
-_TOP_ASSIGN = re.compile(r"^([A-Za-z_]\w*)\s*(?::[^=]{1,200})?=(?!=)\s*(.*)$")
+_TOP_ASSIGN = re.compile(
+    r"^([A-Za-z_]\w*(?:\s*,\s*[A-Za-z_]\w*){0,20})\s*(?::[^=]{1,200})?=(?!=)\s*(.*)$")
 _ADDRESS = re.compile(r"\bat (0x[0-9a-fA-F]{1,16})>")
 
 
@@ -95,7 +96,8 @@ def _module_globals(lines: list[str]) -> dict[str, str]:
         if line[:1].isalpha() or line[:1] == "_":
             m = _TOP_ASSIGN.match(line)
             if m and not line.startswith(("def ", "class ", "if ", "for ", "while ", "with ")):
-                out.setdefault(m.group(1), m.group(2))
+                for name in m.group(1).split(","):  # "a, b = Guarded(), Guarded()"
+                    out.setdefault(name.strip(), m.group(2))
     return out
 
 
@@ -212,16 +214,17 @@ def _read_thread(t: Thread, reader: SourceReader, snapshot: Snapshot,
         held, waits = enclosing_locks(src, f.line)
         local = frame_locals.get((t.id, i))
         if first_user and waits and _waits_on_lock(t):
-            key = _identity(src, waits[0], local)
-            if key is not None:
-                rid = _resource(snapshot, resources, key, waits[0], src, f)
-                _set_wait(t, rid, f, resources)
+            key = _identity(src, waits[0], local) or f"{t.id}:{waits[0]}"
+            rid = _resource(snapshot, resources, key, waits[0], src, f)
+            _set_wait(t, rid, f, resources)
+        elif first_user and i == 0 and t.state == "unknown":
+            _classify_call(t, src, f, snapshot, resources)
         first_user = False
         for h in held:
-            key = _identity(src, h.expr, local)
-            if key is None:
+            held_key = _identity(src, h.expr, local)
+            if held_key is None:
                 continue
-            rid = _resource(snapshot, resources, key, h.expr, src, f)
+            rid = _resource(snapshot, resources, held_key, h.expr, src, f)
             if t.waits is not None and t.waits.resource == rid and _reentrant(src, h.expr):
                 continue
             res = resources[rid]
@@ -235,6 +238,42 @@ def _read_thread(t: Thread, reader: SourceReader, snapshot: Snapshot,
                 f"where {t.label()} stands ({where}:{f.line}); that it is the same object for "
                 "every thread naming it, and that the file on disk is the code that ran, is "
                 "assumed"))
+
+
+_CALL = re.compile(r"([A-Za-z_]\w*)\s*\(")
+_CALL_WAIT: dict[str, ResourceKind] = {
+    "wait": "condition", "wait_for": "condition", "get": "queue", "put": "queue",
+    "join": "thread", "result": "future", "acquire": "mutex",
+}
+
+
+def _classify_call(t: Thread, src: _Source, f: Frame, snapshot: Snapshot,
+                   resources: dict[str, Resource]) -> None:
+    """A thread the dump left unclassified, stopped in a call of its own code: the call on the
+    source line says what it is doing (``time.sleep(1)``, ``sock.recv(4096)``, ``q.get()``)."""
+    assert f.line is not None
+    line = src.lines[f.line - 1] if 1 <= f.line <= len(src.lines) else ""
+    code = line.split("#", 1)[0]
+    for m in _CALL.finditer(code):
+        activity = CALL_ACTIVITY.get(m.group(1))
+        if activity is None:
+            continue
+        if activity != "blocked":
+            t.state = activity
+            return
+        kind = _CALL_WAIT.get(m.group(1))
+        if kind is None:
+            return
+        rid = f"pysrc:{t.id}:{m.group(1)}"
+        if rid not in resources:
+            what = code[:m.start()].strip().rsplit(" ", 1)[-1].rstrip(".") or m.group(1)
+            res = Resource(id=rid, kind=kind,
+                           label=f"{what} ({os.path.basename(src.path)}:{f.line})")
+            resources[rid] = res
+            snapshot.resources.append(res)
+        t.waits = Wait(resource=rid, durable=True, at=f)
+        t.state = "blocked"
+        return
 
 
 def _waits_on_lock(t: Thread) -> bool:
