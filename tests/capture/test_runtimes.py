@@ -135,3 +135,31 @@ def test_go_gateway_and_c_engine_is_a_possible_hang_saying_what_go_hides(c_progr
     assert (hang.kind, hang.confidence) == ("hang", "possible")  # goroutines are not visible
     assert f"LWP {engine}" in hang.blocked_behind + hang.threads
     assert any("Go program" in m for m in hang.missing_evidence)
+
+
+def test_a_program_under_stuck_hands_over_its_live_report(start) -> None:  # type: ignore[no-untyped-def]
+    plain = start([sys.executable, str(PROGRAMS / "py_lock_abba.py")])
+    assert plain.proc.stdout is not None
+    plain_pid = int(plain.proc.stdout.readline())
+    settle(plain, 0)
+    outside = _capture(plain_pid)
+    # From outside alone a Python lock is a futex without an owner: never a certain deadlock.
+    assert not any(f.kind == "deadlock" and f.confidence == "certain" for f in outside.findings)
+
+    live = start([sys.executable, "-m", "stuck", "run", str(PROGRAMS / "py_lock_abba.py")])
+    assert live.proc.stdout is not None
+    pid = int(live.proc.stdout.readline())
+    rep = None
+    for _ in range(20):  # the runtime reports the cycle as the second thread blocks
+        rep = _capture(pid)
+        if rep.findings:
+            break
+    assert rep is not None
+    [d] = rep.findings
+    assert (d.kind, d.confidence) == ("deadlock", "certain")
+    threads = {t.id: t for t in rep.snapshot.threads()}
+    assert {threads[t].name.split(" [")[0] for t in d.threads} == {"posting", "auditing"}
+    assert all(t.startswith("LWP ") for t in d.threads)  # joined to the kernel's threads
+    labels = {rep.snapshot.resource_map()[e.waits_for].label for e in d.cycle}
+    assert labels == {"ledger", "audit"}
+    assert not Path(f"/tmp/stuck-report-{pid}.json").exists()  # taken, not left behind

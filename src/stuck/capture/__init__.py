@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import os
 import time
+from typing import TYPE_CHECKING
 
-from stuck.capture import peers, proc, syscalls
 from stuck.capture.evidence import Evidence, ProcessEvidence
-from stuck.model import Report
+
+if TYPE_CHECKING:
+    from stuck.model import Report
 
 INTERVAL = 0.25  # seconds between the two readings of every thread
 MAX_PROCESSES = 64  # peers followed at most
@@ -26,6 +28,8 @@ TIMEOUT = 20.0  # seconds each outside tool may take
 
 def _waiting_keys(pe: ProcessEvidence, machine: str) -> set[str]:
     """Pipes and sockets that a thread of ``pe`` sleeps reading or writing."""
+    from stuck.capture import syscalls
+
     fds = {f.fd: f.target for f in pe.fds}
     out = set()
     for te in pe.threads:
@@ -39,6 +43,9 @@ def _waiting_keys(pe: ProcessEvidence, machine: str) -> set[str]:
 
 def collect(pids: list[int], tree: bool = False, timeout: float = TIMEOUT,
             interval: float = INTERVAL, runtime_views: bool = True) -> Evidence:
+    """Read ``pids`` (and their descendants with ``tree``) and whatever they wait on."""
+    from stuck.capture import peers, proc
+
     ev = Evidence(taken_at=time.time(), machine=os.uname().machine, interval=interval)
     order: list[tuple[int, str]] = [(p, "asked") for p in dict.fromkeys(pids)]
     if tree:
@@ -72,6 +79,8 @@ def collect(pids: list[int], tree: bool = False, timeout: float = TIMEOUT,
 
 def _waited_children(pe: ProcessEvidence, machine: str) -> list[int]:
     """Children a thread of ``pe`` waits for (wait4, waitid)."""
+    from stuck.capture import proc, syscalls
+
     out: list[int] = []
     for te in pe.threads:
         call = syscalls.parse(te.syscall, machine)
@@ -85,6 +94,8 @@ def _waited_children(pe: ProcessEvidence, machine: str) -> list[int]:
 def _follow_peers(ev: Evidence, seen: set[int]) -> None:
     """Capture the processes holding the other end of what captured threads wait on, and the
     children they wait for."""
+    from stuck.capture import peers, proc
+
     done: set[str] = set()
     while len(ev.processes) < MAX_PROCESSES:
         keys: set[str] = set()

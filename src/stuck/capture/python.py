@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from stuck.capture import tools
+from stuck.capture import handover, tools
 from stuck.capture.evidence import ProcessEvidence
 from stuck.model import Thread
 
@@ -29,6 +29,7 @@ def collect(pe: ProcessEvidence, timeout: float) -> None:
         ran = tools.run([exe, *argv], timeout, target=pe.pid)
         if ran.code == 0 and ran.out.strip():
             pe.tools[name] = ran.out
+            _ask_stuck(pe, ran.out, timeout)
             return
         why = ("timed out" if ran.code is None
                else tools.first_line(ran.err) or tools.first_line(ran.out) or "no output")
@@ -37,7 +38,27 @@ def collect(pe: ProcessEvidence, timeout: float) -> None:
                       + "; ".join(tried) + "); `pip install py-spy` or `pip install pystack`")
 
 
+STUCK_WATCHDOG = "stuck/runtime/watchdog.py"
+
+
+def _ask_stuck(pe: ProcessEvidence, stacks: str, timeout: float) -> None:
+    """A program running under stuck (its watchdog thread shows in the stacks, and it catches
+    the snapshot signal) is asked for its own live report."""
+    if STUCK_WATCHDOG not in stacks.replace("\\", "/") or not handover.catches(pe.pid):
+        return
+    text = handover.request(pe.pid, min(timeout, 10.0))
+    if text is None:
+        pe.missing.append(f"pid {pe.pid} runs under stuck but did not hand over its live "
+                          "report (SIGUSR1) in time")
+        return
+    pe.tools["stuck"] = text
+
+
 def apply(pe: ProcessEvidence, threads: list[Thread], built: Built) -> None:
+    if "stuck" in pe.tools:
+        _apply_live(pe, threads, built)
+        if "py-spy" not in pe.tools and "pystack" not in pe.tools:
+            return
     from stuck.capture.merge import thread_name
     from stuck.dumps import pyspy, pystack
 
@@ -61,3 +82,54 @@ def apply(pe: ProcessEvidence, threads: list[Thread], built: Built) -> None:
                     t.waits.resource, "a Python lock's owner is not readable from outside; "
                     "run the program under `stuck run` to track owners")
     del built
+
+
+def _apply_live(pe: ProcessEvidence, threads: list[Thread], built: Built) -> None:
+    """The program's own report: owners, waits and wakers its runtime tracked, joined to the
+    kernel's threads by OS thread id; ids made unique per process."""
+    from stuck.capture.merge import thread_id, thread_name
+    from stuck.report.json import ReportFormatError, loads
+
+    try:
+        live = loads(pe.tools["stuck"])
+    except (ReportFormatError, RecursionError) as exc:
+        pe.missing.append(f"the live report pid {pe.pid} handed over is not readable: {exc}")
+        return
+    by_tid = {t.tid: t for t in threads if t.tid is not None}
+    rename: dict[str, str] = {}
+    for lt in live.snapshot.threads():
+        if lt.tid is not None and lt.tid in by_tid:
+            rename[lt.id] = thread_id(lt.tid)
+        else:
+            rename[lt.id] = f"pid {pe.pid} {lt.id}"
+    rid = {r.id: f"live{pe.pid}:{r.id}" for r in live.snapshot.resources}
+    for lt in live.snapshot.threads():
+        native = by_tid.get(lt.tid) if lt.tid is not None else None
+        holds = [rid.get(h, h) for h in lt.holds]
+        if lt.waits is not None:
+            lt.waits.resource = rid.get(lt.waits.resource, lt.waits.resource)
+        if native is None:
+            if lt.state == "dead" or lt.id.startswith("task:"):
+                lt.id = rename[lt.id]
+                lt.holds = holds
+                lt.name = thread_name(lt.name, pe.pid, pe.comm)
+                threads.append(lt)
+            continue
+        native.name = thread_name(lt.name, pe.pid, pe.comm)
+        if lt.frames:
+            native.frames = lt.frames
+        native.holds = holds
+        if native.waits is not None and native.waits.direction:
+            continue  # the kernel's pipe or socket wait: the runtime does not see those
+        if lt.waits is not None:
+            native.waits, native.state, native.detail = lt.waits, lt.state, lt.detail
+        elif lt.state in ("idle", "sleeping", "io") and native.waits is not None \
+                and native.waits.resource.startswith("futex:"):
+            native.state, native.waits = lt.state, None  # a wait the runtime knows is benign
+    for r in live.snapshot.resources:
+        r.id = rid[r.id]
+        r.owners = [rename.get(o, o) for o in r.owners]
+        if r.wakers is not None:
+            r.wakers = [rename.get(w, w) for w in r.wakers]
+        r.acquired_at = {rename.get(k, k): v for k, v in r.acquired_at.items()}
+        built.snapshot.resources.append(r)

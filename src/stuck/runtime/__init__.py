@@ -118,6 +118,8 @@ def install(policy: Policy = "report", json_path: str | None = None,
     import stuck.report.json
     import stuck.report.text
     import stuck.runtime.livereport
+    if sys.platform.startswith("linux"):
+        import stuck.capture.handover
     if html_path is not None:
         import stuck.report.html
 
@@ -230,6 +232,9 @@ def _on_signal(signum: int, frame: Any) -> None:
     try:
         report = snapshot()
         policy.write_report(report)
+        if sys.platform.startswith("linux"):
+            from stuck.capture import handover  # for `stuck capture` (see there)
+            handover.write(report)
     except Exception as exc:  # a report must never take the program down
         with contextlib.suppress(Exception):
             sys.stderr.write(f"stuck: could not write the snapshot report: {exc!r}\n")
