@@ -49,7 +49,8 @@ def main() -> int:
     print(f"\n{len(outcomes)} cases scored in {elapsed:.1f} s")
     if args.cases:
         for o in outcomes:
-            if o.right and not o.bystanders and not o.unjustified_certain and o.parsed:
+            if o.right and o.parsed and not (o.bystanders or o.unjustified_certain
+                                             or o.false_edges):
                 continue
             print(f"\n{o.id}: expected {o.truth['verdict']} naming {o.truth.get('stuck')}")
             if o.error:
@@ -58,6 +59,8 @@ def main() -> int:
                 print(f"  not named: {o.missing}")
             if o.bystanders:
                 print(f"  bystanders in a finding: {o.bystanders}")
+            for e in o.false_edges:
+                print(f"  false edge: {e}")
             for u in o.unjustified_certain:
                 print(f"  unjustified certain: {u}")
             for f in o.findings or ["(no finding)"]:
