@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import io
+import json
 import queue
 import subprocess
 import sys
@@ -28,66 +29,107 @@ def _names(error: stuck.DeadlockError) -> set[str]:
     return {threads[e.thread].name or "" for e in error.finding.cycle}
 
 
-def test_two_lock_cycle_raises_in_the_closing_thread_and_recovers(live: io.StringIO) -> None:
-    raft_mu = threading.Lock()
-    coalesced_mu = threading.Lock()
-    errors: list[tuple[str, stuck.DeadlockError, bool]] = []
-    finished: list[str] = []
+# Lock cycles run in a child whose main thread joins without a timeout: a plain Lock may be
+# released by any thread, so a cycle through Locks is certain only when no thread outside it
+# can still run (a test runner's main thread in a timed join could, once its timeout ends).
+LOCK_CYCLE = """
+import io, json, sys, threading, time
+import stuck
+from stuck.runtime import registry
+stream = io.StringIO()
+stuck.install(policy="raise", report_stream=stream, signal=None)
+n = int(sys.argv[1])
+names = sys.argv[2:]
+locks = [threading.Lock(name=name) for name in names]
+gate = threading.Barrier(n)
+errors, finished, threads = [], [], []
 
-    gate = threading.Barrier(2)
+def wait_until_blocked(t):
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        record = registry.waits.get(t.ident or -1)
+        if record is not None and record.op == "acquire":
+            return
+        time.sleep(0.005)
+    raise AssertionError(t.name + " never blocked")
 
-    def first_then(first: Any, second: Any) -> None:
-        with first:
-            gate.wait()
-            if threading.current_thread().name == "heartbeat-coalescer":
-                wait_until_blocked(x, "acquire")
-            try:
-                with second:
-                    pass
-            except stuck.DeadlockError as exc:
-                errors.append((threading.current_thread().name, exc,
-                               first.locked() and first._owner == threading.get_ident()))
-        finished.append(threading.current_thread().name)
+def worker(i):
+    first, second = locks[i], locks[(i + 1) % n]
+    with first:
+        gate.wait()
+        if i == n - 1:
+            for t in threads[:-1]:
+                wait_until_blocked(t)
+        try:
+            with second:
+                pass
+        except stuck.DeadlockError as exc:
+            threads_by_id = exc.report.snapshot.thread_map()
+            errors.append({
+                "closer": threading.current_thread().name,
+                "still_held": first.locked() and first._owner == threading.get_ident(),
+                "kind": exc.finding.kind, "confidence": exc.finding.confidence,
+                "cycle": sorted(threads_by_id[e.thread].name for e in exc.finding.cycle),
+                "labels": sorted(r.label for r in exc.report.snapshot.resources)})
+    finished.append(threading.current_thread().name)
 
-    x = start(first_then, "raft-scheduler", raft_mu, coalesced_mu)
-    y = start(first_then, "heartbeat-coalescer", coalesced_mu, raft_mu)
-    join_all(x, y)
-    assert len(errors) == 1
-    name, error, still_held = errors[0]
-    assert name == "heartbeat-coalescer"  # the last to block closes the cycle
-    assert still_held
-    assert error.finding.kind == "deadlock" and error.finding.confidence == "certain"
-    assert _names(error) == {"raft-scheduler", "heartbeat-coalescer"}
-    assert len(error.finding.cycle) == 2
-    labels = {r.label for r in error.report.snapshot.resources} if error.report else set()
-    assert {"raft_mu", "coalesced_mu"} <= labels
-    assert "DEADLOCK (certain)" in live.getvalue()
-    assert sorted(finished) == ["heartbeat-coalescer", "raft-scheduler"]
+threads.extend(threading.Thread(target=worker, args=(i,), name=f"t{i}") for i in range(n))
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()  # no timeout: nothing outside the cycle can run
+print(json.dumps({"errors": errors, "finished": sorted(finished),
+                  "certain_reported": "DEADLOCK (certain)" in stream.getvalue()}))
+"""
+
+
+def _lock_cycle(*names: str) -> dict[str, Any]:
+    out = subprocess.run([sys.executable, "-c", LOCK_CYCLE, str(len(names)), *names],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)  # type: ignore[no-any-return]
+
+
+def test_two_lock_cycle_raises_in_the_closing_thread_and_recovers() -> None:
+    result = _lock_cycle("raft_mu", "coalesced_mu")
+    [error] = result["errors"]
+    assert error["closer"] == "t1"  # the last to block closes the cycle
+    assert error["still_held"]
+    assert (error["kind"], error["confidence"]) == ("deadlock", "certain")
+    assert error["cycle"] == ["t0", "t1"]
+    assert {"raft_mu", "coalesced_mu"} <= set(error["labels"])
+    assert result["certain_reported"]
+    assert result["finished"] == ["t0", "t1"]
 
 
 def test_three_lock_cycle() -> None:
-    locks = [threading.Lock() for _ in range(3)]
-    gate = threading.Barrier(3)
-    errors: list[stuck.DeadlockError] = []
-    threads: list[threading.Thread] = []
+    result = _lock_cycle("a", "b", "c")
+    [error] = result["errors"]
+    assert error["cycle"] == ["t0", "t1", "t2"]
+    assert result["finished"] == ["t0", "t1", "t2"]
 
-    def worker(i: int) -> None:
-        with locks[i]:
-            gate.wait()
-            if i == 2:
-                wait_until_blocked(threads[0], "acquire")
-                wait_until_blocked(threads[1], "acquire")
-            try:
-                with locks[(i + 1) % 3]:
-                    pass
-            except stuck.DeadlockError as exc:
-                errors.append(exc)
 
-    threads.extend(start(worker, f"t{i}", i) for i in range(3))
-    join_all(*threads)
-    assert len(errors) == 1
-    assert _names(errors[0]) == {"t0", "t1", "t2"}
-    assert len(errors[0].finding.cycle) == 3
+def test_a_lock_cycle_is_not_certain_while_another_thread_can_release(
+        live: io.StringIO) -> None:
+    # The main thread (here, the test) is able to run: it could release either Lock, so the
+    # cycle is no proof, and policy raise leaves the threads alone.
+    a, b = threading.Lock(), threading.Lock()
+    gate = threading.Barrier(2)
+
+    def worker(first: Any, second: Any) -> None:
+        first.acquire()
+        gate.wait()
+        second.acquire()  # ends holding both: the main thread released what it waited for
+
+    x = start(worker, "x", a, b)
+    y = start(worker, "y", b, a)
+    wait_until_blocked(x, "acquire")
+    wait_until_blocked(y, "acquire")
+    assert policy.findings_seen == []
+    assert "DEADLOCK" not in live.getvalue()
+    a.release()  # any thread may release a Lock: the cycle ends
+    b.release()
+    join_all(x, y)
 
 
 SELF_REACQUIRE = """
@@ -204,13 +246,15 @@ def test_join_cycle() -> None:
 
 
 def test_joining_a_thread_that_waits_for_a_lock_you_hold() -> None:
-    lock = threading.Lock()
+    # An RLock: only its owner can release it, whatever other threads the test runner has (with
+    # a plain Lock any of them could: see LOCK_CYCLE).
+    lock = threading.RLock()
     with lock:
         t = start(lambda: lock.acquire() and lock.release(), "needs-the-lock")
         wait_until_blocked(t)
         with pytest.raises(stuck.DeadlockError) as info:
             t.join()
-        assert lock.locked()
+        assert lock._is_owned()
     join_all(t)
     assert {e.thread for e in info.value.finding.cycle} == {
         f"0x{threading.get_ident():x}", f"0x{t.ident:x}"}

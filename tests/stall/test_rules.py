@@ -23,8 +23,8 @@ NOW = 1000.0
 
 
 def waiting(tid: str, rid: str, op: str = "wait", since: float = NOW - 3, durable: bool = True,
-            daemon: bool = False) -> ThreadFacts:
-    return ThreadFacts(id=tid, name=tid, daemon=daemon,
+            daemon: bool = False, holds: list[str] | None = None) -> ThreadFacts:
+    return ThreadFacts(id=tid, name=tid, daemon=daemon, holds=holds or [],
                        wait=ThreadWait(resource=rid, op=op, durable=durable, since=since))  # type: ignore[arg-type]
 
 
@@ -43,14 +43,43 @@ def facts(threads: list[ThreadFacts], resources: list[ResourceFacts],
                      executors={e.id: e for e in executors or []}, now=NOW)
 
 
-def test_every_non_daemon_thread_durably_blocked_is_a_global_deadlock() -> None:
+def test_every_thread_asleep_without_a_cycle_is_a_stall_at_its_root() -> None:
     f = facts([waiting("main", "join-w", op="join"), waiting("w", "ev")],
               [ResourceFacts("join-w", "thread", "thread w", thread="w"),
                ResourceFacts("ev", "event", "ready", wakers=set())])
+    [finding] = evaluate(f, unreachable={"ev"})
+    assert finding.kind == "stall" and finding.confidence == "certain"
+    assert finding.threads == ["w"] and finding.resources == ["ev"]
+    assert finding.blocked_behind == ["main"]
+
+
+def test_a_cycle_of_holding_and_waiting_is_a_deadlock() -> None:
+    f = facts([waiting("a", "l1", op="acquire", holds=["l2"]),
+               waiting("b", "l2", op="acquire", holds=["l1"]),
+               waiting("main", "join-a", op="join")],
+              [ResourceFacts("l1", "rlock", "first", owners=["b"]),
+               ResourceFacts("l2", "rlock", "second", owners=["a"]),
+               ResourceFacts("join-a", "thread", "thread a", thread="a")])
     [finding] = evaluate(f)
     assert finding.kind == "deadlock" and finding.confidence == "certain"
-    assert sorted(finding.threads) == ["main", "w"]
-    assert "ev" in finding.resources
+    assert {(e.thread, e.waits_for, e.held_by) for e in finding.cycle} == {
+        ("a", "l1", "b"), ("b", "l2", "a")}
+    assert finding.blocked_behind == ["main"]
+
+
+def test_a_plain_lock_cycle_with_a_thread_able_to_run_is_not_certain() -> None:
+    # Any thread may release a Lock: a sleeping thread may open it (a Lock used as a gate).
+    def cycle(waited: float) -> LiveFacts:
+        return facts([waiting("a", "l1", op="acquire", holds=["l2"], since=NOW - waited),
+                      waiting("b", "l2", op="acquire", holds=["l1"], since=NOW - waited),
+                      running("sleeper")],
+                     [ResourceFacts("l1", "mutex", "first", owners=["b"]),
+                      ResourceFacts("l2", "mutex", "second", owners=["a"])])
+
+    assert evaluate(cycle(1.0)) == []  # a gate is opened within moments
+    [finding] = evaluate(cycle(5.0))
+    assert finding.kind == "deadlock" and finding.confidence == "probable"
+    assert "sleeper can still run" in finding.missing_evidence[0]
 
 
 def test_a_runnable_thread_prevents_the_global_verdict() -> None:

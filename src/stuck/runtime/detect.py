@@ -12,10 +12,13 @@ each of whose possible wakers is also in the set. The thread is deadlocked when 
 set and a cycle through it exists; a thread stuck only behind an older cycle is a victim of
 that one, not a new finding.
 
-A thread waiting on a ``Lock`` it holds itself could still be released by any other thread
-(see ``_releasers_of_own_lock``): it is a deadlock only once every other thread is stuck too.
-The same holds for any Lock of a class the program has used as a signal (a lock released by a
-thread that had not taken it, ``registry.signal_serials``).
+A plain ``Lock`` may be released by any thread, not only the one that took it (see
+``_releasers_of``): a wait for one is part of a knot only once every other thread of the
+program is stuck too. A cycle through Locks while some other thread can still run (a sleeping
+thread that will open a Lock used as a gate) is left to the watchdog, which reports it as
+probable after a while. The cycle itself follows holding edges only (the owner, the joined
+thread); a thread whose wait makes an older, not yet provable cycle provable (the main thread
+joining a deadlocked worker) reports that cycle.
 
 Timed waits: another thread's timed wait ends by itself, so it never counts as stuck (that is
 what keeps polling loops from looking deadlocked). The closing thread's own wait may be timed:
@@ -27,8 +30,10 @@ closing a cycle that rests on inferred edges (a queue's past producers) is not r
 from __future__ import annotations
 
 import sys
+import threading
 from collections import deque
 from dataclasses import dataclass
+from types import FrameType
 from typing import Any
 
 from stuck.runtime import registry
@@ -72,16 +77,32 @@ def op_key(record: Any) -> str:
     return str(record.op)
 
 
-def _releasers_of_own_lock(thread: int) -> list[int]:
-    """Who could end ``thread``'s wait for a ``Lock`` it holds itself: any other thread.
+def _releasers_of(thread: int, holders: list[int]) -> list[int]:
+    """Who could end ``thread``'s wait for a plain ``Lock``: its holder, and any other thread.
 
     Unlike an RLock, a Lock may be released by a thread that did not take it, and programs use
-    that on purpose (a Lock as a one-shot signal: take it, start a worker, take it again to wait
-    for the worker's release). Waiting on a Lock you hold is a deadlock only when no other
-    thread can run to release it; stuck's own threads never will.
+    that on purpose (a Lock as a gate or a one-shot signal: take it, start a worker, take it
+    again to wait for the worker's release). stuck's own threads never will.
     """
-    others = [t for t in sys._current_frames() if t != thread and t not in registry.own_idents]
-    return [thread, *others]
+    others = [t for t, frame in sys._current_frames().items()
+              if t != thread and t not in holders and t not in registry.own_idents
+              and not _at_exit(frame)]
+    return [*holders, *others]
+
+
+_SHUTDOWN_CODE = getattr(getattr(threading, "_shutdown", None), "__code__", None)
+
+
+def _at_exit(frame: FrameType | None) -> bool:
+    """True for the main thread at interpreter exit, joining the other threads: it runs no
+    program code until they end, so it will release nothing."""
+    depth = 0
+    while frame is not None and depth < 4:
+        if frame.f_code is _SHUTDOWN_CODE:
+            return True
+        frame = frame.f_back
+        depth += 1
+    return False
 
 
 class _Walk:
@@ -103,15 +124,17 @@ class _Walk:
             result = record.waker_idents()
             if not result:
                 result = None
-            elif op_key(record) == "acquire-mutex" and (
-                    result == [thread]
-                    or getattr(record.resource, "_stuck_serial", 0) in registry.signal_serials):
-                # A Lock its holder waits on, or a Lock of a class the program uses as a
-                # signal (released by threads that did not take it, as a readers-writer lock's
-                # last reader releases what the first reader took): any thread may release it.
-                result = _releasers_of_own_lock(thread)
+            elif op_key(record) == "acquire-mutex":
+                result = _releasers_of(thread, result)
         self._wakers[thread] = result
         return result
+
+    def holders(self, thread: int) -> list[int]:
+        """The threads ``thread`` waits for by holding or being: the cycle's edges."""
+        record = self.table.get(thread)
+        if record is None:
+            return []
+        return record.waker_idents() or []
 
     def knot(self) -> set[int] | None:
         """The blocked threads reachable from the root that nothing outside can wake."""
@@ -143,28 +166,38 @@ class _Walk:
         stuck = self.knot()
         if stuck is None:
             return None
-        root = self.root
+        found = self._cycle_through(self.root, stuck)
+        if found is None:
+            # The root is stuck behind a cycle that its own wait made provable (before it, a
+            # thread able to run could still release a Lock of it): report that cycle.
+            for t in sorted(stuck):
+                found = self._cycle_through(t, stuck)
+                if found is not None:
+                    break
+        return found
+
+    def _cycle_through(self, start: int, stuck: set[int]) -> Cycle | None:
         parent: dict[int, int] = {}
-        queue = deque([root])
+        queue = deque([start])
         last: int | None = None
         while queue and last is None:
             t = queue.popleft()
-            for h in self.wakers(t) or ():
-                if h == root:
+            for h in self.holders(t):
+                if h == start:
                     last = t
                     break
                 if h in stuck and h not in parent:
                     parent[h] = t
                     queue.append(h)
         if last is None:
-            return None  # stuck behind an older cycle: a victim, not a new deadlock
+            return None
         path = [last]
-        while path[-1] != root:
+        while path[-1] != start:
             path.append(parent[path[-1]])
         path.reverse()
-        steps = [Step(t, self.table[t], path[i + 1] if i + 1 < len(path) else root)
+        steps = [Step(t, self.table[t], path[i + 1] if i + 1 < len(path) else start)
                  for i, t in enumerate(path)]
-        timed = self.table[root].timeout is not None
+        timed = any(self.table[t].timeout is not None for t in path)
         proven = all(op_key(s.record) in PROVEN_OPS for s in steps)
         return Cycle(steps, timed, proven)
 

@@ -154,7 +154,7 @@ class Lock:
     """A tracked ``threading.Lock``: non-reentrant, releasable by any thread."""
 
     __slots__ = ("__weakref__", "_code", "_line", "_lock", "_owner", "_pushed", "_stuck_class",
-                 "_stuck_id", "_stuck_serial")
+                 "_stuck_epoch", "_stuck_id", "_stuck_serial")
     _stuck_kind = "mutex"
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Any:
@@ -175,6 +175,7 @@ class Lock:
         self._code: Any = None
         self._line = 0
         self._pushed: list[Any] | None = None  # see _inline
+        self._stuck_epoch = 0  # moves at every release (see registry.epoch_of)
         self._stuck_class = registry.lock_class(self._stuck_kind, name, frame)
         self._stuck_serial = self._stuck_class.serial  # the key of the inline path's cache
         self._stuck_id = registry.register(self, self._stuck_kind)
@@ -273,6 +274,7 @@ class Lock:
             top = stack[0]
             if top[0] is self and self._owner == _get_ident():
                 self._owner = None
+                self._stuck_epoch += 1
                 self._lock.release()
                 stack[0] = top[4]
                 return
@@ -280,19 +282,16 @@ class Lock:
         if released is not None:
             by_owner = self._owner == _get_ident()
             self._owner = None
+            self._stuck_epoch += 1
             self._lock.release()
-            if not by_owner:
-                registry.signal_serials.add(self._stuck_serial)
             try:
                 released(self, self._stuck_class, by_owner)
             except Exception as exc:
                 _hooks.failed(released, exc)
             return
-        owner = self._owner
         self._owner = None
+        self._stuck_epoch += 1
         self._lock.release()
-        if owner != _get_ident():  # released by a thread that did not take it: a signal
-            registry.signal_serials.add(self._stuck_serial)
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         stack = self._pushed
@@ -301,6 +300,7 @@ class Lock:
             top = stack[0]
             if top[0] is self and self._owner == _get_ident():
                 self._owner = None
+                self._stuck_epoch += 1
                 self._lock.release()
                 stack[0] = top[4]
                 return
@@ -308,6 +308,7 @@ class Lock:
         if released is not None:
             by_owner = self._owner == _get_ident()
             self._owner = None
+            self._stuck_epoch += 1
             self._lock.release()
             try:
                 released(self, self._stuck_class, by_owner)
@@ -315,6 +316,7 @@ class Lock:
                 _hooks.failed(released, exc_)
             return
         self._owner = None
+        self._stuck_epoch += 1
         self._lock.release()
 
     def locked(self) -> bool:
@@ -387,7 +389,7 @@ class RLock:
     """A tracked ``threading.RLock``: reentrant, released only by its owner."""
 
     __slots__ = ("__weakref__", "_code", "_count", "_line", "_lock", "_owner", "_pushed",
-                 "_stuck_class", "_stuck_id", "_stuck_serial")
+                 "_stuck_class", "_stuck_epoch", "_stuck_id", "_stuck_serial")
     _stuck_kind = "rlock"
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Any:
@@ -402,6 +404,7 @@ class RLock:
         self._code: Any = None
         self._line = 0
         self._pushed: list[Any] | None = None  # see _inline
+        self._stuck_epoch = 0  # moves at every last release (see registry.epoch_of)
         self._stuck_class = registry.lock_class(self._stuck_kind, name, _frame or _getframe(1))
         self._stuck_serial = self._stuck_class.serial  # the key of the inline path's cache
         self._stuck_id = registry.register(self, self._stuck_kind)
@@ -505,6 +508,7 @@ class RLock:
         if count:
             return
         self._owner = None
+        self._stuck_epoch += 1
         self._lock.release()
         stack = self._pushed
         if stack is not None:  # pushed by the inline path (see _inline): pop it the same way
@@ -524,6 +528,7 @@ class RLock:
         if count:
             return
         self._owner = None
+        self._stuck_epoch += 1
         self._lock.release()
         stack = self._pushed
         if stack is not None:  # pushed by the inline path (see _inline): pop it the same way
@@ -545,6 +550,7 @@ class RLock:
         self._count = 0
         self._owner = None
         self._pushed = None  # the hook finds it in the held stack
+        self._stuck_epoch += 1
         self._lock.release()
         if _released is not None:
             _notify_released(self, True)
@@ -602,6 +608,7 @@ class Condition(_OrigCondition):  # type: ignore[misc]
         if lock is None:
             lock = RLock(name=name, _frame=frame)
         super().__init__(lock)
+        self._stuck_epoch = 0  # moves at every notify (see registry.epoch_of)
         self._stuck_class = registry.lock_class(self._stuck_kind, name, frame)
         self._stuck_id = registry.register(self, self._stuck_kind)
 
@@ -625,6 +632,7 @@ class Condition(_OrigCondition):  # type: ignore[misc]
 
     def notify(self, n: int = 1) -> None:
         waiters = len(self._waiters)
+        self._stuck_epoch += 1
         super().notify(n)
         _stall.note_signal(self, "notify", waiters)  # who can wake its waiters (stall rules)
 
@@ -663,6 +671,7 @@ class Semaphore(_OrigSemaphore):  # type: ignore[misc]
         self._value = value
         self._stuck_holders: dict[int, int] = {}
         self._stuck_signaling = value == 0
+        self._stuck_epoch = 0  # moves at every release and acquire (see registry.epoch_of)
         self._stuck_class = registry.lock_class(self._stuck_kind, name, _getframe(1))
         self._stuck_id = registry.register(self, self._stuck_kind)
 
@@ -700,6 +709,7 @@ class Semaphore(_OrigSemaphore):  # type: ignore[misc]
         else:
             _notify_before(self, mode, frame)
         if ok:
+            self._stuck_epoch += 1
             me = _get_ident()
             holders = self._stuck_holders
             holders[me] = holders.get(me, 0) + 1
@@ -709,6 +719,7 @@ class Semaphore(_OrigSemaphore):  # type: ignore[misc]
         return self._acquire(True, None, _getframe(1))
 
     def release(self, n: int = 1) -> None:
+        self._stuck_epoch += 1
         super().release(n)
         _stall.note_waker(self)  # who can wake its waiters (stall rules)
         me = _get_ident()
@@ -756,6 +767,7 @@ class Event(_OrigEvent):  # type: ignore[misc]
     def __init__(self, *, name: str | None = None) -> None:
         self._cond = _InnerCondition(_allocate())
         self._flag = False
+        self._stuck_epoch = 0  # moves at every set and clear (see registry.epoch_of)
         self._stuck_class = registry.lock_class(self._stuck_kind, name, _getframe(1))
         self._stuck_id = registry.register(self, self._stuck_kind)
 
@@ -772,8 +784,13 @@ class Event(_OrigEvent):  # type: ignore[misc]
 
     def set(self) -> None:
         waiters = len(self._cond._waiters)
+        self._stuck_epoch += 1
         super().set()
         _stall.note_signal(self, "set", waiters)  # who can wake its waiters (stall rules)
+
+    def clear(self) -> None:
+        self._stuck_epoch += 1
+        super().clear()
 
     def _stuck_owners(self) -> list[tuple[int, Any, int]]:
         return []
@@ -792,10 +809,12 @@ class Barrier(_OrigBarrier):  # type: ignore[misc]
     def __init__(self, parties: int, action: Any = None, timeout: float | None = None, *,
                  name: str | None = None) -> None:
         super().__init__(parties, action, timeout)  # its condition is made by threading: original
+        self._stuck_epoch = 0  # moves at every arrival (see registry.epoch_of)
         self._stuck_class = registry.lock_class(self._stuck_kind, name, _getframe(1))
         self._stuck_id = registry.register(self, self._stuck_kind)
 
     def wait(self, timeout: float | None = None) -> int:
+        self._stuck_epoch += 1
         _stall.note_waker(self)  # an arrival: who can complete the barrier (stall rules)
         me = _get_ident()
         record = registry.WaitRecord(self, "wait", None, _getframe(1), timeout)

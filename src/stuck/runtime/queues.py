@@ -81,6 +81,7 @@ class _Tracking:
     def _stuck_setup(self, name: str | None) -> None:
         self._stuck_getters: set[int] = set()
         self._stuck_putters: set[int] = set()
+        self._stuck_epoch = 0  # moves at every put and get (see registry.epoch_of)
         mutex = self.mutex
         self.not_empty = _QueueCondition(mutex, self, "get")
         self.not_full = _QueueCondition(mutex, self, "put")
@@ -89,6 +90,7 @@ class _Tracking:
         self._stuck_id = registry.register(self, "queue")
 
     def _put(self, item: Any) -> None:
+        self._stuck_epoch += 1
         me = _get_ident()
         if me not in self._stuck_putters:
             self._stuck_putters.add(me)
@@ -96,6 +98,7 @@ class _Tracking:
         super()._put(item)  # type: ignore[misc]
 
     def _get(self) -> Any:
+        self._stuck_epoch += 1
         me = _get_ident()
         if me not in self._stuck_getters:
             self._stuck_getters.add(me)
@@ -141,6 +144,7 @@ class SimpleQueue(_OrigSimpleQueue):  # type: ignore[misc]
     def __init__(self, *, name: str | None = None) -> None:
         self._stuck_putters: set[int] = set()
         self._stuck_getters: set[int] = set()
+        self._stuck_epoch = 0  # moves at every put and get (see registry.epoch_of)
         self.maxsize = 0
         self._stuck_class = registry.lock_class("queue", name, sys._getframe(1))
         self._stuck_id = registry.register(self, "queue")
@@ -150,6 +154,7 @@ class SimpleQueue(_OrigSimpleQueue):  # type: ignore[misc]
         if me not in self._stuck_putters:
             self._stuck_putters.add(me)
             _stall.note_thread_name(me)  # named in reports after it ends
+        self._stuck_epoch += 1
         super().put(item, block, timeout)
 
     def put_nowait(self, item: Any) -> None:
@@ -161,7 +166,9 @@ class SimpleQueue(_OrigSimpleQueue):  # type: ignore[misc]
             self._stuck_getters.add(me)
             _stall.note_thread_name(me)
         try:
-            return super().get(False)
+            item = super().get(False)
+            self._stuck_epoch += 1
+            return item
         except queue.Empty:
             if not block:
                 raise
@@ -170,7 +177,9 @@ class SimpleQueue(_OrigSimpleQueue):  # type: ignore[misc]
         record = registry.WaitRecord(self, "get", _queue_wakers, sys._getframe(1), timeout)
         previous = detect.block_begin(me, record, True)
         try:
-            return super().get(True, timeout)
+            item = super().get(True, timeout)
+            self._stuck_epoch += 1
+            return item
         finally:
             registry.end_wait(me, previous)
 

@@ -99,11 +99,6 @@ def created_by_library(depth: int = 2) -> bool:
 # entry point, so reports do not show the command line's frames under the program's.
 boundary_codes: set[CodeType] = set()
 
-# Serials of the lock classes (``LockClass.serial``) whose Locks were ever released by a thread
-# that had not taken them: used as signals, so a lock of such a class held by one thread may
-# be released by any other (the deadlock walk does not take its owner as its only releaser).
-signal_serials: set[int] = set()
-
 _classes: dict[tuple[Any, ...], LockClass] = {}
 _class_serials = itertools.count(1)
 # (kind, id(code), offset of the call) -> the class of every lock made there, for sites whose
@@ -338,6 +333,69 @@ def end_wait(me: int, previous: WaitRecord | None) -> None:
         waits.pop(me, None)
     else:
         waits[me] = previous
+
+
+# ---------------------------------------------------------------------------------------------
+# Epochs: a finding may rest only on a state that was true at one instant.
+#
+# Every tracked primitive keeps ``_stuck_epoch``, an integer its own operations move whenever
+# they could end somebody's wait: a release, a notify, a set or clear, a put or get, an
+# arrival. The increment is the whole cost on the hot path. A thread's wait is its WaitRecord,
+# a new object for every wait. Two observations that find the same records and the same epochs
+# prove that nothing those waits rest on moved in between: each of those threads was in that
+# wait, and each primitive in that state, during the whole interval, so all of them together
+# at any instant of it. (The increment is not atomic for primitives whose operations are not
+# serialised by a lock of their own; a lost increment still moves the value.)
+
+
+def epoch_of(obj: object) -> object:
+    """A value that changes whenever ``obj`` does something that could end a wait on it."""
+    epoch = getattr(obj, "_stuck_epoch", None)
+    if epoch is not None:
+        return epoch
+    if isinstance(obj, threading.Thread):
+        return obj.is_alive()
+    pending = getattr(obj, "_stuck_pending", None)  # a wait(fs): its futures' states
+    if isinstance(pending, list):
+        return tuple(getattr(f, "_state", None) for f in pending)
+    return getattr(obj, "_state", None)  # a Future: PENDING, RUNNING, FINISHED, ...
+
+
+class Observation:
+    """The wait records and the epochs of the tracked primitives at one moment."""
+
+    __slots__ = ("epochs", "objects", "waits")
+
+    def __init__(self) -> None:
+        self.waits: dict[int, WaitRecord] = dict(waits)
+        self.epochs: dict[int, object] = {}
+        self.objects: list[object] = []  # keeps ids in ``epochs`` meaningful
+        try:
+            tracked = list(resources)
+        except RuntimeError:  # the set changed while copied: read what the waits name
+            tracked = []
+        for obj in [r.resource for r in self.waits.values()] + tracked:
+            key = id(obj)
+            if key not in self.epochs:
+                self.epochs[key] = epoch_of(obj)
+                self.objects.append(obj)
+
+    def same_as(self, later: Observation, idents: set[int], objs: list[object]) -> bool:
+        """True when each of ``idents`` is in the same wait in both observations and none of
+        ``objs`` (nor what those waits are on) has moved in between."""
+        for ident in idents:
+            record = self.waits.get(ident)
+            if record is None or later.waits.get(ident) is not record:
+                return False
+            objs = [*objs, record.resource]
+        for obj in objs:
+            key = id(obj)
+            if key in self.epochs and later.epochs.get(key, self.epochs[key]) != \
+                    self.epochs[key]:
+                return False
+            if key not in self.epochs and key in later.epochs:
+                return False  # not seen at the first observation: it is new
+        return True
 
 
 # Threads stuck runs itself (the watchdog): not the program's, so left out of every report.

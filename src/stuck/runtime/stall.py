@@ -38,7 +38,8 @@ from dataclasses import dataclass, field
 from types import FrameType, ModuleType
 from typing import Any, Literal
 
-from stuck.model import Finding, Snapshot
+from stuck.model import Edge, Finding, Snapshot
+from stuck.runtime.registry import epoch_of as registry_epoch
 
 WaitOp = Literal["acquire", "wait", "get", "put", "join", "result", "barrier", "unknown"]
 
@@ -104,6 +105,14 @@ class ResourceFacts:
     thread: str | None = None  # join: the thread joined
     history: list[Signal] = field(default_factory=list)  # last few signals, oldest first
     obj: object | None = None  # the primitive itself, for the reachability pass
+    # What ends a wait already holds (a set event, a free permit); a wait seen then is one
+    # the waiter is about to leave, not a state to judge.
+    is_set: bool = False  # event
+    value: int | None = None  # semaphore: free permits
+    # condition: waits the instrumentation records minus threads really parked on it; more
+    # records than parked threads means a notify is on its way to some of them.
+    in_flight: int = 0
+    epoch: int | None = None  # the primitive's epoch when the facts were read
 
 
 @dataclass(slots=True)
@@ -133,12 +142,15 @@ def _waited(t: ThreadFacts, now: float) -> float | None:
     return now - t.wait.since
 
 
-def stuck_set(facts: LiveFacts, unreachable: set[str] | None = None) -> tuple[set[str], dict[str, str]]:
+def stuck_set(facts: LiveFacts, unreachable: set[str] | None = None,
+              any_releaser: bool = False) -> tuple[set[str], dict[str, str]]:
     """The greatest set of threads that only stuck or dead threads could wake.
 
     Returns the set and, for each thread that left it, the reason (for the negative cases a
     report may want to explain). ``unreachable``: resources the reachability pass proved no
-    runnable thread can reach (their unknown wakers count as nobody)."""
+    runnable thread can reach (their unknown wakers count as nobody). ``any_releaser``: a plain
+    ``Lock`` may be released by any thread, not only its owner (the proof ``certain`` needs);
+    without it, the owner is taken to be the one who releases it."""
     unreachable = unreachable or set()
     threads = facts.threads
     stuck = {tid for tid, t in threads.items()
@@ -148,7 +160,7 @@ def stuck_set(facts: LiveFacts, unreachable: set[str] | None = None) -> tuple[se
     while changed:
         changed = False
         for tid in sorted(stuck):
-            reason = _could_wake(threads[tid], facts, stuck, unreachable)
+            reason = _could_wake(threads[tid], facts, stuck, unreachable, any_releaser)
             if reason is not None:
                 stuck.discard(tid)
                 freed[tid] = reason
@@ -162,20 +174,32 @@ def _able(tid: str, facts: LiveFacts, stuck: set[str]) -> bool:
 
 
 def _could_wake(t: ThreadFacts, facts: LiveFacts, stuck: set[str],
-                unreachable: set[str]) -> str | None:
+                unreachable: set[str], any_releaser: bool = False) -> str | None:
     """Why ``t``'s wait could still end, or None when only stuck or dead threads could end it."""
     assert t.wait is not None
     res = facts.resources.get(t.wait.resource)
     if res is None:
         return "waits on something the instrumentation does not know"
     op = t.wait.op
+    ready = _ready(res, op)
+    if ready is not None:
+        return ready
     if res.kind in ("mutex", "rlock") or (op == "acquire" and res.kind == "condition"):
         able = [o for o in res.owners if _able(o, facts, stuck)]
         if able:
             return f"the owner {able[0]} can still run"
         if not res.owners:
             return "the lock is free"
+        if any_releaser and res.kind == "mutex":
+            others = sorted(x for x in facts.threads if x != t.id and _able(x, facts, stuck))
+            if others:
+                return (f"a Lock may be released by any thread, and {_name(facts, others[0])} "
+                        "can still run")
         return None
+    if res.id == INTERPRETER_EXIT:
+        able = sorted(x for x, o in facts.threads.items()
+                      if x != t.id and not o.daemon and _able(x, facts, stuck))
+        return f"{_name(facts, able[0])} can still run" if able else None
     if op == "join" or res.kind == "thread":
         target = res.thread
         if target is None or _able(target, facts, stuck):
@@ -229,6 +253,28 @@ def _could_wake(t: ThreadFacts, facts: LiveFacts, stuck: set[str],
     if res.id in unreachable:
         return None
     return "nobody has signalled it yet; a thread able to run may"
+
+
+INTERPRETER_EXIT = "interpreter-exit"
+
+
+def _ready(res: ResourceFacts, op: str) -> str | None:
+    """Why a wait on ``res`` is already over (the waiter has yet to run and notice), or None.
+
+    The facts are read one primitive after another; a waiter just woken still shows its wait.
+    """
+    if res.kind == "queue" and res.size is not None:
+        if op == "put" and (not res.maxsize or res.size < res.maxsize):
+            return "the queue has room: the putter is about to go on"
+        if op == "get" and res.size > 0:
+            return "the queue holds items: the getter is about to go on"
+    if res.kind == "event" and res.is_set:
+        return "the event is set: the waiter is about to go on"
+    if res.kind == "semaphore" and res.value:
+        return "the semaphore has a free permit"
+    if res.kind == "condition" and op == "wait" and res.in_flight > 0:
+        return "a notify is on its way to a waiter"
+    return None
 
 
 def _waits_on(t: ThreadFacts, rid: str) -> bool:
@@ -316,53 +362,159 @@ def _state_of(facts: LiveFacts, tid: str, stuck: set[str]) -> str:
     return "able to run"
 
 
+# A plain Lock may be released by any thread. A finding that holds only if the threads able
+# to run never release a Lock they did not take is probable, and is reported only once its
+# waits have lasted this long: a Lock used as a gate is opened by a thread that sleeps or works
+# for a moment first.
+LOCK_GATE_GRACE = 2.0
+
+
 def evaluate(facts: LiveFacts, settle: float = 0.5,
              unreachable: set[str] | None = None) -> list[Finding]:
-    """Apply the stall rules. ``settle``: a wait must have lasted this long to be judged."""
+    """Apply the rules. ``settle``: a wait must have lasted this long to be judged.
+
+    A closed cycle of holding and waiting among the stuck threads is a deadlock; any other
+    wait nothing able to run can end is a stall, reported at its root (the wait the others are
+    stuck behind), with why nothing can end it."""
     now = facts.now
     stuck, _ = stuck_set(facts, unreachable)
-    findings: list[Finding] = []
+    strict, freed_strict = stuck_set(facts, unreachable, any_releaser=True)
     threads = facts.threads
-    alive = [t for t in threads.values() if t.alive]
-    durable_blocked = [t for t in alive if t.wait is not None and t.wait.durable]
-    # Rule: every non-daemon thread durably blocked and nothing else able to run.
-    non_daemon = [t for t in alive if not t.daemon]
-    runnable = [t for t in alive if t.wait is None or not t.wait.durable]
-    if non_daemon and durable_blocked and not runnable and all(
-            (_waited(t, now) or 0.0) >= settle for t in durable_blocked):
-        ids = [t.id for t in non_daemon]
-        findings.append(Finding(
-            kind="deadlock", confidence="certain",
-            summary=f"all {len(alive)} threads are blocked waiting for each other; "
-                    "nothing is left to run",
-            explanation=("Every thread of the program waits, without a timeout, for something "
-                         "only another thread of the program could do; none of them can run. "
-                         "The program will never finish (Go calls this "
-                         "'all goroutines are asleep')."),
-            threads=ids, resources=sorted({t.wait.resource for t in durable_blocked
-                                           if t.wait is not None}),
-            blocked_behind=[t.id for t in alive if t.daemon],
-            details={"rule": "global-deadlock"},
-        ))
-        return findings
+    findings: list[Finding] = []
     reported: set[str] = set()
+    for cycle in holding_cycles(stuck, facts):
+        ids = [e.thread for e in cycle]
+        if any((_waited(threads[i], now) or 0.0) < settle for i in ids):
+            continue
+        findings.append(_deadlock_finding(cycle, facts, now))
+        reported.update(ids)
     for tid in sorted(stuck, key=lambda i: _priority(threads[i], facts, stuck, now)):
         t = threads[tid]
         if tid in reported or t.wait is None or (_waited(t, now) or 0.0) < settle:
             continue
         res = facts.resources.get(t.wait.resource)
-        if res is None or (res.kind in ("mutex", "rlock") and t.wait.op == "acquire"
-                           and any(o in stuck for o in res.owners)):
-            continue  # a lock held by a stuck thread: part of that thread's stall or a cycle
+        if res is None or _behind_another(t, res, stuck):
+            continue  # a victim of another finding's threads, named in its blocked_behind
         finding = _stall_finding(t, res, facts, stuck, now, unreachable or set())
         if finding is None:
             continue
         reported.update(finding.threads)
         findings.append(finding)
-    # Victims: threads waiting (directly or not) on locks held by threads of a finding.
+    kept: list[Finding] = []
     for f in findings:
+        loose = [x for x in f.threads if x in stuck and x not in strict]
+        if loose:
+            if any((_waited(threads[x], now) or 0.0) < LOCK_GATE_GRACE for x in f.threads
+                   if x in threads and threads[x].wait is not None):
+                continue
+            if f.confidence == "certain":
+                f.confidence = "probable"
+            f.missing_evidence.insert(0, "a plain Lock may be released by any thread, not only "
+                                         f"the one that took it: {freed_strict[loose[0]]}")
+        kept.append(f)
+    for f in kept:
         f.blocked_behind = _behind(f.threads, facts, stuck, reported)
-    return findings
+    return kept
+
+
+def _behind_another(t: ThreadFacts, res: ResourceFacts, stuck: set[str]) -> bool:
+    """A wait that only threads stuck for another reason hold up: a lock one of them holds,
+    a join of one of them, the interpreter's exit."""
+    assert t.wait is not None
+    if res.id == INTERPRETER_EXIT:
+        return True
+    if (res.kind in ("mutex", "rlock") or (res.kind == "condition" and t.wait.op == "acquire")) \
+            and any(o in stuck and o != t.id for o in res.owners):
+        return True
+    return (t.wait.op == "join" or res.kind == "thread") and res.thread in stuck
+
+
+def _holders(t: ThreadFacts, facts: LiveFacts) -> list[str]:
+    """The threads ``t`` waits for by holding: a lock's owners, the thread it joins."""
+    if t.wait is None:
+        return []
+    res = facts.resources.get(t.wait.resource)
+    if res is None:
+        return []
+    if t.wait.op == "join" or res.kind == "thread":
+        return [res.thread] if res.thread is not None else []
+    if res.kind in ("mutex", "rlock", "semaphore") or (
+            res.kind == "condition" and t.wait.op == "acquire"):
+        return list(res.owners)
+    return []
+
+
+def holding_cycles(stuck: set[str], facts: LiveFacts) -> list[list[Edge]]:
+    """Closed cycles of holding and waiting among ``stuck``: each thread waits for what the
+    next one holds (a lock) or is (a thread it joins). One cycle per strongly connected part."""
+    out: list[list[Edge]] = []
+    covered: set[str] = set()
+    for root in sorted(stuck):
+        if root in covered:
+            continue
+        parent: dict[str, str] = {}
+        frontier = [root]
+        last: str | None = None
+        while frontier and last is None:
+            nxt: list[str] = []
+            for x in frontier:
+                for h in _holders(facts.threads[x], facts):
+                    if h == root:
+                        last = x
+                        break
+                    if h in stuck and h not in parent and h not in covered:
+                        parent[h] = x
+                        nxt.append(h)
+                if last is not None:
+                    break
+            frontier = nxt
+        if last is None:
+            continue
+        path = [last]
+        while path[-1] != root:
+            path.append(parent[path[-1]])
+        path.reverse()
+        edges = []
+        for i, x in enumerate(path):
+            w = facts.threads[x].wait
+            assert w is not None
+            edges.append(Edge(thread=x, waits_for=w.resource,
+                              held_by=path[i + 1] if i + 1 < len(path) else root))
+        covered.update(path)
+        out.append(edges)
+    return out
+
+
+def _deadlock_finding(cycle: list[Edge], facts: LiveFacts, now: float) -> Finding:
+    parts: list[str] = []
+    proven = True
+    for e in cycle:
+        t = facts.threads[e.thread]
+        res = facts.resources[e.waits_for]
+        if t.wait is not None and (t.wait.op == "join" or res.kind == "thread"):
+            parts.append(f"{t.name} joins {_name(facts, e.held_by)}")
+        elif e.held_by == e.thread:
+            parts.append(f"{t.name} takes {res.label}, which it already holds "
+                         f"({res.kind} is not reentrant)")
+        else:
+            parts.append(f"{t.name} waits for {res.label} held by {_name(facts, e.held_by)}")
+        if res.kind == "semaphore":
+            proven = False
+    n = len(cycle)
+    summary = parts[0] if n == 1 else f"{n} threads wait for each other: " + "; ".join(parts)
+    longest = max((_waited(facts.threads[e.thread], now) or 0.0) for e in cycle)
+    missing: list[str] = []
+    if not proven:
+        missing.append("a semaphore can be released by any thread; its holders are the "
+                       "threads that acquired it and have not released it")
+    return Finding(
+        kind="deadlock", confidence="certain" if proven else "probable", summary=summary,
+        explanation=("Each thread waits, without a timeout, for what the next one holds; none "
+                     f"of them can go on. The waits have lasted {longest:.1f} s and were seen "
+                     "unchanged twice, with nothing released or signalled in between."),
+        threads=_unique([e.thread for e in cycle]),
+        resources=_unique([e.waits_for for e in cycle]), cycle=cycle,
+        missing_evidence=missing, details={"rule": "cycle", "waiting_seconds": round(longest, 3)})
 
 
 def _priority(t: ThreadFacts, facts: LiveFacts, stuck: set[str],
@@ -400,7 +552,8 @@ def _behind(roots: list[str], facts: LiveFacts, stuck: set[str], reported: set[s
             if tid in reported or tid in out or tid not in stuck or t.wait is None:
                 continue
             res = facts.resources.get(t.wait.resource)
-            if res is not None and any(o in frontier for o in res.owners):
+            if res is not None and (any(o in frontier for o in res.owners)
+                                    or res.thread in frontier or res.id == INTERPRETER_EXIT):
                 out.append(tid)
                 nxt.add(tid)
         frontier = nxt
@@ -693,6 +846,9 @@ def note_signal(obj: object, op: str, waiters: int) -> None:
 # The live adapter: registry -> facts -> findings
 
 _OWN_THREADS = frozenset({"stuck-watchdog"})
+# Seconds between the two observations a stall or deadlock must agree on. A waiter woken just
+# before the first one has had this long to leave its wait.
+CONFIRM_AFTER = 0.15
 
 
 def _tid(ident: int) -> str:
@@ -752,6 +908,7 @@ class LiveChecker:
     """Applies the stall rules to the live registry. Used by the watchdog thread."""
 
     def __init__(self) -> None:
+        self._rid_of: dict[int, str] = {}
         self._labels: dict[int, str] = {}
         self._gone: dict[str, str] = {}  # ids given to ended threads whose ident was reused
 
@@ -766,13 +923,59 @@ class LiveChecker:
                        tasks is not None and tasks.settled(settle))
 
     def check(self, settle: float) -> tuple[Snapshot, list[Finding]]:
+        """The live snapshot and the stalls and deadlocks in it, each confirmed by a second
+        observation (see ``registry.Observation``): the threads it names are still in the
+        very waits they were in before the facts were read, and nothing those waits rest on
+        was released, signalled, put or taken in between. A finding that fails the test was
+        read from moments that never coexisted (a busy queue seen full by its producer and
+        empty by its consumer) and is dropped; if it is real, the next check finds it."""
+        from stuck.runtime import registry
+
+        first = registry.Observation()
+        snap, findings = self._check_once(settle)
+        if not any(f.kind in ("stall", "deadlock") for f in findings):
+            return snap, findings
+        time.sleep(CONFIRM_AFTER)
+        second = registry.Observation()
+        by_rid = {rid: obj for obj in first.objects
+                  if (rid := self._rid_of.get(id(obj))) is not None}
+        kept = []
+        for f in findings:
+            if f.kind in ("stall", "deadlock") and not self._unchanged(f, snap, first, second,
+                                                                         by_rid):
+                continue
+            kept.append(f)
+        return snap, kept
+
+    @staticmethod
+    def _unchanged(f: Finding, snap: Snapshot, first: Any, second: Any,
+                   by_rid: dict[str, object]) -> bool:
+        idents: set[int] = set()
+        objs: list[object] = []
+        held: set[str] = set(f.resources)
+        for tid in [*f.threads, *f.blocked_behind]:
+            t = snap.thread(tid)
+            if t is None or t.waits is None:
+                continue  # dead, or not in a tracked wait: nothing to compare
+            if tid.startswith("0x"):
+                with contextlib.suppress(ValueError):
+                    idents.add(int(tid, 16))
+            held.update(t.holds)
+        objs.extend(by_rid[rid] for rid in held if rid in by_rid)
+        return bool(first.same_as(second, idents, objs))
+
+    def _check_once(self, settle: float) -> tuple[Snapshot, list[Finding]]:
         from stuck.runtime import livereport
 
         snap, table, rid_of = livereport.take(with_tasks=False)  # tasks: below, if needed
+        self._rid_of = rid_of
         for proc in snap.processes:  # the watchdog itself is not the program's thread
             proc.threads = [t for t in proc.threads if t.name not in _OWN_THREADS]
         facts, objects = self.facts(snap, table, rid_of)
-        candidates, _ = stuck_set(facts)
+        # Candidates: the threads stuck if every primitive nobody ever signalled is out of
+        # reach of the threads able to run; the reachability pass then decides which are.
+        unsignalled = {rid for rid, rf in facts.resources.items() if not rf.wakers}
+        candidates, _ = stuck_set(facts, unsignalled)
         unreachable: set[str] = set()
         if candidates:
             unreachable = self._unreachable(facts, objects, candidates)
@@ -836,9 +1039,17 @@ class LiveChecker:
                 if t.wait is None and mt.frames and mt.frames[0].function in (
                         "_shutdown",) and (mt.frames[0].file or "").endswith("threading.py"):
                     # The main thread at exit, joining every non-daemon thread.
-                    rf = ResourceFacts("interpreter-exit", "thread", "interpreter exit")
+                    rf = ResourceFacts(INTERPRETER_EXIT, "thread", "interpreter exit")
                     resources[rf.id] = rf
                     t.wait = ThreadWait(resource=rf.id, op="join", since=now - 3600)
+        # A condition with more recorded waits than parked waiters: a notify is under way.
+        for rf in resources.values():
+            if rf.kind == "condition":
+                parked = getattr(objects.get(rf.id), "_waiters", None)
+                recorded_waits = sum(1 for t in threads.values() if t.wait is not None
+                                     and t.wait.resource == rf.id and t.wait.op == "wait")
+                with contextlib.suppress(TypeError):
+                    rf.in_flight = recorded_waits - len(parked)  # type: ignore[arg-type]
         # Queues holding work that threads of a possible stall handed off (stranded jobs).
         for obj in list(registry.resources):
             if getattr(obj, "_stuck_kind", None) == "queue" and _queue_size(obj):
@@ -871,6 +1082,11 @@ class LiveChecker:
             rf.maxsize = getattr(obj, "maxsize", 0)
         elif kind in ("condition", "event", "semaphore", "barrier"):
             rf.wakers = self._waker_ids(recorded) if recorded is not None else None
+            if kind == "event":
+                rf.is_set = bool(getattr(obj, "_flag", False))
+            elif kind == "semaphore":
+                value = getattr(obj, "_value", None)
+                rf.value = value if isinstance(value, int) else None
             signals = d.get("_stuck_signals")
             if signals:
                 rf.history = [Signal(s.op, self._waker_id(int(s.thread, 16), s.thread_obj),
@@ -894,6 +1110,8 @@ class LiveChecker:
         elif kind == "thread":
             ident = getattr(obj, "ident", None)
             rf.thread = _tid(ident) if ident is not None else None
+        epoch = registry_epoch(obj)
+        rf.epoch = epoch if isinstance(epoch, int) else None
         rf.obj = obj
         return rf
 
@@ -963,6 +1181,8 @@ class LiveChecker:
         frames = sys._current_frames()
         runnable = {t.ident for t in facts.threads.values()
                     if t.alive and t.ident is not None and t.id not in candidates}
+        if not runnable:
+            return set(targets)  # no thread able to run is left to reach anything
         from stuck.runtime import registry
         extra = [th for ident, th in registry.thread_objects().items() if ident in runnable]
         result = reachability(targets, runnable_roots(runnable, frames, extra))
