@@ -31,7 +31,9 @@ from __future__ import annotations
 
 import sys
 import threading
+import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import FrameType
 from typing import Any
@@ -108,9 +110,13 @@ def _at_exit(frame: FrameType | None) -> bool:
 class _Walk:
     """The wait-for graph around one thread, read once from the registry."""
 
-    def __init__(self, root: int, table: dict[int, WaitRecord]) -> None:
+    def __init__(self, root: int, table: dict[int, WaitRecord],
+                 any_releaser: bool = True) -> None:
         self.root = root
         self.table = table
+        # A plain Lock may be released by any thread (the proof a finding needs); False: by
+        # its holder only (to find the cycles a proof is still pending for).
+        self.any_releaser = any_releaser
         self._wakers: dict[int, list[int] | None] = {}
 
     def wakers(self, thread: int) -> list[int] | None:
@@ -124,7 +130,7 @@ class _Walk:
             result = record.waker_idents()
             if not result:
                 result = None
-            elif op_key(record) == "acquire-mutex":
+            elif self.any_releaser and op_key(record) == "acquire-mutex":
                 result = _releasers_of(thread, result)
         self._wakers[thread] = result
         return result
@@ -166,15 +172,8 @@ class _Walk:
         stuck = self.knot()
         if stuck is None:
             return None
-        found = self._cycle_through(self.root, stuck)
-        if found is None:
-            # The root is stuck behind a cycle that its own wait made provable (before it, a
-            # thread able to run could still release a Lock of it): report that cycle.
-            for t in sorted(stuck):
-                found = self._cycle_through(t, stuck)
-                if found is not None:
-                    break
-        return found
+        # None when the root is stuck only behind an older cycle: a victim, not a new deadlock
+        return self._cycle_through(self.root, stuck)
 
     def _cycle_through(self, start: int, stuck: set[int]) -> Cycle | None:
         parent: dict[int, int] = {}
@@ -235,6 +234,13 @@ def find_cycle(me: int) -> Cycle | None:
     return cycle
 
 
+def pending_cycle(me: int) -> bool:
+    """True when ``me``'s wait closes a cycle of holding and waiting that is not proven yet: a
+    thread outside it can still run, and could release a plain Lock of it."""
+    cycle = _Walk(me, dict(registry.waits), any_releaser=False).cycle()
+    return cycle is not None and not (cycle.timed and not cycle.proven) and _still_holds(cycle)
+
+
 def is_stuck(thread: int, table: dict[int, WaitRecord]) -> bool:
     """True when ``thread`` is blocked behind a knot (in a cycle or a victim of one)."""
     return _Walk(thread, table).knot() is not None
@@ -267,6 +273,7 @@ def block_begin(me: int, record: WaitRecord, may_raise: bool) -> WaitRecord | No
     previous = registry.begin_wait(me, record)
     try:
         cycle = find_cycle(me)
+        record.pending = cycle is None and pending_cycle(me)
     except Exception:  # detection must never break the program
         cycle = None
     if cycle is not None:
@@ -278,3 +285,39 @@ def block_begin(me: int, record: WaitRecord, may_raise: bool) -> WaitRecord | No
             registry.end_wait(me, previous)
             raise
     return previous
+
+
+RECHECK = 0.1  # seconds between checks of a cycle whose proof is pending
+
+
+def wait(me: int, record: WaitRecord, wait_once: Callable[[float | None], bool],
+         timeout: float | None, may_raise: bool) -> bool:
+    """Block with ``wait_once(timeout)`` (None: forever; True when the wait ended).
+
+    When ``record`` closed a cycle that is not proven yet (``block_begin`` set
+    ``record.pending``: a thread outside the cycle can still run and could release a plain
+    Lock of it), wait in slices and look again after each: once nothing outside can run, the
+    cycle is proven, and the policy applies here, in the thread that closed it, which can still
+    recover (under ``raise`` it holds what it held before the call). A Lock used as a gate,
+    opened by a thread that was asleep, ends the wait before that.
+    """
+    if not record.pending:
+        return wait_once(timeout)
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while record.pending:
+        left = None if deadline is None else max(0.0, deadline - time.monotonic())
+        if wait_once(RECHECK if left is None else min(RECHECK, left)):
+            return True
+        if deadline is not None and time.monotonic() >= deadline:
+            return False
+        try:
+            cycle = find_cycle(me)
+            record.pending = cycle is None and pending_cycle(me)
+        except Exception:  # detection must never break the program
+            cycle, record.pending = None, False
+        if cycle is not None:
+            from stuck.runtime import policy
+
+            policy.on_cycle(me, cycle, may_raise)  # raise: propagates to the caller
+    left = None if deadline is None else max(0.0, deadline - time.monotonic())
+    return wait_once(left)

@@ -144,8 +144,13 @@ def _wait_to_acquire(lock: Lock | RLock, me: int, timeout: float, frame: FrameTy
     record = registry.WaitRecord(lock, "acquire", _owner_wakers, frame,
                                  None if timeout == -1 else float(timeout))
     previous = detect.block_begin(me, record, may_raise)
+    real = lock._lock
     try:
-        return bool(lock._lock.acquire(True, timeout))
+        if not record.pending:
+            return bool(real.acquire(True, timeout))
+        return detect.wait(me, record,
+                           lambda t: bool(real.acquire(True, -1 if t is None else t)),
+                           None if timeout == -1 else float(timeout), may_raise)
     finally:
         registry.end_wait(me, previous)
 

@@ -294,7 +294,7 @@ class WaitRecord:
     only when a report is built.
     """
 
-    __slots__ = ("_frame", "op", "resource", "since", "timeout", "wakers")
+    __slots__ = ("_frame", "op", "pending", "resource", "since", "timeout", "wakers")
 
     def __init__(self, resource: object, op: str, wakers: Wakers | None,
                  frame: FrameType | None, timeout: float | None) -> None:
@@ -304,6 +304,7 @@ class WaitRecord:
         self.timeout = timeout
         self.since = _time()
         self._frame = frame
+        self.pending = False  # closes a cycle not proven yet (see detect.wait)
 
     def site(self) -> tuple[str | None, str, int]:
         """(file, function, line) of the program's own frame where the wait happens."""

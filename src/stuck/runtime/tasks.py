@@ -824,6 +824,11 @@ class _TaskWalk(_Walk):
         cache[thread] = result
         return result
 
+    def holders(self, thread: int) -> list[int]:
+        # Among tasks, the cycle's edges are the wakers themselves (an asyncio.Lock has no
+        # owner beyond the task that took it, which is what wakers_of names).
+        return self.wakers(thread) or []
+
     def _wait_of(self, task: Any) -> tuple[TaskWait, list[Any]] | None:
         if task.done():
             return None

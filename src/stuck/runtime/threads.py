@@ -34,7 +34,15 @@ def join(self: threading.Thread, timeout: float | None = None) -> None:
                                  None if timeout is None else float(timeout))
     previous = detect.block_begin(me, record, True)
     try:
-        _orig_join(self, timeout)
+        if not record.pending:
+            _orig_join(self, timeout)
+        else:
+            def join_once(t: float | None) -> bool:
+                _orig_join(self, t)
+                return not self.is_alive()
+
+            detect.wait(me, record, join_once, None if timeout is None else float(timeout),
+                        True)
     finally:
         registry.end_wait(me, previous)
 
