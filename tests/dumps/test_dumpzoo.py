@@ -83,7 +83,7 @@ CERTAIN_KNOWN: dict[str, str] = {}
 
 # Floor per runtime: cases right today (tests/fixtures/dumpzoo/README.md). The score may rise;
 # it must not fall.
-FLOOR: dict[str, int] = {"c": 68, "go": 41, "java": 20, "python": 74}
+FLOOR: dict[str, int] = {"c": 68, "go": 41, "java": 21, "python": 74}
 
 BAR = 0.90
 
