@@ -50,7 +50,7 @@ def main() -> int:
     if args.cases:
         for o in outcomes:
             if o.right and o.parsed and not (o.bystanders or o.unjustified_certain
-                                             or o.false_edges):
+                                             or o.false_edges or o.overconfident):
                 continue
             print(f"\n{o.id}: expected {o.truth['verdict']} naming {o.truth.get('stuck')}")
             if o.error:
@@ -61,6 +61,8 @@ def main() -> int:
                 print(f"  bystanders in a finding: {o.bystanders}")
             for e in o.false_edges:
                 print(f"  false edge: {e}")
+            for c in o.overconfident:
+                print(f"  above possible from an excerpt: {c}")
             for u in o.unjustified_certain:
                 print(f"  unjustified certain: {u}")
             for f in o.findings or ["(no finding)"]:
