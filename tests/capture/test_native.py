@@ -50,6 +50,46 @@ def test_two_processes_through_two_full_pipes_deadlock(c_program, start) -> None
         assert str(pipe.inode) in pipe.label and "to be read" in pipe.label
 
 
+def test_a_pipe_wait_is_not_stuck_while_a_reader_could_still_be_woken(c_program, start) -> None:  # type: ignore[no-untyped-def]
+    # The worker's helper thread could read the pipe once signalled, and a thread that still
+    # runs could signal it: neither process is proven stuck.
+    pair = start([str(c_program("pipe_pair_helper")), "waker"])
+    server = pair.pid
+    settle_writers(pair)
+    rep = _capture(server)
+    assert rep.findings == [], [f.summary for f in rep.findings]
+    assert {t.state for t in rep.snapshot.threads() if t.detail and "write on" in t.detail} \
+        == {"io"}
+
+
+def test_a_pipe_deadlock_through_a_reader_only_the_cycle_could_wake(c_program, start) -> None:  # type: ignore[no-untyped-def]
+    pair = start([str(c_program("pipe_pair_helper"))])
+    server, worker = settle(pair, 2)
+    rep = _capture(server)
+    deadlocks = [f for f in rep.findings if f.kind == "deadlock"]
+    assert len(deadlocks) == 1
+    assert _process_of(rep)[deadlocks[0].threads[0]] in {server, worker}
+
+
+def settle_writers(pair, timeout: float = 20.0) -> None:  # type: ignore[no-untyped-def]
+    """Wait until every process of the group has a thread asleep in write()."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        pids = pair.pids()
+        if len(pids) == 2 and all(_writing(p) for p in pids):
+            time.sleep(0.3)
+            return
+        time.sleep(0.05)
+    raise AssertionError("the pair did not block in write")
+
+
+def _writing(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/syscall").read_text().split()[0] in ("1", "64")
+    except (OSError, IndexError):
+        return False
+
+
 @needs_gdb
 def test_abba_mutex_deadlock_is_certain_with_owners_read_by_gdb(c_program, start) -> None:  # type: ignore[no-untyped-def]
     prog = start([str(c_program("mutex_abba"))])

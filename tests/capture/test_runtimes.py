@@ -141,7 +141,7 @@ def test_a_program_under_stuck_hands_over_its_live_report(start) -> None:  # typ
     plain = start([sys.executable, str(PROGRAMS / "py_lock_abba.py")])
     assert plain.proc.stdout is not None
     plain_pid = int(plain.proc.stdout.readline())
-    settle(plain, 0)
+    settle(plain, 1)
     outside = _capture(plain_pid)
     # From outside alone a Python lock is a futex without an owner: never a certain deadlock.
     assert not any(f.kind == "deadlock" and f.confidence == "certain" for f in outside.findings)
@@ -163,3 +163,16 @@ def test_a_program_under_stuck_hands_over_its_live_report(start) -> None:  # typ
     labels = {rep.snapshot.resource_map()[e.waits_for].label for e in d.cycle}
     assert labels == {"ledger", "audit"}
     assert not Path(f"/tmp/stuck-report-{pid}.json").exists()  # taken, not left behind
+
+
+def test_loopback_tcp_pair_is_linked_through_proc_net_tcp(start) -> None:  # type: ignore[no-untyped-def]
+    prog = start([sys.executable, str(PROGRAMS / "py_tcp_pair.py")])
+    server, client = settle(prog, 2)
+    rep = _capture(server)
+    [d] = rep.findings
+    assert (d.kind, d.confidence) == ("deadlock", "certain")
+    assert _pids_in(rep, d.threads) == {server, client}
+    resources = rep.snapshot.resource_map()
+    labels = [resources[e.waits_for].label for e in d.cycle]
+    assert all("tcp 127.0.0.1:" in label and "to be read at its peer" in label
+               for label in labels)

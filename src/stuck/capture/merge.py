@@ -8,9 +8,10 @@ and no context switch, in both readings.
 Waits between processes are modelled like any other wait: a thread blocked writing a full pipe
 waits on a ``pipe`` resource whose owners are the threads of the processes holding the read
 end; those are the threads that could end the wait. Such a wait counts as blocked only while
-none of its possible enders can run: a reader that is itself running, sleeping or in other I/O
-could still drain the pipe, so the writer is then shown as in I/O, not blocked (computed to a
-fixed point, so chains through several processes settle too). What is left blocked is a set of
+none of its possible enders can run, now or once woken: a reader that is itself running,
+sleeping or in other I/O, or could be woken by a thread that is, could still drain the pipe, so
+the writer is then shown as in plain I/O with no wait the graph follows (computed to a fixed
+point, so chains through several processes settle too). What is left blocked is a set of
 threads each waiting for others in the set, and the one rules engine names the cycle.
 """
 
@@ -283,25 +284,46 @@ def _can_progress(t: Thread) -> bool:
 
 
 def _settle(snap: Snapshot) -> None:
-    """A wait between processes is blocked only while none who could end it can run."""
-    threads = snap.thread_map()
+    """A wait between processes is blocked only while none who could end it can run, now or
+    once woken: a thread blocked inside its own process counts as able to run when what it
+    waits for could be ended by a thread that can (its mutex's owner, or for a wait whose waker
+    is unknown, any other thread of its process). Computed to a fixed point; only the waits
+    between processes change (to I/O), the rest is left for the rules."""
     resources = snap.resource_map()
+    process_of: dict[str, int] = {}
+    members: list[list[Thread]] = []
+    for i, p in enumerate(snap.processes):
+        members.append(p.threads)
+        for t in p.threads:
+            process_of[t.id] = i
+    threads = snap.thread_map()
+    live = {t.id for t in threads.values() if _can_progress(t)}
+    live_in = [sum(1 for t in ts if t.id in live) for ts in members]
     changed = True
     rounds = 0
     while changed and rounds < 10_000:
         changed = False
         rounds += 1
         for t in threads.values():
-            if t.state != "blocked" or t.waits is None or t.waits.direction is None:
+            if t.id in live or t.waits is None:
                 continue
             res = resources.get(t.waits.resource)
-            if res is None:
-                continue
-            enders = [threads[o] for o in res.owners if o in threads]
-            if any(_can_progress(o) for o in enders):
-                t.state = "io"
-                t.waits.durable = False
+            if t.waits.direction is not None:
+                wakes = res is not None and any(o in live for o in res.owners)
+            elif res is not None and res.owners:
+                wakes = any(o in live for o in res.owners)
+            else:
+                wakes = live_in[process_of[t.id]] > 0
+            if wakes:
+                live.add(t.id)
+                live_in[process_of[t.id]] += 1
                 changed = True
+    for t in threads.values():
+        if t.waits is not None and t.waits.direction is not None and t.id in live \
+                and t.state == "blocked":
+            # Plain I/O: not a wait the wait-for graph may follow (its other end can move).
+            t.state, t.waits = "io", None
+            t.detail = f"{t.detail}; a thread that could end it can still run"
 
 
 SYSTEM_LIBS = ("libc.so", "libc-", "ld-linux", "libpthread", "[kernel]", "[vdso]")
