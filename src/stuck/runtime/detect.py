@@ -273,7 +273,13 @@ def block_begin(me: int, record: WaitRecord, may_raise: bool) -> WaitRecord | No
     previous = registry.begin_wait(me, record)
     try:
         cycle = find_cycle(me)
-        record.pending = cycle is None and pending_cycle(me)
+        if cycle is not None and op_key(record) in SLICED_OPS and any(
+                op_key(s.record) == "acquire-mutex" for s in cycle.steps):
+            # It rests on "no other thread can release the Lock", and a thread just started
+            # with _thread is not seen until it runs: look once more, a slice later.
+            cycle, record.pending = None, True
+        else:
+            record.pending = cycle is None and pending_cycle(me)
     except Exception:  # detection must never break the program
         cycle = None
     if cycle is not None:
@@ -288,6 +294,8 @@ def block_begin(me: int, record: WaitRecord, may_raise: bool) -> WaitRecord | No
 
 
 RECHECK = 0.1  # seconds between checks of a cycle whose proof is pending
+# The waits whose call sites block through ``wait`` (and so honour ``WaitRecord.pending``).
+SLICED_OPS = frozenset({"acquire-mutex", "acquire-rlock", "join"})
 
 
 def wait(me: int, record: WaitRecord, wait_once: Callable[[float | None], bool],
@@ -308,8 +316,6 @@ def wait(me: int, record: WaitRecord, wait_once: Callable[[float | None], bool],
         left = None if deadline is None else max(0.0, deadline - time.monotonic())
         if wait_once(RECHECK if left is None else min(RECHECK, left)):
             return True
-        if deadline is not None and time.monotonic() >= deadline:
-            return False
         try:
             cycle = find_cycle(me)
             record.pending = cycle is None and pending_cycle(me)
@@ -319,5 +325,7 @@ def wait(me: int, record: WaitRecord, wait_once: Callable[[float | None], bool],
             from stuck.runtime import policy
 
             policy.on_cycle(me, cycle, may_raise)  # raise: propagates to the caller
+        if deadline is not None and time.monotonic() >= deadline:
+            return False
     left = None if deadline is None else max(0.0, deadline - time.monotonic())
     return wait_once(left)
