@@ -3,12 +3,16 @@ shown by its name and how it ended."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from stuck.model import Thread
+from stuck.report.json import loads
 from stuck.runtime import endings
 
 
@@ -79,3 +83,30 @@ def test_two_ended_threads_with_one_ident_are_not_guessed(recorder: list[object]
         pytest.skip("the system did not reuse the ident this time")
     assert first.ident is not None
     assert endings.ending(first.ident, alive=set()) is None
+
+
+HERE = Path(__file__).resolve().parent
+
+
+def deadlock_labels(program: str, tmp_path: Path) -> dict[str, str]:
+    """Resource labels of the deadlock ``stuck run --policy abort`` finds in ``program``."""
+    doc = tmp_path / "r.json"
+    done = subprocess.run([sys.executable, "-m", "stuck", "run", "--policy", "abort",
+                           "--json", str(doc), str(HERE / program)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 86, done.stderr
+    report = loads(doc.read_text())
+    resources = report.snapshot.resource_map()
+    f = report.findings[0]
+    return {e.thread: resources[e.waits_for].label for e in f.cycle}
+
+
+def test_two_objects_locks_get_their_owners_class_and_a_tag(tmp_path: Path) -> None:
+    by_thread = deadlock_labels("prog_accounts.py", tmp_path)
+    labels = sorted(by_thread.values())
+    assert labels == ["Account#1.lock", "Account#2.lock"]
+
+
+def test_two_locks_made_on_one_line_are_a_and_b(tmp_path: Path) -> None:
+    by_thread = deadlock_labels("prog_one_line.py", tmp_path)
+    assert sorted(by_thread.values()) == ["a", "b"]

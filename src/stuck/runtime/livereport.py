@@ -34,6 +34,7 @@ from stuck.model import (
 )
 from stuck.runtime import hooks, registry
 from stuck.runtime.detect import Cycle, all_cycles, is_stuck, op_key
+from stuck.runtime.naming import lock_label
 from stuck.runtime.registry import WaitRecord
 
 MAX_FRAMES = 64
@@ -87,7 +88,7 @@ def describe(obj: object) -> Resource:
     label = ""
     if cls is not None:
         created_at = Frame(function=cls.function, file=cls.file, line=cls.line)
-        label = cls.name or _assigned_name(cls.file, cls.line) or ""
+        label = cls.name or lock_label(obj, cls) or _assigned_name(cls.file, cls.line) or ""
     if not label:
         label = str(getattr(obj, "_stuck_label_text", "") or "")
     res = Resource(id=rid, kind=kind, label=label or rid, address=f"{id(obj):#x}",
