@@ -84,6 +84,9 @@ def _run_module(module: str, args: list[str]) -> None:
                    "thread that closes the cycle, or abort (exit code 86).")
 @click.option("--json", "json_path", metavar="FILE", default=None,
               help="Also write each report as JSON (schema stuck.report/1) to FILE.")
+@click.option("--debug", is_flag=True, default=False,
+              help="Show stuck's own frames in the tracebacks of the errors it raises "
+                   "(they are left out otherwise; same as STUCK_DEBUG=1).")
 @click.option("--html", "html_path", metavar="FILE", default=None,
               help="Also write each report as a self-contained HTML page (with the wait-for "
                    "graph drawn when Graphviz is installed) to FILE.")
@@ -113,7 +116,7 @@ def run_command(module: str | None, policy: str, json_path: str | None, signal_n
                 program_args: tuple[str, ...], hang_after_text: str | None = None,
                 hang_policy: str = "report", lock_order: bool = False,
                 lock_order_strict: bool = False, html_path: str | None = None,
-                lock_order_children: bool = False) -> None:
+                lock_order_children: bool = False, debug: bool = False) -> None:
     """Run a Python program with deadlock detection on.
 
     \b
@@ -144,6 +147,9 @@ def run_command(module: str | None, policy: str, json_path: str | None, signal_n
         json_path = os.path.abspath(json_path)
     if html_path is not None:
         html_path = os.path.abspath(html_path)
+    if debug:
+        from stuck.tracebacks import DEBUG_VARIABLE
+        os.environ[DEBUG_VARIABLE] = "1"
 
     import stuck.runtime
     from stuck.runtime import registry
@@ -218,7 +224,14 @@ def _print_program_traceback() -> None:
     etype, value, tb = sys.exc_info()
     while tb is not None and tb.tb_frame.f_code.co_filename == __file__:
         tb = tb.tb_next
-    traceback.print_exception(etype, value, tb)
+    if etype is None or value is None:
+        return
+    # Through sys.excepthook, as python does: the program's own hook, or stuck's, which leaves
+    # stuck's frames out of the tracebacks of its errors.
+    try:
+        sys.excepthook(etype, value, tb)
+    except Exception:
+        traceback.print_exception(etype, value, tb)
 
 
 def _die_by_sigint() -> None:

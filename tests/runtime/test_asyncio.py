@@ -939,7 +939,7 @@ def test_the_asyncio_example_is_reported_and_recovers_under_raise() -> None:
                           capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert proc.returncode == EXIT_ABORT, proc.stderr
     assert "DEADLOCK (certain): 2 asyncio tasks wait for each other: refund waits for lock " \
-           "self.inventory_lock held by checkout; checkout waits for lock self.payments_lock " \
+           "Store#1.inventory_lock held by checkout; checkout waits for lock Store#1.payments_lock " \
            "held by refund" in proc.stderr
     assert "Blocked behind it: Task-1 (task:Task-1)" in proc.stderr
     proc = subprocess.run([sys.executable, "-m", "stuck", "run", "--policy", "raise", example],
@@ -948,7 +948,7 @@ def test_the_asyncio_example_is_reported_and_recovers_under_raise() -> None:
     assert proc.stdout.splitlines() == [
         "sold a book",
         "DeadlockError: 2 asyncio tasks wait for each other: refund waits for lock "
-        "self.inventory_lock held by checkout; checkout waits for lock self.payments_lock "
+        "Store#1.inventory_lock held by checkout; checkout waits for lock Store#1.payments_lock "
         "held by refund",
         "stock {'book': 2}, balance 12",
     ]

@@ -31,6 +31,10 @@ from typing import Any
 
 from stuck.explore.scheduler import SLEEP, Aborted, CThread, Scheduler, _active, active, controlled
 from stuck.runtime import patch
+from stuck.tracebacks import hide_in_pytest
+
+# pytest leaves these frames out of the tracebacks it shows (STUCK_DEBUG=1 keeps them).
+__tracebackhide__ = hide_in_pytest()
 
 _get_ident = _thread.get_ident
 

@@ -15,6 +15,11 @@ from typing import Any
 
 import pytest
 
+from stuck.tracebacks import hide_in_pytest
+
+# pytest leaves these frames out of the tracebacks it shows (STUCK_DEBUG=1 keeps them).
+__tracebackhide__ = hide_in_pytest()
+
 
 def pytest_addoption(parser: Any) -> None:
     group = parser.getgroup("stuck-explore", "stuck explore (controlled scheduler)")

@@ -133,8 +133,10 @@ def install(policy: Policy = "report", json_path: str | None = None,
     elif _asyncio_hook not in sys.meta_path:
         sys.meta_path.insert(0, _asyncio_hook)
     _track_prebound(replacements)
+    from stuck import tracebacks
     from stuck.runtime import endings
     endings.install()
+    tracebacks.install()
     policy_settings = stuck.runtime.policy.settings
     policy_settings.policy = policy
     policy_settings.json_path = json_path
@@ -207,8 +209,10 @@ def uninstall() -> None:
     from stuck.runtime import prebound
 
     prebound.forget()
+    from stuck import tracebacks
     from stuck.runtime import endings
     endings.uninstall()
+    tracebacks.uninstall()
     policy.settings.policy = "report"
     policy.settings.json_path = None
     policy.settings.stream = None

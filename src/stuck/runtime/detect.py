@@ -40,6 +40,10 @@ from typing import Any
 
 from stuck.runtime import registry
 from stuck.runtime.registry import WaitRecord
+from stuck.tracebacks import hide_in_pytest
+
+# pytest leaves these frames out of the tracebacks it shows (STUCK_DEBUG=1 keeps them).
+__tracebackhide__ = hide_in_pytest()
 
 MAX_THREADS_WALKED = 10_000  # a walk never visits more threads than this
 

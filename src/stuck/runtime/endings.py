@@ -2,7 +2,8 @@
 at feed.py:12)" instead of the raw ident of a thread nobody can see any more.
 
 A thread that dies of an exception passes through ``threading.excepthook``; ``install`` puts a
-recorder in front of the program's hook (which still runs, unchanged) that notes the thread's
+recorder in front of the program's hook (which still runs, given a traceback without stuck's
+own frames when the error is stuck's: ``stuck.tracebacks``) that notes the thread's
 name, the exception's type and the program's innermost line. Threads that ended normally are
 found at report time among the ``threading.Thread`` objects the program still references (a
 thread keeps its ``ident`` after it ends). Standard library only; nothing here runs on a lock
@@ -64,7 +65,9 @@ def _record(args: Any) -> None:
                 thread.name, args.exc_type.__name__, _program_line(args.exc_traceback)))
     previous = _state.get("previous")
     if previous is not None:
-        previous(args)
+        from stuck.tracebacks import thread_hook_args
+
+        previous(thread_hook_args(args))  # stuck's own frames left out of its errors
 
 
 def install() -> None:

@@ -25,6 +25,10 @@ from stuck.errors import EXIT_ABORT, DeadlockError
 from stuck.model import Report
 from stuck.runtime import registry
 from stuck.runtime.detect import Cycle
+from stuck.tracebacks import hide_in_pytest
+
+# pytest leaves these frames out of the tracebacks it shows (STUCK_DEBUG=1 keeps them).
+__tracebackhide__ = hide_in_pytest()
 
 Policy = Literal["report", "raise", "abort"]
 POLICIES: tuple[Policy, ...] = ("report", "raise", "abort")

@@ -26,6 +26,10 @@ from stuck.runtime import hooks as _hooks
 from stuck.runtime import stall as _stall
 from stuck.runtime.hooks import LockClass
 from stuck.runtime.patch import original
+from stuck.tracebacks import hide_in_pytest
+
+# pytest leaves these frames out of the tracebacks it shows (STUCK_DEBUG=1 keeps them).
+__tracebackhide__ = hide_in_pytest()
 
 _allocate = _thread.allocate_lock
 _LockType: type = _thread.LockType
