@@ -99,12 +99,11 @@ def _res_name(res: Resource | None, rid: str) -> str:
 def _wait_text(t: Thread, resources: dict[str, Resource]) -> str:
     assert t.waits is not None
     res = resources.get(t.waits.resource)
-    name = _res_name(res, t.waits.resource)
-    kind = res.kind + " " if res and res.kind != "unknown" and not name.startswith(res.kind) \
-        else ""
-    text = f"{t.label()} waits for {kind}{name}"
+    text = f"{t.label()} waits for {res.named() if res else t.waits.resource}"
     if t.waits.at is not None:
-        text += f" in {base_name(t.waits.at.function)}"
+        where = f" in {base_name(t.waits.at.function)}"
+        if not text.endswith(where):  # a label made from the wait says where already
+            text += where
     if t.waits.duration is not None:
         text += f" ({_duration(t.waits.duration)})"
     return text

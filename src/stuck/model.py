@@ -137,6 +137,15 @@ class Resource:
     queued: int | None = None
     capacity: int | None = None
 
+    def named(self) -> str:
+        """Its kind and name for a sentence: ``mutex raft_mu``; a label that is already a
+        phrase (``an RCU grace period``) or already starts with its kind, or a resource of
+        unknown kind, as it is."""
+        name = self.label or self.id
+        if self.kind == "unknown" or name.startswith(("a ", "an ", "the ", self.kind)):
+            return name
+        return f"{self.kind} {name}"
+
 
 @dataclass(slots=True)
 class Edge:

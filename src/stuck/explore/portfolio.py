@@ -8,6 +8,7 @@ nothing when one of them is the right one, and no single one is best on every pr
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from stuck.explore.strategy import BaseStrategy
 
@@ -49,6 +50,24 @@ class Portfolio(BaseStrategy):
         return "portfolio(" + ", ".join(m.describe() for m in self.members) + ")"
 
 
+def _number(name: str, text: str, what: str, default: Any, kind: type, low: float,
+            high: float | None, example: str) -> Any:
+    """The number after ``strategy:``, or a ValueError saying what was expected."""
+    if not text:
+        return default
+    words = "a whole number" if kind is int else "a number"
+    limits = f" from {low:g} to {high:g}" if high is not None else f" of {low:g} or more"
+    base = name.partition(":")[0]
+    expected = f"strategy {name!r}: {what} must be {words}{limits}, as in {base}:{example}"
+    try:
+        value = kind(text)
+    except ValueError:
+        raise ValueError(expected) from None
+    if value < low or (high is not None and value > high):
+        raise ValueError(expected)
+    return value
+
+
 def make(name: str, seed: int = 0) -> BaseStrategy:
     """A strategy by name: ``portfolio``, ``random[:stay]``, ``pct[:depth]``, ``pos``,
     ``dfs[:bound]``."""
@@ -56,11 +75,11 @@ def make(name: str, seed: int = 0) -> BaseStrategy:
 
     base, _, arg = name.partition(":")
     if base == "random":
-        return RandomWalk(seed, stay=float(arg) if arg else 0.0)
+        return RandomWalk(seed, stay=_number(name, arg, "STAY", 0.0, float, 0.0, 1.0, "0.5"))
     if base == "pct":
         from stuck.explore.pct import PCT
 
-        return PCT(seed, depth=int(arg) if arg else 3)
+        return PCT(seed, depth=_number(name, arg, "DEPTH", 3, int, 1, None, "3"))
     if base == "pos":
         from stuck.explore.pos import POS
 
@@ -68,7 +87,7 @@ def make(name: str, seed: int = 0) -> BaseStrategy:
     if base == "dfs":
         from stuck.explore.dfs import BoundedDFS
 
-        return BoundedDFS(bound=int(arg) if arg else 2)
+        return BoundedDFS(bound=_number(name, arg, "BOUND", 2, int, 0, None, "2"))
     if base == "portfolio":
         from stuck.explore.pct import PCT
         from stuck.explore.pos import POS

@@ -59,10 +59,7 @@ def _frame_html(f: Frame) -> str:
 
 
 def _resource_text(res: Resource | None, rid: str) -> str:
-    if res is None:
-        return clean(rid)
-    name = clean(res.label or res.id)
-    return name if res.kind == "unknown" else f"{res.kind} {name}"
+    return clean(rid) if res is None else clean(res.named())
 
 
 def _thread_text(threads: dict[str, Thread], tid: str) -> str:

@@ -36,8 +36,7 @@ def _frame_line(f: Frame) -> str:
 def resource_name(res: Resource | None, rid: str) -> str:
     if res is None:
         return clean(rid)
-    name = res.label or res.id
-    text = f"{res.kind} {clean(name)}" if res.kind != "unknown" else clean(name)
+    text = clean(res.named())
     if res.created_at is not None and res.created_at.file:
         text += f" (made at {clean(res.created_at.where())})"
     return text
@@ -193,10 +192,7 @@ def cycle_diagram(f: Finding, threads: dict[str, Thread],
 
 
 def _short_resource(res: Resource | None, rid: str) -> str:
-    if res is None:
-        return clean(rid)
-    name = clean(res.label or res.id)
-    return name if res.kind == "unknown" else f"{res.kind} {name}"
+    return clean(rid) if res is None else clean(res.named())
 
 
 def render(report: Report) -> str:

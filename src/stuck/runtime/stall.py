@@ -1192,9 +1192,15 @@ class LiveChecker:
     def _annotate(snap: Snapshot, facts: LiveFacts, findings: list[Finding]) -> None:
         """Put the live waker sets into the snapshot's resources (Resource.wakers)."""
         by_id = snap.resource_map()
+        putting = {t.waits.resource for t in snap.threads()
+                   if t.waits is not None and t.detail == "put on a full queue"}
         for rf in facts.resources.values():
             res = by_id.get(rf.id)
             if res is not None and rf.wakers is not None and res.wakers is None:
-                res.wakers = sorted(rf.wakers)
+                # A put on a full queue is ended by a taker, not by the putters (the waiter
+                # among them): for a queue, rf.wakers are its putters.
+                ended_by = rf.getters if rf.id in putting and rf.getters is not None \
+                    else rf.wakers
+                res.wakers = sorted(ended_by)
             if res is not None and rf.label:
                 res.label = rf.label

@@ -1,0 +1,57 @@
+"""Wording that reached users, each case once: options answered with what is expected."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from stuck.explore.cli import explore_command
+
+
+@pytest.mark.parametrize(("strategy", "expected"), [
+    ("pct:abc", "strategy 'pct:abc': DEPTH must be a whole number of 1 or more, as in pct:3"),
+    ("pct:0", "DEPTH must be a whole number of 1 or more"),
+    ("dfs:1.5", "strategy 'dfs:1.5': BOUND must be a whole number of 0 or more, as in dfs:2"),
+    ("random:2", "strategy 'random:2': STAY must be a number from 0 to 1, as in random:0.5"),
+    ("nope", "unknown strategy 'nope'; choose one of: portfolio"),
+])
+def test_a_bad_strategy_says_what_is_expected(strategy: str, expected: str) -> None:
+    res = CliRunner().invoke(explore_command, ["examples/three_lock_cycle.py::main",
+                                               "--strategy", strategy])
+    assert res.exit_code == 2
+    assert expected in res.output
+    assert "invalid literal" not in res.output and "Traceback" not in res.output
+    assert res.output.count("\n") == 1
+
+
+def test_a_label_that_is_a_phrase_gets_no_kind_in_front() -> None:
+    from stuck.model import Resource
+
+    assert Resource("r", "event", "an RCU grace period").named() == "an RCU grace period"
+    assert Resource("r", "mutex", "raft_mu").named() == "mutex raft_mu"
+    assert Resource("r", "unknown", "x").named() == "x"
+
+
+def test_go_waits_say_where_once() -> None:
+    from tests.dumps.helpers import report_for
+
+    from stuck.report import text as text_report
+
+    out = text_report.render(report_for(
+        Path(__file__).resolve().parent.parent.parent / "examples" / "dumps"
+        / "go-all-goroutines-asleep.txt"))
+    assert "in main.main in main.main" not in out
+    assert "waitgroup semacquire in main.main" in out
+
+
+def test_a_kernel_grace_period_wait_reads_as_english() -> None:
+    from tests.dumps.helpers import CORPUS, report_for
+
+    from stuck.report import text as text_report
+
+    out = text_report.render(report_for(
+        CORPUS / "23-syzkaller-440-hung-rtnl-owner-in-synchronize-rcu.txt"))
+    assert "waits for an RCU grace period" in out
+    assert "event an RCU grace period" not in out
