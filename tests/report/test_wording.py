@@ -14,7 +14,7 @@ from stuck.explore.cli import explore_command
     ("pct:abc", "strategy 'pct:abc': DEPTH must be a whole number of 1 or more, as in pct:3"),
     ("pct:0", "DEPTH must be a whole number of 1 or more"),
     ("dfs:1.5", "strategy 'dfs:1.5': BOUND must be a whole number of 0 or more, as in dfs:2"),
-    ("random:2", "strategy 'random:2': STAY must be a number from 0 to 1, as in random:0.5"),
+    ("random:1", "strategy 'random:1': STAY (the probability of staying on a thread) must be a number from 0 up to, not including, 1, as in random:0.5"),
     ("nope", "unknown strategy 'nope'; choose one of: portfolio"),
 ])
 def test_a_bad_strategy_says_what_is_expected(strategy: str, expected: str) -> None:
@@ -55,3 +55,43 @@ def test_a_kernel_grace_period_wait_reads_as_english() -> None:
         CORPUS / "23-syzkaller-440-hung-rtnl-owner-in-synchronize-rcu.txt"))
     assert "waits for an RCU grace period" in out
     assert "event an RCU grace period" not in out
+
+
+def test_lock_order_text_says_the_run_hung_when_it_did() -> None:
+    from stuck.model import Finding, Report, Snapshot, Source
+    from stuck.runtime import lockorder, policy
+
+    assert lockorder._run_words().startswith("This run did not hang")
+    deadlock = Finding("deadlock", "certain", "a and b wait for each other")
+    policy.findings_seen.append(Report(Snapshot(Source("live")), findings=[deadlock]))
+    try:
+        assert lockorder._run_words().startswith("This run did deadlock")
+    finally:
+        policy.findings_seen.clear()
+
+
+THREAD_HELD_IN_T = """
+import threading
+lock = threading.Lock()
+def worker():
+    with lock:
+        pass
+lock.acquire()
+t = threading.Thread(target=worker, name="flusher")
+t.start()
+t.join()
+"""
+
+
+def test_a_joined_thread_is_named_by_its_name_not_its_variable(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    prog = tmp_path / "prog.py"
+    prog.write_text(THREAD_HELD_IN_T, encoding="utf-8")
+    done = subprocess.run([sys.executable, "-m", "stuck", "run", "--policy", "abort", str(prog)],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 86, done.stderr
+    assert "MainThread joins flusher" in done.stderr
+    assert "waits for thread flusher ▼" in done.stderr
+    assert "thread t " not in done.stderr and "(0x" not in done.stderr

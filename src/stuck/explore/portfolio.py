@@ -56,14 +56,15 @@ def _number(name: str, text: str, what: str, default: Any, kind: type, low: floa
     if not text:
         return default
     words = "a whole number" if kind is int else "a number"
-    limits = f" from {low:g} to {high:g}" if high is not None else f" of {low:g} or more"
+    limits = (f" from {low:g} up to, not including, {high:g}" if high is not None
+              else f" of {low:g} or more")
     base = name.partition(":")[0]
     expected = f"strategy {name!r}: {what} must be {words}{limits}, as in {base}:{example}"
     try:
         value = kind(text)
     except ValueError:
         raise ValueError(expected) from None
-    if value < low or (high is not None and value > high):
+    if value < low or (high is not None and value >= high):
         raise ValueError(expected)
     return value
 
@@ -75,7 +76,8 @@ def make(name: str, seed: int = 0) -> BaseStrategy:
 
     base, _, arg = name.partition(":")
     if base == "random":
-        return RandomWalk(seed, stay=_number(name, arg, "STAY", 0.0, float, 0.0, 1.0, "0.5"))
+        return RandomWalk(seed, stay=_number(name, arg, "STAY (the probability of staying on a thread)",
+                                                0.0, float, 0.0, 1.0, "0.5"))
     if base == "pct":
         from stuck.explore.pct import PCT
 

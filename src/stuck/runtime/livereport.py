@@ -73,8 +73,9 @@ def describe(obj: object) -> Resource:
     if isinstance(obj, threading.Thread):
         rid = registry.foreign_id(obj, "thread")
         ident = obj.ident
-        label = obj.name + (f" ({thread_id(ident)})" if ident is not None else "")
-        return Resource(id=rid, kind="thread", label=label,
+        # The thread's name (not the variable that holds it, not its ident): how it is
+        # named everywhere else in the report.
+        return Resource(id=rid, kind="thread", label=obj.name,
                         owners=[thread_id(ident)] if ident is not None and obj.is_alive()
                         else [])
     own_id: str | None = getattr(obj, "_stuck_id", None)

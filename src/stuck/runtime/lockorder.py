@@ -1276,6 +1276,16 @@ def _pick_witnesses(edges: list[OrderEdge]) -> list[Witness]:
     return picked
 
 
+def _run_words() -> str:
+    """How this run went, as far as the lock order matters: only say it did not hang when no
+    deadlock was reported in it."""
+    from stuck.runtime import policy
+
+    if any(f.kind == "deadlock" for r in policy.findings_seen for f in r.findings):
+        return "This run did deadlock (see its deadlock report); beyond that run, "
+    return "This run did not hang, but "
+
+
 def _cycle_finding(cycle: _Cycle, edges: list[OrderEdge], nodes: list[_Node]) -> Finding:
     labels = [class_label(nodes[n].cls, nodes[n].key, nodes[n].keyed) for n in cycle.nodes]
     witnesses = _pick_witnesses(edges)
@@ -1311,8 +1321,8 @@ def _cycle_finding(cycle: _Cycle, edges: list[OrderEdge], nodes: list[_Node]) ->
     else:
         note = "The edges were taken by different threads in this run."
     explanation = (
-        "These lock classes were taken in an order that forms a cycle. This run did not hang, "
-        "but threads running these paths at the same time can each hold one lock of the cycle "
+        "These lock classes were taken in an order that forms a cycle. " + _run_words()
+        + "threads running these paths at the same time can each hold one lock of the cycle "
         "and wait for the next. " + note + " Fix: take them in one global order, or do not "
         "hold one while taking the other.")
     details: dict[str, object] = {

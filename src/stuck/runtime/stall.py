@@ -1156,9 +1156,18 @@ class LiveChecker:
         key = id(obj)
         label = self._labels.get(key)
         if label is None:
-            # The attribute that holds it names it best (two pools made by one line of code
-            # have the same creation site but different owners).
-            label = _owner_hint(obj) or fallback or "?"
+            # A thread by its name, not by the variable that holds it; a lock by what it is
+            # bound to, as every report names it (Account#2.lock); anything else by the
+            # attribute that holds it (two pools made by one line of code have the same
+            # creation site but different owners).
+            from stuck.runtime.naming import lock_label
+
+            cls = getattr(obj, "_stuck_class", None)
+            if isinstance(obj, threading.Thread):
+                label = obj.name
+            else:
+                label = ((cls.name or lock_label(obj, cls)) if cls is not None else None) \
+                    or _owner_hint(obj) or fallback or "?"
             if len(self._labels) > 1024:
                 self._labels.clear()
             self._labels[key] = label
