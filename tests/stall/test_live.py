@@ -60,7 +60,7 @@ def test_store_stall_names_writer_condition_idle_worker_and_pool_within_5_s() ->
     text, data, _ = stuck_run(EXAMPLES / "store_stall.py", "4")
     [stall] = stalls(data)
     assert "DEADLOCK" not in text and "HANG" not in text
-    assert "writer waits on condition Store.bg_cv" in stall["summary"]  # type: ignore[operator]
+    assert "writer waits on condition Store#1.bg_cv" in stall["summary"]  # type: ignore[operator]
     assert "BackgroundPool('compaction').jobs can never run" in stall["summary"]  # type: ignore[operator]
     assert "flush:bg0 is idle on empty queue BackgroundPool('flush').jobs" in stall["explanation"]  # type: ignore[operator]
     assert names(data, stall["threads"]) == {"writer", "flush:bg0"}
