@@ -233,7 +233,7 @@ def test_primitives_restored_after_exploration() -> None:
 def test_token_roundtrip_and_errors() -> None:
     choices = [0, 0, 1, 2, 2, 2, 1, 0, 300, 300]
     tok = encode(choices, "deadlock")
-    assert tok.startswith("s1:")
+    assert tok.startswith("s2:")
     back = decode(tok)
     assert back.choices == choices and back.verdict == "deadlock"
     with pytest.raises(TokenError, match="version"):
@@ -241,7 +241,7 @@ def test_token_roundtrip_and_errors() -> None:
     with pytest.raises(TokenError):
         decode("garbage")
     with pytest.raises(TokenError):
-        decode("s1:" + tok[3:-2])
+        decode("s2:" + tok[3:-2])
 
 
 def test_json_report_validates_against_the_schema() -> None:
@@ -264,8 +264,8 @@ def test_decorator_fails_with_schedule_and_token() -> None:
     with pytest.raises(ExploreFailure) as info:
         test_body()
     text = str(info.value)
-    assert "deadlock" in text and "replay token: s1:" in text
-    assert "--stuck-replay=s1:" in text  # running under pytest: the command to reproduce
+    assert "deadlock" in text and "replay token: s2:" in text
+    assert "--stuck-replay=s2:" in text  # running under pytest: the command to reproduce
 
 
 def test_executions_count_their_hand_overs_between_os_threads() -> None:

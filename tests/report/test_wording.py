@@ -95,3 +95,31 @@ def test_a_joined_thread_is_named_by_its_name_not_its_variable(tmp_path: Path) -
     assert "MainThread joins flusher" in done.stderr
     assert "waits for thread flusher ▼" in done.stderr
     assert "thread t " not in done.stderr and "(0x" not in done.stderr
+
+
+def test_a_damaged_replay_token_is_called_damaged_not_a_code_change() -> None:
+    from stuck.explore.replayer import TokenError, decode, encode
+
+    token = encode([0, 1, 1, 0, 2, 2, 2, 1], "deadlock")
+    assert decode(token).choices == [0, 1, 1, 0, 2, 2, 2, 1]
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    for i in range(3, len(token)):  # every single-character change of the body
+        changed = alphabet[(alphabet.index(token[i]) + 1) % len(alphabet)]
+        damaged = token[:i] + changed + token[i + 1:]
+        try:
+            again = decode(damaged)
+        except TokenError as exc:
+            assert "damaged" in str(exc) and "code" not in str(exc)
+        else:  # the last character's spare bits: the same bytes, the same schedule
+            assert i == len(token) - 1 and again.choices == [0, 1, 1, 0, 2, 2, 2, 1]
+
+
+def test_an_old_token_without_a_checksum_is_still_read() -> None:
+    import base64
+
+    from stuck.explore.replayer import decode
+
+    body = bytes([1, 2, 0, 3, 1, 2])  # deadlock; runs (0 x3), (1 x2)
+    old = "s1:" + base64.urlsafe_b64encode(body).decode().rstrip("=")
+    token = decode(old)
+    assert token.choices == [0, 0, 0, 1, 1] and token.verdict == "deadlock"

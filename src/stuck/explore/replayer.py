@@ -4,9 +4,12 @@ A token records the scheduling *decisions* (the creation index of the thread cho
 point where more than one thread could run), nothing about bytecode or OS threads, so it survives
 Python upgrades and small edits that keep the program's synchronization order. Layout::
 
-    "s1:" + base64url( varint(verdict code), varint(n), then n x (varint(thread), varint(run)) )
+    "s2:" + base64url( varint(verdict code), varint(n), then n x (varint(thread), varint(run)),
+                       then a 2-byte checksum of everything before it )
 
-where the pairs run-length encode the decision list. A decision that names a thread which is not
+where the pairs run-length encode the decision list. The checksum tells a token damaged in
+copying (a character lost or changed) from a program that changed since the token was made;
+``s1`` tokens (the same without the checksum) are still read. A decision that names a thread which is not
 runnable marks the point where the program now behaves differently: replay reports it as a
 divergence and continues without preemption, so it still ends.
 """
@@ -14,12 +17,15 @@ divergence and continues without preemption, so it still ends.
 from __future__ import annotations
 
 import base64
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from stuck.explore.strategy import BaseStrategy, non_preemptive
 
-VERSION = "s1"
+VERSION = "s2"
+LEGACY_VERSIONS = ("s1",)  # read, never written
+CHECKSUM_BYTES = 2
 VERDICT_CODES = ("pass", "deadlock", "stall", "hang", "exception")
 
 
@@ -68,7 +74,12 @@ def encode(choices: Sequence[int], verdict: str = "pass") -> str:
     for c, k in runs:
         _varint(c, out)
         _varint(k, out)
+    out += _checksum(bytes(out))
     return f"{VERSION}:" + base64.urlsafe_b64encode(bytes(out)).decode("ascii").rstrip("=")
+
+
+def _checksum(data: bytes) -> bytes:
+    return hashlib.blake2b(data, digest_size=CHECKSUM_BYTES).digest()
 
 
 @dataclass
@@ -82,13 +93,18 @@ def decode(token: str) -> Token:
     version, sep, body = token.partition(":")
     if not sep:
         raise TokenError(f"not a replay token: {token[:40]!r} (expected '{VERSION}:...')")
-    if version != VERSION:
+    if version != VERSION and version not in LEGACY_VERSIONS:
         raise TokenError(f"replay token version {version!r} is not supported (this stuck "
                          f"reads {VERSION!r}); re-run the exploration to get a new token")
     try:
         data = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
     except (ValueError, TypeError) as exc:
         raise TokenError(f"replay token is damaged: {exc}") from None
+    if version == VERSION:
+        data, check = data[:-CHECKSUM_BYTES], data[-CHECKSUM_BYTES:]
+        if len(check) != CHECKSUM_BYTES or _checksum(data) != check:
+            raise TokenError("replay token is damaged: its checksum does not match (part of it "
+                             "was lost or changed in copying); copy the whole token again")
     values = _read_varints(data)
     if len(values) < 2:
         raise TokenError("replay token is damaged: too short")
@@ -114,10 +130,12 @@ class Divergence:
     def describe(self) -> str:
         if self.wanted < 0:
             return (f"the schedule diverged: the run ended after {self.decision} of the token's "
-                    "decisions -- the code changed since the token was made")
+                    "decisions -- the program now runs differently from when the token was made "
+                    "(its code or its input changed)")
         return (f"the schedule diverged at decision {self.decision} (step {self.step}): it "
                 f"wants T{self.wanted}, but only {', '.join(f'T{i}' for i in self.runnable)} "
-                "can run -- the code changed since the token was made")
+                "can run -- the program now runs differently from when the token was made "
+                "(its code or its input changed)")
 
 
 class Replay(BaseStrategy):
