@@ -134,3 +134,26 @@ def test_a_finding_of_ten_thousand_waiters_draws_a_dozen_and_a_count() -> None:
     assert len(drawn) == waitgraph.MAX_THREADS
     assert [n.more for n in g.nodes.values() if n.more] == [10_000 - waitgraph.MAX_THREADS]
     assert sum(1 for e in g.edges if e.head == "r:mu") == waitgraph.MAX_THREADS
+
+
+@needs_dot
+def test_nodes_show_what_tells_them_apart() -> None:
+    """A live thread's ident says nothing: its node shows the name only. Two monitors of one
+    class share a label: their nodes show their addresses; a lock with a name of its own
+    does not need one."""
+    from stuck.model import Process, Snapshot, Source
+
+    a = Thread(id="0x7f01", name="writer", state="blocked", holds=["m1"], waits=Wait("m2"))
+    b = Thread(id="LWP 12", name="reader", state="blocked", holds=["m2"], waits=Wait("m1"))
+    snap = Snapshot(source=Source(kind="dump"), processes=[Process(threads=[a, b])],
+                    resources=[Resource("m1", "monitor", "java.lang.Object", owners=["0x7f01"],
+                                        address="0x71a"),
+                               Resource("m2", "monitor", "java.lang.Object", owners=["LWP 12"],
+                                        address="0x71b")])
+    f = Finding("deadlock", "certain", "ring", threads=["0x7f01", "LWP 12"],
+                cycle=[Edge("0x7f01", "m2", "LWP 12"), Edge("LWP 12", "m1", "0x7f01")])
+    el = Elements(html.render(Report(snapshot=snap, findings=[f])))
+    svg_text = " | ".join(t for t in el.text if t.strip())
+    assert "writer" in svg_text and "0x7f01" not in svg_text
+    assert "LWP 12" in svg_text  # an LWP tells something: kept
+    assert "monitor 0x71a" in svg_text and "monitor 0x71b" in svg_text

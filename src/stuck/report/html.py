@@ -122,7 +122,10 @@ class _Page:
         self.panels(graph, anchors)
         self.w("</section>\n")
 
-    def _node_lines(self, node: waitgraph.Node) -> list[str]:
+    def _node_lines(self, node: waitgraph.Node, same_label: set[str]) -> list[str]:
+        """The lines of a node: a thread's name (with its id when the id says something, and
+        how it ended when it has); a resource's name and kind (with its address when another
+        resource in the picture has the same name)."""
         if node.more:
             return [f"… {node.more} more",
                     "blocked behind it" if node.role == "victim" else "in this finding"]
@@ -131,20 +134,30 @@ class _Page:
             if t is None:
                 return [_short(node.ref)]
             lines = [_short(t.name or t.id)]
-            if t.name and t.name != t.id:
+            label = t.label()
+            if t.name and label.startswith(f"{t.name} ({t.id})"):
                 lines.append(_short(t.id))
+            if t.state == "dead" and t.detail:
+                lines.append(_short(t.detail))
             return lines
         res = self.resources.get(node.ref)
         if res is None:
             return [_short(node.ref)]
-        # Two monitors of one class share a label: the address tells them apart.
         label = res.label or res.id
-        shows_address = res.address and res.address not in label
-        return [_short(label), res.kind + (f" {_short(res.address or '')}" if shows_address else "")]
+        if res.address and label in same_label and res.address not in label:
+            return [_short(label), f"{res.kind} {_short(res.address)}"]
+        return [_short(label), res.kind]
 
     def picture(self, f: Finding, n: int, graph: waitgraph.WaitGraph,
                 anchors: dict[str, str]) -> None:
-        labels = {key: self._node_lines(node) for key, node in graph.nodes.items()}
+        seen: set[str] = set()
+        same_label: set[str] = set()
+        for node in graph.nodes.values():
+            res = None if node.is_thread else self.resources.get(node.ref)
+            if res is not None:
+                name = res.label or res.id
+                (same_label if name in seen else seen).add(name)
+        labels = {key: self._node_lines(node, same_label) for key, node in graph.nodes.items()}
         drawn = svg.draw(graph, labels, lambda key: anchors[key],
                          f"wait-for graph of finding {n + 1}: {clean(f.summary)}")
         if drawn is None:
