@@ -108,6 +108,10 @@ class StuckSession:
             self.installed_here = True
         else:
             self.notes.append("stuck was already installed: its policy is kept as it was")
+        green = stuck.runtime.green_threads()
+        if green is not None:
+            self.notes.append(f"{green} has monkey-patched threading: nothing was tracked or "
+                              "checked (stuck tracks OS threads; greenlets share one)")
         from stuck.runtime import prebound
 
         self.escaped = list(prebound.escaped)

@@ -460,3 +460,69 @@ def test_a_programs_own_tracer_does_not_see_stucks_frames() -> None:
     # and no flood of events from what stuck's code calls (it used to be tens of thousands)
     assert sum(traced.values()) <= 1.5 * sum(plain_traced.values())
     assert sum(profiled.values()) <= 1.5 * sum(plain_profiled.values())
+
+
+GREEN_PROGRAM = """
+import sys
+if sys.argv[1] == "gevent":
+    from gevent import monkey
+    monkey.patch_all()
+    import gevent
+    spawn, joinall = gevent.spawn, gevent.joinall
+else:
+    import eventlet
+    eventlet.monkey_patch()
+    spawn = eventlet.spawn
+    def joinall(greenlets):
+        for g in greenlets:
+            g.wait()
+import os
+if os.environ.get("WITH_STUCK"):
+    import stuck
+    stuck.install(signal=None)
+import queue
+import threading
+
+jobs = queue.Queue()
+lock, ready = threading.Lock(), threading.Event()
+
+def producer():
+    with lock:
+        jobs.put("job")
+    ready.set()
+
+def consumer():
+    ready.wait()
+    print("got", jobs.get())
+
+joinall([spawn(consumer), spawn(producer)])
+worker = threading.Thread(target=lambda: jobs.put("from a thread"))
+worker.start()
+worker.join()
+print(jobs.get(), type(jobs).__module__, type(lock).__module__)
+if os.environ.get("WITH_STUCK"):
+    stuck.uninstall()
+print("done")
+"""
+
+
+@pytest.mark.parametrize("library", ["gevent", "eventlet"])
+def test_green_monkey_patching_then_install_works_as_without(tmp_path: Any,
+                                                            library: str) -> None:
+    import os
+    import subprocess
+    import sys
+
+    pytest.importorskip(library)
+    script = tmp_path / "green.py"
+    script.write_text(GREEN_PROGRAM)
+    env = {k: v for k, v in os.environ.items() if k != "WITH_STUCK"}
+    plain = subprocess.run([sys.executable, str(script), library], capture_output=True,
+                           text=True, timeout=60, env=env)
+    under = subprocess.run([sys.executable, str(script), library], capture_output=True,
+                           text=True, timeout=60, env={**env, "WITH_STUCK": "1"})
+    assert plain.returncode == 0, plain.stderr
+    assert under.returncode == 0, under.stderr
+    assert under.stdout == plain.stdout  # its own queue, lock and event, working as before
+    assert f"stuck: {library} has monkey-patched threading" in under.stderr
+    assert "nothing is tracked or checked" in under.stderr

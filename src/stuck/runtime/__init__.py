@@ -123,6 +123,18 @@ def install(policy: Policy = "report", json_path: str | None = None,
     if html_path is not None:
         import stuck.report.html
 
+    green = green_threads()
+    _state["green"] = green
+    if green is not None:
+        # Installed, so that uninstall() and installed() behave as always, but with nothing
+        # replaced: see green_threads().
+        patch.install(BACKEND, [])
+        with contextlib.suppress(Exception):
+            sys.stderr.write(
+                f"stuck: {green} has monkey-patched threading: its locks, queues and "
+                "greenlets are left as they are, and nothing is tracked or checked (stuck "
+                "tracks OS threads, and every greenlet shares one)\n")
+        return
     replacements = _replacements()
     patch.install(BACKEND, replacements)
     if "asyncio" in sys.modules:
@@ -146,6 +158,24 @@ def install(policy: Policy = "report", json_path: str | None = None,
         _take_signal(signal)
     if stalls or hang_after is not None:
         _start_watchdog(hang_after, hang_policy, json_path, report_stream, html_path)
+
+
+def green_threads() -> str | None:
+    """"gevent" or "eventlet" when that library has monkey-patched ``threading``, else None.
+
+    Its primitives then stand where the originals were, and its "threads" are greenlets that
+    share one OS thread: stuck's tracking, which knows a thread by its OS identity, would call
+    every greenlet the same thread, and wrapping the library's classes breaks them. So under
+    either one stuck replaces nothing, runs no watchdog and takes no signal."""
+    gevent_monkey = sys.modules.get("gevent.monkey")
+    with contextlib.suppress(Exception):
+        if gevent_monkey is not None and gevent_monkey.is_module_patched("threading"):
+            return "gevent"
+    eventlet_patcher = sys.modules.get("eventlet.patcher")
+    with contextlib.suppress(Exception):
+        if eventlet_patcher is not None and eventlet_patcher.is_monkey_patched("thread"):
+            return "eventlet"
+    return None
 
 
 def _track_prebound(replacements: list[tuple[object, str, object]]) -> None:
