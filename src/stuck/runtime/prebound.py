@@ -15,8 +15,10 @@ loaded for module-level names bound to an original primitive:
   rebinding it would change ``isinstance()`` for the objects made before, and subclasses already
   defined keep their original base anyway.
 
-The standard library, stuck itself and test tooling are not searched: what they make is
-plumbing, tracked (or deliberately not) at the level that means something to the program.
+Only names spelled as the primitive is (``Lock``, ``RLock``, ``Condition``, ...) count: that
+is what ``from threading import ...`` binds. The standard library, stuck itself, test tooling
+and green-thread libraries are not searched: what they make is plumbing, tracked (or
+deliberately not) at the level that means something to the program.
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ Replacement = tuple[object, str, object]
 
 # Top-level packages whose primitives are tooling, not the program's.
 _TOOLING = frozenset({"stuck", "_pytest", "pytest", "pluggy", "xdist", "execnet", "coverage",
-                      "py", "_pydevd_bundle", "pydevd", "debugpy", "hypothesis"})
+                      "py", "_pydevd_bundle", "pydevd", "debugpy", "hypothesis", "gevent",
+                      "eventlet", "greenlet"})
 _STDLIB: frozenset[str] = frozenset(getattr(sys, "stdlib_module_names", ()))
 _MAX_MODULES = 20000  # a bound on the search, for programs with very many modules
 
@@ -63,6 +66,11 @@ def scan(originals: dict[int, tuple[object, str, object]]) -> list[Replacement]:
         for attribute, value in items:
             entry = originals.get(id(value))
             if entry is None or entry[0] is not value:
+                continue
+            if attribute != entry[1].rpartition(".")[2]:
+                # ``from threading import Lock`` binds the public name. A private alias
+                # (``_allocate_lock = _thread.allocate_lock``) is a library's deliberate use
+                # of the raw primitive (gevent's hub does it): left alone, not reported.
                 continue
             where = f"{name}.{attribute}"
             if isinstance(value, type):
