@@ -135,6 +135,9 @@ def test_go_gateway_and_c_engine_is_a_possible_hang_saying_what_go_hides(c_progr
     assert (hang.kind, hang.confidence) == ("hang", "possible")  # goroutines are not visible
     assert f"LWP {engine}" in hang.blocked_behind + hang.threads
     assert any("Go program" in m for m in hang.missing_evidence)
+    # The batch of requests backed up in the engine's input: the goroutine writing it is
+    # invisible, the full pipe is not.
+    assert any("is full" in n and f"pid {gateway}" in n for n in rep.snapshot.notes)
 
 
 def test_a_program_under_stuck_hands_over_its_live_report(start) -> None:  # type: ignore[no-untyped-def]

@@ -26,6 +26,7 @@ from stuck.capture.proc import stat_fields
 from stuck.model import Frame, Process, Resource, Snapshot, Source, Thread, Wait
 from stuck.stacks.native import classify
 
+PIPE_BUF = 4096  # Linux: writes up to this size are atomic, so less room than this is full
 NATIVE_KINDS = {"mutex", "rwlock", "condition", "semaphore", "thread", "event"}
 
 
@@ -96,7 +97,8 @@ def build(ev: Evidence) -> Built:
     _link_io(ev, built, chans, io_waits, threads_of, by_pid)
     _runtime_views(ev, built, threads_of)
     _link_children(built, child_waits, threads_of, by_pid)
-    _settle(snap)
+    live = _settle(snap)
+    _full_pipes(built, chans, threads_of, by_pid, live)
     snap.notes.extend(ev.notes)
     for pid, gaps in built.missing.items():
         snap.notes.extend(g for g in gaps if g not in snap.notes)
@@ -283,7 +285,7 @@ def _can_progress(t: Thread) -> bool:
     return t.state == "blocked" and t.waits is not None and not t.waits.durable
 
 
-def _settle(snap: Snapshot) -> None:
+def _settle(snap: Snapshot) -> set[str]:
     """A wait between processes is blocked only while none who could end it can run, now or
     once woken: a thread blocked inside its own process counts as able to run when what it
     waits for could be ended by a thread that can (its mutex's owner, or for a wait whose waker
@@ -324,6 +326,32 @@ def _settle(snap: Snapshot) -> None:
             # Plain I/O: not a wait the wait-for graph may follow (its other end can move).
             t.state, t.waits = "io", None
             t.detail = f"{t.detail}; a thread that could end it can still run"
+    return live
+
+
+def _full_pipes(built: Built, chans: dict[str, Channel], threads_of: dict[int, list[Thread]],
+                by_pid: dict[int, ProcessEvidence], live: set[str]) -> None:
+    """A full pipe whose readers are all stuck is a sign of a writer the kernel cannot show
+    waiting (a goroutine parked on it, a non-blocking writer polling): say so in the notes."""
+    for ch in chans.values():
+        if ch.kind != "pipe" or ch.queued is None or not ch.capacity \
+                or ch.capacity - ch.queued >= PIPE_BUF:
+            continue  # room for another atomic write: not backed up
+        readers = list(dict.fromkeys(e.pid for e in ch.ends if "r" in e.mode))
+        writers = list(dict.fromkeys(e.pid for e in ch.ends if "w" in e.mode))
+        if not readers or not writers:
+            continue
+        if any(t.id in live for pid in readers for t in threads_of.get(pid, [])):
+            continue
+        if any(t.waits is not None and t.waits.resource == f"{ch.key}:write"
+               for pid in writers for t in threads_of.get(pid, [])):
+            continue  # a writer blocked on it is in the graph already
+        names = ", ".join(f"pid {p} ({by_pid[p].comm})" for p in writers[:4])
+        built.snapshot.notes.append(
+            f"{ch.key} is full ({ch.queued:,} of {ch.capacity:,} bytes) and every process "
+            "reading it is stuck; "
+            f"{names} holds its write end: whatever there writes to it next (a goroutine, a "
+            "non-blocking writer) will wait for them too, though no thread is seen waiting")
 
 
 SYSTEM_LIBS = ("libc.so", "libc-", "ld-linux", "libpthread", "[kernel]", "[vdso]")
