@@ -24,6 +24,7 @@ from typing import NoReturn, TextIO
 import click
 
 from stuck.errors import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, UnrecognisedInput
+from stuck.model import Process
 
 BIG_INPUT = 8 << 20  # bytes: show progress on a terminal above this
 
@@ -132,9 +133,38 @@ def analyze_command(files: tuple[str, ...], fmt: str, json_out: str | None,
     if texts:
         joined = texts[0][1] if len(texts) == 1 else "\n".join(t for _, t in texts)
         where = " + ".join("<stdin>" if p == "-" else p for p, _ in texts)
-        results.extend(_parse_file(joined, fmt, where, parse_text))
+        parsed = _parse_file(joined, fmt, where, parse_text)
+        if len(texts) > 1:
+            _name_files(parsed, texts, fmt, parse_text)
+        results.extend(parsed)
     loaded: Loaded = merge(results, list(files), sources)
     _emit(analyze(loaded.snapshot, loaded.stated, loaded.inferred), json_out, html_out)
+
+
+def _name_files(parsed, texts: list[tuple[str, str]], fmt: str, parse_text) -> None:  # type: ignore[no-untyped-def]
+    """Several dumps are read as one paste (an owner printed in one file belongs to a thread
+    in another); each process still names the file it came from, so each finding can. A
+    process is matched by its pid and threads against each file read alone; one that only
+    the whole paste makes (or that several files show alike) keeps the joined name."""
+    def signature(proc: Process) -> tuple[object, ...]:
+        return proc.pid, tuple(t.id for t in proc.threads[:8]), len(proc.threads)
+
+    owner: dict[tuple[object, ...], str | None] = {}
+    for path, text in texts:
+        try:
+            alone = parse_text(text, fmt)
+        except (UnrecognisedInput, RecursionError):
+            continue
+        for _, result in alone:
+            for proc in result.processes:
+                key = signature(proc)
+                name = "<stdin>" if path == "-" else path
+                owner[key] = name if owner.get(key, name) == name else None
+    for _, result in parsed:
+        for proc in result.processes:
+            found = owner.get(signature(proc))
+            if found is not None:
+                proc.file = found
 
 
 def _saved_capture(files: tuple[str, ...]):  # type: ignore[no-untyped-def]
