@@ -49,6 +49,7 @@ class Project:
     deps: tuple[str, ...]  # test dependencies, pinned where it matters
     args: tuple[str, ...] = ()  # test paths and pytest options, relative to the sdist
     note: str = ""
+    per_test_timeout: bool = True  # pytest-timeout (SIGALRM): off where tests use SIGALRM
 
 
 PROJECTS: tuple[Project, ...] = (
@@ -63,8 +64,11 @@ PROJECTS: tuple[Project, ...] = (
             "eventlet test left out (monkey-patching is covered by the equivalence tests)"),
     Project("filelock", "3.20.0", ("pytest", "pytest-asyncio", "pytest-mock", "pytest-timeout",
                                    "virtualenv"), ("tests",)),
-    Project("janus", "2.0.0", ("pytest", "pytest-asyncio", "pytest-timeout"), ("tests",)),
-    Project("pebble", "5.2.3", ("pytest", "pytest-timeout"), ("test",)),
+    Project("janus", "2.0.0", ("pytest", "pytest-asyncio", "pytest-timeout", "pytest-cov"),
+            ("tests",)),
+    Project("pebble", "5.2.3", ("pytest", "pytest-timeout"), ("test",),
+            "no per-test timeout: its signal-handler tests use SIGALRM themselves",
+            per_test_timeout=False),
     Project("readerwriterlock", "1.0.10", ("pytest", "pytest-timeout"), ("tests",)),
 )
 
@@ -132,7 +136,8 @@ def prepare(p: Project, cache: Path) -> tuple[Path, Path]:
 
 def command(mode: str, py: Path, p: Project, junit: Path) -> list[str]:
     pytest_args = ["-q", "-p", "no:cacheprovider", f"--junitxml={junit}",
-                   f"--timeout={PER_TEST_TIMEOUT}", *p.args]
+                   *([f"--timeout={PER_TEST_TIMEOUT}"] if p.per_test_timeout
+                     else ["-p", "no:timeout"]), *p.args]
     if mode == "plain":
         return [str(py), "-m", "pytest", *pytest_args]
     if mode == "plugin":
