@@ -77,3 +77,28 @@ def test_xdist_workers_graphs_are_merged_by_the_controller() -> None:
     assert "3 passed" in out
     assert out.count("POSSIBLE DEADLOCK: circular lock order") == 1
     assert "`Replica.raft_mu` -> `Replica.coalesced_mu`" in out
+
+
+def test_summary_says_how_much_was_checked(tmp_path: Path) -> None:
+    (tmp_path / "test_orders.py").write_text(
+        "import threading\n"
+        "a = threading.Lock()\n"
+        "def test_nested():\n"
+        "    b = threading.Lock()\n"
+        "    with a, b:\n"
+        "        pass\n")
+    (tmp_path / "test_nothing.py").write_text("def test_plain():\n    assert 1 + 1 == 2\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+
+    def run(*args: str) -> str:
+        done = subprocess.run([sys.executable, "-m", "pytest", "--stuck", "-p",
+                               "no:cacheprovider", *args], cwd=tmp_path, env=env,
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done.stdout
+
+    out = run("test_orders.py")
+    assert "no lock-order problem found" in out
+    assert "2 lock classes checked" in out
+    out = run("test_nothing.py")
+    assert "0 lock classes checked" in out

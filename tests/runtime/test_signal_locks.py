@@ -12,7 +12,7 @@ import pytest
 
 from stuck.runtime import policy
 
-from .helpers import join_all, start, wait_until_blocked
+from .helpers import join_all, start
 
 pytestmark = pytest.mark.usefixtures("live")
 
@@ -48,20 +48,13 @@ class RWLockFair:
         self.c_lock_read.release()
 
 
-def test_lock_released_by_the_last_reader_is_not_a_deadlock() -> None:
-    # Earlier in the program, readers overlapped: the last one out was not the first one in.
-    warm = RWLockFair()
-    first_in = start(warm.r_acquire, "reader-a")
-    join_all(first_in)
-    second_in = start(lambda: (warm.r_acquire(), warm.r_release()), "reader-b")
-    join_all(second_in)
-    warm.r_release()  # the main thread is the last reader out
-
-    rw = RWLockFair()
-    r2_done = threading.Event()
-    r2_reading = threading.Event()
-    r1_reading = threading.Event()
+def _writer_waits_for_the_last_reader(rw: RWLockFair, r2_reads: object) -> list[BaseException]:
+    """reader-1 takes c_lock_write as first reader and leaves; reader-2 is still reading; the
+    writer takes c_lock_read and waits for c_lock_write; reader-1 comes back and waits for
+    c_lock_read: a cycle (reader-1 -> writer -> reader-1, the holder of c_lock_write) that the
+    last reader's release ends."""
     errors: list[BaseException] = []
+    r1_reading, r2_reading, writer_waiting = (threading.Event() for _ in range(3))
 
     def r1() -> None:
         try:
@@ -79,25 +72,44 @@ def test_lock_released_by_the_last_reader_is_not_a_deadlock() -> None:
         r1_reading.wait(5)
         rw.r_acquire()
         r2_reading.set()
-        r2_done.wait(5)
-        rw.r_release()
-
-    writer_waiting = threading.Event()
+        r2_reads()  # type: ignore[operator]
+        rw.r_release()  # the last reader out releases c_lock_write
 
     def writer() -> None:
         r2_reading.wait(5)
         rw.c_lock_read.acquire()
         writer_waiting.set()
-        rw.c_lock_write.acquire()  # released by whichever reader is last out
+        rw.c_lock_write.acquire()
         rw.w_release()
 
-    t1, t2 = start(r1, "reader-1"), start(r2, "reader-2")
-    w = start(writer, "writer")
-    wait_until_blocked(w)
-    wait_until_blocked(t1)
-    time.sleep(0.05)
-    r2_done.set()  # the last reader leaves and releases c_lock_write: everyone proceeds
-    join_all(t1, t2, w)
+    threads = [start(r1, "reader-1"), start(r2, "reader-2"), start(writer, "writer")]
+    join_all(*threads)
+    return errors
+
+
+def test_lock_released_by_the_last_reader_while_it_reads_is_not_a_deadlock() -> None:
+    """The first time: nothing showed yet that c_lock_write is used as a signal, but the last
+    reader is running (reading) and will release it."""
+    errors = _writer_waits_for_the_last_reader(RWLockFair(), lambda: time.sleep(0.15))
+    assert errors == []
+    assert policy.findings_seen == []
+
+
+def test_lock_of_a_class_used_as_a_signal_is_not_a_deadlock() -> None:
+    """Once a lock of the class was released by a thread that had not taken it, any thread
+    may release its locks, even when every other thread waits (here the last reader waits
+    for a timer's event)."""
+    warm = RWLockFair()
+    join_all(start(warm.r_acquire, "reader-a"))
+    join_all(start(lambda: (warm.r_acquire(), warm.r_release()), "reader-b"))
+    warm.r_release()  # the main thread is the last reader out
+    done = threading.Event()
+
+    def r2_reads() -> None:
+        threading.Timer(0.3, done.set).start()
+        done.wait(5)
+
+    errors = _writer_waits_for_the_last_reader(RWLockFair(), r2_reads)
     assert errors == []
     assert policy.findings_seen == []
 
