@@ -123,3 +123,12 @@ def test_an_old_token_without_a_checksum_is_still_read() -> None:
     old = "s1:" + base64.urlsafe_b64encode(body).decode().rstrip("=")
     token = decode(old)
     assert token.choices == [0, 0, 0, 1, 1] and token.verdict == "deadlock"
+
+
+def test_an_explore_schedule_tells_two_locks_of_one_line_apart() -> None:
+    target = str(Path(__file__).resolve().parent / "prog_explore_accounts.py")
+    res = CliRunner().invoke(explore_command, [f"{target}::transfer_both_ways",
+                                               "--executions", "300", "--no-progress"])
+    assert res.exit_code == 1, res.output
+    cycle = next(line for line in res.output.splitlines() if line.startswith("cycle:"))
+    assert "Lock #1 at " in cycle and "Lock #2 at " in cycle

@@ -97,7 +97,11 @@ def _label(sched: Scheduler, res: Any) -> str:
     if site:
         if " at " in site.split(":", 1)[0]:
             return site
-        return f"{name} at {site}"
+        # Two objects made by one line (two accounts' ``self.lock``) get a tag each, in the
+        # order they were made (the same in every execution), so a schedule can be followed.
+        same = sorted(k for k, other in sched.sites.items() if other == site)
+        tag = f" #{same.index(key) + 1}" if len(same) > 1 and key in same else ""
+        return f"{name}{tag} at {site}"
     if key is not None and key[0] >= 0:
         return f"{name} #{key[1]} made by T{key[0]}"
     return name
