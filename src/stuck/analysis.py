@@ -1004,6 +1004,11 @@ def analyze(snapshot: Snapshot, stated: Iterable[Finding] = (),
             inferred: dict[str, str] | None = None, hang_after: float = HANG_AFTER) -> Report:
     """Classify, infer, apply the rules and group stacks: the Report every format renders."""
     infer_native_waits(snapshot)
+    for proc in snapshot.processes:  # "no progress for N s": every wait is at least that old
+        if proc.no_progress_for is not None:
+            for t in proc.threads:
+                if t.waits is not None and t.waits.duration is None:
+                    t.waits.duration = proc.no_progress_for
     findings = _Analysis(snapshot, list(stated), inferred or {}, hang_after).run()
     groups = _group_threads(snapshot)
     return Report(snapshot=snapshot, findings=findings, groups=groups)

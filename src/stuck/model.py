@@ -111,6 +111,9 @@ class Process:
     # so "no thread can run" is a fact about the process, not about an excerpt.
     complete: bool | None = None
     file: str | None = None  # the file (dump, saved capture) it was read from, when several
+    # Seconds the source says nothing in the process made progress (faulthandler's
+    # dump_traceback_later "Timeout (0:05:00)!"): a lower bound for every wait without its own.
+    no_progress_for: float | None = None
 
 
 @dataclass(slots=True)

@@ -180,3 +180,29 @@ def test_enclosing_locks_reads_with_blocks_and_unreleased_acquires(tmp_path: Pat
     assert [h.expr for h in held] == ["x.lock", "b", "a"]  # b was released before line 8
     held, waits = enclosing_locks(source, 11)
     assert waits == [] and [h.expr for h in held] == ["a", "x.lock", "b", "a"]
+
+
+def test_faulthandler_timeout_header_is_how_long_nothing_progressed() -> None:
+    # dump_traceback_later(3): "Timeout (0:00:03)!" heads the dump
+    name = "faulthandler-timeout-python-deadlock.txt"
+    report = _with_source(name, [str(PY_PROGRAMS)])
+    assert [p.no_progress_for for p in report.snapshot.processes] == [3.0]
+    waits = [t.waits for t in report.snapshot.threads() if t.waits is not None]
+    assert len(waits) == 4 and {w.duration for w in waits} == {3.0}
+    [deadlock] = [f for f in report.findings if f.kind == "deadlock"]
+    assert _blocked_lines(report, deadlock.threads) == [29, 37]
+    # without the source too, every wait the dump shows is at least that old, and says so
+    from stuck.analysis import analyze
+    from stuck.dumps import load_dump
+    text = dump_text(GENERATED / name).replace("/tmp/stuck-fixtures/", "/nonexistent/")
+    loaded = load_dump(text, sources=[])  # no source: nothing but the dump
+    report = analyze(loaded.snapshot, loaded.stated, loaded.inferred)
+    assert report.findings and all("(3 s)" in f.explanation for f in report.findings)
+
+
+def test_no_progress_survives_a_json_round_trip() -> None:
+    from stuck.report import json as json_report
+    report = _with_source("faulthandler-timeout-python-deadlock.txt", [str(PY_PROGRAMS)])
+    again = json_report.loads(json_report.dumps(report))
+    assert [p.no_progress_for for p in again.snapshot.processes] == [3.0]
+    assert [p.complete for p in again.snapshot.processes] == [True]

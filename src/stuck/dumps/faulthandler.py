@@ -11,7 +11,9 @@ error, ``dump_traceback_later`` or ``faulthandler.register(signal)`` output.
 Frames are innermost first. The thread id printed is ``threading.get_ident()`` (not the OS
 thread id). There are no locals, so waits are read from the frames alone (see ``_python``).
 A thread id seen again, or a ``Timeout (…)!`` / ``Fatal Python error`` line, starts another dump:
-each dump is one Process, ids in later ones prefixed ``dump2:``, ...
+each dump is one Process, ids in later ones prefixed ``dump2:``, ... ``dump_traceback_later``'s
+``Timeout (0:05:00)!`` header says the program made no progress for that long (a watchdog that
+cancels it on progress): it becomes ``Process.no_progress_for``.
 """
 
 from __future__ import annotations
@@ -30,7 +32,14 @@ _DETECT_LINE = re.compile(
     r"|Stack \(most recent call first\):")
 _DETECT = (("(most recent call first):", _DETECT_LINE),)
 _HEADER = re.compile(r"(Current thread|Thread) (0x[0-9a-fA-F]{1,16}) \(most recent call first\):")
+# dump_traceback_later's header: "Timeout (0:00:05)!" or "Timeout (1 day, 2:03:04.5)!"
+_TIMEOUT = re.compile(r"Timeout \((?:(\d{1,6}) days?, )?(\d{1,2}):(\d\d):(\d\d(?:\.\d{1,6})?)\)!")
 _FRAME = re.compile(r'File "([^"\n]{0,2000})", line (\d+) in (\S{1,500})$')
+
+
+def _seconds(m: re.Match[str]) -> float:
+    days = int(m.group(1) or 0)
+    return days * 86400 + int(m.group(2)) * 3600 + int(m.group(3)) * 60 + float(m.group(4))
 
 
 def detect(text: str) -> bool:
@@ -46,12 +55,16 @@ def parse(text: str) -> ParseResult:
     threads: list[PyThread] | None = None
     seen: set[str] = set()
     current: PyThread | None = None
+    timeouts: list[float | None] = []  # per dump: dump_traceback_later's timeout before it
+    timeout_next: float | None = None
     for raw in text.splitlines():
         if len(raw) > MAX_LINE:
             continue
         line = raw.strip()
         if line.startswith(("Timeout (", "Fatal Python error")):
             threads, current = None, None
+            tm = _TIMEOUT.match(line)
+            timeout_next = _seconds(tm) if tm else None
             continue
         m = _HEADER.match(line)
         if m or line == "Stack (most recent call first):":
@@ -59,6 +72,8 @@ def parse(text: str) -> ParseResult:
             if threads is None or tid in seen:
                 threads, seen = [], set()
                 dumps.append(threads)
+                timeouts.append(timeout_next)
+                timeout_next = None
             seen.add(tid)
             current = PyThread(id=tid, ident=int(tid, 16) if m else None,
                                hint="current" if m and m.group(1) == "Current thread" else None)
@@ -78,7 +93,7 @@ def parse(text: str) -> ParseResult:
             continue
         current = None
     for n, dump in enumerate(dumps, start=1):
-        process = Process(name="python", complete=True)
+        process = Process(name="python", complete=True, no_progress_for=timeouts[n - 1])
         result.processes.append(process)
         build(dump, result, resources, process, prefix="" if n == 1 else f"dump{n}:")
     if len(dumps) > 1:

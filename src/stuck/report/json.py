@@ -110,6 +110,10 @@ def _process_head(p: Process) -> dict[str, Any]:
     d: dict[str, Any] = {"pid": p.pid, "name": p.name}
     if p.file is not None:
         d["file"] = p.file
+    if p.complete is not None:
+        d["complete"] = p.complete
+    if p.no_progress_for is not None:
+        d["no_progress_for"] = p.no_progress_for
     return d
 
 
@@ -226,6 +230,10 @@ def dumps(report: Report) -> str:
 # --- reading -------------------------------------------------------------------------------
 
 
+def _float(value: float | None) -> float | None:
+    return None if value is None else float(value)
+
+
 def _get(d: Any, key: str, kind: type | tuple[type, ...], default: Any = ..., where: str = "") -> Any:
     if not isinstance(d, dict):
         raise ReportFormatError(f"{where or 'report'}: expected an object")
@@ -303,6 +311,9 @@ def from_dict(doc: Any) -> Report:
     processes = [Process(pid=_get(p, "pid", int, None, "process"),
                          name=_get(p, "name", str, None, "process"),
                          file=_get(p, "file", str, None, "process"),
+                         complete=_get(p, "complete", bool, None, "process"),
+                         no_progress_for=_float(_get(p, "no_progress_for", (int, float), None,
+                                                     "process")),
                          threads=[_read_thread(t) for t in _get(p, "threads", list, [], "process")])
                  for p in _get(doc, "processes", list)]
     resources = [Resource(id=_get(r, "id", str, where="resource"),
