@@ -36,6 +36,7 @@ from stuck.model import (
     Fact,
     Finding,
     Group,
+    Process,
     Report,
     Resource,
     Snapshot,
@@ -451,6 +452,14 @@ class _Analysis:
                           "told from the dump")
             words.append(f"On {_res_name(res, rid)}: {how}; {served}.")
         return words
+
+    def _child_wait(self, t: Thread, proc: Process) -> bool:
+        """``t`` waits for another process to exit while nothing in its own process runs: the
+        process depends on that one alone, worth naming (as a possible hang) with its pid."""
+        assert t.waits is not None
+        res = self.resources.get(t.waits.resource)
+        return (res is not None and res.kind == "process"
+                and not any(o.state in ("running", "io") for o in proc.threads))
 
     def _capture_all(self) -> str:
         """What to capture when the text visibly lacks threads: the exact command."""
@@ -901,7 +910,7 @@ class _Analysis:
                                  and (res.kind in OWNED_KINDS or res.kind == "future"))
                     if not (long or lock_wait or (t.waits.duration is None and idle_process)):
                         continue
-                elif not long:
+                elif not long and not self._child_wait(t, proc):
                     continue
                 root = roots.get(t.id, t.id)
                 if root in self.covered:
@@ -942,6 +951,13 @@ class _Analysis:
                                    + ": the one running it may be cut from the dump or waiting "
                                    "outside Python (a subprocess, a socket); py-spy dump "
                                    "--native or a complete dump would show it")
+                elif res is not None and res.kind == "process":
+                    missing.append(
+                        f"whether {res.label.removesuffix(' to exit')} can exit is not in this "
+                        "dump (nothing else in this process runs): if it waits on this one (a "
+                        "pipe this process should read or close), the two wait for each other; "
+                        "capture both with `stuck capture --tree PID`, or dump the child too "
+                        "(gdb -p CHILD -batch -ex 'thread apply all bt')")
                 elif res is not None and res.label.startswith("cgo call"):
                     missing.append("what the C code called here waits for is not in a goroutine "
                                    "dump: take a native backtrace too (gdb -p PID -batch -ex "

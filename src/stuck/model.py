@@ -18,11 +18,13 @@ THREAD_STATES: tuple[ThreadState, ...] = (
 
 ResourceKind = Literal[
     "mutex", "rlock", "rwlock", "condition", "semaphore", "event", "barrier", "queue",
-    "channel", "future", "task", "thread", "waitgroup", "monitor", "pipe", "socket", "unknown",
+    "channel", "future", "task", "thread", "waitgroup", "monitor", "pipe", "socket", "process",
+    "unknown",
 ]
 RESOURCE_KINDS: tuple[ResourceKind, ...] = (
     "mutex", "rlock", "rwlock", "condition", "semaphore", "event", "barrier", "queue",
-    "channel", "future", "task", "thread", "waitgroup", "monitor", "pipe", "socket", "unknown",
+    "channel", "future", "task", "thread", "waitgroup", "monitor", "pipe", "socket", "process",
+    "unknown",
 )
 
 FindingKind = Literal["deadlock", "stall", "lock-order", "hang"]

@@ -171,6 +171,13 @@ def _read_frames(t: PyThread) -> _Reading:
         r.obj_frame = next((pf for pf in py[:2] if _is(pf, "join", "threading.py")), top)
         r.timeout = _timeout_of(r.obj_frame)
         return r
+    child = next((pf for pf in py[:4] if (pf.frame.file or "").endswith("subprocess.py")
+                  and _bare(pf.frame.function) in ("_try_wait", "_wait", "wait")), None)
+    if child is not None:  # Popen.wait: another process must exit
+        r.state, r.kind, r.obj_frame = "blocked", "process", child
+        r.label = "a child process (subprocess.Popen) to exit"
+        r.at = next((pf.frame for pf in py if not _stdlib(pf)), child.frame)
+        return r
     if _is(top, "_worker", "thread.py"):
         r.state = "idle"  # work_queue.get() on a SimpleQueue: a C call, no frame of its own
         return r
@@ -256,8 +263,10 @@ def build(threads: list[PyThread], result: ParseResult, resources: Resources,
                 rid = resources.get(f"{thread.id}/wait", reading.kind,
                                     reading.label or reading.kind, None)
             timed = reading.timeout is not None
-            thread.waits = Wait(resource=rid, timeout=reading.timeout, durable=not timed,
-                                at=reading.at)
+            thread.waits = Wait(resource=rid, timeout=reading.timeout,
+                                durable=not timed and reading.kind != "process",
+                                at=reading.at,
+                                direction="wait-child" if reading.kind == "process" else None)
         process.threads.append(thread)
     for rid, ident in resources.rlock_owners:
         owner = by_ident.get(ident)

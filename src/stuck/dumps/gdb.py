@@ -635,6 +635,14 @@ def _build(session: _Session, index: int, used: set[str], result: ParseResult) -
         t.state = c.state
         if c.state != "blocked" or c.kind is None or c.primitive is None:
             continue
+        if c.kind == "process":  # waitpid / wait4: the child's pid is the first argument
+            pid = _child_pid(raw, c.primitive)
+            key = f"process:{pid}" if pid is not None else f"process:{tid}"
+            label = f"process {pid} to exit" if pid is not None else "a child process to exit"
+            res = resource(key, "process", label, None)
+            t.waits = Wait(resource=res.id, durable=False, at=c.at, direction="wait-child")
+            waits_kind[tid] = "process"
+            continue
         addr, symbol = _wait_address(raw, c.primitive, c.kind)
         key = f"{c.kind}:{addr}" if addr is not None else f"{c.kind}:{tid}"
         where = base_name(c.at.function) if c.at is not None else base_name(
@@ -788,6 +796,20 @@ def _solve_jointly(printed: list[_Printed], resources: dict[str, Resource],
                    f"they block each other either way; which one holds {res.label} is a "
                    "guess (print the mutexes by name to know)")
         result.inferred[res.id] = why
+
+
+_PID_ARG = re.compile(r"\b(?:pid|idtype=P_PID, id)=(-?\d{1,10})\b")
+
+
+def _child_pid(raw: _Thread, start: int) -> int | None:
+    """The pid a waitpid/wait4 frame waits for (``pid=20702``); None for any child (-1, 0)."""
+    for i in range(start, min(start + 3, len(raw.args))):
+        args = raw.args[i]
+        m = _PID_ARG.search(args) if args else None
+        if m:
+            pid = int(m.group(1))
+            return pid if pid > 0 else None
+    return None
 
 
 def _joined_thread(raw: _Thread, start: int, session: _Session) -> _Thread | None:

@@ -30,6 +30,8 @@ CATEGORIES: dict[str, tuple[ThreadState, ResourceKind | None, bool]] = {
     "sleep": ("sleeping", None, False),
     "io": ("io", None, False),
     "idle": ("idle", None, False),
+    # another process must exit: ended from outside this process, so not durable
+    "child": ("blocked", "process", False),
     "running": ("running", None, False),
 }
 
@@ -70,7 +72,8 @@ PRIMITIVES: dict[str, str] = {
     "__read": "io", "__libc_read": "io", "__GI___libc_read": "io", "recv": "io",
     "__libc_recv": "io", "recvfrom": "io", "__libc_recvfrom": "io", "recvmsg": "io",
     "accept": "io", "accept4": "io", "__libc_accept": "io", "connect": "io", "write": "io",
-    "__libc_write": "io", "waitpid": "io", "__waitpid": "io", "wait4": "io", "__wait4": "io",
+    "__libc_write": "io", "waitpid": "child", "__waitpid": "child", "wait4": "child", "__wait4": "child",
+    "__GI___wait4": "child", "__GI___waitpid": "child", "waitid": "child", "__waitid": "child",
     "sigsuspend": "signal", "__sigsuspend": "signal", "pause": "signal", "__libc_pause": "signal",
     "sigwait": "signal", "sigtimedwait": "signal", "sigwaitinfo": "signal",
     # Go runtime threads as gdb sees them: parked M's, the netpoller, sysmon, timers
@@ -108,7 +111,7 @@ PRIMITIVES: dict[str, str] = {
     "kern_nanosleep": "sleep", "kern_clock_nanosleep": "sleep", "sys_nanosleep": "sleep",
     "kern_sigsuspend": "signal", "sys_pause": "signal", "sys_sigsuspend": "signal",
     "kqueue_scan": "io", "kern_kevent": "io", "seltdwait": "io", "soreceive_generic": "io",
-    "sbwait": "io", "kern_wait6": "io", "ast": "running", "critical_exit_preempt": "running",
+    "sbwait": "io", "kern_wait6": "child", "ast": "running", "critical_exit_preempt": "running",
     "fork_trampoline": "idle",
 }
 
