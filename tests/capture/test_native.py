@@ -108,6 +108,20 @@ def test_abba_mutex_deadlock_is_certain_with_owners_read_by_gdb(c_program, start
 
 
 @needs_gdb
+def test_rwlock_writer_read_by_gdb_closes_a_cycle_with_a_mutex(c_program, start) -> None:  # type: ignore[no-untyped-def]
+    prog = start([str(c_program("rwlock_mutex"))])
+    [pid] = settle(prog, 1)
+    rep = _capture(pid)
+    [d] = rep.findings
+    assert (d.kind, d.confidence) == ("deadlock", "certain")
+    resources = rep.snapshot.resource_map()
+    kinds = {resources[e.waits_for].kind: e for e in d.cycle}
+    assert set(kinds) == {"rwlock", "mutex"}
+    table = resources[kinds["rwlock"].waits_for]
+    assert table.label.startswith("table") and table.owners == [kinds["rwlock"].held_by]
+
+
+@needs_gdb
 def test_self_deadlock_on_a_non_recursive_mutex_is_certain(c_program, start) -> None:  # type: ignore[no-untyped-def]
     prog = start([str(c_program("mutex_self"))])
     [pid] = settle(prog, 1)

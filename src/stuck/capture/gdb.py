@@ -15,6 +15,7 @@ import contextlib
 import json
 import os
 import tempfile
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from stuck.capture import proc, syscalls, tools
@@ -56,7 +57,27 @@ for th in inf.threads():
             f = f.older()
         except gdb.error:
             break
-    print(MARK + json.dumps({"lwp": lwp, "frames": frames}))
+    out = {"lwp": lwp, "frames": frames}
+    try:
+        f = gdb.newest_frame()
+        depth = 0
+        while f is not None and depth < 12:
+            if "pthread_rwlock_" in (f.name() or ""):
+                v = f.read_var("rwlock")
+                addr = int(v)
+                try:
+                    writer = int(v.dereference()["__data"]["__cur_writer"])
+                except Exception:
+                    mem = bytes(inf.read_memory(addr + 24, 4))
+                    writer = int.from_bytes(mem, "little", signed=True)
+                sym = gdb.execute("info symbol %d" % addr, to_string=True).strip()
+                out["rwlock"] = [addr, writer, sym[:300]]
+                break
+            f = f.older()
+            depth += 1
+    except Exception:
+        pass
+    print(MARK + json.dumps(out))
 for a in ADDRS:
     try:
         mem = bytes(inf.read_memory(a, 24))
@@ -114,11 +135,29 @@ def collect(pe: ProcessEvidence, ev: Evidence, timeout: float) -> None:
     pe.tools["gdb"] = ran.out
 
 
-def parse(text: str) -> tuple[dict[int, list[Frame]], dict[int, list[int]], dict[int, str]]:
-    """(frames by thread id, memory words by futex address, symbol names by address)."""
-    frames: dict[int, list[Frame]] = {}
-    words: dict[int, list[int]] = {}
-    symbols: dict[int, str] = {}
+@dataclass(slots=True)
+class Read:
+    """What the gdb script printed: frames by thread id, memory words and symbol names by
+    futex address, and for a thread inside an rwlock call, the rwlock and its writer."""
+
+    frames: dict[int, list[Frame]] = field(default_factory=dict)
+    words: dict[int, list[int]] = field(default_factory=dict)
+    symbols: dict[int, str] = field(default_factory=dict)
+    rwlocks: dict[int, tuple[int, int]] = field(default_factory=dict)  # lwp -> (addr, writer)
+
+
+def _symbol(sym: object) -> str | None:
+    """``"a in section .bss of /path/prog"`` -> ``a``; ``ready + 8`` -> ``ready`` (the futex is a
+    field inside the object named); None when gdb names no symbol."""
+    if isinstance(sym, str) and " in section " in sym and not sym.startswith("No "):
+        name = sym.split(" in section ", 1)[0].split(" + ", 1)[0].strip()
+        return name or None
+    return None
+
+
+def parse(text: str) -> Read:
+    read = Read()
+    frames = read.frames
     for line in text.splitlines():
         if not line.startswith(MARK):
             continue
@@ -140,28 +179,30 @@ def parse(text: str) -> tuple[dict[int, list[Frame]], dict[int, list[int]], dict
                                  module=os.path.basename(fr[3]) if isinstance(fr[3], str)
                                  else None))
             frames[lwp] = out
+            rw = d.get("rwlock")
+            if isinstance(rw, list) and len(rw) == 3 and isinstance(rw[0], int) \
+                    and isinstance(rw[1], int):
+                read.rwlocks[lwp] = (rw[0], rw[1])
+                name = _symbol(rw[2])
+                if name:
+                    read.symbols[rw[0]] = name
         addr = d.get("addr")
         if isinstance(addr, int) and isinstance(d.get("words"), list):
-            words[addr] = [w for w in d["words"] if isinstance(w, int)]
-            sym = d.get("symbol")
-            # "a in section .bss of /path/prog": a global's name; "No symbol matches": none.
-            if isinstance(sym, str) and " in section " in sym and not sym.startswith("No "):
-                # "ready + 8": the futex is a field inside the object named
-                name = sym.split(" in section ", 1)[0].split(" + ", 1)[0].strip()
-                if name:
-                    symbols[addr] = name
-    return frames, words, symbols
+            read.words[addr] = [w for w in d["words"] if isinstance(w, int)]
+            name = _symbol(d.get("symbol"))
+            if name:
+                read.symbols[addr] = name
+    return read
 
 
 def apply(pe: ProcessEvidence, threads: list[Thread], built: Built, ev: Evidence) -> None:
     from stuck.capture.merge import refine_native
 
-    frames, words, symbols = parse(pe.tools.get("gdb", ""))
+    read = parse(pe.tools.get("gdb", ""))
     calls = {te.tid: syscalls.parse(te.syscall, ev.machine) for te in pe.threads}
     for t in threads:
-        if t.tid is None or t.tid not in frames:
+        if t.tid is None or t.tid not in read.frames:
             continue
         call = calls.get(t.tid)
         addr = call.args[0] if call is not None and call.name == "futex" else None
-        refine_native(t, frames[t.tid], pe.pid, built.snapshot, words, addr,
-                      symbols.get(addr) if addr is not None else None)
+        refine_native(t, pe.pid, built.snapshot, read, addr)

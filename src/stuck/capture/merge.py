@@ -17,13 +17,18 @@ threads each waiting for others in the set, and the one rules engine names the c
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from stuck.capture import syscalls
 from stuck.capture.evidence import Evidence, ProcessEvidence, ThreadEvidence
 from stuck.capture.peers import Channel, channels
 from stuck.capture.proc import stat_fields
 from stuck.model import Frame, Process, Resource, Snapshot, Source, Thread, Wait
+
+if TYPE_CHECKING:
+    from stuck.capture.gdb import Read
 from stuck.stacks.native import classify
 
 PIPE_BUF = 4096  # Linux: writes up to this size are atomic, so less room than this is full
@@ -365,10 +370,14 @@ def program_frame(frames: list[Frame]) -> Frame | None:
     return None
 
 
-def refine_native(t: Thread, frames: list[Frame], pid: int, snap: Snapshot,
-                  words: dict[int, list[int]], addr: int | None, symbol: str | None) -> None:
-    """Apply gdb's frames (and the memory words it read at the futex) to a thread the kernel
-    saw waiting: the primitive it waits on, where, and for a mutex or a join, who ends it."""
+RWLOCK_CALL = re.compile(r"pthread_rwlock_(?:timed|clock)?(?:rd|wr)lock")
+
+
+def refine_native(t: Thread, pid: int, snap: Snapshot, read: Read, addr: int | None) -> None:
+    """Apply gdb's frames (and the memory it read) to a thread the kernel saw waiting: the
+    primitive it waits on, where, and for a mutex, an rwlock's writer or a join, who ends it."""
+    assert t.tid is not None
+    frames = read.frames[t.tid]
     t.frames = frames
     if t.waits is not None and t.waits.direction is not None:
         t.waits.at = program_frame(frames)
@@ -380,23 +389,32 @@ def refine_native(t: Thread, frames: list[Frame], pid: int, snap: Snapshot,
         return
     if t.state != "blocked" or t.waits is None or not t.waits.resource.startswith("futex:"):
         return
-    if c.kind is None or c.kind not in NATIVE_KINDS:
+    kind = c.kind
+    rw = read.rwlocks.get(t.tid)
+    if rw is not None or any(RWLOCK_CALL.search(f.function) for f in frames[:12]):
+        kind = "rwlock"
+    if kind is None or kind not in NATIVE_KINDS:
         if c.state == "idle":
             t.state, t.waits = "idle", None
         return
-    t.waits.at = c.at
+    t.waits.at = c.at if c.at is not None else program_frame(frames)
+    if kind == "rwlock" and rw is not None:
+        addr = rw[0]  # the rwlock itself, not the futex word inside it
     if addr is None:
         return
+    symbol = read.symbols.get(addr)
     name = f"{symbol} ({addr:#x})" if symbol else f"{addr:#x}"
-    rid = f"{c.kind}:{pid}:{addr:#x}"
+    rid = f"{kind}:{pid}:{addr:#x}"
     res = snap.resource(rid)
     if res is None:
-        res = Resource(id=rid, kind=c.kind, label=name, address=f"{addr:#x}")
-        w = words.get(addr)
-        if c.kind == "mutex" and w is not None and len(w) >= 3 and w[0] != 0 and w[2] > 0:
+        res = Resource(id=rid, kind=kind, label=name, address=f"{addr:#x}")
+        w = read.words.get(addr)
+        if kind == "mutex" and w is not None and len(w) >= 3 and w[0] != 0 and w[2] > 0:
             # glibc: __data.__lock (non-zero: locked), __count, __owner (the owner's tid)
             res.owners = [thread_id(w[2])]
-        elif c.kind == "thread" and w is not None and w and w[0] > 0:
+        elif kind == "rwlock" and rw is not None and rw[1] > 0:
+            res.owners = [thread_id(rw[1])]  # __data.__cur_writer: the writer holding it
+        elif kind == "thread" and w is not None and w and w[0] > 0:
             # pthread_join sleeps on the joined thread's tid word, which the kernel clears
             # when that thread exits: while it runs, the word is its tid.
             res.owners = [thread_id(w[0])]
