@@ -97,3 +97,19 @@ def test_ptrace_scope_hint_names_the_setting(tmp_path: Path) -> None:
     scope.write_text("3\n")
     assert "not even root" in proc.ptrace_hint(str(scope))
     assert "root" in proc.ptrace_hint(str(tmp_path / "absent"))
+
+
+@pytest.mark.skipif(shutil.which("unshare") is None or os.geteuid() != 0,
+                    reason="needs root and unshare(1) to make a pid namespace")
+def test_a_process_in_another_pid_namespace_is_named_so(start) -> None:  # type: ignore[no-untyped-def]
+    outer = start(["unshare", "--pid", "--fork", "sleep", "30"])
+    deadline = time.monotonic() + 10
+    inner = ""
+    while not inner and time.monotonic() < deadline:
+        with open(f"/proc/{outer.pid}/task/{outer.pid}/children") as f:
+            inner = f.read().strip()
+        time.sleep(0.05)
+    if not inner:
+        pytest.skip("unshare could not make a pid namespace here")
+    rep = report(collect([int(inner.split()[0])], runtime_views=False))
+    assert any("another pid namespace" in n for n in rep.snapshot.notes)
