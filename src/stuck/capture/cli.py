@@ -29,6 +29,7 @@ def _fail(message: str) -> None:
 @click.option("--save", "save_dir", default=None, metavar="DIR",
               help="Keep the raw evidence in DIR (re-read later with `stuck analyze DIR`).")
 @click.option("--timeout", default=20.0, show_default=True, metavar="SECONDS",
+              type=click.FloatRange(min=0.1),
               help="Longest time each outside tool (gdb, py-spy, jcmd) may take.")
 def capture_command(pids: tuple[str, ...], tree: bool, json_out: str | None,
                     html_out: str | None, save_dir: str | None, timeout: float) -> None:

@@ -105,9 +105,8 @@ def build(ev: Evidence) -> Built:
     live = _settle(snap)
     _full_pipes(built, chans, threads_of, by_pid, live)
     snap.notes.extend(ev.notes)
-    for pid, gaps in built.missing.items():
+    for gaps in built.missing.values():
         snap.notes.extend(g for g in gaps if g not in snap.notes)
-        del pid
     snap.notes.extend(m for m in ev.missing if m not in snap.notes)
     return built
 
@@ -135,13 +134,14 @@ def _thread(pe: ProcessEvidence, te: ThreadEvidence, ev: Evidence) -> Thread:
     elif not still:
         t.state, t.detail = "running", f"moved between the two readings ({call.name})"
     else:
-        _from_call(t, call, te, pe)
+        _from_call(t, call, pe.pid)
     if te.stack:
         t.frames = _kernel_frames(te.stack)
     return t
 
 
-def _from_call(t: Thread, call: syscalls.Call, te: ThreadEvidence, pe: ProcessEvidence) -> None:
+def _from_call(t: Thread, call: syscalls.Call, pid: int) -> None:
+    """State (and for a futex, the wait) of a thread seen asleep in ``call`` both times."""
     meaning = call.meaning
     t.detail = call.name
     if meaning in ("read", "write", "wait-child"):
@@ -151,7 +151,7 @@ def _from_call(t: Thread, call: syscalls.Call, te: ThreadEvidence, pe: ProcessEv
             t.state, t.detail = "sleeping", "futex wait with a timeout"
         else:
             t.state = "blocked"
-            rid = f"futex:{pe.pid}:{call.args[0]:#x}"
+            rid = f"futex:{pid}:{call.args[0]:#x}"
             t.waits = Wait(resource=rid, durable=True)
     elif meaning == "sleep":
         t.state = "sleeping"
@@ -160,7 +160,6 @@ def _from_call(t: Thread, call: syscalls.Call, te: ThreadEvidence, pe: ProcessEv
         t.detail = f"{call.name}: waits for a signal"
     else:
         t.state = "io"
-    del te
 
 
 def _kernel_frames(stack: str) -> list[Frame]:
@@ -219,16 +218,15 @@ def _link_io(ev: Evidence, built: Built, chans: dict[str, Channel], io_waits: li
         waiting = {w.thread.id for w in io_waits if w.rid == rid}
         res.owners = [o for o in res.owners if o not in waiting]
         res.wakers = list(res.owners)
-    for pid in threads_of:
-        pe = by_pid[pid]
-        if pe.runtime in ("go", "jvm", "python") and not pe.tools:
+    for pid, threads in threads_of.items():
+        if by_pid[pid].runtime != "go":
             continue
-        if pe.runtime == "go":
-            for rid, res in made.items():
-                if any(o in {t.id for t in threads_of[pid]} for o in res.owners):
-                    built.inferred.setdefault(
-                        rid, f"pid {pid} is a Go program: which goroutine would end the wait, "
-                        "and whether one still could, is not readable from outside")
+        ids = {t.id for t in threads}
+        for rid, res in made.items():
+            if any(o in ids for o in res.owners):
+                built.inferred.setdefault(
+                    rid, f"pid {pid} is a Go program: which goroutine would end the wait, and "
+                    "whether one still could, is not readable from outside")
 
 
 def _label(ch: Channel, other: Channel | None, op: str, enders: list[int],

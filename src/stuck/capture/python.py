@@ -81,7 +81,6 @@ def apply(pe: ProcessEvidence, threads: list[Thread], built: Built) -> None:
                 built.inferred.setdefault(
                     t.waits.resource, "a Python lock's owner is not readable from outside; "
                     "run the program under `stuck run` to track owners")
-    del built
 
 
 def _apply_live(pe: ProcessEvidence, threads: list[Thread], built: Built) -> None:
