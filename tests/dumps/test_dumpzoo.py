@@ -15,6 +15,10 @@ from falling.
 from __future__ import annotations
 
 import importlib.util
+import json
+import os
+import shutil
+import signal
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -282,3 +286,64 @@ def test_scorer_holds_an_excerpt_that_lost_threads_to_possible() -> None:
     assert not _judge(excerpt, _doc({**stall, "confidence": "possible"})).overconfident
     whole = {"id": "x", "evidence": [], "kept": ["worker-a", "workerB"]}
     assert not _judge(whole, _doc(stall)).overconfident
+
+
+# ---------------------------------------------------------------------------------------------
+# the builder, on one C program (needs gcc and gdb, and ptrace rights)
+
+
+def _builder() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("dumpzoo_build", ZOO / "build.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _processes_under(path: Path) -> list[int]:
+    found = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                if str(path) in (proc / "cmdline").read_bytes().decode(errors="replace"):
+                    found.append(int(proc.name))
+            except OSError:
+                continue
+    return found
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not all(shutil.which(t) for t in ("gcc", "gdb", "strip")),
+                    reason="needs gcc, gdb and strip")
+def test_builder_captures_a_program_and_leaves_nothing_running(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    build = _builder()
+    work = tmp_path / "work"
+    monkeypatch.setattr(build, "WORK", work)
+    monkeypatch.setattr(build, "CASES", tmp_path / "cases")
+    monkeypatch.setattr(build, "INDEX", tmp_path / "cases.json")
+    monkeypatch.setattr(build, "HERE", tmp_path)  # case paths are written relative to it
+    try:
+        status = build.main(["--only", "c", "--program", "ab_ba"])
+    finally:
+        leftovers = _processes_under(work)
+        for pid in leftovers:
+            os.kill(pid, signal.SIGKILL)
+    assert not leftovers, f"processes left running: {leftovers}"
+    index = json.loads((tmp_path / "cases.json").read_text())["cases"]
+    if status != 0 or not index:
+        pytest.skip("the builder could not capture here (ptrace refused?)")
+    cases = {c["style"]: c for c in index}
+    assert {"bt-O0", "btfull-O0-owners-split", "bt-O2-stripped", "excerpt-one-thread"} <= set(
+        cases)
+    assert cases["bt-O0"]["evidence"] == ["all-threads"]
+    assert cases["bt-O0-owners"]["evidence"] == ["all-threads", "lock-owners"]
+    assert len(cases["btfull-O0-owners-split"]["files"]) == 2
+    assert cases["excerpt-one-thread"]["evidence"] == []
+    assert cases["excerpt-one-thread"]["kept"] == ["worker-a"]  # the first stuck thread only
+    bt = (tmp_path / cases["bt-O0"]["files"][0]).read_text()
+    assert '"worker-a"' in bt and '"worker-b"' in bt and "pthread_mutex_lock" in bt
+    owners = (tmp_path / cases["bt-O0-owners"]["files"][0]).read_text()
+    assert owners.count("__owner = ") == 2
+    assert not work.exists()  # the dumps name files there: removed, so no score depends on it
