@@ -77,12 +77,7 @@ BYSTANDER_KNOWN.update({f"{case_id}+source": why for case_id, why in BYSTANDER_K
                         if case_id.startswith("python/") and why == JOIN_CUT})
 
 # Cycles that claim a wait the program does not have, today.
-FALSE_EDGE_KNOWN: dict[str, str] = dict.fromkeys([
-    f"c/{program}/{style}" for program in ("ab_ba", "cycle3")
-    for style in ("bt-O0-owners-frame-apply", "bt-O2-stripped-owners-frame-apply")],
-    "'frame apply all print *mutex' output: each $N print follows the lock frame of the thread "
-    "that waits for that mutex, but is read as a lock of the thread it is printed under (a "
-    "self-deadlock for worker-a, a two-thread cycle inside a ring of three)")
+FALSE_EDGE_KNOWN: dict[str, str] = {}
 
 # Excerpts that lost threads, with a claim above `possible`, today.
 OVERCONFIDENT_KNOWN: dict[str, str] = dict.fromkeys([

@@ -676,13 +676,21 @@ def _build(session: _Session, index: int, used: set[str], result: ParseResult) -
             if found is None:
                 found = next((r for r in resources.values()
                               if r.kind == "mutex" and r.label == p.label), None)
-            if found is None and ctx is not None and ctx.waits is not None \
-                    and waits_kind.get(ctx.id) == "mutex":
+            ctx_waits_mutex = (ctx is not None and ctx.waits is not None
+                               and waits_kind.get(ctx.id) == "mutex")
+            if found is None and ctx_waits_mutex:
+                assert ctx is not None and ctx.waits is not None
                 cand = resources[ctx.waits.resource]
-                if not cand.owners:
+                printed_owner = by_lwp.get(p.owner, f"LWP {p.owner}") if p.owner else None
+                # the mutex the context thread waits for; printed again from another of its
+                # frames ("frame apply all print *mutex"), it names the same owner again
+                if not cand.owners or cand.owners == [printed_owner]:
                     found = cand
+                else:
+                    continue  # another owner for the same mutex: not this one, say nothing
             if found is None and p.owner and p.label.startswith("$"):
-                found = _only_candidate(p, resources, waits_kind, tmap, by_lwp, result)
+                found = _only_candidate(p, resources, waits_kind, tmap, by_lwp, result,
+                                        self_possible=not ctx_waits_mutex)
                 if found is None and not p.address:
                     unnamed.append(p)
                     continue
@@ -827,16 +835,18 @@ def _joined_thread(raw: _Thread, start: int, session: _Session) -> _Thread | Non
 
 def _only_candidate(p: _Printed, resources: dict[str, Resource], waits_kind: dict[str, str],
                     tmap: dict[str, Thread], by_lwp: dict[int, str],
-                    result: ParseResult) -> Resource | None:
+                    result: ParseResult, self_possible: bool = True) -> Resource | None:
     """A mutex printed without its name ("$1 = {...}"): if exactly one awaited mutex with no
-    known owner can be it (its owner does not itself wait for that one), take that one."""
+    known owner can be it (its owner does not itself wait for that one), take that one.
+    ``self_possible``: the print is not tied to a waiting thread's frame, so it may be the one
+    awaited mutex even when its owner waits for it (a self-deadlock)."""
     assert p.owner is not None
     owner = by_lwp.get(p.owner)
     own_wait = tmap[owner].waits if owner in tmap else None
     awaited = [r for r in resources.values()
                if r.kind == "mutex" and not r.owners
                and any(t.waits is not None and t.waits.resource == r.id for t in tmap.values())]
-    if len(awaited) == 1:
+    if len(awaited) == 1 and self_possible:
         # One mutex is awaited: the print is taken to be it, even when its owner waits for it
         # too (a default pthread mutex locked twice by one thread: a self-deadlock).
         res = awaited[0]
