@@ -248,7 +248,7 @@ def scenario_introspection() -> Any:
     lock, rlock = threading.Lock(), threading.RLock()
     seen: list[Any] = [
         isinstance(lock, _thread.LockType), isinstance(rlock, type(_thread.RLock())),
-        threading.Lock.__name__,
+        threading.Lock.__name__, repr(type(lock)),
         _outcome(lambda: type("Sub", (type(threading.Lock()),), {})),
     ]
     # multiprocessing.managers pickles threading.Lock by reference (spawn, forkserver)

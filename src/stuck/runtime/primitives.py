@@ -170,7 +170,7 @@ class Lock:
         if not _LOCK_IS_A_CLASS:
             # As the original type: before 3.13 threading.Lock is a function and the lock
             # type cannot be called (install() puts make_lock in threading.Lock).
-            raise TypeError("cannot create 'threading.Lock' instances")
+            raise TypeError("cannot create '_thread.lock' instances")
         if cls is Lock and registry.created_by_library():
             return _allocate()
         return object.__new__(cls)
@@ -847,6 +847,10 @@ def lock_class_of(obj: object) -> LockClass | None:
 # finds them in ``threading``, where install() puts them.
 for _cls in (Lock, RLock, Condition, Semaphore, BoundedSemaphore, Event, Barrier):
     _cls.__module__ = "threading"
+if not _LOCK_IS_A_CLASS:
+    # Before 3.13 threading.Lock is a function (make_lock stands in for it), and the type of
+    # the locks it makes reads ``<class '_thread.lock'>``: so does this one.
+    Lock.__module__, Lock.__name__, Lock.__qualname__ = "_thread", "lock", "lock"
 
 REPLACEMENTS: list[tuple[object, str, object]] = [
     (threading, "Lock", Lock if _LOCK_IS_A_CLASS else make_lock),
