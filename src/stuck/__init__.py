@@ -15,7 +15,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from stuck.__about__ import __version__
-from stuck.errors import DeadlockError, StuckError
+from stuck.errors import DeadlockError, StallError, StuckError
 
 if TYPE_CHECKING:
     from stuck import explore
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from stuck.runtime.lockorder import order_by
 
 __all__ = [
-    "DeadlockError", "StuckError", "__version__", "explore", "install", "order_by", "snapshot",
+    "DeadlockError", "StallError", "StuckError", "__version__", "explore", "install", "order_by", "snapshot",
     "uninstall",
 ]
 

@@ -34,5 +34,19 @@ class DeadlockError(StuckError):
         self.report = report
 
 
+class StallError(StuckError):
+    """Raised (policy ``raise``) in the main thread when it is blocked for good behind a stall
+    or deadlock the watchdog has proven (under ``pytest --stuck``: the test fails with the
+    report instead of hanging the session). ``finding`` says what was found; ``report`` is the
+    full snapshot. The stalled threads themselves still wait: only the main thread, blocked in
+    a wait a signal can interrupt, can be woken to recover."""
+
+    def __init__(self, finding: Finding, report: Report | None = None,
+                 text: str | None = None) -> None:
+        super().__init__(text or finding.summary)
+        self.finding = finding
+        self.report = report
+
+
 class UnrecognisedInput(StuckError, ValueError):
     """A dump that no parser recognises, or that a parser cannot read."""

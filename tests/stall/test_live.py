@@ -126,7 +126,7 @@ def test_barrier_that_can_never_fill(tmp_path: Path) -> None:
     [stall] = stalls(data)
     assert stall["details"]["rule"] == "barrier"  # type: ignore[index]
     assert names(data, stall["threads"]) == {"m0", "m1"}
-    assert "quitter (has ended)" in stall["explanation"]  # type: ignore[operator]
+    assert "quitter (returned)" in stall["explanation"]  # type: ignore[operator]
 
 
 def test_lost_wakeup(tmp_path: Path) -> None:

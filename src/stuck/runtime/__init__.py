@@ -156,6 +156,8 @@ def install(policy: Policy = "report", json_path: str | None = None,
     policy_settings.stream = report_stream
     if signal is not None and threading.current_thread() is threading.main_thread():
         _take_signal(signal)
+    if policy == "raise":
+        stuck.runtime.policy.arm_main_raise()
     if stalls or hang_after is not None:
         _start_watchdog(hang_after, hang_policy, json_path, report_stream, html_path)
 
@@ -231,6 +233,7 @@ def uninstall() -> None:
         except (ValueError, OSError):
             pass
         _state["signal"] = None
+    policy.disarm_main_raise()
     dog = _state.pop("watchdog", None)
     if dog is not None:
         dog.stop()

@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import sys
+import threading
 from dataclasses import dataclass
-from typing import Literal, TextIO
+from typing import Any, Literal, TextIO
 
-from stuck.errors import EXIT_ABORT, DeadlockError
-from stuck.model import Report
+from stuck.errors import EXIT_ABORT, DeadlockError, StallError
+from stuck.model import Finding, Report
 from stuck.runtime import registry
 from stuck.runtime.detect import Cycle
 from stuck.tracebacks import hide_in_pytest
@@ -124,3 +126,73 @@ def end_children(grace: float = 1.0) -> None:
         if w.is_alive():
             w.kill()
             w.join(grace)
+
+
+# --- raising in the main thread -----------------------------------------------------------
+#
+# A stall or deadlock the watchdog proves has no thread about to block to raise in: every
+# thread of it already waits in C. The main thread is the exception: a wait there (a join, an
+# Event, a lock) is interrupted by a signal, whose handler runs in it. So under ``raise``,
+# when the main thread is blocked for good in or behind a proven finding, the watchdog sends
+# it RAISE_SIGNAL and the handler raises StallError (DeadlockError for a cycle) there: a
+# program (or a test under ``pytest --stuck``) can recover instead of hanging.
+
+RAISE_SIGNAL: int | None = getattr(signal, "SIGUSR2", None)
+_main: dict[str, Any] = {"armed": False, "pending": None}
+
+
+def arm_main_raise() -> None:
+    """Set the handler (from the main thread), only while RAISE_SIGNAL has its default action:
+    a handler the program set stays the program's."""
+    if RAISE_SIGNAL is None or threading.current_thread() is not threading.main_thread():
+        return
+    try:
+        if signal.getsignal(RAISE_SIGNAL) is signal.SIG_DFL:
+            signal.signal(RAISE_SIGNAL, _raise_pending)
+            _main["armed"] = True
+    except (ValueError, OSError):
+        _main["armed"] = False
+
+
+def disarm_main_raise() -> None:
+    if not _main["armed"] or RAISE_SIGNAL is None:
+        return
+    _main["armed"] = False
+    _main["pending"] = None
+    with contextlib.suppress(ValueError, OSError):
+        if signal.getsignal(RAISE_SIGNAL) is _raise_pending:
+            signal.signal(RAISE_SIGNAL, signal.SIG_DFL)
+
+
+def _raise_pending(signum: int, frame: Any) -> None:
+    exc = _main["pending"]
+    _main["pending"] = None
+    if exc is not None:
+        raise exc
+
+
+def raise_in_main(finding: Finding, report: Report) -> bool:
+    """Raise the finding in the main thread if it is blocked for good in or behind it; True
+    when the signal was sent."""
+    main = threading.main_thread()
+    if not _main["armed"] or RAISE_SIGNAL is None or main.ident is None:
+        return False
+    me = f"0x{main.ident:x}"
+    if me not in finding.threads and me not in finding.blocked_behind:
+        return False
+    from stuck.report import text as text_report
+
+    try:
+        text = text_report.render(Report(snapshot=report.snapshot, findings=[finding],
+                                         groups=report.groups))
+    except Exception:
+        text = finding.summary
+    exc: BaseException = (DeadlockError(finding, report) if finding.kind == "deadlock"
+                          else StallError(finding, report, text))
+    _main["pending"] = exc
+    try:
+        signal.pthread_kill(main.ident, RAISE_SIGNAL)
+    except (ValueError, OSError):
+        _main["pending"] = None
+        return False
+    return True

@@ -33,7 +33,7 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from types import FrameType, ModuleType
 from typing import Any, Literal
@@ -113,6 +113,7 @@ class ResourceFacts:
     # records than parked threads means a notify is on its way to some of them.
     in_flight: int = 0
     epoch: int | None = None  # the primitive's epoch when the facts were read
+    jobs: list[str] = field(default_factory=list)  # queue: what its first items are
 
 
 @dataclass(slots=True)
@@ -131,6 +132,9 @@ class LiveFacts:
     resources: dict[str, ResourceFacts]
     executors: dict[str, ExecutorFacts] = field(default_factory=dict)
     now: float = field(default_factory=time.monotonic)
+    # Threads of the program that have ended, named with how ("notifier (returned)"): who
+    # could have signalled a primitive nobody ever signalled. Read only for such a finding.
+    ended: Callable[[], list[str]] = field(default=lambda: [])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -615,6 +619,7 @@ def _stall_finding(t: ThreadFacts, res: ResourceFacts, facts: LiveFacts, stuck: 
             lines.append("No thread has ever taken from it, and none able to run can reach it.")
         details["rule"] = "queue-put-no-getter"
         involved += [g for g in getters if g in stuck]
+        confidence = "certain" if res.id in unreachable else "probable"
     elif res.kind == "barrier":
         need = (res.parties or 0) - (res.n_waiting or 0)
         summary = (f"{t.name} waits at barrier {res.label}, which can never collect its "
@@ -664,8 +669,16 @@ def _stall_finding(t: ThreadFacts, res: ResourceFacts, facts: LiveFacts, stuck: 
             # Certain only when no thread able to run can even reach the primitive.
             confidence = "certain" if res.id in unreachable else "probable"
         else:
-            lines.append("No thread has ever signalled it, and no thread able to run can "
-                         "reach it (stacks and module globals searched).")
+            if any(_able(x, facts, stuck) for x in facts.threads):
+                lines.append("No thread has ever signalled it, and no thread able to run can "
+                             "reach it (stacks and module globals searched).")
+            else:
+                lines.append("No thread has ever signalled it, and no thread is left able to "
+                             "run: every other one is blocked for good itself.")
+            ended = facts.ended()
+            if ended:
+                lines.append("Threads that have ended (one of them may have been meant to "
+                             "signal it): " + ", ".join(ended) + ".")
             confidence = "certain"
             details["rule"] = "unreachable" if res.kind != "queue" else details["rule"]
         if lost is not None:
@@ -676,7 +689,8 @@ def _stall_finding(t: ThreadFacts, res: ResourceFacts, facts: LiveFacts, stuck: 
                                       "seconds_ago": round(now - lost.at, 3)}
     # Work handed off by the threads of this stall that no live thread can take: the job
     # that would have woken them (a compaction queued on a pool with no worker).
-    stranded = _stranded_work(set(involved), facts, stuck)
+    stranded = [(rid, line) for rid, line in _stranded_work(set(involved), facts, stuck)
+                if rid != res.id]  # the queue waited on is the finding itself
     for rid, line in stranded:
         if rid not in resources:
             resources.append(rid)
@@ -732,8 +746,9 @@ def _stranded_work(involved: set[str], facts: LiveFacts, stuck: set[str]) -> lis
                           for w in workers) + ")"
         else:
             why = "no thread has ever taken from it: the pool it feeds has no worker"
-        out.append((res.id, f"{res.size} job(s) that {putters} queued on {res.label} will never "
-                            f"run: {why}."))
+        what = f" ({', '.join(res.jobs)})" if res.jobs else ""
+        out.append((res.id, f"{res.size} job(s){what} that {putters} queued on {res.label} will "
+                            f"never run: {why}."))
     for ex in facts.executors.values():
         if not ex.pending or any(_able(w, facts, stuck) for w in ex.workers):
             continue
@@ -892,6 +907,67 @@ def _owner_hint(obj: object) -> str | None:
     except Exception:
         return None
     return None
+
+
+def how_ended(ident: int, alive: set[int]) -> str:
+    """``returned``, ``died of ValueError at feed.py:12`` or ``has ended`` (not known how)."""
+    from stuck.runtime.endings import ending
+
+    try:
+        end = ending(ident, alive)
+    except Exception:
+        end = None
+    if end is None:
+        return "has ended"
+    if end.error is None:
+        return "returned"
+    return f"died of {end.error}" + (f" at {end.where}" if end.where else "")
+
+
+def ended_threads(alive: set[int], limit: int = 5) -> list[str]:
+    """The program's threads that have ended, with how: those that died (recorded as they
+    died) and those whose Thread objects the program still holds (report time only)."""
+    from stuck.runtime import endings
+
+    out: list[str] = []
+    seen: set[int] = set()
+    with contextlib.suppress(Exception):
+        died = {id(thread): end for ref, end in list(endings._ended.values())
+                if (thread := ref()) is not None}
+        for obj in gc.get_objects():
+            if len(out) >= limit:
+                break
+            if isinstance(obj, threading.Thread) and obj.ident is not None \
+                    and id(obj) not in seen and not obj.is_alive() \
+                    and obj.name not in _OWN_THREADS:
+                seen.add(id(obj))
+                end = died.get(id(obj))
+                how = "returned" if end is None or end.error is None else \
+                    f"died of {end.error}" + (f" at {end.where}" if end.where else "")
+                out.append(f"{obj.name} ({how})")
+    return out[:limit]
+
+
+def job_names(q: Any, limit: int = 3) -> list[str]:
+    """Names of the callables among a queue's first items (a job, or a tuple starting with
+    one, or an object with a ``fn``/``func``/``target``): read without the queue's mutex."""
+    names: list[str] = []
+    try:
+        items = list(q.queue)[:limit] if hasattr(q, "queue") else []
+    except Exception:
+        return names
+    for item in items:
+        fn: Any = item
+        if isinstance(item, (tuple, list)) and item:
+            fn = item[0]
+        for attr in ("fn", "func", "target"):
+            if not callable(fn) and callable(getattr(fn, attr, None)):
+                fn = getattr(fn, attr)
+        if callable(fn):
+            name = getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None)
+            if isinstance(name, str):
+                names.append(name)
+    return names
 
 
 def _queue_size(q: Any) -> int | None:
@@ -1063,11 +1139,13 @@ class LiveChecker:
                 elif w not in threads:
                     ident = int(w, 16)
                     threads[w] = ThreadFacts(id=w, name=_names.get(ident, f"thread {w}"),
-                                             alive=False, ident=ident, ended="has ended")
+                                             alive=False, ident=ident,
+                                             ended=how_ended(ident, set(alive)))
         self._labels.clear()  # ids of dead objects are reused: labels live for one check
         self._gone.clear()
+        alive_now = set(alive)
         return LiveFacts(threads=threads, resources=resources, executors=executors,
-                         now=now), objects
+                         now=now, ended=lambda: ended_threads(alive_now)), objects
 
     def _resource(self, obj: object, rid: str, kind: str, label: str, owners: list[str],
                   executors: dict[str, ExecutorFacts]) -> ResourceFacts:
@@ -1080,6 +1158,8 @@ class LiveChecker:
             rf.getters = _idents(getattr(obj, "_stuck_getters", ()))
             rf.size = _queue_size(obj)
             rf.maxsize = getattr(obj, "maxsize", 0)
+            if rf.size:
+                rf.jobs = job_names(obj)
         elif kind in ("condition", "event", "semaphore", "barrier"):
             rf.wakers = self._waker_ids(recorded) if recorded is not None else None
             if kind == "event":
@@ -1175,15 +1255,15 @@ class LiveChecker:
 
     def _unreachable(self, facts: LiveFacts, objects: dict[str, object],
                      candidates: set[str]) -> set[str]:
-        """Resources of stuck candidates nobody ever signalled that no runnable thread
-        reaches."""
+        """Resources the stuck candidates wait on that no thread able to run reaches: nobody
+        who has not used them yet can start to (what makes a claim from history certain)."""
         targets = {}
         for tid in candidates:
             t = facts.threads[tid]
             if t.wait is None:
                 continue
             rf = facts.resources.get(t.wait.resource)
-            if rf is not None and rf.id in objects and not rf.wakers:
+            if rf is not None and rf.id in objects:
                 targets[rf.id] = objects[rf.id]
         if not targets:
             return set()

@@ -601,16 +601,32 @@ class Watchdog:
             self._write(report, now)
             self._last_report_at = now
             self._last_report_key = keys
-        if self.config.policy in ("raise", "abort"):
-            for f in report.findings:
+        # What each finding may set off. The hang policy (--hang-policy) is the user asking
+        # for it: it acts on hangs whatever their confidence, and on stalls and deadlocks only
+        # when they are proven. The deadlock policy (--policy) acts on proven stalls and
+        # deadlocks the watchdog finds just as on cycles found when a thread blocks.
+        proven = [f for f in report.findings
+                  if f.kind in ("stall", "deadlock") and f.confidence == "certain"]
+        acted_on = [f for f in report.findings if f.kind == "hang"] + proven
+        from stuck.runtime import policy as live_policy
+
+        if proven and live_policy.settings.policy == "abort":
+            self._abort(report, now, f"policy abort, a proven {proven[0].kind}")
+        if self.config.policy == "abort" and acted_on:
+            # At once, and no HangError first: a thread killed by it could let the program
+            # exit 0. A hang finding has already lasted the limit.
+            self._abort(report, now, f"hang policy abort, a {acted_on[0].kind}")
+        if self.config.policy == "raise":
+            for f in acted_on:
                 k = _finding_key(f)
-                if k not in self._raised and f.kind in ("hang", "stall", "deadlock"):
+                if k not in self._raised:
                     self._raised.add(k)
                     self._raise(f, report)
-        if self.config.policy == "abort":
-            oldest = min(self._first_found_at.values(), default=now)
-            if now - oldest >= (self.config.hang_after or self.config.stall_after):
-                self._abort(report, now)
+        if live_policy.settings.policy == "raise":
+            for f in proven:
+                k = "main:" + _finding_key(f)
+                if k not in self._raised and live_policy.raise_in_main(f, report):
+                    self._raised.add(k)
 
     def _write(self, report: Report, now: float) -> None:
         stream = self.config.stream or sys.stderr
@@ -659,12 +675,12 @@ class Watchdog:
             return
         raise_in_thread(ident, HangError, f)
 
-    def _abort(self, report: Report, now: float) -> None:
+    def _abort(self, report: Report, now: float, why: str = "policy abort") -> None:
         stream = self.config.stream or sys.stderr
         try:
             if self._last_report_at != now:
                 stream.write(render_diagnosis(report))
-            stream.write("stuck: still stuck after the escalation; aborting (policy abort)\n")
+            stream.write(f"stuck: aborting ({why})\n")
             stream.flush()
         except Exception:
             pass
