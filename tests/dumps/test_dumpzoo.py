@@ -76,6 +76,19 @@ BYSTANDER_KNOWN: dict[str, str] = {
 BYSTANDER_KNOWN.update({f"{case_id}+source": why for case_id, why in BYSTANDER_KNOWN.items()
                         if case_id.startswith("python/") and why == JOIN_CUT})
 
+# A paste of a capture (Markdown, e-mail quoting, HTML, journald, CRLF) is the same dump: the
+# same reason holds for it.
+def _with_pastes(known: dict[str, str]) -> dict[str, str]:
+    out = dict(known)
+    for case_id, why in known.items():
+        runtime, program, style = case_id.split("/")
+        if scoring.PASTE_FROM.get(runtime) == style:
+            out.update({f"{runtime}/{program}/{paste}": why for paste in scoring.PASTES})
+    return out
+
+
+BYSTANDER_KNOWN = _with_pastes(BYSTANDER_KNOWN)
+
 # Cycles that claim a wait the program does not have, today.
 FALSE_EDGE_KNOWN: dict[str, str] = {}
 
@@ -105,7 +118,7 @@ CERTAIN_KNOWN: dict[str, str] = {}
 
 # Floor per runtime: cases right today (tests/fixtures/dumpzoo/README.md). The score may rise;
 # it must not fall.
-FLOOR: dict[str, int] = {"c": 68, "go": 41, "java": 21, "python": 74}
+FLOOR: dict[str, int] = {"c": 110, "go": 61, "java": 46, "python": 123}
 
 BAR = 0.90
 
