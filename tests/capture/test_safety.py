@@ -52,6 +52,22 @@ def test_missing_tools_are_named_and_the_kernel_view_still_decides(c_program, st
 
 
 @pytest.mark.skipif(shutil.which("gdb") is None, reason="gdb is not installed")
+def test_without_python_tools_a_python_process_gets_gdb_native_frames(start, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    real = tools.find
+    monkeypatch.setattr(tools, "find", lambda name: None if name in ("py-spy", "pystack")
+                        else real(name))
+    target = start([sys.executable, "-c", "import time; time.sleep(60)"])
+    settle(target, 1)
+    ev = collect([target.pid])
+    [pe] = ev.processes
+    assert pe.runtime == "python" and "gdb" in pe.tools
+    assert any("py-spy is not installed" in m for m in pe.missing)
+    rep = report(ev)
+    [main] = rep.snapshot.threads()
+    assert main.frames and main.frames[0].module != "[kernel]"  # gdb's frames
+
+
+@pytest.mark.skipif(shutil.which("gdb") is None, reason="gdb is not installed")
 def test_a_tool_past_its_deadline_is_stopped_and_the_target_keeps_running(c_program, start) -> None:  # type: ignore[no-untyped-def]
     prog = start([str(c_program("mutex_abba"))])
     [pid] = settle(prog, 1)

@@ -126,7 +126,8 @@ def _runtime_views(ev: Evidence, timeout: float) -> None:
         if not pe.threads or pe.state in ("Z", "X", "gone"):
             continue
         if pe.runtime == "python":
-            python.collect(pe, timeout)
+            if not python.collect(pe, timeout):
+                gdb.collect(pe, ev, timeout)  # the interpreter's own frames, at least
         elif pe.runtime == "jvm":
             jvm.collect(pe, timeout)
         else:

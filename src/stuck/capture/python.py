@@ -18,7 +18,9 @@ if TYPE_CHECKING:
     from stuck.capture.merge import Built
 
 
-def collect(pe: ProcessEvidence, timeout: float) -> None:
+def collect(pe: ProcessEvidence, timeout: float) -> bool:
+    """Read the Python stacks of ``pe``; False when no tool could (the caller falls back to
+    the native view)."""
     tried = []
     for name, argv in (("py-spy", ["dump", "--pid", str(pe.pid)]),
                        ("pystack", ["remote", str(pe.pid)])):
@@ -30,12 +32,14 @@ def collect(pe: ProcessEvidence, timeout: float) -> None:
         if ran.code == 0 and ran.out.strip():
             pe.tools[name] = ran.out
             _ask_stuck(pe, ran.out, timeout)
-            return
+            return True
         why = ("timed out" if ran.code is None
                else tools.first_line(ran.err) or tools.first_line(ran.out) or "no output")
         tried.append(f"{name} failed: {why}")
     pe.missing.append(f"the Python stacks of pid {pe.pid} could not be read ("
-                      + "; ".join(tried) + "); `pip install py-spy` or `pip install pystack`")
+                      + "; ".join(tried) + "); `pip install py-spy` or `pip install pystack`; "
+                      "only the interpreter's native frames are shown")
+    return False
 
 
 STUCK_WATCHDOG = "stuck/runtime/watchdog.py"
