@@ -101,3 +101,25 @@ def test_summary_says_how_much_was_checked(tmp_path: Path) -> None:
     line = next(x for x in done.stdout.splitlines() if "no lock-order problem found" in x)
     assert "2 lock classes checked" in line
     assert "1 mutex" in line and "rlock" in line
+
+
+def test_a_test_whose_thread_waits_forever_fails_and_the_session_goes_on(
+        tmp_path: Path) -> None:
+    write(tmp_path, "test_forever.py", """
+        import threading
+
+        def test_thread_waits_on_an_event_nobody_sets():
+            never = threading.Event()
+            waiter = threading.Thread(target=never.wait, name="waiter", daemon=True)
+            waiter.start()
+            waiter.join()
+
+        def test_after_it():
+            pass
+        """)
+    done = run_pytest(tmp_path, "--stuck", "-p", "no:xdist", "test_forever.py")
+    out = done.stdout
+    assert done.returncode == 1, out + done.stderr
+    assert "FAILED test_forever.py::test_thread_waits_on_an_event_nobody_sets" in out
+    assert "1 failed, 1 passed" in out
+    assert "StallError" in out and "waiter" in out
