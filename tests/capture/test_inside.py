@@ -41,6 +41,7 @@ def test_parent_reading_its_workers_pipe_is_io_to_the_child(tmp_path) -> None:  
     assert "in I/O (read on pipe:[" in hang
     assert f"child pid {child.group(1)}" in hang
     assert "going round" not in text
+    assert f"stuck capture --tree {run.pid}" in text  # the program runs in stuck's process
 
 
 def test_abort_policy_ends_the_multiprocessing_worker_too() -> None:

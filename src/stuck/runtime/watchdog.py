@@ -570,6 +570,9 @@ class Watchdog:
             explanation.append("It is waiting for something outside the process (a socket, a "
                                "file, a child process); the other side may never answer. Give "
                                "the call a timeout.")
+            if call is not None and "child pid" in call:
+                explanation.append(f"`stuck capture --tree {os.getpid()}` reads this process "
+                                   "and its children from outside, with what each waits for.")
         elif activity == "running":
             explanation.append("It is executing, but going round the same code without "
                                "change: a loop waiting for a condition nobody makes true, or a "
