@@ -237,3 +237,17 @@ def test_multiprocessing_manager_starts_under_stuck_run(tmp_path: Path, method: 
     done = run(str(script), method)
     assert done.returncode == 0, done.stderr
     assert done.stdout == "locked AcquirerProxy\n"
+
+
+def test_lock_order_run_report_says_how_much_it_checked(tmp_path: Path) -> None:
+    script = tmp_path / "nested.py"
+    script.write_text("import threading\n"
+                      "outer, inner = threading.Lock(), threading.RLock()\n"
+                      "with outer:\n"
+                      "    with inner:\n"
+                      "        pass\n")
+    done = run("--lock-order", str(script))
+    assert done.returncode == 0, done.stderr
+    assert "no lock-order problem found" in done.stderr
+    assert "checked 2 lock classes" in done.stderr
+    assert "primitives tracked: 1 mutex, 1 rlock" in done.stderr

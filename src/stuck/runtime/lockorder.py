@@ -1475,9 +1475,16 @@ def summary_notes() -> list[str]:
     if c is None:
         return []
     st = c.stats()
+    made = dict(registry.made)
+    tracked = ", ".join(f"{n} {kind}" for kind, n in sorted(made.items())) or "none"
+    from stuck.runtime import prebound
+
+    escaped = ([f"not tracked, so not checked: what is made through "
+                f"{', '.join(prebound.escaped[:10])}"] if prebound.escaped else [])
     return [f"checked {st['classes']} lock classes and {st['edges']} orders between them; "
-            f"{st['signal_classes']} classes dropped as signals (released by another thread)",
-            *c.notes()]
+            f"{st['signal_classes']} classes dropped as signals (released by another thread); "
+            f"primitives tracked: {tracked}",
+            *escaped, *c.notes()]
 
 
 def write_run_report(stream: Any = None, json_path: str | None = None) -> list[Finding]:
