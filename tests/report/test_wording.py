@@ -132,3 +132,18 @@ def test_an_explore_schedule_tells_two_locks_of_one_line_apart() -> None:
     assert res.exit_code == 1, res.output
     cycle = next(line for line in res.output.splitlines() if line.startswith("cycle:"))
     assert "Lock #1 at " in cycle and "Lock #2 at " in cycle
+
+
+def test_one_confidence_for_one_evidence_however_the_tests_are_split() -> None:
+    """The same tests give the same lock-order confidence serially and under xdist: each
+    worker's main thread is the one main thread of a serial run."""
+    import re
+
+    from tests.lockorder.test_pytest_plugin import run_pytest
+
+    found = []
+    for split in ([], ["-n", "2"]):
+        done = run_pytest("--stuck", *split, "check_replica.py")
+        assert done.returncode == 1, done.stdout + done.stderr
+        found.append(re.findall(r"circular lock order \((\w+)\)", done.stdout))
+    assert found[0] == found[1] == ["possible"]

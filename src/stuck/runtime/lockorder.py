@@ -1152,12 +1152,27 @@ def _witness_state(w: Witness) -> dict[str, Any]:
             "held_at": [list(x) for x in w.held_at], "taken_at": [list(x) for x in w.taken_at]}
 
 
+_merged_main: list[int] = []
+
+
+def _merged_main_serial() -> int:
+    """The one thread serial that stands for the main thread of every merged process."""
+    if not _merged_main:
+        _merged_main.append(next(_serials))
+    return _merged_main[0]
+
+
 def _witness_from_state(d: dict[str, Any], serial: Any, origin: str) -> Witness:
     def stack(raw: Any) -> tuple[StackEntry, ...]:
         return tuple((str(f), str(p), int(n)) for f, p, n in raw or [])
 
     mode = d.get("mode")
-    return Witness(f"{d.get('thread')} ({origin})", serial(int(d.get("serial", 0))),
+    # Every worker runs its tests in its main thread, as a serial run does in its one main
+    # thread: orders taken there are one thread's, however the tests were split (otherwise
+    # `-n 2` would make 'probable' of what a serial run calls 'possible').
+    thread_serial = (_merged_main_serial() if d.get("thread") == "MainThread"
+                     else serial(int(d.get("serial", 0))))
+    return Witness(f"{d.get('thread')} ({origin})", thread_serial,
                    float(d.get("time", 0.0)),
                    mode if mode in ("blocking", "timed", "try") else "blocking",
                    stack(d.get("held_at")), stack(d.get("taken_at")))
