@@ -65,3 +65,11 @@ def test_empty_report_is_valid_json() -> None:
     report = Report(snapshot=Snapshot(source=Source(kind="live")))
     doc = json.loads(json_report.dumps(report))
     assert doc["processes"] == [] and doc["findings"] == [] and doc["groups"] == []
+
+
+def test_the_fast_encoder_writes_what_the_standard_one_does() -> None:
+    tricky = {"s": 'quote " backslash \\ nul \x00 esc \x1b line\u2028 é 😀', "n": [0, -1, 1.5e300],
+              "t": True, "f": False, "z": None, "nested": {"k": [[], {}]}}
+    standard = json.JSONEncoder(ensure_ascii=False, separators=(", ", ": ")).encode(tricky)
+    assert json_report._ENCODE(tricky) == standard
+    assert json.loads(json_report._ENCODE(tricky)) == tricky
