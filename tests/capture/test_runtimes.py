@@ -49,7 +49,7 @@ def test_worker_joined_before_its_full_queue_is_read(start) -> None:  # type: ig
     assert _pids_in(rep, d.threads) == {parent, worker}
     resources = rep.snapshot.resource_map()
     kinds = {resources[e.waits_for].kind for e in d.cycle}
-    assert kinds == {"thread", "pipe"}  # the parent's join, the feeder's write
+    assert kinds == {"process", "pipe"}  # the parent's join, the feeder's write
     directions = set()
     for e in d.cycle:
         t = rep.snapshot.thread(e.thread)

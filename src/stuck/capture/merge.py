@@ -274,9 +274,9 @@ def _link_children(built: Built, child_waits: list[tuple[Thread, int, int]],
         rid = f"exit:{pid}:{which if which > 0 else 'any'}"
         if snap.resource(rid) is None:
             owners = [x.id for k in kids for x in threads_of.get(k, [])]
-            names = ", ".join(f"pid {k} ({by_pid[k].comm})" for k in kids[:4])
+            names = " or ".join(f"child pid {k} ({by_pid[k].comm})" for k in kids[:4])
             snap.resources.append(Resource(
-                id=rid, kind="thread", label=f"exit of child {names}", owners=owners,
+                id=rid, kind="process", label=f"{names} to exit", owners=owners,
                 wakers=list(owners)))
         t.waits = Wait(resource=rid, durable=True, direction="wait-child")
         t.detail = "waits for a child process to exit"
