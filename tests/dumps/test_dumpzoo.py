@@ -57,7 +57,7 @@ BYSTANDER_KNOWN: dict[str, str] = {
     "go/busy_pool/excerpt-ellipsis": "main parked in `select {}` (how a server waits forever) "
     "is called a possible stall in an excerpt",
     **dict.fromkeys([f"go/ticker_pool/{style}" for style in (
-        "sigquit-all", "sigquit-system", "excerpt-cutoff")],
+        "sigquit-all", "sigquit-system", "sigquit-all-noopt", "excerpt-cutoff")],
         "a pool driven only by a time.Ticker is called 'all goroutines are asleep' (a possible "
         "stall): the timer is not a goroutine, and the runtime did not stop the program"),
     **dict.fromkeys([
@@ -118,7 +118,7 @@ CERTAIN_KNOWN: dict[str, str] = {}
 
 # Floor per runtime: cases right today (tests/fixtures/dumpzoo/README.md). The score may rise;
 # it must not fall.
-FLOOR: dict[str, int] = {"c": 110, "go": 61, "java": 46, "python": 123}
+FLOOR: dict[str, int] = {"c": 114, "go": 65, "java": 46, "python": 123}
 
 BAR = 0.90
 
