@@ -6,8 +6,9 @@ Prints a table by runtime and capture style: the cases with the right verdict an
 thread named, the cases where a bystander appears in a finding, and the cases with a `certain`
 finding the capture's evidence cannot support. Run:
 
-    python benchmarks/dumpzoo.py [--cases] [--write]
+    python benchmarks/dumpzoo.py [--programs] [--cases] [--write]
 
+`--programs` adds how many cases of each program are right (which shapes a rule misses);
 `--cases` lists every case that is not right, with what stuck said; `--write` puts the table
 into tests/fixtures/dumpzoo/README.md (between the dumpzoo-table markers).
 """
@@ -38,6 +39,8 @@ def load_scoring() -> ModuleType:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--cases", action="store_true", help="list every case that is not right")
+    ap.add_argument("--programs", action="store_true",
+                    help="also print, per program, how many of its cases are right")
     ap.add_argument("--write", action="store_true", help="update the table in the zoo's README")
     args = ap.parse_args()
     scoring = load_scoring()
@@ -47,6 +50,15 @@ def main() -> int:
     text = scoring.markdown(scoring.table(outcomes))
     print(text)
     print(f"\n{len(outcomes)} cases scored in {elapsed:.1f} s")
+    if args.programs:
+        per: dict[str, list[bool]] = {}
+        for o in outcomes:
+            per.setdefault(f"{o.case['runtime']}/{o.case['program']}", []).append(o.right)
+        print("\n| program | verdict | right |\n|---|---|---|")
+        for name, rights in sorted(per.items()):
+            verdict = next(o.truth["verdict"] for o in outcomes
+                           if f"{o.case['runtime']}/{o.case['program']}" == name)
+            print(f"| {name} | {verdict} | {sum(rights)}/{len(rights)} |")
     if args.cases:
         for o in outcomes:
             if o.right and o.parsed and not (o.bystanders or o.unjustified_certain
