@@ -1026,8 +1026,31 @@ def analyze(snapshot: Snapshot, stated: Iterable[Finding] = (),
                 if t.waits is not None and t.waits.duration is None:
                     t.waits.duration = proc.no_progress_for
     findings = _Analysis(snapshot, list(stated), inferred or {}, hang_after).run()
+    findings = _recorded_rules(snapshot, findings)
     groups = _group_threads(snapshot)
     return Report(snapshot=snapshot, findings=findings, groups=groups)
+
+
+def _recorded_rules(snapshot: Snapshot, findings: list[Finding]) -> list[Finding]:
+    """Processes whose primitives carry a live source's facts (a saved ``stuck run`` report)
+    get their stalls and deadlocks from the live rules (``stuck.runtime.stall.rules``), the
+    one rule that decided them when the program ran, so both say the same."""
+    from stuck.runtime.stall import has_recorded_facts, rules
+
+    if not has_recorded_facts(snapshot):
+        return findings
+    resources = snapshot.resource_map()
+    recorded = [p for p in snapshot.processes
+                if any(t.waits is not None and (r := resources.get(t.waits.resource)) is not None
+                       and r.recorded is not None for t in p.threads)]
+    if not recorded:
+        return findings
+    ids = {t.id for p in recorded for t in p.threads}
+    sub = Snapshot(source=snapshot.source, processes=recorded, resources=snapshot.resources,
+                   taken_at=snapshot.taken_at)
+    kept = [f for f in findings if f.kind in ("lock-order", "hang")
+            or not (set(f.threads) | set(f.blocked_behind)) & ids]
+    return kept + rules(sub)
 
 
 def _group_threads(snapshot: Snapshot) -> list[Group]:

@@ -56,6 +56,54 @@ class Frame:
 
 
 @dataclass(slots=True)
+class Signal:
+    """One past signal on a condition or event, as a live source recorded it."""
+
+    op: str  # "notify", "notify_all", "set", "clear"
+    thread: str  # Thread.id of the signaller
+    at: float  # wall-clock time (epoch seconds)
+    waiters: int  # threads waiting at that moment
+
+
+@dataclass(slots=True)
+class Recorded:
+    """What a live source recorded about a primitive beyond its owners and wakers: the facts
+    the rules need to prove that nothing can end a wait on it (``stuck.runtime.stall.rules``).
+    A dump has none of these; a saved live report keeps them, so ``stuck analyze`` reaches the
+    verdict the live run reached."""
+
+    epoch: int | None = None  # moves whenever it is signalled, released, put to or taken from
+    # Threads that ever did what ends a wait on it (notified, set, released, arrived, put to a
+    # queue, completed a future); None: not recorded. (Resource.wakers: who could end the
+    # waits on it now.)
+    wakers: list[str] | None = None
+    getters: list[str] | None = None  # queue: threads that ever took from it
+    size: int | None = None  # queue: items in it
+    maxsize: int | None = None  # queue: 0 = unbounded
+    jobs: list[str] = field(default_factory=list)  # queue: callables among its first items
+    parties: int | None = None  # barrier
+    waiting: int | None = None  # barrier: parties waiting now
+    rounds: int = 0  # barrier: rounds completed
+    broken: bool = False  # barrier
+    is_set: bool = False  # event
+    free: int | None = None  # semaphore: permits free now
+    in_flight: int = 0  # condition: notified waiters that have not left their wait yet
+    joins: str | None = None  # thread: the Thread.id of the thread joined
+    task: str | None = None  # future: the callable submitted
+    running: bool = False  # future: a worker has started it
+    pool: str | None = None  # future: its executor's id
+    pool_label: str | None = None
+    pool_workers: list[str] | None = None  # the executor's live workers
+    pool_capacity: int | None = None  # its max_workers
+    pool_shutdown: bool = False
+    pool_pending: list[str] = field(default_factory=list)  # tasks queued there, not started
+    # False: no thread able to run could reach it (stacks and module globals searched), so
+    # no thread that has not used it yet can start to.
+    reachable: bool | None = None
+    signals: list[Signal] = field(default_factory=list)  # last few signals, oldest first
+
+
+@dataclass(slots=True)
 class Wait:
     """What a thread is waiting for: at most one per thread."""
 
@@ -68,6 +116,8 @@ class Wait:
     # For a wait on a pipe or socket: "read" or "write" (or "wait-child" for a process waiting
     # for its child to exit), the way the thread is blocked. None for every other wait.
     direction: str | None = None
+    # What the waiter does, where the source knows: acquire, wait, get, put, join, result.
+    op: str | None = None
 
 
 @dataclass(slots=True)
@@ -87,6 +137,9 @@ class Thread:
     # A caption the source puts right before the thread ("BackgroundCompaction stack" in an
     # issue paste): a hint to its role when its own frames are cut off.
     paste_label: str | None = None
+    # A thread that has ended (state "dead"): how, where the source knows ("returned",
+    # "died of ValueError at feed.py:12").
+    ended: str | None = None
 
     def label(self) -> str:
         """A name for people: the thread's name, with its id when the id says something (an
@@ -141,6 +194,7 @@ class Resource:
     inode: int | None = None
     queued: int | None = None
     capacity: int | None = None
+    recorded: Recorded | None = None  # a live source's facts (see Recorded)
 
     def named(self) -> str:
         """Its kind and name for a sentence: ``mutex raft_mu``; a label that is already a

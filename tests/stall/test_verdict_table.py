@@ -21,8 +21,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from stuck.errors import EXIT_ABORT
 
 ABORT_WITHIN = 2.0  # seconds from the stall forming to the program's end
@@ -176,8 +174,8 @@ def test_job_queued_where_no_live_thread_reads_is_named(tmp_path: Path) -> None:
                      stall["explanation"])
 
 
-@pytest.mark.xfail(strict=True, reason="analyze still applies its own stall rule to a live "
-                   "report (the live rules' facts are not in the model yet)")
+
+
 def test_saved_live_report_gives_the_same_finding_to_analyze(tmp_path: Path) -> None:
     code, err, data, _, report = stuck_run(tmp_path, EVENT_NOBODY_SETS, "--policy", "abort")
     assert code == EXIT_ABORT, err

@@ -26,8 +26,10 @@ from stuck.model import (
     Frame,
     Group,
     Process,
+    Recorded,
     Report,
     Resource,
+    Signal,
     Snapshot,
     Source,
     Thread,
@@ -67,6 +69,8 @@ def _wait(w: Wait | None) -> dict[str, Any] | None:
         d["at"] = _frame(w.at)
     if w.direction is not None:
         d["direction"] = w.direction
+    if w.op is not None:
+        d["op"] = w.op
     return d
 
 
@@ -85,7 +89,53 @@ def _resource(r: Resource) -> dict[str, Any]:
         value = getattr(r, name)
         if value is not None:
             d[name] = value
+    if r.recorded is not None:
+        d["recorded"] = _recorded(r.recorded)
     return d
+
+
+def _recorded(rec: Recorded) -> dict[str, Any]:
+    """A live source's facts: only the fields set (see model.Recorded)."""
+    d: dict[str, Any] = {}
+    for name in _RECORDED_FIELDS:
+        value = getattr(rec, name)
+        if value is None or value == [] or (value is False and name != "reachable") or (
+                value == 0 and name in ("rounds", "in_flight")):
+            continue
+        d[name] = list(value) if isinstance(value, list) else value
+    if rec.signals:
+        d["signals"] = [{"op": g.op, "thread": g.thread, "at": g.at, "waiters": g.waiters}
+                        for g in rec.signals]
+    return d
+
+
+_RECORDED_FIELDS = ("epoch", "wakers", "getters", "size", "maxsize", "jobs", "parties", "waiting",
+                    "rounds", "broken", "is_set", "free", "in_flight", "joins", "task",
+                    "running", "pool", "pool_label", "pool_workers", "pool_capacity",
+                    "pool_shutdown", "pool_pending", "reachable")
+_RECORDED_TYPES: dict[str, type | tuple[type, ...]] = {
+    "epoch": int, "wakers": list, "getters": list, "size": int, "maxsize": int, "jobs": list, "parties": int,
+    "waiting": int, "rounds": int, "broken": bool, "is_set": bool, "free": int,
+    "in_flight": int, "joins": str, "task": str, "running": bool, "pool": str,
+    "pool_label": str, "pool_workers": list, "pool_capacity": int, "pool_shutdown": bool,
+    "pool_pending": list, "reachable": bool,
+}
+
+
+def _read_recorded(d: Any) -> Recorded | None:
+    if d is None:
+        return None
+    rec = Recorded()
+    for name in _RECORDED_FIELDS:
+        value = _get(d, name, _RECORDED_TYPES[name], None, "recorded")
+        if value is not None:
+            setattr(rec, name, [str(v) for v in value] if isinstance(value, list) else value)
+    rec.signals = [Signal(op=_get(g, "op", str, where="signal"),
+                          thread=_get(g, "thread", str, where="signal"),
+                          at=float(_get(g, "at", (int, float), where="signal")),
+                          waiters=_get(g, "waiters", int, where="signal"))
+                   for g in _get(d, "signals", list, [], "recorded")]
+    return rec
 
 
 def _thread(t: Thread, grouped: bool = False) -> dict[str, Any]:
@@ -112,6 +162,8 @@ def _thread(t: Thread, grouped: bool = False) -> dict[str, Any]:
         d["detail"] = t.detail
     if t.paste_label is not None:
         d["paste_label"] = t.paste_label
+    if t.ended is not None:
+        d["ended"] = t.ended
     return d
 
 
@@ -325,7 +377,8 @@ def _read_thread(d: Any) -> Thread:
                     since=_get(w, "since", (int, float), None, "wait"),
                     duration=_get(w, "duration", (int, float), None, "wait"),
                     at=_maybe_frame(_get(w, "at", dict, None, "wait")),
-                    direction=_get(w, "direction", str, None, "wait"))
+                    direction=_get(w, "direction", str, None, "wait"),
+                    op=_get(w, "op", str, None, "wait"))
     return Thread(
         id=_get(d, "id", str, where="thread"),
         tid=_get(d, "tid", int, None, "thread"),
@@ -338,6 +391,7 @@ def _read_thread(d: Any) -> Thread:
         daemon=_get(d, "daemon", bool, None, "thread"),
         detail=_get(d, "detail", str, None, "thread"),
         paste_label=_get(d, "paste_label", str, None, "thread"),
+        ended=_get(d, "ended", str, None, "thread"),
     )
 
 
@@ -371,7 +425,8 @@ def from_dict(doc: Any) -> Report:
                                          _get(r, "referenced_by", list, [], "resource")],
                           inode=_get(r, "inode", int, None, "resource"),
                           queued=_get(r, "queued", int, None, "resource"),
-                          capacity=_get(r, "capacity", int, None, "resource"))
+                          capacity=_get(r, "capacity", int, None, "resource"),
+                          recorded=_read_recorded(_get(r, "recorded", dict, None, "resource")))
                  for r in _get(doc, "resources", list)]
     findings = []
     for f in _get(doc, "findings", list, []):

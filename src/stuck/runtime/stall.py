@@ -38,7 +38,8 @@ from dataclasses import dataclass, field
 from types import FrameType, ModuleType
 from typing import Any, Literal
 
-from stuck.model import Edge, Finding, Snapshot
+from stuck.model import Edge, Finding, Recorded, Resource, Snapshot, Thread, Wait
+from stuck.model import Signal as ModelSignal
 from stuck.runtime.registry import epoch_of as registry_epoch
 
 WaitOp = Literal["acquire", "wait", "get", "put", "join", "result", "barrier", "unknown"]
@@ -1055,7 +1056,13 @@ class LiveChecker:
         unreachable: set[str] = set()
         if candidates:
             unreachable = self._unreachable(facts, objects, candidates)
-        findings = evaluate(facts, settle, unreachable)
+        if candidates:  # who could have signalled what nobody ever did: named in the report
+            _add_ended_threads(snap, facts)
+        # The rules run on the snapshot, with these facts as its fields: a saved report given
+        # to ``stuck analyze`` gets the very same verdicts (see ``rules``).
+        self._annotate(snap, facts, [])
+        record_facts(snap, facts, unreachable)
+        findings = rules(snap, settle)
         # asyncio: event loops none of whose tasks can run (once the program uses asyncio)
         from stuck.runtime import registry
         tasks = registry.tasks_module()
@@ -1191,7 +1198,7 @@ class LiveChecker:
             ident = getattr(obj, "ident", None)
             rf.thread = _tid(ident) if ident is not None else None
         epoch = registry_epoch(obj)
-        rf.epoch = epoch if isinstance(epoch, int) else None
+        rf.epoch = epoch if isinstance(epoch, int) and not isinstance(epoch, bool) else None
         rf.obj = obj
         return rf
 
@@ -1293,3 +1300,139 @@ class LiveChecker:
                 res.wakers = sorted(ended_by)
             if res is not None and rf.label:
                 res.label = rf.label
+
+
+# ---------------------------------------------------------------------------------------------
+# The rules on a Snapshot: one rule for the live run and for a saved live report
+
+
+def record_facts(snap: Snapshot, facts: LiveFacts, unreachable: set[str]) -> None:
+    """Write ``facts`` into ``snap`` as model fields (Resource.recorded, Wait.op,
+    Thread.ended, dead threads), so that ``rules(snap)`` sees exactly what the live
+    instrumentation saw."""
+    snap.taken_at = facts.now
+    by_id = snap.resource_map()
+    for rf in facts.resources.values():
+        res = by_id.get(rf.id)
+        if res is None:
+            res = Resource(id=rf.id, kind=rf.kind if rf.kind in _KINDS else "unknown",  # type: ignore[arg-type]
+                           label=rf.label, owners=list(rf.owners))
+            snap.resources.append(res)
+            by_id[rf.id] = res
+        rec = Recorded(
+            epoch=rf.epoch, wakers=sorted(rf.wakers) if rf.wakers is not None else None,
+            getters=sorted(rf.getters) if rf.getters is not None else None, size=rf.size,
+            maxsize=rf.maxsize, jobs=list(rf.jobs), parties=rf.parties, waiting=rf.n_waiting,
+            rounds=rf.rounds, broken=rf.broken, is_set=rf.is_set, free=rf.value,
+            in_flight=rf.in_flight, joins=rf.thread, task=rf.task, running=rf.running,
+            reachable=False if rf.id in unreachable else None,
+            signals=[ModelSignal(g.op, g.thread, g.at, g.waiters) for g in rf.history])
+        ex = facts.executors.get(rf.executor) if rf.executor else None
+        if ex is not None:
+            rec.pool, rec.pool_label, rec.pool_workers = ex.id, ex.label, list(ex.workers)
+            rec.pool_capacity, rec.pool_shutdown = ex.max_workers, ex.shutdown
+            rec.pool_pending = list(ex.pending)
+        res.recorded = rec
+    threads = snap.thread_map()
+    for tf in facts.threads.values():
+        mt = threads.get(tf.id)
+        if mt is None:
+            mt = Thread(id=tf.id, name=tf.name, state="dead" if not tf.alive else "unknown",
+                        daemon=tf.daemon)
+            if snap.processes:
+                snap.processes[0].threads.append(mt)
+            threads[tf.id] = mt
+        if not tf.alive:
+            mt.state = "dead"
+            mt.ended = tf.ended
+        elif tf.wait is not None:
+            if mt.waits is None or mt.waits.resource != tf.wait.resource:
+                mt.waits = Wait(resource=tf.wait.resource, since=tf.wait.since,
+                                timeout=tf.wait.timeout, durable=tf.wait.durable)
+                mt.state = "blocked"
+            mt.waits.op = tf.wait.op
+
+
+_KINDS = frozenset(("mutex", "rlock", "rwlock", "condition", "semaphore", "event", "barrier",
+                    "queue", "channel", "future", "task", "thread", "waitgroup", "monitor",
+                    "pipe", "socket", "unknown"))
+
+
+def _add_ended_threads(snap: Snapshot, facts: LiveFacts) -> None:
+    """Ended threads of the program as dead threads of the snapshot: who could have signalled
+    a primitive nobody ever did."""
+    if not snap.processes:
+        return
+    named = {t.name for t in snap.threads() if t.state == "dead"}
+    for i, words in enumerate(facts.ended()):
+        name, _, how = words.rpartition(" (")
+        if name and name not in named:
+            named.add(name)
+            snap.processes[0].threads.append(Thread(id=f"ended-{i}", name=name, state="dead",
+                                                    ended=how.rstrip(")")))
+
+
+def facts_of(snap: Snapshot) -> tuple[LiveFacts, set[str]]:
+    """The rules' facts from a snapshot that carries them (a live one, or a saved live report
+    read back), and the resources no thread able to run could reach."""
+    threads: dict[str, ThreadFacts] = {}
+    ended: list[str] = []
+    for t in snap.threads():
+        if t.id.startswith("task:") or t.name in _OWN_THREADS:
+            continue  # asyncio tasks: the event-loop rule's; stuck's own threads
+        alive = t.state != "dead"
+        tf = ThreadFacts(id=t.id, name=t.name or t.id, alive=alive, daemon=bool(t.daemon),
+                         holds=list(t.holds), ended=t.ended or ("has ended" if not alive
+                                                                else None))
+        if t.id.startswith("0x"):
+            with contextlib.suppress(ValueError):
+                tf.ident = int(t.id, 16)
+        w = t.waits
+        if alive and w is not None and w.op is not None:
+            op = w.op if w.op in ("acquire", "wait", "get", "put", "join", "result",
+                                  "barrier") else "unknown"
+            tf.wait = ThreadWait(resource=w.resource, op=op, durable=w.durable,  # type: ignore[arg-type]
+                                 since=w.since, timeout=w.timeout)
+        if not alive and t.ended is not None and len(ended) < 5 \
+                and not any(e.startswith(f"{tf.name} (") for e in ended):
+            ended.append(f"{tf.name} ({t.ended})")
+        threads[t.id] = tf
+    resources: dict[str, ResourceFacts] = {}
+    executors: dict[str, ExecutorFacts] = {}
+    unreachable: set[str] = set()
+    for res in snap.resources:
+        rec = res.recorded
+        if rec is None:
+            continue
+        rf = ResourceFacts(
+            id=res.id, kind=res.kind, label=res.label, owners=list(res.owners),
+            wakers=set(rec.wakers) if rec.wakers is not None else None,
+            getters=set(rec.getters) if rec.getters is not None else None, size=rec.size,
+            maxsize=rec.maxsize, parties=rec.parties, n_waiting=rec.waiting,
+            rounds=rec.rounds, broken=rec.broken, executor=rec.pool, task=rec.task,
+            running=rec.running, thread=rec.joins,
+            history=[Signal(g.op, g.thread, g.at, g.waiters) for g in rec.signals],
+            is_set=rec.is_set, value=rec.free, in_flight=rec.in_flight, epoch=rec.epoch,
+            jobs=list(rec.jobs))
+        resources[res.id] = rf
+        if rec.reachable is False:
+            unreachable.add(res.id)
+        if rec.pool is not None and rec.pool not in executors:
+            executors[rec.pool] = ExecutorFacts(
+                id=rec.pool, label=rec.pool_label or rec.pool,
+                workers=list(rec.pool_workers or []), max_workers=rec.pool_capacity,
+                shutdown=rec.pool_shutdown, pending=list(rec.pool_pending))
+    now = snap.taken_at if snap.taken_at is not None else time.time()
+    return LiveFacts(threads=threads, resources=resources, executors=executors, now=now,
+                     ended=lambda: list(ended)), unreachable
+
+
+def rules(snap: Snapshot, settle: float = 0.5) -> list[Finding]:
+    """The stall and deadlock rules on a snapshot that carries a live source's facts: what the
+    watchdog reports, and what ``stuck analyze`` finds in the saved report."""
+    facts, unreachable = facts_of(snap)
+    return evaluate(facts, settle, unreachable)
+
+
+def has_recorded_facts(snap: Snapshot) -> bool:
+    return any(r.recorded is not None for r in snap.resources)
