@@ -19,8 +19,9 @@ needs_gdb = pytest.mark.skipif(shutil.which("gdb") is None,
                                reason="gdb is not installed (CI: .ci/packages)")
 
 
-def _capture(*pids: int, tree: bool = False) -> Report:
-    return report(collect(list(pids), tree=tree))
+def _capture(*pids: int, tree: bool = False, native: bool = True) -> Report:
+    """Capture ``pids``; ``native=False`` leaves out gdb (the kernel's view decides alone)."""
+    return report(collect(list(pids), tree=tree, runtime_views=native))
 
 
 def _process_of(rep: Report) -> dict[str, int | None]:
@@ -56,7 +57,7 @@ def test_a_pipe_wait_is_not_stuck_while_a_reader_could_still_be_woken(c_program,
     pair = start([str(c_program("pipe_pair_helper")), "waker"])
     server = pair.pid
     settle_writers(pair)
-    rep = _capture(server)
+    rep = _capture(server, native=False)
     assert rep.findings == [], [f.summary for f in rep.findings]
     assert {t.state for t in rep.snapshot.threads() if t.detail and "write on" in t.detail} \
         == {"io"}
@@ -65,7 +66,7 @@ def test_a_pipe_wait_is_not_stuck_while_a_reader_could_still_be_woken(c_program,
 def test_a_pipe_deadlock_through_a_reader_only_the_cycle_could_wake(c_program, start) -> None:  # type: ignore[no-untyped-def]
     pair = start([str(c_program("pipe_pair_helper"))])
     server, worker = settle(pair, 2)
-    rep = _capture(server)
+    rep = _capture(server, native=False)
     deadlocks = [f for f in rep.findings if f.kind == "deadlock"]
     assert len(deadlocks) == 1
     assert _process_of(rep)[deadlocks[0].threads[0]] in {server, worker}
@@ -148,8 +149,8 @@ def test_healthy_pipeline_gives_no_finding(c_program, start) -> None:  # type: i
     pipeline = start(["sh", "-c", f"{c_program('busy_pipeline')} | cat > /dev/null"])
     time.sleep(0.5)
     pids = pipeline.pids()
-    for _ in range(3):
-        rep = _capture(pipeline.pid, tree=True)
+    for native in (True, False, False):
+        rep = _capture(pipeline.pid, tree=True, native=native)
         assert rep.findings == [], [f.summary for f in rep.findings]
     assert len(rep.snapshot.processes) >= len(pids)
 
@@ -157,7 +158,7 @@ def test_healthy_pipeline_gives_no_finding(c_program, start) -> None:  # type: i
 def test_slow_producer_keeps_consumer_waiting_without_a_finding(start) -> None:  # type: ignore[no-untyped-def]
     pipeline = start(["sh", "-c", "while :; do echo tick; sleep 5; done | cat > /dev/null"])
     time.sleep(0.5)
-    rep = _capture(pipeline.pid, tree=True)
+    rep = _capture(pipeline.pid, tree=True, native=False)
     assert rep.findings == []
     readers = [t for t in rep.snapshot.threads() if t.name and t.name.startswith("cat")]
     assert readers and readers[0].state == "io"  # the pipe's writer can still run
