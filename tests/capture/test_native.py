@@ -197,9 +197,10 @@ def test_a_pid_that_does_not_exist_is_a_usage_error() -> None:
                          capture_output=True, text=True, timeout=60)
     assert run.returncode == 2
     assert "Traceback" not in run.stderr and "999999999" in run.stderr
-    bad = subprocess.run([sys.executable, "-m", "stuck", "capture", "abc"],
-                         capture_output=True, text=True, timeout=60)
-    assert bad.returncode == 2 and "not a process id" in bad.stderr
+    for word in ("abc", "\u00b2", "0"):
+        bad = subprocess.run([sys.executable, "-m", "stuck", "capture", word],
+                             capture_output=True, text=True, timeout=60)
+        assert bad.returncode == 2 and "not a process id" in bad.stderr, bad.stderr
 
 
 def test_zombie_is_reported_with_what_is_missing(start) -> None:  # type: ignore[no-untyped-def]

@@ -129,3 +129,27 @@ def test_a_process_in_another_pid_namespace_is_named_so(start) -> None:  # type:
         pytest.skip("unshare could not make a pid namespace here")
     rep = report(collect([int(inner.split()[0])], runtime_views=False))
     assert any("another pid namespace" in n for n in rep.snapshot.notes)
+
+
+def test_saved_evidence_is_untrusted_input(tmp_path: Path) -> None:
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "evidence.json").write_text('{"format": "something else"}')
+    run = subprocess.run([sys.executable, "-m", "stuck", "analyze", str(bad)],
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 2 and "Traceback" not in run.stderr
+    assert "not stuck.capture/1 evidence" in run.stderr
+    hostile = tmp_path / "hostile"
+    hostile.mkdir()
+    thread = {"tid": 7, "comm": "evil\x1b[31m", "stat": "7 (x) S 1", "syscall": "garbage",
+              "stat2": "7 (x) S 1", "syscall2": "garbage", "switches": "many"}
+    doc = {"format": "stuck.capture/1", "taken_at": 0, "machine": "x86_64", "interval": 0.25,
+           "processes": [{"pid": 7, "comm": "evil\x1b[31m", "threads": [thread, "junk"],
+                          "fds": [{"fd": "0"}, {"fd": 1, "target": "pipe:[oops"}],
+                          "tools": {"gdb": "STUCK-GDB {not json"}}, 42]}
+    import json
+    (hostile / "evidence.json").write_text(json.dumps(doc))
+    run = subprocess.run([sys.executable, "-m", "stuck", "analyze", str(hostile)],
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    assert "\x1b" not in run.stdout and "evil\\x1b[31m" in run.stdout

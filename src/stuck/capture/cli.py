@@ -42,7 +42,7 @@ def capture_command(pids: tuple[str, ...], tree: bool, json_out: str | None,
 
     numbers = []
     for p in pids:
-        if not p.isdigit() or int(p) <= 0:
+        if not (p.isascii() and p.isdigit()) or int(p) <= 0:
             _fail(f"{p!r} is not a process id (give numbers, e.g. stuck capture 4242)")
         numbers.append(int(p))
     if not os.path.isdir("/proc/self/task"):

@@ -15,6 +15,7 @@ peer socket.
 from __future__ import annotations
 
 import contextlib
+import re
 import socket
 import struct
 from dataclasses import dataclass, field
@@ -117,15 +118,15 @@ class TcpSocket:
 def parse_tcp(text: str) -> dict[int, TcpSocket]:
     out: dict[int, TcpSocket] = {}
     for line in text.splitlines():
-        parts = line.split()
-        if len(parts) < 10 or ":" not in parts[1] or not parts[9].isdigit():
+        parts = line.split(maxsplit=10)
+        if len(parts) < 10 or ":" not in parts[1]:
             continue
         try:
-            tx, rx = (int(x, 16) for x in parts[4].split(":"))
+            tx, rx = (int(x, 16) for x in parts[4].split(":", 1))
             st = int(parts[3], 16)
-        except ValueError:
+            ino = int(parts[9])
+        except ValueError:  # the header line, or not the kernel's text
             continue
-        ino = int(parts[9])
         if ino:
             out[ino] = TcpSocket(ino, parts[1], parts[2], st == TCP_LISTEN, tx, rx)
     return out
@@ -161,8 +162,12 @@ def _mode(flags: int | None) -> str:
     return {0: "r", 1: "w"}.get(flags & 3, "rw")
 
 
+_LINK = re.compile(r"(pipe|socket):\[(\d{1,20})\]\Z")  # an fd link naming a pipe or socket
+
+
 def _inode(key: str) -> int:
-    return int(key[key.index("[") + 1:-1]) if "[" in key else 0
+    m = _LINK.match(key)
+    return int(m.group(2)) if m else 0
 
 
 def channels(ev: Evidence) -> dict[str, Channel]:
@@ -170,9 +175,10 @@ def channels(ev: Evidence) -> dict[str, Channel]:
     out: dict[str, Channel] = {}
     for pe in ev.processes:
         for fe in pe.fds:
-            if not fe.target.startswith(("pipe:[", "socket:[")):
-                continue
-            kind = "pipe" if fe.target.startswith("pipe") else "socket"
+            link = _LINK.match(fe.target)
+            if link is None:
+                continue  # a file, a device, or (in saved evidence) anything else
+            kind = link.group(1)
             ch = out.get(fe.target)
             if ch is None:
                 ch = out[fe.target] = Channel(key=fe.target, kind=kind, inode=_inode(fe.target))

@@ -93,15 +93,15 @@ class Call:
 def parse(text: str, machine: str) -> Call | None:
     """``"202 0x55d0 0x80 0x2 0x0 0x0 0x0 0x7ffd 0x7f12"`` -> Call; None when the thread is
     running, not in a call, or the text is not readable."""
-    parts = text.split()
-    if len(parts) < 7 or not parts[0].lstrip("-").isdigit():
-        return None
-    number = int(parts[0])
-    if number < 0:
+    parts = text.split(maxsplit=9)
+    if len(parts) < 7 or len(parts[0]) > 6:
         return None
     try:
-        args = [int(a, 16) for a in parts[1:7]]
-    except ValueError:
+        number = int(parts[0])
+        args = [int(a, 16) for a in parts[1:7] if len(a) <= 18]
+    except ValueError:  # "running", or not the kernel's text
+        return None
+    if number < 0 or len(args) != 6:
         return None
     name = NUMBERS.get(machine, NUMBERS["x86_64"]).get(number, f"syscall {number}")
     return Call(number=number, name=name, args=args)
