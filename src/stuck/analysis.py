@@ -422,6 +422,9 @@ class _Analysis:
                     break
             else:
                 waiters = [t for t in waiters if t.id not in self.covered]
+                if waiters and any(t.id in self.covered for t in proc.threads) and all(
+                        self._unknown_join(t) for t in waiters):
+                    continue  # joins on threads not named, beside a finding: likely its victims
                 if waiters:
                     self._process_stall(waiters, unnamed, sleepers, timers)
 
@@ -452,6 +455,11 @@ class _Analysis:
                           "told from the dump")
             words.append(f"On {_res_name(res, rid)}: {how}; {served}.")
         return words
+
+    def _unknown_join(self, t: Thread) -> bool:
+        """``t`` joins a thread the source does not name."""
+        res = self.resources.get(t.waits.resource) if t.waits is not None else None
+        return res is not None and res.kind == "thread" and not res.owners
 
     def _child_wait(self, t: Thread, proc: Process) -> bool:
         """``t`` waits for another process to exit while nothing in its own process runs: the
@@ -642,6 +650,9 @@ class _Analysis:
                     continue  # someone holds it: a chain, judged by the hang rule
                 if excerpt and not proven and kind == "thread":
                     continue  # a join on a thread the excerpt may have left out: says nothing
+                if not proven and self._unknown_join(t) and any(
+                        o.id in self.covered for o in proc.threads):
+                    continue  # joins a thread not named, beside a finding: likely its victim
                 if not proven and t.detail in TIMER_SERVED and (
                         t.waits.duration is None or t.waits.duration < TIMER_RULED_OUT):
                     continue  # a Go receive or select a timer may end: nothing to claim
@@ -900,6 +911,9 @@ class _Analysis:
                 long = t.waits.duration is not None and t.waits.duration >= self.hang_after
                 if t.detail in TIMER_SERVED and not long:
                     continue  # a Go receive or select a timer may end at any moment
+                if not long and self._unknown_join(t) and any(
+                        o.id in self.covered for o in proc.threads):
+                    continue  # joins a thread not named, beside a finding: likely its victim
                 if t.state == "blocked" and t.waits.durable:
                     # A source that shows every thread but no durations (Python dumps): a
                     # lock wait with no timeout is worth naming, as a possible hang.

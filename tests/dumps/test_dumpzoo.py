@@ -49,8 +49,6 @@ PY_QUIESCENT = ("Python 'no thread of this process is seen running' names every 
                 "heartbeat in time.sleep (it will wake by itself) too")
 BYSTANDER_KNOWN: dict[str, str] = {
     **dict.fromkeys([
-        "java/BusyPool/excerpt-cutoff", "java/BusyPool/excerpt-one-thread",
-        "java/IdleServer/excerpt-cutoff", "java/IdleServer/excerpt-one-thread",
         "python/busy_pool/excerpt-one-thread", "python/idle_server/excerpt-one-thread",
         "python/idle_server/excerpt-ellipsis",
     ], JOIN_CUT),
@@ -95,9 +93,6 @@ FALSE_EDGE_KNOWN: dict[str, str] = {}
 # Excerpts that lost threads, with a claim above `possible`, today.
 OVERCONFIDENT_KNOWN: dict[str, str] = dict.fromkeys([
     "go/lock_then_chan/excerpt-one-thread", "go/queue_cycle/excerpt-one-thread",
-    "java/BusyPool/excerpt-cutoff", "java/BusyPool/excerpt-one-thread",
-    "java/IdleServer/excerpt-cutoff", "java/IdleServer/excerpt-one-thread",
-    "java/JoinHolding/excerpt-cutoff", "java/JoinHolding/excerpt-one-thread",
     "python/barrier_short/excerpt-ellipsis", "python/barrier_short/excerpt-ellipsis+source",
     "python/barrier_short/excerpt-one-thread", "python/barrier_short/excerpt-one-thread+source",
     "python/busy_pool/excerpt-cutoff", "python/busy_pool/excerpt-cutoff+source",

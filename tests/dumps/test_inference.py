@@ -206,3 +206,25 @@ def test_no_progress_survives_a_json_round_trip() -> None:
     again = json_report.loads(json_report.dumps(report))
     assert [p.no_progress_for for p in again.snapshot.processes] == [3.0]
     assert [p.complete for p in again.snapshot.processes] == [True]
+
+
+# --- JVM: a visibly complete dump, and the JVM's own threads ------------------------------
+
+def test_jstack_full_dump_is_complete_and_the_jvm_threads_are_idle() -> None:
+    text = dump_text(GENERATED / "jstack-l-deadlock.txt")
+    from tests.dumps.helpers import analyse_text
+    report = analyse_text(text)
+    assert [p.complete for p in report.snapshot.processes] == [True]
+    states = {t.name: t.state for t in report.snapshot.threads()}
+    for jvm in ("Signal Dispatcher", "Service Thread", "C2 CompilerThread0", "VM Thread",
+                "Reference Handler", "Finalizer"):
+        assert states.get(jvm, "idle") == "idle", jvm
+    # StuckJava: a monitor cycle and a ReentrantLock cycle; main joins one of them: a victim
+    # whose joined thread jstack does not name, so it is not claimed stuck on its own
+    assert [(f.kind, f.confidence) for f in report.findings] == [("deadlock", "certain")] * 2
+    # cut off before the dump's end ("JNI global refs"), or with "..." for left-out threads:
+    # an excerpt, whatever its header says
+    cut = text[:text.index("JNI global")]
+    assert [p.complete for p in analyse_text(cut).snapshot.processes] == [False]
+    healthy = report_for(GENERATED / "jstack-l-healthy.txt")
+    assert healthy.findings == [] and healthy.snapshot.processes[0].complete is True

@@ -393,7 +393,28 @@ def _is_io(t: Thread) -> bool:
     return any(m == method or (("." in m) and fn.endswith(m)) for m in _IO_MARKERS)
 
 
+# The JVM's own threads: they run no program code that could end a program's wait (compilers,
+# the signal dispatcher, the attach listener, GC and VM housekeeping), whatever state they show.
+_JVM_SERVICE = re.compile(
+    r"^(?:Signal Dispatcher|Service Thread|Monitor Deflation Thread|C[12] CompilerThread\d+"
+    r"|Sweeper thread|Notification Thread|Attach Listener|VM Thread|VM Periodic Task Thread"
+    r"|GC Thread#\d+|G1 .+|GC task thread.+|Reference Handler|Finalizer|Common-Cleaner"
+    r"|JVMCI.+|Surrogate Locker Thread.*)$")
+
+
+_JVM_OWN = frozenset({"Reference Handler", "Signal Dispatcher"})  # in every HotSpot dump
+
+
 def _classify(acc: _ThreadAcc) -> ThreadState:
+    state = _classify_state(acc)
+    name = acc.thread.name or ""
+    if state in ("running", "blocked", "unknown") and _JVM_SERVICE.match(name) and not any(
+            not f.function.startswith(("java.", "jdk.", "sun.")) for f in acc.thread.frames):
+        return "idle"
+    return state
+
+
+def _classify_state(acc: _ThreadAcc) -> ThreadState:
     t = acc.thread
     state = acc.java_state
     if state == "TERMINATED":
@@ -524,6 +545,8 @@ def parse(text: str) -> ParseResult:
         if line.startswith("Full thread dump"):
             b.new_process(b.pending_pid)
             b.pending_pid = None
+            assert b.process is not None
+            b.process.complete = True  # jstack prints every Java thread after this line
             mode = "none"
             continue
         m = _ATTACH.match(line)
@@ -593,6 +616,13 @@ def parse(text: str) -> ParseResult:
         flush_deadlock()
     b.finish_thread()
     _drop_waited_holds(b.result)
+    # "Full thread dump" is followed by every thread, the JVM's own first, and ends with the
+    # "JNI global refs" line; without them, or with "..." where threads were left out, the
+    # paste is an excerpt.
+    cut = "\n...\n" in text or "\n…\n" in text or "JNI global " not in text
+    for proc in b.result.processes:
+        if proc.complete and (cut or not {t.name for t in proc.threads} >= _JVM_OWN):
+            proc.complete = False
     return b.result
 
 
