@@ -1064,7 +1064,8 @@ def _recorded_rules(snapshot: Snapshot, findings: list[Finding]) -> list[Finding
                    taken_at=snapshot.taken_at)
     kept = [f for f in findings if f.kind in ("lock-order", "hang")
             or not (set(f.threads) | set(f.blocked_behind)) & ids]
-    return kept + rules(sub)
+    # settle 0: the report is judged as it was saved (its waits lasted what they lasted)
+    return kept + rules(sub, settle=0.0)
 
 
 def _group_threads(snapshot: Snapshot) -> list[Group]:

@@ -373,5 +373,20 @@ def report_for(cycle: Cycle | None, policy: str) -> Report:
         findings = [finding_for(c, snap, rid_of, table, policy) for c in cycles]
         if cycle is None and tasks is not None:
             findings.extend(tasks.cycle_findings(snap, rid_of, policy))
+    _record(snap, table, rid_of)
     groups = group_threads(snap)
     return Report(snapshot=snap, findings=findings, groups=groups)
+
+
+def _record(snap: Snapshot, table: dict[int, WaitRecord], rid_of: dict[int, str]) -> None:
+    """Write the live facts into the snapshot (``stall.record_facts``), so a saved report of
+    a cycle found at block time is judged by the same rules when analysed again."""
+    from stuck.runtime.stall import LiveChecker, record_facts
+
+    try:
+        checker = LiveChecker()
+        facts, _ = checker.facts(snap, table, rid_of)
+        checker._annotate(snap, facts, [])
+        record_facts(snap, facts, set())
+    except Exception:  # a report must be written even if the facts cannot be read
+        pass

@@ -446,6 +446,15 @@ def _holders(t: ThreadFacts, facts: LiveFacts) -> list[str]:
     if res.kind in ("mutex", "rlock", "semaphore") or (
             res.kind == "condition" and t.wait.op == "acquire"):
         return list(res.owners)
+    # Inferred from behaviour (a probable cycle): the threads that ever took from a full
+    # queue, or put to an empty one; the workers of a future's pool.
+    if res.kind == "queue" and t.wait.op == "put":
+        return sorted(res.getters or ())
+    if res.kind == "queue" and t.wait.op == "get":
+        return sorted(res.wakers or ())
+    if res.kind == "future":
+        ex = facts.executors.get(res.executor) if res.executor else None
+        return sorted(res.wakers or ()) or (list(ex.workers) if ex is not None else [])
     return []
 
 
@@ -501,17 +510,33 @@ def _deadlock_finding(cycle: list[Edge], facts: LiveFacts, now: float) -> Findin
         elif e.held_by == e.thread:
             parts.append(f"{t.name} takes {res.label}, which it already holds "
                          f"({res.kind} is not reentrant)")
+        elif res.kind == "queue" and t.wait is not None and t.wait.op == "put":
+            parts.append(f"{t.name} puts on full queue {res.label}, which only "
+                         f"{_name(facts, e.held_by)} gets from")
+        elif res.kind == "queue":
+            parts.append(f"{t.name} gets from empty queue {res.label}, which only "
+                         f"{_name(facts, e.held_by)} puts to")
+        elif res.kind == "future":
+            parts.append(f"{t.name} waits for {res.label}, which only "
+                         f"{_name(facts, e.held_by)} can complete")
         else:
             parts.append(f"{t.name} waits for {res.label} held by {_name(facts, e.held_by)}")
-        if res.kind == "semaphore":
+        if res.kind in ("semaphore", "queue", "future"):
             proven = False
     n = len(cycle)
     summary = parts[0] if n == 1 else f"{n} threads wait for each other: " + "; ".join(parts)
     longest = max((_waited(facts.threads[e.thread], now) or 0.0) for e in cycle)
     missing: list[str] = []
-    if not proven:
+    kinds = {facts.resources[e.waits_for].kind for e in cycle}
+    if "semaphore" in kinds:
         missing.append("a semaphore can be released by any thread; its holders are the "
                        "threads that acquired it and have not released it")
+    if "queue" in kinds:
+        missing.append("which threads will use a queue is inferred from which threads used it "
+                       "so far; a thread that never touched it could still end the wait")
+    if "future" in kinds:
+        missing.append("a pending future can only run on its pool's workers; another thread "
+                       "could still complete it by hand")
     return Finding(
         kind="deadlock", confidence="certain" if proven else "probable", summary=summary,
         explanation=("Each thread waits, without a timeout, for what the next one holds; none "
