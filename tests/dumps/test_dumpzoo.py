@@ -113,7 +113,7 @@ CERTAIN_KNOWN: dict[str, str] = {}
 
 # Floor per runtime: cases right today (tests/fixtures/dumpzoo/README.md). The score may rise;
 # it must not fall.
-FLOOR: dict[str, int] = {"c": 114, "go": 65, "java": 46, "python": 123}
+FLOOR: dict[str, int] = {"c": 114, "go": 65, "java": 69, "python": 123}
 
 BAR = 0.90
 
