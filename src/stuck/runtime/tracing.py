@@ -85,7 +85,9 @@ class _Filtered:
 
 
 def _wrap(func: Any) -> Any:
-    if isinstance(func, (FunctionType, MethodType)):
+    # A function, a method, or an object whose __call__ is written in Python.
+    call = vars(type(func)).get("__call__") if func is not None else None
+    if isinstance(func, (FunctionType, MethodType)) or isinstance(call, FunctionType):
         return _Filtered(func)
     return func  # None, or a tracer written in C
 
