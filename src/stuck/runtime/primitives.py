@@ -851,6 +851,11 @@ if not _LOCK_IS_A_CLASS:
     # Before 3.13 threading.Lock is a function (make_lock stands in for it), and the type of
     # the locks it makes reads ``<class '_thread.lock'>``: so does this one.
     Lock.__module__, Lock.__name__, Lock.__qualname__ = "_thread", "lock", "lock"
+else:
+    # From 3.13 threading.Lock is the type _thread.lock itself: the name is the original's,
+    # while module and qualified name stay threading.Lock, where pickle (multiprocessing's
+    # managers, under spawn) finds the replacement while it is installed.
+    Lock.__name__ = "lock"
 
 REPLACEMENTS: list[tuple[object, str, object]] = [
     (threading, "Lock", Lock if _LOCK_IS_A_CLASS else make_lock),
