@@ -440,7 +440,7 @@ class _Analysis:
         for rid, ts in list(by_channel.items())[:8]:
             res = self.resources[rid]
             how = ", ".join(f"{t.label()} ({t.detail or 'waits'})" for t in ts[:4])
-            others = [self.threads[o] for o in res.referenced_by if o in self.threads][:4]
+            others = [self.threads[o] for o in res.referenced_by or () if o in self.threads][:4]
             if others:
                 served = ("it could have been served by " + ", ".join(
                     f"{o.label()} ({o.state}"

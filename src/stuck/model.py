@@ -187,8 +187,8 @@ class Resource:
     wakers: list[str] | None = None
     # Threads whose frames pass this resource's address as an argument (a goroutine handed the
     # channel, a function given the mutex): they may use it, to send, receive, signal or
-    # unlock. A hint from the dump's arguments, never proof; not ``wakers``.
-    referenced_by: list[str] = field(default_factory=list)
+    # unlock. A hint from the dump's arguments, never proof; not ``wakers``. None: not read.
+    referenced_by: list[str] | None = None
     # Pipes and sockets (stuck capture): the kernel's inode, the bytes waiting to be read and
     # the buffer's size, where the kernel shows them.
     inode: int | None = None

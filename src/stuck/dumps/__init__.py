@@ -74,6 +74,9 @@ ALIASES: dict[str, str] = {
     "java": "jstack", "kernel": "linux", "freebsd": "procstat", "py-spy": "pyspy",
 }
 
+# Formats whose threads may have Python frames: their source can say which locks are held.
+PYTHON_FRAMES = frozenset({"faulthandler", "pyspy", "pystack", "gdb"})
+
 # --format names that stand for several formats: each one detected in the text is parsed.
 GROUPS: dict[str, tuple[str, ...]] = {
     "python": ("faulthandler", "pyspy", "pystack"),
@@ -258,7 +261,7 @@ def merge(results: list[tuple[str, ParseResult]], files: list[str],
         loaded.stated.extend(result.stated)
         loaded.inferred.update(result.inferred)
     snap.source.format = "+".join(formats) if formats else None
-    if read_sources and formats != ["json"]:
+    if read_sources and any(f in PYTHON_FRAMES for f in formats):
         # Python source beside the dump: the locks each thread holds (stuck.dumps.pysource)
         from stuck.dumps.pysource import read_python_sources
         read_python_sources(snap, loaded.inferred, sources)

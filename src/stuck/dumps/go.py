@@ -213,9 +213,11 @@ def parse(text: str) -> ParseResult:
     if "\r" in text:
         text = text.replace("\r\n", "\n")
     whole: bool | None = None
+    first_at = text.find("goroutine ")
+    before = text[:first_at] if first_at >= 0 else ""  # the runtime's header comes first
     if "\n...\n" in text or "\n…\n" in text:
         whole = False  # a paste that left goroutines out
-    elif any(needle in text for needle in _WHOLE_DUMP):
+    elif any(needle in before for needle in _WHOLE_DUMP):
         whole = True
     result = ParseResult()
     dump = _DumpBuilder(1, None)

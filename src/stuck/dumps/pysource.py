@@ -190,8 +190,15 @@ def read_python_sources(snapshot: Snapshot, inferred: dict[str, str],
     ``frame_locals``: (thread id, frame index) -> the frame's locals as the dump printed them,
     where a parser kept them (``self`` with its address).
     """
-    py_threads = [t for t in snapshot.threads()
-                  if any((f.file or "").endswith(".py") for f in t.frames[:3])]
+    python: dict[int, bool] = {}  # id of a frame list (parsers share them) -> has Python
+    py_threads = []
+    for t in snapshot.threads():
+        key = id(t.frames)
+        has = python.get(key)
+        if has is None:
+            has = python[key] = any((f.file or "").endswith(".py") for f in t.frames[:3])
+        if has:
+            py_threads.append(t)
     if not py_threads:
         return
     reader = SourceReader(dirs)

@@ -421,8 +421,8 @@ def from_dict(doc: Any) -> Report:
                           acquired_at={str(k): _read_frame(v) for k, v in
                                        _get(r, "acquired_at", dict, {}, "resource").items()},
                           wakers=_maybe_strs(_get(r, "wakers", list, None, "resource")),
-                          referenced_by=[str(t) for t in
-                                         _get(r, "referenced_by", list, [], "resource")],
+                          referenced_by=_maybe_strs(
+                              _get(r, "referenced_by", list, None, "resource")),
                           inode=_get(r, "inode", int, None, "resource"),
                           queued=_get(r, "queued", int, None, "resource"),
                           capacity=_get(r, "capacity", int, None, "resource"),
