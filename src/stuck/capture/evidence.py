@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from stuck.errors import StuckError
+
 FORMAT = "stuck.capture/1"
 
 
@@ -102,7 +104,7 @@ def _dicts(v: Any) -> list[dict[str, Any]]:
     return [x for x in v if isinstance(x, dict)] if isinstance(v, list) else []
 
 
-class EvidenceFormatError(ValueError):
+class EvidenceFormatError(StuckError, ValueError):
     """The text is not saved capture evidence."""
 
 

@@ -14,6 +14,8 @@ import types
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from stuck.errors import StuckError
+
 if TYPE_CHECKING:
     from stuck.explore.engine import ExploreResult
 
@@ -60,7 +62,7 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'stuck.explore' has no attribute {name!r}")
 
 
-class ExploreFailure(AssertionError):
+class ExploreFailure(StuckError, AssertionError):
     """Raised by :func:`explores` when an interleaving deadlocks, stalls, hangs or raises."""
 
     def __init__(self, message: str, result: ExploreResult) -> None:

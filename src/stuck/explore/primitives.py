@@ -29,6 +29,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from stuck.errors import StuckError
 from stuck.explore.scheduler import SLEEP, Aborted, CThread, Scheduler, _active, active, controlled
 from stuck.runtime import patch
 from stuck.tracebacks import hide_in_pytest
@@ -56,7 +57,7 @@ _orig_event_is_set = threading.Event.is_set
 _orig_start_new_thread = _thread.start_new_thread
 
 
-class NotControlled(RuntimeError):
+class NotControlled(StuckError, RuntimeError):
     """A controlled primitive was made to block outside its controlled execution."""
 
 

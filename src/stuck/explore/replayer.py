@@ -21,6 +21,7 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from stuck.errors import StuckError
 from stuck.explore.strategy import BaseStrategy, non_preemptive
 
 VERSION = "s2"
@@ -29,7 +30,7 @@ CHECKSUM_BYTES = 2
 VERDICT_CODES = ("pass", "deadlock", "stall", "hang", "exception")
 
 
-class TokenError(ValueError):
+class TokenError(StuckError, ValueError):
     """Not a replay token this version of stuck can read."""
 
 

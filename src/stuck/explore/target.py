@@ -10,8 +10,10 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from stuck.errors import StuckError
 
-class TargetError(ValueError):
+
+class TargetError(StuckError, ValueError):
     """The target cannot be found; the message says what to write instead."""
 
 

@@ -15,6 +15,7 @@ from importlib import resources as _resources
 from typing import Any, TextIO
 
 from stuck.__about__ import __version__
+from stuck.errors import StuckError
 from stuck.model import (
     CONFIDENCES,
     FINDING_KINDS,
@@ -39,7 +40,7 @@ from stuck.model import (
 SCHEMA_ID = "stuck.report/1"
 
 
-class ReportFormatError(ValueError):
+class ReportFormatError(StuckError, ValueError):
     """The input is not a ``stuck.report/1`` document."""
 
 

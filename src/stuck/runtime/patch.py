@@ -16,6 +16,8 @@ from __future__ import annotations
 import _thread
 from collections.abc import Iterable
 
+from stuck.errors import StuckError
+
 # A leaf lock: nothing is called while it is held.
 _mutex = _thread.allocate_lock()
 _active_backend: str | None = None
@@ -25,7 +27,7 @@ _originals: dict[tuple[int, str], object] = {}
 Replacement = tuple[object, str, object]  # (module or class, attribute name, new value)
 
 
-class PatchError(RuntimeError):
+class PatchError(StuckError, RuntimeError):
     """Another backend is already installed, or none is installed to remove."""
 
 

@@ -21,7 +21,7 @@ import signal
 import sys
 import threading
 from dataclasses import dataclass
-from typing import Any, Literal, TextIO
+from typing import IO, Any, Literal, TextIO
 
 from stuck.errors import EXIT_ABORT, DeadlockError, StallError
 from stuck.model import Finding, Report
@@ -55,32 +55,43 @@ def reset() -> None:
     findings_seen.clear()
 
 
-def write_report(report: Report, stream: TextIO | None = None,
-                 json_path: str | None = None) -> None:
-    """Write the text report to the stream and the JSON report to the file, never raising."""
-    from stuck.report import json as json_report
+def write_report(report: Report, stream: IO[str] | None = None,
+                 json_path: str | None = None, html_path: str | None = None,
+                 text: str | None = None) -> None:
+    """Write the text report (``text``, or the rendered report) to the stream, the JSON
+    report and the HTML page to their files, never raising. The one place reports are
+    written: the deadlock policy and the watchdog both come here."""
     from stuck.report import text as text_report
 
     out = stream or settings.stream or sys.stderr
     try:
-        out.write(text_report.render(report))
+        out.write(text if text is not None else text_report.render(report))
         out.flush()
     except Exception:
         pass
     path = json_path if json_path is not None else settings.json_path
     if path:
-        try:
-            tmp = f"{path}.tmp{os.getpid()}"
-            with open(tmp, "w", encoding="utf-8") as f:
-                f.write(json_report.dumps(report))
-                f.write("\n")
-            os.replace(tmp, path)
-        except Exception as exc:
-            with contextlib.suppress(Exception):
-                out.write(f"stuck: could not write the JSON report to {path}: {exc}\n")
-    if settings.html_path:
+        write_json(report, path, out)
+    page = html_path if html_path is not None else settings.html_path
+    if page:
         from stuck.report.html import write_file_or_say
-        write_file_or_say(report, settings.html_path, out)
+        write_file_or_say(report, page, out)
+
+
+def write_json(report: Report, path: str, out: IO[str]) -> None:
+    """The JSON report, written whole or not at all (a temporary file, then renamed): a
+    reader never sees half a report, even when the program is aborted right after."""
+    from stuck.report import json as json_report
+
+    try:
+        tmp = f"{path}.tmp{os.getpid()}"
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(json_report.dumps(report))
+            f.write("\n")
+        os.replace(tmp, path)
+    except Exception as exc:
+        with contextlib.suppress(Exception):
+            out.write(f"stuck: could not write the JSON report to {path}: {exc}\n")
 
 
 def on_cycle(me: int, cycle: Cycle, may_raise: bool) -> None:

@@ -48,7 +48,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from types import CodeType, FrameType
-from typing import IO, Literal, Protocol
+from typing import IO, Protocol
 
 from stuck.errors import EXIT_ABORT, StuckError
 from stuck.model import (
@@ -65,13 +65,10 @@ from stuck.model import (
     Wait,
 )
 from stuck.runtime import registry
+from stuck.runtime.policy import Policy
 from stuck.stacks.python import CALL_ACTIVITY as _CALL_ACTIVITY
 from stuck.stacks.python import STDLIB_ACTIVITY as _STDLIB_ACTIVITY
 from stuck.stacks.python import Activity
-
-Policy = Literal["report", "raise", "abort"]
-POLICIES: tuple[Policy, ...] = ("report", "raise", "abort")
-
 
 
 class HangError(StuckError):
@@ -632,23 +629,14 @@ class Watchdog:
                     self._raised.add(k)
 
     def _write(self, report: Report, now: float) -> None:
-        stream = self.config.stream or sys.stderr
-        with contextlib.suppress(Exception):
-            stream.write(render_diagnosis(report))
-            stream.flush()
-        if self.config.json_path:
-            try:
-                from stuck.report.json import dumps
-                tmp = f"{self.config.json_path}.tmp{os.getpid()}"
-                with open(tmp, "w", encoding="utf-8") as f:
-                    f.write(dumps(report) + "\n")
-                os.replace(tmp, self.config.json_path)
-            except Exception as exc:
-                with contextlib.suppress(Exception):
-                    stream.write(f"stuck: could not write the JSON report: {exc}\n")
-        if self.config.html_path:
-            from stuck.report.html import write_file_or_say
-            write_file_or_say(report, self.config.html_path, stream)
+        from stuck.runtime.policy import write_report
+
+        try:
+            text = render_diagnosis(report)
+        except Exception as exc:
+            text = f"stuck: could not render the report: {exc!r}\n"
+        write_report(report, self.config.stream or sys.stderr, self.config.json_path or "",
+                     self.config.html_path or "", text=text)
         self.reports.append(report)  # after writing: a reader of `reports` sees the text too
         del self.reports[:-8]
 
