@@ -1060,6 +1060,15 @@ def _recorded_rules(snapshot: Snapshot, findings: list[Finding]) -> list[Finding
     if not recorded:
         return findings
     ids = {t.id for p in recorded for t in p.threads}
+    named: set[str] = set()
+    for r in snapshot.resources:
+        rec = r.recorded
+        if rec is not None:
+            named.update(rec.wakers or (), rec.getters or (), rec.pool_workers or ())
+            if rec.joins is not None:
+                named.add(rec.joins)
+    if not named <= ids:
+        return findings  # threads renamed since (joined to a capture's kernel threads)
     sub = Snapshot(source=snapshot.source, processes=recorded, resources=snapshot.resources,
                    taken_at=snapshot.taken_at)
     kept = [f for f in findings if f.kind in ("lock-order", "hang")

@@ -221,14 +221,18 @@ def _still_holds(cycle: Cycle) -> bool:
     return True
 
 
-def find_cycle(me: int) -> Cycle | None:
-    """The deadlock cycle that ``me``'s registered wait closes, if any."""
-    # Fast exit, the common case: a thread that could end the wait is not waiting itself,
-    # so it is running and nothing can be a knot (no copy of the table, no walk).
+def _holder_running(me: int) -> bool:
+    """The fast exit, the common case: a thread that holds what ``me`` waits for (or could
+    end its wait) is not waiting itself, so it is running: no cycle can close through it."""
     waits = registry.waits
     record = waits.get(me)
     wakers = record.waker_idents() if record is not None else None
-    if not wakers or any(w != me and w not in waits for w in wakers):
+    return not wakers or any(w != me and w not in waits for w in wakers)
+
+
+def find_cycle(me: int) -> Cycle | None:
+    """The deadlock cycle that ``me``'s registered wait closes, if any."""
+    if _holder_running(me):  # no copy of the table, no walk
         return None
     cycle = _Walk(me, dict(registry.waits)).cycle()
     if cycle is None or (cycle.timed and not cycle.proven) or not _still_holds(cycle):
@@ -241,6 +245,8 @@ def find_cycle(me: int) -> Cycle | None:
 def pending_cycle(me: int) -> bool:
     """True when ``me``'s wait closes a cycle of holding and waiting that is not proven yet: a
     thread outside it can still run, and could release a plain Lock of it."""
+    if _holder_running(me):
+        return False
     cycle = _Walk(me, dict(registry.waits), any_releaser=False).cycle()
     return cycle is not None and not (cycle.timed and not cycle.proven) and _still_holds(cycle)
 
