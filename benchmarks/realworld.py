@@ -262,8 +262,16 @@ def print_table(rows: list[tuple[Project, dict[str, Outcome]]]) -> None:
         say(f"\nmedian time ratio pytest --stuck / plain: {statistics.median(ratios):.2f}x "
             f"(target <= 1.3x) over {len(ratios)} projects")
     for name, items in regressions.items():
-        for item in items:
+        for item in items[:10]:
             say(f"REGRESSION {name}: {item}")
+        if len(items) > 10:
+            say(f"REGRESSION {name}: ... {len(items) - 10} more")
+    for p, r in rows:
+        for mode in MODES:
+            o = r[mode]
+            if not o.hung and not o.tests and r["plain"].tests:
+                say(f"CRASHED {p.name}: {mode}: no test result written (exit status "
+                    f"{o.returncode}); see {o.log}")
     for name, fs in all_findings.items():
         for f in sorted(fs):
             say(f"FINDING {name}: {f}")
