@@ -105,14 +105,19 @@ def sh(cmd: list[str], cwd: Path | None = None, timeout: float = 900) -> None:
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
 
 
+def _sources(home: Path, p: Project) -> list[Path]:
+    """The unpacked sdist: its directory is named after the release (``name-version``)."""
+    version = p.version
+    return [d for d in home.iterdir() if d.is_dir() and d.name.endswith("-" + version)]
+
+
 def prepare(p: Project, cache: Path) -> tuple[Path, Path]:
     """The project's venv python and its unpacked sdist (made once, then reused)."""
     home = cache / f"{p.name.lower()}-{p.version}"
     venv = home / "venv"
     py = venv / "bin" / "python"
     ready = home / ".ready"
-    src_dirs = [d for d in home.glob("*") if d.is_dir() and d.name not in ("venv", "logs",
-                                                                           "dist")]
+    src_dirs = _sources(home, p)
     if ready.exists() and src_dirs:
         return py, src_dirs[0]
     home.mkdir(parents=True, exist_ok=True)
@@ -123,8 +128,7 @@ def prepare(p: Project, cache: Path) -> tuple[Path, Path]:
     [archive] = list(dist.glob("*.tar.gz"))
     with tarfile.open(archive) as tar:
         tar.extractall(home, filter="data")
-    src_dirs = [d for d in home.glob("*") if d.is_dir() and d.name not in ("venv", "logs",
-                                                                           "dist")]
+    src_dirs = _sources(home, p)
     say(f"  [{p.name}] venv and test dependencies")
     if not py.exists():
         sh([sys.executable, "-m", "venv", str(venv)])
