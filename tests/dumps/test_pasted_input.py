@@ -259,3 +259,16 @@ def test_owner_printed_as_a_field_alone() -> None:
     keep = text[:text.index("print *mutex")] + text[text.index("print mutex->__data"):]
     report = analyse_text(keep)
     assert verdict(report) == [("deadlock", "certain", ["writer"])]
+
+
+def test_kernel_report_from_journald_keeps_its_verdict() -> None:
+    # a hung-task report as `journalctl -k -o short-iso` prints it: "<ts> <host> kernel: ..."
+    from tests.dumps.helpers import CORPUS
+    for name in ("14-syzkaller-436-hung-task-rtnl-lock.txt",
+                 "23-syzkaller-440-hung-rtnl-owner-in-synchronize-rcu.txt"):
+        plain = analyse_text(dump_text(CORPUS / name))
+        wrapped = analyse_text(_journald_iso(dump_text(CORPUS / name)).replace(
+            " gdb[91]: ", " kernel: "))
+        assert [(f.kind, f.confidence, sorted(f.threads)) for f in wrapped.findings] == \
+            [(f.kind, f.confidence, sorted(f.threads)) for f in plain.findings], name
+        assert plain.findings
