@@ -39,6 +39,15 @@ SourceKind = Literal["dump", "live", "explore", "proc"]
 _HEX = frozenset("0123456789abcdefABCDEF")
 
 
+def _ended_words(how: str | None) -> str:
+    """`` ended`` / `` ended (ValueError at feed.py:12)`` from ``Thread.ended``."""
+    if how is None:
+        return ""
+    if how == "returned":
+        return " ended"
+    return f" ended ({how.removeprefix('died of ')})"
+
+
 @dataclass(slots=True)
 class Frame:
     """One stack frame, innermost first in ``Thread.frames``."""
@@ -152,8 +161,8 @@ class Thread:
                 text = f"{self.name} ({self.id})"
         else:
             text = self.id
-        if self.state == "dead" and self.detail and self.detail.startswith("ended"):
-            text += f" {self.detail}"  # "producer ended (ValueError at feed.py:12)"
+        if self.state == "dead":
+            text += _ended_words(self.ended)  # "producer ended (ValueError at feed.py:12)"
         return text
 
 

@@ -55,7 +55,8 @@ def test_a_thread_that_died_is_named_with_its_exception(recorder: list[object]) 
     assert end.words() == f"ended (ValueError at test_naming.py:{line})"
     assert end.name == "producer"
     assert len(recorder) == 1  # the program's own hook still ran
-    dead = Thread(id=f"0x{t.ident:x}", name=end.name, state="dead", detail=end.words())
+    dead = Thread(id=f"0x{t.ident:x}", name=end.name, state="dead",
+                  ended=f"died of {end.error} at {end.where}")
     assert dead.label() == f"producer ended (ValueError at test_naming.py:{line})"
 
 
@@ -132,10 +133,12 @@ def test_a_producer_is_not_the_waker_of_its_own_put(tmp_path: Path) -> None:
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     report = loads(doc.read_text())
-    threads = {t.name: t for t in report.snapshot.threads()}
-    producer, consumer = threads["producer"], threads["consumer"]
+    threads = report.snapshot.thread_map()
+    producer = next(t for t in threads.values() if t.name == "producer")
     assert producer.waits is not None
     queue = report.snapshot.resource_map()[producer.waits.resource]
-    assert queue.wakers == [consumer.id]
+    assert queue.wakers is not None and len(queue.wakers) == 1
+    consumer = threads[queue.wakers[0]]
+    assert consumer.name == "consumer"
     assert consumer.state == "dead" and consumer.label() == "consumer ended"
     assert "could be woken by consumer ended" in done.stderr

@@ -147,3 +147,28 @@ def test_one_confidence_for_one_evidence_however_the_tests_are_split() -> None:
         assert done.returncode == 1, done.stdout + done.stderr
         found.append(re.findall(r"circular lock order \((\w+)\)", done.stdout))
     assert found[0] == found[1] == ["possible"]
+
+
+def test_the_same_state_is_reported_once_then_reminded_in_one_line() -> None:
+    import time
+
+    from tests.stall.test_watchdog import LIMIT, hangs_of, start, wait_until, watchdog
+
+    flag = [False]
+
+    def spin() -> None:
+        while not flag[0]:
+            pass
+
+    spinner = start("wd-again", spin)
+    try:
+        with watchdog(report_every=LIMIT) as (dog, out):
+            assert wait_until(lambda: bool(hangs_of(dog, "wd-again")))
+            assert wait_until(lambda: "still the same" in out.getvalue())
+            time.sleep(LIMIT * 2)
+            text = out.getvalue()
+    finally:
+        flag[0] = True
+        spinner.join(timeout=5)
+    assert text.count("wd-again has made no progress") == 1
+    assert "stuck: still the same 1 hang as reported above, for " in text

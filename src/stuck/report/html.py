@@ -137,8 +137,8 @@ class _Page:
             label = t.label()
             if t.name and label.startswith(f"{t.name} ({t.id})"):
                 lines.append(_short(t.id))
-            if t.state == "dead" and t.detail:
-                lines.append(_short(t.detail))
+            if t.state == "dead" and t.ended:
+                lines.append(_short(t.label()[len(t.name or t.id):].strip()))
             return lines
         res = self.resources.get(node.ref)
         if res is None:

@@ -262,7 +262,9 @@ def add_ended_threads(snap: Snapshot) -> None:
             with contextlib.suppress(ValueError):
                 end = ending(int(tid, 16), alive)
                 if end is not None:
-                    out.append(Thread(id=tid, name=end.name, state="dead", detail=end.words()))
+                    how = "returned" if end.error is None else \
+                        f"died of {end.error}" + (f" at {end.where}" if end.where else "")
+                    out.append(Thread(id=tid, name=end.name, state="dead", ended=how))
     snap.processes[0].threads.extend(out)
 
 

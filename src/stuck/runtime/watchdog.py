@@ -597,10 +597,14 @@ class Watchdog:
         changed = keys != self._last_report_key
         due = self._last_report_at is None or now - self._last_report_at >= \
             self.config.rate_limit()
-        if changed or due:
+        if changed:
             self._write(report, now)
             self._last_report_at = now
             self._last_report_key = keys
+        elif due:
+            # The same state again: one line saying it still holds, not the report again.
+            self._remind(report, now)
+            self._last_report_at = now
         # What each finding may set off. The hang policy (--hang-policy) is the user asking
         # for it: it acts on hangs whatever their confidence, and on stalls and deadlocks only
         # when they are proven. The deadlock policy (--policy) acts on proven stalls and
@@ -639,6 +643,17 @@ class Watchdog:
                      self.config.html_path or "", text=text)
         self.reports.append(report)  # after writing: a reader of `reports` sees the text too
         del self.reports[:-8]
+
+    def _remind(self, report: Report, now: float) -> None:
+        from stuck.report.text import counted
+
+        first = min((self._first_found_at.get(_finding_key(f), now) for f in report.findings),
+                    default=now)
+        with contextlib.suppress(Exception):
+            stream = self.config.stream or sys.stderr
+            stream.write(f"stuck: still the same {counted(report.findings).removesuffix(' found')}"
+                         f" as reported above, for {now - first:.0f} s now\n")
+            stream.flush()
 
     def _target(self, f: Finding, report: Report) -> int | None:
         choice = self.config.raise_in
