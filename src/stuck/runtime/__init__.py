@@ -108,8 +108,10 @@ def install(policy: Policy = "report", json_path: str | None = None,
     ``stalls``: run the watchdog thread that applies the stall rules (waits nothing able to
     run can end; see ``stuck.runtime.stall``). ``hang_after``: seconds without progress after
     which a thread is reported as a hang (None: no hang reports). ``hang_policy``: what the
-    watchdog does about a stall or hang: ``report``, ``raise`` (``HangError`` in the stuck
-    thread) or ``abort`` (when it persists).
+    watchdog does about a hang or a proven stall: ``report``, ``raise`` (``HangError`` in the
+    stuck thread) or ``abort`` (exit 86 at once). ``policy`` applies to the proven stalls and
+    deadlocks the watchdog finds too (``raise``: ``stuck.StallError`` in the main thread when
+    it is blocked behind one).
     """
     if policy not in POLICIES:
         raise ValueError(f"stuck: unknown policy {policy!r}; use one of {', '.join(POLICIES)}")

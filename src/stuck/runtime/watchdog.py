@@ -26,9 +26,13 @@ reported depends on what it is doing:
 - anything else (running, or in I/O such as a socket read): a **hang**, reported with its stack,
   and with the threads that wait behind it.
 
-The report is rate-limited and escalates by policy: ``report`` only writes it; ``raise`` also
-raises :class:`HangError` in a chosen thread; ``abort`` then ends the process if the hang is
-still there one more limit later. Under all of it, ``faulthandler.dump_traceback_later`` is
+The report is rate-limited and acted on by policy (``_act``). The hang policy acts on hangs
+(the user asked for it with ``--hang-after``) and on proven stalls and deadlocks: ``raise``
+raises :class:`HangError` in a chosen thread; ``abort`` ends the process at once with 86, never
+raising first (a thread killed by it could let the program exit 0). The deadlock policy
+(``--policy``) acts on proven stalls and deadlocks as on cycles found at block time: ``abort``
+ends the process; ``raise`` raises ``StallError`` in the main thread when it is blocked behind
+one (``policy.raise_in_main``). Under all of it, ``faulthandler.dump_traceback_later`` is
 armed and kept re-armed by the watchdog thread: if Python code cannot run at all (a C extension
 holds the GIL), the C-level dump still fires.
 """
