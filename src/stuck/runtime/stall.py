@@ -1370,6 +1370,10 @@ def record_facts(snap: Snapshot, facts: LiveFacts, unreachable: set[str]) -> Non
         if not tf.alive:
             mt.state = "dead"
             mt.ended = tf.ended
+            if mt.detail is None:  # the words reports put after a gone thread's name
+                how = tf.ended or ""
+                mt.detail = f"ended ({how.removeprefix('died of ')})" \
+                    if how.startswith("died of ") else "ended"
         elif tf.wait is not None:
             if mt.waits is None or mt.waits.resource != tf.wait.resource:
                 mt.waits = Wait(resource=tf.wait.resource, since=tf.wait.since,
@@ -1393,8 +1397,11 @@ def _add_ended_threads(snap: Snapshot, facts: LiveFacts) -> None:
         name, _, how = words.rpartition(" (")
         if name and name not in named:
             named.add(name)
+            how = how.rstrip(")")
+            detail = f"ended ({how.removeprefix('died of ')})" if how.startswith("died of ") \
+                else "ended"
             snap.processes[0].threads.append(Thread(id=f"ended-{i}", name=name, state="dead",
-                                                    ended=how.rstrip(")")))
+                                                    ended=how, detail=detail))
 
 
 def facts_of(snap: Snapshot) -> tuple[LiveFacts, set[str]]:
