@@ -553,3 +553,33 @@ def test_order_key_must_be_a_plain_value() -> None:
     assert order_by(lk, (1, "a")) is lk
     with pytest.raises(TypeError, match="plain value"):
         order_by(lk, object())
+
+
+def test_instance_pairs_are_bounded_over_all_classes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Many classes each nesting their own locks: past the total bound, no class remembers more
+    pairs (memory stays bounded) and creation order still decides."""
+    from stuck.runtime import lockorder as lo
+
+    monkeypatch.setattr(lo, "MAX_INSTANCE_EDGES_TOTAL", 6)
+    monkeypatch.setattr(lo, "MAX_INSTANCE_WITNESSES_TOTAL", 2)
+    checker = LockOrderChecker()
+
+    classes = [  # three classes (a class is the line that made its locks), four pairs each
+        [(make_lock(checker), make_lock(checker)) for _ in range(4)],
+        [(make_lock(checker), make_lock(checker)) for _ in range(4)],
+        [(make_lock(checker), make_lock(checker)) for _ in range(4)],
+    ]
+    for pairs in classes:
+        for first, second in pairs:
+            with first, second:
+                pass
+    assert checker._instance_edges == 6
+    assert len(checker._instances) == 3 and checker._instances[max(checker._instances)].full
+    assert checker._instance_witnesses == 2
+    assert sum(len(i.witnesses) for i in checker._instances.values()) == 2
+    assert checker.findings() == []
+    last = classes[-1]
+    with last[-1][1], last[0][0]:  # against creation order, in a class past the bound
+        pass
+    [f] = checker.findings()
+    assert f.details["reason"] == "no-order"

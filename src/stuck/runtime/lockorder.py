@@ -221,6 +221,10 @@ class _SameClass:
 
 MAX_INSTANCE_EDGES = 4096  # pairs of instances of one class remembered in nesting order
 MAX_INSTANCE_WITNESSES = 64  # of those, the pairs whose stacks are kept
+# Over all classes: about 100 bytes a pair and up to 4 KB a kept witness, so at most about
+# 20 MB and 8 MB; past them a class orders its new pairs by creation order only.
+MAX_INSTANCE_EDGES_TOTAL = 200_000
+MAX_INSTANCE_WITNESSES_TOTAL = 2_000
 MAX_INSTANCE_CLASSES = 1000  # classes whose instances are ordered
 
 
@@ -233,6 +237,7 @@ class _Instances:
     out: dict[int, dict[int, int]] = field(default_factory=dict)  # x -> y -> thread serial
     witnesses: dict[tuple[int, int], Witness] = field(default_factory=dict)
     edges: int = 0
+    full: bool = False  # no more pairs are remembered (a bound): creation order decides
     ascending: int = 0  # pairs nested in the order the locks were made in
     descending: int = 0  # pairs nested in the reverse order
 
@@ -460,6 +465,8 @@ class LockOrderChecker:
         self._cycles: dict[str, _Cycle] = {}
         self._same_class: dict[int, _SameClass] = {}
         self._instances: dict[int, _Instances] = {}  # base node -> its instances' order
+        self._instance_edges = 0  # pairs remembered over all classes
+        self._instance_witnesses = 0
         self._notes: list[str] = []
         self._bounds_hit: set[str] = set()
         self._retracted = 0
@@ -889,8 +896,7 @@ class LockOrderChecker:
             succ = inst.out.get(x)
             if succ is not None and y in succ:
                 return  # this pair, in this order, is known
-            if inst.edges >= MAX_INSTANCE_EDGES and not (inst.ascending if x > y
-                                                         else inst.descending):
+            if inst.full and not (inst.ascending if x > y else inst.descending):
                 return  # past the bound, and in the one creation order seen so far
         taken_at = _stack(frame, frame.f_lineno if frame else 0)
         witness = Witness(_thread_name(), serial, time.time(), mode,
@@ -912,11 +918,17 @@ class LockOrderChecker:
                 inst.ascending += 1
             else:
                 inst.descending += 1
-            if inst.edges < MAX_INSTANCE_EDGES:
+            if (inst.edges >= MAX_INSTANCE_EDGES
+                    or self._instance_edges >= MAX_INSTANCE_EDGES_TOTAL):
+                inst.full = True
+            if not inst.full:
                 inst.out.setdefault(x, {})[y] = serial
                 inst.edges += 1
-                if len(inst.witnesses) < MAX_INSTANCE_WITNESSES:
+                self._instance_edges += 1
+                if (len(inst.witnesses) < MAX_INSTANCE_WITNESSES
+                        and self._instance_witnesses < MAX_INSTANCE_WITNESSES_TOTAL):
                     inst.witnesses[(x, y)] = witness
+                    self._instance_witnesses += 1
             if reverse is not None:
                 first = (reverse[0], reverse[1])
                 other = inst.witnesses.get(first)
@@ -925,7 +937,7 @@ class LockOrderChecker:
                                         other_serial)
                 if base in self._same_class:
                     self._same_class[base].other_to = first[1]
-            elif inst.edges >= MAX_INSTANCE_EDGES and inst.ascending and inst.descending:
+            elif inst.full and inst.ascending and inst.descending:
                 self._record_same_class(base, witness, "no-order", None, (x, y), serial)
 
     def _record_same_class(self, base: int, witness: Witness, reason: str,
@@ -1131,6 +1143,7 @@ class LockOrderChecker:
             self._cycles.clear()
             self._same_class.clear()
             self._instances.clear()
+            self._instance_edges = self._instance_witnesses = 0
             self._signals.clear()
             self._signal_nodes.clear()
             self._signal_labels.clear()
@@ -1390,7 +1403,7 @@ def _same_class_finding(rec: _SameClass, nodes: list[_Node]) -> Finding:
         summary = (f"same-class nesting: locks of class `{label}` are nested in no order "
                    "that could be shown; two threads nesting two of them in opposite orders "
                    "would deadlock")
-        why = (f"More than {MAX_INSTANCE_EDGES} pairs of this class were nested, and they do "
+        why = ("More pairs of this class were nested than are remembered, and they do "
                "not all follow the order in which the locks were made.")
         missing.append("the full order between instances (too many pairs to keep)")
     else:
