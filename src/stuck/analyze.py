@@ -42,8 +42,9 @@ def _fail(message: str) -> NoReturn:
 def json_value_args(args: list[str]) -> list[str]:
     """Command-line arguments with a bare ``--json`` made explicit, so that it never takes an
     input file as the file to write: ``--json X`` keeps ``X`` as its value only when ``X`` is
-    ``-``, or ends in ``.json`` and is not the last argument; otherwise it becomes
-    ``--json=-`` (stdout) and ``X`` stays an input."""
+    ``-``, or ends in ``.json`` and either is not the last argument or does not exist yet (so
+    ``stuck analyze dump.txt --json out.json`` writes out.json, while a saved report named last
+    is read); otherwise it becomes ``--json=-`` (stdout) and ``X`` stays an input."""
     out: list[str] = []
     i = 0
     while i < len(args):
@@ -54,7 +55,9 @@ def json_value_args(args: list[str]) -> list[str]:
         if a == "--json":
             nxt = args[i + 1] if i + 1 < len(args) else None
             more = i + 2 < len(args)
-            if nxt is not None and (nxt == "-" or (nxt.lower().endswith(".json") and more)):
+            new_file = nxt is not None and len(args) > 2 and not os.path.exists(nxt)
+            if nxt is not None and (nxt == "-" or (nxt.lower().endswith(".json")
+                                                   and (more or new_file))):
                 out.append(f"--json={nxt}")
                 i += 2
                 continue
@@ -98,7 +101,8 @@ def _same_file(out: str, inputs: tuple[str, ...]) -> str | None:
                    "python (any of the three), linux, procstat, json.")
 @click.option("--json", "json_out", default=None, metavar="[FILE]",
               help="Write the stuck.report/1 JSON: to stdout (--json, --json -) or to FILE "
-                   "(--json=FILE, or --json FILE.json before the inputs). Never over an input.")
+                   "(--json=FILE, or --json FILE.json; an existing .json named last is read as an "
+                   "input). Never over an input.")
 @click.option("--html", "html_out", default=None, metavar="FILE",
               help="Write an HTML report to FILE (never over an input).")
 @click.option("--source", "sources", multiple=True, metavar="DIR",

@@ -135,6 +135,14 @@ def test_json_file_value_is_taken_only_when_it_names_a_json_file() -> None:
     assert json_value_args(["--", "--json", "x"]) == ["--", "--json", "x"]
 
 
+def test_json_named_last_is_written_when_it_does_not_exist_yet(tmp_path: Path) -> None:
+    new, saved = tmp_path / "new.json", tmp_path / "saved.json"
+    saved.write_text("{}")
+    assert json_value_args(["a.txt", "--json", str(new)]) == ["a.txt", f"--json={new}"]
+    # an existing file named last may be a saved report to read: never written over
+    assert json_value_args(["a.txt", "--json", str(saved)]) == ["a.txt", "--json=-", str(saved)]
+
+
 def test_json_to_a_named_file(tmp_path: Path) -> None:
     a = write(tmp_path, "a.txt", dump_text(BT_FULL))
     out = tmp_path / "out.json"
