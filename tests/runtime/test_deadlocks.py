@@ -289,7 +289,9 @@ def test_pool_starvation_all_workers_busy() -> None:
 
 
 def test_waiting_on_a_future_whose_task_waits_for_your_lock() -> None:
-    lock = threading.Lock()
+    # An RLock: only its owner can release it, whatever threads earlier tests left running
+    # (with a plain Lock any of them could, and the cycle would rightly not be proven).
+    lock = threading.RLock()
     with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
         with lock:
             future = pool.submit(lambda: lock.acquire() and lock.release())
@@ -297,7 +299,7 @@ def test_waiting_on_a_future_whose_task_waits_for_your_lock() -> None:
             wait_until_blocked(worker, "acquire")
             with pytest.raises(stuck.DeadlockError) as info:
                 future.result()
-            assert lock.locked()
+            assert lock._is_owned()
         future.result(timeout=10)
     assert len(info.value.finding.cycle) == 2
     assert info.value.finding.cycle[0].held_by == f"0x{worker.ident:x}"
@@ -339,7 +341,8 @@ def test_two_full_queues() -> None:
 
 
 def test_timed_wait_closing_a_cycle_is_reported_not_raised(live: io.StringIO) -> None:
-    a, b = threading.Lock(), threading.Lock()
+    # RLocks: released by their owners only, whatever threads earlier tests left running.
+    a, b = threading.RLock(), threading.RLock()
     with a:
         t = start(lambda: b.acquire() and (a.acquire(), a.release(), b.release()), "t")
         wait_until_blocked(t)
