@@ -235,10 +235,12 @@ def uninstall() -> None:
         except (ValueError, OSError):
             pass
         _state["signal"] = None
-    policy.disarm_main_raise()
     dog = _state.pop("watchdog", None)
     if dog is not None:
         dog.stop()
+    # After the watchdog has stopped: a signal it sent once the default action is back
+    # would end the program.
+    policy.disarm_main_raise()
     _remove_asyncio_hook()
     patch.uninstall(BACKEND)
     from stuck.runtime import prebound
