@@ -13,6 +13,7 @@ import os
 import shutil
 import signal
 import subprocess
+import time
 from dataclasses import dataclass
 
 
@@ -55,16 +56,39 @@ def run(argv: list[str], timeout: float, target: int | None = None) -> Ran:
             with contextlib.suppress(OSError):
                 os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
-    if target is not None and code is None and not was_stopped and stopped(target):
-        with contextlib.suppress(OSError):
-            os.kill(target, signal.SIGCONT)
+    if target is not None and code is None and not was_stopped:
+        _continue_if_left_stopped(target)
     return Ran(out.decode("utf-8", "replace"), err.decode("utf-8", "replace"), code)
 
 
-def stopped(pid: int) -> bool:
-    """Is ``pid`` stopped (by a signal or a tracer)?"""
+def _continue_if_left_stopped(pid: int, grace: float = 0.5) -> None:
+    """Continue ``pid`` if a killed debugger left any of its threads stopped. The kernel
+    detaches the threads of a dead tracer one by one, and a stop the tracer asked for may be
+    delivered just after, so the threads are watched for ``grace`` seconds, not looked at once."""
+    deadline = time.monotonic() + grace
+    while True:
+        if any_thread_stopped(pid):
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGCONT)
+        if time.monotonic() >= deadline:
+            return
+        time.sleep(0.02)
+
+
+def any_thread_stopped(pid: int) -> bool:
+    """Is any thread of ``pid`` stopped (by a signal or a tracer)?"""
     try:
-        with open(f"/proc/{pid}/stat", encoding="utf-8", errors="replace") as f:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return False
+    return any(stopped(pid, tid) for tid in tids)
+
+
+def stopped(pid: int, tid: str | None = None) -> bool:
+    """Is ``pid`` (or its thread ``tid``) stopped (by a signal or a tracer)?"""
+    path = f"/proc/{pid}/stat" if tid is None else f"/proc/{pid}/task/{tid}/stat"
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
             stat = f.read()
     except OSError:
         return False
