@@ -7,6 +7,8 @@ from __future__ import annotations
 import _thread
 import itertools
 import sys
+import threading
+from collections.abc import Callable
 from typing import Any
 
 from stuck.runtime.hooks import LockClass
@@ -113,3 +115,11 @@ def make_rlock(checker: LockOrderChecker, name: str | None = None) -> FakeLock:
 
 def make_condition(checker: LockOrderChecker, name: str | None = None) -> FakeCondition:
     return FakeCondition(checker, _cls_here("condition", name))
+
+
+def in_thread(fn: Callable[[], object], name: str) -> None:
+    """Run ``fn`` in a thread and wait for it: threads that never overlap."""
+    t = threading.Thread(target=fn, name=name, daemon=True)
+    t.start()
+    t.join(10)
+    assert not t.is_alive()

@@ -15,15 +15,7 @@ from stuck.report import json as json_report
 from stuck.report.lockorder import render
 from stuck.runtime.lockorder import LockOrderChecker, order_by
 
-from .lo_fakes import FakeLock, make_condition, make_lock, make_rlock
-
-
-def in_thread(fn: Callable[[], object], name: str) -> None:
-    """Run ``fn`` in a thread and wait for it: threads that never overlap."""
-    t = threading.Thread(target=fn, name=name, daemon=True)
-    t.start()
-    t.join(10)
-    assert not t.is_alive()
+from .lo_fakes import FakeLock, in_thread, make_condition, make_lock, make_rlock
 
 
 def cycles(checker: LockOrderChecker, variant: str = "deadlock") -> list[Finding]:

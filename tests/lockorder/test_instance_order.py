@@ -13,36 +13,13 @@ import io
 import logging
 import logging.handlers
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
-import pytest
-
-import stuck.runtime
 from stuck.report.lockorder import render
-from stuck.runtime import hooks
 from stuck.runtime.lockorder import LockOrderChecker
 
-
-@pytest.fixture
-def checker() -> Iterator[LockOrderChecker]:
-    if stuck.runtime.installed():
-        pytest.skip("stuck is already installed in this process")
-    stuck.runtime.install(policy="raise", signal=None)
-    c = LockOrderChecker()
-    hooks.add_observer(c)
-    try:
-        yield c
-    finally:
-        hooks.remove_observer(c)
-        stuck.runtime.uninstall()
-
-
-def in_thread(fn: Callable[[], object], name: str) -> None:
-    t = threading.Thread(target=fn, name=name, daemon=True)
-    t.start()
-    t.join(10)
-    assert not t.is_alive()
+from .lo_fakes import in_thread
 
 
 def labels(c: LockOrderChecker) -> set[tuple[str, str]]:

@@ -4,7 +4,6 @@ hooks as documented, and the rules hold for real threading objects."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -12,26 +11,7 @@ import stuck.runtime
 from stuck.runtime import hooks, lockorder
 from stuck.runtime.lockorder import LockOrderChecker, _entries
 
-
-@pytest.fixture
-def checker() -> Iterator[LockOrderChecker]:
-    if stuck.runtime.installed():
-        pytest.skip("stuck is already installed in this process")
-    stuck.runtime.install(policy="raise", signal=None)
-    c = LockOrderChecker()
-    hooks.add_observer(c)
-    try:
-        yield c
-    finally:
-        hooks.remove_observer(c)
-        stuck.runtime.uninstall()
-
-
-def in_thread(fn: Callable[[], object], name: str) -> None:
-    t = threading.Thread(target=fn, name=name, daemon=True)
-    t.start()
-    t.join(10)
-    assert not t.is_alive()
+from .lo_fakes import in_thread
 
 
 def edges(c: LockOrderChecker) -> set[tuple[str, str]]:
