@@ -216,13 +216,17 @@ def scenario_copy_and_pickle() -> Any:
     seen = []
     for kind in ("Lock", "RLock", "Condition", "Semaphore", "BoundedSemaphore", "Event",
                  "Barrier"):
-        for protocol in (2, pickle.HIGHEST_PROTOCOL):
+        # Every protocol: 0 and 1 reduce through copyreg and fail on the lock's class (a
+        # PicklingError), 2 and later fail in the lock's own reduction (a TypeError).
+        for protocol in range(pickle.HIGHEST_PROTOCOL + 1):
             seen.append((kind, protocol, _outcome(pickle.dumps, _made(kind), protocol)))
         for copier in (copy.copy, copy.deepcopy):
             made = _made(kind)
             seen.append((kind, copier.__name__,
                          _outcome(lambda c=copier, m=made: _shares_lock(c(m), m))))
-    seen.append(("Condition(Lock)", _outcome(pickle.dumps, threading.Condition(threading.Lock()))))
+    for protocol in range(pickle.HIGHEST_PROTOCOL + 1):
+        seen.append(("Condition(Lock)", protocol,
+                     _outcome(pickle.dumps, threading.Condition(threading.Lock()), protocol)))
 
     class Picklable(threading.Event):  # a subclass that says how to pickle itself
         def __getstate__(self) -> Any:

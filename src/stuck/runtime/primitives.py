@@ -103,13 +103,15 @@ class _InnerCondition(_OrigCondition):  # type: ignore[misc]
     """The original Condition, for the conditions inside other objects (a Semaphore's, an
     Event's, a Barrier's, a Future's). Pickling one fails as the original's does, on its lock:
     while installed, pickle would look its class up as ``threading.Condition``, find the
-    replacement and fail with a PicklingError instead of the TypeError programs expect."""
+    replacement and fail with a PicklingError that names it, not the lock."""
 
     __slots__ = ()
 
     def __reduce_ex__(self, protocol: Any) -> Any:
-        kind = self._lock.__class__
-        raise TypeError(f"cannot pickle '{kind.__module__}.{kind.__qualname__}' object")
+        # The original's pickling fails on its lock (the first item of its state) for every
+        # protocol; its lock's own reduction fails the same way (a TypeError, or for protocols
+        # 0 and 1 a PicklingError on the lock's class).
+        return self._lock.__reduce_ex__(protocol)
 
 
 def _validate(blocking: object, timeout: object) -> None:
@@ -367,6 +369,12 @@ class Lock:
 
     def __getstate__(self) -> Any:
         raise TypeError("cannot pickle '_thread.lock' object")
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        # The original lock's own answer: a TypeError from protocol 2 on; for protocols 0
+        # and 1 a reduction naming ``_thread.lock``, which pickle then fails to look up
+        # (PicklingError), exactly as it does for a lock made without stuck.
+        return self._lock.__reduce_ex__(protocol)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         raise TypeError("type '_thread.lock' is not an acceptable base type")
