@@ -32,8 +32,7 @@ import stuck.runtime
 from stuck.errors import EXIT_ABORT
 from stuck.model import Finding, Report
 from stuck.report.json import dumps, schema
-from stuck.runtime import livereport, policy
-from stuck.runtime import tasks as aio
+from stuck.runtime import aio, livereport, policy
 
 ROOT = Path(__file__).resolve().parents[2]
 BOUND = 10.0  # seconds: the most any scenario or poll waits
@@ -885,7 +884,7 @@ def test_the_tracked_classes_stand_in_for_asyncio_s() -> None:
     assert asyncio.Queue.__name__ == "Queue" and asyncio.PriorityQueue.__name__ == "PriorityQueue"
     queue: asyncio.Queue[int] = asyncio.Queue()
     # asyncio's own plumbing stays original; the lock a Condition makes for itself is tracked
-    assert type(queue._finished) is aio._OrigEvent  # type: ignore[attr-defined]
+    assert type(queue._finished) is aio.primitives._OrigEvent
     assert type(asyncio.Condition()._lock) is aio.Lock  # type: ignore[attr-defined]
     if sys.version_info < (3, 11):  # the loop argument is refused as by asyncio in 3.10
         with pytest.raises(TypeError, match="loop"):
@@ -960,8 +959,8 @@ import stuck
 stuck.install(policy="raise", signal=None, stalls=False)
 print("imported by install:", "asyncio" in sys.modules)
 import asyncio  # after install(): its primitives are tracked from here on
-from stuck.runtime import tasks
-print("tracked:", asyncio.Lock is tasks.Lock and asyncio.queues.Queue is tasks.Queue)
+from stuck.runtime import aio
+print("tracked:", asyncio.Lock is aio.Lock and asyncio.queues.Queue is aio.Queue)
 
 async def main():
     a, b = asyncio.Lock(), asyncio.Lock()
@@ -976,7 +975,7 @@ async def main():
     return sorted(await asyncio.gather(one(a, b), one(b, a)))
 print("results:", asyncio.run(main()))
 stuck.uninstall()
-print("restored:", asyncio.Lock is not tasks.Lock)
+print("restored:", asyncio.Lock is not aio.Lock)
 """
 
 

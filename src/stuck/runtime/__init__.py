@@ -3,7 +3,7 @@
 After ``install()``, new ``threading`` locks, conditions, semaphores, events and barriers, the
 ``queue`` classes, ``Thread.join`` and ``concurrent.futures`` waits are tracked, and so are
 ``asyncio``'s locks, events, conditions, semaphores and queues, with tasks in the wait-for graph
-(see ``stuck.runtime.tasks``): the registry knows who holds and who waits for what, and a
+(see ``stuck.runtime.aio``): the registry knows who holds and who waits for what, and a
 thread (or task) about to block first checks whether its wait closes a deadlock cycle (see
 ``stuck.runtime.detect``). What happens then is the policy:
 ``report`` (default), ``raise`` or ``abort`` (see ``stuck.runtime.policy``).
@@ -37,11 +37,11 @@ def _replacements() -> list[tuple[object, str, object]]:
 
 
 def _track_asyncio() -> None:
-    """Replace asyncio's primitives too (``stuck.runtime.tasks`` imports asyncio)."""
+    """Replace asyncio's primitives too (``stuck.runtime.aio`` imports asyncio)."""
     if installed():
-        from stuck.runtime import tasks
+        from stuck.runtime import aio
 
-        patch.extend(BACKEND, tasks.REPLACEMENTS)
+        patch.extend(BACKEND, aio.REPLACEMENTS)
 
 
 class _AsyncioImportHook:
@@ -141,9 +141,9 @@ def install(policy: Policy = "report", json_path: str | None = None,
     patch.install(BACKEND, replacements)
     if "asyncio" in sys.modules:
         _track_asyncio()
-        from stuck.runtime import tasks
+        from stuck.runtime import aio
 
-        replacements = [*replacements, *tasks.REPLACEMENTS]
+        replacements = [*replacements, *aio.REPLACEMENTS]
     elif _asyncio_hook not in sys.meta_path:
         sys.meta_path.insert(0, _asyncio_hook)
     _track_prebound(replacements)

@@ -177,7 +177,7 @@ def _untracked_state(frame: Any) -> ThreadState:
 
 def take(with_tasks: bool = True) -> tuple[Snapshot, dict[int, WaitRecord], dict[int, str]]:
     """The live snapshot, the wait table it was built from and resource ids by object id.
-    ``with_tasks``: include asyncio tasks (``stuck.runtime.tasks.extend_snapshot`` adds them
+    ``with_tasks``: include asyncio tasks (``stuck.runtime.aio.extend_snapshot`` adds them
     later to a snapshot taken without)."""
     now = time.time()
     table = dict(registry.waits)

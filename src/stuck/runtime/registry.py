@@ -70,10 +70,10 @@ def is_library_file(filename: str) -> bool:
 
 
 def tasks_module() -> Any:
-    """``stuck.runtime.tasks`` once the program uses asyncio (it is imported with asyncio, see
+    """``stuck.runtime.aio`` once the program uses asyncio (it is imported with asyncio, see
     ``stuck.runtime``), else None: no task can exist then, and importing it would import
     asyncio, tens of milliseconds a program that never uses it should not pay."""
-    return sys.modules.get("stuck.runtime.tasks")
+    return sys.modules.get("stuck.runtime.aio")
 
 
 def user_frame(frame: FrameType | None,

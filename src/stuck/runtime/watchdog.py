@@ -679,9 +679,9 @@ class Watchdog:
         ident = self._target(f, report)
         if ident is None:
             if self.config.raise_in == "stuck" and any(t.startswith("task:") for t in f.threads):
-                from stuck.runtime import tasks  # asyncio tasks: raised where they await
+                from stuck.runtime import aio  # asyncio tasks: raised where they await
 
-                tasks.raise_in_task(f, HangError(f))
+                aio.raise_in_task(f, HangError(f))
             return
         raise_in_thread(ident, HangError, f)
 

@@ -1,0 +1,83 @@
+"""asyncio: tracked Lock, Event, Condition, Semaphore, BoundedSemaphore and Queues, and tasks
+in the wait-for graph.
+
+A task is a thread of the model (id ``task:<name>``): it can hold a Lock or a Semaphore permit
+and wait for a primitive, for another task (``await task``, ``wait_for(task)``), for a
+``gather`` or for the tasks of a ``TaskGroup``.
+
+What is recorded, and when:
+
+- Holding: an uncontended ``async with lock:`` stores the owner task on the lock (one dict
+  lookup to find the current task, one attribute store); a Semaphore permit is counted per
+  task. Nothing shared is touched.
+- Waiting on a tracked primitive: only when the task is about to block (a contended acquire, a
+  ``get`` on an empty queue, a ``put`` on a full one, a wait on an Event or Condition) is a wait
+  record put in ``waits`` (keyed by ``id(task)``), removed when the wait ends.
+- Waiting on a task, a gather or a TaskGroup is not recorded at all: the task's own
+  ``_fut_waiter`` (the future it is suspended on) says it, and is read only when the wait-for
+  graph is walked, so ``await`` costs nothing extra.
+
+Detection happens at the moment a task would block on a tracked primitive: the walk goes from
+the task to the primitive, to the task that could end the wait (a lock's owner, a queue's past
+producers or consumers, a semaphore's holders), to what that task waits for, and so on, using
+the same knot-and-cycle walk as threads (``stuck.runtime.detect``). A closed cycle is handed to
+the configured policy (``stuck.runtime.policy``), whose ``raise`` makes the blocking call raise
+``DeadlockError`` inside the task that closed the cycle. A wait that something already scheduled
+on the loop will end is never counted as stuck: a timer (``asyncio.timeout``, ``wait_for`` with
+a timeout, ``sleep``) or a callback bound to the task, its future or the primitive (a
+``call_soon(task.cancel)``, a ``call_later(delay, lock.release)``).
+
+A cycle closed by an ``await`` of a task is not seen at that moment (awaiting a task is not
+intercepted); the watchdog's event-loop rule (``loop_findings``) finds it, together with stalls:
+every task of a loop waits on a tracked primitive or on another task, and the loop has no
+callback ready, no timer and no I/O to watch, so nothing inside the loop can ever run again.
+
+Everything here that reads a loop's or a task's state from outside the hot path (reports, the
+watchdog) only reads attributes: it never calls user code and holds no lock while reading.
+
+Where things are: ``internals`` is the one module that reads asyncio's private state (the running
+task, await chains, a loop's scheduled callbacks and selector); ``waits`` is the wait table;
+``primitives`` the tracked classes; ``walk`` the await-graph walk and the event-loop rule's
+observations; ``names`` the task ids of the model; ``findings`` tasks in the snapshot and the
+text of the findings.
+"""
+
+from __future__ import annotations
+
+from stuck.runtime.aio.findings import (
+    add_to_snapshot,
+    cycle_findings,
+    extend_snapshot,
+    finding_for,
+    loop_findings,
+    resource_for,
+)
+from stuck.runtime.aio.internals import pending_tasks
+from stuck.runtime.aio.names import task_tid
+from stuck.runtime.aio.primitives import (
+    REPLACEMENTS,
+    BoundedSemaphore,
+    Condition,
+    Event,
+    LifoQueue,
+    Lock,
+    PriorityQueue,
+    Queue,
+    Semaphore,
+    raise_in_task,
+)
+from stuck.runtime.aio.waits import TaskWait, _cycles_seen, waits
+from stuck.runtime.aio.walk import TaskCycle, _suspended_since, settled
+
+__all__ = [
+    "REPLACEMENTS", "BoundedSemaphore", "Condition", "Event", "LifoQueue", "Lock",
+    "PriorityQueue", "Queue", "Semaphore", "TaskCycle", "TaskWait", "add_to_snapshot",
+    "cycle_findings", "extend_snapshot", "finding_for", "loop_findings", "pending_tasks",
+    "raise_in_task", "reset", "resource_for", "settled", "task_tid", "waits",
+]
+
+
+def reset() -> None:
+    """Forget the cycles already reported (``stuck.runtime.uninstall``)."""
+    _cycles_seen.clear()
+    _suspended_since.clear()

@@ -1,0 +1,484 @@
+"""asyncio tasks in the model (tasks as threads of a ``Snapshot``) and the text of the
+findings about them: deadlock cycles among tasks and event-loop stalls."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterable
+from types import FrameType
+from typing import Any
+
+from stuck.model import Edge, Finding, Frame, Resource, Snapshot, Thread, ThreadState, Wait
+from stuck.runtime import registry
+from stuck.runtime.aio.internals import (
+    _ASYNCIO_DIR,
+    _awaited,
+    _chain,
+    _GatheringFuture,
+    _is_task,
+    _loop_of,
+    _LoopView,
+    _task_where,
+    pending_tasks,
+)
+from stuck.runtime.aio.names import _task_name, task_tid
+from stuck.runtime.aio.primitives import _holders, _tracked_primitives
+from stuck.runtime.aio.waits import TaskWait, _cycles_seen, waits
+from stuck.runtime.aio.walk import (
+    TaskCycle,
+    _cycles,
+    _loops,
+    _other_runnable_threads,
+    _stalled,
+    _stuck_tasks,
+    _victims,
+)
+from stuck.runtime.detect import op_key
+
+MAX_TASKS_SHOWN = 500  # tasks put in one snapshot (tasks that wait or hold come first)
+
+
+# --- the model: tasks as threads --------------------------------------------------------------
+
+_OP_WORDS = {
+    "acquire": "acquire", "wait": "wait", "get": "get from an empty queue",
+    "put": "put on a full queue", "queue-join": "wait for a queue's items to be processed",
+    "await": "await a task", "gather": "await a gather", "taskgroup": "wait for a TaskGroup",
+}
+_AWAIT_OPS = frozenset({"await", "gather", "taskgroup"})
+_IO_FILES = frozenset({"streams.py", "selector_events.py", "base_events.py",
+                       "proactor_events.py", "sslproto.py", "subprocess.py",
+                       "base_subprocess.py", "unix_events.py", "windows_events.py"})
+
+
+_STUCK_DIR = registry._HERE + os.sep
+
+
+def _frames(chain: list[FrameType]) -> list[Frame]:
+    out: list[Frame] = []
+    for frame in reversed(chain):  # innermost first
+        code = frame.f_code
+        if code.co_filename.startswith(_STUCK_DIR):
+            continue  # stuck's own frames (the tracked primitive's wait)
+        out.append(Frame(function=code.co_name, file=code.co_filename, line=frame.f_lineno,
+                         module=frame.f_globals.get("__name__")))
+    return out
+
+
+
+
+def _group_label(kind: str, tasks: Iterable[Any]) -> str:
+    names = [_task_name(t) for t in tasks]
+    shown = ", ".join(names[:4]) + (f", … {len(names) - 4} more" if len(names) > 4 else "")
+    return f"{kind}({shown})"
+
+
+def resource_for(obj: Any, resources: dict[str, Resource], rid_of: dict[int, str]) -> Resource:
+    """The model Resource of a tracked primitive, a task, a gather or a TaskGroup (added to
+    ``resources`` and ``rid_of`` once)."""
+    rid = rid_of.get(id(obj))
+    if rid is not None and rid in resources:
+        return resources[rid]
+    if _is_task(obj):
+        res = Resource(id=registry.foreign_id(obj, "task"), kind="task", label=_task_name(obj),
+                       address=f"{id(obj):#x}",
+                       owners=[] if obj.done() else [task_tid(obj)])
+    elif _GatheringFuture is not None and type(obj) is _GatheringFuture:
+        children = [c for c in list(getattr(obj, "_children", ())) if _is_task(c)]
+        res = Resource(id=registry.foreign_id(obj, "task"), kind="task",
+                       label=_group_label("gather", children), address=f"{id(obj):#x}",
+                       owners=[task_tid(c) for c in children if not c.done()])
+    elif getattr(obj, "_stuck_kind", None) is None:  # a TaskGroup
+        members = [t for t in list(getattr(obj, "_tasks", ())) if _is_task(t)]
+        res = Resource(id=registry.foreign_id(obj, "task"), kind="task",
+                       label=_group_label("TaskGroup", members), address=f"{id(obj):#x}",
+                       owners=[task_tid(t) for t in members if not t.done()])
+    else:
+        from stuck.runtime.livereport import describe
+
+        res = describe(obj)
+        res.owners = [task_tid(t) for t in _holders(obj)]
+    resources[res.id] = res
+    rid_of[id(obj)] = res.id
+    return res
+
+
+def _io_or_unknown(chain: list[FrameType]) -> tuple[ThreadState, str]:
+    if chain:
+        code = chain[-1].f_code
+        base = os.path.basename(code.co_filename)
+        if code.co_filename.startswith(_ASYNCIO_DIR + os.sep):
+            if base == "tasks.py" and code.co_name == "sleep":
+                return "sleeping", "sleep"
+            if base in _IO_FILES:
+                return "io", code.co_name
+    # Suspended on a future: not running, and nothing in view says who completes it.
+    return "blocked", "awaits a future"
+
+
+def add_to_snapshot(threads: list[Thread], resources: dict[str, Resource],
+                    rid_of: dict[int, str], now: float) -> list[str]:
+    """Add every pending asyncio task as a Thread of the snapshot (what it holds, what it
+    waits for, its await chain), and the resources they name. Returns notes for the snapshot."""
+    tasks = pending_tasks()
+    if not tasks:
+        return []
+    table = dict(waits)
+    held: dict[int, list[Any]] = {}
+    for obj in _tracked_primitives():
+        for holder in _holders(obj):
+            held.setdefault(id(holder), []).append(obj)
+
+    def involved(task: Any) -> bool:
+        fut = getattr(task, "_fut_waiter", None)
+        return id(task) in table or id(task) in held or _is_task(fut) or (
+            _GatheringFuture is not None and type(fut) is _GatheringFuture)
+
+    tasks.sort(key=lambda t: 0 if involved(t) else 1)
+    notes: list[str] = []
+    if len(tasks) > MAX_TASKS_SHOWN:
+        notes.append(f"{len(tasks) - MAX_TASKS_SHOWN} more asyncio tasks are not shown")
+        tasks = tasks[:MAX_TASKS_SHOWN]
+    views: dict[int, _LoopView] = {}
+    for task in tasks:
+        loop = _loop_of(task)
+        view = views.get(id(loop))
+        if view is None:
+            view = views[id(loop)] = _LoopView(loop)
+        chain = _chain(task)
+        thread = Thread(id=task_tid(task), name=_task_name(task), frames=_frames(chain))
+        _describe_wait(thread, task, table.get(id(task)), view, chain, resources, rid_of, now)
+        for obj in held.get(id(task), ()):
+            thread.holds.append(resource_for(obj, resources, rid_of).id)
+        threads.append(thread)
+    return notes
+
+
+def extend_snapshot(snap: Snapshot, rid_of: dict[int, str]) -> None:
+    """Add the asyncio tasks to a snapshot taken without them (``livereport.take``)."""
+    if not snap.processes:
+        return
+    resources = snap.resource_map()
+    notes = add_to_snapshot(snap.processes[0].threads, resources, rid_of,
+                            snap.taken_at or time.time())
+    snap.resources = list(resources.values())
+    snap.notes.extend(notes)
+
+
+def _describe_wait(thread: Thread, task: Any, record: TaskWait | None, view: _LoopView,
+                   chain: list[FrameType], resources: dict[str, Resource],
+                   rid_of: dict[int, str], now: float) -> None:
+    current = view.current()
+    fut = getattr(task, "_fut_waiter", None)
+    if record is not None and record.task() is not task:
+        record = None
+    if record is not None and (task is current or (fut is not None and not fut.done())):
+        res = resource_for(record.resource, resources, rid_of)
+        timed = view.scheduled(task)
+        file, function, line = record.where
+        thread.waits = Wait(resource=res.id, since=record.since,
+                            duration=max(0.0, now - record.since), timeout=None,
+                            durable=not timed,
+                            at=Frame(function=function, file=file, line=line) if file else None)
+        thread.state = "sleeping" if timed else "blocked"
+        thread.detail = _OP_WORDS.get(record.op, record.op)
+        return
+    if task is current or fut is None or fut.done():
+        thread.state = "running"
+        thread.detail = "running" if task is current else "ready to run"
+        return
+    awaited = _awaited(task, fut)
+    if awaited is not None:
+        resource, op, _ = awaited
+        res = resource_for(resource, resources, rid_of)
+        timed = view.scheduled(task)
+        file, function, line = _task_where(task)
+        thread.waits = Wait(resource=res.id, timeout=None, durable=not timed,
+                            at=Frame(function=function, file=file, line=line) if file else None)
+        thread.state = "sleeping" if timed else "blocked"
+        thread.detail = _OP_WORDS[op]
+        return
+    if view.timer_future(fut):
+        thread.state, thread.detail = "sleeping", "a timer"
+        return
+    thread.state, thread.detail = _io_or_unknown(chain)
+
+
+# --- findings ---------------------------------------------------------------------------------
+
+
+def _snap_resource(snap: Snapshot, rid_of: dict[int, str], obj: Any) -> Resource:
+    rid = rid_of.get(id(obj))
+    if rid is not None:
+        found = snap.resource(rid)
+        if found is not None:
+            return found
+    resources = snap.resource_map()
+    res = resource_for(obj, resources, rid_of)
+    if snap.resource(res.id) is None:
+        snap.resources.append(res)
+    return res
+
+
+def _step_words(record: TaskWait, res: Resource, nxt: str, self_loop: bool) -> str:
+    name = res.label or res.id
+    op = record.op
+    kind = getattr(record.resource, "_stuck_kind", None)
+    if op == "acquire" and kind == "mutex":
+        if self_loop:
+            return f"takes lock {name}, which it already holds (an asyncio.Lock is not " \
+                   "reentrant)"
+        return f"waits for lock {name} held by {nxt}"
+    if op == "acquire":
+        return f"waits for semaphore {name}, whose permits {nxt} holds"
+    if op == "get":
+        return f"gets from empty queue {name}, which only {nxt} puts to"
+    if op == "put":
+        return f"puts on full queue {name}, which only {nxt} gets from"
+    if op == "await":
+        return f"awaits task {nxt}"
+    if op in ("gather", "taskgroup"):
+        return f"awaits {name}, in which {nxt} is not done"
+    return f"waits for {name} ({op}), which {nxt} could end"
+
+
+_CERTAIN_OPS = frozenset({"acquire-mutex", "await", "gather", "taskgroup"})
+
+
+
+def _loop_thread_name(loop: Any) -> str:
+    ident = getattr(loop, "_thread_id", None)
+    if ident is None:
+        return "?"
+    thread = registry.thread_objects().get(ident)
+    return thread.name if thread is not None else f"0x{ident:x}"
+
+
+def finding_for(cycle: TaskCycle, snap: Snapshot, rid_of: dict[int, str],
+                policy: str) -> Finding:
+    """The deadlock Finding of a cycle among tasks (the threads of ``snap`` include them)."""
+    edges: list[Edge] = []
+    parts: list[str] = []
+    res_ids: list[str] = []
+    for step in cycle.steps:
+        task = cycle.task(step.thread)
+        nxt = cycle.task(step.next_thread)
+        res = _snap_resource(snap, rid_of, step.record.resource)
+        res_ids.append(res.id)
+        edges.append(Edge(thread=task_tid(task), waits_for=res.id, held_by=task_tid(nxt)))
+        record: Any = step.record
+        parts.append(f"{_task_name(task)} " + _step_words(record, res, _task_name(nxt),
+                                                          step.thread == step.next_thread))
+    root = cycle.task(cycle.steps[0].thread)
+    loop = _loop_of(root)
+    n = len(cycle.steps)
+    summary = parts[0] if n == 1 else f"{n} asyncio tasks wait for each other: " + \
+        "; ".join(parts)
+    ops = {op_key(s.record) for s in cycle.steps}
+    confidence: Any = "certain" if ops <= _CERTAIN_OPS else "probable"
+    missing: list[str] = []
+    if ops & {"get", "put"}:
+        missing.append("which tasks will use a queue is inferred from which tasks used it so "
+                       "far; a task that never touched it could still end the wait")
+    if "acquire-semaphore" in ops:
+        missing.append("a semaphore can be released by any task; its holders are the tasks "
+                       "that acquired it and have not released it")
+    explanation: list[str] = []
+    if cycle.timed:
+        confidence = "probable" if confidence == "certain" else "possible"
+        explanation.append(f"{_task_name(root)} waits under a timeout, or a callback already "
+                           "scheduled on the loop acts on its wait: the cycle may end then, if "
+                           "the program lets go of what it holds.")
+    if cycle.found_by == "block":
+        explanation.append(
+            f"{_task_name(root)} closed the cycle by starting to wait; "
+            + {"raise": "stuck raised DeadlockError in it instead, with every lock left as it "
+                        "was.",
+               "abort": "stuck is stopping the program.",
+               "report": "the tasks keep waiting (policy report)."}.get(policy, ""))
+    elif cycle.found_by == "watchdog":
+        explanation.append("The cycle was closed by awaiting a task, which stuck does not "
+                           "intercept; the watchdog found it once the event loop had nothing "
+                           "left to run.")
+    if cycle.found_by != "block" or policy == "report":
+        explanation.append(f"The event loop (thread {_loop_thread_name(loop)}) goes on running "
+                           "its other tasks; these will never resume.")
+    in_cycle = set(cycle.tasks)
+    victims = [task_tid(t) for t in _victims(loop, in_cycle, cycle)]
+    return Finding(kind="deadlock", confidence=confidence, summary=summary,
+                   explanation="\n".join(explanation),
+                   threads=[task_tid(cycle.task(s.thread)) for s in cycle.steps],
+                   resources=res_ids, cycle=edges, blocked_behind=victims,
+                   missing_evidence=missing,
+                   details={"detected_by": task_tid(root), "policy": policy,
+                            "event_loop_thread": _loop_thread_name(loop)})
+
+
+
+
+def cycle_findings(snap: Snapshot, rid_of: dict[int, str], policy: str) -> list[Finding]:
+    """Every deadlock cycle among tasks now (for a snapshot report asked for by signal or
+    ``stuck.snapshot()``)."""
+    table = dict(waits)
+    out: list[Finding] = []
+    for loop, _tasks in _loops().values():
+        view = _LoopView(loop)
+        for cycle in _cycles(view, _stuck_tasks(view, table), table, "snapshot"):
+            out.append(finding_for(cycle, snap, rid_of, policy))
+    return out
+
+
+
+def _what(task: Any, record: TaskWait | None, snap: Snapshot, rid_of: dict[int, str]
+          ) -> tuple[str, str | None]:
+    """How a stuck task's wait reads in a report, and the resource id it waits on."""
+    if record is None:
+        fut = getattr(task, "_fut_waiter", None)
+        awaited = _awaited(task, fut)
+        if awaited is None:
+            if fut is not None and not fut.done():
+                return "awaits a future that nothing left running can complete", None
+            return "waits", None
+        resource, op, _pending = awaited
+        res = _snap_resource(snap, rid_of, resource)
+        if op == "await":
+            return f"awaits task {_task_name(resource)}", res.id
+        return f"awaits {res.label}", res.id
+    obj: Any = record.resource
+    res = _snap_resource(snap, rid_of, obj)
+    label = res.label or res.id
+    op = record.op
+    kind = getattr(obj, "_stuck_kind", None)
+    if kind == "event":
+        setter = obj._stuck_set_by
+        return (f"waits for event {label}, "
+                + ("which nothing has ever set" if setter is None
+                   else f"last set by {setter} and cleared since")), res.id
+    if kind == "condition" and op == "wait":
+        notifier = obj._stuck_set_by
+        return (f"waits on condition {label}, "
+                + ("which nothing has ever notified" if notifier is None
+                   else f"last notified by {notifier}")), res.id
+    if kind == "queue":
+        if op == "get":
+            producers = [t for t in (r() for r in list(obj._stuck_putters.values()))
+                         if t is not None]
+            who = ", ".join(_task_name(t) for t in producers[:3])
+            return (f"waits to get from empty queue {label}, "
+                    + (f"whose producers ({who}) are done or stuck" if producers
+                       else "to which nothing has ever been put")), res.id
+        if op == "put":
+            return f"waits to put on full queue {label}", res.id
+        return f"waits for the items of queue {label} to be processed", res.id
+    if kind == "mutex":
+        owner = obj._stuck_owner
+        if owner is not None and owner.done() and obj._locked:
+            return (f"waits for lock {label}, held by task {_task_name(owner)}, which ended "
+                    "without releasing it"), res.id
+        owners = ", ".join(_task_name(t) for t in _holders(obj)) or "nobody"
+        return f"waits for lock {label} held by {owners}", res.id
+    if kind == "semaphore":
+        return f"waits for semaphore {label}", res.id
+    return f"waits for {label}", res.id
+
+
+def loop_findings(snap: Snapshot, rid_of: dict[int, str], settle: float) -> list[Finding]:
+    """The event-loop rule, for the watchdog: a loop none of whose tasks can ever run again.
+
+    Cycles among its tasks are reported as deadlocks (unless reported when they formed), and
+    the tasks left (waiting on an Event nobody will set, say, or on those) as one stall."""
+    table = dict(waits)
+    cutoff = time.time() - settle
+    out: list[Finding] = []
+    for loop, tasks in _loops().values():
+        if not _stalled(loop, tasks, table, cutoff):
+            continue
+        view = _LoopView(loop)
+        covered: set[int] = set()
+        for cycle in _cycles(view, tasks, table, "watchdog"):
+            finding = finding_for(cycle, snap, rid_of, "report")
+            members = set(cycle.tasks)
+            covered |= members
+            covered |= {id(t) for t in tasks if task_tid(t) in finding.blocked_behind}
+            if cycle.pairs() not in _cycles_seen:  # not reported when it formed
+                out.append(finding)
+        rest = sorted((t for t in tasks if id(t) not in covered), key=_task_name)
+        if rest:
+            out.append(_stall_finding(loop, rest, table, snap, rid_of))
+    return out
+
+
+def _stall_finding(loop: Any, tasks: list[Any], table: dict[int, TaskWait], snap: Snapshot,
+                   rid_of: dict[int, str]) -> Finding:
+    loop_thread = _loop_thread_name(loop)
+    lines: list[str] = []
+    resources: list[str] = []
+    phrases: list[str] = []
+
+    def record_of(task: Any) -> TaskWait | None:
+        record = table.get(id(task))
+        return record if record is not None and record.task() is task else None
+
+    # The tasks waiting on primitives first: they say why; those awaiting them follow.
+    tasks = sorted(tasks, key=lambda t: (record_of(t) is None, _task_name(t)))
+    for task in tasks:
+        record = record_of(task)
+        words, rid = _what(task, record, snap, rid_of)
+        phrase = f"{_task_name(task)} {words}"
+        phrases.append(phrase)
+        if record is not None:
+            lines.append(phrase + ".")
+        if rid is not None and rid not in resources:
+            resources.append(rid)
+    lines.append(f"The event loop (thread {loop_thread}) has no callback ready to run, no "
+                 "timer scheduled and no I/O to watch, so no code on it will run again to end "
+                 "these waits.")
+    others = _other_runnable_threads(loop)
+    missing = ["which code was meant to end these waits is not recorded"]
+    confidence: Any = "certain"
+    if others:
+        confidence = "probable"
+        lines.append("Threads still able to run: " + ", ".join(others[:5])
+                     + ("" if len(others) <= 5 else f", … {len(others) - 5} more") + ".")
+        missing.insert(0, "another thread could still wake the loop "
+                          "(loop.call_soon_threadsafe); whether one will is not known")
+    on_futures = [t for t in tasks if record_of(t) is None
+                  and _awaited(t, getattr(t, "_fut_waiter", None)) is None]
+    handlers = _python_signal_handlers() if on_futures else []
+    if handlers:
+        confidence = "probable"
+        missing.insert(0, "a Python signal handler (" + ", ".join(handlers[:3]) + ") runs on "
+                          "the loop's thread and could complete the futures awaited")
+    n = len(tasks)
+    summary = (f"{n} asyncio task{'s' if n != 1 else ''} on the event loop in thread "
+               f"{loop_thread} wait{'s' if n == 1 else ''} and nothing left can wake "
+               f"{'it' if n == 1 else 'them'}: " + "; ".join(phrases[:3])
+               + ("" if n <= 3 else f"; … {n - 3} more"))
+    return Finding(kind="stall", confidence=confidence, summary=summary,
+                   explanation="\n".join(lines), threads=[task_tid(t) for t in tasks],
+                   resources=resources, missing_evidence=missing,
+                   details={"rule": "event-loop-stall", "event_loop_thread": loop_thread,
+                            "tasks": n})
+
+
+def _python_signal_handlers() -> list[str]:
+    """The signals with a handler of the program's, written in Python: such a handler runs on
+    the main thread and could complete a future (report time only). Python's default SIGINT
+    handler, asyncio's (``asyncio.run`` cancels the main task on Ctrl-C: an interruption, not
+    the end of a wait) and stuck's snapshot handler do not count."""
+    import signal
+
+    out: list[str] = []
+    for sig in signal.valid_signals():
+        try:
+            handler = signal.getsignal(sig)
+        except (ValueError, OSError):
+            continue
+        inner = getattr(handler, "func", handler)  # asyncio.run's is a functools.partial
+        module = str(getattr(inner, "__module__", None) or "")
+        if (callable(handler) and handler is not signal.default_int_handler
+                and not module.startswith(("asyncio.", "stuck."))):
+            out.append(signal.Signals(sig).name if sig in signal.Signals._value2member_map_
+                       else str(int(sig)))
+    return out

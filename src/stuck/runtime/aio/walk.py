@@ -1,0 +1,344 @@
+"""The await graph among the tasks of one event loop: the knot-and-cycle walk of
+``stuck.runtime.detect`` over tasks, and the event-loop rule's observations (a loop none of
+whose tasks can run again, seen unchanged across the settle time)."""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from stuck.runtime import registry
+from stuck.runtime.aio.internals import (
+    _awaited,
+    _loop_of,
+    _loop_quiet,
+    _LoopView,
+    _task_where,
+    pending_tasks,
+)
+from stuck.runtime.aio.names import _task_name
+from stuck.runtime.aio.waits import TaskWait, waits
+from stuck.runtime.detect import Cycle, _Walk
+
+MAX_WALKS = 500  # walks for one report (victims, cycles among the tasks of a loop)
+
+
+class _TaskWalk(_Walk):
+    """The wait-for graph among the tasks of one event loop: the knot and cycle logic of
+    ``stuck.runtime.detect``, over tasks (keyed by ``id(task)``) instead of threads.
+
+    ``blocking``: the task about to block and its just-registered wait (it is still running,
+    so its ``_fut_waiter`` does not show the wait yet)."""
+
+    def __init__(self, root: Any, table: dict[int, TaskWait], view: _LoopView,
+                 blocking: tuple[Any, TaskWait] | None = None) -> None:
+        super().__init__(id(root), {})
+        self.tasks: dict[int, Any] = {id(root): root}
+        self.records = table
+        self.view = view
+        self.blocking = blocking
+
+    def wakers(self, thread: int) -> list[int] | None:
+        cache = self._wakers
+        if thread in cache:
+            return cache[thread]
+        task = self.tasks.get(thread)
+        found = self._wait_of(task) if task is not None else None
+        result: list[int] | None = None
+        if found is not None:
+            record, targets = found
+            self.table[thread] = record
+            keys = []
+            for target in targets:
+                self.tasks.setdefault(id(target), target)
+                keys.append(id(target))
+            if keys == [thread] and record.op == "acquire" \
+                    and getattr(record.resource, "_stuck_kind", None) == "mutex":
+                # Its own Lock: any other task of the loop could release it (an asyncio.Lock
+                # is not owned); a deadlock only once none of them can run.
+                for other in self.view.tasks():
+                    if other is not task:
+                        self.tasks.setdefault(id(other), other)
+                        keys.append(id(other))
+            result = keys or None
+        cache[thread] = result
+        return result
+
+    def holders(self, thread: int) -> list[int]:
+        # Among tasks, the cycle's edges are the wakers themselves (an asyncio.Lock has no
+        # owner beyond the task that took it, which is what wakers_of names).
+        return self.wakers(thread) or []
+
+    def _wait_of(self, task: Any) -> tuple[TaskWait, list[Any]] | None:
+        if task.done():
+            return None
+        if self.blocking is not None and self.blocking[0] is task:
+            record = self.blocking[1]
+            targets = record.wakers_of()
+            return (record, targets) if targets else None
+        fut = task._fut_waiter
+        if fut is None or fut.done():
+            return None  # running, or about to: it can end waits
+        registered = self.records.get(id(task))
+        if registered is not None and registered.task() is task:
+            record = registered
+            targets = registered.wakers_of()
+        else:
+            awaited = _awaited(task, fut)
+            if awaited is None:
+                return None  # I/O, a timer, a future anything may complete
+            resource, op, targets = awaited
+            record = TaskWait(resource, op, None, task, _task_where(task))
+        if not targets or self.view.scheduled(task, record.resource):  # (read last: costly)
+            return None  # anybody could end it, or something already scheduled will
+        return record, targets
+
+
+@dataclass(slots=True)
+class TaskCycle(Cycle):
+    """A deadlock cycle among asyncio tasks; ``Step.thread`` values are ``id(task)``."""
+
+    tasks: dict[int, Any] = field(default_factory=dict)
+    found_by: str = "block"  # "block" | "watchdog" | "snapshot"
+
+    # key() stays the one of Cycle (the wait records): the policy reports each occurrence, and
+    # the same tasks deadlocking again on the same locks after a retry is a new one.
+
+    def pairs(self) -> frozenset[tuple[int, int]]:
+        """Which task waits for what: the same while the tasks stay in this cycle."""
+        return frozenset((s.thread, id(s.record.resource)) for s in self.steps)
+
+    def task(self, key: int) -> Any:
+        return self.tasks[key]
+
+
+def _as_task_cycle(cycle: Cycle, walk: _TaskWalk, timed: bool, found_by: str) -> TaskCycle:
+    return TaskCycle(steps=cycle.steps, timed=timed, proven=cycle.proven,
+                     tasks={s.thread: walk.tasks[s.thread] for s in cycle.steps}
+                     | {s.next_thread: walk.tasks[s.next_thread] for s in cycle.steps},
+                     found_by=found_by)
+
+
+def _find_cycle(task: Any, record: TaskWait) -> TaskCycle | None:
+    """The cycle that ``task``'s new wait closes, if any (called before it blocks)."""
+    first = record.wakers_of()
+    if not first:
+        return None
+    table = dict(waits)
+    for waker in first:  # the common case: whoever could end the wait can run, or waits for
+        if waker is not task:  # something other than a task or a tracked primitive
+            fut = waker._fut_waiter
+            if fut is None or fut.done():
+                return None
+            registered = table.get(id(waker))
+            if (registered is None or registered.task() is not waker) \
+                    and _awaited(waker, fut) is None:
+                return None
+    view = _LoopView(_loop_of(task))
+    walk = _TaskWalk(task, table, view, blocking=(task, record))
+    cycle = walk.cycle()
+    if cycle is None or view.acts_on(record.resource):  # a scheduled release, say
+        return None
+    # A timeout or a cancel scheduled for the task itself: a timed wait (reported, not raised).
+    return _as_task_cycle(cycle, walk, view.scheduled(task), "block")
+
+
+
+def _victims(loop: Any, in_cycle: set[int], cycle: TaskCycle) -> list[Any]:
+    """Tasks of the loop stuck only behind the cycle."""
+    view = _LoopView(loop)
+    table = dict(waits)
+    blocking = None
+    if cycle.found_by == "block":
+        root = cycle.task(cycle.steps[0].thread)
+        record: Any = cycle.steps[0].record
+        blocking = (root, record)
+    out = []
+    walks = 0
+    for task in view.tasks():
+        fut = getattr(task, "_fut_waiter", None)
+        if id(task) in in_cycle or fut is None or fut.done():
+            continue
+        walks += 1
+        if walks > MAX_WALKS:
+            break
+        if _TaskWalk(task, table, view, blocking).knot() is not None:
+            out.append(task)
+    return out
+
+
+def _stuck_tasks(view: _LoopView, table: dict[int, TaskWait]) -> list[Any]:
+    """The tasks of a loop in a knot (in a cycle, or behind one), for on-demand reports."""
+    out = []
+    for task in view.tasks():
+        fut = getattr(task, "_fut_waiter", None)
+        if fut is None or fut.done():
+            continue
+        if _TaskWalk(task, table, view).knot() is not None:
+            out.append(task)
+            if len(out) >= MAX_WALKS:
+                break
+    return out
+
+
+def _cycles(view: _LoopView, candidates: list[Any], table: dict[int, TaskWait],
+            found_by: str) -> list[TaskCycle]:
+    found: list[TaskCycle] = []
+    covered: set[int] = set()
+    for task in sorted(candidates, key=_task_name)[:MAX_WALKS]:
+        if id(task) in covered:
+            continue
+        walk = _TaskWalk(task, table, view)
+        cycle = walk.cycle()
+        if cycle is None:
+            continue
+        task_cycle = _as_task_cycle(cycle, walk, False, found_by)
+        covered.update(task_cycle.tasks)
+        found.append(task_cycle)
+    return found
+
+
+def _loops() -> dict[int, tuple[Any, list[Any]]]:
+    by_loop: dict[int, tuple[Any, list[Any]]] = {}
+    for task in pending_tasks():
+        loop = _loop_of(task)
+        if loop is None:
+            continue
+        entry = by_loop.get(id(loop))
+        if entry is None:
+            entry = by_loop[id(loop)] = (loop, [])
+        entry[1].append(task)
+    return by_loop
+
+
+
+
+# --- the event-loop rule (watchdog) -----------------------------------------------------------
+
+
+# A loop found quiet with every task suspended and none on a tracked primitive (tasks awaiting
+# each other, or futures): id(loop) -> (what each task waited on, when that was first seen).
+# Such a state is reported only once it has held, unchanged, for the settle time.
+_suspended_since: dict[int, tuple[tuple[int, ...], float]] = {}
+
+
+def _suspended_marks(loop: Any, tasks: list[Any]) -> tuple[int, ...] | None:
+    """What each task of a quiet ``loop`` is suspended on, when every one is suspended on a
+    task, a gather, a TaskGroup or a plain future, and nothing else can end those waits: the
+    loop has no signal handler (``add_signal_handler`` could complete a future) and no other
+    thread can run (``call_soon_threadsafe`` could). None otherwise."""
+    try:
+        if not tasks or getattr(loop, "_signal_handlers", None) or not _loop_quiet(loop):
+            return None
+        marks: list[int] = []
+        plain = False
+        for task in tasks:
+            fut = getattr(task, "_fut_waiter", None)
+            if task.done() or fut is None or fut.done():
+                return None
+            if _awaited(task, fut) is None:
+                plain = True
+            marks.append(id(fut))
+        if plain and _other_runnable_threads(loop):
+            return None
+        return tuple(marks)
+    except Exception:  # a loop or task of another kind: nothing can be proven
+        return None
+
+
+def _suspended_for(loop: Any, tasks: list[Any], now: float) -> float:
+    """How long ``loop`` has been in the same all-suspended state (0 when it is not)."""
+    marks = _suspended_marks(loop, tasks)
+    if marks is None:
+        _suspended_since.pop(id(loop), None)
+        return 0.0
+    earlier = _suspended_since.get(id(loop))
+    if earlier is None or earlier[0] != marks:
+        if len(_suspended_since) > 256:
+            _suspended_since.clear()
+        _suspended_since[id(loop)] = (marks, now)
+        return 0.0
+    return now - earlier[1]
+
+
+def settled(settle: float) -> bool:
+    """True when some task has waited on a tracked primitive for ``settle`` seconds on a loop
+    that looks quiet, or when a quiet loop's tasks have all stayed suspended on each other or on
+    futures for that long: what makes the watchdog look closer (cheap: no snapshot)."""
+    now = time.time()
+    cutoff = now - settle
+    seen: set[int] = set()
+    for record in list(waits.values()):
+        if record.since > cutoff:
+            continue
+        task = record.task()
+        loop = _loop_of(task) if task is not None else None
+        if loop is None or id(loop) in seen:
+            continue
+        seen.add(id(loop))
+        if _loop_quiet(loop):
+            return True
+    found = False
+    for loop, tasks in _loops().values():
+        if id(loop) not in seen and _suspended_for(loop, tasks, now) >= settle:
+            found = True  # no early return: every loop's state is brought up to date
+    return found
+
+
+def _stalled(loop: Any, tasks: list[Any], table: dict[int, TaskWait],
+             cutoff: float) -> bool:
+    """Every task of ``loop`` is suspended on a tracked primitive (for longer than the settle
+    time) or on other tasks, and the loop is quiet: read twice, with the same result."""
+    def state() -> tuple[int, ...] | None:
+        if not _loop_quiet(loop):
+            return None
+        tracked = False
+        marks: list[int] = []
+        for task in tasks:
+            fut = getattr(task, "_fut_waiter", None)
+            if task.done() or fut is None or fut.done():
+                return None
+            record = table.get(id(task))
+            if record is not None and record.task() is task:
+                if record.since > cutoff:
+                    return None
+                tracked = True
+            elif _awaited(task, fut) is None:
+                return None
+            marks.append(id(fut))
+        return tuple(marks) if tracked else None
+
+    first = state()
+    if first is not None and state() == first:
+        return True
+    # No task on a tracked primitive: tasks awaiting each other (an await cycle) or futures
+    # nothing left can complete, unchanged since an observation at least the settle time ago.
+    earlier = _suspended_since.get(id(loop))
+    marks = _suspended_marks(loop, tasks)
+    return (marks is not None and earlier is not None and earlier[0] == marks
+            and earlier[1] <= cutoff)
+
+
+def _other_runnable_threads(loop: Any) -> list[str]:
+    """Threads other than the loop's that could still run code, hence call
+    ``loop.call_soon_threadsafe``: not stuck's own, not durably blocked on a tracked primitive,
+    not an idle pool worker waiting for a job."""
+    from stuck.runtime.watchdog import frame_activity
+
+    loop_ident = getattr(loop, "_thread_id", None)
+    names = registry.thread_objects()
+    out: list[str] = []
+    for ident, frame in sys._current_frames().items():
+        if ident == loop_ident or ident in registry.own_idents:
+            continue
+        record = registry.waits.get(ident)
+        if record is not None and record.timeout is None:
+            continue
+        activity, call = frame_activity(frame)
+        if activity == "idle" and call == "_worker":
+            continue
+        thread = names.get(ident)
+        out.append(thread.name if thread is not None else f"0x{ident:x}")
+    return sorted(out)
