@@ -18,7 +18,7 @@ import pytest
 import stuck
 from stuck.runtime import policy, registry
 
-from .helpers import join_all, start, wait_until_blocked
+from .helpers import BOUND, join_all, start, wait_until_blocked
 
 pytestmark = pytest.mark.usefixtures("live")
 
@@ -338,6 +338,60 @@ def test_two_full_queues() -> None:
     assert len(errors) == 1
     assert _names(errors[0]) == {"engine", "gateway"}
     assert "full queue" in errors[0].finding.summary
+
+
+def test_a_new_thread_given_an_ended_producers_ident_is_not_its_producer() -> None:
+    # Idents are reused as soon as a thread ends. The consumer holds a lock and waits on a
+    # queue whose only producer has ended; a new thread that got the producer's ident waits
+    # for the lock. It never put anything: there is no cycle, and no DeadlockError.
+    jobs: queue.Queue[int] = queue.Queue()
+    lock = threading.RLock()
+    held, may_get = threading.Event(), threading.Event()
+    errors: list[stuck.DeadlockError] = []
+
+    def consumer() -> None:
+        with lock:
+            held.set()
+            may_get.wait(BOUND)
+            try:
+                jobs.get()
+            except stuck.DeadlockError as exc:
+                errors.append(exc)
+
+    def newcomer(go: threading.Event, keep: list[bool]) -> None:
+        go.wait(BOUND)
+        if keep:
+            try:
+                with lock:
+                    pass
+            except stuck.DeadlockError as exc:
+                errors.append(exc)
+
+    c = start(consumer, "consumer")
+    assert held.wait(BOUND)
+    producer = start(jobs.put, "producer", 0)
+    producer.join(BOUND)
+    jobs.get()  # empty again; the producer has ended
+    for n in range(200):
+        go, keep = threading.Event(), []
+        t = start(newcomer, f"newcomer{n}", go, keep)
+        if t.ident == producer.ident:
+            keep.append(True)
+            go.set()
+            break
+        go.set()
+        t.join(BOUND)
+    else:
+        may_get.set()
+        jobs.put(1)
+        join_all(c)
+        pytest.skip("no thread was given an ended thread's ident within 200 threads")
+    wait_until_blocked(t, "acquire")
+    may_get.set()
+    wait_until_blocked(c, "get")
+    jobs.put(1)  # the test's thread is the producer that ends the wait
+    join_all(c, t)
+    assert errors == []
 
 
 def test_timed_wait_closing_a_cycle_is_reported_not_raised(live: io.StringIO) -> None:

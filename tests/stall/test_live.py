@@ -226,3 +226,55 @@ def test_waits_that_can_still_end_are_not_stalls(tmp_path: Path, code: str) -> N
     text, data, _ = stuck_run(program(tmp_path, code))
     assert "STALL" not in text and "DEADLOCK" not in text, text
     assert stalls(data) == []
+
+
+def test_queue_producer_whose_ident_a_new_thread_took_is_still_gone(tmp_path: Path) -> None:
+    # Thread idents are reused as soon as a thread ends. A producer that put once and ended,
+    # then a new thread given its ident: the new thread never touched the queue, so the
+    # consumer still waits for a producer that has ended (and no cycle runs through the new
+    # thread).
+    script = program(tmp_path, """
+        import queue, sys, threading, time
+
+        records = queue.Queue()
+        stop = threading.Event()
+
+        def producer():
+            records.put("alpha")
+
+        def consumer():
+            while records.get() is not None:
+                pass
+
+        def idle():  # never touches the queue
+            while not stop.is_set():
+                time.sleep(0.05)
+
+        reader = threading.Thread(target=consumer, name="consumer", daemon=True)
+        reader.start()
+        first = threading.Thread(target=producer, name="producer")
+        first.start()
+        first.join()
+        for n in range(200):
+            t = threading.Thread(target=idle, name=f"idle{n}", daemon=True)
+            t.start()
+            if t.ident == first.ident:
+                break
+            stop.set()
+            t.join()
+            stop.clear()
+        else:
+            print("no ident reused", file=sys.stderr)
+            sys.exit(3)
+        print("reused", file=sys.stderr)
+        reader.join(timeout=4)
+        sys.exit(1 if reader.is_alive() else 0)
+    """)
+    text, data, _ = stuck_run(script)
+    if "no ident reused" in text:
+        pytest.skip("this system's threads did not reuse an ident within 200 threads")
+    [stall] = stalls(data)
+    assert stall["details"]["rule"] == "queue-get-no-producer"  # type: ignore[index]
+    assert names(data, stall["threads"]) == {"consumer"}
+    explanation = str(stall["explanation"])
+    assert "producer (returned)" in explanation and "idle" not in explanation, explanation

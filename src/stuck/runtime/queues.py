@@ -21,6 +21,7 @@ from stuck.runtime import stall as _stall
 from stuck.runtime.patch import original
 
 _get_ident = _thread.get_ident
+_note = _stall.note_participant  # named in reports after it ends; by Thread, not just ident
 _OrigCondition: Any = original(threading, "Condition")
 _OrigQueue: Any = original(queue, "Queue")
 _OrigLifoQueue: Any = original(queue, "LifoQueue")
@@ -28,9 +29,11 @@ _OrigPriorityQueue: Any = original(queue, "PriorityQueue")
 _OrigSimpleQueue: Any = original(queue, "SimpleQueue")
 
 
-def _alive(idents: set[int]) -> list[int]:
-    alive = registry.alive_idents()
-    return [t for t in list(idents) if t in alive]
+def _alive(participants: dict[int, Any]) -> list[int]:
+    """The threads in ``participants`` (ident -> mark) still running: by the mark, so a new
+    thread given the ident of one that ended is not taken for it."""
+    return [t for t, mark in list(participants.items()) if mark is not None
+            and _stall.is_current_mark(t, mark)]
 
 
 def _queue_wakers(resource: object, op: str) -> list[int] | None:
@@ -79,8 +82,9 @@ class _Tracking:
     mutex: Any
 
     def _stuck_setup(self, name: str | None) -> None:
-        self._stuck_getters: set[int] = set()
-        self._stuck_putters: set[int] = set()
+        # ident -> mark (stall.thread_mark) of every thread that got / put so far
+        self._stuck_getters: dict[int, Any] = {}
+        self._stuck_putters: dict[int, Any] = {}
         self._stuck_epoch = 0  # moves at every put and get (see registry.epoch_of)
         mutex = self.mutex
         self.not_empty = _QueueCondition(mutex, self, "get")
@@ -92,17 +96,13 @@ class _Tracking:
     def _put(self, item: Any) -> None:
         self._stuck_epoch += 1
         me = _get_ident()
-        if me not in self._stuck_putters:
-            self._stuck_putters.add(me)
-            _stall.note_thread_name(me)  # named in reports after it ends
+        _note(self._stuck_putters, me)
         super()._put(item)  # type: ignore[misc]
 
     def _get(self) -> Any:
         self._stuck_epoch += 1
         me = _get_ident()
-        if me not in self._stuck_getters:
-            self._stuck_getters.add(me)
-            _stall.note_thread_name(me)
+        _note(self._stuck_getters, me)
         return super()._get()  # type: ignore[misc]
 
     def _stuck_owners(self) -> list[tuple[int, Any, int]]:
@@ -142,8 +142,8 @@ class SimpleQueue(_OrigSimpleQueue):  # type: ignore[misc]
         return super().__new__(cls)
 
     def __init__(self, *, name: str | None = None) -> None:
-        self._stuck_putters: set[int] = set()
-        self._stuck_getters: set[int] = set()
+        self._stuck_putters: dict[int, Any] = {}  # as for Queue: ident -> mark
+        self._stuck_getters: dict[int, Any] = {}
         self._stuck_epoch = 0  # moves at every put and get (see registry.epoch_of)
         self.maxsize = 0
         self._stuck_class = registry.lock_class("queue", name, sys._getframe(1))
@@ -151,9 +151,7 @@ class SimpleQueue(_OrigSimpleQueue):  # type: ignore[misc]
 
     def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
         me = _get_ident()
-        if me not in self._stuck_putters:
-            self._stuck_putters.add(me)
-            _stall.note_thread_name(me)  # named in reports after it ends
+        _note(self._stuck_putters, me)
         self._stuck_epoch += 1
         super().put(item, block, timeout)
 
@@ -162,9 +160,7 @@ class SimpleQueue(_OrigSimpleQueue):  # type: ignore[misc]
 
     def get(self, block: bool = True, timeout: float | None = None) -> Any:
         me = _get_ident()
-        if me not in self._stuck_getters:
-            self._stuck_getters.add(me)
-            _stall.note_thread_name(me)
+        _note(self._stuck_getters, me)
         try:
             item = super().get(False)
             self._stuck_epoch += 1

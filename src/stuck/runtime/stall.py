@@ -32,6 +32,7 @@ import gc
 import sys
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -81,7 +82,7 @@ class Signal:
     thread: str
     at: float  # time.monotonic()
     waiters: int
-    thread_obj: int = 0  # id() of the Thread that signalled (its ident may be reused later)
+    thread_mark: Any = None  # which Thread signalled (its ident may be reused): see thread_mark
 
 
 @dataclass(slots=True)
@@ -812,23 +813,61 @@ def _unique(items: list[str]) -> list[str]:
 # Waker history: what the tracked primitives record (cheap: one set per primitive)
 
 _names: dict[int, str] = {}  # thread ident -> name, kept for threads that signalled and died
-_names_by_thread: dict[int, str] = {}  # id(Thread) -> name
+_names_by_thread: dict[int, str] = {}  # id(thread mark) -> name
 
 
 _wall = time.time
+_weakref = weakref.ref
+_UNSEEN = object()
 _threads_by_ident: dict[int, threading.Thread] = threading._active  # type: ignore[attr-defined]
 
 
-def _current_thread(me: int) -> tuple[int, str]:
-    """``id()`` and name of the current thread's Thread object, read from threading's own
-    table. Never through ``threading.current_thread()``: it calls ``threading.get_ident``, a
-    name a program may replace with a function that signals a tracked primitive (pebble's
+def _current_thread(me: int) -> tuple[Any, str]:
+    """The current thread's mark (``thread_mark``) and name, read from threading's own table.
+    Never through ``threading.current_thread()``: it calls ``threading.get_ident``, a name a
+    program may replace with a function that signals a tracked primitive (pebble's
     ``waitforthreads`` does), which would come back here and recurse. A thread threading does
-    not know (started with ``_thread``) is (0, its ident)."""
+    not know (started with ``_thread``) is (None, its ident)."""
     t = _threads_by_ident.get(me)
     if t is None:
-        return 0, f"0x{me:x}"
-    return id(t), str(getattr(t, "_name", me))  # not `name`: a subclass may compute it
+        return None, f"0x{me:x}"
+    return _weakref(t), str(getattr(t, "_name", me))  # not `name`: a subclass may compute it
+
+
+def thread_mark(ident: int) -> Any:
+    """What tells the thread now running as ``ident`` from every other thread that ever had
+    that ident (idents are reused as soon as a thread ends): a weak reference to its Thread,
+    which never refers to a later Thread (None for a thread threading does not know)."""
+    t = _threads_by_ident.get(ident)
+    return None if t is None else _weakref(t)
+
+
+def is_current_mark(ident: int, mark: Any) -> bool:
+    """True when ``mark`` (from ``thread_mark``) is the mark of the thread now running as
+    ``ident``: the same Thread, not a later one that was given the ident of an ended one."""
+    t = _threads_by_ident.get(ident)
+    if mark is None:
+        return t is None
+    return t is not None and mark() is t
+
+
+def note_participant(record: dict[int, Any], me: int) -> None:
+    """Record in ``record`` (ident -> mark: a queue's putters or getters) that the current
+    thread used the object, unless it is already recorded as this same thread. Names the
+    thread for reports after it ends. Never raises."""
+    try:
+        mark = record.get(me, _UNSEEN)
+        if mark is not _UNSEEN and is_current_mark(me, mark):
+            return
+        mark, name = _current_thread(me)
+        record[me] = mark
+        _names[me] = name
+        if mark is not None:
+            _names_by_thread[id(mark)] = name
+            if len(_names_by_thread) > 4096:
+                _names_by_thread.clear()
+    except Exception:
+        pass
 
 
 def note_waker(obj: object, op: str = "") -> None:
@@ -837,16 +876,11 @@ def note_waker(obj: object, op: str = "") -> None:
     never calls anything the program can replace."""
     me = _thread.get_ident()
     try:
-        current, name = _current_thread(me)
-        wakers: dict[int, int] | None = obj.__dict__.get("_stuck_wakers")
+        wakers: dict[int, Any] | None = obj.__dict__.get("_stuck_wakers")
         if wakers is None:
             obj._stuck_wakers = wakers = {}  # type: ignore[attr-defined]
         # Thread idents are reused once a thread ends: keep which Thread it was.
-        if wakers.get(me) != current:
-            wakers[me] = current
-            _names[me] = _names_by_thread[current] = name
-            if len(_names_by_thread) > 4096:
-                _names_by_thread.clear()
+        note_participant(wakers, me)
     except Exception:
         pass
 
@@ -1186,8 +1220,8 @@ class LiveChecker:
         d = getattr(obj, "__dict__", {})
         recorded = d.get("_stuck_wakers")
         if kind == "queue":
-            rf.wakers = _idents(getattr(obj, "_stuck_putters", ()))
-            rf.getters = _idents(getattr(obj, "_stuck_getters", ()))
+            rf.wakers = self._participant_ids(getattr(obj, "_stuck_putters", None))
+            rf.getters = self._participant_ids(getattr(obj, "_stuck_getters", None))
             rf.size = _queue_size(obj)
             rf.maxsize = getattr(obj, "maxsize", 0)
             if rf.size:
@@ -1201,7 +1235,7 @@ class LiveChecker:
                 rf.value = value if isinstance(value, int) else None
             signals = d.get("_stuck_signals")
             if signals:
-                rf.history = [Signal(s.op, self._waker_id(int(s.thread, 16), s.thread_obj),
+                rf.history = [Signal(s.op, self._waker_id(int(s.thread, 16), s.thread_mark),
                                      s.at, s.waiters) for s in list(signals)]
             if kind == "barrier":
                 rf.parties = getattr(obj, "parties", None)
@@ -1227,21 +1261,29 @@ class LiveChecker:
         rf.obj = obj
         return rf
 
-    def _waker_ids(self, recorded: dict[int, int]) -> set[str]:
+    def _waker_ids(self, recorded: dict[int, Any]) -> set[str]:
         """Model ids of recorded wakers; a waker whose ident now belongs to another Thread
         (idents are reused) is a thread that has ended, given an id of its own."""
 
-        return {self._waker_id(ident, thread_obj)
-                for ident, thread_obj in list(recorded.items())}
+        return {self._waker_id(ident, mark) for ident, mark in list(recorded.items())}
 
-    def _waker_id(self, ident: int, thread_obj: int) -> str:
+    def _participant_ids(self, recorded: object) -> set[str]:
+        """A queue's putters or getters (ident -> mark, see ``note_participant``) as model
+        ids. An asyncio queue's (id(task) -> weak reference) names no thread: its ids are
+        the keys as they are."""
+        if isinstance(recorded, dict):
+            return self._waker_ids(recorded)
+        return _idents(recorded if recorded is not None else ())
+
+    def _waker_id(self, ident: int, mark: Any) -> str:
         from stuck.runtime import registry
 
         current = registry.thread_objects().get(ident)
-        if current is None or id(current) == thread_obj:
+        if current is None or (mark is not None and mark() is current):
             return _tid(ident)
-        gone = f"{_tid(ident)}-ended-{thread_obj:x}"
-        self._gone[gone] = _names_by_thread.get(thread_obj, f"thread {_tid(ident)}")
+        key = id(mark) if mark is not None else 0
+        gone = f"{_tid(ident)}-ended-{key:x}"
+        self._gone[gone] = _names_by_thread.get(key, f"thread {_tid(ident)}")
         return gone
 
     def _executor(self, pool: Any) -> ExecutorFacts:
