@@ -146,13 +146,17 @@ def _read_frames(t: PyThread) -> _Reading:
         r.state = "blocked"
         r.kind, r.label, r.obj_frame = "condition", "threading.Condition", top
         r.timeout = _timeout_of(top)
-        for i, pf in enumerate(py[1:4], start=1):
+        for i, pf in enumerate(py[1:5], start=1):
+            if _is(pf, "wait_for", "threading.py"):
+                continue  # Condition.wait_for: its caller says what the condition serves
             if _is(pf, "wait", "threading.py"):
                 r.kind, r.label, r.obj_frame = "event", "threading.Event", pf
             elif _is(pf, "get", "queue.py"):
                 r.kind, r.label, r.obj_frame = "queue", "queue.Queue", pf
                 if any(_is(q, "_worker", "thread.py") for q in py[i + 1:i + 3]):
                     r.state = "idle"
+            elif _is(pf, "put", "queue.py"):  # a bounded queue, full: waits for a getter
+                r.kind, r.label, r.obj_frame = "queue", "queue.Queue (full)", pf
             elif _is(pf, "result", "_base.py") or _is(pf, "as_completed", "_base.py"):
                 r.kind, r.label, r.obj_frame = "future", "concurrent.futures.Future", pf
             elif _is(pf, "acquire", "threading.py"):
@@ -163,6 +167,8 @@ def _read_frames(t: PyThread) -> _Reading:
                 break
             r.timeout = _timeout_of(pf) if r.timeout is None else r.timeout
             r.at = pf.frame
+            if r.kind == "barrier":
+                break  # Barrier.wait, further out, is no Event.wait
         if nxt is not None:
             r.at = next((pf.frame for pf in py[1:] if not _stdlib(pf)), r.at)
         return r
@@ -268,6 +274,7 @@ def build(threads: list[PyThread], result: ParseResult, resources: Resources,
                                 at=reading.at,
                                 direction="wait-child" if reading.kind == "process" else None)
         process.threads.append(thread)
+    _join_targets(threads, process, resources, prefix)
     for rid, ident in resources.rlock_owners:
         owner = by_ident.get(ident)
         if owner is None:
@@ -279,6 +286,31 @@ def build(threads: list[PyThread], result: ParseResult, resources: Resources,
         if t is not None and rid not in t.holds:
             t.holds.append(rid)
     resources.rlock_owners = [(r, i) for r, i in resources.rlock_owners if i not in by_ident]
+
+
+_BOOTSTRAP = ("run", "_bootstrap_inner", "_bootstrap")
+
+
+def _join_targets(threads: list[PyThread], process: Process, resources: Resources,
+                  prefix: str) -> None:
+    """A join's target, from addresses: the joiner's ``Thread.join`` frame prints
+    ``self: <Thread at 0x..>``, and the joined thread's own ``run`` / ``_bootstrap`` frames print
+    the same ``self``. The joined thread becomes the owner of the join's resource (it holds
+    it until it ends), so the join is an edge of the wait-for graph like a lock wait."""
+    model = {t.id: t for t in process.threads}
+    for pt in threads:
+        for pf in reversed(pt.frames):  # the bootstrap frames are outermost
+            if not any(_is(pf, fn, "threading.py") for fn in _BOOTSTRAP):
+                continue
+            m = _ADDRESS.search(pf.local_vars.get("self", "")[:400])
+            if m is None:
+                continue
+            res = resources.by_id.get(prefix + m.group(1).lower())
+            tid = prefix + pt.id
+            if res is not None and res.kind == "thread" and tid in model and not res.owners:
+                res.owners.append(tid)
+                res.label = f"{model[tid].label()} to finish"
+            break
 
 
 def split_frame(text: str) -> tuple[str, str | None]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass, field
 from typing import Any
 
 from stuck.dumps import ParseResult
@@ -54,14 +55,53 @@ def _thread_from_header(ident: str, hint: str, name: str | None) -> PyThread:
     return PyThread(id=ident, tid=int(ident), name=name, hint=hint)
 
 
-def _parse_text(text: str) -> list[tuple[int | None, list[PyThread]]]:
-    dumps: list[tuple[int | None, list[PyThread]]] = []
+@dataclass
+class _Dump:
+    pid: int | None
+    threads: list[PyThread] = field(default_factory=list)
+    elided: bool = False  # "..." where threads or frames were left out
+    cut: str | None = None  # the id of a thread whose stack ends in a broken line
+
+
+def _lacks(dump: _Dump) -> str | None:
+    """Why the text visibly lacks threads of the process (an excerpt), or None.
+
+    py-spy prints every Python thread of the process; a paste may not: an ellipsis where
+    threads were left out, a stack ending in half a line (a cut-off paste), or, with OS thread
+    ids, no thread whose id is the process id (the main thread, on Linux)."""
+    if dump.elided:
+        return "'...' where threads or frames were left out"
+    if dump.cut is not None:
+        return f"the stack of thread {dump.cut} ends in a broken line (a cut-off paste)"
+    tids = [t.tid for t in dump.threads]
+    if dump.pid is not None and tids and None not in tids and dump.pid not in tids:
+        return f"no thread {dump.pid}: the main thread of process {dump.pid} is not shown"
+    return None
+
+
+def _joins_unseen(process: Process, resources: Resources) -> bool:
+    """A thread joins another that the text does not show: the only thread shown joins (a
+    thread cannot join itself), or the joined thread's address matches no thread shown."""
+    for t in process.threads:
+        res = resources.by_id.get(t.waits.resource) if t.waits is not None else None
+        if res is None or res.kind != "thread":
+            continue
+        if len(process.threads) == 1:
+            return True
+        if res.address is not None and not res.owners:
+            return True
+    return False
+
+
+def _parse_text(text: str) -> list[_Dump]:
+    dumps: list[_Dump] = []
     threads: list[PyThread] | None = None
     seen: set[str] = set()
     pid: int | None = None
     current: PyThread | None = None
     frame: PyFrame | None = None
     in_vars = False
+    dump: _Dump | None = None
     for raw in text.splitlines():
         if len(raw) > MAX_LINE:
             continue
@@ -77,11 +117,17 @@ def _parse_text(text: str) -> list[tuple[int | None, list[PyThread]]]:
             ident = m.group(1)
             if threads is None or ident in seen:
                 threads, seen = [], set()
-                dumps.append((pid, threads))
+                dump = _Dump(pid, threads)
+                dumps.append(dump)
             seen.add(ident)
             current = _thread_from_header(ident, m.group(2), m.group(3))
             threads.append(current)
             frame, in_vars = None, False
+            continue
+        if line in ("...", "…", "[...]"):
+            if dump is not None:
+                dump.elided = True
+            current, frame = None, None
             continue
         if current is None:
             continue
@@ -97,6 +143,11 @@ def _parse_text(text: str) -> list[tuple[int | None, list[PyThread]]]:
         in_vars = False
         func, where = split_frame(line)
         if where is None or not func:
+            if indent >= 4 and dump is not None and dump.cut is None:
+                dump.cut = current.id  # an indented line of the stack, broken off
+                head, paren, _ = line.partition(" (")
+                if paren and head and " " not in head:  # "run_filter (p": the name is whole
+                    current.frames.append(PyFrame(Frame(function=head)))
             current, frame = None, None
             continue
         file, num = file_line(where)
@@ -118,7 +169,7 @@ def _json_payload(text: str) -> Any:
         return None
 
 
-def _parse_json(data: Any) -> list[tuple[int | None, list[PyThread]]]:
+def _parse_json(data: Any) -> list[_Dump]:
     by_pid: dict[int | None, list[PyThread]] = {}
     if not isinstance(data, list):
         return []
@@ -159,7 +210,7 @@ def _parse_json(data: Any) -> list[tuple[int | None, list[PyThread]]]:
             ))
         pid = item.get("pid")
         by_pid.setdefault(pid if isinstance(pid, int) else None, []).append(pt)
-    return list(by_pid.items())
+    return [_Dump(pid, threads) for pid, threads in by_pid.items()]
 
 
 def parse(text: str) -> ParseResult:
@@ -169,10 +220,17 @@ def parse(text: str) -> ParseResult:
     dumps = _parse_text(text)
     if not dumps and '"os_thread_id"' in text:
         dumps = _parse_json(_json_payload(text))
-    for n, (pid, threads) in enumerate(dumps, start=1):
-        process = Process(pid=pid, name="python", complete=True)
+    for n, dump in enumerate(dumps, start=1):
+        lacks = _lacks(dump)
+        process = Process(pid=dump.pid, name="python", complete=lacks is None)
         result.processes.append(process)
-        build(threads, result, resources, process, prefix="" if n == 1 else f"dump{n}:")
+        build(dump.threads, result, resources, process, prefix="" if n == 1 else f"dump{n}:")
+        if lacks is None and _joins_unseen(process, resources):
+            lacks = "a thread joins one that is not shown"
+            process.complete = False
+        if lacks is not None:
+            result.notes.append(f"py-spy dump {n}: the text lacks threads ({lacks}); for the "
+                                "whole process: py-spy dump --pid PID")
     if len(dumps) > 1:
         result.notes.append("the text holds several py-spy dumps; each is one process, "
                             "ids in later ones prefixed dump2:, dump3:, ...")
