@@ -374,7 +374,10 @@ class _Analysis:
                 missing.append("the cycle runs through condition variables, which have no "
                                "owner a dump can show: who would signal each one is read "
                                "from the library's known behaviour")
-            confidence: Confidence = ("possible" if known_steps
+            # A join whose target is inferred, not read, is a guess: the edge may not exist.
+            guessed = any((r := self.resources.get(rid)) is not None and r.kind == "thread"
+                          for rid in inferred)
+            confidence: Confidence = ("possible" if known_steps or guessed
                                       else "probable" if missing else "certain")
             self.findings.append(Finding(
                 kind="deadlock", confidence=confidence,
@@ -397,7 +400,9 @@ class _Analysis:
         anyone. Only for sources that show every thread (``Process.complete``)."""
         stated_stall = {t for f in self.stated if f.kind == "stall" for t in f.threads}
         for proc in self.snap.processes:
-            if not proc.complete:
+            # A Python excerpt too (py-spy's header names the process; what the paste lacks is
+            # visible): its claims stay possible, and joins on threads not shown say nothing.
+            if not proc.complete and not (proc.complete is False and proc.name == "python"):
                 continue
             if any(t.id in self.known or t.id in stated_stall for t in proc.threads):
                 continue  # the stall rule says more: what the runtime or the library said
@@ -426,7 +431,8 @@ class _Analysis:
                         self._unknown_join(t) for t in waiters):
                     continue  # joins on threads not named, beside a finding: likely its victims
                 if waiters:
-                    self._process_stall(waiters, unnamed, sleepers, timers)
+                    self._process_stall(waiters, unnamed, sleepers, timers,
+                                        excerpt=proc.complete is False)
 
     def _channel_words(self, waiters: list[Thread]) -> list[str]:
         """For each channel waited on: who waits, in which direction, and who else could have
@@ -455,6 +461,35 @@ class _Analysis:
                           "told from the dump")
             words.append(f"On {_res_name(res, rid)}: {how}; {served}.")
         return words
+
+    def _join_may_end(self, t: Thread, waiters: list[Thread]) -> bool:
+        """``t`` joins a thread that is not among ``waiters`` (it may still run and end), or
+        one the dump does not identify."""
+        res = self.resources.get(t.waits.resource) if t.waits is not None else None
+        if res is None or res.kind != "thread":
+            return False
+        ids = {w.id for w in waiters}
+        return not res.owners or not any(o in ids for o in res.owners)
+
+    def _joins_holding(self, t: Thread) -> bool:
+        """A Python thread joins a thread the dump does not identify while it holds a lock (a
+        lock held across a join: if the joined thread needs it, neither ends)."""
+        res = self.resources.get(t.waits.resource) if t.waits is not None else None
+        return (res is not None and res.kind == "thread" and not res.owners
+                and any((h := self.resources.get(r)) is not None and h.kind in OWNED_KINDS
+                        for r in t.holds)
+                and self.snap.processes[self.process_of[t.id]].name == "python")
+
+    def _join_runs_on(self, t: Thread, proc: Process) -> bool:
+        """``t`` joins a thread that may still run: one able to progress (asleep, in a call the
+        dump does not name), or, when the dump does not identify it, any such thread."""
+        res = self.resources.get(t.waits.resource) if t.waits is not None else None
+        if res is None or res.kind != "thread":
+            return False
+        joined = [self.threads[o] for o in res.owners if o in self.threads]
+        if res.owners:
+            return any(_can_progress(o) for o in joined)
+        return any(o is not t and _can_progress(o) for o in proc.threads)
 
     def _unknown_join(self, t: Thread) -> bool:
         """``t`` joins a thread the source does not name."""
@@ -506,11 +541,20 @@ class _Analysis:
                 "which tracks owners")
 
     def _process_stall(self, waiters: list[Thread], unnamed: list[Thread],
-                       sleepers: list[Thread], timers: list[Thread]) -> None:
+                       sleepers: list[Thread], timers: list[Thread],
+                       excerpt: bool = False) -> None:
         """Nothing in the process runs. With sleepers, any wait might still end when one wakes:
         only the weakest claim stands, a possible lock cycle (a sleeper might hold a lock).
         ``timers``: goroutines receiving from a channel or in select, which a timer could wake
         (a Ticker's channel, time.After): not named as stuck, and the claim is only possible."""
+        python = self.snap.processes[self.process_of[waiters[0].id]].name == "python"
+        blocked = waiters
+        if python and (unnamed or sleepers or excerpt):
+            # A join ends when the joined thread does: one that may run (asleep, or in a call
+            # the dump does not name), or that the dump does not identify, is no stuck wait.
+            waiters = [t for t in waiters if not self._join_may_end(t, waiters)]
+            if not waiters:
+                return
         waiter_ids = {t.id for t in waiters}
         # Root waits: not on something another waiter holds (a join on a waiting thread, a
         # lock a waiter holds). The rest wait behind the roots.
@@ -519,7 +563,9 @@ class _Analysis:
         if not roots:
             roots = waiters
         root_ids = {t.id for t in roots}
-        tids = [t.id for t in roots] + [t.id for t in unnamed]
+        # A thread off the CPU in a call the dump does not name may be asleep (py-spy shows no
+        # frame for time.sleep): it is described, never named as stuck.
+        tids = [t.id for t in roots] + ([] if python else [t.id for t in unnamed])
         tid_set = set(tids)
         rids = list(dict.fromkeys(t.waits.resource for t in roots if t.waits is not None))
         behind = [b for b in self.graph.behind(tids, rids) if b not in tid_set]
@@ -545,12 +591,27 @@ class _Analysis:
                       and t.waits.resource in unowned_set]
         # Every root waits for a lock nobody visible is known to hold, on at least two locks:
         # if each holds what another waits for, a cycle; the dump lacks the owners to say.
-        lock_cycle = (not unnamed and len(lock_roots) == len(roots) and len(unowned_set) > 1)
-        if sleepers and not lock_cycle:
+        # Python: the holder of a Lock is a live thread or none (a thread that ended holding
+        # it); with every thread shown and none able to run but sleepers, it is one of these
+        # waiters (the lock waiter itself, or a thread that joins it) or an abandoned lock.
+        lock_cycle = (not unnamed and len(lock_roots) == len(roots)
+                      and (len(unowned_set) > 1 or (python and bool(lock_roots))))
+        if python and excerpt and lock_roots:
+            return  # the holder may be a thread the paste lacks: the hang rule names the wait
+        if lock_cycle and python:  # each blocked thread may be a holder: all are parties
+            extra = [t.id for t in blocked if t.id not in root_ids]
+            tids += extra
+            behind = [b for b in behind if b not in set(extra)]
+        if sleepers and not lock_cycle and not python:
             return  # a sleeper may wake and end these waits: nothing to claim
         for t in sleepers[:4]:
             missing.append(f"{t.label()} sleeps and will run again: if it holds one of these "
-                           "locks, it may release it")
+                           "locks, it may release it" if lock_cycle else
+                           f"{t.label()} sleeps and will run again: if it would then signal "
+                           "what these threads wait for, they are not stuck; a second dump a "
+                           "while later showing them at the same lines rules it out")
+        if excerpt:
+            missing.append(self._capture_all())
         if len(lock_roots) + len(unnamed) > 1 and lock_roots:
             missing.append("if each lock waiter holds a lock another one waits for, this is a "
                            "deadlock; the dump does not show which locks a thread holds")
@@ -568,10 +629,17 @@ class _Analysis:
                                "signal from outside could still run the program's handler, and "
                                "it also keeps the Go runtime from reporting \"all goroutines "
                                "are asleep\" itself")
-        if sleepers:
+        if excerpt:
+            words.append("No thread the paste shows can run, but the paste lacks threads of "
+                         "the process: one of those may end these waits.")
+        elif sleepers:
             words.append("No thread of the process is running: the others are idle, finished, "
                          "waiting behind these, or asleep ("
                          + ", ".join(t.label() for t in sleepers[:4]) + ").")
+        elif unnamed and python:
+            words.append("No thread of the process is seen running: the others are idle, "
+                         "finished, waiting behind these, or in calls the dump does not name "
+                         "(which may be a sleep, and end).")
         else:
             words.append("Every other thread of the process is idle, finished or waiting "
                          "behind these: no thread in this process can run, so none of these "
@@ -584,16 +652,44 @@ class _Analysis:
             missing.append(f"{names_t}: whether a timer feeds the channel is not in a goroutine "
                            "dump (the Go runtime's own check counts timers); a dump taken a "
                            "few minutes later showing ', N minutes' on these waits rules it out")
-        confidence: Confidence = ("possible" if unnamed or lock_cycle or timers
-                                  else "probable")
+        confidence: Confidence = ("possible" if unnamed or lock_cycle or timers or sleepers
+                                  or excerpt else "probable")
         first = roots[0]
         others = f" and {len(tids) - 1} more thread(s)" if len(tids) > 1 else ""
-        if lock_cycle:
+        if lock_cycle and len(unowned_set) == 1:  # Python: one lock, its holder not shown
+            res1 = self.resources[unowned[0]]
+            others_w = [self.threads[i].label() for i in tids if i not in root_ids][:4]
+            summary = (f"{lock_roots[0].label()} waits for {res1.named()}, whose holder the "
+                       "dump does not show, and no thread that could release it can run: if "
+                       "it holds it itself (a self-deadlock)"
+                       + (f" or {', '.join(others_w)}, which waits for it, holds it"
+                          if others_w else "")
+                       + ", they wait in a cycle")
+        elif lock_cycle:
             names = ", ".join(t.label() for t in lock_roots[:4]) + (
                 f" and {len(lock_roots) - 4} more" if len(lock_roots) > 4 else "")
             summary = (f"{names} each wait for a lock whose holder the dump does not show, and "
                        "nothing else in the process can run: if each holds what another waits "
                        "for, they wait for each other in a cycle")
+        elif python and (unnamed or sleepers or excerpt):
+            res_first = self.resources.get(first.waits.resource) if first.waits else None
+            head = (f"{first.label()} waits on {_res_name(res_first, roots[0].id)}"
+                    if first.waits is not None else first.label())
+            head += f" (and {len(tids) - 1} more)" if len(tids) > 1 else ""
+            if unnamed:
+                tail = ("no thread of this process is seen running ("
+                        + ", ".join(t.label() for t in unnamed[:3])
+                        + (" and more" if len(unnamed) > 3 else "")
+                        + " stopped in calls the dump does not name): if those are waits too, "
+                        "nothing can wake it")
+            elif sleepers:
+                tail = ("the only threads able to run are asleep ("
+                        + ", ".join(t.label() for t in sleepers[:3])
+                        + (" and more" if len(sleepers) > 3 else "")
+                        + "): unless one of them would signal it, nothing will")
+            else:
+                tail = ("no thread the paste shows can run; the threads it lacks might")
+            summary = f"{head}; {tail}"
         elif unnamed:
             summary = (f"no thread of this process is seen running: {first.label()}{others} "
                        "are off the CPU; if the unnamed calls are waits too, nothing can wake "
@@ -914,6 +1010,8 @@ class _Analysis:
                 if not long and self._unknown_join(t) and any(
                         o.id in self.covered for o in proc.threads):
                     continue  # joins a thread not named, beside a finding: likely its victim
+                if not long and proc.name == "python" and self._join_runs_on(t, proc):
+                    continue  # the joined thread may still be running: it ends the join
                 if t.state == "blocked" and t.waits.durable:
                     # A source that shows every thread but no durations (Python dumps): a
                     # lock wait with no timeout is worth naming, as a possible hang.
@@ -921,7 +1019,8 @@ class _Analysis:
                     # (an excerpt too: the lock waiter is in the text, its holder may not be)
                     lock_wait = (proc.complete is not None and t.waits.duration is None
                                  and res is not None
-                                 and (res.kind in OWNED_KINDS or res.kind == "future"))
+                                 and (res.kind in OWNED_KINDS or res.kind == "future"
+                                      or self._joins_holding(t)))
                     if not (long or lock_wait or (t.waits.duration is None and idle_process)):
                         continue
                 elif not long and not self._child_wait(t, proc):
@@ -965,6 +1064,13 @@ class _Analysis:
                                    + ": the one running it may be cut from the dump or waiting "
                                    "outside Python (a subprocess, a socket); py-spy dump "
                                    "--native or a complete dump would show it")
+                elif res is not None and self._joins_holding(root_t):
+                    held = ", ".join(_res_name(self.resources.get(h), h)
+                                     for h in root_t.holds[:3])
+                    missing.append(f"{root_t.label()} holds {held} while it joins a thread the "
+                                   "dump does not show: if that thread needs it, they wait for "
+                                   "each other (a deadlock); a complete dump shows the joined "
+                                   "thread (py-spy dump --locals --pid PID)")
                 elif res is not None and res.kind == "process":
                     missing.append(
                         f"whether {res.label.removesuffix(' to exit')} can exit is not in this "

@@ -205,6 +205,17 @@ def read_python_sources(snapshot: Snapshot, inferred: dict[str, str],
     resources = snapshot.resource_map()
     for t in py_threads:
         _read_thread(t, reader, snapshot, resources, inferred, frame_locals or {})
+    _guess_join_targets(py_threads, resources, inferred)
+    unseen = [t for t in py_threads if t.state == "unknown" and t.frames
+              and t.detail not in ("active", "gil")]
+    if unseen:
+        where = ", ".join(f"{t.label()} at {t.frames[0].where()}" for t in unseen[:4]) + (
+            f" and {len(unseen) - 4} more" if len(unseen) > 4 else "")
+        snapshot.notes.append(
+            f"{len(unseen)} thread(s) stopped inside a call the dump does not show ({where}): "
+            "a lock acquire, a sleep and I/O look alike there, so nothing is claimed about "
+            "them; `py-spy dump --native --pid PID` or `pystack remote PID` shows the call, "
+            "and with the program's source (`stuck analyze --source DIR`) the line says it")
 
 
 def _read_thread(t: Thread, reader: SourceReader, snapshot: Snapshot,
@@ -226,6 +237,8 @@ def _read_thread(t: Thread, reader: SourceReader, snapshot: Snapshot,
             _set_wait(t, rid, f, resources)
         elif first_user and i == 0 and t.state == "unknown":
             _classify_call(t, src, f, snapshot, resources)
+        elif first_user and t.waits is not None and t.waits.durable:
+            _timed_call(t, src, f, resources)
         first_user = False
         for h in held:
             held_key = _identity(src, h.expr, local)
@@ -281,6 +294,92 @@ def _classify_call(t: Thread, src: _Source, f: Frame, snapshot: Snapshot,
         t.waits = Wait(resource=rid, durable=True, at=f)
         t.state = "blocked"
         return
+
+
+# Blocking calls and how many positional arguments reach their timeout: wait(timeout),
+# wait_for(predicate, timeout), join(timeout), result(timeout), get(block, timeout),
+# put(item, block, timeout), acquire(blocking, timeout).
+_TIMEOUT_AT = {"wait": 1, "wait_for": 2, "join": 1, "result": 1, "get": 2, "put": 3,
+               "acquire": 2}
+_TIMED_KINDS = frozenset({"condition", "event", "queue", "thread", "future", "semaphore",
+                          "barrier"})
+
+
+def _call_args(code: str, start: int) -> str | None:
+    """The argument text of the call whose ``(`` is at ``start``, on this line only."""
+    depth = 0
+    for j in range(start, len(code)):
+        c = code[j]
+        if c in "([{":
+            depth += 1
+        elif c in ")]}":
+            depth -= 1
+            if depth == 0:
+                return code[start + 1:j]
+    return None
+
+
+def _timed_call(t: Thread, src: _Source, f: Frame, resources: dict[str, Resource]) -> None:
+    """The line of the program's own code where ``t`` waits passes a literal timeout
+    (``stop.wait(2.0)``, ``q.get(timeout=5)``): the wait ends by itself, it is not durable.
+    The dump's frames (py-spy, faulthandler) cannot say so without ``--locals``."""
+    assert t.waits is not None and f.line is not None
+    res = resources.get(t.waits.resource)
+    if res is None or res.kind not in _TIMED_KINDS or not 1 <= f.line <= len(src.lines):
+        return
+    code = src.lines[f.line - 1].split("#", 1)[0]
+    for m in _CALL.finditer(code):
+        need = _TIMEOUT_AT.get(m.group(1))
+        if need is None:
+            continue
+        args = _call_args(code, m.end() - 1)
+        if args is None:
+            return
+        parts = [a.strip() for a in args.split(",") if a.strip()]
+        named = [a for a in parts if "=" in a and not a.startswith(("=", "!"))]
+        timeout = next((a.split("=", 1)[1].strip() for a in named
+                        if a.split("=", 1)[0].strip() == "timeout"), None)
+        positional = [a for a in parts if a not in named]
+        if timeout is None and len(positional) >= need:
+            timeout = positional[need - 1]
+        try:  # a literal only: a variable (``timeout=timeout``) may well hold None
+            seconds = float(timeout) if timeout is not None else None
+        except ValueError:
+            return
+        if seconds is not None and seconds >= 0:
+            t.waits.timeout = seconds
+            t.waits.durable = False
+        return
+
+
+def _guess_join_targets(threads: list[Thread], resources: dict[str, Resource],
+                        inferred: dict[str, str]) -> None:
+    """A join the dump does not identify (no ``--locals``), by a thread that holds a lock
+    (read from the source) which exactly one other thread waits for: the joined thread is
+    taken to be that one, the shape of a lock held across a join of the thread that needs it.
+    Recorded as inferred, so a cycle through it says so; the guess may be wrong (the joined
+    thread may be another), which the finding states."""
+    waiting_on: dict[str, list[Thread]] = {}
+    for t in threads:
+        if t.waits is not None:
+            waiting_on.setdefault(t.waits.resource, []).append(t)
+    for t in threads:
+        res = resources.get(t.waits.resource) if t.waits is not None else None
+        if res is None or res.kind != "thread" or res.owners or not t.holds:
+            continue
+        candidates = [(w, rid) for rid in t.holds for w in waiting_on.get(rid, ()) if w is not t]
+        if len(candidates) != 1:
+            continue
+        joined, lock = candidates[0]
+        lock_name = resources[lock].label or lock
+        res.owners = [joined.id]
+        res.label = f"a thread to finish (taken to be {joined.label()})"
+        inferred.setdefault(res.id, (
+            f"the dump does not say which thread {t.label()} joins; it is taken to be "
+            f"{joined.label()}, the one thread waiting for {lock_name}, which {t.label()} "
+            "holds (read from the source); if it joins another thread, this is a hang "
+            "behind that thread, not a cycle (`py-spy dump --locals` prints the joined "
+            "thread's address)"))
 
 
 def _waits_on_lock(t: Thread) -> bool:
