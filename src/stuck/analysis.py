@@ -43,6 +43,7 @@ from stuck.model import (
     Thread,
     Wait,
 )
+from stuck.rules import evaluate, has_recorded_facts
 from stuck.stacks.native import base_name, classify
 
 HANG_AFTER = 60.0  # seconds: a durable wait at least this long is worth reporting
@@ -1153,10 +1154,8 @@ def analyze(snapshot: Snapshot, stated: Iterable[Finding] = (),
 
 def _recorded_rules(snapshot: Snapshot, findings: list[Finding]) -> list[Finding]:
     """Processes whose primitives carry a live source's facts (a saved ``stuck run`` report)
-    get their stalls and deadlocks from the live rules (``stuck.runtime.stall.rules``), the
-    one rule that decided them when the program ran, so both say the same."""
-    from stuck.runtime.stall import has_recorded_facts, rules
-
+    get their stalls and deadlocks from ``stuck.rules.evaluate``, the one rule that decided
+    them when the program ran, so both say the same."""
     if not has_recorded_facts(snapshot):
         return findings
     resources = snapshot.resource_map()
@@ -1180,7 +1179,7 @@ def _recorded_rules(snapshot: Snapshot, findings: list[Finding]) -> list[Finding
     kept = [f for f in findings if f.kind in ("lock-order", "hang")
             or not (set(f.threads) | set(f.blocked_behind)) & ids]
     # settle 0: the report is judged as it was saved (its waits lasted what they lasted)
-    return kept + rules(sub, settle=0.0)
+    return kept + evaluate(sub, settle=0.0)
 
 
 def _group_threads(snapshot: Snapshot) -> list[Group]:

@@ -77,7 +77,7 @@ class Signal:
 @dataclass(slots=True)
 class Recorded:
     """What a live source recorded about a primitive beyond its owners and wakers: the facts
-    the rules need to prove that nothing can end a wait on it (``stuck.runtime.stall.rules``).
+    the rules need to prove that nothing can end a wait on it (``stuck.rules.evaluate``).
     A dump has none of these; a saved live report keeps them, so ``stuck analyze`` reaches the
     verdict the live run reached."""
 

@@ -1,0 +1,65 @@
+"""How sure a finding is: what each confidence level rests on.
+
+``certain`` needs proof from ownership (a lock's owner, a joined thread) or from reachability
+(no thread able to run can even reach the primitive). An edge read from behaviour (who used a
+queue, a semaphore or a pool so far) makes a finding ``probable``, and says so in
+``missing_evidence``. A plain ``Lock`` may be released by any thread, not only its owner: a
+finding that holds only if the threads able to run never do is ``probable``, and waits for
+``LOCK_GATE_GRACE`` first (a Lock used as a gate is opened by a thread that sleeps a moment).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from stuck.model import Confidence, Finding
+from stuck.rules.facts import Facts, waited
+
+# Kinds whose "holders" are inferred from past behaviour, not owned.
+INFERRED_KINDS = frozenset({"semaphore", "queue", "future"})
+
+# A plain Lock may be released by any thread. A finding that holds only if the threads able
+# to run never release a Lock they did not take is probable, and is reported only once its
+# waits have lasted this long: a Lock used as a gate is opened by a thread that sleeps or works
+# for a moment first.
+LOCK_GATE_GRACE = 2.0
+
+
+def cycle_confidence(kinds: Iterable[str]) -> tuple[Confidence, list[str]]:
+    """A cycle through resources of ``kinds``: its confidence and what it does not prove."""
+    kinds = set(kinds)
+    missing: list[str] = []
+    if "semaphore" in kinds:
+        missing.append("a semaphore can be released by any thread; its holders are the "
+                       "threads that acquired it and have not released it")
+    if "queue" in kinds:
+        missing.append("which threads will use a queue is inferred from which threads used it "
+                       "so far; a thread that never touched it could still end the wait")
+    if "future" in kinds:
+        missing.append("a pending future can only run on its pool's workers; another thread "
+                       "could still complete it by hand")
+    return ("probable" if kinds & INFERRED_KINDS else "certain"), missing
+
+
+def any_releaser_doubt(findings: list[Finding], facts: Facts, stuck: set[str],
+                       strict: set[str], freed_strict: dict[str, str]) -> list[Finding]:
+    """The findings that still stand once any thread may release a plain Lock.
+
+    ``stuck``: the knot with a Lock released by its owner only; ``strict``: with a Lock
+    released by any thread able to run (``freed_strict``: why each thread left it). A finding
+    whose threads are stuck only in the first is probable, and is dropped while its waits are
+    younger than ``LOCK_GATE_GRACE``."""
+    threads = facts.threads
+    kept: list[Finding] = []
+    for f in findings:
+        loose = [x for x in f.threads if x in stuck and x not in strict]
+        if loose:
+            if any((waited(threads[x], facts.now) or 0.0) < LOCK_GATE_GRACE for x in f.threads
+                   if x in threads and threads[x].wait is not None):
+                continue
+            if f.confidence == "certain":
+                f.confidence = "probable"
+            f.missing_evidence.insert(0, "a plain Lock may be released by any thread, not only "
+                                         f"the one that took it: {freed_strict[loose[0]]}")
+        kept.append(f)
+    return kept

@@ -1,0 +1,114 @@
+"""Deadlock: a closed cycle of holding and waiting among stuck threads.
+
+Each thread of the cycle waits for what the next one holds (a lock) or is (a thread it joins);
+edges read from behaviour (a queue's past consumers, a future's pool workers) make the cycle
+probable, not certain (``stuck.rules.confidence``).
+"""
+
+from __future__ import annotations
+
+from stuck.model import Edge, Finding
+from stuck.rules.confidence import cycle_confidence
+from stuck.rules.facts import Facts, ThreadFacts, waited
+from stuck.rules.wording import name_of, unique
+
+
+def holders(t: ThreadFacts, facts: Facts) -> list[str]:
+    """The threads ``t`` waits for by holding: a lock's owners, the thread it joins."""
+    if t.wait is None:
+        return []
+    res = facts.resources.get(t.wait.resource)
+    if res is None:
+        return []
+    if t.wait.op == "join" or res.kind == "thread":
+        return [res.thread] if res.thread is not None else []
+    if res.kind in ("mutex", "rlock", "semaphore") or (
+            res.kind == "condition" and t.wait.op == "acquire"):
+        return list(res.owners)
+    # Inferred from behaviour (a probable cycle): the threads that ever took from a full
+    # queue, or put to an empty one; the workers of a future's pool.
+    if res.kind == "queue" and t.wait.op == "put":
+        return sorted(res.getters or ())
+    if res.kind == "queue" and t.wait.op == "get":
+        return sorted(res.wakers or ())
+    if res.kind == "future":
+        ex = facts.executors.get(res.executor) if res.executor else None
+        return sorted(res.wakers or ()) or (list(ex.workers) if ex is not None else [])
+    return []
+
+
+def holding_cycles(stuck: set[str], facts: Facts) -> list[list[Edge]]:
+    """Closed cycles of holding and waiting among ``stuck``: each thread waits for what the
+    next one holds (a lock) or is (a thread it joins). One cycle per strongly connected part."""
+    out: list[list[Edge]] = []
+    covered: set[str] = set()
+    for root in sorted(stuck):
+        if root in covered:
+            continue
+        parent: dict[str, str] = {}
+        frontier = [root]
+        last: str | None = None
+        while frontier and last is None:
+            nxt: list[str] = []
+            for x in frontier:
+                for h in holders(facts.threads[x], facts):
+                    if h == root:
+                        last = x
+                        break
+                    if h in stuck and h not in parent and h not in covered:
+                        parent[h] = x
+                        nxt.append(h)
+                if last is not None:
+                    break
+            frontier = nxt
+        if last is None:
+            continue
+        path = [last]
+        while path[-1] != root:
+            path.append(parent[path[-1]])
+        path.reverse()
+        edges = []
+        for i, x in enumerate(path):
+            w = facts.threads[x].wait
+            assert w is not None
+            edges.append(Edge(thread=x, waits_for=w.resource,
+                              held_by=path[i + 1] if i + 1 < len(path) else root))
+        covered.update(path)
+        out.append(edges)
+    return out
+
+
+def deadlock_finding(cycle: list[Edge], facts: Facts, now: float) -> Finding:
+    parts: list[str] = []
+    for e in cycle:
+        t = facts.threads[e.thread]
+        res = facts.resources[e.waits_for]
+        if t.wait is not None and (t.wait.op == "join" or res.kind == "thread"):
+            parts.append(f"{t.name} joins {name_of(facts, e.held_by)}")
+        elif e.held_by == e.thread:
+            parts.append(f"{t.name} takes {res.label}, which it already holds "
+                         f"({res.kind} is not reentrant)")
+        elif res.kind == "queue" and t.wait is not None and t.wait.op == "put":
+            parts.append(f"{t.name} puts on full queue {res.label}, which only "
+                         f"{name_of(facts, e.held_by)} gets from")
+        elif res.kind == "queue":
+            parts.append(f"{t.name} gets from empty queue {res.label}, which only "
+                         f"{name_of(facts, e.held_by)} puts to")
+        elif res.kind == "future":
+            parts.append(f"{t.name} waits for {res.label}, which only "
+                         f"{name_of(facts, e.held_by)} can complete")
+        else:
+            parts.append(f"{t.name} waits for {res.label} held by {name_of(facts, e.held_by)}")
+    n = len(cycle)
+    summary = parts[0] if n == 1 else f"{n} threads wait for each other: " + "; ".join(parts)
+    longest = max((waited(facts.threads[e.thread], now) or 0.0) for e in cycle)
+    confidence, missing = cycle_confidence(
+        {facts.resources[e.waits_for].kind for e in cycle})
+    return Finding(
+        kind="deadlock", confidence=confidence, summary=summary,
+        explanation=("Each thread waits, without a timeout, for what the next one holds; none "
+                     f"of them can go on. The waits have lasted {longest:.1f} s and were seen "
+                     "unchanged twice, with nothing released or signalled in between."),
+        threads=unique([e.thread for e in cycle]),
+        resources=unique([e.waits_for for e in cycle]), cycle=cycle,
+        missing_evidence=missing, details={"rule": "cycle", "waiting_seconds": round(longest, 3)})

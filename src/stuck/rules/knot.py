@@ -1,0 +1,150 @@
+"""The knot: waiters that nothing able to run can wake (the waker protocol).
+
+``could_wake`` answers, for one waiter, "can anything able to run still end this wait?": a
+lock's owner, a condition's past notifier, a queue's past producer or consumer, the executor
+worker that would run a future, a thread being joined. ``stuck_set`` is its greatest fixed
+point: start with every durably blocked thread as stuck; a thread leaves the set as soon as
+something outside it could end its wait. Whatever remains can only be woken by threads that
+are themselves stuck or dead: stuck for good.
+"""
+
+from __future__ import annotations
+
+from stuck.rules.facts import INTERPRETER_EXIT, Facts, ResourceFacts, ThreadFacts
+from stuck.rules.wording import name_of
+
+
+def stuck_set(facts: Facts, unreachable: set[str] | None = None,
+              any_releaser: bool = False) -> tuple[set[str], dict[str, str]]:
+    """The greatest set of threads that only stuck or dead threads could wake.
+
+    Returns the set and, for each thread that left it, the reason (for the negative cases a
+    report may want to explain). ``unreachable``: resources the reachability pass proved no
+    runnable thread can reach (their unknown wakers count as nobody). ``any_releaser``: a plain
+    ``Lock`` may be released by any thread, not only its owner (the proof ``certain`` needs);
+    without it, the owner is taken to be the one who releases it."""
+    unreachable = unreachable or set()
+    threads = facts.threads
+    stuck = {tid for tid, t in threads.items()
+             if t.alive and t.wait is not None and t.wait.durable}
+    freed: dict[str, str] = {}
+    changed = True
+    while changed:
+        changed = False
+        for tid in sorted(stuck):
+            reason = could_wake(threads[tid], facts, stuck, unreachable, any_releaser)
+            if reason is not None:
+                stuck.discard(tid)
+                freed[tid] = reason
+                changed = True
+    return stuck, freed
+
+
+def can_run(tid: str, facts: Facts, stuck: set[str]) -> bool:
+    t = facts.threads.get(tid)
+    return t is not None and t.alive and tid not in stuck
+
+
+def could_wake(t: ThreadFacts, facts: Facts, stuck: set[str],
+                unreachable: set[str], any_releaser: bool = False) -> str | None:
+    """Why ``t``'s wait could still end, or None when only stuck or dead threads could end it."""
+    assert t.wait is not None
+    res = facts.resources.get(t.wait.resource)
+    if res is None:
+        return "waits on something the instrumentation does not know"
+    op = t.wait.op
+    ready = already_over(res, op)
+    if ready is not None:
+        return ready
+    if res.kind in ("mutex", "rlock") or (op == "acquire" and res.kind == "condition"):
+        able = [o for o in res.owners if can_run(o, facts, stuck)]
+        if able:
+            return f"the owner {able[0]} can still run"
+        if not res.owners:
+            return "the lock is free"
+        if any_releaser and res.kind == "mutex":
+            others = sorted(x for x in facts.threads if x != t.id and can_run(x, facts, stuck))
+            if others:
+                return (f"a Lock may be released by any thread, and {name_of(facts, others[0])} "
+                        "can still run")
+        return None
+    if res.id == INTERPRETER_EXIT:
+        able = sorted(x for x, o in facts.threads.items()
+                      if x != t.id and not o.daemon and can_run(x, facts, stuck))
+        return f"{name_of(facts, able[0])} can still run" if able else None
+    if op == "join" or res.kind == "thread":
+        target = res.thread
+        if target is None or can_run(target, facts, stuck):
+            return "the joined thread can still run"
+        target_facts = facts.threads.get(target)
+        if target_facts is not None and not target_facts.alive:
+            return "the joined thread has ended"
+        return None
+    if res.kind == "future":
+        if res.wakers and any(can_run(w, facts, stuck) for w in res.wakers):
+            return "a thread that completes it can still run"
+        ex = facts.executors.get(res.executor) if res.executor else None
+        if ex is None:
+            return None if res.id in unreachable else "the future's executor is not known"
+        if res.running:
+            return None if not any(can_run(w, facts, stuck) for w in ex.workers) \
+                else "a worker is running it"
+        if ex.shutdown and not ex.workers:
+            return None
+        if any(can_run(w, facts, stuck) for w in ex.workers):
+            return "an executor worker can still run it"
+        return None
+    if res.kind == "barrier":
+        need = (res.parties or 0) - (res.n_waiting or 0)
+        if res.broken:
+            return "the barrier is broken: waiters get BrokenBarrierError"
+        arrivers = [w for w in (res.wakers or set()) if can_run(w, facts, stuck)
+                    and not waits_on(facts.threads[w], res.id)]
+        used_by_all = len(res.wakers or ()) >= (res.parties or 0) or res.rounds > 0
+        if res.id not in unreachable and not used_by_all:
+            # Before a first full round, threads that never used the barrier may still
+            # arrive; after it, its parties are the threads that used it.
+            arrivers += [tid for tid, o in facts.threads.items()
+                         if can_run(tid, facts, stuck) and tid not in (res.wakers or set())]
+        return f"{len(arrivers)} thread(s) could still arrive" if len(arrivers) >= need \
+            else None
+    if res.kind == "queue" and op == "put":
+        takers = [g for g in (res.getters or set()) if can_run(g, facts, stuck)]
+        if takers:
+            return f"{takers[0]} has taken from it before and can still run"
+        if not res.getters and res.id not in unreachable:
+            return "nobody has taken from it yet; a thread able to run may"
+        return None
+    # condition, event, queue get, semaphore: the threads that ever signalled it.
+    wakers = res.wakers
+    if wakers:
+        able = sorted(w for w in wakers if can_run(w, facts, stuck))
+        if able:
+            return f"{able[0]} has signalled it before and can still run"
+        return None
+    if res.id in unreachable:
+        return None
+    return "nobody has signalled it yet; a thread able to run may"
+
+
+def already_over(res: ResourceFacts, op: str) -> str | None:
+    """Why a wait on ``res`` is already over (the waiter has yet to run and notice), or None.
+
+    The facts are read one primitive after another; a waiter just woken still shows its wait.
+    """
+    if res.kind == "queue" and res.size is not None:
+        if op == "put" and (not res.maxsize or res.size < res.maxsize):
+            return "the queue has room: the putter is about to go on"
+        if op == "get" and res.size > 0:
+            return "the queue holds items: the getter is about to go on"
+    if res.kind == "event" and res.is_set:
+        return "the event is set: the waiter is about to go on"
+    if res.kind == "semaphore" and res.value:
+        return "the semaphore has a free permit"
+    if res.kind == "condition" and op == "wait" and res.in_flight > 0:
+        return "a notify is on its way to a waiter"
+    return None
+
+
+def waits_on(t: ThreadFacts, rid: str) -> bool:
+    return t.wait is not None and t.wait.resource == rid

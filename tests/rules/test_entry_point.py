@@ -1,0 +1,54 @@
+"""``stuck.rules.evaluate`` on snapshots built from model fields alone, as any source states them."""
+
+from __future__ import annotations
+
+from stuck.model import Process, Recorded, Resource, Snapshot, Source, Thread, Wait
+from stuck.rules import evaluate
+
+NOW = 1000.0
+
+
+def snapshot(threads: list[Thread], resources: list[Resource]) -> Snapshot:
+    return Snapshot(source=Source(kind="live"), processes=[Process(pid=1, threads=threads)],
+                    resources=resources, taken_at=NOW)
+
+
+def waiter(tid: str, rid: str, op: str) -> Thread:
+    return Thread(id=tid, name=tid, state="blocked",
+                  waits=Wait(resource=rid, since=NOW - 5, op=op))
+
+
+def test_an_event_nobody_can_reach_is_a_certain_stall_named_at_its_root() -> None:
+    snap = snapshot(
+        [waiter("main", "join-w", "join"), waiter("w", "ev", "wait")],
+        [Resource(id="join-w", kind="thread", label="w", recorded=Recorded(joins="w")),
+         Resource(id="ev", kind="event", label="ready",
+                  recorded=Recorded(wakers=[], reachable=False))])
+    [finding] = evaluate(snap)
+    assert (finding.kind, finding.confidence) == ("stall", "certain")
+    assert finding.threads == ["w"] and finding.blocked_behind == ["main"]
+    assert "w waits on event ready" in finding.summary
+
+
+def test_a_setter_that_can_still_run_leaves_the_waiter_alone() -> None:
+    snap = snapshot(
+        [waiter("w", "ev", "wait"), Thread(id="setter", name="setter", state="running")],
+        [Resource(id="ev", kind="event", label="ready", recorded=Recorded(wakers=["setter"]))])
+    assert evaluate(snap) == []
+
+
+def test_the_same_waits_without_recorded_facts_claim_nothing() -> None:
+    # A dump states no Wait.op and no Resource.recorded: the rules cannot tell who could end
+    # the wait, so they claim nothing rather than guess.
+    snap = snapshot([Thread(id="w", state="blocked", waits=Wait(resource="ev"))],
+                    [Resource(id="ev", kind="event", label="ready")])
+    assert evaluate(snap) == []
+
+
+def test_settle_leaves_young_waits_unjudged() -> None:
+    snap = snapshot(
+        [waiter("w", "ev", "wait")],
+        [Resource(id="ev", kind="event", label="ready",
+                  recorded=Recorded(wakers=[], reachable=False))])
+    assert evaluate(snap, settle=10.0) == []
+    assert [f.kind for f in evaluate(snap, settle=1.0)] == ["stall"]
