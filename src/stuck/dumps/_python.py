@@ -42,6 +42,7 @@ _ADDRESS = re.compile(r"\bat (0x[0-9a-fA-F]{1,16})>")
 _RLOCK_OWNER = re.compile(r"owner=(\d{1,24})")
 _WITH = re.compile(r"(?:async )?with ([A-Za-z_][\w.]{0,200})\s*(?:as \w+\s*)?:")
 _CALL = re.compile(r"(?:[\w.]{0,200}\.)?(\w+)\(")
+_ACQUIRE_TIMED = re.compile(r"\.acquire\(\s*\w+\s*,\s*\w+")
 
 
 @dataclass
@@ -113,6 +114,7 @@ class _Reading:
     obj_frame: PyFrame | None = None  # the frame whose ``self`` is the waited object
     obj_repr: str | None = None
     timeout: float | None = None
+    timed: bool = False  # a timeout is passed, of a value the dump does not print
     at: Frame | None = None
 
 
@@ -146,6 +148,9 @@ def _read_frames(t: PyThread) -> _Reading:
         r.state = "blocked"
         r.kind, r.label, r.obj_frame = "condition", "threading.Condition", top
         r.timeout = _timeout_of(top)
+        # pystack prints the line: Condition.wait blocks in ``waiter.acquire()`` forever and in
+        # ``waiter.acquire(True, timeout)`` for a while.
+        r.timed = _ACQUIRE_TIMED.search(top.source or "") is not None
         for i, pf in enumerate(py[1:5], start=1):
             if _is(pf, "wait_for", "threading.py"):
                 continue  # Condition.wait_for: its caller says what the condition serves
@@ -268,7 +273,7 @@ def build(threads: list[PyThread], result: ParseResult, resources: Resources,
             if rid is None:
                 rid = resources.get(f"{thread.id}/wait", reading.kind,
                                     reading.label or reading.kind, None)
-            timed = reading.timeout is not None
+            timed = reading.timeout is not None or reading.timed
             thread.waits = Wait(resource=rid, timeout=reading.timeout,
                                 durable=not timed and reading.kind != "process",
                                 at=reading.at,

@@ -231,7 +231,7 @@ def _read_thread(t: Thread, reader: SourceReader, snapshot: Snapshot,
             continue
         held, waits = enclosing_locks(src, f.line)
         local = frame_locals.get((t.id, i))
-        if first_user and waits and _waits_on_lock(t):
+        if first_user and waits and _waits_on_lock(t, resources):
             key = _identity(src, waits[0], local) or f"{t.id}:{waits[0]}"
             rid = _resource(snapshot, resources, key, waits[0], src, f)
             _set_wait(t, rid, f, resources)
@@ -382,10 +382,15 @@ def _guess_join_targets(threads: list[Thread], resources: dict[str, Resource],
             "thread's address)"))
 
 
-def _waits_on_lock(t: Thread) -> bool:
-    """The thread waits in a lock acquire (or the dump could not tell what it waits in)."""
+def _waits_on_lock(t: Thread, resources: dict[str, Resource]) -> bool:
+    """The thread waits in a lock acquire (or the dump could not tell what it waits in), not
+    in a wait the dump's own frames name (``Semaphore.acquire``, ``Condition.wait``): a
+    semaphore's ``pool.acquire()`` on the line is no lock."""
     if t.waits is None:
         return t.state in ("unknown", "blocked")
+    res = resources.get(t.waits.resource)
+    if res is not None and res.kind not in ("mutex", "rlock", "unknown"):
+        return False
     return t.waits.resource.endswith("/wait") or "(unnamed" in t.waits.resource
 
 
