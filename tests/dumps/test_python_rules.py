@@ -1,0 +1,151 @@
+"""The Python dump rules on programs written for them, not the zoo's (the zoo checks the same
+rules on its own programs: barrier_short, cond_no_notifier, queue_no_consumer, self_relock,
+join_holding, lock_inversion, busy_pool, idle_server).
+
+Each program (tests/fixtures/programs/python/) is captured by py-spy, py-spy --locals, pystack,
+pystack --locals and faulthandler (tests/fixtures/build_dumps.py, group pyrules), and read with
+and without its source beside it:
+
+- leaked_permit: a client waits in BoundedSemaphore.acquire for a permit that leaked; a metrics
+  thread sleeps in a loop. A stall of the client; the sleeper is never named.
+- lock_across_join: main holds cache.lock (acquire()) and joins the refresher, which waits for
+  it in Cache.refresh (``with self.lock``); a reporter sleeps in a loop. main and the refresher
+  wait for each other, claimed `possible` (the holder of a Lock is never printed).
+- sleepy_pipeline: busy and fine (sleeps between puts, a timed get): no finding wherever the
+  dump or the source shows the timeout.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from tests.dumps.helpers import FIXTURES, GENERATED, dump_text
+
+from stuck.analysis import analyze
+from stuck.dumps import load_dump
+from stuck.model import Finding, Report
+
+SOURCE = FIXTURES.parent / "programs" / "python"
+CAPTURES = ("pyspy", "pyspy-locals", "pystack", "pystack-locals", "faulthandler")
+
+
+def report(capture: str, program: str, source: bool = False, text: str | None = None) -> Report:
+    path = GENERATED / f"{capture}-{program}.txt"
+    loaded = load_dump(text if text is not None else dump_text(path), "auto", path.name,
+                       sources=[str(SOURCE)] if source else [])
+    return analyze(loaded.snapshot, loaded.stated, loaded.inferred)
+
+
+def runs(r: Report, tid: str, function: str) -> bool:
+    """The thread ``tid`` has ``function`` on its stack."""
+    t = r.snapshot.thread(tid)
+    assert t is not None
+    return any(f.function.rsplit(".", 1)[-1] == function for f in t.frames)
+
+
+def named(r: Report, f: Finding, function: str) -> bool:
+    return any(runs(r, tid, function) for tid in f.threads)
+
+
+def involved(r: Report, f: Finding, function: str) -> bool:
+    return any(runs(r, tid, function) for tid in [*f.threads, *f.blocked_behind])
+
+
+@pytest.mark.parametrize("source", [False, True], ids=["dump", "dump+source"])
+@pytest.mark.parametrize("capture", CAPTURES)
+def test_a_leaked_permit_is_a_possible_stall_of_its_waiter_never_of_the_sleeper(
+        capture: str, source: bool) -> None:
+    r = report(capture, "leaked-permit", source)
+    assert [(f.kind, f.confidence) for f in r.findings] == [("stall", "possible")]
+    f = r.findings[0]
+    assert named(r, f, "client") and len(f.threads) == 1
+    assert not involved(r, f, "metrics")  # asleep in a loop: it wakes by itself
+    kinds = {res.kind for res in r.snapshot.resources if res.id in f.resources}
+    assert kinds == {"semaphore"}  # `pool.acquire()` on the line is the semaphore's, no lock
+
+
+@pytest.mark.parametrize("capture", ["pyspy-locals", "pystack-locals"])
+def test_the_joined_thread_is_the_one_whose_frames_print_the_same_thread_address(
+        capture: str) -> None:
+    r = report(capture, "leaked-permit")
+    main = next(t for t in r.snapshot.threads() if runs(r, t.id, "main"))
+    assert main.waits is not None
+    joined = r.snapshot.resource(main.waits.resource)
+    assert joined is not None and joined.kind == "thread"
+    assert [runs(r, o, "client") for o in joined.owners] == [True]
+    assert main.id in r.findings[0].blocked_behind  # behind the client it joins
+
+
+@pytest.mark.parametrize("capture,source", [
+    ("pystack", False), ("pystack-locals", False),  # pystack prints `with self.lock:`
+    ("pystack", True), ("pyspy", True), ("pyspy-locals", True), ("faulthandler", True),
+])
+def test_a_lock_held_across_a_join_is_a_possible_deadlock_of_both(capture: str,
+                                                                   source: bool) -> None:
+    r = report(capture, "lock-across-join", source)
+    assert [(f.kind, f.confidence) for f in r.findings] == [("deadlock", "possible")]
+    f = r.findings[0]
+    assert named(r, f, "refresher") and named(r, f, "main")
+    assert not involved(r, f, "reporter")
+    assert any("holds" in m for m in f.missing_evidence)  # how to see the holder
+
+
+@pytest.mark.parametrize("capture", ["pyspy", "pyspy-locals", "faulthandler"])
+def test_without_source_a_call_the_dump_does_not_name_is_said_not_guessed(capture: str) -> None:
+    # py-spy and faulthandler show no frame for the lock acquire the refresher is in; a sleep
+    # looks the same (the reporter): nothing is claimed, and the note says how to see it.
+    r = report(capture, "lock-across-join")
+    assert r.findings == []
+    note = next(n for n in r.snapshot.notes if "call the dump does not show" in n)
+    assert "py-spy dump --native" in note and "--source" in note
+
+
+@pytest.mark.parametrize("source", [False, True], ids=["dump", "dump+source"])
+@pytest.mark.parametrize("capture", CAPTURES)
+def test_a_busy_pipeline_of_sleeps_and_timed_waits(capture: str, source: bool) -> None:
+    r = report(capture, "sleepy-pipeline", source)
+    if capture in ("pyspy", "faulthandler") and not source:
+        # Known limit: without --locals or the source, q.get(timeout=1.0) reads as a wait
+        # forever and the sleepers as calls the dump does not name. The claim stays the
+        # weakest one, names the waiter alone, and says what would tell.
+        assert [(f.kind, f.confidence) for f in r.findings] == [("stall", "possible")]
+        f = r.findings[0]
+        assert named(r, f, "consume") and len(f.threads) == 1 and not f.blocked_behind
+        assert any("py-spy dump --native" in m for m in f.missing_evidence)
+    else:
+        assert r.findings == []
+
+
+def _pyspy_blocks(text: str) -> tuple[str, list[str]]:
+    head, _, rest = text.partition("\nThread ")
+    blocks = ["Thread " + b for b in rest.split("\nThread ")]
+    return head + "\n", [b if b.endswith("\n") else b + "\n" for b in blocks]
+
+
+def test_pyspy_excerpts_are_told_from_complete_dumps_and_claim_at_most_possible() -> None:
+    text = dump_text(GENERATED / "pyspy-leaked-permit.txt")
+    head, blocks = _pyspy_blocks(text)
+    client = next(b for b in blocks if '"client"' in b)
+    main = next(b for b in blocks if '"MainThread"' in b)
+    excerpts = {
+        "the client alone (no thread 'pid')": head + client,
+        "main alone, joining": head + main,
+        "an ellipsis": head + main + "...\n" + client,
+        "cut off mid-line": head + "".join(blocks)[:-25],
+    }
+    whole = report("pyspy", "leaked-permit")
+    assert whole.snapshot.processes[0].complete is True
+    for why, excerpt in excerpts.items():
+        r = report("pyspy", "leaked-permit", text=excerpt)
+        assert r.snapshot.processes[0].complete is False, why
+        assert all(f.confidence == "possible" for f in r.findings), why
+        if why.startswith("main alone"):
+            assert r.findings == [], why  # the joined thread is not in the paste
+        assert any("lacks threads" in n for n in r.snapshot.notes), why
+
+
+def test_fixtures_exist() -> None:
+    for program in ("leaked-permit", "lock-across-join", "sleepy-pipeline"):
+        for capture in CAPTURES:
+            assert Path(GENERATED / f"{capture}-{program}.txt").is_file()
