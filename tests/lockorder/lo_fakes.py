@@ -13,6 +13,7 @@ from typing import Any
 
 from stuck.runtime.hooks import LockClass
 from stuck.runtime.lockorder import LockOrderChecker
+from stuck.runtime.tracked import Facts, tracked_class
 
 
 def _cls_here(kind: str, name: str | None, depth: int = 2) -> LockClass:
@@ -24,12 +25,18 @@ def _cls_here(kind: str, name: str | None, depth: int = 2) -> LockClass:
 _serials = itertools.count(1)
 
 
+@tracked_class
 class FakeLock:
-    """A mutex (or an RLock with ``reentrant``) that calls the observer hooks."""
+    """A mutex (or an RLock with ``reentrant``) that calls the observer hooks; a tracked
+    primitive (``stuck.runtime.tracked``), as the runtime's locks are."""
+
+    _stuck_kind = "mutex"
 
     def __init__(self, checker: LockOrderChecker, cls: LockClass, reentrant: bool = False):
         self._lock = _thread.allocate_lock()
         self._stuck_id = f"fake-{next(_serials)}"  # as the runtime's: in order of creation
+        self._stuck_class = cls
+        self._stuck_epoch = 0
         self.cls = cls
         self.checker = checker
         self.reentrant = reentrant
@@ -67,6 +74,15 @@ class FakeLock:
 
     def __exit__(self, *exc: object) -> None:
         self.release()
+
+    def _stuck_owners(self) -> list[tuple[int, Any, int]]:
+        return [] if self.owner is None else [(self.owner, None, 0)]
+
+    def _stuck_wakers_of(self, op: str) -> list[int] | None:
+        return None if self.owner is None else [self.owner]
+
+    def _stuck_facts(self) -> Facts:
+        return Facts()
 
 
 class FakeCondition:

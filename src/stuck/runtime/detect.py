@@ -40,6 +40,7 @@ from typing import Any
 
 from stuck.runtime import registry
 from stuck.runtime.registry import WaitRecord
+from stuck.runtime.tracked import kind_of
 from stuck.tracebacks import hide_in_pytest
 
 # pytest leaves these frames out of the tracebacks it shows (STUCK_DEBUG=1 keeps them).
@@ -79,7 +80,7 @@ def op_key(record: Any) -> str:
     """What a wait is, for the rules: its operation, and for an acquire the primitive's kind
     (``acquire-mutex``, ``join``, ``get`` ...). ``record``: a thread's or a task's wait."""
     if record.op == "acquire":
-        return "acquire-" + str(getattr(record.resource, "_stuck_kind", "?"))
+        return "acquire-" + (kind_of(record.resource) or "?")
     return str(record.op)
 
 

@@ -21,6 +21,7 @@ from typing import Any
 
 from stuck.runtime import detect, registry
 from stuck.runtime.patch import original
+from stuck.runtime.tracked import Facts, tracked_class
 
 _orig_result: Any = original(_base.Future, "result")
 _orig_exception: Any = original(_base.Future, "exception")
@@ -81,7 +82,7 @@ def _future_wakers(resource: object, op: str) -> list[int] | None:
 
 
 def _futures_wakers(resource: object, op: str) -> list[int] | None:
-    pending: list[Any] = getattr(resource, "_stuck_pending", [])
+    pending: list[Any] = resource._stuck_pending if isinstance(resource, _FutureSet) else []
     union: list[int] = []
     for fut in pending:
         if fut._state == _FINISHED:
@@ -93,17 +94,38 @@ def _futures_wakers(resource: object, op: str) -> list[int] | None:
     return union or None
 
 
+_PROGRESS: dict[str, int] = {_PENDING: 0, _RUNNING: 1}  # any other state (finished, cancelled): 2
+
+
+@tracked_class
 class _FutureSet:
     """The resource of a ``wait(fs)``: the futures still pending when the wait began."""
 
     _stuck_kind = "future"
+    _stuck_class = None  # made by stuck, not by the program
+    _stuck_wakers_of = _futures_wakers
 
     def __init__(self, pending: list[Any]) -> None:
         self._stuck_pending = pending
-        self._stuck_label_text = f"{len(pending)} futures"
+
+    @property
+    def _stuck_id(self) -> str:
+        return registry.foreign_id(self, "future")
+
+    @property
+    def _stuck_epoch(self) -> int:
+        """How far its futures have got (each: pending 0, running 1, done 2): it moves
+        whenever one of them starts or ends."""
+        progress = 0
+        for fut in list(self._stuck_pending):
+            progress += _PROGRESS.get(str(fut._state), 2)
+        return progress
 
     def _stuck_owners(self) -> list[tuple[int, Any, int]]:
         return []
+
+    def _stuck_facts(self) -> Facts:
+        return Facts(label=f"{len(self._stuck_pending)} futures")
 
 
 def _blocking_call(fut: Any, timeout: float | None, call: Any) -> Any:

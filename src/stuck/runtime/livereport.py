@@ -16,7 +16,7 @@ import re
 import sys
 import time
 from types import FrameType
-from typing import Any
+from typing import Any, cast
 
 from stuck.model import (
     Edge,
@@ -36,6 +36,7 @@ from stuck.runtime import hooks, registry
 from stuck.runtime.detect import Cycle, all_cycles, is_stuck, op_key
 from stuck.runtime.naming import lock_label
 from stuck.runtime.registry import WaitRecord
+from stuck.runtime.tracked import as_tracked
 
 MAX_FRAMES = 64
 # "raft_mu = threading.Lock()", "self._mu: Lock = Lock()": the assignment target, if any.
@@ -78,30 +79,30 @@ def describe(obj: object) -> Resource:
         return Resource(id=rid, kind="thread", label=obj.name,
                         owners=[thread_id(ident)] if ident is not None and obj.is_alive()
                         else [])
-    own_id: str | None = getattr(obj, "_stuck_id", None)
-    kind: ResourceKind = getattr(obj, "_stuck_kind", "unknown")
-    if kind == "unknown" and isinstance(obj, concurrent.futures.Future):
-        kind = "future"
-    rid = own_id if own_id is not None else registry.foreign_id(
-        obj, kind if kind != "unknown" else "object")
-    cls = getattr(obj, "_stuck_class", None)
+    tracked = as_tracked(obj)
+    if tracked is None:
+        kind: ResourceKind = "future" if isinstance(obj, concurrent.futures.Future) \
+            else "unknown"
+        rid = registry.foreign_id(obj, kind if kind != "unknown" else "object")
+        return Resource(id=rid, kind=kind, label=rid, address=f"{id(obj):#x}")
+    kind = cast(ResourceKind, tracked._stuck_kind)
+    rid = tracked._stuck_id
+    cls = tracked._stuck_class
     created_at = None
     label = ""
     if cls is not None:
         created_at = Frame(function=cls.function, file=cls.file, line=cls.line)
         label = cls.name or lock_label(obj, cls) or _assigned_name(cls.file, cls.line) or ""
     if not label:
-        label = str(getattr(obj, "_stuck_label_text", "") or "")
+        label = tracked._stuck_facts().label or ""
     res = Resource(id=rid, kind=kind, label=label or rid, address=f"{id(obj):#x}",
                    created_at=created_at)
-    owners = getattr(obj, "_stuck_owners", None)
-    if callable(owners):
-        for ident, code, line in owners():
-            tid = thread_id(ident)
-            res.owners.append(tid)
-            where = _frame(code, line)
-            if where is not None:
-                res.acquired_at[tid] = where
+    for ident, code, line in tracked._stuck_owners():
+        tid = thread_id(ident)
+        res.owners.append(tid)
+        where = _frame(code, line)
+        if where is not None:
+            res.acquired_at[tid] = where
     return res
 
 
@@ -153,8 +154,8 @@ _UNREFERENCED = _calibrate()
 
 
 def _has_owners(obj: object) -> bool:
-    owners = getattr(obj, "_stuck_owners", None)
-    return callable(owners) and bool(owners())
+    tracked = as_tracked(obj)
+    return tracked is not None and bool(tracked._stuck_owners())
 
 
 def _dropped(obj: object) -> bool:

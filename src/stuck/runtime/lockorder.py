@@ -72,6 +72,7 @@ from typing import Any, Final, Literal
 from stuck.model import Confidence, Finding
 from stuck.runtime import hooks, patch, registry
 from stuck.runtime.hooks import AcquireMode, LockClass
+from stuck.runtime.tracked import as_tracked
 
 Variant = Literal["deadlock", "timed", "same-class"]
 StackEntry = tuple[str, str, int]  # function, file, line; innermost first
@@ -263,7 +264,8 @@ class _Instances:
 
 def _instance(lock: object) -> int:
     """A lock's creation serial (its resource id's number: unique, in order of creation)."""
-    rid = getattr(lock, "_stuck_id", None)
+    tracked = as_tracked(lock)
+    rid = tracked._stuck_id if tracked is not None else None
     if isinstance(rid, str):
         tail = rid.rpartition("-")[2]
         if tail.isdigit():

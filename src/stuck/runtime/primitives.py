@@ -24,8 +24,8 @@ from typing import Any
 from stuck.runtime import detect, registry
 from stuck.runtime import hooks as _hooks
 from stuck.runtime import stall as _stall
-from stuck.runtime.hooks import LockClass
 from stuck.runtime.patch import original
+from stuck.runtime.tracked import Facts, tracked_class
 from stuck.tracebacks import hide_in_pytest
 
 # pytest leaves these frames out of the tracebacks it shows (STUCK_DEBUG=1 keeps them).
@@ -161,12 +161,14 @@ def _wait_to_acquire(lock: Lock | RLock, me: int, timeout: float, frame: FrameTy
         registry.end_wait(me, previous)
 
 
+@tracked_class
 class Lock:
     """A tracked ``threading.Lock``: non-reentrant, releasable by any thread."""
 
     __slots__ = ("__weakref__", "_code", "_line", "_lock", "_owner", "_pushed", "_stuck_class",
                  "_stuck_epoch", "_stuck_id", "_stuck_serial")
     _stuck_kind = "mutex"
+    _stuck_wakers_of = _owner_wakers  # its holder (any thread may release a Lock: see detect)
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Any:
         if not _LOCK_IS_A_CLASS:
@@ -354,6 +356,9 @@ class Lock:
         owner = self._owner
         return [] if owner is None else [(owner, self._code, line_of(self._code, self._line))]
 
+    def _stuck_facts(self) -> Facts:
+        return Facts()
+
     def __repr__(self) -> str:
         # The format of _thread.lock's repr, so programs and tests that read it see no change.
         state = "locked" if self._lock.locked() else "unlocked"
@@ -402,12 +407,14 @@ make_lock.__name__ = "allocate_lock"
 make_lock.__qualname__ = "Lock"
 
 
+@tracked_class
 class RLock:
     """A tracked ``threading.RLock``: reentrant, released only by its owner."""
 
     __slots__ = ("__weakref__", "_code", "_count", "_line", "_lock", "_owner", "_pushed",
                  "_stuck_class", "_stuck_epoch", "_stuck_id", "_stuck_serial")
     _stuck_kind = "rlock"
+    _stuck_wakers_of = _owner_wakers  # only its owner can release it
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Any:
         if cls is RLock and registry.created_by_library():
@@ -589,6 +596,9 @@ class RLock:
         owner = self._owner
         return [] if owner is None else [(owner, self._code, line_of(self._code, self._line))]
 
+    def _stuck_facts(self) -> Facts:
+        return Facts()
+
     # As for Lock: isinstance(rlock, _thread.RLock) holds, copy and pickle fail the same way.
     @property  # type: ignore[misc]
     def __class__(self) -> type:
@@ -607,6 +617,7 @@ class RLock:
 _TRACKED_LOCKS = (Lock, RLock)
 
 
+@tracked_class
 class Condition(_OrigCondition):  # type: ignore[misc]
     """A tracked ``threading.Condition``; its default lock is a tracked RLock."""
 
@@ -656,6 +667,12 @@ class Condition(_OrigCondition):  # type: ignore[misc]
     def _stuck_owners(self) -> list[tuple[int, Any, int]]:
         return []
 
+    def _stuck_wakers_of(self, op: str) -> list[int] | None:
+        return None  # any thread may notify it
+
+    def _stuck_facts(self) -> Facts:
+        return Facts()
+
 
 def _semaphore_wakers(resource: object, op: str) -> list[int] | None:
     sem: Semaphore = resource  # type: ignore[assignment]
@@ -665,6 +682,7 @@ def _semaphore_wakers(resource: object, op: str) -> list[int] | None:
     return holders or None
 
 
+@tracked_class
 class Semaphore(_OrigSemaphore):  # type: ignore[misc]
     """A tracked ``threading.Semaphore``.
 
@@ -674,6 +692,7 @@ class Semaphore(_OrigSemaphore):  # type: ignore[misc]
     """
 
     _stuck_kind = "semaphore"
+    _stuck_wakers_of = _semaphore_wakers
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Any:
         if cls in (Semaphore, BoundedSemaphore) and registry.created_by_library():
@@ -761,7 +780,11 @@ class Semaphore(_OrigSemaphore):  # type: ignore[misc]
     def _stuck_owners(self) -> list[tuple[int, Any, int]]:
         return [(t, None, 0) for t, n in list(self._stuck_holders.items()) if n > 0]
 
+    def _stuck_facts(self) -> Facts:
+        return Facts()
 
+
+@tracked_class
 class BoundedSemaphore(Semaphore, _OrigBoundedSemaphore):  # type: ignore[misc]
     """A tracked ``threading.BoundedSemaphore``."""
 
@@ -771,6 +794,7 @@ class BoundedSemaphore(Semaphore, _OrigBoundedSemaphore):  # type: ignore[misc]
         self._initial_value = value
 
 
+@tracked_class
 class Event(_OrigEvent):  # type: ignore[misc]
     """A tracked ``threading.Event``: waits are recorded (nobody in particular can set it)."""
 
@@ -812,7 +836,14 @@ class Event(_OrigEvent):  # type: ignore[misc]
     def _stuck_owners(self) -> list[tuple[int, Any, int]]:
         return []
 
+    def _stuck_wakers_of(self, op: str) -> list[int] | None:
+        return None  # any thread may set it
 
+    def _stuck_facts(self) -> Facts:
+        return Facts()
+
+
+@tracked_class
 class Barrier(_OrigBarrier):  # type: ignore[misc]
     """A tracked ``threading.Barrier``: waits are recorded."""
 
@@ -844,10 +875,11 @@ class Barrier(_OrigBarrier):  # type: ignore[misc]
     def _stuck_owners(self) -> list[tuple[int, Any, int]]:
         return []
 
+    def _stuck_wakers_of(self, op: str) -> list[int] | None:
+        return None  # any thread may arrive
 
-def lock_class_of(obj: object) -> LockClass | None:
-    cls = getattr(obj, "_stuck_class", None)
-    return cls if isinstance(cls, LockClass) else None
+    def _stuck_facts(self) -> Facts:
+        return Facts()
 
 
 # Named like the classes they stand for: reprs read ``<threading.Semaphore at 0x...: value=1>``

@@ -19,6 +19,7 @@ from typing import Any
 from stuck.runtime import detect, registry
 from stuck.runtime import stall as _stall
 from stuck.runtime.patch import original
+from stuck.runtime.tracked import Facts, tracked_class
 
 _get_ident = _thread.get_ident
 _note = _stall.note_participant  # named in reports after it ends; by Thread, not just ident
@@ -78,6 +79,7 @@ class _Tracking:
     """Mixin for the Queue classes: record who puts and who gets, and the logical waits."""
 
     _stuck_kind = "queue"
+    _stuck_wakers_of = _queue_wakers  # its consumers while full, its producers while empty
     maxsize: int
     mutex: Any
 
@@ -108,6 +110,9 @@ class _Tracking:
     def _stuck_owners(self) -> list[tuple[int, Any, int]]:
         return []
 
+    def _stuck_facts(self) -> Facts:
+        return Facts(putters=dict(self._stuck_putters), getters=dict(self._stuck_getters))
+
 
 def _make(cls: type, orig: Any) -> type:
     def __new__(klass: type, *args: Any, **kwargs: Any) -> Any:
@@ -123,7 +128,7 @@ def _make(cls: type, orig: Any) -> type:
         "__new__": __new__, "__init__": __init__, "__module__": __name__,
         "__doc__": f"A tracked queue.{orig.__name__}.",
     })
-    return new_cls
+    return tracked_class(new_cls)
 
 
 Queue: Any = _make(_Tracking, _OrigQueue)
@@ -131,6 +136,7 @@ LifoQueue: Any = _make(_Tracking, _OrigLifoQueue)
 PriorityQueue: Any = _make(_Tracking, _OrigPriorityQueue)
 
 
+@tracked_class
 class SimpleQueue(_OrigSimpleQueue):  # type: ignore[misc]
     """A tracked queue.SimpleQueue (unbounded: only ``get`` can block)."""
 
@@ -184,6 +190,12 @@ class SimpleQueue(_OrigSimpleQueue):  # type: ignore[misc]
 
     def _stuck_owners(self) -> list[tuple[int, Any, int]]:
         return []
+
+    def _stuck_wakers_of(self, op: str) -> list[int] | None:
+        return _queue_wakers(self, op)
+
+    def _stuck_facts(self) -> Facts:
+        return Facts(putters=dict(self._stuck_putters), getters=dict(self._stuck_getters))
 
 
 REPLACEMENTS: list[tuple[object, str, object]] = [

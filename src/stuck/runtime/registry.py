@@ -27,6 +27,7 @@ from types import CodeType, FrameType
 from typing import Any
 
 from stuck.runtime.hooks import LockClass
+from stuck.runtime.tracked import as_tracked
 
 # Waker function: given the waited-for resource and the operation, the idents of the threads
 # that could end the wait, or None when that cannot be known (anybody could: an Event, a
@@ -351,14 +352,11 @@ def end_wait(me: int, previous: WaitRecord | None) -> None:
 
 def epoch_of(obj: object) -> object:
     """A value that changes whenever ``obj`` does something that could end a wait on it."""
-    epoch = getattr(obj, "_stuck_epoch", None)
-    if epoch is not None:
-        return epoch
+    tracked = as_tracked(obj)
+    if tracked is not None:
+        return tracked._stuck_epoch
     if isinstance(obj, threading.Thread):
         return obj.is_alive()
-    pending = getattr(obj, "_stuck_pending", None)  # a wait(fs): its futures' states
-    if isinstance(pending, list):
-        return tuple(getattr(f, "_state", None) for f in pending)
     return getattr(obj, "_state", None)  # a Future: PENDING, RUNNING, FINISHED, ...
 
 

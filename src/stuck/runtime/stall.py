@@ -47,6 +47,7 @@ from stuck.rules.facts import (
 )
 from stuck.rules.knot import stuck_set
 from stuck.runtime.registry import epoch_of as registry_epoch
+from stuck.runtime.tracked import Facts, as_tracked, is_tracked_type, kind_of, lock_class_of
 
 # ---------------------------------------------------------------------------------------------
 # Reachability
@@ -259,7 +260,7 @@ def _owner_hint(obj: object) -> str | None:
                 attrs = getattr(owner, "__dict__", None)
                 if not isinstance(attrs, dict) or isinstance(owner, type) \
                         or type(owner).__module__.startswith("stuck.") \
-                        or hasattr(type(owner), "_stuck_kind"):
+                        or is_tracked_type(type(owner)):
                     continue  # a class, or stuck's own wrapper (a queue's condition)
                 attr = next((k for k, v in attrs.items() if v is obj and isinstance(k, str)),
                             None)
@@ -503,7 +504,7 @@ class LiveChecker:
                     rf.in_flight = recorded_waits - len(parked)  # type: ignore[arg-type]
         # Queues holding work that threads of a possible stall handed off (stranded jobs).
         for obj in list(registry.resources):
-            if getattr(obj, "_stuck_kind", None) == "queue" and _queue_size(obj):
+            if kind_of(obj) == "queue" and _queue_size(obj):
                 add(obj)
         # Threads named as wakers that are gone.
         for rf in resources.values():
@@ -528,9 +529,11 @@ class LiveChecker:
                            owners=list(owners))
         d = getattr(obj, "__dict__", {})
         recorded = d.get("_stuck_wakers")
+        tracked = as_tracked(obj)
+        facts = tracked._stuck_facts() if tracked is not None else Facts()
         if kind == "queue":
-            rf.wakers = self._participant_ids(getattr(obj, "_stuck_putters", None))
-            rf.getters = self._participant_ids(getattr(obj, "_stuck_getters", None))
+            rf.wakers = self._participant_ids(facts.putters)
+            rf.getters = self._participant_ids(facts.getters)
             rf.size = _queue_size(obj)
             rf.maxsize = getattr(obj, "maxsize", 0)
             if rf.size:
@@ -556,7 +559,7 @@ class LiveChecker:
             rf.running = getattr(obj, "_state", None) == "RUNNING"
             pool_ref = d.get("_stuck_pool")
             pool = pool_ref() if pool_ref is not None else None
-            task = d.get("_stuck_task") or d.get("_stuck_label_text")
+            task = d.get("_stuck_task") or facts.label
             rf.task = str(task).removeprefix("future of ") if task else None
             if pool is not None:
                 ex = self._executor(pool)
@@ -625,7 +628,7 @@ class LiveChecker:
             # creation site but different owners).
             from stuck.runtime.naming import lock_label
 
-            cls = getattr(obj, "_stuck_class", None)
+            cls = lock_class_of(obj)
             if isinstance(obj, threading.Thread):
                 label = obj.name
             else:

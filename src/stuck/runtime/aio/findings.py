@@ -35,6 +35,7 @@ from stuck.runtime.aio.walk import (
     _victims,
 )
 from stuck.runtime.detect import op_key
+from stuck.runtime.tracked import as_tracked, kind_of
 
 MAX_TASKS_SHOWN = 500  # tasks put in one snapshot (tasks that wait or hold come first)
 
@@ -89,7 +90,7 @@ def resource_for(obj: Any, resources: dict[str, Resource], rid_of: dict[int, str
         res = Resource(id=registry.foreign_id(obj, "task"), kind="task",
                        label=_group_label("gather", children), address=f"{id(obj):#x}",
                        owners=[task_tid(c) for c in children if not c.done()])
-    elif getattr(obj, "_stuck_kind", None) is None:  # a TaskGroup
+    elif as_tracked(obj) is None:  # a TaskGroup
         members = [t for t in list(getattr(obj, "_tasks", ())) if _is_task(t)]
         res = Resource(id=registry.foreign_id(obj, "task"), kind="task",
                        label=_group_label("TaskGroup", members), address=f"{id(obj):#x}",
@@ -224,7 +225,7 @@ def _snap_resource(snap: Snapshot, rid_of: dict[int, str], obj: Any) -> Resource
 def _step_words(record: TaskWait, res: Resource, nxt: str, self_loop: bool) -> str:
     name = res.label or res.id
     op = record.op
-    kind = getattr(record.resource, "_stuck_kind", None)
+    kind = kind_of(record.resource)
     if op == "acquire" and kind == "mutex":
         if self_loop:
             return f"takes lock {name}, which it already holds (an asyncio.Lock is not " \
@@ -349,21 +350,24 @@ def _what(task: Any, record: TaskWait | None, snap: Snapshot, rid_of: dict[int, 
     res = _snap_resource(snap, rid_of, obj)
     label = res.label or res.id
     op = record.op
-    kind = getattr(obj, "_stuck_kind", None)
+    tracked = as_tracked(obj)
+    if tracked is None:
+        return f"waits for {label}", res.id
+    kind = tracked._stuck_kind
+    facts = tracked._stuck_facts()
     if kind == "event":
-        setter = obj._stuck_set_by
+        setter = facts.set_by
         return (f"waits for event {label}, "
                 + ("which nothing has ever set" if setter is None
                    else f"last set by {setter} and cleared since")), res.id
     if kind == "condition" and op == "wait":
-        notifier = obj._stuck_set_by
+        notifier = facts.set_by
         return (f"waits on condition {label}, "
                 + ("which nothing has ever notified" if notifier is None
                    else f"last notified by {notifier}")), res.id
     if kind == "queue":
         if op == "get":
-            producers = [t for t in (r() for r in list(obj._stuck_putters.values()))
-                         if t is not None]
+            producers = list(facts.putters)
             who = ", ".join(_task_name(t) for t in producers[:3])
             return (f"waits to get from empty queue {label}, "
                     + (f"whose producers ({who}) are done or stuck" if producers
@@ -372,11 +376,10 @@ def _what(task: Any, record: TaskWait | None, snap: Snapshot, rid_of: dict[int, 
             return f"waits to put on full queue {label}", res.id
         return f"waits for the items of queue {label} to be processed", res.id
     if kind == "mutex":
-        owner = obj._stuck_owner
-        if owner is not None and owner.done() and obj._locked:
-            return (f"waits for lock {label}, held by task {_task_name(owner)}, which ended "
-                    "without releasing it"), res.id
-        owners = ", ".join(_task_name(t) for t in _holders(obj)) or "nobody"
+        if facts.held_by_ended is not None:
+            return (f"waits for lock {label}, held by task {_task_name(facts.held_by_ended)}, "
+                    "which ended without releasing it"), res.id
+        owners = ", ".join(_task_name(t) for t in facts.holders) or "nobody"
         return f"waits for lock {label} held by {owners}", res.id
     if kind == "semaphore":
         return f"waits for semaphore {label}", res.id

@@ -27,6 +27,7 @@ from stuck.runtime.aio.names import task_tid
 from stuck.runtime.aio.waits import TaskWait, TaskWakers, _cycles_seen, _resources, waits
 from stuck.runtime.aio.walk import _find_cycle
 from stuck.runtime.patch import original
+from stuck.runtime.tracked import Facts, as_tracked, tracked_class
 
 _OrigLock: Any = original(_locks, "Lock")
 _OrigEvent: Any = original(_locks, "Event")
@@ -90,6 +91,7 @@ def _block_end(token: tuple[int, TaskWait | None] | None) -> None:
 def _setup(obj: Any, kind: str, name: str | None, frame: FrameType | None) -> None:
     obj._stuck_class = registry.lock_class(kind, name, registry.user_frame(frame, _is_plumbing))
     obj._stuck_id = registry.new_id(kind)
+    obj._stuck_epoch = 0  # moves at every release, set, notify, put and get
     _resources.add(obj)
 
 
@@ -132,10 +134,12 @@ def _lock_wakers(resource: Any, op: str) -> list[Any] | None:
     return None if owner is None else [owner]
 
 
+@tracked_class
 class Lock(_OrigLock):  # type: ignore[misc]
     """A tracked ``asyncio.Lock``: records the task that holds it."""
 
     _stuck_kind = "mutex"
+    _stuck_wakers_of = _lock_wakers
     _stuck_owner: Any = None
     _locked: bool
     _waiters: Any
@@ -178,6 +182,7 @@ class Lock(_OrigLock):  # type: ignore[misc]
     def release(self) -> None:
         # asyncio.Lock.release, with the owner cleared (the same in 3.10 to 3.13).
         if self._locked:
+            self._stuck_epoch += 1
             self._stuck_owner = None
             self._locked = False
             self._wake_up_first()
@@ -187,6 +192,14 @@ class Lock(_OrigLock):  # type: ignore[misc]
     def _stuck_owners(self) -> list[tuple[int, Any, int]]:
         return []  # owners are tasks: the snapshot names them (add_to_snapshot)
 
+    def _stuck_facts(self) -> Facts:
+        owner = self._stuck_owner
+        if owner is None or not self._locked:
+            return Facts()
+        if owner.done():  # it ended without releasing the lock
+            return Facts(held_by_ended=owner)
+        return Facts(holders=[owner])
+
 
 def _semaphore_wakers(resource: Any, op: str) -> list[Any] | None:
     if resource._stuck_signaling:
@@ -194,6 +207,7 @@ def _semaphore_wakers(resource: Any, op: str) -> list[Any] | None:
     return _alive_tasks({k: v[0] for k, v in list(resource._stuck_holders.items())}) or None
 
 
+@tracked_class
 class Semaphore(_OrigSemaphore):  # type: ignore[misc]
     """A tracked ``asyncio.Semaphore``: counts the permits each task holds.
 
@@ -203,6 +217,7 @@ class Semaphore(_OrigSemaphore):  # type: ignore[misc]
     """
 
     _stuck_kind = "semaphore"
+    _stuck_wakers_of = _semaphore_wakers
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Any:
         if cls in (Semaphore, BoundedSemaphore) and _made_by_asyncio():
@@ -238,6 +253,7 @@ class Semaphore(_OrigSemaphore):  # type: ignore[misc]
         return True
 
     def release(self) -> None:
+        self._stuck_epoch += 1
         super().release()
         task = _task_or_none()
         holders = self._stuck_holders
@@ -253,11 +269,16 @@ class Semaphore(_OrigSemaphore):  # type: ignore[misc]
     def _stuck_owners(self) -> list[tuple[int, Any, int]]:
         return []
 
+    def _stuck_facts(self) -> Facts:
+        return Facts(holders=_alive_tasks({k: v[0] for k, v in list(self._stuck_holders.items())}))
 
+
+@tracked_class
 class BoundedSemaphore(Semaphore, _OrigBoundedSemaphore):  # type: ignore[misc]
     """A tracked ``asyncio.BoundedSemaphore``."""
 
 
+@tracked_class
 class Event(_OrigEvent):  # type: ignore[misc]
     """A tracked ``asyncio.Event``: waits are recorded; who set it last is kept for reports."""
 
@@ -283,6 +304,7 @@ class Event(_OrigEvent):  # type: ignore[misc]
             _block_end(token)
 
     def set(self) -> None:
+        self._stuck_epoch += 1
         if not self._value:
             task = _task_or_none()
             self._stuck_set_by = task.get_name() if task is not None else "a callback"
@@ -291,7 +313,14 @@ class Event(_OrigEvent):  # type: ignore[misc]
     def _stuck_owners(self) -> list[tuple[int, Any, int]]:
         return []
 
+    def _stuck_wakers_of(self, op: str) -> list[Any] | None:
+        return None  # any task or callback may set it
 
+    def _stuck_facts(self) -> Facts:
+        return Facts(set_by=self._stuck_set_by)
+
+
+@tracked_class
 class Condition(_OrigCondition):  # type: ignore[misc]
     """A tracked ``asyncio.Condition``; its default lock is a tracked Lock."""
 
@@ -315,12 +344,19 @@ class Condition(_OrigCondition):  # type: ignore[misc]
             _block_end(token)
 
     def notify(self, n: int = 1) -> None:
+        self._stuck_epoch += 1
         super().notify(n)
         task = _task_or_none()
         self._stuck_set_by = task.get_name() if task is not None else "a callback"
 
     def _stuck_owners(self) -> list[tuple[int, Any, int]]:
         return []
+
+    def _stuck_wakers_of(self, op: str) -> list[Any] | None:
+        return None  # any task or callback may notify it
+
+    def _stuck_facts(self) -> Facts:
+        return Facts(set_by=self._stuck_set_by)
 
 
 def _queue_wakers(resource: Any, op: str) -> list[Any] | None:
@@ -360,6 +396,7 @@ def _make_queue(orig: Any) -> type:
             task = _current_task()
         except RuntimeError:  # no running loop
             task = None
+        self._stuck_epoch += 1
         if self._stuck_last_putter() is not task and task is not None:
             self._stuck_last_putter = _remember(self._stuck_putters, task)
         orig_put(self, item)
@@ -369,6 +406,7 @@ def _make_queue(orig: Any) -> type:
             task = _current_task()
         except RuntimeError:
             task = None
+        self._stuck_epoch += 1
         if self._stuck_last_getter() is not task and task is not None:
             self._stuck_last_getter = _remember(self._stuck_getters, task)
         return orig_get(self)
@@ -405,13 +443,20 @@ def _make_queue(orig: Any) -> type:
     def _stuck_owners(self: Any) -> list[tuple[int, Any, int]]:
         return []
 
+    def _stuck_facts(self: Any) -> Facts:
+        def tasks(book: dict[int, Any]) -> list[Any]:
+            return [t for t in (r() for r in list(book.values())) if t is not None]
+
+        return Facts(putters=tasks(self._stuck_putters), getters=tasks(self._stuck_getters))
+
     new_cls = type(orig.__name__, (orig,), {
         "__new__": __new__, "__init__": __init__, "_put": _put, "_get": _get, "put": put,
         "get": get, "join": join, "_stuck_owners": _stuck_owners, "_stuck_kind": "queue",
+        "_stuck_wakers_of": _queue_wakers, "_stuck_facts": _stuck_facts,
         "__module__": orig.__module__, "__qualname__": orig.__qualname__,
         "__doc__": f"A tracked asyncio.{orig.__name__}.",
     })
-    return new_cls
+    return tracked_class(new_cls)
 
 
 Queue: Any = _make_queue(_OrigQueue)
@@ -435,13 +480,8 @@ for _owner, _names in ((_locks, ("Lock", "Event", "Condition", "Semaphore", "Bou
 
 def _holders(obj: Any) -> list[Any]:
     """The tasks that hold a tracked Lock or Semaphore permits now."""
-    kind = getattr(obj, "_stuck_kind", None)
-    if kind == "mutex":
-        owner = obj._stuck_owner
-        return [owner] if owner is not None and obj._locked and not owner.done() else []
-    if kind == "semaphore":
-        return _alive_tasks({k: v[0] for k, v in list(obj._stuck_holders.items())})
-    return []
+    tracked = as_tracked(obj)
+    return tracked._stuck_facts().holders if tracked is not None else []
 
 
 def _tracked_primitives() -> list[Any]:

@@ -21,6 +21,7 @@ from stuck.runtime.aio.internals import (
 from stuck.runtime.aio.names import _task_name
 from stuck.runtime.aio.waits import TaskWait, waits
 from stuck.runtime.detect import Cycle, _Walk
+from stuck.runtime.tracked import kind_of
 
 MAX_WALKS = 500  # walks for one report (victims, cycles among the tasks of a loop)
 
@@ -55,7 +56,7 @@ class _TaskWalk(_Walk):
                 self.tasks.setdefault(id(target), target)
                 keys.append(id(target))
             if keys == [thread] and record.op == "acquire" \
-                    and getattr(record.resource, "_stuck_kind", None) == "mutex":
+                    and kind_of(record.resource) == "mutex":
                 # Its own Lock: any other task of the loop could release it (an asyncio.Lock
                 # is not owned); a deadlock only once none of them can run.
                 for other in self.view.tasks():
