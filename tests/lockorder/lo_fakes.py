@@ -13,7 +13,7 @@ from typing import Any
 
 from stuck.runtime.hooks import LockClass
 from stuck.runtime.lockorder import LockOrderChecker
-from stuck.runtime.tracked import Facts, tracked_class
+from stuck.runtime.tracked import PrimitiveFacts, tracked_class
 
 
 def _cls_here(kind: str, name: str | None, depth: int = 2) -> LockClass:
@@ -81,8 +81,8 @@ class FakeLock:
     def _stuck_wakers_of(self, op: str) -> list[int] | None:
         return None if self.owner is None else [self.owner]
 
-    def _stuck_facts(self) -> Facts:
-        return Facts()
+    def _stuck_facts(self) -> PrimitiveFacts:
+        return PrimitiveFacts()
 
 
 class FakeCondition:

@@ -21,7 +21,7 @@ from typing import Any
 
 from stuck.runtime import detect, registry
 from stuck.runtime.patch import original
-from stuck.runtime.tracked import Facts, tracked_class
+from stuck.runtime.tracked import PrimitiveFacts, tracked_class
 
 _orig_result: Any = original(_base.Future, "result")
 _orig_exception: Any = original(_base.Future, "exception")
@@ -124,8 +124,8 @@ class _FutureSet:
     def _stuck_owners(self) -> list[tuple[int, Any, int]]:
         return []
 
-    def _stuck_facts(self) -> Facts:
-        return Facts(label=f"{len(self._stuck_pending)} futures")
+    def _stuck_facts(self) -> PrimitiveFacts:
+        return PrimitiveFacts(label=f"{len(self._stuck_pending)} futures")
 
 
 def _blocking_call(fut: Any, timeout: float | None, call: Any) -> Any:

@@ -25,7 +25,7 @@ from stuck.runtime import detect, registry
 from stuck.runtime import hooks as _hooks
 from stuck.runtime import stall as _stall
 from stuck.runtime.patch import original
-from stuck.runtime.tracked import Facts, tracked_class
+from stuck.runtime.tracked import PrimitiveFacts, tracked_class
 from stuck.tracebacks import hide_in_pytest
 
 # pytest leaves these frames out of the tracebacks it shows (STUCK_DEBUG=1 keeps them).
@@ -356,8 +356,8 @@ class Lock:
         owner = self._owner
         return [] if owner is None else [(owner, self._code, line_of(self._code, self._line))]
 
-    def _stuck_facts(self) -> Facts:
-        return Facts()
+    def _stuck_facts(self) -> PrimitiveFacts:
+        return PrimitiveFacts()
 
     def __repr__(self) -> str:
         # The format of _thread.lock's repr, so programs and tests that read it see no change.
@@ -596,8 +596,8 @@ class RLock:
         owner = self._owner
         return [] if owner is None else [(owner, self._code, line_of(self._code, self._line))]
 
-    def _stuck_facts(self) -> Facts:
-        return Facts()
+    def _stuck_facts(self) -> PrimitiveFacts:
+        return PrimitiveFacts()
 
     # As for Lock: isinstance(rlock, _thread.RLock) holds, copy and pickle fail the same way.
     @property  # type: ignore[misc]
@@ -670,8 +670,8 @@ class Condition(_OrigCondition):  # type: ignore[misc]
     def _stuck_wakers_of(self, op: str) -> list[int] | None:
         return None  # any thread may notify it
 
-    def _stuck_facts(self) -> Facts:
-        return Facts()
+    def _stuck_facts(self) -> PrimitiveFacts:
+        return PrimitiveFacts()
 
 
 def _semaphore_wakers(resource: object, op: str) -> list[int] | None:
@@ -780,8 +780,8 @@ class Semaphore(_OrigSemaphore):  # type: ignore[misc]
     def _stuck_owners(self) -> list[tuple[int, Any, int]]:
         return [(t, None, 0) for t, n in list(self._stuck_holders.items()) if n > 0]
 
-    def _stuck_facts(self) -> Facts:
-        return Facts()
+    def _stuck_facts(self) -> PrimitiveFacts:
+        return PrimitiveFacts()
 
 
 @tracked_class
@@ -839,8 +839,8 @@ class Event(_OrigEvent):  # type: ignore[misc]
     def _stuck_wakers_of(self, op: str) -> list[int] | None:
         return None  # any thread may set it
 
-    def _stuck_facts(self) -> Facts:
-        return Facts()
+    def _stuck_facts(self) -> PrimitiveFacts:
+        return PrimitiveFacts()
 
 
 @tracked_class
@@ -878,8 +878,8 @@ class Barrier(_OrigBarrier):  # type: ignore[misc]
     def _stuck_wakers_of(self, op: str) -> list[int] | None:
         return None  # any thread may arrive
 
-    def _stuck_facts(self) -> Facts:
-        return Facts()
+    def _stuck_facts(self) -> PrimitiveFacts:
+        return PrimitiveFacts()
 
 
 # Named like the classes they stand for: reprs read ``<threading.Semaphore at 0x...: value=1>``

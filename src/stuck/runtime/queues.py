@@ -19,7 +19,7 @@ from typing import Any
 from stuck.runtime import detect, registry
 from stuck.runtime import stall as _stall
 from stuck.runtime.patch import original
-from stuck.runtime.tracked import Facts, tracked_class
+from stuck.runtime.tracked import PrimitiveFacts, tracked_class
 
 _get_ident = _thread.get_ident
 _note = _stall.note_participant  # named in reports after it ends; by Thread, not just ident
@@ -110,8 +110,8 @@ class _Tracking:
     def _stuck_owners(self) -> list[tuple[int, Any, int]]:
         return []
 
-    def _stuck_facts(self) -> Facts:
-        return Facts(putters=dict(self._stuck_putters), getters=dict(self._stuck_getters))
+    def _stuck_facts(self) -> PrimitiveFacts:
+        return PrimitiveFacts(putters=dict(self._stuck_putters), getters=dict(self._stuck_getters))
 
 
 def _make(cls: type, orig: Any) -> type:
@@ -194,8 +194,8 @@ class SimpleQueue(_OrigSimpleQueue):  # type: ignore[misc]
     def _stuck_wakers_of(self, op: str) -> list[int] | None:
         return _queue_wakers(self, op)
 
-    def _stuck_facts(self) -> Facts:
-        return Facts(putters=dict(self._stuck_putters), getters=dict(self._stuck_getters))
+    def _stuck_facts(self) -> PrimitiveFacts:
+        return PrimitiveFacts(putters=dict(self._stuck_putters), getters=dict(self._stuck_getters))
 
 
 REPLACEMENTS: list[tuple[object, str, object]] = [

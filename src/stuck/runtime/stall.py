@@ -47,7 +47,13 @@ from stuck.rules.facts import (
 )
 from stuck.rules.knot import stuck_set
 from stuck.runtime.registry import epoch_of as registry_epoch
-from stuck.runtime.tracked import Facts, as_tracked, is_tracked_type, kind_of, lock_class_of
+from stuck.runtime.tracked import (
+    PrimitiveFacts,
+    as_tracked,
+    is_tracked_type,
+    kind_of,
+    lock_class_of,
+)
 
 # ---------------------------------------------------------------------------------------------
 # Reachability
@@ -530,7 +536,7 @@ class LiveChecker:
         d = getattr(obj, "__dict__", {})
         recorded = d.get("_stuck_wakers")
         tracked = as_tracked(obj)
-        facts = tracked._stuck_facts() if tracked is not None else Facts()
+        facts = tracked._stuck_facts() if tracked is not None else PrimitiveFacts()
         if kind == "queue":
             rf.wakers = self._participant_ids(facts.putters)
             rf.getters = self._participant_ids(facts.getters)

@@ -23,7 +23,7 @@ The members keep the ``_stuck_`` prefix: the classes stand in for the program's 
 - ``_stuck_wakers_of(op)``: the waker declaration: who could end a wait ``op`` on it (thread
   idents, or tasks for asyncio primitives), or None when anybody may (an Event anyone can
   set, a semaphore released by threads that did not take it).
-- ``_stuck_facts()``: what else the rules may use about it (``Facts``).
+- ``_stuck_facts()``: what else the rules may use about it (``PrimitiveFacts``).
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from stuck.runtime.hooks import LockClass
 
 
 @dataclass(slots=True)
-class Facts:
+class PrimitiveFacts:
     """What a tracked primitive knows beyond its owners, read at report time only."""
 
     # Who has put on / taken from a queue: thread ident -> mark (``stall.note_participant``)
@@ -61,7 +61,7 @@ class Tracked(Protocol):
 
     def _stuck_wakers_of(self, op: str) -> list[Any] | None: ...
 
-    def _stuck_facts(self) -> Facts: ...
+    def _stuck_facts(self) -> PrimitiveFacts: ...
 
 
 # Members a class must declare itself (the others are set on each instance by its __init__).

@@ -27,7 +27,7 @@ from stuck.runtime.aio.names import task_tid
 from stuck.runtime.aio.waits import TaskWait, TaskWakers, _cycles_seen, _resources, waits
 from stuck.runtime.aio.walk import _find_cycle
 from stuck.runtime.patch import original
-from stuck.runtime.tracked import Facts, as_tracked, tracked_class
+from stuck.runtime.tracked import PrimitiveFacts, as_tracked, tracked_class
 
 _OrigLock: Any = original(_locks, "Lock")
 _OrigEvent: Any = original(_locks, "Event")
@@ -192,13 +192,13 @@ class Lock(_OrigLock):  # type: ignore[misc]
     def _stuck_owners(self) -> list[tuple[int, Any, int]]:
         return []  # owners are tasks: the snapshot names them (add_to_snapshot)
 
-    def _stuck_facts(self) -> Facts:
+    def _stuck_facts(self) -> PrimitiveFacts:
         owner = self._stuck_owner
         if owner is None or not self._locked:
-            return Facts()
+            return PrimitiveFacts()
         if owner.done():  # it ended without releasing the lock
-            return Facts(held_by_ended=owner)
-        return Facts(holders=[owner])
+            return PrimitiveFacts(held_by_ended=owner)
+        return PrimitiveFacts(holders=[owner])
 
 
 def _semaphore_wakers(resource: Any, op: str) -> list[Any] | None:
@@ -269,8 +269,8 @@ class Semaphore(_OrigSemaphore):  # type: ignore[misc]
     def _stuck_owners(self) -> list[tuple[int, Any, int]]:
         return []
 
-    def _stuck_facts(self) -> Facts:
-        return Facts(holders=_alive_tasks({k: v[0] for k, v in list(self._stuck_holders.items())}))
+    def _stuck_facts(self) -> PrimitiveFacts:
+        return PrimitiveFacts(holders=_alive_tasks({k: v[0] for k, v in list(self._stuck_holders.items())}))
 
 
 @tracked_class
@@ -316,8 +316,8 @@ class Event(_OrigEvent):  # type: ignore[misc]
     def _stuck_wakers_of(self, op: str) -> list[Any] | None:
         return None  # any task or callback may set it
 
-    def _stuck_facts(self) -> Facts:
-        return Facts(set_by=self._stuck_set_by)
+    def _stuck_facts(self) -> PrimitiveFacts:
+        return PrimitiveFacts(set_by=self._stuck_set_by)
 
 
 @tracked_class
@@ -355,8 +355,8 @@ class Condition(_OrigCondition):  # type: ignore[misc]
     def _stuck_wakers_of(self, op: str) -> list[Any] | None:
         return None  # any task or callback may notify it
 
-    def _stuck_facts(self) -> Facts:
-        return Facts(set_by=self._stuck_set_by)
+    def _stuck_facts(self) -> PrimitiveFacts:
+        return PrimitiveFacts(set_by=self._stuck_set_by)
 
 
 def _queue_wakers(resource: Any, op: str) -> list[Any] | None:
@@ -443,11 +443,11 @@ def _make_queue(orig: Any) -> type:
     def _stuck_owners(self: Any) -> list[tuple[int, Any, int]]:
         return []
 
-    def _stuck_facts(self: Any) -> Facts:
+    def _stuck_facts(self: Any) -> PrimitiveFacts:
         def tasks(book: dict[int, Any]) -> list[Any]:
             return [t for t in (r() for r in list(book.values())) if t is not None]
 
-        return Facts(putters=tasks(self._stuck_putters), getters=tasks(self._stuck_getters))
+        return PrimitiveFacts(putters=tasks(self._stuck_putters), getters=tasks(self._stuck_getters))
 
     new_cls = type(orig.__name__, (orig,), {
         "__new__": __new__, "__init__": __init__, "_put": _put, "_get": _get, "put": put,
