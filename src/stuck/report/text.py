@@ -47,6 +47,18 @@ def thread_name(snap_threads: dict[str, Thread], tid: str) -> str:
     return clean(t.label()) if t is not None else clean(tid)
 
 
+def _holder(snap_threads: dict[str, Thread], tid: str) -> str:
+    """An owner as a reader needs it: a holder that has ended says so in a clause of its own
+    ("held by grabber, which ended without releasing it"), not glued to its name."""
+    t = snap_threads.get(tid)
+    if t is None or t.state != "dead":
+        return thread_name(snap_threads, tid)
+    how = "" if t.ended is None or t.ended == "returned" else \
+        f" ({clean(t.ended.removeprefix('died of '))})"
+    name = clean(t.name or t.id)
+    return f"{name}, which ended{how} without releasing it"
+
+
 def _duration(seconds: float | None) -> str:
     if seconds is None:
         return ""
@@ -98,7 +110,7 @@ def _finding_lines(f: Finding, snap: Snapshot, threads: dict[str, Thread],
                 line += f" at {clean(t.waits.at.where())}"
             line += _duration(t.waits.duration)
             if res is not None and res.owners:
-                line += ", held by " + ", ".join(thread_name(threads, o) for o in res.owners)
+                line += ", held by " + ", ".join(_holder(threads, o) for o in res.owners)
             out.append(line)
     if f.blocked_behind:
         out.append("  Blocked behind it: "

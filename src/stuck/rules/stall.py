@@ -73,11 +73,19 @@ def stall_finding(t: ThreadFacts, res: ResourceFacts, facts: Facts, stuck: set[s
                 involved += [w for w in ex.workers if w in stuck]
             summary = (f"{t.name} waits on the future of {task}, which executor {ex.label} "
                        "can never run")
+            blocked = [w for w in ex.workers if w in stuck]
+            if blocked:  # name the root: what the worker itself waits on
+                summary += (f": its worker {name_of(facts, blocked[0])} is "
+                            f"{state_of(facts, blocked[0], stuck)}"
+                            + (f" (and {len(blocked) - 1} more)" if len(blocked) > 1 else ""))
             lines.append(f"{t.name} waits{for_how_long(t, now)} for the result of {task}, "
                          f"submitted to executor {ex.label}; {why}.")
             details.update(rule="future-executor", executor=ex.label, task=task,
                            workers=[name_of(facts, w) for w in ex.workers])
-            confidence = "certain" if not ex.workers else "probable"
+            # Every worker blocked for good, and no thread at all left able to run: nothing
+            # can ever free a worker, so the future never completes.
+            confidence = "certain" if not ex.workers or not any(
+                can_run(x, facts, stuck) for x in facts.threads) else "probable"
         else:
             summary = f"{t.name} waits on the future of {task}; nothing able to run completes it"
             lines.append(f"No thread able to run can complete the future of {task}.")
@@ -107,6 +115,26 @@ def stall_finding(t: ThreadFacts, res: ResourceFacts, facts: Facts, stuck: set[s
         details["rule"] = "barrier"
         involved += sorted(x for x, o in facts.threads.items()
                            if x != t.id and x in stuck and waits_on(o, res.id))
+    elif res.kind in ("mutex", "rlock") and res.owners and all(
+            o in facts.threads and not facts.threads[o].alive for o in res.owners):
+        # A lock whose holder ended without releasing it: an RLock only its owner may release,
+        # so nothing ever will; a plain Lock any thread may release, so that is certain only
+        # when no thread able to run could reach it.
+        holders = ", ".join(name_of(facts, o) for o in res.owners)
+        how = "; ".join(f"{name_of(facts, o)} {state_of(facts, o, stuck)}" for o in res.owners)
+        summary = f"{t.name} waits for {what}, held by {holders}, which ended without releasing it"
+        lines.append(f"{t.name} tries to acquire {res.label}{for_how_long(t, now)}, without a "
+                     f"timeout; its holder ended while holding it ({how}).")
+        details["rule"] = "lock-owner-ended"
+        if res.kind == "rlock":
+            lines.append("Only the thread that holds an RLock may release it.")
+            confidence = "certain"
+        elif res.id in unreachable or not any(can_run(x, facts, stuck) for x in facts.threads):
+            lines.append("Any thread may release a plain Lock, but none able to run can reach it.")
+            confidence = "certain"
+        else:
+            lines.append("Any thread may release a plain Lock, and some threads are still able "
+                         "to run.")
     else:
         verb = {"queue": "get from queue", "event": "wait for event",
                 "condition": "wait on condition", "semaphore": "acquire semaphore"}.get(
@@ -178,7 +206,8 @@ def stall_finding(t: ThreadFacts, res: ResourceFacts, facts: Facts, stuck: set[s
     if confidence != "certain":
         missing.append("a thread that never signalled this resource could still do so; the "
                        "claim rests on who signalled it so far")
-    missing.append("which code would signal it is not recorded")
+    if details.get("rule") != "lock-owner-ended":  # there, the holder is known
+        missing.append("which code would signal it is not recorded")
     details.setdefault("waiting_seconds", round(waited(t, now) or 0.0, 3))
     return Finding(kind="stall", confidence=confidence, summary=summary,
                    explanation="\n".join(lines), threads=unique(involved),
