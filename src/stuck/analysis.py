@@ -88,6 +88,30 @@ def _can_progress(t: Thread) -> bool:
     return t.state == "blocked" and t.waits is not None and not t.waits.durable
 
 
+# Waits only another thread's action ends (a signal, a count, a party, a hand-over), with no
+# owner a dump could show. A join is not one: the joined thread is named and seen.
+SIGNALLED_KINDS = frozenset({"condition", "event", "barrier", "waitgroup", "queue", "semaphore",
+                             "channel"})
+# Go's `select {}`: blocks forever by design (the idiom that parks main while other
+# goroutines work); it waits for nothing another goroutine could send.
+PARKED_FOR_GOOD = "select (no cases)"
+NOT_TIMERS = frozenset({"process", "event", "pipe", "socket", "unknown"})
+
+
+def _on_timer(t: Thread, resources: dict[str, Resource]) -> bool:
+    """Does ``t`` only wait for time to pass (a sleep, a wait with a deadline)? It will run
+    again, so it is never stuck, but it runs no code meanwhile."""
+    if t.state == "sleeping":
+        return True
+    w = t.waits
+    if t.state != "blocked" or w is None or w.durable:
+        return False
+    if w.timeout is not None:
+        return True
+    res = resources.get(w.resource)
+    return res is not None and res.kind not in NOT_TIMERS
+
+
 def _name(t: Thread | None, tid: str) -> str:
     return t.label() if t is not None else tid
 
@@ -535,7 +559,12 @@ class _Analysis:
         if res.id.startswith("linux"):
             return (f"which task holds {name} is not in the dump: lockdep's 'Showing all locks "
                     "held' list (`echo d > /proc/sysrq-trigger`) names it")
-        if "jstack" in (self.snap.source.format or "") and res.kind == "monitor":
+        if "jstack" in (self.snap.source.format or ""):
+            if res.kind == "rwlock":
+                return (f"which threads hold {name} is not in the dump: `jstack -l PID` "
+                        "prints a write lock's owner under 'Locked ownable synchronizers'; "
+                        "no thread dump shows read-lock holders (a heap dump does: "
+                        "`jcmd PID GC.heap_dump FILE`)")
             return f"which thread holds {name} is not in the dump: `jstack -l PID` prints it"
         return (f"which thread holds {name} is not in the dump; take the dump with `py-spy dump "
                 "--locals` (an RLock prints `owner=`) or run the program under `stuck run`, "
@@ -603,6 +632,19 @@ class _Analysis:
             extra = [t.id for t in blocked if t.id not in root_ids]
             tids += extra
             behind = [b for b in behind if b not in set(extra)]
+        # Every root waits for a thread the dump does not name: the holder of one lock, or
+        # the thread a join waits for (Java's Thread.join names no thread). That thread is
+        # one of the waiters (the waiter itself, a thread waiting behind it), a sleeper, or
+        # one that exited. Any waiter closes a cycle: name them all as parties. (Python's
+        # own reading of the same, above, also weighs joins that may end.)
+        joins = [t for t in roots if self._unknown_join(t)]
+        holders: list[Thread] = []
+        if not python and not unnamed and len(lock_roots) + len(joins) == len(roots) \
+                and (len(unowned_set) == 1 or (joins and len(unowned_set) <= 1)):
+            holders = [*roots, *(t for t in waiters if t.id not in root_ids)]
+            if len(holders) < 2:
+                holders = []  # a lone waiter: a lock left held by an exited thread as likely
+        lock_cycle = lock_cycle or bool(holders)
         if sleepers and not lock_cycle and not python:
             return  # a sleeper may wake and end these waits: nothing to claim
         for t in sleepers[:4]:
@@ -657,7 +699,40 @@ class _Analysis:
                                   or excerpt else "probable")
         first = roots[0]
         others = f" and {len(tids) - 1} more thread(s)" if len(tids) > 1 else ""
-        if lock_cycle and len(unowned_set) == 1:  # Python: one lock, its holder not shown
+        if holders:
+            parts = []
+            if unowned:
+                lock_name = _res_name(self.resources.get(unowned[0]), unowned[0])
+                lockers = ", ".join(t.label() for t in lock_roots[:4]) + (
+                    f" and {len(lock_roots) - 4} more" if len(lock_roots) > 4 else "")
+                parts.append(f"{lockers} wait(s) for {lock_name}, whose holder the dump does "
+                             "not show")
+                words.append(f"Whoever holds {lock_name} is one of these waiters (a thread that "
+                             "takes a lock it already holds waits for itself; one that holds "
+                             "it while waiting for the lock's waiter waits in a cycle), a "
+                             "sleeping thread, or a thread that exited holding it.")
+                missing.append(f"if a thread exited while holding {lock_name}, no thread here "
+                               "is in a cycle: the lock was abandoned (a stall)")
+            if joins:
+                joiners = ", ".join(t.label() for t in joins[:4])
+                parts.append(f"{joiners} wait(s) for a thread to finish that the dump does not "
+                             "name")
+                words.append(f"The thread {joiners} joins is alive (a finished thread ends a "
+                             "join), so it is one of the waiters here or a sleeping thread; "
+                             "if it is a waiter, the join closes a cycle.")
+                missing.append(f"which thread {joiners} joins is not in a thread dump (the "
+                               "wait names only the Thread object's address): a heap dump "
+                               "(`jcmd PID GC.heap_dump FILE`) shows that object's name")
+            behind_h = [t for t in holders if t.id not in root_ids]
+            summary = ("; ".join(parts)
+                       + ("; " + ", ".join(t.label() for t in behind_h[:4])
+                          + " wait(s) behind them" if behind_h else "")
+                       + ": no other thread can run, so if those unseen threads are among "
+                       "these waiters, they wait for each other in a cycle")
+            tids = [t.id for t in holders]
+            tid_set = set(tids)
+            behind = [b for b in behind if b not in tid_set]
+        elif lock_cycle and len(unowned_set) == 1:  # Python: one lock, its holder not shown
             res1 = self.resources[unowned[0]]
             others_w = [self.threads[i].label() for i in tids if i not in root_ids][:4]
             summary = (f"{lock_roots[0].label()} waits for {res1.named()}, whose holder the "
@@ -721,6 +796,11 @@ class _Analysis:
             waiters: list[Thread] = []
             proven = pi in certain_processes
             progressing = sum(1 for o in proc.threads if _can_progress(o))
+            timers = [o for o in proc.threads if _on_timer(o, self.resources)]
+            # Only sleepers and deadline waits can run: nothing runs code now, and what could
+            # end a signalled wait would have to do so when its timer fires.
+            awake = progressing - len(timers)
+            timer_waiters: list[Thread] = []
             parked_visible = any(o.state in ("idle", "dead") for o in proc.threads)
             # An excerpt that visibly lacks threads: who would end a wait may be among them,
             # so "no other thread can" is not known (calibration).
@@ -773,9 +853,15 @@ class _Analysis:
                         continue
                 if not others_progress:
                     waiters.append(t)
+                elif awake - (1 if _can_progress(t) else 0) <= 0 and kind in SIGNALLED_KINDS \
+                        and proc.complete is not None and t.detail != PARKED_FOR_GOOD:
+                    timer_waiters.append(t)
             if waiters:
                 self._stall_finding(waiters, proc.threads, proven, stated_words.get(pi),
                                     excerpt=excerpt)
+            if timer_waiters:
+                self._stall_finding(timer_waiters, proc.threads, proven, None, excerpt=excerpt,
+                                    timers=[o for o in timers if o.id not in self.covered])
 
     def _possible_wakers(self, t: Thread, res: Resource | None,
                          process_threads: list[Thread]) -> list[Thread]:
@@ -784,7 +870,10 @@ class _Analysis:
         return [o for o in process_threads if o.id != t.id]
 
     def _stall_finding(self, waiters: list[Thread], process_threads: list[Thread],
-                       proven: bool, stated: str | None, excerpt: bool = False) -> None:
+                       proven: bool, stated: str | None, excerpt: bool = False,
+                       timers: list[Thread] | None = None) -> None:
+        """``timers``: threads that only wait for time to pass and will run again: any of
+        them might end the waits when it does, so the claim is at most possible."""
         tids = [t.id for t in waiters]
         rids = list(dict.fromkeys(t.waits.resource for t in waiters if t.waits is not None))
         tid_set = set(tids)
@@ -838,6 +927,13 @@ class _Analysis:
                 missing.append("if these waiters are meant to wake each other, this is a "
                                "deadlock through conditions; the dump cannot show which "
                                "signals which")
+        if timers:
+            confidence = "possible"
+            names_t = ", ".join(f"{o.label()} ({o.state})" for o in timers[:4]) + (
+                f" and {len(timers) - 4} more" if len(timers) > 4 else "")
+            missing.append(f"{names_t} only wait(s) for time to pass and will run again: if "
+                           "one of them ends these waits when it wakes, they are not stuck; "
+                           "a second dump a minute later showing the same waits rules that out")
         if excerpt and not proven and not wakers_known:
             # The claim "nothing can wake it" needs the threads the excerpt left out.
             confidence = "possible"
@@ -875,7 +971,12 @@ class _Analysis:
                 state_words.append(f"{len(dead)} finished")
             if not others:
                 state_words.append("none: the waiter is alone")
-            if by_knowledge:
+            if timers:
+                words.append("No thread of the process runs code now: the others are "
+                             + ", ".join(state_words) + ", or wait only for time to pass ("
+                             + ", ".join(o.label() for o in timers[:4])
+                             + (", …" if len(timers) > 4 else "") + ").")
+            elif by_knowledge:
                 words.append("Other threads of the process are running, but none of those "
                              "that could end these waits.")
             else:

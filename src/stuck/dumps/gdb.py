@@ -534,6 +534,7 @@ _PARAM_FOR = {
     "unknown": ("futex_word", "uaddr", "futex", "this"),
     "thread": ("threadid", "th"),
     "event": ("barrier", "this"),
+    "barrier": ("barrier", "this"),
 }
 
 

@@ -95,7 +95,10 @@ _IDLE_MARKERS = (
     "java.util.concurrent.ScheduledThreadPoolExecutor$DelayedWorkQueue.take",
     "java.util.concurrent.LinkedBlockingQueue.take",
     "java.util.concurrent.ArrayBlockingQueue.take",
-    "java.util.concurrent.SynchronousQueue",
+    # a consumer waiting for a hand-over is idle; a producer in put/offer is not (it waits
+    # for a consumer that may never come)
+    "java.util.concurrent.SynchronousQueue.take",
+    "java.util.concurrent.SynchronousQueue.poll",
     "java.lang.ref.ReferenceQueue.remove",
     "java.lang.ref.Reference.waitForReferencePendingList",
     "java.lang.ref.Reference$ReferenceHandler.run",
@@ -109,6 +112,12 @@ _IO_MARKERS = (
     "epollWait", "EPoll.wait", "KQueue.poll", "kevent0", "select0", "doSelect", "recv",
     "receive0", "connect0", "readv0", "waitForProcessExit", "waitForInterruptEvent",
 )
+
+# Process.waitFor waits on the process object's monitor until the reaper sees the child exit.
+_PROCESS_CLASSES = frozenset({"java.lang.ProcessImpl", "java.lang.UNIXProcess",
+                              "java.lang.ProcessHandleImpl"})
+_REAPER_WAIT = ("ProcessHandleImpl.waitForProcessExit0", "UNIXProcess.waitForProcessExit")
+_REAPER_PID = re.compile(r"\(pid (\d+)\)")
 
 _CLASS_KINDS: tuple[tuple[str, ResourceKind], ...] = (
     ("ReentrantReadWriteLock", "rwlock"),
@@ -292,8 +301,11 @@ class _Builder:
         elif verb == "waiting on":
             acc.waiting_on = target.lower()
             if acc.wait_id is None:
-                kind: ResourceKind = "thread" if cls == "java.lang.Thread" else "condition"
-                label = f"wait set of {cls}" if cls else "wait set"
+                kind: ResourceKind = ("thread" if cls == "java.lang.Thread"
+                                      else "process" if cls in _PROCESS_CLASSES
+                                      else "condition")
+                label = (f"wait set of {cls}" if kind != "process"
+                         else f"a child process ({cls} {target.lower()}) to exit")
                 acc.wait_id = self.resource(target, kind, label, suffix="/wait")
                 acc.wait_kind = "wait"
                 acc.wait_frame = frame
@@ -321,17 +333,41 @@ class _Builder:
                 t.holds.append(rid)
             self.add_owner(rid, t.id)
         timed = acc.java_state == "TIMED_WAITING"
+        child = self._child_wait(acc)
         if acc.wait_id is not None and t.waits is None:
+            res = self.resources.get(acc.wait_id)
+            # Process.waitFor: only the child's exit ends it, from outside this process
+            on_child = res is not None and res.kind == "process"
             t.waits = Wait(
                 resource=acc.wait_id,
                 timeout=TIMEOUT_UNKNOWN if timed else None,
-                durable=not timed,
+                durable=not timed and not on_child,
                 at=acc.wait_frame,
+                direction="wait-child" if on_child else None,
             )
-        t.state = _classify(acc)
+        elif child is not None and t.waits is None:
+            t.waits = Wait(resource=child, durable=False, at=t.frames[0] if t.frames else None,
+                           direction="wait-child")
+        t.state = "blocked" if child is not None else _classify(acc)
         if acc.java_state is not None:
             t.detail = acc.java_state + (f" ({acc.java_state_reason})"
                                          if acc.java_state_reason else "")
+
+    def _child_wait(self, acc: _ThreadAcc) -> str | None:
+        """The JDK's process reaper, in waitpid for a child (its name may carry the pid): a
+        wait on another process, not a running thread. Returns the resource it waits on."""
+        t = acc.thread
+        if not t.frames or not t.frames[0].function.endswith(_REAPER_WAIT):
+            return None
+        pid = _REAPER_PID.search(t.name or "")
+        key = f"process:{pid.group(1)}" if pid else f"process:{t.id}"
+        label = f"process {pid.group(1)} to exit" if pid else "a child process to exit"
+        rid = f"{self.prefix}{key}"
+        if rid not in self.resources:
+            res = Resource(id=rid, kind="process", label=label)
+            self.resources[rid] = res
+            self.result.resources.append(res)
+        return rid
 
     # -- the deadlock section ------------------------------------------------------------------
 
@@ -616,6 +652,7 @@ def parse(text: str) -> ParseResult:
         flush_deadlock()
     b.finish_thread()
     _drop_waited_holds(b.result)
+    _link_child_waits(b.result)
     # "Full thread dump" is followed by every thread, the JVM's own first, and ends with the
     # "JNI global refs" line; without them, or with "..." where threads were left out, the
     # paste is an excerpt.
@@ -624,6 +661,27 @@ def parse(text: str) -> ParseResult:
         if proc.complete and (cut or not {t.name for t in proc.threads} >= _JVM_OWN):
             proc.complete = False
     return b.result
+
+
+def _link_child_waits(result: ParseResult) -> None:
+    """Process.waitFor names the Process object, not the pid; the JDK's reaper thread for a
+    child names the pid. With one of each in a process they wait for the same child: the
+    waiter's wait is put on the reaper's (pid-named) process, so both read as one wait."""
+    resources = {r.id: r for r in result.resources}
+    for proc in result.processes:
+        on_object: list[Thread] = []
+        reapers: list[Thread] = []
+        for t in proc.threads:
+            res = resources.get(t.waits.resource) if t.waits is not None else None
+            if res is None or res.kind != "process":
+                continue
+            (on_object if res.address else reapers).append(t)
+        if len(on_object) != 1 or len(reapers) != 1:
+            continue
+        waiter, reaper = on_object[0].waits, reapers[0].waits
+        if waiter is not None and reaper is not None \
+                and _REAPER_PID.search(reapers[0].name or "") is not None:
+            waiter.resource = reaper.resource
 
 
 def _drop_waited_holds(result: ParseResult) -> None:

@@ -26,6 +26,7 @@ CATEGORIES: dict[str, tuple[ThreadState, ResourceKind | None, bool]] = {
     "futex": ("blocked", "unknown", True),
     "join": ("blocked", "thread", True),
     "event": ("blocked", "event", True),
+    "barrier": ("blocked", "barrier", True),
     "signal": ("blocked", "event", False),
     "sleep": ("sleeping", None, False),
     "io": ("io", None, False),
@@ -61,7 +62,11 @@ PRIMITIVES: dict[str, str] = {
     "__new_sem_wait_slow64": "semaphore", "do_futex_wait.constprop.0": "futex",
     "__new_sem_wait_slow64.constprop.0": "semaphore", "sem_clockwait": "semaphore",
     "__sem_clockwait": "semaphore", "___sem_clockwait": "semaphore", "__pthread_join": "join", "__pthread_clockjoin_ex": "join",
-    "___pthread_join": "join", "pthread_barrier_wait": "event",
+    "___pthread_join": "join", "pthread_barrier_wait": "barrier",
+    "___pthread_barrier_wait": "barrier", "__pthread_barrier_wait": "barrier",
+    "___pthread_rwlock_rdlock": "rwlock", "___pthread_rwlock_wrlock": "rwlock",
+    "__pthread_rwlock_rdlock_full64": "rwlock", "__pthread_rwlock_wrlock_full64": "rwlock",
+    "__pthread_rwlock_rdlock_full": "rwlock", "__pthread_rwlock_wrlock_full": "rwlock",
     "__futex_abstimed_wait_common64": "futex", "__futex_abstimed_wait_common": "futex",
     "futex_wait": "futex", "syscall": "futex",
     "nanosleep": "sleep", "__nanosleep": "sleep", "clock_nanosleep": "sleep",
@@ -199,6 +204,13 @@ def classify(frames: list[Frame]) -> Classification:
             if cat is not None and cat not in GENERIC:
                 category, index = cat, j
                 break
+    if category == "condition" and index is not None:
+        # glibc's common body (__pthread_cond_wait_common) serves both calls: its caller says
+        # whether the wait has a deadline (pthread_cond_timedwait ends by itself).
+        for j in range(index + 1, min(index + 3, len(frames))):
+            if primitive(base_name(frames[j].function)) == "timed-condition":
+                category, index = "timed-condition", j
+                break
     if category is None or index is None:
         known = any(f.function != "??" for f in frames[:2])
         cat_name = "running" if known else "unknown"
@@ -209,7 +221,7 @@ def classify(frames: list[Frame]) -> Classification:
         if f.function != "??" and not _WRAPPER.search(base_name(f.function)):
             at = f
             break
-    if category in ("condition", "timed-condition", "futex", "semaphore", "event"):
+    if category in ("condition", "timed-condition", "futex", "semaphore", "event", "barrier"):
         window = frames[index: index + 12]
         loop = next((i for i, f in enumerate(window) if POOL_LOOP.search(f.function)), None)
         # Under the pool's loop, a known job (stuck.knowledge.JOB_FRAMES) means the worker is
