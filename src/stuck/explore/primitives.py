@@ -29,6 +29,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from stuck import compat
 from stuck.errors import StuckError
 from stuck.explore.scheduler import SLEEP, Aborted, CThread, Scheduler, _active, active, controlled
 from stuck.runtime import patch
@@ -531,9 +532,7 @@ def _start_without_waiting(thread: threading.Thread) -> None:
 
 
 def _starter() -> Callable[[threading.Thread], None]:
-    import sys
-
-    if sys.version_info < (3, 13) and _limbo is not None and _limbo_lock is not None:
+    if compat.THREAD_START_USES_LIMBO and _limbo is not None and _limbo_lock is not None:
         return _start_without_waiting
     return _orig_thread_start  # pragma: no cover - 3.13+
 

@@ -36,6 +36,7 @@ import sys
 import threading
 from typing import Any
 
+from stuck import compat
 from stuck.explore import baton as batons
 from stuck.explore.affinity import Affinity
 from stuck.runtime import patch
@@ -69,7 +70,7 @@ def _thread_state_dict_getter() -> Any:
     return get
 
 
-_state_dict = _thread_state_dict_getter() if (3, 10) <= sys.version_info < (3, 13) else None
+_state_dict = _thread_state_dict_getter() if compat.THREAD_STATE_DICT_HOLDS_LOCALS else None
 
 
 def available() -> bool:

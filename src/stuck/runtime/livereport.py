@@ -18,6 +18,7 @@ import time
 from types import FrameType
 from typing import Any, cast
 
+from stuck import compat
 from stuck.model import (
     Edge,
     Finding,
@@ -132,25 +133,22 @@ def _wait(record: WaitRecord, resource_id: str, now: float) -> Wait:
                 timeout=record.timeout, durable=record.timeout is None, at=at)
 
 
-_refcount: Any = getattr(sys, "getrefcount", None)  # CPython only
+_refcount: Any = compat.refcount  # CPython only
 
 
 def _count_as_dropped_does(obj: object) -> int:
     return int(_refcount(obj))
 
 
-def _calibrate() -> int:
+def _dropped_shape() -> int:
     """What ``_dropped`` sees for an object nothing else references: the same shape (a list
-    of the objects, the loop variable, a call with it as argument; a call holds one more
-    reference to its argument on 3.10 than on 3.11+, so the call is made, not assumed)."""
-    if _refcount is None:
-        return 0
+    of the objects, the loop variable, a call with it as argument)."""
     for probe in [object()]:
         return _count_as_dropped_does(probe)
     return 0
 
 
-_UNREFERENCED = _calibrate()
+_UNREFERENCED = compat.calibrate_refcount(_dropped_shape)
 
 
 def _has_owners(obj: object) -> bool:

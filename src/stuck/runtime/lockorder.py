@@ -69,6 +69,7 @@ from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any, Final, Literal
 
+from stuck import compat
 from stuck.model import Confidence, Finding
 from stuck.runtime import hooks, patch, registry
 from stuck.runtime.hooks import AcquireMode, LockClass
@@ -402,7 +403,7 @@ def _held_stack(code: Any, lasti: int, now: FrameType | None) -> tuple[StackEntr
                            MAX_WITNESS_FRAMES - 1))
 
 
-_refcount: Any = getattr(sys, "getrefcount", None)  # CPython only
+_refcount: Any = compat.refcount  # CPython only
 
 
 def _only_held_by_us(entry: Held, entries: int = 1) -> bool:
@@ -411,17 +412,15 @@ def _only_held_by_us(entry: Held, entries: int = 1) -> bool:
     return bool(_refcount(entry[0]) - 2 * (entries - 1) <= _ABANDONED_REFS)
 
 
-def _calibrate() -> int:
+def _held_shape() -> int:
     """The reference count ``_only_held_by_us`` sees for an object only one stack entry holds
     (its ``Entry`` and the ``Held`` tuple made from it)."""
-    if _refcount is None:
-        return 0
     linked: Entry = (object(), (0, 0, _NO_LEVEL), None, 0, None)
     entry: Held = (linked[0], 0, None, 0, 0)
     return int(_refcount(entry[0]))
 
 
-_ABANDONED_REFS = _calibrate()
+_ABANDONED_REFS = compat.calibrate_refcount(_held_shape)
 
 
 def _thread_name() -> str:

@@ -21,6 +21,7 @@ import threading
 from types import FrameType
 from typing import Any
 
+from stuck import compat
 from stuck.runtime import detect, registry
 from stuck.runtime import hooks as _hooks
 from stuck.runtime import stall as _stall
@@ -385,7 +386,7 @@ class Lock:
         raise TypeError("type '_thread.lock' is not an acceptable base type")
 
 
-_LOCK_IS_A_CLASS = isinstance(original(threading, "Lock"), type)  # 3.13+
+_LOCK_IS_A_CLASS = compat.THREADING_LOCK_IS_A_TYPE
 
 
 def make_lock(*, name: str | None = None) -> Any:

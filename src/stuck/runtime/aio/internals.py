@@ -18,6 +18,7 @@ from collections.abc import Callable
 from types import AsyncGeneratorType, CoroutineType, FrameType, GeneratorType
 from typing import Any
 
+from stuck import compat
 from stuck.runtime import registry
 
 _get_running_loop = _events._get_running_loop
@@ -38,25 +39,9 @@ class _CurrentTaskLookup:
 _current_tasks: Any = getattr(_atasks, "_current_tasks", None)
 if _current_tasks is None:
     _current_tasks = _CurrentTaskLookup()
-_current_task: Callable[[], Any]
-if sys.version_info >= (3, 12):
-    # A C function; raises RuntimeError when no loop runs in this thread.
-    _current_task = asyncio.current_task
-else:
-    # Before 3.12, asyncio.current_task() and _get_running_loop() make a getpid() system call
-    # each time (to notice a fork): keep the loop last seen running in each thread instead.
-    _thread_loops: dict[int, Any] = {}
-
-    def _current_task() -> Any:
-        ident = _get_ident()
-        loop = _thread_loops.get(ident)
-        if loop is None or loop._thread_id != ident:  # not this thread's running loop (now)
-            loop = _get_running_loop()
-            if getattr(loop, "_thread_id", None) == ident:  # only loops that say where they run
-                if len(_thread_loops) > 256:
-                    _thread_loops.clear()
-                _thread_loops[ident] = loop
-        return _current_tasks.get(loop)
+# The task running in the calling thread: raises RuntimeError outside a running loop (3.12+).
+_current_task: Callable[[], Any] = compat.asyncio_current_task(asyncio, _current_tasks,
+                                                               _get_ident)
 
 
 def _task_or_none() -> Any:
