@@ -145,6 +145,34 @@ def test_pyspy_excerpts_are_told_from_complete_dumps_and_claim_at_most_possible(
         assert any("lacks threads" in n for n in r.snapshot.notes), why
 
 
+def test_faulthandler_and_pystack_excerpts_are_told_from_complete_dumps() -> None:
+    fh = dump_text(GENERATED / "faulthandler-leaked-permit.txt")
+    blocks = fh.split("\n\n")
+    stack = dump_text(GENERATED / "pystack-leaked-permit.txt")
+    tracebacks = stack.split("\n\n")
+    excerpts = {
+        "faulthandler, an ellipsis": blocks[0] + "\n\n...\n\n" + blocks[-1],
+        "faulthandler, cut off mid-line": fh.rstrip("\n")[:-30],
+        "faulthandler, all_threads=False": "Stack (most recent call first):\n"
+        + "\n".join(blocks[0].splitlines()[1:]),
+        "pystack, an ellipsis": tracebacks[0] + "\n...\n" + tracebacks[-1],
+        "pystack, cut off mid-line": stack.rstrip("\n").rsplit("(Python) File", 1)[0]
+        + '(Python) File "/root/.pyenv/versions/3.11.7/lib/python3',
+    }
+    for capture in ("faulthandler", "pystack"):
+        assert report(capture, "leaked-permit").snapshot.processes[0].complete is True
+    for why, excerpt in excerpts.items():
+        r = report(why.split(",")[0], "leaked-permit", text=excerpt)
+        assert [p.complete for p in r.snapshot.processes] == [False], why
+        assert all(f.confidence == "possible" for f in r.findings), why
+        assert any("lacks threads" in n for n in r.snapshot.notes), why
+    # faulthandler's own "..." (a stack deeper than it prints) is no excerpt
+    deep = fh.replace('  File "/tmp/stuck-fixtures/pyrules/leaked_permit.py", line 33 in metrics',
+                      '  File "/tmp/stuck-fixtures/pyrules/leaked_permit.py", line 33 in metrics'
+                      "\n  ...", 1)
+    assert report("faulthandler", "leaked-permit", text=deep).snapshot.processes[0].complete
+
+
 def test_fixtures_exist() -> None:
     for program in ("leaked-permit", "lock-across-join", "sleepy-pipeline"):
         for capture in CAPTURES:

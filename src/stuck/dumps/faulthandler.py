@@ -57,6 +57,7 @@ def parse(text: str) -> ParseResult:
     current: PyThread | None = None
     timeouts: list[float | None] = []  # per dump: dump_traceback_later's timeout before it
     timeout_next: float | None = None
+    lacking: dict[int, str] = {}  # dump index -> why the text visibly lacks threads
     for raw in text.splitlines():
         if len(raw) > MAX_LINE:
             continue
@@ -74,10 +75,16 @@ def parse(text: str) -> ParseResult:
                 dumps.append(threads)
                 timeouts.append(timeout_next)
                 timeout_next = None
+            if not m:  # dump_traceback(all_threads=False): the calling thread alone
+                lacking[len(dumps) - 1] = "only the thread that called faulthandler is shown"
             seen.add(tid)
             current = PyThread(id=tid, ident=int(tid, 16) if m else None,
                                hint="current" if m and m.group(1) == "Current thread" else None)
             threads.append(current)
+            continue
+        if line == "..." and not raw.startswith(" ") and dumps:
+            lacking[len(dumps) - 1] = "'...' where threads were left out"  # the paste's own
+            current = None
             continue
         if current is None:
             continue
@@ -87,14 +94,22 @@ def parse(text: str) -> ParseResult:
                 current.frames.append(PyFrame(Frame(function=fm.group(3), file=fm.group(1),
                                                     line=int(fm.group(2)))))
                 continue
-        if line in ("...", "<no Python frame>"):
-            if line == "...":
-                result.notes.append(f"faulthandler truncated the stack of thread {current.id}")
+            lacking[len(dumps) - 1] = (f"the stack of thread {current.id} ends in a broken "
+                                       "line (a cut-off paste)")
+        if line == "...":  # indented: faulthandler's own, a stack deeper than it prints
+            result.notes.append(f"faulthandler truncated the stack of thread {current.id}")
+            continue
+        if line == "<no Python frame>":
             continue
         current = None
     for n, dump in enumerate(dumps, start=1):
-        process = Process(name="python", complete=True, no_progress_for=timeouts[n - 1])
+        why = lacking.get(n - 1)
+        process = Process(name="python", complete=why is None, no_progress_for=timeouts[n - 1])
         result.processes.append(process)
+        if why is not None:
+            result.notes.append(f"faulthandler dump {n}: the text lacks threads ({why}); for "
+                                "the whole process: faulthandler.dump_traceback(all_threads="
+                                "True), or py-spy dump --pid PID")
         build(dump, result, resources, process, prefix="" if n == 1 else f"dump{n}:")
     if len(dumps) > 1:
         result.notes.append("the text holds several faulthandler dumps; each is one process, "

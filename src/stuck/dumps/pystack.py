@@ -47,6 +47,7 @@ def parse(text: str) -> ParseResult:
     current: PyThread | None = None
     frame: PyFrame | None = None
     mode = "none"  # after a frame: "source" expected; "vars" inside Arguments/Locals
+    lacking: dict[int, str] = {}  # dump index -> why the text visibly lacks threads
     for raw in text.splitlines():
         if len(raw) > MAX_LINE:
             continue
@@ -65,6 +66,10 @@ def parse(text: str) -> ParseResult:
                                hint="gil" if "Has the GIL" in markers else (markers or None))
             threads.append(current)
             frame, mode = None, "none"
+            continue
+        if line == "..." and dumps:  # a paste that left threads out
+            lacking[len(dumps) - 1] = "'...' where threads were left out"
+            current, frame, mode = None, None, "none"
             continue
         if current is None:
             pm = _PID.match(line)
@@ -90,7 +95,7 @@ def parse(text: str) -> ParseResult:
         if line in ("Arguments:", "Locals:"):
             mode = "vars"
             continue
-        if mode == "source":
+        if mode == "source" and not line.startswith(("(Python) File", "(C) File")):
             frame.source = line
             mode = "none"
             continue
@@ -99,12 +104,19 @@ def parse(text: str) -> ParseResult:
             if vm:
                 frame.local_vars[vm.group(1)] = vm.group(2)
                 continue
+        if line.startswith(("(Python) File", "(C) File")) and dumps:
+            lacking[len(dumps) - 1] = (f"the stack of thread {current.id} ends in a broken "
+                                       "line (a cut-off paste)")
         current, frame, mode = None, None, "none"
     for n, (dump_pid, dump) in enumerate(dumps, start=1):
         for pt in dump:
             pt.frames.reverse()  # pystack prints the innermost frame last
-        process = Process(pid=dump_pid, name="python", complete=True)
+        why = lacking.get(n - 1)
+        process = Process(pid=dump_pid, name="python", complete=why is None)
         result.processes.append(process)
+        if why is not None:
+            result.notes.append(f"pystack dump {n}: the text lacks threads ({why}); for the "
+                                "whole process: pystack remote PID")
         build(dump, result, resources, process, prefix="" if n == 1 else f"dump{n}:")
     if len(dumps) > 1:
         result.notes.append("the text holds several pystack dumps; each is one process, "
