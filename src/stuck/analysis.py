@@ -497,13 +497,13 @@ class _Analysis:
         return not res.owners or not any(o in ids for o in res.owners)
 
     def _joins_holding(self, t: Thread) -> bool:
-        """A Python thread joins a thread the dump does not identify while it holds a lock (a
-        lock held across a join: if the joined thread needs it, neither ends)."""
+        """A thread joins a thread the dump does not identify while it holds a lock (a lock
+        held across a join: if the joined thread needs it, neither ends). Python's source
+        reading and Java's `- locked` lines both show such holds."""
         res = self.resources.get(t.waits.resource) if t.waits is not None else None
         return (res is not None and res.kind == "thread" and not res.owners
                 and any((h := self.resources.get(r)) is not None and h.kind in OWNED_KINDS
-                        for r in t.holds)
-                and self.snap.processes[self.process_of[t.id]].name == "python")
+                        for r in t.holds))
 
     def _join_runs_on(self, t: Thread, proc: Process) -> bool:
         """``t`` joins a thread that may still run: one able to progress (asleep, in a call the
@@ -1172,7 +1172,10 @@ class _Analysis:
                     missing.append(f"{root_t.label()} holds {held} while it joins a thread the "
                                    "dump does not show: if that thread needs it, they wait for "
                                    "each other (a deadlock); a complete dump shows the joined "
-                                   "thread (py-spy dump --locals --pid PID)")
+                                   "thread ("
+                                   + ("jstack -l PID" if "jstack" in (self.snap.source.format
+                                                                     or "")
+                                      else "py-spy dump --locals --pid PID") + ")")
                 elif res is not None and res.kind == "process":
                     missing.append(
                         f"whether {res.label.removesuffix(' to exit')} can exit is not in this "

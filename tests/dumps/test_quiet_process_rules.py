@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.dumps.helpers import FIXTURES, report_for
+from tests.dumps.helpers import FIXTURES, analyse_text, report_for
 
 from stuck.model import Finding, Report
 
@@ -105,3 +105,24 @@ def test_rules_fixtures_are_listed_in_their_builder() -> None:
         program = path.stem.split("-")[-1]
         assert f'"{program}"' in builder, path.name
     assert Path(RULES / "programs").is_dir()
+
+
+def _one_thread_excerpt(text: str, name: str) -> str:
+    """The dump's header and one thread's block, as pasted into a bug report."""
+    head = text[:text.index('\n"')]
+    start = text.index(f'\n"{name}"')
+    end = text.find('\n"', start + 1)
+    return head + text[start:end if end != -1 else len(text)]
+
+
+def test_excerpt_of_a_thread_joining_while_holding_a_lock_is_a_possible_hang() -> None:
+    # One thread pasted: it holds a ReentrantLock (jstack -l's ownable synchronizers) and
+    # waits in Thread.join for a thread the paste does not show. Whatever needs the lock waits
+    # behind it; the joined thread may be one of those: named, with what would show it.
+    text = _one_thread_excerpt((RULES / "jstack-l-LockJoin.txt").read_text(), "coordinator")
+    report = analyse_text(text)
+    f = _only(report)
+    assert (f.kind, f.confidence) == ("hang", "possible")
+    assert _names(report, f.threads) == {"coordinator"}
+    assert any("holds" in m and "ReentrantLock" in m and "jstack -l PID" in m
+               for m in f.missing_evidence), f.missing_evidence
