@@ -68,6 +68,7 @@ from stuck.model import (
     ThreadState,
     Wait,
 )
+from stuck.rules.hang import hang_finding, held_up_by, is_hang
 from stuck.runtime import registry
 from stuck.runtime.policy import Policy
 from stuck.stacks.python import CALL_ACTIVITY as _CALL_ACTIVITY
@@ -508,20 +509,7 @@ class Watchdog:
         """Threads without progress past the limit whose state no rule explains."""
         explained = {t for f in found for t in (*f.threads, *f.blocked_behind)}
         by_tid = _by_ident(snap, suspects)
-        resources = snap.resource_map()
-        holders: dict[str, list[str]] = {}  # thread id -> waiters on locks it holds
-        for waiter in snap.threads():
-            if waiter.waits is None:
-                continue
-            res = resources.get(waiter.waits.resource)
-            if res is None:
-                continue
-            for owner in res.owners:
-                holders.setdefault(owner, []).append(waiter.id)
-            for waker in res.wakers or ():
-                if res.kind in ("condition", "event", "queue", "future", "barrier",
-                                "semaphore") and waker != waiter.id:
-                    holders.setdefault(waker, []).append(waiter.id)
+        holders = held_up_by(snap)  # thread id -> waiters on what it holds or signals
         out: list[Finding] = []
         for ident in sorted(suspects):
             p = self.progress.threads.get(ident)
@@ -539,55 +527,11 @@ class Watchdog:
                 if os_call is not None:
                     activity, call = "io", os_call
             behind = [w for w in holders.get(t.id, []) if w != t.id]
-            if activity in ("blocked", "idle", "sleeping") and not behind:
+            if not is_hang(t, activity, behind):
                 continue
-            if activity == "blocked" and t.waits is None and not behind:
-                continue
-            out.append(self._hang_finding(t, p, activity, behind, now, call))
+            out.append(hang_finding(t, p.stalled_for(now), activity, call, behind,
+                                    self.config.hang_after, os.getpid()))
         return out
-
-    def _hang_finding(self, t: Thread, p: ThreadProgress, activity: Activity,
-                      behind: list[str], now: float, call: str | None = None) -> Finding:
-        seconds = p.stalled_for(now)
-        call = call if call is not None else p.last_call
-        where = t.frames[0].where() if t.frames else "?"
-        func = t.frames[0].function if t.frames else "?"
-        doing = {
-            "io": f"in I/O ({call or 'a blocking call'})",
-            "running": "running without progress (round the same lines)",
-            "sleeping": f"sleeping ({call or 'sleep'})",
-            "idle": f"idle ({call or 'waiting'})",
-            "blocked": f"blocked ({call or 'waiting'})",
-        }[activity]
-        summary = (f"{t.label()} has made no progress for {seconds:.1f} s: {doing} "
-                   f"in {func} at {where}")
-        explanation = [
-            f"The watchdog's limit is {self.config.hang_after:g} s. The thread reached no new "
-            "line, entered or left no wait, I/O or sleep, and did no tracked operation in that "
-            "time (values changing inside a loop do not count: a loop that counts while it "
-            "waits for a flag is as stuck as one that does nothing).",
-        ]
-        if activity == "io":
-            explanation.append("It is waiting for something outside the process (a socket, a "
-                               "file, a child process); the other side may never answer. Give "
-                               "the call a timeout.")
-            if call is not None and "child pid" in call:
-                explanation.append(f"`stuck capture --tree {os.getpid()}` reads this process "
-                                   "and its children from outside, with what each waits for.")
-        elif activity == "running":
-            explanation.append("It is executing, but going round the same code without "
-                               "change: a loop waiting for a condition nobody makes true, or a "
-                               "computation much longer than expected.")
-        if behind:
-            explanation.append(f"{len(behind)} thread(s) wait on what it holds or could signal.")
-        return Finding(
-            kind="hang", confidence="possible", summary=summary,
-            explanation="\n".join(explanation), threads=[t.id], blocked_behind=behind,
-            missing_evidence=["why it makes no progress is not proven: this is a time limit, "
-                              "not a rule"],
-            details={"seconds_without_progress": round(seconds, 3), "activity": activity,
-                     "call": call},
-        )
 
     # -- acting -----------------------------------------------------------------------------
 
