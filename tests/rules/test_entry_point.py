@@ -52,3 +52,19 @@ def test_settle_leaves_young_waits_unjudged() -> None:
                   recorded=Recorded(wakers=[], reachable=False))])
     assert evaluate(snap, settle=10.0) == []
     assert [f.kind for f in evaluate(snap, settle=1.0)] == ["stall"]
+
+
+def test_the_knot_keeps_only_members_nothing_outside_can_wake() -> None:
+    from stuck.rules.knot import greatest_knot
+
+    # a waits for b, b for a (a cycle); c waits for a and d; d runs: c leaves, a and b stay.
+    wakers = {"a": ["b"], "b": ["a"], "c": ["a", "d"]}
+
+    def can_end(m: str, knot: set[str]) -> str | None:
+        outside = [w for w in wakers[m] if w not in knot]
+        return f"{outside[0]} can run" if outside else None
+
+    knot, freed = greatest_knot(["a", "b", "c"], can_end)
+    assert knot == {"a", "b"} and freed == {"c": "d can run"}
+    # watching c: the walk stops as soon as c is known to be free
+    assert "c" not in greatest_knot(["a", "b", "c"], can_end, watch="c")[0]

@@ -10,8 +10,45 @@ are themselves stuck or dead: stuck for good.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+from typing import TypeVar
+
 from stuck.rules.facts import INTERPRETER_EXIT, Facts, ResourceFacts, ThreadFacts
 from stuck.rules.wording import name_of
+
+Member = TypeVar("Member", int, str)
+
+
+def greatest_knot(members: Iterable[Member],
+                  can_end: Callable[[Member, set[Member]], str | None],
+                  watch: Member | None = None) -> tuple[set[Member], dict[Member, str]]:
+    """The greatest subset of ``members`` none of whose waits anything outside it can end.
+
+    ``can_end(m, knot)``: why ``m``'s wait could still end, given that only the members of
+    ``knot`` are stuck, or None. A member leaves the knot as soon as it has such a reason; the
+    others are then looked at again, until none leaves. Returns the knot and, for each member
+    that left it, the reason. ``watch``: stop once that member has left (the caller asks only
+    about it). Every source asks this: the watchdog over the snapshot's facts (``stuck_set``),
+    and the walk done when a thread is about to block (``stuck.runtime.detect``) over the
+    wait records around it."""
+    knot = set(members)
+    freed: dict[Member, str] = {}
+    changed = True
+    while changed and (watch is None or watch in knot):
+        changed = False
+        for m in sorted(knot):  # sorted: the reasons never depend on hashing
+            reason = can_end(m, knot)
+            if reason is not None:
+                knot.discard(m)
+                freed[m] = reason
+                changed = True
+    return knot, freed
+
+
+# Kinds a thread that did not take them may release: a plain Lock (used as a gate or a
+# one-shot signal: take it, start a worker, take it again to wait for the worker's release).
+# An RLock, or a Condition's lock, only its owner releases.
+RELEASED_BY_ANYONE = frozenset({"mutex"})
 
 
 def stuck_set(facts: Facts, unreachable: set[str] | None = None,
@@ -25,19 +62,11 @@ def stuck_set(facts: Facts, unreachable: set[str] | None = None,
     without it, the owner is taken to be the one who releases it."""
     unreachable = unreachable or set()
     threads = facts.threads
-    stuck = {tid for tid, t in threads.items()
-             if t.alive and t.wait is not None and t.wait.durable}
-    freed: dict[str, str] = {}
-    changed = True
-    while changed:
-        changed = False
-        for tid in sorted(stuck):
-            reason = could_wake(threads[tid], facts, stuck, unreachable, any_releaser)
-            if reason is not None:
-                stuck.discard(tid)
-                freed[tid] = reason
-                changed = True
-    return stuck, freed
+    durable = [tid for tid, t in threads.items()
+               if t.alive and t.wait is not None and t.wait.durable]
+    return greatest_knot(
+        durable, lambda tid, stuck: could_wake(threads[tid], facts, stuck, unreachable,
+                                               any_releaser))
 
 
 def can_run(tid: str, facts: Facts, stuck: set[str]) -> bool:
@@ -62,7 +91,7 @@ def could_wake(t: ThreadFacts, facts: Facts, stuck: set[str],
             return f"the owner {able[0]} can still run"
         if not res.owners:
             return "the lock is free"
-        if any_releaser and res.kind == "mutex":
+        if any_releaser and res.kind in RELEASED_BY_ANYONE:
             others = sorted(x for x in facts.threads if x != t.id and can_run(x, facts, stuck))
             if others:
                 return (f"a Lock may be released by any thread, and {name_of(facts, others[0])} "

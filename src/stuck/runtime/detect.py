@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from types import FrameType
 from typing import Any
 
+from stuck.rules.knot import RELEASED_BY_ANYONE, greatest_knot
 from stuck.runtime import registry
 from stuck.runtime.registry import WaitRecord
 from stuck.runtime.tracked import kind_of
@@ -74,6 +75,8 @@ class Cycle:
 
 
 PROVEN_OPS = frozenset({"acquire-mutex", "acquire-rlock", "join"})
+# Acquires of what a thread that did not take it may release (a plain Lock): see _releasers_of.
+ANY_RELEASER_OPS = frozenset(f"acquire-{kind}" for kind in RELEASED_BY_ANYONE)
 
 
 def op_key(record: Any) -> str:
@@ -135,7 +138,7 @@ class _Walk:
             result = record.waker_idents()
             if not result:
                 result = None
-            elif self.any_releaser and op_key(record) == "acquire-mutex":
+            elif self.any_releaser and op_key(record) in ANY_RELEASER_OPS:
                 result = _releasers_of(thread, result)
         self._wakers[thread] = result
         return result
@@ -162,16 +165,17 @@ class _Walk:
                         return None
                     seen.add(h)
                     stack.append(h)
-        stuck = {t for t in seen if self.wakers(t) is not None}
-        changed = True
-        while changed and self.root in stuck:
-            changed = False
-            for t in list(stuck):
-                ws = self.wakers(t)
-                if ws is None or any(h not in stuck for h in ws):
-                    stuck.discard(t)
-                    changed = True
+        members = [t for t in seen if self.wakers(t) is not None]
+        stuck, _ = greatest_knot(members, self._waker_outside, watch=self.root)
         return stuck if self.root in stuck else None
+
+    def _waker_outside(self, thread: int, stuck: set[int]) -> str | None:
+        """Why ``thread``'s wait could end from outside ``stuck`` (the rules' question)."""
+        ws = self.wakers(thread)
+        if ws is None:
+            return "its wait ends by itself"
+        return "a thread that could end it is outside the knot" \
+            if any(h not in stuck for h in ws) else None
 
     def cycle(self) -> Cycle | None:
         stuck = self.knot()
