@@ -21,14 +21,16 @@ Member = TypeVar("Member", int, str)
 
 def greatest_knot(members: Iterable[Member],
                   can_end: Callable[[Member, set[Member]], str | None],
-                  watch: Member | None = None) -> tuple[set[Member], dict[Member, str]]:
+                  watch: Member | None = None,
+                  ordered: bool = True) -> tuple[set[Member], dict[Member, str]]:
     """The greatest subset of ``members`` none of whose waits anything outside it can end.
 
     ``can_end(m, knot)``: why ``m``'s wait could still end, given that only the members of
     ``knot`` are stuck, or None. A member leaves the knot as soon as it has such a reason; the
     others are then looked at again, until none leaves. Returns the knot and, for each member
     that left it, the reason. ``watch``: stop once that member has left (the caller asks only
-    about it). Every source asks this: the watchdog over the snapshot's facts (``stuck_set``),
+    about it). ``ordered``: look at the members in sorted order, so that the reasons never
+    depend on hashing (the knot itself does not). Every source asks this: the watchdog over the snapshot's facts (``stuck_set``),
     and the walk done when a thread is about to block (``stuck.runtime.detect``) over the
     wait records around it."""
     knot = set(members)
@@ -36,7 +38,7 @@ def greatest_knot(members: Iterable[Member],
     changed = True
     while changed and (watch is None or watch in knot):
         changed = False
-        for m in sorted(knot):  # sorted: the reasons never depend on hashing
+        for m in sorted(knot) if ordered else list(knot):
             reason = can_end(m, knot)
             if reason is not None:
                 knot.discard(m)

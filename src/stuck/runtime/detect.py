@@ -115,6 +115,10 @@ def _at_exit(frame: FrameType | None) -> bool:
     return False
 
 
+_ENDS_BY_ITSELF = "its wait ends by itself"
+_WAKER_OUTSIDE = "a thread that could end it is outside the knot"
+
+
 class _Walk:
     """The wait-for graph around one thread, read once from the registry."""
 
@@ -166,16 +170,20 @@ class _Walk:
                     seen.add(h)
                     stack.append(h)
         members = [t for t in seen if self.wakers(t) is not None]
-        stuck, _ = greatest_knot(members, self._waker_outside, watch=self.root)
+        stuck, _ = greatest_knot(members, self._waker_outside, watch=self.root,
+                                 ordered=False)
         return stuck if self.root in stuck else None
 
     def _waker_outside(self, thread: int, stuck: set[int]) -> str | None:
-        """Why ``thread``'s wait could end from outside ``stuck`` (the rules' question)."""
-        ws = self.wakers(thread)
+        """Why ``thread``'s wait could end from outside ``stuck`` (the rules' question). Only
+        asked about members of the knot, whose wakers ``knot`` has already looked up."""
+        ws = self._wakers.get(thread)
         if ws is None:
-            return "its wait ends by itself"
-        return "a thread that could end it is outside the knot" \
-            if any(h not in stuck for h in ws) else None
+            return _ENDS_BY_ITSELF
+        for h in ws:
+            if h not in stuck:
+                return _WAKER_OUTSIDE
+        return None
 
     def cycle(self) -> Cycle | None:
         stuck = self.knot()
