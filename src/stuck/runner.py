@@ -9,17 +9,22 @@ installed before the program is compiled or imported, so every primitive it make
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import runpy
 import signal as _signal
 import sys
 import traceback
 import types
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from stuck.errors import EXIT_USAGE
 from stuck.runtime.policy import POLICIES
+
+if TYPE_CHECKING:
+    from stuck.model import Finding
 
 
 def _signal_number(name: str) -> int | None:
@@ -186,9 +191,9 @@ def run_command(module: str | None, policy: str, json_path: str | None, signal_n
         if not lock_order_children:
             sys.exit(code)
         sys.stderr.write(f"\nstuck: lock-order report of forked child {os.getpid()}")
-        found = lockorder.write_run_report(json_path=None)
+        found = write_lock_order_report(json_path=None)
         sys.exit(1 if found and code == 0 else code)
-    found = lockorder.write_run_report(json_path=json_path)
+    found = write_lock_order_report(json_path=json_path)
     sys.exit(1 if found and code == 0 else code)
 
 
@@ -251,3 +256,61 @@ def _die_by_sigint() -> None:
         _signal.signal(sigint, _signal.SIG_DFL)
         os.kill(os.getpid(), sigint)
     os._exit(130)  # where a signal cannot end the process: the shell's convention
+
+
+# --- the lock-order run's report, and its entry point -----------------------------------------
+
+def write_lock_order_report(stream: Any = None, json_path: str | None = None
+                            ) -> list[Finding]:
+    """Write the findings of this run: text to ``stream`` (default stderr) and, with
+    ``json_path``, JSON (``stuck.report/1``) to that file. When a deadlock report of this run is
+    the JSON file's content, the lock-order findings are added to that report rather than
+    replacing it. Returns the findings; never raises."""
+    from stuck.model import Report, Snapshot, Source
+    from stuck.report import lockorder as lockorder_report
+    from stuck.runtime import lockorder
+
+    found = lockorder.findings()
+    out = stream or sys.stderr
+    with contextlib.suppress(Exception):
+        out.write("\n" + lockorder_report.render(found, lockorder.summary_notes()))
+        out.flush()
+    if json_path and found:
+        from stuck.runtime import policy
+
+        seen = policy.findings_seen
+        base = seen[-1] if seen else Report(Snapshot(Source("live")))
+        policy.write_report(Report(base.snapshot, findings=[*base.findings, *found]),
+                            stream=io.StringIO(), json_path=json_path)  # text: above
+    return found
+
+
+# python -m stuck.runtime.lockorder [--strict] [--json FILE] (-m MODULE | SCRIPT) [ARGS...]:
+# the same as ``stuck run --lock-order [--lock-order-strict] [--json FILE]``.
+
+_USAGE = ("usage: python -m stuck.runtime.lockorder [--strict] [--json FILE] "
+          "(-m MODULE | SCRIPT) [ARGS...]\n"
+          "The same as: stuck run --lock-order [--lock-order-strict] [--json FILE] "
+          "(-m MODULE | SCRIPT) [ARGS...]\n")
+
+
+def lock_order_main(argv: list[str]) -> int:
+    options: list[str] = ["--lock-order"]
+    while argv and argv[0].startswith("-") and argv[0] != "-m":
+        opt = argv.pop(0)
+        if opt == "--strict":
+            options.append("--lock-order-strict")
+        elif opt == "--json" and argv:
+            options += ["--json", argv.pop(0)]
+        else:
+            sys.stderr.write(f"stuck: unknown option {opt!r}\n{_USAGE}")
+            return 2
+    if not argv or (argv[0] == "-m" and len(argv) < 2):
+        sys.stderr.write(_USAGE)
+        return 2
+    code: object = 0
+    try:
+        run_command.main([*options, *argv], prog_name="stuck run", standalone_mode=True)
+    except SystemExit as exc:
+        code = exc.code
+    return code if isinstance(code, int) else (0 if code is None else 1)

@@ -14,13 +14,16 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import tempfile
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from stuck.capture import proc, syscalls, tools
 from stuck.capture.evidence import Evidence, ProcessEvidence
-from stuck.model import Frame, Thread
+from stuck.capture.naming import thread_id
+from stuck.model import Frame, Resource, Snapshot, Thread
+from stuck.stacks.native import classify
 
 if TYPE_CHECKING:
     from stuck.capture.merge import Built
@@ -196,8 +199,6 @@ def parse(text: str) -> Read:
 
 
 def apply(pe: ProcessEvidence, threads: list[Thread], built: Built, ev: Evidence) -> None:
-    from stuck.capture.merge import refine_native
-
     read = parse(pe.tools.get("gdb", ""))
     calls = {te.tid: syscalls.parse(te.syscall, ev.machine) for te in pe.threads}
     for t in threads:
@@ -206,3 +207,70 @@ def apply(pe: ProcessEvidence, threads: list[Thread], built: Built, ev: Evidence
         call = calls.get(t.tid)
         addr = call.args[0] if call is not None and call.name == "futex" else None
         refine_native(t, pe.pid, built.snapshot, read, addr)
+
+
+# --- gdb's frames applied to a thread the kernel saw waiting -------------------------------------
+
+NATIVE_KINDS = {"mutex", "rwlock", "condition", "semaphore", "thread", "event"}
+SYSTEM_LIBS = ("libc.so", "libc-", "ld-linux", "libpthread", "[kernel]", "[vdso]")
+
+
+def program_frame(frames: list[Frame]) -> Frame | None:
+    """The innermost frame outside the C library: where the program itself waits."""
+    for f in frames:
+        if f.function != "??" and not (f.module or "").startswith(SYSTEM_LIBS):
+            return f
+    return None
+
+
+RWLOCK_CALL = re.compile(r"pthread_rwlock_(?:timed|clock)?(?:rd|wr)lock")
+
+
+def refine_native(t: Thread, pid: int, snap: Snapshot, read: Read, addr: int | None) -> None:
+    """Apply gdb's frames (and the memory it read) to a thread the kernel saw waiting: the
+    primitive it waits on, where, and for a mutex, an rwlock's writer or a join, who ends it."""
+    assert t.tid is not None
+    frames = read.frames[t.tid]
+    t.frames = frames
+    if t.waits is not None and t.waits.direction is not None:
+        t.waits.at = program_frame(frames)
+    c = classify(frames)
+    if c.state == "idle" and t.state in ("io", "sleeping") and t.waits is None:
+        # A runtime's own parking (a Go M parked, its netpoller, sysmon): not program work
+        # that could end another process's wait.
+        t.state, t.detail = "idle", f"{t.detail} (runtime idle loop)"
+        return
+    if t.state != "blocked" or t.waits is None or not t.waits.resource.startswith("futex:"):
+        return
+    kind = c.kind
+    rw = read.rwlocks.get(t.tid)
+    if rw is not None or any(RWLOCK_CALL.search(f.function) for f in frames[:12]):
+        kind = "rwlock"
+    if kind is None or kind not in NATIVE_KINDS:
+        if c.state == "idle":
+            t.state, t.waits = "idle", None
+        return
+    t.waits.at = c.at if c.at is not None else program_frame(frames)
+    if kind == "rwlock" and rw is not None:
+        addr = rw[0]  # the rwlock itself, not the futex word inside it
+    if addr is None:
+        return
+    symbol = read.symbols.get(addr)
+    name = f"{symbol} ({addr:#x})" if symbol else f"{addr:#x}"
+    rid = f"{kind}:{pid}:{addr:#x}"
+    res = snap.resource(rid)
+    if res is None:
+        res = Resource(id=rid, kind=kind, label=name, address=f"{addr:#x}")
+        w = read.words.get(addr)
+        if kind == "mutex" and w is not None and len(w) >= 3 and w[0] != 0 and w[2] > 0:
+            # glibc: __data.__lock (non-zero: locked), __count, __owner (the owner's tid)
+            res.owners = [thread_id(w[2])]
+        elif kind == "rwlock" and rw is not None and rw[1] > 0:
+            res.owners = [thread_id(rw[1])]  # __data.__cur_writer: the writer holding it
+        elif kind == "thread" and w is not None and w and w[0] > 0:
+            # pthread_join sleeps on the joined thread's tid word, which the kernel clears
+            # when that thread exits: while it runs, the word is its tid.
+            res.owners = [thread_id(w[0])]
+            res.label = f"thread LWP {w[0]} to finish"
+        snap.resources.append(res)
+    t.waits.resource = rid

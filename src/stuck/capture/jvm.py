@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from stuck.capture import tools
 from stuck.capture.evidence import ProcessEvidence
+from stuck.capture.naming import thread_id, thread_name
 from stuck.model import Edge, Thread
 
 if TYPE_CHECKING:
@@ -38,7 +39,6 @@ def collect(pe: ProcessEvidence, timeout: float) -> None:
 
 
 def apply(pe: ProcessEvidence, threads: list[Thread], built: Built) -> None:
-    from stuck.capture.merge import thread_id, thread_name
     from stuck.dumps import jstack
 
     result = jstack.parse(pe.tools.get("jcmd") or pe.tools.get("jstack", ""))

@@ -17,22 +17,20 @@ threads each waiting for others in the set, and the one rules engine names the c
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from stuck.capture import syscalls
 from stuck.capture.evidence import Evidence, ProcessEvidence, ThreadEvidence
+from stuck.capture.naming import thread_id, thread_name
 from stuck.capture.peers import Channel, channels
 from stuck.capture.proc import stat_fields
 from stuck.model import Frame, Process, Resource, Snapshot, Source, Thread, Wait
 
 if TYPE_CHECKING:
-    from stuck.capture.gdb import Read
-from stuck.stacks.native import classify
+    pass
 
 PIPE_BUF = 4096  # Linux: writes up to this size are atomic, so less room than this is full
-NATIVE_KINDS = {"mutex", "rwlock", "condition", "semaphore", "thread", "event"}
 
 
 @dataclass(slots=True)
@@ -43,17 +41,6 @@ class Built:
     stated: list = field(default_factory=list)  # type: ignore[type-arg]
     inferred: dict[str, str] = field(default_factory=dict)
     missing: dict[int, list[str]] = field(default_factory=dict)  # pid -> gaps
-
-
-def thread_id(tid: int) -> str:
-    return f"LWP {tid}"
-
-
-def thread_name(name: str | None, pid: int, comm: str) -> str:
-    """``MainThread [pid 4242 gateway]``: the thread's own name, then its process."""
-    if not name or name == comm:
-        return f"{comm} [pid {pid}]"
-    return f"{name} [pid {pid} {comm}]"
 
 
 @dataclass(slots=True)
@@ -357,72 +344,8 @@ def _full_pipes(built: Built, chans: dict[str, Channel], threads_of: dict[int, l
             "non-blocking writer) will wait for them too, though no thread is seen waiting")
 
 
-SYSTEM_LIBS = ("libc.so", "libc-", "ld-linux", "libpthread", "[kernel]", "[vdso]")
-
-
-def program_frame(frames: list[Frame]) -> Frame | None:
-    """The innermost frame outside the C library: where the program itself waits."""
-    for f in frames:
-        if f.function != "??" and not (f.module or "").startswith(SYSTEM_LIBS):
-            return f
-    return None
-
-
-RWLOCK_CALL = re.compile(r"pthread_rwlock_(?:timed|clock)?(?:rd|wr)lock")
-
-
-def refine_native(t: Thread, pid: int, snap: Snapshot, read: Read, addr: int | None) -> None:
-    """Apply gdb's frames (and the memory it read) to a thread the kernel saw waiting: the
-    primitive it waits on, where, and for a mutex, an rwlock's writer or a join, who ends it."""
-    assert t.tid is not None
-    frames = read.frames[t.tid]
-    t.frames = frames
-    if t.waits is not None and t.waits.direction is not None:
-        t.waits.at = program_frame(frames)
-    c = classify(frames)
-    if c.state == "idle" and t.state in ("io", "sleeping") and t.waits is None:
-        # A runtime's own parking (a Go M parked, its netpoller, sysmon): not program work
-        # that could end another process's wait.
-        t.state, t.detail = "idle", f"{t.detail} (runtime idle loop)"
-        return
-    if t.state != "blocked" or t.waits is None or not t.waits.resource.startswith("futex:"):
-        return
-    kind = c.kind
-    rw = read.rwlocks.get(t.tid)
-    if rw is not None or any(RWLOCK_CALL.search(f.function) for f in frames[:12]):
-        kind = "rwlock"
-    if kind is None or kind not in NATIVE_KINDS:
-        if c.state == "idle":
-            t.state, t.waits = "idle", None
-        return
-    t.waits.at = c.at if c.at is not None else program_frame(frames)
-    if kind == "rwlock" and rw is not None:
-        addr = rw[0]  # the rwlock itself, not the futex word inside it
-    if addr is None:
-        return
-    symbol = read.symbols.get(addr)
-    name = f"{symbol} ({addr:#x})" if symbol else f"{addr:#x}"
-    rid = f"{kind}:{pid}:{addr:#x}"
-    res = snap.resource(rid)
-    if res is None:
-        res = Resource(id=rid, kind=kind, label=name, address=f"{addr:#x}")
-        w = read.words.get(addr)
-        if kind == "mutex" and w is not None and len(w) >= 3 and w[0] != 0 and w[2] > 0:
-            # glibc: __data.__lock (non-zero: locked), __count, __owner (the owner's tid)
-            res.owners = [thread_id(w[2])]
-        elif kind == "rwlock" and rw is not None and rw[1] > 0:
-            res.owners = [thread_id(rw[1])]  # __data.__cur_writer: the writer holding it
-        elif kind == "thread" and w is not None and w and w[0] > 0:
-            # pthread_join sleeps on the joined thread's tid word, which the kernel clears
-            # when that thread exits: while it runs, the word is its tid.
-            res.owners = [thread_id(w[0])]
-            res.label = f"thread LWP {w[0]} to finish"
-        snap.resources.append(res)
-    t.waits.resource = rid
-
-
 def _runtime_views(ev: Evidence, built: Built, threads_of: dict[int, list[Thread]]) -> None:
-    from stuck.capture import gdb, jvm, python
+    from stuck.capture import gdb, jvm, python  # each refines the threads it read
 
     for pe in ev.processes:
         threads = threads_of.get(pe.pid, [])

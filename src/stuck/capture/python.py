@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from stuck.capture import handover, tools
 from stuck.capture.evidence import ProcessEvidence
+from stuck.capture.naming import thread_id, thread_name
 from stuck.model import Thread
 
 if TYPE_CHECKING:
@@ -63,7 +64,6 @@ def apply(pe: ProcessEvidence, threads: list[Thread], built: Built) -> None:
         _apply_live(pe, threads, built)
         if "py-spy" not in pe.tools and "pystack" not in pe.tools:
             return
-    from stuck.capture.merge import thread_name
     from stuck.dumps import pyspy, pystack
 
     text = pe.tools.get("py-spy")
@@ -90,7 +90,6 @@ def apply(pe: ProcessEvidence, threads: list[Thread], built: Built) -> None:
 def _apply_live(pe: ProcessEvidence, threads: list[Thread], built: Built) -> None:
     """The program's own report: owners, waits and wakers its runtime tracked, joined to the
     kernel's threads by OS thread id; ids made unique per process."""
-    from stuck.capture.merge import thread_id, thread_name
     from stuck.report.json import ReportFormatError, loads
 
     try:

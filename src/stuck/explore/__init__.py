@@ -95,7 +95,7 @@ def explores(executions: int = 1000, **options: Any) -> Callable[[F], F]:
             result = explore(body, executions=executions, **opts)
             if result.found:
                 _last_failure[0] = result
-                from stuck.explore.pytest_plugin import current_nodeid, replay_command
+                from stuck.explore.replaying import current_nodeid, replay_command
                 from stuck.explore.show import render as _render
 
                 nodeid = current_nodeid()

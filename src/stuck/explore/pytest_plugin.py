@@ -10,11 +10,11 @@ On failure the report ends with the command that reproduces it:
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import pytest
 
+from stuck.explore.replaying import replay_command
 from stuck.tracebacks import hide_in_pytest
 
 # pytest leaves these frames out of the tracebacks it shows (STUCK_DEBUG=1 keeps them).
@@ -46,17 +46,6 @@ def pytest_unconfigure(config: Any) -> None:
         from stuck import explore as explore_pkg
 
         explore_pkg._replay_token[0] = None
-
-
-def replay_command(nodeid: str, token: str) -> str:
-    return f"pytest '{nodeid}' --stuck-replay={token}"
-
-
-def current_nodeid() -> str | None:
-    current = os.environ.get("PYTEST_CURRENT_TEST")
-    if not current:
-        return None
-    return current.rsplit(" (", 1)[0]
 
 
 @pytest.hookimpl(tryfirst=True)

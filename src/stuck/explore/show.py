@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from stuck.explore.engine import ExploreResult
-from stuck.report.text import clean
+from stuck.report.names import clean
 
 
 def render(result: ExploreResult, replay_command: str | None = None) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from stuck.model import Group, Resource, Thread
+from stuck.report.names import resource_name, thread_name
 
 MAX_ROLES = 8  # distinct combinations listed per group
 MAX_NAMES = 4  # thread names listed per combination
@@ -28,8 +29,6 @@ class Role:
     whole_group: bool = False  # every thread of the group: no need to name them
 
     def words(self, threads: dict[str, Thread], resources: dict[str, Resource]) -> str:
-        from stuck.report.text import resource_name, thread_name
-
         parts = []
         if self.waits is not None:
             parts.append("waiting for " + resource_name(resources.get(self.waits), self.waits)

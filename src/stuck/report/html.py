@@ -30,7 +30,8 @@ from stuck.__about__ import __version__
 from stuck.model import Finding, Frame, Group, Report, Resource, Snapshot, Thread
 from stuck.report import svg, waitgraph
 from stuck.report.holding import group_roles
-from stuck.report.text import clean, counted, finding_sources, headline, origin_text
+from stuck.report.names import clean
+from stuck.report.text import counted, finding_sources, headline, origin_text
 
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src 'none'; base-uri 'none'; form-action 'none'"
 MAX_NAMES = 8  # thread names listed per group before "… N more"

@@ -12,7 +12,7 @@ import os
 from collections.abc import Iterable, Sequence
 
 from stuck.model import Finding
-from stuck.report.text import clean
+from stuck.report.names import clean
 
 MAX_STACK_LINES = 12
 

@@ -8,12 +8,10 @@ escape sequences are shown, never interpreted.
 
 from __future__ import annotations
 
-import re
-
 from stuck.model import Finding, Frame, Group, Report, Resource, Snapshot, Thread
 from stuck.report.holding import group_roles
+from stuck.report.names import clean, resource_name, thread_name
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
 MAX_DIAGRAM = 6  # edges: longer cycles are listed, not drawn
 MAX_FRAMES = 12  # per group; the innermost frames are the ones that explain a wait
 # Resources nobody holds: in a cycle, the next thread is the one that could end the wait.
@@ -21,30 +19,11 @@ _UNOWNED = frozenset({"queue", "future", "channel", "thread", "condition", "even
                       "barrier", "task"})
 
 
-def clean(text: object) -> str:
-    """Make text from a dump safe to print: control characters become ``\\xNN`` escapes."""
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", str(text))
-
-
 def _frame_line(f: Frame) -> str:
     where = f.where()
     if where == "?":
         return clean(f.function)
     return f"{clean(f.function)} ({clean(where)})"
-
-
-def resource_name(res: Resource | None, rid: str) -> str:
-    if res is None:
-        return clean(rid)
-    text = clean(res.named())
-    if res.created_at is not None and res.created_at.file:
-        text += f" (made at {clean(res.created_at.where())})"
-    return text
-
-
-def thread_name(snap_threads: dict[str, Thread], tid: str) -> str:
-    t = snap_threads.get(tid)
-    return clean(t.label()) if t is not None else clean(tid)
 
 
 def _holder(snap_threads: dict[str, Thread], tid: str) -> str:

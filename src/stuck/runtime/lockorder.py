@@ -54,7 +54,6 @@ from __future__ import annotations
 
 import _thread
 import contextlib
-import io
 import itertools
 import linecache
 import os
@@ -1516,61 +1515,8 @@ def summary_notes() -> list[str]:
             *escaped, *c.notes()]
 
 
-def write_run_report(stream: Any = None, json_path: str | None = None) -> list[Finding]:
-    """Write the findings of this run: text to ``stream`` (default stderr) and, with
-    ``json_path``, JSON (``stuck.report/1``) to that file. When a deadlock report of this run is
-    the JSON file's content, the lock-order findings are added to that report rather than
-    replacing it. Returns the findings; never raises."""
-    from stuck.model import Report, Snapshot, Source
-    from stuck.report import lockorder as lockorder_report
-
-    found = findings()
-    out = stream or sys.stderr
-    with contextlib.suppress(Exception):
-        out.write("\n" + lockorder_report.render(found, summary_notes()))
-        out.flush()
-    if json_path and found:
-        from stuck.runtime import policy
-
-        seen = policy.findings_seen
-        base = seen[-1] if seen else Report(Snapshot(Source("live")))
-        policy.write_report(Report(base.snapshot, findings=[*base.findings, *found]),
-                            stream=io.StringIO(), json_path=json_path)  # text: above
-    return found
-
-
-# python -m stuck.runtime.lockorder [--strict] [--json FILE] (-m MODULE | SCRIPT) [ARGS...]:
-# the same as ``stuck run --lock-order [--lock-order-strict] [--json FILE]``.
-
-_USAGE = ("usage: python -m stuck.runtime.lockorder [--strict] [--json FILE] "
-          "(-m MODULE | SCRIPT) [ARGS...]\n"
-          "The same as: stuck run --lock-order [--lock-order-strict] [--json FILE] "
-          "(-m MODULE | SCRIPT) [ARGS...]\n")
-
-
-def _main(argv: list[str]) -> int:
-    options: list[str] = ["--lock-order"]
-    while argv and argv[0].startswith("-") and argv[0] != "-m":
-        opt = argv.pop(0)
-        if opt == "--strict":
-            options.append("--lock-order-strict")
-        elif opt == "--json" and argv:
-            options += ["--json", argv.pop(0)]
-        else:
-            sys.stderr.write(f"stuck: unknown option {opt!r}\n{_USAGE}")
-            return 2
-    if not argv or (argv[0] == "-m" and len(argv) < 2):
-        sys.stderr.write(_USAGE)
-        return 2
-    from stuck.runner import run_command
-
-    code: object = 0
-    try:
-        run_command.main([*options, *argv], prog_name="stuck run", standalone_mode=True)
-    except SystemExit as exc:
-        code = exc.code
-    return code if isinstance(code, int) else (0 if code is None else 1)
-
-
 if __name__ == "__main__":
-    sys.exit(_main(sys.argv[1:]))
+    # Run as a program: the module is __main__ then, not the checker the runner imports.
+    from stuck.runner import lock_order_main
+
+    sys.exit(lock_order_main(sys.argv[1:]))

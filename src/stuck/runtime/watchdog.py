@@ -736,7 +736,8 @@ def _seconds(value: float | None) -> str:
 def render_diagnosis(report: Report) -> str:
     """Findings first, then the wait-for graph with owners and durations, the locks each
     thread holds, then the stacks grouped."""
-    from stuck.report.text import render, resource_name, thread_name
+    from stuck.report.names import resource_name, thread_name
+    from stuck.report.text import render
 
     snap = report.snapshot
     threads = snap.thread_map()
@@ -763,7 +764,7 @@ def render_diagnosis(report: Report) -> str:
 
 def _wait_lines(snap: Snapshot, threads: dict[str, Thread],
                 resources: dict[str, Resource]) -> list[str]:
-    from stuck.report.text import clean, resource_name, thread_name
+    from stuck.report.names import clean, resource_name, thread_name
 
     out: list[str] = []
     for waiter in snap.threads():
