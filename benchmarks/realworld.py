@@ -108,6 +108,8 @@ def sh(cmd: list[str], cwd: Path | None = None, timeout: float = 900) -> None:
 def _sources(home: Path, p: Project) -> list[Path]:
     """The unpacked sdist: its directory is named after the release (``name-version``)."""
     version = p.version
+    if not home.is_dir():  # a cache directory not made yet
+        return []
     return [d for d in home.iterdir() if d.is_dir() and d.name.endswith("-" + version)]
 
 
