@@ -702,6 +702,49 @@ def test_a_contended_lock_released_later(mode: str) -> None:
     assert _no_finding_meanwhile(mode, main) == ["holder in", "holder out", "waiter in"]
 
 
+@pytest.mark.usefixtures("live")
+def test_contended_locks_without_a_cycle_read_no_loop_handles(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # 100 tasks queue on a Lock whose holder waits on a second Lock, held by a task that
+    # sleeps: no cycle, but the holder's wait is tracked, so each new waiter walks. Reading
+    # every handle the loop has scheduled for each of them made contended locks among many
+    # tasks quadratic; the walk must settle this without that read.
+    from stuck.runtime.aio import internals
+
+    reads: list[int] = []
+    original = internals._LoopView._read_pending
+
+    def counted(self: Any) -> tuple[set[int], set[int]]:
+        reads.append(1)
+        return original(self)
+
+    monkeypatch.setattr(internals._LoopView, "_read_pending", counted)
+
+    async def main() -> int:
+        first, second = asyncio.Lock(), asyncio.Lock()
+        done: list[int] = []
+
+        async def sleeper() -> None:
+            async with second:
+                await asyncio.sleep(0.2)
+
+        async def holder() -> None:
+            await asyncio.sleep(0)
+            async with first, second:
+                done.append(0)
+
+        async def waiter(i: int) -> None:
+            await asyncio.sleep(0.01)
+            async with first:
+                done.append(i)
+
+        await asyncio.gather(sleeper(), holder(), *(waiter(i) for i in range(1, 101)))
+        return len(done)
+
+    assert run_loop(main) == 101
+    assert reads == []
+
+
 def test_a_task_that_sleeps_then_sets_an_event(mode: str) -> None:
     async def main() -> list[str]:
         ready = asyncio.Event()

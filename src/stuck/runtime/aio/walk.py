@@ -20,7 +20,7 @@ from stuck.runtime.aio.internals import (
 )
 from stuck.runtime.aio.names import _task_name
 from stuck.runtime.aio.waits import TaskWait, waits
-from stuck.runtime.detect import Cycle, _Walk
+from stuck.runtime.detect import MAX_THREADS_WALKED, Cycle, _Walk
 from stuck.runtime.tracked import kind_of
 
 MAX_WALKS = 500  # walks for one report (victims, cycles among the tasks of a loop)
@@ -34,12 +34,17 @@ class _TaskWalk(_Walk):
     so its ``_fut_waiter`` does not show the wait yet)."""
 
     def __init__(self, root: Any, table: dict[int, TaskWait], view: _LoopView,
-                 blocking: tuple[Any, TaskWait] | None = None) -> None:
+                 blocking: tuple[Any, TaskWait] | None = None,
+                 read_scheduled: bool = True) -> None:
         super().__init__(id(root), {})
         self.tasks: dict[int, Any] = {id(root): root}
         self.records = table
         self.view = view
         self.blocking = blocking
+        # False: take no wait as ended by a callback the loop has scheduled (no read of the
+        # loop's handles). That only adds edges, so a walk without a knot this way has none
+        # with them read either (see _find_cycle).
+        self.read_scheduled = read_scheduled
 
     def wakers(self, thread: int) -> list[int] | None:
         cache = self._wakers
@@ -58,8 +63,15 @@ class _TaskWalk(_Walk):
             if keys == [thread] and record.op == "acquire" \
                     and kind_of(record.resource) == "mutex":
                 # Its own Lock: any other task of the loop could release it (an asyncio.Lock
-                # is not owned); a deadlock only once none of them can run.
-                for other in self.view.tasks():
+                # is not owned); a deadlock only once none of them can run. One that can run
+                # now settles it without walking from every task of the loop.
+                others = self.view.tasks()
+                about_to_block = self.blocking[0] if self.blocking is not None else None
+                if any(_not_waiting(other) for other in others
+                       if other is not task and other is not about_to_block):
+                    cache[thread] = None
+                    return None
+                for other in others:
                     if other is not task:
                         self.tasks.setdefault(id(other), other)
                         keys.append(id(other))
@@ -92,9 +104,17 @@ class _TaskWalk(_Walk):
                 return None  # I/O, a timer, a future anything may complete
             resource, op, targets = awaited
             record = TaskWait(resource, op, None, task, _task_where(task))
-        if not targets or self.view.scheduled(task, record.resource):  # (read last: costly)
+        if not targets or (self.read_scheduled  # (read last: costly)
+                           and self.view.scheduled(task, record.resource)):
             return None  # anybody could end it, or something already scheduled will
         return record, targets
+
+
+def _not_waiting(task: Any) -> bool:
+    """True when ``_wait_of`` finds no wait for ``task`` without reading anything else: it is
+    running or about to (or has ended), so it is not stuck."""
+    fut = task._fut_waiter
+    return task.done() or fut is None or fut.done()
 
 
 @dataclass(slots=True)
@@ -138,6 +158,12 @@ def _find_cycle(task: Any, record: TaskWait) -> TaskCycle | None:
                     and _awaited(waker, fut) is None:
                 return None
     view = _LoopView(_loop_of(task))
+    # First without reading what the loop has scheduled (all its handles, each time: that read
+    # dominated contended locks among many tasks): a scheduled callback only ends waits, so
+    # without a knot this way there is none. A walk cut short by its bound proves nothing.
+    rough = _TaskWalk(task, table, view, blocking=(task, record), read_scheduled=False)
+    if rough.knot() is None and len(rough.tasks) < MAX_THREADS_WALKED:
+        return None
     walk = _TaskWalk(task, table, view, blocking=(task, record))
     cycle = walk.cycle()
     if cycle is None or view.acts_on(record.resource):  # a scheduled release, say
