@@ -147,7 +147,10 @@ def _find_cycle(task: Any, record: TaskWait) -> TaskCycle | None:
     first = record.wakers_of()
     if not first:
         return None
-    table = dict(waits)
+    # Read in place, not copied (a copy per contended acquire is a cost in the number of
+    # waiting tasks): the entries of this loop's tasks change only in this thread, which is
+    # here, and a walk reaches no other loop's tasks.
+    table = waits
     for waker in first:  # the common case: whoever could end the wait can run, or waits for
         if waker is not task:  # something other than a task or a tracked primitive
             fut = waker._fut_waiter
