@@ -45,6 +45,7 @@ from stuck.model import (
 )
 from stuck.rules import evaluate, has_recorded_facts
 from stuck.stacks.native import base_name, classify
+from stuck.stacks.python import SLEEP_ONLY
 
 HANG_AFTER = 60.0  # seconds: a durable wait at least this long is worth reporting
 
@@ -579,6 +580,9 @@ class _Analysis:
         (a Ticker's channel, time.After): not named as stuck, and the claim is only possible."""
         python = self.snap.processes[self.process_of[waiters[0].id]].name == "python"
         blocked = waiters
+        # A sleeper whose loop, by the source, does nothing but sleep can wake no one.
+        inert = [t for t in sleepers if t.detail == SLEEP_ONLY]
+        sleepers = [t for t in sleepers if t.detail != SLEEP_ONLY]
         if python and (unnamed or sleepers or excerpt):
             # A join ends when the joined thread does: one that may run (asleep, or in a call
             # the dump does not name), or that the dump does not identify, is no stuck wait.
@@ -592,6 +596,8 @@ class _Analysis:
             o != t.id and o in waiter_ids for o in self.graph.owned_by.get(t.waits.resource, ()))]
         if not roots:
             roots = waiters
+        if python:  # a join on a thread the dump does not identify says least: named last
+            roots.sort(key=self._unknown_join)
         root_ids = {t.id for t in roots}
         # A thread off the CPU in a call the dump does not name may be asleep (py-spy shows no
         # frame for time.sleep): it is described, never named as stuck.
@@ -604,14 +610,15 @@ class _Analysis:
         words = ["; ".join(_wait_text(t, self.resources) for t in roots[:10])
                  + (f"; and {len(roots) - 10} more" if len(roots) > 10 else "") + "."]
         missing: list[str] = []
+        pid = self.snap.processes[self.process_of[waiters[0].id]].pid or "PID"
         for t in unnamed[:10]:
             top = t.frames[0]
             where = f"{base_name(top.function)} ({top.where()})"
             words.append(f"{t.label()} is off the CPU in {where}, inside a call the dump "
                          "does not name.")
             missing.append(f"what {t.label()} waits for in {where} is not in the dump (a lock "
-                           "acquire, a sleep or I/O look alike here); pystack or "
-                           "`py-spy dump --native` would show the call")
+                           f"acquire, a sleep or I/O look alike here); `pystack remote {pid}` "
+                           f"or `py-spy dump --native --pid {pid}` would show the call")
         unowned = [r for r in rids if (res := self.resources.get(r)) is not None
                    and res.kind in OWNED_KINDS and not res.owners]
         unowned_set = set(unowned)
@@ -624,14 +631,23 @@ class _Analysis:
         # Python: the holder of a Lock is a live thread or none (a thread that ended holding
         # it); with every thread shown and none able to run but sleepers, it is one of these
         # waiters (the lock waiter itself, or a thread that joins it) or an abandoned lock.
-        lock_cycle = (not unnamed and len(lock_roots) == len(roots)
+        # (A Python join on a thread the dump does not identify, beside them, waits behind one.)
+        py_joins = [t for t in roots if python and self._unknown_join(t)]
+        lock_cycle = (not unnamed and len(lock_roots) + len(py_joins) == len(roots)
                       and (len(unowned_set) > 1 or (python and bool(lock_roots))))
         if python and excerpt and lock_roots:
             return  # the holder may be a thread the paste lacks: the hang rule names the wait
         if lock_cycle and python:  # each blocked thread may be a holder: all are parties
             extra = [t.id for t in blocked if t.id not in root_ids]
-            tids += extra
-            behind = [b for b in behind if b not in set(extra)]
+            if len(unowned_set) == 1 and not extra and len(roots) == 1:
+                lock_cycle = False  # a lone waiter: a lock an ended thread kept is as likely
+            else:
+                tids += extra
+                behind = [b for b in behind if b not in set(extra)]
+                if len(unowned_set) == 1:
+                    missing.append("a thread that ended while holding the lock (a release "
+                                   "skipped on an error path) leaves the same picture: then "
+                                   "it is a stall, not a cycle")
         # Every root waits for a thread the dump does not name: the holder of one lock, or
         # the thread a join waits for (Java's Thread.join names no thread). That thread is
         # one of the waiters (the waiter itself, a thread waiting behind it), a sleeper, or
@@ -652,7 +668,8 @@ class _Analysis:
                            "locks, it may release it" if lock_cycle else
                            f"{t.label()} sleeps and will run again: if it would then signal "
                            "what these threads wait for, they are not stuck; a second dump a "
-                           "while later showing them at the same lines rules it out")
+                           "while later showing them at the same lines rules it out"
+                           + (f" (py-spy dump --pid {pid})" if python else ""))
         if excerpt:
             missing.append(self._capture_all())
         if len(lock_roots) + len(unnamed) > 1 and lock_roots:
@@ -672,6 +689,12 @@ class _Analysis:
                                "signal from outside could still run the program's handler, and "
                                "it also keeps the Go runtime from reporting \"all goroutines "
                                "are asleep\" itself")
+        if inert:
+            who_inert = ", ".join(t.label() for t in inert[:4])
+            words.append(f"{who_inert}: asleep in a `while True:` loop that calls nothing but "
+                         "the sleep (read from the source), so it can wake no one.")
+            missing.append(f"that {who_inert} does nothing but sleep is read from the source "
+                           "beside the dump, assumed to be the code that ran")
         if excerpt:
             words.append("No thread the paste shows can run, but the paste lacks threads of "
                          "the process: one of those may end these waits.")
@@ -683,6 +706,9 @@ class _Analysis:
             words.append("No thread of the process is seen running: the others are idle, "
                          "finished, waiting behind these, or in calls the dump does not name "
                          "(which may be a sleep, and end).")
+        elif inert:
+            words.append("Every other thread of the process is idle, finished, waiting behind "
+                         "these or only sleeps: none of these waits can end from inside it.")
         else:
             words.append("Every other thread of the process is idle, finished or waiting "
                          "behind these: no thread in this process can run, so none of these "
@@ -774,6 +800,10 @@ class _Analysis:
             summary = (f"all goroutines are asleep: {first.label()}{others} wait and none can "
                        "run (what the Go runtime reports as \"all goroutines are asleep\"; it "
                        "did not say so here)")
+        elif inert:
+            summary = (f"nothing in this process can wake {first.label()}{others}: the only "
+                       "threads that run (" + ", ".join(t.label() for t in inert[:3])
+                       + ") do nothing but sleep")
         else:
             summary = (f"nothing in this process can run: {first.label()}{others} wait, and "
                        "no thread is left to wake them")

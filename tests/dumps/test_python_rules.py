@@ -57,12 +57,17 @@ def involved(r: Report, f: Finding, function: str) -> bool:
 def test_a_leaked_permit_is_a_possible_stall_of_its_waiter_never_of_the_sleeper(
         capture: str, source: bool) -> None:
     r = report(capture, "leaked-permit", source)
-    assert [(f.kind, f.confidence) for f in r.findings] == [("stall", "possible")]
+    # With the source, metrics's loop is read: `while True:` around a sleep and a counter, no
+    # other call, so it can wake no one, and the stall is probable; without, it may (possible).
+    confidence = "probable" if source else "possible"
+    assert [(f.kind, f.confidence) for f in r.findings] == [("stall", confidence)]
     f = r.findings[0]
-    assert named(r, f, "client") and len(f.threads) == 1
+    assert named(r, f, "client")
+    assert all(runs(r, t, "client") or runs(r, t, "main") for t in f.threads)
     assert not involved(r, f, "metrics")  # asleep in a loop: it wakes by itself
     kinds = {res.kind for res in r.snapshot.resources if res.id in f.resources}
-    assert kinds == {"semaphore"}  # `pool.acquire()` on the line is the semaphore's, no lock
+    # `pool.acquire()` on the line is the semaphore's, no lock (main's join may be named too)
+    assert "semaphore" in kinds and kinds <= {"semaphore", "thread"}
 
 
 @pytest.mark.parametrize("capture", ["pyspy-locals", "pystack-locals"])

@@ -30,7 +30,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from stuck.model import Frame, Resource, ResourceKind, Snapshot, Thread, Wait
-from stuck.stacks.python import CALL_ACTIVITY, is_stdlib
+from stuck.stacks.python import CALL_ACTIVITY, SLEEP_ONLY, is_stdlib
 
 MAX_SOURCE = 2 << 20  # bytes: a larger file is not read
 MAX_FILES = 200
@@ -239,6 +239,8 @@ def _read_thread(t: Thread, reader: SourceReader, snapshot: Snapshot,
             _classify_call(t, src, f, snapshot, resources)
         elif first_user and t.waits is not None and t.waits.durable:
             _timed_call(t, src, f, resources)
+        if first_user and t.state == "sleeping" and _sleeps_only(src, f.line, t):
+            t.detail = SLEEP_ONLY
         first_user = False
         for h in held:
             held_key = _identity(src, h.expr, local)
@@ -350,6 +352,39 @@ def _timed_call(t: Thread, src: _Source, f: Frame, resources: dict[str, Resource
             t.waits.timeout = seconds
             t.waits.durable = False
         return
+
+
+_LOOP_FOREVER = re.compile(r"^\s*while\s+(?:True|1)\s*:\s*(?:#.*)?$")
+
+
+def _sleeps_only(src: _Source, line: int, t: Thread) -> bool:
+    """``line`` (a sleep) is in a ``while True:`` loop whose body calls nothing but sleep, in
+    a thread other than the main one (a signal handler runs there): the thread will never run
+    other code. Read from the source; the loop's body is its lines indented deeper."""
+    if any(f.function == "<module>" for f in t.frames) or not 1 <= line <= len(src.lines):
+        return False
+    level = _indent(src.lines[line - 1])
+    start = None
+    for n in range(line - 2, max(-1, line - 2 - SCAN_UP), -1):
+        text = src.lines[n]
+        if text.strip() and not text.strip().startswith("#") and _indent(text) < level:
+            if not _LOOP_FOREVER.match(text):
+                return False
+            start = n
+            break
+    if start is None:
+        return False
+    loop_level = _indent(src.lines[start])
+    for text in src.lines[start + 1:start + 1 + SCAN_UP]:
+        code = text.split("#", 1)[0]
+        if not code.strip():
+            continue
+        if _indent(text) <= loop_level:
+            break
+        calls = [m.group(1) for m in _CALL.finditer(code)]
+        if any(c != "sleep" for c in calls):
+            return False
+    return True
 
 
 def _guess_join_targets(threads: list[Thread], resources: dict[str, Resource],

@@ -89,6 +89,10 @@ def is_stdlib(path: str) -> bool:
     return "/lib/python" in path or path in STDLIB_SHORT
 
 
+# Thread.detail of a thread asleep in a ``while True:`` loop whose body calls nothing but the
+# sleep (read from the source): it will never run other code, so it can wake or release nothing.
+SLEEP_ONLY = "asleep in a loop that does nothing else"
+
 __all__ = ["CALL_ACTIVITY", "IO_FUNCTIONS", "NATIVE_IO", "NATIVE_LOCK", "NATIVE_SLEEP",
-           "PROCESS_WAITS", "STDLIB_ACTIVITY", "STDLIB_SHORT", "Activity", "bare", "is_stdlib",
-           "short_file"]
+           "PROCESS_WAITS", "SLEEP_ONLY", "STDLIB_ACTIVITY", "STDLIB_SHORT", "Activity", "bare",
+           "is_stdlib", "short_file"]
