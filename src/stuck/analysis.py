@@ -113,6 +113,11 @@ def _on_timer(t: Thread, resources: dict[str, Resource]) -> bool:
     return res is not None and res.kind not in NOT_TIMERS
 
 
+def _writes(t: Thread) -> bool:
+    """Is ``t`` blocked writing (to a pipe or socket)?"""
+    return t.waits is not None and t.waits.direction == "write"
+
+
 def _name(t: Thread | None, tid: str) -> str:
     return t.label() if t is not None else tid
 
@@ -527,8 +532,15 @@ class _Analysis:
         process depends on that one alone, worth naming (as a possible hang) with its pid."""
         assert t.waits is not None
         res = self.resources.get(t.waits.resource)
-        return (res is not None and res.kind == "process"
-                and not any(o.state in ("running", "io") for o in proc.threads))
+        if res is not None and res.kind == "process":
+            return not any(o.state in ("running", "io") for o in proc.threads)
+        # A write blocked on a full pipe or socket waits for a reader. In a complete dump
+        # where no thread of the process runs, reads or polls (the others only write too, or
+        # sleep, or wait), no thread here will drain it: only another process can.
+        return (res is not None and res.kind in ("pipe", "socket")
+                and t.waits.direction == "write" and proc.complete is True
+                and not any(o.state == "running" or (o.state == "io" and not _writes(o))
+                            or (o.state == "unknown" and o.frames) for o in proc.threads))
 
     def _capture_all(self) -> str:
         """What to capture when the text visibly lacks threads: the exact command."""
@@ -1206,6 +1218,15 @@ class _Analysis:
                                    + ("jstack -l PID" if "jstack" in (self.snap.source.format
                                                                      or "")
                                       else "py-spy dump --locals --pid PID") + ")")
+                elif res is not None and res.kind in ("pipe", "socket") \
+                        and root_t.waits.direction == "write":
+                    fd = res.label.split(" to be read", 1)[0]
+                    missing.append(
+                        f"who would read {fd} is not in a thread dump, and no thread of this "
+                        "process reads, polls or runs: if its read end is held by this process "
+                        "(a pipe inside one process, or one a child shares while this process "
+                        "waits for it), nothing will drain it; `stuck capture PID` reads "
+                        "/proc/PID/fd and fdinfo and names who holds the other end")
                 elif res is not None and res.kind == "process":
                     missing.append(
                         f"whether {res.label.removesuffix(' to exit')} can exit is not in this "

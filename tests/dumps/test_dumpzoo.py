@@ -84,7 +84,7 @@ CERTAIN_KNOWN: dict[str, str] = {}
 
 # Floor per runtime: cases right today (tests/fixtures/dumpzoo/README.md). The score may rise;
 # it must not fall.
-FLOOR: dict[str, int] = {"c": 178, "go": 102, "java": 134, "python": 175}
+FLOOR: dict[str, int] = {"c": 192, "go": 102, "java": 134, "python": 175}
 
 BAR = 0.90
 

@@ -126,3 +126,33 @@ def test_excerpt_of_a_thread_joining_while_holding_a_lock_is_a_possible_hang() -
     assert _names(report, f.threads) == {"coordinator"}
     assert any("holds" in m and "ReentrantLock" in m and "jstack -l PID" in m
                for m in f.missing_evidence), f.missing_evidence
+
+
+def test_a_write_nothing_in_its_process_will_drain_is_a_possible_hang() -> None:
+    # The parent of two processes deadlocked through two full pipes: main blocked in write(),
+    # the only other thread asleep. Who reads fd 4 is outside the dump: a possible hang, with
+    # the command that names the other end.
+    report = _analyse("gdb-child_pipes.txt")
+    f = _only(report)
+    assert (f.kind, f.confidence) == ("hang", "possible")
+    assert _names(report, f.threads) == {"main"}
+    assert "ticker" not in _involved(report, f)
+    assert "fd 4" in f.summary
+    assert any("stuck capture PID" in m and "fd 4" in m for m in f.missing_evidence)
+
+
+def test_a_blocked_write_beside_a_reader_or_a_running_thread_is_no_finding() -> None:
+    # The same dump with one more thread that could drain the pipe or make progress: one in
+    # read(), or one running the program's code.
+    text = (RULES / "gdb-child_pipes.txt").read_text()
+    tail = ("#1  0x000055e9c69681ef in drainer (arg=0x0) at child_pipes.c:16\n"
+            "#2  0x00007f53ebe5a1f5 in start_thread (arg=<optimized out>) at "
+            "./nptl/pthread_create.c:442\n")
+    for top in ("#0  __GI___libc_read (fd=5, buf=0x7ffd00000000, nbytes=4096) at "
+                "../sysdeps/unix/sysv/linux/read.c:26\n",
+                "#0  0x000055e9c6968250 in crunch (n=7) at child_pipes.c:80\n"):
+        extra = 'Thread 3 (Thread 0x7f53eb5cc6c0 (LWP 32177) "drainer"):\n' + top + tail
+        report = analyse_text(text.replace("Thread 2 (", extra + "\nThread 2 (", 1))
+        states = {t.name: t.state for t in report.snapshot.threads()}
+        assert states["drainer"] in ("io", "running") and states["main"] == "io", states
+        assert report.findings == [], [f.summary for f in report.findings]

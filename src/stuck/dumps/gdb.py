@@ -634,6 +634,15 @@ def _build(session: _Session, index: int, used: set[str], result: ParseResult) -
             continue
         c = classify(raw.frames)
         t.state = c.state
+        if c.state == "io" and c.primitive is not None:
+            fd = _write_fd(raw, c.primitive)
+            if fd is not None:  # a blocking write: the data waits for a reader of that fd
+                sock = base_name(raw.frames[c.primitive].function).lstrip("_").startswith(
+                    ("send", "libc_send"))
+                res = resource(f"fd:{fd}", "socket" if sock else "pipe", f"fd {fd} to be read",
+                               None)
+                t.waits = Wait(resource=res.id, durable=False, at=c.at, direction="write")
+            continue
         if c.state != "blocked" or c.kind is None or c.primitive is None:
             continue
         if c.kind == "process":  # waitpid / wait4: the child's pid is the first argument
@@ -808,6 +817,23 @@ def _solve_jointly(printed: list[_Printed], resources: dict[str, Resource],
 
 
 _PID_ARG = re.compile(r"\b(?:pid|idtype=P_PID, id)=(-?\d{1,10})\b")
+
+
+_WRITES = frozenset({"write", "__write", "__libc_write", "__GI___libc_write", "writev",
+                     "__writev", "__GI___writev", "send", "__libc_send", "__send", "sendmsg",
+                     "__libc_sendmsg"})
+_FD_ARG = re.compile(r"\bfd=(?:fd@entry=)?(\d+)")
+
+
+def _write_fd(raw: _Thread, start: int) -> int | None:
+    """The fd a thread blocked in write()/send() writes to, from the call's arguments."""
+    if base_name(raw.frames[start].function) not in _WRITES:
+        return None
+    for i in range(start, min(start + 2, len(raw.args))):
+        m = _FD_ARG.search(raw.args[i] or "")
+        if m:
+            return int(m.group(1))
+    return None
 
 
 def _child_pid(raw: _Thread, start: int) -> int | None:
