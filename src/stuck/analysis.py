@@ -27,7 +27,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from stuck.graph import WaitGraph
 from stuck.groups import GroupKey, group_key
 from stuck.knowledge import Matcher, RoleSource, WaitRule, evidence_fields, hints
 from stuck.model import (
@@ -44,6 +43,9 @@ from stuck.model import (
     Wait,
 )
 from stuck.rules import evaluate, has_recorded_facts
+from stuck.rules.graph import WaitGraph
+from stuck.rules.knot import can_progress as _can_progress
+from stuck.rules.wording import wait_text as _wait_text
 from stuck.stacks.native import base_name, classify
 from stuck.stacks.python import SLEEP_ONLY
 
@@ -79,16 +81,6 @@ OWNED_KINDS = frozenset({"mutex", "rlock", "rwlock", "monitor"})
 # (the header's ", N minutes") rules a periodic timer out.
 TIMER_SERVED = frozenset({"chan receive", "select"})
 TIMER_RULED_OUT = 60.0
-CAN_PROGRESS: frozenset[str] = frozenset({"running", "io", "sleeping", "unknown"})
-
-
-def _can_progress(t: Thread) -> bool:
-    """Could this thread, left alone, go on to run code (and so wake someone)?"""
-    if t.state in CAN_PROGRESS:
-        return True
-    return t.state == "blocked" and t.waits is not None and not t.waits.durable
-
-
 # Waits only another thread's action ends (a signal, a count, a party, a hand-over), with no
 # owner a dump could show. A join is not one: the joined thread is named and seen.
 SIGNALLED_KINDS = frozenset({"condition", "event", "barrier", "waitgroup", "queue", "semaphore",
@@ -126,27 +118,6 @@ def _res_name(res: Resource | None, rid: str) -> str:
     if res is None:
         return rid
     return res.label or res.id
-
-
-def _wait_text(t: Thread, resources: dict[str, Resource]) -> str:
-    assert t.waits is not None
-    res = resources.get(t.waits.resource)
-    text = f"{t.label()} waits for {res.named() if res else t.waits.resource}"
-    if t.waits.at is not None:
-        where = f" in {base_name(t.waits.at.function)}"
-        if not text.endswith(where):  # a label made from the wait says where already
-            text += where
-    if t.waits.duration is not None:
-        text += f" ({_duration(t.waits.duration)})"
-    return text
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
 
 
 KNOWLEDGE_EDGES_PER_WAITER = 8  # edges to blocked wakers: enough to close any real cycle

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from stuck.analysis import analyze
-from stuck.graph import WaitGraph
 from stuck.model import Process, Resource, Snapshot, Source, Thread, Wait
+from stuck.rules.graph import WaitGraph
 
 
 def snap(edges: dict[str, str | None], owners: dict[str, str]) -> Snapshot:

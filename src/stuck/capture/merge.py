@@ -26,6 +26,7 @@ from stuck.capture.naming import thread_id, thread_name
 from stuck.capture.peers import Channel, channels
 from stuck.capture.proc import stat_fields
 from stuck.model import Frame, Process, Resource, Snapshot, Source, Thread, Wait
+from stuck.rules.knot import can_progress
 
 if TYPE_CHECKING:
     pass
@@ -269,12 +270,6 @@ def _link_children(built: Built, child_waits: list[tuple[Thread, int, int]],
         t.detail = "waits for a child process to exit"
 
 
-def _can_progress(t: Thread) -> bool:
-    if t.state in ("running", "io", "sleeping", "unknown"):
-        return True
-    return t.state == "blocked" and t.waits is not None and not t.waits.durable
-
-
 def _settle(snap: Snapshot) -> set[str]:
     """A wait between processes is blocked only while none who could end it can run, now or
     once woken: a thread blocked inside its own process counts as able to run when what it
@@ -289,7 +284,7 @@ def _settle(snap: Snapshot) -> set[str]:
         for t in p.threads:
             process_of[t.id] = i
     threads = snap.thread_map()
-    live = {t.id for t in threads.values() if _can_progress(t)}
+    live = {t.id for t in threads.values() if can_progress(t)}
     live_in = [sum(1 for t in ts if t.id in live) for ts in members]
     changed = True
     rounds = 0

@@ -7,8 +7,12 @@ Each idea is one module:
 
 - ``facts``: the fields the rules read, indexed from a ``Snapshot``;
 - ``knot``: the waker protocol (can anything able to run end this wait?) and the set of
-  waiters nothing able to run can wake;
+  waiters nothing able to run can wake, for the watchdog's facts and for the walk done when a
+  thread is about to block; ``can_progress`` for a source that shows states but no wakers;
 - ``cycle``: deadlock, a closed cycle of holding and waiting;
+- ``graph``: the wait-for graph of a snapshot (cycles, roots, victims) the dump engine
+  (``stuck.analysis``) walks;
+- ``hang``: a thread without progress past the watchdog's limit that no other rule explains;
 - ``stall``: a wait nothing can end without a cycle, and why;
 - ``behind``: the threads blocked behind a finding;
 - ``confidence``: what ``certain`` and ``probable`` rest on;

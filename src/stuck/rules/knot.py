@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import TypeVar
 
+from stuck.model import Thread
 from stuck.rules.facts import INTERPRETER_EXIT, Facts, ResourceFacts, ThreadFacts
 from stuck.rules.wording import name_of
 
@@ -179,3 +180,17 @@ def already_over(res: ResourceFacts, op: str) -> str | None:
 
 def waits_on(t: ThreadFacts, rid: str) -> bool:
     return t.wait is not None and t.wait.resource == rid
+
+
+# Thread states that run code by themselves, sooner or later: a running thread, one in I/O or
+# asleep, and one whose state the source did not say.
+CAN_PROGRESS: frozenset[str] = frozenset({"running", "io", "sleeping", "unknown"})
+
+
+def can_progress(t: Thread) -> bool:
+    """Could this thread, left alone, go on to run code (and so wake someone)? The question
+    for a source that shows states but no wakers (a dump, a capture): a thread running, in
+    I/O, asleep, or in a wait with a timeout, can."""
+    if t.state in CAN_PROGRESS:
+        return True
+    return t.state == "blocked" and t.waits is not None and not t.waits.durable

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from stuck.model import Resource, Thread
 from stuck.rules.facts import Facts, ThreadFacts, waited
+from stuck.stacks.native import base_name
 
 
 def name_of(facts: Facts, tid: str) -> str:
@@ -36,3 +38,27 @@ def unique(items: list[str]) -> list[str]:
             seen.add(i)
             out.append(i)
     return out
+
+
+def duration(seconds: float) -> str:
+    """``45 s``, ``12 min``, ``3.5 h``: how long a wait has lasted, for a dump's finding."""
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def wait_text(t: Thread, resources: dict[str, Resource]) -> str:
+    """``worker (LWP 12) waits for mutex mu in pthread_mutex_lock (3 min)``: one thread's
+    wait, in the words of every finding built from a snapshot's threads."""
+    assert t.waits is not None
+    res = resources.get(t.waits.resource)
+    text = f"{t.label()} waits for {res.named() if res else t.waits.resource}"
+    if t.waits.at is not None:
+        where = f" in {base_name(t.waits.at.function)}"
+        if not text.endswith(where):  # a label made from the wait says where already
+            text += where
+    if t.waits.duration is not None:
+        text += f" ({duration(t.waits.duration)})"
+    return text
