@@ -263,7 +263,7 @@ def uninstall() -> None:
 
 def snapshot() -> Report:
     """A report of this moment: every thread, what it holds and waits for, any cycle now."""
-    from stuck.runtime.livereport import report_for
+    from stuck.runtime.reporting import report_for
 
     return report_for(None, policy.settings.policy)
 

@@ -287,6 +287,26 @@ def all_cycles(table: dict[int, WaitRecord]) -> list[Cycle]:
     return found
 
 
+# What happens when a wait closes a cycle: the policy's decision (report, raise, abort). The
+# policy module registers it when it is imported (``stuck.runtime`` imports it first thing);
+# detection never imports the policy, which builds its reports out of detection's results.
+_cycle_handler: Callable[[int, Any, bool], None] | None = None
+
+
+def handle_cycles_with(handler: Callable[[int, Any, bool], None]) -> None:
+    """Make ``handler(me, cycle, may_raise)`` the one called for every cycle a wait closes."""
+    global _cycle_handler
+    _cycle_handler = handler
+
+
+def cycle_closed(me: int, cycle: Any, may_raise: bool) -> None:
+    """Hand a cycle ``me``'s wait closes to the policy (a thread's, or a task's: ``me`` is
+    then ``id(task)``). Raises what the policy raises."""
+    handler = _cycle_handler
+    if handler is not None:
+        handler(me, cycle, may_raise)
+
+
 def block_begin(me: int, record: WaitRecord, may_raise: bool) -> WaitRecord | None:
     """Register ``me``'s wait, look for the cycle it closes and apply the policy.
 
@@ -306,10 +326,8 @@ def block_begin(me: int, record: WaitRecord, may_raise: bool) -> WaitRecord | No
     except Exception:  # detection must never break the program
         cycle = None
     if cycle is not None:
-        from stuck.runtime import policy
-
         try:
-            policy.on_cycle(me, cycle, may_raise)
+            cycle_closed(me, cycle, may_raise)
         except BaseException:
             registry.end_wait(me, previous)
             raise
@@ -345,9 +363,7 @@ def wait(me: int, record: WaitRecord, wait_once: Callable[[float | None], bool],
         except Exception:  # detection must never break the program
             cycle, record.pending = None, False
         if cycle is not None:
-            from stuck.runtime import policy
-
-            policy.on_cycle(me, cycle, may_raise)  # raise: propagates to the caller
+            cycle_closed(me, cycle, may_raise)  # raise: propagates to the caller
         if deadline is not None and time.monotonic() >= deadline:
             return False
     left = None if deadline is None else max(0.0, deadline - time.monotonic())

@@ -24,7 +24,6 @@ from stuck.model import (
     Finding,
     Frame,
     Process,
-    Report,
     Resource,
     ResourceKind,
     Snapshot,
@@ -34,7 +33,8 @@ from stuck.model import (
     Wait,
 )
 from stuck.runtime import hooks, registry
-from stuck.runtime.detect import Cycle, all_cycles, is_stuck, op_key
+from stuck.runtime.activity import frame_activity
+from stuck.runtime.detect import Cycle, is_stuck, op_key
 from stuck.runtime.naming import lock_label
 from stuck.runtime.registry import WaitRecord
 from stuck.runtime.tracked import as_tracked
@@ -168,8 +168,6 @@ def _dropped(obj: object) -> bool:
 def _untracked_state(frame: Any) -> ThreadState:
     """A thread in no tracked wait, by its stack: an event loop in ``select`` with nothing to
     do is idle, a ``sleep`` sleeps, a socket read is I/O; anything else runs."""
-    from stuck.runtime.watchdog import frame_activity
-
     activity, _ = frame_activity(frame)
     return activity if activity in ("idle", "sleeping", "io") else "running"
 
@@ -359,35 +357,3 @@ def finding_for(cycle: Cycle, snap: Snapshot, rid_of: dict[int, str],
                    cycle=edges, blocked_behind=victims, missing_evidence=missing,
                    details={"detected_by": thread_id(cycle.steps[0].thread),
                             "policy": policy})
-
-
-def report_for(cycle: Cycle | None, policy: str) -> Report:
-    """A full report: the snapshot and either the given cycle or every cycle seen now."""
-    from stuck.groups import group_threads
-
-    tasks = registry.tasks_module()
-    snap, table, rid_of = take()
-    if tasks is not None and isinstance(cycle, tasks.TaskCycle):  # among asyncio tasks
-        findings = [tasks.finding_for(cycle, snap, rid_of, policy)]
-    else:
-        cycles = [cycle] if cycle is not None else all_cycles(table)
-        findings = [finding_for(c, snap, rid_of, table, policy) for c in cycles]
-        if cycle is None and tasks is not None:
-            findings.extend(tasks.cycle_findings(snap, rid_of, policy))
-    _record(snap, table, rid_of)
-    groups = group_threads(snap)
-    return Report(snapshot=snap, findings=findings, groups=groups)
-
-
-def _record(snap: Snapshot, table: dict[int, WaitRecord], rid_of: dict[int, str]) -> None:
-    """Write the live facts into the snapshot (``stall.record_facts``), so a saved report of
-    a cycle found at block time is judged by the same rules when analysed again."""
-    from stuck.runtime.stall import LiveChecker, record_facts
-
-    try:
-        checker = LiveChecker()
-        facts, _ = checker.facts(snap, table, rid_of)
-        checker._annotate(snap, facts, [])
-        record_facts(snap, facts, set())
-    except Exception:  # a report must be written even if the facts cannot be read
-        pass

@@ -25,7 +25,7 @@ from typing import IO, Any, Literal, TextIO
 
 from stuck.errors import EXIT_ABORT, DeadlockError, StallError
 from stuck.model import Finding, Report
-from stuck.runtime import registry
+from stuck.runtime import detect, registry
 from stuck.runtime.detect import Cycle
 from stuck.tracebacks import hide_in_pytest
 
@@ -104,7 +104,7 @@ def on_cycle(me: int, cycle: Cycle, may_raise: bool) -> None:
     effective: Policy = settings.policy
     if cycle.timed or (effective == "raise" and not may_raise):
         effective = "report"
-    from stuck.runtime.livereport import report_for
+    from stuck.runtime.reporting import report_for
 
     report = report_for(cycle, effective)
     if len(findings_seen) < MAX_KEPT:
@@ -207,3 +207,6 @@ def raise_in_main(finding: Finding, report: Report) -> bool:
         _main["pending"] = None
         return False
     return True
+
+
+detect.handle_cycles_with(on_cycle)  # detection hands every cycle it finds to the policy

@@ -12,7 +12,7 @@ from types import FrameType
 from typing import Any
 
 from stuck.model import Finding
-from stuck.runtime import registry
+from stuck.runtime import detect, registry
 from stuck.runtime.aio.internals import (
     _current_task,
     _is_plumbing,
@@ -65,13 +65,11 @@ def _block_begin(resource: Any, op: str, wakers: TaskWakers | None, frame: Frame
         except Exception:  # detection must never break the program
             cycle = None
         if cycle is not None:
-            from stuck.runtime import policy
-
             if len(_cycles_seen) > 1024:
                 _cycles_seen.clear()
             _cycles_seen.add(cycle.pairs())
             try:
-                policy.on_cycle(key, cycle, may_raise)
+                detect.cycle_closed(key, cycle, may_raise)
             except BaseException:
                 _block_end((key, previous))
                 raise

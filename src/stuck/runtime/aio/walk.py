@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from stuck.runtime import registry
+from stuck.runtime.activity import frame_activity
 from stuck.runtime.aio.internals import (
     _awaited,
     _loop_of,
@@ -355,8 +356,6 @@ def _other_runnable_threads(loop: Any) -> list[str]:
     """Threads other than the loop's that could still run code, hence call
     ``loop.call_soon_threadsafe``: not stuck's own, not durably blocked on a tracked primitive,
     not an idle pool worker waiting for a job."""
-    from stuck.runtime.watchdog import frame_activity
-
     loop_ident = getattr(loop, "_thread_id", None)
     names = registry.thread_objects()
     out: list[str] = []
