@@ -84,6 +84,15 @@ def uninstall() -> None:
     _ended.clear()
 
 
+def ending_of(thread: threading.Thread) -> Ending:
+    """How ``thread`` (an ended Thread object) ended: the error it died of when stuck saw it
+    die, else it returned. Exact for the object, whatever thread now has its ident."""
+    recorded = _ended.get(thread.ident) if thread.ident is not None else None
+    if recorded is not None and recorded[0]() is thread:
+        return recorded[1]
+    return Ending(thread.name)
+
+
 def ending(ident: int, alive: set[int]) -> Ending | None:
     """How the thread ``ident`` ended; None when it is alive, unknown, or when several ended
     threads had that ident (the system reuses idents) so that which one is meant is unknown."""

@@ -362,7 +362,8 @@ class LiveChecker:
     def __init__(self) -> None:
         self._rid_of: dict[int, str] = {}
         self._labels: dict[int, str] = {}
-        self._gone: dict[str, str] = {}  # ids given to ended threads whose ident was reused
+        # ids given to ended threads whose ident was reused: their name and how they ended
+        self._gone: dict[str, tuple[str, str]] = {}
 
     def settled(self, settle: float) -> bool:
         """True when some thread has been in a durable tracked wait for ``settle`` seconds."""
@@ -516,8 +517,8 @@ class LiveChecker:
         for rf in resources.values():
             for w in (rf.wakers or set()) | (rf.getters or set()):
                 if w in self._gone:
-                    threads[w] = ThreadFacts(id=w, name=self._gone[w], alive=False,
-                                             ended="has ended")
+                    threads[w] = ThreadFacts(id=w, name=self._gone[w][0], alive=False,
+                                             ended=self._gone[w][1])
                 elif w not in threads:
                     ident = int(w, 16)
                     threads[w] = ThreadFacts(id=w, name=_names.get(ident, f"thread {w}"),
@@ -601,7 +602,16 @@ class LiveChecker:
             return _tid(ident)
         key = id(mark) if mark is not None else 0
         gone = f"{_tid(ident)}-ended-{key:x}"
-        self._gone[gone] = _names_by_thread.get(key, f"thread {_tid(ident)}")
+        name = _names_by_thread.get(key, f"thread {_tid(ident)}")
+        thread = mark() if mark is not None else None
+        how = "has ended"
+        if isinstance(thread, threading.Thread) and not thread.is_alive():
+            from stuck.runtime.endings import ending_of
+
+            end = ending_of(thread)
+            how = "returned" if end.error is None else \
+                f"died of {end.error}" + (f" at {end.where}" if end.where else "")
+        self._gone[gone] = (name, how)
         return gone
 
     def _executor(self, pool: Any) -> ExecutorFacts:
