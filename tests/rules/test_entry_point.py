@@ -68,3 +68,19 @@ def test_the_knot_keeps_only_members_nothing_outside_can_wake() -> None:
     assert knot == {"a", "b"} and freed == {"c": "d can run"}
     # watching c: the walk stops as soon as c is known to be free
     assert "c" not in greatest_knot(["a", "b", "c"], can_end, watch="c")[0]
+
+
+def test_a_cycle_step_reads_the_same_from_every_source() -> None:
+    from stuck.rules.wording import cycle_step
+
+    assert cycle_step("acquire", "mutex", "a", "t2", False) == "waits for a held by t2"
+    assert cycle_step("acquire", "mutex", "a", "t1", True) == \
+        "takes a, which it already holds (mutex is not reentrant)"
+    assert cycle_step("join", "thread", "t2", "t2", False) == "joins t2"
+    # a thread alone putting on a full queue only it gets from: a queue step, not a lock's
+    assert cycle_step("put", "queue", "q", "t1", True) == \
+        "puts on full queue q, which only t1 gets from"
+    assert cycle_step("get", "queue", "q", "t2", False) == \
+        "gets from empty queue q, which only t2 puts to"
+    assert cycle_step("result", "future", "f", "w", False) == \
+        "waits for f, which only w can complete"

@@ -10,7 +10,7 @@ from __future__ import annotations
 from stuck.model import Edge, Finding
 from stuck.rules.confidence import cycle_confidence
 from stuck.rules.facts import Facts, ThreadFacts, waited
-from stuck.rules.wording import name_of, unique
+from stuck.rules.wording import cycle_step, name_of, unique
 
 
 def holders(t: ThreadFacts, facts: Facts) -> list[str]:
@@ -83,22 +83,9 @@ def deadlock_finding(cycle: list[Edge], facts: Facts, now: float) -> Finding:
     for e in cycle:
         t = facts.threads[e.thread]
         res = facts.resources[e.waits_for]
-        if t.wait is not None and (t.wait.op == "join" or res.kind == "thread"):
-            parts.append(f"{t.name} joins {name_of(facts, e.held_by)}")
-        elif e.held_by == e.thread:
-            parts.append(f"{t.name} takes {res.label}, which it already holds "
-                         f"({res.kind} is not reentrant)")
-        elif res.kind == "queue" and t.wait is not None and t.wait.op == "put":
-            parts.append(f"{t.name} puts on full queue {res.label}, which only "
-                         f"{name_of(facts, e.held_by)} gets from")
-        elif res.kind == "queue":
-            parts.append(f"{t.name} gets from empty queue {res.label}, which only "
-                         f"{name_of(facts, e.held_by)} puts to")
-        elif res.kind == "future":
-            parts.append(f"{t.name} waits for {res.label}, which only "
-                         f"{name_of(facts, e.held_by)} can complete")
-        else:
-            parts.append(f"{t.name} waits for {res.label} held by {name_of(facts, e.held_by)}")
+        parts.append(f"{t.name} " + cycle_step(
+            t.wait.op if t.wait is not None else None, res.kind, res.label,
+            name_of(facts, e.held_by), e.held_by == e.thread))
     n = len(cycle)
     summary = parts[0] if n == 1 else f"{n} threads wait for each other: " + "; ".join(parts)
     longest = max((waited(facts.threads[e.thread], now) or 0.0) for e in cycle)

@@ -62,3 +62,25 @@ def wait_text(t: Thread, resources: dict[str, Resource]) -> str:
     if t.waits.duration is not None:
         text += f" ({duration(t.waits.duration)})"
     return text
+
+
+def cycle_step(op: str | None, kind: str, name: str, other: str, self_loop: bool) -> str:
+    """One step of a deadlock cycle, after the waiter's name: ``joins worker``, ``waits for
+    mutex_a held by t2``, ``puts on full queue jobs, which only consumer gets from``. The same
+    words whether the cycle was found when its last thread blocked or later by the watchdog.
+    ``op``: the waiter's operation (acquire, join, put, get, result ...); ``kind``: the
+    resource's; ``name``: the resource's; ``other``: the thread holding it or able to end it;
+    ``self_loop``: the waiter holds it itself."""
+    if op == "join" or kind == "thread":
+        return f"joins {other}"
+    if self_loop and op in (None, "acquire"):
+        return f"takes {name}, which it already holds ({kind} is not reentrant)"
+    if op == "put":
+        return f"puts on full queue {name}, which only {other} gets from"
+    if op == "get" or kind == "queue":
+        return f"gets from empty queue {name}, which only {other} puts to"
+    if op == "result" or kind == "future":
+        return f"waits for {name}, which only {other} can complete"
+    if op in (None, "acquire") or kind in ("mutex", "rlock", "semaphore"):
+        return f"waits for {name} held by {other}"
+    return f"waits for {name} ({op}), which {other} could end"

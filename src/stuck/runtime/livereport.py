@@ -32,6 +32,7 @@ from stuck.model import (
     ThreadState,
     Wait,
 )
+from stuck.rules.wording import cycle_step
 from stuck.runtime import hooks, registry
 from stuck.runtime.activity import frame_activity
 from stuck.runtime.detect import Cycle, is_stuck, op_key
@@ -286,23 +287,8 @@ def _res_name(res: Resource | None, fallback: str) -> str:
 
 def _step_words(snap: Snapshot, record: WaitRecord, res: Resource | None, rid: str,
                 nxt: int, self_loop: bool) -> str:
-    who = _thread_name(snap, nxt)
-    name = _res_name(res, rid)
-    op = record.op
-    if op == "acquire":
-        if self_loop:
-            return f"takes {name}, which it already holds ({res.kind if res else 'lock'} " \
-                   f"is not reentrant)"
-        return f"waits for {name} held by {who}"
-    if op == "join":
-        return f"joins {who}"
-    if op == "put":
-        return f"puts on full queue {name}, which only {who} gets from"
-    if op == "get":
-        return f"gets from empty queue {name}, which only {who} puts to"
-    if op == "result":
-        return f"waits for {name}, which only {who} can complete"
-    return f"waits for {name} ({op}), which {who} could end"
+    return cycle_step(record.op, res.kind if res is not None else "lock", _res_name(res, rid),
+                      _thread_name(snap, nxt), self_loop)
 
 
 def finding_for(cycle: Cycle, snap: Snapshot, rid_of: dict[int, str],
