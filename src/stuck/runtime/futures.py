@@ -27,7 +27,7 @@ _orig_result: Any = original(_base.Future, "result")
 _orig_exception: Any = original(_base.Future, "exception")
 _orig_wait: Any = original(_base, "wait")
 _orig_submit: Any = original(_cft.ThreadPoolExecutor, "submit")
-_RUN_CODE = _cft._WorkItem.run.__code__
+_orig_set_running: Any = original(_base.Future, "set_running_or_notify_cancel")
 
 _FINISHED = _base.FINISHED
 _RUNNING = _base.RUNNING
@@ -40,22 +40,19 @@ def _pool_of(fut: Any) -> Any:
 
 
 def _runner(fut: Any, candidates: list[int]) -> int | None:
-    """Which of ``candidates`` (blocked workers) is running ``fut``: read from their stacks.
+    """Which of ``candidates`` (blocked workers) is running ``fut``: the thread that moved it
+    to RUNNING (``set_running_or_notify_cancel``, which a worker calls just before it runs
+    the call), as recorded then. Never read from the workers' stacks: another thread's frame
+    locals are not read while it runs (see ``stuck.runtime.livereport``)."""
+    runner = getattr(fut, "_stuck_runner", None)
+    return runner if runner in candidates else None
 
-    Only called on the slow path, when a worker of the future's pool is itself blocked, so
-    the hot path (submit, run) records nothing about runners.
-    """
-    frames = sys._current_frames()
-    for ident in candidates:
-        frame = frames.get(ident)
-        while frame is not None:
-            if frame.f_code is _RUN_CODE:
-                item = frame.f_locals.get("self")
-                if item is not None and getattr(item, "future", None) is fut:
-                    return ident
-                break
-            frame = frame.f_back
-    return None
+
+def set_running_or_notify_cancel(self: Any) -> bool:
+    running = bool(_orig_set_running(self))
+    if running:
+        self._stuck_runner = _thread.get_ident()
+    return running
 
 
 def _future_wakers(resource: object, op: str) -> list[int] | None:
@@ -184,4 +181,5 @@ REPLACEMENTS: list[tuple[object, str, object]] = [
     (_base, "wait", wait),
     (concurrent.futures, "wait", wait),
     (_cft.ThreadPoolExecutor, "submit", submit),
+    (_base.Future, "set_running_or_notify_cancel", set_running_or_notify_cancel),
 ]

@@ -109,6 +109,11 @@ def describe(obj: object) -> Resource:
 
 
 def _frames(frame: FrameType | None, skip_own: bool) -> list[Frame]:
+    """The model's frames of a stack another thread may be running. Only what is safe to
+    read on such a frame is read: its code, line, caller and globals' ``__name__``. Never
+    its locals (on 3.12 and earlier reading ``f_locals`` writes the running frame's locals
+    dict, which the program may hold through ``locals()``), never the garbage collector's
+    view of who refers to what (see ``stuck.runtime.naming``)."""
     out: list[Frame] = []
     while frame is not None and len(out) < MAX_FRAMES:
         code = frame.f_code

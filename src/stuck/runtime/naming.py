@@ -3,16 +3,17 @@
 A lock's class (``registry.lock_class``) already knows the name it was bound to when it was
 made (``lock`` for ``self.lock = Lock()``, ``a`` and ``b`` for two locks made on one line) and
 the class of the object it is an attribute of. Two accounts' ``self.lock`` share all of that,
-so a report adds a short tag for the owning object: ``Account#1.lock``, ``Account#2.lock``.
-Tags are given in the order objects are first named and kept for the process's life, so one
-account keeps its tag from one report to the next. Report time only (it asks the garbage
-collector who refers to the lock); never on a lock operation.
+so a report names the owning object by its own ``name`` when it has a short one
+(``Account('x').lock``, ``BackgroundPool('compaction').jobs``), else by a short tag
+(``Account#1.lock``, ``Account#2.lock``). Tags are given in the order objects are first named and kept for the process's life, so one
+account keeps its tag from one report to the next. The owning object is the one the lock's
+constructor saw it assigned to (kept weakly on the lock), never found by asking the garbage
+collector who refers to the lock: that walks every object of the process, from the watchdog's
+thread, and may meet objects another thread is still building.
 """
 
 from __future__ import annotations
 
-import contextlib
-import gc
 from typing import Any
 
 from stuck.runtime.hooks import LockClass
@@ -25,20 +26,46 @@ _tags: dict[tuple[str, int], int] = {}
 _counts: dict[str, int] = {}
 
 
-def owner_of(obj: object, attribute: str) -> Any:
-    """The object whose ``attribute`` is ``obj`` (its instance dict, or 3.11+ inline values),
-    or None."""
-    with contextlib.suppress(Exception):
-        for holder in gc.get_referrers(obj):
-            if isinstance(holder, dict):
-                if holder.get(attribute) is not obj:
-                    continue
-                for owner in gc.get_referrers(holder):
-                    if getattr(owner, "__dict__", None) is holder and not isinstance(owner, type):
-                        return owner
-            elif getattr(holder, attribute, None) is obj and not isinstance(holder, type):
-                return holder
+def parent_of(obj: object) -> Any:
+    """The object ``obj`` was made an attribute of (``self`` in ``self.lock = Lock()``), as
+    its constructor recorded it (``registry.lock_class_and_owner``), or None: gone, or never
+    known. Read from the primitive, never by asking the garbage collector who refers to it
+    (that walks every object of the process, and may meet objects still being built)."""
+    ref = getattr(obj, "_stuck_parent", None)
+    if ref is None:
+        return None
+    try:
+        return ref()
+    except TypeError:
+        return None
+
+
+def attribute_holding(owner: object, obj: object) -> str | None:
+    """The name of ``owner``'s attribute (in its instance dict) that is ``obj``, or None. The
+    dict is read through ``object.__getattribute__``: no method of the owner's class runs."""
+    try:
+        attrs = object.__getattribute__(owner, "__dict__")
+    except Exception:
+        return None
+    if not isinstance(attrs, dict):
+        return None
+    for key, value in list(attrs.items()):
+        if value is obj and isinstance(key, str):
+            return key
     return None
+
+
+def owner_of(obj: object, attribute: str) -> Any:
+    """The object whose ``attribute`` is ``obj`` (its parent, while the parent still holds
+    it there), or None."""
+    owner = parent_of(obj)
+    if owner is None or isinstance(owner, type):
+        return None
+    try:
+        attrs = object.__getattribute__(owner, "__dict__")
+    except Exception:
+        return None
+    return owner if isinstance(attrs, dict) and attrs.get(attribute) is obj else None
 
 
 def instance_tag(owner: object, class_name: str) -> int | None:
@@ -62,8 +89,23 @@ def lock_label(obj: object, cls: LockClass | None) -> str | None:
         return cls.binding
     class_name = cls.owner.rsplit(".", 1)[-1]
     owner = owner_of(obj, cls.binding)
-    tag = instance_tag(owner, class_name) if owner is not None else None
+    if owner is None:
+        return f"{class_name}.{cls.binding}"
+    name = _own_name(owner)
+    if name is not None:  # BackgroundPool('compaction').jobs: the owner says who it is
+        return f"{class_name}({name!r}).{cls.binding}"
+    tag = instance_tag(owner, class_name)
     return f"{class_name}#{tag}.{cls.binding}" if tag is not None else f"{class_name}.{cls.binding}"
+
+
+def _own_name(owner: object) -> str | None:
+    """The owner's own short ``name`` (an instance attribute holding a string of at most 40
+    characters), read from its instance dict: no property or method of its class runs."""
+    try:
+        name = object.__getattribute__(owner, "__dict__").get("name")
+    except Exception:
+        return None
+    return name if isinstance(name, str) and 0 < len(name) <= 40 else None
 
 
 def reset() -> None:

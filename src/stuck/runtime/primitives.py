@@ -167,7 +167,7 @@ class Lock:
     """A tracked ``threading.Lock``: non-reentrant, releasable by any thread."""
 
     __slots__ = ("__weakref__", "_code", "_line", "_lock", "_owner", "_pushed", "_stuck_class",
-                 "_stuck_epoch", "_stuck_id", "_stuck_serial")
+                 "_stuck_epoch", "_stuck_id", "_stuck_parent", "_stuck_serial")
     _stuck_kind = "mutex"
     _stuck_wakers_of = _owner_wakers  # its holder (any thread may release a Lock: see detect)
 
@@ -190,7 +190,8 @@ class Lock:
         self._line = 0
         self._pushed: list[Any] | None = None  # see _inline
         self._stuck_epoch = 0  # moves at every release (see registry.epoch_of)
-        self._stuck_class = registry.lock_class(self._stuck_kind, name, frame)
+        self._stuck_class, owner = registry.lock_class_and_owner(self._stuck_kind, name, frame)
+        self._stuck_parent = registry.owner_ref(owner)
         self._stuck_serial = self._stuck_class.serial  # the key of the inline path's cache
         self._stuck_id = registry.register(self, self._stuck_kind)
 
@@ -413,7 +414,7 @@ class RLock:
     """A tracked ``threading.RLock``: reentrant, released only by its owner."""
 
     __slots__ = ("__weakref__", "_code", "_count", "_line", "_lock", "_owner", "_pushed",
-                 "_stuck_class", "_stuck_epoch", "_stuck_id", "_stuck_serial")
+                 "_stuck_class", "_stuck_epoch", "_stuck_id", "_stuck_parent", "_stuck_serial")
     _stuck_kind = "rlock"
     _stuck_wakers_of = _owner_wakers  # only its owner can release it
 
@@ -430,7 +431,8 @@ class RLock:
         self._line = 0
         self._pushed: list[Any] | None = None  # see _inline
         self._stuck_epoch = 0  # moves at every last release (see registry.epoch_of)
-        self._stuck_class = registry.lock_class(self._stuck_kind, name, _frame or _getframe(1))
+        self._stuck_class, owner = registry.lock_class_and_owner(self._stuck_kind, name, _frame or _getframe(1))
+        self._stuck_parent = registry.owner_ref(owner)
         self._stuck_serial = self._stuck_class.serial  # the key of the inline path's cache
         self._stuck_id = registry.register(self, self._stuck_kind)
 
@@ -638,7 +640,8 @@ class Condition(_OrigCondition):  # type: ignore[misc]
             lock = RLock(name=name, _frame=frame)
         super().__init__(lock)
         self._stuck_epoch = 0  # moves at every notify (see registry.epoch_of)
-        self._stuck_class = registry.lock_class(self._stuck_kind, name, frame)
+        self._stuck_class, owner = registry.lock_class_and_owner(self._stuck_kind, name, frame)
+        self._stuck_parent = registry.owner_ref(owner)
         self._stuck_id = registry.register(self, self._stuck_kind)
 
     def __enter__(self) -> bool:
@@ -709,7 +712,8 @@ class Semaphore(_OrigSemaphore):  # type: ignore[misc]
         self._stuck_holders: dict[int, int] = {}
         self._stuck_signaling = value == 0
         self._stuck_epoch = 0  # moves at every release and acquire (see registry.epoch_of)
-        self._stuck_class = registry.lock_class(self._stuck_kind, name, _getframe(1))
+        self._stuck_class, owner = registry.lock_class_and_owner(self._stuck_kind, name, _getframe(1))
+        self._stuck_parent = registry.owner_ref(owner)
         self._stuck_id = registry.register(self, self._stuck_kind)
 
     def acquire(self, blocking: bool = True, timeout: float | None = None) -> bool:
@@ -791,7 +795,8 @@ class BoundedSemaphore(Semaphore, _OrigBoundedSemaphore):  # type: ignore[misc]
 
     def __init__(self, value: int = 1, *, name: str | None = None) -> None:
         Semaphore.__init__(self, value, name=name)
-        self._stuck_class = registry.lock_class(self._stuck_kind, name, _getframe(1))
+        self._stuck_class, owner = registry.lock_class_and_owner(self._stuck_kind, name, _getframe(1))
+        self._stuck_parent = registry.owner_ref(owner)
         self._initial_value = value
 
 
@@ -810,7 +815,8 @@ class Event(_OrigEvent):  # type: ignore[misc]
         self._cond = _InnerCondition(_allocate())
         self._flag = False
         self._stuck_epoch = 0  # moves at every set and clear (see registry.epoch_of)
-        self._stuck_class = registry.lock_class(self._stuck_kind, name, _getframe(1))
+        self._stuck_class, owner = registry.lock_class_and_owner(self._stuck_kind, name, _getframe(1))
+        self._stuck_parent = registry.owner_ref(owner)
         self._stuck_id = registry.register(self, self._stuck_kind)
 
     def wait(self, timeout: float | None = None) -> bool:
@@ -859,7 +865,8 @@ class Barrier(_OrigBarrier):  # type: ignore[misc]
                  name: str | None = None) -> None:
         super().__init__(parties, action, timeout)  # its condition is made by threading: original
         self._stuck_epoch = 0  # moves at every arrival (see registry.epoch_of)
-        self._stuck_class = registry.lock_class(self._stuck_kind, name, _getframe(1))
+        self._stuck_class, owner = registry.lock_class_and_owner(self._stuck_kind, name, _getframe(1))
+        self._stuck_parent = registry.owner_ref(owner)
         self._stuck_id = registry.register(self, self._stuck_kind)
 
     def wait(self, timeout: float | None = None) -> int:

@@ -92,7 +92,8 @@ class _Tracking:
         self.not_empty = _QueueCondition(mutex, self, "get")
         self.not_full = _QueueCondition(mutex, self, "put")
         self.all_tasks_done = _QueueCondition(mutex, self, "queue-join")
-        self._stuck_class = registry.lock_class("queue", name, sys._getframe(2))
+        self._stuck_class, owner = registry.lock_class_and_owner("queue", name, sys._getframe(2))
+        self._stuck_parent = registry.owner_ref(owner)
         self._stuck_id = registry.register(self, "queue")
 
     def _put(self, item: Any) -> None:
@@ -152,7 +153,8 @@ class SimpleQueue(_OrigSimpleQueue):  # type: ignore[misc]
         self._stuck_getters: dict[int, Any] = {}
         self._stuck_epoch = 0  # moves at every put and get (see registry.epoch_of)
         self.maxsize = 0
-        self._stuck_class = registry.lock_class("queue", name, sys._getframe(1))
+        self._stuck_class, owner = registry.lock_class_and_owner("queue", name, sys._getframe(1))
+        self._stuck_parent = registry.owner_ref(owner)
         self._stuck_id = registry.register(self, "queue")
 
     def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:

@@ -134,7 +134,8 @@ def _read_bindings(code: CodeType) -> tuple[list[int], list[Binding]]:
         nxt = ins[k + 1] if k + 1 < len(ins) else None
         if op in _STORES and isinstance(arg, str):
             out.append(("name", arg, None))
-        elif (op.startswith("LOAD_FAST") and isinstance(arg, str) and nxt is not None
+        elif ((op.startswith("LOAD_FAST") or op == "LOAD_DEREF") and isinstance(arg, str)
+              and nxt is not None
               and nxt[1] == "STORE_ATTR" and isinstance(nxt[2], str)):
             out.append(("attr", nxt[2], arg))
         elif op == "RETURN_VALUE":
@@ -178,8 +179,8 @@ def _type_name(t: type) -> str:
         return "?"
 
 
-def _refinement(site: FrameType) -> tuple[str | None, str | None, Any, bool]:
-    """(binding, owner, key, fixed) for a lock made at ``site``: the name the new lock is
+def _refinement(site: FrameType) -> tuple[str | None, str | None, Any, bool, Any]:
+    """(binding, owner, key, fixed, owner object) for a lock made at ``site``: the name the new lock is
     bound to and the concrete class of the object holding it, following factories outwards
     (``self._jobs_lock = self._create_lock()``). ``key`` tells classes apart in ``_classes``;
     ``fixed``: every lock made at ``site`` gets this answer (no owner, no factory's caller).
@@ -187,29 +188,54 @@ def _refinement(site: FrameType) -> tuple[str | None, str | None, Any, bool]:
     frame: FrameType | None = site
     for _ in range(_FACTORY_DEPTH + 1):
         if frame is None:
-            return None, None, None, False
+            return None, None, None, False, None
         b = binding_at(frame.f_code, frame.f_lasti)
         if b is None:
-            return None, None, None, frame is site
+            return None, None, None, frame is site, None
         how, name, local = b
         if how == "return":
             frame = frame.f_back
             continue
         where = None if frame is site else (frame.f_code, frame.f_lasti)
         if how == "name":
-            return name, None, (name, where), where is None
+            return name, None, (name, where), where is None, None
         owner_obj = frame.f_locals.get(local) if local is not None else None
         if owner_obj is None:
-            return name, None, (name, where), False
+            return name, None, (name, where), False, None
         t = type(owner_obj)
         owner = _type_name(t)
         # id(t), not t: hashing a class may call its metaclass's __hash__
-        return name, owner, (name, where, owner, id(t)), False
-    return None, None, None, False
+        return name, owner, (name, where, owner, id(t)), False, owner_obj
+    return None, None, None, False, None
 
 
 def lock_class(kind: str, name: str | None, frame: FrameType | None) -> LockClass:
-    """The LockClass (creation site) of a new primitive whose constructor's caller is ``frame``.
+    """The LockClass (creation site) of a new primitive whose constructor's caller is ``frame``
+    (see ``lock_class_and_owner``)."""
+    return lock_class_and_owner(kind, name, frame)[0]
+
+
+_weakref = weakref.ref
+
+
+def owner_ref(owner: Any) -> Any:
+    """A weak reference to ``owner`` (None when there is none or it cannot be referenced
+    weakly): what a primitive keeps of the object it was made an attribute of, so a report
+    names that object without asking the garbage collector who refers to the primitive."""
+    if owner is None:
+        return None
+    try:
+        return _weakref(owner)
+    except TypeError:
+        return None
+
+
+def lock_class_and_owner(kind: str, name: str | None, frame: FrameType | None
+                         ) -> tuple[LockClass, Any]:
+    """The LockClass (creation site) of a new primitive whose constructor's caller is
+    ``frame``, and the object it is being made an attribute of (``self`` in ``self.lock =
+    Lock()``; None when it is bound to a plain name or to nothing). Both are read from the
+    constructing thread's own frames, the only frames whose locals stuck reads.
 
     The site is refined by the name the lock is bound to and the concrete class of its owner
     (``_refinement``): locks made by one line for different names or different classes of
@@ -222,19 +248,21 @@ def lock_class(kind: str, name: str | None, frame: FrameType | None) -> LockClas
         site_key = (kind, id(code), site.f_lasti)
         cls = _by_site.get(site_key)
         if cls is not None:  # a site whose class depends on nothing else (the common case)
-            return cls
+            return cls, None
         local = _attr_sites.get(site_key)
         if local is not None:  # ``self.lock = Lock()``: by the concrete class of ``self``
-            cls = _by_owner.get((site_key, id(type(site.f_locals.get(local)))))
+            owner_obj = site.f_locals.get(local)
+            cls = _by_owner.get((site_key, id(type(owner_obj))))
             if cls is not None:
-                return cls
+                return cls, owner_obj
     line = site.f_lineno if site is not None else 0
     binding: str | None = None
     owner: str | None = None
     refined: Any = None
     fixed = False
+    owner_obj = None
     if site is not None and site_key is not None:
-        binding, owner, refined, fixed = _refinement(site)
+        binding, owner, refined, fixed, owner_obj = _refinement(site)
     elif site is not None:
         code = site.f_code
     key = (kind, code, line, name, refined)
@@ -257,7 +285,7 @@ def lock_class(kind: str, name: str | None, frame: FrameType | None) -> LockClas
                 _attr_sites[site_key] = b[2]
                 _by_owner[(site_key, refined[3])] = cls
                 _site_codes.append(code)
-    return cls
+    return cls, owner_obj
 
 
 def new_id(kind: str) -> str:

@@ -50,7 +50,6 @@ from stuck.runtime.registry import epoch_of as registry_epoch
 from stuck.runtime.tracked import (
     PrimitiveFacts,
     as_tracked,
-    is_tracked_type,
     kind_of,
     lock_class_of,
 )
@@ -96,16 +95,29 @@ def reachability(targets: dict[str, object], roots: Iterable[object],
 
 
 def runnable_roots(runnable_idents: set[int], frames: dict[int, FrameType],
-                   extra: Iterable[object] = ()) -> list[object]:
+                   extra: Iterable[object] = ()) -> list[object] | None:
     """Roots of the reachability pass: the stacks (with their locals) of threads able to run,
-    every module's globals, and ``extra`` (their Thread objects, say)."""
+    every module's globals, and ``extra`` (their Thread objects, say).
+
+    Only the calling thread's own frames have their locals read. Reading ``f_locals`` of a
+    frame another thread is running writes that frame's locals dict (on 3.12 and earlier),
+    which the program may be using (``locals()``, a debugger), and may run code of the
+    program (a class body's namespace). A runnable thread whose stack has a function frame
+    could hold anything in its locals: None, nothing can be shown out of its reach."""
+    me = _thread.get_ident()
     roots: list[object] = []
     for ident in runnable_idents:
-        f: FrameType | None = frames.get(ident)
+        f: FrameType | None = sys._getframe() if ident == me else frames.get(ident)
         while f is not None:
-            roots.append(f.f_code)
-            with contextlib.suppress(Exception):
-                roots.append(dict(f.f_locals))
+            code = f.f_code
+            roots.append(code)
+            if ident == me:
+                with contextlib.suppress(Exception):
+                    roots.append(dict(f.f_locals))
+            elif code.co_nlocals or code.co_cellvars or code.co_freevars:
+                return None
+            else:  # module-level code: its namespace is its globals
+                roots.append(f.f_globals)
             f = f.f_back
     for module in list(sys.modules.values()):
         if isinstance(module, ModuleType):
@@ -251,38 +263,6 @@ def _idents(values: object) -> set[str]:
         return {_tid(i) for i in list(values)}  # type: ignore[call-overload]
     except Exception:
         return set()
-
-
-def _owner_hint(obj: object) -> str | None:
-    """``Store.bg_cv`` or ``BackgroundPool('compaction').jobs``: the attribute of an object
-    that holds ``obj``, found through the garbage collector (report time only)."""
-    try:
-        for holder in gc.get_referrers(obj):
-            # An instance whose attributes live in its own dict, or (3.11+) inline in the
-            # object itself: either way ``vars(owner)`` holds the primitive.
-            owners = [o for o in gc.get_referrers(holder) if getattr(o, "__dict__", None)
-                      is holder] if isinstance(holder, dict) else [holder]
-            for owner in owners:
-                attrs = getattr(owner, "__dict__", None)
-                if not isinstance(attrs, dict) or isinstance(owner, type) \
-                        or type(owner).__module__.startswith("stuck.") \
-                        or is_tracked_type(type(owner)):
-                    continue  # a class, or stuck's own wrapper (a queue's condition)
-                attr = next((k for k, v in attrs.items() if v is obj and isinstance(k, str)),
-                            None)
-                if attr is None:
-                    continue
-                if isinstance(owner, ModuleType):
-                    module = owner.__name__
-                    return attr if module == "__main__" else f"{module}.{attr}"
-                cls = type(owner).__name__
-                name = attrs.get("name")
-                if isinstance(name, str) and len(name) <= 40:
-                    return f"{cls}({name!r}).{attr}"
-                return f"{cls}.{attr}"
-    except Exception:
-        return None
-    return None
 
 
 def how_ended(ident: int, alive: set[int]) -> str:
@@ -649,7 +629,7 @@ class LiveChecker:
                 label = obj.name
             else:
                 label = ((cls.name or lock_label(obj, cls)) if cls is not None else None) \
-                    or _owner_hint(obj) or fallback or "?"
+                    or fallback or "?"
             if len(self._labels) > 1024:
                 self._labels.clear()
             self._labels[key] = label
@@ -676,7 +656,10 @@ class LiveChecker:
             return set(targets)  # no thread able to run is left to reach anything
         from stuck.runtime import registry
         extra = [th for ident, th in registry.thread_objects().items() if ident in runnable]
-        result = reachability(targets, runnable_roots(runnable, frames, extra))
+        roots = runnable_roots(runnable, frames, extra)
+        if roots is None:
+            return set()  # a runnable thread's locals cannot be read: nothing is proven
+        result = reachability(targets, roots)
         return result or set()
 
     @staticmethod

@@ -87,7 +87,9 @@ def _block_end(token: tuple[int, TaskWait | None] | None) -> None:
 
 
 def _setup(obj: Any, kind: str, name: str | None, frame: FrameType | None) -> None:
-    obj._stuck_class = registry.lock_class(kind, name, registry.user_frame(frame, _is_plumbing))
+    obj._stuck_class, owner = registry.lock_class_and_owner(
+        kind, name, registry.user_frame(frame, _is_plumbing))
+    obj._stuck_parent = registry.owner_ref(owner)
     obj._stuck_id = registry.new_id(kind)
     obj._stuck_epoch = 0  # moves at every release, set, notify, put and get
     _resources.add(obj)
