@@ -78,7 +78,7 @@ def run_once(
         done = pool.done
         done.reset()  # a post left by an execution given up on
     sched = Scheduler(strategy, max_steps=max_steps, record=record, history=history,
-                      starter=starter, done=done)
+                      starter=starter, done=done, judge=verdict)
     strategy.scheduler = sched
     scheduler._active[0] = sched
     leaked: list[str] = []

@@ -26,7 +26,7 @@ import traceback
 from bisect import insort
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from stuck.explore.baton import EventBaton, LockBaton, SpentBaton
 
@@ -204,6 +204,15 @@ def where(frame: Any) -> str:
     return f"{f.f_code.co_filename}:{f.f_lineno}"
 
 
+class Judge(Protocol):
+    """What an execution that ends stuck is called (``stuck.explore.verdict``, given by the
+    engine: the verdict reads the scheduler's state, so the scheduler does not import it)."""
+
+    def blocked(self, sched: Scheduler) -> Any: ...
+
+    def hang(self, sched: Scheduler, me: CThread) -> Any: ...
+
+
 class Scheduler:
     """One controlled execution."""
 
@@ -216,8 +225,10 @@ class Scheduler:
         history: History | None = None,
         starter: Callable[[Any], Any] | None = None,
         done: LockBaton | EventBaton | None = None,
+        judge: Judge,
     ) -> None:
         self.strategy = strategy
+        self.judge = judge
         # Asked once: a portfolio hands over its active member's choice, saving a call per step.
         chooser = getattr(strategy, "chooser", None)
         self._choose: Callable[[list[int], int, int], int] = (
@@ -531,22 +542,18 @@ class Scheduler:
     # -- ends of an execution -------------------------------------------------------------------
 
     def _all_blocked(self, me: CThread) -> None:
-        from stuck.explore import verdict
-
         rest = [t for t in self.threads if t.state != FINISHED]
         root_done = self.threads[0].state == FINISHED
         if root_done and all(t.daemon or (t.pool_worker and t.op == "get") for t in rest):
             # Only daemon threads or idle pool workers are left: the program is done.
             self._end(None)
         else:
-            self._end(verdict.blocked(self))
+            self._end(self.judge.blocked(self))
         if me.state != FINISHED:
             raise Aborted
 
     def _hang(self, me: CThread) -> None:
-        from stuck.explore import verdict
-
-        self._end(verdict.hang(self, me))
+        self._end(self.judge.hang(self, me))
         raise Aborted
 
     def _end(self, outcome: Any, post_done: bool = True) -> None:
