@@ -49,8 +49,10 @@ def _rate(program: object, executions: int) -> tuple[float, float, int, float, f
     """
     from stuck.explore import engine, primitives, workers
     from stuck.explore.portfolio import make
+    from stuck.explore.scheduler import History
 
     strategy = make("portfolio", 0)
+    history = History()  # one per exploration, shared by its executions (as engine.explore does)
     primitives.install()
     pool = workers.WorkerPool() if workers.available() else None
     engine._pool[0] = pool
@@ -60,7 +62,8 @@ def _rate(program: object, executions: int) -> tuple[float, float, int, float, f
         wall0, cpu0, cs0 = time.perf_counter(), time.process_time(), _context_switches()
         for i in range(executions):
             strategy.begin(i)
-            ex = engine.run_once(program, strategy, stall_seconds=5.0)  # type: ignore[arg-type]
+            ex = engine.run_once(program, strategy, stall_seconds=5.0,  # type: ignore[arg-type]
+                                 history=history)
             strategy.end(ex.verdict.failed)
             failed += ex.verdict.failed
             switches += ex.switches

@@ -72,6 +72,7 @@ class Signal:
     thread: str  # Thread.id of the signaller
     at: float  # wall-clock time (epoch seconds)
     waiters: int  # threads waiting at that moment
+    where: str | None = None  # the program's own code that signalled, where the source saw it
 
 
 @dataclass(slots=True)
@@ -97,6 +98,9 @@ class Recorded:
     is_set: bool = False  # event
     free: int | None = None  # semaphore: permits free now
     in_flight: int = 0  # condition: notified waiters that have not left their wait yet
+    # condition: whether any thread was ever seen waiting on it (a consumer of what is
+    # signalled there exists); None: not recorded.
+    served: bool | None = None
     joins: str | None = None  # thread: the Thread.id of the thread joined
     task: str | None = None  # future: the callable submitted
     running: bool = False  # future: a worker has started it

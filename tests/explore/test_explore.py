@@ -65,7 +65,7 @@ def test_condition_never_notified_is_a_stall_naming_the_condition() -> None:
     assert waiter.op == "wait"
     assert "Condition" in waiter.resource and "ready = threading.Condition()" in waiter.resource
     assert waiter.wakers == []
-    assert "waiter waits on Condition" in v.summary
+    assert "waiter waits on condition Condition" in v.summary
 
 
 def test_spin_loop_is_a_hang_within_the_step_budget() -> None:
@@ -98,12 +98,14 @@ def test_work_handed_to_a_pool_without_workers_is_a_stall_not_a_deadlock() -> No
     assert v is not None and v.kind == "stall", v and v.summary
     assert v.cycle == []
     # the summary names the waiter and the place the work went (the submit call in the client)
-    assert v.summary.startswith("stall: client waits on Condition")
+    assert v.summary.startswith("stall (certain): client waits on condition Condition")
     assert "cleanup.submit(job(\"second\"))" in v.summary
     finding = v.report.findings[0] if v.report is not None else None
     assert finding is not None and finding.kind == "stall"
-    assert finding.confidence == "probable"
-    assert finding.missing_evidence
+    # every thread is blocked: the stall is proven; its cause (work nobody takes) is inferred
+    # from who was seen waiting where, and the finding says so
+    assert finding.confidence == "certain"
+    assert any("seen waiting on it so far" in m for m in finding.missing_evidence)
     again = replay(targets.result_from_an_empty_pool, result.token or "")
     assert again.verdict is not None and again.verdict.kind == "stall"
 

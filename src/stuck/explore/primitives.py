@@ -268,6 +268,9 @@ class Condition:
         self.release = lock.release
         self._waiters: deque[CThread] = deque()
         self.key = sched.new_key(me)
+        lock_key = getattr(lock, "key", None)
+        if lock_key is not None:
+            sched.monitors[lock_key] = sched.monitors.get(lock_key, 0) + 1
 
     def __repr__(self) -> str:
         return f"<stuck.explore controlled Condition({self._lock!r}, {len(self._waiters)})>"
@@ -309,7 +312,7 @@ class Condition:
             raise _outside("a Condition built on a lock created outside the explored function")
         saved = lock._release_save()
         self._waiters.append(me)
-        sched.history.waited.add(self.key)
+        sched.history.saw_wait(self.key)
         deadline = None if timeout is None else sched.now + max(timeout, 0.0)
         try:
             # Once notified, the first thing the waiter does is take the lock back.
@@ -415,7 +418,7 @@ class SimpleQueue:
         deadline = None if timeout is None else sched.now + max(timeout, 0.0)
         while not self._items:
             if block:
-                sched.history.waited.add(self.key)
+                sched.history.saw_wait(self.key)
             if not block or not sched.block(me, self, "get", deadline):
                 if self._items:
                     break

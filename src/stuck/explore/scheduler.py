@@ -136,13 +136,24 @@ class History:
     wakers: dict[tuple[int, int], set[int]] = field(default_factory=dict)
     # Conditions and queues some thread ever blocked on: the ones work handed to can be taken.
     waited: set[tuple[int, int]] = field(default_factory=set)
+    # Moves whenever something above is learned: a verdict computed from the same final state
+    # and the same version is the same (see verdict.blocked).
+    version: int = 0
+    verdicts: dict[tuple[object, ...], Any] = field(default_factory=dict)
 
     def add(self, key: tuple[int, int], thread: int) -> None:
         s = self.wakers.get(key)
         if s is None:
             self.wakers[key] = {thread}
-        else:
+            self.version += 1
+        elif thread not in s:
             s.add(thread)
+            self.version += 1
+
+    def saw_wait(self, key: tuple[int, int]) -> None:
+        if key not in self.waited:
+            self.waited.add(key)
+            self.version += 1
 
 
 # The one active scheduler (only one controlled execution runs at a time in a process).
@@ -262,6 +273,9 @@ class Scheduler:
         # Work handed over while nobody waited for it: condition or queue key -> (thread, the
         # primitive, where; "" unless recording). Evidence for a stall by work nobody takes.
         self.unheard: dict[tuple[int, int], tuple[int, Any, str]] = {}
+        # Lock key -> conditions made on that lock: two or more make a monitor (queue.Queue's
+        # not_empty and not_full on one mutex), whose waiters any user of the lock may wake.
+        self.monitors: dict[tuple[int, int], int] = {}
 
     def hand_over(self, me: CThread, resource: Any) -> None:
         """``me`` notified (or put into) ``resource`` while no thread waited on it."""

@@ -26,17 +26,18 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from stuck.model import (
-    Edge,
     Finding,
     Frame,
     Process,
+    Recorded,
     Report,
     Resource,
     ResourceKind,
+    Signal,
     Snapshot,
     Source,
     Thread,
@@ -73,6 +74,7 @@ class Verdict:
     errors: list[ThreadError] = field(default_factory=list)
     uncontrolled: list[str] = field(default_factory=list)
     report: Report | None = None  # recorded executions only (see the module's docstring)
+    findings: list[Finding] = field(default_factory=list)  # the shared rules' (deadlock, stall)
     steps: int = 0
 
     @property
@@ -120,177 +122,220 @@ def _wait_frame(sched: Scheduler, t: CThread, frames: dict[int, Any]) -> str:
 
 
 def blocked(sched: Scheduler) -> Verdict:
-    """Every controlled thread is blocked: a deadlock (with its cycle) or a stall."""
-    from stuck.explore.scheduler import FINISHED, CThread
+    """Every controlled thread is blocked: the shared rules say what it is (a deadlock, with
+    its cycle, or a stall, with why nothing can end it), on the final state as a Snapshot."""
+    if not sched.record:
+        # While searching, the same final state with nothing new learned gets the same verdict:
+        # computed once (an execution costs less than the rules do).
+        key = _state_key(sched)
+        verdicts = sched.history.verdicts
+        known = verdicts.get(key)
+        if known is None:
+            if len(verdicts) >= 4096:
+                verdicts.clear()
+            known = verdicts[key] = _blocked(sched)
+        return replace(known)
+    return _blocked(sched)
 
-    frames = sys._current_frames()
-    waiting = [t for t in sched.threads if t.state != FINISHED]
-    # Who could end each wait: AND-edges (the owner, the joined thread) or OR-edges (wakers).
-    succ: dict[int, list[int]] = {}
-    hard: dict[int, bool] = {}
-    wakers_of: dict[int, list[int] | None] = {}
-    for t in waiting:
-        res = t.waiting
-        if isinstance(res, CThread):
-            succ[t.index] = [res.index] if res.state != FINISHED else []
-            hard[t.index] = True
-            wakers_of[t.index] = None
-            continue
-        owners = [o for o in _owners(res) if o.state != FINISHED]
-        if owners:
-            succ[t.index] = [o.index for o in owners]
-            hard[t.index] = True
-            wakers_of[t.index] = None
-            continue
-        known = sorted(_possible_wakers(sched, res))
-        alive = [i for i in known if sched.threads[i].state != FINISHED and i != t.index
-                 if i < len(sched.threads)]
-        succ[t.index] = alive
-        hard[t.index] = False
-        wakers_of[t.index] = alive
 
-    cycle = _find_cycle(succ, hard)
-    unserved = None if cycle and all(hard.get(a, False) for a in cycle) else _unserved_work(sched)
-    if unserved is not None:
-        cycle = []
-    table = []
-    for t in waiting:
+def _state_key(sched: Scheduler) -> tuple[object, ...]:
+    from stuck.explore.scheduler import CThread
+
+    parts: list[object] = [sched.history.version]
+    for t in sched.threads:
         res = t.waiting
-        holds = [_label(sched, r) for r in _held_by(sched, t)]
-        table.append(Waiting(t.index, t.name, t.op or "wait", _label(sched, res),
-                             getattr(res, "kind", "thread"), _wait_frame(sched, t, frames),
-                             holds, wakers_of.get(t.index)))
-    if cycle:
-        edges = []
-        for i, a in enumerate(cycle):
-            b = cycle[(i + 1) % len(cycle)]
-            edges.append((a, _label(sched, sched.threads[a].waiting), b))
-        names = " -> ".join(f"{sched.threads[a].name}" for a in cycle + cycle[:1])
-        v = Verdict("deadlock", f"deadlock: {names}", edges, table)
-        certain = all(hard.get(a, False) for a in cycle)
-    elif unserved is not None:
-        handed_by, res, at = unserved
-        here = f" at {at}" if at else ""
-        v = Verdict("stall", f"stall: {handed_by.name} waits on {_label(sched, handed_by.waiting)}"
-                             f"; the work it handed to {_label(sched, res)}{here} is never taken "
-                             "(no thread was ever seen waiting there)", [], table)
-        v.report = _report(sched, v, frames, False, unserved=unserved) if sched.record else None
-        return v
-    else:
-        nobody = [t for t in waiting if not succ.get(t.index)]
-        first = nobody[0] if nobody else waiting[0]
-        reason = _stall_reason(sched, first)
-        v = Verdict("stall", f"stall: {first.name} waits on {_label(sched, first.waiting)}"
-                             f" ({reason})", [], table)
-        certain = True
-    v.report = _report(sched, v, frames, certain) if sched.record else None
+        if res is None:
+            parts.append(t.state)
+        elif type(res) is CThread:
+            parts.append((t.state, t.op, "T", res.index))
+        else:
+            parts.append((t.state, t.op, t.deadline is None, getattr(res, "key", None),
+                          tuple(o.index for o in _owners(res)),
+                          len(getattr(res, "_items", ()))))
+    parts.extend((k, v[0]) for k, v in sched.unheard.items())
+    return tuple(parts)
+
+
+def _blocked(sched: Scheduler) -> Verdict:
+    frames = sys._current_frames() if sched.record else {}
+    snap = snapshot(sched, frames)
+    findings = _rules(snap)
+    waiting = [t for t in sched.threads if t.state != FINISHED_STATE]
+    table: list[Waiting] = []
+    if sched.record:  # while searching, a failure is only counted (see the module's docstring)
+        wakers = _wakers_by_thread(snap)
+        held = _holdings(sched)
+        table = [Waiting(t.index, t.name, t.op or "wait", _label(sched, t.waiting),
+                         getattr(t.waiting, "kind", "thread"), _wait_frame(sched, t, frames),
+                         [_label(sched, r) for r in held.get(t.index, ())],
+                         wakers.get(t.index))
+                 for t in waiting]
+    labels = {r.id: r.label for r in snap.resources}
+    first = next((f for f in findings if f.kind == "deadlock"), None) or (
+        findings[0] if findings else None)
+    if first is None:
+        # The rules claim nothing, yet no controlled thread can run: say so, as a stall of
+        # the first waiter, without a stronger claim than that.
+        t = waiting[0]
+        first = Finding(kind="stall", confidence="possible",
+                        summary=f"{t.name} waits on {_label(sched, t.waiting)}; every thread "
+                                "of the program is blocked",
+                        threads=[f"T{w.index}" for w in waiting],
+                        missing_evidence=["the rules found no wait that nothing can end; the "
+                                          "scheduler saw every controlled thread blocked"])
+        findings = [first]
+    cycle = [(_index(e.thread), labels.get(e.waits_for, e.waits_for), _index(e.held_by))
+             for e in first.cycle]
+    v = Verdict(first.kind, f"{first.kind} ({first.confidence}): {first.summary}", cycle, table)
+    v.findings = findings
+    if sched.record:
+        for f in findings:
+            f.details.update(controlled_steps=sched.step, virtual_time=sched.now)
+            f.explanation = (_CONTROLLED + f.explanation).strip()
+        snap.notes.extend(sched.uncontrolled)
+        v.report = Report(snapshot=snap, findings=findings)
     return v
 
 
-def _unserved_work(sched: Scheduler) -> tuple[CThread, Any, str] | None:
-    """Work a blocked thread handed over that no thread will take: the cause of a stall.
+_CONTROLLED = ("Under the controlled scheduler every thread of the program was blocked, none "
+               "of them able to run.\n")
+FINISHED_STATE = 2  # scheduler.FINISHED (imported lazily elsewhere: no import cycle)
 
-    A thread notified a condition (or put into a queue) while nobody waited on it, and now waits
-    itself, on a condition or queue -- typically for the result of that work. If no thread was
-    ever seen waiting on that primitive during the exploration, and every thread that used its
-    lock also notified it (only producers, no consumer), the work sits where nobody looks: a
-    job submitted to a pool without a worker. The threads that could wake the waiter are then
-    themselves idle, and what looks like a cycle of "could be woken by" is a stall. A cycle of
-    lock ownership and joins is never explained away like this.
-    """
-    from stuck.explore.scheduler import BLOCKED, CThread
 
-    history = sched.history
-    for key, (index, res, at) in sched.unheard.items():
-        if key in history.waited:
+def _index(thread_id: str) -> int:
+    return int(thread_id[1:]) if thread_id[:1] == "T" and thread_id[1:].isdigit() else -1
+
+
+def _rules(snap: Snapshot) -> list[Finding]:
+    """The shared rules on the final state. Nothing waits for long in a controlled run (time
+    is virtual), so no wait needs to have lasted before it is judged."""
+    from stuck.rules import evaluate
+
+    return evaluate(snap, settle=0.0)
+
+
+def _wakers_by_thread(snap: Snapshot) -> dict[int, list[int] | None]:
+    """For the table: who could end each condition or queue wait (None for a lock or a join,
+    whose owner or target says it)."""
+    res = snap.resource_map()
+    out: dict[int, list[int] | None] = {}
+    for t in snap.threads():
+        if t.waits is None:
             continue
-        handed_by = sched.threads[index]
-        if handed_by.state != BLOCKED or isinstance(handed_by.waiting, CThread):
+        r = res.get(t.waits.resource)
+        if r is None or r.kind not in ("condition", "queue") or r.recorded is None:
             continue
-        if getattr(handed_by.waiting, "kind", "") not in ("condition", "queue"):
-            continue
-        lock = getattr(res, "_lock", None)
-        lock_key = getattr(lock, "key", None)
-        if lock_key is not None:
-            producers = history.wakers.get(key, set())
-            if not history.wakers.get(lock_key, set()) <= producers:
-                continue  # a thread used its lock without notifying it: possibly a consumer
-        return handed_by, res, at
-    return None
-
-
-def _possible_wakers(sched: Scheduler, res: Any) -> set[int]:
-    """Threads seen notifying ``res`` -- or, for a condition, using its lock (a monitor such as
-    ``queue.Queue`` wakes one condition's waiters by work done under the shared lock)."""
-    out: set[int] = set()
-    for obj in (res, getattr(res, "_lock", None)):
-        key = getattr(obj, "key", None)
-        if key is not None:
-            out |= sched.history.wakers.get(key, set())
+        alive = {x.id for x in snap.threads() if x.state != "dead"}
+        out[_index(t.id)] = [_index(w) for w in r.recorded.wakers or () if w in alive
+                             and w != t.id]
     return out
 
 
-def _stall_reason(sched: Scheduler, t: CThread) -> str:
-    from stuck.explore.scheduler import FINISHED
+def snapshot(sched: Scheduler, frames: dict[int, Any] | None = None) -> Snapshot:
+    """The state of a controlled execution in the shared model, with the facts the rules need.
 
-    res = t.waiting
-    gone = [o for o in _owners(res) if o.state == FINISHED]
-    if gone:
-        return f"its owner {gone[0].name} has finished without releasing it"
-    if getattr(res, "kind", "") in ("condition", "queue"):
-        return "no thread still able to run ever notified it"
-    return "nothing that can still run could end the wait"
+    Possible wakers of a condition or queue are the threads seen notifying (or putting into) it
+    in this exploration, keyed by the primitive's stable creation key, and for a condition of a
+    monitor (several conditions on one lock, as in ``queue.Queue``) the threads seen releasing
+    that lock: in a monitor, work done under the lock is what its waiters wait for (a
+    ``get_nowait`` that found the queue empty is its consumer). ``served`` says whether
+    any thread was ever seen waiting on it. When every controlled thread is blocked, no thread
+    able to run can reach a primitive (``reachable`` False).
+    """
+    from stuck.explore.scheduler import BLOCKED, FINISHED, RUNNABLE, CThread
+
+    frames = frames or {}
+    history = sched.history
+    every_blocked = all(t.state != RUNNABLE for t in sched.threads)
+    resources: dict[int, Resource] = {}
+
+    def rid(res: Any) -> str:
+        r = resources.get(id(res))
+        if r is not None:
+            return r.id
+        kind = "thread" if isinstance(res, CThread) else getattr(res, "kind", "unknown")
+        r = Resource(id=f"r{len(resources) + 1}", kind=_KIND_MAP.get(kind, "unknown"),
+                     label=_label(sched, res), owners=[f"T{o.index}" for o in _owners(res)])
+        rec = Recorded()
+        if isinstance(res, CThread):
+            rec.joins = f"T{res.index}"
+        elif kind in ("condition", "queue"):
+            key = res.key
+            wakers = set(history.wakers.get(key, ()))
+            lock_key = getattr(getattr(res, "_lock", None), "key", None)
+            if lock_key is not None and sched.monitors.get(lock_key, 0) > 1:
+                wakers |= history.wakers.get(lock_key, set())  # a monitor's lock users
+            rec.wakers = [f"T{i}" for i in sorted(wakers)]
+            # Served: a thread was seen waiting on it, or used its lock without notifying it
+            # (a consumer that polls, such as ``get_nowait``).
+            rec.served = key in history.waited or (
+                lock_key is not None
+                and not history.wakers.get(lock_key, set()) <= history.wakers.get(key, set()))
+            if kind == "queue":
+                rec.size, rec.maxsize = len(res._items), 0
+            handed = sched.unheard.get(key)
+            if handed is not None:
+                rec.signals = [Signal("notify" if kind == "condition" else "put",
+                                      f"T{handed[0]}", sched.now, 0, handed[2] or None)]
+        if every_blocked and not isinstance(res, CThread):
+            rec.reachable = False
+        r.recorded = rec
+        resources[id(res)] = r
+        return r.id
+
+    errors = {e.thread: e for e in sched.errors}
+    threads: list[Thread] = []
+    for t in sched.threads:
+        state: ThreadState
+        if t.state == FINISHED:
+            state = "dead"
+        elif t.state == BLOCKED:
+            state = "sleeping" if t.op == "sleep" else "blocked"
+        else:
+            state = "running"
+        th = Thread(id=f"T{t.index}", name=t.name, state=state,
+                    daemon=t.daemon and t.index != 0)  # thread 0 is the program's main
+        if t.state == FINISHED:
+            err = errors.get(t.index)
+            th.ended = "returned" if err is None else f"died of {type(err.exception).__name__}"
+        elif t.ident is not None and frames:
+            th.frames = _frames(frames.get(t.ident))
+        if t.state == BLOCKED and t.waiting is not None:
+            at = th.frames[0] if th.frames else None
+            th.waits = Wait(resource=rid(t.waiting), timeout=None if t.deadline is None else
+                            max(t.deadline - sched.now, 0.0), durable=t.deadline is None, at=at,
+                            op=_OPS.get(t.op, "unknown"))
+            th.detail = t.op
+        threads.append(th)
+    # Work handed where nobody waited (evidence for a stall by work nobody takes).
+    for _, res, _ in list(sched.unheard.values()):
+        rid(res)
+    for index, held in _holdings(sched).items():
+        threads[index].holds = [rid(r) for r in held]
+    return Snapshot(
+        source=Source(kind="explore", format="python"),
+        processes=[Process(pid=os.getpid(), name="stuck explore", threads=threads,
+                           complete=True)],
+        resources=list(resources.values()),
+    )
 
 
-def _held_by(sched: Scheduler, t: CThread) -> list[Any]:
-    out = []
+_OPS = {"acquire": "acquire", "wait": "wait", "get": "get", "put": "put", "join": "join"}
+
+
+def _holdings(sched: Scheduler) -> dict[int, list[Any]]:
+    """Thread index -> the locks it holds, among those some thread waits on or is about to use
+    (one pass over the threads, for every thread at once)."""
+    out: dict[int, list[Any]] = {}
     seen: set[int] = set()
     for other in sched.threads:
         for res in (other.waiting, other.pending):
             if res is None or id(res) in seen:
                 continue
             seen.add(id(res))
-            if t in _owners(res):
-                out.append(res)
+            for o in _owners(res):
+                out.setdefault(o.index, []).append(res)
     return out
-
-
-def _find_cycle(succ: dict[int, list[int]], hard: dict[int, bool]) -> list[int]:
-    """A cycle in the wait-for graph, preferring one made only of ownership/join edges."""
-    for only_hard in (True, False):
-        found = _cycle_from(succ, hard, only_hard)
-        if found:
-            return found
-    return []
-
-
-def _cycle_from(succ: dict[int, list[int]], hard: dict[int, bool], only_hard: bool) -> list[int]:
-    color: dict[int, int] = {}
-    stack: list[int] = []
-
-    def visit(n: int) -> list[int] | None:
-        color[n] = 1
-        stack.append(n)
-        if not only_hard or hard.get(n, False):
-            for m in succ.get(n, []):
-                if m not in succ:
-                    continue
-                if color.get(m) == 1:
-                    return stack[stack.index(m):]
-                if m not in color:
-                    found = visit(m)
-                    if found:
-                        return found
-        stack.pop()
-        color[n] = 2
-        return None
-
-    for n in sorted(succ):
-        if n not in color:
-            found = visit(n)
-            if found:
-                return list(found)
-    return []
 
 
 def hang(sched: Scheduler, me: CThread) -> Verdict:
@@ -306,7 +351,7 @@ def hang(sched: Scheduler, me: CThread) -> Verdict:
     here = _wait_frame(sched, me, frames)
     v = Verdict("hang", f"hang: no thread finished within {sched.max_steps} synchronization "
                         f"steps (livelock or spin loop; {me.name} was at {here})", [], table)
-    v.report = _report(sched, v, frames, False) if sched.record else None
+    v.report = _report(sched, v, frames) if sched.record else None
     return v
 
 
@@ -327,7 +372,7 @@ def stopped(sched: Scheduler, seconds: float) -> Verdict:
     v = Verdict("hang", f"hang: {name} reached no synchronization point for {seconds:g} s at "
                         f"{here} (a loop without synchronization, I/O, or a primitive created "
                         "outside the explored function)", [], table)
-    v.report = _report(sched, v, frames, False) if sched.record else None
+    v.report = _report(sched, v, frames) if sched.record else None
     return v
 
 
@@ -362,102 +407,16 @@ def _frames(frame: Any, limit: int = 30) -> list[Frame]:
     return out
 
 
-def _report(sched: Scheduler, v: Verdict, frames: dict[int, Any], certain: bool,
-            unserved: tuple[CThread, Any, str] | None = None) -> Report:
-    from stuck.explore.scheduler import BLOCKED, FINISHED, CThread
-
-    resources: dict[int, Resource] = {}
-
-    def rid(res: Any) -> str:
-        r = resources.get(id(res))
-        if r is None:
-            kind = "thread" if isinstance(res, CThread) else getattr(res, "kind", "unknown")
-            r = Resource(id=f"r{len(resources) + 1}", kind=_KIND_MAP.get(kind, "unknown"),
-                         label=_label(sched, res),
-                         owners=[f"T{o.index}" for o in _owners(res)])
-            key = getattr(res, "key", None)
-            if key is not None and not isinstance(res, CThread):
-                w = sched.history.wakers.get(key)
-                r.wakers = [f"T{i}" for i in sorted(w)] if w else []
-            resources[id(res)] = r
-        return r.id
-
-    threads: list[Thread] = []
-    for t in sched.threads:
-        state: ThreadState
-        if t.state == FINISHED:
-            state = "dead"
-        elif t.state == BLOCKED:
-            state = "sleeping" if t.op == "sleep" else "blocked"
-        else:
-            state = "running"
-        th = Thread(id=f"T{t.index}", name=t.name, state=state, daemon=t.daemon)
-        if t.state != FINISHED and t.ident is not None:
-            th.frames = _frames(frames.get(t.ident))
-        if t.state == BLOCKED and t.waiting is not None:
-            at = th.frames[0] if th.frames else None
-            th.waits = Wait(resource=rid(t.waiting), timeout=None if t.deadline is None else
-                            max(t.deadline - sched.now, 0.0), durable=t.deadline is None, at=at)
-            th.detail = t.op
-        for res in _held_by(sched, t):
-            th.holds.append(rid(res))
-        threads.append(th)
-    findings: list[Finding] = []
-    if v.kind in ("deadlock", "stall", "hang"):
-        cyc = [Edge(thread=f"T{a}", waits_for=_rid_for(sched, a, rid), held_by=f"T{b}")
-               for a, _, b in v.cycle]
-        in_cycle = {a for a, _, _ in v.cycle}
-        involved = sorted(in_cycle) if in_cycle else [w.thread for w in v.table]
-        behind = [f"T{w.thread}" for w in v.table if in_cycle and w.thread not in in_cycle]
-        missing = []
-        if v.kind == "deadlock" and not certain:
-            missing.append("the cycle passes through a condition or queue: its possible wakers "
-                           "are the threads seen notifying it during the exploration")
-        if unserved is not None:
-            rid(unserved[1])
-            missing.append(f"no thread was seen waiting on {_label(sched, unserved[1])} in the "
-                           "executions explored; one that serves it may exist in others")
-        findings.append(Finding(
-            kind=v.kind,  # type: ignore[arg-type]
-            confidence="certain" if certain else ("probable" if v.kind == "deadlock"
-                                                  or unserved is not None else "possible"),
-            summary=v.summary,
-            explanation=_explain(v, unserved is not None),
-            threads=[f"T{i}" for i in involved],
-            resources=sorted({r.id for r in resources.values()}),
-            cycle=cyc,
-            blocked_behind=behind,
-            missing_evidence=missing,
-            details={"controlled_steps": sched.step, "virtual_time": sched.now},
-        ))
-    snap = Snapshot(
-        source=Source(kind="explore", format="python"),
-        processes=[Process(pid=os.getpid(), name="stuck explore", threads=threads)],
-        resources=list(resources.values()),
-        notes=list(sched.uncontrolled),
-    )
-    return Report(snapshot=snap, findings=findings)
-
-
-def _rid_for(sched: Scheduler, index: int, rid: Any) -> str:
-    res = sched.threads[index].waiting
-    return str(rid(res)) if res is not None else "?"
-
-
-def _explain(v: Verdict, unserved: bool = False) -> str:
-    if v.kind == "deadlock":
-        return ("Under the controlled scheduler every thread of the program was blocked, and the "
-                "waits close a cycle: each thread waits for something only the next one can "
-                "release, so none of them can ever continue.")
-    if v.kind == "stall" and unserved:
-        return ("Under the controlled scheduler every thread of the program was blocked. One of "
-                "them handed work to a condition or queue that no thread serves (nobody was ever "
-                "seen waiting there) and then waited for its effect; the threads that could wake "
-                "it are idle, waiting for work of their own.")
-    if v.kind == "stall":
-        return ("Under the controlled scheduler every thread of the program was blocked, without "
-                "a cycle: at least one wait can only be ended by a thread that has finished or "
-                "never signals it.")
-    return ("The execution did not finish within its budget of synchronization steps, or a "
-            "thread stopped reaching synchronization points: a livelock, a spin loop, or a "
-            "wait outside the scheduler's control.")
+def _report(sched: Scheduler, v: Verdict, frames: dict[int, Any]) -> Report:
+    """The report of a hang: the final state, and a finding that claims no cause."""
+    snap = snapshot(sched, frames)
+    snap.notes.extend(sched.uncontrolled)
+    finding = Finding(
+        kind="hang", confidence="possible", summary=v.summary,
+        explanation=("The execution did not finish within its budget of synchronization steps, "
+                     "or a thread stopped reaching synchronization points: a livelock, a spin "
+                     "loop, or a wait outside the scheduler's control."),
+        threads=[f"T{w.thread}" for w in v.table],
+        resources=[r.id for r in snap.resources],
+        details={"controlled_steps": sched.step, "virtual_time": sched.now})
+    return Report(snapshot=snap, findings=[finding])

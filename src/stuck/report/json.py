@@ -100,12 +100,13 @@ def _recorded(rec: Recorded) -> dict[str, Any]:
     d: dict[str, Any] = {}
     for name in _RECORDED_FIELDS:
         value = getattr(rec, name)
-        if value is None or value == [] or (value is False and name != "reachable") or (
+        if value is None or value == [] or (value is False and name not in ("reachable", "served")) or (
                 value == 0 and name in ("rounds", "in_flight")):
             continue
         d[name] = list(value) if isinstance(value, list) else value
     if rec.signals:
-        d["signals"] = [{"op": g.op, "thread": g.thread, "at": g.at, "waiters": g.waiters}
+        d["signals"] = [{"op": g.op, "thread": g.thread, "at": g.at, "waiters": g.waiters,
+                         **({"where": g.where} if g.where is not None else {})}
                         for g in rec.signals]
     return d
 
@@ -113,13 +114,13 @@ def _recorded(rec: Recorded) -> dict[str, Any]:
 _RECORDED_FIELDS = ("epoch", "wakers", "getters", "size", "maxsize", "jobs", "parties", "waiting",
                     "rounds", "broken", "is_set", "free", "in_flight", "joins", "task",
                     "running", "pool", "pool_label", "pool_workers", "pool_capacity",
-                    "pool_shutdown", "pool_pending", "reachable")
+                    "pool_shutdown", "pool_pending", "reachable", "served")
 _RECORDED_TYPES: dict[str, type | tuple[type, ...]] = {
     "epoch": int, "wakers": list, "getters": list, "size": int, "maxsize": int, "jobs": list, "parties": int,
     "waiting": int, "rounds": int, "broken": bool, "is_set": bool, "free": int,
     "in_flight": int, "joins": str, "task": str, "running": bool, "pool": str,
     "pool_label": str, "pool_workers": list, "pool_capacity": int, "pool_shutdown": bool,
-    "pool_pending": list, "reachable": bool,
+    "pool_pending": list, "reachable": bool, "served": bool,
 }
 
 
@@ -134,7 +135,8 @@ def _read_recorded(d: Any) -> Recorded | None:
     rec.signals = [Signal(op=_get(g, "op", str, where="signal"),
                           thread=_get(g, "thread", str, where="signal"),
                           at=float(_get(g, "at", (int, float), where="signal")),
-                          waiters=_get(g, "waiters", int, where="signal"))
+                          waiters=_get(g, "waiters", int, where="signal"),
+                          where=_get(g, "where", str, None, "signal"))
                    for g in _get(d, "signals", list, [], "recorded")]
     return rec
 

@@ -16,7 +16,7 @@ from stuck.model import Confidence, Finding
 from stuck.rules.facts import Facts, waited
 
 # Kinds whose "holders" are inferred from past behaviour, not owned.
-INFERRED_KINDS = frozenset({"semaphore", "queue", "future"})
+INFERRED_KINDS = frozenset({"semaphore", "queue", "future", "condition-wait"})
 
 # A plain Lock may be released by any thread. A finding that holds only if the threads able
 # to run never release a Lock they did not take is probable, and is reported only once its
@@ -38,6 +38,9 @@ def cycle_confidence(kinds: Iterable[str]) -> tuple[Confidence, list[str]]:
     if "future" in kinds:
         missing.append("a pending future can only run on its pool's workers; another thread "
                        "could still complete it by hand")
+    if "condition-wait" in kinds:
+        missing.append("who will notify a condition is inferred from who notified it so far; "
+                       "a thread that never did could still notify it")
     return ("probable" if kinds & INFERRED_KINDS else "certain"), missing
 
 

@@ -34,7 +34,21 @@ def holders(t: ThreadFacts, facts: Facts) -> list[str]:
     if res.kind == "future":
         ex = facts.executors.get(res.executor) if res.executor else None
         return sorted(res.wakers or ()) or (list(ex.workers) if ex is not None else [])
+    # A condition: the threads that ever notified it (a user-level lock, channel or wait group
+    # built on one: the notifier is the thread that would release, take or finish).
+    if res.kind == "condition" and t.wait.op == "wait":
+        return sorted(w for w in res.wakers or () if w != t.id)
     return []
+
+
+def held(e: Edge, facts: Facts) -> bool:
+    """An edge of holding (a lock's owner, a joined thread), not one inferred from behaviour."""
+    t = facts.threads[e.thread]
+    res = facts.resources.get(e.waits_for)
+    if t.wait is None or res is None:
+        return False
+    return t.wait.op == "join" or res.kind in ("thread", "mutex", "rlock") or (
+        res.kind == "condition" and t.wait.op == "acquire")
 
 
 def holding_cycles(stuck: set[str], facts: Facts) -> list[list[Edge]]:
@@ -88,14 +102,28 @@ def deadlock_finding(cycle: list[Edge], facts: Facts, now: float) -> Finding:
             name_of(facts, e.held_by), e.held_by == e.thread))
     n = len(cycle)
     summary = parts[0] if n == 1 else f"{n} threads wait for each other: " + "; ".join(parts)
-    longest = max((waited(facts.threads[e.thread], now) or 0.0) for e in cycle)
+    lasted = [w for e in cycle if (w := waited(facts.threads[e.thread], now)) is not None]
+    longest = max(lasted, default=0.0)
     confidence, missing = cycle_confidence(
-        {facts.resources[e.waits_for].kind for e in cycle})
+        {_edge_kind(e, facts) for e in cycle})
+    explanation = ("Each thread waits, without a timeout, for what the next one holds or "
+                   "would signal; none of them can go on.")
+    if lasted:  # a source that times waits (live) saw them unchanged twice
+        explanation += (f" The waits have lasted {longest:.1f} s and were seen unchanged twice, "
+                        "with nothing released or signalled in between.")
     return Finding(
         kind="deadlock", confidence=confidence, summary=summary,
-        explanation=("Each thread waits, without a timeout, for what the next one holds; none "
-                     f"of them can go on. The waits have lasted {longest:.1f} s and were seen "
-                     "unchanged twice, with nothing released or signalled in between."),
+        explanation=explanation,
         threads=unique([e.thread for e in cycle]),
         resources=unique([e.waits_for for e in cycle]), cycle=cycle,
         missing_evidence=missing, details={"rule": "cycle", "waiting_seconds": round(longest, 3)})
+
+
+def _edge_kind(e: Edge, facts: Facts) -> str:
+    """The resource kind an edge goes through; a wait on a condition (not for its lock) reads
+    as ``condition-wait``, an edge inferred from who notified it."""
+    kind = facts.resources[e.waits_for].kind
+    w = facts.threads[e.thread].wait
+    if kind == "condition" and w is not None and w.op == "wait":
+        return "condition-wait"
+    return kind

@@ -5,10 +5,10 @@ from __future__ import annotations
 from stuck.model import Finding
 from stuck.rules.behind import behind_another, blocked_behind
 from stuck.rules.confidence import any_releaser_doubt
-from stuck.rules.cycle import deadlock_finding, holding_cycles
+from stuck.rules.cycle import deadlock_finding, held, holding_cycles
 from stuck.rules.facts import Facts, waited
 from stuck.rules.knot import stuck_set
-from stuck.rules.stall import report_order, stall_finding
+from stuck.rules.stall import handed_away, report_order, stall_finding
 
 
 def judge(facts: Facts, settle: float = 0.5,
@@ -27,6 +27,11 @@ def judge(facts: Facts, settle: float = 0.5,
     for cycle in holding_cycles(stuck, facts):
         ids = [e.thread for e in cycle]
         if any((waited(threads[i], now) or 0.0) < settle for i in ids):
+            continue
+        if not all(held(e, facts) for e in cycle) and handed_away(set(ids), facts, stuck):
+            # Each of them would wake the other, but one handed work where nobody takes it
+            # (a job for a pool without a worker) and now waits for its effect: that job is
+            # the cause, a stall, reported below with it.
             continue
         findings.append(deadlock_finding(cycle, facts, now))
         reported.update(ids)

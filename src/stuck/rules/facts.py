@@ -56,6 +56,7 @@ class Signal:
     thread: str
     at: float  # wall-clock time (epoch seconds), as Facts.now
     waiters: int
+    where: str | None = None  # the program's code that signalled, where the source saw it
 
 
 @dataclass(slots=True)
@@ -89,6 +90,8 @@ class ResourceFacts:
     in_flight: int = 0
     epoch: int | None = None  # the primitive's epoch when the facts were read
     jobs: list[str] = field(default_factory=list)  # queue: what its first items are
+    # condition: whether any thread was ever seen waiting on it; None: not recorded.
+    served: bool | None = None
 
 
 @dataclass(slots=True)
@@ -164,9 +167,9 @@ def facts_of(snap: Snapshot) -> tuple[Facts, set[str]]:
             maxsize=rec.maxsize, parties=rec.parties, n_waiting=rec.waiting,
             rounds=rec.rounds, broken=rec.broken, executor=rec.pool, task=rec.task,
             running=rec.running, thread=rec.joins,
-            history=[Signal(g.op, g.thread, g.at, g.waiters) for g in rec.signals],
+            history=[Signal(g.op, g.thread, g.at, g.waiters, g.where) for g in rec.signals],
             is_set=rec.is_set, value=rec.free, in_flight=rec.in_flight, epoch=rec.epoch,
-            jobs=list(rec.jobs))
+            jobs=list(rec.jobs), served=rec.served)
         resources[res.id] = rf
         if rec.reachable is False:
             unreachable.add(res.id)

@@ -24,6 +24,8 @@ def report_order(t: ThreadFacts, facts: Facts, stuck: set[str],
     blocked pool worker inside its client's); waits for a result before idle workers waiting
     for jobs on a queue; longest first; then by id, so the order never depends on hashing."""
     res = facts.resources.get(t.wait.resource) if t.wait is not None else None
+    if unheard_work({t.id}, facts):
+        return (-1, 0, -(waited(t, now) or 0.0), t.id)  # it waits for work nobody takes
     idle_worker = res is not None and res.kind == "queue" and t.wait is not None \
         and t.wait.op == "get"
     waker_of_another = any(
@@ -202,7 +204,14 @@ def stall_finding(t: ThreadFacts, res: ResourceFacts, facts: Facts, stuck: set[s
         first = facts.resources.get(stranded[0][0])
         ex = facts.executors.get(stranded[0][0])
         where = first.label if first is not None else (ex.label if ex is not None else "")
-        summary += f"; the job queued on {where} can never run"
+        if first is not None and first.kind == "condition":
+            handed = [g for g in first.history if g.waiters == 0]
+            at = f" at {handed[-1].where}" if handed and handed[-1].where else ""
+            summary += f"; the work handed to condition {where}{at} is never taken"
+            missing.append("that nobody takes the work handed to a condition rests on who was "
+                           "seen waiting on it so far; a thread that never did could still")
+        else:
+            summary += f"; the job queued on {where} can never run"
     if confidence != "certain":
         missing.append("a thread that never signalled this resource could still do so; the "
                        "claim rests on who signalled it so far")
@@ -231,8 +240,37 @@ def chain_line(wt: ThreadFacts, facts: Facts, stuck: set[str]) -> str:
             + (f" held by {owners}" if owners else "") + ".")
 
 
-def stranded_work(involved: set[str], facts: Facts, stuck: set[str]) -> list[tuple[str, str]]:
+def unheard_work(involved: set[str], facts: Facts) -> list[tuple[str, str]]:
+    """Work one of ``involved`` handed over by notifying a condition nobody waited on, when no
+    thread was ever seen waiting on that condition (``ResourceFacts.served`` False): nothing
+    will ever take it (a job queued on a pool that has no worker)."""
     out: list[tuple[str, str]] = []
+    for res in facts.resources.values():
+        if res.kind != "condition" or res.served is not False:
+            continue
+        if any(t.wait is not None and t.wait.resource == res.id for t in facts.threads.values()):
+            continue
+        handed = [g for g in res.history if g.waiters == 0 and g.thread in involved
+                  and g.op in ("notify", "notify_all")]
+        if not handed:
+            continue
+        g = handed[-1]
+        at = f" at {g.where}" if g.where else ""
+        out.append((res.id, f"The work {name_of(facts, g.thread)} handed to condition "
+                            f"{res.label}{at} is never taken: no thread was ever seen waiting "
+                            "on it."))
+    return out
+
+
+def handed_away(ids: set[str], facts: Facts, stuck: set[str]) -> bool:
+    """Work that threads of ``ids`` handed where no thread able to run takes it, outside the
+    waits of the program (a queue or condition no thread waits on)."""
+    waited_on = {t.wait.resource for t in facts.threads.values() if t.wait is not None}
+    return any(rid not in waited_on for rid, _ in stranded_work(ids, facts, stuck))
+
+
+def stranded_work(involved: set[str], facts: Facts, stuck: set[str]) -> list[tuple[str, str]]:
+    out: list[tuple[str, str]] = unheard_work(involved, facts)
     for res in facts.resources.values():
         if res.kind != "queue" or not res.size:
             continue

@@ -83,4 +83,6 @@ def cycle_step(op: str | None, kind: str, name: str, other: str, self_loop: bool
         return f"waits for {name}, which only {other} can complete"
     if op in (None, "acquire") or kind in ("mutex", "rlock", "semaphore"):
         return f"waits for {name} held by {other}"
+    if op == "wait" and kind == "condition":
+        return f"waits on condition {name}, which only {other} could wake (it signalled it before)"
     return f"waits for {name} ({op}), which {other} could end"

@@ -326,6 +326,21 @@ def job_names(q: Any, limit: int = 3) -> list[str]:
     return names
 
 
+def _served(cond: object, signals: deque[SignalNote] | None) -> bool | None:
+    """Whether a thread was ever seen waiting on a condition: one waits now, or a notify found
+    one waiting. False only while its history of notifies is complete (shorter than the
+    history's bound) and every one found nobody waiting; None when that cannot be told."""
+    if getattr(cond, "_waiters", None):
+        return True
+    if not signals:
+        return None
+    if any(s.waiters for s in signals):
+        return True
+    if signals.maxlen is not None and len(signals) >= signals.maxlen:
+        return None
+    return False
+
+
 def _queue_size(q: Any) -> int | None:
     """Items in a queue without taking its mutex (``Queue.qsize`` locks it, and the watchdog
     must never wait for a lock a program thread may hold); SimpleQueue's is lock-free."""
@@ -490,8 +505,12 @@ class LiveChecker:
                 with contextlib.suppress(TypeError):
                     rf.in_flight = recorded_waits - len(parked)  # type: ignore[arg-type]
         # Queues holding work that threads of a possible stall handed off (stranded jobs).
+        # Conditions last notified while nobody waited, that nobody was ever seen waiting on:
+        # work handed where no thread takes it.
         for obj in list(registry.resources):
-            if kind_of(obj) == "queue" and _queue_size(obj):
+            kind = kind_of(obj)
+            if (kind == "queue" and _queue_size(obj)) or (kind == "condition" and _served(
+                    obj, getattr(obj, "__dict__", {}).get("_stuck_signals")) is False):
                 add(obj)
         # Threads named as wakers that are gone.
         for rf in resources.values():
@@ -536,6 +555,8 @@ class LiveChecker:
             if signals:
                 rf.history = [Signal(s.op, self._waker_id(int(s.thread, 16), s.thread_mark),
                                      s.at, s.waiters) for s in list(signals)]
+            if kind == "condition":
+                rf.served = _served(obj, signals)
             if kind == "barrier":
                 rf.parties = getattr(obj, "parties", None)
                 rf.n_waiting = getattr(obj, "n_waiting", None)
@@ -703,8 +724,9 @@ def record_facts(snap: Snapshot, facts: Facts, unreachable: set[str]) -> None:
             maxsize=rf.maxsize, jobs=list(rf.jobs), parties=rf.parties, waiting=rf.n_waiting,
             rounds=rf.rounds, broken=rf.broken, is_set=rf.is_set, free=rf.value,
             in_flight=rf.in_flight, joins=rf.thread, task=rf.task, running=rf.running,
-            reachable=False if rf.id in unreachable else None,
-            signals=[ModelSignal(g.op, g.thread, g.at, g.waiters) for g in rf.history])
+            reachable=False if rf.id in unreachable else None, served=rf.served,
+            signals=[ModelSignal(g.op, g.thread, g.at, g.waiters, g.where)
+                     for g in rf.history])
         ex = facts.executors.get(rf.executor) if rf.executor else None
         if ex is not None:
             rec.pool, rec.pool_label, rec.pool_workers = ex.id, ex.label, list(ex.workers)
