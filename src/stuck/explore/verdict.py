@@ -384,6 +384,9 @@ def exception(sched: Scheduler, errors: list[ThreadError], then: Verdict | None)
         summary += f"; then {then.summary}"
     v = Verdict("exception", summary, then.cycle if then else [], then.table if then else [],
                 list(errors))
+    if then is not None and then.kind in ("deadlock", "stall"):
+        # What the program was left in once the thread died: the rules' findings on it.
+        v.findings, v.report = then.findings, then.report
     return v
 
 
