@@ -18,7 +18,9 @@ import time
 READINGS = [4, 2, 1, 0, 8]  # the 0 makes the ticker fail
 
 
-def main(give_up_after: float) -> int:
+def main(give_up_after: float | None) -> int:
+    """``give_up_after`` None: wait for the follower as long as it takes (as ``stuck explore``
+    runs it)."""
     tick = threading.Event()
     rounds: list[float] = []
 

@@ -18,7 +18,9 @@ import threading
 RECORDS = ["alpha", "beta", "", "delta"]  # the empty record stops the producer early
 
 
-def main(give_up_after: float) -> int:
+def main(give_up_after: float | None) -> int:
+    """``give_up_after`` None: wait for the consumer as long as it takes (as ``stuck explore``
+    runs it)."""
     records: queue.Queue[str | None] = queue.Queue()
     done: list[str] = []
 

@@ -86,7 +86,9 @@ class Store:
             self.bg_cv.notify_all()
 
 
-def main(give_up_after: float) -> int:
+def main(give_up_after: float | None) -> int:
+    """``give_up_after`` None: wait for the writer as long as it takes, as a program without a
+    limit would (the way ``stuck explore`` runs it)."""
     store = Store(flush_pool=BackgroundPool("flush", workers=1),
                   compaction_pool=BackgroundPool("compaction", workers=0))
 
@@ -96,7 +98,9 @@ def main(give_up_after: float) -> int:
 
     writer = threading.Thread(target=write_forever, name="writer", daemon=True)
     writer.start()
-    deadline = time.monotonic() + give_up_after
+    if give_up_after is None:
+        writer.join()
+    deadline = time.monotonic() + (give_up_after or 0.0)
     while writer.is_alive() and time.monotonic() < deadline:
         writer.join(timeout=0.5)  # the main thread stays able to run: a timed wait
     if writer.is_alive():
