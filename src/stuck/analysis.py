@@ -513,12 +513,16 @@ class _Analysis:
                 and not any(o.state == "running" or (o.state == "io" and not _writes(o))
                             or (o.state == "unknown" and o.frames) for o in proc.threads))
 
+    def _capture_command(self) -> str:
+        """The exact command that captures every thread again, for this dump's source."""
+        fmt = self.snap.source.format or ""
+        return {"gdb": "gdb -p PID -batch -ex 'thread apply all bt'",
+                "go": "GOTRACEBACK=all and kill -QUIT PID (every goroutine)",
+                "jstack": "jstack -l PID"}.get(fmt.split("+", 1)[0], "py-spy dump --pid PID")
+
     def _capture_all(self) -> str:
         """What to capture when the text visibly lacks threads: the exact command."""
-        fmt = self.snap.source.format or ""
-        how = {"gdb": "gdb -p PID -batch -ex 'thread apply all bt'",
-               "go": "GOTRACEBACK=all and kill -QUIT PID (every goroutine)",
-               "jstack": "jstack -l PID"}.get(fmt.split("+", 1)[0], "py-spy dump --pid PID")
+        how = self._capture_command()
         return ("the text lacks threads of this process (an excerpt), and who holds or would "
                 f"end these waits may be among them: capture every thread ({how}), or run "
                 "`stuck capture PID`")
@@ -946,7 +950,8 @@ class _Analysis:
                 f" and {len(timers) - 4} more" if len(timers) > 4 else "")
             missing.append(f"{names_t} only wait(s) for time to pass and will run again: if "
                            "one of them ends these waits when it wakes, they are not stuck; "
-                           "a second dump a minute later showing the same waits rules that out")
+                           "a second dump a minute later showing the same waits rules that out "
+                           f"({self._capture_command()})")
         if excerpt and not proven and not wakers_known:
             # The claim "nothing can wake it" needs the threads the excerpt left out.
             confidence = "possible"
@@ -1003,7 +1008,9 @@ class _Analysis:
         res0 = self.resources.get(first.waits.resource)
         summary = (f"{first.label()} waits on {_res_name(res0, first.waits.resource)}"
                    + (f" (and {len(waiters) - 1} more)" if len(waiters) > 1 else "")
-                   + "; no thread that could wake it is able to run")
+                   + ("; no thread that could wake it runs: the only ones that can run again "
+                      "just wait for time to pass" if timers
+                      else "; no thread that could wake it is able to run"))
         details: dict[str, object] = {"idle": idle, "blocked": blocked, "finished": dead}
         if known:
             details["knowledge"] = list(dict.fromkeys(k.rule.name for k in known.values()))

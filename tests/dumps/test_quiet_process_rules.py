@@ -62,6 +62,11 @@ def test_java_waits_nobody_ends_beside_sleepers_are_one_possible_stall() -> None
         # SynchronousQueue.put waits for a taker: stuck; a consumer in take() is idle
         assert _names(report, f.threads) == {"acquirer", "party-a", "party-b", "handoff"}, name
         assert not _involved(report, f) & {"ticker", "poller", "taker"}, name
+        # the parties park on the barrier's internal Condition: read as the barrier
+        res = report.snapshot.resource_map()
+        kinds = {res[r].kind for r in f.resources}
+        assert {"barrier", "semaphore", "queue"} <= kinds, (name, kinds)
+        assert any("(jstack -l PID)" in m for m in f.missing_evidence), name
 
 
 def test_rwlock_taken_for_writing_under_its_own_read_lock_is_a_possible_deadlock() -> None:

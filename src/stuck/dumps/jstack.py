@@ -113,6 +113,14 @@ _IO_MARKERS = (
     "receive0", "connect0", "readv0", "waitForProcessExit", "waitForInterruptEvent",
 )
 
+# Classes whose waits park on an internal ConditionObject: (method prefix, kind, what).
+_PARKED_IN: tuple[tuple[str, ResourceKind, str], ...] = (
+    ("java.util.concurrent.CyclicBarrier.dowait", "barrier", "waiting for the other parties"),
+    ("java.util.concurrent.ArrayBlockingQueue.put", "queue", "full: waiting for a taker"),
+    ("java.util.concurrent.LinkedBlockingQueue.put", "queue", "full: waiting for a taker"),
+    ("java.util.concurrent.LinkedBlockingDeque.put", "queue", "full: waiting for a taker"),
+)
+
 # Process.waitFor waits on the process object's monitor until the reaper sees the child exit.
 _PROCESS_CLASSES = frozenset({"java.lang.ProcessImpl", "java.lang.UNIXProcess",
                               "java.lang.ProcessHandleImpl"})
@@ -348,10 +356,26 @@ class _Builder:
         elif child is not None and t.waits is None:
             t.waits = Wait(resource=child, durable=False, at=t.frames[0] if t.frames else None,
                            direction="wait-child")
+        if acc.wait_kind == "park" and acc.wait_id is not None:
+            self._name_parked_wait(acc)
         t.state = "blocked" if child is not None else _classify(acc)
         if acc.java_state is not None:
             t.detail = acc.java_state + (f" ({acc.java_state_reason})"
                                          if acc.java_state_reason else "")
+
+    def _name_parked_wait(self, acc: _ThreadAcc) -> None:
+        """A park on a ConditionObject inside a java.util.concurrent class is a wait on that
+        class's own state: a barrier's trip, a bounded queue's room or items. Say so."""
+        assert acc.wait_id is not None
+        res = self.resources.get(acc.wait_id)
+        if res is None or res.kind != "condition":
+            return
+        for f in acc.thread.frames[:_IDLE_DEPTH]:
+            for prefix, kind, what in _PARKED_IN:
+                if f.function.startswith(prefix):
+                    res.kind = kind
+                    res.label = f"{f.function.rsplit('.', 1)[0]} ({what})"
+                    return
 
     def _child_wait(self, acc: _ThreadAcc) -> str | None:
         """The JDK's process reaper, in waitpid for a child (its name may carry the pid): a
