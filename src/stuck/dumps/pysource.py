@@ -27,7 +27,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from stuck.model import Frame, Resource, ResourceKind, Snapshot, Thread, Wait
 from stuck.stacks.python import CALL_ACTIVITY, SLEEP_ONLY, is_stdlib
@@ -52,6 +52,7 @@ class _Source:
     path: str
     lines: list[str]
     globals: dict[str, str]  # module-level name -> the right-hand side it is bound to
+    sleeps_only: dict[int, bool] = field(default_factory=dict)  # line -> _sleeps_only's answer
 
 
 class SourceReader:
@@ -363,6 +364,13 @@ def _sleeps_only(src: _Source, line: int, t: Thread) -> bool:
     other code. Read from the source; the loop's body is its lines indented deeper."""
     if any(f.function == "<module>" for f in t.frames) or not 1 <= line <= len(src.lines):
         return False
+    known = src.sleeps_only.get(line)
+    if known is None:  # many threads sleep on one line: the loop is read once
+        known = src.sleeps_only[line] = _loop_only_sleeps(src, line)
+    return known
+
+
+def _loop_only_sleeps(src: _Source, line: int) -> bool:
     level = _indent(src.lines[line - 1])
     start = None
     for n in range(line - 2, max(-1, line - 2 - SCAN_UP), -1):
