@@ -11,6 +11,9 @@ and without its source beside it:
 - lock_across_join: main holds cache.lock (acquire()) and joins the refresher, which waits for
   it in Cache.refresh (``with self.lock``); a reporter sleeps in a loop. main and the refresher
   wait for each other, claimed `possible` (the holder of a Lock is never printed).
+- stop_under_lock: stop() holds state_lock (`with`) and joins the poller, which waits for
+  it. With the source, a deadlock: `probable` when --locals identify the joined thread, a
+  `possible` guess otherwise.
 - sleepy_pipeline: busy and fine (sleeps between puts, a timed get): no finding wherever the
   dump or the source shows the timeout.
 """
@@ -96,14 +99,34 @@ def test_a_lock_held_across_a_join_is_a_possible_deadlock_of_both(capture: str,
     assert any("holds" in m for m in f.missing_evidence)  # how to see the holder
 
 
+@pytest.mark.parametrize("capture", CAPTURES)
+def test_a_join_under_the_lock_the_joined_thread_needs_is_a_deadlock_with_the_source(
+        capture: str) -> None:
+    # stop() holds state_lock (`with`, read from the source) and joins the poller, which waits
+    # for state_lock. With --locals the joined thread is read from its Thread address: a
+    # probable cycle; without, it is taken to be the one thread waiting for the lock main
+    # holds, a guess: possible, and the finding says so.
+    r = report(capture, "stop-under-lock", source=True)
+    confidence = "probable" if capture.endswith("-locals") else "possible"
+    assert [(f.kind, f.confidence) for f in r.findings] == [("deadlock", confidence)]
+    f = r.findings[0]
+    assert named(r, f, "poll") and named(r, f, "stop")
+    assert not involved(r, f, "logger")
+    assert {(runs(r, e.thread, "stop"), runs(r, e.held_by, "poll")) for e in f.cycle} == {
+        (True, True), (False, False)}  # main waits for the poller, the poller for main
+    if confidence == "possible":
+        assert any("taken to be" in m for m in f.missing_evidence)
+
+
 @pytest.mark.parametrize("capture", ["pyspy", "pyspy-locals", "faulthandler"])
 def test_without_source_a_call_the_dump_does_not_name_is_said_not_guessed(capture: str) -> None:
     # py-spy and faulthandler show no frame for the lock acquire the refresher is in; a sleep
     # looks the same (the reporter): nothing is claimed, and the note says how to see it.
-    r = report(capture, "lock-across-join")
-    assert r.findings == []
-    note = next(n for n in r.snapshot.notes if "call the dump does not show" in n)
-    assert "py-spy dump --native" in note and "--source" in note
+    for program in ("lock-across-join", "stop-under-lock"):
+        r = report(capture, program)
+        assert r.findings == []
+        note = next(n for n in r.snapshot.notes if "call the dump does not show" in n)
+        assert "py-spy dump --native" in note and "--source" in note
 
 
 @pytest.mark.parametrize("source", [False, True], ids=["dump", "dump+source"])
@@ -179,6 +202,6 @@ def test_faulthandler_and_pystack_excerpts_are_told_from_complete_dumps() -> Non
 
 
 def test_fixtures_exist() -> None:
-    for program in ("leaked-permit", "lock-across-join", "sleepy-pipeline"):
+    for program in ("leaked-permit", "lock-across-join", "stop-under-lock", "sleepy-pipeline"):
         for capture in CAPTURES:
             assert Path(GENERATED / f"{capture}-{program}.txt").is_file()
