@@ -63,3 +63,51 @@ def test_past_the_class_bound_keyed_locks_are_still_checked(capfd: pytest.Captur
     [f] = c.findings()
     assert f.details["variant"] == "same-class"
     assert f.details["reason"] == "both-orders"
+
+
+def test_past_the_class_bound_new_classes_are_still_checked(capfd: pytest.CaptureFixture[str]
+                                                            ) -> None:
+    # Many classes, each used once and then cold (code generated per request, classes made
+    # per plugin): the checker forgets the least recently used to stay within its bound,
+    # and classes made after that are checked like the first ones.
+    c = LockOrderChecker(max_classes=64)
+    outer = make_lock(c, "outer")  # held throughout: never forgotten
+    with outer:
+        for i in range(1000):
+            a, b = make_lock(c, f"a{i}"), make_lock(c, f"b{i}")
+            with a, b:
+                pass
+            assert c.stats()["classes"] <= 64  # the bound holds at every step
+    x, y = make_lock(c, "x"), make_lock(c, "y")
+    with x, y:
+        pass
+    with y, x:  # made long past the bound: still checked
+        pass
+    [f] = c.findings()
+    assert f.details["variant"] == "deadlock"
+    assert {"x", "y"} <= {c._nodes[n].cls.name for n in c._nodes}
+    assert c.stats()["evicted"] >= 1000 * 2 - 64
+    assert "least recently used ones are forgotten" in capfd.readouterr().err
+    assert any("forgotten" in n for n in c.notes())  # said in the report too
+
+
+def test_a_class_in_a_finding_or_held_is_never_forgotten() -> None:
+    c = LockOrderChecker(max_classes=16)
+    p, q = make_lock(c, "p"), make_lock(c, "q")
+    with p, q:
+        pass
+    with q, p:
+        pass
+    [cycle] = c.findings()
+    held = make_lock(c, "held")
+    held.acquire()
+    try:
+        for i in range(200):
+            a = make_lock(c, f"a{i}")
+            with a:
+                pass
+    finally:
+        held.release()
+    names = {c._nodes[n].cls.name for n in c._nodes}
+    assert {"p", "q", "held"} <= names
+    assert c.findings() == [cycle]  # the finding's edges were kept

@@ -40,7 +40,13 @@ classes, 20,000 edges, 100,000 chains) keep the graph under about 25 MB for clas
 200 MB for edges in the worst case, far less in practice. Interning a class, declaring an
 order and pushing a pattern are O(1) amortised. Past ``max_classes``, locks given an
 ``order_by`` key are checked as instances of their class (see ``_nest``) rather than as
-keyed sub-classes; locks of new classes are not checked (said once, and in the report).
+keyed sub-classes, and a new class makes room by forgetting the least recently used eighth
+of the classes with their edges (``_evict_locked``): never a class a thread holds, one a
+finding names or one dropped as a signal. So memory stays within the bounds above however many
+classes a run makes (a program generating a class per request, per plugin), new classes keep
+being checked, and the cost is O(1) amortised per new class. What is lost is said once, on
+stderr and in the report: an order seen only before its classes were forgotten is not compared
+with the reverse order seen after.
 
 Same-class nesting (two locks of one class held at once) is decided per *instance*: each
 class keeps the order in which its instances were nested, and reports only instances seen
@@ -448,10 +454,21 @@ class LockOrderChecker:
         self._tls = _ThreadState(self._threads)
         # interning: LockClass -> node id (by identity first, by value on a miss)
         self._node_by_cls_id: dict[int, int] = {}
-        self._cls_keepalive: list[LockClass] = []
+        # id(cls) -> cls for every id in _node_by_cls_id: its id must not be reused by another
+        # object while it is a key there
+        self._cls_keepalive: dict[int, LockClass] = {}
         self._node_by_cls: dict[LockClass, int] = {}
         self._node_by_key: dict[tuple[int, Hashable], int] = {}
-        self._nodes: list[_Node] = [_Node(LockClass("none", "", 0, ""), 0)]  # node 0: unused
+        # node id -> node. Ids are never reused (node 0 means "not checked"): an id a thread
+        # read before its class was evicted names nothing afterwards (see ``_evict_locked``).
+        self._nodes: dict[int, _Node] = {}
+        self._node_ids = itertools.count(1)
+        # Eviction (past max_classes): the round in which each node was last used on a slow
+        # path; every round empties the caches, so a class in use is seen again in the next.
+        self._used: dict[int, int] = {}
+        self._round = 1
+        self._evicted = 0
+        self._chain_ids = itertools.count(_CHAIN_BASE)
         self._signals: set[int] = set()  # base nodes dropped as signals
         self._signal_nodes: set[int] = set()  # those and their keyed sub-classes
         self._signal_labels: dict[int, str] = {}
@@ -482,6 +499,7 @@ class LockOrderChecker:
             k = _order_keys.get(id(lock))
             if k is not None:
                 n = self._node_by_key.get((n, k)) or self._intern_key(n, k)
+        self._used[n] = self._round
         return n
 
     # The three hooks below run on every acquire and release of a tracked lock: they are
@@ -500,6 +518,7 @@ class LockOrderChecker:
             node = self._node(lock, cls)
         if not node or node in self._signal_nodes:
             return
+        self._used[node] = self._round
         done = self._checked.get((top[1][1], node, mode))
         if done is not None and (done == _MULTI or done == st.serial):
             return
@@ -512,6 +531,7 @@ class LockOrderChecker:
             node = self._node(lock, cls)
         if not node or node in self._signal_nodes:
             return
+        self._used[node] = self._round
         self._push(self._tls, lock, node, frame)
 
     def took(self, lock: object, cls: LockClass, frame: FrameType | None) -> None:
@@ -653,17 +673,83 @@ class LockOrderChecker:
         with self._mutex:
             n = self._node_by_cls.get(cls)
             if n is None:
-                if len(self._nodes) >= self.max_classes:
-                    self._bound_locked("classes", f"more than {self.max_classes} lock classes; "
-                                       "locks of new classes are not checked")
+                if len(self._nodes) >= self.max_classes and not self._evict_locked():
+                    self._bound_locked("classes", f"more than {self.max_classes} lock classes "
+                                       "held or named by a finding at once; locks of new "
+                                       "classes are not checked until some are released")
                     return 0
-                n = len(self._nodes)
-                self._nodes.append(_Node(cls, n))
+                n = next(self._node_ids)
+                self._nodes[n] = _Node(cls, n)
                 self._node_by_cls[cls] = n
+                self._used[n] = self._round
             if len(self._node_by_cls_id) < 4 * self.max_classes:
                 self._node_by_cls_id[id(cls)] = n
-                self._cls_keepalive.append(cls)  # its id must not be reused by another object
+                self._cls_keepalive[id(cls)] = cls
             return n
+
+    def _evict_locked(self) -> bool:
+        """Make room for new classes: forget about an eighth of ``max_classes``, the classes
+        least recently used (not used since the last eviction first), with their edges.
+        Never a class a thread holds a lock of, one a finding names, one dropped as a signal,
+        or one whose ``order_by`` sub-classes are still known. Their orders are forgotten:
+        an order seen only before a class was evicted and its reverse only after is not
+        found (said once, on stderr and in the report). Every cache is emptied, so the classes
+        in use are seen again, and marked as used, in the next round. Mutex held.
+
+        O(classes + edges) per round, once per ``max_classes // 8`` new classes: O(1)
+        amortised per new class."""
+        keep: set[int] = set(self._signal_nodes)
+        keep.update(self._same_class)
+        for cyc in self._cycles.values():
+            keep.update(cyc.nodes)
+        for stack in list(self._threads.values()):
+            e = stack[0]
+            while e[4] is not None:
+                keep.add(e[1][0])
+                e = e[4]
+        keep.update(rec.base for rec in self._nodes.values() if rec.keyed)
+        want = max(1, self.max_classes // 8)
+        victims: set[int] = set()
+        for old in (True, False):  # not used since the last round first, then the rest
+            for n in list(self._nodes):
+                if len(victims) >= want:
+                    break
+                if n not in keep and (self._used.get(n, 0) < self._round) == old:
+                    victims.add(n)
+        if not victims:
+            return False
+        for n in victims:
+            rec = self._nodes.pop(n)
+            self._used.pop(n, None)
+            if rec.keyed:
+                self._node_by_key.pop((rec.base, rec.key), None)
+            elif self._node_by_cls.get(rec.cls) == n:
+                del self._node_by_cls[rec.cls]
+            inst = self._instances.pop(n, None)
+            if inst is not None:
+                self._instance_edges -= inst.edges
+                self._instance_witnesses -= len(inst.witnesses)
+            self._edge_count -= len(self._out.pop(n, {}))
+        for out in self._out.values():
+            for n in victims & out.keys():
+                del out[n]
+                self._edge_count -= 1
+        for cid, n in list(self._node_by_cls_id.items()):
+            if n in victims:
+                del self._node_by_cls_id[cid]
+                self._cls_keepalive.pop(cid, None)
+        # Chains and checked patterns may name an evicted node: start them afresh (chain ids
+        # keep counting up, so an id a held stack still carries is never given again).
+        self._chains.clear()
+        self._checked.clear()
+        self._clear_fast()
+        self._round += 1
+        self._evicted += len(victims)
+        self._bound_locked("evicted", f"more than {self.max_classes} lock classes: the least "
+                           "recently used ones are forgotten with their orders to make room "
+                           "(an order seen only before its classes were forgotten is not "
+                           "compared with what came after)")
+        return True
 
     def _intern_key(self, base: int, key: Hashable) -> int:
         if not base:
@@ -676,9 +762,13 @@ class LockOrderChecker:
                                        "locks given an order_by key since are checked as "
                                        "locks of their class (the order of their instances)")
                     return base
-                n = len(self._nodes)
-                self._nodes.append(_Node(self._nodes[base].cls, base, key, True))
+                rec = self._nodes.get(base)
+                if rec is None:
+                    return 0  # its class was just forgotten (evicted)
+                n = next(self._node_ids)
+                self._nodes[n] = _Node(rec.cls, base, key, True)
                 self._node_by_key[(base, key)] = n
+                self._used[n] = self._round
             return n
 
     def _new_chain(self, prev: int, node: int) -> int:
@@ -690,7 +780,7 @@ class LockOrderChecker:
                                        "lock chains; repeated patterns are re-checked edge by "
                                        "edge (slower, still correct)")
                     return -2  # uncached: never matches a cached triple
-                chain = _CHAIN_BASE + len(self._chains)
+                chain = next(self._chain_ids)
                 self._chains[(prev, node)] = chain
             return chain
 
@@ -735,7 +825,10 @@ class LockOrderChecker:
             return
         serial = self._tls.serial
         nodes = self._nodes
-        new_base = nodes[node].base
+        rec = nodes.get(node)
+        if rec is None:
+            return  # its class was forgotten (evicted) since this thread looked it up
+        new_base = rec.base
         cacheable = True
         taken_at: tuple[StackEntry, ...] | None = None
         name: str | None = None
@@ -743,10 +836,13 @@ class LockOrderChecker:
             if h_lock is lock:
                 cacheable = False  # the same lock again (a semaphore): not an order
                 continue
-            h_base = nodes[h_node].base
+            h_rec = nodes.get(h_node)
+            if h_rec is None:
+                continue
+            h_base = h_rec.base
             if h_base in self._signals:
                 continue
-            if h_base == new_base and not (nodes[h_node].keyed and nodes[node].keyed):
+            if h_base == new_base and not (h_rec.keyed and rec.keyed):
                 cacheable = False  # each pair of instances is checked: see _nest
                 self._nest(h_lock, h_code, h_lasti, lock, node, frame, serial, mode)
                 continue
@@ -773,7 +869,10 @@ class LockOrderChecker:
     def _add_edge(self, src: int, dst: int, timed: bool, serial: int, witness: Witness) -> None:
         search = False
         with self._mutex:
-            if self._nodes[src].base in self._signals or self._nodes[dst].base in self._signals:
+            src_rec, dst_rec = self._nodes.get(src), self._nodes.get(dst)
+            if src_rec is None or dst_rec is None:
+                return  # a class forgotten (evicted) since the caller looked it up
+            if src_rec.base in self._signals or dst_rec.base in self._signals:
                 return
             out = self._out.setdefault(src, {})
             edge = out.get(dst)
@@ -885,7 +984,10 @@ class LockOrderChecker:
         order the locks were made in. A list of locks always taken by index, a handler that
         nests its target's lock, two locks made on one line and nested one way: no finding.
         """
-        base = self._nodes[node].base
+        rec = self._nodes.get(node)
+        if rec is None:
+            return
+        base = rec.base
         x, y = _instance(h_lock), _instance(lock)
         known = self._same_class.get(base)
         if known is not None:
@@ -955,8 +1057,9 @@ class LockOrderChecker:
 
     def _mark_signal(self, lock: object, cls: LockClass) -> None:
         node = self._node(lock, cls)
-        if node:
-            self._mark_signal_node(self._nodes[node].base)
+        rec = self._nodes.get(node)
+        if rec is not None:
+            self._mark_signal_node(rec.base)
 
     def _mark_signal_node(self, base: int) -> None:
         if base in self._signals:
@@ -964,7 +1067,7 @@ class LockOrderChecker:
         with self._mutex:
             self._signals.add(base)
             self._signal_labels[base] = self._class_key(base)
-            dropped = {n for n, rec in enumerate(self._nodes) if rec.base == base}
+            dropped = {n for n, rec in self._nodes.items() if rec.base == base}
             self._signal_nodes |= dropped
             for n in dropped:
                 self._edge_count -= len(self._out.pop(n, {}))
@@ -1028,7 +1131,8 @@ class LockOrderChecker:
     def stats(self) -> dict[str, int]:
         """How much was checked: for reports, so an empty result can be told from no data."""
         with self._mutex:
-            return {"classes": len(self._nodes) - 1, "edges": self._edge_count,
+            return {"classes": len(self._nodes), "evicted": self._evicted,
+                    "edges": self._edge_count,
                     "signal_classes": len(self._signals), "chains": len(self._chains),
                     "cycles": len(self._cycles), "same_class": len(self._same_class),
                     "retracted": self._retracted}
@@ -1040,7 +1144,7 @@ class LockOrderChecker:
             same = list(self._same_class.values())
             data = [(c, [self._out[a][b] for a, b in zip(c.nodes, c.nodes[1:] + c.nodes[:1], strict=True)])
                     for c in cycles]
-            nodes = list(self._nodes)
+            nodes = dict(self._nodes)
         out = [_cycle_finding(c, edges, nodes) for c, edges in data]
         out.extend(_same_class_finding(s, nodes) for s in same)
         return out
@@ -1050,7 +1154,7 @@ class LockOrderChecker:
         pytest-xdist controller merges its workers' graphs, so an order taken by a test on one
         worker and the reverse order taken on another still form a cycle)."""
         with self._mutex:
-            nodes = list(self._nodes)
+            nodes = dict(self._nodes)
             edges = [e for out in self._out.values() for e in out.values()]
             same = list(self._same_class.values())
             signals = sorted(self._signals)
@@ -1096,7 +1200,7 @@ class LockOrderChecker:
 
         for info in state.get("signals", []):
             n = node(info)
-            if n:
+            if n in self._nodes:
                 self._mark_signal_node(self._nodes[n].base)
         for e in state.get("edges", []):
             src, dst = node(e["src"]), node(e["dst"])
@@ -1114,7 +1218,7 @@ class LockOrderChecker:
                     edge.multi_thread = True
         for r in state.get("same_class", []):
             n = node(r["node"])
-            if not n:
+            if n not in self._nodes:
                 continue
             base = self._nodes[n].base
             w = _witness_from_state(r["witness"], serial, origin)
@@ -1314,7 +1418,8 @@ def _run_words() -> str:
     return "This run did not hang, but "
 
 
-def _cycle_finding(cycle: _Cycle, edges: list[OrderEdge], nodes: list[_Node]) -> Finding:
+def _cycle_finding(cycle: _Cycle, edges: list[OrderEdge], nodes: dict[int, _Node]
+                   ) -> Finding:
     labels = [class_label(nodes[n].cls, nodes[n].key, nodes[n].keyed) for n in cycle.nodes]
     witnesses = _pick_witnesses(edges)
     serials = {w.thread_serial for e in edges for w in e.witnesses}
@@ -1368,7 +1473,7 @@ def _cycle_finding(cycle: _Cycle, edges: list[OrderEdge], nodes: list[_Node]) ->
                                      if not multi else []))
 
 
-def _same_class_finding(rec: _SameClass, nodes: list[_Node]) -> Finding:
+def _same_class_finding(rec: _SameClass, nodes: dict[int, _Node]) -> Finding:
     node = nodes[rec.node]
     label = class_label(node.cls)
     w = rec.witness

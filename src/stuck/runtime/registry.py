@@ -100,7 +100,11 @@ def created_by_library(depth: int = 2) -> bool:
 # entry point, so reports do not show the command line's frames under the program's.
 boundary_codes: set[CodeType] = set()
 
+# Every class made, by what defines it; emptied past _MAX_CLASSES (a class made again is a new
+# object equal to the first: the lock-order checker finds it by value), so a program making a
+# class per request or plugin does not grow it without end.
 _classes: dict[tuple[Any, ...], LockClass] = {}
+_MAX_CLASSES = 200_000
 _class_serials = itertools.count(1)
 # (kind, id(code), offset of the call) -> the class of every lock made there, for sites whose
 # class depends on nothing else (no owner): one lookup instead of reading the line number.
@@ -109,7 +113,10 @@ _site_codes: list[CodeType] = []
 # (kind, id(code), offset) -> the local an attribute binding stores into, and
 # ((kind, id(code), offset), id(owner's class)) -> the class of locks made there for it.
 _attr_sites: dict[tuple[str, int, int], str] = {}
-_by_owner: dict[tuple[tuple[str, int, int], int], LockClass] = {}
+# The owner's class is kept weakly beside its class and checked on every hit: an id is reused
+# once a class is gone (classes made in a test function, or per request), and a new class at
+# that address must not take the old one's lock class.
+_by_owner: dict[tuple[tuple[str, int, int], int], tuple[Any, LockClass]] = {}
 
 # What the instruction after a call does with the value the call returns, by (code, offset of
 # the call): bind it to a name, bind it to an attribute of a local (``self.lock = ...``),
@@ -252,9 +259,10 @@ def lock_class_and_owner(kind: str, name: str | None, frame: FrameType | None
         local = _attr_sites.get(site_key)
         if local is not None:  # ``self.lock = Lock()``: by the concrete class of ``self``
             owner_obj = site.f_locals.get(local)
-            cls = _by_owner.get((site_key, id(type(owner_obj))))
-            if cls is not None:
-                return cls, owner_obj
+            owner_type = type(owner_obj)
+            hit = _by_owner.get((site_key, id(owner_type)))
+            if hit is not None and hit[0]() is owner_type:
+                return hit[1], owner_obj
     line = site.f_lineno if site is not None else 0
     binding: str | None = None
     owner: str | None = None
@@ -274,6 +282,8 @@ def lock_class_and_owner(kind: str, name: str | None, frame: FrameType | None
             c = site.f_code
             cls = LockClass(kind, c.co_filename, line or 0, c.co_name, name,
                             next(_class_serials), binding, owner)
+        if len(_classes) >= _MAX_CLASSES:
+            _classes.clear()
         _classes[key] = cls
     if site_key is not None and code is not None and len(_by_site) < _MAX_BINDING_SITES:
         if fixed:
@@ -281,9 +291,10 @@ def lock_class_and_owner(kind: str, name: str | None, frame: FrameType | None
             _site_codes.append(code)  # its id must not be reused by another code object
         elif owner is not None and refined[1] is None and len(_by_owner) < _MAX_BINDING_SITES:
             b = binding_at(code, site_key[2])
-            if b is not None and b[2] is not None:
+            type_ref = owner_ref(type(owner_obj))
+            if b is not None and b[2] is not None and type_ref is not None:
                 _attr_sites[site_key] = b[2]
-                _by_owner[(site_key, refined[3])] = cls
+                _by_owner[(site_key, refined[3])] = (type_ref, cls)
                 _site_codes.append(code)
     return cls, owner_obj
 
