@@ -10,11 +10,15 @@ from __future__ import annotations
 import concurrent.futures
 import io
 import queue
+import sys
 import threading
 import time
+from typing import Any
+
+import pytest
 
 import stuck.runtime
-from stuck.runtime import patch, policy
+from stuck.runtime import patch, policy, registry
 
 ITEMS = 3000
 
@@ -109,3 +113,126 @@ def test_busy_workload_has_no_finding() -> None:
         stuck.runtime.uninstall()
     assert policy.findings_seen == []
     assert stream.getvalue() == ""
+
+
+def test_a_busy_queue_needs_no_wait_for_walk(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A producer and a consumer through queue.Queue(maxsize=1) block at almost every item.
+    # Whoever blocks finds the other either running or in a wait that needs nobody (a getter
+    # whose queue has an item again, a putter whose queue has room again): no cycle can close,
+    # so the wait-for walk (twice per block before: the proof and the pending check) is never
+    # needed. The walk is counted, not timed.
+    from stuck.runtime import detect
+
+    walks: list[int] = []
+    original = detect._Walk.knot
+
+    def counted(self: detect._Walk) -> set[int] | None:
+        walks.append(1)
+        return original(self)
+
+    monkeypatch.setattr(detect._Walk, "knot", counted)
+    assert patch.active() is None
+    stuck.runtime.install(policy="raise", report_stream=io.StringIO(), signal=None)
+    blocks: list[int] = []
+    begin = detect.block_begin
+
+    def counted_begin(*args: Any) -> Any:
+        blocks.append(1)
+        return begin(*args)
+
+    monkeypatch.setattr(detect, "block_begin", counted_begin)
+    try:
+        q: queue.Queue[int | None] = queue.Queue(maxsize=1)
+        total = [0]
+
+        def producer() -> None:
+            for i in range(5000):
+                q.put(i)
+            q.put(None)
+
+        def consumer() -> None:
+            while (x := q.get()) is not None:
+                total[0] += x
+
+        threads = [threading.Thread(target=producer), threading.Thread(target=consumer)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        assert not any(t.is_alive() for t in threads)
+    finally:
+        stuck.runtime.uninstall()
+    assert total[0] == sum(range(5000))
+    assert len(blocks) > 100  # the two threads did block on each other, many times
+    assert walks == []
+
+
+def test_threads_queued_on_a_lock_list_the_program_threads_once_per_walk(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # A holds `first` and waits for `second`, held by B, which sleeps: 30 threads then queue on
+    # `first`. Each of them walks (A, what it waits for, waits itself), and a Lock's waiter
+    # may be released by any thread, so the walk needs the program's threads. Listing them
+    # (sys._current_frames) for every Lock waiter the walk visits made each walk cost in the
+    # number of threads, and 30 waiters walking cost in its square; once per walk is enough,
+    # and one thread that can run settles it. Counted, not timed.
+    from stuck.runtime import detect
+
+    walks: list[int] = []
+    listings: list[int] = []
+    knot = detect._Walk.knot
+    frames = sys._current_frames
+
+    def counted_knot(self: detect._Walk) -> set[int] | None:
+        walks.append(1)
+        return knot(self)
+
+    def counted_frames() -> dict[int, Any]:
+        listings.append(1)
+        return frames()
+
+    assert patch.active() is None
+    stuck.runtime.install(policy="raise", report_stream=io.StringIO(), signal=None,
+                          stalls=False)
+    try:
+        first, second = threading.Lock(), threading.Lock()
+        b_holds, a_holds, release = threading.Event(), threading.Event(), threading.Event()
+
+        def b() -> None:
+            with second:
+                b_holds.set()
+                release.wait(30)
+
+        def a() -> None:
+            b_holds.wait(30)
+            with first:
+                a_holds.set()
+                with second:
+                    pass
+
+        def queued() -> None:
+            with first:
+                pass
+
+        holders = [threading.Thread(target=b), threading.Thread(target=a)]
+        for t in holders:
+            t.start()
+        assert a_holds.wait(30)
+        while not any(r.op == "acquire" for r in list(registry.waits.values())):
+            time.sleep(0.01)  # A waits for `second`
+        monkeypatch.setattr(detect._Walk, "knot", counted_knot)
+        monkeypatch.setattr(sys, "_current_frames", counted_frames)
+        waiters = [threading.Thread(target=queued) for _ in range(30)]
+        for t in waiters:
+            t.start()
+        while sum(1 for r in list(registry.waits.values()) if r.op == "acquire") < 31:
+            time.sleep(0.01)
+        monkeypatch.undo()
+        release.set()
+        for t in holders + waiters:
+            t.join(30)
+        assert not any(t.is_alive() for t in holders + waiters)
+    finally:
+        release.set()
+        stuck.runtime.uninstall()
+    assert len(walks) >= 30
+    assert len(listings) <= len(walks)

@@ -130,6 +130,7 @@ class _Walk:
         # its holder only (to find the cycles a proof is still pending for).
         self.any_releaser = any_releaser
         self._wakers: dict[int, list[int] | None] = {}
+        self._threads: tuple[list[int], int | None] | None = None  # see _releasers
 
     def wakers(self, thread: int) -> list[int] | None:
         if thread in self._wakers:
@@ -143,9 +144,23 @@ class _Walk:
             if not result:
                 result = None
             elif self.any_releaser and op_key(record) in ANY_RELEASER_OPS:
-                result = _releasers_of(thread, result)
+                result = self._releasers(thread, result)
         self._wakers[thread] = result
         return result
+
+    def _releasers(self, thread: int, holders: list[int]) -> list[int]:
+        """``_releasers_of``, with the program's threads read once per walk, not once per
+        waiter: while one of them is not waiting, it alone (beside the holders) settles the
+        knot (a waker that can run), so no list of every thread is made for each waiter."""
+        if self._threads is None:
+            others = [t for t, frame in sys._current_frames().items()
+                      if t not in registry.own_idents and not _at_exit(frame)]
+            running = next((t for t in others if t not in self.table), None)
+            self._threads = (others, running)
+        others, running = self._threads
+        if running is not None:
+            return holders if running in holders else [*holders, running]
+        return [*holders, *(t for t in others if t != thread and t not in holders)]
 
     def holders(self, thread: int) -> list[int]:
         """The threads ``thread`` waits for by holding or being: the cycle's edges."""
@@ -236,11 +251,21 @@ def _still_holds(cycle: Cycle) -> bool:
 
 def _holder_running(me: int) -> bool:
     """The fast exit, the common case: a thread that holds what ``me`` waits for (or could
-    end its wait) is not waiting itself, so it is running: no cycle can close through it."""
+    end its wait) is not waiting itself, so it is running, or it waits on something no thread
+    is needed for (a consumer in ``get`` whose queue has an item again, about to be woken):
+    no cycle can close through it. Either way the walk would find no knot from ``me``."""
     waits = registry.waits
     record = waits.get(me)
     wakers = record.waker_idents() if record is not None else None
-    return not wakers or any(w != me and w not in waits for w in wakers)
+    if not wakers:
+        return True
+    for w in wakers:
+        if w == me:
+            continue
+        other = waits.get(w)
+        if other is None or not other.waker_idents():
+            return True
+    return False
 
 
 def find_cycle(me: int) -> Cycle | None:
@@ -315,6 +340,8 @@ def block_begin(me: int, record: WaitRecord, may_raise: bool) -> WaitRecord | No
     """
     previous = registry.begin_wait(me, record)
     try:
+        if _holder_running(me):  # the common case: no cycle closes here, none is pending
+            return previous
         cycle = find_cycle(me)
         if cycle is not None and op_key(record) in SLICED_OPS and any(
                 op_key(s.record) == "acquire-mutex" for s in cycle.steps):
