@@ -42,7 +42,7 @@ from stuck.model import (
     Thread,
     Wait,
 )
-from stuck.rules import evaluate, has_recorded_facts
+from stuck.rules import evaluate, recorded_part
 from stuck.rules.graph import WaitGraph
 from stuck.rules.knot import can_progress as _can_progress
 from stuck.rules.wording import wait_text as _wait_text
@@ -1289,26 +1289,10 @@ def _recorded_rules(snapshot: Snapshot, findings: list[Finding]) -> list[Finding
     """Processes whose primitives carry a live source's facts (a saved ``stuck run`` report)
     get their stalls and deadlocks from ``stuck.rules.evaluate``, the one rule that decided
     them when the program ran, so both say the same."""
-    if not has_recorded_facts(snapshot):
+    sub = recorded_part(snapshot)
+    if sub is None:
         return findings
-    resources = snapshot.resource_map()
-    recorded = [p for p in snapshot.processes
-                if any(t.waits is not None and (r := resources.get(t.waits.resource)) is not None
-                       and r.recorded is not None for t in p.threads)]
-    if not recorded:
-        return findings
-    ids = {t.id for p in recorded for t in p.threads}
-    named: set[str] = set()
-    for r in snapshot.resources:
-        rec = r.recorded
-        if rec is not None:
-            named.update(rec.wakers or (), rec.getters or (), rec.pool_workers or ())
-            if rec.joins is not None:
-                named.add(rec.joins)
-    if not named <= ids:
-        return findings  # threads renamed since (joined to a capture's kernel threads)
-    sub = Snapshot(source=snapshot.source, processes=recorded, resources=snapshot.resources,
-                   taken_at=snapshot.taken_at)
+    ids = {t.id for t in sub.threads()}
     kept = [f for f in findings if f.kind in ("lock-order", "hang")
             or not (set(f.threads) | set(f.blocked_behind)) & ids]
     # settle 0: the report is judged as it was saved (its waits lasted what they lasted)

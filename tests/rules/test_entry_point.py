@@ -84,3 +84,21 @@ def test_a_cycle_step_reads_the_same_from_every_source() -> None:
         "gets from empty queue q, which only t2 puts to"
     assert cycle_step("result", "future", "f", "w", False) == \
         "waits for f, which only w can complete"
+
+
+def test_only_the_processes_with_recorded_facts_are_the_rules_to_judge() -> None:
+    from stuck.rules import recorded_part
+
+    live = Process(pid=1, threads=[waiter("w", "ev", "wait"),
+                                   Thread(id="setter", state="dead", ended="returned")])
+    dumped = Process(pid=2, threads=[Thread(id="LWP 7", state="blocked",
+                                            waits=Wait(resource="mu"))])
+    ev = Resource(id="ev", kind="event", label="ready", recorded=Recorded(wakers=["setter"]))
+    snap = Snapshot(source=Source(kind="dump"), processes=[live, dumped],
+                    resources=[ev, Resource(id="mu", kind="mutex")])
+    part = recorded_part(snap)
+    assert part is not None and part.processes == [live]
+    # the facts name a thread the snapshot no longer has: they prove nothing here
+    ev.recorded = Recorded(wakers=["0x7f00"])
+    assert recorded_part(snap) is None
+    assert recorded_part(snapshot([], [])) is None

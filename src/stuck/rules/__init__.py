@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from stuck.model import Finding, Snapshot
 from stuck.rules.engine import judge
-from stuck.rules.facts import facts_of, has_recorded_facts
+from stuck.rules.facts import facts_of, has_recorded_facts, recorded_part
 
 
 def evaluate(snapshot: Snapshot, *, settle: float = 0.0) -> list[Finding]:
@@ -42,4 +42,4 @@ def evaluate(snapshot: Snapshot, *, settle: float = 0.0) -> list[Finding]:
     return judge(facts, settle, unreachable)
 
 
-__all__ = ["evaluate", "facts_of", "has_recorded_facts", "judge"]
+__all__ = ["evaluate", "facts_of", "has_recorded_facts", "judge", "recorded_part"]

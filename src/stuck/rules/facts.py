@@ -185,3 +185,30 @@ def facts_of(snap: Snapshot) -> tuple[Facts, set[str]]:
 
 def has_recorded_facts(snap: Snapshot) -> bool:
     return any(r.recorded is not None for r in snap.resources)
+
+
+def recorded_part(snap: Snapshot) -> Snapshot | None:
+    """The processes of ``snap`` whose waits rest on recorded facts (``Resource.recorded``),
+    as a snapshot of their own: the part ``stuck.rules.evaluate`` can judge. None when there
+    is none, or when the recorded facts name threads the snapshot no longer has (threads
+    renamed since, joined to a capture's kernel threads): facts about other ids prove nothing."""
+    if not has_recorded_facts(snap):
+        return None
+    resources = snap.resource_map()
+    recorded = [p for p in snap.processes
+                if any(t.waits is not None and (r := resources.get(t.waits.resource)) is not None
+                       and r.recorded is not None for t in p.threads)]
+    if not recorded:
+        return None
+    ids = {t.id for p in recorded for t in p.threads}
+    named: set[str] = set()
+    for r in snap.resources:
+        rec = r.recorded
+        if rec is not None:
+            named.update(rec.wakers or (), rec.getters or (), rec.pool_workers or ())
+            if rec.joins is not None:
+                named.add(rec.joins)
+    if not named <= ids:
+        return None
+    return Snapshot(source=snap.source, processes=recorded, resources=snap.resources,
+                    taken_at=snap.taken_at)
