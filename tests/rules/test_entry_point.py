@@ -102,3 +102,15 @@ def test_only_the_processes_with_recorded_facts_are_the_rules_to_judge() -> None
     ev.recorded = Recorded(wakers=["0x7f00"])
     assert recorded_part(snap) is None
     assert recorded_part(snapshot([], [])) is None
+
+
+def test_a_cycle_is_certain_only_when_ownership_proves_every_step() -> None:
+    from stuck.rules.confidence import steps_confidence
+
+    assert steps_confidence(["acquire-rlock", "join"]) == ("certain", [])
+    assert steps_confidence(["acquire-mutex", "await"], who="task") == ("certain", [])
+    confidence, missing = steps_confidence(["acquire-mutex", "get"], who="task")
+    assert confidence == "probable"
+    assert missing == ["which tasks will use a queue is inferred from which tasks used it so "
+                       "far; a task that never touched it could still end the wait"]
+    assert steps_confidence(["acquire-semaphore", "join"])[0] == "probable"

@@ -44,6 +44,35 @@ def cycle_confidence(kinds: Iterable[str]) -> tuple[Confidence, list[str]]:
     return ("probable" if kinds & INFERRED_KINDS else "certain"), missing
 
 
+# The steps of a cycle, as the walk done when a waiter blocks names them (its operation, and
+# for an acquire the primitive's kind), that ownership proves: a lock only its owner releases,
+# a thread joined, an asyncio task awaited (alone, in a gather or in a TaskGroup). A plain
+# threading.Lock is among them because that walk proves no other thread can release it
+# before it reports (stuck.runtime.detect); an asyncio.Lock is only ever released by a task
+# of its loop.
+PROVEN_STEPS = frozenset({"acquire-mutex", "acquire-rlock", "join", "await", "gather",
+                          "taskgroup"})
+
+
+def steps_confidence(steps: Iterable[str], who: str = "thread") -> tuple[Confidence, list[str]]:
+    """A cycle whose steps are ``steps`` (``acquire-mutex``, ``join``, ``get`` ...): certain
+    when ownership proves each, else probable; and what the inferred steps do not prove.
+    ``who``: ``thread`` or ``task``, the waiters' word."""
+    steps = set(steps)
+    missing: list[str] = []
+    if steps & {"get", "put"}:
+        missing.append(f"which {who}s will use a queue is inferred from which {who}s used it "
+                       f"so far; a {who} that never touched it could still end the wait")
+    if "result" in steps:
+        missing.append("a pending future can only run on its pool's workers, all of which "
+                       "are busy in this cycle; another pool or thread could still complete "
+                       "it by hand")
+    if "acquire-semaphore" in steps:
+        missing.append(f"a semaphore can be released by any {who}; its holders are the "
+                       f"{who}s that acquired it and have not released it")
+    return ("certain" if steps <= PROVEN_STEPS else "probable"), missing
+
+
 def any_releaser_doubt(findings: list[Finding], facts: Facts, stuck: set[str],
                        strict: set[str], freed_strict: dict[str, str]) -> list[Finding]:
     """The findings that still stand once any thread may release a plain Lock.

@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from types import FrameType
 from typing import Any
 
+from stuck.rules.confidence import PROVEN_STEPS
 from stuck.rules.knot import RELEASED_BY_ANYONE, greatest_knot
 from stuck.runtime import registry
 from stuck.runtime.registry import WaitRecord
@@ -74,7 +75,6 @@ class Cycle:
         return [s.thread for s in self.steps]
 
 
-PROVEN_OPS = frozenset({"acquire-mutex", "acquire-rlock", "join"})
 # Acquires of what a thread that did not take it may release (a plain Lock): see _releasers_of.
 ANY_RELEASER_OPS = frozenset(f"acquire-{kind}" for kind in RELEASED_BY_ANYONE)
 
@@ -229,7 +229,7 @@ class _Walk:
         steps = [Step(t, self.table[t], path[i + 1] if i + 1 < len(path) else start)
                  for i, t in enumerate(path)]
         timed = any(self.table[t].timeout is not None for t in path)
-        proven = all(op_key(s.record) in PROVEN_OPS for s in steps)
+        proven = all(op_key(s.record) in PROVEN_STEPS for s in steps)
         return Cycle(steps, timed, proven)
 
 

@@ -32,6 +32,7 @@ from stuck.model import (
     ThreadState,
     Wait,
 )
+from stuck.rules.confidence import steps_confidence
 from stuck.rules.wording import cycle_step
 from stuck.runtime import hooks, registry
 from stuck.runtime.activity import frame_activity
@@ -315,23 +316,9 @@ def finding_for(cycle: Cycle, snap: Snapshot, rid_of: dict[int, str],
     victims = [thread_id(t) for t in table if t not in in_cycle and is_stuck(t, table)]
     n = len(cycle.steps)
     summary = parts[0] if n == 1 else f"{n} threads wait for each other: " + "; ".join(parts)
-    missing: list[str] = []
     explanation: list[str] = []
-    confidence: Any = "certain"
-    if not cycle.proven:
-        confidence = "probable"
-        ops = {s.record.op for s in cycle.steps}
-        if ops & {"put", "get"}:
-            missing.append("which threads will use a queue is inferred from which threads "
-                           "used it so far; a thread that never touched it could still end "
-                           "the wait")
-        if "result" in ops:
-            missing.append("a pending future can only run on its pool's workers, all of which "
-                           "are busy in this cycle; another pool or thread could still complete "
-                           "it by hand")
-        if any(op_key(s.record) == "acquire-semaphore" for s in cycle.steps):
-            missing.append("a semaphore can be released by any thread; its holders are the "
-                           "threads that acquired it and have not released it")
+    confidence: Any
+    confidence, missing = steps_confidence(op_key(s.record) for s in cycle.steps)
     if cycle.timed:
         confidence = "probable" if confidence == "certain" else "possible"
         explanation.append(f"{_thread_name(snap, cycle.steps[0].thread)} waits with a timeout: "

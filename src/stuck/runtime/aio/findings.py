@@ -10,6 +10,7 @@ from types import FrameType
 from typing import Any
 
 from stuck.model import Edge, Finding, Frame, Resource, Snapshot, Thread, ThreadState, Wait
+from stuck.rules.confidence import steps_confidence
 from stuck.runtime import registry
 from stuck.runtime.aio.internals import (
     _ASYNCIO_DIR,
@@ -244,7 +245,6 @@ def _step_words(record: TaskWait, res: Resource, nxt: str, self_loop: bool) -> s
     return f"waits for {name} ({op}), which {nxt} could end"
 
 
-_CERTAIN_OPS = frozenset({"acquire-mutex", "await", "gather", "taskgroup"})
 
 
 
@@ -277,14 +277,8 @@ def finding_for(cycle: TaskCycle, snap: Snapshot, rid_of: dict[int, str],
     summary = parts[0] if n == 1 else f"{n} asyncio tasks wait for each other: " + \
         "; ".join(parts)
     ops = {op_key(s.record) for s in cycle.steps}
-    confidence: Any = "certain" if ops <= _CERTAIN_OPS else "probable"
-    missing: list[str] = []
-    if ops & {"get", "put"}:
-        missing.append("which tasks will use a queue is inferred from which tasks used it so "
-                       "far; a task that never touched it could still end the wait")
-    if "acquire-semaphore" in ops:
-        missing.append("a semaphore can be released by any task; its holders are the tasks "
-                       "that acquired it and have not released it")
+    confidence: Any
+    confidence, missing = steps_confidence(ops, who="task")
     explanation: list[str] = []
     if cycle.timed:
         confidence = "probable" if confidence == "certain" else "possible"
