@@ -41,7 +41,7 @@ def _rate(program: object, executions: int) -> tuple[float, float, int, float, f
 
     ``explore`` stops at the first failure and then shrinks it; to time a buggy program over
     as many executions as a fixed one, this drives the engine's loop directly (same strategy,
-    same worker pool, no shrinking). CPU time counts every thread of this process: it is what
+    same worker pool, one History shared by the executions as in ``explore``, no shrinking). CPU time counts every thread of this process: it is what
     the exploration itself costs, less sensitive to other load on the machine than wall time.
     Also returns the mean numbers of hand-overs between OS threads and of OS context switches
     per execution: each costs some microseconds of wake-up, and unlike time they do not depend
