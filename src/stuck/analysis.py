@@ -381,6 +381,11 @@ class _Analysis:
                           for rid in inferred)
             confidence: Confidence = ("possible" if known_steps or guessed
                                       else "probable" if missing else "certain")
+            if confidence != "possible" and any(
+                    self.snap.processes[self.process_of[t]].complete is False
+                    for t in tids if t in self.process_of) and not stated_only:
+                confidence = "possible"  # an excerpt: the threads it left out may change it
+                missing.append(self._capture_all())
             self.findings.append(Finding(
                 kind="deadlock", confidence=confidence,
                 summary=(f"{names[0]} waits for "
@@ -1259,9 +1264,22 @@ class _Analysis:
             self.covered.update(peers)
             self.covered.update(behind)
 
+    def runtime_rules(self) -> None:
+        """A runtime's own semantics where the model alone says too little (a Go dump in
+        which no goroutine runs: ``stuck.dumps.goquiet``); the threads it judged, stuck or
+        able to run again, are left alone by the rules after it."""
+        from stuck.dumps.goquiet import judge
+
+        findings, judged = judge(self.snap, self.stated, self.covered)
+        self.findings.extend(findings)
+        self.covered.update(judged)
+        for f in findings:
+            self.covered.update(f.blocked_behind)
+
     def run(self) -> list[Finding]:
         self.deadlocks()
         self.stated_deadlocks()
+        self.runtime_rules()
         self.process_stalls()
         self.stalls()
         self.evidence_stalls()

@@ -115,25 +115,44 @@ def test_gdb_py_bt_waits_are_python_level() -> None:
 
 @pytest.mark.parametrize("name", ["go-all-goroutines-asleep.txt",
                                   "go-all-goroutines-asleep-gotraceback-all.txt"])
-def test_go_runtime_deadlock_is_a_certain_stall_of_every_user_goroutine(name: str) -> None:
+def test_go_runtime_deadlock_is_a_certain_deadlock_of_the_lock_waiters(name: str) -> None:
+    # The runtime said no goroutine can run: the two mutex waiters (whose holders can only be
+    # among the stuck goroutines) are a deadlock, the sender and the condition waiter, whose
+    # partners have returned, a stall; main waits behind the goroutines it started.
     report = report_for(GENERATED / name)
-    assert [f.kind for f in report.findings] == ["stall"]
-    f = report.findings[0]
-    assert f.confidence == "certain"
-    res = report.snapshot.resource_map()
-    kinds = sorted(res[r].kind for r in f.resources)
-    assert kinds.count("mutex") == 2 and "waitgroup" in kinds and "condition" in kinds
+    assert [(f.kind, f.confidence) for f in report.findings] == [
+        ("deadlock", "certain"), ("stall", "certain")]
     threads = report.snapshot.thread_map()
-    assert all(threads[t].state == "blocked" for t in f.threads)
+
+    def at(tids: list[str]) -> list[str]:
+        return sorted(w.at.function for t in tids if (w := threads[t].waits) and w.at)
+
+    deadlock, stall = report.findings
+    assert at(deadlock.threads) == ["main.workerA", "main.workerB"]
+    assert at(deadlock.blocked_behind) == ["main.main"]
+    assert at(stall.threads) == ["main.condWaiter", "main.sender"]
+    res = report.snapshot.resource_map()
+    assert sorted(res[r].kind for r in deadlock.resources) == ["mutex", "mutex"]
+    assert "all goroutines are asleep" in deadlock.explanation
+    named = {t for f in report.findings for t in [*f.threads, *f.blocked_behind]}
+    # the receiver and the selector wait for work: not named as stuck
+    assert not any(threads[t].waits is not None and threads[t].waits.at is not None
+                   and threads[t].waits.at.function in ("main.receiver", "main.selector")
+                   for t in named)
 
 
 @pytest.mark.parametrize("name", ["go-sigquit-deadlock.txt", "go-sigquit-deadlock-1-minute.txt"])
-def test_go_sigquit_flags_the_mutex_waiters_without_claiming_a_cycle(name: str) -> None:
+def test_go_sigquit_mutex_waiters_are_at_most_a_possible_deadlock(name: str) -> None:
+    # A goroutine on a time.Ticker's channel may run again (and might hold a lock): the two
+    # mutex waiters are a possible deadlock, never more.
     report = report_for(GENERATED / name)
-    assert "deadlock" not in {f.kind for f in report.findings}
+    [deadlock] = [f for f in report.findings if f.kind == "deadlock"]
+    assert deadlock.confidence == "possible"
+    assert deadlock.cycle == []  # Go shows no holders: no edge is claimed
     res = report.snapshot.resource_map()
-    flagged = [r for f in report.findings for r in f.resources]
-    assert sum(1 for r in flagged if res[r].kind == "mutex") == 2
+    assert [res[r].kind for r in deadlock.resources] == ["mutex", "mutex"]
+    assert any("may run again" in m or "time.Sleep" in m or "timer" in m
+               for m in deadlock.missing_evidence)
 
 
 def test_go_wait_duration_is_read_from_the_header() -> None:

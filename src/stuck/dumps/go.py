@@ -43,7 +43,9 @@ REASONS: dict[str, tuple[ThreadState, ResourceKind | None, bool]] = {
     "chan send": ("blocked", "channel", True), "chan receive": ("blocked", "channel", True),
     "chan send (nil chan)": ("blocked", "channel", True),
     "chan receive (nil chan)": ("blocked", "channel", True),
-    "select": ("blocked", "channel", True), "select (no cases)": ("blocked", "channel", True),
+    "select": ("blocked", "channel", True),
+    # `select {}`: parked for good by design (how a program keeps main from returning)
+    "select (no cases)": ("idle", None, False),
     "dead": ("dead", None, False), "idle": ("idle", None, False),
     "finalizer wait": ("idle", None, False), "GC worker (idle)": ("idle", None, False),
     "GC sweep wait": ("idle", None, False), "GC scavenge wait": ("idle", None, False),
@@ -78,6 +80,14 @@ _RUNTIME_PREFIXES = ("runtime.", "sync.", "internal/", "runtime/")
 # but it runs only when a signal arrives.
 _SIGNAL_WAITS = frozenset({"os/signal.signal_recv", "os/signal.loop"})
 SIGNAL_WAIT = "signal wait"  # Thread.detail of such a goroutine
+# A goroutine in a system call under these waits for a child process to exit (wait4).
+_CHILD_WAITS = frozenset({"os.(*Process).blockUntilWaitable", "os.(*Process).wait",
+                          "os.(*Process).Wait", "syscall.Wait4", "os/exec.(*Cmd).Wait"})
+# os/exec's own goroutines copy a child's output into the program (Cmd.Stdout not a file):
+# they run only when the child writes, and end when it exits.
+_CHILD_COPIERS = frozenset({"created by os/exec.(*Cmd).Start", "created by os/exec.(*Cmd).start",
+                            "created by os/exec.(*Cmd).goroutine"})
+CHILD_OUTPUT = "copies a child's output"  # Thread.detail of such a goroutine
 # Lines before the goroutines that say the runtime printed all of them: a SIGQUIT / SIGABRT
 # dump or a fatal error (a panic under the default GOTRACEBACK prints only its own goroutine).
 _WHOLE_DUMP = ("SIGQUIT: quit", "SIGABRT: abort", "fatal error: ")
@@ -120,6 +130,7 @@ class _Stack:
     primitive: int | None  # index of the frame whose first argument is the waited object
     methods: tuple[int, ...]  # indices of pointer-receiver methods outside the runtime
     signal_wait: bool  # os/signal's goroutine, waiting for a signal from outside
+    child: int  # 1: waits for a child process to exit; 2: copies a child's output (os/exec)
     # header bracket -> what it means for this stack
     decisions: dict[str, _Decision] = field(default_factory=dict)
 
@@ -142,7 +153,9 @@ def _new_stack(frames: list[Frame], prefixes: tuple[str, ...]) -> _Stack:
         methods=tuple(i for i, (f, rt) in enumerate(zip(frames, runtime, strict=True))
                       if not rt and ".(*" in f.function
                       and not f.function.startswith("created by ")),
-        signal_wait=any(f.function in _SIGNAL_WAITS for f in frames[:4]))
+        signal_wait=any(f.function in _SIGNAL_WAITS for f in frames[:4]),
+        child=(1 if any(f.function in _CHILD_WAITS for f in frames[:8])
+               else 2 if frames and frames[-1].function in _CHILD_COPIERS else 0))
 
 
 def _first_arg(func_line: str) -> str | None:
@@ -172,6 +185,13 @@ def _read_frames(lines: list[str], cache: dict[tuple[str, str], Frame]
             clean = False
             i += 1
             continue
+        if i + 1 >= n and func_line[:1].strip() and not func_line.startswith("created by "):
+            # the paste ends inside this line: keep what it names (``main.reloc``)
+            name = func_line[:func_line.find("(")] if "(" in func_line else func_line
+            frames.append(Frame(name.strip()))
+            funcs.append(func_line)
+            clean = False
+            break
         if i + 1 >= n or not func_line[:1].strip() or not lines[i + 1][:1].isspace():
             clean = False
             break
@@ -213,8 +233,12 @@ def parse(text: str) -> ParseResult:
     if "\r" in text:
         text = text.replace("\r\n", "\n")
     whole: bool | None = None
-    first_at = text.find("goroutine ")
-    before = text[:first_at] if first_at >= 0 else ""  # the runtime's header comes first
+    # The runtime's header comes before the first goroutine header (prose before it in a
+    # paste may say "goroutine" too).
+    first = _FIRST_HEADER.match(text) if text.startswith("goroutine ") else None
+    first_header = _HEADERS.search(text) if first is None else None
+    first_at = 0 if first is not None else (first_header.start() + 1 if first_header else -1)
+    before = text[:first_at] if first_at >= 0 else ""
     if "\n...\n" in text or "\n…\n" in text:
         whole = False  # a paste that left goroutines out
     elif any(needle in before for needle in _WHOLE_DUMP):
@@ -240,7 +264,9 @@ def parse(text: str) -> ParseResult:
             matches = chain((first,), _HEADERS.finditer(text, first.end()))
     used, threads_append, owners_append = dump.used, dump.threads.append, dump.owners_maybe.append
     positional = _POSITIONAL_THREAD
+    last: re.Match[str] | None = None
     for m in matches:
+        last = m
         gid, bracket, body = m.groups()
         if fatal_at < m.end():  # never true while no fatal line is left (fatal_at == sentinel)
             fatal: str | None = None
@@ -307,8 +333,24 @@ def parse(text: str) -> ParseResult:
         if decision.waits:
             dump.wait(t, decision, stack, funcs)
     if dump.threads:
-        dump.finish(text, result, whole)
+        dump.finish(text, result, False if _cut_off(text, last) else whole)
     return result
+
+
+_LOCATION = re.compile(r"\s+\S.*:\d+(?: \+0x[0-9a-f]+)?(?: fp=0x[0-9a-f]+ sp=0x[0-9a-f]+ "
+                       r"pc=0x[0-9a-f]+)?\s*")
+
+
+def _cut_off(text: str, last: re.Match[str] | None) -> bool:
+    """True when the text ends inside the last goroutine's stack: a paste cut off mid-line
+    (a function line with no location after it, or a location line that stops short)."""
+    if last is None or last.group(3) is None or text[last.end():].strip():
+        return False
+    tail = last.group(3).rstrip("\n")
+    line = tail[tail.rfind("\n") + 1:]
+    if line[:1].isspace():
+        return _LOCATION.fullmatch(line) is None
+    return not line.startswith("created by ")
 
 
 def _positional_thread_ok() -> bool:
@@ -414,6 +456,14 @@ def _decide(head: _Head, stack: _Stack) -> _Decision:
             state = "idle"
         elif kind == "channel" and stack.pool_worker:
             state = "idle"  # a pool worker waiting for its next job
+    if stack.child == 1 and state == "io":
+        return _Decision(state="blocked", kind="process", durable=False,
+                         detail=reason + ": waits for a child process", reason=reason,
+                         duration=head.minutes * 60.0 if head.minutes is not None else None,
+                         syscall=False, waits=True)
+    if stack.child == 2 and state == "io":
+        return _Decision(state="idle", kind=None, durable=False, detail=CHILD_OUTPUT,
+                         reason=reason, duration=None, syscall=False, waits=False)
     if stack.signal_wait and state in ("io", "blocked"):
         return _Decision(state="idle", kind=None, durable=False, detail=SIGNAL_WAIT,
                          reason=reason, duration=None, syscall=False, waits=False)
@@ -468,7 +518,13 @@ class _DumpBuilder:
         """Give ``t`` the wait its header and stack describe, and the resource it waits for."""
         tid = t.id
         kind = d.kind
-        if kind is not None:
+        if kind == "process":  # the child's pid is not printed (os.(*Process) holds it)
+            rid = self.prefix + f"process:{tid}"
+            self.resources[rid] = Resource(id=rid, kind="process",
+                                           label="a child process to exit")
+            t.waits = Wait(resource=rid, duration=d.duration, durable=False, at=stack.at,
+                           direction="wait-child")
+        elif kind is not None:
             at = stack.at
             addr = None
             primitive = stack.primitive
@@ -505,10 +561,15 @@ class _DumpBuilder:
         """``whole``: True when the text says the runtime printed every goroutine, False when
         it visibly left some out ("..." between goroutines), None when it cannot tell."""
         threads = self.threads
-        _infer_mutex_owners(self, text, result)
         complete = whole if whole is not True or len(threads) > 1 else None
-        if complete and not any(t.state in ("running", "io", "sleeping") for t in threads):
-            _channel_references(self, text)  # nothing runs: who else could use each channel
+        if "1" not in self.ids:
+            complete = False  # goroutine 1 (main) is in every dump of a live program
+        # Nothing shown runs now (sleepers will later): the state Go's own deadlock check
+        # looks at, when every goroutine is shown.
+        quiet = not any(t.state in ("running", "io") for t in threads)
+        _infer_mutex_owners(self, text, result, quiet)
+        if quiet and complete:
+            _channel_references(self, text)  # who else could use each channel
         result.processes.append(Process(threads=threads, complete=complete))
         result.resources.extend(self.resources.values())
         if self.all_asleep is not None:
@@ -552,11 +613,17 @@ def _kind_word(kind: str) -> str:
             "condition": "sync.Cond", "channel": "channel"}.get(kind, kind)
 
 
-def _infer_mutex_owners(dump: _DumpBuilder, text: str, result: ParseResult) -> None:
+def _infer_mutex_owners(dump: _DumpBuilder, text: str, result: ParseResult,
+                        quiet: bool = False) -> None:
     """A goroutine running a method on the object at a waited mutex's address likely holds it.
 
     Only pointer-receiver methods (``pkg.(*T).M(0xc000…)``) count: their first argument is
     the object itself, and a mutex that is the object's first field shares its address.
+    The waiter itself counts too when a method on the object sits further out on its own
+    stack than the call that locks (``(*store).update`` calling ``(*store).flush``, which
+    locks ``s.mu``): it likely took the lock there and is locking it again, which a
+    ``sync.Mutex`` never allows. Only while nothing runs (``quiet``): in a busy program an
+    outer method on the same object is more often a caller that has not locked it.
     """
     if not dump.waiting_addr:
         return
@@ -584,8 +651,11 @@ def _infer_mutex_owners(dump: _DumpBuilder, text: str, result: ParseResult) -> N
                 addr = _address(arg)
                 if len(addresses) < 100_000:
                     addresses[arg] = addr
-            if addr in wanted and addr != own_wait and (addr, t.id) not in seen:
+            if addr in wanted and (addr, t.id) not in seen:
                 assert addr is not None
+                if addr == own_wait and (not quiet or stack.at is None
+                                         or i <= stack.frames.index(stack.at)):
+                    continue  # the frame that locks, or a busy program: not evidence
                 seen.add((addr, t.id))
                 candidates.setdefault(addr, []).append((t.id, stack.frames[i].function))
     if not candidates:
@@ -600,6 +670,12 @@ def _infer_mutex_owners(dump: _DumpBuilder, text: str, result: ParseResult) -> N
         owner, function = cands[0]
         res.owners.append(owner)
         by_id[owner].holds.append(res.id)
-        result.inferred[res.id] = (f"Go does not record mutex owners; {owner} is in {function} "
-                                   f"on the object at {res.address}, the mutex's own address, "
-                                   "so it probably holds it")
+        if waiting_addr.get(owner) == res.address:
+            result.inferred[res.id] = (
+                f"Go does not record mutex owners; {owner} waits for it from inside "
+                f"{function} on the object at {res.address}, the mutex's own address, further "
+                "out on its own stack: it probably locked it there")
+        else:
+            result.inferred[res.id] = (
+                f"Go does not record mutex owners; {owner} is in {function} on the object at "
+                f"{res.address}, the mutex's own address, so it probably holds it")
