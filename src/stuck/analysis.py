@@ -1270,7 +1270,7 @@ class _Analysis:
         able to run again, are left alone by the rules after it."""
         from stuck.dumps.goquiet import judge
 
-        findings, judged = judge(self.snap, self.stated, self.covered)
+        findings, judged = judge(self.snap, self.stated, self.covered, self.findings)
         self.findings.extend(findings)
         self.covered.update(judged)
         for f in findings:

@@ -46,6 +46,15 @@ _KIND_WORDS = {"mutex": "unlock", "rwlock": "unlock", "channel": "receive or sen
                "condition": "signal", "waitgroup": "call Done", "semaphore": "release"}
 
 
+def _rw_side(t: Thread) -> str:
+    for f in t.frames[:8]:
+        if f.function == "sync.(*RWMutex).RLock":
+            return ":read"
+        if f.function == "sync.(*RWMutex).Lock":
+            return ":write"
+    return ""
+
+
 def _goroutines(proc: Process) -> bool:
     return bool(proc.threads) and proc.threads[0].id.startswith("goroutine ")
 
@@ -195,10 +204,13 @@ class _Process:
         return can
 
 
-def judge(snapshot: Snapshot, stated: list[Finding], covered: set[str]
-          ) -> tuple[list[Finding], set[str]]:
-    """(findings, goroutines judged) for every complete Go process in which nothing runs;
-    the judged goroutines (stuck, or able to run again) are left alone by the other rules."""
+def judge(snapshot: Snapshot, stated: list[Finding], covered: set[str],
+          earlier: Iterable[Finding] = ()) -> tuple[list[Finding], set[str]]:
+    """(findings, goroutines judged) for every Go process in which nothing shown runs; the
+    judged goroutines (stuck, or able to run again) are left alone by the other rules.
+    Goroutines that only wait behind the threads of an ``earlier`` finding (main joining the
+    two halves of a proven cycle) are added to its ``blocked_behind``."""
+    earlier = list(earlier)
     resources = snapshot.resource_map()
     findings: list[Finding] = []
     judged: set[str] = set()
@@ -215,8 +227,37 @@ def judge(snapshot: Snapshot, stated: list[Finding], covered: set[str]
         if not stuck:
             continue
         judged.update(stuck)
-        findings.extend(_findings(p, stuck, can, said))
+        victims = _behind_earlier(p, stuck, earlier)
+        if victims:
+            stuck = {tid: t for tid, t in stuck.items() if tid not in victims}
+        if stuck:
+            findings.extend(_findings(p, stuck, can, said))
     return findings, judged
+
+
+def _behind_earlier(p: _Process, stuck: dict[str, Thread], earlier: list[Finding]
+                    ) -> set[str]:
+    """Stuck goroutines that join children, or wait for a lock, all of which are in an earlier
+    finding and none stuck here: added to that finding's victims."""
+    owner_of: dict[str, Finding] = {}
+    for f in earlier:
+        for tid in [*f.threads, *f.blocked_behind]:
+            owner_of.setdefault(tid, f)
+    victims: set[str] = set()
+    for t in stuck.values():
+        res = p.resources.get(t.waits.resource) if t.waits is not None else None
+        if res is not None and res.kind in _LOCKS:
+            on = [o for o in res.owners if o != t.id]
+        elif res is not None and res.kind in ("channel", "waitgroup"):
+            on = list(p.children.get(t.id, ()))
+        else:
+            continue
+        if on and all(o in owner_of and o not in stuck for o in on):
+            f = owner_of[on[0]]
+            if t.id not in f.blocked_behind and t.id not in f.threads:
+                f.blocked_behind.append(t.id)
+            victims.add(t.id)
+    return victims
 
 
 def _findings(p: _Process, stuck: dict[str, Thread], can: set[str],
@@ -248,11 +289,19 @@ def _findings(p: _Process, stuck: dict[str, Thread], can: set[str],
     sends = [t for t in roots if t.detail == "chan send" and p.kind(t) not in _LOCKS]
     partner_ids = {t.id for t in locks} | {t.id for t in sends}
     others = [t for t in roots if t.id not in partner_ids]
-    if len(locks) >= 2:
+    # Waiters on one and the same lock or channel are peers, not each other's partners: a
+    # cycle needs two locks (or channels) at least, or a lock whose holder can only be one of
+    # the other stuck goroutines.
+    # An RWMutex's two sides count apart: a writer waits for the readers that hold it, and
+    # new readers wait behind a waiting writer, so a reader that already holds a read lock and
+    # takes it again waits for the writer that waits for it (Go forbids recursive RLock).
+    lock_objects = {t.waits.resource + _rw_side(t) for t in locks if t.waits is not None}
+    send_objects = {t.waits.resource for t in sends if t.waits is not None}
+    if len(lock_objects) >= 2:
         cycle, rest = locks, sends + others
     elif locks and (sends or others):
         cycle, rest = roots, []  # the one lock's holder can only be one of the others
-    elif not locks and len(sends) >= 2:
+    elif not locks and len(send_objects) >= 2:
         cycle, rest = sends, others
     else:
         cycle, rest = [], roots
@@ -351,6 +400,8 @@ def _finding(p: _Process, kind: FindingKind, roots: list[Thread], behind: list[T
         "able_to_run_again": sorted(can)[:50]}
     threads = [t.id for t in roots]
     behind_ids = [t.id for t in behind]
+    prefix = ("all goroutines are asleep: " if confidence in ("certain", "probable")
+              else "no goroutine shown is running: ")
     names = ", ".join(_label(t) for t in roots[:4]) + (
         f" and {len(roots) - 4} more" if len(roots) > 4 else "")
     if kind == "deadlock":
@@ -363,7 +414,7 @@ def _finding(p: _Process, kind: FindingKind, roots: list[Thread], behind: list[T
         missing.append("if one of these waits for a goroutine that has returned instead (a "
                        "lock never unlocked, a channel nobody reads any more), it is a stall, "
                        "not a cycle")
-        summary = (f"all goroutines are asleep: {names} wait for actions (" + actions + ") "
+        summary = (f"{prefix}{names} wait for actions (" + actions + ") "
                    "that only each other could take; Go does not show who holds what")
     elif kind == "hang":
         words.append("The goroutine that would end each of these waits (a lock's holder, a "
@@ -381,7 +432,7 @@ def _finding(p: _Process, kind: FindingKind, roots: list[Thread], behind: list[T
             "would have has returned, or is among the stuck ones (an error path that skipped "
             "the send, Signal, Done or Unlock)")
         more = f" (and {len(roots) - 1} more)" if len(roots) > 1 else ""
-        summary = (f"all goroutines are asleep: {_label(roots[0])} waits on "
+        summary = (f"{prefix}{_label(roots[0])} waits on "
                    f"{p.named(roots[0])}{more} and no goroutine that could end the wait is "
                    "left to run")
     return Finding(kind=kind, confidence=confidence, summary=summary,
