@@ -85,9 +85,7 @@ class _Process:
         self.sleepers: list[Thread] = []
         self.waiting: dict[str, Thread] = {}  # durable waits not yet explained elsewhere
         self.covered: list[Thread] = []  # already in a finding (a proven cycle)
-        self.signal_waits = [t for t in proc.threads if t.detail == SIGNAL_WAIT]
-        self.live: set[str] = set()  # waiting or in a finding: not able to run
-        self.labels = {t.id: _label(t) for t in proc.threads}
+        self.proc = proc
         for t in proc.threads:
             if t.id in covered:
                 self.covered.append(t)
@@ -99,6 +97,13 @@ class _Process:
                 self.waiting[t.id] = t
             else:
                 self.active.append(t)
+                break  # something runs: the rule claims nothing (see judge)
+
+    def link(self) -> None:
+        """Who made whom, and the labels: worked out only when nothing runs."""
+        proc = self.proc
+        self.signal_waits = [t for t in proc.threads if t.detail == SIGNAL_WAIT]
+        self.labels = {t.id: _label(t) for t in proc.threads}
         # function -> goroutines whose stack holds it; goroutine -> the function that made it
         self.on_stack: dict[str, list[str]] = {}
         self.made_by: dict[str, str] = {}
@@ -221,6 +226,7 @@ def judge(snapshot: Snapshot, stated: list[Finding], covered: set[str],
         p = _Process(proc, resources, covered, said is not None, proc.complete is True)
         if p.active or not p.waiting:
             continue
+        p.link()
         can = p.may_run()
         judged.update(can & set(p.waiting))
         stuck = {tid: t for tid, t in p.waiting.items() if tid not in can}
