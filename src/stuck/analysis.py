@@ -752,11 +752,11 @@ class _Analysis:
             behind = [b for b in behind if b not in tid_set]
         elif lock_cycle and len(unowned_set) == 1:  # Python: one lock, its holder not shown
             res1 = self.resources[unowned[0]]
-            others_w = [self.threads[i].label() for i in tids if i not in root_ids][:4]
+            others_w = [self.threads[i].label() for i in tids if i != lock_roots[0].id][:4]
             summary = (f"{lock_roots[0].label()} waits for {res1.named()}, whose holder the "
                        "dump does not show, and no thread that could release it can run: if "
                        "it holds it itself (a self-deadlock)"
-                       + (f" or {', '.join(others_w)}, which waits for it, holds it"
+                       + (f" or {', '.join(others_w)}, which wait(s) for it, holds it"
                           if others_w else "")
                        + ", they wait in a cycle")
         elif lock_cycle:

@@ -197,7 +197,7 @@ def read_python_sources(snapshot: Snapshot, inferred: dict[str, str],
         key = id(t.frames)
         has = python.get(key)
         if has is None:
-            has = python[key] = any((f.file or "").endswith(".py") for f in t.frames[:3])
+            has = python[key] = any((f.file or "").endswith(".py") for f in t.frames[:8])
         if has:
             py_threads.append(t)
     if not py_threads:
