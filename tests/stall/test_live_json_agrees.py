@@ -1,6 +1,7 @@
 """One rule for every source: the live report of each example and zoo program, saved as JSON
 and given to ``stuck analyze``, yields the same stalls and deadlocks (kind, confidence, threads,
-cycle), and ``stuck explore`` finds the same in the zoo programs' blocking schedules.
+cycle), and ``stuck explore`` finds the same in the zoo programs' blocking schedules (its saved
+report, given to ``stuck analyze``, too).
 
 The live verdict comes from the runtime (the watchdog's rules, or the walk done when a thread
 blocks); the post-mortem one from ``stuck analyze`` reading the saved snapshot, whose
@@ -195,7 +196,14 @@ def test_zoo_live_reports_analyze_and_explore_agree(tmp_path: Path) -> None:
             assert live is not None, f"{name}: no live report"
             assert verdicts(live), (name, live["findings"])
             assert analysed == verdicts(live), name
-            seen_live, seen_explore = by_name(live), by_name(_explored(name))
+            explored = _explored(name)
+            # explore's report, saved and given to stuck analyze, reads the same too
+            saved = tmp_path / f"{name}.explore.json"
+            saved.write_text(json.dumps(explored))
+            again = subprocess.run([sys.executable, "-m", "stuck", "analyze", "--json", "-",
+                                    str(saved)], capture_output=True, text=True, timeout=90)
+            assert verdicts(json.loads(again.stdout)) == verdicts(explored), name
+            seen_live, seen_explore = by_name(live), by_name(explored)
             if name not in EXPLORE_INFERS_CYCLE:
                 assert seen_explore == seen_live, name
                 continue
