@@ -123,11 +123,14 @@ def test_detect() -> None:
 
 
 def _best_time(text: str) -> float:
+    # CPU time of this thread, not wall-clock time: other processes on a loaded machine do not
+    # count. Regex backtracking inside one C call is invisible to tests/work.py's counters, so
+    # a hostile line is measured this way, as a ratio against itself.
     best = float("inf")
     for _ in range(3):
-        start = time.perf_counter()
+        start = time.thread_time()
         jstack.parse(text)
-        best = min(best, time.perf_counter() - start)
+        best = min(best, time.thread_time() - start)
     return best
 
 
@@ -142,7 +145,7 @@ def test_hostile_lines_stay_fast() -> None:
     hostile = '"' + "a\" " * 3000 + "\n" + "- waiting to lock <" + "0" * 9000 + "\n"
     at = "at " + "(" * 9000 + "\n"
     text = (hostile + at) * 50
-    # best of three each, so a busy machine does not fail it; linear would be ~8, quadratic ~64
+    # best of three each, in CPU time; linear would be ~8, quadratic ~64
     assert _best_time(text * 8) / max(_best_time(text), 1e-4) < 40
 
 
