@@ -104,8 +104,10 @@ def _explore_example(example: str) -> dict[str, Any]:
 # The zoo's buggy programs as their users would run them: the main thread starts the threads
 # and joins them without a timeout (tests/zoo/held.py), each driven into its blocking
 # interleaving by its pause-point schedule. (Under tests/zoo/force.py the main thread waits with
-# a timeout to report on the program: it is able to run and can reach every primitive, so a
-# condition nobody has notified yet rightly gets no finding.)
+# a timeout, inside a function, to report on the program: it is able to run, and the watchdog
+# never reads another thread's locals (stall.runnable_roots), so nothing can be shown out of its
+# reach. A condition nobody has notified yet (cockroach_16167, kubernetes_58107, moby_25384)
+# then rightly gets no finding: no live verdict can exist for them there.)
 ZOO_HELD = ROOT / "tests" / "zoo" / "held.py"
 
 # Where explore sees more than one run can show: the condition of a readers-writer lock built
