@@ -36,7 +36,8 @@ Everything here that reads a loop's or a task's state from outside the hot path 
 watchdog) only reads attributes: it never calls user code and holds no lock while reading.
 
 Where things are: ``internals`` is the one module that reads asyncio's private state (the running
-task, await chains, a loop's scheduled callbacks and selector); ``waits`` is the wait table;
+task, what a task awaits, await chains, a loop's thread, scheduled callbacks and selector; the
+tracked classes read only the state of the asyncio class each extends); ``waits`` is the wait table;
 ``primitives`` the tracked classes; ``walk`` the await-graph walk and the event-loop rule's
 observations; ``names`` the task ids of the model; ``findings`` tasks in the snapshot and the
 text of the findings.

@@ -21,6 +21,10 @@ from stuck.runtime.aio.internals import (
     _loop_of,
     _LoopView,
     _task_where,
+    awaiting,
+    gather_children,
+    group_tasks,
+    loop_thread,
     pending_tasks,
 )
 from stuck.runtime.aio.names import _task_name, task_tid
@@ -87,12 +91,12 @@ def resource_for(obj: Any, resources: dict[str, Resource], rid_of: dict[int, str
                        address=f"{id(obj):#x}",
                        owners=[] if obj.done() else [task_tid(obj)])
     elif _GatheringFuture is not None and type(obj) is _GatheringFuture:
-        children = [c for c in list(getattr(obj, "_children", ())) if _is_task(c)]
+        children = [c for c in gather_children(obj) if _is_task(c)]
         res = Resource(id=registry.foreign_id(obj, "task"), kind="task",
                        label=_group_label("gather", children), address=f"{id(obj):#x}",
                        owners=[task_tid(c) for c in children if not c.done()])
     elif as_tracked(obj) is None:  # a TaskGroup
-        members = [t for t in list(getattr(obj, "_tasks", ())) if _is_task(t)]
+        members = [t for t in group_tasks(obj) if _is_task(t)]
         res = Resource(id=registry.foreign_id(obj, "task"), kind="task",
                        label=_group_label("TaskGroup", members), address=f"{id(obj):#x}",
                        owners=[task_tid(t) for t in members if not t.done()])
@@ -133,7 +137,7 @@ def add_to_snapshot(threads: list[Thread], resources: dict[str, Resource],
             held.setdefault(id(holder), []).append(obj)
 
     def involved(task: Any) -> bool:
-        fut = getattr(task, "_fut_waiter", None)
+        fut = awaiting(task)
         return id(task) in table or id(task) in held or _is_task(fut) or (
             _GatheringFuture is not None and type(fut) is _GatheringFuture)
 
@@ -172,7 +176,7 @@ def _describe_wait(thread: Thread, task: Any, record: TaskWait | None, view: _Lo
                    chain: list[FrameType], resources: dict[str, Resource],
                    rid_of: dict[int, str], now: float) -> None:
     current = view.current()
-    fut = getattr(task, "_fut_waiter", None)
+    fut = awaiting(task)
     if record is not None and record.task() is not task:
         record = None
     if record is not None and (task is current or (fut is not None and not fut.done())):
@@ -249,7 +253,7 @@ def _step_words(record: TaskWait, res: Resource, nxt: str, self_loop: bool) -> s
 
 
 def _loop_thread_name(loop: Any) -> str:
-    ident = getattr(loop, "_thread_id", None)
+    ident = loop_thread(loop)
     if ident is None:
         return "?"
     thread = registry.thread_objects().get(ident)
@@ -329,7 +333,7 @@ def _what(task: Any, record: TaskWait | None, snap: Snapshot, rid_of: dict[int, 
           ) -> tuple[str, str | None]:
     """How a stuck task's wait reads in a report, and the resource id it waits on."""
     if record is None:
-        fut = getattr(task, "_fut_waiter", None)
+        fut = awaiting(task)
         awaited = _awaited(task, fut)
         if awaited is None:
             if fut is not None and not fut.done():
@@ -441,7 +445,7 @@ def _stall_finding(loop: Any, tasks: list[Any], table: dict[int, TaskWait], snap
         missing.insert(0, "another thread could still wake the loop "
                           "(loop.call_soon_threadsafe); whether one will is not known")
     on_futures = [t for t in tasks if record_of(t) is None
-                  and _awaited(t, getattr(t, "_fut_waiter", None)) is None]
+                  and _awaited(t, awaiting(t)) is None]
     handlers = _python_signal_handlers() if on_futures else []
     if handlers:
         confidence = "probable"

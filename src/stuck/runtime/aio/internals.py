@@ -261,6 +261,32 @@ class _LoopView:
             return None
 
 
+def awaiting(task: Any) -> Any:
+    """The future a suspended task waits on (``Task._fut_waiter``); None while it runs or is
+    ready to."""
+    return getattr(task, "_fut_waiter", None)
+
+
+def loop_thread(loop: Any) -> int | None:
+    """The ident of the thread a loop runs in (None: not running, or a loop that does not say)."""
+    return getattr(loop, "_thread_id", None)
+
+
+def gather_children(fut: Any) -> list[Any]:
+    """The awaitables a ``gather`` waits for."""
+    return list(getattr(fut, "_children", ()))
+
+
+def group_tasks(group: Any) -> list[Any]:
+    """The tasks of a TaskGroup."""
+    return list(getattr(group, "_tasks", ()))
+
+
+def has_signal_handlers(loop: Any) -> bool:
+    """True when ``loop.add_signal_handler`` installed any (they can complete futures)."""
+    return bool(getattr(loop, "_signal_handlers", None))
+
+
 def _loop_of(task: Any) -> Any:
     try:
         return task.get_loop()

@@ -6,7 +6,7 @@ import _thread
 import os
 from typing import Any
 
-from stuck.runtime.aio.internals import _loop_of, _ref
+from stuck.runtime.aio.internals import _loop_of, _ref, loop_thread
 from stuck.runtime.aio.waits import waits
 
 # --- task names -------------------------------------------------------------------------------
@@ -66,7 +66,7 @@ def _reset_after_fork() -> None:
     for key, record in list(waits.items()):
         task = record.task()
         loop = _loop_of(task) if task is not None else None
-        if loop is None or getattr(loop, "_thread_id", None) != me:
+        if loop is None or loop_thread(loop) != me:
             waits.pop(key, None)
 
 

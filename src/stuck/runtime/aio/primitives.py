@@ -22,6 +22,7 @@ from stuck.runtime.aio.internals import (
     _ref,
     _task_or_none,
     _where,
+    awaiting,
 )
 from stuck.runtime.aio.names import task_tid
 from stuck.runtime.aio.waits import TaskWait, TaskWakers, _cycles_seen, _resources, waits
@@ -506,12 +507,12 @@ def raise_in_task(finding: Finding, error: BaseException) -> bool:
             by_tid[task_tid(task)] = task
     for tid in finding.threads:
         task = by_tid.get(tid)
-        fut = getattr(task, "_fut_waiter", None)
+        fut = awaiting(task)
         if task is None or fut is None or fut.done() or _is_task(fut):
             continue
 
         def throw(task: Any = task, fut: Any = fut) -> None:
-            if task._fut_waiter is fut and not fut.done():  # still the same wait
+            if awaiting(task) is fut and not fut.done():  # still the same wait
                 fut.set_exception(error)
 
         try:

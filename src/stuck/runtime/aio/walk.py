@@ -17,6 +17,9 @@ from stuck.runtime.aio.internals import (
     _loop_quiet,
     _LoopView,
     _task_where,
+    awaiting,
+    has_signal_handlers,
+    loop_thread,
     pending_tasks,
 )
 from stuck.runtime.aio.names import _task_name
@@ -92,7 +95,7 @@ class _TaskWalk(_Walk):
             record = self.blocking[1]
             targets = record.wakers_of()
             return (record, targets) if targets else None
-        fut = task._fut_waiter
+        fut = awaiting(task)
         if fut is None or fut.done():
             return None  # running, or about to: it can end waits
         registered = self.records.get(id(task))
@@ -114,7 +117,7 @@ class _TaskWalk(_Walk):
 def _not_waiting(task: Any) -> bool:
     """True when ``_wait_of`` finds no wait for ``task`` without reading anything else: it is
     running or about to (or has ended), so it is not stuck."""
-    fut = task._fut_waiter
+    fut = awaiting(task)
     return task.done() or fut is None or fut.done()
 
 
@@ -154,7 +157,7 @@ def _find_cycle(task: Any, record: TaskWait) -> TaskCycle | None:
     table = waits
     for waker in first:  # the common case: whoever could end the wait can run, or waits for
         if waker is not task:  # something other than a task or a tracked primitive
-            fut = waker._fut_waiter
+            fut = awaiting(waker)
             if fut is None or fut.done():
                 return None
             registered = table.get(id(waker))
@@ -189,7 +192,7 @@ def _victims(loop: Any, in_cycle: set[int], cycle: TaskCycle) -> list[Any]:
     out = []
     walks = 0
     for task in view.tasks():
-        fut = getattr(task, "_fut_waiter", None)
+        fut = awaiting(task)
         if id(task) in in_cycle or fut is None or fut.done():
             continue
         walks += 1
@@ -204,7 +207,7 @@ def _stuck_tasks(view: _LoopView, table: dict[int, TaskWait]) -> list[Any]:
     """The tasks of a loop in a knot (in a cycle, or behind one), for on-demand reports."""
     out = []
     for task in view.tasks():
-        fut = getattr(task, "_fut_waiter", None)
+        fut = awaiting(task)
         if fut is None or fut.done():
             continue
         if _TaskWalk(task, table, view).knot() is not None:
@@ -261,12 +264,12 @@ def _suspended_marks(loop: Any, tasks: list[Any]) -> tuple[int, ...] | None:
     loop has no signal handler (``add_signal_handler`` could complete a future) and no other
     thread can run (``call_soon_threadsafe`` could). None otherwise."""
     try:
-        if not tasks or getattr(loop, "_signal_handlers", None) or not _loop_quiet(loop):
+        if not tasks or has_signal_handlers(loop) or not _loop_quiet(loop):
             return None
         marks: list[int] = []
         plain = False
         for task in tasks:
-            fut = getattr(task, "_fut_waiter", None)
+            fut = awaiting(task)
             if task.done() or fut is None or fut.done():
                 return None
             if _awaited(task, fut) is None:
@@ -328,7 +331,7 @@ def _stalled(loop: Any, tasks: list[Any], table: dict[int, TaskWait],
         tracked = False
         marks: list[int] = []
         for task in tasks:
-            fut = getattr(task, "_fut_waiter", None)
+            fut = awaiting(task)
             if task.done() or fut is None or fut.done():
                 return None
             record = table.get(id(task))
@@ -356,7 +359,7 @@ def _other_runnable_threads(loop: Any) -> list[str]:
     """Threads other than the loop's that could still run code, hence call
     ``loop.call_soon_threadsafe``: not stuck's own, not durably blocked on a tracked primitive,
     not an idle pool worker waiting for a job."""
-    loop_ident = getattr(loop, "_thread_id", None)
+    loop_ident = loop_thread(loop)
     names = registry.thread_objects()
     out: list[str] = []
     for ident, frame in sys._current_frames().items():
