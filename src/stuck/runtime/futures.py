@@ -34,9 +34,26 @@ _RUNNING = _base.RUNNING
 _PENDING = _base.PENDING
 
 
-def _pool_of(fut: Any) -> Any:
+# What stuck notes on a Future it does not own (the pool that runs it, the callable, the
+# thread that started running it) is read only through these.
+
+def pool_of(fut: Any) -> Any:
+    """The ThreadPoolExecutor ``fut`` was submitted to (None: made by hand, or gone)."""
     pool_ref = getattr(fut, "_stuck_pool", None)
     return pool_ref() if pool_ref is not None else None
+
+
+def runner_of(fut: Any) -> int | None:
+    """The ident of the thread that started running ``fut`` (None: not started)."""
+    runner = getattr(fut, "_stuck_runner", None)
+    return runner if isinstance(runner, int) else None
+
+
+def callable_of(fut: Any) -> str | None:
+    """The qualified name of the callable a submitted ``fut`` runs."""
+    name = getattr(fut, "_stuck_task", None)
+    return name if isinstance(name, str) else None
+
 
 
 def _runner(fut: Any, candidates: list[int]) -> int | None:
@@ -44,7 +61,7 @@ def _runner(fut: Any, candidates: list[int]) -> int | None:
     to RUNNING (``set_running_or_notify_cancel``, which a worker calls just before it runs
     the call), as recorded then. Never read from the workers' stacks: another thread's frame
     locals are not read while it runs (see ``stuck.runtime.livereport``)."""
-    runner = getattr(fut, "_stuck_runner", None)
+    runner = runner_of(fut)
     return runner if runner in candidates else None
 
 
@@ -60,7 +77,7 @@ def _future_wakers(resource: object, op: str) -> list[int] | None:
     state = fut._state
     if state not in (_RUNNING, _PENDING):
         return None
-    pool = _pool_of(fut)
+    pool = pool_of(fut)
     if pool is None:
         return None  # a future completed by hand: anybody could
     workers = [t.ident for t in list(pool._threads) if t.ident is not None and t.is_alive()]

@@ -562,12 +562,13 @@ class LiveChecker:
                 rf.n_waiting = getattr(obj, "n_waiting", None)
                 rf.broken = bool(getattr(obj, "broken", False))
         elif kind == "future":
-            runner = d.get("_stuck_runner")
+            from stuck.runtime import futures
+
+            runner = futures.runner_of(obj)
             rf.wakers = {_tid(runner)} if runner is not None else set()
             rf.running = getattr(obj, "_state", None) == "RUNNING"
-            pool_ref = d.get("_stuck_pool")
-            pool = pool_ref() if pool_ref is not None else None
-            task = d.get("_stuck_task") or facts.label
+            pool = futures.pool_of(obj)
+            task = futures.callable_of(obj) or facts.label
             rf.task = str(task).removeprefix("future of ") if task else None
             if pool is not None:
                 ex = self._executor(pool)
