@@ -224,3 +224,30 @@ def test_zombie_is_reported_with_what_is_missing(start) -> None:  # type: ignore
     rep = _capture(zombie)
     assert rep.findings == []
     assert any("zombie" in n for n in rep.snapshot.notes)
+
+
+@pytest.mark.parametrize("register", ["0xffffffff", "0xffffffffffffffff"])
+def test_wait4_for_any_child_is_read_as_minus_one_whatever_the_upper_half(register: str) -> None:
+    from stuck.capture import syscalls
+
+    call = syscalls.parse(f"61 {register} 0x7ffd 0x0 0x0 0x1 0x8 0x7ffd 0x7f12", "x86_64")
+    assert call is not None and call.meaning == "wait-child"
+    assert call.child() == -1
+    named = syscalls.parse("61 0x1f40 0x7ffd 0x0 0x0 0x1 0x8 0x7ffd 0x7f12", "x86_64")
+    assert named is not None and named.child() == 8000
+    by_id = syscalls.parse("247 0x1 0x1f41 0x7ffd 0x4 0x0 0x0 0x7ffd 0x7f12", "x86_64")
+    assert by_id is not None and by_id.child() == 8001
+
+
+def test_shell_waiting_for_its_background_child_follows_it_without_a_finding(start) -> None:  # type: ignore[no-untyped-def]
+    if shutil.which("bash") is None:
+        pytest.skip("bash is not installed")
+    shell = start(["bash", "-c", "sleep 30 & wait"])
+    pids = settle(shell, 2)
+    child = next(p for p in pids if p != shell.pid)
+    rep = _capture(shell.pid, native=False)  # no --tree: the wait itself leads to the child
+    assert rep.findings == [], [f.summary for f in rep.findings]
+    assert {p.pid for p in rep.snapshot.processes} == {shell.pid, child}
+    waiter = next(t for p in rep.snapshot.processes if p.pid == shell.pid for t in p.threads)
+    assert waiter.detail is not None and f"child pid {child} (sleep)" in waiter.detail
+    assert all(str((1 << 32) - 1) not in n for n in rep.snapshot.notes)

@@ -260,14 +260,14 @@ def _link_children(built: Built, child_waits: list[tuple[Thread, int, int]],
             t.detail = "waits for a child process that is not captured (use --tree)"
             continue
         rid = f"exit:{pid}:{which if which > 0 else 'any'}"
+        names = " or ".join(f"child pid {k} ({by_pid[k].comm})" for k in kids[:4])
         if snap.resource(rid) is None:
             owners = [x.id for k in kids for x in threads_of.get(k, [])]
-            names = " or ".join(f"child pid {k} ({by_pid[k].comm})" for k in kids[:4])
             snap.resources.append(Resource(
                 id=rid, kind="process", label=f"{names} to exit", owners=owners,
                 wakers=list(owners)))
         t.waits = Wait(resource=rid, durable=True, direction="wait-child")
-        t.detail = "waits for a child process to exit"
+        t.detail = f"waits for {names} to exit"
 
 
 def _settle(snap: Snapshot) -> set[str]:

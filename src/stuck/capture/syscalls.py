@@ -78,16 +78,25 @@ class Call:
         return (cmd in FUTEX_WAITS or cmd in FUTEX_LOCK_PI) and self.args[3] != 0
 
     def child(self) -> int:
-        """For wait4/waitid: the child waited for, or -1 for any child."""
+        """For wait4/waitid: the child waited for, or -1 for any child (or any of a group)."""
         if self.name == "wait4" and self.args:
-            pid = self.args[0] - (1 << 64) if self.args[0] >= 1 << 63 else self.args[0]
+            pid = _pid_t(self.args[0])
             return pid if pid > 0 else -1
         if self.name == "waitid" and len(self.args) > 1 and self.args[0] == 1:  # P_PID
-            return self.args[1]
+            pid = _pid_t(self.args[1])
+            return pid if pid > 0 else -1
         return -1
 
     def same(self, other: Call | None) -> bool:
         return other is not None and other.number == self.number and other.args == self.args
+
+
+def _pid_t(register: int) -> int:
+    """A pid_t argument as the callee reads it: the low 32 bits, signed. The kernel prints the
+    whole register, whose upper half a caller may leave zero (``wait4(-1, ...)`` shows as
+    ``0xffffffff``) or sign-extended (``0xffffffffffffffff``)."""
+    low = register & 0xFFFFFFFF
+    return low - (1 << 32) if low >= 1 << 31 else low
 
 
 def parse(text: str, machine: str) -> Call | None:
