@@ -818,10 +818,11 @@ class _Analysis:
             waiters: list[Thread] = []
             proven = pi in certain_processes
             progressing = sum(1 for o in proc.threads if _can_progress(o))
-            timers = [o for o in proc.threads if _on_timer(o, self.resources)]
             # Only sleepers and deadline waits can run: nothing runs code now, and what could
-            # end a signalled wait would have to do so when its timer fires.
-            awake = progressing - len(timers)
+            # end a signalled wait would have to do so when its timer fires. (Counted once,
+            # when a signalled wait first needs it.)
+            timers: list[Thread] | None = None
+            awake = 0
             timer_waiters: list[Thread] = []
             parked_visible = any(o.state in ("idle", "dead") for o in proc.threads)
             # An excerpt that visibly lacks threads: who would end a wait may be among them,
@@ -875,15 +876,19 @@ class _Analysis:
                         continue
                 if not others_progress:
                     waiters.append(t)
-                elif awake - (1 if _can_progress(t) else 0) <= 0 and kind in SIGNALLED_KINDS \
-                        and proc.complete is not None and t.detail != PARKED_FOR_GOOD:
-                    timer_waiters.append(t)
+                elif kind in SIGNALLED_KINDS and proc.complete is not None \
+                        and t.detail != PARKED_FOR_GOOD:
+                    if timers is None:
+                        timers = [o for o in proc.threads if _on_timer(o, self.resources)]
+                        awake = progressing - len(timers)
+                    if awake - (1 if _can_progress(t) else 0) <= 0:
+                        timer_waiters.append(t)
             if waiters:
                 self._stall_finding(waiters, proc.threads, proven, stated_words.get(pi),
                                     excerpt=excerpt)
             if timer_waiters:
                 self._stall_finding(timer_waiters, proc.threads, proven, None, excerpt=excerpt,
-                                    timers=[o for o in timers if o.id not in self.covered])
+                                    timers=[o for o in timers or () if o.id not in self.covered])
 
     def _possible_wakers(self, t: Thread, res: Resource | None,
                          process_threads: list[Thread]) -> list[Thread]:
