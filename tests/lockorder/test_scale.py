@@ -87,7 +87,7 @@ def test_past_the_class_bound_new_classes_are_still_checked(capfd: pytest.Captur
     assert f.details["variant"] == "deadlock"
     assert {"x", "y"} <= {c._nodes[n].cls.name for n in c._nodes}
     assert c.stats()["evicted"] >= 1000 * 2 - 64
-    assert "least recently used ones are forgotten" in capfd.readouterr().err
+    assert "least recently used classes are forgotten" in capfd.readouterr().err
     assert any("forgotten" in n for n in c.notes())  # said in the report too
 
 
@@ -111,3 +111,23 @@ def test_a_class_in_a_finding_or_held_is_never_forgotten() -> None:
     names = {c._nodes[n].cls.name for n in c._nodes}
     assert {"p", "q", "held"} <= names
     assert c.findings() == [cycle]  # the finding's edges were kept
+
+
+def test_past_the_edge_bound_new_orders_are_still_checked() -> None:
+    # A chain of classes, each nested in the next: edges grow with classes, and reach their
+    # bound first. Cold classes are forgotten with their edges; later orders are checked.
+    c = LockOrderChecker(max_edges=50)
+    prev = make_lock(c, "c0")
+    for i in range(1, 500):
+        lk = make_lock(c, f"c{i}")
+        with prev, lk:
+            pass
+        prev = lk
+        assert c.edge_count() <= 50
+    x, y = make_lock(c, "x"), make_lock(c, "y")
+    with x, y:
+        pass
+    with y, x:
+        pass
+    [f] = c.findings()
+    assert f.details["variant"] == "deadlock"

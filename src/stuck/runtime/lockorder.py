@@ -41,7 +41,8 @@ classes, 20,000 edges, 100,000 chains) keep the graph under about 25 MB for clas
 order and pushing a pattern are O(1) amortised. Past ``max_classes``, locks given an
 ``order_by`` key are checked as instances of their class (see ``_nest``) rather than as
 keyed sub-classes, and a new class makes room by forgetting the least recently used eighth
-of the classes with their edges (``_evict_locked``): never a class a thread holds, one a
+of the classes with their edges (``_evict_locked``), and so does a new edge past
+``max_edges``: never a class a thread holds, one a
 finding names or one dropped as a signal. So memory stays within the bounds above however many
 classes a run makes (a program generating a class per request, per plugin), new classes keep
 being checked, and the cost is O(1) amortised per new class. What is lost is said once, on
@@ -687,7 +688,7 @@ class LockOrderChecker:
                 self._cls_keepalive[id(cls)] = cls
             return n
 
-    def _evict_locked(self) -> bool:
+    def _evict_locked(self, keep: set[int] | None = None) -> bool:
         """Make room for new classes: forget about an eighth of ``max_classes``, the classes
         least recently used (not used since the last eviction first), with their edges.
         Never a class a thread holds a lock of, one a finding names, one dropped as a signal,
@@ -698,7 +699,8 @@ class LockOrderChecker:
 
         O(classes + edges) per round, once per ``max_classes // 8`` new classes: O(1)
         amortised per new class."""
-        keep: set[int] = set(self._signal_nodes)
+        keep = set(keep or ())
+        keep.update(self._signal_nodes)
         keep.update(self._same_class)
         for cyc in self._cycles.values():
             keep.update(cyc.nodes)
@@ -745,10 +747,11 @@ class LockOrderChecker:
         self._clear_fast()
         self._round += 1
         self._evicted += len(victims)
-        self._bound_locked("evicted", f"more than {self.max_classes} lock classes: the least "
-                           "recently used ones are forgotten with their orders to make room "
-                           "(an order seen only before its classes were forgotten is not "
-                           "compared with what came after)")
+        self._bound_locked("evicted", f"more than {self.max_classes} lock classes or "
+                           f"{self.max_edges} orders: the least recently used classes are "
+                           "forgotten with their orders to make room (an order seen only "
+                           "before its classes were forgotten is not compared with what came "
+                           "after)")
         return True
 
     def _intern_key(self, base: int, key: Hashable) -> int:
@@ -878,8 +881,14 @@ class LockOrderChecker:
             edge = out.get(dst)
             if edge is None:
                 if self._edge_count >= self.max_edges:
+                    # Make room as for classes: forget the least recently used classes and
+                    # their edges (never the two this edge joins).
+                    self._evict_locked(keep={src, dst})
+                    out = self._out.setdefault(src, {})
+                if self._edge_count >= self.max_edges:
                     self._bound_locked("edges", f"the lock-order graph reached {self.max_edges} "
-                                       "edges; new orders are no longer checked")
+                                       "edges between classes all in use; new orders are not "
+                                       "checked until some are released")
                     return
                 edge = OrderEdge(src, dst, timed, serial, witnesses=[witness])
                 out[dst] = edge
