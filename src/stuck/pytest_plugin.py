@@ -208,9 +208,10 @@ class StuckSession:
             notes.append("not tracked, so not checked: what is made through "
                          + ", ".join(self.escaped[:10])
                          + ("" if len(self.escaped) <= 10 else f", … {len(self.escaped) - 10} more")
-                         + ". These classes were imported by name in modules loaded before stuck "
-                           "(a conftest importing the code under test); refer to them through "
-                           "their module (threading.Condition(...)) to have them checked")
+                         + ". These classes were derived from a primitive (or bound to one "
+                           "that cannot be derived from) in modules loaded before stuck (a "
+                           "conftest importing the code under test); install stuck before "
+                           "they are imported (stuck run -m pytest) to have them checked")
         return notes
 
     def coverage(self) -> str:

@@ -8,9 +8,12 @@ import concurrent.futures.thread as futures_thread
 import io
 import os
 import queue
+import subprocess
 import sys
+import textwrap
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -126,14 +129,17 @@ def test_snapshot_leaves_out_stucks_own_threads(live: io.StringIO) -> None:
     assert "stuck-watchdog" not in names
 
 
-def test_factories_bound_before_install_are_tracked_and_restored(tmp_path: Any) -> None:
+def test_names_bound_before_install_are_tracked_and_restored(tmp_path: Any) -> None:
     import types
 
-    from stuck.runtime import prebound, primitives
+    from stuck.runtime import prebound, primitives, tracked
 
     early = types.ModuleType("early_app")
     exec("from threading import Lock, RLock, Condition, Event\n"
-         "from queue import Queue\n", early.__dict__)
+         "from queue import Queue\n"
+         "made_before = Event()\n"
+         "class Gate(Condition):  # derived before install: keeps the original base\n"
+         "    pass\n", early.__dict__)
     sys.modules["early_app"] = early
     originals = dict(vars(early))
     try:
@@ -141,14 +147,54 @@ def test_factories_bound_before_install_are_tracked_and_restored(tmp_path: Any) 
         try:
             assert type(early.RLock()) is primitives.RLock
             assert type(early.Lock()) is primitives.Lock
-            assert sorted(prebound.rebound) == ["early_app.Lock", "early_app.RLock"]
-            # classes stay as they were (isinstance of objects made before must not change)
-            assert early.Condition is originals["Condition"]
-            assert {e.split(" ")[0] for e in prebound.escaped} == {
-                "early_app.Condition", "early_app.Event", "early_app.Queue"}
+            assert sorted(prebound.rebound) == ["early_app.Condition", "early_app.Event",
+                                                "early_app.Lock", "early_app.Queue",
+                                                "early_app.RLock"]
+            # What the module makes from now on is tracked ...
+            for made in (early.Condition(), early.Event(), early.Queue()):
+                assert tracked.as_tracked(made) is not None, made
+            assert isinstance(early.Event(), primitives.Event)
+            # ... and what it made before is still what its names say
+            assert isinstance(early.made_before, early.Event)
+            assert issubclass(early.Gate, early.Condition)
+            assert isinstance(early.Gate(), early.Condition)
+            # A class derived before install keeps the original base: untracked, and said
+            assert tracked.as_tracked(early.Gate()) is None
+            assert [e.split(" ")[0] for e in prebound.escaped] == ["early_app.Gate"]
         finally:
             stuck.uninstall()
         assert all(vars(early)[k] is v for k, v in originals.items())
         assert prebound.rebound == [] and prebound.escaped == []
     finally:
         del sys.modules["early_app"]
+
+
+def test_a_stall_on_an_event_class_bound_before_install_is_found(tmp_path: Path) -> None:
+    # A scheduler module imported before install (a project's conftest does it under
+    # pytest --stuck) bound Event from threading; a thread waits on an Event it makes later
+    # that nobody sets. The wait is tracked, so the stall is found.
+    (tmp_path / "early_sched.py").write_text(textwrap.dedent("""
+        from threading import Event, Thread
+
+        def start_waiter():
+            ready = Event()
+            t = Thread(target=ready.wait, name="waiter", daemon=True)
+            t.start()
+            return t
+    """))
+    program = tmp_path / "prog.py"
+    program.write_text(textwrap.dedent("""
+        import early_sched  # imported before install
+        import stuck
+        stuck.install(policy="abort", signal=None)
+        waiter = early_sched.start_waiter()
+        waiter.join()  # nobody sets the event
+    """))
+    try:
+        proc = subprocess.run([sys.executable, str(program)], capture_output=True, text=True,
+                              timeout=30, cwd=str(tmp_path),
+                              env={**os.environ, "PYTHONPATH": str(tmp_path)})
+    except subprocess.TimeoutExpired:
+        pytest.fail("the stall was not found: the program waited on")
+    assert proc.returncode == 86, proc.stderr[-2000:]
+    assert "STALL" in proc.stderr and "waiter" in proc.stderr, proc.stderr[-2000:]

@@ -11,9 +11,15 @@ loaded for module-level names bound to an original primitive:
   so ``uninstall()`` restores it. A function can only be called, and the replacement returns an
   object that behaves the same, so the program sees no difference;
 - a name bound to a *class* (``Condition``, ``Semaphore``, ``Event``, ``Barrier``, the queues,
-  asyncio's primitives, ``threading.Lock`` from 3.13 on) is left alone and reported as escaped:
-  rebinding it would change ``isinstance()`` for the objects made before, and subclasses already
-  defined keep their original base anyway.
+  asyncio's primitives) is rebound the same way, to a subclass of the replacement whose
+  ``isinstance()`` and ``issubclass()`` also accept the original's instances and subclasses:
+  an object the module made before install is still an instance of the name, and what it makes
+  from now on is tracked. A class that cannot be subclassed (``threading.Lock`` from 3.13 on,
+  like ``_thread.lock``) is left alone and reported as escaped;
+- a class the program derived from an original before install (``class Gate(Condition)``)
+  keeps the original as its base: changing a class's bases under objects already made is not
+  safe, so it stays untracked and is reported as escaped. ``threading.Thread`` subclasses are
+  not concerned: ``join`` is tracked on ``Thread`` itself (``stuck.runtime.threads``).
 
 Only names spelled as the primitive is (``Lock``, ``RLock``, ``Condition``, ...) count: that
 is what ``from threading import ...`` binds. The standard library, stuck itself, test tooling
@@ -47,6 +53,60 @@ def _searched(name: str, module: object) -> bool:
             and not top.startswith("_frozen"))
 
 
+class _AcceptsOriginal(type):
+    """The metaclass of a class rebound in a module (see ``_accepting``): an instance or a
+    subclass of the original counts as one of the rebound class."""
+
+    _stuck_original: type
+
+    def __instancecheck__(cls, obj: object) -> bool:
+        return type.__instancecheck__(cls, obj) or isinstance(obj, cls._stuck_original)
+
+    def __subclasscheck__(cls, sub: type) -> bool:
+        return type.__subclasscheck__(cls, sub) or issubclass(sub, cls._stuck_original)
+
+
+_accepting_cache: dict[int, tuple[type, type]] = {}
+
+
+def _accepting(original: type, replacement: object) -> type | None:
+    """The class to bind where a module bound ``original``: the replacement, under the same
+    names, seen by ``isinstance``/``issubclass`` as the original too. None when the
+    replacement cannot be subclassed."""
+    cached = _accepting_cache.get(id(original))
+    if cached is not None and cached[0] is original:
+        return cached[1]
+    if not isinstance(replacement, type) or type(replacement) is not type:
+        return None
+    try:
+        made = _AcceptsOriginal(replacement.__name__, (replacement,), {
+            "__module__": replacement.__module__, "__qualname__": replacement.__qualname__,
+            "__doc__": replacement.__doc__, "_stuck_original": original})
+    except Exception:
+        return None
+    _accepting_cache[id(original)] = (original, made)
+    return made
+
+
+def _early_subclasses(original: type) -> list[str]:
+    """``module.Class`` of the classes derived from ``original`` by searched modules (the
+    program's), which keep the original as their base."""
+    out: list[str] = []
+    todo: list[type] = list(type.__subclasses__(original))
+    seen: set[int] = set()
+    while todo and len(out) < 100:
+        sub = todo.pop()
+        if id(sub) in seen or isinstance(sub, _AcceptsOriginal):
+            continue
+        seen.add(id(sub))
+        todo.extend(type.__subclasses__(sub))
+        module_name = sub.__dict__.get("__module__")
+        if isinstance(module_name, str) and _searched(module_name,
+                                                      sys.modules.get(module_name)):
+            out.append(f"{module_name}.{sub.__qualname__}")
+    return out
+
+
 def scan(originals: dict[int, tuple[object, str, object]]) -> list[Replacement]:
     """Search loaded modules for names bound to an original (``id(original)`` -> (original,
     what it is called, its replacement)). Record what is found in ``rebound`` and ``escaped``
@@ -74,10 +134,19 @@ def scan(originals: dict[int, tuple[object, str, object]]) -> list[Replacement]:
                 continue
             where = f"{name}.{attribute}"
             if isinstance(value, type):
-                found_escaped.append(f"{where} (bound to {entry[1]} before stuck was installed)")
+                accepting = _accepting(value, entry[2])
+                if accepting is None:
+                    found_escaped.append(f"{where} (bound to {entry[1]} before stuck was "
+                                         "installed; it cannot be subclassed)")
+                    continue
+                out.append((module, attribute, accepting))
             else:
                 out.append((module, attribute, entry[2]))
-                found_rebound.append(where)
+            found_rebound.append(where)
+    for value, public, _ in originals.values():
+        if isinstance(value, type) and public != "threading.Thread":
+            found_escaped.extend(f"{sub} (a subclass of {public} defined before stuck was "
+                                 "installed)" for sub in _early_subclasses(value))
     rebound[:] = found_rebound
     escaped[:] = found_escaped
     return out
