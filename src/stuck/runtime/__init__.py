@@ -9,8 +9,9 @@ thread (or task) about to block first checks whether its wait closes a deadlock 
 ``report`` (default), ``raise`` or ``abort`` (see ``stuck.runtime.policy``).
 
 Objects created before ``install()`` stay untracked. Names bound before it (``from threading
-import RLock`` at import time) are rebound when they name a factory and listed as escaped when
-they name a class (``stuck.runtime.prebound``): install first, which ``stuck run`` does.
+import RLock, Event`` at import time) are rebound, so what they make from then on is tracked;
+classes derived from a primitive before it keep their original base and are listed as escaped
+(``stuck.runtime.prebound``): install first, which ``stuck run`` does.
 """
 
 from __future__ import annotations
