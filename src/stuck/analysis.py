@@ -997,19 +997,24 @@ class _Analysis:
                 state_words.append(f"{len(blocked)} blocked themselves")
             if dead:
                 state_words.append(f"{len(dead)} finished")
-            if not others:
-                state_words.append("none: the waiter is alone")
             if timers:
-                words.append("No thread of the process runs code now: the others are "
-                             + ", ".join(state_words) + ", or wait only for time to pass ("
+                words.append("No thread of the process runs code now: the others "
+                             + (f"are {', '.join(state_words)}, or " if state_words else "")
+                             + "wait only for time to pass ("
                              + ", ".join(o.label() for o in timers[:4])
                              + (", …" if len(timers) > 4 else "") + ").")
             elif by_knowledge:
                 words.append("Other threads of the process are running, but none of those "
                              "that could end these waits.")
-            else:
+            elif not others:
+                words.append("No thread that could wake it is running: "
+                             + ("it is the only thread of its process." if len(waiters) == 1
+                                else f"all {len(waiters)} threads of the process wait here."))
+            elif state_words:
                 words.append("No thread that could wake it is running: the other threads are "
                              + ", ".join(state_words) + ".")
+            else:
+                words.append("No thread that could wake it is running.")
             if idle:
                 words.append("Idle workers wait for work that nobody is left to hand them.")
         words.extend(knowledge_words)

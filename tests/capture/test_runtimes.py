@@ -179,3 +179,34 @@ def test_loopback_tcp_pair_is_linked_through_proc_net_tcp(start) -> None:  # typ
     labels = [resources[e.waits_for].label for e in d.cycle]
     assert all("tcp 127.0.0.1:" in label and "to be read at its peer" in label
                for label in labels)
+
+
+def test_python_lock_inversion_read_from_the_source_in_the_programs_own_directory(  # type: ignore[no-untyped-def]
+        start, tmp_path: Path) -> None:
+    from stuck.capture import tools
+
+    if tools.find("py-spy") is None and tools.find("pystack") is None:
+        pytest.skip("neither py-spy nor pystack is installed (CI: the [test] extras)")
+    # Started by a relative file name from its own directory, not stuck's; two copies of one
+    # module, whose module-level locks are two objects each.
+    (tmp_path / "ledger_abba.py").write_text((PROGRAMS / "py_lock_abba.py").read_text())
+    copies = [start([sys.executable, "ledger_abba.py"], cwd=tmp_path) for _ in range(2)]
+    pids = []
+    for c in copies:
+        assert c.proc.stdout is not None
+        pids.append(int(c.proc.stdout.readline()))
+        settle(c, 1)
+    rep = _capture(*pids)
+    deadlocks = [f for f in rep.findings if f.kind == "deadlock"]
+    assert len(deadlocks) == 2, [f.summary for f in rep.findings]
+    threads = rep.snapshot.thread_map()
+    resources = rep.snapshot.resource_map()
+    for d in deadlocks:
+        # Read from the source, not proven: the owners are inferred.
+        assert d.confidence in ("possible", "probable")
+        assert {threads[t].name.split(" [")[0] for t in d.threads} == {"posting", "auditing"}
+        assert len(_pids_in(rep, d.threads)) == 1  # each process's cycle is its own
+        assert {resources[e.waits_for].label.split()[0] for e in d.cycle} == {"ledger", "audit"}
+    assert _pids_in(rep, deadlocks[0].threads) != _pids_in(rep, deadlocks[1].threads)
+    for f in rep.findings:
+        assert "are none" not in f.explanation and "alone" not in f.explanation, f.explanation

@@ -50,6 +50,7 @@ class ProcessEvidence:
     cmdline: list[str] = field(default_factory=list)
     ppid: int | None = None
     exe: str | None = None
+    cwd: str | None = None  # readlink of /proc/PID/cwd: where its relative source paths start
     runtime: str = "native"  # native | python | jvm | go
     state: str = ""  # the process's own state letter (Z: zombie)
     threads: list[ThreadEvidence] = field(default_factory=list)
@@ -127,7 +128,8 @@ def from_dict(d: Any) -> Evidence:
         pe = ProcessEvidence(
             pid=pid, comm=_str(p.get("comm")), cmdline=_strs(p.get("cmdline")),
             ppid=_int_or_none(p.get("ppid")), exe=p.get("exe") if isinstance(p.get("exe"), str)
-            else None, runtime=_str(p.get("runtime"), "native"), state=_str(p.get("state")),
+            else None, cwd=p.get("cwd") if isinstance(p.get("cwd"), str) else None,
+            runtime=_str(p.get("runtime"), "native"), state=_str(p.get("state")),
             tools={k: v for k, v in tools.items() if isinstance(k, str) and isinstance(v, str)}
             if isinstance(tools, dict) else {},
             why_included=_str(p.get("why_included"), "asked"), missing=_strs(p.get("missing")))

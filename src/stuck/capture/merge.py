@@ -352,6 +352,7 @@ def _runtime_views(ev: Evidence, built: Built, threads_of: dict[int, list[Thread
             jvm.apply(pe, threads, built)
     # Futex waits gdb did not name: a resource per address, so waiters on one word meet.
     have = {r.id for r in built.snapshot.resources}
+    words: set[str] = set()
     for threads in threads_of.values():
         for t in threads:
             if t.waits is not None and t.waits.resource not in have \
@@ -361,3 +362,11 @@ def _runtime_views(ev: Evidence, built: Built, threads_of: dict[int, list[Thread
                     id=t.waits.resource, kind="unknown", label=f"futex {addr}",
                     address=addr))
                 have.add(t.waits.resource)
+                words.add(t.waits.resource)
+    for pe in ev.processes:
+        if "py-spy" in pe.tools or "pystack" in pe.tools:
+            python.read_sources(pe, threads_of.get(pe.pid, []), built)
+    # A futex wait the source named (a Python lock's acquire) no longer needs its word.
+    waited = {t.waits.resource for ts in threads_of.values() for t in ts if t.waits is not None}
+    built.snapshot.resources = [r for r in built.snapshot.resources
+                                if r.id not in words or r.id in waited]

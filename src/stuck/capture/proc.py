@@ -174,6 +174,8 @@ def read_process(pid: int, why: str = "asked") -> ProcessEvidence:
         pe.exe = os.readlink(f"{PROC}/{pid}/exe")
     except OSError as exc:
         missing.add(_why(exc, "executable", pid))
+    with contextlib.suppress(OSError):
+        pe.cwd = os.readlink(f"{PROC}/{pid}/cwd")
     pe.runtime = _runtime(pid, pe.exe)
     _namespace(pe)
     try:

@@ -38,6 +38,8 @@ SCAN_UP = 400  # lines above a frame's line searched for enclosing blocks
 FRAMES = 24  # frames of a thread read, innermost first
 
 _WITH = re.compile(r"^(\s*)(?:async\s+)?with\s+(.+?)\s*:\s*(?:#.*)?$")
+# The line a thread stands on may also carry the block's body: ``with audit: pass``.
+_WITH_HERE = re.compile(r"^(\s*)(?:async\s+)?with\s+([^:#]+):(?:\s*(?:#.*)?$|\s+\S)")
 _ACQUIRE = re.compile(r"^(\s*)(?:\w+\s*=\s*)?([A-Za-z_][\w.]{0,200})\.acquire\(\s*\)")
 _RELEASE = re.compile(r"^\s*([A-Za-z_][\w.]{0,200})\.release\(\s*\)")
 _DEF = re.compile(r"^(\s*)(?:async\s+)?def\s")
@@ -58,12 +60,17 @@ class _Source:
 class SourceReader:
     """Source files found for the paths a dump names, each read at most once."""
 
-    def __init__(self, dirs: Iterable[str] = ()) -> None:
+    def __init__(self, dirs: Iterable[str] = (), cwd: str | None = None,
+                 scope: str = "") -> None:
         self.dirs = [d for d in dirs if d]
+        self.cwd = cwd  # the program's working directory: where its relative paths start
+        self.scope = scope  # keeps one process's module-level locks apart from another's
         self.cache: dict[str, _Source | None] = {}
 
     def candidates(self, path: str) -> list[str]:
-        out = [path]  # as the dump names it, then under each DIR
+        # As the dump names it (a relative path from the program's own directory when known),
+        # then under each DIR.
+        out = [os.path.join(self.cwd, path) if self.cwd else path]
         parts = path.replace("\\", "/").split("/")
         for d in self.dirs:
             for i in range(len(parts)):  # the longest suffix of the path found under DIR
@@ -94,9 +101,12 @@ class SourceReader:
 def _module_globals(lines: list[str]) -> dict[str, str]:
     out: dict[str, str] = {}
     for line in lines:
-        if line[:1].isalpha() or line[:1] == "_":
-            m = _TOP_ASSIGN.match(line)
-            if m and not line.startswith(("def ", "class ", "if ", "for ", "while ", "with ")):
+        if not (line[:1].isalpha() or line[:1] == "_") \
+                or line.startswith(("def ", "class ", "if ", "for ", "while ", "with ")):
+            continue
+        for statement in line.split(";", 20):  # "a = Lock(); b = Lock()"
+            m = _TOP_ASSIGN.match(statement.strip())
+            if m:
                 for name in m.group(1).split(","):  # "a, b = Guarded(), Guarded()"
                     out.setdefault(name.strip(), m.group(2))
     return out
@@ -109,7 +119,7 @@ def _indent(line: str) -> int:
 def _with_items(text: str) -> list[str]:
     """``a.lock, b as x`` -> the lock-like expressions: ``["a.lock", "b"]``."""
     items = []
-    for part in text.strip("()").split(","):
+    for part in text.strip().strip("()").split(","):
         expr = part.strip().split(" as ", 1)[0].strip()
         if _EXPR.match(expr):
             items.append(expr)
@@ -131,7 +141,7 @@ def enclosing_locks(src: _Source, line: int) -> tuple[list[_Held], list[str]]:
         return [], []
     here = lines[line - 1]
     waits: list[str] = []
-    m = _WITH.match(here)
+    m = _WITH.match(here) or _WITH_HERE.match(here)
     if m:
         waits = _with_items(m.group(2))
     else:
@@ -185,15 +195,18 @@ def _identity(src: _Source, expr: str, frame_locals: dict[str, str] | None) -> s
 def read_python_sources(snapshot: Snapshot, inferred: dict[str, str],
                         dirs: Iterable[str] = (),
                         frame_locals: dict[tuple[str, int], dict[str, str]] | None = None,
-                        ) -> None:
+                        threads: list[Thread] | None = None, cwd: str | None = None,
+                        scope: str = "") -> None:
     """Add the holds and waits the source shows to the Python threads of ``snapshot``.
 
     ``frame_locals``: (thread id, frame index) -> the frame's locals as the dump printed them,
-    where a parser kept them (``self`` with its address).
+    where a parser kept them (``self`` with its address). ``threads``: only these (one process
+    of several), whose relative file names start at ``cwd``; ``scope`` prefixes the ids of the
+    locks found, so two processes running one module do not share its locks.
     """
     python: dict[int, bool] = {}  # id of a frame list (parsers share them) -> has Python
     py_threads = []
-    for t in snapshot.threads():
+    for t in snapshot.threads() if threads is None else threads:
         key = id(t.frames)
         has = python.get(key)
         if has is None:
@@ -202,7 +215,7 @@ def read_python_sources(snapshot: Snapshot, inferred: dict[str, str],
             py_threads.append(t)
     if not py_threads:
         return
-    reader = SourceReader(dirs)
+    reader = SourceReader(dirs, cwd, scope)
     resources = snapshot.resource_map()
     for t in py_threads:
         _read_thread(t, reader, snapshot, resources, inferred, frame_locals or {})
@@ -232,8 +245,8 @@ def _read_thread(t: Thread, reader: SourceReader, snapshot: Snapshot,
             continue
         held, waits = enclosing_locks(src, f.line)
         local = frame_locals.get((t.id, i))
-        if first_user and waits and _waits_on_lock(t, resources):
-            key = _identity(src, waits[0], local) or f"{t.id}:{waits[0]}"
+        if first_user and waits and _waits_on_lock(t, resources, innermost=i == 0):
+            key = reader.scope + (_identity(src, waits[0], local) or f"{t.id}:{waits[0]}")
             rid = _resource(snapshot, resources, key, waits[0], src, f)
             _set_wait(t, rid, f, resources)
         elif first_user and i == 0 and t.state == "unknown":
@@ -247,6 +260,7 @@ def _read_thread(t: Thread, reader: SourceReader, snapshot: Snapshot,
             held_key = _identity(src, h.expr, local)
             if held_key is None:
                 continue
+            held_key = reader.scope + held_key
             rid = _resource(snapshot, resources, held_key, h.expr, src, f)
             if t.waits is not None and t.waits.resource == rid and _reentrant(src, h.expr):
                 continue
@@ -425,15 +439,20 @@ def _guess_join_targets(threads: list[Thread], resources: dict[str, Resource],
             "thread's address)"))
 
 
-def _waits_on_lock(t: Thread, resources: dict[str, Resource]) -> bool:
+def _waits_on_lock(t: Thread, resources: dict[str, Resource], innermost: bool) -> bool:
     """The thread waits in a lock acquire (or the dump could not tell what it waits in), not
     in a wait the dump's own frames name (``Semaphore.acquire``, ``Condition.wait``): a
-    semaphore's ``pool.acquire()`` on the line is no lock."""
+    semaphore's ``pool.acquire()`` on the line is no lock. A thread the kernel shows asleep on
+    a futex word nobody is known to own, with no Python frame inside the line's call
+    (``innermost``), sleeps in the acquire that line makes in C: a Lock's or an RLock's."""
     if t.waits is None:
         return t.state in ("unknown", "blocked")
     res = resources.get(t.waits.resource)
     if res is not None and res.kind not in ("mutex", "rlock", "unknown"):
         return False
+    if innermost and t.waits.durable and res is not None and res.kind == "unknown" \
+            and res.address is not None and not res.owners:
+        return True
     return t.waits.resource.endswith("/wait") or "(unnamed" in t.waits.resource
 
 
