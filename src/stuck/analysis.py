@@ -1280,7 +1280,8 @@ class _Analysis:
         able to run again, are left alone by the rules after it."""
         from stuck.dumps.goquiet import judge
 
-        findings, judged = judge(self.snap, self.stated, self.covered, self.findings)
+        findings, judged = judge(self.snap, self.stated, self.covered, self.findings,
+                                 self.resources)
         self.findings.extend(findings)
         self.covered.update(judged)
         for f in findings:

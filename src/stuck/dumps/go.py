@@ -6,7 +6,12 @@ The header of each goroutine carries most of what analysis needs: the wait reaso
 (``5 minutes``) and ``locked to thread``. Go does not print who holds a ``sync.Mutex``; when
 exactly one other goroutine runs a method on the very object whose address is the mutex
 (``(*store).TxnEnd(0xc82030c1c0)`` against ``(*Mutex).Lock(0xc82030c1c0)``), it is taken as
-the likely holder, and the finding says so.
+the likely holder, and the finding says so; the waiter itself, when such a method sits further
+out on its own stack than the call that locks (a ``sync.Mutex`` locked twice), while nothing
+shown runs. A goroutine in ``wait4`` under ``os.(*Process).Wait`` waits for a child process;
+``select {}`` is parked by design. A text without goroutine 1, with "..." between goroutines
+or cut off inside a stack lacks goroutines (an excerpt). What a dump in which nothing runs
+means is ``stuck.dumps.goquiet``'s to say.
 
 Hot path: one pass over the lines, cheap ``startswith`` dispatch, frames shared between
 goroutines through a cache (100,000 goroutines usually have a few hundred distinct frames).
@@ -88,6 +93,7 @@ _CHILD_WAITS = frozenset({"os.(*Process).blockUntilWaitable", "os.(*Process).wai
 _CHILD_COPIERS = frozenset({"created by os/exec.(*Cmd).Start", "created by os/exec.(*Cmd).start",
                             "created by os/exec.(*Cmd).goroutine"})
 CHILD_OUTPUT = "copies a child's output"  # Thread.detail of such a goroutine
+_CHILD_LIBRARY = ("runtime.", "syscall.", "os.", "os/exec.", "internal/")
 # Lines before the goroutines that say the runtime printed all of them: a SIGQUIT / SIGABRT
 # dump or a fatal error (a panic under the default GOTRACEBACK prints only its own goroutine).
 _WHOLE_DUMP = ("SIGQUIT: quit", "SIGABRT: abort", "fatal error: ")
@@ -522,7 +528,10 @@ class _DumpBuilder:
             rid = self.prefix + f"process:{tid}"
             self.resources[rid] = Resource(id=rid, kind="process",
                                            label="a child process to exit")
-            t.waits = Wait(resource=rid, duration=d.duration, durable=False, at=stack.at,
+            # where the program waits: past syscall, os and os/exec's own frames
+            at = next((f for f in stack.frames if not f.function.startswith(_CHILD_LIBRARY)),
+                      stack.at)
+            t.waits = Wait(resource=rid, duration=d.duration, durable=False, at=at,
                            direction="wait-child")
         elif kind is not None:
             at = stack.at

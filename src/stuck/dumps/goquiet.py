@@ -59,10 +59,11 @@ def _goroutines(proc: Process) -> bool:
     return bool(proc.threads) and proc.threads[0].id.startswith("goroutine ")
 
 
-def _runtime_said(stated: Iterable[Finding], ids: set[str]) -> Finding | None:
-    for f in stated:
-        if f.details.get("source") == "go runtime" and ids.intersection(f.threads):
-            return f
+def _runtime_said(stated: Iterable[Finding], proc: Process) -> Finding | None:
+    said = [f for f in stated if f.details.get("source") == "go runtime"]
+    if said:
+        ids = {t.id for t in proc.threads}
+        return next((f for f in said if ids.intersection(f.threads)), None)
     return None
 
 
@@ -210,19 +211,23 @@ class _Process:
 
 
 def judge(snapshot: Snapshot, stated: list[Finding], covered: set[str],
-          earlier: Iterable[Finding] = ()) -> tuple[list[Finding], set[str]]:
+          earlier: Iterable[Finding] = (), resources: dict[str, Resource] | None = None
+          ) -> tuple[list[Finding], set[str]]:
     """(findings, goroutines judged) for every Go process in which nothing shown runs; the
     judged goroutines (stuck, or able to run again) are left alone by the other rules.
     Goroutines that only wait behind the threads of an ``earlier`` finding (main joining the
     two halves of a proven cycle) are added to its ``blocked_behind``."""
     earlier = list(earlier)
-    resources = snapshot.resource_map()
+    if not any(_goroutines(proc) for proc in snapshot.processes):
+        return [], set()
+    if resources is None:
+        resources = snapshot.resource_map()
     findings: list[Finding] = []
     judged: set[str] = set()
     for proc in snapshot.processes:
         if not _goroutines(proc):
             continue
-        said = _runtime_said(stated, {t.id for t in proc.threads})
+        said = _runtime_said(stated, proc) if stated else None
         p = _Process(proc, resources, covered, said is not None, proc.complete is True)
         if p.active or not p.waiting:
             continue
