@@ -71,6 +71,7 @@ from stuck.runtime import registry
 from stuck.runtime.activity import frame_activity, frames_of
 from stuck.runtime.policy import Policy
 from stuck.stacks.python import Activity
+from stuck.tracebacks import debugging
 
 
 class HangError(StuckError):
@@ -552,8 +553,11 @@ class Watchdog:
             stream.flush()
         except Exception:
             pass
-        with contextlib.suppress(Exception):
-            faulthandler.dump_traceback(all_threads=True)
+        if debugging():
+            # Every thread's raw stack, stuck's own frames included: for working on stuck.
+            # The report above already shows the program's threads without them.
+            with contextlib.suppress(Exception):
+                faulthandler.dump_traceback(all_threads=True)
         from stuck.runtime.policy import end_children
         with contextlib.suppress(Exception):
             end_children()

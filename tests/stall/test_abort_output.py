@@ -1,0 +1,52 @@
+"""What a stall abort prints under ``stuck run --policy abort``: the report and the abort line,
+as a deadlock abort does; the raw stacks of every thread (stuck's own watchdog, runner and
+click frames among them) only with ``--debug``."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from stuck.errors import EXIT_ABORT
+
+PROGRAM = """\
+import queue, threading
+jobs = queue.Queue()
+def feeder():
+    for n in (2, 1, 0):
+        jobs.put(6 // n)  # dies on the third
+    jobs.put(None)
+def eater():
+    while jobs.get() is not None:
+        pass
+e = threading.Thread(target=eater, name="eater")
+f = threading.Thread(target=feeder, name="feeder")
+e.start(); f.start(); f.join(); e.join()
+"""
+
+
+def _abort(tmp_path: Path, *options: str) -> str:
+    script = tmp_path / "feeder_died.py"
+    script.write_text(PROGRAM)
+    proc = subprocess.run([sys.executable, "-m", "stuck", "run", "--policy", "abort", *options,
+                           str(script)], capture_output=True, text=True, timeout=60,
+                          cwd=tmp_path)
+    assert proc.returncode == EXIT_ABORT, proc.stderr
+    assert "STALL (certain)" in proc.stderr
+    return proc.stderr
+
+
+def test_stall_abort_prints_the_report_and_the_abort_line_only(tmp_path: Path) -> None:
+    err = _abort(tmp_path)
+    report = err[err.index("STALL (certain)"):]
+    assert report.rstrip().endswith("stuck: aborting (policy abort, a proven stall)")
+    assert "most recent call first" not in err
+    for own in ("watchdog.py", "runner.py", "click"):
+        assert own not in report
+
+
+def test_stall_abort_dumps_every_stack_when_debugging(tmp_path: Path) -> None:
+    err = _abort(tmp_path, "--debug")
+    assert "stuck: aborting (policy abort, a proven stall)" in err
+    assert "most recent call first" in err and "watchdog.py" in err
