@@ -9,6 +9,7 @@ installed before the program is compiled or imported, so every primitive it make
 from __future__ import annotations
 
 import contextlib
+import importlib.machinery
 import io
 import os
 import runpy
@@ -49,19 +50,24 @@ def _run_script(path: str, args: list[str]) -> None:
     except OSError as exc:
         click.echo(f"stuck: cannot read {path}: {exc.strerror or exc}", err=True)
         sys.exit(EXIT_USAGE)
+    # As python 3.9+ does for `python path`: __file__ and the code's file name are the path
+    # joined to the working directory (not normalized, symlinks kept), sys.argv[0] is the path
+    # as given, and sys.path[0] is the directory of the script with its symlinks resolved.
+    full = path if os.path.isabs(path) else os.path.join(os.getcwd(), path)
     try:
-        code = compile(source, path, "exec", dont_inherit=True)
+        code = compile(source, full, "exec", dont_inherit=True)
     except SyntaxError:
         traceback.print_exc(limit=0)
         sys.exit(1)
     main = types.ModuleType("__main__")
-    main.__file__ = path
+    main.__file__ = full
     main.__builtins__ = __builtins__  # type: ignore[attr-defined]
-    main.__loader__ = None
+    main.__loader__ = importlib.machinery.SourceFileLoader("__main__", full)
     main.__spec__ = None
+    main.__cached__ = None  # type: ignore[attr-defined]
     sys.modules["__main__"] = main
     sys.argv = [path, *args]
-    sys.path[0] = os.path.dirname(os.path.abspath(path))
+    sys.path[0] = os.path.dirname(os.path.realpath(path))
     exec(code, main.__dict__)
 
 
@@ -232,6 +238,9 @@ def _print_program_traceback() -> None:
         tb = tb.tb_next
     if etype is None or value is None:
         return
+    # The interpreter prints an exception's own __traceback__ whatever traceback is passed
+    # to the hook, so the shortened one goes on the exception too.
+    value.with_traceback(tb)
     # Through sys.excepthook, as python does: the program's own hook, or stuck's, which leaves
     # stuck's frames out of the tracebacks of its errors.
     try:

@@ -103,6 +103,34 @@ def test_module_mode_and_uncaught_exception(tmp_path: Path) -> None:
     assert "ValueError: boom" in proc.stderr
 
 
+def _main_as_seen(runner: list[str], args: list[str], cwd: Path) -> str:
+    proc = subprocess.run([*runner, *args], capture_output=True, text=True, timeout=LIMIT,
+                          cwd=cwd)
+    return proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("how", ["relative", "dotted", "symlink", "module"])
+def test_main_file_argv_path_and_traceback_are_pythons(tmp_path: Path, how: str) -> None:
+    # Python 3.9+ makes the script's __file__ (and the file name in its tracebacks) absolute
+    # without normalizing it, keeps sys.argv[0] as given and resolves symlinks for sys.path[0].
+    (tmp_path / "real").mkdir()
+    (tmp_path / "pkg").mkdir()
+    program = ("import sys\n"
+               "main = sys.modules['__main__']\n"
+               "print(__file__, sys.argv, sys.path[0], type(main.__loader__).__name__,\n"
+               "      main.__spec__ and main.__spec__.name, getattr(main, '__cached__', '-'))\n"
+               "raise ValueError('boom')\n")
+    (tmp_path / "real" / "prog.py").write_text(program)
+    (tmp_path / "pkg" / "__init__.py").write_text("")
+    (tmp_path / "pkg" / "__main__.py").write_text(program)
+    (tmp_path / "link.py").symlink_to(tmp_path / "real" / "prog.py")
+    args = {"relative": ["real/prog.py", "x"], "dotted": ["./real/../real/prog.py"],
+            "symlink": ["link.py"], "module": ["-m", "pkg", "y"]}[how]
+    expected = _main_as_seen([sys.executable], args, tmp_path)
+    assert "ValueError: boom" in expected and str(tmp_path) in expected
+    assert _main_as_seen([*STUCK, "run"], args, tmp_path) == expected
+
+
 @pytest.mark.parametrize("args,message", [
     ((), "nothing to run"),
     (("no/such/file.py",), "no such file"),
