@@ -159,7 +159,8 @@ class Thread:
         LWP, a goroutine number); a raw thread ident (``0x7ff837ea36c0``) only when there
         is no name, since it tells a reader nothing a name does not."""
         if self.name and self.name != self.id:
-            if self.id.startswith("0x") and all(c in _HEX for c in self.id[2:]):
+            ident = self.id.split("-ended-", 1)[0]  # an ended thread whose ident is reused
+            if ident.startswith("0x") and all(c in _HEX for c in ident[2:]):
                 text = self.name
             else:
                 text = f"{self.name} ({self.id})"

@@ -283,9 +283,14 @@ def how_ended(ident: int, alive: set[int]) -> str:
 def ended_threads(alive: set[int], limit: int = 5) -> list[str]:
     """The program's threads that have ended, with how: those that died (recorded as they
     died) and those whose Thread objects the program still holds (report time only)."""
+    return [f"{thread.name} ({how})" for thread, how in ended_thread_objects(limit)]
+
+
+def ended_thread_objects(limit: int = 5) -> list[tuple[threading.Thread, str]]:
+    """The Thread objects behind ``ended_threads``, each with how it ended."""
     from stuck.runtime import endings
 
-    out: list[str] = []
+    out: list[tuple[threading.Thread, str]] = []
     seen: set[int] = set()
     with contextlib.suppress(Exception):
         died = {id(thread): end for ref, end in list(endings._ended.values())
@@ -300,7 +305,7 @@ def ended_threads(alive: set[int], limit: int = 5) -> list[str]:
                 end = died.get(id(obj))
                 how = "returned" if end is None or end.error is None else \
                     f"died of {end.error}" + (f" at {end.where}" if end.where else "")
-                out.append(f"{obj.name} ({how})")
+                out.append((obj, how))
     return out[:limit]
 
 
@@ -428,7 +433,7 @@ class LiveChecker:
         if candidates:
             unreachable = self._unreachable(facts, objects, candidates)
         if candidates:  # who could have signalled what nobody ever did: named in the report
-            _add_ended_threads(snap, facts)
+            _add_ended_threads(snap)
         # The rules run on the snapshot, with these facts as its fields: a saved report given
         # to ``stuck analyze`` gets the very same verdicts (see ``rules``).
         self._annotate(snap, facts, [])
@@ -763,18 +768,27 @@ _KINDS = frozenset(("mutex", "rlock", "rwlock", "condition", "semaphore", "event
                     "pipe", "socket", "unknown"))
 
 
-def _add_ended_threads(snap: Snapshot, facts: Facts) -> None:
+def _add_ended_threads(snap: Snapshot) -> None:
     """Ended threads of the program as dead threads of the snapshot: who could have signalled
-    a primitive nobody ever did."""
+    a primitive nobody ever did. Each is the thread it was, under its own ident (``0x…``), so
+    a thread already in the snapshot (a waker that ended) is not listed twice; an ident now
+    reused by a running thread gets the ended form of it (see ``_waker_id``)."""
     if not snap.processes:
         return
-    named = {t.name for t in snap.threads() if t.state == "dead"}
-    for i, words in enumerate(facts.ended()):
-        name, _, how = words.rpartition(" (")
-        if name and name not in named:
-            named.add(name)
-            how = how.rstrip(")")
-            detail = f"ended ({how.removeprefix('died of ')})" if how.startswith("died of ") \
-                else "ended"
-            snap.processes[0].threads.append(Thread(id=f"ended-{i}", name=name, state="dead",
-                                                    ended=how, detail=detail))
+    present = {t.id: t for t in snap.threads()}
+    for thread, how in ended_thread_objects():
+        if thread.ident is None:
+            continue
+        tid = _tid(thread.ident)
+        known = present.get(tid)
+        if known is not None and known.state == "dead":
+            continue
+        if known is not None:  # the ident belongs to a running thread now
+            tid = f"{tid}-ended-{id(thread):x}"
+        if any(t.state == "dead" and t.name == thread.name and t.ended == how
+               for t in present.values()):
+            continue  # the same thread, known under its ended form already
+        detail = f"ended ({how.removeprefix('died of ')})" if how.startswith("died of ") \
+            else "ended"
+        present[tid] = Thread(id=tid, name=thread.name, state="dead", ended=how, detail=detail)
+        snap.processes[0].threads.append(present[tid])
