@@ -123,6 +123,18 @@ def test_two_objects_locks_get_their_owners_class_and_name(tmp_path: Path) -> No
     assert labels == ["Account('x').lock", "Account('y').lock"]
 
 
+def test_owners_are_tagged_in_the_order_they_were_made(tmp_path: Path) -> None:
+    # The thread closing the cycle waits for the lock of the account made second: the
+    # report meets that one first, and still tags it #2.
+    by_thread = deadlock_labels("prog_tags_in_creation_order.py", tmp_path)
+    labels = sorted(by_thread.values())
+    assert labels == ["Account#1.lock", "Account#2.lock"]
+    doc = loads((tmp_path / "r.json").read_text())
+    names = {t.id: t.name for t in doc.snapshot.threads()}
+    assert {names[t]: label for t, label in by_thread.items()} == {
+        "early": "Account#1.lock", "late": "Account#2.lock"}
+
+
 def test_two_locks_made_on_one_line_are_a_and_b(tmp_path: Path) -> None:
     by_thread = deadlock_labels("prog_one_line.py", tmp_path)
     assert sorted(by_thread.values()) == ["a", "b"]
@@ -144,3 +156,21 @@ def test_a_producer_is_not_the_waker_of_its_own_put(tmp_path: Path) -> None:
     assert consumer.name == "consumer"
     assert consumer.state == "dead" and consumer.label() == "consumer ended"
     assert "could be woken by consumer ended" in done.stderr
+
+
+def test_an_owner_that_is_gone_gives_up_its_tag() -> None:
+    from stuck.runtime import naming
+
+    class Owner:
+        pass
+
+    first, second = Owner(), Owner()
+    naming.note_owner(first, "Owner-tag-test")
+    naming.note_owner(second, "Owner-tag-test")
+    assert naming.instance_tag(second, "Owner-tag-test") == 2
+    assert naming.instance_tag(first, "Owner-tag-test") == 1
+    gone = id(first)
+    del first
+    assert ("Owner-tag-test", gone) not in naming._tags  # its id may now be another's
+    third = Owner()
+    assert naming.instance_tag(third, "Owner-tag-test") == 3

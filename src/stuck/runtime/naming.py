@@ -5,8 +5,10 @@ made (``lock`` for ``self.lock = Lock()``, ``a`` and ``b`` for two locks made on
 the class of the object it is an attribute of. Two accounts' ``self.lock`` share all of that,
 so a report names the owning object by its own ``name`` when it has a short one
 (``Account('x').lock``, ``BackgroundPool('compaction').jobs``), else by a short tag
-(``Account#1.lock``, ``Account#2.lock``). Tags are given in the order objects are first named and kept for the process's life, so one
-account keeps its tag from one report to the next. The owning object is the one the lock's
+(``Account#1.lock``, ``Account#2.lock``). Tags are given in the order the owners are made
+(when a primitive is first made an attribute of one: ``note_owner``, so the account made
+first is #1 whichever a report meets first) and kept while the owner lives, so one account
+keeps its tag from one report to the next. The owning object is the one the lock's
 constructor saw it assigned to (kept weakly on the lock), never found by asking the garbage
 collector who refers to the lock: that walks every object of the process, from the watchdog's
 thread, and may meet objects another thread is still building.
@@ -14,16 +16,38 @@ thread, and may meet objects another thread is still building.
 
 from __future__ import annotations
 
+import itertools
+import weakref
+from collections.abc import Iterator
 from typing import Any
 
 from stuck.runtime.hooks import LockClass
 
-MAX_TAGGED = 10_000  # owner objects remembered; beyond that, owners are named without a tag
+MAX_TAGGED = 10_000  # live owners remembered; beyond that, owners are named without a tag
 
-# (owner's class name, id(owner)) -> tag. An id is only reused once its object is gone, and
-# the object that then takes the id is one more owner with a fresh tag only if it is new.
-_tags: dict[tuple[str, int], int] = {}
-_counts: dict[str, int] = {}
+# (owner's class name, id(owner)) -> (tag, weak reference to the owner). The reference's
+# callback forgets the entry when the owner is gone, before its id can be reused. No lock:
+# each step is one atomic dict or counter operation, so a weak reference callback (which may
+# run in any thread, at any allocation) never waits on stuck.
+_tags: dict[tuple[str, int], tuple[int, Any]] = {}
+_counters: dict[str, Iterator[int]] = {}
+
+
+def note_owner(owner: object, class_name: str) -> None:
+    """Give ``owner`` its tag now, as a primitive is made its attribute: tags follow the order
+    in which owners are made."""
+    key = (class_name, id(owner))
+    if key in _tags or len(_tags) >= MAX_TAGGED:
+        return
+    def forget(_gone: object, key: tuple[str, int] = key) -> None:
+        _tags.pop(key, None)
+
+    try:
+        ref = weakref.ref(owner, forget)
+    except TypeError:
+        return  # not weakly referable: no entry that could outlive it
+    counter = _counters.get(class_name) or _counters.setdefault(class_name, itertools.count(1))
+    _tags.setdefault(key, (next(counter), ref))
 
 
 def parent_of(obj: object) -> Any:
@@ -69,14 +93,10 @@ def owner_of(obj: object, attribute: str) -> Any:
 
 
 def instance_tag(owner: object, class_name: str) -> int | None:
-    key = (class_name, id(owner))
-    tag = _tags.get(key)
-    if tag is None:
-        if len(_tags) >= MAX_TAGGED:
-            return None
-        tag = _counts[class_name] = _counts.get(class_name, 0) + 1
-        _tags[key] = tag
-    return tag
+    """``owner``'s tag among the objects of its class (given now if it has none yet)."""
+    note_owner(owner, class_name)
+    entry = _tags.get((class_name, id(owner)))
+    return entry[0] if entry is not None else None
 
 
 def lock_label(obj: object, cls: LockClass | None) -> str | None:
@@ -110,4 +130,4 @@ def _own_name(owner: object) -> str | None:
 
 def reset() -> None:
     _tags.clear()
-    _counts.clear()
+    _counters.clear()

@@ -27,6 +27,7 @@ from types import CodeType, FrameType
 from typing import Any
 
 from stuck.runtime.hooks import LockClass
+from stuck.runtime.naming import note_owner
 from stuck.runtime.tracked import as_tracked
 
 # Waker function: given the waited-for resource and the operation, the idents of the threads
@@ -232,9 +233,11 @@ def owner_ref(owner: Any) -> Any:
     if owner is None:
         return None
     try:
-        return _weakref(owner)
+        ref = _weakref(owner)
     except TypeError:
         return None
+    note_owner(owner, _type_name(type(owner)).rsplit(".", 1)[-1])  # tags in creation order
+    return ref
 
 
 def lock_class_and_owner(kind: str, name: str | None, frame: FrameType | None
