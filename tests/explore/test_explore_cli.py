@@ -134,3 +134,27 @@ def test_cli_spinning_target_ends_within_its_time_budget_with_a_hang(tmp_path: P
     elapsed = next(line for line in proc.stdout.splitlines() if "reached no" in line)
     seconds = float(elapsed.split(" for ")[1].split(" s ")[0])
     assert seconds <= budget  # the wait it reports fitted in the budget
+
+
+def test_locks_bound_to_names_are_called_by_them_as_stuck_run_does(tmp_path: Path) -> None:
+    target = tmp_path / "test_pair.py"
+    target.write_text(textwrap.dedent("""\
+        import threading
+        def test_pair():
+            first = threading.Lock(); second = threading.Lock()
+            def forward():
+                with first:
+                    with second: pass
+            def backward():
+                with second:
+                    with first: pass
+            t1 = threading.Thread(target=forward); t2 = threading.Thread(target=backward)
+            t1.start(); t2.start(); t1.join(); t2.join()
+        """))
+    found = CliRunner().invoke(explore_command, [f"{target}::test_pair", "--seed", "1",
+                                                 "--no-progress"])
+    assert found.exit_code == 1, found.output
+    summary = found.output.splitlines()[0]
+    assert summary.startswith("deadlock (certain)")
+    assert "waits for Lock first at" in summary and "waits for Lock second at" in summary
+    assert "Lock #" not in found.output

@@ -270,6 +270,8 @@ class Scheduler:
         self.done: LockBaton | EventBaton | SpentBaton = done if done is not None else LockBaton()
         self.last_switch_from: int | None = None
         self.sites: dict[tuple[int, int], str] = {}  # resource key -> creation site (record)
+        # resource key -> the name the program bound it to (``a`` in ``a = Lock()``; record)
+        self.bindings: dict[tuple[int, int], str] = {}
         # Work handed over while nobody waited for it: condition or queue key -> (thread, the
         # primitive, where; "" unless recording). Evidence for a stall by work nobody takes.
         self.unheard: dict[tuple[int, int], tuple[int, Any, str]] = {}
@@ -291,7 +293,9 @@ class Scheduler:
         me.created += 1
         key = (me.index, me.created)
         if self.record:
-            self.sites[key] = _creation_site()
+            self.sites[key], binding = _creation_site()
+            if binding:
+                self.bindings[key] = binding
         return key
 
     def _new_thread(self, name: str, pyobj: Any) -> CThread:
@@ -607,8 +611,13 @@ class Scheduler:
                                      switched, preempt))
 
 
-def _creation_site() -> str:
+def _creation_site() -> tuple[str, str | None]:
+    """Where the program made a primitive (``file:line `source```, with the class whose
+    ``__init__`` made it), and the plain name the program binds it to there, if any (``a``
+    for ``a = threading.Lock()``: the name ``stuck run`` reports it by, read the same way)."""
     import linecache
+
+    from stuck.runtime.registry import binding_at
 
     frame = sys._getframe(3)
     outer = None
@@ -618,7 +627,7 @@ def _creation_site() -> str:
         outer = f
         f = f.f_back
     if f is None:
-        return "?"
+        return "?", None
     line = linecache.getline(f.f_code.co_filename, f.f_lineno).strip()
     made_by = ""
     if outer is not None:
@@ -628,9 +637,10 @@ def _creation_site() -> str:
     text = f"{f.f_code.co_filename}:{f.f_lineno}"
     if line:
         text += f" `{line}`"
-    if made_by:
-        text = f"{made_by} at {text}"
-    return text
+    if made_by:  # made inside a library class (a Condition's lock): the binding is not its
+        return f"{made_by} at {text}", None
+    bound = binding_at(f.f_code, f.f_lasti)
+    return text, bound[1] if bound is not None and bound[0] == "name" else None
 
 
 def _call_chain(frame: Any, depth: int = 2) -> str:

@@ -101,9 +101,12 @@ def _label(sched: Scheduler, res: Any) -> str:
             return site
         # Two objects made by one line (two accounts' ``self.lock``) get a tag each, in the
         # order they were made (the same in every execution), so a schedule can be followed.
-        same = sorted(k for k, other in sched.sites.items() if other == site)
+        # A lock the program bound to a name is called by it, as ``stuck run`` calls it.
+        binding = sched.bindings.get(key) if key is not None else None
+        same = sorted(k for k, other in sched.sites.items()
+                      if other == site and sched.bindings.get(k) == binding)
         tag = f" #{same.index(key) + 1}" if len(same) > 1 and key in same else ""
-        return f"{name}{tag} at {site}"
+        return f"{name} {binding}{tag} at {site}" if binding else f"{name}{tag} at {site}"
     if key is not None and key[0] >= 0:
         return f"{name} #{key[1]} made by T{key[0]}"
     return name
