@@ -208,5 +208,11 @@ def test_python_lock_inversion_read_from_the_source_in_the_programs_own_director
         assert len(_pids_in(rep, d.threads)) == 1  # each process's cycle is its own
         assert {resources[e.waits_for].label.split()[0] for e in d.cycle} == {"ledger", "audit"}
     assert _pids_in(rep, deadlocks[0].threads) != _pids_in(rep, deadlocks[1].threads)
+    # The main thread's futex wait is a join, as its frames say (what `stuck analyze` reads
+    # from the same stacks): behind the cycle, not a stall of its own.
+    for main in (t for t in rep.snapshot.threads() if t.name.startswith("MainThread")):
+        assert main.waits is not None and resources[main.waits.resource].kind == "thread"
+    assert [f.kind for f in rep.findings] == ["deadlock", "deadlock"], \
+        [f.summary for f in rep.findings]
     for f in rep.findings:
         assert "are none" not in f.explanation and "alone" not in f.explanation, f.explanation

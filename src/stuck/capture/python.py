@@ -8,12 +8,13 @@ the program.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from stuck.capture import handover, tools
 from stuck.capture.evidence import ProcessEvidence
 from stuck.capture.naming import thread_id, thread_name
-from stuck.model import Thread
+from stuck.model import Resource, Thread
 
 if TYPE_CHECKING:
     from stuck.capture.merge import Built
@@ -69,6 +70,9 @@ def apply(pe: ProcessEvidence, threads: list[Thread], built: Built) -> None:
     text = pe.tools.get("py-spy")
     result = pyspy.parse(text) if text else pystack.parse(pe.tools.get("pystack", ""))
     by_tid = {t.tid: t for t in threads if t.tid is not None}
+    named = {r.id: r for r in result.resources}
+    ids = {pt.id: by_tid[pt.tid].id for proc in result.processes for pt in proc.threads
+           if pt.tid is not None and pt.tid in by_tid}
     for proc in result.processes:
         for pt in proc.threads:
             t = by_tid.get(pt.tid) if pt.tid is not None else None
@@ -79,12 +83,33 @@ def apply(pe: ProcessEvidence, threads: list[Thread], built: Built) -> None:
                 t.name = thread_name(pt.name, pe.pid, pe.comm)
             if t.waits is not None and t.waits.at is None:
                 t.waits.at = pt.frames[0]
+            _name_futex_wait(pe, t, pt, named, ids, built)
             if t.state == "blocked" and t.waits is not None \
                     and t.waits.resource.startswith("futex:"):
                 # A Python lock or condition: the kernel shows the futex, not its owner.
                 built.inferred.setdefault(
                     t.waits.resource, "a Python lock's owner is not readable from outside; "
                     "run the program under `stuck run` to track owners")
+
+
+def _name_futex_wait(pe: ProcessEvidence, t: Thread, pt: Thread, named: dict[str, Resource],
+                     ids: dict[str, str], built: Built) -> None:
+    """A futex wait whose Python frames say what it is (``Thread.join``, ``Condition.wait``,
+    ``Queue.get``): the wait is on that object, as ``stuck analyze`` reads the same stacks.
+    The kernel keeps the say on whether the wait is timed."""
+    if t.state != "blocked" or t.waits is None or not t.waits.resource.startswith("futex:") \
+            or pt.waits is None:
+        return
+    res = named.get(pt.waits.resource)
+    if res is None or res.kind in ("unknown", "mutex", "rlock"):
+        return  # a lock's acquire: its owner is the source's to tell (stuck.dumps.pysource)
+    rid = f"py{pe.pid}:{res.id}"
+    if built.snapshot.resource(rid) is None:
+        built.snapshot.resources.append(replace(
+            res, id=rid, owners=[ids.get(o, o) for o in res.owners],
+            wakers=None if res.wakers is None else [ids.get(w, w) for w in res.wakers],
+            acquired_at={}))
+    t.waits.resource = rid
 
 
 def _apply_live(pe: ProcessEvidence, threads: list[Thread], built: Built) -> None:
