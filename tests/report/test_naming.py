@@ -174,3 +174,19 @@ def test_an_owner_that_is_gone_gives_up_its_tag() -> None:
     assert ("Owner-tag-test", gone) not in naming._tags  # its id may now be another's
     third = Owner()
     assert naming.instance_tag(third, "Owner-tag-test") == 3
+
+
+def test_owners_made_past_the_bound_are_still_told_apart_when_named(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from stuck.runtime import naming
+
+    class Owner:
+        pass
+
+    monkeypatch.setattr(naming, "MAX_TAGGED", len(naming._tags) + 1)
+    made = [Owner(), Owner(), Owner()]
+    for owner in made:
+        naming.note_owner(owner, "Owner-bound-test", naming.MAX_TAGGED)
+    assert [("Owner-bound-test", id(o)) in naming._tags for o in made] == [True, False, False]
+    tags = [naming.instance_tag(o, "Owner-bound-test") for o in made]
+    assert tags == [1, 2, 3]

@@ -23,7 +23,8 @@ from typing import Any
 
 from stuck.runtime.hooks import LockClass
 
-MAX_TAGGED = 10_000  # live owners remembered; beyond that, owners are named without a tag
+MAX_TAGGED = 10_000  # live owners tagged as they are made; beyond that, when first named
+MAX_NAMED = 1_000  # owners tagged when a report first names them, past MAX_TAGGED
 
 # (owner's class name, id(owner)) -> (tag, weak reference to the owner). The reference's
 # callback forgets the entry when the owner is gone, before its id can be reused. No lock:
@@ -33,11 +34,11 @@ _tags: dict[tuple[str, int], tuple[int, Any]] = {}
 _counters: dict[str, Iterator[int]] = {}
 
 
-def note_owner(owner: object, class_name: str) -> None:
+def note_owner(owner: object, class_name: str, limit: int = MAX_TAGGED) -> None:
     """Give ``owner`` its tag now, as a primitive is made its attribute: tags follow the order
-    in which owners are made."""
+    in which owners are made (while fewer than ``limit`` live owners have one)."""
     key = (class_name, id(owner))
-    if key in _tags or len(_tags) >= MAX_TAGGED:
+    if key in _tags or len(_tags) >= limit:
         return
     def forget(_gone: object, key: tuple[str, int] = key) -> None:
         _tags.pop(key, None)
@@ -93,8 +94,9 @@ def owner_of(obj: object, attribute: str) -> Any:
 
 
 def instance_tag(owner: object, class_name: str) -> int | None:
-    """``owner``'s tag among the objects of its class (given now if it has none yet)."""
-    note_owner(owner, class_name)
+    """``owner``'s tag among the objects of its class (given now if it has none yet: a
+    program holding more than MAX_TAGGED owners still tells the ones in a report apart)."""
+    note_owner(owner, class_name, MAX_TAGGED + MAX_NAMED)
     entry = _tags.get((class_name, id(owner)))
     return entry[0] if entry is not None else None
 
