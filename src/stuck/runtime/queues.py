@@ -23,6 +23,7 @@ from stuck.runtime.tracked import PrimitiveFacts, tracked_class
 
 _get_ident = _thread.get_ident
 _note = _stall.note_participant  # named in reports after it ends; by Thread, not just ident
+_threads_by_ident = _stall._threads_by_ident  # threading's own table: ident -> Thread
 _OrigCondition: Any = original(threading, "Condition")
 _OrigQueue: Any = original(queue, "Queue")
 _OrigLifoQueue: Any = original(queue, "LifoQueue")
@@ -99,13 +100,19 @@ class _Tracking:
     def _put(self, item: Any) -> None:
         self._stuck_epoch += 1
         me = _get_ident()
-        _note(self._stuck_putters, me)
+        # The common case inline (this thread already recorded as itself): two dict reads
+        # and a weak-reference call, no function call; note_participant does the rest.
+        mark = self._stuck_putters.get(me)
+        if mark is None or mark() is not _threads_by_ident.get(me):
+            _note(self._stuck_putters, me)
         super()._put(item)  # type: ignore[misc]
 
     def _get(self) -> Any:
         self._stuck_epoch += 1
         me = _get_ident()
-        _note(self._stuck_getters, me)
+        mark = self._stuck_getters.get(me)
+        if mark is None or mark() is not _threads_by_ident.get(me):
+            _note(self._stuck_getters, me)
         return super()._get()  # type: ignore[misc]
 
     def _stuck_owners(self) -> list[tuple[int, Any, int]]:
