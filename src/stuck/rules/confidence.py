@@ -91,7 +91,11 @@ def any_releaser_doubt(findings: list[Finding], facts: Facts, stuck: set[str],
                 continue
             if f.confidence == "certain":
                 f.confidence = "probable"
-            f.missing_evidence.insert(0, "a plain Lock may be released by any thread, not only "
+            first = threads[loose[0]].wait
+            res = facts.resources.get(first.resource) if first is not None else None
+            what = "a semaphore" if res is not None and res.kind == "semaphore" \
+                else "a plain Lock"
+            f.missing_evidence.insert(0, f"{what} may be released by any thread, not only "
                                          f"the one that took it: {freed_strict[loose[0]]}")
         kept.append(f)
     return kept

@@ -22,9 +22,13 @@ def holders(t: ThreadFacts, facts: Facts) -> list[str]:
         return []
     if t.wait.op == "join" or res.kind == "thread":
         return [res.thread] if res.thread is not None else []
-    if res.kind in ("mutex", "rlock", "semaphore") or (
+    if res.kind in ("mutex", "rlock") or (
             res.kind == "condition" and t.wait.op == "acquire"):
         return list(res.owners)
+    if res.kind == "semaphore":
+        # No owner: the threads holding permits are among those that could release one, and
+        # a thread waiting for more permits than are free does not wait for itself.
+        return [o for o in res.owners if o != t.id]
     # Inferred from behaviour (a probable cycle): the threads that ever took from a full
     # queue, or put to an empty one; the workers of a future's pool.
     if res.kind == "queue" and t.wait.op == "put":

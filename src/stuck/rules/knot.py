@@ -147,6 +147,22 @@ def could_wake(t: ThreadFacts, facts: Facts, stuck: set[str],
         if not res.getters and res.id not in unreachable:
             return "nobody has taken from it yet; a thread able to run may"
         return None
+    if res.kind == "semaphore":
+        # No owner: a thread holding permits, able to run, may give one back.
+        able = sorted(o for o in res.owners if o != t.id and can_run(o, facts, stuck))
+        if able:
+            return f"{name_of(facts, able[0])} holds a permit and can still run"
+        if res.owners and not res.wakers and all(
+                o in facts.threads and not facts.threads[o].alive for o in res.owners):
+            # Every permit taken by threads that ended, none ever given back: as a Lock whose
+            # owner ended, any thread able to run could still release one.
+            if any_releaser:
+                others = sorted(x for x in facts.threads
+                                if x != t.id and can_run(x, facts, stuck))
+                if others:
+                    return (f"a semaphore may be released by any thread, and "
+                            f"{name_of(facts, others[0])} can still run")
+            return None
     # condition, event, queue get, semaphore: the threads that ever signalled it.
     wakers = res.wakers
     if wakers:

@@ -137,6 +137,26 @@ def stall_finding(t: ThreadFacts, res: ResourceFacts, facts: Facts, stuck: set[s
         else:
             lines.append("Any thread may release a plain Lock, and some threads are still able "
                          "to run.")
+    elif res.kind == "semaphore" and res.owners and all(
+            o in facts.threads and not facts.threads[o].alive for o in res.owners):
+        # Permits taken by threads that ended without giving them back. A semaphore has no
+        # owner (any thread may release it), so this is certain only when no thread able to
+        # run could reach it.
+        holders = ", ".join(name_of(facts, o) for o in res.owners)
+        how = "; ".join(f"{name_of(facts, o)} {state_of(facts, o, stuck)}" for o in res.owners)
+        summary = (f"{t.name} waits for {what}, acquired by {holders}, which ended without "
+                   "releasing it")
+        lines.append(f"{t.name} tries to acquire {res.label}{for_how_long(t, now)}, without a "
+                     f"timeout; every permit it waits for was taken by a thread that ended "
+                     f"without releasing it ({how}).")
+        details["rule"] = "semaphore-holder-ended"
+        if res.id in unreachable or not any(can_run(x, facts, stuck) for x in facts.threads):
+            lines.append("Any thread may release a semaphore, but none able to run can "
+                         "reach it.")
+            confidence = "certain"
+        else:
+            lines.append("Any thread may release a semaphore, and some threads are still able "
+                         "to run.")
     else:
         verb = {"queue": "get from queue", "event": "wait for event",
                 "condition": "wait on condition", "semaphore": "acquire semaphore"}.get(

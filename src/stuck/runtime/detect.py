@@ -75,8 +75,10 @@ class Cycle:
         return [s.thread for s in self.steps]
 
 
-# Acquires of what a thread that did not take it may release (a plain Lock): see _releasers_of.
-ANY_RELEASER_OPS = frozenset(f"acquire-{kind}" for kind in RELEASED_BY_ANYONE)
+# Acquires of what a thread that did not take it may release (a plain Lock, a semaphore: see
+# _releasers_of).
+ANY_RELEASER_OPS = frozenset({*(f"acquire-{kind}" for kind in RELEASED_BY_ANYONE),
+                              "acquire-semaphore"})
 
 
 def op_key(record: Any) -> str:
@@ -88,11 +90,14 @@ def op_key(record: Any) -> str:
 
 
 def _releasers_of(thread: int, holders: list[int]) -> list[int]:
-    """Who could end ``thread``'s wait for a plain ``Lock``: its holder, and any other thread.
+    """Who could end ``thread``'s wait for a plain ``Lock`` or a semaphore: its holders, and
+    any other thread.
 
     Unlike an RLock, a Lock may be released by a thread that did not take it, and programs use
     that on purpose (a Lock as a gate or a one-shot signal: take it, start a worker, take it
-    again to wait for the worker's release). stuck's own threads never will.
+    again to wait for the worker's release); a semaphore has no owner at all (a limiter: the
+    main thread takes a slot, the worker it starts gives it back). stuck's own threads never
+    will.
     """
     others = [t for t, frame in sys._current_frames().items()
               if t != thread and t not in holders and t not in registry.own_idents
@@ -167,7 +172,12 @@ class _Walk:
         record = self.table.get(thread)
         if record is None:
             return []
-        return record.waker_idents() or []
+        ws = record.waker_idents() or []
+        if op_key(record) == "acquire-semaphore":
+            # A semaphore has no owner: a thread taking more permits than are free waits for
+            # another thread's release, not for itself.
+            return [t for t in ws if t != thread]
+        return ws
 
     def knot(self) -> set[int] | None:
         """The blocked threads reachable from the root that nothing outside can wake."""

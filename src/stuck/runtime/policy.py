@@ -120,6 +120,16 @@ def on_cycle(me: int, cycle: Cycle, may_raise: bool) -> None:
         raise DeadlockError(report.findings[0], report)
 
 
+def not_acted_on(policy: str) -> str:
+    """Why ``--policy raise``/``abort`` left a probable finding alone, and what ends the
+    program on it anyway."""
+    return (f"Policy {policy} acts only on certain findings, and this one is probable (what "
+            "keeps it from certain is listed under what the source does not show): stuck "
+            "leaves the program waiting, and acts if it later proves the finding. It does not "
+            "end a program on a probable finding: stop it yourself (Ctrl-C, kill), or give "
+            "its waits a timeout.")
+
+
 def end_children(grace: float = 1.0) -> None:
     """Before an abort: end the worker processes multiprocessing started, as its own exit
     handler would, so none is left running without its parent (os._exit skips that handler)."""

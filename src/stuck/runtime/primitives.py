@@ -682,8 +682,7 @@ def _semaphore_wakers(resource: object, op: str) -> list[int] | None:
     sem: Semaphore = resource  # type: ignore[assignment]
     if sem._stuck_signaling:
         return None
-    holders = [t for t, n in list(sem._stuck_holders.items()) if n > 0]
-    return holders or None
+    return sem._stuck_live_holders() or None
 
 
 @tracked_class
@@ -692,7 +691,11 @@ class Semaphore(_OrigSemaphore):  # type: ignore[misc]
 
     Who holds a permit is known only while every release comes from a thread that acquired:
     once a thread releases a permit it did not take (a signalling semaphore), or when the
-    semaphore starts at 0, waits on it are not used for deadlock cycles.
+    semaphore starts at 0, waits on it are not used for deadlock cycles. Even then a semaphore
+    has no owner: any thread may release it, so a holder is only one of the threads that could
+    end a wait on it. Each holder is kept with its thread's mark (``stall.thread_mark``): an
+    ident is reused once a thread ends, and the permits of an ended thread are not held by
+    the later thread that got its ident.
     """
 
     _stuck_kind = "semaphore"
@@ -709,7 +712,10 @@ class Semaphore(_OrigSemaphore):  # type: ignore[misc]
             raise ValueError("semaphore initial value must be >= 0")
         self._cond = _InnerCondition(_allocate())
         self._value = value
-        self._stuck_holders: dict[int, int] = {}
+        self._stuck_holders: dict[int, int] = {}  # ident -> permits it holds
+        self._stuck_marks: dict[int, Any] = {}  # ident -> the holder's mark (stall.thread_mark)
+        # Permits of threads that ended holding them: id(mark) -> (ident, mark, permits).
+        self._stuck_ended: dict[int, tuple[int, Any, int]] = {}
         self._stuck_signaling = value == 0
         self._stuck_epoch = 0  # moves at every release and acquire (see registry.epoch_of)
         self._stuck_class, owner = registry.lock_class_and_owner(self._stuck_kind, name, _getframe(1))
@@ -753,8 +759,33 @@ class Semaphore(_OrigSemaphore):  # type: ignore[misc]
             self._stuck_epoch += 1
             me = _get_ident()
             holders = self._stuck_holders
-            holders[me] = holders.get(me, 0) + 1
+            held = holders.get(me, 0)
+            if held and not _stall.is_current_mark(me, self._stuck_marks.get(me)):
+                self._stuck_forget(me)  # an ended thread's permits, not this one's
+                held = 0
+            if not held:  # its mark, and its name for reports after it ends
+                _stall.note_participant(self._stuck_marks, me)
+            holders[me] = held + 1
         return bool(ok)
+
+    def _stuck_forget(self, ident: int) -> None:
+        """File the permits ``ident`` holds under the ended thread that took them."""
+        held = self._stuck_holders.pop(ident, 0)
+        mark = self._stuck_marks.pop(ident, None)
+        if held > 0:
+            self._stuck_ended[id(mark)] = (ident, mark, held)
+
+    def _stuck_live_holders(self) -> list[int]:
+        """The idents of the threads, still running, that hold permits."""
+        marks = self._stuck_marks
+        return [t for t, n in list(self._stuck_holders.items())
+                if n > 0 and _stall.is_current_mark(t, marks.get(t))]
+
+    def _stuck_all_holders(self) -> list[tuple[int, Any]]:
+        """(ident, mark) of every thread that holds permits, ended or not."""
+        marks = self._stuck_marks
+        out = [(t, marks.get(t)) for t, n in list(self._stuck_holders.items()) if n > 0]
+        return out + [(t, mark) for t, mark, _ in list(self._stuck_ended.values())]
 
     def __enter__(self) -> bool:
         return self._acquire(True, None, _getframe(1))
@@ -766,10 +797,14 @@ class Semaphore(_OrigSemaphore):  # type: ignore[misc]
         me = _get_ident()
         holders = self._stuck_holders
         held = holders.get(me, 0)
+        if held and not _stall.is_current_mark(me, self._stuck_marks.get(me)):
+            self._stuck_forget(me)  # an ended thread's permits, not this one's
+            held = 0
         if held < n:
             self._stuck_signaling = True
         if held <= n:
             holders.pop(me, None)
+            self._stuck_marks.pop(me, None)
         else:
             holders[me] = held - n
         if _released is not None:
@@ -783,7 +818,7 @@ class Semaphore(_OrigSemaphore):  # type: ignore[misc]
         self.release()
 
     def _stuck_owners(self) -> list[tuple[int, Any, int]]:
-        return [(t, None, 0) for t, n in list(self._stuck_holders.items()) if n > 0]
+        return [(t, None, 0) for t in self._stuck_live_holders()]
 
     def _stuck_facts(self) -> PrimitiveFacts:
         return PrimitiveFacts()

@@ -519,7 +519,7 @@ class LiveChecker:
                 add(obj)
         # Threads named as wakers that are gone.
         for rf in resources.values():
-            for w in (rf.wakers or set()) | (rf.getters or set()):
+            for w in (rf.wakers or set()) | (rf.getters or set()) | set(rf.owners):
                 if w in self._gone:
                     threads[w] = ThreadFacts(id=w, name=self._gone[w][0], alive=False,
                                              ended=self._gone[w][1])
@@ -556,6 +556,11 @@ class LiveChecker:
             elif kind == "semaphore":
                 value = getattr(obj, "_value", None)
                 rf.value = value if isinstance(value, int) else None
+                holders = getattr(obj, "_stuck_all_holders", None)
+                if holders is not None:  # the threads that took permits, ended ones too
+                    rf.owners = sorted({
+                        _tid(ident) if is_current_mark(ident, mark)
+                        else self._ended_id(ident, mark) for ident, mark in holders()})
             signals = d.get("_stuck_signals")
             if signals:
                 rf.history = [Signal(s.op, self._waker_id(int(s.thread, 16), s.thread_mark),
@@ -607,6 +612,11 @@ class LiveChecker:
         current = registry.thread_objects().get(ident)
         if current is None or (mark is not None and mark() is current):
             return _tid(ident)
+        return self._ended_id(ident, mark)
+
+    def _ended_id(self, ident: int, mark: Any) -> str:
+        """The model id of a thread that ran as ``ident`` and has ended (``mark``: its
+        ``thread_mark``): one of its own, whatever thread has that ident now."""
         key = id(mark) if mark is not None else 0
         gone = f"{_tid(ident)}-ended-{key:x}"
         name = _names_by_thread.get(key, f"thread {_tid(ident)}")
@@ -724,6 +734,10 @@ def record_facts(snap: Snapshot, facts: Facts, unreachable: set[str]) -> None:
                            label=rf.label, owners=list(rf.owners))
             snap.resources.append(res)
             by_id[rf.id] = res
+        elif rf.kind == "semaphore":
+            # Its holders as the facts tell them apart: a thread that ended holding permits
+            # keeps an id of its own, even when a later thread got its ident.
+            res.owners = list(rf.owners)
         rec = Recorded(
             epoch=rf.epoch, wakers=sorted(rf.wakers) if rf.wakers is not None else None,
             getters=sorted(rf.getters) if rf.getters is not None else None, size=rf.size,

@@ -460,6 +460,13 @@ class Watchdog:
         changed = keys != self._last_report_key
         due = self._last_report_at is None or now - self._last_report_at >= \
             self.config.rate_limit()
+        from stuck.runtime import policy as live_policy
+
+        asked = live_policy.settings.policy
+        if changed and asked != "report":
+            for f in report.findings:  # say why --policy leaves them alone
+                if f.kind in ("stall", "deadlock") and f.confidence != "certain":
+                    f.explanation += "\n" + live_policy.not_acted_on(asked)
         if changed:
             self._write(report, now)
             self._last_report_at = now
@@ -475,8 +482,6 @@ class Watchdog:
         proven = [f for f in report.findings
                   if f.kind in ("stall", "deadlock") and f.confidence == "certain"]
         acted_on = [f for f in report.findings if f.kind == "hang"] + proven
-        from stuck.runtime import policy as live_policy
-
         if proven and live_policy.settings.policy == "abort":
             self._abort(report, now, f"policy abort, a proven {proven[0].kind}")
         if self.config.policy == "abort" and acted_on:
