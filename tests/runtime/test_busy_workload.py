@@ -164,7 +164,11 @@ def test_a_busy_queue_needs_no_wait_for_walk(monkeypatch: pytest.MonkeyPatch) ->
         stuck.runtime.uninstall()
     assert total[0] == sum(range(5000))
     assert len(blocks) > 100  # the two threads did block on each other, many times
-    assert walks == []
+    # Almost never: a thread that blocks at the instant the other is between its wait record
+    # and its queue's change may still walk once (CI saw 2 walks in thousands of blocks).
+    # Before, every block walked twice; the bound tells the two apart without depending on
+    # how the scheduler interleaves the threads.
+    assert len(walks) * 100 <= len(blocks), (len(walks), len(blocks))
 
 
 def test_threads_queued_on_a_lock_list_the_program_threads_once_per_walk(
