@@ -22,6 +22,8 @@ from pathlib import Path
 
 import pytest
 
+from stuck.rules.graph import strongly_connected
+
 ROOT = Path(__file__).resolve().parents[1]
 SRC = ROOT / "src" / "stuck"
 FIXTURES = ROOT / "tests" / "fixtures" / "dumps"
@@ -119,48 +121,9 @@ def import_graph() -> dict[str, dict[str, str]]:
 
 
 def import_circles(graph: dict[str, dict[str, str]]) -> list[list[str]]:
-    """The strongly connected components of more than one module (Tarjan, iterative)."""
-    index: dict[str, int] = {}
-    low: dict[str, int] = {}
-    stack: list[str] = []
-    on_stack: set[str] = set()
-    circles: list[list[str]] = []
-    counter = 0
-    for root in graph:
-        if root in index:
-            continue
-        work = [(root, iter(graph[root]))]
-        index[root] = low[root] = counter
-        counter += 1
-        stack.append(root)
-        on_stack.add(root)
-        while work:
-            node, children = work[-1]
-            child = next(children, None)
-            if child is not None:
-                if child not in index:
-                    index[child] = low[child] = counter
-                    counter += 1
-                    stack.append(child)
-                    on_stack.add(child)
-                    work.append((child, iter(graph.get(child, {}))))
-                elif child in on_stack:
-                    low[node] = min(low[node], index[child])
-                continue
-            work.pop()
-            if work:
-                low[work[-1][0]] = min(low[work[-1][0]], low[node])
-            if low[node] == index[node]:
-                component = []
-                while True:
-                    member = stack.pop()
-                    on_stack.discard(member)
-                    component.append(member)
-                    if member == node:
-                        break
-                if len(component) > 1:
-                    circles.append(sorted(component))
-    return circles
+    """The strongly connected components of more than one module (the wait-for graph's Tarjan)."""
+    components = strongly_connected(graph, lambda module: graph.get(module, {}))
+    return [sorted(c) for c in components if len(c) > 1]
 
 
 def test_no_import_circle_inside_stuck() -> None:

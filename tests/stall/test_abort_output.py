@@ -10,20 +10,8 @@ from pathlib import Path
 
 from stuck.errors import EXIT_ABORT
 
-PROGRAM = """\
-import queue, threading
-jobs = queue.Queue()
-def feeder():
-    for n in (2, 1, 0):
-        jobs.put(6 // n)  # dies on the third
-    jobs.put(None)
-def eater():
-    while jobs.get() is not None:
-        pass
-e = threading.Thread(target=eater, name="eater")
-f = threading.Thread(target=feeder, name="feeder")
-e.start(); f.start(); f.join(); e.join()
-"""
+# A feeder that dies of ZeroDivisionError at line 5, leaving the eater on an empty queue.
+PROGRAM = (Path(__file__).parent / "programs" / "feeder_died.py").read_text()
 
 
 def _abort(tmp_path: Path, *options: str) -> str:

@@ -8,9 +8,56 @@ breadth-first walk over the reversed edges.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Hashable, Iterable
+from typing import TypeVar
 
 from stuck.model import Edge, Snapshot, Thread
+
+N = TypeVar("N", bound=Hashable)
+
+
+def strongly_connected(nodes: Iterable[N], successors: Callable[[N], Iterable[N]]) -> list[list[N]]:
+    """Tarjan's algorithm, iterative (no recursion, so 100,000 nodes cannot overflow the stack):
+    the strongly connected components reachable from ``nodes``, in discovery order, each edge
+    followed once."""
+    index: dict[N, int] = {}
+    low: dict[N, int] = {}
+    on_stack: set[N] = set()
+    stack: list[N] = []
+    out: list[list[N]] = []
+    for root in nodes:
+        if root in index:
+            continue
+        index[root] = low[root] = len(index)
+        stack.append(root)
+        on_stack.add(root)
+        work = [(root, iter(successors(root)))]
+        while work:
+            node, children = work[-1]
+            child = next(children, None)
+            if child is not None:
+                if child not in index:
+                    index[child] = low[child] = len(index)
+                    stack.append(child)
+                    on_stack.add(child)
+                    work.append((child, iter(successors(child))))
+                elif child in on_stack:
+                    low[node] = min(low[node], index[child])
+                continue
+            work.pop()
+            if work:
+                parent = work[-1][0]
+                low[parent] = min(low[parent], low[node])
+            if low[node] == index[node]:
+                component = []
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    component.append(member)
+                    if member == node:
+                        break
+                out.append(component)
+    return out
 
 
 class WaitGraph:
@@ -56,46 +103,8 @@ class WaitGraph:
         return self.owned_by.get(rid, [])
 
     def strongly_connected(self) -> list[list[str]]:
-        """Tarjan's algorithm, iterative. Returns components in discovery order."""
-        index: dict[str, int] = {}
-        low: dict[str, int] = {}
-        on_stack: set[str] = set()
-        stack: list[str] = []
-        out: list[list[str]] = []
-        counter = 0
-        for root in self.waits_on:
-            if root in index:
-                continue
-            work: list[tuple[str, int]] = [(root, 0)]
-            while work:
-                node, i = work.pop()
-                if i == 0:
-                    index[node] = low[node] = counter
-                    counter += 1
-                    stack.append(node)
-                    on_stack.add(node)
-                succ = self.successors(node)
-                if i < len(succ):
-                    work.append((node, i + 1))
-                    nxt = succ[i]
-                    if nxt not in index:
-                        work.append((nxt, 0))
-                    elif nxt in on_stack:
-                        low[node] = min(low[node], index[nxt])
-                    continue
-                if work:
-                    parent = work[-1][0]
-                    low[parent] = min(low[parent], low[node])
-                if low[node] == index[node]:
-                    comp = []
-                    while True:
-                        w = stack.pop()
-                        on_stack.discard(w)
-                        comp.append(w)
-                        if w == node:
-                            break
-                    out.append(comp)
-        return out
+        """Tarjan's algorithm over the threads that wait: components in discovery order."""
+        return strongly_connected(self.waits_on, self.successors)
 
     def cycles(self) -> list[list[Edge]]:
         """One closed cycle per strongly connected component that has one (self-waits too)."""
