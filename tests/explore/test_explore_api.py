@@ -77,3 +77,26 @@ def test_public_functions_are_not_shadowed_by_submodules() -> None:
     for name in ("explore", "explores", "replay", "render"):
         value = getattr(stuck.explore, name)
         assert callable(value) and not isinstance(value, types.ModuleType), name
+
+
+def test_a_lock_made_before_exploring_is_named_as_not_controlled() -> None:
+    """``explore(func)`` cannot remake what ``func`` captured: it says so instead of a bare pass."""
+    import threading
+
+    from stuck.explore import explore as run
+
+    outer = threading.Lock()
+
+    def uses_outer() -> None:
+        with outer:
+            pass
+
+    result = run(uses_outer, executions=5)
+    assert not result.found
+    assert any("not controlled" in n and "outer" in n for n in result.notes), result.notes
+
+    def makes_its_own() -> None:
+        with threading.Lock():
+            pass
+
+    assert not any("not controlled" in n for n in run(makes_its_own, executions=5).notes)

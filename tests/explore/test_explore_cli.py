@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -156,5 +157,70 @@ def test_locks_bound_to_names_are_called_by_them_as_stuck_run_does(tmp_path: Pat
     assert found.exit_code == 1, found.output
     summary = found.output.splitlines()[0]
     assert summary.startswith("deadlock (certain)")
-    assert "waits for Lock first at" in summary and "waits for Lock second at" in summary
+    assert "waits for Lock first (made at" in summary and "waits for Lock second (made at" in summary
     assert "Lock #" not in found.output
+
+
+MODULE_LOCKS = """\
+    import threading
+    from {shared} import SHARED
+    first = threading.Lock(); second = threading.Lock()
+
+    class Account:
+        audit = threading.Lock()
+
+    def forward():
+        with first:
+            with second: pass
+
+    def backward():
+        with second:
+            with first: pass
+
+    def test_pair():
+        t1 = threading.Thread(target=forward); t2 = threading.Thread(target=backward)
+        t1.start(); t2.start(); t1.join(); t2.join()
+
+    def test_shared():
+        with SHARED:
+            with Account.audit: pass
+    """
+
+
+def _module_locks(tmp_path: Path, stem: str) -> Path:
+    """The program above as ``<stem>.py`` (a module name of its own: the test process keeps
+    what it imported), with the lock it imports in ``<stem>_shared.py``."""
+    (tmp_path / f"{stem}_shared.py").write_text("import threading\nSHARED = threading.Lock()\n")
+    target = tmp_path / f"{stem}.py"
+    target.write_text(textwrap.dedent(MODULE_LOCKS).format(shared=f"{stem}_shared"))
+    return target
+
+
+def test_locks_made_at_module_level_are_controlled(tmp_path: Path) -> None:
+    """A test file's module-level locks are made when the file is imported, before exploring:
+    explored as they were, no interleaving of them would ever be tried (this said "pass").
+    The target's module runs afresh in each execution, so they are made under control."""
+    target = _module_locks(tmp_path, "module_locks_pair")
+    found = CliRunner().invoke(explore_command, [f"{target}::test_pair", "--no-progress"])
+    assert found.exit_code == 1, found.output
+    assert found.output.startswith("deadlock (certain)")
+    token = next(line.split()[-1] for line in found.output.splitlines()
+                 if line.startswith("replay token:"))
+    again = CliRunner().invoke(explore_command, [f"{target}::test_pair", "--replay", token,
+                                                 "--no-progress"])
+    def first_line(output: str) -> str:  # thread names count up within the process
+        return re.sub(r"Thread-\d+", "Thread-N", output.splitlines()[0])
+
+    assert again.exit_code == 1 and first_line(again.output) == first_line(found.output)
+    assert "not controlled" not in found.output
+
+
+def test_locks_imported_from_another_module_are_named_as_not_controlled(tmp_path: Path) -> None:
+    target = _module_locks(tmp_path, "module_locks_shared")
+    result = CliRunner().invoke(explore_command, [f"{target}::test_shared", "-n", "20",
+                                                  "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("pass:")
+    note = next(line for line in result.output.splitlines() if "not controlled" in line)
+    assert "module_locks_shared.SHARED" in note  # the name the target reads it by
+    assert "Account.audit" not in note  # the class is made again with the module

@@ -16,6 +16,8 @@ from typing import Any
 
 from stuck.explore import primitives, scheduler, verdict
 from stuck.explore.baton import SPENT
+from stuck.explore.outside import describe as describe_outside
+from stuck.explore.outside import made_outside
 from stuck.explore.replayer import Divergence, Replay, decode, encode
 from stuck.explore.scheduler import History, Scheduler, TraceEvent
 from stuck.explore.shrink import Attempt, shrink
@@ -238,6 +240,11 @@ def explore(
     history = History()
     started = _real_monotonic()
     result = ExploreResult(_describe_target(target), strat.describe(), seed, 0, 0.0)
+    outside = getattr(target, "__stuck_outside__", None)
+    if outside is None:
+        outside = made_outside(target)
+    if outside:
+        result.notes.append(describe_outside(outside))
     primitives.install()
     own_pool = _pool[0] is None and available()
     if own_pool:

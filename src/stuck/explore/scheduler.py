@@ -612,9 +612,10 @@ class Scheduler:
 
 
 def _creation_site() -> tuple[str, str | None]:
-    """Where the program made a primitive (``file:line `source```, with the class whose
-    ``__init__`` made it), and the plain name the program binds it to there, if any (``a``
-    for ``a = threading.Lock()``: the name ``stuck run`` reports it by, read the same way)."""
+    """Where the program made a primitive (``file:line `source``` -- the line left out when
+    the program binds the primitive to a plain name there, which is returned too: ``a`` for
+    ``a = threading.Lock()``, the name ``stuck run`` reports it by; with the class whose
+    ``__init__`` made it, if any)."""
     import linecache
 
     from stuck.runtime.registry import binding_at
@@ -634,13 +635,14 @@ def _creation_site() -> tuple[str, str | None]:
         qual = getattr(outer.f_code, "co_qualname", outer.f_code.co_name)
         if qual.endswith("__init__"):
             made_by = qual.rsplit(".", 1)[0]
-    text = f"{f.f_code.co_filename}:{f.f_lineno}"
-    if line:
-        text += f" `{line}`"
+    place = f"{f.f_code.co_filename}:{f.f_lineno}"
+    text = f"{place} `{line}`" if line else place
     if made_by:  # made inside a library class (a Condition's lock): the binding is not its
         return f"{made_by} at {text}", None
     bound = binding_at(f.f_code, f.f_lasti)
-    return text, bound[1] if bound is not None and bound[0] == "name" else None
+    if bound is not None and bound[0] == "name":
+        return place, bound[1]  # the name says which one; the line would only repeat it
+    return text, None
 
 
 def _call_chain(frame: Any, depth: int = 2) -> str:

@@ -106,7 +106,8 @@ def _label(sched: Scheduler, res: Any) -> str:
         same = sorted(k for k, other in sched.sites.items()
                       if other == site and sched.bindings.get(k) == binding)
         tag = f" #{same.index(key) + 1}" if len(same) > 1 and key in same else ""
-        return f"{name} {binding}{tag} at {site}" if binding else f"{name}{tag} at {site}"
+        made = f"made at {site}"
+        return f"{name} {binding}{tag} ({made})" if binding else f"{name}{tag} {made}"
     if key is not None and key[0] >= 0:
         return f"{name} #{key[1]} made by T{key[0]}"
     return name
