@@ -176,6 +176,53 @@ def test_job_queued_where_no_live_thread_reads_is_named(tmp_path: Path) -> None:
 
 
 
+JOIN_AFTER_WORKER_DIED = """
+    import queue, threading
+    jobs = queue.Queue()
+    def work():
+        while True:
+            if jobs.get() == 3:
+                raise ValueError("cannot handle item 3")
+            jobs.task_done()
+    threading.Thread(target=work, name="worker", daemon=True).start()
+    for i in range(5):
+        jobs.put(i)
+    print("formed", time.time(), flush=True)
+    jobs.join()  # item 3 is never marked done: its worker died with it
+"""
+BARRIER_SHORT = """
+    import threading
+    gate = threading.Barrier(3)
+    parties = [threading.Thread(target=gate.wait, name=f"party{i}") for i in range(2)]
+    for p in parties: p.start()
+    print("formed", time.time(), flush=True)
+    for p in parties: p.join()
+"""
+
+
+def test_queue_join_whose_worker_died_names_the_worker(tmp_path: Path) -> None:
+    """``Queue.join()`` waits for ``task_done``, which the takers call: not a ``get``."""
+    code, err, data, delay, _ = stuck_run(tmp_path, JOIN_AFTER_WORKER_DIED, "--policy", "abort")
+    check_aborted(code, err, delay)
+    stall = the_stall(data)
+    assert stall["confidence"] == "certain"  # nothing is left able to run
+    assert names(data, stall["threads"]) == {"MainThread"}
+    assert "waits for the items of queue jobs to be done (join)" in stall["summary"]
+    assert "worker died of ValueError at prog.py:" in stall["summary"]
+    assert "get from" not in stall["summary"]
+
+
+def test_barrier_short_of_parties_with_nothing_left_to_run_is_certain(tmp_path: Path) -> None:
+    """Who used a barrier before says who may arrive; with every thread blocked for good,
+    nobody can, whoever it is: certain, and the abort policy acts on it."""
+    code, err, data, delay, _ = stuck_run(tmp_path, BARRIER_SHORT, "--policy", "abort")
+    check_aborted(code, err, delay)
+    stall = the_stall(data)
+    assert stall["confidence"] == "certain"
+    assert names(data, stall["threads"]) == {"party0", "party1"}
+    assert "can never collect its 3 parties" in stall["summary"]
+
+
 def test_saved_live_report_gives_the_same_finding_to_analyze(tmp_path: Path) -> None:
     code, err, data, _, report = stuck_run(tmp_path, EVENT_NOBODY_SETS, "--policy", "abort")
     assert code == EXIT_ABORT, err

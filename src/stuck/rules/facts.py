@@ -13,11 +13,13 @@ import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, get_args
 
 from stuck.model import Snapshot
 
-WaitOp = Literal["acquire", "wait", "get", "put", "join", "result", "barrier", "unknown"]
+WaitOp = Literal["acquire", "wait", "get", "put", "join", "queue-join", "result", "barrier",
+                 "unknown"]
+WAIT_OPS: frozenset[str] = frozenset(get_args(WaitOp))  # what a source's op may be read as
 
 # Kinds whose wakers are recorded by history (who ever notified / set / put / released ...).
 SIGNALLED_KINDS = frozenset({"condition", "event", "queue", "semaphore", "barrier", "future"})
@@ -145,8 +147,7 @@ def facts_of(snap: Snapshot) -> tuple[Facts, set[str]]:
                 tf.ident = int(t.id, 16)
         w = t.waits
         if alive and w is not None and w.op is not None:
-            op = w.op if w.op in ("acquire", "wait", "get", "put", "join", "result",
-                                  "barrier") else "unknown"
+            op = w.op if w.op in WAIT_OPS else "unknown"
             tf.wait = ThreadWait(resource=w.resource, op=op, durable=w.durable,  # type: ignore[arg-type]
                                  since=w.since, timeout=w.timeout)
         if not alive and t.ended is not None and len(ended) < 5 \

@@ -140,6 +140,15 @@ def could_wake(t: ThreadFacts, facts: Facts, stuck: set[str],
                          if can_run(tid, facts, stuck) and tid not in (res.wakers or set())]
         return f"{len(arrivers)} thread(s) could still arrive" if len(arrivers) >= need \
             else None
+    if res.kind == "queue" and op == "queue-join":
+        # Queue.join() ends when every item put has been marked done, which the threads that
+        # take the items do (task_done); a thread that never took one may still start to.
+        takers = sorted(g for g in (res.getters or set()) if can_run(g, facts, stuck))
+        if takers:
+            return f"{name_of(facts, takers[0])} has taken from it before and can still run"
+        if not res.getters and res.id not in unreachable:
+            return "nobody has taken from it yet; a thread able to run may"
+        return None
     if res.kind == "queue" and op == "put":
         takers = [g for g in (res.getters or set()) if can_run(g, facts, stuck)]
         if takers:

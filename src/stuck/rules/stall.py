@@ -56,6 +56,9 @@ def stall_finding(t: ThreadFacts, res: ResourceFacts, facts: Facts, stuck: set[s
     details: dict[str, object] = {}
     confidence: Literal["certain", "probable", "possible"] = "probable"
     op = t.wait.op
+    # Every thread of the program is blocked for good or has ended: nothing is left that
+    # could signal anything, whoever signalled before.
+    nobody_can_run = not any(can_run(x, facts, stuck) for x in facts.threads)
 
     if res.kind == "future":
         ex = facts.executors.get(res.executor) if res.executor else None
@@ -103,7 +106,26 @@ def stall_finding(t: ThreadFacts, res: ResourceFacts, facts: Facts, stuck: set[s
             lines.append("No thread has ever taken from it, and none able to run can reach it.")
         details["rule"] = "queue-put-no-getter"
         involved += [g for g in getters if g in stuck]
-        confidence = "certain" if res.id in unreachable else "probable"
+        confidence = "certain" if res.id in unreachable or nobody_can_run else "probable"
+    elif res.kind == "queue" and op == "queue-join":
+        takers = sorted(res.getters or ())
+        summary = (f"{t.name} waits for the items of queue {res.label} to be done (join); no "
+                   "thread able to run takes from it")
+        ended = [g for g in takers if g in facts.threads and not facts.threads[g].alive]
+        if takers and len(ended) == len(takers):
+            summary += (f": {name_of(facts, ended[0])} "
+                        f"{state_of(facts, ended[0], stuck)}" if len(ended) == 1 else
+                        ": every thread that took from it has ended")
+        lines.append(f"{t.name} waits in join(){for_how_long(t, now)} until every item put "
+                     "on the queue is marked done (task_done()) by the thread that took it.")
+        if takers:
+            lines.append("The threads that ever took from it: " + ", ".join(
+                f"{name_of(facts, g)} ({state_of(facts, g, stuck)})" for g in takers) + ".")
+        else:
+            lines.append("No thread has ever taken from it, and none able to run can reach it.")
+        details["rule"] = "queue-join-no-taker"
+        involved += [g for g in takers if g in stuck]
+        confidence = "certain" if res.id in unreachable or nobody_can_run else "probable"
     elif res.kind == "barrier":
         need = (res.parties or 0) - (res.n_waiting or 0)
         summary = (f"{t.name} waits at barrier {res.label}, which can never collect its "
@@ -115,6 +137,7 @@ def stall_finding(t: ThreadFacts, res: ResourceFacts, facts: Facts, stuck: set[s
             lines.append("Threads that used it before: " + ", ".join(
                 f"{name_of(facts, u)} ({state_of(facts, u, stuck)})" for u in users) + ".")
         details["rule"] = "barrier"
+        confidence = "certain" if res.id in unreachable or nobody_can_run else "probable"
         involved += sorted(x for x, o in facts.threads.items()
                            if x != t.id and x in stuck and waits_on(o, res.id))
     elif res.kind in ("mutex", "rlock") and res.owners and all(
@@ -190,8 +213,9 @@ def stall_finding(t: ThreadFacts, res: ResourceFacts, facts: Facts, stuck: set[s
                     if wt.wait is not None:
                         resources.append(wt.wait.resource)
                         lines.append(chain_line(wt, facts, stuck))
-            # Certain only when no thread able to run can even reach the primitive.
-            confidence = "certain" if res.id in unreachable else "probable"
+            # Certain only when no thread able to run can even reach the primitive (none is
+            # left able to run at all, or the reachability pass found none that can).
+            confidence = "certain" if res.id in unreachable or nobody_can_run else "probable"
         else:
             if any(can_run(x, facts, stuck) for x in facts.threads):
                 lines.append("No thread has ever signalled it, and no thread able to run can "

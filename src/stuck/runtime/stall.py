@@ -38,6 +38,7 @@ from stuck.rules import evaluate
 from stuck.rules.facts import (
     INTERPRETER_EXIT,
     OWN_THREADS,
+    WAIT_OPS,
     ExecutorFacts,
     Facts,
     ResourceFacts,
@@ -485,8 +486,7 @@ class LiveChecker:
             if t is None:
                 continue
             rf = add(record.resource)
-            op = record.op if record.op in ("acquire", "wait", "get", "put", "join",
-                                            "result") else "unknown"
+            op = record.op if record.op in WAIT_OPS and record.op != "barrier" else "unknown"
             if rf.kind == "barrier":
                 op = "barrier"
             t.wait = ThreadWait(resource=rf.id, op=op, durable=record.timeout is None,  # type: ignore[arg-type]
