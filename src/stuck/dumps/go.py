@@ -29,6 +29,8 @@ from stuck.model import Finding, Frame, Process, Resource, ResourceKind, Thread,
 from stuck.stacks.native import POOL_LOOP
 
 NAME = "go"
+# Every goroutine is a block of lines after a blank line (stuck.dumps.detect_formats).
+BLOCK_START = "goroutine "
 
 _HEADER = re.compile(r"^goroutine (\d+)(?: gp=\S+)?(?: m=\S+)?(?: mp=\S+)? \[([^\]]{0,200})\]:\s*$")
 _MINUTES = re.compile(r"^(\d+) minutes?$")
