@@ -183,6 +183,10 @@ class Process:
     # Seconds the source says nothing in the process made progress (faulthandler's
     # dump_traceback_later "Timeout (0:05:00)!"): a lower bound for every wait without its own.
     no_progress_for: float | None = None
+    # The Python version and interpreter a dump names (py-spy's "Python v3.11.7 (/usr/bin/
+    # python3.11)"): which standard library's lines its frames point at (stuck.dumps.pystdlib).
+    python_version: str | None = None
+    executable: str | None = None
 
 
 @dataclass(slots=True)

@@ -26,6 +26,8 @@ from typing import Any
 
 import pytest
 
+from stuck.dumps.pystdlib import StdlibReader
+
 ZOO = Path(__file__).resolve().parent.parent / "fixtures" / "dumpzoo"
 
 
@@ -42,11 +44,18 @@ scoring = _scoring()
 CASES: list[dict[str, Any]] = scoring.load_cases()
 BY_ID = {c["id"]: c for c in CASES}
 
+# The Python cases were made with CPython 3.11.7 of /root/.pyenv. Where that standard library
+# is on the machine, the line a frame stands on tells a timed wait from an untimed one
+# (stuck.dumps.pystdlib); elsewhere the dump alone cannot.
+ZOO_STDLIB_HERE = StdlibReader(
+    "3.11.7", "/root/.pyenv/versions/3.11.7/bin/python3.11").lines("threading.py") is not None
+
 # Bystanders named in a finding today, and why (one reason per shape of the mistake).
-PY_TIMED_WAIT = ("without --locals or the source, py-spy shows no timeout: a janitor in "
-                 "`stop.wait(2.0)` reads as a durable Event wait, and with the threads that "
-                 "would show the process is busy cut out, it is called a possible stall")
-BYSTANDER_KNOWN: dict[str, str] = {
+PY_TIMED_WAIT = ("without --locals, the source or the standard library of CPython 3.11.7 on "
+                 "this machine, py-spy shows no timeout: a janitor in `stop.wait(2.0)` reads as "
+                 "a durable Event wait, and with the threads that would show the process is "
+                 "busy cut out, it is called a possible stall")
+BYSTANDER_KNOWN: dict[str, str] = {} if ZOO_STDLIB_HERE else {
     "python/idle_server/excerpt-ellipsis": PY_TIMED_WAIT,
 }
 
@@ -77,7 +86,8 @@ CERTAIN_KNOWN: dict[str, str] = {}
 
 # Floor per runtime: cases right today (tests/fixtures/dumpzoo/README.md). The score may rise;
 # it must not fall.
-FLOOR: dict[str, int] = {"c": 192, "go": 183, "java": 134, "python": 175}
+FLOOR: dict[str, int] = {"c": 192, "go": 183, "java": 134,
+                         "python": 176 if ZOO_STDLIB_HERE else 175}
 
 BAR = 0.90
 

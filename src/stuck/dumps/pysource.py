@@ -217,6 +217,7 @@ def read_python_sources(snapshot: Snapshot, inferred: dict[str, str],
         return
     reader = SourceReader(dirs, cwd, scope)
     resources = snapshot.resource_map()
+    _stdlib_timeouts(snapshot, py_threads, resources, reader.dirs)
     for t in py_threads:
         _read_thread(t, reader, snapshot, resources, inferred, frame_locals or {})
     _guess_join_targets(py_threads, resources, inferred)
@@ -230,6 +231,35 @@ def read_python_sources(snapshot: Snapshot, inferred: dict[str, str],
             "a lock acquire, a sleep and I/O look alike there, so nothing is claimed about "
             "them; `py-spy dump --native --pid PID` or `pystack remote PID` shows the call, "
             "and with the program's source (`stuck analyze --source DIR`) the line says it")
+
+
+def _stdlib_timeouts(snapshot: Snapshot, threads: list[Thread], resources: dict[str, Resource],
+                     dirs: list[str]) -> None:
+    """A thread whose innermost Python frame is in the standard library, on the line of a
+    blocking call's timed form (``stuck.dumps.pystdlib``), waits with a timeout: it can run
+    again by itself, so its wait is not durable. Where the library's source cannot be read,
+    or is of another version, the wait stays as the dump shows it."""
+    from stuck.dumps.pystdlib import StdlibReader
+
+    process_of = {id(t): p for p in snapshot.processes for t in p.threads}
+    readers: dict[int, StdlibReader] = {}
+    for t in threads:
+        if t.waits is None or not t.waits.durable:
+            continue
+        res = resources.get(t.waits.resource)
+        if res is None or res.kind not in _TIMED_KINDS:
+            continue
+        f = next((f for f in t.frames if (f.file or "").endswith(".py")), None)
+        if f is None or not is_stdlib(f.file or ""):
+            continue
+        proc = process_of.get(id(t))
+        reader = readers.get(id(proc))
+        if reader is None:
+            reader = readers[id(proc)] = StdlibReader(
+                proc.python_version if proc else None, proc.executable if proc else None,
+                list(dirs))
+        if reader.timed(f.file, f.line, f.function):
+            t.waits.durable = False
 
 
 def _read_thread(t: Thread, reader: SourceReader, snapshot: Snapshot,

@@ -41,6 +41,7 @@ _DETECT_LINE = re.compile(
 _DETECT = tuple((needle, _DETECT_LINE) for needle in ('"os_thread_id"', " (idle)", " (active",
                                                      " (gil)"))
 _PROCESS = re.compile(r"Process (\d+): ")
+_PYTHON = re.compile(r"Python v(\d{1,3}\.\d{1,3}\.\d{1,3}\S{0,20}) \((.{1,1000})\)$")
 _VAR = re.compile(r"([A-Za-z_]\w{0,200}): (.*)$")
 
 
@@ -61,6 +62,7 @@ class _Dump:
     threads: list[PyThread] = field(default_factory=list)
     elided: bool = False  # "..." where threads or frames were left out
     cut: str | None = None  # the id of a thread whose stack ends in a broken line
+    python: tuple[str, str] | None = None  # (version, interpreter) from the header
 
 
 def _lacks(dump: _Dump) -> str | None:
@@ -102,6 +104,7 @@ def _parse_text(text: str) -> list[_Dump]:
     frame: PyFrame | None = None
     in_vars = False
     dump: _Dump | None = None
+    python: tuple[str, str] | None = None
     for raw in text.splitlines():
         if len(raw) > MAX_LINE:
             continue
@@ -110,14 +113,18 @@ def _parse_text(text: str) -> list[_Dump]:
             continue
         pm = _PROCESS.match(line)
         if pm:
-            pid, threads, current = int(pm.group(1)), None, None
+            pid, threads, current, python = int(pm.group(1)), None, None, None
+            continue
+        vm = _PYTHON.match(line) if line.startswith("Python v") else None
+        if vm:
+            python = (vm.group(1), vm.group(2))
             continue
         m = _THREAD.match(line)
         if m:
             ident = m.group(1)
             if threads is None or ident in seen:
                 threads, seen = [], set()
-                dump = _Dump(pid, threads)
+                dump = _Dump(pid, threads, python=python)
                 dumps.append(dump)
             seen.add(ident)
             current = _thread_from_header(ident, m.group(2), m.group(3))
@@ -222,7 +229,9 @@ def parse(text: str) -> ParseResult:
         dumps = _parse_json(_json_payload(text))
     for n, dump in enumerate(dumps, start=1):
         lacks = _lacks(dump)
-        process = Process(pid=dump.pid, name="python", complete=lacks is None)
+        process = Process(pid=dump.pid, name="python", complete=lacks is None,
+                          python_version=dump.python[0] if dump.python else None,
+                          executable=dump.python[1] if dump.python else None)
         result.processes.append(process)
         build(dump.threads, result, resources, process, prefix="" if n == 1 else f"dump{n}:")
         if lacks is None and _joins_unseen(process, resources):
