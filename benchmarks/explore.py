@@ -117,7 +117,7 @@ def acceptance(seeds: int, executions: int, fixed_executions: int,
             if not r.found or r.found_at is None:
                 continue
             firsts.append(r.found_at)
-            kinds_ok += r.verdict is not None and r.verdict.kind == bug.verdict
+            kinds_ok += r.verdict is not None and r.verdict.kind == bug.expected_verdict
             shrunk_ok &= r.preemptions <= r.unshrunk_preemptions
             shrunk_ok &= r.decisions <= r.unshrunk_decisions
             pre.append((r.preemptions, r.unshrunk_preemptions))
@@ -133,7 +133,7 @@ def acceptance(seeds: int, executions: int, fixed_executions: int,
         med = statistics.median(firsts) if firsts else float("nan")
         mx = max(firsts) if firsts else 0
         p = f"{statistics.median(a for a, _ in pre):.0f}/{statistics.median(b for _, b in pre):.0f}" if pre else "-"
-        print(f"{name:18} {bug.verdict:8} {len(firsts):>3}/{seeds:<2} {med:6.0f} {mx:5d} "
+        print(f"{name:18} {bug.expected_verdict:8} {len(firsts):>3}/{seeds:<2} {med:6.0f} {mx:5d} "
               f"{kinds_ok:>7}/{len(firsts):<2} {replays_ok:>3}/{replays:<3} "
               f"{p + (' ok' if shrunk_ok else ' WORSE'):>21} {fixed_text:>22}", flush=True)
         if len(firsts) < seeds or fixed.found or replays_ok < replays or not shrunk_ok:

@@ -110,14 +110,6 @@ def _explore_example(example: str) -> dict[str, Any]:
 # then rightly gets no finding: no live verdict can exist for them there.)
 ZOO_HELD = ROOT / "tests" / "zoo" / "held.py"
 
-# Where explore sees more than one run can show: the condition of a readers-writer lock built
-# on one (tests/zoo/rwlock.py) was notified, in other executions, by the very threads now
-# stuck on it, so explore infers a probable cycle (the reader holding its read lock waits for
-# the queued writer, which waits for that reader). The live run, in which nobody ever notified
-# it, proves a stall of each thread instead, with certainty.
-EXPLORE_INFERS_CYCLE = {"cockroach_16167", "kubernetes_58107"}
-
-
 def _zoo_names() -> list[str]:
     sys.path.insert(0, str(ROOT / "tests"))
     try:
@@ -205,16 +197,8 @@ def test_zoo_live_reports_analyze_and_explore_agree(tmp_path: Path) -> None:
             again = subprocess.run([sys.executable, "-m", "stuck", "analyze", "--json", "-",
                                     str(saved)], capture_output=True, text=True, timeout=90)
             assert verdicts(json.loads(again.stdout)) == verdicts(explored), name
-            seen_live, seen_explore = by_name(live), by_name(explored)
-            if name not in EXPLORE_INFERS_CYCLE:
-                assert seen_explore == seen_live, name
-                continue
-            # The same threads; live proves each one's stall, explore names their cycle.
-            assert {k for k, *_ in seen_live} == {"stall"}, (name, seen_live)
-            assert all(c == "certain" for _, c, *_ in seen_live), (name, seen_live)
-            cycles = [f for f in seen_explore if f[0] == "deadlock"]
-            assert cycles and all(f[1] == "probable" for f in cycles), (name, seen_explore)
-            in_live = {t for f in seen_live for t in f[2]}
-            assert {t for f in seen_explore for t in f[2]} == in_live, name
+            # Explore's verdict rests on the facts of the execution that blocked, as live's
+            # does (what other executions showed is a note: tests/explore/test_explore_notes.py)
+            assert by_name(explored) == by_name(live), name
     finally:
         sys.path.pop(0)

@@ -91,6 +91,7 @@ def _build() -> dict[str, ZooBug]:
             fixed=module.fixed,
             schedule={k: tuple(v) for k, v in meta.schedule.items()},
             goker=meta.goker,
+            provable=meta.provable,
             plain_hit_rate=rate_text(pb, pr) if pr else "not measured",
             plain_blocked=pb,
             plain_runs=pr,

@@ -68,6 +68,7 @@ META = Meta(
     origin="cockroach #16167 (https://github.com/cockroachdb/cockroach/pull/16167)",
     kind="rwlock-writer-preference",
     verdict="deadlock",
+    provable="stall",
     threads=("config-updater", "executor"),
     primitives=(
         "rwlock Executor.systemConfigMu",

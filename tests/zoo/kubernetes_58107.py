@@ -99,6 +99,7 @@ META = Meta(
     origin="kubernetes #58107 (https://github.com/kubernetes/kubernetes/pull/58107)",
     kind="rwlock-writer-preference",
     verdict="deadlock",
+    provable="stall",
     threads=("quota-worker", "missing-usage-worker", "quota-sync"),
     primitives=(
         "rwlock ResourceQuotaController.workerLock",

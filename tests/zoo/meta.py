@@ -45,7 +45,7 @@ class Meta:
     """Project and issue or pull request, as text with the URL."""
     kind: str
     verdict: str
-    """The verdict ``stuck`` should reach on the buggy program: ``deadlock`` or ``stall``."""
+    """The bug in its maintainers' words: ``deadlock`` or ``stall``."""
     threads: tuple[str, ...]
     """Names of the threads the buggy program starts."""
     primitives: tuple[str, ...]
@@ -60,12 +60,17 @@ class Meta:
     """Pause-point script (see :class:`zoo.points.Schedule`) forcing the blocking interleaving."""
     goker: str = ""
     """What the GoKer kernel records about the Go original (e.g. its flakiness), if any."""
+    provable: str = ""
+    """The verdict the facts of the blocking run prove, when they show less than ``verdict``
+    says ("" when they show it all). A readers-writer lock built in Python on a Condition
+    (``zoo.rwlock``) keeps its readers as a count, not as owners: the cycle through it is no
+    fact of the run, whose waiters nothing able to run can wake (a stall)."""
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"unknown kind {self.kind!r}")
-        if self.verdict not in VERDICTS:
-            raise ValueError(f"unknown verdict {self.verdict!r}")
+        if self.verdict not in VERDICTS or self.provable not in ("", *VERDICTS):
+            raise ValueError(f"unknown verdict {self.verdict!r} / {self.provable!r}")
         object.__setattr__(self, "schedule", _freeze(self.schedule))
 
 
@@ -88,6 +93,7 @@ class ZooBug:
         default_factory=dict, hash=False, compare=False, repr=False
     )
     goker: str = ""
+    provable: str = ""
     plain_hit_rate: str = "not measured"
     """Plain-run hit rate of the buggy program, e.g. ``"3/200 (1.5%)"``."""
     plain_blocked: int | None = None
@@ -98,4 +104,5 @@ class ZooBug:
 
     @property
     def expected_verdict(self) -> str:
-        return self.verdict
+        """The verdict ``stuck`` should reach: what the blocking run's facts prove."""
+        return self.provable or self.verdict

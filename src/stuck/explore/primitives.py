@@ -143,7 +143,7 @@ class Lock:
             raise RuntimeError("release unlocked lock")
         self._owner = None
         sched = self._sched
-        sched.history.add(self.key, me.index)
+        sched.saw_wake(self.key, me.index)
         for t in sched.threads:
             if t.waiting is self:
                 sched.wake(t)
@@ -312,7 +312,7 @@ class Condition:
             raise _outside("a Condition built on a lock created outside the explored function")
         saved = lock._release_save()
         self._waiters.append(me)
-        sched.history.saw_wait(self.key)
+        sched.saw_wait(self.key)
         deadline = None if timeout is None else sched.now + max(timeout, 0.0)
         try:
             # Once notified, the first thing the waiter does is take the lock back.
@@ -349,7 +349,7 @@ class Condition:
             raise RuntimeError("cannot notify on un-acquired lock")
         sched = self._sched
         sched.yield_point(me, "notify", self)
-        sched.history.add(self.key, me.index)
+        sched.saw_wake(self.key, me.index)
         waiters = self._waiters
         if not waiters:
             sched.hand_over(me, self)
@@ -394,7 +394,7 @@ class SimpleQueue:
         sched = self._sched
         sched.yield_point(me, "put", self)
         self._items.append(item)
-        sched.history.add(self.key, me.index)
+        sched.saw_wake(self.key, me.index)
         for t in sched.threads:
             if t.waiting is self:
                 sched.wake(t)
@@ -418,7 +418,7 @@ class SimpleQueue:
         deadline = None if timeout is None else sched.now + max(timeout, 0.0)
         while not self._items:
             if block:
-                sched.history.saw_wait(self.key)
+                sched.saw_wait(self.key)
             if not block or not sched.block(me, self, "get", deadline):
                 if self._items:
                     break

@@ -130,30 +130,26 @@ class History:
     """What an exploration learned across executions: who ever woke which primitive.
 
     Keys are stable resource keys (creator thread index, ordinal in that thread), so a condition
-    notified by thread 2 in one execution counts as wakeable by thread 2 in the next.
+    notified by thread 2 in one execution is known to be notified by thread 2 in others. A
+    verdict rests on its own execution's facts (``Scheduler.woke``); this is for its notes (the
+    threads that, elsewhere, woke what is waited on now) and nothing else.
     """
 
     wakers: dict[tuple[int, int], set[int]] = field(default_factory=dict)
-    # Conditions and queues some thread ever blocked on: the ones work handed to can be taken.
+    # Conditions and queues some thread ever blocked on.
     waited: set[tuple[int, int]] = field(default_factory=set)
-    # Moves whenever something above is learned: a verdict computed from the same final state
-    # and the same version is the same (see verdict.blocked).
-    version: int = 0
+    # Verdicts of final states already judged while searching (see verdict.blocked).
     verdicts: dict[tuple[object, ...], Any] = field(default_factory=dict)
 
     def add(self, key: tuple[int, int], thread: int) -> None:
         s = self.wakers.get(key)
         if s is None:
             self.wakers[key] = {thread}
-            self.version += 1
-        elif thread not in s:
+        else:
             s.add(thread)
-            self.version += 1
 
     def saw_wait(self, key: tuple[int, int]) -> None:
-        if key not in self.waited:
-            self.waited.add(key)
-            self.version += 1
+        self.waited.add(key)
 
 
 # The one active scheduler (only one controlled execution runs at a time in a process).
@@ -278,6 +274,28 @@ class Scheduler:
         # Lock key -> conditions made on that lock: two or more make a monitor (queue.Queue's
         # not_empty and not_full on one mutex), whose waiters any user of the lock may wake.
         self.monitors: dict[tuple[int, int], int] = {}
+        # What this execution did, the facts its verdict rests on (``self.history`` keeps what
+        # every execution did, for notes): resource key -> threads that woke it (notified,
+        # put into, released), and the conditions and queues some thread blocked on.
+        self.woke: dict[tuple[int, int], set[int]] = {}
+        self.waited: set[tuple[int, int]] = set()
+
+    def saw_wake(self, key: tuple[int, int], thread: int) -> None:
+        """``thread`` did what ends a wait on the primitive ``key`` (in this execution)."""
+        s = self.woke.get(key)
+        if s is None:
+            self.woke[key] = {thread}
+        elif thread in s:
+            return
+        else:
+            s.add(thread)
+        self.history.add(key, thread)
+
+    def saw_wait(self, key: tuple[int, int]) -> None:
+        """A thread blocked on the condition or queue ``key`` (in this execution)."""
+        if key not in self.waited:
+            self.waited.add(key)
+            self.history.saw_wait(key)
 
     def hand_over(self, me: CThread, resource: Any) -> None:
         """``me`` notified (or put into) ``resource`` while no thread waited on it."""

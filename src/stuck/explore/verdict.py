@@ -12,9 +12,13 @@ The scheduler decides *that* an execution ended; this module says *what* it was:
 * ``exception`` -- a thread (or the target itself) raised;
 * ``pass``.
 
-"Possible wakers" of a condition or queue are the threads that ever notified (or put into) it in
-this exploration, keyed by the primitive's stable creation key: a deadlock through a condition
-is therefore ``probable``, a deadlock through locks and joins ``certain``.
+The verdict rests on the facts of the execution that blocked, as a live run's does: the
+possible wakers of a condition or queue are the threads that notified (or put into) it in that
+execution, so ``stuck run`` of the same blocking schedule, ``stuck analyze`` of its saved report
+and ``stuck explore`` reach the same findings. What other executions showed (a thread now
+blocked that notified the same condition elsewhere: the stuck threads may be each other's only
+wakers, a cycle through the state the condition guards) is told as a note on the finding, never
+made into its verdict.
 
 The full report in the shared model (``Verdict.report``: every thread's frames, resources,
 findings) is built only for a recorded execution -- the one shown, re-run from its decisions.
@@ -145,7 +149,8 @@ def blocked(sched: Scheduler) -> Verdict:
 def _state_key(sched: Scheduler) -> tuple[object, ...]:
     from stuck.explore.scheduler import CThread
 
-    parts: list[object] = [sched.history.version]
+    parts: list[object] = []
+    woke = sched.woke
     for t in sched.threads:
         res = t.waiting
         if res is None:
@@ -153,9 +158,15 @@ def _state_key(sched: Scheduler) -> tuple[object, ...]:
         elif type(res) is CThread:
             parts.append((t.state, t.op, "T", res.index))
         else:
-            parts.append((t.state, t.op, t.deadline is None, getattr(res, "key", None),
+            key: Any = getattr(res, "key", None)
+            lock_key: Any = getattr(getattr(res, "_lock", None), "key", None)
+            # the execution's facts the rules read about it (see snapshot)
+            parts.append((t.state, t.op, t.deadline is None, key,
                           tuple(o.index for o in _owners(res)),
-                          len(getattr(res, "_items", ()))))
+                          len(getattr(res, "_items", ())),
+                          tuple(sorted(woke.get(key, ()))), key in sched.waited,
+                          tuple(sorted(woke.get(lock_key, ()))),
+                          sched.monitors.get(lock_key, 0) if lock_key is not None else 0))
     parts.extend((k, v[0]) for k, v in sched.unheard.items())
     return tuple(parts)
 
@@ -193,9 +204,16 @@ def _blocked(sched: Scheduler) -> Verdict:
     v = Verdict(first.kind, f"{first.kind} ({first.confidence}): {first.summary}", cycle, table)
     v.findings = findings
     if sched.record:
+        elsewhere = _learnt_elsewhere(sched, snap)
         for f in findings:
             f.details.update(controlled_steps=sched.step, virtual_time=sched.now)
             f.explanation = (_CONTROLLED + f.explanation).strip()
+            notes = [text for r, text in elsewhere.items() if r in f.resources or any(
+                t.waits is not None and t.waits.resource == r and t.id in f.threads
+                for t in snap.threads())]
+            if notes:
+                f.explanation += "\n" + "\n".join(notes)
+                f.details["other_executions"] = notes
         snap.notes.extend(sched.uncontrolled)
         v.report = Report(snapshot=snap, findings=findings)
     return v
@@ -239,17 +257,17 @@ def snapshot(sched: Scheduler, frames: dict[int, Any] | None = None) -> Snapshot
     """The state of a controlled execution in the shared model, with the facts the rules need.
 
     Possible wakers of a condition or queue are the threads seen notifying (or putting into) it
-    in this exploration, keyed by the primitive's stable creation key, and for a condition of a
-    monitor (several conditions on one lock, as in ``queue.Queue``) the threads seen releasing
-    that lock: in a monitor, work done under the lock is what its waiters wait for (a
+    in this execution (``Scheduler.woke``: what a live run records too), and for a condition of
+    a monitor (several conditions on one lock, as in ``queue.Queue``) the threads seen
+    releasing that lock: in a monitor, work done under the lock is what its waiters wait for (a
     ``get_nowait`` that found the queue empty is its consumer). ``served`` says whether
-    any thread was ever seen waiting on it. When every controlled thread is blocked, no thread
+    any thread was seen waiting on it in this execution. When every controlled thread is blocked, no thread
     able to run can reach a primitive (``reachable`` False).
     """
     from stuck.explore.scheduler import BLOCKED, FINISHED, RUNNABLE, CThread
 
     frames = frames or {}
-    history = sched.history
+    woke = sched.woke
     every_blocked = all(t.state != RUNNABLE for t in sched.threads)
     resources: dict[int, Resource] = {}
 
@@ -265,16 +283,13 @@ def snapshot(sched: Scheduler, frames: dict[int, Any] | None = None) -> Snapshot
             rec.joins = f"T{res.index}"
         elif kind in ("condition", "queue"):
             key = res.key
-            wakers = set(history.wakers.get(key, ()))
             lock_key = getattr(getattr(res, "_lock", None), "key", None)
-            if lock_key is not None and sched.monitors.get(lock_key, 0) > 1:
-                wakers |= history.wakers.get(lock_key, set())  # a monitor's lock users
-            rec.wakers = [f"T{i}" for i in sorted(wakers)]
+            rec.wakers = [f"T{i}" for i in sorted(_wakers(sched, woke, key, lock_key))]
             # Served: a thread was seen waiting on it, or used its lock without notifying it
             # (a consumer that polls, such as ``get_nowait``).
-            rec.served = key in history.waited or (
+            rec.served = key in sched.waited or (
                 lock_key is not None
-                and not history.wakers.get(lock_key, set()) <= history.wakers.get(key, set()))
+                and not woke.get(lock_key, set()) <= woke.get(key, set()))
             if kind == "queue":
                 rec.size, rec.maxsize = len(res._items), 0
             handed = sched.unheard.get(key)
@@ -322,6 +337,61 @@ def snapshot(sched: Scheduler, frames: dict[int, Any] | None = None) -> Snapshot
                            complete=True)],
         resources=list(resources.values()),
     )
+
+
+def _wakers(sched: Scheduler, woke: dict[tuple[int, int], set[int]], key: tuple[int, int],
+            lock_key: tuple[int, int] | None) -> set[int]:
+    """Threads that woke the condition or queue ``key`` (as ``woke`` records), and for a
+    condition of a monitor the users of its lock: in a monitor, work done under the lock is
+    what its waiters wait for."""
+    wakers = set(woke.get(key, ()))
+    if lock_key is not None and sched.monitors.get(lock_key, 0) > 1:
+        wakers |= woke.get(lock_key, set())
+    return wakers
+
+
+def _learnt_elsewhere(sched: Scheduler, snap: Snapshot) -> dict[str, str]:
+    """Resource id -> a note on the threads that woke it in other executions of this
+    exploration but not in this one, when one of them is still alive to do it again."""
+    from stuck.explore.scheduler import CThread
+
+    by_id = {t.id: t for t in snap.threads()}
+    labels = {r.id: r for r in snap.resources}
+    out: dict[str, str] = {}
+    for t in sched.threads:
+        res = t.waiting
+        if res is None or isinstance(res, CThread) or getattr(res, "kind", "") not in (
+                "condition", "queue"):
+            continue
+        th = by_id.get(f"T{t.index}")
+        if th is None or th.waits is None or th.waits.resource in out:
+            continue
+        key = res.key
+        lock_key = getattr(getattr(res, "_lock", None), "key", None)
+        here = _wakers(sched, sched.woke, key, lock_key)
+        elsewhere = sorted(_wakers(sched, sched.history.wakers, key, lock_key) - here)
+        alive = [i for i in elsewhere if i < len(sched.threads)
+                 and by_id[f"T{i}"].state != "dead"]
+        if not alive:
+            continue
+        r = labels[th.waits.resource]
+        verb = "put into" if res.kind == "queue" else "notified"
+        names = _and([sched.threads[i].name for i in alive])
+        text = (f"In other executions of this exploration, {names} {verb} {r.kind} {r.label}; "
+                "in this one, not before every thread blocked.")
+        waiters = {x.index for x in sched.threads if x.waiting is not None
+                   and x.state != FINISHED_STATE}
+        if set(alive) <= waiters:
+            who = "its only waker" if len(alive) == 1 else "each other's only wakers"
+            text += (f" Blocked now, {names} may be {who}: a cycle through the state this "
+                     f"{r.kind} guards (what a program's authors would call a deadlock), which "
+                     "the facts of this execution do not show.")
+        out[th.waits.resource] = text
+    return out
+
+
+def _and(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
 _OPS = {"acquire": "acquire", "wait": "wait", "get": "get", "put": "put", "join": "join"}
