@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from stuck.explore import primitives, scheduler, verdict
+from stuck.explore import aio, primitives, scheduler, verdict
 from stuck.explore.baton import SPENT
 from stuck.explore.outside import describe as describe_outside
 from stuck.explore.outside import made_outside
@@ -53,6 +53,30 @@ def _interrupt(ident: int | None) -> None:
                                                ctypes.py_object(scheduler.Aborted))
 
 
+def _watch(sched: Scheduler, stall_seconds: float) -> tuple[Verdict, Any] | None:
+    """The running thread has reached no synchronization point for ``aio.LOOK`` seconds: look
+    again every ``aio.LOOK`` until the execution ends (None), an event loop that thread runs is
+    seen quiet twice in a row with its tasks waiting on the same things (that loop's verdict,
+    when the asyncio rules find its tasks stuck), or ``stall_seconds`` have passed (a hang).
+    Returns the verdict and the loop the thread waits in, if any; None if the execution
+    ended."""
+    waited = min(stall_seconds, aio.LOOK)
+    seen = aio.quiet_loop(sched)
+    while True:
+        if waited >= stall_seconds:
+            return verdict.stopped(sched, stall_seconds), seen[0] if seen else None
+        step = min(aio.LOOK, stall_seconds - waited)
+        if sched.done.wait_for(step):
+            return None
+        waited += step
+        now = aio.quiet_loop(sched)
+        if now is not None and seen is not None and now == seen:
+            found = verdict.loop_stuck(sched, now[0])
+            if found is not None:
+                return found, now[0]
+        seen = now
+
+
 # The worker pool of the exploration in progress (one per process at a time, like the scheduler).
 _pool: list[WorkerPool | None] = [None]
 
@@ -88,11 +112,17 @@ def run_once(
     stopped = False
     try:
         sched.start_root(target, starter, threading.Thread)
-        if not sched.done.wait_for(stall_seconds):
+        watched = None
+        if not sched.done.wait_for(min(stall_seconds, aio.LOOK)):
+            watched = _watch(sched, stall_seconds)
+        if watched is not None:
             stopped = True
-            sched.abort_from_outside(verdict.stopped(sched, stall_seconds))
+            given_up, loop = watched
+            sched.abort_from_outside(given_up)
             cur = sched.current
             _interrupt(cur.ident if cur is not None else None)
+            if loop is not None:
+                aio.wake(loop)  # out of its selector, to see the exception
         if pool is not None:
             leaked = pool.wait_parked(5.0)
             if not leaked:

@@ -31,6 +31,7 @@ from typing import Any
 
 from stuck import compat
 from stuck.errors import StuckError
+from stuck.explore import aio
 from stuck.explore.scheduler import SLEEP, Aborted, CThread, Scheduler, _active, active, controlled
 from stuck.runtime import patch
 from stuck.tracebacks import hide_in_pytest
@@ -640,6 +641,7 @@ def replacements() -> list[tuple[object, str, object]]:
     except ImportError:  # pragma: no cover
         pass
     items.extend(_program_starters())
+    items.extend(aio.replacements())
     return items
 
 
@@ -719,3 +721,4 @@ def uninstall() -> None:
     _installed[0] -= 1
     if _installed[0] == 0:
         patch.uninstall(BACKEND)
+        aio.forget()

@@ -450,6 +450,47 @@ def stopped(sched: Scheduler, seconds: float) -> Verdict:
     return v
 
 
+def loop_stuck(sched: Scheduler, loop: Any) -> Verdict | None:
+    """The running thread waits in ``loop``'s selector, and the loop has been seen quiet twice
+    (``explore.aio``): the live runtime's asyncio rules on its tasks, in the execution's
+    snapshot with the tasks added. None when they find no task stuck (the watch goes on)."""
+    from stuck.explore.scheduler import FINISHED
+    from stuck.runtime.aio import extend_snapshot, quiet_loop_findings
+
+    frames = sys._current_frames()
+    snap = snapshot(sched, frames)
+    rid_of: dict[int, str] = {}
+    try:
+        extend_snapshot(snap, rid_of)
+        findings = quiet_loop_findings(loop, snap, rid_of)
+    except Exception:  # a loop in a state the walk cannot read: no claim, the watch goes on
+        return None
+    if not findings:
+        return None
+    first = next((f for f in findings if f.kind == "deadlock"), findings[0])
+    cur = sched.current
+    table = [
+        Waiting(t.index, t.name, "waits in its event loop's selector" if t is cur
+                else (t.op or "runnable"),
+                _label(sched, t.waiting) if t.waiting is not None else "-",
+                getattr(t.waiting, "kind", "-"), _wait_frame(sched, t, frames))
+        for t in sched.threads if t.state != FINISHED
+    ]
+    v = Verdict(first.kind, f"{first.kind} ({first.confidence}): {first.summary}", [], table)
+    v.findings = findings
+    if sched.record:
+        for f in findings:
+            f.details.update(controlled_steps=sched.step, virtual_time=sched.now)
+            f.explanation = (_LOOP + f.explanation).strip()
+        snap.notes.extend(sched.uncontrolled)
+        v.report = Report(snapshot=snap, findings=findings)
+    return v
+
+
+_LOOP = ("Under the controlled scheduler the event loop's thread waited in its selector, the "
+         "loop having nothing ready, no timer and no I/O to watch.\n")
+
+
 def exception(sched: Scheduler, errors: list[ThreadError], then: Verdict | None) -> Verdict:
     first = errors[0]
     last_line = first.traceback.strip().splitlines()[-1] if first.traceback else repr(first)

@@ -51,6 +51,7 @@ from stuck.runtime.aio.findings import (
     extend_snapshot,
     finding_for,
     loop_findings,
+    quiet_loop_findings,
     resource_for,
 )
 from stuck.runtime.aio.internals import pending_tasks
@@ -73,7 +74,7 @@ from stuck.runtime.aio.walk import TaskCycle, _suspended_since, settled
 __all__ = [
     "REPLACEMENTS", "BoundedSemaphore", "Condition", "Event", "LifoQueue", "Lock",
     "PriorityQueue", "Queue", "Semaphore", "TaskCycle", "TaskWait", "add_to_snapshot",
-    "cycle_findings", "extend_snapshot", "finding_for", "loop_findings", "pending_tasks",
+    "cycle_findings", "extend_snapshot", "finding_for", "loop_findings", "pending_tasks", "quiet_loop_findings",
     "raise_in_task", "reset", "resource_for", "settled", "task_tid", "waits",
 ]
 

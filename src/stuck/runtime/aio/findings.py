@@ -37,6 +37,7 @@ from stuck.runtime.aio.walk import (
     _other_runnable_threads,
     _stalled,
     _stuck_tasks,
+    _suspended_marks,
     _victims,
 )
 from stuck.runtime.detect import op_key
@@ -393,20 +394,43 @@ def loop_findings(snap: Snapshot, rid_of: dict[int, str], settle: float) -> list
     cutoff = time.time() - settle
     out: list[Finding] = []
     for loop, tasks in _loops().values():
-        if not _stalled(loop, tasks, table, cutoff):
-            continue
-        view = _LoopView(loop)
-        covered: set[int] = set()
-        for cycle in _cycles(view, tasks, table, "watchdog"):
-            finding = finding_for(cycle, snap, rid_of, "report")
-            members = set(cycle.tasks)
-            covered |= members
-            covered |= {id(t) for t in tasks if task_tid(t) in finding.blocked_behind}
-            if cycle.pairs() not in _cycles_seen:  # not reported when it formed
-                out.append(finding)
-        rest = sorted((t for t in tasks if id(t) not in covered), key=_task_name)
-        if rest:
-            out.append(_stall_finding(loop, rest, table, snap, rid_of))
+        if _stalled(loop, tasks, table, cutoff):
+            out.extend(_stuck_loop(loop, tasks, table, snap, rid_of, _cycles_seen))
+    return out
+
+
+def quiet_loop_findings(loop: Any, snap: Snapshot, rid_of: dict[int, str]) -> list[Finding]:
+    """The event-loop rule for one loop its caller has seen quiet (no callback ready, no timer,
+    no I/O: ``internals._loop_quiet``) and unchanged across two observations, as
+    ``stuck explore``'s watch does for a loop its scheduler does not control: the cycles among
+    its tasks as deadlocks (every one: nothing was reported when it formed) and the tasks left
+    as one stall. The snapshot has the tasks (``extend_snapshot``)."""
+    table = dict(waits)
+    tasks = [t for t in pending_tasks() if _loop_of(t) is loop]
+    if not tasks or not (_stalled(loop, tasks, table, time.time())
+                         or _suspended_marks(loop, tasks) is not None):
+        return []
+    return _stuck_loop(loop, tasks, table, snap, rid_of, set())
+
+
+def _stuck_loop(loop: Any, tasks: list[Any], table: dict[int, TaskWait], snap: Snapshot,
+                rid_of: dict[int, str], reported: set[frozenset[tuple[int, int]]]
+                ) -> list[Finding]:
+    """A stuck loop's findings: its cycles (those not in ``reported``), then one stall of the
+    tasks no cycle covers."""
+    out: list[Finding] = []
+    view = _LoopView(loop)
+    covered: set[int] = set()
+    for cycle in _cycles(view, tasks, table, "watchdog"):
+        finding = finding_for(cycle, snap, rid_of, "report")
+        members = set(cycle.tasks)
+        covered |= members
+        covered |= {id(t) for t in tasks if task_tid(t) in finding.blocked_behind}
+        if cycle.pairs() not in reported:  # not reported when it formed
+            out.append(finding)
+    rest = sorted((t for t in tasks if id(t) not in covered), key=_task_name)
+    if rest:
+        out.append(_stall_finding(loop, rest, table, snap, rid_of))
     return out
 
 
