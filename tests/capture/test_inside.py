@@ -62,3 +62,24 @@ def test_abort_policy_ends_the_multiprocessing_worker_too() -> None:
 
 if not sys.platform.startswith("linux"):
     pytest.skip("reads Linux /proc", allow_module_level=True)
+
+
+def test_a_write_to_a_full_pipe_points_to_capture(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The parent fills its child's stdin while the child fills a stdout nobody reads: from
+    inside, one thread in I/O; the report says how to see the other end."""
+    script = tmp_path / "fill.py"
+    script.write_text(
+        "import subprocess, sys\n"
+        "child = subprocess.Popen([sys.executable, '-c', 'import sys\\n"
+        "for l in sys.stdin: sys.stdout.write(l * 50)'], stdin=subprocess.PIPE,\n"
+        "                         stdout=subprocess.PIPE)\n"
+        "for i in range(100000):\n"
+        "    child.stdin.write(b'x' * 100 + b'\\n')\n")
+    run = subprocess.run([sys.executable, "-m", "stuck", "run", "--hang-after", "1s",
+                          "--hang-policy", "abort", str(script)], capture_output=True,
+                         text=True, timeout=120, start_new_session=True)
+    assert run.returncode == 86, run.stderr
+    hang = next(line for line in run.stderr.splitlines() if line.startswith("HANG"))
+    assert "in I/O (write" in hang
+    pid = re.search(r"`stuck capture (\d+)` reads it from outside", run.stderr)
+    assert pid is not None, run.stderr

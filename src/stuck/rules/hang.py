@@ -70,6 +70,10 @@ def hang_finding(thread: Thread, seconds: float, activity: str, call: str | None
         if call is not None and "child pid" in call:
             explanation.append(f"`stuck capture --tree {pid}` reads this process and its "
                                "children from outside, with what each waits for.")
+        else:
+            explanation.append(f"`stuck capture {pid}` reads it from outside and names the "
+                               "other end of its pipes and local sockets, and what that end "
+                               "waits for (a cycle through two processes is a deadlock).")
     elif activity == "running":
         explanation.append("It is executing, but going round the same code without "
                            "change: a loop waiting for a condition nobody makes true, or a "
