@@ -224,3 +224,24 @@ def test_locks_imported_from_another_module_are_named_as_not_controlled(tmp_path
     note = next(line for line in result.output.splitlines() if "not controlled" in line)
     assert "module_locks_shared.SHARED" in note  # the name the target reads it by
     assert "Account.audit" not in note  # the class is made again with the module
+
+
+def test_teardown_of_pool_workers_prints_nothing(tmp_path: Path) -> None:
+    """Each execution ends by raising explore's private Aborted in blocked threads; a pool
+    worker catches it as BaseException and logged "Exception in worker" with a traceback,
+    hundreds of times per exploration. Only the result is printed now."""
+    target = tmp_path / "nested_pool.py"
+    target.write_text(textwrap.dedent("""\
+        from concurrent.futures import ThreadPoolExecutor
+        def test_nested():
+            with ThreadPoolExecutor(1) as ex:
+                def outer():
+                    return ex.submit(lambda: 1).result()
+                assert ex.submit(outer).result() == 1
+        """))
+    run = subprocess.run([sys.executable, "-m", "stuck", "explore", f"{target}::test_nested",
+                          "-n", "50", "--no-progress"], capture_output=True, text=True,
+                         timeout=120)
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert "can never run" in run.stdout.splitlines()[0]
+    assert run.stderr == ""

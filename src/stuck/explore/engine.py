@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from stuck.explore import aio, primitives, scheduler, verdict
+from stuck.explore import aio, primitives, quiet, scheduler, verdict
 from stuck.explore.baton import SPENT
 from stuck.explore.outside import describe as describe_outside
 from stuck.explore.outside import made_outside
@@ -276,6 +276,7 @@ def explore(
     if outside:
         result.notes.append(describe_outside(outside))
     primitives.install()
+    quiet.install()
     own_pool = _pool[0] is None and available()
     if own_pool:
         _pool[0] = WorkerPool()
@@ -340,6 +341,7 @@ def explore(
             pool, _pool[0] = _pool[0], None
             if pool is not None:
                 pool.close()
+        quiet.uninstall()
         primitives.uninstall()
 
 
