@@ -101,6 +101,13 @@ def test_jvm_monitor_deadlock(java_class: Path, start) -> None:  # type: ignore[
     resources = rep.snapshot.resource_map()
     assert {resources[e.waits_for].kind for e in d.cycle} == {"monitor"}
     assert all(t.startswith("LWP ") for t in d.threads)  # joined to the kernel's threads
+    # The launcher's first thread runs no Java code: it waits in pthread_join for the Java
+    # main thread. It was reported as a stall of its own (a futex nobody could wake).
+    launcher = next(t for t in rep.snapshot.threads() if t.tid == pid)
+    assert launcher.waits is not None and launcher.waits.op == "join"
+    assert resources[launcher.waits.resource].owners == [
+        next(t.id for t in rep.snapshot.threads() if t.name and t.name.startswith("main ["))]
+    assert not any(launcher.id in f.threads for f in rep.findings), rep.findings
 
 
 def test_shipped_example_reproduces_the_seed_002_diagnosis() -> None:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from stuck.capture import tools
 from stuck.capture.evidence import ProcessEvidence
 from stuck.capture.naming import thread_id, thread_name
-from stuck.model import Edge, Thread
+from stuck.model import Edge, Resource, Thread, Wait
 
 if TYPE_CHECKING:
     from stuck.capture.merge import Built
@@ -86,3 +86,33 @@ def apply(pe: ProcessEvidence, threads: list[Thread], built: Built) -> None:
         built.stated.append(f)
     for k, v in result.inferred.items():
         built.inferred[rid.get(k, k)] = v
+    _launcher_joins_main(pe, threads, java, rename, built)
+
+
+# The java launcher runs no Java code on the process's first thread: it starts the JVM's main
+# method on a new thread (the Java thread "main", renamed "DestroyJavaVM" once main returns and
+# the JVM waits for the other non-daemon threads) and waits for it in pthread_join.
+_JAVA_MAIN = ("main", "DestroyJavaVM")
+
+
+def _launcher_joins_main(pe: ProcessEvidence, threads: list[Thread], java: list[Thread],
+                         rename: dict[str, str], built: Built) -> None:
+    """The first thread of a ``java`` process, blocked with no Java thread of its own, waits
+    for the Java main thread to end: a join, so it is blocked behind whatever stops main, not a
+    stall of its own."""
+    if pe.comm != "java" or any(jt.tid == pe.pid for jt in java):
+        return
+    first = next((t for t in threads if t.tid == pe.pid), None)
+    main = next((jt for jt in java if jt.name is not None
+                 and jt.name.split(" [", 1)[0] in _JAVA_MAIN and jt.tid is not None), None)
+    if first is None or main is None or first.state != "blocked" or first.waits is None \
+            or first.waits.direction is not None:
+        return
+    main_id = rename.get(main.id, main.id)
+    if main_id == main.id and main.tid is not None:
+        main_id = thread_id(main.tid)
+    rid = f"jvm{pe.pid}:launcher-join"
+    built.snapshot.resources.append(Resource(id=rid, kind="thread", label="Java main thread",
+                                             owners=[main_id]))
+    first.waits = Wait(resource=rid, durable=True, op="join")
+    first.detail = "the java launcher waits for the Java main thread to end (pthread_join)"
