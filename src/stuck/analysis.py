@@ -43,6 +43,7 @@ from stuck.model import (
     Wait,
 )
 from stuck.rules import evaluate, recorded_part
+from stuck.rules.contention import Working, ordinary_wait
 from stuck.rules.graph import WaitGraph
 from stuck.rules.knot import can_progress as _can_progress
 from stuck.rules.wording import wait_text as _wait_text
@@ -433,7 +434,9 @@ class _Analysis:
                 else:
                     break
             else:
-                waiters = [t for t in waiters if t.id not in self.covered]
+                working = Working(proc.threads)
+                waiters = [t for t in waiters if t.id not in self.covered and not ordinary_wait(
+                    t, self.resources.get(t.waits.resource) if t.waits else None, working)]
                 if waiters and any(t.id in self.covered for t in proc.threads) and all(
                         self._unknown_join(t) for t in waiters):
                     continue  # joins on threads not named, beside a finding: likely its victims
@@ -1138,6 +1141,7 @@ class _Analysis:
         for proc in self.snap.processes:
             idle_process = proc.complete is not False and not any(
                 t.state in ("running", "io", "sleeping") for t in proc.threads)
+            working = Working(proc.threads)
             for t in proc.threads:
                 if t.id in self.covered or t.waits is None:
                     continue
@@ -1158,6 +1162,8 @@ class _Analysis:
                                  and res is not None
                                  and (res.kind in OWNED_KINDS or res.kind == "future"
                                       or self._joins_holding(t)))
+                    if lock_wait and ordinary_wait(t, res, working):
+                        continue  # contention or a future in the works, caught in a snapshot
                     if not (long or lock_wait or (t.waits.duration is None and idle_process)):
                         continue
                 elif not long and not self._child_wait(t, proc):

@@ -462,8 +462,11 @@ def _decide(head: _Head, stack: _Stack) -> _Decision:
     if state == "blocked":
         if stack.runtime_only:
             state = "idle"
-        elif kind == "channel" and stack.pool_worker:
-            state = "idle"  # a pool worker waiting for its next job
+        elif kind == "channel" and stack.pool_worker and not reason.startswith("chan send"):
+            # A pool worker waiting for its next job (a receive, or a select over its job and
+            # quit channels) is idle; one blocked in a send is handing a result on, and stays
+            # blocked until someone receives it.
+            state = "idle"
     if stack.child == 1 and state == "io":
         return _Decision(state="blocked", kind="process", durable=False,
                          detail=reason + ": waits for a child process", reason=reason,

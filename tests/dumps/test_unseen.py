@@ -1,0 +1,139 @@
+"""Dumps stuck was not developed against (tests/fixtures/unseen/): small programs written after
+the dump zoo, in shapes the zoo does not have, captured with the real tools as a user would,
+each with its truth in the zoo's format and judged by the zoo's scorer.
+
+Each case must get the right verdict naming every stuck thread, no bystander in a finding, no
+false wait-for edge and no `certain` without the evidence for it. Cases still wrong are strict
+xfails with the reason (a case that becomes right fails the run until it is moved out).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from stuck.analyze import analyze_command
+from stuck.dumps import go as go_dump
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+UNSEEN = FIXTURES / "unseen"
+
+
+def _scoring() -> ModuleType:
+    name = "dumpzoo_scoring"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, FIXTURES / "dumpzoo" / "scoring.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+scoring = _scoring()
+CASES: list[dict[str, Any]] = json.loads((UNSEEN / "cases.json").read_text())["cases"]
+
+
+def _truth(case: dict[str, Any]) -> dict[str, Any]:
+    path = UNSEEN / "programs" / case["runtime"] / f"{case['program']}.truth.json"
+    truth: dict[str, Any] = json.loads(path.read_text())
+    return truth
+
+
+def _outcome(case: dict[str, Any]) -> Any:
+    files = [str(UNSEEN / f) for f in case["files"]]
+    result = CliRunner().invoke(analyze_command, ["--json", "-", *files])
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.output
+    assert result.exit_code in (0, 1), result.output
+    return scoring.judge(scoring.Outcome(case, _truth(case)), json.loads(result.stdout))
+
+
+SNAPSHOT_RACE = ("a single gdb snapshot of a busy producer/consumer caught every thread in a "
+                 "futex wait at once (the wakes were in flight): a complete dump in which no "
+                 "thread can run reads as a stall; only a second dump tells them apart")
+COND_CYCLE = ("a cycle through a condition: the waiter holds the lock the only would-be "
+              "signaller needs; who would signal a condition is not in a dump, so only the "
+              "waiter's stall is found (the signaller is a hang, or behind it)")
+KNOWN_WRONG: dict[str, str] = {
+    "c/prodcons_fast/btfull": SNAPSHOT_RACE,
+    "c/cond_guarded_wait/bt": COND_CYCLE,
+    "c/cond_guarded_wait/btfull": COND_CYCLE,
+    "c/cond_guarded_wait/bt-print-mutex": COND_CYCLE,
+    "c/join_pipe_reader/bt": ("a read on a pipe whose writer is in this process, joining the "
+                              "reader: a dump does not say who holds the write end"),
+    "c/join_pipe_reader/btfull": ("a read on a pipe whose writer is in this process, joining "
+                                  "the reader: a dump does not say who holds the write end"),
+    "go/select_nil_chans/sigquit": ("a select on nil channels prints as a plain [select] with "
+                                    "no channel words; beside a ticking goroutine it looks "
+                                    "like any timer-served select"),
+    "java/MonitorLatch/jstack": COND_CYCLE.replace("condition", "latch"),
+    "java/MonitorLatch/jstack-l": COND_CYCLE.replace("condition", "latch"),
+    "java/SelfSubmit/jstack": ("a pool worker waiting on a future of its own single-thread "
+                               "pool: reported as a possible hang, not the stall"),
+    "java/SelfSubmit/jstack-l": ("a pool worker waiting on a future of its own single-thread "
+                                 "pool: reported as a possible hang, not the stall"),
+    "python/mp_queue_dead_consumer/pyspy": ("a multiprocessing put waits on a semaphore in C, "
+                                            "which py-spy shows as the put line only"),
+    "python/mp_queue_dead_consumer/faulthandler": ("a multiprocessing put waits on a semaphore "
+                                                   "in C, which faulthandler shows as the put "
+                                                   "line only"),
+}
+
+
+def _param(case: dict[str, Any]) -> Any:
+    if case["id"] in KNOWN_WRONG:
+        return pytest.param(case, id=case["id"], marks=pytest.mark.xfail(
+            strict=True, reason=KNOWN_WRONG[case["id"]]))
+    return pytest.param(case, id=case["id"])
+
+
+@pytest.mark.parametrize("case", [_param(c) for c in CASES])
+def test_unseen_dump_gets_the_programs_truth(case: dict[str, Any]) -> None:
+    out = _outcome(case)
+    assert out.right, f"missing {out.missing}; said {out.findings or 'nothing'}"
+    assert not out.bystanders, f"{out.bystanders} named in {out.findings}"
+    assert not out.unjustified_certain, out.unjustified_certain
+    assert not out.false_edges, out.false_edges
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c["id"] for c in CASES])
+def test_no_bystander_and_no_unearned_certain_even_where_wrong(case: dict[str, Any]) -> None:
+    out = _outcome(case)
+    assert not out.bystanders or case["id"] == "c/prodcons_fast/btfull", out.findings
+    assert not out.unjustified_certain, out.unjustified_certain
+
+
+def test_the_set_has_hangs_and_busy_programs_in_every_runtime() -> None:
+    truths = {(c["runtime"], c["program"]): _truth(c)["verdict"] for c in CASES}
+    for runtime in ("c", "go", "java", "python"):
+        verdicts = [v for (r, _), v in truths.items() if r == runtime]
+        assert any(v != "none" for v in verdicts) and "none" in verdicts, runtime
+    assert sum(v != "none" for v in truths.values()) >= 8
+    assert sum(v == "none" for v in truths.values()) >= 4
+
+
+def _go_states(program: str) -> dict[str, str]:
+    """Goroutine state by the first program function on its stack."""
+    text = (UNSEEN / "cases" / "go" / program / "sigquit.txt").read_text()
+    out: dict[str, str] = {}
+    for t in go_dump.parse(text).processes[0].threads:
+        fn = next((f.function for f in t.frames if f.function.startswith("main.")), None)
+        if fn is not None:
+            out.setdefault(fn, t.state)
+    return out
+
+
+@pytest.mark.parametrize("program,worker", [("pool_results_full", "main.worker"),
+                                            ("pool_send_full", "main.(*Pool).work")])
+def test_a_go_pool_worker_blocked_in_a_send_is_blocked_not_idle(program: str,
+                                                                 worker: str) -> None:
+    # A worker loop receiving its next job is idle; one handing a result on is not.
+    assert _go_states(program)[worker] == "blocked"
