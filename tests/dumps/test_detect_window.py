@@ -73,3 +73,24 @@ def test_another_format_in_the_middle_makes_a_full_scan(monkeypatch: pytest.Monk
     text = BIG[:MIDDLE] + GDB + BIG[MIDDLE:]
     assert detect_formats(text) == ["gdb", "go"]
     assert max(seen) == len(text)
+
+
+def _gdb_dump(size: int) -> str:
+    parts, n, total = ["[Thread debugging using libthread_db enabled]\n\n"], 1, 0
+    while total < size:
+        parts.append(GDB.replace("Thread 2 (", f"Thread {n} (").replace("LWP 1002", f"LWP {n}"))
+        total += len(parts[-1])
+        n += 1
+    return "".join(parts)
+
+
+BIG_GDB = _gdb_dump(4 * DETECT_WINDOW)
+GDB_MIDDLE = BIG_GDB.find("\n\n", len(BIG_GDB) // 2) + 2
+
+
+@pytest.mark.parametrize(("text", "formats"), [
+    (BIG_GDB, ["gdb"]),
+    (BIG_GDB[:GDB_MIDDLE] + GOROUTINE.format(n=1) + BIG_GDB[GDB_MIDDLE:], ["gdb", "go"]),
+], ids=["gdb", "go-in-gdb"])
+def test_gdb_dumps_too(text: str, formats: list[str]) -> None:
+    assert detect_formats(text) == _detect_all(text) == formats

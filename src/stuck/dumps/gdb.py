@@ -26,6 +26,8 @@ from stuck.model import Frame, Process, Resource, Thread, Wait
 from stuck.stacks.native import base_name, classify
 
 NAME = "gdb"
+# Each thread's backtrace is a block after a blank line (stuck.dumps.detect_formats).
+BLOCK_START = 'Thread '
 
 _HEADER = re.compile(
     r"^Thread (\d+) \((?:Thread (0x[0-9a-fA-F]+) )?\(?(?:LWP|process) (\d+)\)?"

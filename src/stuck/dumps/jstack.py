@@ -49,6 +49,8 @@ from stuck.model import (
 )
 
 NAME = "jstack"
+# Each thread is a block after a blank line, its name in quotes (stuck.dumps.detect_formats).
+BLOCK_START = '"'
 
 # A bounded wait whose length the dump does not show (TIMED_WAITING): the wait can end on its
 # own, so it is not durable; the number itself means only "some finite timeout".

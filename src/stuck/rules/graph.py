@@ -107,9 +107,15 @@ class WaitGraph:
         return strongly_connected(self.waits_on, self.successors)
 
     def cycles(self) -> list[list[Edge]]:
-        """One closed cycle per strongly connected component that has one (self-waits too)."""
+        """One closed cycle per strongly connected component that has one (self-waits too).
+
+        A thread waiting for what no thread of the snapshot owns is on no cycle and leads to
+        none, so the walk starts only from the others (most waiters of a large dump); the
+        components it meets, and their order, are those of the walk from every waiter."""
         result = []
-        for comp in self.strongly_connected():
+        owned = self.owned_by
+        starts = [tid for tid, rid in self.waits_on.items() if owned.get(rid)]
+        for comp in strongly_connected(starts, self.successors):
             members = set(comp)
             if len(comp) == 1 and comp[0] not in self.successors(comp[0]):
                 continue
