@@ -116,6 +116,7 @@ class _Reading:
     timeout: float | None = None
     timed: bool = False  # a timeout is passed, of a value the dump does not print
     at: Frame | None = None
+    direction: str | None = None  # a wait on a pipe: "read" or "write"
 
 
 def _timeout_of(pf: PyFrame | None) -> float | None:
@@ -144,6 +145,18 @@ def _read_frames(t: PyThread) -> _Reading:
     nxt = py[1] if len(py) > 1 else None
     r.at = top.frame
     fn = _bare(top.frame.function)
+    # multiprocessing.Queue.put on a full queue: a slot is freed only when a reader, usually
+    # in another process, takes an item from the pipe behind it; no thread of this process
+    # shows that reader (it blocks on the queue's semaphore, which the source line reads as a
+    # plain acquire).
+    mp_put = next((pf for pf in py[:2] if _is(pf, "put", "multiprocessing/queues.py")), None)
+    if mp_put is not None:
+        r.state, r.kind, r.obj_frame, r.direction = "blocked", "pipe", mp_put, "write"
+        r.label = "multiprocessing.Queue (full) to be read by another process"
+        r.timeout = _timeout_of(mp_put)
+        r.at = next((pf.frame for pf in py if not _stdlib(pf) and pf is not mp_put),
+                    mp_put.frame)
+        return r
     if _is(top, "wait", "threading.py"):
         r.state = "blocked"
         r.kind, r.label, r.obj_frame = "condition", "threading.Condition", top
@@ -168,6 +181,9 @@ def _read_frames(t: PyThread) -> _Reading:
                 r.kind, r.label, r.obj_frame = "semaphore", "threading.Semaphore", pf
             elif _is(pf, "_wait", "threading.py"):
                 r.kind, r.label, r.obj_frame = "barrier", "threading.Barrier", pf
+            elif _is(pf, "_feed", "multiprocessing/queues.py"):
+                r.state = "idle"  # a multiprocessing.Queue's feeder, waiting for items to send
+                break
             else:
                 break
             r.timeout = _timeout_of(pf) if r.timeout is None else r.timeout
@@ -275,9 +291,10 @@ def build(threads: list[PyThread], result: ParseResult, resources: Resources,
                                     reading.label or reading.kind, None)
             timed = reading.timeout is not None or reading.timed
             thread.waits = Wait(resource=rid, timeout=reading.timeout,
-                                durable=not timed and reading.kind != "process",
+                                durable=not timed and reading.kind not in ("process", "pipe"),
                                 at=reading.at,
-                                direction="wait-child" if reading.kind == "process" else None)
+                                direction="wait-child" if reading.kind == "process"
+                                else reading.direction)
         process.threads.append(thread)
     _join_targets(threads, process, resources, prefix)
     for rid, ident in resources.rlock_owners:
