@@ -1328,10 +1328,16 @@ def _recorded_rules(snapshot: Snapshot, findings: list[Finding]) -> list[Finding
     if sub is None:
         return findings
     ids = {t.id for t in sub.threads()}
-    kept = [f for f in findings if f.kind in ("lock-order", "hang")
+    # A cycle through an asyncio task (a task holding a thread's lock across an await of a
+    # call that thread runs): the rules leave tasks to the event-loop rule, so the wait-for
+    # graph's cycle stands, and its threads are not judged again without their task.
+    with_tasks = [f for f in findings if f.kind == "deadlock"
+                  and any(t.startswith("task:") for t in f.threads)]
+    covered = {t for f in with_tasks for t in f.threads}
+    kept = [f for f in findings if f.kind in ("lock-order", "hang") or f in with_tasks
             or not (set(f.threads) | set(f.blocked_behind)) & ids]
     # settle 0: the report is judged as it was saved (its waits lasted what they lasted)
-    return kept + evaluate(sub, settle=0.0)
+    return kept + [f for f in evaluate(sub, settle=0.0) if not set(f.threads) <= covered]
 
 
 def _group_threads(snapshot: Snapshot) -> list[Group]:

@@ -3,6 +3,7 @@ findings about them: deadlock cycles among tasks and event-loop stalls."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import os
 import time
 from collections.abc import Iterable
@@ -11,7 +12,7 @@ from typing import Any
 
 from stuck.model import Edge, Finding, Frame, Resource, Snapshot, Thread, ThreadState, Wait
 from stuck.rules.confidence import steps_confidence
-from stuck.runtime import registry
+from stuck.runtime import endings, futures, registry
 from stuck.runtime.aio.internals import (
     _ASYNCIO_DIR,
     _awaited,
@@ -22,15 +23,18 @@ from stuck.runtime.aio.internals import (
     _LoopView,
     _task_where,
     awaiting,
+    ended_with,
     gather_children,
     group_tasks,
     loop_thread,
     pending_tasks,
+    source_future,
 )
 from stuck.runtime.aio.names import _task_name, task_tid
 from stuck.runtime.aio.primitives import _holders, _tracked_primitives
 from stuck.runtime.aio.waits import TaskWait, _cycles_seen, waits
 from stuck.runtime.aio.walk import (
+    ExecutorChain,
     TaskCycle,
     _cycles,
     _loops,
@@ -39,8 +43,11 @@ from stuck.runtime.aio.walk import (
     _stuck_tasks,
     _suspended_marks,
     _victims,
+    executor_chain,
+    lock_takers,
 )
 from stuck.runtime.detect import op_key
+from stuck.runtime.livereport import thread_id
 from stuck.runtime.tracked import as_tracked, kind_of
 
 MAX_TASKS_SHOWN = 500  # tasks put in one snapshot (tasks that wait or hold come first)
@@ -96,6 +103,15 @@ def resource_for(obj: Any, resources: dict[str, Resource], rid_of: dict[int, str
         res = Resource(id=registry.foreign_id(obj, "task"), kind="task",
                        label=_group_label("gather", children), address=f"{id(obj):#x}",
                        owners=[task_tid(c) for c in children if not c.done()])
+    elif isinstance(obj, concurrent.futures.Future):  # what an executor's future mirrors
+        runner = futures.runner_of(obj)
+        call = futures.callable_of(obj)
+        running = getattr(obj, "_state", None) == "RUNNING" and runner is not None
+        res = Resource(id=registry.foreign_id(obj, "future"), kind="future",
+                       label=f"{call}() in an executor" if call else "a concurrent future",
+                       address=f"{id(obj):#x}",
+                       # the thread running it is the one that completes it
+                       owners=[thread_id(runner)] if running and runner is not None else [])
     elif as_tracked(obj) is None:  # a TaskGroup
         members = [t for t in group_tasks(obj) if _is_task(t)]
         res = Resource(id=registry.foreign_id(obj, "task"), kind="task",
@@ -159,7 +175,44 @@ def add_to_snapshot(threads: list[Thread], resources: dict[str, Resource],
         for obj in held.get(id(task), ()):
             thread.holds.append(resource_for(obj, resources, rid_of).id)
         threads.append(thread)
+    _held_across_awaits(threads, [v.loop for v in views.values()], resources, rid_of)
     return notes
+
+
+def _held_across_awaits(threads: list[Thread], loops: list[Any],
+                        resources: dict[str, Resource], rid_of: dict[int, str]) -> None:
+    """A thread-level lock held by an event loop's thread is held by the task that took it
+    and awaits inside its ``with`` (``walk.lock_takers``): the lock moves from the loop
+    thread's holdings to that task's. When the source cannot tell which task (none, or
+    several, run that code), the loop's thread keeps it."""
+    by_ident = {loop_thread(loop): loop for loop in loops if loop_thread(loop) is not None}
+    if not by_ident:
+        return
+    by_id = {t.id: t for t in threads}
+    takers: dict[int, dict[Any, Any]] = {}
+    for obj in list(registry.resources):
+        tracked = as_tracked(obj)
+        if tracked is None or tracked._stuck_kind not in ("mutex", "rlock"):
+            continue
+        for ident, code, _line in tracked._stuck_owners():
+            loop = by_ident.get(ident)
+            if loop is None:
+                continue
+            if ident not in takers:
+                takers[ident] = lock_takers(loop)
+            task = takers[ident].get(code)
+            if task is None:
+                continue
+            res = resource_for(obj, resources, rid_of)
+            old, new = thread_id(ident), task_tid(task)
+            res.owners = [new if o == old else o for o in res.owners]
+            if old in res.acquired_at:
+                res.acquired_at[new] = res.acquired_at.pop(old)
+            loop_t, task_t = by_id.get(old), by_id.get(new)
+            if loop_t is not None and res.id in loop_t.holds:
+                loop_t.holds.remove(res.id)
+            if task_t is not None and res.id not in task_t.holds:
+                task_t.holds.append(res.id)
 
 
 def extend_snapshot(snap: Snapshot, rid_of: dict[int, str]) -> None:
@@ -194,6 +247,16 @@ def _describe_wait(thread: Thread, task: Any, record: TaskWait | None, view: _Lo
     if task is current or fut is None or fut.done():
         thread.state = "running"
         thread.detail = "running" if task is current else "ready to run"
+        return
+    source = source_future(fut)
+    if source is not None and getattr(source, "_state", None) == "RUNNING" \
+            and futures.runner_of(source) is not None:
+        res = resource_for(source, resources, rid_of)
+        file, function, line = _task_where(task)
+        thread.waits = Wait(resource=res.id, timeout=None, durable=True, op="result",
+                            at=Frame(function=function, file=file, line=line) if file else None)
+        thread.state = "blocked"
+        thread.detail = f"await {res.label}"
         return
     awaited = _awaited(task, fut)
     if awaited is not None:
@@ -337,6 +400,16 @@ def _what(task: Any, record: TaskWait | None, snap: Snapshot, rid_of: dict[int, 
         fut = awaiting(task)
         awaited = _awaited(task, fut)
         if awaited is None:
+            chain = executor_chain(task)
+            if chain is not None:  # to a lock the loop's thread holds (not by this task)
+                words, _rids = _chain_words(chain, snap, rid_of)
+                return words, _snap_resource(snap, rid_of, chain.source).id
+            source = source_future(fut) if fut is not None else None
+            runner = futures.runner_of(source) if source is not None else None
+            if runner is not None and getattr(source, "_state", None) == "RUNNING":
+                call = futures.callable_of(source)
+                return (f"awaits {f'{call}()' if call else 'a call'} running on thread "
+                        f"{_thread_name(runner)}"), _snap_resource(snap, rid_of, source).id
             if fut is not None and not fut.done():
                 return "awaits a future that nothing left running can complete", None
             return "waits", None
@@ -367,10 +440,11 @@ def _what(task: Any, record: TaskWait | None, snap: Snapshot, rid_of: dict[int, 
     if kind == "queue":
         if op == "get":
             producers = list(facts.putters)
-            who = ", ".join(_task_name(t) for t in producers[:3])
-            return (f"waits to get from empty queue {label}, "
-                    + (f"whose producers ({who}) are done or stuck" if producers
-                       else "to which nothing has ever been put")), res.id
+            if not producers:
+                return f"waits to get from empty queue {label}, to which nothing has ever " \
+                       "been put", res.id
+            return f"waits to get from empty queue {label}, " \
+                   + _producers_words(producers[:3]), res.id
         if op == "put":
             return f"waits to put on full queue {label}", res.id
         return f"waits for the items of queue {label} to be processed", res.id
@@ -383,6 +457,38 @@ def _what(task: Any, record: TaskWait | None, snap: Snapshot, rid_of: dict[int, 
     if kind == "semaphore":
         return f"waits for semaphore {label}", res.id
     return f"waits for {label}", res.id
+
+
+MAX_MESSAGE = 120  # characters of an exception's message shown
+
+
+def exception_words(exc: BaseException) -> str:
+    """``RuntimeError: sensor offline at feed.py:12``. The message is shown only when the
+    exception's class keeps the built-in ``__str__`` (its arguments as given): a ``__str__`` of
+    the program's own is user code, which a report never runs."""
+    words = type(exc).__name__
+    if type(exc).__str__ is BaseException.__str__ and exc.args:
+        message = str(exc.args[0]) if len(exc.args) == 1 and isinstance(exc.args[0], str) \
+            else repr(exc.args) if all(isinstance(a, (str, int, float)) for a in exc.args) \
+            else ""
+        if message:
+            words += ": " + (message if len(message) <= MAX_MESSAGE
+                             else message[:MAX_MESSAGE] + "…")
+    where = endings._program_line(exc.__traceback__)
+    return words + (f" at {where}" if where else "")
+
+
+def _producers_words(tasks: list[Any]) -> str:
+    """How a queue's producers ended, or that they are done or stuck: "(Task-2) are done or
+    stuck", or, when one ended with an exception, "Task-2 ended with RuntimeError: ...": the
+    cause a reader looks for."""
+    died = [(task, exc) for task in tasks if (exc := ended_with(task)) is not None]
+    if not died:
+        return f"whose producers ({', '.join(_task_name(t) for t in tasks)}) are done or stuck"
+    parts = [f"{_task_name(task)} ended with {exception_words(exc)}" for task, exc in died]
+    parts += [f"{_task_name(t)} is done or stuck" for t in tasks
+              if all(t is not task for task, _ in died)]
+    return ("whose producer " if len(tasks) == 1 else "whose producers: ") + "; ".join(parts)
 
 
 def loop_findings(snap: Snapshot, rid_of: dict[int, str], settle: float) -> list[Finding]:
@@ -421,6 +527,15 @@ def _stuck_loop(loop: Any, tasks: list[Any], table: dict[int, TaskWait], snap: S
     out: list[Finding] = []
     view = _LoopView(loop)
     covered: set[int] = set()
+    for task in tasks:
+        chain = executor_chain(task) if id(task) not in table else None
+        if chain is not None and chain.closed:
+            finding = _executor_deadlock(chain, snap, rid_of)
+            members = {id(task)} | _behind(tasks, {id(task)})
+            finding.blocked_behind = [task_tid(t) for t in tasks
+                                      if id(t) in members and t is not task]
+            covered |= members
+            out.append(finding)
     for cycle in _cycles(view, tasks, table, "watchdog"):
         finding = finding_for(cycle, snap, rid_of, "report")
         members = set(cycle.tasks)
@@ -432,6 +547,108 @@ def _stuck_loop(loop: Any, tasks: list[Any], table: dict[int, TaskWait], snap: S
     if rest:
         out.append(_stall_finding(loop, rest, table, snap, rid_of))
     return out
+
+
+def _behind(tasks: list[Any], stuck: set[int]) -> set[int]:
+    """The ids of the tasks that await only tasks in ``stuck`` or behind them (directly, in a
+    gather or a TaskGroup): stuck behind them."""
+    out: set[int] = set()
+    grew = True
+    while grew:
+        grew = False
+        for task in tasks:
+            if id(task) in stuck or id(task) in out:
+                continue
+            awaited = _awaited(task, awaiting(task))
+            if awaited is not None and awaited[2] \
+                    and all(id(t) in stuck or id(t) in out for t in awaited[2]):
+                out.add(id(task))
+                grew = True
+    return out
+
+
+def _thread_name(ident: int) -> str:
+    thread = registry.thread_objects().get(ident)
+    return thread.name if thread is not None else f"0x{ident:x}"
+
+
+def _chain_words(chain: ExecutorChain, snap: Snapshot, rid_of: dict[int, str]
+                 ) -> tuple[str, list[str]]:
+    """``awaits blocking() running on thread asyncio_0, which waits for lock L held by ...``,
+    and the resource ids of the chain's locks."""
+    call = futures.callable_of(chain.source)
+    what = f"{call}()" if call else "a call"
+    words = f"awaits {what} running on thread {_thread_name(chain.steps[0].ident)}"
+    rids: list[str] = []
+    for i, step in enumerate(chain.steps):
+        res = _snap_resource(snap, rid_of, step.record.resource)
+        rids.append(res.id)
+        label = res.label or res.id
+        if i + 1 < len(chain.steps):
+            words += (f", which waits for lock {label} held by thread "
+                      f"{_thread_name(step.owner)}")
+        elif chain.closed:
+            words += f", which waits for lock {label}, held by {_task_name(chain.task)} " \
+                     "itself across the await"
+        elif chain.taker is not None:
+            words += (f", which waits for lock {label}, held by task "
+                      f"{_task_name(chain.taker)} across an await")
+        else:
+            words += (f", which waits for lock {label}, held by the event loop's thread "
+                      f"{_thread_name(chain.loop_ident)}")
+    return words, rids
+
+
+def _executor_deadlock(chain: ExecutorChain, snap: Snapshot, rid_of: dict[int, str]
+                       ) -> Finding:
+    """A task holds a lock across an await of a call running in an executor, and the thread
+    running it waits (lock owner after lock owner) for that lock: a closed cycle. Each step is
+    owned: the future is running on its recorded runner, only that thread completes it; each
+    lock is held by the next thread; the last by the task, which resumes only when the future
+    completes."""
+    task = chain.task
+    loop = _loop_of(task)
+    loop_name = _loop_thread_name(loop)
+    fut_res = _snap_resource(snap, rid_of, chain.source)
+    words, lock_ids = _chain_words(chain, snap, rid_of)
+    task_id = task_tid(task)
+    edges = [Edge(thread=task_id, waits_for=fut_res.id,
+                  held_by=thread_id(chain.steps[0].ident))]
+    for step, rid in zip(chain.steps, lock_ids, strict=True):
+        nxt = task_id if step.owner == chain.loop_ident else thread_id(step.owner)
+        edges.append(Edge(thread=thread_id(step.ident), waits_for=rid, held_by=nxt))
+    call = futures.callable_of(chain.source)
+    lock = _snap_resource(snap, rid_of, chain.lock())
+    taken = lock.acquired_at.get(task_id)
+    where = f" at {os.path.basename(taken.file or '?')}:{taken.line}" if taken else ""
+    lines = [
+        f"{_task_name(task)} took lock {lock.label or lock.id}{where} on the event loop's "
+        f"thread {loop_name} and awaits, still holding it, "
+        f"{f'{call}()' if call else 'a call'} in an executor: a threading lock held across "
+        "an await.",
+        f"Only thread {_thread_name(chain.steps[0].ident)}, which is running that call, can "
+        f"complete the future; the lock is released only when {_task_name(task)} resumes, "
+        "which it does only once the future is complete.",
+        f"The event loop (thread {loop_name}) has no callback ready to run, no timer "
+        "scheduled and no I/O to watch."]
+    missing: list[str] = []
+    confidence: Any = "certain"
+    if futures.pool_of(chain.source) is None:
+        confidence = "probable"
+        missing.append("the future was not submitted to an executor stuck saw: another "
+                       "thread could still complete it by hand")
+    others = _other_runnable_threads(loop)
+    if others and any(kind_of(s.record.resource) == "mutex" for s in chain.steps):
+        confidence = "probable"
+        missing.append("a plain Lock may be released by any thread, not only the one that "
+                       "took it: " + ", ".join(others[:5]) + " can still run")
+    return Finding(kind="deadlock", confidence=confidence,
+                   summary=f"{_task_name(task)} (on the event loop in thread {loop_name}) "
+                           + words,
+                   explanation="\n".join(lines), threads=[e.thread for e in edges],
+                   resources=[fut_res.id, *lock_ids], cycle=edges, missing_evidence=missing,
+                   details={"rule": "executor-cycle", "event_loop_thread": loop_name,
+                            "callable": call or "?"})
 
 
 def _stall_finding(loop: Any, tasks: list[Any], table: dict[int, TaskWait], snap: Snapshot,

@@ -11,6 +11,7 @@ import _thread
 import asyncio
 import asyncio.events as _events
 import asyncio.tasks as _atasks
+import concurrent.futures as _cf
 import os
 import sys
 import weakref
@@ -265,6 +266,48 @@ def awaiting(task: Any) -> Any:
     """The future a suspended task waits on (``Task._fut_waiter``); None while it runs or is
     ready to."""
     return getattr(task, "_fut_waiter", None)
+
+
+def source_future(fut: Any) -> Any:
+    """The ``concurrent.futures.Future`` an asyncio future mirrors, when ``fut`` was made by
+    ``loop.run_in_executor`` or ``asyncio.wrap_future`` (None otherwise).
+
+    Both chain the two with ``asyncio.futures._chain_future``, which puts a done-callback
+    (``_call_check_cancel``) on the asyncio future; that callback's closure holds the source
+    future (free variable ``source``). The same on 3.10, 3.11, 3.12 and 3.13, for the C and
+    the Python Future (``_callbacks`` holds ``(callback, context)`` pairs on all of them).
+    Attributes only: the callbacks are looked at, never called."""
+    try:
+        callbacks = list(getattr(fut, "_callbacks", None) or ())
+    except Exception:  # changed while copied (read from another thread): no claim
+        return None
+    for entry in callbacks:
+        callback = entry[0] if isinstance(entry, tuple) and entry else entry
+        code = getattr(callback, "__code__", None)
+        if code is None or code.co_name != "_call_check_cancel" \
+                or os.path.basename(code.co_filename) != "futures.py":
+            continue
+        try:
+            cell = callback.__closure__[code.co_freevars.index("source")]
+            source = cell.cell_contents
+        except (ValueError, IndexError, TypeError, AttributeError):
+            continue
+        if isinstance(source, _cf.Future):
+            return source
+    return None
+
+
+def ended_with(task: Any) -> BaseException | None:
+    """The exception a done task ended with (None: it returned, was cancelled, or is not
+    done). Read from the attribute, not with ``Task.exception()``, which would mark it
+    retrieved and silence asyncio's "exception was never retrieved" log."""
+    try:
+        if not task.done() or task.cancelled():
+            return None
+        exc = getattr(task, "_exception", None)
+    except Exception:
+        return None
+    return exc if isinstance(exc, BaseException) else None
 
 
 def loop_thread(loop: Any) -> int | None:

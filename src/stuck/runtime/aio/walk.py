@@ -9,10 +9,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from stuck.runtime import registry
+from stuck.runtime import futures, registry
 from stuck.runtime.activity import frame_activity
 from stuck.runtime.aio.internals import (
     _awaited,
+    _chain,
     _loop_of,
     _loop_quiet,
     _LoopView,
@@ -21,11 +22,12 @@ from stuck.runtime.aio.internals import (
     has_signal_handlers,
     loop_thread,
     pending_tasks,
+    source_future,
 )
 from stuck.runtime.aio.names import _task_name
 from stuck.runtime.aio.waits import TaskWait, waits
 from stuck.runtime.detect import MAX_THREADS_WALKED, Cycle, _Walk
-from stuck.runtime.tracked import kind_of
+from stuck.runtime.tracked import as_tracked, kind_of
 
 MAX_WALKS = 500  # walks for one report (victims, cycles among the tasks of a loop)
 
@@ -247,6 +249,104 @@ def _loops() -> dict[int, tuple[Any, list[Any]]]:
     return by_loop
 
 
+
+
+# --- from a task to the threads of an executor ------------------------------------------------
+
+MAX_THREAD_STEPS = 16  # threads followed from an executor's worker, lock owner to lock owner
+_OWNED_KINDS = frozenset({"mutex", "rlock"})  # released by their owner (what proves a step)
+
+
+@dataclass(slots=True)
+class ThreadStep:
+    """One thread of an executor chain, blocked on a lock; ``owner``: the thread holding it."""
+
+    ident: int
+    record: registry.WaitRecord
+    owner: int
+
+
+@dataclass(slots=True)
+class ExecutorChain:
+    """A task suspended on an asyncio future that mirrors a ``concurrent.futures.Future``
+    (``run_in_executor``, ``wrap_future``), whose runner thread waits, lock owner after lock
+    owner, for a lock held by the thread of the task's own loop: ``taker`` is the task that took
+    that lock there and holds it across an await (None: which one is not known), and the chain
+    a deadlock when ``taker`` is ``task`` itself. ``steps[0].ident`` runs the call."""
+
+    task: Any
+    future: Any  # the asyncio future the task awaits
+    source: Any  # the concurrent.futures.Future it mirrors
+    steps: list[ThreadStep]
+    loop_ident: int
+    taker: Any
+
+    @property
+    def closed(self) -> bool:
+        return self.taker is self.task
+
+    def lock(self) -> Any:
+        return self.steps[-1].record.resource
+
+
+def lock_takers(loop: Any) -> dict[Any, Any]:
+    """Which task of ``loop`` holds a lock its thread took in a given code object: code ->
+    the one pending task whose await chain has a suspended frame running that code (a
+    coroutine that took the lock and awaits inside its ``with``), or None when more than one
+    has (which of them took it is not known)."""
+    out: dict[Any, Any] = {}
+    for task in pending_tasks():
+        if _loop_of(task) is not loop:
+            continue
+        for frame in _chain(task):
+            code = frame.f_code
+            if code in out and out[code] is not task:
+                out[code] = None
+            else:
+                out[code] = task
+    return out
+
+
+def executor_chain(task: Any) -> ExecutorChain | None:
+    """The chain from a task suspended on an executor's future to a lock held on the task's
+    own loop thread, when each step is proven: the future is running on the thread stuck
+    recorded as its runner, each thread waits without a timeout for a Lock or RLock, and each
+    lock's owner is the next thread. None when any step is not so (the worker runs, sleeps,
+    does I/O or waits with a timeout: it may yet finish)."""
+    fut = awaiting(task)
+    if fut is None or fut.done():
+        return None
+    source = source_future(fut)
+    if source is None or getattr(source, "_state", None) != "RUNNING":
+        return None
+    loop = _loop_of(task)
+    loop_ident = loop_thread(loop)
+    ident = futures.runner_of(source)
+    if loop_ident is None or ident is None:
+        return None
+    steps: list[ThreadStep] = []
+    seen = {loop_ident}
+    while len(steps) < MAX_THREAD_STEPS:
+        if ident in seen:
+            return None  # a cycle among threads: the thread rules' finding, not this one
+        seen.add(ident)
+        record = registry.waits.get(ident)
+        if record is None or record.timeout is not None:
+            return None
+        tracked = as_tracked(record.resource)
+        if tracked is None or tracked._stuck_kind not in _OWNED_KINDS \
+                or record.op != "acquire":
+            return None
+        owners = tracked._stuck_owners()
+        if len(owners) != 1:
+            return None
+        owner, code, _line = owners[0]
+        steps.append(ThreadStep(ident, record, owner))
+        if owner == loop_ident:
+            return ExecutorChain(task, fut, source, steps, loop_ident,
+                                     lock_takers(loop).get(code))
+        ident = owner
+    return None
 
 
 # --- the event-loop rule (watchdog) -----------------------------------------------------------
