@@ -1,0 +1,181 @@
+"""asyncio and executors, run as users would (``programs/aio_executor.py``).
+
+A task that holds a threading lock across the await of a call running in an executor, whose
+thread waits for that lock, is a deadlock: the live report names the task, the loop's thread,
+the worker, the lock and the callable; abort exits 86; the saved JSON given to ``stuck
+analyze`` yields the same cycle. A lock the loop's thread took outside any coroutine's own
+code stays the loop thread's, and the stall names the chain. A busy or sleeping executor gets
+no finding and the program's own output.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tests.stall.test_live_json_agrees import verdicts
+
+ROOT = Path(__file__).resolve().parents[2]
+PROGRAM = Path(__file__).resolve().parent / "programs" / "aio_executor.py"
+
+
+def stuck_run(tmp_path: Path, *args: str, options: tuple[str, ...] = ("--policy", "abort"),
+              ) -> tuple[subprocess.CompletedProcess[str], dict[str, Any] | None]:
+    report = tmp_path / "live.json"
+    run = subprocess.run([sys.executable, "-m", "stuck", "run", *options, "--json",
+                          str(report), str(PROGRAM), *args], capture_output=True, text=True,
+                         timeout=120, cwd=str(tmp_path),
+                         env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    return run, json.loads(report.read_text()) if report.exists() else None
+
+
+def analyzed(tmp_path: Path) -> dict[str, Any]:
+    again = subprocess.run([sys.executable, "-m", "stuck", "analyze", "--json", "-",
+                            str(tmp_path / "live.json")], capture_output=True, text=True,
+                           timeout=90)
+    return json.loads(again.stdout)  # type: ignore[no-any-return]
+
+
+def thread_named(doc: dict[str, Any], name: str) -> str:
+    return next(t["id"] for p in doc["processes"] for t in p["threads"] if t["name"] == name)
+
+
+# mode -> the worker running the call, the callable, the threads between it and the task
+DEADLOCKS = {
+    "held": ("asyncio_0", "blocking", []),
+    "wrapped": ("wrapped_0", "blocking", []),
+    "chain": ("asyncio_0", "through_other", ["middle"]),
+}
+
+
+@pytest.mark.parametrize("mode", sorted(DEADLOCKS))
+def test_a_lock_held_across_an_await_of_its_taker_is_a_certain_deadlock(
+        mode: str, tmp_path: Path) -> None:
+    worker, call, between = DEADLOCKS[mode]
+    run, live = stuck_run(tmp_path, mode)
+    assert run.returncode == 86, run.stderr[-3000:]
+    assert live is not None
+    deadlocks = [f for f in live["findings"] if f["kind"] == "deadlock"]
+    assert len(deadlocks) == 1, live["findings"]
+    f = deadlocks[0]
+    assert f["confidence"] == "certain", f
+    summary = f["summary"]
+    for word in ("Task-1", "MainThread", worker, f"{call}()", "held by Task-1 itself"):
+        assert word in summary, (word, summary)
+    assert f["details"]["callable"] == call and f["details"]["event_loop_thread"] == "MainThread"
+    task, worker_id = "task:Task-1", thread_named(live, worker)
+    others = [thread_named(live, name) for name in between]
+    # The cycle: the task waits for the future its worker runs; the worker (through the
+    # threads between) for the lock the task holds.
+    path = [task, worker_id, *others]
+    edges = {(e["thread"], e["held_by"]) for e in f["cycle"]}
+    assert edges == {(path[i], path[(i + 1) % len(path)]) for i in range(len(path))}
+    resources = {r["id"]: r for r in live["resources"]}
+    lock_edge = next(e for e in f["cycle"] if e["held_by"] == task)
+    lock = resources[lock_edge["waits_for"]]
+    assert lock["label"] == "lock" and lock["owners"] == [task]
+    future = resources[next(e for e in f["cycle"] if e["thread"] == task)["waits_for"]]
+    assert future["kind"] == "future" and future["owners"] == [worker_id]
+    assert f"{call}()" in future["label"]
+    # The loop's thread no longer shows the lock as its own: the task holds it.
+    main = next(t for p in live["processes"] for t in p["threads"] if t["name"] == "MainThread")
+    assert lock["id"] not in main["holds"]
+    assert "DEADLOCK (certain)" in run.stderr and "STALL" not in run.stderr
+    assert verdicts(analyzed(tmp_path)) == verdicts(live)
+
+
+def test_a_lock_the_loop_thread_took_outside_a_coroutine_stays_the_loop_threads(
+        tmp_path: Path) -> None:
+    run, live = stuck_run(tmp_path, "helper")
+    assert run.returncode == 86, run.stderr[-3000:]
+    assert live is not None
+    (f,) = [f for f in live["findings"] if f["kind"] in ("stall", "deadlock")]
+    assert f["kind"] == "stall" and f["threads"] == ["task:Task-1"], f
+    assert ("Task-1 awaits blocking() running on thread asyncio_0, which waits for lock lock, "
+            "held by the event loop's thread MainThread") in f["summary"]
+    lock = next(r for r in live["resources"] if r["label"] == "lock")
+    assert lock["owners"] == [thread_named(live, "MainThread")]
+
+
+def test_a_producer_that_died_is_named_with_its_exception(tmp_path: Path) -> None:
+    run, live = stuck_run(tmp_path, "producer")
+    assert run.returncode == 86, run.stderr[-3000:]
+    assert live is not None
+    (f,) = [f for f in live["findings"] if f["kind"] == "stall"]
+    assert ("waits to get from empty queue q, whose producer Task-2 ended with RuntimeError: "
+            "sensor offline at aio_executor.py:") in f["summary"], f["summary"]
+    assert "done or stuck" not in f["summary"]
+
+
+MODES: dict[str, tuple[str, ...]] = {
+    "report": (),
+    "raise": ("--policy", "raise"),
+    "hang-raise": ("--hang-after", "1s", "--hang-policy", "raise"),
+}
+# (A call that sleeps past --hang-after is that rule's finding, as for any thread: the sleepy
+# program runs without a hang limit.)
+BUSY = {"busy": (("2000",), MODES), "sleepy": ((), {k: MODES[k] for k in ("report", "raise")})}
+
+
+@pytest.mark.parametrize("program", sorted(BUSY))
+def test_a_busy_or_sleeping_executor_gets_no_finding(program: str, tmp_path: Path) -> None:
+    args, modes = BUSY[program]
+    plain = subprocess.run([sys.executable, str(PROGRAM), program, *args],
+                           capture_output=True, text=True, timeout=120)
+    assert plain.returncode == 0 and plain.stderr == "", plain
+    for mode, options in modes.items():
+        run, live = stuck_run(tmp_path, program, *args, options=options)
+        assert (run.returncode, run.stdout, run.stderr) == \
+            (plain.returncode, plain.stdout, plain.stderr), f"{program} under {mode}"
+        assert live is None, f"{program} under {mode}: {live and live['findings']}"
+
+
+# The asyncio internals read (the future ``_chain_future`` closes over) on each interpreter
+# installed, through the runtime's API (the CLI's dependencies are this venv's only).
+VERSIONS = ["3.10", "3.11", "3.12", "3.13"]
+VIA_API = """
+import runpy, sys
+import stuck.runtime as rt
+rt.install(policy="abort", json_path=sys.argv[2])
+sys.argv = [sys.argv[1], "held"]
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
+
+def interpreter(version: str) -> str | None:
+    """A python``version`` that runs: on PATH, or one pyenv installed (its shims answer only
+    for the versions selected)."""
+    pyenv = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"))
+    candidates = [shutil.which(f"python{version}"),
+                  *sorted(str(p) for p in pyenv.glob(f"versions/{version}.*/bin/python{version}"))]
+    for python in candidates:
+        if python is None:
+            continue
+        probe = subprocess.run([python, "-c", "import sys; print(sys.version_info[:2])"],
+                               capture_output=True, text=True, timeout=30)
+        if probe.returncode == 0 and probe.stdout.strip() == str(
+                tuple(int(x) for x in version.split("."))):
+            return python
+    return None
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_the_deadlock_is_found_on_every_supported_interpreter(version: str,
+                                                              tmp_path: Path) -> None:
+    python = interpreter(version)
+    if python is None:
+        pytest.skip(f"python{version} is not installed (on PATH or under pyenv)")
+    report = tmp_path / "live.json"
+    run = subprocess.run([python, "-c", VIA_API, str(PROGRAM), str(report)],
+                         capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
+    assert run.returncode == 86, run.stderr[-3000:]
+    (f,) = json.loads(report.read_text())["findings"]
+    assert (f["kind"], f["confidence"]) == ("deadlock", "certain"), f
+    assert "awaits blocking() running on thread asyncio_0" in f["summary"]
