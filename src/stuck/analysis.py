@@ -831,6 +831,7 @@ class _Analysis:
             # An excerpt that visibly lacks threads: who would end a wait may be among them,
             # so "no other thread can" is not known (calibration).
             excerpt = proc.complete is False
+            working = Working(proc.threads)  # reads the threads only if a future wait asks
             for t in proc.threads:
                 if t.id in self.covered or t.state != "blocked" or t.waits is None:
                     continue
@@ -879,8 +880,12 @@ class _Analysis:
                         continue
                 if not others_progress:
                     waiters.append(t)
-                elif kind in SIGNALLED_KINDS and proc.complete is not None \
+                elif (kind in SIGNALLED_KINDS or (kind == "future"
+                                                  and not working.in_task_besides(t.id))) \
+                        and proc.complete is not None \
                         and t.detail != PARKED_FOR_GOOD:
+                    # (a future is signalled too, by the pool worker that runs its task: with
+                    # none inside a task, only a thread woken by its timer could start one)
                     if timers is None:
                         timers = [o for o in proc.threads if _on_timer(o, self.resources)]
                         awake = progressing - len(timers)

@@ -84,10 +84,6 @@ KNOWN_WRONG: dict[str, str] = {
                                     "like any timer-served select"),
     "java/MonitorLatch/jstack": COND_CYCLE.replace("condition", "latch"),
     "java/MonitorLatch/jstack-l": COND_CYCLE.replace("condition", "latch"),
-    "java/SelfSubmit/jstack": ("a pool worker waiting on a future of its own single-thread "
-                               "pool: reported as a possible hang, not the stall"),
-    "java/SelfSubmit/jstack-l": ("a pool worker waiting on a future of its own single-thread "
-                                 "pool: reported as a possible hang, not the stall"),
     "python/mp_queue_stuck_child/pyspy": UNNAMED_SLEEP,
     "python/mp_queue_stuck_child/faulthandler": UNNAMED_SLEEP,
 }
