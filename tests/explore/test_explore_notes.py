@@ -31,10 +31,16 @@ def test_readers_writer_cycle_is_a_note_on_certain_stalls(name: str) -> None:
     # The writer waits on the lock's condition, which the blocked readers notified elsewhere:
     # the note names them as its possible wakers, the cycle the maintainers call a deadlock.
     cycle_notes = [n for f in noted for n in f.details["other_executions"]  # type: ignore[union-attr]
-                   if "each other's only wakers" in n or "its only waker" in n]
+                   if "each other's only wakers" in n or "the only thread" in n]
     assert cycle_notes
     stuck = {names[t] for f in findings for t in f.threads}
     assert any(sum(s in n for s in stuck) >= 2 for n in cycle_notes), cycle_notes
+    # and the text explore prints shows them under the verdict
+    from stuck.explore import render
+
+    text = render(found)
+    assert text.startswith("stall (certain)")
+    assert all(f"note: {n}" in text for n in cycle_notes)
 
 
 def test_replayed_verdict_is_the_found_one() -> None:

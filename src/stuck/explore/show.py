@@ -30,6 +30,13 @@ def render(result: ExploreResult, replay_command: str | None = None) -> str:
     if result.divergence is not None:
         lines.append(result.divergence.describe())
     lines.extend(clean(n) for n in result.notes)
+    # What other executions showed, beside the verdict (stuck.explore.verdict._learnt_elsewhere)
+    learnt: list[str] = []
+    for f in v.findings:
+        elsewhere = f.details.get("other_executions")
+        if isinstance(elsewhere, list):
+            learnt.extend(n for n in elsewhere if isinstance(n, str) and n not in learnt)
+    lines.extend(f"note: {clean(n)}" for n in learnt)
     if result.switches:
         lines.append("")
         lines.append("switches that matter:")

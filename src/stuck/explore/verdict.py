@@ -379,13 +379,19 @@ def _learnt_elsewhere(sched: Scheduler, snap: Snapshot) -> dict[str, str]:
         names = _and([sched.threads[i].name for i in alive])
         text = (f"In other executions of this exploration, {names} {verb} {r.kind} {r.label}; "
                 "in this one, not before every thread blocked.")
-        waiters = {x.index for x in sched.threads if x.waiting is not None
+        blocked = {x.index for x in sched.threads if x.waiting is not None
                    and x.state != FINISHED_STATE}
-        if set(alive) <= waiters:
-            who = "its only waker" if len(alive) == 1 else "each other's only wakers"
-            text += (f" Blocked now, {names} may be {who}: a cycle through the state this "
-                     f"{r.kind} guards (what a program's authors would call a deadlock), which "
-                     "the facts of this execution do not show.")
+        here = {x.index for x in sched.threads if x.waiting is res}
+        if set(alive) <= here:
+            text += (f" Blocked on it now, {names} may be each other's only wakers: a cycle "
+                     f"through the state this {r.kind} guards (what the program's authors "
+                     "would call a deadlock), which the facts of this execution do not show.")
+        elif set(alive) <= blocked:
+            only = "the only thread" if len(alive) == 1 else "the only threads"
+            text += (f" Blocked now, {names} may be {only} that would: if what they wait for "
+                     "is held, in the program's state, by this wait's threads, that is a "
+                     "cycle (what the program's authors would call a deadlock), which the "
+                     "facts of this execution do not show.")
         out[th.waits.resource] = text
     return out
 
