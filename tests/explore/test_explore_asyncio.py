@@ -44,6 +44,13 @@ def test_await_cycle_between_tasks_is_a_deadlock_with_its_cycle() -> None:
                                                         ("task:second", "task:first")}
     # the cycle is told the way the live runtime tells it, with explore's context first
     assert "event loop's thread waited in its selector" in f.explanation
+    # what the loop did is outside the schedule: shown as found, not shrunk; the token replays
+    assert found.token is not None and found.decisions == found.unshrunk_decisions
+    from stuck.explore import replay
+
+    again = replay(_lock_cycle, found.token, stall_seconds=5.0)
+    assert again.verdict is not None and again.verdict.kind == "deadlock"
+    assert again.divergence is None
 
 
 def _event_nobody_sets() -> None:

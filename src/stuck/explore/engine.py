@@ -40,8 +40,9 @@ class Execution:
     leaked: list[str] = field(default_factory=list)
     names: list[str] = field(default_factory=list)
     switches: int = 0  # hand-overs between OS threads during the execution
-    # The running thread reached no synchronization point in time (a spin, a C call): the
-    # verdict rests on the clock, not on the schedule, so replaying choices cannot shrink it.
+    # The running thread reached no synchronization point in time (a spin, a C call, an event
+    # loop waiting in its selector): the verdict rests on the clock, or on what the loop did
+    # outside the scheduler, not on the schedule alone, so replaying choices cannot shrink it.
     stopped: bool = False
 
 
@@ -110,6 +111,7 @@ def run_once(
     leaked: list[str] = []
     began = _real_perf_counter()
     stopped = False
+    given_up: Verdict | None = None
     try:
         sched.start_root(target, starter, threading.Thread)
         watched = None
@@ -137,6 +139,7 @@ def run_once(
     finally:
         scheduler._active[0] = None
         strategy.scheduler = None
+        sched.learn()
         # A program's own structures may keep the scheduler (concurrent.futures keeps its
         # threads' queues): it must not keep the pool, and its descriptors, alive with it.
         sched.done = SPENT
@@ -157,7 +160,7 @@ def run_once(
             ev.resource = "-" if ev.resource is None else verdict._label(sched, ev.resource)
     return Execution(v, list(sched.choices), sched.step, sched.trace, leaked,
                      [t.name for t in sched.threads], sched.switches,
-                     stopped and v.kind == "hang")
+                     stopped and v.kind == (given_up.kind if given_up is not None else ""))
 
 
 @dataclass
@@ -283,9 +286,10 @@ def explore(
     try:
         if replay is not None:
             tok = decode(replay)
-            # Whether a wait on a condition is part of a cycle depends on who was ever seen
-            # notifying it: learn that from a few seeded executions first, as the exploration
-            # that made the token did, so the replay names the failure the same way.
+            # The notes on a finding say who was seen, in other executions, notifying what the
+            # stuck threads wait on: learn that from a few seeded executions first, as the
+            # exploration that made the token did, so the replay tells the failure the same way
+            # (its verdict rests on the replayed execution alone).
             _learn_wakers(target, history, max_steps, stall_seconds)
             ex, rp, switches = recorded(target, tok.choices, history, max_steps, stall_seconds)
             result.executions = 1
@@ -326,9 +330,10 @@ def explore(
                 result.bound = getattr(strat, "bound", None)
                 break
         if failing is not None and failing.stopped:
-            # A thread ran past the wait without reaching a synchronization point: that does
-            # not depend on the schedule, so it is shown as found, re-run once with recording
-            # on (within what is left of the budget) for the report, not shrunk.
+            # A thread ran past the wait without reaching a synchronization point (or waits in
+            # an event loop whose tasks are stuck): that does not depend on the schedule alone,
+            # so it is shown as found, re-run once with recording on (within what is left of
+            # the budget) for the report, not shrunk.
             _finish_stopped(result, target, failing, history, max_steps,
                             _within_budget(stall_seconds, time_budget, started))
         elif failing is not None:
@@ -352,8 +357,12 @@ def _learn_wakers(target: Callable[[], object], history: History, max_steps: int
     strat = RandomWalk(0)
     for i in range(executions):
         strat.begin(i)
-        run_once(target, strat, max_steps=max_steps, history=history,
-                 stall_seconds=stall_seconds)
+        ex = run_once(target, strat, max_steps=max_steps, history=history,
+                      stall_seconds=stall_seconds)
+        if ex.stopped:
+            # ended by the watch, after real time (a spin, a stuck event loop): each further
+            # execution would likely cost as much, for a note
+            break
 
 
 def _fewest_preemptions(target: Callable[[], object], kind: str, choices: list[int],

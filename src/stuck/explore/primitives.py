@@ -144,7 +144,11 @@ class Lock:
             raise RuntimeError("release unlocked lock")
         self._owner = None
         sched = self._sched
-        sched.saw_wake(self.key, me.index)
+        woke = sched.woke.get(self.key)  # this execution's facts (Scheduler.woke)
+        if woke is None:
+            sched.woke[self.key] = {me.index}
+        else:
+            woke.add(me.index)
         for t in sched.threads:
             if t.waiting is self:
                 sched.wake(t)
@@ -313,7 +317,7 @@ class Condition:
             raise _outside("a Condition built on a lock created outside the explored function")
         saved = lock._release_save()
         self._waiters.append(me)
-        sched.saw_wait(self.key)
+        sched.waited.add(self.key)
         deadline = None if timeout is None else sched.now + max(timeout, 0.0)
         try:
             # Once notified, the first thing the waiter does is take the lock back.
@@ -350,7 +354,11 @@ class Condition:
             raise RuntimeError("cannot notify on un-acquired lock")
         sched = self._sched
         sched.yield_point(me, "notify", self)
-        sched.saw_wake(self.key, me.index)
+        woke = sched.woke.get(self.key)  # this execution's facts (Scheduler.woke)
+        if woke is None:
+            sched.woke[self.key] = {me.index}
+        else:
+            woke.add(me.index)
         waiters = self._waiters
         if not waiters:
             sched.hand_over(me, self)
@@ -395,7 +403,11 @@ class SimpleQueue:
         sched = self._sched
         sched.yield_point(me, "put", self)
         self._items.append(item)
-        sched.saw_wake(self.key, me.index)
+        woke = sched.woke.get(self.key)  # this execution's facts (Scheduler.woke)
+        if woke is None:
+            sched.woke[self.key] = {me.index}
+        else:
+            woke.add(me.index)
         for t in sched.threads:
             if t.waiting is self:
                 sched.wake(t)
@@ -419,7 +431,7 @@ class SimpleQueue:
         deadline = None if timeout is None else sched.now + max(timeout, 0.0)
         while not self._items:
             if block:
-                sched.saw_wait(self.key)
+                sched.waited.add(self.key)
             if not block or not sched.block(me, self, "get", deadline):
                 if self._items:
                     break

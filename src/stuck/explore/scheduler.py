@@ -136,20 +136,8 @@ class History:
     """
 
     wakers: dict[tuple[int, int], set[int]] = field(default_factory=dict)
-    # Conditions and queues some thread ever blocked on.
-    waited: set[tuple[int, int]] = field(default_factory=set)
     # Verdicts of final states already judged while searching (see verdict.blocked).
     verdicts: dict[tuple[object, ...], Any] = field(default_factory=dict)
-
-    def add(self, key: tuple[int, int], thread: int) -> None:
-        s = self.wakers.get(key)
-        if s is None:
-            self.wakers[key] = {thread}
-        else:
-            s.add(thread)
-
-    def saw_wait(self, key: tuple[int, int]) -> None:
-        self.waited.add(key)
 
 
 # The one active scheduler (only one controlled execution runs at a time in a process).
@@ -274,28 +262,22 @@ class Scheduler:
         # Lock key -> conditions made on that lock: two or more make a monitor (queue.Queue's
         # not_empty and not_full on one mutex), whose waiters any user of the lock may wake.
         self.monitors: dict[tuple[int, int], int] = {}
-        # What this execution did, the facts its verdict rests on (``self.history`` keeps what
-        # every execution did, for notes): resource key -> threads that woke it (notified,
-        # put into, released), and the conditions and queues some thread blocked on.
+        # What this execution did, the facts its verdict rests on (``learn`` adds it to
+        # ``self.history``, for notes): resource key -> threads that woke it (notified, put
+        # into, released), and the conditions and queues some thread blocked on. The
+        # primitives write both directly (their hot path).
         self.woke: dict[tuple[int, int], set[int]] = {}
         self.waited: set[tuple[int, int]] = set()
 
-    def saw_wake(self, key: tuple[int, int], thread: int) -> None:
-        """``thread`` did what ends a wait on the primitive ``key`` (in this execution)."""
-        s = self.woke.get(key)
-        if s is None:
-            self.woke[key] = {thread}
-        elif thread in s:
-            return
-        else:
-            s.add(thread)
-        self.history.add(key, thread)
-
-    def saw_wait(self, key: tuple[int, int]) -> None:
-        """A thread blocked on the condition or queue ``key`` (in this execution)."""
-        if key not in self.waited:
-            self.waited.add(key)
-            self.history.saw_wait(key)
+    def learn(self) -> None:
+        """Add what this execution did to what the exploration learnt (once it is over)."""
+        wakers = self.history.wakers
+        for key, threads in self.woke.items():
+            known = wakers.get(key)
+            if known is None:
+                wakers[key] = set(threads)
+            else:
+                known |= threads
 
     def hand_over(self, me: CThread, resource: Any) -> None:
         """``me`` notified (or put into) ``resource`` while no thread waited on it."""
