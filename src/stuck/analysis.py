@@ -46,6 +46,7 @@ from stuck.rules import evaluate, recorded_part
 from stuck.rules.contention import Working, ordinary_wait
 from stuck.rules.graph import WaitGraph
 from stuck.rules.knot import can_progress as _can_progress
+from stuck.rules.signaller import blocked_on_waiters_locks
 from stuck.rules.wording import wait_text as _wait_text
 from stuck.stacks.native import base_name, classify
 from stuck.stacks.python import SLEEP_ONLY
@@ -919,6 +920,18 @@ class _Analysis:
         behind = self.graph.behind(tids, rids)
         behind = [b for b in behind if b not in tid_set]
         missing: list[str] = []
+        lockers = [] if proven else blocked_on_waiters_locks(tids, behind, self.graph,
+                                                              self.resources)
+        if lockers:  # each may be the signaller: a party to the stall, not only its victim
+            locker_ids = {b for b, _, _ in lockers}
+            tids += [b for b, _, _ in lockers]
+            behind = [b for b in behind if b not in locker_ids]
+            missing.append("; ".join(
+                f"{_name(self.threads.get(b), b)} waits for "
+                f"{_res_name(self.resources.get(r), r)}, which {_name(self.threads.get(h), h)} "
+                "holds while it waits" for b, r, h in lockers[:4])
+                + ": if one of them is the thread that would signal, they wait for each other "
+                "(a deadlock through the wait); a dump does not show who signals what")
         known = {t.id: k for t in waiters if (k := self.known.get(t.id)) is not None
                  and not k.busy}
         known_rids = {k.thread.waits.resource for k in known.values()
@@ -1244,9 +1257,7 @@ class _Analysis:
                                    "'thread apply all bt')")
                 elif (res is not None and res.kind in OWNED_KINDS and not res.owners
                       and self.snap.processes[self.process_of[root]].complete):
-                    missing.append(f"which thread holds {_res_name(res, res.id)} is not in the "
-                                   "dump; take the dump with `py-spy dump --locals` (an RLock "
-                                   "prints `owner=`) or run the program under `stuck run`")
+                    missing.append(self._owner_hint(res))  # the command for this source
                 elif res is not None and not self.graph.owned_by.get(res.id):
                     missing.append(f"who holds or would end the wait on {_res_name(res, res.id)} "
                                    "is not in the dump")

@@ -15,6 +15,10 @@ Each idea is one module:
 - ``hang``: a thread without progress past the watchdog's limit that no other rule explains;
 - ``stall``: a wait nothing can end without a cycle, and why;
 - ``behind``: the threads blocked behind a finding;
+- ``contention``: the waits any snapshot of a working process shows (a lock while another
+  thread runs, a future while a pool worker is inside a task), which say nothing by themselves;
+- ``signaller``: threads blocked on a lock a stalled waiter is shown to hold, which may be the
+  ones that would signal it;
 - ``confidence``: what ``certain`` and ``probable`` rest on;
 - ``wording``: the words every finding shares;
 - ``engine``: the rules applied in order to one set of facts.
