@@ -6,6 +6,10 @@ With ``--stuck`` (or ``stuck = true`` in the ini file / ``[tool.pytest.ini_optio
   threads deadlock fails with the deadlock report instead of hanging the run. The thread whose
   wait would close the cycle gets ``stuck.DeadlockError`` and unwinds, releasing its locks, so
   the other threads proceed; the test fails even when that thread is not the test's own.
+  That happens at once for a cycle ownership proves (locks, joins); one through a semaphore,
+  queue, condition or future is raised once the watchdog proves that nothing able to run can
+  end it (in the main thread, when it is blocked in or behind it), or at once with
+  ``--stuck-act-on probable``.
 - the lock-order checker runs for the whole session. Orders seen in different tests combine
   (one test takes A then B, another B then A): the cycles found fail the run at the end, with
   a summary (``--stuck-fail-at=test`` fails the test that closed each cycle instead).
@@ -41,6 +45,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "summary (default), or in the test that closed the cycle")
     group.addoption("--stuck-strict", action="store_true", default=None,
                     help="report lock-order cycles through timed acquires as deadlock risks")
+    group.addoption("--stuck-act-on", choices=("certain", "probable"), default=None,
+                    help="the least confidence on which stuck raises in a test's threads: "
+                         "certain (default: proven findings only) or probable (also cycles "
+                         "that rest on who used a semaphore, queue, condition or future so "
+                         "far, at once)")
+    parser.addini("stuck_act_on", default="certain",
+                  help="certain or probable: the least confidence stuck raises on (like "
+                       "--stuck-act-on)")
     parser.addini("stuck", type="bool", default=False,
                   help="turn on stuck's instrumentation for every run (like --stuck)")
     parser.addini("stuck_fail_at", default="session",
@@ -60,7 +72,11 @@ def pytest_configure(config: pytest.Config) -> None:
     fail_at = str(_setting(config, "stuck_fail_at", "stuck_fail_at")).strip()
     if fail_at not in ("session", "test"):
         raise pytest.UsageError(f"stuck_fail_at must be 'session' or 'test', not {fail_at!r}")
-    session = StuckSession(config, fail_at, bool(_setting(config, "stuck_strict", "stuck_strict")))
+    act_on = str(_setting(config, "stuck_act_on", "stuck_act_on")).strip()
+    if act_on not in ("certain", "probable"):
+        raise pytest.UsageError(f"stuck_act_on must be 'certain' or 'probable', not {act_on!r}")
+    session = StuckSession(config, fail_at, bool(_setting(config, "stuck_strict", "stuck_strict")),
+                           act_on)
     config.pluginmanager.register(session, "stuck-session")
     if session.controller and config.pluginmanager.hasplugin("xdist"):
         # pytest_testnodedown is xdist's hook: pluggy refuses a plugin implementing a hook
@@ -83,7 +99,8 @@ def _signature(f: Finding) -> str:
 class StuckSession:
     """The plugin's state for one session in which ``--stuck`` is on."""
 
-    def __init__(self, config: pytest.Config, fail_at: str, strict: bool) -> None:
+    def __init__(self, config: pytest.Config, fail_at: str, strict: bool,
+                 act_on: str = "certain") -> None:
         self.config = config
         self.fail_at = fail_at
         self.strict = strict
@@ -104,7 +121,8 @@ class StuckSession:
         import stuck.runtime
 
         if not stuck.runtime.installed():
-            stuck.runtime.install(policy="raise", signal=None)
+            stuck.runtime.install(policy="raise", signal=None,
+                                  act_on="probable" if act_on == "probable" else "certain")
             self.installed_here = True
         else:
             self.notes.append("stuck was already installed: its policy is kept as it was")

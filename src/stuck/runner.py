@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from stuck.errors import EXIT_USAGE
-from stuck.runtime.policy import POLICIES
+from stuck.runtime.policy import ACT_ON, POLICIES
 
 if TYPE_CHECKING:
     from stuck.model import Finding
@@ -91,8 +91,17 @@ def _run_module(module: str, args: list[str]) -> None:
 @click.option("-m", "module", metavar="MODULE", default=None,
               help="Run a library module as a script, like python -m.")
 @click.option("--policy", type=click.Choice(POLICIES), default="report", show_default=True,
-              help="On a deadlock: report and keep waiting, raise stuck.DeadlockError in the "
-                   "thread that closes the cycle, or abort (exit code 86).")
+              help="On a deadlock or a stall: report and keep waiting, raise "
+                   "stuck.DeadlockError in the thread that closes the cycle (StallError in a "
+                   "main thread blocked behind a stall), or abort (exit code 86). raise and "
+                   "abort act on certain findings only (see --act-on).")
+@click.option("--act-on", "act_on", type=click.Choice(ACT_ON), default="certain",
+              show_default=True,
+              help="The least confidence --policy raise/abort act on. certain: only on what "
+                   "is proven; a cycle through a semaphore, queue, condition or future is "
+                   "acted on once the watchdog proves that nothing able to run can end it. "
+                   "probable: also on findings that rest on who used a primitive so far, at "
+                   "once (a thread that never used it could still end the wait).")
 @click.option("--json", "json_path", metavar="FILE", default=None,
               help="Also write each report as JSON (schema stuck.report/1) to FILE.")
 @click.option("--debug", is_flag=True, default=False,
@@ -128,7 +137,8 @@ def run_command(module: str | None, policy: str, json_path: str | None, signal_n
                 program_args: tuple[str, ...], hang_after_text: str | None = None,
                 hang_policy: str = "report", lock_order: bool = False,
                 lock_order_strict: bool = False, html_path: str | None = None,
-                lock_order_children: bool = False, debug: bool = False) -> None:
+                lock_order_children: bool = False, debug: bool = False,
+                act_on: str = "certain") -> None:
     """Run a Python program with deadlock detection on.
 
     \b
@@ -174,7 +184,7 @@ def run_command(module: str | None, policy: str, json_path: str | None, signal_n
     stuck.runtime.install(policy=policy, json_path=json_path,  # type: ignore[arg-type]
                           signal=signal_number, hang_after=hang_after,
                           hang_policy=hang_policy,  # type: ignore[arg-type]
-                          html_path=html_path)
+                          html_path=html_path, act_on=act_on)  # type: ignore[arg-type]
     if not (lock_order or lock_order_strict):
         _run(module, args)
     from stuck.runtime import lockorder

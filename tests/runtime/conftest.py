@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 import stuck.runtime
-from stuck.runtime import patch
+from stuck.runtime import patch, policy
 
 
 @pytest.fixture
@@ -37,3 +37,15 @@ def mode(request: pytest.FixtureRequest) -> Iterator[str]:
         yield "instrumented"
     finally:
         stuck.runtime.uninstall()
+
+
+@pytest.fixture
+def act_on_probable(live: io.StringIO, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The user's opt-in (``stuck.install(act_on="probable")``, ``--act-on probable``): raise
+    on probable cycles too, at the moment they form.
+
+    For cycles through futures, queues or conditions that the test's own thread, able to run
+    (its waits are timed) and holding the pool or the queues, could still end: such a cycle
+    can never be proven, and without the opt-in raise leaves it alone. After ``live``, whose
+    install() sets the default."""
+    monkeypatch.setattr(policy.settings, "act_on", "probable")

@@ -344,8 +344,10 @@ def test_a_lock_taken_again_and_released_by_another_task_is_no_deadlock(mode: st
     assert run_loop(main) == ["released by another task", "taken again"]
 
 
-@pytest.mark.usefixtures("live")
+@pytest.mark.usefixtures("act_on_probable")
 def test_two_tasks_each_waiting_for_the_other_to_put_on_a_queue() -> None:
+    # Probable (who puts to a queue is inferred), and never provable: the test's thread, able
+    # to run, could reach the queues. So raise acts only under the opt-in.
     async def main() -> dict[str, Any]:
         to_a: asyncio.Queue[int] = asyncio.Queue()
         to_b: asyncio.Queue[int] = asyncio.Queue()
@@ -378,6 +380,62 @@ def test_two_tasks_each_waiting_for_the_other_to_put_on_a_queue() -> None:
     assert error.finding.confidence == "probable"  # who puts to a queue is inferred
     assert any("queue" in m for m in error.finding.missing_evidence)
     assert "gets from empty queue" in error.finding.summary
+
+
+QUEUE_CYCLE_ALONE = """
+import asyncio, sys
+import stuck
+stuck.install(policy=sys.argv[1], act_on=sys.argv[2], signal=None)
+
+async def main():
+    to_a, to_b = asyncio.Queue(), asyncio.Queue()
+    outcome = {}
+
+    async def a():
+        outcome["a got"] = await to_a.get()
+        await to_b.put(1)
+        try:
+            outcome["a again"] = await to_a.get()  # only b ever put to to_a
+        except stuck.DeadlockError as exc:
+            outcome["a error"] = exc.finding.confidence
+            await to_b.put(2)  # recover: unblock b
+
+    async def b():
+        await to_a.put(1)
+        outcome["b got"] = await to_b.get()
+        try:
+            outcome["b again"] = await to_b.get()  # only a ever put to to_b
+        except stuck.DeadlockError as exc:
+            outcome["b error"] = exc.finding.confidence
+            await to_a.put(2)
+
+    await asyncio.gather(asyncio.create_task(a(), name="a"),
+                         asyncio.create_task(b(), name="b"))
+    return sorted(outcome.items())
+
+print(asyncio.run(main()))
+"""
+
+
+def test_a_task_cycle_through_queues_is_raised_once_the_watchdog_proves_it() -> None:
+    # Alone in a process: when the loop has nothing else to run and no other thread can run,
+    # nothing but the two tasks could ever put to the queues. Probable when it forms (who puts
+    # to a queue is inferred), so raise waits; the watchdog proves it, and raises in a task.
+    out = subprocess.run([sys.executable, "-c", QUEUE_CYCLE_ALONE, "raise", "certain"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    [result] = out.stdout.splitlines()
+    assert "error', 'certain')" in result and "again', 2)" in result, out.stderr
+    assert out.stderr.index("DEADLOCK (probable)") < out.stderr.index("DEADLOCK (certain)")
+    assert "nothing outside the cycle can" in out.stderr
+
+
+def test_a_task_cycle_through_queues_aborts_once_the_watchdog_proves_it() -> None:
+    out = subprocess.run([sys.executable, "-c", QUEUE_CYCLE_ALONE, "abort", "certain"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == EXIT_ABORT, out.stderr
+    assert out.stdout == ""
+    assert "aborting (policy abort, a proven deadlock)" in out.stderr
 
 
 def test_a_cycle_through_a_timed_wait_is_not_a_deadlock(mode: str) -> None:
@@ -573,10 +631,15 @@ def test_a_cycle_closed_by_awaiting_a_task_is_found_by_the_watchdog() -> None:
     scenario = LoopThread(main)
     try:
         finding, _ = watchdog_finding("deadlock")
-    finally:
+    except BaseException:
         scenario.cancel_all()
-    with pytest.raises(asyncio.CancelledError):
+        raise
+    # Proven (a lock's owner, a task awaited), so policy raise acts on it: DeadlockError in
+    # the task of the cycle that waits on the lock, at its await, from where it propagates.
+    with pytest.raises(stuck.DeadlockError) as info:
         scenario.join()
+    assert info.value.finding is finding
+    assert finding.confidence == "certain"
     assert {e.thread for e in finding.cycle} == {"task:owner", "task:helper"}
     assert finding.blocked_behind == ["task:main"]
     assert "found it once the event loop had nothing left to run" in finding.explanation
@@ -1020,6 +1083,29 @@ print("results:", asyncio.run(main()))
 stuck.uninstall()
 print("restored:", asyncio.Lock is not aio.Lock)
 """
+
+
+AIO_FIRST = """
+import sys
+import stuck
+stuck.install(policy="raise", signal=None, stalls=False)
+import stuck.runtime.aio  # imports asyncio, which the program has not imported yet
+import asyncio
+print("asyncio imported by stuck.runtime.aio:", "asyncio" in sys.modules)
+print("tracked:", asyncio.Lock is stuck.runtime.aio.Lock)
+stuck.uninstall()
+print("restored:", asyncio.Lock is not stuck.runtime.aio.Lock)
+"""
+
+
+def test_importing_stuck_runtime_aio_before_asyncio_after_install() -> None:
+    # asyncio is then imported from inside stuck.runtime.aio's own import: its primitives are
+    # replaced once that import is complete, not from a module still half made.
+    out = subprocess.run([sys.executable, "-c", AIO_FIRST], capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == ["asyncio imported by stuck.runtime.aio: True",
+                                       "tracked: True", "restored: True"], out.stderr
 
 
 def test_asyncio_is_tracked_when_imported_after_install_and_not_imported_by_it() -> None:

@@ -195,71 +195,138 @@ def test_a_lock_released_by_a_thread_still_starting_is_not_a_deadlock() -> None:
     assert out.stdout.strip() == "ok", out.stderr
 
 
-def test_rlock_and_semaphore_in_a_cycle() -> None:
-    rlock = threading.RLock()
-    sem = threading.BoundedSemaphore(1)
-    errors: list[stuck.DeadlockError] = []
-    holder_blocked = threading.Event()
+# A cycle through a semaphore: any thread may release a semaphore, so when MainThread blocks
+# the cycle rests on who took its permit, and is probable; raise and abort leave it to the
+# watchdog, which proves it once no thread able to run can reach the semaphore. In a child,
+# so that no thread of the test runner (able to run, holding references) keeps it unproven.
+SEMAPHORE_CYCLE = """
+import sys, threading, time
+import stuck
+stuck.install(policy=sys.argv[1], act_on=sys.argv[2], signal=None)
+rlock = threading.RLock()
+sem = threading.Semaphore(1)
+holding = threading.Event()
 
-    def holder() -> None:
-        with sem, rlock:
-            pass
+def holder():
+    sem.acquire()
+    holding.set()
+    with rlock:  # MainThread holds it: the cycle
+        pass
+    sem.release()
 
-    with rlock:
-        t = threading.Thread(target=lambda: None)
-        sem_holder = start(lambda: (sem.acquire(), holder_blocked.set(), rlock.acquire()),
-                           "sem-holder")
-        wait_until_blocked(sem_holder)
-        try:
-            sem.acquire()
-        except stuck.DeadlockError as exc:
-            errors.append(exc)
-    del t
-    join_all(sem_holder)
-    assert len(errors) == 1
-    assert errors[0].finding.confidence == "probable"  # a semaphore may be released by anyone
-
-
-def test_join_cycle() -> None:
-    errors: list[stuck.DeadlockError] = []
-    threads: dict[str, threading.Thread] = {}
-    ready = threading.Event()
-
-    def first() -> None:
-        ready.wait(5)
-        threads["second"].join()
-
-    def second() -> None:
-        ready.wait(5)
-        wait_until_blocked(threads["first"], "join")
-        try:
-            threads["first"].join()
-        except stuck.DeadlockError as exc:
-            errors.append(exc)
-
-    threads["first"] = start(first, "first")
-    threads["second"] = start(second, "second")
-    ready.set()
-    join_all(threads["first"], threads["second"])
-    assert len(errors) == 1
-    assert _names(errors[0]) == {"first", "second"}
+with rlock:
+    t = threading.Thread(target=holder, name="sem-holder")
+    t.start()
+    holding.wait()
+    while getattr(stuck.runtime.registry.waits.get(t.ident), "op", None) != "acquire":
+        time.sleep(0.005)
+    try:
+        sem.acquire()
+        print("acquired")
+    except stuck.DeadlockError as exc:
+        print("DeadlockError", exc.finding.confidence, sorted(
+            exc.report.snapshot.thread(e.thread).name for e in exc.finding.cycle))
+t.join()
+print("finished")
+"""
 
 
-def test_joining_a_thread_that_waits_for_a_lock_you_hold() -> None:
-    # An RLock: only its owner can release it, whatever other threads the test runner has (with
-    # a plain Lock any of them could: see LOCK_CYCLE).
-    lock = threading.RLock()
-    with lock:
-        t = start(lambda: lock.acquire() and lock.release(), "needs-the-lock")
-        wait_until_blocked(t)
-        with pytest.raises(stuck.DeadlockError) as info:
-            t.join()
-        assert lock._is_owned()
-    join_all(t)
-    assert {e.thread for e in info.value.finding.cycle} == {
-        f"0x{threading.get_ident():x}", f"0x{t.ident:x}"}
+def _child(program: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-c", program, *args], capture_output=True,
+                          text=True, timeout=60)
 
 
+def test_a_semaphore_cycle_is_raised_once_the_watchdog_proves_it() -> None:
+    out = _child(SEMAPHORE_CYCLE, "raise", "certain")
+    assert out.returncode == 0, out.stderr
+    # Not at block time (probable: its report says the policy waits for proof), but in the
+    # main thread, blocked in the cycle, once the watchdog has proven it.
+    assert out.stdout.splitlines() == ["DeadlockError certain ['MainThread', 'sem-holder']",
+                                       "finished"], out.stderr
+    first, _, later = out.stderr.partition("DEADLOCK (certain)")
+    assert "DEADLOCK (probable)" in first and "acts only on certain findings" in first
+    assert "no thread outside this cycle can" in later
+
+
+def test_a_semaphore_cycle_aborts_once_the_watchdog_proves_it() -> None:
+    out = _child(SEMAPHORE_CYCLE, "abort", "certain")
+    assert out.returncode == 86, out.stderr
+    assert out.stdout == ""
+    assert out.stderr.index("DEADLOCK (probable)") < out.stderr.index("DEADLOCK (certain)")
+    assert "aborting (policy abort, a proven deadlock)" in out.stderr
+
+
+def test_a_semaphore_cycle_is_raised_at_once_when_asked_to_act_on_probable() -> None:
+    out = _child(SEMAPHORE_CYCLE, "raise", "probable")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == ["DeadlockError probable ['MainThread', 'sem-holder']",
+                                       "finished"], out.stderr
+    assert "acts only on certain findings" not in out.stderr
+    assert "DEADLOCK (certain)" not in out.stderr
+
+
+def test_a_semaphore_cycle_aborts_at_once_when_asked_to_act_on_probable() -> None:
+    out = _child(SEMAPHORE_CYCLE, "abort", "probable")
+    assert out.returncode == 86, out.stderr
+    assert "DEADLOCK (probable)" in out.stderr and "DEADLOCK (certain)" not in out.stderr
+
+
+# Two full queues, each side waiting for the other to take: probable when it forms (who takes
+# from a queue is inferred from who took so far), and never proven, since a thread able to run
+# (the drainer, asleep) holds the queues. It does take from them later: the program ends as it
+# would without stuck, whatever the policy, unless the user asked to act on probable findings.
+QUEUE_CYCLE = """
+import queue, sys, threading, time
+import stuck
+stuck.install(policy=sys.argv[1], act_on=sys.argv[2], signal=None)
+requests, responses = queue.Queue(maxsize=1), queue.Queue(maxsize=1)
+
+def engine():
+    while (item := requests.get()) is not None:
+        responses.put(item)
+
+def gateway():
+    requests.put(0)
+    responses.get()  # a round trip: each is now a known taker of the other's queue
+    for i in range(4):  # more than the two queues hold together: the cycle
+        requests.put(i)
+    requests.put(None)
+
+def drainer(late):
+    time.sleep(late)  # able to run all along: it could take from either queue, and does
+    for _ in range(4):
+        responses.get()
+
+threads = [threading.Thread(target=f, args=a, name=f.__name__)
+           for f, a in ((engine, ()), (gateway, ()), (drainer, (2.5,)))]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+print("finished")
+"""
+
+
+@pytest.mark.parametrize("policy", ["raise", "abort"])
+def test_a_queue_cycle_a_thread_able_to_run_could_end_is_left_alone(policy: str) -> None:
+    out = _child(QUEUE_CYCLE, policy, "certain")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == ["finished"], out.stderr
+    assert "DEADLOCK (probable)" in out.stderr
+    assert "DEADLOCK (certain)" not in out.stderr
+    assert f"Policy {policy} acts only on certain findings" in out.stderr
+
+
+def test_a_queue_cycle_aborts_at_once_when_asked_to_act_on_probable() -> None:
+    out = _child(QUEUE_CYCLE, "abort", "probable")
+    assert out.returncode == 86, out.stderr
+    assert "DEADLOCK (probable)" in out.stderr
+
+
+# The cycles below pass through futures or queues, and the test's own thread, able to run (its
+# waits are timed) and holding the pool or the queues, could still end them: they can never be
+# proven, and raise acts on them only when the user opts in (see the semaphore tests above).
+@pytest.mark.usefixtures("act_on_probable")
 def test_pool_starvation_single_worker() -> None:
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
         def outer() -> int:
@@ -273,6 +340,7 @@ def test_pool_starvation_single_worker() -> None:
     assert info.value.finding.confidence == "probable"
 
 
+@pytest.mark.usefixtures("act_on_probable")
 def test_pool_starvation_all_workers_busy() -> None:
     gate = threading.Barrier(2)
     with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
@@ -288,23 +356,44 @@ def test_pool_starvation_all_workers_busy() -> None:
     assert results == ["inner", "raised"]
 
 
+FUTURE_OF_A_TASK_WAITING_FOR_YOUR_LOCK = """
+import concurrent.futures, threading, time
+import stuck
+from stuck.runtime import registry
+stuck.install(policy="raise", signal=None)
+lock = threading.RLock()
+with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+    with lock:
+        future = pool.submit(lambda: lock.acquire() and lock.release())
+        worker = next(iter(pool._threads))
+        while getattr(registry.waits.get(worker.ident), "op", None) != "acquire":
+            time.sleep(0.005)
+        try:
+            future.result()
+        except stuck.DeadlockError as exc:
+            threads = exc.report.snapshot.thread_map()
+            print("DeadlockError", exc.finding.confidence, lock._is_owned(),
+                  sorted((threads[e.thread].name, threads[e.held_by].name)
+                         for e in exc.finding.cycle))
+    future.result(timeout=10)
+print("finished")
+"""
+
+
 def test_waiting_on_a_future_whose_task_waits_for_your_lock() -> None:
-    # An RLock: only its owner can release it, whatever threads earlier tests left running
-    # (with a plain Lock any of them could, and the cycle would rightly not be proven).
-    lock = threading.RLock()
-    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
-        with lock:
-            future = pool.submit(lambda: lock.acquire() and lock.release())
-            worker = next(iter(pool._threads))
-            wait_until_blocked(worker, "acquire")
-            with pytest.raises(stuck.DeadlockError) as info:
-                future.result()
-            assert lock._is_owned()
-        future.result(timeout=10)
-    assert len(info.value.finding.cycle) == 2
-    assert info.value.finding.cycle[0].held_by == f"0x{worker.ident:x}"
+    # The future's step rests on who runs it (a worker; a thread could still complete it by
+    # hand), so the cycle is probable when the main thread blocks, and proven by the watchdog
+    # once no thread able to run can reach the future: DeadlockError in the main thread, which
+    # still holds the RLock, and recovers. In a child: a thread the test runner left running
+    # could reach the future, and rightly keep the cycle unproven.
+    out = _child(FUTURE_OF_A_TASK_WAITING_FOR_YOUR_LOCK)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == [
+        "DeadlockError certain True [('MainThread', 'ThreadPoolExecutor-0_0'), "
+        "('ThreadPoolExecutor-0_0', 'MainThread')]", "finished"], out.stderr
 
 
+@pytest.mark.usefixtures("act_on_probable")
 def test_two_full_queues() -> None:
     requests: queue.Queue[int] = queue.Queue(maxsize=1)
     responses: queue.Queue[int] = queue.Queue(maxsize=1)

@@ -153,3 +153,56 @@ def test_a_test_whose_thread_waits_forever_fails_and_the_session_goes_on(
     assert "FAILED test_forever.py::test_thread_waits_on_an_event_nobody_sets" in out
     assert "1 failed, 1 passed" in out
     assert "StallError" in out and "waiter" in out
+
+
+SEMAPHORE_CYCLE_TEST = """
+    import threading, time
+    from stuck.runtime import registry
+
+    def test_a_semaphore_cycle():
+        rlock, sem = threading.RLock(), threading.Semaphore(1)
+        holding = threading.Event()
+
+        def holder():
+            with sem:
+                holding.set()
+                with rlock:
+                    pass
+
+        with rlock:
+            t = threading.Thread(target=holder, name="sem-holder", daemon=True)
+            t.start()
+            holding.wait()
+            while registry.waits.get(t.ident) is None:  # until it waits for the RLock
+                time.sleep(0.005)
+            sem.acquire()  # closes the cycle: any thread may release a semaphore
+
+    def test_after_it():
+        pass
+    """
+
+
+def test_a_test_whose_semaphore_cycle_is_proven_fails_and_the_session_goes_on(
+        tmp_path: Path) -> None:
+    # Probable when the test's thread blocks (a semaphore has no owner); the watchdog proves it
+    # (no thread of the session is left able to run) and raises it in the test's thread.
+    write(tmp_path, "test_cycle.py", SEMAPHORE_CYCLE_TEST)
+    done = run_pytest(tmp_path, "--stuck", "-p", "no:xdist", "test_cycle.py")
+    out = done.stdout
+    assert done.returncode == 1, out + done.stderr
+    assert "FAILED test_cycle.py::test_a_semaphore_cycle" in out
+    assert "1 failed, 1 passed" in out
+    assert "DeadlockError" in out and "DEADLOCK (certain)" in out + done.stderr
+
+
+def test_stuck_act_on_probable_raises_as_the_cycle_forms(tmp_path: Path) -> None:
+    write(tmp_path, "test_cycle.py", SEMAPHORE_CYCLE_TEST)
+    done = run_pytest(tmp_path, "--stuck", "--stuck-act-on", "probable", "-p", "no:xdist",
+                      "test_cycle.py")
+    out = done.stdout
+    assert done.returncode == 1, out + done.stderr
+    assert "1 failed, 1 passed" in out
+    assert "DeadlockError" in out
+    assert "DEADLOCK (certain)" not in out + done.stderr  # raised before any proof
+    bad = run_pytest(tmp_path, "--stuck", "--stuck-act-on", "maybe", "test_cycle.py")
+    assert bad.returncode == 4 and "--stuck-act-on" in bad.stderr

@@ -1,8 +1,11 @@
 """Deadlock: a closed cycle of holding and waiting among stuck threads.
 
 Each thread of the cycle waits for what the next one holds (a lock) or is (a thread it joins);
-edges read from behaviour (a queue's past consumers, a future's pool workers) make the cycle
-probable, not certain (``stuck.rules.confidence``).
+edges read from behaviour (a queue's past consumers, a future's pool workers, a semaphore's
+holders) make the cycle probable, not certain (``stuck.rules.confidence``), unless nothing
+outside the cycle could use the resource: no thread is left able to run, or none able to run
+can reach it (the reachability pass). Then only the stuck threads could end the wait, and the
+cycle is certain.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 from stuck.model import Edge, Finding
 from stuck.rules.confidence import cycle_confidence
 from stuck.rules.facts import Facts, ThreadFacts, waited
+from stuck.rules.knot import can_run
 from stuck.rules.wording import cycle_step, name_of, unique
 
 
@@ -96,7 +100,18 @@ def holding_cycles(stuck: set[str], facts: Facts) -> list[list[Edge]]:
     return out
 
 
-def deadlock_finding(cycle: list[Edge], facts: Facts, now: float) -> Finding:
+def out_of_reach(rid: str, facts: Facts, stuck: set[str], unreachable: set[str]) -> bool:
+    """True when no thread outside ``stuck`` can use resource ``rid``: none is left able to
+    run, or the reachability pass found that none able to run can reach it. Who used it so
+    far then no longer matters: only the stuck threads could end a wait on it."""
+    return rid in unreachable or not any(can_run(x, facts, stuck) for x in facts.threads)
+
+
+def deadlock_finding(cycle: list[Edge], facts: Facts, now: float,
+                     stuck: set[str] | None = None,
+                     unreachable: set[str] | None = None) -> Finding:
+    """The finding of a cycle among ``stuck`` (the knot it was found in). An inferred edge
+    is proven when its resource is ``out_of_reach`` of every thread able to run."""
     parts: list[str] = []
     for e in cycle:
         t = facts.threads[e.thread]
@@ -108,10 +123,22 @@ def deadlock_finding(cycle: list[Edge], facts: Facts, now: float) -> Finding:
     summary = parts[0] if n == 1 else f"{n} threads wait for each other: " + "; ".join(parts)
     lasted = [w for e in cycle if (w := waited(facts.threads[e.thread], now)) is not None]
     longest = max(lasted, default=0.0)
+    reached: list[Edge] = []  # inferred edges nothing outside the cycle can use
+    if stuck is not None:
+        reached = [e for e in cycle if not held(e, facts)
+                   and out_of_reach(e.waits_for, facts, stuck, unreachable or set())]
     confidence, missing = cycle_confidence(
-        {_edge_kind(e, facts) for e in cycle})
+        {_edge_kind(e, facts) for e in cycle if e not in reached})
     explanation = ("Each thread waits, without a timeout, for what the next one holds or "
                    "would signal; none of them can go on.")
+    if reached:
+        names = unique([facts.resources[e.waits_for].label for e in reached])
+        explanation += (" Who could end the wait on " + ", ".join(names) + " is not known from "
+                        "ownership, but no thread outside this cycle can: "
+                        + ("none is left able to run."
+                           if not any(can_run(x, facts, stuck or set()) for x in facts.threads)
+                           else "none able to run can reach it (stacks and module globals "
+                                "searched)."))
     if lasted:  # a source that times waits (live) saw them unchanged twice
         explanation += (f" The waits have lasted {longest:.1f} s and were seen unchanged twice, "
                         "with nothing released or signalled in between.")

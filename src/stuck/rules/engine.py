@@ -33,7 +33,7 @@ def judge(facts: Facts, settle: float = 0.5,
             # (a job for a pool without a worker) and now waits for its effect: that job is
             # the cause, a stall, reported below with it.
             continue
-        findings.append(deadlock_finding(cycle, facts, now))
+        findings.append(deadlock_finding(cycle, facts, now, stuck, unreachable))
         reported.update(ids)
     for tid in sorted(stuck, key=lambda i: report_order(threads[i], facts, stuck, now)):
         t = threads[tid]

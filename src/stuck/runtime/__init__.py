@@ -24,7 +24,7 @@ from typing import Any, TextIO
 
 from stuck.model import Report
 from stuck.runtime import patch, policy
-from stuck.runtime.policy import POLICIES, Policy
+from stuck.runtime.policy import ACT_ON, POLICIES, ActOn, Policy
 
 BACKEND = "live"
 _state: dict[str, Any] = {"signal": None, "previous_handler": None}
@@ -38,11 +38,23 @@ def _replacements() -> list[tuple[object, str, object]]:
 
 
 def _track_asyncio() -> None:
-    """Replace asyncio's primitives too (``stuck.runtime.aio`` imports asyncio)."""
-    if installed():
-        from stuck.runtime import aio
+    """Replace asyncio's primitives too (``stuck.runtime.aio`` imports asyncio).
 
-        patch.extend(BACKEND, aio.REPLACEMENTS)
+    When the program imports ``stuck.runtime.aio`` itself before asyncio, asyncio is imported
+    from inside that import, and ``aio`` is not complete yet: it is tracked when ``aio`` is
+    (``registry.after_aio_import``)."""
+    if not installed():
+        return
+    partial = sys.modules.get("stuck.runtime.aio")
+    if partial is not None and not hasattr(partial, "REPLACEMENTS_READY"):
+        from stuck.runtime import registry
+
+        if _track_asyncio not in registry.after_aio_import:
+            registry.after_aio_import.append(_track_asyncio)
+        return
+    from stuck.runtime import aio
+
+    patch.extend(BACKEND, aio.REPLACEMENTS)
 
 
 class _AsyncioImportHook:
@@ -94,7 +106,8 @@ def install(policy: Policy = "report", json_path: str | None = None,
             report_stream: TextIO | None = None,
             signal: int | None = getattr(_signal, "SIGUSR1", None),
             hang_after: float | None = None, hang_policy: Policy = "report",
-            stalls: bool = True, html_path: str | None = None) -> None:
+            stalls: bool = True, html_path: str | None = None,
+            act_on: ActOn = "certain") -> None:
     """Track every primitive made from now on and watch for deadlocks.
 
     ``policy``: what to do when a thread's wait would close a deadlock cycle: ``"report"``
@@ -113,9 +126,17 @@ def install(policy: Policy = "report", json_path: str | None = None,
     stuck thread) or ``abort`` (exit 86 at once). ``policy`` applies to the proven stalls and
     deadlocks the watchdog finds too (``raise``: ``stuck.StallError`` in the main thread when
     it is blocked behind one).
+
+    ``act_on``: the least confidence ``raise`` and ``abort`` act on. ``"certain"`` (default):
+    only on proven findings; a cycle found when a thread blocks that rests on who used a
+    semaphore, queue, condition or future so far is reported, and the watchdog acts once it
+    proves it (so under ``raise`` or ``abort`` the watchdog runs even with ``stalls=False``).
+    ``"probable"``: on probable findings too, at once.
     """
     if policy not in POLICIES:
         raise ValueError(f"stuck: unknown policy {policy!r}; use one of {', '.join(POLICIES)}")
+    if act_on not in ACT_ON:
+        raise ValueError(f"stuck: unknown act_on {act_on!r}; use one of {', '.join(ACT_ON)}")
     # Import everything a report needs now, not while the program is deadlocked.
     import stuck.groups
     import stuck.report.json
@@ -154,6 +175,7 @@ def install(policy: Policy = "report", json_path: str | None = None,
     tracebacks.install()
     policy_settings = stuck.runtime.policy.settings
     policy_settings.policy = policy
+    policy_settings.act_on = act_on
     policy_settings.json_path = json_path
     policy_settings.html_path = html_path
     policy_settings.stream = report_stream
@@ -161,7 +183,8 @@ def install(policy: Policy = "report", json_path: str | None = None,
         _take_signal(signal)
     if policy == "raise":
         stuck.runtime.policy.arm_main_raise()
-    if stalls or hang_after is not None:
+    # Under raise/abort the watchdog is what proves a cycle a thread closed without proof.
+    if stalls or hang_after is not None or (policy != "report" and act_on == "certain"):
         _start_watchdog(hang_after, hang_policy, json_path, report_stream, html_path)
 
 
@@ -243,6 +266,10 @@ def uninstall() -> None:
     # would end the program.
     policy.disarm_main_raise()
     _remove_asyncio_hook()
+    from stuck.runtime import registry
+
+    with contextlib.suppress(ValueError):  # asyncio imported by stuck.runtime.aio, not done
+        registry.after_aio_import.remove(_track_asyncio)
     patch.uninstall(BACKEND)
     from stuck.runtime import prebound
 
@@ -252,11 +279,10 @@ def uninstall() -> None:
     endings.uninstall()
     tracebacks.uninstall()
     policy.settings.policy = "report"
+    policy.settings.act_on = "certain"
     policy.settings.json_path = None
     policy.settings.stream = None
     policy.reset()
-    from stuck.runtime import registry
-
     tasks = registry.tasks_module()
     if tasks is not None:
         tasks.reset()

@@ -322,6 +322,24 @@ def all_cycles(table: dict[int, WaitRecord]) -> list[Cycle]:
     return found
 
 
+# Cycles found when a thread or task blocked that the policy (raise, abort) leaves to the
+# watchdog until they are proven (``Cycle.key``): a rule that proves one reports it again.
+_awaiting_proof: set[frozenset[int]] = set()
+MAX_AWAITING_PROOF = 1024
+
+
+def await_proof(cycle: Cycle) -> None:
+    """Remember that the policy waits for ``cycle`` to be proven (``policy.on_cycle``)."""
+    if len(_awaiting_proof) >= MAX_AWAITING_PROOF:
+        _awaiting_proof.clear()
+    _awaiting_proof.add(cycle.key())
+
+
+def awaits_proof(cycle: Cycle) -> bool:
+    """True when the policy left ``cycle`` (the same waits) to be proven later."""
+    return cycle.key() in _awaiting_proof
+
+
 # What happens when a wait closes a cycle: the policy's decision (report, raise, abort). The
 # policy module registers it when it is imported (``stuck.runtime`` imports it first thing);
 # detection never imports the policy, which builds its reports out of detection's results.

@@ -7,6 +7,17 @@
   would close the cycle, before it blocks, so it holds exactly what it held before the call.
 - ``abort``: write the report, flush, and end the process with ``EXIT_ABORT``.
 
+``raise`` and ``abort`` act only on ``certain`` findings, unless the user asked for more
+(``settings.act_on``, ``--act-on probable``): ending or interrupting a program is right only
+when the finding is proven. A cycle found when a thread blocks is certain when ownership proves
+every step of it (locks, joins); one that passes through a semaphore, a queue, a condition or a
+future rests on who used it so far, and is probable. Such a cycle is reported, its threads keep
+waiting, and the watchdog re-checks it (``stuck.runtime.stall``): once its waits have been seen
+unchanged twice and no thread able to run can reach what they wait for, it is certain, and the
+policy acts then (``abort`` exits, ``raise`` raises in the main thread when it is blocked in or
+behind it, or in a task of a cycle among asyncio tasks). One that can never be proven (a thread able to run could still release the
+semaphore) is left alone, and its reports say what is missing.
+
 Two cases fall back to ``report`` whatever the policy: a cycle closed by a timed wait (the
 program will see the timeout), and the re-acquire of a lock at the end of ``Condition.wait``
 (the caller expects to hold the lock when ``wait`` returns; raising there would leave it
@@ -24,7 +35,7 @@ from dataclasses import dataclass
 from typing import IO, Any, Literal, TextIO
 
 from stuck.errors import EXIT_ABORT, DeadlockError, StallError
-from stuck.model import Finding, Report
+from stuck.model import Confidence, Finding, Report
 from stuck.runtime import detect, registry
 from stuck.runtime.detect import Cycle
 from stuck.tracebacks import hide_in_pytest
@@ -34,11 +45,16 @@ __tracebackhide__ = hide_in_pytest()
 
 Policy = Literal["report", "raise", "abort"]
 POLICIES: tuple[Policy, ...] = ("report", "raise", "abort")
+# The least confidence ``raise`` and ``abort`` act on: ``certain`` (proven) by default, or
+# ``probable`` when the user opts in.
+ActOn = Literal["certain", "probable"]
+ACT_ON: tuple[ActOn, ...] = ("certain", "probable")
 
 
 @dataclass(slots=True)
 class Settings:
     policy: Policy = "report"
+    act_on: ActOn = "certain"
     json_path: str | None = None
     html_path: str | None = None
     stream: TextIO | None = None  # None: sys.stderr at the time of writing
@@ -53,6 +69,7 @@ MAX_KEPT = 100
 def reset() -> None:
     _reported.clear()
     findings_seen.clear()
+    detect._awaiting_proof.clear()
 
 
 def write_report(report: Report, stream: IO[str] | None = None,
@@ -94,6 +111,22 @@ def write_json(report: Report, path: str, out: IO[str]) -> None:
             out.write(f"stuck: could not write the JSON report to {path}: {exc}\n")
 
 
+def acts_on(confidence: Confidence | str) -> bool:
+    """Whether ``raise``/``abort`` act on a finding of this confidence (``settings.act_on``)."""
+    if confidence == "certain":
+        return True
+    return confidence == "probable" and settings.act_on == "probable"
+
+
+def block_time_confidence(cycle: Cycle) -> Confidence:
+    """The confidence of a cycle found when a thread or task blocked, as its report gives it
+    (``livereport.finding_for``): certain when ownership proves every step and the closing
+    wait has no timeout."""
+    if cycle.proven:
+        return "probable" if cycle.timed else "certain"
+    return "possible" if cycle.timed else "probable"
+
+
 def on_cycle(me: int, cycle: Cycle, may_raise: bool) -> None:
     """Apply the policy to a cycle that ``me``'s wait closes (called before ``me`` blocks)."""
     key = cycle.key()
@@ -102,11 +135,19 @@ def on_cycle(me: int, cycle: Cycle, may_raise: bool) -> None:
             return
         _reported.add(key)
     effective: Policy = settings.policy
+    held_back = False  # raise/abort asked for, left to the watchdog until proven
     if cycle.timed or (effective == "raise" and not may_raise):
         effective = "report"
+    elif effective != "report" and not acts_on(block_time_confidence(cycle)):
+        effective, held_back = "report", True
     from stuck.runtime.reporting import report_for
 
     report = report_for(cycle, effective)
+    if held_back:
+        detect.await_proof(cycle)
+        for f in report.findings:
+            f.explanation += "\n" + not_acted_on(settings.policy, at_block=True)
+            f.details["policy_waits_for_proof"] = settings.policy
     if len(findings_seen) < MAX_KEPT:
         findings_seen.append(report)
     write_report(report)
@@ -120,14 +161,18 @@ def on_cycle(me: int, cycle: Cycle, may_raise: bool) -> None:
         raise DeadlockError(report.findings[0], report)
 
 
-def not_acted_on(policy: str) -> str:
+def not_acted_on(policy: str, at_block: bool = False) -> str:
     """Why ``--policy raise``/``abort`` left a probable finding alone, and what ends the
-    program on it anyway."""
+    program on it anyway. ``at_block``: said when the thread closing the cycle blocked."""
+    recheck = ("stuck leaves the threads waiting and re-checks the cycle in the watchdog; it "
+               "acts as soon as it proves that nothing able to run can end these waits"
+               if at_block else
+               "stuck leaves the program waiting, and acts if it later proves the finding")
     return (f"Policy {policy} acts only on certain findings, and this one is probable (what "
-            "keeps it from certain is listed under what the source does not show): stuck "
-            "leaves the program waiting, and acts if it later proves the finding. It does not "
-            "end a program on a probable finding: stop it yourself (Ctrl-C, kill), or give "
-            "its waits a timeout.")
+            f"keeps it from certain is listed under what the source does not show): {recheck}. "
+            "It does not end a program on a probable finding unless asked to (--act-on "
+            "probable, stuck.install(act_on=\"probable\")): stop it yourself (Ctrl-C, kill), "
+            "or give its waits a timeout.")
 
 
 def end_children(grace: float = 1.0) -> None:
@@ -192,6 +237,14 @@ def _raise_pending(signum: int, frame: Any) -> None:
         raise exc
 
 
+def error_for(finding: Finding, report: Report, text: str | None = None) -> BaseException:
+    """The error ``raise`` raises for a finding the watchdog proved: DeadlockError for a
+    cycle, StallError (with the report's text) for a stall."""
+    if finding.kind == "deadlock":
+        return DeadlockError(finding, report)
+    return StallError(finding, report, text if text is not None else finding.summary)
+
+
 def raise_in_main(finding: Finding, report: Report) -> bool:
     """Raise the finding in the main thread if it is blocked for good in or behind it; True
     when the signal was sent."""
@@ -208,8 +261,7 @@ def raise_in_main(finding: Finding, report: Report) -> bool:
                                          groups=report.groups))
     except Exception:
         text = finding.summary
-    exc: BaseException = (DeadlockError(finding, report) if finding.kind == "deadlock"
-                          else StallError(finding, report, text))
+    exc = error_for(finding, report, text)
     _main["pending"] = exc
     try:
         signal.pthread_kill(main.ident, RAISE_SIGNAL)

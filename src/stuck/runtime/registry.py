@@ -71,6 +71,11 @@ def is_library_file(filename: str) -> bool:
     return skip
 
 
+# Called once ``stuck.runtime.aio`` has been imported whole: an import of asyncio made from
+# inside that import is tracked then (``stuck.runtime._track_asyncio``).
+after_aio_import: list[Callable[[], None]] = []
+
+
 def tasks_module() -> Any:
     """``stuck.runtime.aio`` once the program uses asyncio (it is imported with asyncio, see
     ``stuck.runtime``), else None: no task can exist then, and importing it would import

@@ -430,9 +430,7 @@ class LiveChecker:
         # reach of the threads able to run; the reachability pass then decides which are.
         unsignalled = {rid for rid, rf in facts.resources.items() if not rf.wakers}
         candidates, _ = stuck_set(facts, unsignalled)
-        unreachable: set[str] = set()
-        if candidates:
-            unreachable = self._unreachable(facts, objects, candidates)
+        unreachable = self._proven_unreachable(facts, objects, candidates)
         if candidates:  # who could have signalled what nobody ever did: named in the report
             _add_ended_threads(snap)
         # The rules run on the snapshot, with these facts as its fields: a saved report given
@@ -671,6 +669,25 @@ class LiveChecker:
                 self._labels.clear()
             self._labels[key] = label
         return label
+
+    def _proven_unreachable(self, facts: Facts, objects: dict[str, object],
+                            candidates: set[str]) -> set[str]:
+        """``_unreachable``, with every thread that can still be woken counted as able to run.
+
+        The candidates are the threads stuck if nothing reaches what nobody ever signalled; a
+        candidate that the reachability pass frees (a thread able to run reaches its Event)
+        will run again, and may then release what the others wait for: it is no more stuck
+        than a running thread. So the pass is repeated without it, until the knot stays."""
+        unreachable: set[str] = set()
+        for _ in range(4):
+            if not candidates:
+                return set()
+            unreachable = self._unreachable(facts, objects, candidates)
+            knot, _ = stuck_set(facts, unreachable)
+            if not candidates - knot:
+                return unreachable
+            candidates = candidates & knot
+        return set()  # did not settle: nothing is proven out of reach
 
     def _unreachable(self, facts: Facts, objects: dict[str, object],
                      candidates: set[str]) -> set[str]:

@@ -30,9 +30,12 @@ The report is rate-limited and acted on by policy (``_act``). The hang policy ac
 (the user asked for it with ``--hang-after``) and on proven stalls and deadlocks: ``raise``
 raises :class:`HangError` in a chosen thread; ``abort`` ends the process at once with 86, never
 raising first (a thread killed by it could let the program exit 0). The deadlock policy
-(``--policy``) acts on proven stalls and deadlocks as on cycles found at block time: ``abort``
-ends the process; ``raise`` raises ``StallError`` in the main thread when it is blocked behind
-one (``policy.raise_in_main``). Under all of it, ``faulthandler.dump_traceback_later`` is
+(``--policy``) acts on proven stalls and deadlocks as on cycles found at block time, and is
+how a cycle found at block time without proof (through a semaphore, queue, condition or
+future) is acted on once the rules prove it: ``abort`` ends the process; ``raise`` raises
+``StallError`` (``DeadlockError`` for a cycle) in the main thread when it is blocked in or
+behind one (``policy.raise_in_main``). With ``act_on="probable"`` it acts on probable ones
+too. Under all of it, ``faulthandler.dump_traceback_later`` is
 armed and kept re-armed by the watchdog thread: if Python code cannot run at all (a C extension
 holds the GIL), the C-level dump still fires.
 """
@@ -465,7 +468,7 @@ class Watchdog:
         asked = live_policy.settings.policy
         if changed and asked != "report":
             for f in report.findings:  # say why --policy leaves them alone
-                if f.kind in ("stall", "deadlock") and f.confidence != "certain":
+                if f.kind in ("stall", "deadlock") and not live_policy.acts_on(f.confidence):
                     f.explanation += "\n" + live_policy.not_acted_on(asked)
         if changed:
             self._write(report, now)
@@ -478,12 +481,17 @@ class Watchdog:
         # What each finding may set off. The hang policy (--hang-policy) is the user asking
         # for it: it acts on hangs whatever their confidence, and on stalls and deadlocks only
         # when they are proven. The deadlock policy (--policy) acts on proven stalls and
-        # deadlocks the watchdog finds just as on cycles found when a thread blocks.
+        # deadlocks the watchdog finds just as on cycles found when a thread blocks (those
+        # it left to the watchdog because they were not proven then, too), and on probable
+        # ones when the user asked for that (--act-on probable).
         proven = [f for f in report.findings
                   if f.kind in ("stall", "deadlock") and f.confidence == "certain"]
         acted_on = [f for f in report.findings if f.kind == "hang"] + proven
-        if proven and live_policy.settings.policy == "abort":
-            self._abort(report, now, f"policy abort, a proven {proven[0].kind}")
+        for_policy = [f for f in report.findings
+                      if f.kind in ("stall", "deadlock") and live_policy.acts_on(f.confidence)]
+        if for_policy and live_policy.settings.policy == "abort":
+            what = "a proven" if for_policy[0].confidence == "certain" else "a probable"
+            self._abort(report, now, f"policy abort, {what} {for_policy[0].kind}")
         if self.config.policy == "abort" and acted_on:
             # At once, and no HangError first: a thread killed by it could let the program
             # exit 0. A hang finding has already lasted the limit.
@@ -495,10 +503,26 @@ class Watchdog:
                     self._raised.add(k)
                     self._raise(f, report)
         if live_policy.settings.policy == "raise":
-            for f in proven:
+            for f in for_policy:
                 k = "main:" + _finding_key(f)
-                if k not in self._raised and live_policy.raise_in_main(f, report):
+                if k in self._raised:
+                    continue
+                if live_policy.raise_in_main(f, report) or self._raise_in_task(f, report):
                     self._raised.add(k)
+
+    @staticmethod
+    def _raise_in_task(f: Finding, report: Report) -> bool:
+        """Under ``--policy raise``: a proven finding among asyncio tasks raises its error in
+        one of them, at the ``await`` of its wait, where it can recover (a cycle left to the
+        watchdog when it formed gets the DeadlockError it would have got then)."""
+        if not any(t.startswith("task:") for t in f.threads):
+            return False
+        tasks = registry.tasks_module()
+        if tasks is None:
+            return False
+        from stuck.runtime import policy as live_policy
+
+        return bool(tasks.raise_in_task(f, live_policy.error_for(f, report)))
 
     def _write(self, report: Report, now: float) -> None:
         from stuck.runtime.policy import write_report

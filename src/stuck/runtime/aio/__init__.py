@@ -45,6 +45,7 @@ text of the findings.
 
 from __future__ import annotations
 
+from stuck.runtime import registry
 from stuck.runtime.aio.findings import (
     add_to_snapshot,
     cycle_findings,
@@ -83,3 +84,12 @@ def reset() -> None:
     """Forget the cycles already reported (``stuck.runtime.uninstall``)."""
     _cycles_seen.clear()
     _suspended_since.clear()
+
+
+
+# Last: ``stuck.install()`` then ``import stuck.runtime.aio`` imports asyncio from in here, and
+# asyncio's primitives can only be replaced once this module is complete (see
+# ``stuck.runtime._track_asyncio``).
+REPLACEMENTS_READY = True
+while registry.after_aio_import:
+    registry.after_aio_import.pop(0)()

@@ -12,7 +12,7 @@ from typing import Any
 
 from stuck.model import Edge, Finding, Frame, Resource, Snapshot, Thread, ThreadState, Wait
 from stuck.rules.confidence import steps_confidence
-from stuck.runtime import endings, futures, registry
+from stuck.runtime import detect, endings, futures, registry
 from stuck.runtime.aio.internals import (
     _ASYNCIO_DIR,
     _awaited,
@@ -538,10 +538,13 @@ def _stuck_loop(loop: Any, tasks: list[Any], table: dict[int, TaskWait], snap: S
             out.append(finding)
     for cycle in _cycles(view, tasks, table, "watchdog"):
         finding = finding_for(cycle, snap, rid_of, "report")
+        proven = not cycle.timed and _prove_on_a_stalled_loop(finding, loop)
         members = set(cycle.tasks)
         covered |= members
         covered |= {id(t) for t in tasks if task_tid(t) in finding.blocked_behind}
-        if cycle.pairs() not in reported:  # not reported when it formed
+        if cycle.pairs() not in reported or (proven and detect.awaits_proof(cycle)):
+            # Not reported when it formed; or reported then as probable, with the policy
+            # waiting for the proof that this is.
             out.append(finding)
     rest = sorted((t for t in tasks if id(t) not in covered), key=_task_name)
     if rest:
