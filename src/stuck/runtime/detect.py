@@ -323,8 +323,9 @@ def all_cycles(table: dict[int, WaitRecord]) -> list[Cycle]:
 
 
 # Cycles found when a thread or task blocked that the policy (raise, abort) leaves to the
-# watchdog until they are proven (``Cycle.key``): a rule that proves one reports it again.
-_awaiting_proof: set[frozenset[int]] = set()
+# watchdog until they are proven, by ``Cycle.key``: a rule that proves one reports it again,
+# and the watchdog looks more often while one is still waiting.
+_awaiting_proof: dict[frozenset[int], Cycle] = {}
 MAX_AWAITING_PROOF = 1024
 
 
@@ -332,12 +333,27 @@ def await_proof(cycle: Cycle) -> None:
     """Remember that the policy waits for ``cycle`` to be proven (``policy.on_cycle``)."""
     if len(_awaiting_proof) >= MAX_AWAITING_PROOF:
         _awaiting_proof.clear()
-    _awaiting_proof.add(cycle.key())
+    _awaiting_proof[cycle.key()] = cycle
 
 
 def awaits_proof(cycle: Cycle) -> bool:
     """True when the policy left ``cycle`` (the same waits) to be proven later."""
     return cycle.key() in _awaiting_proof
+
+
+def proof_pending() -> bool:
+    """True while a cycle left to the watchdog is still in place: every thread (or task) of
+    it still in the wait it closed the cycle with. The others are forgotten."""
+    if not _awaiting_proof:
+        return False
+    tasks = registry.tasks_module()
+    for key, cycle in list(_awaiting_proof.items()):
+        table: Any = registry.waits
+        if tasks is not None and isinstance(cycle, tasks.TaskCycle):
+            table = tasks.waits  # a task's wait is in the asyncio table, by id(task)
+        if any(table.get(s.thread) is not s.record for s in cycle.steps):
+            _awaiting_proof.pop(key, None)
+    return bool(_awaiting_proof)
 
 
 # What happens when a wait closes a cycle: the policy's decision (report, raise, abort). The

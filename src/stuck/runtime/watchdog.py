@@ -70,11 +70,13 @@ from stuck.model import (
     Wait,
 )
 from stuck.rules.hang import hang_finding, held_up_by, is_hang
-from stuck.runtime import registry
+from stuck.runtime import detect, registry
 from stuck.runtime.activity import frame_activity, frames_of
 from stuck.runtime.policy import Policy
 from stuck.stacks.python import Activity
 from stuck.tracebacks import debugging
+
+PROOF_INTERVAL = 0.1  # seconds between looks while a cycle waits for its proof
 
 
 class HangError(StuckError):
@@ -311,7 +313,11 @@ class Watchdog:
             except Exception as exc:  # the watchdog must never take the program down
                 with contextlib.suppress(Exception):
                     sys.stderr.write(f"stuck: watchdog check failed: {exc!r}\n")
-            if self._stop.acquire(timeout=interval):
+            # A cycle the policy left to be proven: look again soon, so that abort acts well
+            # within 2 s of it forming (one look takes its waits' settle time plus the pause
+            # between the two observations).
+            pause = min(interval, PROOF_INTERVAL) if detect.proof_pending() else interval
+            if self._stop.acquire(timeout=pause):
                 return
 
     # -- last resort ------------------------------------------------------------------------

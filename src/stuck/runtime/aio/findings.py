@@ -654,6 +654,24 @@ def _executor_deadlock(chain: ExecutorChain, snap: Snapshot, rid_of: dict[int, s
                             "callable": call or "?"})
 
 
+def _prove_on_a_stalled_loop(finding: Finding, loop: Any) -> bool:
+    """Make a probable cycle among the tasks of a stalled loop certain when nothing outside
+    it could end its waits: the loop has nothing else to run (the caller checked), no other
+    thread is able to run (and call ``loop.call_soon_threadsafe``), and no Python signal
+    handler could run on the loop's thread. Who used a queue or a semaphore so far then no
+    longer matters. True when it did."""
+    if finding.confidence != "probable" or _other_runnable_threads(loop) \
+            or _python_signal_handlers():
+        return False
+    finding.confidence = "certain"
+    finding.missing_evidence = []
+    finding.explanation += (
+        "\nWho could end these waits is not known from ownership, but nothing outside the "
+        "cycle can: the event loop has no other callback, timer or I/O, no other thread is "
+        "able to run, and no Python signal handler could run on the loop's thread.")
+    return True
+
+
 def _stall_finding(loop: Any, tasks: list[Any], table: dict[int, TaskWait], snap: Snapshot,
                    rid_of: dict[int, str]) -> Finding:
     loop_thread = _loop_thread_name(loop)
