@@ -174,3 +174,15 @@ def test_without_the_owner_print_the_lock_waiter_is_not_made_a_party() -> None:
     # what to capture next, for this source (gdb), not another tool's command
     assert any("print config_lock" in m for m in hang["missing_evidence"])
     assert not any("py-spy" in m for m in hang["missing_evidence"])
+
+
+@pytest.mark.parametrize("program,state", [("ParallelBusy", "running"),
+                                           ("ForkJoinLatch", "blocked")])
+def test_a_forkjoin_worker_inside_a_task_is_not_idle(program: str, state: str) -> None:
+    # ForkJoinPool.runWorker is the loop that runs the tasks: only a worker parked right in
+    # it (awaitWork) is idle; one computing a task (RUNNABLE, even with a stale "parking to
+    # wait for" the pool), or waiting inside one, is not.
+    doc = _report(f"java/{program}/jstack-l")
+    workers = [t for p in doc["processes"] for t in p["threads"]
+               if str(t.get("name", "")).startswith("ForkJoinPool")]
+    assert workers and all(t["state"] == state for t in workers), workers

@@ -443,8 +443,24 @@ def _top_functions(t: Thread) -> Iterator[str]:
         yield f.function
 
 
+# Pool loops that also run the tasks: below one, a thread is idle only if all it does above
+# the loop is park (a ForkJoin worker computing a task, or waiting inside one, has the task's
+# frames between; jstack may even print a stale "parking to wait for" the pool under them).
+_TASK_LOOPS = ("java.util.concurrent.ForkJoinPool.runWorker",)
+_PARK = ("jdk.internal.misc.Unsafe.park", "sun.misc.Unsafe.park",
+         "java.util.concurrent.locks.LockSupport.park")
+
+
 def _is_idle(t: Thread) -> bool:
-    return any(m in fn for fn in _top_functions(t) for m in _IDLE_MARKERS)
+    for i, fn in enumerate(_top_functions(t)):
+        for m in _IDLE_MARKERS:
+            if m not in fn:
+                continue
+            if m in _TASK_LOOPS and not all(
+                    f.function.startswith(_PARK) for f in t.frames[:i]):
+                continue
+            return True
+    return False
 
 
 def _is_io(t: Thread) -> bool:
