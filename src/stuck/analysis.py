@@ -850,6 +850,21 @@ class _Analysis:
                         # The rest of the process is visible and parked: the owner, whoever
                         # it is, cannot run either.
                         waiters.append(t)
+                    elif owners and proc.complete and all(
+                            o in self.threads and self.threads[o].state == "idle"
+                            for o in owners):
+                        # The owner is idle (a pool worker between tasks, which ended one
+                        # holding the lock): it releases it only if it is handed work, which
+                        # nothing able to run does, unless a thread woken by its timer would.
+                        if not others_progress:
+                            waiters.append(t)
+                        else:
+                            if timers is None:
+                                timers = [o for o in proc.threads
+                                          if _on_timer(o, self.resources)]
+                                awake = progressing - len(timers)
+                            if awake <= 0:
+                                timer_waiters.append(t)
                     continue
                 if self.graph.owned_by.get(t.waits.resource):
                     continue  # someone holds it: a chain, judged by the hang rule
@@ -944,10 +959,17 @@ class _Analysis:
         for t in waiters:
             assert t.waits is not None
             res = self.resources.get(t.waits.resource)
-            if res is not None and res.kind in OWNED_KINDS and res.owners:
-                absent_owner.append(f"{_res_name(res, res.id)} is owned by "
-                                    f"{', '.join(res.owners)}, which is not in the dump "
-                                    "(exited while holding it?)")
+            if res is not None and res.kind in OWNED_KINDS and res.owners and all(
+                    o not in self.threads or self.threads[o].state == "idle"
+                    for o in res.owners):
+                present = [o for o in res.owners if o in self.threads]
+                said = (f"{_res_name(res, res.id)} is owned by "
+                        + (f"{', '.join(_name(self.threads[o], o) for o in present)}, which "
+                           "is idle, waiting for work, and releases it only if handed a task"
+                           if present else f"{', '.join(res.owners)}, which is not in the "
+                           "dump (exited while holding it?)"))
+                if said not in absent_owner:
+                    absent_owner.append(said)
         if proven or wakers_known:
             confidence: Confidence = "certain"
         else:
@@ -960,6 +982,8 @@ class _Analysis:
                 if r in known_rids:
                     continue  # knowledge says who could signal it (below)
                 res = self.resources.get(r)
+                if res is not None and res.kind in OWNED_KINDS and res.owners:
+                    continue  # a lock is released by its owner, named above: no signaller
                 missing.append(f"which thread would signal {_res_name(res, r)} is not in the "
                                "dump: every other thread of the process counts as a possible "
                                "waker")
@@ -971,7 +995,7 @@ class _Analysis:
                     _res_name(self.resources.get(r), r) for r in unowned)
                     + " is not in the dump; if the waiters hold what the others want, this is a "
                     "deadlock (gdb: print the mutex and read __owner)")
-            if len(waiters) > 1 and len(known) < len(waiters):
+            if len(waiters) > 1 and len(known) < len(waiters) and len(absent_owner) < len(rids):
                 missing.append("if these waiters are meant to wake each other, this is a "
                                "deadlock through conditions; the dump cannot show which "
                                "signals which")

@@ -81,6 +81,10 @@ KNOWN_WRONG: dict[str, str] = {
     "go/select_nil_chans/sigquit": ("a select on nil channels prints as a plain [select] with "
                                     "no channel words; beside a ticking goroutine it looks "
                                     "like any timer-served select"),
+    "java/LockLeftInTask/jstack": ("plain jstack lists no owners of java.util.concurrent "
+                                   "locks: the writers' lock, held by an idle pool worker, "
+                                   "reads as a possible hang (the finding says to run "
+                                   "jstack -l)"),
     "python/mp_queue_stuck_child/pyspy": UNNAMED_SLEEP,
     "python/mp_queue_stuck_child/faulthandler": UNNAMED_SLEEP,
 }
@@ -186,3 +190,16 @@ def test_a_forkjoin_worker_inside_a_task_is_not_idle(program: str, state: str) -
     workers = [t for p in doc["processes"] for t in p["threads"]
                if str(t.get("name", "")).startswith("ForkJoinPool")]
     assert workers and all(t["state"] == state for t in workers), workers
+
+
+def test_jstack_l_shows_a_lock_no_live_thread_owns_was_abandoned() -> None:
+    # jstack -l lists every exclusive java.util.concurrent lock under its owner; one that
+    # threads wait for and no live thread lists was left held by a thread that ended.
+    doc = _report("java/AbandonedLock/jstack-l")
+    [stall] = [f for f in doc["findings"] if f["kind"] == "stall"]
+    assert _names(doc, stall["threads"]) == {"reader-1", "reader-2"}
+    assert "ended" in stall["explanation"]
+    # plain jstack lists no owners: nothing is concluded about them
+    plain = _report("java/AbandonedLock/jstack")
+    assert all(f["kind"] != "stall" and f["confidence"] == "possible"
+               for f in plain["findings"])

@@ -569,6 +569,7 @@ def parse(text: str) -> ParseResult:
     """Read every Java thread dump in ``text``; lines that are not part of one are skipped."""
     b = _Builder()
     mode = "none"  # none | deadlock | deadlock-stacks | ownable
+    ownables_listed = False  # jstack -l: each thread's owned java.util.concurrent locks
     dl_entries: list[tuple[str, str | None, str | None]] = []
     dl_waiter: str | None = None
     dl_rid: str | None = None
@@ -686,6 +687,7 @@ def parse(text: str) -> ParseResult:
             continue
         if line.startswith("Locked ownable synchronizers"):
             mode = "ownable"
+            ownables_listed = True
             continue
         if line.startswith(("Found ", "JNI global")):
             b.finish_thread()
@@ -702,7 +704,34 @@ def parse(text: str) -> ParseResult:
     for proc in b.result.processes:
         if proc.complete and (cut or not {t.name for t in proc.threads} >= _JVM_OWN):
             proc.complete = False
+    if ownables_listed:
+        _abandoned_locks(b.result)
     return b.result
+
+
+# Exclusive java.util.concurrent locks: only the owner releases one, and `jstack -l` lists it
+# under its owner's "Locked ownable synchronizers". (Not a read-write lock: its read holders
+# are never listed, so a waiting writer's blockers may be invisible.)
+_EXCLUSIVE = ("java.util.concurrent.locks.ReentrantLock$NonfairSync",
+              "java.util.concurrent.locks.ReentrantLock$FairSync")
+# The owner of a lock no live thread lists: it ended while holding the lock.
+EXITED_OWNER = "an ended thread"
+
+
+def _abandoned_locks(result: ParseResult) -> None:
+    """In a complete `jstack -l` dump, an exclusive lock that threads wait for and no live
+    thread lists among its owned synchronizers was left held by a thread that ended (the
+    release skipped on an error path): no thread in the dump can release it."""
+    held = {rid for proc in result.processes for t in proc.threads for rid in t.holds}
+    resources = {r.id: r for r in result.resources}
+    for proc in result.processes:
+        if not proc.complete:
+            continue
+        for t in proc.threads:
+            res = resources.get(t.waits.resource) if t.waits is not None else None
+            if res is not None and not res.owners and res.id not in held \
+                    and res.label in _EXCLUSIVE:
+                res.owners.append(EXITED_OWNER)
 
 
 def _link_child_waits(result: ParseResult) -> None:
