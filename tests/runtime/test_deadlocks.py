@@ -271,6 +271,56 @@ def test_a_semaphore_cycle_aborts_at_once_when_asked_to_act_on_probable() -> Non
     assert "DEADLOCK (probable)" in out.stderr and "DEADLOCK (certain)" not in out.stderr
 
 
+# A worker closes a cycle through a semaphore by acquiring an RLock: probable when it blocks,
+# so it waits in slices; once the watchdog proves the cycle, the DeadlockError is raised in it
+# (not in the main thread joining it), it unwinds and gives its permit back, and the program
+# ends as under the old raise-at-once.
+CLOSED_BY_A_WORKER = """
+import sys, threading, time
+import stuck
+from stuck.runtime import registry
+stuck.install(policy="raise", signal=None)
+rlock, sem = threading.RLock(), threading.Semaphore(1)
+a_holds, b_holds = threading.Event(), threading.Event()
+out = []
+
+def a():
+    with sem:
+        a_holds.set()
+        b_holds.wait()
+        while getattr(registry.waits.get(tb.ident), "op", None) != "acquire":
+            time.sleep(0.005)
+        try:
+            with rlock:  # b holds it and waits for the permit a holds: a closes the cycle
+                out.append("a took the rlock")
+        except stuck.DeadlockError as exc:
+            out.append(f"a: DeadlockError {exc.finding.confidence}")
+
+def b():
+    a_holds.wait()
+    with rlock:
+        b_holds.set()
+        with sem:
+            out.append("b took the permit")
+
+tb = threading.Thread(target=b, name="b")
+ta = threading.Thread(target=a, name="a")
+tb.start()
+ta.start()
+ta.join()
+tb.join()
+print(out)
+"""
+
+
+def test_a_probable_cycle_a_worker_closed_is_raised_in_it_once_proven() -> None:
+    out = _child(CLOSED_BY_A_WORKER)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == [
+        "['a: DeadlockError certain', 'b took the permit']"], out.stderr
+    assert out.stderr.index("DEADLOCK (probable)") < out.stderr.index("DEADLOCK (certain)")
+
+
 # Two full queues, each side waiting for the other to take: probable when it forms (who takes
 # from a queue is inferred from who took so far), and never proven, since a thread able to run
 # (the drainer, asleep) holds the queues. It does take from them later: the program ends as it

@@ -341,6 +341,34 @@ def awaits_proof(cycle: Cycle) -> bool:
     return cycle.key() in _awaiting_proof
 
 
+# The errors the watchdog proved for a cycle's closing thread, waiting in slices: ident ->
+# (its wait record, the error). Raised by that thread at its next look (``wait``).
+_proofs: dict[int, tuple[WaitRecord, BaseException]] = {}
+
+
+def prove(threads: set[int], error: BaseException) -> bool:
+    """The watchdog proved a finding among ``threads`` (idents): hand ``error`` to the thread
+    that closed a cycle of theirs left to be proven, if it is still in that wait and waits in
+    slices (it raises the error itself, where it can recover). True when one will."""
+    for cycle in list(_awaiting_proof.values()):
+        root = cycle.steps[0]
+        if not isinstance(root.record, WaitRecord) or not root.record.pending \
+                or registry.waits.get(root.thread) is not root.record \
+                or not {s.thread for s in cycle.steps} <= threads:
+            continue
+        _proofs[root.thread] = (root.record, error)
+        return True
+    return False
+
+
+def take_proof(me: int, record: WaitRecord) -> BaseException | None:
+    """The error the watchdog proved for ``me``'s wait ``record``, if any (taken once)."""
+    entry = _proofs.pop(me, None) if _proofs else None
+    if entry is None or entry[0] is not record:
+        return None
+    return entry[1]
+
+
 def proof_pending() -> bool:
     """True while a cycle left to the watchdog is still in place: every thread (or task) of
     it still in the wait it closed the cycle with. The others are forgotten."""
@@ -402,6 +430,10 @@ def block_begin(me: int, record: WaitRecord, may_raise: bool) -> WaitRecord | No
         except BaseException:
             registry.end_wait(me, previous)
             raise
+        if op_key(record) in SLICED_OPS and awaits_proof(cycle):
+            # Left to the watchdog: wait in slices, so that the error can be raised here,
+            # in the thread that closed the cycle, once the watchdog proves it.
+            record.pending = True
     return previous
 
 
@@ -428,6 +460,9 @@ def wait(me: int, record: WaitRecord, wait_once: Callable[[float | None], bool],
         left = None if deadline is None else max(0.0, deadline - time.monotonic())
         if wait_once(RECHECK if left is None else min(RECHECK, left)):
             return True
+        proven = take_proof(me, record)
+        if proven is not None:
+            raise proven  # the watchdog proved the cycle this wait closed (see prove)
         try:
             cycle = find_cycle(me)
             record.pending = cycle is None and pending_cycle(me)
@@ -435,6 +470,8 @@ def wait(me: int, record: WaitRecord, wait_once: Callable[[float | None], bool],
             cycle, record.pending = None, False
         if cycle is not None:
             cycle_closed(me, cycle, may_raise)  # raise: propagates to the caller
+            # A cycle the policy left to the watchdog: keep looking for its proof.
+            record.pending = awaits_proof(cycle)
         if deadline is not None and time.monotonic() >= deadline:
             return False
     left = None if deadline is None else max(0.0, deadline - time.monotonic())

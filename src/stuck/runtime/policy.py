@@ -14,7 +14,8 @@ every step of it (locks, joins); one that passes through a semaphore, a queue, a
 future rests on who used it so far, and is probable. Such a cycle is reported, its threads keep
 waiting, and the watchdog re-checks it (``stuck.runtime.stall``): once its waits have been seen
 unchanged twice and no thread able to run can reach what they wait for, it is certain, and the
-policy acts then (``abort`` exits, ``raise`` raises in the main thread when it is blocked in or
+policy acts then (``abort`` exits; ``raise`` raises in the thread that closed the cycle when
+it waits in slices, for a lock or a join, else in the main thread when it is blocked in or
 behind it, or in a task of a cycle among asyncio tasks). One that can never be proven (a thread able to run could still release the
 semaphore) is left alone, and its reports say what is missing.
 
@@ -70,6 +71,7 @@ def reset() -> None:
     _reported.clear()
     findings_seen.clear()
     detect._awaiting_proof.clear()
+    detect._proofs.clear()
 
 
 def write_report(report: Report, stream: IO[str] | None = None,

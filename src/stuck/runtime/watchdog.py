@@ -513,8 +513,26 @@ class Watchdog:
                 k = "main:" + _finding_key(f)
                 if k in self._raised:
                     continue
-                if live_policy.raise_in_main(f, report) or self._raise_in_task(f, report):
+                if self._raise_in_closer(f, report) or live_policy.raise_in_main(f, report) \
+                        or self._raise_in_task(f, report):
                     self._raised.add(k)
+
+    @staticmethod
+    def _raise_in_closer(f: Finding, report: Report) -> bool:
+        """Under ``--policy raise``: a proven cycle that a thread closed when it blocked, left
+        to the watchdog then, raises its DeadlockError in that thread (waiting in slices for
+        this), as it would have at once had it been proven then: it unwinds, and the others
+        go on. True when that thread will raise it."""
+        idents: set[int] = set()
+        for tid in [*f.threads, *f.blocked_behind]:
+            if tid.startswith("0x"):
+                with contextlib.suppress(ValueError):
+                    idents.add(int(tid, 16))
+        if not idents:
+            return False
+        from stuck.runtime import policy as live_policy
+
+        return detect.prove(idents, live_policy.error_for(f, report))
 
     @staticmethod
     def _raise_in_task(f: Finding, report: Report) -> bool:
