@@ -81,6 +81,9 @@ KNOWN_WRONG: dict[str, str] = {
     "go/select_nil_chans/sigquit": ("a select on nil channels prints as a plain [select] with "
                                     "no channel words; beside a ticking goroutine it looks "
                                     "like any timer-served select"),
+    "go/range_no_close/sigquit": ("a receive on a channel nobody will close, beside a "
+                                  "sleeping goroutine: a receive may be on a timer's channel, "
+                                  "which a Go dump cannot tell apart"),
     "java/LockLeftInTask/jstack": ("plain jstack lists no owners of java.util.concurrent "
                                    "locks: the writers' lock, held by an idle pool worker, "
                                    "reads as a possible hang (the finding says to run "
@@ -203,3 +206,14 @@ def test_jstack_l_shows_a_lock_no_live_thread_owns_was_abandoned() -> None:
     plain = _report("java/AbandonedLock/jstack")
     assert all(f["kind"] != "stall" and f["confidence"] == "possible"
                for f in plain["findings"])
+
+
+def test_a_class_initialisation_cycle_is_a_deadlock_with_its_owners() -> None:
+    # jstack prints both threads RUNNABLE; the <clinit> frames say who initialises which class
+    # and "waiting on the Class initialization monitor for" which class each needs.
+    for style in ("jstack", "jstack-l"):
+        doc = _report(f"java/ClassInitCycle/{style}")
+        [deadlock] = doc["findings"]
+        assert deadlock["kind"] == "deadlock"
+        assert _names(doc, deadlock["threads"]) == {"load-a", "load-b"}
+        assert len(deadlock["cycle"]) == 2

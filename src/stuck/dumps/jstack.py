@@ -71,6 +71,9 @@ _LOCK_LINE = re.compile(
     r"- (locked|waiting to lock|waiting on|parking to wait for|waiting to re-lock in wait\(\)"
     r"|eliminated)\s+<(0x[0-9a-fA-F]+|[^>]{0,80})>(?: \(a ([^)]{1,300})\))?"
 )
+# JDK 11+ names the class whose initialisation a thread waits for (the thread runs no code:
+# jstack prints it RUNNABLE); the class's <clinit> frame on another stack names who runs it.
+_CLASS_INIT = re.compile(r"- waiting on the Class initialization monitor for ([\w$.]{1,300})")
 _OWNABLE = re.compile(r"- <(0x[0-9a-fA-F]+)>,? \(a ([^)]{1,300})\)")
 _STATE = re.compile(r"java\.lang\.Thread\.State: ([A-Z_]+)(?: \(([^)]{0,60})\))?")
 _SA_THREAD = re.compile(r"Thread (\d+): \(state = ([A-Z_]+)\)")
@@ -323,6 +326,22 @@ class _Builder:
             acc.wait_id = self.resource(target, _kind_of_class(cls, "unknown"), cls)
             acc.wait_kind = "park"
             acc.wait_frame = frame
+
+    def class_init_wait(self, cls: str) -> None:
+        """``- waiting on the Class initialization monitor for CLS``: the thread waits for the
+        thread running CLS's static initialiser to finish it."""
+        acc = self.current
+        if acc is None or acc.wait_id is not None:
+            return
+        self.ensure_process()
+        rid = f"{self.prefix}{CLASS_INIT}{cls}"
+        if rid not in self.resources:
+            res = Resource(id=rid, kind="monitor", label=f"initialisation of class {cls}")
+            self.resources[rid] = res
+            self.result.resources.append(res)
+        acc.wait_id = rid
+        acc.wait_kind = "monitor"
+        acc.wait_frame = acc.thread.frames[-1] if acc.thread.frames else None
 
     def ownable(self, address: str, cls: str) -> None:
         acc = self.current
@@ -664,6 +683,10 @@ def parse(text: str) -> ParseResult:
                 b.add_frame(_parse_frame_location(fm.group(1), fm.group(2)))
             continue
         if line.startswith("- "):
+            cm = _CLASS_INIT.match(line)
+            if cm:
+                b.class_init_wait(cm.group(1))
+                continue
             lm = _LOCK_LINE.match(line)
             if lm:
                 b.lock_line(lm.group(1), lm.group(2), lm.group(3))
@@ -706,7 +729,28 @@ def parse(text: str) -> ParseResult:
             proc.complete = False
     if ownables_listed:
         _abandoned_locks(b.result)
+    _class_init_owners(b.result)
     return b.result
+
+
+CLASS_INIT = "class-init:"
+
+
+def _class_init_owners(result: ParseResult) -> None:
+    """A class is initialised by one thread, the one whose stack runs its ``<clinit>``; it
+    holds the initialisation until the initialiser returns (or throws), and every other
+    thread that touches the class waits for it. Owners of the waited-for initialisations."""
+    waited = {r.id.split(CLASS_INIT, 1)[1]: r for r in result.resources if CLASS_INIT in r.id}
+    if not waited:
+        return
+    for proc in result.processes:
+        for t in proc.threads:
+            for f in t.frames:
+                cls, _, method = f.function.rpartition(".")
+                res = waited.get(cls) if method == "<clinit>" else None
+                if res is not None and t.id not in res.owners:
+                    res.owners.append(t.id)
+                    t.holds.append(res.id)
 
 
 # Exclusive java.util.concurrent locks: only the owner releases one, and `jstack -l` lists it
