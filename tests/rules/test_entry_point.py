@@ -114,3 +114,17 @@ def test_a_cycle_is_certain_only_when_ownership_proves_every_step() -> None:
     assert missing == ["which tasks will use a queue is inferred from which tasks used it so "
                        "far; a task that never touched it could still end the wait"]
     assert steps_confidence(["acquire-semaphore", "join"])[0] == "probable"
+
+
+def test_a_lock_an_asyncio_task_holds_is_left_to_the_event_loop_rule() -> None:
+    """A thread waits for a Lock a task holds across an await (``task:`` ids are the
+    event-loop rule's, which ``facts_of`` leaves out): whether the task's loop will resume it
+    is not these rules' to say, so the thread is not stuck here."""
+    task = Thread(id="task:Task-1", name="Task-1", state="blocked", holds=["lock"],
+                  waits=Wait(resource="fut", since=NOW - 5, op="result"))
+    snap = snapshot(
+        [waiter("worker", "lock", "acquire"), task],
+        [Resource(id="lock", kind="mutex", label="lock", owners=["task:Task-1"],
+                  recorded=Recorded(epoch=0)),
+         Resource(id="fut", kind="future", label="read() in an executor", owners=["io"])])
+    assert evaluate(snap) == []

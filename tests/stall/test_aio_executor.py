@@ -13,8 +13,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -179,3 +181,38 @@ def test_the_deadlock_is_found_on_every_supported_interpreter(version: str,
     (f,) = json.loads(report.read_text())["findings"]
     assert (f["kind"], f["confidence"]) == ("deadlock", "certain"), f
     assert "awaits blocking() running on thread asyncio_0" in f["summary"]
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGUSR1"), reason="needs SIGUSR1")
+def test_a_snapshot_of_a_lock_held_across_an_await_that_will_end_reads_as_nothing_stuck(
+        tmp_path: Path) -> None:
+    """The snapshot asked for by SIGUSR1 while a task holds a Lock across the await of a call
+    in I/O, and a thread waits for that Lock: the lock is the task's, and neither the live
+    report nor ``stuck analyze`` of it finds anything (the task's loop may resume it)."""
+    report = tmp_path / "live.json"
+    proc = subprocess.Popen([sys.executable, "-m", "stuck", "run", "--json", str(report),
+                             str(PROGRAM), "across"], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            cwd=str(tmp_path), env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "ready"
+        time.sleep(0.3)  # the worker is in its read
+        proc.send_signal(signal.SIGUSR1)
+        deadline = time.monotonic() + 60
+        while not report.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        out, err = proc.communicate("go\n", timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    assert "finished" in out
+    live = json.loads(report.read_text())
+    assert verdicts(live) == []
+    lock = next(r for r in live["resources"] if r["label"] == "lock")
+    assert lock["owners"] == ["task:Task-1"]
+    waiter = next(t for p in live["processes"] for t in p["threads"] if t["name"] == "waiter")
+    assert waiter["waits"]["resource"] == lock["id"] and waiter["waits"]["duration"] > 2.0
+    assert verdicts(analyzed(tmp_path)) == []

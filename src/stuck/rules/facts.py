@@ -119,6 +119,9 @@ class Facts:
 
 INTERPRETER_EXIT = "interpreter-exit"
 
+# The ids of asyncio tasks in a snapshot (``task:<name>``): the event-loop rule's, not these.
+TASK_PREFIX = "task:"
+
 
 # stuck's own threads: never the program's, never judged.
 OWN_THREADS = frozenset({"stuck-watchdog"})
@@ -136,7 +139,7 @@ def facts_of(snap: Snapshot) -> tuple[Facts, set[str]]:
     threads: dict[str, ThreadFacts] = {}
     ended: list[str] = []
     for t in snap.threads():
-        if t.id.startswith("task:") or t.name in OWN_THREADS:
+        if t.id.startswith(TASK_PREFIX) or t.name in OWN_THREADS:
             continue  # asyncio tasks: the event-loop rule's; stuck's own threads
         alive = t.state != "dead"
         tf = ThreadFacts(id=t.id, name=t.name or t.id, alive=alive, daemon=bool(t.daemon),

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 from typing import TypeVar
 
 from stuck.model import Thread
-from stuck.rules.facts import INTERPRETER_EXIT, Facts, ResourceFacts, ThreadFacts
+from stuck.rules.facts import INTERPRETER_EXIT, TASK_PREFIX, Facts, ResourceFacts, ThreadFacts
 from stuck.rules.wording import name_of
 
 Member = TypeVar("Member", int, str)
@@ -74,6 +74,10 @@ def stuck_set(facts: Facts, unreachable: set[str] | None = None,
 
 def can_run(tid: str, facts: Facts, stuck: set[str]) -> bool:
     t = facts.threads.get(tid)
+    if t is None and tid.startswith(TASK_PREFIX):
+        # An asyncio task holding a thread's lock across an await: tasks are the event-loop
+        # rule's to judge (``facts_of`` leaves them out), so here its loop may resume it.
+        return True
     return t is not None and t.alive and tid not in stuck
 
 

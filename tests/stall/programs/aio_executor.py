@@ -18,7 +18,9 @@ Correct (each prints a line and exits 0):
 - ``busy N``: N ``run_in_executor`` calls, each taking a Lock inside the function, awaited
   all at once and then one by one; nothing is held across an await;
 - ``sleepy``: a task awaits a call that sleeps 2.5 s while other calls queue behind a Lock
-  that call holds.
+  that call holds;
+- ``across``: a task holds a Lock across the await of a call reading stdin while a thread
+  waits for that Lock, until a line comes.
 """
 
 from __future__ import annotations
@@ -98,6 +100,21 @@ async def producer() -> None:
     await task
 
 
+async def across() -> None:
+    """Correct: a task holds the lock across the await of a call that reads a line from
+    stdin (an executor's worker in I/O), while a thread waits for the lock; once the line
+    comes the task releases it and the thread takes it."""
+    loop = asyncio.get_running_loop()
+    waiter = threading.Thread(target=blocking, name="waiter")
+    with lock:
+        waiter.start()
+        await asyncio.sleep(2.5)  # the thread's wait outlasts the grace a plain Lock gets
+        print("ready", flush=True)
+        await loop.run_in_executor(None, sys.stdin.readline)
+    waiter.join()
+    print("finished", flush=True)
+
+
 async def busy(n: int) -> None:
     loop = asyncio.get_running_loop()
     guard = threading.Lock()
@@ -136,4 +153,4 @@ if __name__ == "__main__":
         asyncio.run(busy(int(sys.argv[2])))
     else:
         asyncio.run({"held": held, "chain": chain, "wrapped": wrapped, "helper": helper,
-                     "producer": producer, "sleepy": sleepy}[mode]())
+                     "producer": producer, "sleepy": sleepy, "across": across}[mode]())
