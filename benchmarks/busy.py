@@ -4,7 +4,9 @@
 
 Runs each workload of ``tests/stall/programs/busy.py`` (a queue of one slot passing 300,000
 items, a 200,000-round Condition ping-pong, 50 ping-pong pairs, a Lock opened by a sleeping
-thread, 200 threads x 20,000 operations on one Lock) plainly and under ``stuck run``,
+thread, 200 threads x 20,000 operations on one Lock), and ``aio-executor``, the ``busy``
+program of ``tests/stall/programs/aio_executor.py`` (asyncio tasks awaiting thousands of
+``run_in_executor`` calls that take a Lock inside), plainly and under ``stuck run``,
 ``--policy raise`` and ``--hang-after 1s --hang-policy raise``, N times each (default 100).
 A run fails when its output or exit code differs from the plain run's or when it writes a
 report. Prints, per workload and configuration, the failures and the time against the plain
@@ -21,14 +23,18 @@ import tempfile
 import time
 from pathlib import Path
 
-BUSY = Path(__file__).resolve().parents[1] / "tests" / "stall" / "programs" / "busy.py"
+PROGRAMS = Path(__file__).resolve().parents[1] / "tests" / "stall" / "programs"
+BUSY = PROGRAMS / "busy.py"
+AIO = PROGRAMS / "aio_executor.py"
 MODES: dict[str, list[str]] = {
     "run": [],
     "raise": ["--policy", "raise"],
     "hang-raise": ["--hang-after", "1s", "--hang-policy", "raise"],
 }
-FULL = {"queue": "300000", "pingpong": "200000", "pairs": "4000", "gate": "", "many": "20000"}
-QUICK = {"queue": "30000", "pingpong": "20000", "pairs": "400", "gate": "", "many": "500"}
+FULL = {"queue": "300000", "pingpong": "200000", "pairs": "4000", "gate": "", "many": "20000",
+        "aio-executor": "20000"}
+QUICK = {"queue": "30000", "pingpong": "20000", "pairs": "400", "gate": "", "many": "500",
+         "aio-executor": "2000"}
 
 
 def once(argv: list[str]) -> tuple[tuple[int, str, str], float]:
@@ -50,7 +56,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="stuck-busy-") as tmp:
         report = Path(tmp) / "report.json"
         for workload in args.workloads.split(","):
-            program = [str(BUSY), workload, *([scales[workload]] if scales[workload] else [])]
+            program = [str(AIO), "busy", scales[workload]] if workload == "aio-executor" \
+                else [str(BUSY), workload, *([scales[workload]] if scales[workload] else [])]
             expected, _ = once([sys.executable, *program])
             plain_times: list[float] = []
             times: dict[str, list[float]] = {mode: [] for mode in MODES}

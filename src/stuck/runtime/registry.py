@@ -79,8 +79,11 @@ after_aio_import: list[Callable[[], None]] = []
 def tasks_module() -> Any:
     """``stuck.runtime.aio`` once the program uses asyncio (it is imported with asyncio, see
     ``stuck.runtime``), else None: no task can exist then, and importing it would import
-    asyncio, tens of milliseconds a program that never uses it should not pay."""
-    return sys.modules.get("stuck.runtime.aio")
+    asyncio, tens of milliseconds a program that never uses it should not pay. Not while
+    another thread is still importing it (the module is in ``sys.modules`` from the start of
+    its import; its ``LOADED`` is set last): the watchdog would find names not there yet."""
+    module = sys.modules.get("stuck.runtime.aio")
+    return module if getattr(module, "LOADED", False) else None
 
 
 def user_frame(frame: FrameType | None,

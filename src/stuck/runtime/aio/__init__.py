@@ -91,5 +91,8 @@ def reset() -> None:
 # asyncio's primitives can only be replaced once this module is complete (see
 # ``stuck.runtime._track_asyncio``).
 REPLACEMENTS_READY = True
+# ``registry.tasks_module`` hands the module to other threads (the watchdog) only once it is
+# whole.
+LOADED = True
 while registry.after_aio_import:
     registry.after_aio_import.pop(0)()

@@ -14,11 +14,14 @@ from stuck.runtime.activity import frame_activity
 from stuck.runtime.aio.internals import (
     _awaited,
     _chain,
+    _GatheringFuture,
     _loop_of,
     _loop_quiet,
     _LoopView,
+    _ref,
     _task_where,
     awaiting,
+    gather_children,
     has_signal_handlers,
     loop_thread,
     pending_tasks,
@@ -355,26 +358,58 @@ def executor_chain(task: Any) -> ExecutorChain | None:
 # A loop found quiet with every task suspended and none on a tracked primitive (tasks awaiting
 # each other, or futures): id(loop) -> (what each task waited on, when that was first seen).
 # Such a state is reported only once it has held, unchanged, for the settle time.
-_suspended_since: dict[int, tuple[tuple[int, ...], float]] = {}
+# The marks hold each future by weak reference and compare by identity (a weak reference
+# to a live object equals one to the same object; to a dead one, only itself): a future freed
+# and another made at the same address, thousands of times a second by a busy loop, is not
+# "the same wait".
+_suspended_since: dict[int, tuple[tuple[object, ...], float]] = {}
 
 
-def _suspended_marks(loop: Any, tasks: list[Any]) -> tuple[int, ...] | None:
+def _mark(fut: Any) -> object:
+    try:
+        return _ref(fut)
+    except TypeError:  # not weak-referenceable: its id, the best there is
+        return id(fut)
+
+
+def _executor_will_complete(fut: Any) -> bool:
+    """True when ``fut`` mirrors an executor's future (or, for a gather, one of its children
+    does) that its executor will still complete: queued for the pool's workers, or running on
+    a thread that is not in a wait without a timeout on a tracked primitive (it runs, sleeps or
+    does I/O). Such a wait ends by itself; a running call stuck on a lock is followed by
+    ``executor_chain``."""
+    if _GatheringFuture is not None and type(fut) is _GatheringFuture:
+        return any(_executor_will_complete(c) for c in gather_children(fut) if not c.done())
+    source = source_future(fut)
+    if source is None:
+        return False
+    if getattr(source, "_state", None) != "RUNNING":
+        return True  # queued (a pool whose workers are all stuck is the thread rules'), or done
+    runner = futures.runner_of(source)
+    record = registry.waits.get(runner) if runner is not None else None
+    return record is None or record.timeout is not None
+
+
+def _suspended_marks(loop: Any, tasks: list[Any]) -> tuple[object, ...] | None:
     """What each task of a quiet ``loop`` is suspended on, when every one is suspended on a
     task, a gather, a TaskGroup or a plain future, and nothing else can end those waits: the
-    loop has no signal handler (``add_signal_handler`` could complete a future) and no other
-    thread can run (``call_soon_threadsafe`` could). None otherwise."""
+    loop has no signal handler (``add_signal_handler`` could complete a future), no other
+    thread can run (``call_soon_threadsafe`` could) and no executor will complete a future
+    awaited. None otherwise."""
     try:
         if not tasks or has_signal_handlers(loop) or not _loop_quiet(loop):
             return None
-        marks: list[int] = []
+        marks: list[object] = []
         plain = False
         for task in tasks:
             fut = awaiting(task)
             if task.done() or fut is None or fut.done():
                 return None
             if _awaited(task, fut) is None:
+                if _executor_will_complete(fut):
+                    return None
                 plain = True
-            marks.append(id(fut))
+            marks.append(_mark(fut))
         if plain and _other_runnable_threads(loop):
             return None
         return tuple(marks)
