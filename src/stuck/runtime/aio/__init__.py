@@ -86,7 +86,6 @@ def reset() -> None:
     _suspended_since.clear()
 
 
-
 # Last: ``stuck.install()`` then ``import stuck.runtime.aio`` imports asyncio from in here, and
 # asyncio's primitives can only be replaced once this module is complete (see
 # ``stuck.runtime._track_asyncio``).
