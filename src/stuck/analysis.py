@@ -719,6 +719,14 @@ class _Analysis:
                            "few minutes later showing ', N minutes' on these waits rules it out")
         confidence: Confidence = ("possible" if unnamed or lock_cycle or timers or sleepers
                                   or excerpt else "probable")
+        if confidence == "probable" and all(
+                t.waits is None or t.waits.duration is None for t in roots):
+            # The assumption "probable" rests on, stated: the waits last. One snapshot of a
+            # busy program can catch every thread just signalled and not yet back on a CPU.
+            missing.append("the dump does not say how long the threads have waited: threads "
+                           "woken just before it was taken look the same; a second dump a few "
+                           "seconds later that shows the same waits rules that out ("
+                           f"{self._capture_command()})")
         first = roots[0]
         others = f" and {len(tids) - 1} more thread(s)" if len(tids) > 1 else ""
         if holders:

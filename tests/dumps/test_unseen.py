@@ -217,3 +217,14 @@ def test_a_class_initialisation_cycle_is_a_deadlock_with_its_owners() -> None:
         assert deadlock["kind"] == "deadlock"
         assert _names(doc, deadlock["threads"]) == {"load-a", "load-b"}
         assert len(deadlock["cycle"]) == 2
+
+
+def test_a_whole_process_stall_from_one_snapshot_states_its_assumption() -> None:
+    # Caught mid-handoff, a busy producer/consumer shows every thread in a condition wait: a
+    # "probable" stall rests on the waits lasting, which the finding must say, with the way
+    # to check it (a second dump), since the dump has no durations.
+    doc = _report("c/prodcons_fast/btfull")
+    [stall] = doc["findings"]
+    assert stall["confidence"] == "probable"
+    assert any("second dump" in m and "thread apply all bt" in m
+               for m in stall["missing_evidence"])
