@@ -131,7 +131,7 @@ def test_an_explore_schedule_tells_two_locks_of_one_line_apart() -> None:
                                                "--executions", "300", "--no-progress"])
     assert res.exit_code == 1, res.output
     cycle = next(line for line in res.output.splitlines() if line.startswith("cycle:"))
-    assert "Lock #1 at " in cycle and "Lock #2 at " in cycle
+    assert "Lock #1 made at " in cycle and "Lock #2 made at " in cycle
 
 
 def test_one_confidence_for_one_evidence_however_the_tests_are_split() -> None:
