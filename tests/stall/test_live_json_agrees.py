@@ -39,20 +39,27 @@ def verdicts(doc: dict[str, Any]) -> list[tuple[Any, ...]]:
                   for f in doc["findings"] if f["kind"] in ("stall", "deadlock"))
 
 
-@pytest.mark.parametrize("example", EXAMPLES)
-def test_live_report_and_analyze_agree(example: str, tmp_path: Path) -> None:
-    report = tmp_path / "live.json"
-    args = [GIVE_UP[example]] if example in GIVE_UP else []
+def _live_example(example: str, tmp_path: Path, args: list[str]) -> dict[str, Any]:
+    """``stuck run --policy abort`` of the example (a file, with ``args``), whose saved report
+    ``stuck analyze`` reads the same."""
+    report = tmp_path / f"live{len(list(tmp_path.glob('live*.json')))}.json"
     run = subprocess.run([sys.executable, "-m", "stuck", "run", "--policy", "abort", "--json",
-                          str(report), str(ROOT / "examples" / example), *args],
+                          str(report), example, *args],
                          capture_output=True, text=True, timeout=90, cwd=str(tmp_path),
                          env={**os.environ, "PYTHONUNBUFFERED": "1"})
     assert report.exists(), run.stderr[-3000:]
-    live = json.loads(report.read_text())
+    live: dict[str, Any] = json.loads(report.read_text())
     assert verdicts(live), live["findings"]  # every example is stuck in some way
     again = subprocess.run([sys.executable, "-m", "stuck", "analyze", "--json", "-",
                             str(report)], capture_output=True, text=True, timeout=90)
     assert verdicts(json.loads(again.stdout)) == verdicts(live)
+    return live
+
+
+@pytest.mark.parametrize("example", EXAMPLES)
+def test_live_report_and_analyze_agree(example: str, tmp_path: Path) -> None:
+    path = str(ROOT / "examples" / example)
+    live = _live_example(path, tmp_path, [GIVE_UP[example]] if example in GIVE_UP else [])
     explored = _explore_example(example)
     saved = tmp_path / "explore.json"
     saved.write_text(json.dumps(explored["report"]))
@@ -61,14 +68,19 @@ def test_live_report_and_analyze_agree(example: str, tmp_path: Path) -> None:
     assert verdicts(json.loads(again.stdout)) == verdicts(explored["report"])
     seen_explore, seen_live = by_name(explored["report"]), by_name(live)
     if example in GIVE_UP:
-        # Live, the main thread waits with a timeout (the example gives up by itself): it can
-        # run and reach the primitive, so the stall is probable; under explore the main thread
-        # joins without one and nothing is left able to run: certain. The same finding else.
+        # As users run it, the main thread waits with a timeout (the example gives up by
+        # itself): it can run and reach the primitive, so the stall is probable live.
         assert [f[0:1] + f[2:] for f in seen_explore] == [f[0:1] + f[2:] for f in seen_live]
         assert {f[1] for f in seen_live} == {"probable"}
-        assert {f[1] for f in seen_explore} == {"certain"}
-    else:
-        assert seen_explore == seen_live
+        # Explore runs it without the limit (``main(None)``); so run live, and the same
+        # program gets the same findings, certain in both (nothing is left able to run).
+        as_explored = tmp_path / "as_explored.py"
+        as_explored.write_text("import runpy, sys\n"
+                               f"sys.exit(runpy.run_path({path!r})['main'](None))\n")
+        live = _live_example(str(as_explored), tmp_path, [])
+        seen_live = by_name(live)
+        assert {f[1] for f in seen_live} == {"certain"}
+    assert seen_explore == seen_live
 
 
 def _explore_example(example: str) -> dict[str, Any]:
