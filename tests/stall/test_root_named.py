@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from .test_verdict_table import check_aborted, names, stuck_run, the_stall
+from stuck.errors import EXIT_ABORT
+
+from .test_verdict_table import ABORT_WITHIN, check_aborted, names, stuck_run, the_stall
 
 HOLDER_ENDED = """
     import threading
@@ -57,3 +59,30 @@ def test_future_names_what_its_blocked_worker_waits_on(tmp_path: Path) -> None:
     assert "waits on the future of compact" in stall["summary"]
     assert "its worker flush_0 is itself blocked for good on event ready" in stall["summary"]
     assert names(data, stall["threads"]) == {"MainThread", "flush_0"}
+
+
+NESTED_POOL = """
+    from concurrent.futures import ThreadPoolExecutor
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pool")
+    def inner():
+        return 1
+    def outer():
+        return pool.submit(inner).result()  # queued behind itself: the only worker waits
+    job = pool.submit(outer)
+    print("formed", time.time(), flush=True)
+    job.result()
+"""
+
+
+def test_waiter_on_a_deadlocked_workers_task_is_blocked_behind_the_deadlock(
+        tmp_path: Path) -> None:
+    """The pool's only worker waits for a task queued behind itself: a deadlock. The main
+    thread waits for the worker's task: blocked behind it, not a second finding."""
+    code, err, data, delay, _ = stuck_run(tmp_path, NESTED_POOL, "--policy", "abort")
+    assert code == EXIT_ABORT, err
+    assert "aborting (policy abort, a proven deadlock)" in err
+    assert delay <= ABORT_WITHIN, f"aborted {delay:.2f} s after the deadlock formed"
+    [deadlock] = data["findings"]
+    assert (deadlock["kind"], deadlock["confidence"]) == ("deadlock", "certain")
+    assert names(data, deadlock["threads"]) == {"pool_0"}
+    assert names(data, deadlock["blocked_behind"]) == {"MainThread"}

@@ -40,7 +40,7 @@ def judge(facts: Facts, settle: float = 0.5,
         if tid in reported or t.wait is None or (waited(t, now) or 0.0) < settle:
             continue
         res = facts.resources.get(t.wait.resource)
-        if res is None or behind_another(t, res, stuck):
+        if res is None or behind_another(t, res, stuck, reported):
             continue  # a victim of another finding's threads, named in its blocked_behind
         finding = stall_finding(t, res, facts, stuck, now, unreachable or set())
         if finding is None:

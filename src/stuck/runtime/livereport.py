@@ -328,7 +328,7 @@ def finding_for(cycle: Cycle, snap: Snapshot, rid_of: dict[int, str],
         f"{_thread_name(snap, cycle.steps[0].thread)} closed the cycle by starting to wait; "
         + {"raise": "stuck raised DeadlockError in it instead, with every lock left as it was.",
            "abort": "stuck is stopping the program.",
-           "report": "the threads keep waiting (policy report)."}.get(policy, ""))
+           "report": "the threads keep waiting; stuck reports it and does not act."}.get(policy, ""))
     return Finding(kind="deadlock", confidence=confidence, summary=summary,
                    explanation="\n".join(explanation),
                    threads=[thread_id(t) for t in cycle.threads()], resources=res_ids,

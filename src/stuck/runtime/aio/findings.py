@@ -359,7 +359,7 @@ def finding_for(cycle: TaskCycle, snap: Snapshot, rid_of: dict[int, str],
             + {"raise": "stuck raised DeadlockError in it instead, with every lock left as it "
                         "was.",
                "abort": "stuck is stopping the program.",
-               "report": "the tasks keep waiting (policy report)."}.get(policy, ""))
+               "report": "the tasks keep waiting; stuck reports it and does not act."}.get(policy, ""))
     elif cycle.found_by == "watchdog":
         explanation.append("The cycle was closed by awaiting a task, which stuck does not "
                            "intercept; the watchdog found it once the event loop had nothing "
