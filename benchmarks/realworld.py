@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import resource
 import signal
 import statistics
 import subprocess
@@ -95,6 +96,7 @@ _FINDING = re.compile(
 class Outcome:
     mode: str
     seconds: float
+    cpu: float  # user + system seconds of the run's whole process tree (reaped children)
     hung: bool
     returncode: int | None
     tests: dict[str, str] = field(default_factory=dict)  # test id -> passed/failed/skipped
@@ -209,6 +211,7 @@ def run_suite(mode: str, py: Path, src: Path, p: Project, logs: Path,
     env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
     env.pop("PYTEST_ADDOPTS", None)
     start = time.monotonic()
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     hung = False
     with log.open("w") as out:
         proc = subprocess.Popen(command(mode, py, p, junit), cwd=src, stdout=out,
@@ -220,9 +223,11 @@ def run_suite(mode: str, py: Path, src: Path, p: Project, logs: Path,
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
     seconds = time.monotonic() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - usage.ru_utime) + (after.ru_stime - usage.ru_stime)
     text = log.read_text(errors="replace")
     findings = sorted({" ".join(m.group(1).split()) for m in _FINDING.finditer(text)})
-    return Outcome(mode, seconds, hung, None if hung else proc.returncode, read_junit(junit),
+    return Outcome(mode, seconds, cpu, hung, None if hung else proc.returncode, read_junit(junit),
                    findings, log)
 
 
@@ -258,7 +263,7 @@ def main() -> int:
             o = run_suite(mode, py, src, p, logs, max(args.timeout, p.suite_timeout or 0))
             results[mode] = o
             say(f"  [{p.name}] {mode}: {len(o.tests)} tests, {o.count('failed')} failed, "
-                f"{len(o.findings)} findings, {o.seconds:.1f} s, then {_load()}"
+                f"{len(o.findings)} findings, {o.seconds:.1f} s ({o.cpu:.1f} s CPU), then {_load()}"
                 + (" (HUNG: killed)" if o.hung else "") + f"  log: {o.log}")
         rows.append((p, results))
     say(f"{time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime())} UTC, end, {_load()}")
@@ -270,9 +275,10 @@ def print_table(rows: list[tuple[Project, dict[str, Outcome]]]) -> None:
     say("")
     say("| project | tests (plain) | failed plain / plugin / run | pass plain, fail under stuck "
         "(plugin / run) | hung (plugin / run) | findings (plugin / run) | time plugin / plain "
-        "| time run / plain |")
-    say("|---|---|---|---|---|---|---|---|")
+        "| time run / plain | CPU plugin / plain | CPU run / plain |")
+    say("|---|---|---|---|---|---|---|---|---|---|")
     ratios: list[float] = []
+    cpu_ratios: list[float] = []
     regressions: dict[str, list[str]] = {}
     all_findings: dict[str, set[str]] = {}
     for p, r in rows:
@@ -289,15 +295,21 @@ def print_table(rows: list[tuple[Project, dict[str, Outcome]]]) -> None:
         ratio = r["plugin"].seconds / plain.seconds if plain.seconds else float("nan")
         ratio_run = r["run"].seconds / plain.seconds if plain.seconds else float("nan")
         ratios.append(ratio)
+        # CPU seconds: what stuck adds to the work, less at the mercy of the machine's load
+        # than the wall clock (a suite that sleeps or waits on a pool shows it in the wall).
+        cpu = r["plugin"].cpu / plain.cpu if plain.cpu else float("nan")
+        cpu_run = r["run"].cpu / plain.cpu if plain.cpu else float("nan")
+        cpu_ratios.append(cpu)
         say(f"| {p.name} {p.version} | {len(plain.tests)} | {plain.count('failed')} / "
             f"{r['plugin'].count('failed')} / {r['run'].count('failed')} | "
             f"{len(broken['plugin'])} / {len(broken['run'])} | "
             f"{'yes' if r['plugin'].hung else 'no'} / {'yes' if r['run'].hung else 'no'} | "
             f"{len(r['plugin'].findings)} / {len(r['run'].findings)} | {ratio:.2f}x | "
-            f"{ratio_run:.2f}x |")
+            f"{ratio_run:.2f}x | {cpu:.2f}x | {cpu_run:.2f}x |")
     if ratios:
         say(f"\nmedian time ratio pytest --stuck / plain: {statistics.median(ratios):.2f}x "
-            f"(target <= 1.3x) over {len(ratios)} projects")
+            f"(target <= 1.3x) over {len(ratios)} projects; CPU time: "
+            f"{statistics.median(cpu_ratios):.2f}x")
     for name, items in regressions.items():
         for item in items[:10]:
             say(f"REGRESSION {name}: {item}")
