@@ -3,7 +3,6 @@ shown by its name and how it ended."""
 
 from __future__ import annotations
 
-import gc
 import subprocess
 import sys
 import threading
@@ -32,19 +31,24 @@ def recorder() -> Iterator[list[object]]:
 
 
 def others_with_ident(t: threading.Thread) -> bool:
-    """Other ended threads still referenced in this process that had ``t``'s ident (the
+    """Other ended threads stuck knows of, still referenced, that had ``t``'s ident (the
     system reuses idents; a long test session leaves many)."""
-    return any(isinstance(o, threading.Thread) and o is not t and o.ident == t.ident
-               for o in gc.get_objects())
+    return any(o is not t and o.ident == t.ident for o in endings.known_threads())
 
 
 def fail() -> None:
     raise ValueError("bad record")  # the line the ending names
 
 
-def test_a_thread_that_died_is_named_with_its_exception(recorder: list[object]) -> None:
-    t = threading.Thread(target=fail, name="producer")
+def started(t: threading.Thread) -> threading.Thread:
+    """``t`` started as under ``stuck.install()``, whose ``Thread.start`` notes the thread."""
+    endings.note_thread(t)
     t.start()
+    return t
+
+
+def test_a_thread_that_died_is_named_with_its_exception(recorder: list[object]) -> None:
+    t = started(threading.Thread(target=fail, name="producer"))
     t.join()
     assert t.ident is not None
     if others_with_ident(t):
@@ -61,8 +65,7 @@ def test_a_thread_that_died_is_named_with_its_exception(recorder: list[object]) 
 
 
 def test_a_thread_that_returned_is_found_by_its_object(recorder: list[object]) -> None:
-    t = threading.Thread(target=lambda: None, name="loader")
-    t.start()
+    t = started(threading.Thread(target=lambda: None, name="loader"))
     t.join()
     assert t.ident is not None
     if others_with_ident(t):
@@ -87,11 +90,9 @@ def test_uninstall_gives_the_program_its_hook_back() -> None:
 
 
 def test_two_ended_threads_with_one_ident_are_not_guessed(recorder: list[object]) -> None:
-    first = threading.Thread(target=fail, name="first")
-    first.start()
+    first = started(threading.Thread(target=fail, name="first"))
     first.join()
-    second = threading.Thread(target=lambda: None, name="second")
-    second.start()
+    second = started(threading.Thread(target=lambda: None, name="second"))
     second.join()
     if first.ident != second.ident:
         pytest.skip("the system did not reuse the ident this time")

@@ -5,15 +5,19 @@ A thread that dies of an exception passes through ``threading.excepthook``; ``in
 recorder in front of the program's hook (which still runs, given a traceback without stuck's
 own frames when the error is stuck's: ``stuck.tracebacks``) that notes the thread's
 name, the exception's type and the program's innermost line. Threads that ended normally are
-found at report time among the ``threading.Thread`` objects the program still references (a
-thread keeps its ``ident`` after it ends). Standard library only; nothing here runs on a lock
+found at report time among the ``threading.Thread`` objects stuck has seen (started after
+install, alive at a check, or dead of an exception) that the program still references (a
+thread keeps its ``ident`` after it ends). They are held weakly, one entry per Thread object
+the program keeps, and never looked for by scanning the heap: ``gc.get_objects()`` in the
+watchdog's thread hands out objects other threads are still building (a tuple filled from a
+generator, whose resize then fails with "SystemError: bad argument to internal function"
+once a second reference exists). Standard library only; nothing here runs on a lock
 operation.
 """
 
 from __future__ import annotations
 
 import contextlib
-import gc
 import threading
 import weakref
 from dataclasses import dataclass
@@ -42,6 +46,29 @@ class Ending:
 # thread is gone, so an entry is only believed for the thread object it was recorded for.
 _ended: dict[int, tuple[weakref.ref[threading.Thread], Ending]] = {}
 _state: dict[str, Any] = {}
+# id(Thread) -> the Thread, weakly: the threads stuck has seen (see the module's docstring).
+# An entry leaves when its Thread object is freed.
+_known: dict[int, weakref.ref[threading.Thread]] = {}
+
+
+def note_thread(thread: threading.Thread) -> None:
+    """Remember ``thread`` (weakly) so that, once it ends, a report can name it. Never
+    raises; O(1)."""
+    key = id(thread)
+    if key in _known:
+        return
+
+    def forget(_ref: object, key: int = key) -> None:
+        _known.pop(key, None)  # runs as the Thread is freed, before its id can be reused
+
+    with contextlib.suppress(Exception):
+        _known[key] = weakref.ref(thread, forget)
+
+
+def known_threads() -> list[threading.Thread]:
+    """The Thread objects stuck has seen that the program still references."""
+    refs = list(_known.values())  # one C-level copy: other threads may add meanwhile
+    return [t for r in refs if (t := r()) is not None]
 
 
 def _program_line(tb: TracebackType | None) -> str | None:
@@ -63,6 +90,7 @@ def _record(args: Any) -> None:
                 _ended.pop(next(iter(_ended)))
             _ended[thread.ident] = (weakref.ref(thread), Ending(
                 thread.name, args.exc_type.__name__, _program_line(args.exc_traceback)))
+            note_thread(thread)
     previous = _state.get("previous")
     if previous is not None:
         from stuck.tracebacks import thread_hook_args
@@ -82,6 +110,7 @@ def uninstall() -> None:
         threading.excepthook = _state["previous"]
     _state.clear()
     _ended.clear()
+    _known.clear()
 
 
 def ending_of(thread: threading.Thread) -> Ending:
@@ -100,8 +129,8 @@ def ending(ident: int, alive: set[int]) -> Ending | None:
         return None
     dead: list[threading.Thread] = []
     with contextlib.suppress(Exception):
-        for obj in gc.get_objects():  # report time only: the Thread objects still referenced
-            if isinstance(obj, threading.Thread) and obj.ident == ident and not obj.is_alive():
+        for obj in known_threads():
+            if obj.ident == ident and not obj.is_alive():
                 dead.append(obj)
     recorded = _ended.get(ident)
     if recorded is not None:

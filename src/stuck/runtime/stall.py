@@ -296,10 +296,10 @@ def ended_thread_objects(limit: int = 5) -> list[tuple[threading.Thread, str]]:
     with contextlib.suppress(Exception):
         died = {id(thread): end for ref, end in list(endings._ended.values())
                 if (thread := ref()) is not None}
-        for obj in gc.get_objects():
+        for obj in endings.known_threads():
             if len(out) >= limit:
                 break
-            if isinstance(obj, threading.Thread) and obj.ident is not None \
+            if obj.ident is not None \
                     and id(obj) not in seen and not obj.is_alive() \
                     and obj.name not in OWN_THREADS:
                 seen.add(id(obj))
@@ -454,9 +454,12 @@ class LiveChecker:
         from stuck.runtime.livereport import describe
 
         now = time.time()
+        from stuck.runtime.endings import note_thread
+
         alive = registry.thread_objects()
         threads: dict[str, ThreadFacts] = {}
         for ident, pyt in alive.items():
+            note_thread(pyt)  # one started before install: named once it has ended
             if pyt.name in OWN_THREADS:
                 continue
             threads[_tid(ident)] = ThreadFacts(id=_tid(ident), name=pyt.name,

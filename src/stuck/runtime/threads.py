@@ -1,7 +1,8 @@
-"""Thread.join tracking: a join is a wait on the joined thread, which only it can end.
+"""Thread.join tracking: a join is a wait on the joined thread, which only it can end; and
+Thread.start, which notes each thread so that a report can name it after it ends.
 
-``threading.Thread.join`` is patched as a method of the class (not by replacing the class), so
-user subclasses defined before ``install()`` are tracked too.
+``threading.Thread.join`` and ``start`` are patched as methods of the class (not by replacing
+the class), so user subclasses defined before ``install()`` are tracked too.
 """
 
 from __future__ import annotations
@@ -11,10 +12,19 @@ import sys
 import threading
 from typing import Any
 
-from stuck.runtime import detect, registry
+from stuck.runtime import detect, endings, registry
 from stuck.runtime.patch import original
 
 _orig_join: Any = original(threading.Thread, "join")
+_orig_start: Any = original(threading.Thread, "start")
+_note_thread = endings.note_thread
+
+
+def start(self: threading.Thread) -> None:
+    """``Thread.start``, after noting the Thread (weakly) so that a report can name it once
+    it has ended (``endings.note_thread``)."""
+    _note_thread(self)
+    _orig_start(self)
 
 
 def _thread_wakers(resource: object, op: str) -> list[int] | None:
@@ -47,4 +57,5 @@ def join(self: threading.Thread, timeout: float | None = None) -> None:
         registry.end_wait(me, previous)
 
 
-REPLACEMENTS: list[tuple[object, str, object]] = [(threading.Thread, "join", join)]
+REPLACEMENTS: list[tuple[object, str, object]] = [(threading.Thread, "start", start),
+                                                   (threading.Thread, "join", join)]
