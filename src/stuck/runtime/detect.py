@@ -24,7 +24,10 @@ Timed waits: another thread's timed wait ends by itself, so it never counts as s
 what keeps polling loops from looking deadlocked). The closing thread's own wait may be timed:
 the cycle is then reported with lower confidence, and the ``raise``/``abort`` policies do not
 apply, since the program chose to wait a bounded time and will see the timeout. A timed wait
-closing a cycle that rests on inferred edges (a queue's past producers) is not reported.
+closing a cycle that rests on inferred edges (a queue's past producers) is not reported, nor
+is a cycle every wait of which is timed (a thread that tries, with a timeout, a Lock it holds
+itself, as readers-writer locks' tests do to show a second writer is refused): it ends by
+itself, with nothing left waiting.
 """
 
 from __future__ import annotations
@@ -70,6 +73,11 @@ class Cycle:
 
     def key(self) -> frozenset[int]:
         return frozenset(id(s.record) for s in self.steps)
+
+    def dissolves(self) -> bool:
+        """Every wait of the cycle has a timeout: each ends by itself, none is left waiting
+        (a thread trying, with a timeout, a Lock it holds itself)."""
+        return all(s.record.timeout is not None for s in self.steps)
 
     def threads(self) -> list[int]:
         return [s.thread for s in self.steps]
@@ -283,9 +291,11 @@ def find_cycle(me: int) -> Cycle | None:
     if _holder_running(me):  # no copy of the table, no walk
         return None
     cycle = _Walk(me, dict(registry.waits)).cycle()
-    if cycle is None or (cycle.timed and not cycle.proven) or not _still_holds(cycle):
+    if cycle is None or (cycle.timed and not cycle.proven) or cycle.dissolves() \
+            or not _still_holds(cycle):
         # timed and inferred: the closing wait ends by itself, and an edge read from past
-        # behaviour (who put to a queue before) proves nothing about who will: no finding
+        # behaviour (who put to a queue before) proves nothing about who will; every wait
+        # timed: they all end by themselves. No finding.
         return None
     return cycle
 
@@ -296,7 +306,8 @@ def pending_cycle(me: int) -> bool:
     if _holder_running(me):
         return False
     cycle = _Walk(me, dict(registry.waits), any_releaser=False).cycle()
-    return cycle is not None and not (cycle.timed and not cycle.proven) and _still_holds(cycle)
+    return cycle is not None and not (cycle.timed and not cycle.proven) \
+        and not cycle.dissolves() and _still_holds(cycle)
 
 
 def is_stuck(thread: int, table: dict[int, WaitRecord]) -> bool:
