@@ -7,7 +7,10 @@ the input size, then the time and peak memory of writing the text, JSON and HTML
 Go dump (``--reports-only`` for just those; ``--save-go-dump FILE`` writes the dump itself for
 ``stuck analyze``). Run: ``python benchmarks/analyze.py [--goroutines N] [--threads N] [--repeat N]``.
 Each row is the best of N timed runs with the slowest beside it, and the load average is
-printed before and after: on a shared machine the spread says how far to trust a figure.
+printed before and after: on a shared machine the spread says how far to trust a figure. Beside
+them, ``cpu`` is the input size over the best run's CPU time in this process, which other work
+on the machine disturbs far less than the wall clock (the rows' goals are wall-clock figures
+measured on a quiet machine; the CPU figure says what to expect there).
 """
 
 from __future__ import annotations
@@ -89,11 +92,13 @@ def measure(label: str, text: str, fmt: str, step: Callable[[str, str], object],
     the slowest beside it as the spread; then one run under tracemalloc for peak memory."""
     size_mb = len(text.encode()) / 1e6
     times = []
+    cpu_times = []
     for _ in range(repeat):
         gc.collect()
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         step(text, fmt)
         times.append(time.perf_counter() - start)
+        cpu_times.append(time.process_time() - cpu_start)
     best, worst = min(times), max(times)
     gc.collect()
     tracemalloc.start()
@@ -101,10 +106,11 @@ def measure(label: str, text: str, fmt: str, step: Callable[[str, str], object],
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     row = {"MB": size_mb, "s": best, "MB/s": size_mb / best, "worst MB/s": size_mb / worst,
+           "cpu MB/s": size_mb / min(cpu_times),
            "peak MB": peak / 1e6, "peak/input": peak / 1e6 / size_mb}
     print(f"{label:<30} {size_mb:5.1f} MB  best {best:5.2f} s {row['MB/s']:6.1f} MB/s "
-          f"(worst {row['worst MB/s']:5.1f})  peak {row['peak MB']:6.1f} MB "
-          f"({row['peak/input']:.1f}x input)")
+          f"(worst {row['worst MB/s']:5.1f}, cpu {row['cpu MB/s']:5.1f})  peak "
+          f"{row['peak MB']:6.1f} MB ({row['peak/input']:.1f}x input)")
     return row
 
 
