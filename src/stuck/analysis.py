@@ -43,6 +43,7 @@ from stuck.model import (
     Wait,
 )
 from stuck.rules import evaluate, recorded_part
+from stuck.rules.confidence import task_thread_doubt
 from stuck.rules.contention import Working, ordinary_wait
 from stuck.rules.graph import WaitGraph
 from stuck.rules.knot import can_progress as _can_progress
@@ -1382,6 +1383,8 @@ def _recorded_rules(snapshot: Snapshot, findings: list[Finding]) -> list[Finding
     with_tasks = [f for f in findings if f.kind == "deadlock"
                   and any(t.startswith("task:") for t in f.threads)]
     covered = {t for f in with_tasks for t in f.threads}
+    for f in with_tasks:  # as the live rule judged it (stuck.rules.confidence)
+        task_thread_doubt(f, sub.threads())
     kept = [f for f in findings if f.kind in ("lock-order", "hang") or f in with_tasks
             or not (set(f.threads) | set(f.blocked_behind)) & ids]
     # settle 0: the report is judged as it was saved (its waits lasted what they lasted)

@@ -92,6 +92,34 @@ def test_a_lock_held_across_an_await_of_its_taker_is_a_certain_deadlock(
     assert verdicts(analyzed(tmp_path)) == verdicts(live)
 
 
+@pytest.mark.parametrize(("mode", "able"), [("heartbeat", "heartbeat"), ("ticker", "ticker")])
+def test_a_thread_or_task_able_to_run_beside_the_cycle_makes_it_probable(
+        mode: str, able: str, tmp_path: Path) -> None:
+    """A thread that keeps running could release the plain Lock or complete the future by
+    hand; another task of the loop runs on the thread that owns the lock: the deadlock is
+    probable, the policy does not act on it (the program is stopped here once the report is
+    written), and ``stuck analyze`` of the report says the same."""
+    report = tmp_path / "live.json"
+    proc = subprocess.Popen([sys.executable, "-m", "stuck", "run", "--policy", "abort",
+                             "--json", str(report), str(PROGRAM), mode],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            cwd=str(tmp_path), env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        deadline = time.monotonic() + 60
+        while not report.exists() and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.1)
+        time.sleep(0.5)  # written whole
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.returncode != 86  # a probable finding is reported, not acted on
+    live = json.loads(report.read_text())
+    (f,) = [f for f in live["findings"] if f["kind"] == "deadlock"]
+    assert f["confidence"] == "probable"
+    assert any(able in m for m in f["missing_evidence"]), f["missing_evidence"]
+    assert verdicts(analyzed(tmp_path)) == verdicts(live)
+
+
 def test_a_lock_the_loop_thread_took_outside_a_coroutine_stays_the_loop_threads(
         tmp_path: Path) -> None:
     run, live = stuck_run(tmp_path, "helper")

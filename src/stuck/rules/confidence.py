@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from stuck.model import Confidence, Finding
-from stuck.rules.facts import Facts, waited
+from stuck.model import Confidence, Finding, Thread
+from stuck.rules.facts import OWN_THREADS, TASK_PREFIX, Facts, waited
 
 # Kinds whose "holders" are inferred from past behaviour, not owned.
 INFERRED_KINDS = frozenset({"semaphore", "queue", "future", "condition-wait"})
@@ -99,3 +99,32 @@ def any_releaser_doubt(findings: list[Finding], facts: Facts, stuck: set[str],
                                          f"the one that took it: {freed_strict[loose[0]]}")
         kept.append(f)
     return kept
+
+
+# What a snapshot shows of a thread that could still do something: not blocked, not idle.
+ABLE_STATES = frozenset({"running", "sleeping", "io", "unknown"})
+
+
+def task_thread_doubt(finding: Finding, threads: Iterable[Thread]) -> None:
+    """A cycle through asyncio tasks and threads (a task holding a thread's lock across an
+    await of a call a thread runs): certain only when no thread or task outside it is able to
+    run (running, sleeping, in I/O), since one could still release a plain Lock it did not
+    take (a task runs on the loop's thread, which owns the lock), or complete the future by
+    hand. Otherwise probable, saying which threads. The same for the live report and
+    for ``stuck analyze`` of it: both read the states of the snapshot's threads."""
+    members = set(finding.threads)
+    if not any(t.startswith(TASK_PREFIX) for t in members) \
+            or all(t.startswith(TASK_PREFIX) for t in members):
+        return
+    able = [t.name or t.id for t in threads
+            if t.id not in members and t.name not in OWN_THREADS and t.state in ABLE_STATES]
+    if not able:
+        return
+    if finding.confidence == "certain":
+        finding.confidence = "probable"
+    shown = ", ".join(able[:5]) + (f", … {len(able) - 5} more" if len(able) > 5 else "")
+    words = (f"threads or tasks outside the cycle can still run ({shown}): one could release "
+             "a lock it did not take (a task, on the loop's own thread, even an RLock), or "
+             "complete the future by hand")
+    if words not in finding.missing_evidence:
+        finding.missing_evidence.insert(0, words)

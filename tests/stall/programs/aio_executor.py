@@ -9,6 +9,8 @@ Stuck (each ends only when stopped):
   that waits for the lock the task holds across the await;
 - ``wrapped``: the call is submitted to an executor by hand and awaited through
   ``asyncio.wrap_future``;
+- ``heartbeat``: ``held``, with a thread that keeps running beside it;
+- ``ticker``: ``held``, with another task of the loop that keeps running;
 - ``helper``: the lock is taken on the loop's thread by a plain function the task called (not
   in a coroutine's own code), then held across the await;
 - ``producer``: a task gets from an asyncio.Queue whose only producer ended with an error.
@@ -50,6 +52,28 @@ async def held() -> None:
     with lock:  # a threading lock held across an await
         r = await loop.run_in_executor(None, blocking)
     print(r)
+
+
+async def heartbeat() -> None:
+    """``held``, with a thread that keeps running beside it (it could release the Lock)."""
+    def beat() -> None:
+        while True:
+            time.sleep(0.05)
+
+    threading.Thread(target=beat, name="heartbeat", daemon=True).start()
+    await held()
+
+
+async def ticker() -> None:
+    """``held``, with another task of the loop that keeps running (it could release the Lock
+    on the loop's thread)."""
+    async def tick() -> None:
+        while True:
+            await asyncio.sleep(0.05)
+
+    ticking = asyncio.create_task(tick(), name="ticker")
+    await held()
+    ticking.cancel()
 
 
 async def chain() -> None:
@@ -153,4 +177,5 @@ if __name__ == "__main__":
         asyncio.run(busy(int(sys.argv[2])))
     else:
         asyncio.run({"held": held, "chain": chain, "wrapped": wrapped, "helper": helper,
-                     "producer": producer, "sleepy": sleepy, "across": across}[mode]())
+                     "producer": producer, "sleepy": sleepy, "across": across,
+                     "heartbeat": heartbeat, "ticker": ticker}[mode]())

@@ -11,7 +11,7 @@ from types import FrameType
 from typing import Any
 
 from stuck.model import Edge, Finding, Frame, Resource, Snapshot, Thread, ThreadState, Wait
-from stuck.rules.confidence import steps_confidence
+from stuck.rules.confidence import steps_confidence, task_thread_doubt
 from stuck.runtime import detect, endings, futures, registry
 from stuck.runtime.aio.internals import (
     _ASYNCIO_DIR,
@@ -20,6 +20,7 @@ from stuck.runtime.aio.internals import (
     _GatheringFuture,
     _is_task,
     _loop_of,
+    _loop_quiet,
     _LoopView,
     _task_where,
     awaiting,
@@ -44,6 +45,7 @@ from stuck.runtime.aio.walk import (
     _suspended_marks,
     _victims,
     executor_chain,
+    held_on_loop_threads,
     lock_takers,
 )
 from stuck.runtime.detect import op_key
@@ -499,9 +501,16 @@ def loop_findings(snap: Snapshot, rid_of: dict[int, str], settle: float) -> list
     table = dict(waits)
     cutoff = time.time() - settle
     out: list[Finding] = []
-    for loop, tasks in _loops().values():
+    loops = _loops().values()
+    holding = held_on_loop_threads(
+        {i for loop, _ in loops if (i := loop_thread(loop)) is not None}, cutoff)
+    for loop, tasks in loops:
         if _stalled(loop, tasks, table, cutoff):
             out.extend(_stuck_loop(loop, tasks, table, snap, rid_of, _cycles_seen))
+        elif loop_thread(loop) in holding:
+            # Other tasks or threads still run, but a task holds a lock across the await of a
+            # call whose thread waits for it: that cycle does not need the loop to be quiet.
+            out.extend(_executor_findings(tasks, table, snap, rid_of, cutoff)[0])
     return out
 
 
@@ -524,18 +533,8 @@ def _stuck_loop(loop: Any, tasks: list[Any], table: dict[int, TaskWait], snap: S
                 ) -> list[Finding]:
     """A stuck loop's findings: its cycles (those not in ``reported``), then one stall of the
     tasks no cycle covers."""
-    out: list[Finding] = []
     view = _LoopView(loop)
-    covered: set[int] = set()
-    for task in tasks:
-        chain = executor_chain(task) if id(task) not in table else None
-        if chain is not None and chain.closed:
-            finding = _executor_deadlock(chain, snap, rid_of)
-            members = {id(task)} | _behind(tasks, {id(task)})
-            finding.blocked_behind = [task_tid(t) for t in tasks
-                                      if id(t) in members and t is not task]
-            covered |= members
-            out.append(finding)
+    out, covered = _executor_findings(tasks, table, snap, rid_of, None)
     for cycle in _cycles(view, tasks, table, "watchdog"):
         finding = finding_for(cycle, snap, rid_of, "report")
         proven = not cycle.timed and _prove_on_a_stalled_loop(finding, loop)
@@ -550,6 +549,28 @@ def _stuck_loop(loop: Any, tasks: list[Any], table: dict[int, TaskWait], snap: S
     if rest:
         out.append(_stall_finding(loop, rest, table, snap, rid_of))
     return out
+
+
+def _executor_findings(tasks: list[Any], table: dict[int, TaskWait], snap: Snapshot,
+                       rid_of: dict[int, str], cutoff: float | None
+                       ) -> tuple[list[Finding], set[int]]:
+    """The deadlocks of tasks holding a lock across the await of a call whose thread waits
+    for it (``walk.executor_chain``), each with the tasks stuck behind it; and the ids of the
+    tasks they cover. ``cutoff``: each thread's wait must have begun before it."""
+    out: list[Finding] = []
+    covered: set[int] = set()
+    for task in tasks:
+        chain = executor_chain(task) if id(task) not in table else None
+        if chain is None or not chain.closed or (
+                cutoff is not None and any(s.record.since > cutoff for s in chain.steps)):
+            continue
+        finding = _executor_deadlock(chain, snap, rid_of)
+        members = {id(task)} | _behind(tasks, {id(task)})
+        finding.blocked_behind = [task_tid(t) for t in tasks
+                                  if id(t) in members and t is not task]
+        covered |= members
+        out.append(finding)
+    return out, covered
 
 
 def _behind(tasks: list[Any], stuck: set[int]) -> set[int]:
@@ -631,27 +652,22 @@ def _executor_deadlock(chain: ExecutorChain, snap: Snapshot, rid_of: dict[int, s
         "an await.",
         f"Only thread {_thread_name(chain.steps[0].ident)}, which is running that call, can "
         f"complete the future; the lock is released only when {_task_name(task)} resumes, "
-        "which it does only once the future is complete.",
-        f"The event loop (thread {loop_name}) has no callback ready to run, no timer "
-        "scheduled and no I/O to watch."]
-    missing: list[str] = []
-    confidence: Any = "certain"
-    if futures.pool_of(chain.source) is None:
-        confidence = "probable"
-        missing.append("the future was not submitted to an executor stuck saw: another "
-                       "thread could still complete it by hand")
-    others = _other_runnable_threads(loop)
-    if others and any(kind_of(s.record.resource) == "mutex" for s in chain.steps):
-        confidence = "probable"
-        missing.append("a plain Lock may be released by any thread, not only the one that "
-                       "took it: " + ", ".join(others[:5]) + " can still run")
-    return Finding(kind="deadlock", confidence=confidence,
-                   summary=f"{_task_name(task)} (on the event loop in thread {loop_name}) "
-                           + words,
-                   explanation="\n".join(lines), threads=[e.thread for e in edges],
-                   resources=[fut_res.id, *lock_ids], cycle=edges, missing_evidence=missing,
-                   details={"rule": "executor-cycle", "event_loop_thread": loop_name,
-                            "callable": call or "?"})
+        "which it does only once the future is complete."]
+    if _loop_quiet(loop):
+        lines.append(f"The event loop (thread {loop_name}) has no callback ready to run, no "
+                     "timer scheduled and no I/O to watch.")
+    else:
+        lines.append(f"The event loop (thread {loop_name}) goes on running its other tasks; "
+                     f"{_task_name(task)} will never resume.")
+    finding = Finding(kind="deadlock", confidence="certain",
+                      summary=f"{_task_name(task)} (on the event loop in thread {loop_name}) "
+                              + words,
+                      explanation="\n".join(lines), threads=[e.thread for e in edges],
+                      resources=[fut_res.id, *lock_ids], cycle=edges,
+                      details={"rule": "executor-cycle", "event_loop_thread": loop_name,
+                               "callable": call or "?"})
+    task_thread_doubt(finding, snap.threads())  # another thread able to run could end it
+    return finding
 
 
 def _prove_on_a_stalled_loop(finding: Finding, loop: Any) -> bool:

@@ -450,10 +450,39 @@ def settled(settle: float) -> bool:
         if _loop_quiet(loop):
             return True
     found = False
-    for loop, tasks in _loops().values():
+    loops = _loops()
+    for loop, tasks in loops.values():
         if id(loop) not in seen and _suspended_for(loop, tasks, now) >= settle:
             found = True  # no early return: every loop's state is brought up to date
-    return found
+    return found or bool(held_on_loop_threads(
+        {i for loop, _ in loops.values() if (i := loop_thread(loop)) is not None}, cutoff))
+
+
+def held_on_loop_threads(loop_idents: set[int], cutoff: float) -> set[int]:
+    """Which of ``loop_idents`` (event loops' threads) own a lock some thread has waited for
+    since before ``cutoff`` without a timeout, directly or lock owner after lock owner: where
+    an executor chain (``executor_chain``) may close. Reads the threads' wait table only."""
+    table = dict(registry.waits)
+    out: set[int] = set()
+    for first in table.values():
+        if first.since > cutoff or first.timeout is not None:
+            continue
+        steps = 0
+        record: registry.WaitRecord | None = first
+        while record is not None and steps < MAX_THREAD_STEPS:
+            steps += 1
+            tracked = as_tracked(record.resource)
+            if tracked is None or tracked._stuck_kind not in _OWNED_KINDS:
+                break
+            owners = tracked._stuck_owners()
+            if len(owners) != 1:
+                break
+            owner = owners[0][0]
+            if owner in loop_idents:
+                out.add(owner)
+                break
+            record = table.get(owner)
+    return out
 
 
 def _stalled(loop: Any, tasks: list[Any], table: dict[int, TaskWait],
