@@ -139,7 +139,6 @@ def run_once(
     finally:
         scheduler._active[0] = None
         strategy.scheduler = None
-        sched.learn()
         # A program's own structures may keep the scheduler (concurrent.futures keeps its
         # threads' queues): it must not keep the pool, and its descriptors, alive with it.
         sched.done = SPENT

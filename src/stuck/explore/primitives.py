@@ -144,11 +144,10 @@ class Lock:
             raise RuntimeError("release unlocked lock")
         self._owner = None
         sched = self._sched
-        woke = sched.woke.get(self.key)  # this execution's facts (Scheduler.woke)
+        woke = sched.wakers.get(self.key)  # who woke it, and in which execution (History)
         if woke is None:
-            sched.woke[self.key] = {me.index}
-        else:
-            woke.add(me.index)
+            woke = sched.wakers[self.key] = {}
+        woke[me.index] = sched.serial
         for t in sched.threads:
             if t.waiting is self:
                 sched.wake(t)
@@ -354,11 +353,10 @@ class Condition:
             raise RuntimeError("cannot notify on un-acquired lock")
         sched = self._sched
         sched.yield_point(me, "notify", self)
-        woke = sched.woke.get(self.key)  # this execution's facts (Scheduler.woke)
+        woke = sched.wakers.get(self.key)  # who woke it, and in which execution (History)
         if woke is None:
-            sched.woke[self.key] = {me.index}
-        else:
-            woke.add(me.index)
+            woke = sched.wakers[self.key] = {}
+        woke[me.index] = sched.serial
         waiters = self._waiters
         if not waiters:
             sched.hand_over(me, self)
@@ -403,11 +401,10 @@ class SimpleQueue:
         sched = self._sched
         sched.yield_point(me, "put", self)
         self._items.append(item)
-        woke = sched.woke.get(self.key)  # this execution's facts (Scheduler.woke)
+        woke = sched.wakers.get(self.key)  # who woke it, and in which execution (History)
         if woke is None:
-            sched.woke[self.key] = {me.index}
-        else:
-            woke.add(me.index)
+            woke = sched.wakers[self.key] = {}
+        woke[me.index] = sched.serial
         for t in sched.threads:
             if t.waiting is self:
                 sched.wake(t)

@@ -130,14 +130,21 @@ class History:
     """What an exploration learned across executions: who ever woke which primitive.
 
     Keys are stable resource keys (creator thread index, ordinal in that thread), so a condition
-    notified by thread 2 in one execution is known to be notified by thread 2 in others. A
-    verdict rests on its own execution's facts (``Scheduler.woke``); this is for its notes (the
-    threads that, elsewhere, woke what is waited on now) and nothing else.
+    notified by thread 2 in one execution is known to be notified by thread 2 in others. Each
+    waker is kept with the serial number of the last execution it woke the primitive in: a
+    verdict rests on its own execution's facts (``Scheduler.woke``), what other executions did
+    is for its notes (``ever``). One dict store per wake, and nothing allocated once the
+    primitive's wakers are known: it is on the path of every release, notify and put.
     """
 
-    wakers: dict[tuple[int, int], set[int]] = field(default_factory=dict)
+    wakers: dict[tuple[int, int], dict[int, int]] = field(default_factory=dict)
+    executions: int = 0  # serial number of the last execution started
     # Verdicts of final states already judged while searching (see verdict.blocked).
     verdicts: dict[tuple[object, ...], Any] = field(default_factory=dict)
+
+    def ever(self, key: tuple[int, int] | None) -> set[int]:
+        """The threads that woke the primitive ``key`` in any execution so far."""
+        return set(self.wakers.get(key, ())) if key is not None else set()
 
 
 # The one active scheduler (only one controlled execution runs at a time in a process).
@@ -262,22 +269,22 @@ class Scheduler:
         # Lock key -> conditions made on that lock: two or more make a monitor (queue.Queue's
         # not_empty and not_full on one mutex), whose waiters any user of the lock may wake.
         self.monitors: dict[tuple[int, int], int] = {}
-        # What this execution did, the facts its verdict rests on (``learn`` adds it to
-        # ``self.history``, for notes): resource key -> threads that woke it (notified, put
-        # into, released), and the conditions and queues some thread blocked on. The
-        # primitives write both directly (their hot path).
-        self.woke: dict[tuple[int, int], set[int]] = {}
+        # Who woke what (notified, put into, released): the primitives write
+        # ``wakers[key][thread] = serial`` directly (see History); and the conditions and
+        # queues some thread blocked on in this execution.
+        self.history.executions += 1
+        self.serial = self.history.executions
+        self.wakers = self.history.wakers
         self.waited: set[tuple[int, int]] = set()
 
-    def learn(self) -> None:
-        """Add what this execution did to what the exploration learnt (once it is over)."""
-        wakers = self.history.wakers
-        for key, threads in self.woke.items():
-            known = wakers.get(key)
-            if known is None:
-                wakers[key] = set(threads)
-            else:
-                known |= threads
+    def woke(self, key: tuple[int, int] | None) -> set[int]:
+        """The threads that woke the primitive ``key`` in this execution: the facts its verdict
+        rests on, as a live run records them."""
+        seen = self.wakers.get(key) if key is not None else None
+        if not seen:
+            return set()
+        serial = self.serial
+        return {t for t, n in seen.items() if n == serial}
 
     def hand_over(self, me: CThread, resource: Any) -> None:
         """``me`` notified (or put into) ``resource`` while no thread waited on it."""

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -164,8 +165,8 @@ def _state_key(sched: Scheduler) -> tuple[object, ...]:
             parts.append((t.state, t.op, t.deadline is None, key,
                           tuple(o.index for o in _owners(res)),
                           len(getattr(res, "_items", ())),
-                          tuple(sorted(woke.get(key, ()))), key in sched.waited,
-                          tuple(sorted(woke.get(lock_key, ()))),
+                          tuple(sorted(woke(key))), key in sched.waited,
+                          tuple(sorted(woke(lock_key))),
                           sched.monitors.get(lock_key, 0) if lock_key is not None else 0))
     parts.extend((k, v[0]) for k, v in sched.unheard.items())
     return tuple(parts)
@@ -289,7 +290,7 @@ def snapshot(sched: Scheduler, frames: dict[int, Any] | None = None) -> Snapshot
             # (a consumer that polls, such as ``get_nowait``).
             rec.served = key in sched.waited or (
                 lock_key is not None
-                and not woke.get(lock_key, set()) <= woke.get(key, set()))
+                and not woke(lock_key) <= woke(key))
             if kind == "queue":
                 rec.size, rec.maxsize = len(res._items), 0
             handed = sched.unheard.get(key)
@@ -339,14 +340,14 @@ def snapshot(sched: Scheduler, frames: dict[int, Any] | None = None) -> Snapshot
     )
 
 
-def _wakers(sched: Scheduler, woke: dict[tuple[int, int], set[int]], key: tuple[int, int],
-            lock_key: tuple[int, int] | None) -> set[int]:
-    """Threads that woke the condition or queue ``key`` (as ``woke`` records), and for a
-    condition of a monitor the users of its lock: in a monitor, work done under the lock is
-    what its waiters wait for."""
-    wakers = set(woke.get(key, ()))
+def _wakers(sched: Scheduler, woke: Callable[[tuple[int, int] | None], set[int]],
+            key: tuple[int, int], lock_key: tuple[int, int] | None) -> set[int]:
+    """Threads that woke the condition or queue ``key`` (as ``woke`` says: in this execution,
+    or in any), and for a condition of a monitor the users of its lock: in a monitor, work
+    done under the lock is what its waiters wait for."""
+    wakers = woke(key)
     if lock_key is not None and sched.monitors.get(lock_key, 0) > 1:
-        wakers |= woke.get(lock_key, set())
+        wakers |= woke(lock_key)
     return wakers
 
 
@@ -369,7 +370,7 @@ def _learnt_elsewhere(sched: Scheduler, snap: Snapshot) -> dict[str, str]:
         key = res.key
         lock_key = getattr(getattr(res, "_lock", None), "key", None)
         here = _wakers(sched, sched.woke, key, lock_key)
-        elsewhere = sorted(_wakers(sched, sched.history.wakers, key, lock_key) - here)
+        elsewhere = sorted(_wakers(sched, sched.history.ever, key, lock_key) - here)
         alive = [i for i in elsewhere if i < len(sched.threads)
                  and by_id[f"T{i}"].state != "dead"]
         if not alive:
