@@ -174,6 +174,17 @@ def test_another_version_or_place_falls_back_to_the_dump_alone(
         assert text != captures["busy"][tool]
         r = _report(text)
         assert r.findings and _named(r, "ticker"), tool
+        note = next(n for n in r.snapshot.notes if "standard library" in n)
+        # the ticker and the poller (Condition.wait's timed line), not main's join (one line
+        # for both forms: the library could not have told)
+        assert note.startswith("2 thread(s)") and note.count("threading.py:331") == 2, tool
+        assert "--source DIR" in note, tool
+
+
+def test_no_note_where_the_library_was_read(captures: dict[str, dict[str, str]]) -> None:
+    for tool in _tools(captures):
+        r = _report(captures["busy"][tool])
+        assert not any("standard library" in n for n in r.snapshot.notes), tool
 
 
 def test_source_dir_gives_the_library_the_dump_names(

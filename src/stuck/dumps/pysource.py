@@ -29,8 +29,8 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from stuck.model import Frame, Resource, ResourceKind, Snapshot, Thread, Wait
-from stuck.stacks.python import CALL_ACTIVITY, SLEEP_ONLY, is_stdlib
+from stuck.model import Frame, Process, Resource, ResourceKind, Snapshot, Thread, Wait
+from stuck.stacks.python import CALL_ACTIVITY, SLEEP_ONLY, bare, is_stdlib
 
 MAX_SOURCE = 2 << 20  # bytes: a larger file is not read
 MAX_FILES = 200
@@ -243,6 +243,7 @@ def _stdlib_timeouts(snapshot: Snapshot, threads: list[Thread], resources: dict[
 
     process_of = {id(t): p for p in snapshot.processes for t in p.threads}
     readers: dict[int, StdlibReader] = {}
+    unread: list[tuple[Thread, Frame, Process | None]] = []
     for t in threads:
         if t.waits is None or not t.waits.durable:
             continue
@@ -260,6 +261,39 @@ def _stdlib_timeouts(snapshot: Snapshot, threads: list[Thread], resources: dict[
                 list(dirs))
         if reader.timed(f.file, f.line, f.function):
             t.waits.durable = False
+        elif f.file and reader.lines(f.file) is None:
+            unread.append((t, f, proc))
+    _note_unread_stdlib(snapshot, unread)
+
+
+# Where CPython writes a wait's timed and untimed forms on different lines (every timed wait of
+# threading and queue ends in the first).
+_TWO_FORMS = frozenset({("threading.py", "wait"), ("queue.py", "get"), ("queue.py", "put")})
+
+
+def _note_unread_stdlib(snapshot: Snapshot,
+                        unread: list[tuple[Thread, Frame, Process | None]]) -> None:
+    """Where it matters (a process with no thread running, whose waits decide whether it is
+    stuck), say which waits the standard library could have told timed from untimed, had the
+    one the dump names been readable here."""
+    named = [(t, f, p) for t, f, p in unread
+             if p is not None and (p.python_version or os.path.isabs(f.file or ""))
+             and (os.path.basename(f.file or ""), bare(f.function)) in _TWO_FORMS
+             and not any(o.state == "running" for o in p.threads)]
+    if not named:
+        return
+    _, f0, p0 = named[0]
+    assert p0 is not None
+    library = (f"CPython {p0.python_version}" if p0.python_version
+               else os.path.dirname(f0.file or ""))
+    who = ", ".join(f"{t.label()} at {f.where()}" for t, f, _ in named[:4]) + (
+        f" and {len(named) - 4} more" if len(named) > 4 else "")
+    snapshot.notes.append(
+        f"{len(named)} thread(s) wait in the standard library ({who}), whose line would say "
+        f"whether the wait has a timeout, but the library the dump names ({library}) is not "
+        "readable here in that version: they are read as waits without one; "
+        "`stuck analyze --source DIR` with DIR holding that Python's threading.py and queue.py, "
+        "or a dump by `pystack remote PID` (it prints each line), tells")
 
 
 def _read_thread(t: Thread, reader: SourceReader, snapshot: Snapshot,
