@@ -42,6 +42,8 @@ from stuck.runtime.registry import WaitRecord
 from stuck.runtime.tracked import as_tracked
 
 MAX_FRAMES = 64
+# The policy word of a cycle that raise or abort leave alone until it is proven (``policy``).
+UNPROVEN = "unproven"
 # "raft_mu = threading.Lock()", "self._mu: Lock = Lock()": the assignment target, if any.
 _ASSIGNED = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_.]{0,80})\s*(?::[^=]{0,80})?=(?!=)")
 
@@ -328,7 +330,9 @@ def finding_for(cycle: Cycle, snap: Snapshot, rid_of: dict[int, str],
         f"{_thread_name(snap, cycle.steps[0].thread)} closed the cycle by starting to wait; "
         + {"raise": "stuck raised DeadlockError in it instead, with every lock left as it was.",
            "abort": "stuck is stopping the program.",
-           "report": "the threads keep waiting; stuck reports it and does not act."}.get(policy, ""))
+           "report": "the threads keep waiting; stuck reports it and does not act.",
+           UNPROVEN: "the threads keep waiting while stuck looks for the proof the policy "
+                     "needs (below)."}.get(policy, ""))
     return Finding(kind="deadlock", confidence=confidence, summary=summary,
                    explanation="\n".join(explanation),
                    threads=[thread_id(t) for t in cycle.threads()], resources=res_ids,

@@ -142,14 +142,16 @@ def on_cycle(me: int, cycle: Cycle, may_raise: bool) -> None:
         effective = "report"
     elif effective != "report" and not acts_on(block_time_confidence(cycle)):
         effective, held_back = "report", True
+    from stuck.runtime.livereport import UNPROVEN
     from stuck.runtime.reporting import report_for
 
-    report = report_for(cycle, effective)
+    report = report_for(cycle, UNPROVEN if held_back else effective)
     if held_back:
         detect.await_proof(cycle)
         for f in report.findings:
             f.explanation += "\n" + not_acted_on(settings.policy, at_block=True)
-            f.details["policy_waits_for_proof"] = settings.policy
+            f.details["policy"] = settings.policy
+            f.details["policy_waits_for_proof"] = True
     if len(findings_seen) < MAX_KEPT:
         findings_seen.append(report)
     write_report(report)

@@ -49,7 +49,7 @@ from stuck.runtime.aio.walk import (
     lock_takers,
 )
 from stuck.runtime.detect import op_key
-from stuck.runtime.livereport import thread_id
+from stuck.runtime.livereport import UNPROVEN, thread_id
 from stuck.runtime.tracked import as_tracked, kind_of
 
 MAX_TASKS_SHOWN = 500  # tasks put in one snapshot (tasks that wait or hold come first)
@@ -361,12 +361,14 @@ def finding_for(cycle: TaskCycle, snap: Snapshot, rid_of: dict[int, str],
             + {"raise": "stuck raised DeadlockError in it instead, with every lock left as it "
                         "was.",
                "abort": "stuck is stopping the program.",
-               "report": "the tasks keep waiting; stuck reports it and does not act."}.get(policy, ""))
+               "report": "the tasks keep waiting; stuck reports it and does not act.",
+               UNPROVEN: "the tasks keep waiting while stuck looks for the proof the policy "
+                         "needs (below)."}.get(policy, ""))
     elif cycle.found_by == "watchdog":
         explanation.append("The cycle was closed by awaiting a task, which stuck does not "
                            "intercept; the watchdog found it once the event loop had nothing "
                            "left to run.")
-    if cycle.found_by != "block" or policy == "report":
+    if cycle.found_by != "block" or policy in ("report", UNPROVEN):
         explanation.append(f"The event loop (thread {_loop_thread_name(loop)}) goes on running "
                            "its other tasks; these will never resume.")
     in_cycle = set(cycle.tasks)
