@@ -150,14 +150,14 @@ def could_wake(t: ThreadFacts, facts: Facts, stuck: set[str],
         takers = sorted(g for g in (res.getters or set()) if can_run(g, facts, stuck))
         if takers:
             return f"{name_of(facts, takers[0])} has taken from it before and can still run"
-        if not res.getters and res.id not in unreachable:
+        if not res.getters and res.id not in unreachable and others_can_run(t, facts, stuck):
             return "nobody has taken from it yet; a thread able to run may"
         return None
     if res.kind == "queue" and op == "put":
         takers = [g for g in (res.getters or set()) if can_run(g, facts, stuck)]
         if takers:
             return f"{takers[0]} has taken from it before and can still run"
-        if not res.getters and res.id not in unreachable:
+        if not res.getters and res.id not in unreachable and others_can_run(t, facts, stuck):
             return "nobody has taken from it yet; a thread able to run may"
         return None
     if res.kind == "semaphore":
@@ -183,9 +183,16 @@ def could_wake(t: ThreadFacts, facts: Facts, stuck: set[str],
         if able:
             return f"{able[0]} has signalled it before and can still run"
         return None
-    if res.id in unreachable:
+    if res.id in unreachable or not others_can_run(t, facts, stuck):
         return None
     return "nobody has signalled it yet; a thread able to run may"
+
+
+def others_can_run(t: ThreadFacts, facts: Facts, stuck: set[str]) -> bool:
+    """Whether any thread but ``t`` is able to run (and so could still use what nobody used
+    yet): with none left, nothing can (a source that ran the reachability pass says the same
+    with ``Recorded.reachable``)."""
+    return any(x != t.id and can_run(x, facts, stuck) for x in facts.threads)
 
 
 def already_over(res: ResourceFacts, op: str) -> str | None:
