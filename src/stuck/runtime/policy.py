@@ -16,8 +16,9 @@ waiting, and the watchdog re-checks it (``stuck.runtime.stall``): once its waits
 unchanged twice and no thread able to run can reach what they wait for, it is certain, and the
 policy acts then (``abort`` exits; ``raise`` raises in the thread that closed the cycle when
 it waits in slices, for a lock or a join, else in the main thread when it is blocked in or
-behind it, or in a task of a cycle among asyncio tasks). One that can never be proven (a thread able to run could still release the
-semaphore) is left alone, and its reports say what is missing.
+behind it, or in a task of a cycle among asyncio tasks). One that can never be proven (a
+thread able to run could still release the semaphore) is left alone, and its reports say
+what is missing.
 
 Two cases fall back to ``report`` whatever the policy: a cycle closed by a timed wait (the
 program will see the timeout), and the re-acquire of a lock at the end of ``Condition.wait``
