@@ -15,6 +15,7 @@ import concurrent.futures
 import concurrent.futures._base as _base
 import concurrent.futures.thread as _cft
 import sys
+import threading
 import weakref
 from collections.abc import Iterable
 from typing import Any
@@ -27,7 +28,9 @@ _orig_result: Any = original(_base.Future, "result")
 _orig_exception: Any = original(_base.Future, "exception")
 _orig_wait: Any = original(_base, "wait")
 _orig_submit: Any = original(_cft.ThreadPoolExecutor, "submit")
-_orig_set_running: Any = original(_base.Future, "set_running_or_notify_cancel")
+_WORKER: Any = getattr(_cft, "_worker", None)  # a pool worker thread's target
+_RUN_CODE: Any = getattr(getattr(getattr(_cft, "_WorkItem", None), "run", None), "__code__", None)
+_active: dict[int, Any] = threading._active  # type: ignore[attr-defined]
 
 _FINISHED = _base.FINISHED
 _RUNNING = _base.RUNNING
@@ -44,7 +47,9 @@ def pool_of(fut: Any) -> Any:
 
 
 def runner_of(fut: Any) -> int | None:
-    """The ident of the thread that started running ``fut`` (None: not started)."""
+    """The ident of the pool worker that runs ``fut``, known once that worker has blocked
+    while running it (None: not started, or its runner has not blocked: it can run, which
+    is all the rules need to know of it; see ``note_runner``)."""
     runner = getattr(fut, "_stuck_runner", None)
     return runner if isinstance(runner, int) else None
 
@@ -57,19 +62,34 @@ def callable_of(fut: Any) -> str | None:
 
 
 def _runner(fut: Any, candidates: list[int]) -> int | None:
-    """Which of ``candidates`` (blocked workers) is running ``fut``: the thread that moved it
-    to RUNNING (``set_running_or_notify_cancel``, which a worker calls just before it runs
-    the call), as recorded then. Never read from the workers' stacks: another thread's frame
-    locals are not read while it runs (see ``stuck.runtime.livereport``)."""
+    """Which of ``candidates`` (blocked workers) is running ``fut``: each of them noted the
+    future it runs when it blocked (``note_runner``). Never read from the workers' stacks:
+    another thread's frame locals are not read while it runs (see
+    ``stuck.runtime.livereport``)."""
     runner = runner_of(fut)
     return runner if runner in candidates else None
 
 
-def set_running_or_notify_cancel(self: Any) -> bool:
-    running = bool(_orig_set_running(self))
-    if running:
-        self._stuck_runner = _thread.get_ident()
-    return running
+def note_runner(me: int) -> None:
+    """Called in a thread about to block (``registry.on_wait``): if it is a pool worker, note
+    on the future it is running that it runs it.
+
+    The rules need a future's runner only when that runner is itself blocked (a running one
+    can complete it, whichever worker it is), so the worker notes it as it blocks, in its
+    own thread, where reading its own frames is safe; the pool's hot path (submit, run)
+    records nothing per task. Noted before the wait is registered: whoever sees the worker
+    waiting also sees what it runs."""
+    thread = _active.get(me)
+    if thread is None or getattr(thread, "_target", None) is not _WORKER or _WORKER is None:
+        return
+    frame: Any = sys._getframe(2)
+    while frame is not None:
+        if frame.f_code is _RUN_CODE:
+            fut = getattr(frame.f_locals.get("self"), "future", None)
+            if fut is not None:
+                fut._stuck_runner = me
+            return
+        frame = frame.f_back
 
 
 def _future_wakers(resource: object, op: str) -> list[int] | None:
@@ -184,9 +204,11 @@ def wait(fs: Iterable[Any], timeout: float | None = None,
 
 def submit(self: Any, fn: Any, /, *args: Any, **kwargs: Any) -> Any:
     fut = _orig_submit(self, fn, *args, **kwargs)
-    pool_ref = getattr(self, "_stuck_ref", None)
-    if pool_ref is None:  # one weak reference per pool, shared by its futures
+    try:
+        pool_ref = self._stuck_ref  # one weak reference per pool, shared by its futures
+    except AttributeError:
         pool_ref = self._stuck_ref = weakref.ref(self)
+        registry.on_wait = note_runner  # its workers note what they run when they block
     fut._stuck_pool = pool_ref
     fut._stuck_task = getattr(fn, "__qualname__", None)  # named by the stall rules
     return fut
@@ -198,5 +220,4 @@ REPLACEMENTS: list[tuple[object, str, object]] = [
     (_base, "wait", wait),
     (concurrent.futures, "wait", wait),
     (_cft.ThreadPoolExecutor, "submit", submit),
-    (_base.Future, "set_running_or_notify_cancel", set_running_or_notify_cancel),
 ]

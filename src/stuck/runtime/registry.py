@@ -373,8 +373,17 @@ class WaitRecord:
             return None
 
 
+# Told of each wait before it is registered, in the waiting thread, once a kind of primitive
+# needs to learn something only that thread can read (a pool worker's task: see
+# ``futures.note_runner``); None until then. It must be cheap and never raise.
+on_wait: Callable[[int], None] | None = None
+
+
 def begin_wait(me: int, record: WaitRecord) -> WaitRecord | None:
     """Register that ``me`` is about to block; returns the record it replaces (nested waits)."""
+    note = on_wait
+    if note is not None:
+        note(me)
     previous = waits.get(me)
     waits[me] = record
     return previous
