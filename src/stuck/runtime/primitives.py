@@ -630,7 +630,8 @@ class Condition(_OrigCondition):  # type: ignore[misc]
         # registry.created_by_library(), inlined: every Future makes a Condition
         if cls is Condition and _getframe(1).f_globals.get("__name__") in _LIBRARY_MODULES:
             if not args and not kwargs:  # one check, not a second one for its RLock
-                return _InnerCondition(_OrigRLock())
+                # What threading.RLock() makes, without the call of its factory function.
+                return _InnerCondition(_RLockType())
             return _InnerCondition(*args, **kwargs)
         return object.__new__(cls)
 
