@@ -15,6 +15,7 @@ import os
 import re
 import sys
 import time
+import weakref
 from types import FrameType
 from typing import Any, cast
 
@@ -56,6 +57,19 @@ _OP_WORDS = {
 
 def thread_id(ident: int) -> str:
     return f"0x{ident:x}"
+
+
+# Ended threads that reports name under ``ended_thread_id`` (their ident is another thread's
+# now), for ``add_ended_threads``: weakly, a report never keeps a Thread alive.
+_ended_by_id: weakref.WeakValueDictionary[str, Any] = weakref.WeakValueDictionary()
+
+
+def ended_thread_id(thread: Any) -> str:
+    """The model id of ``thread``, which has ended and whose ident a running thread has now:
+    its ident's id with a mark of its own (the form ``stall`` gives such threads too)."""
+    tid = f"{thread_id(thread.ident)}-ended-{id(thread):x}"
+    _ended_by_id[tid] = thread
+    return tid
 
 
 def _frame(code: Any, line: int) -> Frame | None:
@@ -102,8 +116,11 @@ def describe(obj: object) -> Resource:
         label = tracked._stuck_facts().label or ""
     res = Resource(id=rid, kind=kind, label=label or rid, address=f"{id(obj):#x}",
                    created_at=created_at)
+    ended = tracked._stuck_facts().ended_holder if kind == "mutex" else None
     for ident, code, line in tracked._stuck_owners():
         tid = thread_id(ident)
+        if ended is not None and getattr(ended, "_ident", None) == ident:
+            tid = ended_thread_id(ended)  # not the running thread that now has its ident
         res.owners.append(tid)
         where = _frame(code, line)
         if where is not None:
@@ -253,7 +270,7 @@ def take(with_tasks: bool = True) -> tuple[Snapshot, dict[int, WaitRecord], dict
 def add_ended_threads(snap: Snapshot) -> None:
     """Threads a resource names (could wake it, holds it) that have ended: added to the
     snapshot as dead, with their name and how they ended, so no report shows a raw ident."""
-    from stuck.runtime.endings import ending
+    from stuck.runtime.endings import ending, ending_of
 
     if not snap.processes:
         return
@@ -265,13 +282,23 @@ def add_ended_threads(snap: Snapshot) -> None:
             if tid in known or not tid.startswith("0x"):
                 continue
             known.add(tid)
+            gone = _ended_by_id.get(tid)
+            if gone is not None:  # an ended thread whose ident another thread has now
+                how = ending_of(gone)
+                out.append(Thread(id=tid, name=how.name, state="dead", ended=_how(how)))
+                continue
             with contextlib.suppress(ValueError):
                 end = ending(int(tid, 16), alive)
                 if end is not None:
-                    how = "returned" if end.error is None else \
-                        f"died of {end.error}" + (f" at {end.where}" if end.where else "")
-                    out.append(Thread(id=tid, name=end.name, state="dead", ended=how))
+                    out.append(Thread(id=tid, name=end.name, state="dead", ended=_how(end)))
     snap.processes[0].threads.extend(out)
+
+
+def _how(end: Any) -> str:
+    """How a thread ended, in the model's words: ``returned``, ``died of E at f.py:3``."""
+    if end.error is None:
+        return "returned"
+    return f"died of {end.error}" + (f" at {end.where}" if end.where else "")
 
 
 def _process_name() -> str:

@@ -4,8 +4,9 @@ Each behaves like the standard one (same arguments, results, exceptions, timeout
 addition records who holds it and, when a thread is about to block on it, who waits for it.
 
 Hot path: an uncontended ``acquire``/``with`` tries the real lock without blocking and, on
-success, stores the owner's ident and the caller's code object and line: no walk, no shared
-state, no allocation beyond the frame lookup. Only when the try fails does the slow path
+success, stores the owner's ident (for a Lock, also its Thread: idents are reused once a thread
+ends) and the caller's code object and line: no walk, no shared state, no allocation beyond
+the frame lookup. Only when the try fails does the slow path
 register the wait and look for a deadlock cycle (``stuck.runtime.detect``) before blocking.
 
 Objects made by the standard library's own plumbing (the lock inside a ``queue.Queue``, the
@@ -39,6 +40,10 @@ _RLockType: type = type(_OrigRLockFactory())
 _LIBRARY_MODULES = registry.LIBRARY_MODULES
 _get_ident = _thread.get_ident
 _getframe = sys._getframe
+# threading's own table of running threads (ident -> Thread), read, never changed. An ident is
+# reused as soon as its thread ends; a Lock keeps the Thread that took it (``_holder``) beside
+# the ident, so a later thread given the same ident is not taken for its holder.
+_threads: dict[int, threading.Thread] = threading._active  # type: ignore[attr-defined]
 
 # The observer hooks (stuck.runtime.hooks), rebound when observers come and go: None when
 # nobody observes, so an unobserved operation pays one global load and an ``is`` test.
@@ -139,9 +144,30 @@ def line_of(code: Any, lasti: int) -> int:
 _OWN_LOCK_GRACE = 0.05  # seconds a thread waiting on a Lock it holds waits before the check
 
 
+def ended_holder(lock: Any) -> threading.Thread | None:
+    """The Thread that took ``lock`` and ended holding it, when its ident now belongs to
+    another running thread (None otherwise: held by a running thread, free, or held by an
+    ended thread whose ident nobody has, which reports name by that ident already)."""
+    owner = getattr(lock, "_owner", None)
+    holder = getattr(lock, "_holder", None)
+    if owner is None or holder is None or getattr(holder, "_ident", None) != owner \
+            or lock._owner != owner:  # released or taken again meanwhile
+        return None
+    current = _threads.get(owner)
+    return holder if current is not None and current is not holder else None
+
+
 def _owner_wakers(resource: object, op: str) -> list[int] | None:
     owner = getattr(resource, "_owner", None)
-    return None if owner is None else [owner]
+    if owner is None:
+        return None
+    holder = getattr(resource, "_holder", None)
+    if (holder is not None and _threads.get(owner) is not holder
+            and ended_holder(resource) is not None):
+        # Held by a thread that has ended (the thread now running as its ident does not hold
+        # it): no running holder; the watchdog's stall rules judge that wait.
+        return None
+    return [owner]
 
 
 def _wait_to_acquire(lock: Lock | RLock, me: int, timeout: float, frame: FrameType | None,
@@ -166,8 +192,8 @@ def _wait_to_acquire(lock: Lock | RLock, me: int, timeout: float, frame: FrameTy
 class Lock:
     """A tracked ``threading.Lock``: non-reentrant, releasable by any thread."""
 
-    __slots__ = ("__weakref__", "_code", "_line", "_lock", "_owner", "_pushed", "_stuck_class",
-                 "_stuck_epoch", "_stuck_id", "_stuck_parent", "_stuck_serial")
+    __slots__ = ("__weakref__", "_code", "_holder", "_line", "_lock", "_owner", "_pushed",
+                 "_stuck_class", "_stuck_epoch", "_stuck_id", "_stuck_parent", "_stuck_serial")
     _stuck_kind = "mutex"
     _stuck_wakers_of = _owner_wakers  # its holder (any thread may release a Lock: see detect)
 
@@ -186,6 +212,7 @@ class Lock:
     def _setup(self, name: str | None, frame: FrameType) -> None:
         self._lock = _allocate()
         self._owner: int | None = None
+        self._holder: threading.Thread | None = None  # the owner's Thread (see _threads)
         self._code: Any = None
         self._line = 0
         self._pushed: list[Any] | None = None  # see _inline
@@ -196,9 +223,16 @@ class Lock:
         self._stuck_id = registry.register(self, self._stuck_kind)
 
     def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
-        if blocking is True and timeout == -1 and self._lock.acquire(False):
-            f = _getframe(1)
-            self._owner = me = _get_ident()
+        f = _getframe(1)
+        if blocking is True and timeout == -1:
+            me = _get_ident()  # before the lock is taken: see __enter__
+            if not self._lock.acquire(False):
+                return self._acquire(True, -1, f, True)
+            self._owner = me
+            try:
+                self._holder = _threads[me]
+            except KeyError:  # a thread threading does not know (started with _thread)
+                self._holder = None
             self._code = code = f.f_code
             self._line = lasti = f.f_lasti
             took = _took
@@ -220,12 +254,20 @@ class Lock:
                 except Exception as exc:  # an observer must never break the program
                     _hooks.failed(took, exc)
             return True
-        return self._acquire(blocking, timeout, _getframe(1), True)
+        return self._acquire(blocking, timeout, f, True)
 
     def __enter__(self) -> bool:
+        # The calls the fast path needs (frame, ident) come before the lock is taken: a call
+        # lets the interpreter switch threads, and a switch while the lock is held makes every
+        # thread that runs meanwhile wait for it (under contention, a convoy of waits).
+        f = _getframe(1)
+        me = _get_ident()
         if self._lock.acquire(False):
-            f = _getframe(1)
-            self._owner = me = _get_ident()
+            self._owner = me
+            try:
+                self._holder = _threads[me]
+            except KeyError:  # a thread threading does not know (started with _thread)
+                self._holder = None
             self._code = code = f.f_code
             self._line = lasti = f.f_lasti
             took = _took
@@ -247,7 +289,7 @@ class Lock:
                 except Exception as exc:
                     _hooks.failed(took, exc)
             return True
-        return self._acquire(True, -1, _getframe(1), True)
+        return self._acquire(True, -1, f, True)
 
     def _acquire(self, blocking: Any, timeout: Any, frame: FrameType | None,
                  may_raise: bool) -> bool:
@@ -263,7 +305,8 @@ class Lock:
         else:
             me = _get_ident()
             ok = False
-            if self._owner == me and (timeout == -1 or timeout > _OWN_LOCK_GRACE):
+            if self._owner == me and (timeout == -1 or timeout > _OWN_LOCK_GRACE) \
+                    and ended_holder(self) is None:
                 # Waiting on a Lock it holds, a thread usually waits for a signal: another
                 # thread will release it, maybe one started a moment ago (``_thread`` returns
                 # before the new thread runs, and a thread not yet running cannot be seen).
@@ -274,7 +317,8 @@ class Lock:
             if not ok:
                 ok = _wait_to_acquire(self, me, timeout, frame, may_raise)
         if ok:
-            self._owner = _get_ident()
+            self._owner = me = _get_ident()
+            self._holder = _threads.get(me)
             site = registry.user_frame(frame) or frame
             if site is not None:
                 self._code = site.f_code
@@ -288,7 +332,7 @@ class Lock:
             self._pushed = None
             top = stack[0]
             if top[0] is self and self._owner == _get_ident():
-                self._owner = None
+                self._owner = self._holder = None
                 self._stuck_epoch += 1
                 self._lock.release()
                 stack[0] = top[4]
@@ -296,7 +340,7 @@ class Lock:
         released = _released
         if released is not None:
             by_owner = self._owner == _get_ident()
-            self._owner = None
+            self._owner = self._holder = None
             self._stuck_epoch += 1
             self._lock.release()
             try:
@@ -304,7 +348,7 @@ class Lock:
             except Exception as exc:
                 _hooks.failed(released, exc)
             return
-        self._owner = None
+        self._owner = self._holder = None
         self._stuck_epoch += 1
         self._lock.release()
 
@@ -314,7 +358,7 @@ class Lock:
             self._pushed = None
             top = stack[0]
             if top[0] is self and self._owner == _get_ident():
-                self._owner = None
+                self._owner = self._holder = None
                 self._stuck_epoch += 1
                 self._lock.release()
                 stack[0] = top[4]
@@ -322,7 +366,7 @@ class Lock:
         released = _released
         if released is not None:
             by_owner = self._owner == _get_ident()
-            self._owner = None
+            self._owner = self._holder = None
             self._stuck_epoch += 1
             self._lock.release()
             try:
@@ -330,7 +374,7 @@ class Lock:
             except Exception as exc_:
                 _hooks.failed(released, exc_)
             return
-        self._owner = None
+        self._owner = self._holder = None
         self._stuck_epoch += 1
         self._lock.release()
 
@@ -351,7 +395,7 @@ class Lock:
 
     def _at_fork_reinit(self) -> None:
         self._lock._at_fork_reinit()  # type: ignore[attr-defined]
-        self._owner = None
+        self._owner = self._holder = None
         self._pushed = None
 
     def _stuck_owners(self) -> list[tuple[int, Any, int]]:
@@ -359,7 +403,7 @@ class Lock:
         return [] if owner is None else [(owner, self._code, line_of(self._code, self._line))]
 
     def _stuck_facts(self) -> PrimitiveFacts:
-        return PrimitiveFacts()
+        return PrimitiveFacts(ended_holder=ended_holder(self))
 
     def __repr__(self) -> str:
         # The format of _thread.lock's repr, so programs and tests that read it see no change.
@@ -441,8 +485,8 @@ class RLock:
         if self._owner == me and timeout == -1:
             self._count += 1
             return True
+        f = _getframe(1)  # before the lock is taken: see Lock.__enter__
         if blocking is True and timeout == -1 and self._lock.acquire(False):
-            f = _getframe(1)
             self._owner = me
             self._count = 1
             self._code = code = f.f_code
@@ -466,15 +510,15 @@ class RLock:
                 except Exception as exc:
                     _hooks.failed(took, exc)
             return True
-        return self._acquire(blocking, timeout, _getframe(1), True)
+        return self._acquire(blocking, timeout, f, True)
 
     def __enter__(self) -> bool:
         me = _get_ident()
         if self._owner == me:
             self._count += 1
             return True
+        f = _getframe(1)  # before the lock is taken: see Lock.__enter__
         if self._lock.acquire(False):
-            f = _getframe(1)
             self._owner = me
             self._count = 1
             self._code = code = f.f_code
@@ -498,7 +542,7 @@ class RLock:
                 except Exception as exc:
                     _hooks.failed(took, exc)
             return True
-        return self._acquire(True, -1, _getframe(1), True)
+        return self._acquire(True, -1, f, True)
 
     def _acquire(self, blocking: Any, timeout: Any, frame: FrameType | None,
                  may_raise: bool, count: int = 1) -> bool:

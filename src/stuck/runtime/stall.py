@@ -543,6 +543,8 @@ class LiveChecker:
         recorded = d.get("_stuck_wakers")
         tracked = as_tracked(obj)
         facts = tracked._stuck_facts() if tracked is not None else PrimitiveFacts()
+        if facts.ended_holder is not None:  # a Lock held by a thread that ended
+            self._note_ended_holder(facts.ended_holder)
         if kind == "queue":
             rf.wakers = self._participant_ids(facts.putters)
             rf.getters = self._participant_ids(facts.getters)
@@ -614,6 +616,17 @@ class LiveChecker:
         if current is None or (mark is not None and mark() is current):
             return _tid(ident)
         return self._ended_id(ident, mark)
+
+    def _note_ended_holder(self, thread: threading.Thread) -> None:
+        """``thread`` ended holding a Lock, and its ident is another thread's now: the
+        snapshot names it as owner under its ended id (``livereport.ended_thread_id``)."""
+        from stuck.runtime.endings import ending_of
+        from stuck.runtime.livereport import ended_thread_id
+
+        end = ending_of(thread)
+        how = "returned" if end.error is None else \
+            f"died of {end.error}" + (f" at {end.where}" if end.where else "")
+        self._gone[ended_thread_id(thread)] = (end.name, how)
 
     def _ended_id(self, ident: int, mark: Any) -> str:
         """The model id of a thread that ran as ``ident`` and has ended (``mark``: its

@@ -46,6 +46,9 @@ class PrimitiveFacts:
     holders: list[Any] = field(default_factory=list)  # asyncio: the tasks holding it now
     set_by: str | None = None  # asyncio: the task that last set / notified it
     held_by_ended: Any = None  # asyncio: a task that ended holding the lock (never released)
+    # threading.Lock: the Thread that took it and ended holding it, when its ident now belongs
+    # to another running thread (which does not hold it): its owner is that ended thread.
+    ended_holder: Any = None
     label: str | None = None  # a label for what has no creation site (a set of futures)
 
 
