@@ -147,7 +147,12 @@ _OWN_LOCK_GRACE = 0.05  # seconds a thread waiting on a Lock it holds waits befo
 def ended_holder(lock: Any) -> threading.Thread | None:
     """The Thread that took ``lock`` and ended holding it, when its ident now belongs to
     another running thread (None otherwise: held by a running thread, free, or held by an
-    ended thread whose ident nobody has, which reports name by that ident already)."""
+    ended thread whose ident nobody has, which reports name by that ident already).
+
+    The holder's Thread is kept when the lock is taken by ``acquire()`` (or after a wait),
+    not by a ``with`` block's fast path: a with block releases the lock before its thread
+    can end (a generator suspended inside one, never resumed, is the exception), and
+    ``with lock:`` is the path whose every instruction counts. Every release clears it."""
     owner = getattr(lock, "_owner", None)
     holder = getattr(lock, "_holder", None)
     if owner is None or holder is None or getattr(holder, "_ident", None) != owner \
@@ -229,14 +234,13 @@ class Lock:
             if not self._lock.acquire(False):
                 return self._acquire(True, -1, f, True)
             self._owner = me
-            try:
+            try:  # a lock taken by acquire() may outlive its thread: see ended_holder
                 self._holder = _threads[me]
             except KeyError:  # a thread threading does not know (started with _thread)
                 self._holder = None
-            self._code = code = f.f_code
-            self._line = lasti = f.f_lasti
-            took = _took
-            if took is not None:
+            self._code = f.f_code
+            self._line = f.f_lasti
+            if _took is not None:  # read again below: an observer may go meanwhile
                 inline = _inline
                 if inline is not None:  # see _inline; the same lines in each fast path
                     try:  # a miss (new thread or pattern) raises KeyError: rare, costs there
@@ -246,13 +250,15 @@ class Lock:
                     except KeyError:
                         pass
                     else:
-                        stack[0] = (self, hit, code, lasti, top)
+                        stack[0] = (self, hit, self._code, self._line, top)
                         self._pushed = stack
                         return True
-                try:
-                    took(self, self._stuck_class, f)
-                except Exception as exc:  # an observer must never break the program
-                    _hooks.failed(took, exc)
+                took = _took
+                if took is not None:
+                    try:
+                        took(self, self._stuck_class, f)
+                    except Exception as exc:  # an observer must never break the program
+                        _hooks.failed(took, exc)
             return True
         return self._acquire(blocking, timeout, f, True)
 
@@ -263,15 +269,10 @@ class Lock:
         f = _getframe(1)
         me = _get_ident()
         if self._lock.acquire(False):
-            self._owner = me
-            try:
-                self._holder = _threads[me]
-            except KeyError:  # a thread threading does not know (started with _thread)
-                self._holder = None
-            self._code = code = f.f_code
-            self._line = lasti = f.f_lasti
-            took = _took
-            if took is not None:
+            self._owner = me  # no _holder: the with block releases it before its thread ends
+            self._code = f.f_code
+            self._line = f.f_lasti
+            if _took is not None:  # read again below: an observer may go meanwhile
                 inline = _inline
                 if inline is not None:  # see _inline; the same lines in each fast path
                     try:  # a miss (new thread or pattern) raises KeyError: rare, costs there
@@ -281,13 +282,15 @@ class Lock:
                     except KeyError:
                         pass
                     else:
-                        stack[0] = (self, hit, code, lasti, top)
+                        stack[0] = (self, hit, self._code, self._line, top)
                         self._pushed = stack
                         return True
-                try:
-                    took(self, self._stuck_class, f)
-                except Exception as exc:
-                    _hooks.failed(took, exc)
+                took = _took
+                if took is not None:
+                    try:
+                        took(self, self._stuck_class, f)
+                    except Exception as exc:
+                        _hooks.failed(took, exc)
             return True
         return self._acquire(True, -1, f, True)
 
@@ -327,8 +330,8 @@ class Lock:
         return ok
 
     def release(self) -> None:
-        stack = self._pushed
-        if stack is not None:  # pushed by the inline path (see _inline): pop it the same way
+        if self._pushed is not None:  # pushed by the inline path (see _inline): pop it so
+            stack = self._pushed
             self._pushed = None
             top = stack[0]
             if top[0] is self and self._owner == _get_ident():
@@ -337,24 +340,25 @@ class Lock:
                 self._lock.release()
                 stack[0] = top[4]
                 return
-        released = _released
-        if released is not None:
+        if _released is not None:  # read again below: an observer may go meanwhile
+            released = _released
             by_owner = self._owner == _get_ident()
             self._owner = self._holder = None
             self._stuck_epoch += 1
             self._lock.release()
-            try:
-                released(self, self._stuck_class, by_owner)
-            except Exception as exc:
-                _hooks.failed(released, exc)
+            if released is not None:
+                try:
+                    released(self, self._stuck_class, by_owner)
+                except Exception as exc:
+                    _hooks.failed(released, exc)
             return
         self._owner = self._holder = None
         self._stuck_epoch += 1
         self._lock.release()
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        stack = self._pushed
-        if stack is not None:  # pushed by the inline path (see _inline): pop it the same way
+        if self._pushed is not None:  # pushed by the inline path (see _inline): pop it so
+            stack = self._pushed
             self._pushed = None
             top = stack[0]
             if top[0] is self and self._owner == _get_ident():
@@ -363,16 +367,17 @@ class Lock:
                 self._lock.release()
                 stack[0] = top[4]
                 return
-        released = _released
-        if released is not None:
+        if _released is not None:  # read again below: an observer may go meanwhile
+            released = _released
             by_owner = self._owner == _get_ident()
             self._owner = self._holder = None
             self._stuck_epoch += 1
             self._lock.release()
-            try:
-                released(self, self._stuck_class, by_owner)
-            except Exception as exc_:
-                _hooks.failed(released, exc_)
+            if released is not None:
+                try:
+                    released(self, self._stuck_class, by_owner)
+                except Exception as exc_:
+                    _hooks.failed(released, exc_)
             return
         self._owner = self._holder = None
         self._stuck_epoch += 1
@@ -489,10 +494,9 @@ class RLock:
         if blocking is True and timeout == -1 and self._lock.acquire(False):
             self._owner = me
             self._count = 1
-            self._code = code = f.f_code
-            self._line = lasti = f.f_lasti
-            took = _took
-            if took is not None:
+            self._code = f.f_code
+            self._line = f.f_lasti
+            if _took is not None:  # read again below: an observer may go meanwhile
                 inline = _inline
                 if inline is not None:  # see _inline; the same lines in each fast path
                     try:  # a miss (new thread or pattern) raises KeyError: rare, costs there
@@ -502,13 +506,15 @@ class RLock:
                     except KeyError:
                         pass
                     else:
-                        stack[0] = (self, hit, code, lasti, top)
+                        stack[0] = (self, hit, self._code, self._line, top)
                         self._pushed = stack
                         return True
-                try:
-                    took(self, self._stuck_class, f)
-                except Exception as exc:
-                    _hooks.failed(took, exc)
+                took = _took
+                if took is not None:
+                    try:
+                        took(self, self._stuck_class, f)
+                    except Exception as exc:
+                        _hooks.failed(took, exc)
             return True
         return self._acquire(blocking, timeout, f, True)
 
@@ -521,10 +527,9 @@ class RLock:
         if self._lock.acquire(False):
             self._owner = me
             self._count = 1
-            self._code = code = f.f_code
-            self._line = lasti = f.f_lasti
-            took = _took
-            if took is not None:
+            self._code = f.f_code
+            self._line = f.f_lasti
+            if _took is not None:  # read again below: an observer may go meanwhile
                 inline = _inline
                 if inline is not None:  # see _inline; the same lines in each fast path
                     try:  # a miss (new thread or pattern) raises KeyError: rare, costs there
@@ -534,13 +539,15 @@ class RLock:
                     except KeyError:
                         pass
                     else:
-                        stack[0] = (self, hit, code, lasti, top)
+                        stack[0] = (self, hit, self._code, self._line, top)
                         self._pushed = stack
                         return True
-                try:
-                    took(self, self._stuck_class, f)
-                except Exception as exc:
-                    _hooks.failed(took, exc)
+                took = _took
+                if took is not None:
+                    try:
+                        took(self, self._stuck_class, f)
+                    except Exception as exc:
+                        _hooks.failed(took, exc)
             return True
         return self._acquire(True, -1, f, True)
 
@@ -580,14 +587,16 @@ class RLock:
             return
         self._owner = None
         self._stuck_epoch += 1
-        self._lock.release()
-        stack = self._pushed
-        if stack is not None:  # pushed by the inline path (see _inline): pop it the same way
+        if self._pushed is not None:  # pushed by the inline path (see _inline): pop it so
+            stack = self._pushed  # read while the lock is held: then no other thread pushed it
             self._pushed = None
+            self._lock.release()
             top = stack[0]
             if top[0] is self:
                 stack[0] = top[4]
                 return
+        else:
+            self._lock.release()
         if _released is not None:
             _notify_released(self, True)
 
@@ -600,14 +609,16 @@ class RLock:
             return
         self._owner = None
         self._stuck_epoch += 1
-        self._lock.release()
-        stack = self._pushed
-        if stack is not None:  # pushed by the inline path (see _inline): pop it the same way
+        if self._pushed is not None:  # pushed by the inline path (see _inline): pop it so
+            stack = self._pushed  # read while the lock is held: then no other thread pushed it
             self._pushed = None
+            self._lock.release()
             top = stack[0]
             if top[0] is self:
                 stack[0] = top[4]
                 return
+        else:
+            self._lock.release()
         if _released is not None:
             _notify_released(self, True)
 
