@@ -203,12 +203,14 @@ def wait(fs: Iterable[Any], timeout: float | None = None,
 
 
 def submit(self: Any, fn: Any, /, *args: Any, **kwargs: Any) -> Any:
-    fut = _orig_submit(self, fn, *args, **kwargs)
     try:
         pool_ref = self._stuck_ref  # one weak reference per pool, shared by its futures
     except AttributeError:
         pool_ref = self._stuck_ref = weakref.ref(self)
-        registry.on_wait = note_runner  # its workers note what they run when they block
+        # Its workers note what they run when they block: from before the first one starts
+        # (the submit below starts it, and it may block at once).
+        registry.on_wait = note_runner
+    fut = _orig_submit(self, fn, *args, **kwargs)
     fut._stuck_pool = pool_ref
     fut._stuck_task = getattr(fn, "__qualname__", None)  # named by the stall rules
     return fut
