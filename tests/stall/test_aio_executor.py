@@ -122,15 +122,23 @@ def test_a_thread_or_task_able_to_run_beside_the_cycle_makes_it_probable(
 
 def test_a_lock_the_loop_thread_took_outside_a_coroutine_stays_the_loop_threads(
         tmp_path: Path) -> None:
+    """Taken in a plain function the task called, the lock cannot be given to a task: the
+    loop's thread holds it, and on the stalled loop that thread runs nothing until the task
+    resumes, which closes the cycle through it."""
     run, live = stuck_run(tmp_path, "helper")
     assert run.returncode == 86, run.stderr[-3000:]
     assert live is not None
     (f,) = [f for f in live["findings"] if f["kind"] in ("stall", "deadlock")]
-    assert f["kind"] == "stall" and f["threads"] == ["task:Task-1"], f
-    assert ("Task-1 awaits blocking() running on thread asyncio_0, which waits for lock lock, "
-            "held by the event loop's thread MainThread") in f["summary"]
+    assert (f["kind"], f["confidence"]) == ("deadlock", "certain"), f
+    assert f["summary"] == ("Task-1 (on the event loop in thread MainThread) awaits blocking() running on "
+            "thread asyncio_0, which waits for lock lock, held by the event loop's thread "
+            "MainThread, which runs nothing until Task-1 resumes")
+    main, worker = thread_named(live, "MainThread"), thread_named(live, "asyncio_0")
     lock = next(r for r in live["resources"] if r["label"] == "lock")
-    assert lock["owners"] == [thread_named(live, "MainThread")]
+    assert lock["owners"] == [main]
+    assert {(e["thread"], e["held_by"]) for e in f["cycle"]} == {
+        ("task:Task-1", worker), (worker, main), (main, "task:Task-1")}
+    assert verdicts(analyzed(tmp_path)) == verdicts(live)
 
 
 def test_a_producer_that_died_is_named_with_its_exception(tmp_path: Path) -> None:

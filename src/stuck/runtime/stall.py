@@ -411,6 +411,12 @@ class LiveChecker:
             t = snap.thread(tid)
             if t is None or t.waits is None:
                 continue  # dead, or not in a tracked wait: nothing to compare
+            res = snap.resource(t.waits.resource)
+            if res is not None and res.kind == "task":
+                # An event loop's thread waiting for its tasks (aio.findings): the loop rule
+                # read that twice itself; what the cycle rests on is compared below.
+                held.update(t.holds)
+                continue
             if tid.startswith("0x"):
                 with contextlib.suppress(ValueError):
                     idents.add(int(tid, 16))

@@ -3,6 +3,7 @@ findings about them: deadlock cycles among tasks and event-loop stalls."""
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import os
 import time
@@ -105,6 +106,9 @@ def resource_for(obj: Any, resources: dict[str, Resource], rid_of: dict[int, str
         res = Resource(id=registry.foreign_id(obj, "task"), kind="task",
                        label=_group_label("gather", children), address=f"{id(obj):#x}",
                        owners=[task_tid(c) for c in children if not c.done()])
+    elif isinstance(obj, asyncio.AbstractEventLoop):  # its thread waits for its tasks
+        res = Resource(id=registry.foreign_id(obj, "task"), kind="task", label="event loop",
+                       address=f"{id(obj):#x}")
     elif isinstance(obj, concurrent.futures.Future):  # what an executor's future mirrors
         runner = futures.runner_of(obj)
         call = futures.callable_of(obj)
@@ -537,6 +541,15 @@ def _stuck_loop(loop: Any, tasks: list[Any], table: dict[int, TaskWait], snap: S
     tasks no cycle covers."""
     view = _LoopView(loop)
     out, covered = _executor_findings(tasks, table, snap, rid_of, None)
+    for task in tasks:  # a lock the loop's thread holds, and which task took it is not known
+        chain = executor_chain(task) if id(task) not in covered | set(table) else None
+        if chain is not None and chain.taker is None:
+            finding = _loop_thread_deadlock(chain, tasks, snap, rid_of)
+            members = {id(task)} | _behind(tasks, {id(task)})
+            finding.blocked_behind = [task_tid(t) for t in tasks
+                                      if id(t) in members and t is not task]
+            covered |= members
+            out.append(finding)
     for cycle in _cycles(view, tasks, table, "watchdog"):
         finding = finding_for(cycle, snap, rid_of, "report")
         proven = not cycle.timed and _prove_on_a_stalled_loop(finding, loop)
@@ -573,6 +586,57 @@ def _executor_findings(tasks: list[Any], table: dict[int, TaskWait], snap: Snaps
         covered |= members
         out.append(finding)
     return out, covered
+
+
+def _loop_thread_deadlock(chain: ExecutorChain, tasks: list[Any], snap: Snapshot,
+                          rid_of: dict[int, str]) -> Finding:
+    """A task awaits a call whose thread waits (lock owner after lock owner) for a lock the
+    loop's thread holds, taken where no one task can be named (in a plain function the task
+    called, say). On a stalled loop (every task suspended, nothing ready, no timer, no I/O:
+    the caller's condition) the loop's thread runs no code until one of its tasks resumes, so
+    it waits for them: the snapshot says so (the loop's thread waits on the event loop, a
+    resource its pending tasks own), which closes the cycle in the model."""
+    task = chain.task
+    loop = _loop_of(task)
+    loop_name = _loop_thread_name(loop)
+    loop_tid = thread_id(chain.loop_ident)
+    pending = [t for t in tasks if not t.done()]
+    names = ", ".join(_task_name(t) for t in pending[:4]) + (", …" if len(pending) > 4 else "")
+    loop_res = _snap_resource(snap, rid_of, loop)
+    loop_res.label = f"event loop ({names})"
+    loop_res.owners = [task_tid(t) for t in pending]
+    loop_thread_model = snap.thread(loop_tid)
+    if loop_thread_model is not None:
+        loop_thread_model.waits = Wait(resource=loop_res.id, timeout=None, durable=True)
+        loop_thread_model.detail = "runs nothing until one of its event loop's tasks resumes"
+    fut_res = _snap_resource(snap, rid_of, chain.source)
+    words, lock_ids = _chain_words(chain, snap, rid_of)
+    task_id = task_tid(task)
+    edges = [Edge(thread=task_id, waits_for=fut_res.id,
+                  held_by=thread_id(chain.steps[0].ident))]
+    for step, rid in zip(chain.steps, lock_ids, strict=True):
+        edges.append(Edge(thread=thread_id(step.ident), waits_for=rid,
+                          held_by=thread_id(step.owner)))
+    edges.append(Edge(thread=loop_tid, waits_for=loop_res.id, held_by=task_id))
+    call = futures.callable_of(chain.source)
+    until = _task_name(task) if len(pending) == 1 else "one of its tasks"
+    lines = [
+        f"The event loop's thread {loop_name} took the lock outside any coroutine's own code "
+        f"(which task took it is not known) and still holds it; {_task_name(task)} awaits "
+        f"{f'{call}()' if call else 'a call'} in an executor, whose thread waits for that "
+        "lock.",
+        f"The event loop (thread {loop_name}) has no callback ready to run, no timer "
+        f"scheduled and no I/O to watch: its thread runs no code, and so releases nothing, "
+        f"until {until} resumes, which needs the future to complete."]
+    finding = Finding(kind="deadlock", confidence="certain",
+                      summary=f"{_task_name(task)} (on the event loop in thread {loop_name}) "
+                              + words + f", which runs nothing until {until} resumes",
+                      explanation="\n".join(lines), threads=[e.thread for e in edges],
+                      resources=[fut_res.id, *lock_ids, loop_res.id], cycle=edges,
+                      details={"rule": "executor-cycle", "event_loop_thread": loop_name,
+                               "callable": call or "?"})
+    task_thread_doubt(finding, snap.threads())
+    return finding
 
 
 def _behind(tasks: list[Any], stuck: set[int]) -> set[int]:
