@@ -766,12 +766,14 @@ class _Analysis:
         elif lock_cycle and len(unowned_set) == 1:  # Python: one lock, its holder not shown
             res1 = self.resources[unowned[0]]
             others_w = [self.threads[i].label() for i in tids if i != lock_roots[0].id][:4]
+            # (a thread re-entering an RLock it holds does not wait: no self-deadlock there)
+            ifs_self = [] if res1.kind == "rlock" else ["it holds it itself (a self-deadlock)"]
+            ifs = ifs_self + (
+                [f"{', '.join(others_w)}, which wait(s) for it, holds it"] if others_w
+                else [] if ifs_self else ["a thread that waits behind it holds it"])
             summary = (f"{lock_roots[0].label()} waits for {res1.named()}, whose holder the "
                        "dump does not show, and no thread that could release it can run: if "
-                       "it holds it itself (a self-deadlock)"
-                       + (f" or {', '.join(others_w)}, which wait(s) for it, holds it"
-                          if others_w else "")
-                       + ", they wait in a cycle")
+                       + " or ".join(ifs) + ", they wait in a cycle")
         elif lock_cycle:
             names = ", ".join(t.label() for t in lock_roots[:4]) + (
                 f" and {len(lock_roots) - 4} more" if len(lock_roots) > 4 else "")

@@ -70,6 +70,9 @@ COND_CYCLE = ("a cycle through a condition: the waiter holds the lock the would-
 UNNAMED_SLEEP = ("without the source, py-spy and faulthandler show a thread in time.sleep as "
                  "a call the dump does not name: it might be the one to read the queue's pipe, "
                  "so the full put is not named (with --source it is)")
+UNNAMED_LOCK = ("without the source, the handler's emit blocked in `with accounts_lock:` is a "
+                "call the dump does not name: only the other side, waiting for the logging "
+                "handler's lock, is a stall (with --source, the inversion is found)")
 KNOWN_WRONG: dict[str, str] = {
     "c/prodcons_fast/btfull": SNAPSHOT_RACE,
     "c/cond_guarded_wait/bt": COND_CYCLE,
@@ -88,6 +91,9 @@ KNOWN_WRONG: dict[str, str] = {
                                    "locks: the writers' lock, held by an idle pool worker, "
                                    "reads as a possible hang (the finding says to run "
                                    "jstack -l)"),
+    "python/logging_inversion/pyspy": UNNAMED_LOCK,
+    "python/logging_inversion/pyspy-locals": UNNAMED_LOCK,
+    "python/logging_inversion/faulthandler": UNNAMED_LOCK,
     "python/mp_queue_stuck_child/pyspy": UNNAMED_SLEEP,
     "python/mp_queue_stuck_child/faulthandler": UNNAMED_SLEEP,
 }

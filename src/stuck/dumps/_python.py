@@ -217,6 +217,15 @@ def _read_frames(t: PyThread) -> _Reading:
     if fn in IO_FUNCTIONS and _stdlib(top):
         r.state = "io"
         return r
+    # A standard-library wrapper blocked in its own lock's acquire: logging.Handler.acquire
+    # (the handler's RLock, held around every emit), importlib's _ModuleLock.acquire (a
+    # module's import lock). Which object it is, the dump shows only with --locals.
+    if fn == "acquire" and _stdlib(top) and not _is(top, "acquire", "threading.py"):
+        logging = (top.frame.file or "").endswith("logging/__init__.py")
+        r.state, r.kind, r.obj_frame = "blocked", "rlock" if logging else "mutex", top
+        r.label = "a logging handler's lock" if logging else f"the lock of {top.frame.function}"
+        r.at = next((pf.frame for pf in py[1:] if not _stdlib(pf)), top.frame)
+        return r
     # User code at the top: the thread is inside a C call; the native frames or the source
     # line say which.
     for name in native_top:

@@ -59,6 +59,8 @@ PROCESS_WAITS = frozenset({"_try_wait", "waitpid", "wait4"})
 STDLIB_SHORT = frozenset({
     "threading.py", "queue.py", "selectors.py", "socket.py", "ssl.py", "subprocess.py",
     "_base.py", "thread.py", "concurrent/futures/_base.py", "concurrent/futures/thread.py",
+    "logging/__init__.py", "logging/handlers.py", "multiprocessing/queues.py",
+    "importlib/_bootstrap.py", "<frozen importlib._bootstrap>",
 })
 # Native frames under a Python frame (py-spy --native, pystack --native) that say which C call
 # the interpreter is inside.
