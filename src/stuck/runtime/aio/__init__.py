@@ -32,6 +32,19 @@ intercepted); the watchdog's event-loop rule (``loop_findings``) finds it, toget
 every task of a loop waits on a tracked primitive or on another task, and the loop has no
 callback ready, no timer and no I/O to watch, so nothing inside the loop can ever run again.
 
+A task may also wait for a thread: an asyncio future made by ``loop.run_in_executor`` or
+``asyncio.wrap_future`` mirrors a ``concurrent.futures.Future`` (``internals.source_future``),
+which only the thread running it completes (``futures.runner_of``). The walk follows it there
+and on, lock owner after lock owner, through the threads' own waits (``walk.executor_chain``).
+A thread lock the loop's thread holds is held by the task that took it and awaits inside its
+``with`` when exactly one task has that code suspended in its await chain
+(``walk.lock_takers``; the snapshot then names the task as the owner), else by the loop's
+thread. When the chain comes back to the awaiting task, or to the thread of a loop with
+nothing left to run, it is a deadlock; certain when no thread or task outside it can run
+(one could release a plain Lock, or complete the future by hand:
+``stuck.rules.confidence.task_thread_doubt``, which ``stuck analyze`` applies to the saved
+report too). A call that is queued, runs, sleeps or does I/O ends by itself: no finding.
+
 Everything here that reads a loop's or a task's state from outside the hot path (reports, the
 watchdog) only reads attributes: it never calls user code and holds no lock while reading.
 
