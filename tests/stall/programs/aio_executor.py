@@ -5,6 +5,7 @@ Stuck (each ends only when stopped):
 
 - ``held``: the task holds a threading Lock across the await of a call that takes it (the
   issue's program);
+- ``gathered``: the same, the call awaited in a ``gather`` beside one that returns;
 - ``chain``: the same through a second thread: the call waits for a lock held by a thread
   that waits for the lock the task holds across the await;
 - ``wrapped``: the call is submitted to an executor by hand and awaited through
@@ -51,6 +52,15 @@ async def held() -> None:
     loop = asyncio.get_running_loop()
     with lock:  # a threading lock held across an await
         r = await loop.run_in_executor(None, blocking)
+    print(r)
+
+
+async def gathered() -> None:
+    """``held``, the call awaited in a gather beside one that returns."""
+    loop = asyncio.get_running_loop()
+    with lock:
+        r = await asyncio.gather(loop.run_in_executor(None, time.sleep, 0.1),
+                                 loop.run_in_executor(None, blocking))
     print(r)
 
 
@@ -178,4 +188,4 @@ if __name__ == "__main__":
     else:
         asyncio.run({"held": held, "chain": chain, "wrapped": wrapped, "helper": helper,
                      "producer": producer, "sleepy": sleepy, "across": across,
-                     "heartbeat": heartbeat, "ticker": ticker}[mode]())
+                     "heartbeat": heartbeat, "ticker": ticker, "gathered": gathered}[mode]())

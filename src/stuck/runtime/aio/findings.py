@@ -30,7 +30,6 @@ from stuck.runtime.aio.internals import (
     group_tasks,
     loop_thread,
     pending_tasks,
-    source_future,
 )
 from stuck.runtime.aio.names import _task_name, task_tid
 from stuck.runtime.aio.primitives import _holders, _tracked_primitives
@@ -46,6 +45,7 @@ from stuck.runtime.aio.walk import (
     _suspended_marks,
     _victims,
     executor_chain,
+    executor_futures,
     held_on_loop_threads,
     lock_takers,
 )
@@ -254,9 +254,10 @@ def _describe_wait(thread: Thread, task: Any, record: TaskWait | None, view: _Lo
         thread.state = "running"
         thread.detail = "running" if task is current else "ready to run"
         return
-    source = source_future(fut)
-    if source is not None and getattr(source, "_state", None) == "RUNNING" \
-            and futures.runner_of(source) is not None:
+    on_executor = executor_chain(task)
+    source = on_executor.source if on_executor is not None else next(
+        (src for _, src in executor_futures(fut) if futures.runner_of(src) is not None), None)
+    if source is not None:
         res = resource_for(source, resources, rid_of)
         file, function, line = _task_where(task)
         thread.waits = Wait(resource=res.id, timeout=None, durable=True, op="result",
@@ -412,9 +413,10 @@ def _what(task: Any, record: TaskWait | None, snap: Snapshot, rid_of: dict[int, 
             if chain is not None:  # to a lock the loop's thread holds (not by this task)
                 words, _rids = _chain_words(chain, snap, rid_of)
                 return words, _snap_resource(snap, rid_of, chain.source).id
-            source = source_future(fut) if fut is not None else None
+            source = next((src for _, src in executor_futures(fut)
+                           if futures.runner_of(src) is not None), None)
             runner = futures.runner_of(source) if source is not None else None
-            if runner is not None and getattr(source, "_state", None) == "RUNNING":
+            if runner is not None:
                 call = futures.callable_of(source)
                 return (f"awaits {f'{call}()' if call else 'a call'} running on thread "
                         f"{_thread_name(runner)}"), _snap_resource(snap, rid_of, source).id

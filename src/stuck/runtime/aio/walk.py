@@ -310,18 +310,38 @@ def lock_takers(loop: Any) -> dict[Any, Any]:
     return out
 
 
-def executor_chain(task: Any) -> ExecutorChain | None:
-    """The chain from a task suspended on an executor's future to a lock held on the task's
-    own loop thread, when each step is proven: the future is running on the thread stuck
-    recorded as its runner, each thread waits without a timeout for a Lock or RLock, and each
-    lock's owner is the next thread. None when any step is not so (the worker runs, sleeps,
-    does I/O or waits with a timeout: it may yet finish)."""
-    fut = awaiting(task)
+def executor_futures(fut: Any) -> list[tuple[Any, Any]]:
+    """The running executor futures a task suspended on ``fut`` waits for, as (asyncio
+    future, the ``concurrent.futures.Future`` it mirrors): ``fut`` itself, or the pending
+    children of a ``gather`` (which completes only once every one of them has)."""
     if fut is None or fut.done():
-        return None
-    source = source_future(fut)
-    if source is None or getattr(source, "_state", None) != "RUNNING":
-        return None
+        return []
+    children = [c for c in gather_children(fut) if not c.done()] \
+        if _GatheringFuture is not None and type(fut) is _GatheringFuture else [fut]
+    out = []
+    for child in children:
+        source = source_future(child)
+        if source is not None and getattr(source, "_state", None) == "RUNNING":
+            out.append((child, source))
+    return out
+
+
+def executor_chain(task: Any) -> ExecutorChain | None:
+    """The chain from a task suspended on an executor's future (alone or in a gather) to a
+    lock held on the task's own loop thread, when each step is proven: the future is running
+    on the thread stuck recorded as its runner, each thread waits without a timeout for a Lock
+    or RLock, and each lock's owner is the next thread. None when any step is not so (the
+    worker runs, sleeps, does I/O or waits with a timeout: it may yet finish). A chain back to
+    the task itself first."""
+    found: ExecutorChain | None = None
+    for fut, source in executor_futures(awaiting(task)):
+        chain = _chain_from(task, fut, source)
+        if chain is not None and (found is None or (chain.closed and not found.closed)):
+            found = chain
+    return found
+
+
+def _chain_from(task: Any, fut: Any, source: Any) -> ExecutorChain | None:
     loop = _loop_of(task)
     loop_ident = loop_thread(loop)
     ident = futures.runner_of(source)
