@@ -135,6 +135,7 @@ def test_main_file_argv_path_and_traceback_are_pythons(tmp_path: Path, how: str)
     ((), "nothing to run"),
     (("no/such/file.py",), "no such file"),
     (("--signal", "NOPE", "examples/three_lock_cycle.py"), "unknown signal"),
+    (("--act-on", "possible", "examples/three_lock_cycle.py"), "--act-on"),
 ])
 def test_usage_errors_exit_2_with_one_line(args: tuple[str, ...], message: str) -> None:
     proc = run(*args)
@@ -279,3 +280,50 @@ def test_lock_order_run_report_says_how_much_it_checked(tmp_path: Path) -> None:
     assert "no lock-order problem found" in done.stderr
     assert "checked 2 lock classes" in done.stderr
     assert "primitives tracked: 1 mutex, 1 rlock" in done.stderr
+
+
+# Two full queues, each side waiting for the other to take, while a thread able to run (the
+# drainer, asleep) could take from them, and does: probable when the cycle forms, never proven.
+# --policy abort leaves it alone and the program ends as without stuck; --act-on probable asks
+# for the abort at once.
+QUEUE_CYCLE_A_SLEEPER_ENDS = """
+import queue, threading, time
+requests, responses = queue.Queue(maxsize=1), queue.Queue(maxsize=1)
+
+def engine():
+    while (item := requests.get()) is not None:
+        responses.put(item)
+
+def gateway():
+    requests.put(0)
+    responses.get()
+    for i in range(4):
+        requests.put(i)
+    requests.put(None)
+
+def drainer():
+    time.sleep(2.5)
+    for _ in range(4):
+        responses.get()
+
+threads = [threading.Thread(target=f) for f in (engine, gateway, drainer)]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+print("finished")
+"""
+
+
+def test_act_on_chooses_whether_abort_acts_on_a_probable_finding(tmp_path: Path) -> None:
+    program = tmp_path / "queue_cycle.py"
+    program.write_text(QUEUE_CYCLE_A_SLEEPER_ENDS)
+    left_alone = run("--policy", "abort", str(program))
+    assert left_alone.returncode == 0, left_alone.stderr
+    assert left_alone.stdout == "finished\n"
+    assert "DEADLOCK (probable)" in left_alone.stderr
+    assert "Policy abort acts only on certain findings" in left_alone.stderr
+    acted = run("--policy", "abort", "--act-on", "probable", str(program))
+    assert acted.returncode == 86, acted.stderr
+    assert acted.stdout == ""
+    assert "DEADLOCK (probable)" in acted.stderr
