@@ -70,6 +70,12 @@ def reachability(targets: dict[str, object], roots: Iterable[object],
     want = {id(obj): rid for rid, obj in targets.items()}
     found: set[str] = set()
     seen: set[int] = set(want)  # never walk through a target itself
+    # ... nor through stuck's own modules: its registry refers to every primitive waited on,
+    # which no code of the program uses to reach one (``sys.modules`` would lead there).
+    for name, module in list(sys.modules.items()):
+        if _is_own_module(name) and isinstance(module, ModuleType):
+            seen.add(id(module))
+            seen.add(id(module.__dict__))
     queue: deque[object] = deque()
     for r in roots:
         if id(r) in want:
@@ -120,11 +126,17 @@ def runnable_roots(runnable_idents: set[int], frames: dict[int, FrameType],
             else:  # module-level code: its namespace is its globals
                 roots.append(f.f_globals)
             f = f.f_back
-    for module in list(sys.modules.values()):
-        if isinstance(module, ModuleType):
+    for name, module in list(sys.modules.items()):
+        # stuck's own modules are no way for the program to a primitive: its registry keeps
+        # every wait record, and so every primitive waited on, but no program code uses it.
+        if isinstance(module, ModuleType) and not _is_own_module(name):
             roots.append(module.__dict__)
     roots.extend(extra)
     return roots
+
+
+def _is_own_module(name: str) -> bool:
+    return name == "stuck" or name.startswith("stuck.")
 
 
 # ---------------------------------------------------------------------------------------------
