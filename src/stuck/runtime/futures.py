@@ -55,6 +55,14 @@ def runner_of(fut: Any) -> int | None:
     return runner if isinstance(runner, int) else None
 
 
+def started(fut: Any) -> bool:
+    """True once a pool's worker has started running ``fut`` (it runs, or has run): known
+    for every submitted future, whereas ``runner_of`` names the worker only once it blocks."""
+    if runner_of(fut) is not None:
+        return True
+    return pool_of(fut) is not None and getattr(fut, "_state", None) in (_RUNNING, _FINISHED)
+
+
 def callable_of(fut: Any) -> str | None:
     """The qualified name of the callable a submitted ``fut`` runs."""
     name = getattr(fut, "_stuck_task", None)

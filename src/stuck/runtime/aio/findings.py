@@ -256,7 +256,7 @@ def _describe_wait(thread: Thread, task: Any, record: TaskWait | None, view: _Lo
         return
     on_executor = executor_chain(task)
     source = on_executor.source if on_executor is not None else next(
-        (src for _, src in executor_futures(fut) if futures.runner_of(src) is not None), None)
+        (src for _, src in executor_futures(fut) if futures.started(src)), None)
     if source is not None:
         res = resource_for(source, resources, rid_of)
         file, function, line = _task_where(task)
