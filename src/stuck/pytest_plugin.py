@@ -172,12 +172,16 @@ class StuckSession:
             self._deadlocks_before = len(reports)
             for r in new:
                 waited = any("policy_waits_for_proof" in f.details for f in r.findings)
+                raised = any(f.details.get("policy") == "raise" for f in r.findings)
                 problems.append(
                     ("stuck: this test formed a probable deadlock cycle; no error was raised "
                      "for it when it formed (raise acts on proven cycles: it is raised once "
                      "the watchdog proves it, or at once with --stuck-act-on probable)"
                      if waited else "stuck: this test deadlocked; the thread closing the "
-                     "cycle got stuck.DeadlockError") + "\n\n" + text_report.render(r))
+                     "cycle got stuck.DeadlockError" if raised else
+                     "stuck: this test formed a deadlock cycle; it was reported, and nothing "
+                     "was raised (a wait in it has a timeout, or the policy only reports)")
+                    + "\n\n" + text_report.render(r))
         if self.fail_at == "test":
             from stuck.report import lockorder as lockorder_report
 

@@ -207,3 +207,41 @@ def test_stuck_act_on_probable_raises_as_the_cycle_forms(tmp_path: Path) -> None
     assert "DEADLOCK (certain)" not in out + done.stderr  # raised before any proof
     bad = run_pytest(tmp_path, "--stuck", "--stuck-act-on", "maybe", "test_cycle.py")
     assert bad.returncode == 4 and "--stuck-act-on" in bad.stderr
+
+
+def test_a_cycle_with_a_timed_wait_is_reported_without_claiming_an_error_was_raised(
+        tmp_path: Path) -> None:
+    """A lock-order inversion one side of which waits with a timeout: the cycle forms and ends
+    by itself. The test fails with the report, which must not say DeadlockError was raised."""
+    write(tmp_path, "test_timed_cycle.py", """
+        import threading
+
+        def test_inversion_with_a_timeout():
+            a, b = threading.Lock(), threading.Lock()
+            a_held, b_held = threading.Event(), threading.Event()
+
+            def patient():
+                with a:
+                    a_held.set(); b_held.wait()
+                    if b.acquire(timeout=1.5):
+                        b.release()
+
+            def eager():
+                with b:
+                    b_held.set(); a_held.wait()
+                    with a:
+                        pass
+
+            ts = [threading.Thread(target=patient, name="patient"),
+                  threading.Thread(target=eager, name="eager")]
+            for t in ts: t.start()
+            for t in ts: t.join()
+        """)
+    plain = run_pytest(tmp_path, "test_timed_cycle.py")
+    assert plain.returncode == 0, plain.stdout + plain.stderr
+    done = run_pytest(tmp_path, "--stuck", "test_timed_cycle.py")
+    out = done.stdout + done.stderr
+    assert done.returncode == 1, out
+    assert "DEADLOCK" in out
+    assert "got stuck.DeadlockError" not in out
+    assert "this test formed a deadlock cycle; it was reported, and nothing was raised" in out
