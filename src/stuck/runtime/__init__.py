@@ -17,6 +17,7 @@ classes derived from a primitive before it keep their original base and are list
 from __future__ import annotations
 
 import contextlib
+import os
 import signal as _signal
 import sys
 import threading
@@ -246,6 +247,23 @@ def _start_watchdog(hang_after: float | None, hang_policy: Policy, json_path: st
                    live=LiveChecker())
     _state["watchdog"] = dog
     dog.start()
+    if not _state.get("fork_hook") and hasattr(os, "register_at_fork"):
+        _state["fork_hook"] = True
+        os.register_at_fork(after_in_child=_watchdog_in_child)
+
+
+def _watchdog_in_child() -> None:
+    """A forked child has only the thread that forked: the parent's watchdog is not in it. A
+    child that then waits for a lock another thread of the parent held when it forked (the
+    classic fork-while-locked hang) would wait silently. It gets a watchdog of its own for
+    deadlocks and stalls, with the parent's policy and stream; not the hang limit (a worker
+    idle in a pipe read is what forked pool children do) and not the report files (the
+    parent's)."""
+    dog = _state.get("watchdog")
+    if dog is None:
+        return
+    with contextlib.suppress(Exception):
+        _start_watchdog(None, "report", None, dog.config.stream, None)
 
 
 def uninstall() -> None:
