@@ -86,3 +86,6 @@ def test_waiter_on_a_deadlocked_workers_task_is_blocked_behind_the_deadlock(
     assert (deadlock["kind"], deadlock["confidence"]) == ("deadlock", "certain")
     assert names(data, deadlock["threads"]) == {"pool_0"}
     assert names(data, deadlock["blocked_behind"]) == {"MainThread"}
+    # Printed in full once, probable, when the worker blocked; then one line once proven.
+    assert err.count("DEADLOCK (") == 1 and "DEADLOCK (probable)" in err
+    assert "stuck: the deadlock reported above (probable) is now certain" in err

@@ -477,7 +477,18 @@ class Watchdog:
                 if f.kind in ("stall", "deadlock") and not live_policy.acts_on(f.confidence):
                     f.explanation += "\n" + live_policy.not_acted_on(asked)
         if changed:
-            self._write(report, now)
+            shown = self._shown_at_block(report)
+            if shown is not None:
+                # Every finding is a cycle the block-time check printed in full a moment ago,
+                # less sure: one line each saying it is now proven, with the proof, and the
+                # report files written again with the proven findings.
+                live_policy.write_report(report, self.config.stream or sys.stderr,
+                                         self.config.json_path or "",
+                                         self.config.html_path or "", text=shown)
+                self.reports.append(report)
+                del self.reports[:-8]
+            else:
+                self._write(report, now)
             self._last_report_at = now
             self._last_report_key = keys
         elif due:
@@ -559,6 +570,27 @@ class Watchdog:
                      self.config.html_path or "", text=text)
         self.reports.append(report)  # after writing: a reader of `reports` sees the text too
         del self.reports[:-8]
+
+    @staticmethod
+    def _shown_at_block(report: Report) -> str | None:
+        """The short text for a report whose findings are all deadlocks printed when a thread
+        blocked (the same threads and resources) with a lower confidence, or None (then the
+        report is written in full)."""
+        from stuck.runtime import policy as live_policy
+
+        earlier = {_finding_key(f): f for r in list(live_policy.findings_seen)
+                   for f in r.findings}
+        lines: list[str] = []
+        for f in report.findings:
+            before = earlier.get(_finding_key(f)) if f.kind == "deadlock" else None
+            if before is None or before.confidence == f.confidence:
+                return None
+            lines.append(f"stuck: the deadlock reported above ({before.confidence}) is now "
+                         f"{f.confidence}: {f.summary}\n")
+            said = set(before.explanation.splitlines())
+            lines.extend(f"  {line}\n" for line in f.explanation.splitlines()
+                         if line.strip() and line not in said)
+        return "".join(lines) or None
 
     def _remind(self, report: Report, now: float) -> None:
         from stuck.report.text import counted
