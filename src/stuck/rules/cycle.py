@@ -13,7 +13,7 @@ from __future__ import annotations
 from stuck.model import Edge, Finding
 from stuck.rules.confidence import cycle_confidence
 from stuck.rules.facts import Facts, ThreadFacts, waited
-from stuck.rules.knot import can_run
+from stuck.rules.knot import can_run, out_of_reach
 from stuck.rules.wording import cycle_step, name_of, unique
 
 
@@ -98,13 +98,6 @@ def holding_cycles(stuck: set[str], facts: Facts) -> list[list[Edge]]:
         covered.update(path)
         out.append(edges)
     return out
-
-
-def out_of_reach(rid: str, facts: Facts, stuck: set[str], unreachable: set[str]) -> bool:
-    """True when no thread outside ``stuck`` can use resource ``rid``: none is left able to
-    run, or the reachability pass found that none able to run can reach it. Who used it so
-    far then no longer matters: only the stuck threads could end a wait on it."""
-    return rid in unreachable or not any(can_run(x, facts, stuck) for x in facts.threads)
 
 
 def deadlock_finding(cycle: list[Edge], facts: Facts, now: float,

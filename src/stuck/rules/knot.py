@@ -81,6 +81,13 @@ def can_run(tid: str, facts: Facts, stuck: set[str]) -> bool:
     return t is not None and t.alive and tid not in stuck
 
 
+def out_of_reach(rid: str, facts: Facts, stuck: set[str], unreachable: set[str]) -> bool:
+    """True when no thread outside ``stuck`` can use resource ``rid``: none is left able to
+    run, or the reachability pass found that none able to run can reach it. Who used it so
+    far then no longer matters: only the stuck threads could end a wait on it."""
+    return rid in unreachable or not any(can_run(x, facts, stuck) for x in facts.threads)
+
+
 def could_wake(t: ThreadFacts, facts: Facts, stuck: set[str],
                 unreachable: set[str], any_releaser: bool = False) -> str | None:
     """Why ``t``'s wait could still end, or None when only stuck or dead threads could end it."""

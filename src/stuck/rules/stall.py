@@ -13,7 +13,7 @@ from typing import Literal
 
 from stuck.model import Finding
 from stuck.rules.facts import Facts, ResourceFacts, Signal, ThreadFacts, waited
-from stuck.rules.knot import can_run, waits_on
+from stuck.rules.knot import can_run, out_of_reach, waits_on
 from stuck.rules.wording import for_how_long, name_of, state_of, unique
 
 
@@ -45,6 +45,14 @@ def can_signal(tid: str, rid: str, facts: Facts) -> bool:
     return ex is not None and tid in ex.workers
 
 
+def _takers_line(takers: list[str], facts: Facts, stuck: set[str]) -> str:
+    """Who ever took from a queue (the threads a full put or a join waits for), and how each is."""
+    if not takers:
+        return "No thread has ever taken from it, and none able to run can reach it."
+    return "The threads that ever took from it: " + ", ".join(
+        f"{name_of(facts, g)} ({state_of(facts, g, stuck)})" for g in takers) + "."
+
+
 def stall_finding(t: ThreadFacts, res: ResourceFacts, facts: Facts, stuck: set[str],
                    now: float, unreachable: set[str]) -> Finding | None:
     assert t.wait is not None
@@ -56,9 +64,9 @@ def stall_finding(t: ThreadFacts, res: ResourceFacts, facts: Facts, stuck: set[s
     details: dict[str, object] = {}
     confidence: Literal["certain", "probable", "possible"] = "probable"
     op = t.wait.op
-    # Every thread of the program is blocked for good or has ended: nothing is left that
-    # could signal anything, whoever signalled before.
-    nobody_can_run = not any(can_run(x, facts, stuck) for x in facts.threads)
+    # Nothing able to run can use the primitive (none is left able to run, or none can reach
+    # it): whoever signalled it before, only the stuck threads could end the wait.
+    proven = out_of_reach(res.id, facts, stuck, unreachable)
 
     if res.kind == "future":
         ex = facts.executors.get(res.executor) if res.executor else None
@@ -99,14 +107,10 @@ def stall_finding(t: ThreadFacts, res: ResourceFacts, facts: Facts, stuck: set[s
         summary = (f"{t.name} waits to put on full queue {res.label}; no thread able to run "
                    "will ever take from it")
         getters = sorted(res.getters or ())
-        if getters:
-            lines.append("The threads that ever took from it: " + ", ".join(
-                f"{name_of(facts, g)} ({state_of(facts, g, stuck)})" for g in getters) + ".")
-        else:
-            lines.append("No thread has ever taken from it, and none able to run can reach it.")
+        lines.append(_takers_line(getters, facts, stuck))
         details["rule"] = "queue-put-no-getter"
         involved += [g for g in getters if g in stuck]
-        confidence = "certain" if res.id in unreachable or nobody_can_run else "probable"
+        confidence = "certain" if proven else "probable"
     elif res.kind == "queue" and op == "queue-join":
         takers = sorted(res.getters or ())
         summary = (f"{t.name} waits for the items of queue {res.label} to be done (join); no "
@@ -118,14 +122,10 @@ def stall_finding(t: ThreadFacts, res: ResourceFacts, facts: Facts, stuck: set[s
                         ": every thread that took from it has ended")
         lines.append(f"{t.name} waits in join(){for_how_long(t, now)} until every item put "
                      "on the queue is marked done (task_done()) by the thread that took it.")
-        if takers:
-            lines.append("The threads that ever took from it: " + ", ".join(
-                f"{name_of(facts, g)} ({state_of(facts, g, stuck)})" for g in takers) + ".")
-        else:
-            lines.append("No thread has ever taken from it, and none able to run can reach it.")
+        lines.append(_takers_line(takers, facts, stuck))
         details["rule"] = "queue-join-no-taker"
         involved += [g for g in takers if g in stuck]
-        confidence = "certain" if res.id in unreachable or nobody_can_run else "probable"
+        confidence = "certain" if proven else "probable"
     elif res.kind == "barrier":
         need = (res.parties or 0) - (res.n_waiting or 0)
         summary = (f"{t.name} waits at barrier {res.label}, which can never collect its "
@@ -137,7 +137,7 @@ def stall_finding(t: ThreadFacts, res: ResourceFacts, facts: Facts, stuck: set[s
             lines.append("Threads that used it before: " + ", ".join(
                 f"{name_of(facts, u)} ({state_of(facts, u, stuck)})" for u in users) + ".")
         details["rule"] = "barrier"
-        confidence = "certain" if res.id in unreachable or nobody_can_run else "probable"
+        confidence = "certain" if proven else "probable"
         involved += sorted(x for x, o in facts.threads.items()
                            if x != t.id and x in stuck and waits_on(o, res.id))
     elif res.kind in ("mutex", "rlock") and res.owners and all(
@@ -154,7 +154,7 @@ def stall_finding(t: ThreadFacts, res: ResourceFacts, facts: Facts, stuck: set[s
         if res.kind == "rlock":
             lines.append("Only the thread that holds an RLock may release it.")
             confidence = "certain"
-        elif res.id in unreachable or not any(can_run(x, facts, stuck) for x in facts.threads):
+        elif proven:
             lines.append("Any thread may release a plain Lock, but none able to run can reach it.")
             confidence = "certain"
         else:
@@ -173,7 +173,7 @@ def stall_finding(t: ThreadFacts, res: ResourceFacts, facts: Facts, stuck: set[s
                      f"timeout; every permit it waits for was taken by a thread that ended "
                      f"without releasing it ({how}).")
         details["rule"] = "semaphore-holder-ended"
-        if res.id in unreachable or not any(can_run(x, facts, stuck) for x in facts.threads):
+        if proven:
             lines.append("Any thread may release a semaphore, but none able to run can "
                          "reach it.")
             confidence = "certain"
@@ -215,7 +215,7 @@ def stall_finding(t: ThreadFacts, res: ResourceFacts, facts: Facts, stuck: set[s
                         lines.append(chain_line(wt, facts, stuck))
             # Certain only when no thread able to run can even reach the primitive (none is
             # left able to run at all, or the reachability pass found none that can).
-            confidence = "certain" if res.id in unreachable or nobody_can_run else "probable"
+            confidence = "certain" if proven else "probable"
         else:
             if any(can_run(x, facts, stuck) for x in facts.threads):
                 lines.append("No thread has ever signalled it, and no thread able to run can "
