@@ -229,3 +229,56 @@ def test_end_to_end_loads() -> None:
     report = analyze(snap, loaded.stated, loaded.inferred)
     # No cycle can be claimed: nothing in a py-spy dump without locals shows who holds what.
     assert not [f for f in report.findings if f.kind == "deadlock"]
+
+
+PYSPY_SIGNAL_AND_CHILD = """\
+Process 4242: python daemon.py
+Python v3.11.7 (/usr/bin/python3.11)
+
+Thread 4242 (idle): "MainThread"
+    sigwait (signal.py:82)
+    main (daemon.py:28)
+    <module> (daemon.py:36)
+Thread 4243 (idle): "worker-0"
+    Condition.wait (threading.py:327)
+    Queue.get (queue.py:171)
+    work (daemon.py:15)
+    Thread.run (threading.py:982)
+    Thread._bootstrap_inner (threading.py:1045)
+    Thread._bootstrap (threading.py:1002)
+Thread 4244 (idle): "runner"
+    Popen.communicate (subprocess.py:1196)
+    run_tool (daemon.py:23)
+    Thread.run (threading.py:982)
+    Thread._bootstrap_inner (threading.py:1045)
+    Thread._bootstrap (threading.py:1002)
+"""
+
+
+def test_a_signal_wait_is_a_wait_on_the_outside_and_communicate_a_wait_on_a_child() -> None:
+    r = pyspy.parse(PYSPY_SIGNAL_AND_CHILD)
+    ts = by_name(r)
+    kinds = {x.id: (x.kind, x.label) for x in r.resources}
+    # signal.sigwait: a signal comes from outside the process, as a socket's data does; the
+    # thread can run again, so the queue waiters are not out of reach, and its wait is not
+    # durable.
+    main = ts["MainThread"]
+    assert main.state == "io" and main.waits is not None and not main.waits.durable
+    assert kinds[main.waits.resource] == ("event", "a signal")
+    assert main.waits.at is not None and main.waits.at.function == "main"
+    # Popen.communicate reads the child's pipes to their end and then waits for it to exit:
+    # a wait on another process, not anonymous I/O.
+    runner = ts["runner"]
+    assert runner.state == "blocked" and runner.waits is not None
+    assert runner.waits.direction == "wait-child" and not runner.waits.durable
+    assert kinds[runner.waits.resource][0] == "process"
+    assert "communicate" in kinds[runner.waits.resource][1]
+
+
+def test_a_signal_pause_read_from_the_source_line_is_a_wait_on_the_outside() -> None:
+    # pystack prints the source line; signal.pause() is a C call with no frame of its own.
+    text = ('Traceback for thread 4242 (python) [] (most recent call last):\n'
+            '    (Python) File "/srv/daemon.py", line 12, in main\n'
+            '        signal.pause()\n')
+    [main] = [t for p in pystack.parse(text).processes for t in p.threads]
+    assert main.state == "io" and main.waits is not None and not main.waits.durable

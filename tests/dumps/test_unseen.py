@@ -73,7 +73,49 @@ UNNAMED_SLEEP = ("without the source, py-spy and faulthandler show a thread in t
 UNNAMED_LOCK = ("without the source, the handler's emit blocked in `with accounts_lock:` is a "
                 "call the dump does not name: only the other side, waiting for the logging "
                 "handler's lock, is a stall (with --source, the inversion is found)")
+RUNNING_MAY_SIGNAL = ("a condition wait beside a thread the dump caught computing: a running "
+                      "thread may be the one to signal, and one dump cannot tell a cruncher "
+                      "from a signaller (the capture that caught both crunchers asleep is a "
+                      "possible stall, right)")
+PIPE_UNDER_LOCK = ("a write on a full pipe while holding the lock its one reader needs: a gdb "
+                   "dump shows neither who reads the pipe nor, without the owner print, who "
+                   "holds the lock; two possible hangs")
+SILENT_PEER = ("a read on a TCP connection whose peer never answers is, in a Go dump, a client "
+               "waiting for a reply ([IO wait]); the listener nobody accepts on is no goroutine")
+CTX_DONE = ("a receive on ctx.Done() of a context nobody cancels: a receive may be on a timer's "
+            "channel (context.WithTimeout, time.After), which a Go dump cannot tell apart")
+LOOP_IDLE = ("an event loop in its selector wait: py-spy, pystack and faulthandler print no "
+             "task or future, so a loop awaiting a future nobody sets reads as an idle loop "
+             "(with or without the source)")
+UNNAMED_RLOCK = ("without the source, the producer blocked in `with state_lock:` is a call "
+                 "the dump does not name; the consumer's queue wait is a possible stall alone")
+TAKE_IDLE = ("a thread in BlockingQueue.take() is read as waiting for work (idle), as a "
+             "program's consumer usually is: with a sleeper left that may put after it "
+             "wakes, a dump cannot tell a producer that died from one between items (a healthy "
+             "jstack of a consumer and a sleeping producer, tests/dumps/test_inference.py, is "
+             "the same picture)")
 KNOWN_WRONG: dict[str, str] = {
+    "c/cond_beside_workers/bt": RUNNING_MAY_SIGNAL,
+    "c/cond_beside_workers/btfull": RUNNING_MAY_SIGNAL,
+    "c/pool_write_full/bt": PIPE_UNDER_LOCK,
+    "c/pool_write_full/btfull": PIPE_UNDER_LOCK,
+    "c/pool_write_full/bt-print-mutex": PIPE_UNDER_LOCK,
+    "go/conn_no_accept/sigquit": SILENT_PEER,
+    "go/conn_no_accept/sigquit-system": SILENT_PEER,
+    "go/ctx_never_cancelled/sigquit": CTX_DONE,
+    "go/ctx_never_cancelled/sigquit-system": CTX_DONE,
+    **{f"python/asyncio_future_unset/{s}{src}": LOOP_IDLE
+       for s in ("pyspy", "pyspy-locals", "pystack", "faulthandler") for src in ("", "+source")},
+    "java/TakeProducerDied/jstack": TAKE_IDLE,
+    "java/TakeProducerDied/jstack-l": TAKE_IDLE,
+    "python/rlock_queue_get/pyspy": UNNAMED_RLOCK,
+    "python/rlock_queue_get/pyspy-locals": UNNAMED_RLOCK,
+    "python/rlock_queue_get/faulthandler": UNNAMED_RLOCK,
+    **{f"python/rlock_queue_get/{s}+source": (
+        "with the source, the producer's `with state_lock:` is read as a wait for the lock "
+        "the consumer holds while it waits on the queue, but it is named only as blocked "
+        "behind the stall, not as a party (the thread that would put)")
+       for s in ("pyspy", "pyspy-locals", "pystack", "faulthandler")},
     "c/prodcons_fast/btfull": SNAPSHOT_RACE,
     "c/cond_guarded_wait/bt": COND_CYCLE,
     "c/cond_guarded_wait/btfull": COND_CYCLE,

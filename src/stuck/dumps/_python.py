@@ -28,10 +28,12 @@ from dataclasses import dataclass, field
 from stuck.dumps import ParseResult
 from stuck.model import Frame, Process, Resource, ResourceKind, Thread, ThreadState, Wait
 from stuck.stacks.python import (
+    CHILD_WAITS,
     IO_FUNCTIONS,
     NATIVE_IO,
     NATIVE_LOCK,
     NATIVE_SLEEP,
+    SIGNAL_WAITS,
     is_stdlib,
 )
 from stuck.stacks.python import bare as _bare
@@ -117,6 +119,7 @@ class _Reading:
     timed: bool = False  # a timeout is passed, of a value the dump does not print
     at: Frame | None = None
     direction: str | None = None  # a wait on a pipe: "read" or "write"
+    from_outside: bool = False  # ended from outside the process (a signal): never durable
 
 
 def _timeout_of(pf: PyFrame | None) -> float | None:
@@ -199,12 +202,16 @@ def _read_frames(t: PyThread) -> _Reading:
         r.timeout = _timeout_of(r.obj_frame)
         return r
     child = next((pf for pf in py[:4] if (pf.frame.file or "").endswith("subprocess.py")
-                  and _bare(pf.frame.function) in ("_try_wait", "_wait", "wait")), None)
-    if child is not None:  # Popen.wait: another process must exit
+                  and _bare(pf.frame.function) in CHILD_WAITS), None)
+    if child is not None:  # Popen.wait / communicate: another process must exit
         r.state, r.kind, r.obj_frame = "blocked", "process", child
-        r.label = "a child process (subprocess.Popen) to exit"
+        r.label = ("a child process (subprocess.Popen) to exit"
+                   if _bare(child.frame.function) not in ("communicate", "_communicate") else
+                   "a child process (subprocess.Popen.communicate) to close its output and exit")
         r.at = next((pf.frame for pf in py if not _stdlib(pf)), child.frame)
         return r
+    if fn in SIGNAL_WAITS and (top.frame.file or "").endswith("signal.py"):
+        return _signal_wait(r, top, py)
     if _is(top, "_worker", "thread.py"):
         r.state = "idle"  # work_queue.get() on a SimpleQueue: a C call, no frame of its own
         return r
@@ -254,6 +261,8 @@ def _read_frames(t: PyThread) -> _Reading:
                 r.obj_repr = top.local_vars.get(expr)
         elif method == "sleep":
             r.state = "sleeping"
+        elif method in SIGNAL_WAITS and r.state == "unknown":
+            return _signal_wait(r, top, py)
         elif method in IO_FUNCTIONS:
             r.state = "io"
         elif method == "join":
@@ -266,6 +275,15 @@ def _read_frames(t: PyThread) -> _Reading:
         r.label = "threading.RLock" if r.kind == "rlock" else "threading.Lock"
     if r.state == "unknown" and t.hint in ("active", "gil"):
         r.state = "running"
+    return r
+
+
+def _signal_wait(r: _Reading, top: PyFrame, py: list[PyFrame]) -> _Reading:
+    """``signal.sigwait`` / ``sigwaitinfo`` / ``pause``: the thread waits for a signal, which
+    comes from outside the process (an operator, a supervisor): not a durable wait, and a
+    thread that a signal would run again can still end the waits of others."""
+    r.state, r.kind, r.label, r.from_outside = "io", "event", "a signal", True
+    r.at = next((pf.frame for pf in py if not _stdlib(pf)), top.frame)
     return r
 
 
@@ -300,7 +318,8 @@ def build(threads: list[PyThread], result: ParseResult, resources: Resources,
                                     reading.label or reading.kind, None)
             timed = reading.timeout is not None or reading.timed
             thread.waits = Wait(resource=rid, timeout=reading.timeout,
-                                durable=not timed and reading.kind not in ("process", "pipe"),
+                                durable=not timed and not reading.from_outside
+                                and reading.kind not in ("process", "pipe"),
                                 at=reading.at,
                                 direction="wait-child" if reading.kind == "process"
                                 else reading.direction)

@@ -55,9 +55,15 @@ IO_FUNCTIONS = frozenset({
 })
 # Waits on another process: the thread waits until a child exits.
 PROCESS_WAITS = frozenset({"_try_wait", "waitpid", "wait4"})
+# subprocess.Popen methods that wait for the child: wait() until it exits, communicate() until
+# it closes its output pipes and exits (it reads them to the end first).
+CHILD_WAITS = frozenset({"_try_wait", "_wait", "wait", "communicate", "_communicate"})
+# Calls that wait for a signal, which only something outside the process sends (sigtimedwait
+# has a timeout and ends by itself).
+SIGNAL_WAITS = frozenset({"sigwait", "sigwaitinfo", "pause"})
 # How py-spy (short file names) prints standard-library files a wait passes through.
 STDLIB_SHORT = frozenset({
-    "threading.py", "queue.py", "selectors.py", "socket.py", "ssl.py", "subprocess.py",
+    "threading.py", "queue.py", "selectors.py", "socket.py", "ssl.py", "subprocess.py", "signal.py",
     "_base.py", "thread.py", "concurrent/futures/_base.py", "concurrent/futures/thread.py",
     "logging/__init__.py", "logging/handlers.py", "multiprocessing/queues.py",
     "importlib/_bootstrap.py", "<frozen importlib._bootstrap>",
@@ -95,6 +101,6 @@ def is_stdlib(path: str) -> bool:
 # sleep (read from the source): it will never run other code, so it can wake or release nothing.
 SLEEP_ONLY = "asleep in a loop that does nothing else"
 
-__all__ = ["CALL_ACTIVITY", "IO_FUNCTIONS", "NATIVE_IO", "NATIVE_LOCK", "NATIVE_SLEEP",
-           "PROCESS_WAITS", "SLEEP_ONLY", "STDLIB_ACTIVITY", "STDLIB_SHORT", "Activity", "bare",
+__all__ = ["CALL_ACTIVITY", "CHILD_WAITS", "IO_FUNCTIONS", "NATIVE_IO", "NATIVE_LOCK", "NATIVE_SLEEP",
+           "PROCESS_WAITS", "SIGNAL_WAITS", "SLEEP_ONLY", "STDLIB_ACTIVITY", "STDLIB_SHORT", "Activity", "bare",
            "is_stdlib", "short_file"]
