@@ -27,7 +27,8 @@ TIMEOUT = 20.0  # seconds each outside tool may take
 
 
 def _waiting_keys(pe: ProcessEvidence, machine: str) -> set[str]:
-    """Pipes and sockets that a thread of ``pe`` sleeps reading or writing."""
+    """Pipes and sockets that a thread of ``pe`` sleeps reading or writing, and files it waits
+    to lock (``file:PATH``)."""
     from stuck.capture import syscalls
 
     fds = {f.fd: f.target for f in pe.fds}
@@ -36,17 +37,37 @@ def _waiting_keys(pe: ProcessEvidence, machine: str) -> set[str]:
         call = syscalls.parse(te.syscall, machine)
         fd = call.fd() if call is not None else None
         target = fds.get(fd) if fd is not None else None
-        if target and target.startswith(("pipe:", "socket:")):
+        if not target:
+            continue
+        if call is not None and call.meaning == "file-lock":
+            out.add(f"file:{target}")
+        elif target.startswith(("pipe:", "socket:")):
             out.add(target)
+    return out
+
+
+def _shared_objects(pe: ProcessEvidence, machine: str) -> set[str]:
+    """The shared-memory objects (maj:min:inode) a thread of ``pe`` waits on a futex in."""
+    from stuck.capture import shared, syscalls
+
+    out = set()
+    for te in pe.threads:
+        call = syscalls.parse(te.syscall, machine)
+        if call is not None and call.futex_shared():
+            m = shared.mapping_of(pe.shared_maps, call.args[0])
+            if m is not None:
+                out.add(m.object)
     return out
 
 
 def collect(pids: list[int], tree: bool = False, timeout: float = TIMEOUT,
             interval: float = INTERVAL, runtime_views: bool = True) -> Evidence:
     """Read ``pids`` (and their descendants with ``tree``) and whatever they wait on."""
-    from stuck.capture import peers, proc
+    from stuck.capture import peers, proc, shared
 
     ev = Evidence(taken_at=time.time(), machine=os.uname().machine, interval=interval)
+    table = shared.lock_table()
+    locked = shared.locked_files(table)
     order: list[tuple[int, str]] = [(p, "asked") for p in dict.fromkeys(pids)]
     if tree:
         for p in list(dict.fromkeys(pids)):
@@ -55,14 +76,18 @@ def collect(pids: list[int], tree: bool = False, timeout: float = TIMEOUT,
     for pid, why in order:
         if pid not in seen:
             seen.add(pid)
-            ev.processes.append(proc.read_process(pid, why))
+            ev.processes.append(proc.read_process(pid, why, locked))
     unix_all = peers.unix_sockets()
     if not unix_all:
         ev.missing.append("the kernel's socket table (sock_diag) could not be read: unix "
                           "socket peers are not linked")
     ev.unix = unix_all
     ev.net_tcp = peers.read_tcp()
-    _follow_peers(ev, seen)
+    _follow_peers(ev, seen, locked)
+    waited = {f.file_id for pe in ev.processes for f in pe.fds if f.file_id}
+    ev.locks = "\n".join(line for line in table.splitlines()
+                         if (lk := shared.parse_lock(line)) is not None
+                         and lk.file_id in waited)
     time.sleep(interval)
     for pe in ev.processes:
         proc.resample(pe)
@@ -91,22 +116,37 @@ def _waited_children(pe: ProcessEvidence, machine: str) -> list[int]:
     return out
 
 
-def _follow_peers(ev: Evidence, seen: set[int]) -> None:
-    """Capture the processes holding the other end of what captured threads wait on, and the
-    children they wait for."""
-    from stuck.capture import peers, proc
+def _follow_peers(ev: Evidence, seen: set[int], locked: set[str]) -> None:
+    """Capture the processes holding the other end of what captured threads wait on (a pipe,
+    a socket, a file lock, shared memory a futex is in), and the children they wait for."""
+    from stuck.capture import peers, proc, shared
 
     done: set[str] = set()
+    objects_done: set[str] = set()
     while len(ev.processes) < MAX_PROCESSES:
         keys: set[str] = set()
+        objects: set[str] = set()
         new: list[tuple[int, str]] = []
         for pe in ev.processes:
             keys |= _waiting_keys(pe, ev.machine)
+            objects |= _shared_objects(pe, ev.machine)
             new.extend((c, f"waited for by {pe.pid}") for c in _waited_children(pe, ev.machine)
                        if c not in seen)
+        files = {k[5:] for k in keys if k.startswith("file:")} - done
+        done |= files
         keys = peers.peer_keys(ev, keys) - done
         done |= keys
         found = proc.holders(keys)
+        found.update((f"a lock on {path}", pids)
+                     for path, pids in shared.lock_holders(files).items())
+        objects -= objects_done
+        objects_done |= objects
+        if objects:
+            mapped, unread = shared.mappers(objects)
+            for obj in objects:
+                ev.mappers[obj] = mapped.get(obj, [])
+            ev.maps_unread = sorted(set(ev.maps_unread) | set(unread))
+            found.update((f"shared memory {obj}", pids) for obj, pids in mapped.items())
         new += [(pid, f"holds {key}") for key, pids in found.items() for pid in pids
                 if pid not in seen]
         if not new:
@@ -115,7 +155,7 @@ def _follow_peers(ev: Evidence, seen: set[int]) -> None:
             if pid in seen or len(ev.processes) >= MAX_PROCESSES:
                 continue
             seen.add(pid)
-            ev.processes.append(proc.read_process(pid, key))
+            ev.processes.append(proc.read_process(pid, key, locked))
     ev.notes.append(f"stopped following pipes and sockets at {MAX_PROCESSES} processes")
 
 
@@ -150,6 +190,11 @@ def report(ev: Evidence) -> Report:
     rep = analyze(built.snapshot, built.stated, built.inferred)
     pid_of = {t.id: p.pid for p in built.snapshot.processes for t in p.threads}
     for f in rep.findings:
+        unsure = [built.unsure[r] for r in f.resources if r in built.unsure]
+        if unsure and f.confidence == "certain":
+            f.confidence = "probable"
+        f.missing_evidence.extend(u for u in dict.fromkeys(unsure)
+                                  if u not in f.missing_evidence)
         pids = dict.fromkeys(pid_of[t] for t in [*f.threads, *f.blocked_behind] if t in pid_of)
         for pid in pids:
             for gap in built.missing.get(pid or 0, []):

@@ -41,6 +41,10 @@ class FdEvidence:
     flags: int | None = None  # from fdinfo (octal in the file): the open mode
     queued: int | None = None  # bytes in the pipe now (FIONREAD), pipes only
     capacity: int | None = None  # pipe buffer size (F_GETPIPE_SZ)
+    # A file some lock is on (/proc/locks): its maj:min:inode, and the locks held through
+    # this fd (fdinfo ``lock:`` lines, as the kernel wrote them).
+    file_id: str | None = None
+    locks: list[str] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -55,6 +59,9 @@ class ProcessEvidence:
     state: str = ""  # the process's own state letter (Z: zombie)
     threads: list[ThreadEvidence] = field(default_factory=list)
     fds: list[FdEvidence] = field(default_factory=list)
+    # Its shared mappings (/proc/PID/maps lines with an "s" flag): a futex wait without the
+    # private flag is on one of them, and whoever maps the same object may wake it.
+    shared_maps: list[str] = field(default_factory=list)
     # Each tool's own output, by tool name ("gdb", "py-spy", "jcmd"): the text as printed.
     tools: dict[str, str] = field(default_factory=dict)
     why_included: str = "asked"  # asked | child of N | peer of N
@@ -81,6 +88,12 @@ class Evidence:
     processes: list[ProcessEvidence] = field(default_factory=list)
     unix: list[SocketEvidence] = field(default_factory=list)
     net_tcp: str = ""  # /proc/net/tcp and tcp6 as read
+    locks: str = ""  # /proc/locks as read (the lines on files a captured thread waits to lock)
+    # Objects of shared memory a captured futex wait is on (maj:min:inode) -> every process on
+    # the machine seen to map it; ``maps_unread``: processes whose maps could not be read then
+    # (any of them may map it too).
+    mappers: dict[str, list[int]] = field(default_factory=dict)
+    maps_unread: list[int] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     format: str = FORMAT
@@ -119,7 +132,14 @@ def from_dict(d: Any) -> Evidence:
                   machine=_str(d.get("machine"), "x86_64"),
                   interval=float(interval) if isinstance(interval, (int, float)) else 0.0,
                   net_tcp=_str(d.get("net_tcp")), missing=_strs(d.get("missing")),
-                  notes=_strs(d.get("notes")))
+                  notes=_strs(d.get("notes")), locks=_str(d.get("locks")))
+    unread = d.get("maps_unread")
+    ev.maps_unread = [p for p in unread if isinstance(p, int) and not isinstance(p, bool)] \
+        if isinstance(unread, list) else []
+    mapped = d.get("mappers")
+    if isinstance(mapped, dict):
+        ev.mappers = {k: [p for p in v if isinstance(p, int) and not isinstance(p, bool)]
+                      for k, v in mapped.items() if isinstance(k, str) and isinstance(v, list)}
     for p in _dicts(d.get("processes")):
         pid = _int_or_none(p.get("pid"))
         if pid is None:
@@ -132,7 +152,8 @@ def from_dict(d: Any) -> Evidence:
             runtime=_str(p.get("runtime"), "native"), state=_str(p.get("state")),
             tools={k: v for k, v in tools.items() if isinstance(k, str) and isinstance(v, str)}
             if isinstance(tools, dict) else {},
-            why_included=_str(p.get("why_included"), "asked"), missing=_strs(p.get("missing")))
+            why_included=_str(p.get("why_included"), "asked"), missing=_strs(p.get("missing")),
+            shared_maps=_strs(p.get("shared_maps")))
         for t in _dicts(p.get("threads")):
             tid = _int_or_none(t.get("tid"))
             if tid is None:
@@ -148,10 +169,13 @@ def from_dict(d: Any) -> Evidence:
             fd = _int_or_none(f.get("fd"))
             if fd is None:
                 continue
+            fid = f.get("file_id")
             pe.fds.append(FdEvidence(fd=fd, target=_str(f.get("target")),
                                      flags=_int_or_none(f.get("flags")),
                                      queued=_int_or_none(f.get("queued")),
-                                     capacity=_int_or_none(f.get("capacity"))))
+                                     capacity=_int_or_none(f.get("capacity")),
+                                     file_id=fid if isinstance(fid, str) else None,
+                                     locks=_strs(f.get("locks"))))
         ev.processes.append(pe)
     for s in _dicts(d.get("unix")):
         ino = _int_or_none(s.get("inode"))

@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from stuck.capture import syscalls
+from stuck.capture import shared, syscalls
 from stuck.capture.evidence import Evidence, ProcessEvidence, ThreadEvidence
 from stuck.capture.naming import thread_id, thread_name
 from stuck.capture.peers import Channel, channels
@@ -32,6 +32,8 @@ if TYPE_CHECKING:
     pass
 
 PIPE_BUF = 4096  # Linux: writes up to this size are atomic, so less room than this is full
+SHARED_FUTEX = "shared-futex"  # Wait.direction of a futex wait other processes may end
+LOCK_WORDS = {"FLOCK": "flock", "POSIX": "POSIX (fcntl) lock", "OFDLCK": "OFD (fcntl) lock"}
 
 
 @dataclass(slots=True)
@@ -42,6 +44,9 @@ class Built:
     stated: list = field(default_factory=list)  # type: ignore[type-arg]
     inferred: dict[str, str] = field(default_factory=dict)
     missing: dict[int, list[str]] = field(default_factory=dict)  # pid -> gaps
+    # Resources whose possible wakers may be incomplete -> why: a finding resting on one is at
+    # most probable (stuck.capture.report).
+    unsure: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -63,6 +68,7 @@ def build(ev: Evidence) -> Built:
     threads_of: dict[int, list[Thread]] = {}
     io_waits: list[_IoWait] = []
     child_waits: list[tuple[Thread, int, int]] = []
+    lock_waits: list[tuple[Thread, ProcessEvidence, int]] = []
     for pe in ev.processes:
         proc = Process(pid=pe.pid, name=pe.comm or None, complete=None)
         snap.processes.append(proc)
@@ -86,8 +92,11 @@ def build(ev: Evidence) -> Built:
                                         f"{ch.key}:{call.meaning}"))
             elif call.meaning == "wait-child":
                 child_waits.append((t, pe.pid, call.child()))
+            elif call.meaning == "file-lock" and fd is not None:
+                lock_waits.append((t, pe, fd))
         threads_of[pe.pid] = proc.threads
     _link_io(ev, built, chans, io_waits, threads_of, by_pid)
+    _link_locks(ev, built, lock_waits, threads_of, by_pid)
     _runtime_views(ev, built, threads_of)
     _link_children(built, child_waits, threads_of, by_pid)
     live = _settle(snap)
@@ -122,25 +131,30 @@ def _thread(pe: ProcessEvidence, te: ThreadEvidence, ev: Evidence) -> Thread:
     elif not still:
         t.state, t.detail = "running", f"moved between the two readings ({call.name})"
     else:
-        _from_call(t, call, pe.pid)
+        _from_call(t, call, pe)
     if te.stack:
         t.frames = _kernel_frames(te.stack)
     return t
 
 
-def _from_call(t: Thread, call: syscalls.Call, pid: int) -> None:
+def _from_call(t: Thread, call: syscalls.Call, pe: ProcessEvidence) -> None:
     """State (and for a futex, the wait) of a thread seen asleep in ``call`` both times."""
     meaning = call.meaning
     t.detail = call.name
-    if meaning in ("read", "write", "wait-child"):
+    if meaning in ("read", "write", "wait-child", "file-lock"):
         t.state = "blocked"  # linked to its peers (or turned into plain I/O) afterwards
     elif meaning == "futex":
         if call.futex_timed():
             t.state, t.detail = "sleeping", "futex wait with a timeout"
         else:
             t.state = "blocked"
-            rid = f"futex:{pid}:{call.args[0]:#x}"
-            t.waits = Wait(resource=rid, durable=True)
+            m = shared.mapping_of(pe.shared_maps, call.args[0]) \
+                if call.futex_shared() else None
+            if m is not None:  # one word of a shared object, whoever maps it
+                rid = f"futex:shm:{m.object}:{call.args[0] - m.start + m.offset:#x}"
+                t.waits = Wait(resource=rid, durable=True, direction=SHARED_FUTEX)
+            else:
+                t.waits = Wait(resource=f"futex:{pe.pid}:{call.args[0]:#x}", durable=True)
     elif meaning == "sleep":
         t.state = "sleeping"
     elif meaning == "signal":
@@ -243,6 +257,41 @@ def _label(ch: Channel, other: Channel | None, op: str, enders: list[int],
     return f"{ch.inode}{where} to be {verb} {peer} (held by {who}{queued})"
 
 
+def _link_locks(ev: Evidence, built: Built,
+                lock_waits: list[tuple[Thread, ProcessEvidence, int]],
+                threads_of: dict[int, list[Thread]], by_pid: dict[int, ProcessEvidence]) -> None:
+    """A thread asleep taking a file lock waits for the processes holding, through one of
+    their fds, a lock that blocks it (``/proc/locks`` says which; fdinfo says through which
+    fds): any of their threads could unlock it or close the fd."""
+    snap = built.snapshot
+    for t, pe, fd in lock_waits:
+        fe = next((f for f in pe.fds if f.fd == fd), None)
+        path = fe.target if fe is not None else f"fd {fd}"
+        blocking = shared.blockers(ev.locks, fe.file_id, pe.pid) \
+            if fe is not None and fe.file_id else []
+        holders = [p.pid for p in ev.processes if p.pid in threads_of and any(
+            f.file_id == fe.file_id and shared.holds(f.locks, blocking) for f in p.fds)] \
+            if fe is not None and blocking else []
+        if not holders:
+            t.state = "io"
+            t.detail = (f"waits to lock {path}; the process holding the lock is not captured "
+                        "(or /proc/locks did not show it)")
+            continue
+        assert fe is not None and fe.file_id is not None
+        word = LOCK_WORDS.get(blocking[0].kind, f"{blocking[0].kind.lower()} lock")
+        rid = f"filelock:{fe.file_id}:{blocking[0].text}"
+        if snap.resource(rid) is None:
+            who = ", ".join(f"pid {p} ({by_pid[p].comm})" for p in holders[:4]) + (
+                " …" if len(holders) > 4 else "")
+            owners = [x.id for p in holders for x in threads_of.get(p, [])]
+            snap.resources.append(Resource(
+                id=rid, kind="mutex" if all(b.mode == "WRITE" for b in blocking) else "rwlock",
+                label=f"the {word} on {path} (held by {who})", owners=owners,
+                wakers=list(owners)))
+        t.waits = Wait(resource=rid, durable=True, direction="lock")
+        t.detail = f"waits for the {word} on {path}"
+
+
 def _link_children(built: Built, child_waits: list[tuple[Thread, int, int]],
                    threads_of: dict[int, list[Thread]],
                    by_pid: dict[int, ProcessEvidence]) -> None:
@@ -296,7 +345,8 @@ def _settle(snap: Snapshot) -> set[str]:
                 continue
             res = resources.get(t.waits.resource)
             if t.waits.direction is not None:
-                wakes = res is not None and any(o in live for o in res.owners)
+                wakes = res is not None and any(
+                    o in live for o in (res.owners or res.wakers or []))
             elif res is not None and res.owners:
                 wakes = any(o in live for o in res.owners)
             else:
@@ -339,6 +389,43 @@ def _full_pipes(built: Built, chans: dict[str, Channel], threads_of: dict[int, l
             "non-blocking writer) will wait for them too, though no thread is seen waiting")
 
 
+def _shared_futex(ev: Evidence, built: Built, res: Resource, t: Thread,
+                  threads_of: dict[int, list[Thread]]) -> None:
+    """A futex word in shared memory: any thread of a process mapping the object may wake it.
+    When its mappers were looked for and every one found was captured, those threads are its
+    possible wakers (processes whose maps could not be read make a finding on it unsure);
+    else the wait is shown as one this capture cannot judge."""
+    _, _, maj, mnr, ino, off = res.id.split(":", 5)
+    obj = f"{maj}:{mnr}:{ino}"
+    path = ""
+    for pe in ev.processes:
+        for line in pe.shared_maps:
+            m = shared.parse_mapping(line)
+            if m is not None and m.object == obj:
+                path = m.path
+                break
+        if path:
+            break
+    mappers = ev.mappers.get(obj)
+    where = f"{path or obj}"
+    if mappers is None or any(p not in threads_of for p in mappers):
+        res.label = f"futex at {off} of shared {where}"
+        t.state, t.waits = "io", None
+        t.detail = (f"futex wait in memory shared with other processes ({where}); not every "
+                    "process mapping it could be read, so who could wake it is unknown")
+        return
+    res.label = (f"futex at {off} of shared {where} (mapped by "
+                 + ", ".join(f"pid {p}" for p in mappers[:4])
+                 + (" …" if len(mappers) > 4 else "") + ")")
+    res.wakers = [x.id for p in mappers for x in threads_of.get(p, [])]
+    if ev.maps_unread:
+        pids = ", ".join(str(p) for p in ev.maps_unread[:6]) + (
+            " …" if len(ev.maps_unread) > 6 else "")
+        built.unsure[res.id] = (
+            f"the memory maps of pid {pids} could not be read: if one of them maps {where}, "
+            "it could still wake the wait (run stuck capture as root to read them)")
+
+
 def _runtime_views(ev: Evidence, built: Built, threads_of: dict[int, list[Thread]]) -> None:
     from stuck.capture import gdb, jvm, python  # each refines the threads it read
 
@@ -357,12 +444,14 @@ def _runtime_views(ev: Evidence, built: Built, threads_of: dict[int, list[Thread
         for t in threads:
             if t.waits is not None and t.waits.resource not in have \
                     and t.waits.resource.startswith("futex:"):
-                addr = t.waits.resource.rsplit(":", 1)[1]
-                built.snapshot.resources.append(Resource(
-                    id=t.waits.resource, kind="unknown", label=f"futex {addr}",
-                    address=addr))
-                have.add(t.waits.resource)
-                words.add(t.waits.resource)
+                rid = t.waits.resource
+                addr = rid.rsplit(":", 1)[1]
+                res = Resource(id=rid, kind="unknown", label=f"futex {addr}", address=addr)
+                if t.waits.direction == SHARED_FUTEX:
+                    _shared_futex(ev, built, res, t, threads_of)
+                built.snapshot.resources.append(res)
+                have.add(rid)
+                words.add(rid)
     for pe in ev.processes:
         if "py-spy" in pe.tools or "pystack" in pe.tools:
             python.read_sources(pe, threads_of.get(pe.pid, []), built)

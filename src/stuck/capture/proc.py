@@ -18,6 +18,7 @@ import os
 import struct
 import termios
 
+from stuck.capture import shared
 from stuck.capture.evidence import FdEvidence, ProcessEvidence, ThreadEvidence
 
 PROC = "/proc"
@@ -128,12 +129,8 @@ def resample(pe: ProcessEvidence) -> None:
         pe.missing.append(f"{ended} thread(s) of pid {pe.pid} ended during the capture")
 
 
-def _runtime(pid: int, exe: str | None) -> str:
+def _runtime(pid: int, exe: str | None, maps: str) -> str:
     name = os.path.basename(exe or "")
-    try:
-        maps = _read(f"{PROC}/{pid}/maps", 8 << 20)
-    except OSError:
-        maps = ""
     if "libjvm.so" in maps:
         return "jvm"
     if name.startswith("python") or "libpython" in maps:
@@ -146,8 +143,10 @@ def _runtime(pid: int, exe: str | None) -> str:
     return "native"
 
 
-def read_process(pid: int, why: str = "asked") -> ProcessEvidence:
-    """The first reading of ``pid``: identity, threads, open files; gaps in ``missing``."""
+def read_process(pid: int, why: str = "asked",
+                 locked: set[str] | None = None) -> ProcessEvidence:
+    """The first reading of ``pid``: identity, threads, open files; gaps in ``missing``.
+    ``locked``: the files some lock is on (``shared.locked_files``); read here when None."""
     pe = ProcessEvidence(pid=pid, why_included=why)
     missing: set[str] = set()
     try:
@@ -176,7 +175,12 @@ def read_process(pid: int, why: str = "asked") -> ProcessEvidence:
         missing.add(_why(exc, "executable", pid))
     with contextlib.suppress(OSError):
         pe.cwd = os.readlink(f"{PROC}/{pid}/cwd")
-    pe.runtime = _runtime(pid, pe.exe)
+    try:
+        maps = _read(f"{PROC}/{pid}/maps", 8 << 20)
+    except OSError:
+        maps = ""
+    pe.runtime = _runtime(pid, pe.exe, maps)
+    pe.shared_maps = shared.shared_maps(maps)
     _namespace(pe)
     try:
         tids = sorted(int(t) for t in os.listdir(f"{PROC}/{pid}/task") if t.isdigit())
@@ -190,7 +194,9 @@ def read_process(pid: int, why: str = "asked") -> ProcessEvidence:
         te = _read_thread(pid, tid, missing)
         if te is not None:
             pe.threads.append(te)
-    pe.fds = read_fds(pid, missing)
+    if locked is None:
+        locked = shared.locked_files(shared.lock_table())
+    pe.fds = read_fds(pid, missing, locked)
     if _gone(pid):
         missing.add(f"pid {pid} exited during the capture: what was read before is shown")
     pe.missing.extend(sorted(missing))
@@ -209,7 +215,9 @@ def _namespace(pe: ProcessEvidence) -> None:
                           "py-spy) may fail; run stuck inside its namespace for their view")
 
 
-def read_fds(pid: int, missing: set[str]) -> list[FdEvidence]:
+def read_fds(pid: int, missing: set[str], locked: set[str] | None = None) -> list[FdEvidence]:
+    """``locked``: files some lock is on; a fd on one of them gets its file id and the locks
+    held through it."""
     out: list[FdEvidence] = []
     try:
         names = os.listdir(f"{PROC}/{pid}/fd")
@@ -233,6 +241,11 @@ def read_fds(pid: int, missing: set[str]) -> list[FdEvidence]:
                 pass
         if target.startswith("pipe:"):
             fe.queued, fe.capacity = pipe_fill(pid, int(name))
+        elif locked and target.startswith("/"):
+            fid = shared.file_id(f"{PROC}/{pid}/fd/{name}")
+            if fid in locked:
+                fe.file_id = fid
+                fe.locks = shared.fd_locks(pid, int(name))
         out.append(fe)
     return out
 

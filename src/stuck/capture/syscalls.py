@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 Meaning = Literal["read", "write", "accept", "connect", "poll", "futex", "sleep", "wait-child",
-                  "signal", "other"]
+                  "signal", "file-lock", "other"]
 
 # name -> what waiting in it means; the fd is argument 0 for read/write/accept/connect.
 MEANINGS: dict[str, Meaning] = {
@@ -25,13 +25,16 @@ MEANINGS: dict[str, Meaning] = {
     "futex": "futex", "nanosleep": "sleep", "clock_nanosleep": "sleep",
     "wait4": "wait-child", "waitid": "wait-child",
     "pause": "signal", "rt_sigsuspend": "signal", "rt_sigtimedwait": "signal",
+    # A file lock: flock(2) without LOCK_NB, fcntl(2) F_SETLKW / F_OFD_SETLKW (see Call.meaning).
+    "flock": "file-lock", "fcntl": "file-lock",
 }
 
 NUMBERS: dict[str, dict[int, str]] = {
     "x86_64": {
         0: "read", 1: "write", 7: "poll", 17: "pread64", 18: "pwrite64", 19: "readv",
         20: "writev", 23: "select", 34: "pause", 35: "nanosleep", 42: "connect", 43: "accept",
-        44: "sendto", 45: "recvfrom", 46: "sendmsg", 47: "recvmsg", 61: "wait4",
+        44: "sendto", 45: "recvfrom", 46: "sendmsg", 47: "recvmsg", 61: "wait4", 72: "fcntl",
+        73: "flock",
         128: "rt_sigtimedwait", 130: "rt_sigsuspend", 202: "futex", 208: "io_getevents",
         230: "clock_nanosleep", 232: "epoll_wait", 247: "waitid", 270: "pselect6",
         271: "ppoll", 275: "splice", 281: "epoll_pwait", 288: "accept4", 295: "preadv",
@@ -39,7 +42,8 @@ NUMBERS: dict[str, dict[int, str]] = {
         441: "epoll_pwait2",
     },
     "aarch64": {
-        22: "epoll_pwait", 63: "read", 64: "write", 65: "readv", 66: "writev", 67: "pread64",
+        22: "epoll_pwait", 25: "fcntl", 32: "flock", 63: "read", 64: "write", 65: "readv",
+        66: "writev", 67: "pread64",
         68: "pwrite64", 69: "preadv", 70: "pwritev", 72: "pselect6", 73: "ppoll",
         76: "splice", 95: "waitid", 98: "futex", 101: "nanosleep", 115: "clock_nanosleep",
         133: "rt_sigsuspend", 137: "rt_sigtimedwait", 202: "accept", 203: "connect",
@@ -52,6 +56,9 @@ NUMBERS: dict[str, dict[int, str]] = {
 FUTEX_CMD_MASK = 0x7F  # without FUTEX_PRIVATE_FLAG / FUTEX_CLOCK_REALTIME
 FUTEX_WAITS = {0, 9, 11}  # FUTEX_WAIT, FUTEX_WAIT_BITSET, FUTEX_WAIT_REQUEUE_PI
 FUTEX_LOCK_PI = {6, 13}  # FUTEX_LOCK_PI, FUTEX_LOCK_PI2
+FUTEX_PRIVATE_FLAG = 0x80
+LOCK_NB = 4  # flock(2): do not block
+F_SETLKW, F_OFD_SETLKW = 7, 38  # fcntl(2): the lock commands that wait
 
 
 @dataclass(slots=True)
@@ -64,11 +71,25 @@ class Call:
 
     @property
     def meaning(self) -> Meaning:
-        return MEANINGS.get(self.name, "other")
+        meaning = MEANINGS.get(self.name, "other")
+        if meaning == "file-lock" and len(self.args) > 1 and (
+                (self.name == "flock" and self.args[1] & LOCK_NB)
+                or (self.name == "fcntl" and self.args[1] not in (F_SETLKW, F_OFD_SETLKW))):
+            return "other"  # a call that does not wait for a lock
+        return meaning
 
     def fd(self) -> int | None:
         return self.args[0] if self.args and self.meaning in (
-            "read", "write", "accept", "connect") else None
+            "read", "write", "accept", "connect", "file-lock") else None
+
+    def futex_shared(self) -> bool:
+        """A futex wait without FUTEX_PRIVATE_FLAG: the word may be in memory shared with other
+        processes (a process-shared semaphore or mutex), which can wake it too."""
+        if self.name != "futex" or len(self.args) < 2:
+            return False
+        cmd = self.args[1] & FUTEX_CMD_MASK
+        return (cmd in FUTEX_WAITS or cmd in FUTEX_LOCK_PI) \
+            and not self.args[1] & FUTEX_PRIVATE_FLAG
 
     def futex_timed(self) -> bool:
         """A futex wait with a timeout: it ends by itself."""
