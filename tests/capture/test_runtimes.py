@@ -78,8 +78,9 @@ def java_class(build_dir: Path) -> Path:
     if shutil.which("jcmd") is None and shutil.which("jstack") is None:
         pytest.skip("neither jcmd nor jstack is installed")
     out = build_dir / "java"
-    if not (out / "Deadlock.class").exists():
-        subprocess.run(["javac", "-d", str(out), str(PROGRAMS / "Deadlock.java")], check=True,
+    sources = sorted(PROGRAMS.glob("*.java"))
+    if not all((out / f"{src.stem}.class").exists() for src in sources):
+        subprocess.run(["javac", "-d", str(out), *map(str, sources)], check=True,
                        capture_output=True)
     return out
 
@@ -108,6 +109,24 @@ def test_jvm_monitor_deadlock(java_class: Path, start) -> None:  # type: ignore[
     assert resources[launcher.waits.resource].owners == [
         next(t.id for t in rep.snapshot.threads() if t.name and t.name.startswith("main ["))]
     assert not any(launcher.id in f.threads for f in rep.findings), rep.findings
+
+
+def test_jvm_waiting_for_a_child_that_waits_for_the_jvm_to_read_its_output(  # type: ignore[no-untyped-def]
+        java_class: Path, start) -> None:
+    """Process.waitFor names a Process object, not a pid: the JVM's only child is the one it
+    waits for. Before, the wait was one that 'ends from outside' and nothing was found."""
+    jvm = start(["java", "-Xmx64m", "-XX:+UseSerialGC", "-cp", str(java_class), "WaitForChild"])
+    assert jvm.proc.stdout is not None
+    pid = int(jvm.proc.stdout.readline())
+    pids = settle(jvm, 3)
+    rep = _capture(pid)
+    [d] = rep.findings
+    assert (d.kind, d.confidence) == ("deadlock", "certain")
+    assert _pids_in(rep, d.threads) == set(pids)  # the JVM, sh, and head writing the pipe
+    names = {t.name.split(" [")[0] for t in rep.snapshot.threads() if t.id in d.threads}
+    assert "main" in names
+    resources = rep.snapshot.resource_map()
+    assert {resources[e.waits_for].kind for e in d.cycle} >= {"process", "pipe"}
 
 
 def test_shipped_example_reproduces_the_seed_002_diagnosis() -> None:

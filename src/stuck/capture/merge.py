@@ -99,6 +99,7 @@ def build(ev: Evidence) -> Built:
     _link_locks(ev, built, lock_waits, threads_of, by_pid)
     _runtime_views(ev, built, threads_of)
     _link_children(built, child_waits, threads_of, by_pid)
+    _link_runtime_child_waits(built, threads_of, by_pid)
     live = _settle(snap)
     _full_pipes(built, chans, threads_of, by_pid, live)
     snap.notes.extend(ev.notes)
@@ -317,6 +318,27 @@ def _link_children(built: Built, child_waits: list[tuple[Thread, int, int]],
                 wakers=list(owners)))
         t.waits = Wait(resource=rid, durable=True, direction="wait-child")
         t.detail = f"waits for {names} to exit"
+
+
+def _link_runtime_child_waits(built: Built, threads_of: dict[int, list[Thread]],
+                              by_pid: dict[int, ProcessEvidence]) -> None:
+    """A runtime's wait for a child process it does not name (a JVM's ``Process.waitFor``: a
+    dump shows the Process object, not its pid) is a wait for that process's only live child,
+    when it has one and it is captured: the child's exit is what ends the wait."""
+    for pid, threads in threads_of.items():
+        kids = [p for p, pe in by_pid.items() if pe.ppid == pid and pe.state not in ("Z", "X")]
+        if len(kids) != 1 or kids[0] not in threads_of:
+            continue
+        kid = kids[0]
+        for t in threads:
+            res = built.snapshot.resource(t.waits.resource) if t.waits is not None else None
+            if t.waits is None or res is None or res.kind != "process" or res.owners \
+                    or t.waits.direction != "wait-child" or t.state != "blocked":
+                continue
+            res.owners = [x.id for x in threads_of[kid]]
+            res.wakers = list(res.owners)
+            res.label = f"{res.label}: child pid {kid} ({by_pid[kid].comm}), its only child"
+            t.waits.durable = True
 
 
 def _settle(snap: Snapshot) -> set[str]:
