@@ -153,3 +153,22 @@ def test_saved_evidence_is_untrusted_input(tmp_path: Path) -> None:
                          capture_output=True, text=True, timeout=60)
     assert run.returncode == 0, run.stderr
     assert "\x1b" not in run.stdout and "evil\\x1b[31m" in run.stdout
+
+
+@pytest.mark.skipif(shutil.which("gdb") is None or shutil.which("gcc") is None,
+                    reason="needs gdb and gcc")
+def test_a_targets_own_gdb_script_is_never_run(start, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """gdb loads ``NAME-gdb.py`` found beside an executable it debugs: a hostile target would
+    run its own code in the capture's gdb, as root. It was loaded (safe-path was /)."""
+    src = tmp_path / "quiet.c"
+    src.write_text("#include <unistd.h>\nint main(void) { for (;;) pause(); }\n")
+    exe = tmp_path / "quiet"
+    subprocess.run(["gcc", "-g", "-o", str(exe), str(src)], check=True, capture_output=True)
+    marker = tmp_path / "ran"
+    (tmp_path / "quiet-gdb.py").write_text(f"open({str(marker)!r}, 'w').write('ran')\n")
+    target = start([str(exe)])
+    settle(target, 1)
+    ev = collect([target.pid])
+    assert "gdb" in ev.processes[0].tools  # gdb did read it
+    assert not marker.exists()
+    assert _state(target.pid) == "S"

@@ -3,7 +3,9 @@ and futexes in shared memory (every multiprocessing lock)."""
 
 from __future__ import annotations
 
+import os
 import sys
+import time
 from pathlib import Path
 
 from tests.capture.conftest import PROGRAMS, settle
@@ -17,9 +19,23 @@ def _pids_in(rep: Report, threads: list[str]) -> set[int | None]:
     return {owner[t] for t in threads}
 
 
+def _in_lock_call(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/syscall") as f:
+            call = syscalls.parse(f.read(), os.uname().machine)
+    except OSError:
+        return False
+    return call is not None and call.meaning == "file-lock"
+
+
 def _file_lock_pair(c_program, start, mode: str, tmp_path: Path) -> Report:  # type: ignore[no-untyped-def]
     prog = start([str(c_program("file_lock_pair")), mode, str(tmp_path)])
     pids = settle(prog, 2)
+    waiting = 1 if mode == "sleeper" else 2
+    deadline = time.monotonic() + 20
+    while sum(map(_in_lock_call, pids)) < waiting:  # settle() also accepts the short sleeps
+        assert time.monotonic() < deadline, "the processes did not reach their lock calls"
+        time.sleep(0.05)
     # The other process is found through the lock: the parent's holder is its child; the
     # sleeping parent waits for nothing, so there the child is captured and the parent found.
     [child] = [p for p in pids if p != prog.pid]

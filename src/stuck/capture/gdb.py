@@ -104,6 +104,35 @@ def futex_addresses(pe: ProcessEvidence, machine: str) -> list[int]:
     return sorted(set(out))
 
 
+def _own_library_dirs() -> list[str]:
+    """The directories this process's own C library was loaded from: the system's."""
+    dirs: list[str] = []
+    with contextlib.suppress(OSError), open("/proc/self/maps", encoding="utf-8",
+                                            errors="replace") as f:
+        for line in f:
+            path = line.split(None, 5)[5].strip() if len(line.split(None, 5)) > 5 else ""
+            name = os.path.basename(path)
+            if name.startswith(("libc.so", "libc-", "libpthread")):
+                d = os.path.dirname(path)
+                if d and d not in dirs:
+                    dirs.append(d)
+    return dirs
+
+
+def untrusted_target_options() -> list[str]:
+    """gdb options for attaching, as root, to a process that may be hostile. gdb loads scripts
+    and a thread library named by what it debugs (a ``NAME-gdb.py`` beside the executable, a
+    binary's ``.debug_gdb_scripts`` section, ``libthread_db`` from the directory the target's
+    libpthread came from): each would run the target's chosen code inside gdb. No script is
+    loaded, and libthread_db only from the directories of this machine's own C library."""
+    system = ":".join(_own_library_dirs()) or "/nonexistent"
+    return ["-iex", "set auto-load gdb-scripts off",
+            "-iex", "set auto-load python-scripts off",
+            "-iex", "set auto-load local-gdbinit off",
+            "-iex", f"set libthread-db-search-path {system}",
+            "-iex", f"set auto-load safe-path {system}"]
+
+
 def collect(pe: ProcessEvidence, ev: Evidence, timeout: float) -> None:
     exe = tools.find("gdb")
     if exe is None:
@@ -118,7 +147,7 @@ def collect(pe: ProcessEvidence, ev: Evidence, timeout: float) -> None:
         with os.fdopen(fd, "w") as f:
             f.write(script)
         ran = tools.run([exe, "-nx", "-batch", "-iex", "set debuginfod enabled off",
-                         "-iex", "set auto-load safe-path /", "-p", str(pe.pid),
+                         *untrusted_target_options(), "-p", str(pe.pid),
                          "-ex", f"source {path}"], timeout, target=pe.pid)
     finally:
         with contextlib.suppress(OSError):
