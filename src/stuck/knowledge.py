@@ -15,9 +15,9 @@ its background pool run those. This module keeps such knowledge as data, in thre
 - ``HINTS``: what several facts suggest together, said in the finding;
 - ``JOB_FRAMES``: frames that mean a pool worker is inside a job that waits, not idle.
 
-Analysis (``stuck.analysis``) turns a matching rule into possible wakers: when none of them can
-run, the wait is a stall; when they wait back on the waiter, a cycle. Knowledge describes a
-library's code, and the version in a dump may differ, so a verdict that rests on it is never
+The rules (``stuck.rules.known``) turn a matching rule into possible wakers: when none of them
+can run, the wait is a stall; when they wait back on the waiter, a cycle. Knowledge describes
+a library's code, and the version in a dump may differ, so a verdict that rests on it is never
 ``certain``, and the finding names the rule it used.
 
 Teaching a new library is adding entries here: no rule is written in code.

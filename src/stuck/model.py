@@ -133,6 +133,11 @@ class Wait:
     op: str | None = None
 
 
+# ``Thread.detail`` of a goroutine that waits for an operating-system signal (os/signal's
+# loop after ``signal.Notify``): a signal from outside may still run the program's handler.
+SIGNAL_WAIT = "signal wait"
+
+
 @dataclass(slots=True)
 class Thread:
     """A thread of execution: an OS thread, a goroutine, a Java thread, an asyncio task."""

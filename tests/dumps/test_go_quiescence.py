@@ -1,4 +1,4 @@
-"""The Go quiescence rule (stuck.dumps.goquiet) on dumps outside the dump zoo: a ledger
+"""The Go quiescence rule (stuck.rules.quiescence) on dumps outside the dump zoo: a ledger
 service (tests/fixtures/programs/go/ledger/main.go) stuck five ways and busy once, captured with
 SIGQUIT beside a metrics goroutine on a time.Ticker, and with the runtime's own "all goroutines
 are asleep" (tests/fixtures/build_dumps.py, group goledger). Each rule is checked here on a

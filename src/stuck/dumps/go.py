@@ -11,7 +11,7 @@ out on its own stack than the call that locks (a ``sync.Mutex`` locked twice), w
 shown runs. A goroutine in ``wait4`` under ``os.(*Process).Wait`` waits for a child process;
 ``select {}`` is parked by design. A text without goroutine 1, with "..." between goroutines
 or cut off inside a stack lacks goroutines (an excerpt). What a dump in which nothing runs
-means is ``stuck.dumps.goquiet``'s to say.
+means is ``stuck.rules.quiescence``'s to say.
 
 Hot path: one pass over the lines, cheap ``startswith`` dispatch, frames shared between
 goroutines through a cache (100,000 goroutines usually have a few hundred distinct frames).
@@ -25,7 +25,17 @@ from dataclasses import MISSING, dataclass, field, fields
 from itertools import chain
 
 from stuck.dumps import ParseResult
-from stuck.model import Finding, Frame, Process, Resource, ResourceKind, Thread, ThreadState, Wait
+from stuck.model import (
+    SIGNAL_WAIT,
+    Finding,
+    Frame,
+    Process,
+    Resource,
+    ResourceKind,
+    Thread,
+    ThreadState,
+    Wait,
+)
 from stuck.stacks.native import POOL_LOOP
 
 NAME = "go"
@@ -86,7 +96,6 @@ _RUNTIME_PREFIXES = ("runtime.", "sync.", "internal/", "runtime/")
 # os/signal's goroutine (signal.Notify) waiting for a signal from outside: shown "[syscall]",
 # but it runs only when a signal arrives.
 _SIGNAL_WAITS = frozenset({"os/signal.signal_recv", "os/signal.loop"})
-SIGNAL_WAIT = "signal wait"  # Thread.detail of such a goroutine
 # A goroutine in a system call under these waits for a child process to exit (wait4).
 _CHILD_WAITS = frozenset({"os.(*Process).blockUntilWaitable", "os.(*Process).wait",
                           "os.(*Process).Wait", "syscall.Wait4", "os/exec.(*Cmd).Wait"})

@@ -1,49 +1,70 @@
 """One set of rules over the model, for every source.
 
-A live process (the watchdog), a saved live report given to ``stuck analyze``, and any other
-source that states its facts as model fields (``Wait.op``, ``Thread.ended``,
-``Resource.owners``, ``Resource.recorded``) get their deadlocks and stalls from ``evaluate``.
-Each idea is one module:
+Every source hands ``evaluate`` a ``Snapshot`` and gets its findings from it: the watchdog of a
+live process, a saved live report, a dump (``stuck analyze``), ``stuck capture``, and the final
+state of a ``stuck explore`` run. What a source knows, it states as model fields: recorded facts
+(``Wait.op``, ``Thread.ended``, ``Resource.owners``, ``Resource.recorded``) from a live
+process; the state, wait and printed owners of each thread read from its stack, plus what the
+text stated beside the stacks (``ReadFacts``), from a dump or a capture. The evidence differs,
+and so does what a finding can claim: a dump has no waker declarations or epochs, so a stall
+read from it rests on which threads its stacks show able to run, and names what the dump lacks
+(``missing_evidence``). Each idea is one module:
 
-- ``facts``: the fields the rules read, indexed from a ``Snapshot``;
+- ``facts``: the recorded fields the rules read, indexed from a ``Snapshot``;
+- ``reading``: the facts read from stacks, indexed once (``Reading``), and ``ReadFacts``;
 - ``knot``: the waker protocol (can anything able to run end this wait?) and the set of
   waiters nothing able to run can wake, for the watchdog's facts and for the walk done when a
   thread is about to block; ``can_progress`` for a source that shows states but no wakers;
-- ``cycle``: deadlock, a closed cycle of holding and waiting;
-- ``graph``: the wait-for graph of a snapshot (cycles, roots, victims) the dump engine
-  (``stuck.analysis``) walks;
-- ``hang``: a thread without progress past the watchdog's limit that no other rule explains;
-- ``stall``: a wait nothing can end without a cycle, and why;
+- ``graph``: the wait-for graph of a snapshot (cycles, roots, victims);
+- ``known``: waits a library's known behaviour explains (``stuck.knowledge``), and who could
+  end them;
+- ``cycle``: deadlock, a closed cycle of holding and waiting, over recorded facts;
+- ``deadlock``: the same over read facts, a closed cycle of the wait-for graph;
+- ``stated``: what the runtime stated beside the stacks (a JVM's deadlock section, lockdep);
+- ``quiescence``: Go's own semantics for a goroutine dump in which nothing runs;
+- ``standstill``: a process read from stacks in which no thread can run;
+- ``stall``: a recorded wait nothing can end without a cycle, and why;
+- ``unwoken``: a wait read from stacks that nothing able to run will end;
+- ``evidence``: a stall only a library's own words (log lines, printed fields) reveal;
+- ``hang``: a thread without progress past the watchdog's limit, or a long wait read from
+  stacks, that no other rule explains;
 - ``behind``: the threads blocked behind a finding;
 - ``contention``: the waits any snapshot of a working process shows (a lock while another
   thread runs, a future while a pool worker is inside a task), which say nothing by themselves;
 - ``signaller``: threads blocked on a lock a stalled waiter is shown to hold, which may be the
   ones that would signal it;
 - ``confidence``: what ``certain`` and ``probable`` rest on;
-- ``wording``: the words every finding shares;
-- ``engine``: the rules applied in order to one set of facts.
+- ``wording``: the words every finding shares; ``advice``: the command that shows what a dump
+  lacks;
+- ``engine``: the order in which the rules apply, for recorded facts and for read facts.
 
-Nothing here imports ``stuck.runtime``, ``stuck.dumps``, ``stuck.capture`` or
-``stuck.explore``: the rules read the model only, so the same snapshot gets the same verdict
-from every command.
+Nothing here imports ``stuck.runtime``, ``stuck.dumps``, ``stuck.capture``, ``stuck.explore``
+or ``stuck.analysis``: the rules read the model only, so the same snapshot gets the same
+verdict from every command.
 """
 
 from __future__ import annotations
 
 from stuck.model import Finding, Snapshot
-from stuck.rules.engine import judge
+from stuck.rules.engine import judge, judge_both, judge_recorded
 from stuck.rules.facts import facts_of, has_recorded_facts, recorded_part
+from stuck.rules.reading import HANG_AFTER, ReadFacts
 
 
-def evaluate(snapshot: Snapshot, *, settle: float = 0.0) -> list[Finding]:
-    """The deadlocks and stalls the rules prove in ``snapshot``.
+def evaluate(snapshot: Snapshot, *, settle: float = 0.0,
+             read: ReadFacts | None = None) -> list[Finding]:
+    """The deadlocks, stalls and hangs the rules prove in ``snapshot``.
 
-    ``settle``: seconds a wait must have lasted to be judged (the watchdog gives waits a
-    moment to end by themselves; a saved report is judged as it was saved, with 0). Threads
-    and resources without the facts the rules need (a dump's, which has no ``Wait.op`` or
-    ``Resource.recorded``) are left alone: nothing is claimed about them."""
-    facts, unreachable = facts_of(snapshot)
-    return judge(facts, settle, unreachable)
+    ``settle``: seconds a recorded wait must have lasted to be judged (the watchdog gives
+    waits a moment to end by themselves; a saved report is judged as it was saved, with 0).
+    ``read``: given by a source that read its threads from stacks (a dump, a capture), with
+    what it stated beside them: the rules for read facts apply to every thread, and the
+    recorded rules decide the processes that carry recorded facts. Without it only recorded
+    facts are judged, and threads without them are left alone: nothing is claimed about them."""
+    if read is None:
+        return judge_recorded(snapshot, settle)
+    return judge_both(snapshot, read, settle)
 
 
-__all__ = ["evaluate", "facts_of", "has_recorded_facts", "judge", "recorded_part"]
+__all__ = ["HANG_AFTER", "ReadFacts", "evaluate", "facts_of", "has_recorded_facts", "judge",
+           "recorded_part"]

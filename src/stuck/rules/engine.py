@@ -1,14 +1,31 @@
-"""The rules applied in order to one set of facts: deadlocks, then stalls at their roots."""
+"""The order in which the rules apply, for recorded facts and for facts read from stacks.
+
+Recorded facts (a live process, a saved ``stuck run`` report, explore's final state): deadlocks,
+then stalls at their roots (``judge``). Facts read from stacks (a dump, a capture): the
+wait-for graph's deadlocks, the runtime's stated ones, Go's quiescence, whole-process stalls,
+single unwoken waits, stalls only a library's words reveal, stated lock orders, then hangs
+(``judge_read``); each rule leaves alone the threads an earlier one covered. A snapshot with
+both (a saved live report given to ``stuck analyze``) gets the recorded rules' verdict for the
+processes that carry recorded facts (``judge_both``).
+"""
 
 from __future__ import annotations
 
-from stuck.model import Finding
+from stuck.model import Finding, Snapshot
 from stuck.rules.behind import behind_another, blocked_behind
-from stuck.rules.confidence import any_releaser_doubt
+from stuck.rules.confidence import any_releaser_doubt, task_thread_doubt
 from stuck.rules.cycle import deadlock_finding, held, holding_cycles
-from stuck.rules.facts import Facts, waited
+from stuck.rules.deadlock import deadlocks
+from stuck.rules.evidence import evidence_stalls
+from stuck.rules.facts import Facts, facts_of, recorded_part, waited
+from stuck.rules.hang import hangs
 from stuck.rules.knot import stuck_set
+from stuck.rules.quiescence import quiescence
+from stuck.rules.reading import ReadFacts, Reading
 from stuck.rules.stall import handed_away, report_order, stall_finding
+from stuck.rules.standstill import standstills
+from stuck.rules.stated import lock_orders, stated_deadlocks
+from stuck.rules.unwoken import unwoken_waits
 
 
 def judge(facts: Facts, settle: float = 0.5,
@@ -51,3 +68,47 @@ def judge(facts: Facts, settle: float = 0.5,
     for f in kept:
         f.blocked_behind = blocked_behind(f.threads, facts, stuck, reported)
     return kept
+
+
+def judge_recorded(snapshot: Snapshot, settle: float) -> list[Finding]:
+    """``judge`` on the recorded facts of ``snapshot``; threads and resources without them (a
+    dump's, which has no ``Wait.op`` or ``Resource.recorded``) are left alone."""
+    facts, unreachable = facts_of(snapshot)
+    return judge(facts, settle, unreachable)
+
+
+def judge_read(snapshot: Snapshot, read: ReadFacts) -> list[Finding]:
+    """Apply the rules for facts read from stacks, in order; each leaves alone the threads an
+    earlier one's findings cover."""
+    dump = Reading(snapshot, read)
+    deadlocks(dump)
+    stated_deadlocks(dump)
+    quiescence(dump)
+    standstills(dump)
+    unwoken_waits(dump)
+    evidence_stalls(dump)
+    lock_orders(dump)
+    hangs(dump)
+    return dump.findings
+
+
+def judge_both(snapshot: Snapshot, read: ReadFacts, settle: float) -> list[Finding]:
+    """The rules for read facts, then, for the processes whose primitives carry a live
+    source's facts (a saved ``stuck run`` report), the recorded rules' verdict, the one that
+    decided them when the program ran, so both say the same."""
+    findings = judge_read(snapshot, read)
+    sub = recorded_part(snapshot)
+    if sub is None:
+        return findings
+    ids = {t.id for t in sub.threads()}
+    # A cycle through an asyncio task (a task holding a thread's lock across an await of a
+    # call that thread runs): the rules leave tasks to the event-loop rule, so the wait-for
+    # graph's cycle stands, and its threads are not judged again without their task.
+    with_tasks = [f for f in findings if f.kind == "deadlock"
+                  and any(t.startswith("task:") for t in f.threads)]
+    covered = {t for f in with_tasks for t in f.threads}
+    for f in with_tasks:  # as the live rule judged it (stuck.rules.confidence)
+        task_thread_doubt(f, sub.threads())
+    kept = [f for f in findings if f.kind in ("lock-order", "hang") or f in with_tasks
+            or not (set(f.threads) | set(f.blocked_behind)) & ids]
+    return kept + [f for f in judge_recorded(sub, settle) if not set(f.threads) <= covered]

@@ -1,14 +1,26 @@
 """Hang: a thread that has made no progress past the limit, and that no other rule explains.
 
-Not a proof but a time limit the user set (``--hang-after``): always ``possible``. What the
-thread was doing decides whether it is worth a finding at all: a thread in I/O or running
-round the same code is; one idle, asleep or blocked in a wait the other rules judge is not,
-unless other threads wait on what it holds or could signal (then they are stuck behind it).
+Not a proof but a time limit: always ``possible``.
+
+- Live (``hang_finding``, applied by the watchdog, which samples progress over time): the limit
+  the user set (``--hang-after``). What the thread was doing decides whether it is worth a
+  finding at all: a thread in I/O or running round the same code is; one idle, asleep or
+  blocked in a wait the other rules judge is not, unless other threads wait on what it holds
+  or could signal (then they are stuck behind it).
+- Read from stacks (``hangs``, the last rule for read facts): a wait that lasted at least
+  ``ReadFacts.hang_after`` (or, from a source that shows no durations, a lock wait or a wait in
+  a process where nothing runs), reported at the root of its wait chain with what the dump
+  lacks to say more.
 """
 
 from __future__ import annotations
 
 from stuck.model import Finding, Snapshot, Thread
+from stuck.rules.advice import capture_all, owner_hint
+from stuck.rules.contention import Working, ordinary_wait
+from stuck.rules.reading import OWNED_KINDS, TIMER_SERVED, Reading, res_name
+from stuck.rules.wording import wait_text
+from stuck.stacks.native import base_name
 
 # Kinds whose waits a thread that signalled them before could end (a condition's notifier).
 SIGNALLED_KINDS = frozenset({"condition", "event", "queue", "future", "barrier", "semaphore"})
@@ -88,3 +100,152 @@ def hang_finding(thread: Thread, seconds: float, activity: str, call: str | None
         details={"seconds_without_progress": round(seconds, 3), "activity": activity,
                  "call": call},
     )
+
+
+def hangs(dump: Reading) -> None:
+    """Long or unexplained waits no earlier rule covered, one finding per root of a wait
+    chain (threads waiting for the same thing with no known owner are its peers), always
+    ``possible``: no cycle and no idle-only wake-up set is proven."""
+    by_root: dict[str, list[str]] = {}
+    peer_root: dict[str, str] = {}  # resource -> first unowned waiter on it
+    roots = dump.graph.roots()
+    for proc in dump.snap.processes:
+        idle_process = proc.complete is not False and not any(
+            t.state in ("running", "io", "sleeping") for t in proc.threads)
+        working = Working(proc.threads)
+        for t in proc.threads:
+            if t.id in dump.covered or t.waits is None:
+                continue
+            long = t.waits.duration is not None and t.waits.duration >= dump.hang_after
+            if t.detail in TIMER_SERVED and not long:
+                continue  # a Go receive or select a timer may end at any moment
+            if not long and dump.unknown_join(t) and any(
+                    o.id in dump.covered for o in proc.threads):
+                continue  # joins a thread not named, beside a finding: likely its victim
+            if not long and proc.name == "python" and dump.join_runs_on(t, proc):
+                continue  # the joined thread may still be running: it ends the join
+            if t.state == "blocked" and t.waits.durable:
+                # A source that shows every thread but no durations (Python dumps): a
+                # lock wait with no timeout is worth naming, as a possible hang.
+                res = dump.resources.get(t.waits.resource)
+                # (an excerpt too: the lock waiter is in the text, its holder may not be)
+                lock_wait = (proc.complete is not None and t.waits.duration is None
+                             and res is not None
+                             and (res.kind in OWNED_KINDS or res.kind == "future"
+                                  or dump.joins_holding(t)))
+                if lock_wait and ordinary_wait(t, res, working):
+                    continue  # contention or a future in the works, caught in a snapshot
+                if not (long or lock_wait or (t.waits.duration is None and idle_process)):
+                    continue
+            elif not long and not dump.child_wait(t, proc):
+                continue
+            root = roots.get(t.id, t.id)
+            if root in dump.covered:
+                continue
+            if root == t.id and t.waits.resource in peer_root:
+                root = peer_root[t.waits.resource]  # same wait, no known owner: peers
+            elif root == t.id:
+                peer_root[t.waits.resource] = t.id
+            by_root.setdefault(root, []).append(t.id)
+    for root, members in by_root.items():
+        root_t = dump.threads[root]
+        peers = [m for m in members if m != root and root_t.waits is not None
+                 and dump.graph.waits_on.get(m) == root_t.waits.resource]
+        peer_set = set(peers)
+        behind = [m for m in members if m != root and m not in peer_set]
+        seen_behind = set(behind)
+        behind += [b for b in dump.graph.behind([root], [])
+                   if b not in seen_behind and b != root]
+        rids: list[str] = []
+        words = []
+        for m in members:
+            w = dump.threads[m].waits
+            if m != root and w is not None and w.resource not in rids:
+                rids.append(w.resource)
+        if root_t.waits is not None and root_t.waits.resource not in rids:
+            rids.append(root_t.waits.resource)
+        missing = [f"owner of {res_name(dump.resources.get(r), r)}: {dump.inferred[r]}"
+                   for r in rids if r in dump.inferred]
+        if root_t.waits is not None:
+            res = dump.resources.get(root_t.waits.resource)
+            words.append(wait_text(root_t, dump.resources) + ".")
+            if res is not None and res.kind == "future" and not res.owners:
+                proc = dump.snap.processes[dump.process_of[root]]
+                idle = [o.label() for o in proc.threads if o.state == "idle"]
+                missing.append("which thread runs the future is not in the dump"
+                               + (f"; every pool worker shown is idle ({', '.join(idle[:4])}"
+                                  + (", …" if len(idle) > 4 else "") + ")" if idle else "")
+                               + ": the one running it may be cut from the dump or waiting "
+                               "outside Python (a subprocess, a socket); py-spy dump "
+                               "--native or a complete dump would show it")
+            elif res is not None and dump.joins_holding(root_t):
+                held = ", ".join(res_name(dump.resources.get(h), h)
+                                 for h in root_t.holds[:3])
+                missing.append(f"{root_t.label()} holds {held} while it joins a thread the "
+                               "dump does not show: if that thread needs it, they wait for "
+                               "each other (a deadlock); a complete dump shows the joined "
+                               "thread ("
+                               + ("jstack -l PID" if "jstack" in (dump.snap.source.format
+                                                                  or "")
+                                  else "py-spy dump --locals --pid PID") + ")")
+            elif res is not None and res.kind in ("pipe", "socket") \
+                    and root_t.waits.direction == "write":
+                fd = res.label.split(" to be read", 1)[0]
+                missing.append(
+                    f"who would read {fd} is not in a thread dump, and no thread of this "
+                    "process reads, polls or runs: if its read end is held by this process "
+                    "(a pipe inside one process, or one a child shares while this process "
+                    "waits for it), nothing will drain it; `stuck capture PID` reads "
+                    "/proc/PID/fd and fdinfo and names who holds the other end")
+            elif res is not None and res.kind == "process":
+                missing.append(
+                    f"whether {res.label.removesuffix(' to exit')} can exit is not in this "
+                    "dump (nothing else in this process runs): if it waits on this one (a "
+                    "pipe this process should read or close), the two wait for each other; "
+                    "capture both with `stuck capture --tree PID`, or dump the child too "
+                    "(gdb -p CHILD -batch -ex 'thread apply all bt')")
+            elif res is not None and res.label.startswith("cgo call"):
+                missing.append("what the C code called here waits for is not in a goroutine "
+                               "dump: take a native backtrace too (gdb -p PID -batch -ex "
+                               "'thread apply all bt')")
+            elif (res is not None and res.kind in OWNED_KINDS and not res.owners
+                  and dump.snap.processes[dump.process_of[root]].complete):
+                missing.append(owner_hint(dump.snap, res))  # the command for this source
+            elif res is not None and not dump.graph.owned_by.get(res.id):
+                missing.append(f"who holds or would end the wait on {res_name(res, res.id)} "
+                               "is not in the dump")
+        else:
+            words.append(f"{root_t.label()} is {root_t.state}"
+                         + (f" in {base_name(root_t.frames[0].function)}"
+                            if root_t.frames else "") + ".")
+        if behind:
+            first = dump.threads[behind[0]]
+            words.append(f"{len(behind)} thread(s) wait behind it"
+                         + (f", e.g. {wait_text(first, dump.resources)}"
+                            if first.waits is not None else "") + ".")
+        words.append("No cycle and no idle-only wake-up set is proven, so this is reported "
+                     "as a hang, not a deadlock.")
+        durations: list[float] = []
+        for m in members:
+            w = dump.threads[m].waits
+            if w is not None and w.duration is not None:
+                durations.append(w.duration)
+        longest = max(durations) if durations else None
+        summary = (wait_text(root_t, dump.resources) if root_t.waits is not None
+                   else f"{root_t.label()} is {root_t.state}")
+        if peers:
+            summary += f" (and {len(peers)} more waiting for the same)"
+        summary += (f"; {len(behind)} thread(s) blocked behind it" if behind else "")
+        summary += "; nothing in the dump shows what would end it"
+        if longest is None:
+            missing.append("the dump does not say how long the threads have waited")
+        if dump.snap.processes[dump.process_of[root]].complete is False:
+            missing.append(capture_all(dump.snap))
+        dump.findings.append(Finding(
+            kind="hang", confidence="possible", summary=summary, explanation=" ".join(words),
+            threads=[root, *peers], resources=rids, blocked_behind=behind,
+            missing_evidence=missing))
+        dump.covered.add(root)
+        dump.covered.update(peers)
+        dump.covered.update(behind)
+

@@ -33,8 +33,17 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from stuck.dumps.go import SIGNAL_WAIT
-from stuck.model import Confidence, Finding, FindingKind, Process, Resource, Snapshot, Thread
+from stuck.model import (
+    SIGNAL_WAIT,
+    Confidence,
+    Finding,
+    FindingKind,
+    Process,
+    Resource,
+    Snapshot,
+    Thread,
+)
+from stuck.rules.reading import Reading
 
 # Header reasons of waits a timer could end (a Ticker's channel, time.After in a select).
 _RECEIVES = frozenset({"chan receive", "select", "chan receive (nil chan)"})
@@ -210,9 +219,21 @@ class _Process:
         return can
 
 
-def judge(snapshot: Snapshot, stated: list[Finding], covered: set[str],
-          earlier: Iterable[Finding] = (), resources: dict[str, Resource] | None = None
-          ) -> tuple[list[Finding], set[str]]:
+def quiescence(dump: Reading) -> None:
+    """A runtime's own semantics where the model alone says too little (a Go dump in
+    which no goroutine runs: ``go_quiescence``); the threads it judged, stuck or able to run
+    again, are left alone by the rules after it."""
+    findings, judged = go_quiescence(dump.snap, dump.stated, dump.covered, dump.findings,
+                                     dump.resources)
+    dump.findings.extend(findings)
+    dump.covered.update(judged)
+    for f in findings:
+        dump.covered.update(f.blocked_behind)
+
+
+def go_quiescence(snapshot: Snapshot, stated: list[Finding], covered: set[str],
+                  earlier: Iterable[Finding] = (), resources: dict[str, Resource] | None = None
+                  ) -> tuple[list[Finding], set[str]]:
     """(findings, goroutines judged) for every Go process in which nothing shown runs; the
     judged goroutines (stuck, or able to run again) are left alone by the other rules.
     Goroutines that only wait behind the threads of an ``earlier`` finding (main joining the
