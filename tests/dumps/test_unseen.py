@@ -77,9 +77,9 @@ RUNNING_MAY_SIGNAL = ("a condition wait beside a thread the dump caught computin
                       "thread may be the one to signal, and one dump cannot tell a cruncher "
                       "from a signaller (the capture that caught both crunchers asleep is a "
                       "possible stall, right)")
-PIPE_UNDER_LOCK = ("a write on a full pipe while holding the lock its one reader needs: a gdb "
-                   "dump shows neither who reads the pipe nor, without the owner print, who "
-                   "holds the lock; two possible hangs")
+PIPE_UNDER_LOCK = ("a write on a full pipe or socket while holding the lock its one reader "
+                   "needs: a gdb dump shows neither who reads it nor, without the owner print, "
+                   "who holds the lock; two possible hangs")
 SILENT_PEER = ("a read on a TCP connection whose peer never answers is, in a Go dump, a client "
                "waiting for a reply ([IO wait]); the listener nobody accepts on is no goroutine")
 CTX_DONE = ("a receive on ctx.Done() of a context nobody cancels: a receive may be on a timer's "
@@ -87,8 +87,11 @@ CTX_DONE = ("a receive on ctx.Done() of a context nobody cancels: a receive may 
 LOOP_IDLE = ("an event loop in its selector wait: py-spy, pystack and faulthandler print no "
              "task or future, so a loop awaiting a future nobody sets reads as an idle loop "
              "(with or without the source)")
-UNNAMED_RLOCK = ("without the source, the producer blocked in `with state_lock:` is a call "
-                 "the dump does not name; the consumer's queue wait is a possible stall alone")
+UNNAMED_RLOCK = ("without the source, the thread blocked in `with ..._lock:` is a call the "
+                 "dump does not name; the other's wait (queue, event) is a possible stall alone")
+LOCKER_BEHIND = ("with the source, the `with ..._lock:` line is read as a wait for the lock the "
+                 "stalled waiter holds, but that thread is named only as blocked behind the "
+                 "stall, not as a party (the thread that would put or set)")
 TAKE_IDLE = ("a thread in BlockingQueue.take() is read as waiting for work (idle), as a "
              "program's consumer usually is: with a sleeper left that may put after it "
              "wakes, a dump cannot tell a producer that died from one between items (a healthy "
@@ -111,11 +114,15 @@ KNOWN_WRONG: dict[str, str] = {
     "python/rlock_queue_get/pyspy": UNNAMED_RLOCK,
     "python/rlock_queue_get/pyspy-locals": UNNAMED_RLOCK,
     "python/rlock_queue_get/faulthandler": UNNAMED_RLOCK,
-    **{f"python/rlock_queue_get/{s}+source": (
-        "with the source, the producer's `with state_lock:` is read as a wait for the lock "
-        "the consumer holds while it waits on the queue, but it is named only as blocked "
-        "behind the stall, not as a party (the thread that would put)")
+    **{f"python/rlock_queue_get/{s}+source": LOCKER_BEHIND
        for s in ("pyspy", "pyspy-locals", "pystack", "faulthandler")},
+    "c/socket_send_under_lock/bt": PIPE_UNDER_LOCK,
+    "c/socket_send_under_lock/btfull": PIPE_UNDER_LOCK,
+    "c/socket_send_under_lock/bt-print-mutex": PIPE_UNDER_LOCK,
+    "python/event_wait_holding_lock/pyspy": UNNAMED_RLOCK,
+    "python/event_wait_holding_lock/faulthandler": UNNAMED_RLOCK,
+    **{f"python/event_wait_holding_lock/{s}+source": LOCKER_BEHIND
+       for s in ("pyspy", "pystack", "faulthandler")},
     "c/prodcons_fast/btfull": SNAPSHOT_RACE,
     "c/cond_guarded_wait/bt": COND_CYCLE,
     "c/cond_guarded_wait/btfull": COND_CYCLE,
