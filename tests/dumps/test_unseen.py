@@ -78,8 +78,8 @@ RUNNING_MAY_SIGNAL = ("a condition wait beside a thread the dump caught computin
                       "from a signaller (the capture that caught both crunchers asleep is a "
                       "possible stall, right)")
 PIPE_UNDER_LOCK = ("a write on a full pipe or socket while holding the lock its one reader "
-                   "needs: a gdb dump shows neither who reads it nor, without the owner print, "
-                   "who holds the lock; two possible hangs")
+                   "needs: without the owner print, a gdb dump shows neither who reads it nor "
+                   "who holds the lock; two possible hangs (with it, a possible stall, right)")
 SILENT_PEER = ("a read on a TCP connection whose peer never answers is, in a Go dump, a client "
                "waiting for a reply ([IO wait]); the listener nobody accepts on is no goroutine")
 CTX_DONE = ("a receive on ctx.Done() of a context nobody cancels: a receive may be on a timer's "
@@ -89,9 +89,6 @@ LOOP_IDLE = ("an event loop in its selector wait: py-spy, pystack and faulthandl
              "(with or without the source)")
 UNNAMED_RLOCK = ("without the source, the thread blocked in `with ..._lock:` is a call the "
                  "dump does not name; the other's wait (queue, event) is a possible stall alone")
-LOCKER_BEHIND = ("with the source, the `with ..._lock:` line is read as a wait for the lock the "
-                 "stalled waiter holds, but that thread is named only as blocked behind the "
-                 "stall, not as a party (the thread that would put or set)")
 TAKE_IDLE = ("a thread in BlockingQueue.take() is read as waiting for work (idle), as a "
              "program's consumer usually is: with a sleeper left that may put after it "
              "wakes, a dump cannot tell a producer that died from one between items (a healthy "
@@ -102,7 +99,6 @@ KNOWN_WRONG: dict[str, str] = {
     "c/cond_beside_workers/btfull": RUNNING_MAY_SIGNAL,
     "c/pool_write_full/bt": PIPE_UNDER_LOCK,
     "c/pool_write_full/btfull": PIPE_UNDER_LOCK,
-    "c/pool_write_full/bt-print-mutex": PIPE_UNDER_LOCK,
     "go/conn_no_accept/sigquit": SILENT_PEER,
     "go/conn_no_accept/sigquit-system": SILENT_PEER,
     "go/ctx_never_cancelled/sigquit": CTX_DONE,
@@ -114,15 +110,10 @@ KNOWN_WRONG: dict[str, str] = {
     "python/rlock_queue_get/pyspy": UNNAMED_RLOCK,
     "python/rlock_queue_get/pyspy-locals": UNNAMED_RLOCK,
     "python/rlock_queue_get/faulthandler": UNNAMED_RLOCK,
-    **{f"python/rlock_queue_get/{s}+source": LOCKER_BEHIND
-       for s in ("pyspy", "pyspy-locals", "pystack", "faulthandler")},
     "c/socket_send_under_lock/bt": PIPE_UNDER_LOCK,
     "c/socket_send_under_lock/btfull": PIPE_UNDER_LOCK,
-    "c/socket_send_under_lock/bt-print-mutex": PIPE_UNDER_LOCK,
     "python/event_wait_holding_lock/pyspy": UNNAMED_RLOCK,
     "python/event_wait_holding_lock/faulthandler": UNNAMED_RLOCK,
-    **{f"python/event_wait_holding_lock/{s}+source": LOCKER_BEHIND
-       for s in ("pyspy", "pystack", "faulthandler")},
     "c/prodcons_fast/btfull": SNAPSHOT_RACE,
     "c/cond_guarded_wait/bt": COND_CYCLE,
     "c/cond_guarded_wait/btfull": COND_CYCLE,
@@ -283,3 +274,41 @@ def test_a_whole_process_stall_from_one_snapshot_states_its_assumption() -> None
     assert stall["confidence"] == "probable"
     assert any("second dump" in m and "thread apply all bt" in m
                for m in stall["missing_evidence"])
+
+
+@pytest.mark.parametrize("program,writer,reader", [("pool_write_full", "dispatcher", "drainer"),
+                                                   ("socket_send_under_lock", "sender",
+                                                    "collector")])
+def test_a_write_on_a_full_pipe_under_a_lock_its_waiters_need_is_a_possible_stall(
+        program: str, writer: str, reader: str) -> None:
+    # The owner print shows the writer holds the lock the other thread waits for; nothing in
+    # the process reads, polls or runs: the lock waiter may be the reader. Never above
+    # possible (the read end may be another process's), and the finding says how to check.
+    doc = _report(f"c/{program}/bt-print-mutex")
+    [stall] = [f for f in doc["findings"] if f["kind"] == "stall"]
+    assert _names(doc, stall["threads"]) == {writer, reader}
+    assert stall["confidence"] == "possible"
+    assert any("stuck capture PID" in m for m in stall["missing_evidence"])
+    assert _names(doc, stall["blocked_behind"]) == {"main"}
+    # Without the owner print nothing shows who holds the lock: no such claim.
+    plain = _report(f"c/{program}/bt")
+    assert all(f["kind"] == "hang" for f in plain["findings"])
+
+
+@pytest.mark.parametrize("program,waiter,locker", [("rlock_queue_get", "consumer", "producer"),
+                                                   ("event_wait_holding_lock", "loader",
+                                                    "announcer")])
+def test_a_thread_blocked_on_the_lock_a_stalled_waiter_holds_is_a_party(
+        program: str, waiter: str, locker: str) -> None:
+    # With the source, the waiter's enclosing `with` holds the lock the other thread's
+    # blocked `with` line needs: that thread may be the one that would put or set, so it is
+    # a party to the stall (as with a gdb owner print), said with the reason.
+    case = next(c for c in CASES if c["id"] == f"python/{program}/pyspy+source")
+    files = [str(UNSEEN / f) for f in case["files"]]
+    result = CliRunner().invoke(analyze_command, ["--json", "-", "--source",
+                                                  str(UNSEEN / "programs/python"), *files])
+    doc = json.loads(result.stdout)
+    [stall] = [f for f in doc["findings"] if f["kind"] == "stall"]
+    assert {waiter, locker} <= _names(doc, stall["threads"])
+    assert stall["confidence"] != "certain"
+    assert any("holds while it waits" in m for m in stall["missing_evidence"])

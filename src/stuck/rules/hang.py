@@ -10,7 +10,9 @@ Not a proof but a time limit: always ``possible``.
 - Read from stacks (``hangs``, the last rule for read facts): a wait that lasted at least
   ``ReadFacts.hang_after`` (or, from a source that shows no durations, a lock wait or a wait in
   a process where nothing runs), reported at the root of its wait chain with what the dump
-  lacks to say more.
+  lacks to say more. One such root says more: a write on a full pipe or socket by a thread
+  that holds a lock others are blocked on, where nothing else reads, polls or runs: those lock
+  waiters may be the reader, a possible stall naming them (``_write_under_lock``).
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from __future__ import annotations
 from stuck.model import Finding, Snapshot, Thread
 from stuck.rules.advice import capture_all, owner_hint
 from stuck.rules.contention import Working, ordinary_wait
-from stuck.rules.reading import OWNED_KINDS, TIMER_SERVED, Reading, res_name
+from stuck.rules.reading import OWNED_KINDS, TIMER_SERVED, Reading, res_name, thread_name
+from stuck.rules.signaller import blocked_on_waiters_locks
 from stuck.rules.wording import wait_text
 from stuck.stacks.native import base_name
 
@@ -156,6 +159,8 @@ def hangs(dump: Reading) -> None:
         seen_behind = set(behind)
         behind += [b for b in dump.graph.behind([root], [])
                    if b not in seen_behind and b != root]
+        if _write_under_lock(dump, root_t, behind):
+            continue
         rids: list[str] = []
         words = []
         for m in members:
@@ -249,3 +254,48 @@ def hangs(dump: Reading) -> None:
         dump.covered.update(peers)
         dump.covered.update(behind)
 
+
+def _write_under_lock(dump: Reading, writer: Thread, behind: list[str]) -> bool:
+    """A write blocked on a full pipe or socket, in a complete dump where no thread of the
+    process reads, polls or runs, by a thread that holds a lock others are blocked on: each of
+    those may be the reader (it would read once it had the lock), and then the two wait for
+    each other. A dump does not show who holds the read end (another process may), so it is a
+    possible stall naming the writer and those lock waiters. True when it was reported."""
+    w = writer.waits
+    res = dump.resources.get(w.resource) if w is not None else None
+    if w is None or res is None or res.kind not in ("pipe", "socket") or w.direction != "write":
+        return False
+    proc = dump.snap.processes[dump.process_of[writer.id]]
+    if not dump.child_wait(writer, proc):
+        return False  # a thread of the process may still read it
+    lockers = blocked_on_waiters_locks([writer.id], behind, dump.graph, dump.resources)
+    if not lockers:
+        return False
+    fd = res.label.split(" to be read", 1)[0]
+    locks = list(dict.fromkeys(r for _, r, _ in lockers))
+    lock_names = ", ".join(res_name(dump.resources.get(r), r) for r in locks)
+    names = ", ".join(thread_name(dump.threads.get(b), b) for b, _, _ in lockers[:4])
+    tids = [writer.id, *dict.fromkeys(b for b, _, _ in lockers)]
+    rest = [b for b in behind if b not in set(tids)]
+    summary = (f"{writer.label()} waits for {res.kind} {fd} to be read while it holds "
+               f"{lock_names}; "
+               f"{names} wait(s) for that lock: if one of them is the reader, they wait for "
+               "each other, and no other thread of the process reads, polls or runs")
+    words = [wait_text(writer, dump.resources) + ".",
+             f"It holds {lock_names} (the owner print shows it), which {names} wait(s) for.",
+             f"A write on a full {res.kind} ends only when the other end reads; every thread "
+             "of this process is shown, and none reads, polls or runs: the reader is one of "
+             "the threads waiting for the writer's lock, or another process."]
+    missing = [f"who reads {fd} is not in a thread dump: if its read end is held by another "
+               "process, that process may still drain it; `stuck capture PID` reads "
+               "/proc/PID/fd and fdinfo and names who holds the other end",
+               "if one of the lock waiters is the reader, this is a deadlock through the "
+               f"{res.kind}; a dump does not show who reads what"]
+    dump.findings.append(Finding(
+        kind="stall", confidence="possible", summary=summary, explanation=" ".join(words),
+        threads=tids, resources=[w.resource, *locks], blocked_behind=rest,
+        missing_evidence=missing,
+        details={"evidence": f"a write on a full {res.kind} under a lock its waiters need"}))
+    dump.covered.update(tids)
+    dump.covered.update(rest)
+    return True

@@ -3,7 +3,9 @@
 Only for sources that show every thread (``Process.complete``). Nothing in such a process will
 wake anyone: the root waits (not behind another waiter) are named, and why nothing ends them.
 Sleepers, goroutines a timer may feed, threads in calls the dump does not name, and locks whose
-holder the dump does not print each weaken the claim, and each is said.
+holder the dump does not print each weaken the claim, and each is said. A thread blocked on a
+lock that a named waiter holds while it waits to be signalled is a party, not only a victim: it
+may be the thread that would signal (``stuck.rules.signaller``).
 """
 
 from __future__ import annotations
@@ -11,7 +13,16 @@ from __future__ import annotations
 from stuck.model import SIGNAL_WAIT, Confidence, Finding, Thread
 from stuck.rules.advice import capture_all, capture_command, owner_hint
 from stuck.rules.contention import Working, ordinary_wait
-from stuck.rules.reading import OWNED_KINDS, TIMER_RULED_OUT, TIMER_SERVED, Reading, res_name
+from stuck.rules.reading import (
+    OWNED_KINDS,
+    SIGNALLED_KINDS,
+    TIMER_RULED_OUT,
+    TIMER_SERVED,
+    Reading,
+    res_name,
+    thread_name,
+)
+from stuck.rules.signaller import blocked_on_waiters_locks
 from stuck.rules.wording import wait_text
 from stuck.stacks.native import base_name
 from stuck.stacks.python import SLEEP_ONLY
@@ -248,6 +259,23 @@ def standstill_finding(dump: Reading, waiters: list[Thread], unnamed: list[Threa
                        "woken just before it was taken look the same; a second dump a few "
                        "seconds later that shows the same waits rules that out ("
                        f"{capture_command(dump.snap)})")
+    if not lock_cycle:
+        # A thread blocked on a lock that a root holds while it waits to be signalled (a
+        # queue, an event, a condition) may be the one that would signal it: a party to the
+        # stall, not only its victim (``stuck.rules.signaller``).
+        signallers = [(b, r, h) for b, r, h in blocked_on_waiters_locks(
+            tids, behind, dump.graph, dump.resources) if _signalled(dump, h)]
+        if signallers:
+            locker_ids = {b for b, _, _ in signallers}
+            tids += [b for b in dict.fromkeys(b for b, _, _ in signallers)]
+            behind = [b for b in behind if b not in locker_ids]
+            missing.append("; ".join(
+                f"{thread_name(dump.threads.get(b), b)} waits for "
+                f"{res_name(dump.resources.get(r), r)}, which "
+                f"{thread_name(dump.threads.get(h), h)} holds while it waits" for b, r, h
+                in signallers[:4])
+                + ": if one of them is the thread that would signal, they wait for each "
+                "other (a deadlock through the wait); a dump does not show who signals what")
     first = roots[0]
     others = f" and {len(tids) - 1} more thread(s)" if len(tids) > 1 else ""
     if holders:
@@ -343,3 +371,9 @@ def standstill_finding(dump: Reading, waiters: list[Thread], unnamed: list[Threa
     dump.covered.update(tids)
     dump.covered.update(behind)
 
+
+def _signalled(dump: Reading, tid: str) -> bool:
+    """Whether ``tid`` waits for another thread's signal (not for a lock or a join)."""
+    t = dump.threads.get(tid)
+    res = dump.resources.get(t.waits.resource) if t is not None and t.waits else None
+    return res is not None and res.kind in SIGNALLED_KINDS
