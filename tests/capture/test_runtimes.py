@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -138,32 +137,6 @@ def test_shipped_example_reproduces_the_seed_002_diagnosis() -> None:
     assert first.startswith("DEADLOCK (certain)")
     assert "gateway" in first and "engine" in first
     assert run.stdout.count("to be read (full: ") >= 2  # both pipes, both full
-
-
-def test_go_gateway_and_c_engine_is_a_possible_hang_saying_what_go_hides(c_program, start,  # type: ignore[no-untyped-def]
-                                                                          build_dir: Path) -> None:
-    if shutil.which("go") is None:
-        pytest.skip("Go is not installed (CI: golang-go in .ci/packages)")
-    if shutil.which("gdb") is None:
-        pytest.skip("gdb is not installed")
-    exe = build_dir / "go_gateway"
-    if not exe.exists():
-        subprocess.run(["go", "build", "-o", str(exe), str(PROGRAMS / "go_gateway.go")],
-                       check=True, capture_output=True, cwd=build_dir,
-                       env={**os.environ, "GO111MODULE": "off"})
-    pair = start([str(exe), str(c_program("engine"))])
-    assert pair.proc.stdout is not None
-    gateway, engine = (int(x) for x in pair.proc.stdout.readline().split())
-    settle(pair, 1)  # the engine blocks; Go's threads park
-    rep = _capture(engine)
-    assert {p.pid for p in rep.snapshot.processes} == {gateway, engine}
-    [hang] = rep.findings
-    assert (hang.kind, hang.confidence) == ("hang", "possible")  # goroutines are not visible
-    assert f"LWP {engine}" in hang.blocked_behind + hang.threads
-    assert any("Go program" in m for m in hang.missing_evidence)
-    # The batch of requests backed up in the engine's input: the goroutine writing it is
-    # invisible, the full pipe is not.
-    assert any("is full" in n and f"pid {gateway}" in n for n in rep.snapshot.notes)
 
 
 def test_a_program_under_stuck_hands_over_its_live_report(start) -> None:  # type: ignore[no-untyped-def]

@@ -33,6 +33,12 @@ def _waiting_keys(pe: ProcessEvidence, machine: str) -> set[str]:
 
     fds = {f.fd: f.target for f in pe.fds}
     out = set()
+    if pe.runtime == "go" and "gdb" in pe.tools:  # goroutines parked in the netpoller
+        from stuck.capture import goroutines
+        view = goroutines.read(pe.tools["gdb"])
+        for polled, _ in (goroutines.fd_waits(view).values() if view is not None else ()):
+            if fds.get(polled, "").startswith(("pipe:", "socket:")):
+                out.add(fds[polled])
     for te in pe.threads:
         call = syscalls.parse(te.syscall, machine)
         fd = call.fd() if call is not None else None
@@ -92,7 +98,15 @@ def collect(pids: list[int], tree: bool = False, timeout: float = TIMEOUT,
     for pe in ev.processes:
         proc.resample(pe)
     if runtime_views:
-        _runtime_views(ev, timeout)
+        _runtime_views(ev, ev.processes, timeout)
+        # What only a runtime's view shows (a goroutine parked on a pipe) leads to more peers.
+        known = len(ev.processes)
+        _follow_peers(ev, seen, locked)
+        if len(ev.processes) > known:
+            time.sleep(interval)
+            for pe in ev.processes[known:]:
+                proc.resample(pe)
+            _runtime_views(ev, ev.processes[known:], timeout)
     keep = {int(f.target[8:-1]) for pe in ev.processes for f in pe.fds
             if f.target.startswith("socket:[")}
     ev.unix = [s for s in ev.unix if s.inode in keep or (s.peer or 0) in keep]
@@ -159,10 +173,10 @@ def _follow_peers(ev: Evidence, seen: set[int], locked: set[str]) -> None:
     ev.notes.append(f"stopped following pipes and sockets at {MAX_PROCESSES} processes")
 
 
-def _runtime_views(ev: Evidence, timeout: float) -> None:
+def _runtime_views(ev: Evidence, processes: list[ProcessEvidence], timeout: float) -> None:
     from stuck.capture import gdb, jvm, python
 
-    for pe in ev.processes:
+    for pe in processes:
         if not pe.threads or pe.state in ("Z", "X", "gone"):
             continue
         if pe.runtime == "python":
@@ -171,13 +185,18 @@ def _runtime_views(ev: Evidence, timeout: float) -> None:
         elif pe.runtime == "jvm":
             jvm.collect(pe, timeout)
         else:
-            if pe.runtime == "go":
-                pe.missing.append(
-                    f"pid {pe.pid} is a Go program: its goroutines cannot be read from outside "
-                    "without ending it (SIGQUIT prints them and exits); only its OS threads "
-                    "are shown")
             if any(te.syscall.split()[:1] != ["running"] for te in pe.threads):
                 gdb.collect(pe, ev, timeout)
+            if pe.runtime == "go":
+                from stuck.capture import goroutines
+                view = goroutines.read(pe.tools.get("gdb", ""))
+                if view is None or not view.complete:
+                    why = view.problem if view is not None and view.problem else (
+                        "gdb could not read the runtime's goroutine table")
+                    pe.missing.append(
+                        f"pid {pe.pid} is a Go program and its goroutines were not read "
+                        f"({why}); only its OS threads are shown (SIGQUIT prints the "
+                        "goroutines, but ends the program)")
 
 
 def report(ev: Evidence) -> Report:

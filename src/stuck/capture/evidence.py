@@ -45,6 +45,9 @@ class FdEvidence:
     # this fd (fdinfo ``lock:`` lines, as the kernel wrote them).
     file_id: str | None = None
     locks: list[str] = field(default_factory=list)
+    # An epoll instance of a Go program: the fds it watches (fdinfo ``tfd:`` lines), whose data
+    # word is the runtime's pollDesc for that fd.
+    epoll: list[str] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -175,7 +178,8 @@ def from_dict(d: Any) -> Evidence:
                                      queued=_int_or_none(f.get("queued")),
                                      capacity=_int_or_none(f.get("capacity")),
                                      file_id=fid if isinstance(fid, str) else None,
-                                     locks=_strs(f.get("locks"))))
+                                     locks=_strs(f.get("locks")),
+                                     epoll=_strs(f.get("epoll"))))
         ev.processes.append(pe)
     for s in _dicts(d.get("unix")):
         ino = _int_or_none(s.get("inode"))

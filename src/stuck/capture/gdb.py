@@ -94,6 +94,123 @@ for a in ADDRS:
         print(MARK + json.dumps({"addr": a, "error": str(exc)[:200]}))
 '''
 
+# A Go program's goroutines, read from the runtime's own tables (no script of the target's is
+# loaded): every g in runtime.allgs with its status, wait reason and stack. A parked goroutine's
+# stack is walked by frame pointers from where it parked (x86-64 keeps them: [bp] is the
+# caller's bp, [bp+8] the return address), memory reads only; registers are never written. For
+# each netpoller descriptor the kernel's epoll lists (POLL), the goroutine parked reading or
+# writing its fd (pollDesc.rg / wg hold the g).
+GO_SCRIPT = r'''
+def _go_int(v):
+    try:
+        return int(v)
+    except gdb.error:
+        return int(v["value"])
+
+def _go_sym(name):
+    return gdb.lookup_global_symbol(name) or gdb.lookup_static_symbol(name)
+
+def _go_where(pc):
+    name, fn, line = "??", None, None
+    try:
+        b = gdb.block_for_pc(pc)
+        while b is not None and b.function is None:
+            b = b.superblock
+        if b is not None:
+            name = b.function.name
+        sal = gdb.find_pc_line(pc)
+        if sal.symtab:
+            fn, line = sal.symtab.filename, sal.line
+    except Exception:
+        pass
+    return [name, fn, line]
+
+def _go_word(a):
+    return int.from_bytes(bytes(inf.read_memory(a, 8)), "little")
+
+def _goroutines():
+    sym = _go_sym("runtime.allgs")
+    if sym is None:
+        print(MARK + json.dumps({"go": "no runtime.allgs symbol"}))
+        return
+    allgs = sym.value()
+    reasons = []
+    rs = _go_sym("runtime.waitReasonStrings")
+    if rs is not None:
+        v = rs.value()
+        lo, hi = v.type.range()
+        for i in range(lo, min(hi, 200) + 1):
+            n = int(v[i]["len"])
+            reasons.append(bytes(inf.read_memory(int(v[i]["str"]), n)).decode("utf-8", "replace")
+                           if 0 < n < 100 else "")
+    count = 0
+    for i in range(min(int(allgs["len"]), MAX_GOROUTINES)):
+        gp = allgs["array"][i]
+        if int(gp) == 0:
+            continue
+        g = gp.dereference()
+        status = _go_int(g["atomicstatus"]) & ~0x1000
+        if status == 6:  # dead
+            continue
+        wr = int(g["waitreason"])
+        out = {"goroutine": int(g["goid"]), "g": int(gp), "status": status,
+               "reason": reasons[wr] if 0 <= wr < len(reasons) else "", "frames": []}
+        if status in (1, 4, 9) and FRAME_POINTERS:  # runnable, waiting, preempted
+            pc, bp = int(g["sched"]["pc"]), int(g["sched"]["bp"])
+            frames = [_go_where(pc)]
+            while bp and len(frames) < MAX_FRAMES:
+                try:
+                    ret, bp = _go_word(bp + 8), _go_word(bp)
+                except Exception:
+                    break
+                if not ret:
+                    break
+                frames.append(_go_where(ret - 1))
+                if frames[-1][0] == "runtime.goexit":
+                    frames.pop()
+                    break
+            out["frames"] = frames
+        if status in (2, 3):  # running, in a system call: on an OS thread (an M)
+            try:
+                m = g["m"]
+                if int(m):
+                    out["tid"] = int(m.dereference()["procid"])
+            except Exception:
+                pass
+        gopc = int(g["gopc"])
+        if gopc:
+            out["created"] = _go_where(gopc - 1)
+        print(MARK + json.dumps(out))
+        count += 1
+    timers = 0
+    try:  # timers pending on every P: one may end a channel receive or a select
+        allp = _go_sym("runtime.allp").value()
+        for i in range(int(allp["len"])):
+            p = allp["array"][i].dereference()
+            try:
+                timers += int(p["timers"]["len"])
+            except gdb.error:
+                timers += int(p["timers"]["heap"]["len"])
+    except Exception:
+        timers = -1  # unknown
+    print(MARK + json.dumps({"go": "read", "goroutines": count, "timers": timers}))
+    pd_type = gdb.lookup_type("runtime.pollDesc").pointer()
+    for a in POLL:
+        try:
+            pd = gdb.Value(a).cast(pd_type).dereference()
+            print(MARK + json.dumps({"pd": a, "fd": int(pd["fd"]), "rg": _go_int(pd["rg"]),
+                                     "wg": _go_int(pd["wg"]), "rd": _go_int(pd["rd"]),
+                                     "wd": _go_int(pd["wd"])}))
+        except Exception as exc:
+            print(MARK + json.dumps({"pd": a, "error": str(exc)[:200]}))
+
+try:
+    _goroutines()
+except Exception as exc:
+    print(MARK + json.dumps({"go": "failed: " + str(exc)[:200]}))
+'''
+MAX_GOROUTINES = 100_000
+
 
 def futex_addresses(pe: ProcessEvidence, machine: str) -> list[int]:
     out = []
@@ -102,6 +219,20 @@ def futex_addresses(pe: ProcessEvidence, machine: str) -> list[int]:
         if call is not None and call.name == "futex":
             out.append(call.args[0])
     return sorted(set(out))
+
+
+def epoll_data(lines: list[str]) -> list[int]:
+    """The ``data`` word of each fd an epoll instance watches (its fdinfo ``tfd:`` lines): the
+    Go runtime stores its pollDesc's address there."""
+    out = []
+    for line in lines:
+        words = line.split()
+        if "data:" in words[:-1]:
+            with contextlib.suppress(ValueError):
+                value = int(words[words.index("data:") + 1], 16)
+                if 0 < value < 1 << 64:
+                    out.append(value)
+    return out
 
 
 def _own_library_dirs() -> list[str]:
@@ -142,6 +273,10 @@ def collect(pe: ProcessEvidence, ev: Evidence, timeout: float) -> None:
     addrs = futex_addresses(pe, ev.machine)
     script = (f"MARK = {MARK!r}\nMAX_FRAMES = {MAX_FRAMES}\nWANT_JSON = {json.dumps('[]')}\n"
               f"ADDRS_JSON = {json.dumps(json.dumps(addrs))}\n" + SCRIPT)
+    if pe.runtime == "go":
+        poll = sorted({a for f in pe.fds for a in epoll_data(f.epoll)})
+        script += (f"MAX_GOROUTINES = {MAX_GOROUTINES}\nPOLL = {poll!r}\n"
+                   f"FRAME_POINTERS = {ev.machine == 'x86_64'!r}\n" + GO_SCRIPT)
     fd, path = tempfile.mkstemp(prefix="stuck-gdb-", suffix=".py")
     try:
         with os.fdopen(fd, "w") as f:

@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from stuck.capture import shared, syscalls
+from stuck.capture import goroutines, shared, syscalls
 from stuck.capture.evidence import Evidence, ProcessEvidence, ThreadEvidence
 from stuck.capture.naming import thread_id, thread_name
 from stuck.capture.peers import Channel, channels
@@ -47,6 +47,8 @@ class Built:
     # Resources whose possible wakers may be incomplete -> why: a finding resting on one is at
     # most probable (stuck.capture.report).
     unsure: dict[str, str] = field(default_factory=dict)
+    goroutines: set[int] = field(default_factory=set)  # Go processes whose goroutines were read
+    may_run: set[str] = field(default_factory=set)  # blocked threads that may run again anyway
 
 
 @dataclass(slots=True)
@@ -74,9 +76,26 @@ def build(ev: Evidence) -> Built:
         snap.processes.append(proc)
         gaps = built.missing.setdefault(pe.pid, [])
         gaps.extend(pe.missing)
+        view = goroutines.read(pe.tools.get("gdb", "")) if pe.runtime == "go" else None
+        by_goid: dict[int, Thread] = {}
+        if view is not None:
+            by_goid = _go_threads(pe, view, proc, built)
+            built.goroutines.add(pe.pid)
+        on_m = {g.tid: g.goid for g in view.goroutines if g.tid is not None and g.status == 3} \
+            if view is not None else {}
         for te in pe.threads:
             t = _thread(pe, te, ev)
-            proc.threads.append(t)
+            if view is not None:
+                # An OS thread of a Go program: its wait is that of the goroutine in a system
+                # call on it; the others are the runtime's machinery, left out.
+                g = by_goid.get(on_m.get(te.tid, -1))
+                if g is None:
+                    continue
+                g.state, g.detail, g.waits = t.state, f"{g.detail}; {t.detail}", t.waits
+                g.frames = g.frames or t.frames
+                t = g
+            else:
+                proc.threads.append(t)
             call = syscalls.parse(te.syscall, ev.machine)
             if t.state != "blocked" or call is None:
                 continue
@@ -94,19 +113,79 @@ def build(ev: Evidence) -> Built:
                 child_waits.append((t, pe.pid, call.child()))
             elif call.meaning == "file-lock" and fd is not None:
                 lock_waits.append((t, pe, fd))
+        if view is not None:
+            _netpoll_waits(pe, view, by_goid, chans, io_waits)
         threads_of[pe.pid] = proc.threads
     _link_io(ev, built, chans, io_waits, threads_of, by_pid)
     _link_locks(ev, built, lock_waits, threads_of, by_pid)
     _runtime_views(ev, built, threads_of)
     _link_children(built, child_waits, threads_of, by_pid)
     _link_runtime_child_waits(built, threads_of, by_pid)
-    live = _settle(snap)
+    live = _settle(snap, built.may_run)
     _full_pipes(built, chans, threads_of, by_pid, live)
     snap.notes.extend(ev.notes)
     for gaps in built.missing.values():
         snap.notes.extend(g for g in gaps if g not in snap.notes)
     snap.notes.extend(m for m in ev.missing if m not in snap.notes)
     return built
+
+
+def _go_threads(pe: ProcessEvidence, view: goroutines.GoView, proc: Process,
+                built: Built) -> dict[int, Thread]:
+    """A Go process's goroutines (read by the Go dump parser from gdb's walk) as its threads,
+    with ids and resources made unique per process; by goroutine id."""
+    from stuck.dumps import go
+
+    result = go.parse(goroutines.traceback(view))
+    if not result.processes:
+        return {}
+    rid = {r.id: f"go{pe.pid}:{r.id}" for r in result.resources}
+    rename: dict[str, str] = {}
+    out: dict[int, Thread] = {}
+    for t in result.processes[0].threads:
+        gid = goroutines.gid_of(t)
+        if gid is None:
+            continue
+        rename[t.id] = goroutines.goroutine_id(gid, pe.pid)
+        t.id = rename[t.id]
+        t.name = None  # the id says it: goroutine N (pid P)
+        t.holds = [rid.get(h, h) for h in t.holds]
+        if t.waits is not None:
+            t.waits.resource = rid.get(t.waits.resource, t.waits.resource)
+            if goroutines.timer_may_wake(t, view):
+                # A pending timer may end it: it may run again (and, say, write a pipe). The
+                # Go rules weigh that themselves; the links between processes need it here.
+                built.may_run.add(t.id)
+        proc.threads.append(t)
+        out[gid] = t
+    for r in result.resources:
+        r.id = rid[r.id]
+        r.owners = [rename.get(o, o) for o in r.owners]
+        if r.wakers is not None:
+            r.wakers = [rename.get(w, w) for w in r.wakers]
+        if r.referenced_by is not None:
+            r.referenced_by = [rename.get(w, w) for w in r.referenced_by]
+        r.acquired_at = {rename.get(k, k): v for k, v in r.acquired_at.items()}
+        built.snapshot.resources.append(r)
+    for k, v in result.inferred.items():
+        built.inferred[rid.get(k, k)] = v
+    proc.complete = True if view.complete else None
+    return out
+
+
+def _netpoll_waits(pe: ProcessEvidence, view: goroutines.GoView, by_goid: dict[int, Thread],
+                   chans: dict[str, Channel], io_waits: list[_IoWait]) -> None:
+    """A goroutine parked in the netpoller on a pipe or socket fd waits on it as a thread
+    blocked reading or writing it would (linked to the other end afterwards)."""
+    for gid, (fd, op) in goroutines.fd_waits(view).items():
+        t = by_goid.get(gid)
+        target = next((f.target for f in pe.fds if f.fd == fd), None)
+        ch = chans.get(target) if target else None
+        if t is None or ch is None or ch.listening:
+            continue
+        t.state = "blocked"
+        t.detail = f"{t.detail}; {op} on {target} (parked in the netpoller)"
+        io_waits.append(_IoWait(t, pe.pid, ch, op, f"{ch.key}:{op}"))
 
 
 def _thread(pe: ProcessEvidence, te: ThreadEvidence, ev: Evidence) -> Thread:
@@ -222,7 +301,7 @@ def _link_io(ev: Evidence, built: Built, chans: dict[str, Channel], io_waits: li
         res.owners = [o for o in res.owners if o not in waiting]
         res.wakers = list(res.owners)
     for pid, threads in threads_of.items():
-        if by_pid[pid].runtime != "go":
+        if by_pid[pid].runtime != "go" or pid in built.goroutines:
             continue
         ids = {t.id for t in threads}
         for rid, res in made.items():
@@ -341,7 +420,7 @@ def _link_runtime_child_waits(built: Built, threads_of: dict[int, list[Thread]],
             t.waits.durable = True
 
 
-def _settle(snap: Snapshot) -> set[str]:
+def _settle(snap: Snapshot, may_run: set[str] | None = None) -> set[str]:
     """A wait between processes is blocked only while none who could end it can run, now or
     once woken: a thread blocked inside its own process counts as able to run when what it
     waits for could be ended by a thread that can (its mutex's owner, or for a wait whose waker
@@ -355,7 +434,7 @@ def _settle(snap: Snapshot) -> set[str]:
         for t in p.threads:
             process_of[t.id] = i
     threads = snap.thread_map()
-    live = {t.id for t in threads.values() if can_progress(t)}
+    live = {t.id for t in threads.values() if can_progress(t) or t.id in (may_run or ())}
     live_in = [sum(1 for t in ts if t.id in live) for ts in members]
     changed = True
     rounds = 0

@@ -196,7 +196,7 @@ def read_process(pid: int, why: str = "asked",
             pe.threads.append(te)
     if locked is None:
         locked = shared.locked_files(shared.lock_table())
-    pe.fds = read_fds(pid, missing, locked)
+    pe.fds = read_fds(pid, missing, locked, epoll=pe.runtime == "go")
     if _gone(pid):
         missing.add(f"pid {pid} exited during the capture: what was read before is shown")
     pe.missing.extend(sorted(missing))
@@ -215,9 +215,10 @@ def _namespace(pe: ProcessEvidence) -> None:
                           "py-spy) may fail; run stuck inside its namespace for their view")
 
 
-def read_fds(pid: int, missing: set[str], locked: set[str] | None = None) -> list[FdEvidence]:
+def read_fds(pid: int, missing: set[str], locked: set[str] | None = None,
+             epoll: bool = False) -> list[FdEvidence]:
     """``locked``: files some lock is on; a fd on one of them gets its file id and the locks
-    held through it."""
+    held through it. ``epoll``: keep what each epoll instance watches (a Go program's)."""
     out: list[FdEvidence] = []
     try:
         names = os.listdir(f"{PROC}/{pid}/fd")
@@ -241,6 +242,10 @@ def read_fds(pid: int, missing: set[str], locked: set[str] | None = None) -> lis
                 pass
         if target.startswith("pipe:"):
             fe.queued, fe.capacity = pipe_fill(pid, int(name))
+        elif epoll and target == "anon_inode:[eventpoll]":
+            with contextlib.suppress(OSError):
+                fe.epoll = [line for line in _read(f"{PROC}/{pid}/fdinfo/{name}").splitlines()
+                            if line.startswith("tfd:")][:MAX_FDS]
         elif locked and target.startswith("/"):
             fid = shared.file_id(f"{PROC}/{pid}/fd/{name}")
             if fid in locked:

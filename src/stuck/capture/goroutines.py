@@ -1,0 +1,150 @@
+"""A Go program's goroutines, read by gdb from the runtime's tables, in place of its OS threads.
+
+A Go program's OS threads are the runtime's machinery (parked Ms, the netpoller, sysmon); what
+waits is goroutines. The gdb script (``stuck.capture.gdb.GO_SCRIPT``) reads each goroutine's
+status, wait reason and stack without stopping the program for longer than an attach, and for
+each fd the runtime's epoll watches (the kernel's fdinfo gives the runtime's pollDesc address),
+the goroutine parked reading or writing it. Those stacks are written as a Go traceback and read
+by the same parser as a SIGQUIT dump (``stuck.dumps.go``), so the same Go rules apply. Then:
+
+- a goroutine parked on a pipe or socket fd ("IO wait") waits on that pipe or socket as a
+  blocked OS thread would, and the processes at the other end are linked the same way;
+- a goroutine in a system call runs on an OS thread (its M, whose tid the runtime keeps): the
+  kernel's view of that thread (a blocking read, a wait4) is the goroutine's wait;
+- the other OS threads are left out: the goroutines are the program's threads.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+from stuck.model import Thread
+
+MARK = "STUCK-GDB "
+STATUS = {1: "runnable", 2: "running", 3: "syscall", 9: "runnable"}
+
+
+@dataclass(slots=True)
+class Goroutine:
+    goid: int
+    g: int  # the runtime's g address
+    status: int
+    reason: str
+    frames: list[tuple[str, str | None, int | None]]
+    created: tuple[str, str | None, int | None] | None = None
+    tid: int | None = None  # the OS thread running it (status running or syscall)
+
+
+@dataclass(slots=True)
+class GoView:
+    goroutines: list[Goroutine] = field(default_factory=list)
+    # pollDesc address -> fd, rg, wg (the goroutine parked reading / writing, or a state), and
+    # whether a read / write deadline is set (the netpoller then ends the wait by itself)
+    polls: dict[int, tuple[int, int, int, bool, bool]] = field(default_factory=dict)
+    complete: bool = False  # the walk ended (``{"go": "read"}``)
+    problem: str | None = None
+    timers: int | None = None  # timers pending in the runtime (None: not read)
+
+
+def _frame(v: object) -> tuple[str, str | None, int | None] | None:
+    if not isinstance(v, list) or len(v) != 3 or not isinstance(v[0], str):
+        return None
+    return (v[0][:300], v[1][:500] if isinstance(v[1], str) else None,
+            v[2] if isinstance(v[2], int) else None)
+
+
+def read(text: str) -> GoView | None:
+    """The goroutines in gdb's output (untrusted: saved evidence); None when none were read."""
+    view = GoView()
+    seen = False
+    for line in text.splitlines():
+        if not line.startswith(MARK):
+            continue
+        try:
+            d = json.loads(line[len(MARK):])
+        except ValueError:
+            continue
+        if not isinstance(d, dict):
+            continue
+        if "go" in d:
+            seen = True
+            if d["go"] == "read":
+                view.complete = True
+                timers = d.get("timers")
+                view.timers = timers if isinstance(timers, int) and timers >= 0 else None
+            elif isinstance(d["go"], str):
+                view.problem = d["go"][:200]
+        gid, g, status = d.get("goroutine"), d.get("g"), d.get("status")
+        if isinstance(gid, int) and isinstance(g, int) and isinstance(status, int):
+            raw = d.get("frames")
+            frames = [f for f in (_frame(x) for x in (raw if isinstance(raw, list) else []))
+                      if f is not None]
+            reason = d.get("reason")
+            tid = d.get("tid")
+            view.goroutines.append(Goroutine(
+                goid=gid, g=g, status=status, reason=reason[:80] if isinstance(reason, str)
+                else "", frames=frames, created=_frame(d.get("created")),
+                tid=tid if isinstance(tid, int) and tid > 0 else None))
+        pd, fd, rg, wg = d.get("pd"), d.get("fd"), d.get("rg"), d.get("wg")
+        if isinstance(pd, int) and isinstance(fd, int) and isinstance(rg, int) \
+                and isinstance(wg, int):
+            rd, wd = d.get("rd"), d.get("wd")  # 0: no deadline; unread: assume one
+            view.polls[pd] = (fd, rg, wg, rd != 0, wd != 0)
+    return view if seen and view.goroutines else None
+
+
+def _clean(s: str) -> str:
+    return "".join(ch if ch.isprintable() and ch not in "[]\n" else "?" for ch in s)
+
+
+def traceback(view: GoView) -> str:
+    """The goroutines as Go prints them (GOTRACEBACK=system), for ``stuck.dumps.go``."""
+    out: list[str] = []
+    for g in view.goroutines:
+        reason = g.reason if g.status == 4 else STATUS.get(g.status, "unknown")
+        out.append(f"goroutine {g.goid} [{_clean(reason) or 'waiting'}]:")
+        for name, path, line in g.frames:
+            out.append(f"{_clean(name)}(...)")
+            out.append(f"\t{_clean(path or '?')}:{line or 0}")
+        if g.created is not None and g.goid != 1:  # Go names no creator for main's goroutine
+            name, path, line = g.created
+            out.append(f"created by {_clean(name)}")
+            out.append(f"\t{_clean(path or '?')}:{line or 0}")
+        out.append("")
+    return "\n".join(out)
+
+
+def fd_waits(view: GoView) -> dict[int, tuple[int, str]]:
+    """goroutine id -> (fd, "read" | "write") for goroutines parked in the netpoller on a fd
+    with no deadline (a deadline ends the wait by itself: that goroutine may run again)."""
+    by_g = {g.g: g for g in view.goroutines}
+    out: dict[int, tuple[int, str]] = {}
+    for fd, rg, wg, rd, wd in view.polls.values():
+        for word, op, deadline in ((rg, "read", rd), (wg, "write", wd)):
+            g = by_g.get(word)
+            if g is not None and g.status == 4 and not deadline:
+                out[g.goid] = (fd, op)
+    return out
+
+
+# Waits a runtime timer can end without any goroutine (a Ticker's channel, time.After in a
+# select): while a timer is pending, a goroutine in one may run again.
+TIMER_SERVED = ("chan receive", "select")
+
+
+def timer_may_wake(t: Thread, view: GoView) -> bool:
+    detail = t.detail or ""
+    return view.timers != 0 and detail.startswith(TIMER_SERVED) \
+        and not detail.startswith("select (no cases)")
+
+
+def goroutine_id(goid: int, pid: int) -> str:
+    """A goroutine's thread id: unique across captured processes; starts as the Go rules
+    expect (``goroutine N``)."""
+    return f"goroutine {goid} (pid {pid})"
+
+
+def gid_of(t: Thread) -> int | None:
+    rest = t.id.removeprefix("goroutine ").split(" ", 1)[0]
+    return int(rest) if t.id.startswith("goroutine ") and rest.isdigit() else None

@@ -1,0 +1,125 @@
+"""stuck capture on Go programs: goroutines read by gdb from the runtime's tables (the program
+keeps running), goroutines parked in the netpoller linked to the pipe or socket they wait on."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from tests.capture.conftest import PROGRAMS, settle
+
+from stuck.capture import collect, gdb, report
+from stuck.model import Report
+
+pytestmark = pytest.mark.skipif(shutil.which("gdb") is None, reason="gdb is not installed")
+
+
+@pytest.fixture(scope="session")
+def go_program(build_dir: Path):  # type: ignore[no-untyped-def]
+    built: dict[str, Path] = {}
+
+    def get(name: str) -> Path:
+        if shutil.which("go") is None:
+            pytest.skip("Go is not installed (CI: golang-go in .ci/packages)")
+        if name not in built:
+            out = build_dir / name
+            subprocess.run(["go", "build", "-o", str(out), str(PROGRAMS / f"{name}.go")],
+                           check=True, capture_output=True, cwd=build_dir,
+                           env={**os.environ, "GO111MODULE": "off"})
+            built[name] = out
+        return built[name]
+
+    return get
+
+
+def _pids_in(rep: Report, threads: list[str]) -> set[int | None]:
+    owner = {t.id: p.pid for p in rep.snapshot.processes for t in p.threads}
+    return {owner[t] for t in threads}
+
+
+def _unix_pair(go_program, start, tmp_path: Path, *client_args: str) -> tuple[int, int]:  # type: ignore[no-untyped-def]
+    exe = str(go_program("go_unix_pair"))
+    sock = str(tmp_path / "s.sock")
+    server = start([exe, "server", sock])
+    assert server.proc.stdout is not None
+    server.proc.stdout.readline()  # listening
+    client = start([exe, "client", sock, *client_args])
+    settle(server, 1)
+    settle(client, 1)
+    return server.pid, client.pid
+
+
+def test_server_and_client_both_reading_a_unix_socket_deadlock(go_program, start,  # type: ignore[no-untyped-def]
+                                                               tmp_path: Path) -> None:
+    """Both goroutines wait in the netpoller; every OS thread is the runtime's, idle. This was
+    'nothing found' with a note that goroutines cannot be read."""
+    server, client = _unix_pair(go_program, start, tmp_path)
+    rep = report(collect([server]))  # the client is found through the socket
+    [d] = rep.findings
+    assert (d.kind, d.confidence) == ("deadlock", "certain")
+    assert set(d.threads) == {f"goroutine 1 (pid {client})", f"goroutine 1 (pid {server})"}
+    kinds = {rep.snapshot.resource_map()[e.waits_for].kind for e in d.cycle}
+    assert kinds == {"socket"}
+    assert not any("goroutines were not read" in n for n in rep.snapshot.notes)
+    with open(f"/proc/{server}/stat") as f:
+        assert f.read().rsplit(")", 1)[1].split()[0] == "S"  # left running
+
+
+def test_a_goroutine_a_timer_may_wake_keeps_a_socket_wait_from_being_proven(  # type: ignore[no-untyped-def]
+        go_program, start, tmp_path: Path) -> None:
+    """The client keeps a ticker goroutine: when its timer fires it runs, and could write to
+    the socket; the capture cannot tell that it will not."""
+    server, _ = _unix_pair(go_program, start, tmp_path, "ticker")
+    rep = report(collect([server]))
+    assert not [f for f in rep.findings if f.confidence == "certain"]
+
+
+def test_goroutines_asleep_on_channels_beside_a_ticker_are_shown_without_a_finding(  # type: ignore[no-untyped-def]
+        go_program, start) -> None:
+    """A pending timer may feed a receive (Go's own check would not fire either): no claim,
+    but every goroutine is shown where it waits."""
+    prog = start([str(go_program("go_channels_asleep"))])
+    settle(prog, 1)
+    rep = report(collect([prog.pid]))
+    assert rep.findings == []
+    goroutines = [t for t in rep.snapshot.threads() if t.id.startswith("goroutine ")]
+    at = {(f.function, f.line) for t in goroutines for f in t.frames
+          if (f.file or "").endswith("go_channels_asleep.go")}
+    assert ("main.main.func1", 18) in at and ("main.main.func2", 19) in at
+    assert ("main.main", 26) in at  # wg.Wait()
+    assert not [t for t in rep.snapshot.threads() if t.id.startswith("LWP ")]
+
+
+def test_go_gateway_and_c_engine_deadlock_through_the_goroutine_parked_on_the_pipe(  # type: ignore[no-untyped-def]
+        go_program, c_program, start) -> None:
+    """Seed 002 with a real Go gateway: its goroutine writing the engine's full input pipe
+    parks in the netpoller (no thread writes); the engine writes the gateway's full pipe."""
+    pair = start([str(go_program("go_gateway")), str(c_program("engine"))])
+    assert pair.proc.stdout is not None
+    gateway, engine = (int(x) for x in pair.proc.stdout.readline().split())
+    settle(pair, 1)
+    rep = report(collect([engine]))
+    [d] = rep.findings
+    assert (d.kind, d.confidence) == ("deadlock", "certain")
+    assert set(d.threads) == {f"LWP {engine}", f"goroutine 1 (pid {gateway})"}
+    assert {rep.snapshot.resource_map()[e.waits_for].kind for e in d.cycle} == {"pipe"}
+
+
+def test_goroutines_gdb_cannot_read_are_said_to_be_missing(  # type: ignore[no-untyped-def]
+        go_program, c_program, start, monkeypatch) -> None:
+    """gdb reads the OS threads (the runtime's, idle) but not the goroutine table (a stripped
+    binary): the engine's wait is a possible hang behind the Go program, which says why."""
+    monkeypatch.setattr(gdb, "GO_SCRIPT", "")
+    pair = start([str(go_program("go_gateway")), str(c_program("engine"))])
+    assert pair.proc.stdout is not None
+    gateway, engine = (int(x) for x in pair.proc.stdout.readline().split())
+    settle(pair, 1)
+    rep = report(collect([engine]))
+    [hang] = rep.findings
+    assert (hang.kind, hang.confidence) == ("hang", "possible")
+    assert f"LWP {engine}" in hang.blocked_behind + hang.threads
+    assert any(f"pid {gateway} is a Go program and its goroutines were not read" in m
+               for m in hang.missing_evidence)
