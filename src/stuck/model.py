@@ -26,6 +26,9 @@ RESOURCE_KINDS: tuple[ResourceKind, ...] = (
     "channel", "future", "task", "thread", "waitgroup", "monitor", "pipe", "socket", "process",
     "unknown",
 )
+# Kinds a thread holds and only its holder releases (a dump that prints owners shows who); the
+# others are ended by another thread's action (a signal, a put, a send, an exit).
+OWNED_KINDS: frozenset[str] = frozenset({"mutex", "rlock", "rwlock", "monitor"})
 
 FindingKind = Literal["deadlock", "stall", "lock-order", "hang"]
 FINDING_KINDS: tuple[FindingKind, ...] = ("deadlock", "stall", "lock-order", "hang")

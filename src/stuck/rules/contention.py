@@ -22,10 +22,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from stuck.model import Resource, Thread
+from stuck.model import OWNED_KINDS, Resource, Thread
 from stuck.stacks.native import POOL_LOOP
 
-OWNED = frozenset({"mutex", "rlock", "rwlock", "monitor"})
 # A pool worker in one of these states inside a task goes on with it by itself ("unknown": off
 # the CPU in a call the dump does not name, such as py-spy's view of time.sleep).
 WORKING = frozenset({"running", "sleeping", "io", "unknown"})
@@ -67,7 +66,7 @@ def ordinary_wait(t: Thread, res: Resource | None, working: Working) -> bool:
     Only for a wait whose duration the source did not give."""
     if res is None or t.waits is None or t.waits.duration is not None or res.owners:
         return False
-    if res.kind in OWNED:
+    if res.kind in OWNED_KINDS:
         return working.running()
     if res.kind == "future":
         return working.in_task_besides(t.id)

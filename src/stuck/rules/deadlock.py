@@ -13,6 +13,7 @@ from __future__ import annotations
 from stuck.model import Confidence, Finding
 from stuck.rules.advice import capture_all
 from stuck.rules.reading import Reading, res_name, thread_name
+from stuck.rules.wording import cycle_step
 
 
 def deadlocks(dump: Reading) -> None:
@@ -42,9 +43,11 @@ def deadlocks(dump: Reading) -> None:
                 steps.append(f"{waiter} waits on {k.rule.on} for {k.rule.until}, which "
                              f"only {dump.knowledge.roles_what(k.rule)} could bring about, and "
                              f"here that is {other}")
-            else:
-                steps.append(f"{waiter} waits for {res_name(res, e.waits_for)}, held by "
-                             f"{other}")
+            else:  # in the words of a cycle found live (a join reads "joins worker")
+                w = t.waits if (t := dump.threads.get(e.thread)) is not None else None
+                steps.append(f"{waiter} " + cycle_step(
+                    w.op if w is not None else None, res.kind if res is not None else "unknown",
+                    res_name(res, e.waits_for), other, e.thread == e.held_by))
         if len(cycle) > 12:
             steps.append(f"… {len(cycle) - 12} more steps")
         self_wait = len(cycle) == 1 and cycle[0].thread == cycle[0].held_by

@@ -17,10 +17,10 @@ Not a proof but a time limit: always ``possible``.
 
 from __future__ import annotations
 
-from stuck.model import Finding, Snapshot, Thread
+from stuck.model import OWNED_KINDS, Finding, Snapshot, Thread
 from stuck.rules.advice import capture_all, owner_hint
 from stuck.rules.contention import Working, ordinary_wait
-from stuck.rules.reading import OWNED_KINDS, TIMER_SERVED, Reading, res_name, thread_name
+from stuck.rules.reading import TIMER_SERVED, Reading, res_name, thread_name
 from stuck.rules.signaller import blocked_on_waiters_locks
 from stuck.rules.wording import wait_text
 from stuck.stacks.native import base_name

@@ -12,13 +12,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from stuck.model import Fact, Finding, Process, Resource, Snapshot, Thread
+from stuck.model import OWNED_KINDS, Fact, Finding, Process, Resource, Snapshot, Thread
 from stuck.rules.graph import WaitGraph
 from stuck.rules.knot import can_progress
 from stuck.rules.known import Knowledge, Known
 
 HANG_AFTER = 60.0  # seconds: a durable wait at least this long is worth reporting
-OWNED_KINDS = frozenset({"mutex", "rlock", "rwlock", "monitor"})
 # Go waits a timer could end (a Ticker's channel, time.After in a select): only a long wait
 # (the header's ", N minutes") rules a periodic timer out.
 TIMER_SERVED = frozenset({"chan receive", "select"})

@@ -14,10 +14,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from stuck.model import Resource
+from stuck.model import OWNED_KINDS, Resource
 from stuck.rules.graph import WaitGraph
-
-OWNED = frozenset({"mutex", "rlock", "rwlock", "monitor"})
 
 
 def blocked_on_waiters_locks(waiters: Iterable[str], behind: Iterable[str], graph: WaitGraph,
@@ -29,7 +27,7 @@ def blocked_on_waiters_locks(waiters: Iterable[str], behind: Iterable[str], grap
     for tid in behind:
         rid = graph.waits_on.get(tid)
         res = resources.get(rid) if rid is not None else None
-        if rid is None or res is None or res.kind not in OWNED:
+        if rid is None or res is None or res.kind not in OWNED_KINDS:
             continue
         holder = next((o for o in graph.owned_by.get(rid, ()) if o in waiting), None)
         if holder is not None:

@@ -10,11 +10,10 @@ may be the thread that would signal (``stuck.rules.signaller``).
 
 from __future__ import annotations
 
-from stuck.model import SIGNAL_WAIT, Confidence, Finding, Thread
+from stuck.model import OWNED_KINDS, SIGNAL_WAIT, Confidence, Finding, Thread
 from stuck.rules.advice import capture_all, capture_command, owner_hint
 from stuck.rules.contention import Working, ordinary_wait
 from stuck.rules.reading import (
-    OWNED_KINDS,
     SIGNALLED_KINDS,
     TIMER_RULED_OUT,
     TIMER_SERVED,

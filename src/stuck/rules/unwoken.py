@@ -10,13 +10,12 @@ wake the waiter; a dump counts every other thread as a possible waker unless it 
 
 from __future__ import annotations
 
-from stuck.model import Confidence, Finding, Thread
+from stuck.model import OWNED_KINDS, Confidence, Finding, Thread
 from stuck.rules.advice import capture_all, capture_command
 from stuck.rules.contention import Working
 from stuck.rules.knot import can_progress
 from stuck.rules.known import Known
 from stuck.rules.reading import (
-    OWNED_KINDS,
     PARKED_FOR_GOOD,
     SIGNALLED_KINDS,
     TIMER_RULED_OUT,
