@@ -94,7 +94,25 @@ TAKE_IDLE = ("a thread in BlockingQueue.take() is read as waiting for work (idle
              "wakes, a dump cannot tell a producer that died from one between items (a healthy "
              "jstack of a consumer and a sleeping producer, tests/dumps/test_inference.py, is "
              "the same picture)")
+GO_CONTENTION = ("one snapshot of goroutines sharing a mutex they hold across a sleep: Go "
+                 "records no mutex holder, so the sleeper may hold it (contention) or a "
+                 "goroutine that returned may have left it locked (a stall); the finding is a "
+                 "possible stall that says a later dump tells them apart, and names the "
+                 "waiters, which are bystanders here")
+UNNAMED_PAUSE = ("without the source, the main thread in signal.pause() (a C call) is a call "
+                 "the dump does not name: the workers' Event waits read as a possible stall "
+                 "(with --source, or pystack's line, the pause is a wait for a signal: right)")
+UNNAMED_HANDLER = ("without the source, the signal handler blocked in `with stats_lock:` on "
+                   "the thread that holds it is a call the dump does not name (with --source, "
+                   "or pystack's line, it is the self-deadlock: right)")
 KNOWN_WRONG: dict[str, str] = {
+    "go/mutex_sleep_contention/sigquit": GO_CONTENTION,
+    "go/mutex_sleep_contention/sigquit-system": GO_CONTENTION,
+    "python/pause_idle_workers/pyspy": UNNAMED_PAUSE,
+    "python/pause_idle_workers/faulthandler": UNNAMED_PAUSE,
+    "python/signal_handler_relock/pyspy": UNNAMED_HANDLER,
+    "python/signal_handler_relock/pyspy-locals": UNNAMED_HANDLER,
+    "python/signal_handler_relock/faulthandler": UNNAMED_HANDLER,
     "c/cond_beside_workers/bt": RUNNING_MAY_SIGNAL,
     "c/cond_beside_workers/btfull": RUNNING_MAY_SIGNAL,
     "c/pool_write_full/bt": PIPE_UNDER_LOCK,
@@ -139,6 +157,14 @@ KNOWN_WRONG: dict[str, str] = {
 }
 
 
+# A possible claim from one snapshot that cannot tell a busy program from a stuck one (each
+# says so in its KNOWN_WRONG reason): the threads it names are the program's bystanders.
+SNAPSHOT_BYSTANDERS = frozenset({
+    "c/prodcons_fast/btfull", "go/mutex_sleep_contention/sigquit",
+    "go/mutex_sleep_contention/sigquit-system", "python/pause_idle_workers/pyspy",
+    "python/pause_idle_workers/faulthandler"})
+
+
 def _param(case: dict[str, Any]) -> Any:
     if case["id"] in KNOWN_WRONG:
         return pytest.param(case, id=case["id"], marks=pytest.mark.xfail(
@@ -158,7 +184,7 @@ def test_unseen_dump_gets_the_programs_truth(case: dict[str, Any]) -> None:
 @pytest.mark.parametrize("case", CASES, ids=[c["id"] for c in CASES])
 def test_no_bystander_and_no_unearned_certain_even_where_wrong(case: dict[str, Any]) -> None:
     out = _outcome(case)
-    assert not out.bystanders or case["id"] == "c/prodcons_fast/btfull", out.findings
+    assert not out.bystanders or case["id"] in SNAPSHOT_BYSTANDERS, out.findings
     assert not out.unjustified_certain, out.unjustified_certain
 
 

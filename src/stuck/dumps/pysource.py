@@ -30,7 +30,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from stuck.model import Frame, Process, Resource, ResourceKind, Snapshot, Thread, Wait
-from stuck.stacks.python import CALL_ACTIVITY, SLEEP_ONLY, bare, is_stdlib
+from stuck.stacks.python import CALL_ACTIVITY, SIGNAL_WAITS, SLEEP_ONLY, bare, is_stdlib
 
 MAX_SOURCE = 2 << 20  # bytes: a larger file is not read
 MAX_FILES = 200
@@ -356,6 +356,17 @@ def _classify_call(t: Thread, src: _Source, f: Frame, snapshot: Snapshot,
     line = src.lines[f.line - 1] if 1 <= f.line <= len(src.lines) else ""
     code = line.split("#", 1)[0]
     for m in _CALL.finditer(code):
+        if m.group(1) in SIGNAL_WAITS:
+            # signal.pause() / sigwait(): a wait for a signal, which comes from outside the
+            # process, as a socket's data does; it can run again, so it may end others' waits.
+            rid = f"pysrc:{t.id}:signal"
+            if rid not in resources:
+                res = Resource(id=rid, kind="event", label=f"a signal ({m.group(1)})")
+                resources[rid] = res
+                snapshot.resources.append(res)
+            t.waits = Wait(resource=rid, durable=False, at=f)
+            t.state = "io"
+            return
         activity = CALL_ACTIVITY.get(m.group(1))
         if activity is None:
             continue
