@@ -72,3 +72,17 @@ def test_a_wait_read_from_stacks_that_nothing_can_end_is_a_stall_at_most_probabl
     assert (stall.kind, stall.confidence) == ("stall", "probable")
     assert stall.threads == ["w"] and stall.blocked_behind == ["main"]
     assert any("how long the threads have waited" in m for m in stall.missing_evidence)
+
+
+def test_a_cycle_through_a_resource_the_source_is_unsure_of_is_at_most_probable() -> None:
+    # A capture that could not read every process able to touch a resource says so
+    # (``ReadFacts.unsure``): the rules, not the source, lower what the finding claims.
+    why = "the memory maps of pid 7 could not be read"
+    sure = _deadlock(evaluate(_join_holding(recorded=False), read=ReadFacts()))
+    unsure = _deadlock(evaluate(_join_holding(recorded=False),
+                                read=ReadFacts(unsure={"registry": why})))
+    assert (sure.confidence, unsure.confidence) == ("certain", "probable")
+    assert why in unsure.missing_evidence and why not in sure.missing_evidence
+    other = _deadlock(evaluate(_join_holding(recorded=False),
+                               read=ReadFacts(unsure={"elsewhere": why})))
+    assert other.confidence == "certain"  # only a finding through that resource is doubted

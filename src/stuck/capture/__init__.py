@@ -206,14 +206,9 @@ def report(ev: Evidence) -> Report:
     from stuck.capture.merge import build
 
     built = build(ev)
-    rep = analyze(built.snapshot, built.stated, built.inferred)
+    rep = analyze(built.snapshot, built.stated, built.inferred, unsure=built.unsure)
     pid_of = {t.id: p.pid for p in built.snapshot.processes for t in p.threads}
     for f in rep.findings:
-        unsure = [built.unsure[r] for r in f.resources if r in built.unsure]
-        if unsure and f.confidence == "certain":
-            f.confidence = "probable"
-        f.missing_evidence.extend(u for u in dict.fromkeys(unsure)
-                                  if u not in f.missing_evidence)
         pids = dict.fromkeys(pid_of[t] for t in [*f.threads, *f.blocked_behind] if t in pid_of)
         for pid in pids:
             for gap in built.missing.get(pid or 0, []):

@@ -10,7 +10,7 @@ finding that holds only if the threads able to run never do is ``probable``, and
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from stuck.model import Confidence, Finding, Thread
 from stuck.rules.facts import OWN_THREADS, TASK_PREFIX, Facts, waited
@@ -128,3 +128,16 @@ def task_thread_doubt(finding: Finding, threads: Iterable[Thread]) -> None:
              "complete the future by hand")
     if words not in finding.missing_evidence:
         finding.missing_evidence.insert(0, words)
+
+
+def unsure_doubt(findings: Iterable[Finding], unsure: Mapping[str, str]) -> None:
+    """A finding through a resource its source read but is unsure of (``ReadFacts.unsure``: a
+    capture that could not read every process mapping a shared futex) is at most probable,
+    and says why."""
+    if not unsure:
+        return
+    for f in findings:
+        why = [unsure[r] for r in f.resources if r in unsure]
+        if why and f.confidence == "certain":
+            f.confidence = "probable"
+        f.missing_evidence.extend(u for u in dict.fromkeys(why) if u not in f.missing_evidence)

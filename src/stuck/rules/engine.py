@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from stuck.model import Finding, Snapshot
 from stuck.rules.behind import behind_another, blocked_behind
-from stuck.rules.confidence import any_releaser_doubt, task_thread_doubt
+from stuck.rules.confidence import any_releaser_doubt, task_thread_doubt, unsure_doubt
 from stuck.rules.cycle import deadlock_finding, held, holding_cycles
 from stuck.rules.deadlock import deadlocks
 from stuck.rules.evidence import evidence_stalls
@@ -97,6 +97,7 @@ def judge_both(snapshot: Snapshot, read: ReadFacts, settle: float) -> list[Findi
     source's facts (a saved ``stuck run`` report), the recorded rules' verdict, the one that
     decided them when the program ran, so both say the same."""
     findings = judge_read(snapshot, read)
+    unsure_doubt(findings, read.unsure)
     sub = recorded_part(snapshot)
     if sub is None:
         return findings

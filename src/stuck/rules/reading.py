@@ -40,11 +40,13 @@ class ReadFacts:
     deadlock", the Go runtime's "all goroutines are asleep", lockdep's lock-order report);
     ``inferred``: resource id -> how its owner was inferred rather than read (a guess the
     findings must admit); ``hang_after``: how long a wait must have lasted to be named as a
-    possible hang."""
+    possible hang; ``unsure``: resource id -> why what the source read of it may be incomplete
+    (a finding through it is at most probable, ``confidence.unsure_doubt``)."""
 
     stated: list[Finding] = field(default_factory=list)
     inferred: dict[str, str] = field(default_factory=dict)
     hang_after: float = HANG_AFTER
+    unsure: dict[str, str] = field(default_factory=dict)
 
 
 def on_timer(t: Thread, resources: dict[str, Resource]) -> bool:
