@@ -353,6 +353,15 @@ def _findings(p: _Process, stuck: dict[str, Thread], can: set[str],
     return out
 
 
+# SIGQUIT ends a Go program, so "take another dump" must say how to get one that shows the
+# waits have lasted: the runtime prints ', N minutes' on a wait of a minute or more.
+_LATER_DUMP = ("a dump that shows the same waits with ', N minutes' in their headers rules "
+               "that out: SIGQUIT ends the program, so take it a minute or more into the "
+               "hang next time (GOTRACEBACK=all, kill -QUIT PID), or, if the program serves "
+               "net/http/pprof, read the same stacks without stopping it: curl "
+               "'http://HOST:PORT/debug/pprof/goroutine?debug=2'")
+
+
 def _finding(p: _Process, kind: FindingKind, roots: list[Thread], behind: list[Thread],
              consumers: list[Thread], can: set[str], said: Finding | None) -> Finding:
     rids = list(dict.fromkeys(t.waits.resource for t in roots if t.waits is not None))
@@ -387,17 +396,14 @@ def _finding(p: _Process, kind: FindingKind, roots: list[Thread], behind: list[T
         words.append("No goroutine is running, runnable, in a system call or in I/O; only "
                       + "; ".join(wake) + ", and may run again.")
         missing.append("; ".join(wake) + ": when it runs again it may end one of these waits "
-                       "(hold the lock, serve the channel); a second dump a minute or more "
-                       "later that shows the same waits with ', N minutes' in their headers "
-                       "rules that out (kill -QUIT PID again)")
+                       "(hold the lock, serve the channel); " + _LATER_DUMP)
     else:
         confidence = "probable"
         words.append("No goroutine is running, runnable, sleeping, in a system call or in "
                      "I/O, so none of these waits can end from inside the program.")
         missing.append("the Go runtime did not stop the program itself (cgo, os/signal, or a "
                        "timer the dump cannot show keeps its check off); whether a timer is "
-                       "pending is not in a goroutine dump: a second dump a minute or more "
-                       "later with ', N minutes' on these waits rules it out")
+                       "pending is not in a goroutine dump: " + _LATER_DUMP)
     if p.signal_waits and said is None:
         missing.append("os/signal's goroutine waits for a signal (signal.Notify): a signal "
                        "from outside could still run the program's handler, and it also keeps "
