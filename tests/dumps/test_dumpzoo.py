@@ -86,7 +86,7 @@ CERTAIN_KNOWN: dict[str, str] = {}
 
 # Floor per runtime: cases right today (tests/fixtures/dumpzoo/README.md). The score may rise;
 # it must not fall.
-FLOOR: dict[str, int] = {"c": 192, "go": 183, "java": 134,
+FLOOR: dict[str, int] = {"c": 193, "go": 183, "java": 134,
                          "python": 176 if ZOO_STDLIB_HERE else 175}
 
 BAR = 0.90

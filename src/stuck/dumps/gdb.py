@@ -899,6 +899,12 @@ def parse(text: str) -> ParseResult:
     p = _Parser()
     for raw in iter_lines(text):
         p.line(raw)
+    if p.pending_frame is not None:
+        # The text ends inside a frame's arguments (a paste cut off mid-line): the function
+        # and the arguments printed before the cut are read as any frame's.
+        number, rest = p.pending_frame
+        p.pending_frame = None
+        p.frame(number, rest + ")")
     if p.obj_text:
         p.finish_object()
     result = ParseResult(notes=p.notes)
