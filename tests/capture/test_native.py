@@ -49,6 +49,8 @@ def test_two_processes_through_two_full_pipes_deadlock(c_program, start) -> None
         assert pipe.capacity and pipe.queued == pipe.capacity  # full
         assert owner[edge.held_by] != owner[edge.thread]  # the other process holds the reader
         assert str(pipe.inode) in pipe.label and "to be read" in pipe.label
+        # The explanation names resources by label: it said "waits for 553301 to be read".
+        assert f"waits for pipe {pipe.inode} to be read" in finding.explanation
 
 
 def test_a_pipe_wait_is_not_stuck_while_a_reader_could_still_be_woken(c_program, start) -> None:  # type: ignore[no-untyped-def]

@@ -323,9 +323,11 @@ def _label(ch: Channel, other: Channel | None, op: str, enders: list[int],
                     + (f" of {_size(ch.capacity)}" if ch.capacity else "") + " bytes queued")
             if ch.queued == 0:
                 fill = "empty"
+        # The kind leads the label: sentences that name a resource by its label alone
+        # ("waits for …, held by …") then still say it is a pipe.
         if op == "write":
-            return f"{ch.inode} to be read ({fill}; read end held by {who})"
-        return f"{ch.inode} to be written ({fill}; write end held by {who})"
+            return f"pipe {ch.inode} to be read ({fill}; read end held by {who})"
+        return f"pipe {ch.inode} to be written ({fill}; write end held by {who})"
     where = f" ({ch.where})" if ch.where else ""
     queued = ""
     if op == "write" and other is not None and other.queued is not None:
@@ -334,7 +336,7 @@ def _label(ch: Channel, other: Channel | None, op: str, enders: list[int],
         queued = f"; {_size(ch.queued)} bytes queued here"
     peer = f"its peer {other.inode}" if other is not None else "its peer"
     verb = "read at" if op == "write" else "written by"
-    return f"{ch.inode}{where} to be {verb} {peer} (held by {who}{queued})"
+    return f"socket {ch.inode}{where} to be {verb} {peer} (held by {who}{queued})"
 
 
 def _link_locks(ev: Evidence, built: Built,
