@@ -145,6 +145,13 @@ def hangs(dump: Reading) -> None:
             root = roots.get(t.id, t.id)
             if root in dump.covered:
                 continue
+            root_t = dump.threads.get(root)
+            if root != t.id and root_t is not None and root_t.waits is not None and not (
+                    root_t.waits.duration is not None
+                    and root_t.waits.duration >= dump.hang_after) \
+                    and dump.unknown_join(root_t) \
+                    and any(o.id in dump.covered for o in proc.threads):
+                continue  # behind a join on a thread not named, beside a finding: a victim too
             if root == t.id and t.waits.resource in peer_root:
                 root = peer_root[t.waits.resource]  # same wait, no known owner: peers
             elif root == t.id:
