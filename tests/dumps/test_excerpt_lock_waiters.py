@@ -115,3 +115,16 @@ def test_a_cut_frame_alone_is_read_too() -> None:
                                                  "__pthread_clockjoin_ex"]
     res = report.snapshot.resource_map()
     assert main.waits is not None and res[main.waits.resource].kind == "thread"
+
+
+def test_the_argument_the_cut_went_through_is_not_read() -> None:
+    # "pid=20702" cut to "pid=2070" would name another process: the frame keeps its function
+    # and the arguments before the cut, not the one the cut went through.
+    text = ('Thread 1 (Thread 0x7f00 (LWP 6) "main"):\n'
+            "#0  0x00007f53bc6d8bd3 in __GI___wait4 (pid=2070")
+    report = analyse_text(text)
+    (main,) = report.snapshot.threads()
+    assert [f.function for f in main.frames] == ["__GI___wait4"]
+    assert main.waits is not None
+    child = report.snapshot.resource_map()[main.waits.resource]
+    assert (child.kind, child.label) == ("process", "a child process to exit")

@@ -901,10 +901,13 @@ def parse(text: str) -> ParseResult:
         p.line(raw)
     if p.pending_frame is not None:
         # The text ends inside a frame's arguments (a paste cut off mid-line): the function
-        # and the arguments printed before the cut are read as any frame's.
+        # and the arguments printed whole before the cut are read as any frame's; the one
+        # the cut went through is dropped (a cut address would name another object).
         number, rest = p.pending_frame
         p.pending_frame = None
-        p.frame(number, rest + ")")
+        opening = rest.find("(")
+        whole = rest.rfind(", ", opening)
+        p.frame(number, (rest[:whole] if whole > opening else rest[:opening + 1]) + ")")
     if p.obj_text:
         p.finish_object()
     result = ParseResult(notes=p.notes)
