@@ -137,3 +137,18 @@ def test_prose_that_says_goroutine_before_the_dump_keeps_it_complete() -> None:
     report = analyse_text("The goroutine dump, as the service printed it:\n\n" + text)
     assert report.snapshot.processes[0].complete is True
     assert [f.kind for f in report.findings] == ["deadlock"]
+
+
+@pytest.mark.parametrize("rule_case", ["child_wait", "self_relock"])
+def test_a_go_excerpt_asks_for_every_goroutine_whichever_rule_reports_it(rule_case: str) -> None:
+    # The quiescence rule and the rules for any wait read from stacks (here a hang and a
+    # self-deadlock) say what the excerpt lacks in the same words: goroutines, and the command
+    # that prints every one of them.
+    from pathlib import Path
+
+    zoo = Path(__file__).resolve().parent.parent / "fixtures" / "dumpzoo" / "cases" / "go"
+    report = report_for(zoo / rule_case / "excerpt-cutoff.txt")
+    [finding] = report.findings
+    assert any("the text lacks goroutines of this program (an excerpt)" in m
+               and "capture every goroutine (GOTRACEBACK=all and kill -QUIT PID)" in m
+               for m in finding.missing_evidence), finding.missing_evidence

@@ -12,15 +12,29 @@ from stuck.rules.reading import res_name
 
 def capture_command(snap: Snapshot) -> str:
     """The exact command that captures every thread again, for this dump's source."""
-    fmt = snap.source.format or ""
+    return capture_command_for((snap.source.format or "").split("+", 1)[0])
+
+
+def capture_command_for(fmt: str) -> str:
+    """The exact command that captures every thread again, for a dump in format ``fmt``."""
     return {"gdb": "gdb -p PID -batch -ex 'thread apply all bt'",
             "go": "GOTRACEBACK=all and kill -QUIT PID (every goroutine)",
-            "jstack": "jstack -l PID"}.get(fmt.split("+", 1)[0], "py-spy dump --pid PID")
+            "jstack": "jstack -l PID"}.get(fmt, "py-spy dump --pid PID")
 
 
 def capture_all(snap: Snapshot) -> str:
     """What to capture when the text visibly lacks threads: the exact command."""
-    how = capture_command(snap)
+    return lacks_threads((snap.source.format or "").split("+", 1)[0])
+
+
+def lacks_threads(fmt: str) -> str:
+    """What to capture when a text in format ``fmt`` visibly lacks threads (goroutines, for a
+    Go dump): the exact command, or ``stuck capture``."""
+    if fmt == "go":
+        return ("the text lacks goroutines of this program (an excerpt), and who holds or "
+                "would end these waits may be among them: capture every goroutine "
+                "(GOTRACEBACK=all and kill -QUIT PID), or run `stuck capture PID`")
+    how = capture_command_for(fmt)
     return ("the text lacks threads of this process (an excerpt), and who holds or would "
             f"end these waits may be among them: capture every thread ({how}), or run "
             "`stuck capture PID`")

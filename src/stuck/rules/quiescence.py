@@ -43,6 +43,7 @@ from stuck.model import (
     Snapshot,
     Thread,
 )
+from stuck.rules.advice import lacks_threads
 from stuck.rules.reading import Reading
 
 # Header reasons of waits a timer could end (a Ticker's channel, time.After in a select).
@@ -388,9 +389,7 @@ def _finding(p: _Process, kind: FindingKind, roots: list[Thread], behind: list[T
         words.append("No goroutine shown is running, runnable, in a system call or in I/O, but "
                      "the text lacks goroutines (an excerpt): who would end these waits may "
                      "be among them.")
-        missing.append("the text lacks goroutines of this program (an excerpt), and who holds "
-                       "or would end these waits may be among them: capture every goroutine "
-                       "(GOTRACEBACK=all and kill -QUIT PID), or run `stuck capture PID`")
+        missing.append(lacks_threads("go"))
     elif wake:
         confidence = "possible"
         words.append("No goroutine is running, runnable, in a system call or in I/O; only "
