@@ -172,3 +172,20 @@ def test_a_targets_own_gdb_script_is_never_run(start, tmp_path: Path) -> None:  
     assert "gdb" in ev.processes[0].tools  # gdb did read it
     assert not marker.exists()
     assert _state(target.pid) == "S"
+
+
+def test_gdb_failing_on_a_process_that_exited_asks_for_no_privilege(monkeypatch) -> None:
+    """gdb's 'ptrace: No such process.' for a process gone meanwhile was followed by 'run as
+    root, or as the process's own user': advice that cannot help."""
+    from stuck.capture import gdb
+    from stuck.capture.evidence import Evidence, ProcessEvidence
+
+    monkeypatch.setattr(tools, "find", lambda name: "/usr/bin/gdb")
+    monkeypatch.setattr(tools, "run", lambda argv, timeout, target=None: tools.Ran(
+        out="", err="ptrace: No such process.\n", code=1))
+    gone = ProcessEvidence(pid=999_999_999)
+    gdb.collect(gone, Evidence(taken_at=0.0, machine="x86_64", interval=0.25), 5.0)
+    assert gone.missing == []
+    alive = ProcessEvidence(pid=os.getpid())  # the same words for a process still there
+    gdb.collect(alive, Evidence(taken_at=0.0, machine="x86_64", interval=0.25), 5.0)
+    assert len(alive.missing) == 1 and alive.missing[0].startswith("gdb could not read pid")

@@ -293,6 +293,8 @@ def collect(pe: ProcessEvidence, ev: Evidence, timeout: float) -> None:
                           "owners are missing; try a longer --timeout")
     if MARK not in ran.out:
         why = tools.first_line(ran.err) or tools.first_line(ran.out) or "no output"
+        if "No such process" in why and not os.path.exists(f"/proc/{pe.pid}/task"):
+            return  # it exited: the capture already says so, and no privilege would help
         hint = ""
         if "ptrace" in why or "Operation not permitted" in why:
             hint = f" ({proc.ptrace_hint()})"
