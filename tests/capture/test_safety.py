@@ -189,3 +189,28 @@ def test_gdb_failing_on_a_process_that_exited_asks_for_no_privilege(monkeypatch)
     alive = ProcessEvidence(pid=os.getpid())  # the same words for a process still there
     gdb.collect(alive, Evidence(taken_at=0.0, machine="x86_64", interval=0.25), 5.0)
     assert len(alive.missing) == 1 and alive.missing[0].startswith("gdb could not read pid")
+
+
+def _a_kernel_thread() -> int | None:
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                with open(f"/proc/{name}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
+                continue
+            if int(fields[6]) & proc.PF_KTHREAD:
+                return int(name)
+    return None
+
+
+def test_a_kernel_thread_is_a_usage_error_saying_so() -> None:
+    """A kernel thread has no executable: it was 'pid 2 exited while its executable was read'
+    and 'nothing found', exit 0."""
+    pid = _a_kernel_thread()
+    if pid is None:
+        pytest.skip("no kernel thread is visible in this pid namespace")
+    run = subprocess.run([sys.executable, "-m", "stuck", "capture", str(pid)],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 2
+    assert "is a kernel thread" in run.stderr and "Traceback" not in run.stderr

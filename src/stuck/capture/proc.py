@@ -23,6 +23,7 @@ from stuck.capture.evidence import FdEvidence, ProcessEvidence, ThreadEvidence
 
 PROC = "/proc"
 F_GETPIPE_SZ = 1032
+PF_KTHREAD = 0x00200000  # stat's flags (field 9): a kernel thread
 MAX_THREADS = 100_000  # a process with more is read up to this many threads
 MAX_FDS = 100_000
 
@@ -164,6 +165,13 @@ def read_process(pid: int, why: str = "asked",
         pe.comm = _read(f"{PROC}/{pid}/comm").rstrip("\n")
     with contextlib.suppress(OSError):
         pe.cmdline = [a for a in _read(f"{PROC}/{pid}/cmdline").split("\0") if a]
+    with contextlib.suppress(ValueError, IndexError):
+        if int(fields[6]) & PF_KTHREAD:
+            pe.missing.append(f"pid {pid} ({pe.comm}) is a kernel thread: it has no user space "
+                              "to read (its kernel stack, as root: cat /proc/"
+                              f"{pid}/stack); give the pid of a user process")
+            pe.state = "kernel"
+            return pe
     if pe.state in ("Z", "X"):
         pe.missing.append(f"pid {pid} ({pe.comm}) is a zombie: it has exited and waits for its "
                           f"parent (pid {pe.ppid}) to collect its status; nothing else of it "
