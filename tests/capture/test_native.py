@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -253,3 +254,12 @@ def test_shell_waiting_for_its_background_child_follows_it_without_a_finding(sta
     waiter = next(t for p in rep.snapshot.processes if p.pid == shell.pid for t in p.threads)
     assert waiter.detail is not None and f"child pid {child} (sleep)" in waiter.detail
     assert all(str((1 << 32) - 1) not in n for n in rep.snapshot.notes)
+
+
+def test_an_unwritable_report_path_is_refused_before_capturing(tmp_path: Path) -> None:
+    """It was found after the whole capture, and said as 'stuck analyze: cannot write …'."""
+    missing = tmp_path / "no-such-dir" / "report.json"
+    run = subprocess.run([sys.executable, "-m", "stuck", "capture", str(os.getpid()), "--json",
+                          str(missing)], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 2
+    assert run.stderr.startswith("stuck capture: cannot write ") and run.stdout == ""

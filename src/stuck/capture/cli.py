@@ -45,6 +45,12 @@ def capture_command(pids: tuple[str, ...], tree: bool, json_out: str | None,
         if not (p.isascii() and p.isdigit()) or int(p) <= 0:
             _fail(f"{p!r} is not a process id (give numbers, e.g. stuck capture 4242)")
         numbers.append(int(p))
+    for path in (json_out, html_out):
+        if path is not None and path != "-":
+            where = os.path.dirname(os.path.abspath(path))
+            if not os.path.isdir(where) or not os.access(where, os.W_OK):
+                # Said before capturing (which may take a while), not after.
+                _fail(f"cannot write {path}: {where} is not a writable directory")
     if not os.path.isdir("/proc/self/task"):
         _fail("capture needs Linux /proc; on other systems, take a dump and use stuck analyze")
     ev = collect(numbers, tree=tree, timeout=timeout)
