@@ -128,3 +128,11 @@ def test_the_argument_the_cut_went_through_is_not_read() -> None:
     assert main.waits is not None
     child = report.snapshot.resource_map()[main.waits.resource]
     assert (child.kind, child.label) == ("process", "a child process to exit")
+
+
+def test_a_cut_cxx_frame_keeps_its_whole_name() -> None:
+    # A C++ name has parentheses of its own; the argument list is the one after the space.
+    text = ('Thread 1 (Thread 0x7f00 (LWP 6) "main"):\n'
+            "#0  0x00007f53bc6d8bd3 in ns::Pool::drain(int) (this=0x5555")
+    (main,) = analyse_text(text).snapshot.threads()
+    assert [f.function for f in main.frames] == ["ns::Pool::drain(int)"]

@@ -905,7 +905,8 @@ def parse(text: str) -> ParseResult:
         # the cut went through is dropped (a cut address would name another object).
         number, rest = p.pending_frame
         p.pending_frame = None
-        opening = rest.find("(")
+        # (gdb puts a space before the argument list; a C++ name has its own parentheses)
+        opening = rest.find(" (") + 1 or rest.find("(")
         whole = rest.rfind(", ", opening)
         p.frame(number, (rest[:whole] if whole > opening else rest[:opening + 1]) + ")")
     if p.obj_text:
