@@ -136,3 +136,24 @@ def test_a_cut_cxx_frame_keeps_its_whole_name() -> None:
             "#0  0x00007f53bc6d8bd3 in ns::Pool::drain(int) (this=0x5555")
     (main,) = analyse_text(text).snapshot.threads()
     assert [f.function for f in main.frames] == ["ns::Pool::drain(int)"]
+
+
+def test_a_paste_cut_off_in_an_ascending_listing_lacks_the_threads_after_the_cut() -> None:
+    # `thread apply all -ascending bt` prints threads 1..N: a paste cut off inside thread 3's
+    # stack shows 1..3 with nothing missing in between, yet threads 4 and 5 came after it.
+    text = (FIXTURES / "busy_excerpt" / "bt-ascending.txt").read_text()
+    _, blocks = _blocks(text)  # pasted without gdb's "[New LWP N]" lines, as often
+    assert [b.split(" ", 2)[1] for b in blocks] == ["1", "2", "3", "4", "5"]
+    for paste in (_cut_after("", blocks, blocks[2]),  # mid-line, inside the arguments or not
+                  "".join(blocks[:2]) + blocks[2][:blocks[2].index(" in worker ") + 11]):
+        report = analyse_text(paste)
+        assert [p.complete for p in report.snapshot.processes] == [False]
+        assert any("ends mid-line in thread 3's stack" in n for n in report.snapshot.notes)
+        assert all(f.kind != "deadlock" for f in report.findings)
+    assert [p.complete for p in analyse_text(text).snapshot.processes] == [True]
+
+
+def test_a_paste_cut_off_in_thread_1_of_the_usual_listing_shows_every_thread() -> None:
+    # `thread apply all bt` prints N..1: cut inside thread 1, every thread was printed.
+    text = (ZOO_C / "join_holding" / "excerpt-cutoff.txt").read_text()
+    assert [p.complete for p in analyse_text(text).snapshot.processes] == [True]

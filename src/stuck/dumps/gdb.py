@@ -105,6 +105,8 @@ class _Session:
     printed: list[_Printed] = field(default_factory=list)
     announced: set[int] = field(default_factory=set)  # LWPs of "[New LWP N]" lines
     elided: bool = False  # a "..." line between blocks: the paste left threads out
+    cut_in: _Thread | None = None  # the thread whose stack the text ends in, mid-line
+    headed: list[int] = field(default_factory=list)  # "Thread N (...)" block numbers, in order
 
 
 # detect: distinctive words, each checked against the start of the line that holds it
@@ -323,6 +325,7 @@ class _Parser:
                 m = _HEADER.match(s)
                 if m:
                     t = self.thread(int(m.group(1)), int(m.group(3)), m.group(2), m.group(4))
+                    self.session.headed.append(int(m.group(1)))
                     if label is not None:
                         t.label = label
                     self.selected = t
@@ -771,6 +774,19 @@ def _build(session: _Session, index: int, used: set[str], result: ParseResult) -
         elif (len(nums) == len(session.threads) and nums == list(range(1, len(nums) + 1))
               and all(raw.frames or raw.py_frames for raw in session.threads)):
             complete = True
+            headed = session.headed
+            if session.cut_in is not None and not (
+                    len(headed) > 1 and headed == sorted(headed, reverse=True)
+                    and session.cut_in.num == headed[-1] == 1):
+                # The text ends mid-line inside a stack: only a listing that came down to
+                # thread 1 ("thread apply all bt" prints N..1) shows every thread before
+                # the cut; in any other order, threads may have followed it.
+                complete = False
+                result.notes.append(
+                    f"gdb session {index}: the text lacks threads (it ends mid-line in thread "
+                    f"{session.cut_in.num}'s stack, a cut-off paste, and the threads after it "
+                    "are not shown); for the whole process: gdb -p PID -batch -ex 'thread "
+                    "apply all bt'")
         result.processes.append(Process(pid=None, name=None, threads=threads,
                                         complete=complete))
         result.resources.extend(resources.values())
@@ -895,6 +911,19 @@ def _only_candidate(p: _Printed, resources: dict[str, Resource], waits_kind: dic
     return res
 
 
+# How gdb ends a frame line: the call's closing parenthesis, its source location, its library,
+# or a pseudo-frame's closing bracket ("<signal handler called>").
+_WHOLE_FRAME_END = re.compile(r"(?:\)|\) at \S+:\d+|\) from \S+|>)\s*$")
+
+
+def _ends_in_a_cut_frame(text: str) -> bool:
+    """Whether the text's last line is a frame line gdb did not end: a paste cut off in it."""
+    tail = text[-4096:].rstrip()
+    last = tail[tail.rfind("\n") + 1:].strip()
+    return (last.startswith("#") and last[1:2].isdigit()
+            and _WHOLE_FRAME_END.search(last) is None)
+
+
 def parse(text: str) -> ParseResult:
     p = _Parser()
     for raw in iter_lines(text):
@@ -905,10 +934,13 @@ def parse(text: str) -> ParseResult:
         # the cut went through is dropped (a cut address would name another object).
         number, rest = p.pending_frame
         p.pending_frame = None
+        p.session.cut_in = p.selected
         # (gdb puts a space before the argument list; a C++ name has its own parentheses)
         opening = rest.find(" (") + 1 or rest.find("(")
         whole = rest.rfind(", ", opening)
         p.frame(number, (rest[:whole] if whole > opening else rest[:opening + 1]) + ")")
+    elif p.selected is not None and _ends_in_a_cut_frame(text):
+        p.session.cut_in = p.selected  # the paste ends part way through a frame line
     if p.obj_text:
         p.finish_object()
     result = ParseResult(notes=p.notes)
