@@ -73,10 +73,12 @@ def hang_finding(thread: Thread, seconds: float, activity: str, call: str | None
                f"in {func} at {where}")
     explanation = [
         (f"The watchdog's limit is {limit:g} s. " if limit is not None else "")
-        + "The thread reached no new line, entered or left "
-        "no wait, I/O or sleep, and did no tracked operation in that time (values changing "
-        "inside a loop do not count: a loop that counts while it waits for a flag is as stuck "
-        "as one that does nothing).",
+        + "The thread reached no new line and entered or left "
+        "no wait, I/O or sleep in that time. Values changing inside a loop do not count: a "
+        "loop that counts while it waits for a flag is as stuck as one that does nothing. "
+        "Nor does work repeated by the same lines: a loop that submits thousands of jobs "
+        "for longer than the limit is reported too, so keep the limit above the longest "
+        "such loop.",
     ]
     if activity == "io":
         explanation.append("It is waiting for something outside the process (a socket, a "

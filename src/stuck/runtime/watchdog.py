@@ -9,12 +9,15 @@ thread, the evidence that it is moving:
 - it reached a code position (function and line) it had not reached before: it left the
   loop it was in;
 - its stack changed to a shape not seen before (calls into new code);
-- it entered or left a wait, an I/O call or a sleep, or the live instrumentation counted an
-  operation of it (took a job, released a lock).
+- it entered or left a wait, an I/O call or a sleep.
 
 A local variable changing is not progress: a loop that increments a counter while it waits for
 a flag nobody sets is as stuck as one that does nothing, and the two cannot be told apart from
-a loop that computes without end.
+a loop that computes without end. Neither is work done again and again by the same lines: a
+loop that submits 20,000 jobs to a pool, slowed past the limit by a loaded machine, is reported
+as a hang. Counting the tracked operations of each thread (the ``ops`` hook) would tell it apart
+from a spin on a flag, but not a spin that polls a queue, and it would put a per-thread count on
+every lock release; it is not wired in. Keep the hang limit above the longest such loop.
 
 A thread with none of these for longer than the hang limit is *not progressing*. Whether that is
 reported depends on what it is doing:
