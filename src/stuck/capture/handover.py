@@ -2,9 +2,11 @@
 
 Seen from outside, a Python lock is a futex with no owner. The program's own stuck runtime
 knows every owner, waiter and waker. On SIGUSR1 (the snapshot signal) the runtime writes its
-report as usual and also leaves it as JSON at ``handover_path(pid)``, readable only by its
-user; capture asks with that signal only when the process is seen running stuck's watchdog
-and catching SIGUSR1, so a program that does not expect the signal never gets it.
+report as usual, and, when capture asked for it (``request_path(pid)`` exists), also leaves it
+as JSON at ``handover_path(pid)``, readable only by its user. A SIGUSR1 a user sends by hand
+leaves no file behind. Capture asks with that signal only when the process is seen running
+stuck's watchdog and catching SIGUSR1, so a program that does not expect the signal never gets
+it.
 
 Standard library only: ``write`` runs inside the program, in its signal handler.
 """
@@ -26,6 +28,19 @@ HANDOVER_DIR = "/tmp"  # fixed: the program and capture may see different TMPDIR
 
 def handover_path(pid: int) -> str:
     return os.path.join(HANDOVER_DIR, f"stuck-report-{pid}.json")
+
+
+def request_path(pid: int) -> str:
+    return os.path.join(HANDOVER_DIR, f"stuck-request-{pid}")
+
+
+def write_if_requested(report: Report) -> bool:
+    """Inside the program: leave ``report`` for capture when capture asked for it (its request
+    file exists); True when written."""
+    if not os.path.lexists(request_path(os.getpid())):
+        return False  # not asked: a snapshot signal sent by hand leaves nothing in /tmp
+    write(report)  # (the request is capture's to remove: /tmp's sticky bit may forbid us)
+    return True
 
 
 def write(report: Report) -> None:
@@ -67,6 +82,19 @@ def request(pid: int, timeout: float) -> str | None:
     except OSError:
         return None
     asked = time.time()
+    marker = request_path(pid)
+    try:
+        os.close(os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600))
+    except OSError:
+        return None
+    try:
+        return _wait_for(pid, path, uid, asked, timeout)
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(marker)  # not taken in time: the program will not write late
+
+
+def _wait_for(pid: int, path: str, uid: int, asked: float, timeout: float) -> str | None:
     try:
         os.kill(pid, signal.SIGUSR1)
     except OSError:

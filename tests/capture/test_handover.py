@@ -1,0 +1,67 @@
+"""The live report a program under stuck hands to ``stuck capture`` is left in /tmp only when
+capture asked for it: a snapshot signal sent by hand writes the report as usual and leaves no
+file behind."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from stuck.capture import handover
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux only")
+
+PROGRAM = """
+import sys, threading, time
+print("ready", flush=True)
+time.sleep(30)
+"""
+
+
+def _start(tmp_path: Path) -> subprocess.Popen[str]:
+    script = tmp_path / "idle.py"
+    script.write_text(PROGRAM)
+    proc = subprocess.Popen([sys.executable, "-m", "stuck", "run", str(script)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+    deadline = time.monotonic() + 20
+    while not handover.catches(proc.pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert handover.catches(proc.pid)
+    return proc
+
+
+def _stop(proc: subprocess.Popen[str]) -> str:
+    proc.kill()
+    _, err = proc.communicate(timeout=20)
+    return err
+
+
+def test_a_snapshot_signal_sent_by_hand_leaves_no_file(tmp_path: Path) -> None:
+    proc = _start(tmp_path)
+    path = Path(handover.handover_path(proc.pid))
+    try:
+        os.kill(proc.pid, signal.SIGUSR1)
+        time.sleep(1.5)
+        assert not path.exists()
+    finally:
+        err = _stop(proc)
+        path.unlink(missing_ok=True)
+    assert "MainThread" in err  # the snapshot report itself was written, as before
+
+
+def test_capture_asks_and_takes_the_report(tmp_path: Path) -> None:
+    proc = _start(tmp_path)
+    try:
+        text = handover.request(proc.pid, 15.0)
+        assert text is not None and '"schema"' in text
+        assert not Path(handover.handover_path(proc.pid)).exists()  # taken
+        assert not Path(handover.request_path(proc.pid)).exists()  # and the request removed
+    finally:
+        _stop(proc)
