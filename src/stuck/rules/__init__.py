@@ -10,8 +10,9 @@ and so does what a finding can claim: a dump has no waker declarations or epochs
 read from it rests on which threads its stacks show able to run, and names what the dump lacks
 (``missing_evidence``). Each idea is one module:
 
-- ``facts``: the recorded fields the rules read, indexed from a ``Snapshot``;
-- ``reading``: the facts read from stacks, indexed once (``Reading``), and ``ReadFacts``;
+- ``facts``: the recorded fields the rules read, indexed from a ``Snapshot``, and what a
+  source that reads stacks states beside its snapshot (``ReadFacts``);
+- ``reading``: the facts read from stacks, indexed once (``Reading``);
 - ``knot``: the waker protocol (can anything able to run end this wait?) and the set of
   waiters nothing able to run can wake, for the watchdog's facts and for the walk done when a
   thread is about to block; ``can_progress`` for a source that shows states but no wakers;
@@ -47,8 +48,7 @@ from __future__ import annotations
 
 from stuck.model import Finding, Snapshot
 from stuck.rules.engine import judge, judge_both, judge_recorded
-from stuck.rules.facts import facts_of, has_recorded_facts, recorded_part
-from stuck.rules.reading import HANG_AFTER, ReadFacts
+from stuck.rules.facts import HANG_AFTER, ReadFacts, facts_of, has_recorded_facts, recorded_part
 
 
 def evaluate(snapshot: Snapshot, *, settle: float = 0.0,

@@ -15,17 +15,9 @@ from stuck.model import Finding, Snapshot
 from stuck.rules.behind import behind_another, blocked_behind
 from stuck.rules.confidence import any_releaser_doubt, task_thread_doubt, unsure_doubt
 from stuck.rules.cycle import deadlock_finding, held, holding_cycles
-from stuck.rules.deadlock import deadlocks
-from stuck.rules.evidence import evidence_stalls
-from stuck.rules.facts import Facts, facts_of, recorded_part, waited
-from stuck.rules.hang import hangs
+from stuck.rules.facts import Facts, ReadFacts, facts_of, recorded_part, waited
 from stuck.rules.knot import stuck_set
-from stuck.rules.quiescence import quiescence
-from stuck.rules.reading import ReadFacts, Reading
 from stuck.rules.stall import handed_away, report_order, stall_finding
-from stuck.rules.standstill import standstills
-from stuck.rules.stated import lock_orders, stated_deadlocks
-from stuck.rules.unwoken import unwoken_waits
 
 
 def judge(facts: Facts, settle: float = 0.5,
@@ -80,6 +72,17 @@ def judge_recorded(snapshot: Snapshot, settle: float) -> list[Finding]:
 def judge_read(snapshot: Snapshot, read: ReadFacts) -> list[Finding]:
     """Apply the rules for facts read from stacks, in order; each leaves alone the threads an
     earlier one's findings cover."""
+    # Imported here, not with this module: a live process imports stuck.rules when it starts
+    # and never reads stacks (these modules would add about a third to its import time).
+    from stuck.rules.deadlock import deadlocks
+    from stuck.rules.evidence import evidence_stalls
+    from stuck.rules.hang import hangs
+    from stuck.rules.quiescence import quiescence
+    from stuck.rules.reading import Reading
+    from stuck.rules.standstill import standstills
+    from stuck.rules.stated import lock_orders, stated_deadlocks
+    from stuck.rules.unwoken import unwoken_waits
+
     dump = Reading(snapshot, read)
     deadlocks(dump)
     stated_deadlocks(dump)

@@ -4,7 +4,9 @@ A source states what it saw as model fields: ``Thread.waits`` (with ``Wait.op``)
 ``Thread.ended``, ``Resource.owners`` and ``Resource.recorded`` (who ever signalled, put, took,
 the queue's size, the executor's workers ...). ``facts_of`` indexes those fields once, by id,
 into the small records below, so that each rule is a few dictionary look-ups. Nothing here
-reads a live object: a saved report read back gives the very same facts.
+reads a live object: a saved report read back gives the very same facts. A source that
+reads stacks instead (a dump, a capture) has none of these; what it states beside its snapshot
+is ``ReadFacts``, and ``stuck.rules.reading`` indexes what it read.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal, get_args
 
-from stuck.model import Snapshot
+from stuck.model import Finding, Snapshot
 
 WaitOp = Literal["acquire", "wait", "get", "put", "join", "queue-join", "result", "barrier",
                  "unknown"]
@@ -216,3 +218,24 @@ def recorded_part(snap: Snapshot) -> Snapshot | None:
         return None
     return Snapshot(source=snap.source, processes=recorded, resources=snap.resources,
                     taken_at=snap.taken_at)
+
+
+# seconds: a durable wait read from stacks at least this long is worth naming as a hang
+HANG_AFTER = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class ReadFacts:
+    """What a source that reads stacks hands the rules beside its snapshot.
+
+    ``stated``: findings the source's own text states (a JVM's "Found one Java-level
+    deadlock", the Go runtime's "all goroutines are asleep", lockdep's lock-order report);
+    ``inferred``: resource id -> how its owner was inferred rather than read (a guess the
+    findings must admit); ``hang_after``: how long a wait must have lasted to be named as a
+    possible hang; ``unsure``: resource id -> why what the source read of it may be incomplete
+    (a finding through it is at most probable, ``confidence.unsure_doubt``)."""
+
+    stated: list[Finding] = field(default_factory=list)
+    inferred: dict[str, str] = field(default_factory=dict)
+    hang_after: float = HANG_AFTER
+    unsure: dict[str, str] = field(default_factory=dict)

@@ -17,13 +17,14 @@ Not a proof but a time limit: always ``possible``.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from stuck.model import OWNED_KINDS, Finding, Snapshot, Thread
-from stuck.rules.advice import capture_all, owner_hint
-from stuck.rules.contention import Working, ordinary_wait
-from stuck.rules.reading import TIMER_SERVED, Reading, res_name, thread_name
-from stuck.rules.signaller import blocked_on_waiters_locks
 from stuck.rules.wording import wait_text
 from stuck.stacks.native import base_name
+
+if TYPE_CHECKING:
+    from stuck.rules.reading import Reading
 
 # Kinds whose waits a thread that signalled them before could end (a condition's notifier).
 SIGNALLED_KINDS = frozenset({"condition", "event", "queue", "future", "barrier", "semaphore"})
@@ -111,6 +112,12 @@ def hangs(dump: Reading) -> None:
     """Long or unexplained waits no earlier rule covered, one finding per root of a wait
     chain (threads waiting for the same thing with no known owner are its peers), always
     ``possible``: no cycle and no idle-only wake-up set is proven."""
+    # Imported here: the watchdog imports this module for hang_finding and reads no stacks
+    # (as in engine.judge_read).
+    from stuck.rules.advice import capture_all, owner_hint
+    from stuck.rules.contention import Working, ordinary_wait
+    from stuck.rules.reading import TIMER_SERVED, res_name
+
     by_root: dict[str, list[str]] = {}
     peer_root: dict[str, str] = {}  # resource -> first unowned waiter on it
     roots = dump.graph.roots()
@@ -270,6 +277,9 @@ def _write_under_lock(dump: Reading, writer: Thread, behind: list[str]) -> bool:
     those may be the reader (it would read once it had the lock), and then the two wait for
     each other. A dump does not show who holds the read end (another process may), so it is a
     possible stall naming the writer and those lock waiters. True when it was reported."""
+    from stuck.rules.reading import res_name, thread_name
+    from stuck.rules.signaller import blocked_on_waiters_locks
+
     w = writer.waits
     res = dump.resources.get(w.resource) if w is not None else None
     if w is None or res is None or res.kind not in ("pipe", "socket") or w.direction != "write":

@@ -5,19 +5,18 @@ thread's state and wait as its stack shows them, the owners the source could pri
 the source stated beside the stacks (a JVM's deadlock section, the Go runtime's own verdict,
 lockdep). ``Reading`` holds that, indexed once: the wait-for graph (``graph``), the waits a
 library's known behaviour explains (``known``), and, as the rules run in ``engine``'s order,
-the findings so far and the threads they cover (a later rule leaves those alone).
+the findings so far and the threads they cover (a later rule leaves those alone). What the
+source states beside its snapshot comes as ``facts.ReadFacts``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from stuck.model import OWNED_KINDS, Fact, Finding, Process, Resource, Snapshot, Thread
+from stuck.rules.facts import ReadFacts
 from stuck.rules.graph import WaitGraph
 from stuck.rules.knot import can_progress
 from stuck.rules.known import Knowledge, Known
 
-HANG_AFTER = 60.0  # seconds: a durable wait at least this long is worth reporting
 # Go waits a timer could end (a Ticker's channel, time.After in a select): only a long wait
 # (the header's ", N minutes") rules a periodic timer out.
 TIMER_SERVED = frozenset({"chan receive", "select"})
@@ -30,23 +29,6 @@ SIGNALLED_KINDS = frozenset({"condition", "event", "barrier", "waitgroup", "queu
 # goroutines work); it waits for nothing another goroutine could send.
 PARKED_FOR_GOOD = "select (no cases)"
 NOT_TIMERS = frozenset({"process", "event", "pipe", "socket", "unknown"})
-
-
-@dataclass(frozen=True, slots=True)
-class ReadFacts:
-    """What a source that reads stacks hands the rules beside its snapshot.
-
-    ``stated``: findings the source's own text states (a JVM's "Found one Java-level
-    deadlock", the Go runtime's "all goroutines are asleep", lockdep's lock-order report);
-    ``inferred``: resource id -> how its owner was inferred rather than read (a guess the
-    findings must admit); ``hang_after``: how long a wait must have lasted to be named as a
-    possible hang; ``unsure``: resource id -> why what the source read of it may be incomplete
-    (a finding through it is at most probable, ``confidence.unsure_doubt``)."""
-
-    stated: list[Finding] = field(default_factory=list)
-    inferred: dict[str, str] = field(default_factory=dict)
-    hang_after: float = HANG_AFTER
-    unsure: dict[str, str] = field(default_factory=dict)
 
 
 def on_timer(t: Thread, resources: dict[str, Resource]) -> bool:
