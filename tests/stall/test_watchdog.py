@@ -395,3 +395,86 @@ def test_render_escapes_names_from_the_program() -> None:
         Finding(kind="hang", confidence="possible", summary="evil\x1b[2J stuck",
                 threads=["evil\x1b[2J"])]))
     assert "\x1b" not in text
+
+
+def test_hang_error_waits_while_the_thread_is_inside_library_internals() -> None:
+    # An asynchronous exception arrives wherever the thread is: between two steps of
+    # threading's, queue's, concurrent.futures', asyncio's or stuck's own code it can leave a
+    # lock held or a waiter unwoken, and a correct program stuck for good (seen under
+    # --hang-after 1s --hang-policy raise: a pool's shutdown then joined a worker forever).
+    # The raise waits for a check that finds the thread in the program's own code.
+    result = _run("""
+        import sys, threading, time
+        from stuck.model import Finding
+        from stuck.runtime.watchdog import (HangError, Watchdog, WatchdogConfig,
+                                            in_library_internals)
+        gate, flag, seen = threading.Event(), [False], []
+        # Code running as threading.py's own (compiled under its file name): a thread busy
+        # between two of threading's steps.
+        inside = {"flag": flag}
+        exec(compile("def spin():\\n    while not flag[0]:\\n        pass\\n",
+                     threading.__file__, "exec"), inside)
+
+        def waits_in_threading():
+            try:
+                inside["spin"]()
+                seen.append("returned")
+            except HangError:
+                seen.append("HangError in threading")
+
+        def spins_in_own_code():
+            try:
+                while not flag[0]:
+                    pass
+            except HangError:
+                seen.append("HangError in own code")
+
+        a = threading.Thread(target=waits_in_threading, daemon=True)
+        b = threading.Thread(target=spins_in_own_code, daemon=True)
+        a.start(); b.start()
+        time.sleep(0.3)
+        frames = sys._current_frames()
+        print(in_library_internals(frames[a.ident]), in_library_internals(frames[b.ident]))
+        for t in (a, b):
+            dog = Watchdog(WatchdogConfig(hang_after=0.4, policy="raise", last_resort=False,
+                                          raise_in=t.ident))
+            f = Finding(kind="hang", confidence="possible", summary="")
+            print(dog._raise(f, None))
+        b.join(timeout=5)
+        flag[0] = True
+        a.join(timeout=5)
+        print(sorted(seen))
+    """)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "True False", "False", "True", "['HangError in own code', 'returned']"]
+
+
+def test_hang_error_reaches_a_thread_waiting_inside_library_internals() -> None:
+    # A wait in threading (Event.wait) ends by an exception as it would by a timeout: the
+    # HangError is raised at once there, and arrives when the wait returns.
+    result = _run("""
+        import threading, time
+        from stuck.model import Finding
+        from stuck.runtime.watchdog import HangError, Watchdog, WatchdogConfig
+        gate, seen = threading.Event(), []
+
+        def waits():
+            try:
+                gate.wait()
+                seen.append("returned")
+            except HangError:
+                seen.append("HangError")
+
+        t = threading.Thread(target=waits, daemon=True)
+        t.start()
+        time.sleep(0.3)
+        dog = Watchdog(WatchdogConfig(hang_after=0.4, policy="raise", last_resort=False,
+                                      raise_in=t.ident))
+        print(dog._raise(Finding(kind="hang", confidence="possible", summary=""), None))
+        gate.set()
+        t.join(timeout=5)
+        print(seen)
+    """)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["True", "['HangError']"]

@@ -31,7 +31,10 @@ reported depends on what it is doing:
 
 The report is rate-limited and acted on by policy (``_act``). The hang policy acts on hangs
 (the user asked for it with ``--hang-after``) and on proven stalls and deadlocks: ``raise``
-raises :class:`HangError` in a chosen thread; ``abort`` ends the process at once with 86, never
+raises :class:`HangError` in a chosen thread, never while it runs code of threading, queue,
+concurrent.futures, asyncio or stuck, where an exception between two steps could leave a lock
+held or a waiter unwoken (a later check raises it); ``abort`` ends the process at once with 86,
+never
 raising first (a thread killed by it could let the program exit 0). The deadlock policy
 (``--policy``) acts on proven stalls and deadlocks as on cycles found at block time, and is
 how a cycle found at block time without proof (through a semaphore, queue, condition or
@@ -519,9 +522,8 @@ class Watchdog:
         if self.config.policy == "raise":
             for f in acted_on:
                 k = _finding_key(f)
-                if k not in self._raised:
+                if k not in self._raised and self._raise(f, report):
                     self._raised.add(k)
-                    self._raise(f, report)
         if live_policy.settings.policy == "raise":
             for f in for_policy:
                 k = "main:" + _finding_key(f)
@@ -622,15 +624,24 @@ class Watchdog:
                 return t.tid
         return None
 
-    def _raise(self, f: Finding, report: Report) -> None:
+    def _raise(self, f: Finding, report: Report) -> bool:
+        """Raise ``HangError`` for ``f``; False when it must wait for a later check: the
+        thread is running inside code that keeps locks, queues, futures or an event loop
+        consistent (``in_library_internals``), where an exception arriving between two of
+        its steps could leave that state broken and the program stuck for good."""
         ident = self._target(f, report)
         if ident is None:
             if self.config.raise_in == "stuck" and any(t.startswith("task:") for t in f.threads):
                 from stuck.runtime import aio  # asyncio tasks: raised where they await
 
                 aio.raise_in_task(f, HangError(f))
-            return
+            return True
+        frame = sys._current_frames().get(ident)
+        if frame is not None and frame_activity(frame)[0] == "running" \
+                and in_library_internals(frame):
+            return False  # (a wait there ends by an exception as by a timeout: raised at once)
         raise_in_thread(ident, HangError, f)
+        return True
 
     def _abort(self, report: Report, now: float, why: str = "policy abort") -> None:
         stream = self.config.stream or sys.stderr
@@ -666,6 +677,26 @@ def _os_wait(ident: int) -> str | None:
 
 
 _pending_exceptions: dict[int, Finding] = {}
+
+# Where an asynchronous exception must not arrive: the standard library's concurrency modules
+# and stuck's own, whose steps (take a lock, queue an item, wake a waiter) an exception between
+# two of them can leave half done. The program's own code, and calls it makes elsewhere, are
+# where it can catch the HangError and go on.
+_STDLIB = os.path.dirname(threading.__file__ or "")
+_INTERNALS = tuple(os.path.join(_STDLIB, name) + os.sep for name in ("asyncio", "concurrent"))
+_INTERNAL_FILES = frozenset(os.path.join(_STDLIB, name) for name in ("threading.py", "queue.py"))
+_STUCK_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+
+
+def in_library_internals(frame: FrameType | None) -> bool:
+    """Is the thread at ``frame`` (its innermost) inside threading, queue,
+    concurrent.futures, asyncio or stuck itself? (None: the thread has ended: nothing to
+    raise in, and nothing to break.)"""
+    if frame is None:
+        return False
+    path = frame.f_code.co_filename
+    return (path in _INTERNAL_FILES or path.startswith(_INTERNALS)
+            or os.path.abspath(path).startswith(_STUCK_DIR))
 
 
 def raise_in_thread(ident: int, exc_type: type[BaseException], finding: Finding) -> bool:
