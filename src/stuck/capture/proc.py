@@ -319,22 +319,9 @@ def holders(inodes: set[str]) -> dict[str, list[int]]:
     out: dict[str, list[int]] = {}
     if not inodes:
         return out
-    me = os.getpid()
-    for name in os.listdir(PROC):
-        if not name.isdigit() or int(name) == me:
-            continue
-        base = f"{PROC}/{name}/fd"
-        try:
-            fds = os.listdir(base)
-        except OSError:
-            continue
-        for fd in fds:
-            try:
-                target = os.readlink(f"{base}/{fd}")
-            except OSError:
-                continue
-            if target in inodes:
-                pids = out.setdefault(target, [])
-                if int(name) not in pids:
-                    pids.append(int(name))
+    for pid, _, target in shared.fd_links():
+        if target in inodes:
+            pids = out.setdefault(target, [])
+            if pid not in pids:
+                pids.append(pid)
     return out

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 PROC = "/proc"
@@ -125,12 +126,9 @@ def holds(fd_lines: list[str], locks: list[LockLine]) -> bool:
                for line in fd_lines)
 
 
-def lock_holders(paths: set[str]) -> dict[str, list[int]]:
-    """Processes on the machine holding a lock through a fd on one of ``paths`` (fd link
-    targets), by path. Processes whose fds are unreadable are skipped."""
-    out: dict[str, list[int]] = {}
-    if not paths:
-        return out
+def fd_links() -> Iterator[tuple[int, int, str]]:
+    """(pid, fd, link target) of every open fd of every other process on the machine; a
+    process or fd that cannot be read is skipped."""
     me = os.getpid()
     for name in os.listdir(PROC):
         if not name.isdigit() or int(name) == me:
@@ -141,14 +139,25 @@ def lock_holders(paths: set[str]) -> dict[str, list[int]]:
         except OSError:
             continue
         for fd in fds:
+            if not fd.isdigit():
+                continue
             try:
-                target = os.readlink(f"{base}/{fd}")
+                yield int(name), int(fd), os.readlink(f"{base}/{fd}")
             except OSError:
                 continue
-            if target in paths and fd.isdigit() and fd_locks(int(name), int(fd)):
-                pids = out.setdefault(target, [])
-                if int(name) not in pids:
-                    pids.append(int(name))
+
+
+def lock_holders(paths: set[str]) -> dict[str, list[int]]:
+    """Processes on the machine holding a lock through a fd on one of ``paths`` (fd link
+    targets), by path. Processes whose fds are unreadable are skipped."""
+    out: dict[str, list[int]] = {}
+    if not paths:
+        return out
+    for pid, fd, target in fd_links():
+        if target in paths and fd_locks(pid, fd):
+            pids = out.setdefault(target, [])
+            if pid not in pids:
+                pids.append(pid)
     return out
 
 
