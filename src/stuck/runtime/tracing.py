@@ -55,6 +55,14 @@ def _kind(frame: FrameType) -> int:
     return kind
 
 
+def in_library_internals(frame: FrameType | None) -> bool:
+    """Is ``frame`` stuck's runtime or the plumbing it stands in for (threading, queue,
+    concurrent.futures, asyncio)? Their steps (take a lock, queue an item, wake a waiter) an
+    exception arriving between two of them can leave half done; the watchdog raises no
+    ``HangError`` there. (None: an ended thread, with nothing to break.)"""
+    return frame is not None and _kind(frame) != OTHER
+
+
 def _is_ours(frame: FrameType) -> bool:
     """A frame of stuck's, or one stuck's code called (``dis`` reading a call site, a
     ``WeakSet`` listing a primitive): what plain Python would not have run. Frames of the

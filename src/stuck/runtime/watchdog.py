@@ -79,6 +79,7 @@ from stuck.rules.hang import hang_finding, held_up_by, is_hang
 from stuck.runtime import detect, registry
 from stuck.runtime.activity import frame_activity, frames_of
 from stuck.runtime.policy import Policy
+from stuck.runtime.tracing import in_library_internals
 from stuck.stacks.python import Activity
 from stuck.tracebacks import debugging
 
@@ -677,27 +678,6 @@ def _os_wait(ident: int) -> str | None:
 
 
 _pending_exceptions: dict[int, Finding] = {}
-
-# Where an asynchronous exception must not arrive: the standard library's concurrency modules
-# and stuck's own, whose steps (take a lock, queue an item, wake a waiter) an exception between
-# two of them can leave half done. The program's own code, and calls it makes elsewhere, are
-# where it can catch the HangError and go on.
-_STDLIB = os.path.dirname(threading.__file__ or "")
-_INTERNALS = tuple(os.path.join(_STDLIB, name) + os.sep for name in ("asyncio", "concurrent"))
-_INTERNAL_FILES = frozenset(os.path.join(_STDLIB, name) for name in ("threading.py", "queue.py"))
-_STUCK_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
-
-
-def in_library_internals(frame: FrameType | None) -> bool:
-    """Is the thread at ``frame`` (its innermost) inside threading, queue,
-    concurrent.futures, asyncio or stuck itself? (None: the thread has ended: nothing to
-    raise in, and nothing to break.)"""
-    if frame is None:
-        return False
-    path = frame.f_code.co_filename
-    return (path in _INTERNAL_FILES or path.startswith(_INTERNALS)
-            or os.path.abspath(path).startswith(_STUCK_DIR))
-
 
 def raise_in_thread(ident: int, exc_type: type[BaseException], finding: Finding) -> bool:
     """Ask the interpreter to raise ``exc_type`` in thread ``ident`` (it arrives when that
