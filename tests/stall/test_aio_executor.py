@@ -37,6 +37,31 @@ def stuck_run(tmp_path: Path, *args: str, options: tuple[str, ...] = ("--policy"
     return run, json.loads(report.read_text()) if report.exists() else None
 
 
+def snapshot_while_reading(tmp_path: Path, program: list[str], report: Path,
+                           answer: str) -> tuple[int, str, str]:
+    """``stuck run --json report`` of ``program``, which prints "ready" and then reads a line
+    in a worker: the snapshot is asked for by SIGUSR1 while it reads, then ``answer`` is given.
+    (returncode, stdout, stderr)."""
+    proc = subprocess.Popen([sys.executable, "-m", "stuck", "run", "--json", str(report),
+                             *program], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=str(tmp_path),
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "ready"
+        time.sleep(0.3)  # the worker is in its read
+        proc.send_signal(signal.SIGUSR1)
+        deadline = time.monotonic() + 60
+        while not report.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        out, err = proc.communicate(answer, timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return proc.returncode, out, err
+
+
 def analyzed(tmp_path: Path) -> dict[str, Any]:
     again = subprocess.run([sys.executable, "-m", "stuck", "analyze", "--json", "-",
                             str(tmp_path / "live.json")], capture_output=True, text=True,
@@ -232,24 +257,9 @@ def test_a_snapshot_of_a_lock_held_across_an_await_that_will_end_reads_as_nothin
     in I/O, and a thread waits for that Lock: the lock is the task's, and neither the live
     report nor ``stuck analyze`` of it finds anything (the task's loop may resume it)."""
     report = tmp_path / "live.json"
-    proc = subprocess.Popen([sys.executable, "-m", "stuck", "run", "--json", str(report),
-                             str(PROGRAM), "across"], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            cwd=str(tmp_path), env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    try:
-        assert proc.stdout is not None
-        assert proc.stdout.readline().strip() == "ready"
-        time.sleep(0.3)  # the worker is in its read
-        proc.send_signal(signal.SIGUSR1)
-        deadline = time.monotonic() + 60
-        while not report.exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        out, err = proc.communicate("go\n", timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == 0, err
+    returncode, out, err = snapshot_while_reading(tmp_path, [str(PROGRAM), "across"], report,
+                                                  "go\n")
+    assert returncode == 0, err
     assert "finished" in out
     live = json.loads(report.read_text())
     assert verdicts(live) == []

@@ -5,14 +5,11 @@ the task awaiting it as waiting for that call, and finds nothing stuck."""
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
+from tests.stall.test_aio_executor import snapshot_while_reading
 
 PROGRAM = '''
 import asyncio, sys
@@ -34,24 +31,8 @@ asyncio.run(main())
 def test_a_task_awaiting_a_running_call_waits_for_that_call(tmp_path: Path) -> None:
     script, report = tmp_path / "reader.py", tmp_path / "live.json"
     script.write_text(PROGRAM)
-    proc = subprocess.Popen([sys.executable, "-m", "stuck", "run", "--json", str(report),
-                             str(script)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, cwd=str(tmp_path),
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    try:
-        assert proc.stdout is not None
-        assert proc.stdout.readline().strip() == "ready"
-        time.sleep(0.3)  # the worker is in its read
-        proc.send_signal(signal.SIGUSR1)
-        deadline = time.monotonic() + 60
-        while not report.exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        out, err = proc.communicate("hello\n", timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == 0, err
+    returncode, out, err = snapshot_while_reading(tmp_path, [str(script)], report, "hello\n")
+    assert returncode == 0, err
     assert out.endswith("got hello\n")
     live = json.loads(report.read_text())
     assert live["findings"] == []
