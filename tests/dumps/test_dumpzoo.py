@@ -84,7 +84,8 @@ OVERCONFIDENT_KNOWN: dict[str, str] = dict.fromkeys([
 # `certain` without the evidence for it, today.
 CERTAIN_KNOWN: dict[str, str] = {}
 
-# Floor per runtime: cases right today (tests/fixtures/dumpzoo/README.md). The score may rise;
+# Floor per runtime: cases right by the program's truth alone (the strict score, in
+# tests/fixtures/dumpzoo/README.md). The score may rise;
 # it must not fall.
 FLOOR: dict[str, int] = {"c": 193, "go": 183, "java": 134,
                          "python": 196 if ZOO_STDLIB_HERE else 195}
@@ -142,7 +143,11 @@ ROWS = {(r.runtime, r.style): r for r in scoring.table(OUTCOMES.values())}
 
 # Rows (runtime, style) that have reached the bar: they must stay there. Every other row is a
 # strict xfail: when it reaches the bar its test passes, which fails the run until the row is
-# added here.
+# added here. The bar is on `right_for_text`: right, or, where the case lacks the evidence its
+# verdict needs (an excerpt without the holders, a Python stack without the call a thread
+# waits in), a `possible` hang naming every stuck thread the text holds and saying what to
+# capture next. The strict score (`right`, against the program's truth alone) is kept in the
+# README's table beside it and has its own floor below.
 BAR_MET: set[tuple[str, str]] = {
     *(("go", style) for style in (
         "excerpt-cutoff", "excerpt-ellipsis", "excerpt-one-thread", "fatal-all", "paste-crlf",
@@ -151,11 +156,11 @@ BAR_MET: set[tuple[str, str]] = {
     *(("c", style) for style in (
         "bt-O0", "bt-O0-colour", "bt-O0-owners", "bt-O0-owners-frame-apply",
         "bt-O2-stripped", "bt-O2-stripped-owners-frame-apply", "btfull-O0",
-        "btfull-O0-owners-split", "btfull-O2-stripped", "paste-crlf", "paste-email",
-        "paste-html", "paste-journald", "paste-markdown")),
+        "btfull-O0-owners-split", "btfull-O2-stripped", "excerpt-cutoff", "excerpt-ellipsis",
+        "paste-crlf", "paste-email", "paste-html", "paste-journald", "paste-markdown")),
     *(("java", style) for style in (
-        "excerpt-one-thread", "jstack", "jstack-l", "paste-crlf", "paste-email",
-        "paste-html", "paste-journald", "paste-markdown")),
+        "excerpt-cutoff", "excerpt-ellipsis", "excerpt-one-thread", "jstack", "jstack-l",
+        "paste-crlf", "paste-email", "paste-html", "paste-journald", "paste-markdown")),
     *(("python", style) for style in (
         "excerpt-cutoff+source", "excerpt-ellipsis+source", "excerpt-one-thread+source",
         "faulthandler+source", "pyspy+source", "pyspy-locals+source", "pyspy-native",
@@ -166,12 +171,12 @@ BAR_MET: set[tuple[str, str]] = {
 
 @pytest.mark.parametrize("row", [
     key if key in BAR_MET else pytest.param(key, marks=pytest.mark.xfail(
-        strict=True, reason=f"{r.right}/{r.cases} ({r.right_pct:.0f}%) right; the bar is 90% "
-        "(issue #12)"))
+        strict=True, reason=f"{r.right_for_text}/{r.cases} ({r.right_for_text_pct:.0f}%) "
+        "right for what the text shows; the bar is 90% (issue #12)"))
     for key, r in sorted(ROWS.items())], ids=lambda k: "-".join(k))
 def test_score_bar_per_runtime_and_style(row: tuple[str, str]) -> None:
     r = ROWS[row]
-    assert r.right >= BAR * r.cases, f"{r.right}/{r.cases} right"
+    assert r.right_for_text >= BAR * r.cases, f"{r.right_for_text}/{r.cases} right"
 
 
 @pytest.mark.parametrize("runtime", sorted(FLOOR))
@@ -277,6 +282,44 @@ def test_scorer_finds_a_cycle_edge_the_program_does_not_have() -> None:
     self_lock = {**true_cycle, "threads": ["1"],
                  "cycle": [{"thread": "1", "waits_for": "r1", "held_by": "1"}]}
     assert _judge(case, _doc(self_lock), truth).false_edges == ["worker-a waits for worker-a"]
+
+
+def test_scorer_takes_a_possible_hang_only_where_the_evidence_is_missing() -> None:
+    hang = {"kind": "hang", "confidence": "possible", "threads": ["1"], "blocked_behind": ["2"],
+            "missing_evidence": ["which thread holds m is not in the dump: `print m`"]}
+    # An excerpt of both stuck threads lacks the holders (no owners, not every thread): a
+    # possible hang naming both (one as blocked behind) that says what to capture is right
+    # for the text, not right by the program's truth.
+    excerpt = {"id": "x", "evidence": [], "kept": ["worker-a", "workerB"]}
+    out = _judge(excerpt, _doc(hang))
+    assert out.lacks_evidence and out.right_for_text and not out.right
+    # Not when it says nothing about what to capture, not above possible, not naming only one.
+    assert not _judge(excerpt, _doc({**hang, "missing_evidence": []})).right_for_text
+    assert not _judge(excerpt, _doc({**hang, "confidence": "probable"})).right_for_text
+    assert not _judge(excerpt, _doc({**hang, "blocked_behind": []})).right_for_text
+    # Silence is never right for a stuck program.
+    assert not _judge(excerpt, _doc()).right_for_text
+    # With every thread shown, the evidence is there: a hang is not the right verdict.
+    whole = {"id": "x", "evidence": ["all-threads"]}
+    out = _judge(whole, _doc(hang))
+    assert not out.lacks_evidence and not out.right_for_text
+    # A truth may state its own needs: a lock wait made straight from the program's line
+    # needs the call shown (the source or native frames), besides every thread.
+    calls = {**TRUTH, "verdict_needs": [["all-threads", "wait-calls"]]}
+    assert _judge(whole, _doc(hang), calls).right_for_text
+    shown = {"id": "x", "evidence": ["all-threads", "wait-calls"]}
+    assert not _judge(shown, _doc(hang), calls).right_for_text
+    # The runtime's own verdict is all the evidence a verdict needs.
+    said = {"id": "x", "evidence": ["runtime-said"]}
+    assert not _judge(said, _doc(hang)).lacks_evidence
+
+
+def test_verdict_needs_name_evidence_a_case_can_carry() -> None:
+    carried = {e for c in CASES for e in c["evidence"]}
+    for truth_file in sorted((ZOO / "programs").glob("*/*.truth.json")):
+        truth = json.loads(truth_file.read_text())
+        for alternative in scoring.verdict_needs(truth):
+            assert alternative <= carried, (truth_file, alternative - carried)
 
 
 def test_scorer_holds_an_excerpt_that_lost_threads_to_possible() -> None:

@@ -157,3 +157,21 @@ def test_a_paste_cut_off_in_thread_1_of_the_usual_listing_shows_every_thread() -
     # `thread apply all bt` prints N..1: cut inside thread 1, every thread was printed.
     text = (ZOO_C / "join_holding" / "excerpt-cutoff.txt").read_text()
     assert [p.complete for p in analyse_text(text).snapshot.processes] == [True]
+
+
+def test_a_paste_cut_off_before_thread_1_lacks_the_threads_after_the_cut() -> None:
+    # `thread apply all bt` prints N..1: cut inside thread 2 (threads 4, 3, 2 shown, 1 not),
+    # the threads after the cut are missing, whether or not gdb's "[New LWP N]" lines were
+    # pasted; what to capture next names the command, and the owner print of each mutex.
+    for program, cut_in in (("cycle3", 2), ("rwlock_writer_pref", 2)):
+        text = (ZOO_C / program / "excerpt-cutoff.txt").read_text()
+        for paste in (text, "".join(_blocks(text)[1])):
+            report = analyse_text(paste)
+            assert [p.complete for p in report.snapshot.processes] == [False], program
+            assert any(f"ends mid-line in thread {cut_in}'s stack" in n
+                       for n in report.snapshot.notes), program
+            assert report.findings and all(
+                f.kind == "hang" and f.confidence == "possible" for f in report.findings)
+            for f in report.findings:
+                assert any("thread apply all bt" in m for m in f.missing_evidence), f
+                assert any("shows `__owner`" in m for m in f.missing_evidence), f

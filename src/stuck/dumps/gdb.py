@@ -771,25 +771,30 @@ def _build(session: _Session, index: int, used: set[str], result: ParseResult) -
                    "a thread joins one that is not shown")
             result.notes.append(f"gdb session {index}: the text lacks threads ({why}); for the "
                                 "whole process: gdb -p PID -batch -ex 'thread apply all bt'")
+        elif session.cut_in is not None and not _cut_after_every_thread(session):
+            # The text ends mid-line inside a stack: a cut-off paste. Only a listing that came
+            # down to thread 1 ("thread apply all bt" prints N..1) shows every thread before
+            # the cut; in any other order, threads may have followed it.
+            complete = False
+            result.notes.append(
+                f"gdb session {index}: the text lacks threads (it ends mid-line in thread "
+                f"{session.cut_in.num}'s stack, a cut-off paste, and the threads after it "
+                "are not shown); for the whole process: gdb -p PID -batch -ex 'thread "
+                "apply all bt'")
         elif (len(nums) == len(session.threads) and nums == list(range(1, len(nums) + 1))
               and all(raw.frames or raw.py_frames for raw in session.threads)):
             complete = True
-            headed = session.headed
-            if session.cut_in is not None and not (
-                    len(headed) > 1 and headed == sorted(headed, reverse=True)
-                    and session.cut_in.num == headed[-1] == 1):
-                # The text ends mid-line inside a stack: only a listing that came down to
-                # thread 1 ("thread apply all bt" prints N..1) shows every thread before
-                # the cut; in any other order, threads may have followed it.
-                complete = False
-                result.notes.append(
-                    f"gdb session {index}: the text lacks threads (it ends mid-line in thread "
-                    f"{session.cut_in.num}'s stack, a cut-off paste, and the threads after it "
-                    "are not shown); for the whole process: gdb -p PID -batch -ex 'thread "
-                    "apply all bt'")
         result.processes.append(Process(pid=None, name=None, threads=threads,
                                         complete=complete))
         result.resources.extend(resources.values())
+
+
+def _cut_after_every_thread(session: _Session) -> bool:
+    """True when a cut-off text came down to thread 1 ("thread apply all bt" prints N..1), so
+    every thread was shown before the cut."""
+    headed = session.headed
+    return (session.cut_in is not None and len(headed) > 1
+            and headed == sorted(headed, reverse=True) and session.cut_in.num == headed[-1] == 1)
 
 
 def _solve_jointly(printed: list[_Printed], resources: dict[str, Resource],

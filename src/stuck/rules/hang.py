@@ -229,9 +229,10 @@ def hangs(dump: Reading) -> None:
                 missing.append("what the C code called here waits for is not in a goroutine "
                                "dump: take a native backtrace too (gdb -p PID -batch -ex "
                                "'thread apply all bt')")
-            elif (res is not None and res.kind in OWNED_KINDS and not res.owners
-                  and dump.snap.processes[dump.process_of[root]].complete):
-                missing.append(owner_hint(dump.snap, res))  # the command for this source
+            elif res is not None and res.kind in OWNED_KINDS and not res.owners:
+                # The command for this source that prints who holds it: in an excerpt too,
+                # where it tells a holder among the threads shown from one the text lacks.
+                missing.append(owner_hint(dump.snap, res))
             elif res is not None and not dump.graph.owned_by.get(res.id):
                 missing.append(f"who holds or would end the wait on {res_name(res, res.id)} "
                                "is not in the dump")
