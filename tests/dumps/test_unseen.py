@@ -338,3 +338,32 @@ def test_a_thread_blocked_on_the_lock_a_stalled_waiter_holds_is_a_party(
     assert {waiter, locker} <= _names(doc, stall["threads"])
     assert stall["confidence"] != "certain"
     assert any("holds while it waits" in m for m in stall["missing_evidence"])
+
+
+def _gdb_waits(case_id: str) -> dict[str, bool]:
+    """Whether each named thread's wait is durable (no deadline), read by the gdb parser."""
+    from stuck.dumps import gdb as gdb_dump
+
+    case = next(c for c in CASES if c["id"] == case_id)
+    text = (UNSEEN / case["files"][0]).read_text()
+    return {str(t.name): t.waits.durable for p in gdb_dump.parse(text).processes
+            for t in p.threads if t.waits is not None}
+
+
+@pytest.mark.parametrize("case_id,timed,untimed", [
+    # sem_timedwait: glibc inlines it into __new_sem_wait_slow64(abstime=0x...)
+    ("c/sem_timedwait_pool/bt", {"worker-1", "worker-2", "worker-3"}, {"main"}),
+    # pthread_mutex_timedlock (__pthread_mutex_clocklock_common) and pthread_timedjoin_np
+    # (__pthread_clockjoin_ex with abstime set) beside an untimed lock in the same process
+    ("c/timedlock_poll/btfull", {"poller-1", "poller-2", "main"}, set()),
+    ("c/sem_no_poster/bt", set(), {"requester", "main"}),
+])
+def test_a_glibc_wait_with_a_deadline_ends_by_itself(case_id: str, timed: set[str],
+                                                     untimed: set[str]) -> None:
+    # glibc passes a wait's deadline down as abstime: null waits without end, anything else
+    # is a deadline, whichever public call (sem_timedwait, pthread_mutex_timedlock,
+    # pthread_timedjoin_np) the inlined frames show.
+    durable = _gdb_waits(case_id)
+    assert {n for n in timed | untimed if n in durable} == timed | untimed, durable
+    assert not any(durable[n] for n in timed), durable
+    assert all(durable[n] for n in untimed), durable

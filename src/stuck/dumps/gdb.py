@@ -664,7 +664,8 @@ def _build(session: _Session, index: int, used: set[str], result: ParseResult) -
             raw.frames[c.primitive].function)
         label = symbol or (f"{c.kind} at {addr}" if addr else f"(unnamed, in {where})")
         res = resource(key, c.kind, label, addr)
-        t.waits = Wait(resource=res.id, durable=c.durable, at=c.at)
+        durable = c.durable and not _has_deadline(raw, c.primitive)
+        t.waits = Wait(resource=res.id, durable=durable, at=c.at)
         waits_kind[tid] = c.kind
         if c.kind == "thread":
             joined = _joined_thread(raw, c.primitive, session)
@@ -840,6 +841,17 @@ def _solve_jointly(printed: list[_Printed], resources: dict[str, Resource],
 
 
 _PID_ARG = re.compile(r"\b(?:pid|idtype=P_PID, id)=(-?\d{1,10})\b")
+
+
+# glibc's futex-based waits pass their deadline down as ``abstime``: a null pointer waits
+# without end, any other value is a deadline (sem_timedwait, pthread_mutex_timedlock,
+# pthread_timedjoin_np), whatever name the inlined call shows under.
+_ABSTIME_ARG = re.compile(r"\babstime=(?:\w+@entry=)?0x0*([1-9a-fA-F][0-9a-fA-F]*)\b")
+
+
+def _has_deadline(raw: _Thread, start: int) -> bool:
+    """Whether the frames of a wait, up to its primitive's caller, pass a deadline."""
+    return any(_ABSTIME_ARG.search(args) for args in raw.args[:start + 2] if args)
 
 
 _WRITES = frozenset({"write", "__write", "__libc_write", "__GI___libc_write", "writev",

@@ -23,6 +23,10 @@ CATEGORIES: dict[str, tuple[ThreadState, ResourceKind | None, bool]] = {
     "condition": ("blocked", "condition", True),
     "timed-condition": ("blocked", "condition", False),
     "semaphore": ("blocked", "semaphore", True),
+    "timed-semaphore": ("blocked", "semaphore", False),
+    "timed-mutex": ("blocked", "mutex", False),
+    "timed-rwlock": ("blocked", "rwlock", False),
+    "timed-join": ("blocked", "thread", False),
     "futex": ("blocked", "unknown", True),
     "join": ("blocked", "thread", True),
     "event": ("blocked", "event", True),
@@ -42,7 +46,16 @@ PRIMITIVES: dict[str, str] = {
     # POSIX threads, glibc
     "pthread_mutex_lock": "mutex", "__pthread_mutex_lock": "mutex",
     "__GI___pthread_mutex_lock": "mutex", "__lll_lock_wait": "mutex",
-    "__lll_lock_wait_private": "mutex", "_L_lock_": "mutex", "pthread_mutex_timedlock": "mutex",
+    "__lll_lock_wait_private": "mutex", "_L_lock_": "mutex",
+    "pthread_mutex_timedlock": "timed-mutex", "__pthread_mutex_timedlock": "timed-mutex",
+    "___pthread_mutex_timedlock64": "timed-mutex", "pthread_mutex_clocklock": "timed-mutex",
+    "__pthread_mutex_clocklock_common": "timed-mutex",
+    "pthread_rwlock_timedrdlock": "timed-rwlock", "pthread_rwlock_timedwrlock": "timed-rwlock",
+    "pthread_rwlock_clockrdlock": "timed-rwlock", "pthread_rwlock_clockwrlock": "timed-rwlock",
+    "___pthread_rwlock_timedrdlock64": "timed-rwlock",
+    "___pthread_rwlock_timedwrlock64": "timed-rwlock",
+    "pthread_timedjoin_np": "timed-join", "__pthread_timedjoin_np64": "timed-join",
+    "___pthread_timedjoin_np64": "timed-join", "pthread_tryjoin_np": "timed-join",
     "__pthread_mutex_lock_full": "mutex", "lll_lock_wait": "mutex",
     "pthread_rwlock_rdlock": "rwlock", "pthread_rwlock_wrlock": "rwlock",
     "__pthread_rwlock_rdlock": "rwlock", "__pthread_rwlock_wrlock": "rwlock",
@@ -51,7 +64,8 @@ PRIMITIVES: dict[str, str] = {
     "pthread_cond_timedwait": "timed-condition", "__pthread_cond_timedwait": "timed-condition",
     "___pthread_cond_timedwait": "timed-condition", "pthread_cond_clockwait": "timed-condition",
     "sem_wait": "semaphore", "__new_sem_wait": "semaphore", "do_futex_wait": "futex",
-    "__new_sem_wait_slow": "semaphore", "sem_timedwait": "semaphore",
+    "__new_sem_wait_slow": "semaphore", "sem_timedwait": "timed-semaphore",
+    "__new_sem_timedwait": "timed-semaphore", "___sem_timedwait64": "timed-semaphore",
     "pthread_join": "join",
     "pthread_clockjoin_np": "join",
     "__pthread_cond_wait_common64": "condition", "___pthread_cond_timedwait64": "timed-condition",
@@ -60,8 +74,9 @@ PRIMITIVES: dict[str, str] = {
     "__GI___pthread_cond_wait": "condition", "__GI___futex_abstimed_wait_cancelable64": "futex",
     "__futex_abstimed_wait_cancelable64": "futex", "futex_wait_cancelable": "futex",
     "__new_sem_wait_slow64": "semaphore", "do_futex_wait.constprop.0": "futex",
-    "__new_sem_wait_slow64.constprop.0": "semaphore", "sem_clockwait": "semaphore",
-    "__sem_clockwait": "semaphore", "___sem_clockwait": "semaphore", "__pthread_join": "join", "__pthread_clockjoin_ex": "join",
+    "__new_sem_wait_slow64.constprop.0": "semaphore", "sem_clockwait": "timed-semaphore",
+    "__sem_clockwait": "timed-semaphore", "___sem_clockwait": "timed-semaphore",
+    "__pthread_join": "join", "__pthread_clockjoin_ex": "join",
     "___pthread_join": "join", "pthread_barrier_wait": "barrier",
     "___pthread_barrier_wait": "barrier", "__pthread_barrier_wait": "barrier",
     "___pthread_rwlock_rdlock": "rwlock", "___pthread_rwlock_wrlock": "rwlock",
@@ -123,6 +138,10 @@ PRIMITIVES: dict[str, str] = {
 }
 
 GENERIC = frozenset({"futex"})
+
+# A wait and the same wait with a deadline, which ends by itself.
+TIMED: dict[str, str] = {"condition": "timed-condition", "semaphore": "timed-semaphore",
+                         "mutex": "timed-mutex", "rwlock": "timed-rwlock", "join": "timed-join"}
 
 # Families matched by the start of the normalised name.
 PRIMITIVE_PREFIXES: tuple[tuple[str, str], ...] = (
@@ -206,12 +225,13 @@ def classify(frames: list[Frame]) -> Classification:
             if cat is not None and cat not in GENERIC:
                 category, index = cat, j
                 break
-    if category == "condition" and index is not None:
-        # glibc's common body (__pthread_cond_wait_common) serves both calls: its caller says
-        # whether the wait has a deadline (pthread_cond_timedwait ends by itself).
+    if category in TIMED and index is not None:
+        # glibc's common bodies (__pthread_cond_wait_common, __new_sem_wait_slow64, ...) serve
+        # the plain and the timed call alike: the caller says whether the wait has a deadline
+        # (pthread_cond_timedwait, sem_timedwait, pthread_mutex_timedlock end by themselves).
         for j in range(index + 1, min(index + 3, len(frames))):
-            if primitive(base_name(frames[j].function)) == "timed-condition":
-                category, index = "timed-condition", j
+            if primitive(base_name(frames[j].function)) == TIMED[category]:
+                category, index = TIMED[category], j
                 break
     if category is None or index is None:
         known = any(f.function != "??" for f in frames[:2])
@@ -223,7 +243,8 @@ def classify(frames: list[Frame]) -> Classification:
         if f.function != "??" and not _WRAPPER.search(base_name(f.function)):
             at = f
             break
-    if category in ("condition", "timed-condition", "futex", "semaphore", "event", "barrier"):
+    if category in ("condition", "timed-condition", "futex", "semaphore", "timed-semaphore",
+                    "event", "barrier"):
         window = frames[index: index + 12]
         loop = next((i for i, f in enumerate(window) if POOL_LOOP.search(f.function)), None)
         # Under the pool's loop, a known job (stuck.knowledge.JOB_FRAMES) means the worker is
@@ -236,4 +257,4 @@ def classify(frames: list[Frame]) -> Classification:
 
 
 __all__ = ["CATEGORIES", "GENERIC", "POOL_LOOP", "PRIMITIVES", "PRIMITIVE_PREFIXES",
-           "SCAN_FRAMES", "Classification", "base_name", "classify", "primitive"]
+           "SCAN_FRAMES", "TIMED", "Classification", "base_name", "classify", "primitive"]
