@@ -367,3 +367,42 @@ def test_a_glibc_wait_with_a_deadline_ends_by_itself(case_id: str, timed: set[st
     assert {n for n in timed | untimed if n in durable} == timed | untimed, durable
     assert not any(durable[n] for n in timed), durable
     assert all(durable[n] for n in untimed), durable
+
+
+@pytest.mark.parametrize("line,seconds", [
+    ("if journal_lock.acquire(timeout=0.05):", 0.05),
+    ("got = cache_lock.acquire(True, 0.1)", 0.1),
+    ("lock.acquire(blocking=True, timeout=2)", 2.0),
+    ("lock.acquire(False)", 0.0),
+    ("lock.acquire(blocking=False)", 0.0),
+    ("lock.acquire()", None),
+    ("lock.acquire(True, -1)", None),  # -1 is acquire's "no timeout"
+    ("lock.acquire(timeout=limit)", None),  # a variable may hold -1
+    ("item = q.get(timeout=5)  # the timeout=1 here is a comment", 5.0),
+    ("stop.wait()", None),
+])
+def test_the_timeout_a_line_passes_is_read_only_when_it_is_a_literal(
+        line: str, seconds: float | None) -> None:
+    from stuck.dumps.pysource import literal_timeout
+
+    assert literal_timeout(line) == seconds
+
+
+@pytest.mark.parametrize("case_id", ["python/lock_timeout_retry/pystack",
+                                     "python/lock_timeout_retry/pyspy+source",
+                                     "python/rlock_poll_positional/pystack",
+                                     "python/rlock_poll_positional/pyspy+source"])
+def test_a_lock_acquire_with_a_literal_timeout_is_no_durable_wait(case_id: str) -> None:
+    # pystack prints the line, --source reads it: `lock.acquire(timeout=0.05)` and
+    # `lock.acquire(True, 0.1)` end by themselves, so writers polling a lock a sleeping
+    # thread holds are contention, not a cycle of unseen holders.
+    case = next(c for c in CASES if c["id"] == case_id)
+    source = ["--source", str(UNSEEN / case["source"])] if case.get("source") else []
+    result = CliRunner().invoke(analyze_command, ["--json", "-", *source,
+                                                  *[str(UNSEEN / f) for f in case["files"]]])
+    doc = json.loads(result.stdout)
+    waits = [t["waits"] for p in doc["processes"] for t in p["threads"] if t.get("waits")]
+    polls = [w for w in waits if (w.get("at") or {}).get("function") in ("writer", "reader")]
+    assert len(polls) == 2
+    assert all(not w["durable"] and w["timeout"] in (0.05, 0.1) for w in polls), polls
+    assert doc["findings"] == []

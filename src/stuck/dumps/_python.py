@@ -26,6 +26,7 @@ import re
 from dataclasses import dataclass, field
 
 from stuck.dumps import ParseResult
+from stuck.dumps.pysource import literal_timeout
 from stuck.model import Frame, Process, Resource, ResourceKind, Thread, ThreadState, Wait
 from stuck.stacks.python import (
     CHILD_WAITS,
@@ -44,6 +45,7 @@ _ADDRESS = re.compile(r"\bat (0x[0-9a-fA-F]{1,16})>")
 _RLOCK_OWNER = re.compile(r"owner=(\d{1,24})")
 _WITH = re.compile(r"(?:async )?with ([A-Za-z_][\w.]{0,200})\s*(?:as \w+\s*)?:")
 _CALL = re.compile(r"(?:[\w.]{0,200}\.)?(\w+)\(")
+_CALLEE = re.compile(r"([A-Za-z_][\w.]{0,200})$")
 _ACQUIRE_TIMED = re.compile(r"\.acquire\(\s*\w+\s*,\s*\w+")
 
 
@@ -251,11 +253,15 @@ def _read_frames(t: PyThread) -> _Reading:
         w = _WITH.match(src)
         call = _CALL.search(src[:400])
         method = call.group(1) if call else ""
-        expr = w.group(1) if w else (src.split("(", 1)[0].rsplit(".", 1)[0] if call else "")
+        # the object the call is made on: ``got = cache_lock.acquire(...)`` -> cache_lock
+        callee = _CALLEE.search(src[:call.start(1)].rstrip(".")) if call and not w else None
+        expr = w.group(1) if w else (callee.group(1) if callee else "")
         if w or method == "acquire":
             r.state = "blocked"
             r.kind = r.kind or "mutex"
             r.label = expr
+            if not w:  # ``lock.acquire(timeout=0.5)``: the wait ends by itself
+                r.timeout = literal_timeout(src)
             r.obj_repr = top.local_vars.get(expr.split(".", 1)[0]) if "." not in expr else None
             if r.obj_repr is None and "." not in expr:
                 r.obj_repr = top.local_vars.get(expr)

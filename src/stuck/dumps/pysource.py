@@ -385,6 +385,7 @@ def _classify_call(t: Thread, src: _Source, f: Frame, snapshot: Snapshot,
             snapshot.resources.append(res)
         t.waits = Wait(resource=rid, durable=True, at=f)
         t.state = "blocked"
+        _timed_call(t, src, f, resources)
         return
 
 
@@ -395,6 +396,8 @@ _TIMEOUT_AT = {"wait": 1, "wait_for": 2, "join": 1, "result": 1, "get": 2, "put"
                "acquire": 2}
 _TIMED_KINDS = frozenset({"condition", "event", "queue", "thread", "future", "semaphore",
                           "barrier"})
+# The waits a literal timeout on the program's own line can end: those, and a lock's acquire.
+_CALL_TIMED_KINDS = _TIMED_KINDS | {"mutex", "rlock"}
 
 
 def _call_args(code: str, start: int) -> str | None:
@@ -413,35 +416,49 @@ def _call_args(code: str, start: int) -> str | None:
 
 def _timed_call(t: Thread, src: _Source, f: Frame, resources: dict[str, Resource]) -> None:
     """The line of the program's own code where ``t`` waits passes a literal timeout
-    (``stop.wait(2.0)``, ``q.get(timeout=5)``): the wait ends by itself, it is not durable.
-    The dump's frames (py-spy, faulthandler) cannot say so without ``--locals``."""
+    (``stop.wait(2.0)``, ``q.get(timeout=5)``, ``lock.acquire(timeout=0.5)``): the wait ends
+    by itself, it is not durable. The dump's frames (py-spy, faulthandler) cannot say so
+    without ``--locals``."""
     assert t.waits is not None and f.line is not None
     res = resources.get(t.waits.resource)
-    if res is None or res.kind not in _TIMED_KINDS or not 1 <= f.line <= len(src.lines):
+    if res is None or res.kind not in _CALL_TIMED_KINDS or not 1 <= f.line <= len(src.lines):
         return
-    code = src.lines[f.line - 1].split("#", 1)[0]
+    seconds = literal_timeout(src.lines[f.line - 1])
+    if seconds is not None:
+        t.waits.timeout = seconds
+        t.waits.durable = False
+
+
+def literal_timeout(line: str) -> float | None:
+    """The timeout, in seconds, that the first blocking call on a line of Python passes as a
+    literal (``timeout=5``, ``get(True, 2)``), 0 for a lock acquire that does not block
+    (``acquire(False)``); None when there is none, or it is not a literal (a variable may
+    well hold None). The line is only read, never evaluated."""
+    code = line.split("#", 1)[0]
     for m in _CALL.finditer(code):
         need = _TIMEOUT_AT.get(m.group(1))
         if need is None:
             continue
         args = _call_args(code, m.end() - 1)
         if args is None:
-            return
+            return None
         parts = [a.strip() for a in args.split(",") if a.strip()]
-        named = [a for a in parts if "=" in a and not a.startswith(("=", "!"))]
-        timeout = next((a.split("=", 1)[1].strip() for a in named
-                        if a.split("=", 1)[0].strip() == "timeout"), None)
-        positional = [a for a in parts if a not in named]
+        named = {a.split("=", 1)[0].strip(): a.split("=", 1)[1].strip() for a in parts
+                 if "=" in a and not a.startswith(("=", "!"))}
+        positional = [a for a in parts if "=" not in a or a.startswith(("=", "!"))]
+        if m.group(1) == "acquire":
+            blocking = named.get("blocking", positional[0] if positional else None)
+            if blocking in ("False", "0"):
+                return 0.0
+        timeout = named.get("timeout")
         if timeout is None and len(positional) >= need:
             timeout = positional[need - 1]
-        try:  # a literal only: a variable (``timeout=timeout``) may well hold None
+        try:
             seconds = float(timeout) if timeout is not None else None
         except ValueError:
-            return
-        if seconds is not None and seconds >= 0:
-            t.waits.timeout = seconds
-            t.waits.durable = False
-        return
+            return None
+        return seconds if seconds is not None and seconds >= 0 else None
+    return None
 
 
 _LOOP_FOREVER = re.compile(r"^\s*while\s+(?:True|1)\s*:\s*(?:#.*)?$")
