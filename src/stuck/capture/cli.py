@@ -1,7 +1,7 @@
 """``stuck capture PID… [--tree] [--json FILE] [--html FILE] [--save DIR]``.
 
-Exit 0: nothing found; 1: findings; 2: bad usage, or no process could be read (a one-line
-message). A partial capture (a process that exited, a tool missing, no privileges) still
+Exit 0: nothing found; 1: findings; 2: bad usage, or no process could be read, or nothing
+about what any thread waits on (a one-line message). A partial capture (a process that exited, a tool missing, no privileges) still
 reports what it read, and says what is missing.
 """
 
@@ -65,4 +65,12 @@ def capture_command(pids: tuple[str, ...], tree: bool, json_out: str | None,
             save(ev, rep, save_dir)
         except OSError as exc:
             _fail(f"cannot write {save_dir}: {exc.strerror or exc}")
+    threads = [t for proc in rep.snapshot.processes for t in proc.threads]
+    if threads and all(t.state == "unknown" and not t.frames for t in threads):
+        # Threads listed but nothing about what any of them does (no syscall, kernel stack or
+        # user stack: no privileges): "nothing found" would read as "not stuck".
+        gaps = [m for pe in ev.processes for m in pe.missing]
+        pids_read = ", ".join(str(pe.pid) for pe in readable)
+        _fail(f"could not read what the threads of pid {pids_read} wait on: "
+              + (gaps[0] if gaps else "run it as root, or as the process's own user"))
     _emit(rep, json_out, html_out)
