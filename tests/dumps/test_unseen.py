@@ -105,6 +105,19 @@ UNNAMED_PAUSE = ("without the source, the main thread in signal.pause() (a C cal
 UNNAMED_HANDLER = ("without the source, the signal handler blocked in `with stats_lock:` on "
                    "the thread that holds it is a call the dump does not name (with --source, "
                    "or pystack's line, it is the self-deadlock: right)")
+FILE_LOCK = ("a thread in flock() waits for a file lock, which gdb does not say who holds: "
+             "flock locks belong to an open file description, which another process may share; "
+             "the thread that holds it here shows only a pthread_join of the waiter "
+             "(`stuck capture PID` reads /proc/locks)")
+GO_READ_HOLDER = ("the reader holds the read lock while it receives from the writer: Go records "
+                  "no read-lock holder and prints `0x0?` for the RWMutex and channel words, so "
+                  "only the writer's Lock is a possible stall; the receive reads as one a timer "
+                  "may end")
+SHUTDOWN_SETS_LATER = ("main joins the pool's worker in the with block's shutdown and sets the "
+                       "Event the task waits for only after it: the dump shows a join of a "
+                       "stalled thread (its victim); only the code after main's line says main "
+                       "would set it. Without the source, or with py-spy --locals (which names "
+                       "the joined thread), main is not a party")
 KNOWN_WRONG: dict[str, str] = {
     "go/mutex_sleep_contention/sigquit": GO_CONTENTION,
     "go/mutex_sleep_contention/sigquit-system": GO_CONTENTION,
@@ -154,6 +167,15 @@ KNOWN_WRONG: dict[str, str] = {
     "python/logging_inversion/faulthandler": UNNAMED_LOCK,
     "python/mp_queue_stuck_child/pyspy": UNNAMED_SLEEP,
     "python/mp_queue_stuck_child/faulthandler": UNNAMED_SLEEP,
+    "c/flock_join/bt": FILE_LOCK,
+    "c/flock_join/btfull": FILE_LOCK,
+    "go/rlock_then_recv/sigquit": GO_READ_HOLDER,
+    "go/rlock_then_recv/sigquit-system": GO_READ_HOLDER,
+    "python/cond_nested_lockout/pyspy": UNNAMED_RLOCK,
+    "python/cond_nested_lockout/pyspy-locals": UNNAMED_RLOCK,
+    "python/cond_nested_lockout/faulthandler": UNNAMED_RLOCK,
+    **{f"python/executor_shutdown_event/{s}": SHUTDOWN_SETS_LATER
+       for s in ("pyspy", "pyspy-locals", "pystack", "faulthandler", "pyspy-locals+source")},
 }
 
 
@@ -357,6 +379,7 @@ def _gdb_waits(case_id: str) -> dict[str, bool]:
     # (__pthread_clockjoin_ex with abstime set) beside an untimed lock in the same process
     ("c/timedlock_poll/btfull", {"poller-1", "poller-2", "main"}, set()),
     ("c/sem_no_poster/bt", set(), {"requester", "main"}),
+    ("c/rwlock_upgrade/bt", set(), {"refresher", "main"}),
 ])
 def test_a_glibc_wait_with_a_deadline_ends_by_itself(case_id: str, timed: set[str],
                                                      untimed: set[str]) -> None:
