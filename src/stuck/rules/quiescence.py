@@ -45,6 +45,7 @@ from stuck.model import (
 )
 from stuck.rules.advice import lacks_threads
 from stuck.rules.reading import Reading
+from stuck.rules.wording import channel_words
 
 # Header reasons of waits a timer could end (a Ticker's channel, time.After in a select).
 _RECEIVES = frozenset({"chan receive", "select", "chan receive (nil chan)"})
@@ -137,31 +138,6 @@ class _Process:
     def named(self, t: Thread) -> str:
         res = self.resources.get(t.waits.resource) if t.waits is not None else None
         return res.named() if res is not None else "?"
-
-    def channel_words(self, waiters: list[Thread]) -> list[str]:
-        """For each channel waited on: who waits, in which direction, and who else could have
-        served it (goroutines that pass its address as an argument)."""
-        by_channel: dict[str, list[Thread]] = {}
-        for t in waiters:
-            if t.waits is not None and self.kind(t) == "channel":
-                by_channel.setdefault(t.waits.resource, []).append(t)
-        words = []
-        for rid, ts in list(by_channel.items())[:8]:
-            res = self.resources[rid]
-            how = ", ".join(f"{t.label()} ({t.detail or 'waits'})" for t in ts[:4])
-            others = [o for o in res.referenced_by or () if o in self.labels][:4]
-            if others:
-                served = ("it could have been served by " + ", ".join(
-                    self.labels[o] for o in others) + ", whose arguments show its address; "
-                    "none can run")
-            elif res.address:
-                served = ("no other goroutine's arguments show its address: whoever would "
-                          "serve it has returned, or its arguments were not printed ('?')")
-            else:
-                served = ("its address is not printed, so who else could serve it cannot be "
-                          "told from the dump")
-            words.append(f"On {res.label or rid}: {how}; {served}.")
-        return words
 
     def kind(self, t: Thread) -> str:
         res = self.resources.get(t.waits.resource) if t.waits is not None else None
@@ -407,7 +383,7 @@ def _finding(p: _Process, kind: FindingKind, roots: list[Thread], behind: list[T
         missing.append("os/signal's goroutine waits for a signal (signal.Notify): a signal "
                        "from outside could still run the program's handler, and it also keeps "
                        "the Go runtime from reporting \"all goroutines are asleep\" itself")
-    words.extend(p.channel_words(roots))
+    words.extend(channel_words(roots, p.resources, p.labels.get))
     if behind:
         words.append(", ".join(_label(t) for t in behind[:4])
                      + (f" and {len(behind) - 4} more" if len(behind) > 4 else "")

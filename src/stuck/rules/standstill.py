@@ -22,7 +22,7 @@ from stuck.rules.reading import (
     thread_name,
 )
 from stuck.rules.signaller import blocked_on_waiters_locks
-from stuck.rules.wording import wait_text
+from stuck.rules.wording import channel_words, wait_text
 from stuck.stacks.native import base_name
 from stuck.stacks.python import SLEEP_ONLY
 
@@ -69,33 +69,19 @@ def standstills(dump: Reading) -> None:
                                    excerpt=proc.complete is False)
 
 
-def channel_words(dump: Reading, waiters: list[Thread]) -> list[str]:
-    """For each channel waited on: who waits, in which direction, and who else could have
-    served it (goroutines that pass its address as an argument)."""
-    by_channel: dict[str, list[Thread]] = {}
-    for t in waiters:
-        if t.waits is not None and (res := dump.resources.get(t.waits.resource)) is not None \
-                and res.kind == "channel":
-            by_channel.setdefault(res.id, []).append(t)
-    words = []
-    for rid, ts in list(by_channel.items())[:8]:
-        res = dump.resources[rid]
-        how = ", ".join(f"{t.label()} ({t.detail or 'waits'})" for t in ts[:4])
-        others = [dump.threads[o] for o in res.referenced_by or () if o in dump.threads][:4]
-        if others:
-            served = ("it could have been served by " + ", ".join(
-                f"{o.label()} ({o.state}"
+def channels_of(dump: Reading, waiters: list[Thread]) -> list[str]:
+    """``channel_words`` of a dump's waiters, naming each goroutine that could serve a channel
+    with what it is doing."""
+
+    def served_by(tid: str) -> str | None:
+        o = dump.threads.get(tid)
+        if o is None:
+            return None
+        return (f"{o.label()} ({o.state}"
                 + (f", in {base_name(o.waits.at.function)}"
-                   if o.waits is not None and o.waits.at is not None else "") + ")"
-                for o in others) + ", whose arguments show its address; none can run")
-        elif res.address:
-            served = ("no other goroutine's arguments show its address: whoever would "
-                      "serve it has returned, or its arguments were not printed ('?')")
-        else:
-            served = ("its address is not printed, so who else could serve it cannot be "
-                      "told from the dump")
-        words.append(f"On {res_name(res, rid)}: {how}; {served}.")
-    return words
+                   if o.waits is not None and o.waits.at is not None else "") + ")")
+
+    return channel_words(waiters, dump.resources, served_by)
 
 
 def standstill_finding(dump: Reading, waiters: list[Thread], unnamed: list[Thread],
@@ -204,7 +190,7 @@ def standstill_finding(dump: Reading, waiters: list[Thread], unnamed: list[Threa
                        "deadlock; the dump does not show which locks a thread holds")
     goroutines = roots[0].id.startswith("goroutine ")
     if goroutines:
-        words.extend(channel_words(dump, roots))
+        words.extend(channels_of(dump, roots))
         if any(t.detail == "select" for t in roots):
             missing.append("a goroutine in select may also have a timer case (time.After, "
                            "a ticker) that the dump does not show; the Go runtime's own "

@@ -26,7 +26,7 @@ from stuck.rules.reading import (
     thread_name,
 )
 from stuck.rules.signaller import blocked_on_waiters_locks
-from stuck.rules.standstill import channel_words
+from stuck.rules.standstill import channels_of
 from stuck.rules.wording import wait_text
 
 
@@ -242,7 +242,7 @@ def unwoken_finding(dump: Reading, waiters: list[Thread], process_threads: list[
         waits += f"; and {len(waiters) - 10} more"
     words = [waits + "."]
     if waiters[0].id.startswith("goroutine "):
-        words.extend(channel_words(dump, waiters))
+        words.extend(channels_of(dump, waiters))
     if stated:
         words.append(f"The runtime itself reported it: {stated}.")
     elif absent_owner:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+
 from stuck.model import Resource, Thread
 from stuck.rules.facts import Facts, ThreadFacts, waited
 from stuck.stacks.native import base_name
@@ -64,6 +66,12 @@ def wait_text(t: Thread, resources: dict[str, Resource]) -> str:
     return text
 
 
+def wait_for_each_other(n: int) -> str:
+    """``3 threads wait for each other``: a cycle's summary before its steps, whichever source
+    found it."""
+    return f"{n} threads wait for each other"
+
+
 def cycle_step(op: str | None, kind: str, name: str, other: str, self_loop: bool) -> str:
     """One step of a deadlock cycle, after the waiter's name: ``joins worker``, ``waits for
     mutex_a held by t2``, ``puts on full queue jobs, which only consumer gets from``. The same
@@ -86,3 +94,32 @@ def cycle_step(op: str | None, kind: str, name: str, other: str, self_loop: bool
     if op == "wait" and kind == "condition":
         return f"waits on condition {name}, which only {other} could wake (it signalled it before)"
     return f"waits for {name} ({op}), which {other} could end"
+
+
+def channel_words(waiters: list[Thread], resources: Mapping[str, Resource],
+                  who: Callable[[str], str | None]) -> list[str]:
+    """For each Go channel ``waiters`` wait on (at most 8): who waits on it, in which
+    direction, and who else could have served it: the goroutines whose arguments show its
+    address, none of which can run. ``who``: how a finding names such a goroutine (None: not
+    in the dump)."""
+    by_channel: dict[str, list[Thread]] = {}
+    for t in waiters:
+        if t.waits is not None and (res := resources.get(t.waits.resource)) is not None \
+                and res.kind == "channel":
+            by_channel.setdefault(res.id, []).append(t)
+    words = []
+    for rid, ts in list(by_channel.items())[:8]:
+        res = resources[rid]
+        how = ", ".join(f"{t.label()} ({t.detail or 'waits'})" for t in ts[:4])
+        others = [name for o in res.referenced_by or () if (name := who(o)) is not None][:4]
+        if others:
+            served = ("it could have been served by " + ", ".join(others)
+                      + ", whose arguments show its address; none can run")
+        elif res.address:
+            served = ("no other goroutine's arguments show its address: whoever would "
+                      "serve it has returned, or its arguments were not printed ('?')")
+        else:
+            served = ("its address is not printed, so who else could serve it cannot be "
+                      "told from the dump")
+        words.append(f"On {res.label or rid}: {how}; {served}.")
+    return words
