@@ -15,8 +15,25 @@ from collections.abc import Iterable, Mapping
 from stuck.model import Confidence, Finding, Thread
 from stuck.rules.facts import OWN_THREADS, TASK_PREFIX, Facts, waited
 
-# Kinds whose "holders" are inferred from past behaviour, not owned.
-INFERRED_KINDS = frozenset({"semaphore", "queue", "future", "condition-wait"})
+# The kinds of resource an edge of a cycle may go through that ownership proves: a lock only
+# its owner releases (a plain threading.Lock among them: the rules and the walk done when a
+# waiter blocks each prove first that no other thread can release it, ``any_releaser_doubt``
+# and ``stuck.runtime.detect``; an asyncio.Lock is only ever released by a task of its loop),
+# a condition's lock, a thread joined, an asyncio task awaited. Any other edge is read from
+# behaviour (who used a queue, a semaphore or a pool so far) and makes a cycle probable.
+PROVEN_KINDS = frozenset({"mutex", "rlock", "condition", "thread", "task"})
+
+# What an edge of each inferred kind does not prove (``{who}``: thread or task).
+_DOUBTS = {
+    "semaphore": "a semaphore can be released by any {who}; its holders are the {who}s that "
+                 "acquired it and have not released it",
+    "queue": "which {who}s will use a queue is inferred from which {who}s used it so far; a "
+             "{who} that never touched it could still end the wait",
+    "future": "a pending future can only run on its pool's workers; another thread could "
+              "still complete it by hand",
+    "condition-wait": "who will notify a condition is inferred from who notified it so far; a "
+                      "{who} that never did could still notify it",
+}
 
 # A plain Lock may be released by any thread. A finding that holds only if the threads able
 # to run never release a Lock they did not take is probable, and is reported only once its
@@ -25,52 +42,36 @@ INFERRED_KINDS = frozenset({"semaphore", "queue", "future", "condition-wait"})
 LOCK_GATE_GRACE = 2.0
 
 
-def cycle_confidence(kinds: Iterable[str]) -> tuple[Confidence, list[str]]:
-    """A cycle through resources of ``kinds``: its confidence and what it does not prove."""
+def cycle_confidence(kinds: Iterable[str], who: str = "thread") -> tuple[Confidence, list[str]]:
+    """A cycle through resources of ``kinds`` (``condition-wait`` for a wait on a condition,
+    not for its lock): certain when ownership proves every edge, else probable; and what the
+    inferred edges do not prove. ``who``: ``thread`` or ``task``, the waiters' word."""
     kinds = set(kinds)
-    missing: list[str] = []
-    if "semaphore" in kinds:
-        missing.append("a semaphore can be released by any thread; its holders are the "
-                       "threads that acquired it and have not released it")
-    if "queue" in kinds:
-        missing.append("which threads will use a queue is inferred from which threads used it "
-                       "so far; a thread that never touched it could still end the wait")
-    if "future" in kinds:
-        missing.append("a pending future can only run on its pool's workers; another thread "
-                       "could still complete it by hand")
-    if "condition-wait" in kinds:
-        missing.append("who will notify a condition is inferred from who notified it so far; "
-                       "a thread that never did could still notify it")
-    return ("probable" if kinds & INFERRED_KINDS else "certain"), missing
+    missing = [text.format(who=who) for kind, text in _DOUBTS.items() if kind in kinds]
+    return ("certain" if kinds <= PROVEN_KINDS else "probable"), missing
 
 
-# The steps of a cycle, as the walk done when a waiter blocks names them (its operation, and
-# for an acquire the primitive's kind), that ownership proves: a lock only its owner releases,
-# a thread joined, an asyncio task awaited (alone, in a gather or in a TaskGroup). A plain
-# threading.Lock is among them because that walk proves no other thread can release it
-# before it reports (stuck.runtime.detect); an asyncio.Lock is only ever released by a task
-# of its loop.
-PROVEN_STEPS = frozenset({"acquire-mutex", "acquire-rlock", "join", "await", "gather",
-                          "taskgroup"})
+def timed_confidence(confidence: Confidence) -> Confidence:
+    """A cycle one wait of which has a timeout ends when it expires, if the program then lets
+    go of what it holds: a step less sure than the same cycle without one."""
+    return "probable" if confidence == "certain" else "possible"
+
+
+# The steps of a cycle as the walk done when a waiter blocks names them (its operation, and
+# for an acquire the primitive's kind), by the kind of resource each goes through. A step not
+# here (an acquire of a primitive of another kind) is not proven.
+STEP_KINDS = {
+    "acquire-mutex": "mutex", "acquire-rlock": "rlock", "join": "thread",
+    "await": "task", "gather": "task", "taskgroup": "task",  # an asyncio task awaited
+    "get": "queue", "put": "queue", "result": "future", "acquire-semaphore": "semaphore",
+}
+PROVEN_STEPS = frozenset(step for step, kind in STEP_KINDS.items() if kind in PROVEN_KINDS)
 
 
 def steps_confidence(steps: Iterable[str], who: str = "thread") -> tuple[Confidence, list[str]]:
-    """A cycle whose steps are ``steps`` (``acquire-mutex``, ``join``, ``get`` ...): certain
-    when ownership proves each, else probable; and what the inferred steps do not prove.
-    ``who``: ``thread`` or ``task``, the waiters' word."""
-    steps = set(steps)
-    missing: list[str] = []
-    if steps & {"get", "put"}:
-        missing.append(f"which {who}s will use a queue is inferred from which {who}s used it "
-                       f"so far; a {who} that never touched it could still end the wait")
-    if "result" in steps:
-        missing.append("a pending future can only run on its pool's workers, all of which "
-                       "are busy in this cycle; another pool or thread could still complete "
-                       "it by hand")
-    if "acquire-semaphore" in steps:
-        missing.append(f"a semaphore can be released by any {who}; its holders are the "
-                       f"{who}s that acquired it and have not released it")
-    return ("certain" if steps <= PROVEN_STEPS else "probable"), missing
+    """``cycle_confidence`` of a cycle whose steps are ``steps`` (``acquire-mutex``, ``join``,
+    ``get`` ...)."""
+    return cycle_confidence({STEP_KINDS.get(step, "unknown") for step in steps}, who)
 
 
 def any_releaser_doubt(findings: list[Finding], facts: Facts, stuck: set[str],

@@ -11,10 +11,10 @@ cycle is certain.
 from __future__ import annotations
 
 from stuck.model import Edge, Finding
-from stuck.rules.confidence import cycle_confidence
+from stuck.rules.confidence import cycle_confidence, timed_confidence
 from stuck.rules.facts import Facts, ThreadFacts, waited
 from stuck.rules.knot import can_run, out_of_reach
-from stuck.rules.wording import cycle_step, name_of, unique
+from stuck.rules.wording import cycle_step, name_of, unique, wait_for_each_other
 
 
 def holders(t: ThreadFacts, facts: Facts) -> list[str]:
@@ -102,9 +102,16 @@ def holding_cycles(stuck: set[str], facts: Facts) -> list[list[Edge]]:
 
 def deadlock_finding(cycle: list[Edge], facts: Facts, now: float,
                      stuck: set[str] | None = None,
-                     unreachable: set[str] | None = None) -> Finding:
+                     unreachable: set[str] | None = None,
+                     closed_by: str | None = None) -> Finding:
     """The finding of a cycle among ``stuck`` (the knot it was found in). An inferred edge
-    is proven when its resource is ``out_of_reach`` of every thread able to run."""
+    is proven when its resource is ``out_of_reach`` of every thread able to run.
+
+    ``closed_by``: the thread whose wait closed the cycle as it began (the walk done when a
+    thread is about to block): its wait is new, so the finding does not claim the waits were
+    seen twice. None: the cycle was found by a later look (the watchdog, a saved report),
+    which saw its waits unchanged twice. A cycle one wait of which has a timeout ends when it
+    expires, if the program then lets go of what it holds: a step less sure."""
     parts: list[str] = []
     for e in cycle:
         t = facts.threads[e.thread]
@@ -112,8 +119,8 @@ def deadlock_finding(cycle: list[Edge], facts: Facts, now: float,
         parts.append(f"{t.name} " + cycle_step(
             t.wait.op if t.wait is not None else None, res.kind, res.label,
             name_of(facts, e.held_by), e.held_by == e.thread))
-    n = len(cycle)
-    summary = parts[0] if n == 1 else f"{n} threads wait for each other: " + "; ".join(parts)
+    summary = parts[0] if len(cycle) == 1 else f"{wait_for_each_other(len(cycle))}: " \
+        + "; ".join(parts)
     lasted = [w for e in cycle if (w := waited(facts.threads[e.thread], now)) is not None]
     longest = max(lasted, default=0.0)
     reached: list[Edge] = []  # inferred edges nothing outside the cycle can use
@@ -122,8 +129,22 @@ def deadlock_finding(cycle: list[Edge], facts: Facts, now: float,
                    and out_of_reach(e.waits_for, facts, stuck, unreachable or set())]
     confidence, missing = cycle_confidence(
         {_edge_kind(e, facts) for e in cycle if e not in reached})
-    explanation = ("Each thread waits, without a timeout, for what the next one holds or "
-                   "would signal; none of them can go on.")
+    timed = [t for e in cycle if (t := facts.threads[e.thread]).wait is not None
+             and t.wait.timeout is not None]
+    if timed:
+        confidence = timed_confidence(confidence)
+        explanation = (f"{timed[0].name} waits with a timeout: the cycle ends when it expires, "
+                       "if the program then lets go of what it holds.")
+    elif len(cycle) == 1 and cycle[0].held_by == cycle[0].thread:  # a self-deadlock
+        t, res = facts.threads[cycle[0].thread], facts.resources[cycle[0].waits_for]
+        explanation = (f"{t.name} waits, without a timeout, for {res.label}, which it holds "
+                       "itself: a lock that is not re-entrant, taken twice by one thread, "
+                       "waits forever." if held(cycle[0], facts) else
+                       f"{t.name} waits, without a timeout, for what only it could end; it "
+                       "cannot go on.")
+    else:
+        explanation = ("Each thread waits, without a timeout, for what the next one holds or "
+                       "would signal; none of them can go on.")
     if reached:
         names = unique([facts.resources[e.waits_for].label for e in reached])
         explanation += (" Who could end the wait on " + ", ".join(names) + " is not known from "
@@ -132,15 +153,20 @@ def deadlock_finding(cycle: list[Edge], facts: Facts, now: float,
                            if not any(can_run(x, facts, stuck or set()) for x in facts.threads)
                            else "none able to run can reach it (stacks and module globals "
                                 "searched)."))
-    if lasted:  # a source that times waits (live) saw them unchanged twice
+    if closed_by is not None:
+        explanation += f" {name_of(facts, closed_by)} closed the cycle by starting to wait."
+    elif lasted:  # a source that times waits (live) saw them unchanged twice
         explanation += (f" The waits have lasted {longest:.1f} s and were seen unchanged twice, "
                         "with nothing released or signalled in between.")
+    details: dict[str, object] = {"rule": "cycle", "waiting_seconds": round(longest, 3)}
+    if closed_by is not None:
+        details["detected_by"] = closed_by
     return Finding(
         kind="deadlock", confidence=confidence, summary=summary,
         explanation=explanation,
         threads=unique([e.thread for e in cycle]),
         resources=unique([e.waits_for for e in cycle]), cycle=cycle,
-        missing_evidence=missing, details={"rule": "cycle", "waiting_seconds": round(longest, 3)})
+        missing_evidence=missing, details=details)
 
 
 def _edge_kind(e: Edge, facts: Facts) -> str:
@@ -150,4 +176,8 @@ def _edge_kind(e: Edge, facts: Facts) -> str:
     w = facts.threads[e.thread].wait
     if kind == "condition" and w is not None and w.op == "wait":
         return "condition-wait"
+    if w is not None and w.op == "join":
+        return "thread"
+    if w is not None and w.op == "result":
+        return "future"  # a wait for several futures at once too: only their runners end it
     return kind

@@ -33,11 +33,12 @@ from stuck.model import (
     ThreadState,
     Wait,
 )
-from stuck.rules.confidence import steps_confidence
-from stuck.rules.wording import cycle_step
+from stuck.rules.cycle import deadlock_finding
+from stuck.rules.facts import WAIT_OPS, Facts, ResourceFacts, ThreadFacts, ThreadWait
+from stuck.rules.wording import name_of
 from stuck.runtime import hooks, registry
 from stuck.runtime.activity import frame_activity
-from stuck.runtime.detect import Cycle, is_stuck, op_key
+from stuck.runtime.detect import Cycle, is_stuck
 from stuck.runtime.naming import lock_label
 from stuck.runtime.registry import WaitRecord
 from stuck.runtime.tracked import as_tracked
@@ -320,49 +321,57 @@ def _res_name(res: Resource | None, fallback: str) -> str:
     return res.label or res.id
 
 
-def _step_words(snap: Snapshot, record: WaitRecord, res: Resource | None, rid: str,
-                nxt: int, self_loop: bool) -> str:
-    return cycle_step(record.op, res.kind if res is not None else "lock", _res_name(res, rid),
-                      _thread_name(snap, nxt), self_loop)
+# What the policy did about a cycle found when a thread blocked, after the rules' words.
+_POLICY_WORDS = {
+    "raise": "stuck raised DeadlockError in {closer} instead, with every lock left as it was.",
+    "abort": "stuck is stopping the program.",
+    "report": "The threads keep waiting; stuck reports it and does not act.",
+    UNPROVEN: "The threads keep waiting while stuck looks for the proof the policy needs "
+              "(below).",
+}
+
+
+def _cycle_facts(cycle: Cycle, snap: Snapshot, rid_of: dict[int, str]
+                 ) -> tuple[Facts, list[Edge]]:
+    """The rules' facts of the cycle's own threads and resources, read from its wait records
+    (the walk's view), and its edges: what ``stuck.rules.cycle`` words a cycle from."""
+    resmap = snap.resource_map()
+    threads: dict[str, ThreadFacts] = {}
+    resources: dict[str, ResourceFacts] = {}
+    edges: list[Edge] = []
+    for step in cycle.steps:
+        record = step.record
+        known = rid_of.get(id(record.resource))
+        res = resmap.get(known) if known is not None else None
+        if res is None:
+            res = describe(record.resource)
+        rid = res.id
+        if rid not in resources:
+            resources[rid] = ResourceFacts(id=rid, kind=res.kind, label=_res_name(res, rid))
+        tid = thread_id(step.thread)
+        op = record.op if record.op in WAIT_OPS else "unknown"
+        threads[tid] = ThreadFacts(
+            id=tid, name=_thread_name(snap, step.thread), ident=step.thread,
+            wait=ThreadWait(resource=rid, op=op,  # type: ignore[arg-type]
+                            durable=record.timeout is None, since=record.since,
+                            timeout=record.timeout))
+        edges.append(Edge(thread=tid, waits_for=rid, held_by=thread_id(step.next_thread)))
+    return Facts(threads=threads, resources=resources), edges
 
 
 def finding_for(cycle: Cycle, snap: Snapshot, rid_of: dict[int, str],
                 table: dict[int, WaitRecord], policy: str) -> Finding:
-    resmap = snap.resource_map()
-    edges: list[Edge] = []
-    parts: list[str] = []
-    res_ids: list[str] = []
-    for step in cycle.steps:
-        rid = rid_of.get(id(step.record.resource)) or describe(step.record.resource).id
-        res_ids.append(rid)
-        edges.append(Edge(thread=thread_id(step.thread), waits_for=rid,
-                          held_by=thread_id(step.next_thread)))
-        self_loop = step.next_thread == step.thread
-        parts.append(f"{_thread_name(snap, step.thread)} "
-                     + _step_words(snap, step.record, resmap.get(rid), rid, step.next_thread,
-                                   self_loop))
+    """The finding of a cycle found when its last thread blocked: the rules' finding of that
+    cycle (``stuck.rules.cycle``), the same words the watchdog gives it, with the threads
+    blocked behind it and what the policy did."""
+    facts, edges = _cycle_facts(cycle, snap, rid_of)
+    closer = edges[0].thread
+    finding = deadlock_finding(edges, facts, time.time(), closed_by=closer)
     in_cycle = set(cycle.threads())
-    victims = [thread_id(t) for t in table if t not in in_cycle and is_stuck(t, table)]
-    n = len(cycle.steps)
-    summary = parts[0] if n == 1 else f"{n} threads wait for each other: " + "; ".join(parts)
-    explanation: list[str] = []
-    confidence: Any
-    confidence, missing = steps_confidence(op_key(s.record) for s in cycle.steps)
-    if cycle.timed:
-        confidence = "probable" if confidence == "certain" else "possible"
-        explanation.append(f"{_thread_name(snap, cycle.steps[0].thread)} waits with a timeout: "
-                           "the cycle ends when it expires, if the program then lets go of "
-                           "what it holds.")
-    explanation.append(
-        f"{_thread_name(snap, cycle.steps[0].thread)} closed the cycle by starting to wait; "
-        + {"raise": "stuck raised DeadlockError in it instead, with every lock left as it was.",
-           "abort": "stuck is stopping the program.",
-           "report": "the threads keep waiting; stuck reports it and does not act.",
-           UNPROVEN: "the threads keep waiting while stuck looks for the proof the policy "
-                     "needs (below)."}.get(policy, ""))
-    return Finding(kind="deadlock", confidence=confidence, summary=summary,
-                   explanation="\n".join(explanation),
-                   threads=[thread_id(t) for t in cycle.threads()], resources=res_ids,
-                   cycle=edges, blocked_behind=victims, missing_evidence=missing,
-                   details={"detected_by": thread_id(cycle.steps[0].thread),
-                            "policy": policy})
+    finding.blocked_behind = [thread_id(t) for t in table
+                              if t not in in_cycle and is_stuck(t, table)]
+    words = _POLICY_WORDS.get(policy)
+    if words is not None:
+        finding.explanation += "\n" + words.format(closer=name_of(facts, closer))
+    finding.details["policy"] = policy
+    return finding

@@ -38,6 +38,7 @@ from typing import IO, Any, Literal, TextIO
 
 from stuck.errors import EXIT_ABORT, DeadlockError, StallError
 from stuck.model import Confidence, Finding, Report
+from stuck.rules.confidence import timed_confidence
 from stuck.runtime import detect, registry
 from stuck.runtime.detect import Cycle
 from stuck.tracebacks import hide_in_pytest
@@ -123,11 +124,10 @@ def acts_on(confidence: Confidence | str) -> bool:
 
 def block_time_confidence(cycle: Cycle) -> Confidence:
     """The confidence of a cycle found when a thread or task blocked, as its report gives it
-    (``livereport.finding_for``): certain when ownership proves every step and the closing
-    wait has no timeout."""
-    if cycle.proven:
-        return "probable" if cycle.timed else "certain"
-    return "possible" if cycle.timed else "probable"
+    (``stuck.rules.confidence``): certain when ownership proves every step, a step less when a
+    wait of it has a timeout."""
+    confidence: Confidence = "certain" if cycle.proven else "probable"
+    return timed_confidence(confidence) if cycle.timed else confidence
 
 
 def on_cycle(me: int, cycle: Cycle, may_raise: bool) -> None:
