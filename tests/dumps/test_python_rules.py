@@ -128,15 +128,35 @@ def test_a_join_under_the_lock_the_joined_thread_needs_is_a_deadlock_with_the_so
         assert any("taken to be" in m for m in f.missing_evidence)
 
 
-@pytest.mark.parametrize("capture", ["pyspy", "pyspy-locals", "faulthandler"])
+@pytest.mark.parametrize("capture", ["pyspy", "faulthandler"])
 def test_without_source_a_call_the_dump_does_not_name_is_said_not_guessed(capture: str) -> None:
     # py-spy and faulthandler show no frame for the lock acquire the refresher is in; a sleep
-    # looks the same (the reporter): nothing is claimed, and the note says how to see it.
+    # looks the same (the reporter), and without --locals which thread main joins is not
+    # shown: nothing is claimed, and the note says how to see it.
     for program in ("lock-across-join", "stop-under-lock"):
         r = report(capture, program)
         assert r.findings == []
         note = next(n for n in r.snapshot.notes if "call the dump does not show" in n)
         assert "py-spy dump --native" in note and "--source" in note
+
+
+@pytest.mark.parametrize("program,joined,sleeper", [
+    ("lock-across-join", "refresh", "reporter"), ("stop-under-lock", "poll", "logger")])
+def test_a_join_on_a_thread_in_a_call_the_dump_does_not_name_is_a_possible_hang_of_both(
+        program: str, joined: str, sleeper: str) -> None:
+    # --locals identify the joined thread (the same Thread address in join and in its run
+    # frame); it stands on its own line in a call py-spy shows no frame for, and the sleeper
+    # stands the same way. Main can go on only when the joined thread ends: a possible hang
+    # naming both, never a deadlock (a sleep or a socket read there prints the same), and
+    # never the sleeper; what would decide it is said with the command.
+    r = report("pyspy-locals", program)
+    assert [(f.kind, f.confidence) for f in r.findings] == [("hang", "possible")]
+    f = r.findings[0]
+    assert named(r, f, joined) and named(r, f, "main") and len(f.threads) == 2
+    assert not involved(r, f, sleeper)
+    assert any("py-spy dump --native --pid" in m and "--source DIR" in m
+               for m in f.missing_evidence)
+    assert any("a deadlock" in m and "sleep or I/O" in m for m in f.missing_evidence)
 
 
 @pytest.mark.parametrize("source", [False, True], ids=["dump", "dump+source"])
@@ -220,3 +240,4 @@ def test_fixtures_exist() -> None:
     for program in ("leaked-permit", "lock-across-join", "stop-under-lock", "sleepy-pipeline"):
         for capture in CAPTURES:
             assert Path(GENERATED / f"{capture}-{program}.txt").is_file()
+

@@ -118,6 +118,17 @@ SHUTDOWN_SETS_LATER = ("main joins the pool's worker in the with block's shutdow
                        "stalled thread (its victim); only the code after main's line says main "
                        "would set it. Without the source, or with py-spy --locals (which names "
                        "the joined thread), main is not a party")
+UNNAMED_JOIN = ("without --locals, which thread close() joins is not shown, and the worker's "
+                "`with self._lock:` is a call the dump does not name: nothing is claimed (the "
+                "note says how to see it; --native, pystack and --source are right)")
+JOIN_ON_UNNAMED = ("--locals identify the joined worker, but its `with self._lock:` is a call "
+                   "py-spy shows no frame for: a possible hang of close() and the worker, not a "
+                   "deadlock, since a join on a thread in a sleep or a socket read prints the "
+                   "same (recv_join_idle, sleep_join_idle); --native and --source are right")
+BUSY_JOIN = ("main joins a thread idle in a call py-spy shows no frame for (a sleep, a socket "
+             "read), and nothing else is seen running: the same text as a join on a lock "
+             "waiter (close_joins_worker), so a possible hang of main and that thread, which "
+             "says a sleep or I/O there means nothing is wrong (--native: no finding)")
 KNOWN_WRONG: dict[str, str] = {
     "go/mutex_sleep_contention/sigquit": GO_CONTENTION,
     "go/mutex_sleep_contention/sigquit-system": GO_CONTENTION,
@@ -176,6 +187,11 @@ KNOWN_WRONG: dict[str, str] = {
     "python/cond_nested_lockout/faulthandler": UNNAMED_RLOCK,
     **{f"python/executor_shutdown_event/{s}": SHUTDOWN_SETS_LATER
        for s in ("pyspy", "pyspy-locals", "pystack", "faulthandler", "pyspy-locals+source")},
+    "python/close_joins_worker/pyspy": UNNAMED_JOIN,
+    "python/close_joins_worker/faulthandler": UNNAMED_JOIN,
+    "python/close_joins_worker/pyspy-locals": JOIN_ON_UNNAMED,
+    "python/recv_join_idle/pyspy-locals": BUSY_JOIN,
+    "python/sleep_join_idle/pyspy-locals": BUSY_JOIN,
 }
 
 
@@ -184,7 +200,8 @@ KNOWN_WRONG: dict[str, str] = {
 SNAPSHOT_BYSTANDERS = frozenset({
     "c/prodcons_fast/btfull", "go/mutex_sleep_contention/sigquit",
     "go/mutex_sleep_contention/sigquit-system", "python/pause_idle_workers/pyspy",
-    "python/pause_idle_workers/faulthandler"})
+    "python/pause_idle_workers/faulthandler", "python/recv_join_idle/pyspy-locals",
+    "python/sleep_join_idle/pyspy-locals"})
 
 
 def _param(case: dict[str, Any]) -> Any:
@@ -429,3 +446,34 @@ def test_a_lock_acquire_with_a_literal_timeout_is_no_durable_wait(case_id: str) 
     assert len(polls) == 2
     assert all(not w["durable"] and w["timeout"] in (0.05, 0.1) for w in polls), polls
     assert doc["findings"] == []
+@pytest.mark.parametrize("program,joined,other", [
+    ("close_joins_worker", "pool-worker", "metrics"),  # stuck: the worker waits for the lock
+    ("recv_join_idle", "reader", "ticker"),  # fine: the reader waits in sock.recv()
+    ("sleep_join_idle", "poller", "watcher"),  # fine: the poller sleeps
+])
+def test_a_join_on_a_thread_in_an_unnamed_call_is_the_same_possible_hang_stuck_or_fine(
+        program: str, joined: str, other: str) -> None:
+    # py-spy --locals: main joins an identified thread that stands on its own line in a call
+    # py-spy prints no frame for. A lock waiter and a sleeper or reader print alike, so the
+    # stuck program and its busy twins get the same words: a possible hang of the two, never
+    # a deadlock, never the third thread, saying what would decide it.
+    doc = _report(f"python/{program}/pyspy-locals")
+    assert [(f["kind"], f["confidence"]) for f in doc["findings"]] == [("hang", "possible")]
+    f = doc["findings"][0]
+    assert _names(doc, f["threads"]) == {"MainThread", joined}
+    assert other not in _names(doc, f["blocked_behind"])
+    assert "sleep or I/O" in " ".join(f["missing_evidence"])
+    assert "py-spy dump --native" in " ".join(f["missing_evidence"])
+
+
+@pytest.mark.parametrize("program,kinds", [
+    ("close_joins_worker", [("deadlock", "possible")]),  # lock_PyThread_acquire_lock
+    ("recv_join_idle", []),  # sock_recv: I/O, which the peer may end
+    ("sleep_join_idle", []),  # clock_nanosleep, select: the poller wakes by itself
+])
+def test_native_frames_decide_what_a_join_on_an_unnamed_call_could_not(
+        program: str, kinds: list[tuple[str, str]]) -> None:
+    doc = _report(f"python/{program}/pyspy-native")
+    assert [(f["kind"], f["confidence"]) for f in doc["findings"]] == kinds
+    if kinds:
+        assert _names(doc, doc["findings"][0]["threads"]) == {"MainThread", "pool-worker"}

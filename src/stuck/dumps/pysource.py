@@ -228,8 +228,8 @@ def read_python_sources(snapshot: Snapshot, inferred: dict[str, str],
             f" and {len(unseen) - 4} more" if len(unseen) > 4 else "")
         snapshot.notes.append(
             f"{len(unseen)} thread(s) stopped inside a call the dump does not show ({where}): "
-            "a lock acquire, a sleep and I/O look alike there, so nothing is claimed about "
-            "them; `py-spy dump --native --pid PID` or `pystack remote PID` shows the call, "
+            "a lock acquire, a sleep and I/O look alike there, so what they wait for is not "
+            "claimed; `py-spy dump --native --pid PID` or `pystack remote PID` shows the call, "
             "and with the program's source (`stuck analyze --source DIR`) the line says it")
 
 

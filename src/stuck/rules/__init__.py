@@ -27,6 +27,8 @@ read from it rests on which threads its stacks show able to run, and names what 
 - ``stall``: a recorded wait nothing can end without a cycle, and why;
 - ``unwoken``: a wait read from stacks that nothing able to run will end;
 - ``evidence``: a stall only a library's own words (log lines, printed fields) reveal;
+- ``unnamed``: a join on a thread stopped in a call a Python dump does not name (a lock, a
+  sleep and I/O look alike), nothing seen running: a possible hang, and what would decide it;
 - ``hang``: a thread without progress past the watchdog's limit, or a long wait read from
   stacks, that no other rule explains;
 - ``behind``: the threads blocked behind a finding;

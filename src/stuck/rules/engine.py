@@ -3,8 +3,8 @@
 Recorded facts (a live process, a saved ``stuck run`` report, explore's final state): deadlocks,
 then stalls at their roots (``judge``). Facts read from stacks (a dump, a capture): the
 wait-for graph's deadlocks, the runtime's stated ones, Go's quiescence, whole-process stalls,
-single unwoken waits, stalls only a library's words reveal, stated lock orders, then hangs
-(``judge_read``); each rule leaves alone the threads an earlier one covered. A snapshot with
+single unwoken waits, stalls only a library's words reveal, stated lock orders, a join on a
+thread stopped in a call the dump does not name, then hangs (``judge_read``); each rule leaves alone the threads an earlier one covered. A snapshot with
 both (a saved live report given to ``stuck analyze``) gets the recorded rules' verdict for the
 processes that carry recorded facts (``judge_both``).
 """
@@ -81,6 +81,7 @@ def judge_read(snapshot: Snapshot, read: ReadFacts) -> list[Finding]:
     from stuck.rules.reading import Reading
     from stuck.rules.standstill import standstills
     from stuck.rules.stated import lock_orders, stated_deadlocks
+    from stuck.rules.unnamed import unnamed_joins
     from stuck.rules.unwoken import unwoken_waits
 
     dump = Reading(snapshot, read)
@@ -91,6 +92,7 @@ def judge_read(snapshot: Snapshot, read: ReadFacts) -> list[Finding]:
     unwoken_waits(dump)
     evidence_stalls(dump)
     lock_orders(dump)
+    unnamed_joins(dump)
     hangs(dump)
     return dump.findings
 
