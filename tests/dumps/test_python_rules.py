@@ -241,3 +241,12 @@ def test_fixtures_exist() -> None:
         for capture in CAPTURES:
             assert Path(GENERATED / f"{capture}-{program}.txt").is_file()
 
+
+def test_the_holder_of_a_plain_lock_is_asked_of_the_source_not_of_py_spy_locals() -> None:
+    # A threading.Lock records no owner, so no Python dump prints one: the advice is the
+    # source beside the dump (or stuck run), not --locals (which prints an RLock's owner=).
+    r = report("pyspy-native", "lock-across-join")
+    hints = [m for f in r.findings for m in f.missing_evidence if "which thread holds" in m]
+    assert len(hints) == 1
+    assert "records no owner" in hints[0] and "--source DIR" in hints[0]
+    assert "--locals" not in hints[0]

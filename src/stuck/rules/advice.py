@@ -67,6 +67,13 @@ def owner_hint(snap: Snapshot, res: Resource) -> str:
                     "no thread dump shows read-lock holders (a heap dump does: "
                     "`jcmd PID GC.heap_dump FILE`)")
         return f"which thread holds {name} is not in the dump: `jstack -l PID` prints it"
-    return (f"which thread holds {name} is not in the dump; take the dump with `py-spy dump "
-            "--locals` (an RLock prints `owner=`) or run the program under `stuck run`, "
+    if res.kind == "rlock":
+        return (f"which thread holds {name} is not in the dump; take the dump with `py-spy "
+                "dump --locals` (an RLock prints `owner=`) or run the program under `stuck "
+                "run`, which tracks owners")
+    # A threading.Lock records no owner: no Python dump can print one.
+    return (f"which thread holds {name} is not in the dump (a threading.Lock records no "
+            "owner, so no Python dump prints one): with the program's source beside the dump "
+            "(`stuck analyze --source DIR`), the `with` and `acquire()` lines around each "
+            "thread's frames say which locks it holds; or run the program under `stuck run`, "
             "which tracks owners")

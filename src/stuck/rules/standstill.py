@@ -350,7 +350,7 @@ def standstill_finding(dump: Reading, waiters: list[Thread], unnamed: list[Threa
     dump.findings.append(Finding(
         kind="deadlock" if lock_cycle else "stall", confidence=confidence, summary=summary,
         explanation=" ".join(words), threads=tids, resources=rids, blocked_behind=behind,
-        missing_evidence=missing,
+        missing_evidence=list(dict.fromkeys(missing)),  # two locks of one label: said once
         details={"whole_process": True,
                  "evidence": "every thread of the process is shown and none can run"}))
     dump.covered.update(tids)
