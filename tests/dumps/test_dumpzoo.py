@@ -163,7 +163,7 @@ BAR_MET: set[tuple[str, str]] = {
         "paste-crlf", "paste-email", "paste-html", "paste-journald", "paste-markdown")),
     *(("python", style) for style in (
         "excerpt-cutoff+source", "excerpt-ellipsis+source", "excerpt-one-thread+source",
-        "faulthandler+source", "pyspy+source", "pyspy-locals+source", "pyspy-native",
+        "faulthandler+source", "pyspy+source", "pyspy-locals", "pyspy-locals+source", "pyspy-native",
         "pyspy-native+source", "pystack",
         "pystack+source", "pystack-locals", "pystack-locals+source")),
 }
