@@ -20,9 +20,10 @@ goroutines through a cache (100,000 goroutines usually have a few hundred distin
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import MISSING, dataclass, field, fields
 from itertools import chain
+from operator import itemgetter
 
 from stuck.dumps import ParseResult
 from stuck.model import (
@@ -45,6 +46,8 @@ BLOCK_START = "goroutine "
 _HEADER = re.compile(r"^goroutine (\d+)(?: gp=\S+)?(?: m=\S+)?(?: mp=\S+)? \[([^\]]{0,200})\]:\s*$")
 _MINUTES = re.compile(r"^(\d+) minutes?$")
 _ADDR = re.compile(r"^\{?(0x[0-9a-fA-F]+)")
+# An argument that ``_address`` returns unchanged or as None (zero): lowercase hex.
+_PLAIN_ADDR = re.compile(r"0x[0-9a-f]+")
 
 # wait reason -> (state, resource kind, durable)
 REASONS: dict[str, tuple[ThreadState, ResourceKind | None, bool]] = {
@@ -124,10 +127,11 @@ def detect(text: str) -> bool:
 
 # Goroutine headers. The leading "\n" lets the regex engine jump between candidates with a
 # literal search (an anchored "^goroutine" under MULTILINE is tried at every line start).
-# The body group holds the lines up to the next blank line without the last line's newline
-# (None when there are none), so it splits into exactly its lines with no copy to trim it.
+# The first group is the thread id as it stands ("goroutine 7"); the body group holds the
+# lines up to the next blank line without the last line's newline (None when there are none),
+# so it splits into exactly its lines with no copy to trim it.
 _HEADERS = re.compile(
-    r"\ngoroutine (\d+)(?: gp=\S+)?(?: m=\S+)?(?: mp=\S+)? \[([^\]\n]{0,200})\]:[ \t]*"
+    r"\n(goroutine \d+)(?: gp=\S+)?(?: m=\S+)?(?: mp=\S+)? \[([^\]\n]{0,200})\]:[ \t]*"
     r"(?:\n([^\n]+(?:\n[^\n]+)*)?|\Z)")
 # The same at the very start of the text, where no newline comes before the first header.
 _FIRST_HEADER = re.compile(_HEADERS.pattern[2:])
@@ -146,6 +150,8 @@ class _Stack:
     sema_kind: ResourceKind | None  # what a "semacquire" wait is, read from the frames
     primitive: int | None  # index of the frame whose first argument is the waited object
     methods: tuple[int, ...]  # indices of pointer-receiver methods outside the runtime
+    # function lines -> those of ``methods`` (one line, or a tuple of them when several)
+    method_lines: Callable[[list[str]], str | tuple[str, ...]] | None
     signal_wait: bool  # os/signal's goroutine, waiting for a signal from outside
     child: int  # 1: waits for a child process to exit; 2: copies a child's output (os/exec)
     # header bracket -> what it means for this stack
@@ -161,15 +167,15 @@ def _new_stack(frames: list[Frame], prefixes: tuple[str, ...]) -> _Stack:
             break
     primitive = next((i for i, f in enumerate(frames[:8]) if f.function in _PRIMITIVE_FRAMES),
                      None)
+    methods = tuple(i for i, (f, rt) in enumerate(zip(frames, runtime, strict=True))
+                    if not rt and ".(*" in f.function and not f.function.startswith("created by "))
     return _Stack(
         frames=frames, prefixes=prefixes, runtime_only=bool(frames) and all(runtime),
         pool_worker=any(POOL_LOOP.search(f.function) for f, rt in zip(frames[:8], runtime[:8],
                                                                       strict=True) if not rt),
         at=next((f for f, rt in zip(frames, runtime, strict=True) if not rt), None),
         sema_kind=sema_kind, primitive=primitive,
-        methods=tuple(i for i, (f, rt) in enumerate(zip(frames, runtime, strict=True))
-                      if not rt and ".(*" in f.function
-                      and not f.function.startswith("created by ")),
+        methods=methods, method_lines=itemgetter(*methods) if methods else None,
         signal_wait=any(f.function in _SIGNAL_WAITS for f in frames[:4]),
         child=(1 if any(f.function in _CHILD_WAITS for f in frames[:8])
                else 2 if frames and frames[-1].function in _CHILD_COPIERS else 0))
@@ -244,8 +250,8 @@ def parse(text: str) -> ParseResult:
     Goroutines with the same stack (the same location lines) share one frame list and one set
     of derived facts, including what each header means for that stack; nothing else is kept
     per goroutine but its Thread. Arguments are read only where a wait needs an address, and
-    for the few goroutines that may own a waited mutex only the body's place in the text is
-    kept, so the lines are read again only if some mutex is waited for.
+    of the goroutines that may own a waited mutex only the function lines of their methods
+    are kept, read only if some mutex is waited for.
     """
     if "\r" in text:
         text = text.replace("\r\n", "\n")
@@ -275,17 +281,15 @@ def parse(text: str) -> ParseResult:
     if fatal_at < 0:
         fatal_at = sentinel
     matches: Iterator[re.Match[str]] = _HEADERS.finditer(text)
-    if text.startswith("goroutine "):  # the one header with no newline before it
-        first = _FIRST_HEADER.match(text)
-        if first is not None:
-            matches = chain((first,), _HEADERS.finditer(text, first.end()))
+    if first is not None:  # the one header with no newline before it
+        matches = chain((first,), _HEADERS.finditer(text, first.end()))
     used, threads_append, owners_append = dump.used, dump.threads.append, dump.owners_maybe.append
     positional = _POSITIONAL_THREAD
-    last: re.Match[str] | None = None
+    m: re.Match[str] | None = None
     for m in matches:
-        last = m
-        gid, bracket, body = m.groups()
-        if fatal_at < m.end():  # never true while no fatal line is left (fatal_at == sentinel)
+        tid, bracket, body = m.groups()
+        # fatal_at is the sentinel (past every match) while no fatal line is left
+        if fatal_at != sentinel and fatal_at < m.end():
             fatal: str | None = None
             while fatal_at < m.start():  # a fatal error line before this header
                 line_end = text.find("\n", fatal_at)
@@ -304,27 +308,23 @@ def parse(text: str) -> ParseResult:
                     ids, used = dump.ids, dump.used
                     threads_append, owners_append = dump.threads.append, dump.owners_maybe.append
                 dump.all_asleep = fatal
-        if gid in ids:  # a goroutine seen before: the next dump of the same program begins
+        if tid in ids:  # a goroutine seen before: the next dump of the same program begins
             dump.finish(text, result, whole)
             dump = _DumpBuilder(dump.index + 1, dump.used_ids())
             ids, used = dump.ids, dump.used
             threads_append, owners_append = dump.threads.append, dump.owners_maybe.append
-        ids.add(gid)
+        ids.add(tid)
         funcs: list[str]
-        layout: list[str] | int = 0  # where the function lines can be read again
         if body:
             lines = body.split("\n")
             funcs = lines[0::2]
-            key = tuple(lines[1::2])
-            stack = stacks_get(key)
+            stack = stacks_get(tuple(lines[1::2]))
             if (stack is None or len(lines) & 1
                     or not all(map(startswith, funcs, stack.prefixes))):
                 frames, funcs, clean = _read_frames(lines, frame_cache)
                 stack = _new_stack(frames, tuple(map(_prefix, funcs)))
                 if clean and len(stacks) < 100_000:
-                    stacks[key] = stack
-                else:
-                    layout = funcs
+                    stacks[tuple(lines[1::2])] = stack
         else:
             stack, funcs = empty, []
         decision = stack.decisions.get(bracket)
@@ -334,23 +334,20 @@ def parse(text: str) -> ParseResult:
                 head = heads[bracket] = _header(bracket)
             decision = stack.decisions[bracket] = _decide(head, stack)
         # The common case inline: a Thread and nothing else.
-        tid = "goroutine " + gid
         if used is not None:
-            tid = dump.unique(tid, gid)
+            tid = dump.unique(tid)
         if positional:
             t = Thread(tid, None, None, decision.state, stack.frames, [], None, None, None,
                        decision.detail)
         else:
             t = Thread(id=tid, state=decision.state, frames=stack.frames, detail=decision.detail)
         threads_append(t)
-        if stack.methods:
-            if not layout:
-                layout = m.start(3)
-            owners_append((t, stack, layout, len(body)))
+        if stack.method_lines is not None:
+            owners_append((t, stack, stack.method_lines(funcs)))
         if decision.waits:
             dump.wait(t, decision, stack, funcs)
     if dump.threads:
-        dump.finish(text, result, False if _cut_off(text, last) else whole)
+        dump.finish(text, result, False if _cut_off(text, m) else whole)
     return result
 
 
@@ -508,16 +505,15 @@ class _DumpBuilder:
         self.index = index
         self.prefix = f"go{index}:"
         self.used = used
-        self.ids: set[str] = set()  # goroutine ids as printed
+        self.ids: set[str] = set()  # thread ids as printed ("goroutine 7")
         self.threads: list[Thread] = []
         self.resources: dict[str, Resource] = {}
         self.waiting_addr: dict[str, str] = {}  # thread id -> address of the mutex it waits for
         # (kind, function line naming a waited object's address) -> (resource id, address)
         self.shared: dict[tuple[str, str], tuple[str, str]] = {}
         # Goroutines running pointer-receiver methods, for owner inference: (thread, stack,
-        # function lines) or, for the usual stack of plain frame pairs, (thread, stack, the
-        # body's offset and length in the text): read again only if a mutex is waited for.
-        self.owners_maybe: list[tuple[Thread, _Stack, list[str] | int, int]] = []
+        # the function lines of the stack's ``methods``), read only if a mutex is waited for.
+        self.owners_maybe: list[tuple[Thread, _Stack, str | tuple[str, ...]]] = []
         self.all_asleep: str | None = None
 
     def used_ids(self) -> set[str]:
@@ -526,11 +522,11 @@ class _DumpBuilder:
             return {t.id for t in self.threads}
         return self.used
 
-    def unique(self, tid: str, gid: str) -> str:
+    def unique(self, tid: str) -> str:
         """``tid``, or ``goroutine N #index`` when an earlier dump of the text took it."""
         assert self.used is not None
         if tid in self.used:
-            tid = f"goroutine {gid} #{self.index}"
+            tid = f"{tid} #{self.index}"
         self.used.add(tid)
         return tid
 
@@ -585,7 +581,7 @@ class _DumpBuilder:
         it visibly left some out ("..." between goroutines), None when it cannot tell."""
         threads = self.threads
         complete = whole if whole is not True or len(threads) > 1 else None
-        if "1" not in self.ids:
+        if "goroutine 1" not in self.ids:
             complete = False  # goroutine 1 (main) is in every dump of a live program
         # Nothing shown runs now (sleepers will later): the state Go's own deadlock check
         # looks at, when every goroutine is shown.
@@ -655,29 +651,32 @@ def _infer_mutex_owners(dump: _DumpBuilder, text: str, result: ParseResult,
     candidates: dict[str, list[tuple[str, str]]] = {}
     seen: set[tuple[str, str]] = set()
     addresses: dict[str, str | None] = {}  # first argument -> the address it holds
-    for t, stack, body, body_len in dump.owners_maybe:
-        funcs = (body if isinstance(body, list)
-                 else text[body:body + body_len].split("\n")[0::2])
-        own_wait = waiting_addr.get(t.id)
-        for i in stack.methods:
-            if i >= len(funcs):
-                break
-            line = funcs[i]
-            if not line.endswith(")"):
+    plain = _PLAIN_ADDR.fullmatch
+    for t, stack, method_lines in dump.owners_maybe:
+        if type(method_lines) is str:
+            method_lines = (method_lines,)
+        for i, line in zip(stack.methods, method_lines, strict=True):
+            end = len(line) - 1
+            if end < 0 or line[end] != ")":
                 continue
-            args = line[line.rfind("(") + 1:-1]
-            comma = args.find(",")
-            arg = args if comma < 0 else args[:comma]
-            # Receivers repeat (one object, many goroutines): read each argument once.
-            addr = addresses.get(arg, "")
-            if addr == "":
-                addr = _address(arg)
-                if len(addresses) < 100_000:
-                    addresses[arg] = addr
+            start = line.rfind("(", 0, end) + 1
+            comma = line.find(",", start, end)
+            arg = line[start:comma if comma >= 0 else end]
+            if arg in wanted:  # as Go prints an address: its own normal form
+                addr: str | None = arg
+            elif plain(arg):
+                continue  # an address in normal form that no goroutine waits for
+            else:
+                # Receivers repeat (one object, many goroutines): read each argument once.
+                addr = addresses.get(arg, "")
+                if addr == "":
+                    addr = _address(arg)
+                    if len(addresses) < 100_000:
+                        addresses[arg] = addr
             if addr in wanted and (addr, t.id) not in seen:
                 assert addr is not None
-                if addr == own_wait and (not quiet or stack.at is None
-                                         or i <= stack.frames.index(stack.at)):
+                if addr == waiting_addr.get(t.id) and (not quiet or stack.at is None
+                                                       or i <= stack.frames.index(stack.at)):
                     continue  # the frame that locks, or a busy program: not evidence
                 seen.add((addr, t.id))
                 candidates.setdefault(addr, []).append((t.id, stack.frames[i].function))
