@@ -130,7 +130,8 @@ class Wait:
     durable: bool = True  # only in-process code can end it (not I/O, not a timer)
     at: Frame | None = None  # the frame (in the program's own code) where the wait happens
     # For a wait on a pipe or socket: "read" or "write" (or "wait-child" for a process waiting
-    # for its child to exit), the way the thread is blocked. None for every other wait.
+    # for its child to exit, "lock" for a file lock: flock, fcntl F_SETLKW, lockf), the way the
+    # thread is blocked. None for every other wait.
     direction: str | None = None
     # What the waiter does, where the source knows: acquire, wait, get, put, join, result.
     op: str | None = None

@@ -105,10 +105,11 @@ UNNAMED_PAUSE = ("without the source, the main thread in signal.pause() (a C cal
 UNNAMED_HANDLER = ("without the source, the signal handler blocked in `with stats_lock:` on "
                    "the thread that holds it is a call the dump does not name (with --source, "
                    "or pystack's line, it is the self-deadlock: right)")
-FILE_LOCK = ("a thread in flock() waits for a file lock, which gdb does not say who holds: "
-             "flock locks belong to an open file description, which another process may share; "
-             "the thread that holds it here shows only a pthread_join of the waiter "
-             "(`stuck capture PID` reads /proc/locks)")
+FILE_LOCK = ("the compactor waits in flock() for a file lock, whose holder a gdb dump does not "
+             "show (a flock lock belongs to an open file description, which another process "
+             "may share): a possible hang at that wait, with the saver, which holds it and "
+             "joins the compactor, behind it; the finding says `cat /proc/locks` or `stuck "
+             "capture PID` shows the holder")
 GO_READ_HOLDER = ("the reader holds the read lock while it receives from the writer: Go records "
                   "no read-lock holder and prints `0x0?` for the RWMutex and channel words, so "
                   "only the writer's Lock is a possible stall; the receive reads as one a timer "
@@ -446,6 +447,8 @@ def test_a_lock_acquire_with_a_literal_timeout_is_no_durable_wait(case_id: str) 
     assert len(polls) == 2
     assert all(not w["durable"] and w["timeout"] in (0.05, 0.1) for w in polls), polls
     assert doc["findings"] == []
+
+
 @pytest.mark.parametrize("program,joined,other", [
     ("close_joins_worker", "pool-worker", "metrics"),  # stuck: the worker waits for the lock
     ("recv_join_idle", "reader", "ticker"),  # fine: the reader waits in sock.recv()
@@ -477,3 +480,35 @@ def test_native_frames_decide_what_a_join_on_an_unnamed_call_could_not(
     assert [(f["kind"], f["confidence"]) for f in doc["findings"]] == kinds
     if kinds:
         assert _names(doc, doc["findings"][0]["threads"]) == {"MainThread", "pool-worker"}
+
+
+@pytest.mark.parametrize("case_id,waiter,call", [("c/flock_join/bt", "compactor", "flock"),
+                                                 ("c/fcntl_child_holds/btfull", "importer",
+                                                  "fcntl F_SETLKW")])
+def test_a_thread_in_flock_or_fcntl_waits_for_a_file_lock_it_cannot_see_the_holder_of(
+        case_id: str, waiter: str, call: str) -> None:
+    # flock / fcntl(F_SETLKW) is a wait for a file lock (it was read as a thread running):
+    # the holder may be another process, which a thread dump never shows, so the wait is
+    # named as a possible hang at the root of the joins behind it, with how to find the
+    # holder, and no more.
+    doc = _report(case_id)
+    [t] = [t for p in doc["processes"] for t in p["threads"] if t.get("name") == waiter]
+    assert t["state"] == "blocked" and t["waits"]["durable"] is False
+    assert call in t["detail"]
+    [hang] = doc["findings"]
+    assert hang["kind"] == "hang" and hang["confidence"] == "possible"
+    assert _names(doc, hang["threads"]) == {waiter}
+    assert "main" in _names(doc, hang["blocked_behind"])
+    assert any("/proc/locks" in m and "stuck capture PID" in m
+               for m in hang["missing_evidence"])
+
+
+def test_an_fcntl_that_does_not_wait_for_a_lock_is_no_file_lock_wait() -> None:
+    # The same capture with the command an fcntl(F_GETFL) passes: fcntl returns at once.
+    from stuck.dumps import gdb as gdb_dump
+
+    case = next(c for c in CASES if c["id"] == "c/fcntl_child_holds/btfull")
+    text = (UNSEEN / case["files"][0]).read_text().replace("cmd=7)", "cmd=3)")
+    [importer] = [t for p in gdb_dump.parse(text).processes for t in p.threads
+                  if t.name == "importer"]
+    assert importer.state == "running" and importer.waits is None

@@ -639,6 +639,22 @@ def _build(session: _Session, index: int, used: set[str], result: ParseResult) -
             continue
         c = classify(raw.frames)
         t.state = c.state
+        if c.category == "file-lock" and c.primitive is not None:
+            if _fcntl_does_not_wait(raw, c.primitive):
+                t.state = "running"  # fcntl(F_GETFL, ...) and the like return at once
+                continue
+            # A lock whose holder may be another process: like a wait for a child, it ends
+            # from outside the threads shown (not durable), and is named with what tells more.
+            fd = _fd_of(raw, c.primitive)
+            call = _LOCK_CALL.sub("", base_name(raw.frames[c.primitive].function))
+            call = {"fcntl": "fcntl F_SETLKW"}.get(call, call)
+            label = (f"the file lock on fd {fd} ({call})" if fd is not None
+                     else f"a file lock ({call})")
+            res = resource(f"filelock:{fd if fd is not None else tid}", "mutex", label, None)
+            t.state = "blocked"
+            t.detail = f"waits for {label}"
+            t.waits = Wait(resource=res.id, durable=False, at=c.at, direction="lock")
+            continue
         if c.state == "io" and c.primitive is not None:
             fd = _write_fd(raw, c.primitive)
             if fd is not None:  # a blocking write: the data waits for a reader of that fd
@@ -858,6 +874,31 @@ _WRITES = frozenset({"write", "__write", "__libc_write", "__GI___libc_write", "w
                      "__writev", "__GI___writev", "send", "__libc_send", "__send", "sendmsg",
                      "__libc_sendmsg"})
 _FD_ARG = re.compile(r"\bfd=(?:fd@entry=)?(\d+)")
+
+
+_CMD_ARG = re.compile(r"\bcmd=(?:cmd@entry=)?(\d{1,4})\b")
+_FCNTL_WAITS = frozenset({7, 38})  # F_SETLKW, F_OFD_SETLKW: the commands that wait
+
+
+def _fcntl_does_not_wait(raw: _Thread, start: int) -> bool:
+    """An fcntl frame whose printed command is not one that waits for a lock."""
+    if "fcntl" not in raw.frames[start].function:
+        return False
+    m = _CMD_ARG.search(raw.args[start] or "") if start < len(raw.args) else None
+    return m is not None and int(m.group(1)) not in _FCNTL_WAITS
+
+
+# glibc's names for the lock calls -> the call: __GI___libc_fcntl64 -> fcntl, __GI_flock -> flock
+_LOCK_CALL = re.compile(r"^(?:__GI_|_)*(?:libc_)?|64$")
+
+
+def _fd_of(raw: _Thread, start: int) -> int | None:
+    """The fd a call's frames pass (``fd=5``), if printed."""
+    for args in raw.args[start:start + 2]:
+        m = _FD_ARG.search(args or "")
+        if m:
+            return int(m.group(1))
+    return None
 
 
 def _write_fd(raw: _Thread, start: int) -> int | None:

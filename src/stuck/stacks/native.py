@@ -34,6 +34,9 @@ CATEGORIES: dict[str, tuple[ThreadState, ResourceKind | None, bool]] = {
     "signal": ("blocked", "event", False),
     "sleep": ("sleeping", None, False),
     "io": ("io", None, False),
+    # flock / fcntl(F_SETLKW) / lockf: the holder may be another process (a flock lock belongs
+    # to an open file description, which a fork shares), and a thread dump does not say who
+    "file-lock": ("io", None, False),
     "idle": ("idle", None, False),
     # another process must exit: ended from outside this process, so not durable
     "child": ("blocked", "process", False),
@@ -96,6 +99,11 @@ PRIMITIVES: dict[str, str] = {
     "__writev": "io", "__GI___writev": "io", "send": "io", "__send": "io", "__libc_send": "io",
     "sendmsg": "io", "__libc_sendmsg": "io", "waitpid": "child", "__waitpid": "child", "wait4": "child", "__wait4": "child",
     "__GI___wait4": "child", "__GI___waitpid": "child", "waitid": "child", "__waitid": "child",
+    "flock": "file-lock", "__flock": "file-lock", "__GI_flock": "file-lock",
+    "__GI___flock": "file-lock", "lockf": "file-lock", "lockf64": "file-lock",
+    "__lockf64": "file-lock", "__GI_lockf64": "file-lock", "fcntl": "file-lock",
+    "fcntl64": "file-lock", "__libc_fcntl64": "file-lock", "__GI___libc_fcntl64": "file-lock",
+    "__fcntl64_nocancel_adjusted": "file-lock",
     "sigsuspend": "signal", "__sigsuspend": "signal", "pause": "signal", "__libc_pause": "signal",
     "sigwait": "signal", "sigtimedwait": "signal", "sigwaitinfo": "signal",
     # Go runtime threads as gdb sees them: parked M's, the netpoller, sysmon, timers
