@@ -643,17 +643,24 @@ def _build(session: _Session, index: int, used: set[str], result: ParseResult) -
             if _fcntl_does_not_wait(raw, c.primitive):
                 t.state = "running"  # fcntl(F_GETFL, ...) and the like return at once
                 continue
-            # A lock whose holder may be another process: like a wait for a child, it ends
-            # from outside the threads shown (not durable), and is named with what tells more.
+            # A lock whose holder may be another process, which no thread dump shows: a wait
+            # that ends from outside the threads shown, like I/O. One dump cannot tell a lock
+            # held for good from one a process holds for a moment (flock contention between
+            # processes), so it is described, with what shows the holder, and not judged.
             fd = _fd_of(raw, c.primitive)
             call = _LOCK_CALL.sub("", base_name(raw.frames[c.primitive].function))
             call = {"fcntl": "fcntl F_SETLKW"}.get(call, call)
             label = (f"the file lock on fd {fd} ({call})" if fd is not None
                      else f"a file lock ({call})")
             res = resource(f"filelock:{fd if fd is not None else tid}", "mutex", label, None)
-            t.state = "blocked"
+            t.state = "io"
             t.detail = f"waits for {label}"
             t.waits = Wait(resource=res.id, durable=False, at=c.at, direction="lock")
+            result.notes.append(
+                f"{t.label()} waits for {label}, whose holder a thread dump does not show (a "
+                "thread of this process or another process); one dump cannot tell a lock "
+                "held for good from a moment's contention: `cat /proc/locks` lists the "
+                "holders' pids, `stuck capture PID` names them and what they wait for")
             continue
         if c.state == "io" and c.primitive is not None:
             fd = _write_fd(raw, c.primitive)

@@ -43,11 +43,6 @@ def lacks_threads(fmt: str) -> str:
 def owner_hint(snap: Snapshot, res: Resource) -> str:
     """What to capture to learn who holds ``res``: the exact command for its source."""
     name = res_name(res, res.id)
-    if ":filelock:" in res.id and not res.owners:
-        return (f"who holds {name} is not in a thread dump: a thread of this process or "
-                "another process (a flock lock belongs to an open file description, which a "
-                "fork shares); `cat /proc/locks` lists the holders' pids, and "
-                "`stuck capture PID` names the holding process and what it waits for")
     if res.id.startswith("gdb") and res.kind in ("mutex", "rwlock"):
         if res.label.isidentifier():
             how = f"`print {res.label}`"

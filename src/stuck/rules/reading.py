@@ -123,9 +123,7 @@ class Reading:
         process depends on that one alone, worth naming (as a possible hang) with its pid."""
         assert t.waits is not None
         res = self.resources.get(t.waits.resource)
-        if res is not None and (res.kind == "process" or (
-                t.waits.direction == "lock" and not res.owners)):
-            # (a file lock whose holder the dump does not show may be held by another process)
+        if res is not None and res.kind == "process":
             return not any(o.state in ("running", "io") for o in proc.threads)
         # A write blocked on a full pipe or socket waits for a reader. In a complete dump
         # where no thread of the process runs, reads or polls (the others only write too, or
