@@ -112,6 +112,7 @@ def deadlock_finding(cycle: list[Edge], facts: Facts, now: float,
     seen twice. None: the cycle was found by a later look (the watchdog, a saved report),
     which saw its waits unchanged twice. A cycle one wait of which has a timeout ends when it
     expires, if the program then lets go of what it holds: a step less sure."""
+    cycle = as_it_closed(cycle, facts, closed_by)
     parts: list[str] = []
     for e in cycle:
         t = facts.threads[e.thread]
@@ -167,6 +168,22 @@ def deadlock_finding(cycle: list[Edge], facts: Facts, now: float,
         threads=unique([e.thread for e in cycle]),
         resources=unique([e.waits_for for e in cycle]), cycle=cycle,
         missing_evidence=missing, details=details)
+
+
+def as_it_closed(cycle: list[Edge], facts: Facts, closed_by: str | None = None) -> list[Edge]:
+    """``cycle`` told from the thread that closed it: ``closed_by``, or else the thread whose
+    wait began last, when the source timed every wait of it (a live run's watchdog, a saved
+    report). So the watchdog tells a cycle in the order the report made when its last thread
+    blocked did; a source that does not time waits keeps the order it was found in."""
+    if closed_by is None:
+        began = [t.wait.since if (t := facts.threads[e.thread]).wait is not None else None
+                 for e in cycle]
+        if any(b is None for b in began):
+            return cycle
+        start = max(range(len(cycle)), key=lambda i: began[i] or 0.0)
+    else:
+        start = next((i for i, e in enumerate(cycle) if e.thread == closed_by), 0)
+    return cycle[start:] + cycle[:start]
 
 
 def _edge_kind(e: Edge, facts: Facts) -> str:
