@@ -206,9 +206,8 @@ def _blocked(sched: Scheduler) -> Verdict:
     v.findings = findings
     if sched.record:
         elsewhere = _learnt_elsewhere(sched, snap)
+        _under_control(findings, sched, _CONTROLLED)
         for f in findings:
-            f.details.update(controlled_steps=sched.step, virtual_time=sched.now)
-            f.explanation = (_CONTROLLED + f.explanation).strip()
             notes = [text for r, text in elsewhere.items() if r in f.resources or any(
                 t.waits is not None and t.waits.resource == r and t.id in f.threads
                 for t in snap.threads())]
@@ -218,6 +217,14 @@ def _blocked(sched: Scheduler) -> Verdict:
         snap.notes.extend(sched.uncontrolled)
         v.report = Report(snapshot=snap, findings=findings)
     return v
+
+
+def _under_control(findings: list[Finding], sched: Scheduler, preface: str) -> None:
+    """What explore adds to the rules' findings on an execution it recorded: the state they
+    judged was reached under its scheduler (``preface``: how), after so many steps."""
+    for f in findings:
+        f.details.update(controlled_steps=sched.step, virtual_time=sched.now)
+        f.explanation = (preface + f.explanation).strip()
 
 
 _CONTROLLED = ("Under the controlled scheduler every thread of the program was blocked, none "
@@ -486,9 +493,7 @@ def loop_stuck(sched: Scheduler, loop: Any) -> Verdict | None:
     v = Verdict(first.kind, f"{first.kind} ({first.confidence}): {first.summary}", [], table)
     v.findings = findings
     if sched.record:
-        for f in findings:
-            f.details.update(controlled_steps=sched.step, virtual_time=sched.now)
-            f.explanation = (_LOOP + f.explanation).strip()
+        _under_control(findings, sched, _LOOP)
         snap.notes.extend(sched.uncontrolled)
         v.report = Report(snapshot=snap, findings=findings)
     return v

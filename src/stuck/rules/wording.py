@@ -66,10 +66,28 @@ def wait_text(t: Thread, resources: dict[str, Resource]) -> str:
     return text
 
 
-def wait_for_each_other(n: int) -> str:
+def wait_for_each_other(n: int, who: str = "threads") -> str:
     """``3 threads wait for each other``: a cycle's summary before its steps, whichever source
-    found it."""
-    return f"{n} threads wait for each other"
+    found it. ``who``: what waits (``threads``, ``asyncio tasks``)."""
+    return f"{n} {who} wait for each other"
+
+
+# The policy word of a cycle found when its last waiter blocked that raise or abort leave alone
+# until it is proven (``stuck.runtime.policy``); the others are the policies' own names.
+UNPROVEN = "unproven"
+
+
+def closing_words(policy: str, closer: str, who: str = "threads") -> str:
+    """What the policy did about a cycle found when ``closer``, its last waiter, blocked: said
+    after the rules' account of the cycle. ``who``: the waiters (threads, asyncio tasks)."""
+    return {
+        "raise": f"stuck raised DeadlockError in {closer} instead, with every lock left as it "
+                 "was.",
+        "abort": "stuck is stopping the program.",
+        "report": f"The {who} keep waiting; stuck reports it and does not act.",
+        UNPROVEN: f"The {who} keep waiting while stuck looks for the proof the policy needs "
+                  "(below).",
+    }.get(policy, "")
 
 
 def cycle_step(op: str | None, kind: str, name: str, other: str, self_loop: bool) -> str:

@@ -35,7 +35,8 @@ from stuck.model import (
 )
 from stuck.rules.cycle import deadlock_finding
 from stuck.rules.facts import WAIT_OPS, Facts, ResourceFacts, ThreadFacts, ThreadWait
-from stuck.rules.wording import name_of
+from stuck.rules.wording import UNPROVEN as UNPROVEN  # policy and asyncio read it here
+from stuck.rules.wording import closing_words, name_of
 from stuck.runtime import hooks, registry
 from stuck.runtime.activity import frame_activity
 from stuck.runtime.detect import Cycle, is_stuck
@@ -44,8 +45,6 @@ from stuck.runtime.registry import WaitRecord
 from stuck.runtime.tracked import as_tracked
 
 MAX_FRAMES = 64
-# The policy word of a cycle that raise or abort leave alone until it is proven (``policy``).
-UNPROVEN = "unproven"
 # "raft_mu = threading.Lock()", "self._mu: Lock = Lock()": the assignment target, if any.
 _ASSIGNED = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_.]{0,80})\s*(?::[^=]{0,80})?=(?!=)")
 
@@ -321,16 +320,6 @@ def _res_name(res: Resource | None, fallback: str) -> str:
     return res.label or res.id
 
 
-# What the policy did about a cycle found when a thread blocked, after the rules' words.
-_POLICY_WORDS = {
-    "raise": "stuck raised DeadlockError in {closer} instead, with every lock left as it was.",
-    "abort": "stuck is stopping the program.",
-    "report": "The threads keep waiting; stuck reports it and does not act.",
-    UNPROVEN: "The threads keep waiting while stuck looks for the proof the policy needs "
-              "(below).",
-}
-
-
 def _cycle_facts(cycle: Cycle, snap: Snapshot, rid_of: dict[int, str]
                  ) -> tuple[Facts, list[Edge]]:
     """The rules' facts of the cycle's own threads and resources, read from its wait records
@@ -370,8 +359,8 @@ def finding_for(cycle: Cycle, snap: Snapshot, rid_of: dict[int, str],
     in_cycle = set(cycle.threads())
     finding.blocked_behind = [thread_id(t) for t in table
                               if t not in in_cycle and is_stuck(t, table)]
-    words = _POLICY_WORDS.get(policy)
-    if words is not None:
-        finding.explanation += "\n" + words.format(closer=name_of(facts, closer))
+    words = closing_words(policy, name_of(facts, closer))
+    if words:
+        finding.explanation += "\n" + words
     finding.details["policy"] = policy
     return finding
