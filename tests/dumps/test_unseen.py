@@ -114,11 +114,10 @@ GO_READ_HOLDER = ("the reader holds the read lock while it receives from the wri
                   "no read-lock holder and prints `0x0?` for the RWMutex and channel words, so "
                   "only the writer's Lock is a possible stall; the receive reads as one a timer "
                   "may end")
-SHUTDOWN_SETS_LATER = ("main joins the pool's worker in the with block's shutdown and sets the "
-                       "Event the task waits for only after it: the dump shows a join of a "
-                       "stalled thread (its victim); only the code after main's line says main "
-                       "would set it. Without the source, or with py-spy --locals (which names "
-                       "the joined thread), main is not a party")
+SHUTDOWN_SETS_LATER = ("main joins the thread whose wait (Event, Queue) it would end only after "
+                       "the join: the dump shows a join of a stalled thread, its victim; only "
+                       "the code after main's line says main is the one that would signal it "
+                       "(with --source: right)")
 UNNAMED_JOIN = ("without --locals, which thread close() joins is not shown, and the worker's "
                 "`with self._lock:` is a call the dump does not name: nothing is claimed (the "
                 "note says how to see it; --native, pystack and --source are right)")
@@ -188,8 +187,9 @@ KNOWN_WRONG: dict[str, str] = {
     "python/cond_nested_lockout/pyspy": UNNAMED_RLOCK,
     "python/cond_nested_lockout/pyspy-locals": UNNAMED_RLOCK,
     "python/cond_nested_lockout/faulthandler": UNNAMED_RLOCK,
-    **{f"python/executor_shutdown_event/{s}": SHUTDOWN_SETS_LATER
-       for s in ("pyspy", "pyspy-locals", "pystack", "faulthandler", "pyspy-locals+source")},
+    **{f"python/{p}/{s}": SHUTDOWN_SETS_LATER
+       for p in ("executor_shutdown_event", "join_then_put")
+       for s in ("pyspy", "pyspy-locals", "pystack", "faulthandler")},
     "python/close_joins_worker/pyspy": UNNAMED_JOIN,
     "python/close_joins_worker/faulthandler": UNNAMED_JOIN,
     "python/close_joins_worker/pyspy-locals": JOIN_ON_UNNAMED,
@@ -366,20 +366,23 @@ def test_a_write_on_a_full_pipe_under_a_lock_its_waiters_need_is_a_possible_stal
 @pytest.mark.parametrize("program,waiter,locker", [("rlock_queue_get", "consumer", "producer"),
                                                    ("event_wait_holding_lock", "loader",
                                                     "announcer")])
-def test_a_thread_blocked_on_the_lock_a_stalled_waiter_holds_is_a_party(
+def test_a_waiter_holding_the_lock_its_only_signaller_needs_is_a_deadlock(
         program: str, waiter: str, locker: str) -> None:
     # With the source, the waiter's enclosing `with` holds the lock the other thread's
-    # blocked `with` line needs: that thread may be the one that would put or set, so it is
-    # a party to the stall (as with a gdb owner print), said with the reason.
+    # blocked `with` line needs, and the only put/set of what the waiter waits for comes
+    # later in that thread's function: the two wait for each other, a deadlock read from the
+    # source (never certain), which says what it assumed.
     case = next(c for c in CASES if c["id"] == f"python/{program}/pyspy+source")
     files = [str(UNSEEN / f) for f in case["files"]]
     result = CliRunner().invoke(analyze_command, ["--json", "-", "--source",
                                                   str(UNSEEN / "programs/python"), *files])
     doc = json.loads(result.stdout)
-    [stall] = [f for f in doc["findings"] if f["kind"] == "stall"]
-    assert {waiter, locker} <= _names(doc, stall["threads"])
-    assert stall["confidence"] != "certain"
-    assert any("holds while it waits" in m for m in stall["missing_evidence"])
+    [deadlock] = doc["findings"]
+    assert deadlock["kind"] == "deadlock"
+    assert {waiter, locker} == _names(doc, deadlock["threads"])
+    assert deadlock["confidence"] == "probable"
+    assert any("is called only at" in m for m in deadlock["missing_evidence"])
+    assert any("encloses where" in m for m in deadlock["missing_evidence"])
 
 
 def _gdb_waits(case_id: str) -> dict[str, bool]:
@@ -513,3 +516,26 @@ def test_an_fcntl_that_does_not_wait_for_a_lock_is_no_file_lock_wait() -> None:
     [importer] = [t for p in gdb_dump.parse(text).processes for t in p.threads
                   if t.name == "importer"]
     assert importer.state == "running" and importer.waits is None
+
+
+@pytest.mark.parametrize("program,waiter,call", [
+    ("executor_shutdown_event", "ThreadPoolExecutor-0_0", "started.set()"),  # shutdown joins
+    ("join_then_put", "consumer", "jobs.put()"),  # Thread.join
+])
+def test_a_later_signal_by_the_thread_that_joins_the_waiter_closes_a_cycle(
+        program: str, waiter: str, call: str) -> None:
+    # py-spy --locals names the joined thread; the source shows that the only call that
+    # ends the waiter's wait comes later in the joiner's own function: they wait for each
+    # other. Read from the source, so probable at most, saying what it assumed.
+    case = next(c for c in CASES if c["id"] == f"python/{program}/pyspy-locals+source")
+    result = CliRunner().invoke(analyze_command, [
+        "--json", "-", "--source", str(UNSEEN / "programs/python"),
+        *[str(UNSEEN / f) for f in case["files"]]])
+    doc = json.loads(result.stdout)
+    [deadlock] = doc["findings"]
+    assert deadlock["kind"] == "deadlock" and deadlock["confidence"] == "probable"
+    assert _names(doc, deadlock["threads"]) == {"MainThread", waiter}
+    assert any(call in m and "is assumed" in m for m in deadlock["missing_evidence"])
+    # Without the source nothing says main would signal: no cycle is claimed.
+    plain = _report(f"python/{program}/pyspy-locals")
+    assert all(f["kind"] != "deadlock" for f in plain["findings"])

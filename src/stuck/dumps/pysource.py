@@ -15,7 +15,13 @@ match are made:
 - ``self.<attr>`` where the dump prints ``self`` with its address (py-spy ``--locals``,
   pystack ``--locals``): one object per address.
 
-Anything else (a parameter, a local) names a lock of that frame alone. The owners found this
+Anything else (a parameter, a local) names a lock of that frame alone.
+
+The code after a line says one more thing: which thread would end a wait. A thread blocked in
+``jobs.get()`` on a module-level queue whose every ``jobs.put(...)`` in the module comes later
+in a function another blocked thread is inside, above that line, waits for that thread; if that
+thread's own wait leads back to the first (it joins it, or waits for a lock it holds), the two
+wait for each other. The owners found this
 way are recorded as inferred, with the file and line they were read from, so a finding that
 rests on them is at most ``probable``; the source on disk may also differ from the code that
 ran, which the finding says. Files are read only if they end in ``.py`` and are small; their
@@ -221,6 +227,7 @@ def read_python_sources(snapshot: Snapshot, inferred: dict[str, str],
     for t in py_threads:
         _read_thread(t, reader, snapshot, resources, inferred, frame_locals or {})
     _guess_join_targets(py_threads, resources, inferred)
+    _later_signallers(py_threads, reader, resources, inferred)
     unseen = [t for t in py_threads if t.state == "unknown" and t.frames
               and t.detail not in ("active", "gil")]
     if unseen:
@@ -529,6 +536,134 @@ def _guess_join_targets(threads: list[Thread], resources: dict[str, Resource],
             "holds (read from the source); if it joins another thread, this is a hang "
             "behind that thread, not a cycle (`py-spy dump --locals` prints the joined "
             "thread's address)"))
+
+
+# What ends a wait on each kind, as a call on the object: Event.set, Condition.notify, ...
+_SIGNALS: dict[str, frozenset[str]] = {
+    "event": frozenset({"set"}), "condition": frozenset({"notify", "notify_all"}),
+    "queue": frozenset({"put", "put_nowait"}), "semaphore": frozenset({"release"}),
+}
+_WAIT_ON = re.compile(r"(?<![\w.])([A-Za-z_]\w{0,100})\.(?:wait|wait_for|get|acquire)\s*\(")
+_SIGNAL_ON = re.compile(r"(?<![\w.])([A-Za-z_]\w{0,100})\.(set|notify|notify_all|put|put_nowait|"
+                        r"release)\s*\(")
+_DEF_NAME = re.compile(r"^\s*(?:async\s+)?def\s+(\w+)")
+
+
+def _later_signallers(threads: list[Thread], reader: SourceReader,
+                      resources: dict[str, Resource], inferred: dict[str, str]) -> None:
+    """A thread blocked in ``started.wait()`` on a module-level Event (or Condition, Queue,
+    Semaphore) whose every ``started.set()`` in the module lies, in a function another blocked
+    thread is inside, after the line that thread stands on: that thread is the one that would
+    signal it, once its own wait ends (main setting an Event after the ``with`` block whose
+    executor shutdown joins the task waiting for it). Recorded as who the wait needs, inferred
+    from the source, so a cycle through it is at most probable and says what was read."""
+    blocked = [t for t in threads if t.state == "blocked" and t.waits is not None
+               and t.waits.durable]
+    for w in blocked:
+        assert w.waits is not None
+        res = resources.get(w.waits.resource)
+        signals = _SIGNALS.get(res.kind) if res is not None else None
+        if res is None or signals is None or res.owners:
+            continue
+        f = next((f for f in w.frames[:FRAMES] if f.line is not None
+                  and not is_stdlib(f.file or "")), None)
+        src = reader.get(f.file) if f is not None else None
+        if f is None or f.line is None or src is None or not 1 <= f.line <= len(src.lines):
+            continue
+        m = _WAIT_ON.search(src.lines[f.line - 1].split("#", 1)[0])
+        if m is None or m.group(1) not in src.globals:
+            continue  # only a module-level object is one object for every thread naming it
+        name = m.group(1)
+        sites = [(i + 1, sm.group(2)) for i, line in enumerate(src.lines)
+                 for sm in _SIGNAL_ON.finditer(line.split("#", 1)[0])
+                 if sm.group(1) == name and sm.group(2) in signals]
+        if not sites:
+            continue
+        setter = _the_thread_ahead_of(sites, src, blocked, w)
+        if setter is None:
+            continue
+        t, at, (line, call) = setter
+        if not _waits_for(t, w, resources, {x.id: x for x in threads}):
+            continue  # the setter may get past its own wait: no cycle to close
+        res.owners = [t.id]
+        where = os.path.basename(src.path)
+        inferred.setdefault(res.id, (
+            f"read from the source, not the dump: `{name}.{call}()` is called only at "
+            f"{where}:{line}, after the line {t.label()} stands on ({where}:{at}) in the same "
+            f"function, so {t.label()} is taken to be the thread that would end "
+            f"{w.label()}'s wait once its own wait ends; that no other code (another module, "
+            "a callback) signals it, and that the file is the code that ran, is assumed"))
+
+
+def _waits_for(t: Thread, target: Thread, resources: dict[str, Resource],
+               by_id: dict[str, Thread]) -> bool:
+    """Whether ``t``'s wait leads to ``target`` through the owners the dump (or the source)
+    shows: ``t`` joins it, or waits for a lock held by a thread that does, and so on."""
+    seen: set[str] = set()
+    node: Thread | None = t
+    while node is not None and node.id not in seen and node.waits is not None:
+        seen.add(node.id)
+        res = resources.get(node.waits.resource)
+        if res is None or len(res.owners) != 1:
+            return False
+        if res.owners[0] == target.id:
+            return True
+        node = by_id.get(res.owners[0])
+    return False
+
+
+def _the_thread_ahead_of(sites: list[tuple[int, str]], src: _Source, blocked: list[Thread],
+                         waiter: Thread) -> tuple[Thread, int, tuple[int, str]] | None:
+    """The one blocked thread, other than ``waiter``, whose stack is, in ``src``, inside the
+    function of every site and above it (the site comes later in the function)."""
+    funcs = [_enclosing_def(src, line) for line, _ in sites]
+    if any(fn is None for fn in funcs):
+        return None  # a site at module level: any import could run it
+    found = []
+    for t in blocked:
+        if t is waiter:
+            continue
+        at = None
+        for (line, _), fn in zip(sites, funcs, strict=True):
+            assert fn is not None
+            frame = next((g for g in t.frames[:FRAMES] if g.file == _same_file(src, g)
+                          and g.function.rsplit(".", 1)[-1] == fn[1] and g.line is not None
+                          and fn[0] < g.line < line <= fn[2]), None)
+            if frame is None:
+                break
+            at = frame.line
+        else:
+            if at is not None:
+                found.append((t, at, sites[0]))
+    return found[0] if len(found) == 1 else None
+
+
+def _same_file(src: _Source, g: Frame) -> str | None:
+    """``g.file`` when it names the file ``src`` was read from, else None."""
+    if g.file and (g.file == src.path or src.path.endswith("/" + os.path.basename(g.file))):
+        return g.file
+    return None
+
+
+def _enclosing_def(src: _Source, line: int) -> tuple[int, str, int] | None:
+    """(def line, name, last line) of the function ``line`` (1-based) is in, if any."""
+    indent = _indent(src.lines[line - 1])
+    for i in range(line - 2, max(-1, line - 2 - SCAN_UP), -1):
+        text = src.lines[i]
+        if not text.strip() or _indent(text) >= indent:
+            continue
+        m = _DEF_NAME.match(text)
+        if m is None:
+            indent = _indent(text)  # an enclosing block: keep looking further out
+            continue
+        body = _indent(text)
+        end = i + 1
+        for j in range(i + 1, len(src.lines)):
+            if src.lines[j].strip() and _indent(src.lines[j]) <= body:
+                break
+            end = j + 1
+        return i + 1, m.group(1), end
+    return None
 
 
 def _waits_on_lock(t: Thread, resources: dict[str, Resource], innermost: bool) -> bool:
