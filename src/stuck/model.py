@@ -117,6 +117,9 @@ class Recorded:
     # no thread that has not used it yet can start to.
     reachable: bool | None = None
     signals: list[Signal] = field(default_factory=list)  # last few signals, oldest first
+    # asyncio Event or Condition: who set or notified it last (a task's name, or "a callback"
+    # for code outside any task); None: nothing ever did.
+    set_by: str | None = None
 
 
 @dataclass(slots=True)
@@ -287,6 +290,39 @@ class Fact:
 
 
 @dataclass(slots=True)
+class EventLoop:
+    """An asyncio event loop as a live source saw it: its tasks (threads of the snapshot, ids
+    ``task:<name>``) and whether anything on it or outside it can still run code that ends
+    their waits. The event-loop rule (``stuck.rules.loop``) judges its tasks from these facts
+    alone, so a saved live report gets the same verdict from ``stuck analyze``."""
+
+    id: str
+    thread: str | None = None  # Thread.id of the thread running it
+    tasks: list[str] = field(default_factory=list)  # Thread.id of its pending tasks shown
+    ready: int | None = None  # callbacks ready to run
+    timers: int | None = None  # timer callbacks scheduled and not cancelled
+    io: int | None = None  # file descriptors it watches besides its own wake-up pipe
+    # Its thread waits in the selector with no task running (None: not known)
+    idle: bool | None = None
+    # Every task was seen suspended (on a primitive, a task, or a future nothing left will
+    # complete) with nothing to run, in the same waits across two observations the settle
+    # time apart: the state the rule judges was true, not read from moments that never
+    # coexisted.
+    stalled: bool = False
+    # Threads other than its own that could still run code, hence call
+    # ``loop.call_soon_threadsafe``; None: not read.
+    runnable_threads: list[str] | None = None
+    # Signals with a handler of the program's, written in Python: it runs on the main thread
+    # and could complete a future a task awaits.
+    signal_handlers: list[str] = field(default_factory=list)
+
+    def quiet(self) -> bool:
+        """Nothing inside the loop can run again by itself: no callback ready, no timer, no
+        I/O watched, and its thread idle in the selector."""
+        return self.ready == 0 and self.timers == 0 and self.io == 0 and self.idle is True
+
+
+@dataclass(slots=True)
 class Snapshot:
     """What was seen at one moment."""
 
@@ -296,6 +332,7 @@ class Snapshot:
     taken_at: float | None = None
     notes: list[str] = field(default_factory=list)  # warnings from the source (gaps, truncation)
     facts: list[Fact] = field(default_factory=list)  # in the order the source states them
+    loops: list[EventLoop] = field(default_factory=list)  # asyncio event loops (live sources)
 
     def threads(self) -> list[Thread]:
         return [t for p in self.processes for t in p.threads]

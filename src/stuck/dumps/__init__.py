@@ -28,7 +28,7 @@ from types import ModuleType
 from typing import Protocol, cast
 
 from stuck.errors import UnrecognisedInput
-from stuck.model import Fact, Finding, Process, Resource, Snapshot, Source
+from stuck.model import EventLoop, Fact, Finding, Process, Resource, Snapshot, Source
 
 
 @dataclass(slots=True)
@@ -47,6 +47,8 @@ class ParseResult:
     # What the text states outside stacks (library log lines, printed fields): read once per
     # text by ``parse_text`` (``stuck.knowledge.EVIDENCE``), not by each format.
     facts: list[Fact] = field(default_factory=list)
+    # asyncio event loops a live source saw (a saved ``stuck run`` report): ``model.EventLoop``.
+    loops: list[EventLoop] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -271,6 +273,9 @@ def _rename_threads(result: ParseResult, rename: dict[str, str]) -> None:
             res.wakers = [r(w) for w in res.wakers]
         if res.referenced_by:
             res.referenced_by = [r(w) for w in res.referenced_by]
+    for lp in result.loops:
+        lp.tasks = [r(t) for t in lp.tasks]
+        lp.thread = r(lp.thread) if lp.thread is not None else None
     for f in result.stated:
         f.threads = [r(t) for t in f.threads]
         f.blocked_behind = [r(t) for t in f.blocked_behind]
@@ -316,6 +321,7 @@ def merge(results: list[tuple[str, ParseResult]], files: list[str],
                 snap.resources.append(res)
         snap.notes.extend(result.notes)
         snap.facts.extend(result.facts)
+        snap.loops.extend(result.loops)
         loaded.stated.extend(result.stated)
         loaded.inferred.update(result.inferred)
     snap.source.format = "+".join(formats) if formats else None

@@ -25,4 +25,4 @@ def parse(text: str) -> ParseResult:
     snap = report.snapshot
     return ParseResult(processes=snap.processes, resources=snap.resources, notes=snap.notes,
                        stated=[f for f in report.findings if f.kind == "lock-order"],
-                       facts=snap.facts)
+                       facts=snap.facts, loops=snap.loops)

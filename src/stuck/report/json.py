@@ -22,6 +22,7 @@ from stuck.model import (
     RESOURCE_KINDS,
     THREAD_STATES,
     Edge,
+    EventLoop,
     Fact,
     Finding,
     Frame,
@@ -114,13 +115,13 @@ def _recorded(rec: Recorded) -> dict[str, Any]:
 _RECORDED_FIELDS = ("epoch", "wakers", "getters", "size", "maxsize", "jobs", "parties", "waiting",
                     "rounds", "broken", "is_set", "free", "in_flight", "joins", "task",
                     "running", "pool", "pool_label", "pool_workers", "pool_capacity",
-                    "pool_shutdown", "pool_pending", "reachable", "served")
+                    "pool_shutdown", "pool_pending", "reachable", "served", "set_by")
 _RECORDED_TYPES: dict[str, type | tuple[type, ...]] = {
     "epoch": int, "wakers": list, "getters": list, "size": int, "maxsize": int, "jobs": list, "parties": int,
     "waiting": int, "rounds": int, "broken": bool, "is_set": bool, "free": int,
     "in_flight": int, "joins": str, "task": str, "running": bool, "pool": str,
     "pool_label": str, "pool_workers": list, "pool_capacity": int, "pool_shutdown": bool,
-    "pool_pending": list, "reachable": bool, "served": bool,
+    "pool_pending": list, "reachable": bool, "served": bool, "set_by": str,
 }
 
 
@@ -220,7 +221,38 @@ def _tail(snap: Snapshot) -> dict[str, Any]:
         out["notes"] = list(snap.notes)
     if snap.facts:
         out["facts"] = [{"name": f.name, "value": f.value, "text": f.text} for f in snap.facts]
+    if snap.loops:
+        out["loops"] = [_loop(lp) for lp in snap.loops]
     return out
+
+
+_LOOP_FIELDS = ("thread", "ready", "timers", "io", "idle", "runnable_threads")
+
+
+def _loop(lp: EventLoop) -> dict[str, Any]:
+    """An event loop's facts: the ones known."""
+    d: dict[str, Any] = {"id": lp.id, "tasks": list(lp.tasks), "stalled": lp.stalled}
+    for name in _LOOP_FIELDS:
+        value = getattr(lp, name)
+        if value is not None:
+            d[name] = list(value) if isinstance(value, list) else value
+    if lp.signal_handlers:
+        d["signal_handlers"] = list(lp.signal_handlers)
+    return d
+
+
+def _read_loop(d: Any) -> EventLoop:
+    return EventLoop(
+        id=_get(d, "id", str, where="loop"),
+        thread=_get(d, "thread", str, None, "loop"),
+        tasks=[str(t) for t in _get(d, "tasks", list, [], "loop")],
+        ready=_get(d, "ready", int, None, "loop"),
+        timers=_get(d, "timers", int, None, "loop"),
+        io=_get(d, "io", int, None, "loop"),
+        idle=_get(d, "idle", bool, None, "loop"),
+        stalled=_get(d, "stalled", bool, False, "loop"),
+        runnable_threads=_maybe_strs(_get(d, "runnable_threads", list, None, "loop")),
+        signal_handlers=[str(s) for s in _get(d, "signal_handlers", list, [], "loop")])
 
 
 def to_dict(report: Report) -> dict[str, Any]:
@@ -466,7 +498,8 @@ def from_dict(doc: Any) -> Report:
                     facts=[Fact(name=_get(f, "name", str, where="fact"),
                                 value=_get(f, "value", int, where="fact"),
                                 text=_get(f, "text", str, where="fact"))
-                           for f in _get(doc, "facts", list, [])])
+                           for f in _get(doc, "facts", list, [])],
+                    loops=[_read_loop(lp) for lp in _get(doc, "loops", list, [])])
     return Report(snapshot=snap, findings=findings, groups=groups)
 
 

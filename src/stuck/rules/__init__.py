@@ -29,6 +29,8 @@ read from it rests on which threads its stacks show able to run, and names what 
 - ``evidence``: a stall only a library's own words (log lines, printed fields) reveal;
 - ``unnamed``: a join on a thread stopped in a call a Python dump does not name (a lock, a
   sleep and I/O look alike), nothing seen running: a possible hang, and what would decide it;
+- ``loop``: an asyncio event loop nothing can wake, from the loop's facts a live source
+  recorded (``model.EventLoop``) and its tasks' waits: the tasks no cycle covers, as one stall;
 - ``hang``: a thread without progress past the watchdog's limit, or a long wait read from
   stacks, that no other rule explains;
 - ``behind``: the threads blocked behind a finding;
@@ -39,7 +41,15 @@ read from it rests on which threads its stacks show able to run, and names what 
 - ``confidence``: what ``certain`` and ``probable`` rest on;
 - ``wording``: the words every finding shares; ``advice``: the command that shows what a dump
   lacks;
-- ``engine``: the order in which the rules apply, for recorded facts and for read facts.
+- ``engine``: the order in which the rules apply, for recorded facts and for read facts, and
+  the event-loop rule after both (``judge_loops``).
+
+asyncio: the live runtime (``stuck.runtime.aio``) reads the loops and tasks and puts what it
+saw in the snapshot (tasks as threads with ``Wait.op``, each loop's ``EventLoop`` facts, a
+primitive's history on its ``Resource``, ended tasks as dead threads); the event-loop stall is
+judged here from those fields, by the watchdog (``judge_loops``, after the cycles among tasks)
+and by ``stuck analyze`` of a saved report (``judge_both``), so both say the same. The cycles
+among tasks and the executor chains are still found and worded by ``stuck.runtime.aio``.
 
 Nothing here imports ``stuck.runtime``, ``stuck.dumps``, ``stuck.capture``, ``stuck.explore``
 or ``stuck.analysis``: the rules read the model only, so the same snapshot gets the same
@@ -49,7 +59,7 @@ verdict from every command.
 from __future__ import annotations
 
 from stuck.model import Finding, Snapshot
-from stuck.rules.engine import judge, judge_both, judge_recorded
+from stuck.rules.engine import judge, judge_both, judge_loops, judge_recorded
 from stuck.rules.facts import HANG_AFTER, ReadFacts, facts_of, has_recorded_facts, recorded_part
 
 
@@ -69,4 +79,4 @@ def evaluate(snapshot: Snapshot, *, settle: float = 0.0,
 
 
 __all__ = ["HANG_AFTER", "ReadFacts", "evaluate", "facts_of", "has_recorded_facts", "judge",
-           "recorded_part"]
+           "judge_loops", "recorded_part"]

@@ -6,7 +6,9 @@ wait-for graph's deadlocks, the runtime's stated ones, Go's quiescence, whole-pr
 single unwoken waits, stalls only a library's words reveal, stated lock orders, a join on a
 thread stopped in a call the dump does not name, then hangs (``judge_read``); each rule leaves alone the threads an earlier one covered. A snapshot with
 both (a saved live report given to ``stuck analyze``) gets the recorded rules' verdict for the
-processes that carry recorded facts (``judge_both``).
+processes that carry recorded facts, and the event-loop rule's for the tasks of a loop the live
+source saw stalled (``judge_both``). The watchdog applies the event-loop rule itself
+(``judge_loops``), once it has found the cycles among the tasks, which cover theirs.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from stuck.rules.confidence import any_releaser_doubt, task_thread_doubt, unsure
 from stuck.rules.cycle import deadlock_finding, held, holding_cycles
 from stuck.rules.facts import Facts, ReadFacts, facts_of, recorded_part, waited
 from stuck.rules.knot import stuck_set
+from stuck.rules.loop import loop_stalls
 from stuck.rules.stall import handed_away, report_order, stall_finding
 
 
@@ -69,6 +72,12 @@ def judge_recorded(snapshot: Snapshot, settle: float) -> list[Finding]:
     return judge(facts, settle, unreachable)
 
 
+def judge_loops(snapshot: Snapshot, covered: set[str]) -> list[Finding]:
+    """The event-loop rule over the loops of ``snapshot`` (``model.EventLoop``): the tasks of a
+    stalled loop that ``covered`` (tasks of the cycles found among them) leaves, as one stall."""
+    return loop_stalls(snapshot, covered)
+
+
 def judge_read(snapshot: Snapshot, read: ReadFacts) -> list[Finding]:
     """Apply the rules for facts read from stacks, in order; each leaves alone the threads an
     earlier one's findings cover."""
@@ -100,7 +109,12 @@ def judge_read(snapshot: Snapshot, read: ReadFacts) -> list[Finding]:
 def judge_both(snapshot: Snapshot, read: ReadFacts, settle: float) -> list[Finding]:
     """The rules for read facts, then, for the processes whose primitives carry a live
     source's facts (a saved ``stuck run`` report), the recorded rules' verdict, the one that
-    decided them when the program ran, so both say the same."""
+    decided them when the program ran, so both say the same; likewise the event-loop rule's
+    for the tasks of the loops it saw stalled."""
+    return _with_loops(snapshot, _judge_both(snapshot, read, settle))
+
+
+def _judge_both(snapshot: Snapshot, read: ReadFacts, settle: float) -> list[Finding]:
     findings = judge_read(snapshot, read)
     unsure_doubt(findings, read.unsure)
     sub = recorded_part(snapshot)
@@ -118,3 +132,16 @@ def judge_both(snapshot: Snapshot, read: ReadFacts, settle: float) -> list[Findi
     kept = [f for f in findings if f.kind in ("lock-order", "hang") or f in with_tasks
             or not (set(f.threads) | set(f.blocked_behind)) & ids]
     return kept + [f for f in judge_recorded(sub, settle) if not set(f.threads) <= covered]
+
+
+def _with_loops(snapshot: Snapshot, findings: list[Finding]) -> list[Finding]:
+    """The tasks of an event loop a live source saw stalled get the event-loop rule's verdict,
+    as they did live: the deadlocks among them (the wait-for graph's cycles) stand, every other
+    finding about them gives way to one stall of the tasks those leave (``judge_loops``)."""
+    tasks = {t for lp in snapshot.loops if lp.stalled for t in lp.tasks}
+    if not tasks:
+        return findings
+    kept = [f for f in findings
+            if f.kind == "deadlock" or not (set(f.threads) | set(f.blocked_behind)) & tasks]
+    covered = {t for f in kept for t in (*f.threads, *f.blocked_behind)}
+    return kept + judge_loops(snapshot, covered)

@@ -94,11 +94,16 @@ def cycle_step(op: str | None, kind: str, name: str, other: str, self_loop: bool
     """One step of a deadlock cycle, after the waiter's name: ``joins worker``, ``waits for
     mutex_a held by t2``, ``puts on full queue jobs, which only consumer gets from``. The same
     words whether the cycle was found when its last thread blocked or later by the watchdog.
-    ``op``: the waiter's operation (acquire, join, put, get, result ...); ``kind``: the
+    ``op``: the waiter's operation (acquire, join, put, get, result ...; for an asyncio task
+    also await, gather, taskgroup); ``kind``: the
     resource's; ``name``: the resource's; ``other``: the thread holding it or able to end it;
     ``self_loop``: the waiter holds it itself."""
     if op == "join" or kind == "thread":
         return f"joins {other}"
+    if op == "await":  # an asyncio task awaiting another
+        return f"awaits task {other}"
+    if op in ("gather", "taskgroup"):  # ... awaiting a gather or a TaskGroup's tasks
+        return f"awaits {name}, in which {other} is not done"
     if self_loop and op in (None, "acquire"):
         return f"takes {name}, which it already holds ({kind} is not reentrant)"
     if op == "put":

@@ -22,6 +22,7 @@ from typing import Any, cast
 from stuck import compat
 from stuck.model import (
     Edge,
+    EventLoop,
     Finding,
     Frame,
     Process,
@@ -256,13 +257,14 @@ def take(with_tasks: bool = True) -> tuple[Snapshot, dict[int, WaitRecord], dict
     # asyncio tasks are threads of the model too (ids "task:<name>"); they fill in their own
     # holds and waits.
     notes: list[str] = []
+    loops: list[EventLoop] = []
     tasks = registry.tasks_module() if with_tasks else None
     if tasks is not None:
-        notes = tasks.add_to_snapshot(model_threads, resources, rid_of, now)
+        notes, loops = tasks.add_to_snapshot(model_threads, resources, rid_of, now)
     snap = Snapshot(source=Source(kind="live", format="python"),
                     processes=[Process(pid=os.getpid(), name=_process_name(),
                                        threads=model_threads)],
-                    resources=list(resources.values()), taken_at=now, notes=notes)
+                    resources=list(resources.values()), taken_at=now, notes=notes, loops=loops)
     add_ended_threads(snap)
     return snap, table, rid_of
 

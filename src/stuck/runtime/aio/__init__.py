@@ -28,9 +28,12 @@ a timeout, ``sleep``) or a callback bound to the task, its future or the primiti
 ``call_soon(task.cancel)``, a ``call_later(delay, lock.release)``).
 
 A cycle closed by an ``await`` of a task is not seen at that moment (awaiting a task is not
-intercepted); the watchdog's event-loop rule (``loop_findings``) finds it, together with stalls:
-every task of a loop waits on a tracked primitive or on another task, and the loop has no
-callback ready, no timer and no I/O to watch, so nothing inside the loop can ever run again.
+intercepted); the watchdog (``loop_findings``) finds it once every task of a loop waits on a
+tracked primitive or on another task, and the loop has no callback ready, no timer and no I/O
+to watch, so nothing inside the loop can ever run again. It then records that the loop was seen
+stalled (``model.EventLoop``), and the tasks no cycle covers are judged by the event-loop rule
+from the snapshot's facts (``stuck.rules.loop``), as ``stuck analyze`` judges them in a saved
+report.
 
 A task may also wait for a thread: an asyncio future made by ``loop.run_in_executor`` or
 ``asyncio.wrap_future`` mirrors a ``concurrent.futures.Future`` (``internals.source_future``),
@@ -52,8 +55,8 @@ Where things are: ``internals`` is the one module that reads asyncio's private s
 task, what a task awaits, await chains, a loop's thread, scheduled callbacks and selector; the
 tracked classes read only the state of the asyncio class each extends); ``waits`` is the wait table;
 ``primitives`` the tracked classes; ``walk`` the await-graph walk and the event-loop rule's
-observations; ``names`` the task ids of the model; ``findings`` tasks in the snapshot and the
-text of the findings.
+observations; ``names`` the task ids of the model; ``findings`` tasks, loops and primitives'
+histories in the snapshot, and the findings of cycles among tasks and of executor chains.
 """
 
 from __future__ import annotations

@@ -1,5 +1,7 @@
-"""asyncio tasks in the model (tasks as threads of a ``Snapshot``) and the text of the
-findings about them: deadlock cycles among tasks and event-loop stalls."""
+"""asyncio in the model: tasks as threads of a ``Snapshot``, each event loop's facts
+(``model.EventLoop``), what a primitive's history says, tasks that ended as dead threads; and
+the findings of deadlock cycles among tasks and of executor chains. The stall of a loop none of
+whose tasks can run again is judged from those facts by ``stuck.rules.loop``."""
 
 from __future__ import annotations
 
@@ -11,7 +13,19 @@ from collections.abc import Iterable
 from types import FrameType
 from typing import Any
 
-from stuck.model import Edge, Finding, Frame, Resource, Snapshot, Thread, ThreadState, Wait
+from stuck.model import (
+    Edge,
+    EventLoop,
+    Finding,
+    Frame,
+    Recorded,
+    Resource,
+    Snapshot,
+    Thread,
+    ThreadState,
+    Wait,
+)
+from stuck.rules import judge_loops
 from stuck.rules.confidence import steps_confidence, task_thread_doubt
 from stuck.runtime import detect, endings, futures, registry
 from stuck.runtime.aio.internals import (
@@ -28,6 +42,7 @@ from stuck.runtime.aio.internals import (
     ended_with,
     gather_children,
     group_tasks,
+    loop_state,
     loop_thread,
     pending_tasks,
 )
@@ -91,9 +106,11 @@ def _group_label(kind: str, tasks: Iterable[Any]) -> str:
     return f"{kind}({shown})"
 
 
-def resource_for(obj: Any, resources: dict[str, Resource], rid_of: dict[int, str]) -> Resource:
+def resource_for(obj: Any, resources: dict[str, Resource], rid_of: dict[int, str],
+                 ended: dict[str, Any] | None = None) -> Resource:
     """The model Resource of a tracked primitive, a task, a gather or a TaskGroup (added to
-    ``resources`` and ``rid_of`` once)."""
+    ``resources`` and ``rid_of`` once). ``ended``: collects the tasks it names that have ended
+    (a queue's past producer, a lock's owner), by thread id, for the snapshot to show them."""
     rid = rid_of.get(id(obj))
     if rid is not None and rid in resources:
         return resources[rid]
@@ -117,7 +134,8 @@ def resource_for(obj: Any, resources: dict[str, Resource], rid_of: dict[int, str
                        label=f"{call}() in an executor" if call else "a concurrent future",
                        address=f"{id(obj):#x}",
                        # the thread running it is the one that completes it
-                       owners=[thread_id(runner)] if running and runner is not None else [])
+                       owners=[thread_id(runner)] if running and runner is not None else [],
+                       recorded=Recorded(task=call, running=running) if call else None)
     elif as_tracked(obj) is None:  # a TaskGroup
         members = [t for t in group_tasks(obj) if _is_task(t)]
         res = Resource(id=registry.foreign_id(obj, "task"), kind="task",
@@ -128,9 +146,43 @@ def resource_for(obj: Any, resources: dict[str, Resource], rid_of: dict[int, str
 
         res = describe(obj)
         res.owners = [task_tid(t) for t in _holders(obj)]
+        _record_history(res, obj, ended if ended is not None else {})
     resources[res.id] = res
     rid_of[id(obj)] = res.id
     return res
+
+
+def _record_history(res: Resource, obj: Any, ended: dict[str, Any]) -> None:
+    """What an asyncio primitive's history says, as model facts (``Resource.recorded``): who
+    set an event or notified a condition last, which tasks ever put to or took from a queue;
+    a lock's owner that has ended. The tasks named that have ended go to ``ended``."""
+    tracked = as_tracked(obj)
+    if tracked is None:
+        return
+    facts = tracked._stuck_facts()
+    kind = tracked._stuck_kind
+    if kind in ("event", "condition"):
+        res.recorded = Recorded(set_by=facts.set_by)
+    elif kind == "queue":
+        putters, getters = list(facts.putters), list(facts.getters)
+        res.recorded = Recorded(wakers=[task_tid(t) for t in putters],
+                                getters=[task_tid(t) for t in getters])
+        ended.update((task_tid(t), t) for t in putters if t.done())
+    elif kind == "mutex" and facts.held_by_ended is not None:
+        owner = facts.held_by_ended
+        res.owners = [task_tid(owner)]
+        ended[task_tid(owner)] = owner
+
+
+def _ended_task(task: Any) -> Thread:
+    """A task that has ended, as a dead thread of the model, with how it ended."""
+    exc = ended_with(task)
+    try:
+        how = "cancelled" if task.cancelled() else "returned"
+    except Exception:
+        how = "returned"
+    return Thread(id=task_tid(task), name=_task_name(task), state="dead",
+                  ended=f"died of {exception_words(exc)}" if exc is not None else how)
 
 
 def _io_or_unknown(chain: list[FrameType]) -> tuple[ThreadState, str]:
@@ -147,12 +199,13 @@ def _io_or_unknown(chain: list[FrameType]) -> tuple[ThreadState, str]:
 
 
 def add_to_snapshot(threads: list[Thread], resources: dict[str, Resource],
-                    rid_of: dict[int, str], now: float) -> list[str]:
+                    rid_of: dict[int, str], now: float) -> tuple[list[str], list[EventLoop]]:
     """Add every pending asyncio task as a Thread of the snapshot (what it holds, what it
-    waits for, its await chain), and the resources they name. Returns notes for the snapshot."""
+    waits for, its await chain), the resources they name, and the tasks those name that have
+    ended. Returns notes for the snapshot, and the facts of each event loop of the tasks."""
     tasks = pending_tasks()
     if not tasks:
-        return []
+        return [], []
     table = dict(waits)
     held: dict[int, list[Any]] = {}
     for obj in _tracked_primitives():
@@ -170,19 +223,55 @@ def add_to_snapshot(threads: list[Thread], resources: dict[str, Resource],
         notes.append(f"{len(tasks) - MAX_TASKS_SHOWN} more asyncio tasks are not shown")
         tasks = tasks[:MAX_TASKS_SHOWN]
     views: dict[int, _LoopView] = {}
+    loops: dict[int, EventLoop] = {}
+    ended: dict[str, Any] = {}
     for task in tasks:
         loop = _loop_of(task)
         view = views.get(id(loop))
         if view is None:
             view = views[id(loop)] = _LoopView(loop)
+            loops[id(loop)] = _loop_facts(loop)
         chain = _chain(task)
         thread = Thread(id=task_tid(task), name=_task_name(task), frames=_frames(chain))
-        _describe_wait(thread, task, table.get(id(task)), view, chain, resources, rid_of, now)
+        _describe_wait(thread, task, table.get(id(task)), view, chain, resources, rid_of, now,
+                       ended)
         for obj in held.get(id(task), ()):
-            thread.holds.append(resource_for(obj, resources, rid_of).id)
+            thread.holds.append(resource_for(obj, resources, rid_of, ended).id)
         threads.append(thread)
+        loops[id(loop)].tasks.append(thread.id)
     _held_across_awaits(threads, [v.loop for v in views.values()], resources, rid_of)
-    return notes
+    shown = {t.id for t in threads}
+    threads.extend(_ended_task(t) for tid, t in ended.items() if tid not in shown)
+    return notes, list(loops.values())
+
+
+def _loop_facts(loop: Any, stalled: bool = False) -> EventLoop:
+    """An event loop's facts (``model.EventLoop``). ``stalled``: its caller saw every task of
+    it suspended, unchanged across the settle time; then who else could still wake it is read
+    too (the other threads able to run, the program's signal handlers)."""
+    ident = loop_thread(loop)
+    facts = EventLoop(id=f"loop-{id(loop):x}",
+                      thread=thread_id(ident) if ident is not None else None, stalled=stalled)
+    state = loop_state(loop)
+    if state is not None:
+        facts.ready, facts.timers, facts.io, facts.idle = state
+    if stalled:
+        facts.runnable_threads = _other_runnable_threads(loop)
+        facts.signal_handlers = _python_signal_handlers()
+    return facts
+
+
+def mark_stalled(snap: Snapshot, loop: Any) -> None:
+    """Record in ``snap`` that ``loop`` was seen stalled (``walk._stalled``), with its state as
+    read now and who else could still wake it."""
+    facts = _loop_facts(loop, stalled=True)
+    for i, known in enumerate(snap.loops):
+        if known.id == facts.id:
+            facts.tasks = known.tasks
+            snap.loops[i] = facts
+            return
+    facts.tasks = [task_tid(t) for t in pending_tasks() if _loop_of(t) is loop]
+    snap.loops.append(facts)
 
 
 def _held_across_awaits(threads: list[Thread], loops: list[Any],
@@ -226,26 +315,27 @@ def extend_snapshot(snap: Snapshot, rid_of: dict[int, str]) -> None:
     if not snap.processes:
         return
     resources = snap.resource_map()
-    notes = add_to_snapshot(snap.processes[0].threads, resources, rid_of,
-                            snap.taken_at or time.time())
+    notes, loops = add_to_snapshot(snap.processes[0].threads, resources, rid_of,
+                                   snap.taken_at or time.time())
     snap.resources = list(resources.values())
     snap.notes.extend(notes)
+    snap.loops.extend(loops)
 
 
 def _describe_wait(thread: Thread, task: Any, record: TaskWait | None, view: _LoopView,
                    chain: list[FrameType], resources: dict[str, Resource],
-                   rid_of: dict[int, str], now: float) -> None:
+                   rid_of: dict[int, str], now: float, ended: dict[str, Any]) -> None:
     current = view.current()
     fut = awaiting(task)
     if record is not None and record.task() is not task:
         record = None
     if record is not None and (task is current or (fut is not None and not fut.done())):
-        res = resource_for(record.resource, resources, rid_of)
+        res = resource_for(record.resource, resources, rid_of, ended)
         timed = view.scheduled(task)
         file, function, line = record.where
         thread.waits = Wait(resource=res.id, since=record.since,
                             duration=max(0.0, now - record.since), timeout=None,
-                            durable=not timed,
+                            durable=not timed, op=record.op,
                             at=Frame(function=function, file=file, line=line) if file else None)
         thread.state = "sleeping" if timed else "blocked"
         thread.detail = _OP_WORDS.get(record.op, record.op)
@@ -271,7 +361,7 @@ def _describe_wait(thread: Thread, task: Any, record: TaskWait | None, view: _Lo
         res = resource_for(resource, resources, rid_of)
         timed = view.scheduled(task)
         file, function, line = _task_where(task)
-        thread.waits = Wait(resource=res.id, timeout=None, durable=not timed,
+        thread.waits = Wait(resource=res.id, timeout=None, durable=not timed, op=op,
                             at=Frame(function=function, file=file, line=line) if file else None)
         thread.state = "sleeping" if timed else "blocked"
         thread.detail = _OP_WORDS[op]
@@ -402,73 +492,6 @@ def cycle_findings(snap: Snapshot, rid_of: dict[int, str], policy: str) -> list[
 
 
 
-def _what(task: Any, record: TaskWait | None, snap: Snapshot, rid_of: dict[int, str]
-          ) -> tuple[str, str | None]:
-    """How a stuck task's wait reads in a report, and the resource id it waits on."""
-    if record is None:
-        fut = awaiting(task)
-        awaited = _awaited(task, fut)
-        if awaited is None:
-            chain = executor_chain(task)
-            if chain is not None:  # to a lock the loop's thread holds (not by this task)
-                words, _rids = _chain_words(chain, snap, rid_of)
-                return words, _snap_resource(snap, rid_of, chain.source).id
-            source = next((src for _, src in executor_futures(fut)
-                           if futures.runner_of(src) is not None), None)
-            runner = futures.runner_of(source) if source is not None else None
-            if runner is not None:
-                call = futures.callable_of(source)
-                return (f"awaits {f'{call}()' if call else 'a call'} running on thread "
-                        f"{_thread_name(runner)}"), _snap_resource(snap, rid_of, source).id
-            if fut is not None and not fut.done():
-                return "awaits a future that nothing left running can complete", None
-            return "waits", None
-        resource, op, _pending = awaited
-        res = _snap_resource(snap, rid_of, resource)
-        if op == "await":
-            return f"awaits task {_task_name(resource)}", res.id
-        return f"awaits {res.label}", res.id
-    obj: Any = record.resource
-    res = _snap_resource(snap, rid_of, obj)
-    label = res.label or res.id
-    op = record.op
-    tracked = as_tracked(obj)
-    if tracked is None:
-        return f"waits for {label}", res.id
-    kind = tracked._stuck_kind
-    facts = tracked._stuck_facts()
-    if kind == "event":
-        setter = facts.set_by
-        return (f"waits for event {label}, "
-                + ("which nothing has ever set" if setter is None
-                   else f"last set by {setter} and cleared since")), res.id
-    if kind == "condition" and op == "wait":
-        notifier = facts.set_by
-        return (f"waits on condition {label}, "
-                + ("which nothing has ever notified" if notifier is None
-                   else f"last notified by {notifier}")), res.id
-    if kind == "queue":
-        if op == "get":
-            producers = list(facts.putters)
-            if not producers:
-                return f"waits to get from empty queue {label}, to which nothing has ever " \
-                       "been put", res.id
-            return f"waits to get from empty queue {label}, " \
-                   + _producers_words(producers[:3]), res.id
-        if op == "put":
-            return f"waits to put on full queue {label}", res.id
-        return f"waits for the items of queue {label} to be processed", res.id
-    if kind == "mutex":
-        if facts.held_by_ended is not None:
-            return (f"waits for lock {label}, held by task {_task_name(facts.held_by_ended)}, "
-                    "which ended without releasing it"), res.id
-        owners = ", ".join(_task_name(t) for t in facts.holders) or "nobody"
-        return f"waits for lock {label} held by {owners}", res.id
-    if kind == "semaphore":
-        return f"waits for semaphore {label}", res.id
-    return f"waits for {label}", res.id
-
-
 MAX_MESSAGE = 120  # characters of an exception's message shown
 
 
@@ -488,38 +511,31 @@ def exception_words(exc: BaseException) -> str:
     return words + (f" at {where}" if where else "")
 
 
-def _producers_words(tasks: list[Any]) -> str:
-    """How a queue's producers ended, or that they are done or stuck: "(Task-2) are done or
-    stuck", or, when one ended with an exception, "Task-2 ended with RuntimeError: ...": the
-    cause a reader looks for."""
-    died = [(task, exc) for task in tasks if (exc := ended_with(task)) is not None]
-    if not died:
-        return f"whose producers ({', '.join(_task_name(t) for t in tasks)}) are done or stuck"
-    parts = [f"{_task_name(task)} ended with {exception_words(exc)}" for task, exc in died]
-    parts += [f"{_task_name(t)} is done or stuck" for t in tasks
-              if all(t is not task for task, _ in died)]
-    return ("whose producer " if len(tasks) == 1 else "whose producers: ") + "; ".join(parts)
-
-
 def loop_findings(snap: Snapshot, rid_of: dict[int, str], settle: float) -> list[Finding]:
     """The event-loop rule, for the watchdog: a loop none of whose tasks can ever run again.
 
     Cycles among its tasks are reported as deadlocks (unless reported when they formed), and
-    the tasks left (waiting on an Event nobody will set, say, or on those) as one stall."""
+    the tasks left (waiting on an Event nobody will set, say, or on those) as one stall, by
+    ``stuck.rules.loop`` from the loop's facts recorded in ``snap`` (which has the tasks:
+    ``extend_snapshot``)."""
     table = dict(waits)
     cutoff = time.time() - settle
     out: list[Finding] = []
+    covered: set[str] = set()
     loops = _loops().values()
     holding = held_on_loop_threads(
         {i for loop, _ in loops if (i := loop_thread(loop)) is not None}, cutoff)
     for loop, tasks in loops:
         if _stalled(loop, tasks, table, cutoff):
-            out.extend(_stuck_loop(loop, tasks, table, snap, rid_of, _cycles_seen))
+            found, members = _stuck_loop(loop, tasks, table, snap, rid_of, _cycles_seen)
+            out.extend(found)
+            covered |= {task_tid(t) for t in tasks if id(t) in members}
+            mark_stalled(snap, loop)
         elif loop_thread(loop) in holding:
             # Other tasks or threads still run, but a task holds a lock across the await of a
             # call whose thread waits for it: that cycle does not need the loop to be quiet.
             out.extend(_executor_findings(tasks, table, snap, rid_of, cutoff)[0])
-    return out
+    return out + judge_loops(snap, covered)
 
 
 def quiet_loop_findings(loop: Any, snap: Snapshot, rid_of: dict[int, str]) -> list[Finding]:
@@ -533,14 +549,16 @@ def quiet_loop_findings(loop: Any, snap: Snapshot, rid_of: dict[int, str]) -> li
     if not tasks or not (_stalled(loop, tasks, table, time.time())
                          or _suspended_marks(loop, tasks) is not None):
         return []
-    return _stuck_loop(loop, tasks, table, snap, rid_of, set())
+    found, members = _stuck_loop(loop, tasks, table, snap, rid_of, set())
+    mark_stalled(snap, loop)
+    return found + judge_loops(snap, {task_tid(t) for t in tasks if id(t) in members})
 
 
 def _stuck_loop(loop: Any, tasks: list[Any], table: dict[int, TaskWait], snap: Snapshot,
                 rid_of: dict[int, str], reported: set[frozenset[tuple[int, int]]]
-                ) -> list[Finding]:
-    """A stuck loop's findings: its cycles (those not in ``reported``), then one stall of the
-    tasks no cycle covers."""
+                ) -> tuple[list[Finding], set[int]]:
+    """A stuck loop's cycles (those not in ``reported``), and the ids of the tasks they
+    cover (the tasks left are the event-loop rule's stall)."""
     view = _LoopView(loop)
     out, covered = _executor_findings(tasks, table, snap, rid_of, None)
     for task in tasks:  # a lock the loop's thread holds, and which task took it is not known
@@ -562,10 +580,7 @@ def _stuck_loop(loop: Any, tasks: list[Any], table: dict[int, TaskWait], snap: S
             # Not reported when it formed; or reported then as probable, with the policy
             # waiting for the proof that this is.
             out.append(finding)
-    rest = sorted((t for t in tasks if id(t) not in covered), key=_task_name)
-    if rest:
-        out.append(_stall_finding(loop, rest, table, snap, rid_of))
-    return out
+    return out, covered
 
 
 def _executor_findings(tasks: list[Any], table: dict[int, TaskWait], snap: Snapshot,
@@ -754,59 +769,6 @@ def _prove_on_a_stalled_loop(finding: Finding, loop: Any) -> bool:
         "cycle can: the event loop has no other callback, timer or I/O, no other thread is "
         "able to run, and no Python signal handler could run on the loop's thread.")
     return True
-
-
-def _stall_finding(loop: Any, tasks: list[Any], table: dict[int, TaskWait], snap: Snapshot,
-                   rid_of: dict[int, str]) -> Finding:
-    loop_thread = _loop_thread_name(loop)
-    lines: list[str] = []
-    resources: list[str] = []
-    phrases: list[str] = []
-
-    def record_of(task: Any) -> TaskWait | None:
-        record = table.get(id(task))
-        return record if record is not None and record.task() is task else None
-
-    # The tasks waiting on primitives first: they say why; those awaiting them follow.
-    tasks = sorted(tasks, key=lambda t: (record_of(t) is None, _task_name(t)))
-    for task in tasks:
-        record = record_of(task)
-        words, rid = _what(task, record, snap, rid_of)
-        phrase = f"{_task_name(task)} {words}"
-        phrases.append(phrase)
-        if record is not None:
-            lines.append(phrase + ".")
-        if rid is not None and rid not in resources:
-            resources.append(rid)
-    lines.append(f"The event loop (thread {loop_thread}) has no callback ready to run, no "
-                 "timer scheduled and no I/O to watch, so no code on it will run again to end "
-                 "these waits.")
-    others = _other_runnable_threads(loop)
-    missing = ["which code was meant to end these waits is not recorded"]
-    confidence: Any = "certain"
-    if others:
-        confidence = "probable"
-        lines.append("Threads still able to run: " + ", ".join(others[:5])
-                     + ("" if len(others) <= 5 else f", … {len(others) - 5} more") + ".")
-        missing.insert(0, "another thread could still wake the loop "
-                          "(loop.call_soon_threadsafe); whether one will is not known")
-    on_futures = [t for t in tasks if record_of(t) is None
-                  and _awaited(t, awaiting(t)) is None]
-    handlers = _python_signal_handlers() if on_futures else []
-    if handlers:
-        confidence = "probable"
-        missing.insert(0, "a Python signal handler (" + ", ".join(handlers[:3]) + ") runs on "
-                          "the loop's thread and could complete the futures awaited")
-    n = len(tasks)
-    summary = (f"{n} asyncio task{'s' if n != 1 else ''} on the event loop in thread "
-               f"{loop_thread} wait{'s' if n == 1 else ''} and nothing left can wake "
-               f"{'it' if n == 1 else 'them'}: " + "; ".join(phrases[:3])
-               + ("" if n <= 3 else f"; … {n - 3} more"))
-    return Finding(kind="stall", confidence=confidence, summary=summary,
-                   explanation="\n".join(lines), threads=[task_tid(t) for t in tasks],
-                   resources=resources, missing_evidence=missing,
-                   details={"rule": "event-loop-stall", "event_loop_thread": loop_thread,
-                            "tasks": n})
 
 
 def _python_signal_handlers() -> list[str]:

@@ -359,27 +359,38 @@ def pending_tasks() -> list[Any]:
 
 
 
-def _loop_quiet(loop: Any) -> bool:
-    """True when nothing inside ``loop`` can run again by itself: it is running, idle in its
-    selector with no timeout, with no callback ready, no timer scheduled, no task current, and
-    no I/O registered besides its own wake-up pipe (what ``call_soon_threadsafe`` writes to).
-    Read from outside the loop's thread: attributes only, never user code."""
+def loop_state(loop: Any) -> tuple[int, int, int, bool] | None:
+    """What could still run code on ``loop`` by itself: (callbacks ready, timers scheduled and
+    not cancelled, file descriptors watched besides its own wake-up pipe (what
+    ``call_soon_threadsafe`` writes to), whether its thread waits in the selector with no task
+    running). None when the loop is not running, or of a kind whose state cannot be read
+    (uvloop, proactor). Read from outside the loop's thread: attributes only, never user code."""
     try:
         if not loop.is_running() or loop.is_closed():
-            return False
-        if len(loop._ready):
-            return False
-        if any(not getattr(h, "_cancelled", False) for h in list(loop._scheduled)):
-            return False
+            return None
+        ready = len(loop._ready)
+        timers = sum(1 for h in list(loop._scheduled) if not getattr(h, "_cancelled", False))
         registered = loop._selector.get_map()
         wake_pipe = getattr(loop, "_ssock", None)
         own = 1 if wake_pipe is not None and wake_pipe.fileno() in registered else 0
-        if len(registered) > own:
-            return False
+        io = len(registered) - own
         frame = sys._current_frames().get(loop._thread_id)
-        if frame is None or frame.f_code.co_name != "select" \
-                or not frame.f_code.co_filename.endswith("selectors.py"):
+        idle = (frame is not None and frame.f_code.co_name == "select"
+                and frame.f_code.co_filename.endswith("selectors.py")
+                and _current_tasks.get(loop) is None)
+        return ready, timers, io, idle
+    except Exception:  # another kind of loop: nothing can be proven
+        return None
+
+
+def _loop_quiet(loop: Any) -> bool:
+    """True when nothing inside ``loop`` can run again by itself: it is running, idle in its
+    selector with no timeout, with no callback ready, no timer scheduled, no task current, and
+    no I/O registered besides its own wake-up pipe (``loop_state``)."""
+    try:
+        if len(loop._ready):  # the common case of a busy loop, without reading the rest
             return False
-        return _current_tasks.get(loop) is None
-    except Exception:  # another kind of loop (uvloop, proactor): nothing can be proven
+    except Exception:
         return False
+    state = loop_state(loop)
+    return state is not None and state == (0, 0, 0, True)
