@@ -72,7 +72,8 @@ class Cycle:
     proven: bool
 
     def key(self) -> frozenset[int]:
-        return frozenset(id(s.record) for s in self.steps)
+        """The waits of the cycle (``WaitRecord.serial``): the same while they last."""
+        return frozenset(s.record.serial for s in self.steps)
 
     def dissolves(self) -> bool:
         """Every wait of the cycle has a timeout: each ends by itself, none is left waiting

@@ -337,6 +337,12 @@ def foreign_id(obj: object, kind: str) -> str:
         return f"{kind}-{id(obj):x}"
 
 
+# Each wait's serial number: what names it in a cycle's key. Not its id(): a record freed when
+# its wait ended and a new one made at the same address (the same tasks deadlocking again after
+# a retry) would read as the cycle already reported, and the policy would not act on it.
+_serials = itertools.count()
+
+
 class WaitRecord:
     """One thread about to block, or blocked: on what, where, since when, for how long.
 
@@ -345,7 +351,7 @@ class WaitRecord:
     only when a report is built.
     """
 
-    __slots__ = ("_frame", "op", "pending", "resource", "since", "timeout", "wakers")
+    __slots__ = ("_frame", "op", "pending", "resource", "serial", "since", "timeout", "wakers")
 
     def __init__(self, resource: object, op: str, wakers: Wakers | None,
                  frame: FrameType | None, timeout: float | None) -> None:
@@ -356,6 +362,7 @@ class WaitRecord:
         self.since = _time()
         self._frame = frame
         self.pending = False  # closes a cycle not proven yet (see detect.wait)
+        self.serial = next(_serials)
 
     def site(self) -> tuple[str | None, str, int]:
         """(file, function, line) of the program's own frame where the wait happens."""
