@@ -141,36 +141,31 @@ def standstill_finding(dump: Reading, waiters: list[Thread], unnamed: list[Threa
                   and t.waits.resource in unowned_set]
     # Every root waits for a lock nobody visible is known to hold, on at least two locks:
     # if each holds what another waits for, a cycle; the dump lacks the owners to say.
-    # Python: the holder of a Lock is a live thread or none (a thread that ended holding
-    # it); with every thread shown and none able to run but sleepers, it is one of these
-    # waiters (the lock waiter itself, or a thread that joins it) or an abandoned lock.
     # (A Python join on a thread the dump does not identify, beside them, waits behind one.)
     py_joins = [t for t in roots if python and dump.unknown_join(t)]
     lock_cycle = (not unnamed and len(lock_roots) + len(py_joins) == len(roots)
-                  and (len(unowned_set) > 1 or (python and bool(lock_roots))))
+                  and len(unowned_set) > 1)
     if python and excerpt and lock_roots:
         return  # the holder may be a thread the paste lacks: the hang rule names the wait
     if lock_cycle and python:  # each blocked thread may be a holder: all are parties
         extra = [t.id for t in blocked if t.id not in root_ids]
-        if len(unowned_set) == 1 and not extra and len(roots) == 1:
-            lock_cycle = False  # a lone waiter: a lock an ended thread kept is as likely
-        else:
-            tids += extra
-            behind = [b for b in behind if b not in set(extra)]
-            if len(unowned_set) == 1:
-                missing.append("a thread that ended while holding the lock (a release "
-                               "skipped on an error path) leaves the same picture: then "
-                               "it is a stall, not a cycle")
-    # Every root waits for a thread the dump does not name: the holder of one lock, or
-    # the thread a join waits for (Java's Thread.join names no thread). That thread is
-    # one of the waiters (the waiter itself, a thread waiting behind it), a sleeper, or
-    # one that exited. Any waiter closes a cycle: name them all as parties. (Python's
-    # own reading of the same, above, also weighs joins that may end.)
+        tids += extra
+        behind = [b for b in behind if b not in set(extra)]
+    # Every root waits for a thread the dump does not name: the holder of one lock (a
+    # C mutex or a Python Lock whose holder is not printed: a live thread, or one that
+    # ended holding it), or the thread a join waits for (Java's Thread.join names no
+    # thread). That thread is one of the waiters (the waiter itself, a thread waiting
+    # behind it), a sleeper, or one that exited. Any waiter closes a cycle: name them all
+    # as parties. The same rule for every runtime; a Python dump shows the lock wait
+    # through its native frames (lock_PyThread_acquire_lock) or its source line, and a
+    # Python join counts only where its target is identified (one that may end, asleep
+    # or in a call the dump does not name, was set aside above).
     joins = [t for t in roots if dump.unknown_join(t)]
     holders: list[Thread] = []
-    if not python and not unnamed and len(lock_roots) + len(joins) == len(roots) \
-            and (len(unowned_set) == 1 or (joins and len(unowned_set) <= 1)):
-        holders = [*roots, *(t for t in waiters if t.id not in root_ids)]
+    if not unnamed and len(lock_roots) + len(joins) == len(roots) \
+            and (len(unowned_set) == 1 or (joins and len(unowned_set) <= 1)) \
+            and (lock_roots or not python):
+        holders = [*roots, *(t for t in blocked if t.id not in root_ids)]
         if len(holders) < 2:
             holders = []  # a lone waiter: a lock left held by an exited thread as likely
     lock_cycle = lock_cycle or bool(holders)
@@ -271,10 +266,13 @@ def standstill_finding(dump: Reading, waiters: list[Thread], unnamed: list[Threa
                 f" and {len(lock_roots) - 4} more" if len(lock_roots) > 4 else "")
             parts.append(f"{lockers} wait(s) for {lock_name}, whose holder the dump does "
                          "not show")
-            words.append(f"Whoever holds {lock_name} is one of these waiters (a thread that "
-                         "takes a lock it already holds waits for itself; one that holds "
-                         "it while waiting for the lock's waiter waits in a cycle), a "
-                         "sleeping thread, or a thread that exited holding it.")
+            # (a thread re-entering an RLock it holds does not wait: no self-deadlock there)
+            itself = ("a thread re-entering an RLock it holds does not wait, so not the "
+                      "waiter itself" if dump.resources[unowned[0]].kind == "rlock" else
+                      "a thread that takes a lock it already holds waits for itself")
+            words.append(f"Whoever holds {lock_name} is one of these waiters ({itself}; one "
+                         "that holds it while waiting for the lock's waiter waits in a "
+                         "cycle), a sleeping thread, or a thread that exited holding it.")
             missing.append(f"if a thread exited while holding {lock_name}, no thread here "
                            "is in a cycle: the lock was abandoned (a stall)")
         if joins:
@@ -288,25 +286,17 @@ def standstill_finding(dump: Reading, waiters: list[Thread], unnamed: list[Threa
                            "wait names only the Thread object's address): a heap dump "
                            "(`jcmd PID GC.heap_dump FILE`) shows that object's name")
         behind_h = [t for t in holders if t.id not in root_ids]
-        summary = ("; ".join(parts)
+        summary = _one_waiter_summary(dump, lock_roots, unowned, behind_h, sleepers) \
+            if unowned and not joins and len(lock_roots) == 1 else ("; ".join(parts)
                    + ("; " + ", ".join(t.label() for t in behind_h[:4])
                       + " wait(s) behind them" if behind_h else "")
-                   + ": no other thread can run, so if those unseen threads are among "
-                   "these waiters, they wait for each other in a cycle")
+                   + ": no other thread can run"
+                   + (" but sleepers, which might be those unseen threads" if sleepers else "")
+                   + ", so if those unseen threads are among these waiters, they wait for "
+                   "each other in a cycle")
         tids = [t.id for t in holders]
         tid_set = set(tids)
         behind = [b for b in behind if b not in tid_set]
-    elif lock_cycle and len(unowned_set) == 1:  # Python: one lock, its holder not shown
-        res1 = dump.resources[unowned[0]]
-        others_w = [dump.threads[i].label() for i in tids if i != lock_roots[0].id][:4]
-        # (a thread re-entering an RLock it holds does not wait: no self-deadlock there)
-        ifs_self = [] if res1.kind == "rlock" else ["it holds it itself (a self-deadlock)"]
-        ifs = ifs_self + (
-            [f"{', '.join(others_w)}, which wait(s) for it, holds it"] if others_w
-            else [] if ifs_self else ["a thread that waits behind it holds it"])
-        summary = (f"{lock_roots[0].label()} waits for {res1.named()}, whose holder the "
-                   "dump does not show, and no thread that could release it can run: if "
-                   + " or ".join(ifs) + ", they wait in a cycle")
     elif lock_cycle:
         names = ", ".join(t.label() for t in lock_roots[:4]) + (
             f" and {len(lock_roots) - 4} more" if len(lock_roots) > 4 else "")
@@ -355,6 +345,24 @@ def standstill_finding(dump: Reading, waiters: list[Thread], unnamed: list[Threa
                  "evidence": "every thread of the process is shown and none can run"}))
     dump.covered.update(tids)
     dump.covered.update(behind)
+
+
+def _one_waiter_summary(dump: Reading, lock_roots: list[Thread], unowned: list[str],
+                        behind: list[Thread], sleepers: list[Thread]) -> str:
+    """One thread waits for a lock whose holder is not shown, the others behind it: who could
+    hold it, in a sentence."""
+    res1 = dump.resources[unowned[0]]
+    others = [t.label() for t in behind[:4]]
+    # (a thread re-entering an RLock it holds does not wait: no self-deadlock there)
+    ifs = [] if res1.kind == "rlock" else ["it holds it itself (a self-deadlock)"]
+    if others:
+        ifs.append(f"{', '.join(others)}, which wait(s) behind it, holds it")
+    elif not ifs:
+        ifs.append("a thread that waits behind it holds it")
+    return (f"{lock_roots[0].label()} waits for {res1.named()}, whose holder the dump does "
+            "not show, and no thread that could release it can run"
+            + (" but sleepers, which might hold it" if sleepers else "")
+            + ": if " + " or ".join(ifs) + ", they wait in a cycle")
 
 
 def _signalled(dump: Reading, tid: str) -> bool:
