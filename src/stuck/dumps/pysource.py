@@ -538,6 +538,7 @@ def _guess_join_targets(threads: list[Thread], resources: dict[str, Resource],
             "thread's address)"))
 
 
+MAX_SIGNAL_SITES = 8  # more signalling calls of one object than this: not read as one thread's
 # What ends a wait on each kind, as a call on the object: Event.set, Condition.notify, ...
 _SIGNALS: dict[str, frozenset[str]] = {
     "event": frozenset({"set"}), "condition": frozenset({"notify", "notify_all"}),
@@ -559,6 +560,9 @@ def _later_signallers(threads: list[Thread], reader: SourceReader,
     from the source, so a cycle through it is at most probable and says what was read."""
     blocked = [t for t in threads if t.state == "blocked" and t.waits is not None
                and t.waits.durable]
+    signal_calls: dict[str, dict[str, list[tuple[int, str]]]] = {}
+    by_id = {t.id: t for t in threads}
+    threads_ahead: dict[tuple[str, str, str], list[tuple[Thread, int]]] = {}
     for w in blocked:
         assert w.waits is not None
         res = resources.get(w.waits.resource)
@@ -574,16 +578,25 @@ def _later_signallers(threads: list[Thread], reader: SourceReader,
         if m is None or m.group(1) not in src.globals:
             continue  # only a module-level object is one object for every thread naming it
         name = m.group(1)
-        sites = [(i + 1, sm.group(2)) for i, line in enumerate(src.lines)
-                 for sm in _SIGNAL_ON.finditer(line.split("#", 1)[0])
-                 if sm.group(1) == name and sm.group(2) in signals]
-        if not sites:
-            continue
-        setter = _the_thread_ahead_of(sites, src, blocked, w)
-        if setter is None:
-            continue
-        t, at, (line, call) = setter
-        if not _waits_for(t, w, resources, {x.id: x for x in threads}):
+        calls = signal_calls.get(src.path)
+        if calls is None:  # every signalling call of the file, read once
+            calls = signal_calls[src.path] = {}
+            for i, text in enumerate(src.lines):
+                if "(" in text:
+                    for sm in _SIGNAL_ON.finditer(text.split("#", 1)[0]):
+                        calls.setdefault(sm.group(1), []).append((i + 1, sm.group(2)))
+        sites = [(n, call) for n, call in calls.get(name, ()) if call in signals]
+        if not sites or len(sites) > MAX_SIGNAL_SITES:
+            continue  # signalled from many places: no single thread is the one
+        key = (src.path, name, res.kind)
+        ahead = threads_ahead.get(key)
+        if ahead is None:
+            ahead = threads_ahead[key] = _threads_ahead_of(sites, src, blocked)
+        setters = [(t, at) for t, at in ahead if t is not w]
+        if len(setters) != 1:
+            continue  # none, or several that might each signal it
+        (t, at), (line, call) = setters[0], sites[0]
+        if not _waits_for(t, w, resources, by_id):
             continue  # the setter may get past its own wait: no cycle to close
         res.owners = [t.id]
         where = os.path.basename(src.path)
@@ -612,17 +625,15 @@ def _waits_for(t: Thread, target: Thread, resources: dict[str, Resource],
     return False
 
 
-def _the_thread_ahead_of(sites: list[tuple[int, str]], src: _Source, blocked: list[Thread],
-                         waiter: Thread) -> tuple[Thread, int, tuple[int, str]] | None:
-    """The one blocked thread, other than ``waiter``, whose stack is, in ``src``, inside the
-    function of every site and above it (the site comes later in the function)."""
+def _threads_ahead_of(sites: list[tuple[int, str]], src: _Source,
+                      blocked: list[Thread]) -> list[tuple[Thread, int]]:
+    """The blocked threads whose stack is, in ``src``, inside the function of every site and
+    above it (the site comes later in the function), each with the line it stands on."""
     funcs = [_enclosing_def(src, line) for line, _ in sites]
     if any(fn is None for fn in funcs):
-        return None  # a site at module level: any import could run it
+        return []  # a site at module level: any import could run it
     found = []
     for t in blocked:
-        if t is waiter:
-            continue
         at = None
         for (line, _), fn in zip(sites, funcs, strict=True):
             assert fn is not None
@@ -634,8 +645,8 @@ def _the_thread_ahead_of(sites: list[tuple[int, str]], src: _Source, blocked: li
             at = frame.line
         else:
             if at is not None:
-                found.append((t, at, sites[0]))
-    return found[0] if len(found) == 1 else None
+                found.append((t, at))
+    return found
 
 
 def _same_file(src: _Source, g: Frame) -> str | None:
