@@ -138,6 +138,8 @@ def test_without_source_a_call_the_dump_does_not_name_is_said_not_guessed(captur
         assert r.findings == []
         note = next(n for n in r.snapshot.notes if "call the dump does not show" in n)
         assert "py-spy dump --native" in note and "--source" in note
+        pid = r.snapshot.processes[0].pid  # py-spy's header names it; faulthandler does not
+        assert f"--pid {pid if pid is not None else 'PID'}`" in note
 
 
 @pytest.mark.parametrize("program,joined,sleeper", [

@@ -233,11 +233,15 @@ def read_python_sources(snapshot: Snapshot, inferred: dict[str, str],
     if unseen:
         where = ", ".join(f"{t.label()} at {t.frames[0].where()}" for t in unseen[:4]) + (
             f" and {len(unseen) - 4} more" if len(unseen) > 4 else "")
+        ids = {id(t) for t in unseen}
+        pids = {p.pid for p in snapshot.processes if any(id(t) in ids for t in p.threads)}
+        pid = next(iter(pids)) if len(pids) == 1 and None not in pids else "PID"
         snapshot.notes.append(
             f"{len(unseen)} thread(s) stopped inside a call the dump does not show ({where}): "
             "a lock acquire, a sleep and I/O look alike there, so what they wait for is not "
-            "claimed; `py-spy dump --native --pid PID` or `pystack remote PID` shows the call, "
-            "and with the program's source (`stuck analyze --source DIR`) the line says it")
+            f"claimed; `py-spy dump --native --pid {pid}` or `pystack remote {pid}` shows the "
+            "call, and with the program's source (`stuck analyze --source DIR`) the line "
+            "says it")
 
 
 def _stdlib_timeouts(snapshot: Snapshot, threads: list[Thread], resources: dict[str, Resource],
