@@ -596,6 +596,7 @@ def _build(session: _Session, index: int, used: set[str], result: ParseResult) -
     resources: dict[str, Resource] = {}
     waits_kind: dict[str, str] = {}  # thread id -> resource kind waited on
     join_targets: dict[str, _Thread] = {}  # thread id -> the thread it joins
+    file_lock_waits: list[str] = []  # what each thread in flock / fcntl(F_SETLKW) waits for
 
     def resource(key: str, kind: str, label: str, address: str | None) -> Resource:
         rid = prefix + key
@@ -656,11 +657,7 @@ def _build(session: _Session, index: int, used: set[str], result: ParseResult) -
             t.state = "io"
             t.detail = f"waits for {label}"
             t.waits = Wait(resource=res.id, durable=False, at=c.at, direction="lock")
-            result.notes.append(
-                f"{t.label()} waits for {label}, whose holder a thread dump does not show (a "
-                "thread of this process or another process); one dump cannot tell a lock "
-                "held for good from a moment's contention: `cat /proc/locks` lists the "
-                "holders' pids, `stuck capture PID` names them and what they wait for")
+            file_lock_waits.append(f"{t.label()} waits for {label}")
             continue
         if c.state == "io" and c.primitive is not None:
             fd = _write_fd(raw, c.primitive)
@@ -695,6 +692,14 @@ def _build(session: _Session, index: int, used: set[str], result: ParseResult) -
             if joined is not None:
                 join_targets[tid] = joined
 
+    if file_lock_waits:
+        who = "; ".join(file_lock_waits[:4]) + (
+            f"; and {len(file_lock_waits) - 4} more" if len(file_lock_waits) > 4 else "")
+        result.notes.append(
+            f"{who}: a thread dump does not show who holds a file lock (a thread of this "
+            "process or another process), and one dump cannot tell a lock held for good from "
+            "a moment's contention; `cat /proc/locks` lists the holders' pids, `stuck capture "
+            "PID` names them and what they wait for")
     tmap = {t.id: t for t in threads}
     for tid, target_raw in join_targets.items():
         joined_t = by_raw[id(target_raw)]
