@@ -52,7 +52,8 @@ def test_a_self_deadlock_is_explained_as_one() -> None:
     facts.resources["la"].kind = "mutex"
     f = deadlock_finding([Edge("a", "la", "a")], facts, NOW)
     assert f.summary == "a takes la, which it already holds (mutex is not reentrant)"
-    assert f.explanation.startswith("a waits, without a timeout, for la, which it holds itself")
+    assert f.explanation.startswith("a waits for la, which it holds itself: a lock that is not "
+                                    "re-entrant, taken twice by one thread, waits forever")
     assert "the next one" not in f.explanation
 
 

@@ -14,7 +14,13 @@ from stuck.model import Edge, Finding
 from stuck.rules.confidence import cycle_confidence, timed_confidence
 from stuck.rules.facts import Facts, ThreadFacts, waited
 from stuck.rules.knot import can_run, out_of_reach
-from stuck.rules.wording import cycle_step, name_of, unique, wait_for_each_other
+from stuck.rules.wording import (
+    cycle_step,
+    name_of,
+    self_deadlock,
+    unique,
+    wait_for_each_other,
+)
 
 
 def holders(t: ThreadFacts, facts: Facts) -> list[str]:
@@ -138,9 +144,7 @@ def deadlock_finding(cycle: list[Edge], facts: Facts, now: float,
                        "if the program then lets go of what it holds.")
     elif len(cycle) == 1 and cycle[0].held_by == cycle[0].thread:  # a self-deadlock
         t, res = facts.threads[cycle[0].thread], facts.resources[cycle[0].waits_for]
-        explanation = (f"{t.name} waits, without a timeout, for {res.label}, which it holds "
-                       "itself: a lock that is not re-entrant, taken twice by one thread, "
-                       "waits forever." if held(cycle[0], facts) else
+        explanation = (self_deadlock(t.name, res.label) if held(cycle[0], facts) else
                        f"{t.name} waits, without a timeout, for what only it could end; it "
                        "cannot go on.")
     else:

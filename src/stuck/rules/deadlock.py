@@ -13,7 +13,7 @@ from __future__ import annotations
 from stuck.model import Confidence, Finding
 from stuck.rules.advice import capture_all
 from stuck.rules.reading import Reading, res_name, thread_name
-from stuck.rules.wording import cycle_step
+from stuck.rules.wording import cycle_step, self_deadlock
 
 
 def deadlocks(dump: Reading) -> None:
@@ -53,9 +53,7 @@ def deadlocks(dump: Reading) -> None:
         self_wait = len(cycle) == 1 and cycle[0].thread == cycle[0].held_by
         if self_wait:
             res0 = dump.resources.get(cycle[0].waits_for)
-            explanation = (f"{names[0]} waits for {res_name(res0, cycle[0].waits_for)}, "
-                           "which it holds itself: a lock that is not re-entrant, taken "
-                           "twice by one thread, waits forever (a self-deadlock).")
+            explanation = self_deadlock(names[0], res_name(res0, cycle[0].waits_for))
         else:
             explanation = ("; ".join(steps) + ". None of them can continue until another "
                            "in the cycle does, so none will.")

@@ -72,6 +72,12 @@ def wait_for_each_other(n: int, who: str = "threads") -> str:
     return f"{n} {who} wait for each other"
 
 
+def self_deadlock(name: str, lock: str) -> str:
+    """Why a thread waiting for a lock it holds itself waits forever, in every source's words."""
+    return (f"{name} waits for {lock}, which it holds itself: a lock that is not re-entrant, "
+            "taken twice by one thread, waits forever (a self-deadlock).")
+
+
 # The policy word of a cycle found when its last waiter blocked that raise or abort leave alone
 # until it is proven (``stuck.runtime.policy``); the others are the policies' own names.
 UNPROVEN = "unproven"
