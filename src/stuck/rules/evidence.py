@@ -11,7 +11,7 @@ from stuck.knowledge import evidence_fields
 from stuck.model import Confidence, Finding, Resource
 from stuck.rules.known import Known
 from stuck.rules.reading import Reading
-from stuck.rules.wording import wait_text
+from stuck.rules.wording import waits_text
 
 
 def evidence_stalls(dump: Reading) -> None:
@@ -47,8 +47,7 @@ def evidence_finding(dump: Reading, pi: int, group: list[Known]) -> None:
     quiet = bool(rule.busy) and all((f := dump.facts.get(n)) is not None and f.value == 0
                                     for n in rule.busy)
     confidence: Confidence = "probable" if idle_pool or quiet else "possible"
-    words = ["; ".join(wait_text(t, dump.resources) for t in waiters[:10])
-             + (f"; and {len(waiters) - 10} more" if len(waiters) > 10 else "") + "."]
+    words = [waits_text(waiters, dump.resources) + "."]
     others = f" (and {len(waiters) - 1} more)" if len(waiters) > 1 else ""
     words_k, missing = dump.knowledge.words(waiters[0], group[0], waiters[0].label() + others)
     words.append(words_k)

@@ -22,7 +22,7 @@ from stuck.rules.reading import (
     thread_name,
 )
 from stuck.rules.signaller import blocked_on_waiters_locks
-from stuck.rules.wording import channel_words, wait_text
+from stuck.rules.wording import channel_words, waits_text
 from stuck.stacks.native import base_name
 from stuck.stacks.python import SLEEP_ONLY
 
@@ -120,8 +120,7 @@ def standstill_finding(dump: Reading, waiters: list[Thread], unnamed: list[Threa
     behind = [b for b in dump.graph.behind(tids, rids) if b not in tid_set]
     behind_set = set(behind)
     behind += [t.id for t in waiters if t.id not in root_ids and t.id not in behind_set]
-    words = ["; ".join(wait_text(t, dump.resources) for t in roots[:10])
-             + (f"; and {len(roots) - 10} more" if len(roots) > 10 else "") + "."]
+    words = [waits_text(roots, dump.resources) + "."]
     missing: list[str] = []
     pid = dump.snap.processes[dump.process_of[waiters[0].id]].pid or "PID"
     for t in unnamed[:10]:

@@ -27,7 +27,7 @@ from stuck.rules.reading import (
 )
 from stuck.rules.signaller import blocked_on_waiters_locks
 from stuck.rules.standstill import channels_of
-from stuck.rules.wording import wait_text
+from stuck.rules.wording import waits_text
 
 
 def unwoken_waits(dump: Reading) -> None:
@@ -237,10 +237,7 @@ def unwoken_finding(dump: Reading, waiters: list[Thread], process_threads: list[
         words_k, missing_k = dump.knowledge.words(first_k.thread, first_k, who)
         knowledge_words.append(words_k)
         missing.extend(m for m in missing_k if m not in missing)
-    waits = "; ".join(wait_text(t, dump.resources) for t in waiters[:10])
-    if len(waiters) > 10:
-        waits += f"; and {len(waiters) - 10} more"
-    words = [waits + "."]
+    words = [waits_text(waiters, dump.resources) + "."]
     if waiters[0].id.startswith("goroutine "):
         words.extend(channels_of(dump, waiters))
     if stated:

@@ -66,6 +66,13 @@ def wait_text(t: Thread, resources: dict[str, Resource]) -> str:
     return text
 
 
+def waits_text(threads: list[Thread], resources: dict[str, Resource], most: int = 10) -> str:
+    """The waits of ``threads`` (``wait_text``), the first ``most`` of them named, then how
+    many more: ``a waits for mutex m in f (3 min); b waits ...; and 4 more``."""
+    return "; ".join(wait_text(t, resources) for t in threads[:most]) \
+        + (f"; and {len(threads) - most} more" if len(threads) > most else "")
+
+
 def wait_for_each_other(n: int, who: str = "threads") -> str:
     """``3 threads wait for each other``: a cycle's summary before its steps, whichever source
     found it. ``who``: what waits (``threads``, ``asyncio tasks``)."""
