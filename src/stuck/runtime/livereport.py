@@ -316,12 +316,6 @@ def _thread_name(snap: Snapshot, ident: int) -> str:
     return t.name or t.id if t is not None else thread_id(ident)
 
 
-def _res_name(res: Resource | None, fallback: str) -> str:
-    if res is None:
-        return fallback
-    return res.label or res.id
-
-
 def _cycle_facts(cycle: Cycle, snap: Snapshot, rid_of: dict[int, str]
                  ) -> tuple[Facts, list[Edge]]:
     """The rules' facts of the cycle's own threads and resources, read from its wait records
@@ -338,7 +332,7 @@ def _cycle_facts(cycle: Cycle, snap: Snapshot, rid_of: dict[int, str]
             res = describe(record.resource)
         rid = res.id
         if rid not in resources:
-            resources[rid] = ResourceFacts(id=rid, kind=res.kind, label=_res_name(res, rid))
+            resources[rid] = ResourceFacts(id=rid, kind=res.kind, label=res.label or rid)
         tid = thread_id(step.thread)
         op = record.op if record.op in WAIT_OPS else "unknown"
         threads[tid] = ThreadFacts(
