@@ -146,6 +146,10 @@ class _Parser:
         # (frames, args, last frame number) of a backtrace printed outermost first
         self.descending: tuple[list[Frame], list[str | None], int] | None = None
         self.notes: list[str] = []
+        # frame text -> (frame, raw arguments, the addresses they hold): a backtrace's frames
+        # repeat across threads (a pool's threads print the same lines), and Frames are
+        # shared between threads as in every format
+        self.frame_cache: dict[str, tuple[Frame, str | None, tuple[str, ...]]] = {}
 
     @property
     def session(self) -> _Session:
@@ -185,7 +189,13 @@ class _Parser:
         if rest.count("(") > rest.count(")"):
             self.pending_frame = (number, rest)  # arguments continue on the next line
             return
-        frame, args = parse_frame(rest)
+        cached = self.frame_cache.get(rest)
+        if cached is None:
+            frame, args = parse_frame(rest)
+            cached = (frame, args, _arg_addresses(args))
+            if len(self.frame_cache) < _FRAME_CACHE_MAX:
+                self.frame_cache[rest] = cached
+        frame, args, addresses = cached
         self.row_thread = None
         target = None if self.stale and self.bt_requested else self.selected
         if self.descending is not None:  # a backtrace printed outermost frame first
@@ -199,7 +209,7 @@ class _Parser:
                     arglist.reverse()
                     self.descending = None
                     self.replace_next = True
-                self._note_addresses(target, args)
+                self._note_addresses(target, addresses)
                 self.last_frame_loc = frame.file is not None or frame.module is not None
                 return
             self.descending = None
@@ -214,7 +224,7 @@ class _Parser:
                 self.descending = (target.frames, target.args, number)
             self.replace_next = False
             self.bt_requested = False
-            self._note_addresses(target, args)
+            self._note_addresses(target, addresses)
             self.last_frame_loc = frame.file is not None or frame.module is not None
             return
         if number == 0:
@@ -236,14 +246,13 @@ class _Parser:
                 self.replace_next = False
             target.frames.append(frame)
             target.args.append(args)
-            self._note_addresses(target, args)
+            self._note_addresses(target, addresses)
         self.last_frame_loc = frame.file is not None or frame.module is not None
 
     @staticmethod
-    def _note_addresses(target: _Thread | None, args: str | None) -> None:
-        if target is not None and args:
-            for m in _ARG_ADDR.finditer(args):
-                target.addresses.add(m.group(2).lower())
+    def _note_addresses(target: _Thread | None, addresses: tuple[str, ...]) -> None:
+        if target is not None and addresses:
+            target.addresses.update(addresses)
 
     def continuation(self, file: str, line: int) -> None:
         if self.row_thread is not None:
@@ -437,6 +446,16 @@ class _Parser:
             t.py_frames.append(Frame(f"<built-in method {m.group(1)} of {m.group(2)} object>"))
             if t.py_wait is None and len(t.py_frames) == 1:
                 t.py_wait = (m.group(1), m.group(2), m.group(3).lower())
+
+
+_FRAME_CACHE_MAX = 100_000  # distinct frame lines remembered per parse
+
+
+def _arg_addresses(args: str | None) -> tuple[str, ...]:
+    """The addresses a frame's arguments hold (``mutex=0x5600…``), lower case."""
+    if not args:
+        return ()
+    return tuple(m.group(2).lower() for m in _ARG_ADDR.finditer(args))
 
 
 def parse_frame(rest: str) -> tuple[Frame, str | None]:
