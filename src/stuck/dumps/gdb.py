@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from stuck.dumps import ParseResult
 from stuck.dumps._text import has_any_line, iter_lines, split_call
 from stuck.model import Frame, Process, Resource, Thread, Wait
-from stuck.stacks.native import base_name, classify
+from stuck.stacks.native import Classification, base_name, classify
 
 NAME = "gdb"
 # Each thread's backtrace is a block after a blank line (stuck.dumps.detect_formats).
@@ -616,6 +616,10 @@ def _build(session: _Session, index: int, used: set[str], result: ParseResult) -
     waits_kind: dict[str, str] = {}  # thread id -> resource kind waited on
     join_targets: dict[str, _Thread] = {}  # thread id -> the thread it joins
     file_lock_waits: list[str] = []  # what each thread in flock / fcntl(F_SETLKW) waits for
+    # The threads of a pool share their Frame objects (``_Parser.frame_cache``): a stack made
+    # of the same objects is classified once. Keyed by identity, valid while the frames live,
+    # which they do for all of this function.
+    classified: dict[tuple[int, ...], Classification] = {}
 
     def resource(key: str, kind: str, label: str, address: str | None) -> Resource:
         rid = prefix + key
@@ -657,7 +661,11 @@ def _build(session: _Session, index: int, used: set[str], result: ParseResult) -
             c = classify(raw.py_frames)
             t.state = "running" if c.state == "running" else c.state
             continue
-        c = classify(raw.frames)
+        stack_key = tuple(map(id, raw.frames))
+        known = classified.get(stack_key)
+        if known is None:
+            known = classified[stack_key] = classify(raw.frames)
+        c = known
         t.state = c.state
         if c.category == "file-lock" and c.primitive is not None:
             if _fcntl_does_not_wait(raw, c.primitive):
