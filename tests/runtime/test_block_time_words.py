@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -110,3 +111,40 @@ def test_block_time_and_watchdog_word_a_cycle_alike(shape: str, confidence: str,
     assert "seen unchanged twice" in later["explanation"]
     assert policy_words == "The threads keep waiting; stuck reports it and does not act."
     assert block["details"]["policy"] == "report"
+
+
+# An RLock cycle under ``stuck run`` (policy report): daemon threads, and a main thread that
+# sleeps a while and then exits, so the run ends by itself.
+REPORTED_TWICE = """
+import threading, time
+a, b = threading.RLock(), threading.RLock()
+gate = threading.Barrier(2)
+
+def worker(first, second):
+    with first:
+        gate.wait()
+        with second:
+            pass
+
+for i, pair in enumerate([(a, b), (b, a)]):
+    threading.Thread(target=worker, args=pair, name=f"t{i}", daemon=True).start()
+time.sleep(4)
+print("done", flush=True)
+"""
+
+
+def test_the_watchdog_does_not_print_a_cycle_the_block_time_report_printed_again(
+        tmp_path: Path) -> None:
+    program = tmp_path / "cycle.py"
+    program.write_text(REPORTED_TWICE)
+    out = subprocess.run([sys.executable, "-m", "stuck", "run", str(program)],
+                         capture_output=True, text=True, timeout=60, cwd=str(tmp_path))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == "done\n"
+    # In full once, when the cycle closed; then one line when the watchdog confirms it, with
+    # what it adds (the waits seen unchanged twice), not the same report a second time.
+    assert out.stderr.count("DEADLOCK (certain): 2 threads wait for each other") == 1, out.stderr
+    [line] = [x for x in out.stderr.splitlines() if x.startswith("stuck: the deadlock reported")]
+    assert line.startswith("stuck: the deadlock reported above (certain) still holds: "
+                           "2 threads wait for each other: ")
+    assert "were seen unchanged twice" in out.stderr.split(line, 1)[1]

@@ -580,8 +580,10 @@ class Watchdog:
     @staticmethod
     def _shown_at_block(report: Report) -> str | None:
         """The short text for a report whose findings are all deadlocks printed when a thread
-        blocked (the same threads and resources) with a lower confidence, or None (then the
-        report is written in full)."""
+        blocked (the same threads and resources), or None (then the report is written in
+        full). Each is one line, saying it is now proven or that it still holds (the rules
+        word a cycle alike whichever look found it: printing it again would repeat it), and
+        the lines of its explanation the block-time report did not have."""
         from stuck.runtime import policy as live_policy
 
         earlier = {_finding_key(f): f for r in list(live_policy.findings_seen)
@@ -589,10 +591,12 @@ class Watchdog:
         lines: list[str] = []
         for f in report.findings:
             before = earlier.get(_finding_key(f)) if f.kind == "deadlock" else None
-            if before is None or before.confidence == f.confidence:
+            if before is None:
                 return None
-            lines.append(f"stuck: the deadlock reported above ({before.confidence}) is now "
-                         f"{f.confidence}: {f.summary}\n")
+            now_is = "still holds" if before.confidence == f.confidence \
+                else f"is now {f.confidence}"
+            lines.append(f"stuck: the deadlock reported above ({before.confidence}) {now_is}: "
+                         f"{f.summary}\n")
             said = set(before.explanation.splitlines())
             lines.extend(f"  {line}\n" for line in f.explanation.splitlines()
                          if line.strip() and line not in said)
