@@ -250,3 +250,24 @@ def test_reachability_walks_references_and_respects_the_budget() -> None:
     # the walk itself.
     assert reachability({"t": target, "o": other}, [root], budget=10_000_000) == {"o"}
     assert reachability({"t": target}, [root], budget=1) is None
+
+
+def test_a_cycle_whose_last_wait_has_not_settled_is_no_stall_of_its_first() -> None:
+    # b has waited on the permit a holds for a while; a closed the cycle a moment ago (how
+    # long after b depends on when a got the CPU). Until a's wait has settled the cycle is not
+    # judged yet, and b's wait is part of it: not a stall of b with a "behind" it. Once a's
+    # wait has settled, the same waits are the deadlock.
+    def cycle(now: float) -> Facts:
+        f = facts([waiting("b", "sem", op="acquire", holds=["rl"], since=NOW - 1.0),
+                   waiting("a", "rl", op="acquire", holds=["sem"], since=NOW - 0.2),
+                   waiting("main", "join-a", op="join", since=NOW - 1.0)],
+                  [ResourceFacts("sem", "semaphore", "permits", owners=["a"], value=0),
+                   ResourceFacts("rl", "rlock", "first", owners=["b"]),
+                   ResourceFacts("join-a", "thread", "thread a", thread="a")])
+        f.now = now
+        return f
+
+    assert judge(cycle(NOW), unreachable={"sem"}) == []
+    [finding] = judge(cycle(NOW + 0.5), unreachable={"sem"})
+    assert finding.kind == "deadlock"
+    assert {e.thread for e in finding.cycle} == {"a", "b"}

@@ -36,9 +36,15 @@ def judge(facts: Facts, settle: float = 0.5,
     threads = facts.threads
     findings: list[Finding] = []
     reported: set[str] = set()
+    # The threads of a cycle whose last wait began less than ``settle`` ago: judged once it
+    # has lasted (the deadlock), and not as stalls before that. Which of them settles first
+    # depends only on when each got the CPU (on a loaded machine, the one that closes the
+    # cycle may start its wait long after the others): the verdict must not.
+    unsettled: set[str] = set()
     for cycle in holding_cycles(stuck, facts):
         ids = [e.thread for e in cycle]
         if any((waited(threads[i], now) or 0.0) < settle for i in ids):
+            unsettled.update(ids)
             continue
         if not all(held(e, facts) for e in cycle) and handed_away(set(ids), facts, stuck):
             # Each of them would wake the other, but one handed work where nobody takes it
@@ -49,10 +55,11 @@ def judge(facts: Facts, settle: float = 0.5,
         reported.update(ids)
     for tid in sorted(stuck, key=lambda i: report_order(threads[i], facts, stuck, now)):
         t = threads[tid]
-        if tid in reported or t.wait is None or (waited(t, now) or 0.0) < settle:
+        if tid in reported or tid in unsettled or t.wait is None or (
+                waited(t, now) or 0.0) < settle:
             continue
         res = facts.resources.get(t.wait.resource)
-        if res is None or behind_another(t, res, stuck, reported):
+        if res is None or behind_another(t, res, stuck, reported | unsettled):
             continue  # a victim of another finding's threads, named in its blocked_behind
         finding = stall_finding(t, res, facts, stuck, now, unreachable or set())
         if finding is None:
