@@ -1,8 +1,10 @@
 """The stall rules on real programs under ``stuck run``, each in a subprocess with a timeout.
 
-Each program stalls (or, for the negative cases, waits in a way that can still end) and gives
-up by itself after a few seconds; the report must appear while it is stuck, name the verdict,
-the threads and the resources, and say nothing about the cases that could still be woken.
+Each program stalls (or, for the negative cases, waits in a way that can still end); a stalled
+one would give up by itself after ``GIVE_UP`` seconds, and is ended once its report is written.
+The report must appear while it is stuck, name the verdict, the threads and the resources, and
+say nothing about the cases that could still be woken. How soon a report appears is measured
+in benchmarks/abort_latency.py, not here: a test waits for the report, not for a fixed time.
 """
 
 from __future__ import annotations
@@ -13,34 +15,70 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
+# Seconds a stalled program waits (with a timeout, so it stays able to run) before it gives
+# up: long past its report, even on a loaded machine. The test ends it once the report is in.
+GIVE_UP = 30
 
 
-def stuck_run(script: Path, *args: str, extra: tuple[str, ...] = (),
-              timeout: float = 40) -> tuple[str, dict[str, object] | None, Path]:
+def stuck_run(script: Path, *args: str, extra: tuple[str, ...] = (), timeout: float = 40,
+              until: Callable[[dict[str, Any]], bool] | None = None,
+              ) -> tuple[str, dict[str, object] | None, Path]:
+    """``stuck run`` of ``script``: its output and its JSON report. A program that ends by
+    itself is waited for (``timeout`` only bounds a real hang). With ``until``, a program
+    stuck for good is ended as soon as its report satisfies ``until``: the test waits for the
+    report, not for a fixed time, so the watchdog may be slow to get the CPU on a loaded
+    machine; a report that never comes fails the test after ``timeout``."""
     # The report goes to a private directory: never beside the script (examples/ is the repo).
     report = Path(tempfile.mkdtemp(prefix="stuck-live-")) / (script.stem + ".report.json")
     cmd = [sys.executable, "-m", "stuck", "run", "--json", str(report), *extra, str(script),
            *args]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            cwd=str(ROOT), env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, text=True, cwd=str(ROOT),
+                                env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        deadline = time.monotonic() + timeout
+        try:
+            while proc.poll() is None and time.monotonic() < deadline:
+                if until is not None:
+                    data = read_report(report)
+                    if data is not None and until(data):
+                        break
+                time.sleep(0.05)
+        finally:
+            if proc.poll() is None:  # stuck for good (or past the deadline): end it
+                proc.kill()
+            proc.wait()
+        out.seek(0)
+        err.seek(0)
+        text = err.read() + out.read()
+    return text, read_report(report), report
+
+
+def read_report(path: Path) -> dict[str, Any] | None:
     try:
-        out, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:  # a program stuck for good: its report is written
-        proc.kill()
-        out, err = proc.communicate()
-    data = json.loads(report.read_text()) if report.exists() else None
-    return err + out, data, report
+        return json.loads(path.read_text())  # type: ignore[no-any-return]
+    except (OSError, ValueError):
+        return None  # not written yet, or being written
+
+
+def has_stall(rule: str | None = None) -> Callable[[dict[str, Any]], bool]:
+    """``until`` for ``stuck_run``: the report names a stall (found by ``rule``)."""
+    return lambda doc: any(f["kind"] == "stall" and (rule is None or f["details"].get("rule")
+                                                     == rule) for f in doc["findings"])
 
 
 def program(tmp_path: Path, code: str) -> Path:
+    """``code`` as a script; ``GIVE_UP`` in it is the seconds a stalled program waits."""
     path = tmp_path / "prog.py"
-    path.write_text(textwrap.dedent(code))
+    path.write_text(textwrap.dedent(code).replace("GIVE_UP", str(GIVE_UP)))
     return path
 
 
@@ -56,19 +94,18 @@ def names(data: dict[str, object] | None, ids: object) -> set[str]:
     return {threads.get(i, i) for i in ids}  # type: ignore[union-attr, attr-defined]
 
 
-def test_store_stall_names_writer_condition_idle_worker_and_pool_within_5_s() -> None:
-    text, data, _ = stuck_run(EXAMPLES / "store_stall.py", "4")
+def test_store_stall_names_writer_condition_idle_worker_and_pool() -> None:
+    text, data, _ = stuck_run(EXAMPLES / "store_stall.py", str(GIVE_UP), until=has_stall())
     [stall] = stalls(data)
     assert "DEADLOCK" not in text and "HANG" not in text
     assert "writer waits on condition Store#1.bg_cv" in stall["summary"]  # type: ignore[operator]
     assert "BackgroundPool('compaction').jobs can never run" in stall["summary"]  # type: ignore[operator]
     assert "flush:bg0 is idle on empty queue BackgroundPool('flush').jobs" in stall["explanation"]  # type: ignore[operator]
     assert names(data, stall["threads"]) == {"writer", "flush:bg0"}
-    assert float(stall["details"]["waiting_seconds"]) < 5.0  # type: ignore[index]
 
 
 def test_event_whose_only_setter_died() -> None:
-    _, data, _ = stuck_run(EXAMPLES / "event_setter_died.py", "3")
+    _, data, _ = stuck_run(EXAMPLES / "event_setter_died.py", str(GIVE_UP), until=has_stall())
     [stall] = stalls(data)
     assert names(data, stall["threads"]) == {"follower"}
     assert "event tick" in stall["summary"]  # type: ignore[operator]
@@ -76,7 +113,8 @@ def test_event_whose_only_setter_died() -> None:
 
 
 def test_queue_consumer_whose_producer_exited() -> None:
-    _, data, _ = stuck_run(EXAMPLES / "queue_producer_exited.py", "3")
+    _, data, _ = stuck_run(EXAMPLES / "queue_producer_exited.py", str(GIVE_UP),
+                              until=has_stall())
     [stall] = stalls(data)
     assert stall["details"]["rule"] == "queue-get-no-producer"  # type: ignore[index]
     assert names(data, stall["threads"]) == {"consumer"}
@@ -97,9 +135,9 @@ def test_future_whose_executor_workers_are_all_blocked_for_good(tmp_path: Path) 
         job = pool.submit(sum, [1, 2])        # queued behind it: no worker can run it
         client = threading.Thread(target=job.result, name="client", daemon=True)
         client.start()
-        client.join(3)
+        client.join(GIVE_UP)
         import os; os._exit(0)
-    """))
+    """), until=has_stall("future-executor"))
     found = stalls(data)
     [mine] = [f for f in found if "client" in names(data, f["threads"])]
     assert mine["details"]["rule"] == "future-executor"  # type: ignore[index]
@@ -121,8 +159,8 @@ def test_barrier_that_can_never_fill(tmp_path: Path) -> None:
         quitter = threading.Thread(target=member, args=(1,), name="quitter")
         for t in ts + [quitter]:
             t.start()
-        ts[0].join(3)
-    """))
+        ts[0].join(GIVE_UP)
+    """), until=has_stall())
     [stall] = stalls(data)
     assert stall["details"]["rule"] == "barrier"  # type: ignore[index]
     assert names(data, stall["threads"]) == {"m0", "m1"}
@@ -143,8 +181,8 @@ def test_lost_wakeup(tmp_path: Path) -> None:
                 done.wait()                  # no predicate: waits for a notify already gone
         w = threading.Thread(target=await_done, name="waiter", daemon=True)
         w.start()
-        w.join(3)
-    """))
+        w.join(GIVE_UP)
+    """), until=has_stall())
     [stall] = stalls(data)
     assert stall["details"]["rule"] == "lost-wakeup"  # type: ignore[index]
     assert names(data, stall["threads"]) == {"waiter"}
@@ -160,7 +198,7 @@ def test_every_thread_asleep_without_a_cycle_is_a_stall_not_a_deadlock(tmp_path:
         w = threading.Thread(target=ready.wait, name="waiter", daemon=True)
         w.start()
         w.join()                             # main waits for the waiter, nobody sets ready
-    """), timeout=4)
+    """), until=lambda doc: any(f["confidence"] == "certain" for f in doc["findings"]))
     assert "DEADLOCK" not in text, text
     [stall] = stalls(data)
     assert stall["confidence"] == "certain", text
@@ -267,10 +305,10 @@ def test_queue_producer_whose_ident_a_new_thread_took_is_still_gone(tmp_path: Pa
             print("no ident reused", file=sys.stderr)
             sys.exit(3)
         print("reused", file=sys.stderr)
-        reader.join(timeout=4)
+        reader.join(timeout=GIVE_UP)
         sys.exit(1 if reader.is_alive() else 0)
     """)
-    text, data, _ = stuck_run(script)
+    text, data, _ = stuck_run(script, until=has_stall())
     if "no ident reused" in text:
         pytest.skip("this system's threads did not reuse an ident within 200 threads")
     [stall] = stalls(data)

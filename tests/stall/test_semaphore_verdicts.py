@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .test_live import program, stuck_run
+from .test_live import has_stall, program, stuck_run
 
 LIMITER = """
     import threading, time
@@ -47,12 +47,12 @@ ENDED_HOLDER = """
         slots.acquire()
     a = threading.Thread(target=leak, name="leaker"); a.start(); a.join()
     b = threading.Thread(target=want, name="wanter", daemon=True); b.start()
-    b.join(4)
+    b.join(GIVE_UP)
 """
 
 
 def test_permits_of_an_ended_thread_are_a_stall_naming_it(tmp_path: Path) -> None:
-    text, data, _ = stuck_run(program(tmp_path, ENDED_HOLDER))
+    text, data, _ = stuck_run(program(tmp_path, ENDED_HOLDER), until=has_stall())
     assert data is not None, text
     kinds = [f["kind"] for f in data["findings"]]  # type: ignore[index]
     assert "deadlock" not in kinds, text
@@ -65,7 +65,7 @@ def test_permits_of_an_ended_thread_are_a_stall_naming_it(tmp_path: Path) -> Non
 
 def test_permits_of_ended_threads_with_nothing_left_to_run_are_certain(
         tmp_path: Path) -> None:
-    code = ENDED_HOLDER.replace("b.join(4)", "b.join()").replace(", daemon=True", "")
+    code = ENDED_HOLDER.replace("b.join(GIVE_UP)", "b.join()").replace(", daemon=True", "")
     code = code.replace("slots = threading.Semaphore(1)", "slots = threading.Semaphore(2)")
     code = code.replace("a = threading.Thread(target=leak, name=\"leaker\"); a.start(); a.join()",
                         "ts = [threading.Thread(target=leak, name=f\"leaker{i}\") for i in "
