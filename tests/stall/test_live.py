@@ -30,19 +30,20 @@ GIVE_UP = 30
 
 
 def stuck_run(script: Path, *args: str, extra: tuple[str, ...] = (), timeout: float = 40,
-              until: Callable[[dict[str, Any]], bool] | None = None,
-              ) -> tuple[str, dict[str, object] | None, Path]:
+              until: Callable[[dict[str, Any]], bool] | None = None, cwd: Path = ROOT,
+              report: Path | None = None) -> tuple[str, dict[str, object] | None, Path]:
     """``stuck run`` of ``script``: its output and its JSON report. A program that ends by
     itself is waited for (``timeout`` only bounds a real hang). With ``until``, a program
     stuck for good is ended as soon as its report satisfies ``until``: the test waits for the
     report, not for a fixed time, so the watchdog may be slow to get the CPU on a loaded
     machine; a report that never comes fails the test after ``timeout``."""
     # The report goes to a private directory: never beside the script (examples/ is the repo).
-    report = Path(tempfile.mkdtemp(prefix="stuck-live-")) / (script.stem + ".report.json")
+    if report is None:
+        report = Path(tempfile.mkdtemp(prefix="stuck-live-")) / (script.stem + ".report.json")
     cmd = [sys.executable, "-m", "stuck", "run", "--json", str(report), *extra, str(script),
            *args]
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=err, text=True, cwd=str(ROOT),
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, text=True, cwd=str(cwd),
                                 env={**os.environ, "PYTHONUNBUFFERED": "1"})
         deadline = time.monotonic() + timeout
         try:
