@@ -70,7 +70,7 @@ import threading
 import time
 import weakref
 from collections import deque
-from collections.abc import Hashable
+from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any, Final, Literal
@@ -251,22 +251,28 @@ class _Instances:
 
     def path(self, start: int, goal: int) -> list[int] | None:
         """A path ``start ~> goal`` in the nesting order (at most ``edges`` steps)."""
-        parent = {start: start}
-        todo = deque([start])
-        while todo:
-            n = todo.popleft()
-            if n == goal:
-                out = [n]
-                while n != start:
-                    n = parent[n]
-                    out.append(n)
-                out.reverse()
-                return out
-            for m in self.out.get(n, ()):
-                if m not in parent:
-                    parent[m] = n
-                    todo.append(m)
-        return None
+        return shortest_path(self.out, start, goal)
+
+
+def shortest_path(out: Mapping[int, Iterable[int]], start: int, goal: int) -> list[int] | None:
+    """The shortest path ``start ~> goal`` along ``out`` (node -> the nodes it leads to), both
+    ends included; None when there is none. Breadth first, each node visited once."""
+    parent = {start: start}
+    todo = deque([start])
+    while todo:
+        n = todo.popleft()
+        if n == goal:
+            path = [n]
+            while n != start:
+                n = parent[n]
+                path.append(n)
+            path.reverse()
+            return path
+        for m in out.get(n, ()):
+            if m not in parent:
+                parent[m] = n
+                todo.append(m)
+    return None
 
 
 def _instance(lock: object) -> int:
@@ -910,9 +916,10 @@ class LockOrderChecker:
     def _find_cycles(self, u: int, v: int) -> None:
         """Report the cycles the edge ``u -> v`` closes: paths ``v ~> u``. Mutex held."""
         found: list[tuple[int, ...]] = []
-        shortest = self._shortest_path(v, u)
-        if shortest is None:
+        path_found = shortest_path(self._out, v, u)
+        if path_found is None:
             return
+        shortest = tuple(path_found)
         found.append(shortest)
         # Further distinct simple paths, within a budget: one new edge can close several.
         budget = SEARCH_BUDGET
@@ -949,23 +956,6 @@ class LockOrderChecker:
                                f"{SEARCH_BUDGET} steps); the shortest ones are reported")
         for p in found:
             self._record_cycle((u, *p[:-1]))
-
-    def _shortest_path(self, start: int, goal: int) -> tuple[int, ...] | None:
-        parent: dict[int, int] = {start: start}
-        queue = deque([start])
-        while queue:
-            n = queue.popleft()
-            if n == goal:
-                path = [n]
-                while n != start:
-                    n = parent[n]
-                    path.append(n)
-                return tuple(reversed(path))
-            for m in self._out.get(n, {}):
-                if m not in parent:
-                    parent[m] = n
-                    queue.append(m)
-        return None
 
     def _record_cycle(self, nodes: tuple[int, ...]) -> None:
         edges = [self._out[a][b] for a, b in zip(nodes, nodes[1:] + nodes[:1], strict=True)]
