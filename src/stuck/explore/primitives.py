@@ -73,11 +73,30 @@ def _outside(what: str) -> NotControlled:
     )
 
 
-class Lock:
+class _Controlled:
+    """A primitive of one exploration: the scheduler it belongs to."""
+
+    __slots__ = ("_sched",)
+    _sched: Scheduler
+
+    def _ctx(self) -> CThread | None:
+        """The controlled thread calling, or None: a thread the scheduler does not control, or
+        a call after its exploration ended. In a controlled thread of an exploration being
+        aborted, raises Aborted."""
+        sched = self._sched
+        if sched is not _active[0]:
+            return None
+        me = sched.by_ident.get(_get_ident())
+        if me is not None and sched.aborting:
+            raise Aborted
+        return me
+
+
+class Lock(_Controlled):
     """A controlled ``threading.Lock``: ownership is scheduler state, blocking is a switch."""
 
     kind = "mutex"
-    __slots__ = ("__weakref__", "_owner", "_sched", "key")
+    __slots__ = ("__weakref__", "_owner", "key")
 
     def __init__(self, sched: Scheduler, me: CThread | None) -> None:
         self._sched = sched
@@ -87,14 +106,6 @@ class Lock:
     def __repr__(self) -> str:
         state = "locked" if self._owner is not None else "unlocked"
         return f"<stuck.explore controlled {type(self).__name__} {state} {self.key}>"
-
-    def _ctx(self) -> CThread | None:
-        sched = self._sched
-        if sched is not _active[0] or sched.aborting:
-            if sched.aborting and sched is _active[0] and sched.by_ident.get(_get_ident()):
-                raise Aborted
-            return None
-        return sched.by_ident.get(_get_ident())
 
     def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
         me = self._ctx()
@@ -255,7 +266,7 @@ class RLock(Lock):
         self._count = state
 
 
-class Condition:
+class Condition(_Controlled):
     """A controlled ``threading.Condition``."""
 
     kind = "condition"
@@ -284,15 +295,6 @@ class Condition:
 
     def __exit__(self, *exc: object) -> None:
         self._lock.release()
-
-    def _ctx(self) -> CThread | None:
-        sched = self._sched
-        if sched is not _active[0]:
-            return None
-        me = sched.by_ident.get(_get_ident())
-        if me is not None and sched.aborting:
-            raise Aborted
-        return me
 
     def _is_owned(self) -> bool:
         lock = self._lock
@@ -371,7 +373,7 @@ class Condition:
     notifyAll = notify_all
 
 
-class SimpleQueue:
+class SimpleQueue(_Controlled):
     """A controlled ``queue.SimpleQueue`` (unbounded FIFO; ``get`` blocks while empty)."""
 
     kind = "queue"
@@ -383,15 +385,6 @@ class SimpleQueue:
         self._sched = sched
         self._items: deque[Any] = deque()
         self.key = sched.new_key(me)
-
-    def _ctx(self) -> CThread | None:
-        sched = self._sched
-        if sched is not _active[0]:
-            return None
-        me = sched.by_ident.get(_get_ident())
-        if me is not None and sched.aborting:
-            raise Aborted
-        return me
 
     def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
         me = self._ctx()
