@@ -16,8 +16,9 @@ import json
 import os
 import re
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from stuck.capture import proc, syscalls, tools
 from stuck.capture.evidence import Evidence, ProcessEvidence
@@ -324,9 +325,9 @@ def _symbol(sym: object) -> str | None:
     return None
 
 
-def parse(text: str) -> Read:
-    read = Read()
-    frames = read.frames
+def records(text: str) -> Iterator[dict[str, Any]]:
+    """The records the gdb scripts printed (the lines that start with ``MARK``; untrusted:
+    saved evidence), each a JSON object; whatever else gdb printed is passed over."""
     for line in text.splitlines():
         if not line.startswith(MARK):
             continue
@@ -334,8 +335,14 @@ def parse(text: str) -> Read:
             d = json.loads(line[len(MARK):])
         except ValueError:
             continue
-        if not isinstance(d, dict):
-            continue
+        if isinstance(d, dict):
+            yield d
+
+
+def parse(text: str) -> Read:
+    read = Read()
+    frames = read.frames
+    for d in records(text):
         lwp = d.get("lwp")
         if isinstance(lwp, int) and isinstance(d.get("frames"), list):
             out = []

@@ -16,12 +16,11 @@ by the same parser as a SIGQUIT dump (``stuck.dumps.go``), so the same Go rules 
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 
+from stuck.capture.gdb import records
 from stuck.model import Thread
 
-MARK = "STUCK-GDB "
 STATUS = {1: "runnable", 2: "running", 3: "syscall", 9: "runnable"}
 
 
@@ -58,15 +57,7 @@ def read(text: str) -> GoView | None:
     """The goroutines in gdb's output (untrusted: saved evidence); None when none were read."""
     view = GoView()
     seen = False
-    for line in text.splitlines():
-        if not line.startswith(MARK):
-            continue
-        try:
-            d = json.loads(line[len(MARK):])
-        except ValueError:
-            continue
-        if not isinstance(d, dict):
-            continue
+    for d in records(text):
         if "go" in d:
             seen = True
             if d["go"] == "read":
