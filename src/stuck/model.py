@@ -296,6 +296,8 @@ class EventLoop:
     their waits. The event-loop rule (``stuck.rules.loop``) judges its tasks from these facts
     alone, so a saved live report gets the same verdict from ``stuck analyze``."""
 
+    # For a stalled loop also the id of a Resource (kind "task", owned by its pending tasks):
+    # the loop itself, which its thread waits on, running no code until one of them resumes.
     id: str
     thread: str | None = None  # Thread.id of the thread running it
     tasks: list[str] = field(default_factory=list)  # Thread.id of its pending tasks shown

@@ -17,6 +17,7 @@ from stuck.model import Finding, Snapshot
 from stuck.rules.behind import behind_another, blocked_behind
 from stuck.rules.confidence import any_releaser_doubt, task_thread_doubt, unsure_doubt
 from stuck.rules.cycle import deadlock_finding, held, holding_cycles
+from stuck.rules.executor import executor_deadlocks
 from stuck.rules.facts import Facts, ReadFacts, facts_of, recorded_part, waited
 from stuck.rules.knot import stuck_set
 from stuck.rules.loop import loop_stalls
@@ -79,10 +80,14 @@ def judge_recorded(snapshot: Snapshot, settle: float) -> list[Finding]:
     return judge(facts, settle, unreachable)
 
 
-def judge_loops(snapshot: Snapshot, covered: set[str]) -> list[Finding]:
-    """The event-loop rule over the loops of ``snapshot`` (``model.EventLoop``): the tasks of a
-    stalled loop that ``covered`` (tasks of the cycles found among them) leaves, as one stall."""
-    return loop_stalls(snapshot, covered)
+def judge_loops(snapshot: Snapshot, covered: set[str], settle: float = 0.0) -> list[Finding]:
+    """The asyncio rules over the loops of ``snapshot`` (``model.EventLoop``), leaving alone
+    the tasks in ``covered`` (those of the cycles found among them): first the executor chains
+    that close a cycle (``executor``; outside a stalled loop each thread must have waited
+    ``settle`` seconds), then the tasks of a stalled loop left, as one stall (``loop``)."""
+    covered = set(covered)
+    findings = executor_deadlocks(snapshot, covered, settle)
+    return findings + loop_stalls(snapshot, covered)
 
 
 def judge_read(snapshot: Snapshot, read: ReadFacts) -> list[Finding]:
@@ -118,7 +123,7 @@ def judge_both(snapshot: Snapshot, read: ReadFacts, settle: float) -> list[Findi
     source's facts (a saved ``stuck run`` report), the recorded rules' verdict, the one that
     decided them when the program ran, so both say the same; likewise the event-loop rule's
     for the tasks of the loops it saw stalled."""
-    return _with_loops(snapshot, _judge_both(snapshot, read, settle))
+    return _with_loops(snapshot, _judge_both(snapshot, read, settle), settle)
 
 
 def _judge_both(snapshot: Snapshot, read: ReadFacts, settle: float) -> list[Finding]:
@@ -141,14 +146,15 @@ def _judge_both(snapshot: Snapshot, read: ReadFacts, settle: float) -> list[Find
     return kept + [f for f in judge_recorded(sub, settle) if not set(f.threads) <= covered]
 
 
-def _with_loops(snapshot: Snapshot, findings: list[Finding]) -> list[Finding]:
-    """The tasks of an event loop a live source saw stalled get the event-loop rule's verdict,
-    as they did live: the deadlocks among them (the wait-for graph's cycles) stand, every other
-    finding about them gives way to one stall of the tasks those leave (``judge_loops``)."""
-    tasks = {t for lp in snapshot.loops if lp.stalled for t in lp.tasks}
-    if not tasks:
+def _with_loops(snapshot: Snapshot, findings: list[Finding], settle: float) -> list[Finding]:
+    """The tasks of the event loops a live source saw get the asyncio rules' verdict, as they
+    did live: the deadlocks among them (the wait-for graph's cycles) stand, every other finding
+    about the tasks of a stalled loop gives way to the findings of ``judge_loops`` for the
+    tasks those leave."""
+    if not snapshot.loops:
         return findings
+    tasks = {t for lp in snapshot.loops if lp.stalled for t in lp.tasks}
     kept = [f for f in findings
             if f.kind == "deadlock" or not (set(f.threads) | set(f.blocked_behind)) & tasks]
     covered = {t for f in kept for t in (*f.threads, *f.blocked_behind)}
-    return kept + judge_loops(snapshot, covered)
+    return kept + judge_loops(snapshot, covered, settle)

@@ -13,19 +13,26 @@ running it). What a primitive's history says (who set an event, who ever put to 
 lock's owner that has ended) is on its ``Resource``; a task that ended is a dead thread with
 how it ended (``Thread.ended``).
 
-Cycles among the tasks and the executor chains are found before this rule and cover their
-tasks (``covered``); the tasks left are one stall, explained at the waits that say why.
+Cycles among the tasks and the executor chains (``stuck.rules.executor``) are found before
+this rule and cover their tasks (``covered``); the tasks left are one stall, explained at the
+waits that say why.
 """
 
 from __future__ import annotations
 
 from stuck.model import Confidence, EventLoop, Finding, Resource, Snapshot, Thread
+from stuck.rules.executor import (
+    called,
+    chain_words,
+    executor_chain,
+    loop_thread_name,
+    task_name,
+    thread_name,
+)
 
 # Waits on a primitive (the task's own record of what it waits for): they say why.
 PRIMITIVE_OPS = frozenset({"acquire", "wait", "get", "put", "queue-join"})
 AWAIT_OPS = frozenset({"await", "gather", "taskgroup"})  # waits on other tasks
-MAX_CHAIN_STEPS = 16  # threads followed from an executor's worker, lock owner to lock owner
-_OWNED_KINDS = frozenset({"mutex", "rlock"})  # released by their owner (what proves a step)
 
 
 def loop_stalls(snapshot: Snapshot, covered: set[str]) -> list[Finding]:
@@ -41,25 +48,6 @@ def loop_stalls(snapshot: Snapshot, covered: set[str]) -> list[Finding]:
         if rest:
             out.append(_stall(loop, rest, threads, resources))
     return out
-
-
-def thread_name(tid: str | None, threads: dict[str, Thread]) -> str:
-    """A thread's name as the program gave it (its id when it has none)."""
-    if tid is None:
-        return "?"
-    t = threads.get(tid)
-    return (t.name or t.id) if t is not None else tid
-
-
-def loop_thread_name(loop: EventLoop, threads: dict[str, Thread]) -> str:
-    return thread_name(loop.thread, threads)
-
-
-def _task_name(tid: str, threads: dict[str, Thread]) -> str:
-    t = threads.get(tid)
-    if t is not None and t.name:
-        return t.name
-    return tid.removeprefix("task:")
 
 
 def _ops(t: Thread) -> str | None:
@@ -166,9 +154,9 @@ def _what(task: Thread, loop: EventLoop, threads: dict[str, Thread],
     if res.kind == "mutex":
         ended = [o for o in res.owners if (t := threads.get(o)) is not None and t.state == "dead"]
         if ended:
-            return (f"waits for lock {label}, held by task {_task_name(ended[0], threads)}, "
+            return (f"waits for lock {label}, held by task {task_name(ended[0], threads)}, "
                     "which ended without releasing it"), res.id
-        owners = ", ".join(_task_name(o, threads) for o in res.owners) or "nobody"
+        owners = ", ".join(task_name(o, threads) for o in res.owners) or "nobody"
         return f"waits for lock {label} held by {owners}", res.id
     if res.kind == "semaphore":
         return f"waits for semaphore {label}", res.id
@@ -182,69 +170,10 @@ def _producers_words(producers: list[str], threads: dict[str, Thread]) -> str:
     died = [(p, how.removeprefix("died of ")) for p in producers
             if (t := threads.get(p)) is not None and (how := t.ended) is not None
             and how.startswith("died of ")]
-    names = [_task_name(p, threads) for p in producers]
+    names = [task_name(p, threads) for p in producers]
     if not died:
         return f"whose producers ({', '.join(names)}) are done or stuck"
-    parts = [f"{_task_name(p, threads)} ended with {how}" for p, how in died]
-    parts += [f"{_task_name(p, threads)} is done or stuck" for p in producers
+    parts = [f"{task_name(p, threads)} ended with {how}" for p, how in died]
+    parts += [f"{task_name(p, threads)} is done or stuck" for p in producers
               if all(p != q for q, _ in died)]
     return ("whose producer " if len(producers) == 1 else "whose producers: ") + "; ".join(parts)
-
-
-def called(future: Resource) -> str:
-    """``blocking()``: the call an executor's future runs, as a source named it."""
-    call = future.recorded.task if future.recorded is not None else None
-    return f"{call}()" if call else "a call"
-
-
-def executor_chain(task: Thread, future: Resource, loop: EventLoop, threads: dict[str, Thread],
-                   resources: dict[str, Resource]) -> list[tuple[str, Resource, str]] | None:
-    """The chain from a task awaiting a call running in an executor to a lock held by the
-    task's loop (its thread, or a task of it holding the lock across an await), when each step
-    is proven: the future is running on its owner thread, each thread waits without a timeout
-    to acquire a Lock or RLock, and each lock's one owner is the next thread. The steps as
-    (waiting thread, lock, owner); None when any step is not so (the worker runs, sleeps, does
-    I/O or waits with a timeout: the call may yet finish)."""
-    if len(future.owners) != 1 or loop.thread is None:
-        return None
-    tid = future.owners[0]
-    steps: list[tuple[str, Resource, str]] = []
-    seen = {loop.thread}
-    while len(steps) < MAX_CHAIN_STEPS:
-        if tid in seen or tid.startswith("task:"):
-            return None  # a cycle among threads: the thread rules' finding, not this one
-        seen.add(tid)
-        t = threads.get(tid)
-        w = t.waits if t is not None else None
-        if w is None or w.timeout is not None or w.op != "acquire":
-            return None
-        lock = resources.get(w.resource)
-        if lock is None or lock.kind not in _OWNED_KINDS or len(lock.owners) != 1:
-            return None
-        owner = lock.owners[0]
-        steps.append((tid, lock, owner))
-        if owner == loop.thread or owner in loop.tasks:
-            return steps
-        tid = owner
-    return None
-
-
-def chain_words(task: Thread, future: Resource, chain: list[tuple[str, Resource, str]],
-                loop: EventLoop, threads: dict[str, Thread]) -> str:
-    """``awaits blocking() running on thread asyncio_0, which waits for lock L held by ...``."""
-    words = f"awaits {called(future)} running on thread {thread_name(chain[0][0], threads)}"
-    for i, (_tid, lock, owner) in enumerate(chain):
-        label = lock.label or lock.id
-        if i + 1 < len(chain):
-            words += f", which waits for lock {label} held by thread " \
-                     f"{thread_name(owner, threads)}"
-        elif owner == task.id:
-            words += f", which waits for lock {label}, held by {task.name or task.id} " \
-                     "itself across the await"
-        elif owner != loop.thread:
-            words += (f", which waits for lock {label}, held by task "
-                      f"{_task_name(owner, threads)} across an await")
-        else:
-            words += (f", which waits for lock {label}, held by the event loop's thread "
-                      f"{loop_thread_name(loop, threads)}")
-    return words

@@ -26,7 +26,7 @@ from stuck.model import (
     Wait,
 )
 from stuck.rules import judge_loops
-from stuck.rules.confidence import steps_confidence, task_thread_doubt
+from stuck.rules.confidence import steps_confidence
 from stuck.runtime import detect, endings, futures, registry
 from stuck.runtime.aio.internals import (
     _ASYNCIO_DIR,
@@ -35,7 +35,6 @@ from stuck.runtime.aio.internals import (
     _GatheringFuture,
     _is_task,
     _loop_of,
-    _loop_quiet,
     _LoopView,
     _task_where,
     awaiting,
@@ -50,7 +49,6 @@ from stuck.runtime.aio.names import _task_name, task_tid
 from stuck.runtime.aio.primitives import _holders, _tracked_primitives
 from stuck.runtime.aio.waits import TaskWait, _cycles_seen, waits
 from stuck.runtime.aio.walk import (
-    ExecutorChain,
     TaskCycle,
     _cycles,
     _loops,
@@ -61,7 +59,6 @@ from stuck.runtime.aio.walk import (
     _victims,
     executor_chain,
     executor_futures,
-    held_on_loop_threads,
     lock_takers,
 )
 from stuck.runtime.detect import op_key
@@ -263,15 +260,26 @@ def _loop_facts(loop: Any, stalled: bool = False) -> EventLoop:
 
 def mark_stalled(snap: Snapshot, loop: Any) -> None:
     """Record in ``snap`` that ``loop`` was seen stalled (``walk._stalled``), with its state as
-    read now and who else could still wake it."""
+    read now and who else could still wake it, and the event loop as a resource its pending
+    tasks own (id: the loop's): its thread, idle in the selector, runs no code until one of
+    them resumes."""
     facts = _loop_facts(loop, stalled=True)
     for i, known in enumerate(snap.loops):
         if known.id == facts.id:
             facts.tasks = known.tasks
             snap.loops[i] = facts
-            return
-    facts.tasks = [task_tid(t) for t in pending_tasks() if _loop_of(t) is loop]
-    snap.loops.append(facts)
+            break
+    else:
+        facts.tasks = [task_tid(t) for t in pending_tasks() if _loop_of(t) is loop]
+        snap.loops.append(facts)
+    threads = snap.thread_map()
+    pending = [t for t in facts.tasks if (th := threads.get(t)) is not None
+               and th.state != "dead"]
+    names = ", ".join(threads[t].name or t for t in pending[:4]) \
+        + (", …" if len(pending) > 4 else "")
+    if snap.resource(facts.id) is None:
+        snap.resources.append(Resource(id=facts.id, kind="task", label=f"event loop ({names})",
+                                       address=f"{id(loop):#x}", owners=pending))
 
 
 def _held_across_awaits(threads: list[Thread], loops: list[Any],
@@ -512,38 +520,31 @@ def exception_words(exc: BaseException) -> str:
 
 
 def loop_findings(snap: Snapshot, rid_of: dict[int, str], settle: float) -> list[Finding]:
-    """The event-loop rule, for the watchdog: a loop none of whose tasks can ever run again.
-
-    Cycles among its tasks are reported as deadlocks (unless reported when they formed), and
-    the tasks left (waiting on an Event nobody will set, say, or on those) as one stall, by
-    ``stuck.rules.loop`` from the loop's facts recorded in ``snap`` (which has the tasks:
-    ``extend_snapshot``)."""
+    """The event-loop rules, for the watchdog: cycles among the tasks of a loop none of whose
+    tasks can ever run again are reported as deadlocks (unless reported when they formed);
+    then ``stuck.rules.judge_loops`` judges the loops' facts in ``snap`` (which has the tasks:
+    ``extend_snapshot``): the executor chains that close a cycle, and the tasks of a stalled
+    loop no cycle covers (waiting on an Event nobody will set, say, or on those) as one
+    stall."""
     table = dict(waits)
     cutoff = time.time() - settle
     out: list[Finding] = []
     covered: set[str] = set()
-    loops = _loops().values()
-    holding = held_on_loop_threads(
-        {i for loop, _ in loops if (i := loop_thread(loop)) is not None}, cutoff)
-    for loop, tasks in loops:
+    for loop, tasks in _loops().values():
         if _stalled(loop, tasks, table, cutoff):
             found, members = _stuck_loop(loop, tasks, table, snap, rid_of, _cycles_seen)
             out.extend(found)
             covered |= {task_tid(t) for t in tasks if id(t) in members}
             mark_stalled(snap, loop)
-        elif loop_thread(loop) in holding:
-            # Other tasks or threads still run, but a task holds a lock across the await of a
-            # call whose thread waits for it: that cycle does not need the loop to be quiet.
-            out.extend(_executor_findings(tasks, table, snap, rid_of, cutoff)[0])
-    return out + judge_loops(snap, covered)
+    return out + judge_loops(snap, covered, settle)
 
 
 def quiet_loop_findings(loop: Any, snap: Snapshot, rid_of: dict[int, str]) -> list[Finding]:
-    """The event-loop rule for one loop its caller has seen quiet (no callback ready, no timer,
+    """The event-loop rules for one loop its caller has seen quiet (no callback ready, no timer,
     no I/O: ``internals._loop_quiet``) and unchanged across two observations, as
     ``stuck explore``'s watch does for a loop its scheduler does not control: the cycles among
-    its tasks as deadlocks (every one: nothing was reported when it formed) and the tasks left
-    as one stall. The snapshot has the tasks (``extend_snapshot``)."""
+    its tasks as deadlocks (every one: nothing was reported when it formed), then the rules'
+    findings for the tasks left. The snapshot has the tasks (``extend_snapshot``)."""
     table = dict(waits)
     tasks = [t for t in pending_tasks() if _loop_of(t) is loop]
     if not tasks or not (_stalled(loop, tasks, table, time.time())
@@ -557,19 +558,11 @@ def quiet_loop_findings(loop: Any, snap: Snapshot, rid_of: dict[int, str]) -> li
 def _stuck_loop(loop: Any, tasks: list[Any], table: dict[int, TaskWait], snap: Snapshot,
                 rid_of: dict[int, str], reported: set[frozenset[tuple[int, int]]]
                 ) -> tuple[list[Finding], set[int]]:
-    """A stuck loop's cycles (those not in ``reported``), and the ids of the tasks they
-    cover (the tasks left are the event-loop rule's stall)."""
+    """A stuck loop's cycles among tasks (those not in ``reported``), and the ids of the
+    tasks they cover."""
     view = _LoopView(loop)
-    out, covered = _executor_findings(tasks, table, snap, rid_of, None)
-    for task in tasks:  # a lock the loop's thread holds, and which task took it is not known
-        chain = executor_chain(task) if id(task) not in covered | set(table) else None
-        if chain is not None and chain.taker is None:
-            finding = _loop_thread_deadlock(chain, tasks, snap, rid_of)
-            members = {id(task)} | _behind(tasks, {id(task)})
-            finding.blocked_behind = [task_tid(t) for t in tasks
-                                      if id(t) in members and t is not task]
-            covered |= members
-            out.append(finding)
+    out: list[Finding] = []
+    covered: set[int] = set()
     for cycle in _cycles(view, tasks, table, "watchdog"):
         finding = finding_for(cycle, snap, rid_of, "report")
         proven = not cycle.timed and _prove_on_a_stalled_loop(finding, loop)
@@ -581,176 +574,6 @@ def _stuck_loop(loop: Any, tasks: list[Any], table: dict[int, TaskWait], snap: S
             # waiting for the proof that this is.
             out.append(finding)
     return out, covered
-
-
-def _executor_findings(tasks: list[Any], table: dict[int, TaskWait], snap: Snapshot,
-                       rid_of: dict[int, str], cutoff: float | None
-                       ) -> tuple[list[Finding], set[int]]:
-    """The deadlocks of tasks holding a lock across the await of a call whose thread waits
-    for it (``walk.executor_chain``), each with the tasks stuck behind it; and the ids of the
-    tasks they cover. ``cutoff``: each thread's wait must have begun before it."""
-    out: list[Finding] = []
-    covered: set[int] = set()
-    for task in tasks:
-        chain = executor_chain(task) if id(task) not in table else None
-        if chain is None or not chain.closed or (
-                cutoff is not None and any(s.record.since > cutoff for s in chain.steps)):
-            continue
-        finding = _executor_deadlock(chain, snap, rid_of)
-        members = {id(task)} | _behind(tasks, {id(task)})
-        finding.blocked_behind = [task_tid(t) for t in tasks
-                                  if id(t) in members and t is not task]
-        covered |= members
-        out.append(finding)
-    return out, covered
-
-
-def _loop_thread_deadlock(chain: ExecutorChain, tasks: list[Any], snap: Snapshot,
-                          rid_of: dict[int, str]) -> Finding:
-    """A task awaits a call whose thread waits (lock owner after lock owner) for a lock the
-    loop's thread holds, taken where no one task can be named (in a plain function the task
-    called, say). On a stalled loop (every task suspended, nothing ready, no timer, no I/O:
-    the caller's condition) the loop's thread runs no code until one of its tasks resumes, so
-    it waits for them: the snapshot says so (the loop's thread waits on the event loop, a
-    resource its pending tasks own), which closes the cycle in the model."""
-    task = chain.task
-    loop = _loop_of(task)
-    loop_name = _loop_thread_name(loop)
-    loop_tid = thread_id(chain.loop_ident)
-    pending = [t for t in tasks if not t.done()]
-    names = ", ".join(_task_name(t) for t in pending[:4]) + (", …" if len(pending) > 4 else "")
-    loop_res = _snap_resource(snap, rid_of, loop)
-    loop_res.label = f"event loop ({names})"
-    loop_res.owners = [task_tid(t) for t in pending]
-    loop_thread_model = snap.thread(loop_tid)
-    if loop_thread_model is not None:
-        loop_thread_model.waits = Wait(resource=loop_res.id, timeout=None, durable=True)
-        loop_thread_model.detail = "runs nothing until one of its event loop's tasks resumes"
-    fut_res = _snap_resource(snap, rid_of, chain.source)
-    words, lock_ids = _chain_words(chain, snap, rid_of)
-    task_id = task_tid(task)
-    edges = [Edge(thread=task_id, waits_for=fut_res.id,
-                  held_by=thread_id(chain.steps[0].ident))]
-    for step, rid in zip(chain.steps, lock_ids, strict=True):
-        edges.append(Edge(thread=thread_id(step.ident), waits_for=rid,
-                          held_by=thread_id(step.owner)))
-    edges.append(Edge(thread=loop_tid, waits_for=loop_res.id, held_by=task_id))
-    call = futures.callable_of(chain.source)
-    until = _task_name(task) if len(pending) == 1 else "one of its tasks"
-    lines = [
-        f"The event loop's thread {loop_name} took the lock outside any coroutine's own code "
-        f"(which task took it is not known) and still holds it; {_task_name(task)} awaits "
-        f"{f'{call}()' if call else 'a call'} in an executor, whose thread waits for that "
-        "lock.",
-        f"The event loop (thread {loop_name}) has no callback ready to run, no timer "
-        f"scheduled and no I/O to watch: its thread runs no code, and so releases nothing, "
-        f"until {until} resumes, which needs the future to complete."]
-    finding = Finding(kind="deadlock", confidence="certain",
-                      summary=f"{_task_name(task)} (on the event loop in thread {loop_name}) "
-                              + words + f", which runs nothing until {until} resumes",
-                      explanation="\n".join(lines), threads=[e.thread for e in edges],
-                      resources=[fut_res.id, *lock_ids, loop_res.id], cycle=edges,
-                      details={"rule": "executor-cycle", "event_loop_thread": loop_name,
-                               "callable": call or "?"})
-    task_thread_doubt(finding, snap.threads())
-    return finding
-
-
-def _behind(tasks: list[Any], stuck: set[int]) -> set[int]:
-    """The ids of the tasks that await only tasks in ``stuck`` or behind them (directly, in a
-    gather or a TaskGroup): stuck behind them."""
-    out: set[int] = set()
-    grew = True
-    while grew:
-        grew = False
-        for task in tasks:
-            if id(task) in stuck or id(task) in out:
-                continue
-            awaited = _awaited(task, awaiting(task))
-            if awaited is not None and awaited[2] \
-                    and all(id(t) in stuck or id(t) in out for t in awaited[2]):
-                out.add(id(task))
-                grew = True
-    return out
-
-
-def _thread_name(ident: int) -> str:
-    thread = registry.thread_objects().get(ident)
-    return thread.name if thread is not None else f"0x{ident:x}"
-
-
-def _chain_words(chain: ExecutorChain, snap: Snapshot, rid_of: dict[int, str]
-                 ) -> tuple[str, list[str]]:
-    """``awaits blocking() running on thread asyncio_0, which waits for lock L held by ...``,
-    and the resource ids of the chain's locks."""
-    call = futures.callable_of(chain.source)
-    what = f"{call}()" if call else "a call"
-    words = f"awaits {what} running on thread {_thread_name(chain.steps[0].ident)}"
-    rids: list[str] = []
-    for i, step in enumerate(chain.steps):
-        res = _snap_resource(snap, rid_of, step.record.resource)
-        rids.append(res.id)
-        label = res.label or res.id
-        if i + 1 < len(chain.steps):
-            words += (f", which waits for lock {label} held by thread "
-                      f"{_thread_name(step.owner)}")
-        elif chain.closed:
-            words += f", which waits for lock {label}, held by {_task_name(chain.task)} " \
-                     "itself across the await"
-        elif chain.taker is not None:
-            words += (f", which waits for lock {label}, held by task "
-                      f"{_task_name(chain.taker)} across an await")
-        else:
-            words += (f", which waits for lock {label}, held by the event loop's thread "
-                      f"{_thread_name(chain.loop_ident)}")
-    return words, rids
-
-
-def _executor_deadlock(chain: ExecutorChain, snap: Snapshot, rid_of: dict[int, str]
-                       ) -> Finding:
-    """A task holds a lock across an await of a call running in an executor, and the thread
-    running it waits (lock owner after lock owner) for that lock: a closed cycle. Each step is
-    owned: the future is running on its recorded runner, only that thread completes it; each
-    lock is held by the next thread; the last by the task, which resumes only when the future
-    completes."""
-    task = chain.task
-    loop = _loop_of(task)
-    loop_name = _loop_thread_name(loop)
-    fut_res = _snap_resource(snap, rid_of, chain.source)
-    words, lock_ids = _chain_words(chain, snap, rid_of)
-    task_id = task_tid(task)
-    edges = [Edge(thread=task_id, waits_for=fut_res.id,
-                  held_by=thread_id(chain.steps[0].ident))]
-    for step, rid in zip(chain.steps, lock_ids, strict=True):
-        nxt = task_id if step.owner == chain.loop_ident else thread_id(step.owner)
-        edges.append(Edge(thread=thread_id(step.ident), waits_for=rid, held_by=nxt))
-    call = futures.callable_of(chain.source)
-    lock = _snap_resource(snap, rid_of, chain.lock())
-    taken = lock.acquired_at.get(task_id)
-    where = f" at {os.path.basename(taken.file or '?')}:{taken.line}" if taken else ""
-    lines = [
-        f"{_task_name(task)} took lock {lock.label or lock.id}{where} on the event loop's "
-        f"thread {loop_name} and awaits, still holding it, "
-        f"{f'{call}()' if call else 'a call'} in an executor: a threading lock held across "
-        "an await.",
-        f"Only thread {_thread_name(chain.steps[0].ident)}, which is running that call, can "
-        f"complete the future; the lock is released only when {_task_name(task)} resumes, "
-        "which it does only once the future is complete."]
-    if _loop_quiet(loop):
-        lines.append(f"The event loop (thread {loop_name}) has no callback ready to run, no "
-                     "timer scheduled and no I/O to watch.")
-    else:
-        lines.append(f"The event loop (thread {loop_name}) goes on running its other tasks; "
-                     f"{_task_name(task)} will never resume.")
-    finding = Finding(kind="deadlock", confidence="certain",
-                      summary=f"{_task_name(task)} (on the event loop in thread {loop_name}) "
-                              + words,
-                      explanation="\n".join(lines), threads=[e.thread for e in edges],
-                      resources=[fut_res.id, *lock_ids], cycle=edges,
-                      details={"rule": "executor-cycle", "event_loop_thread": loop_name,
-                               "callable": call or "?"})
-    task_thread_doubt(finding, snap.threads())  # another thread able to run could end it
-    return finding
 
 
 def _prove_on_a_stalled_loop(finding: Finding, loop: Any) -> bool:
