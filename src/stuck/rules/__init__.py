@@ -29,6 +29,8 @@ read from it rests on which threads its stacks show able to run, and names what 
 - ``evidence``: a stall only a library's own words (log lines, printed fields) reveal;
 - ``unnamed``: a join on a thread stopped in a call a Python dump does not name (a lock, a
   sleep and I/O look alike), nothing seen running: a possible hang, and what would decide it;
+- ``executor``: an asyncio task holding a lock across the await of a call whose thread waits
+  (lock owner after lock owner) for it: a deadlock through the executor;
 - ``loop``: an asyncio event loop nothing can wake, from the loop's facts a live source
   recorded (``model.EventLoop``) and its tasks' waits: the tasks no cycle covers, as one stall;
 - ``hang``: a thread without progress past the watchdog's limit, or a long wait read from
@@ -46,10 +48,11 @@ read from it rests on which threads its stacks show able to run, and names what 
 
 asyncio: the live runtime (``stuck.runtime.aio``) reads the loops and tasks and puts what it
 saw in the snapshot (tasks as threads with ``Wait.op``, each loop's ``EventLoop`` facts, a
-primitive's history on its ``Resource``, ended tasks as dead threads); the event-loop stall is
-judged here from those fields, by the watchdog (``judge_loops``, after the cycles among tasks)
-and by ``stuck analyze`` of a saved report (``judge_both``), so both say the same. The cycles
-among tasks and the executor chains are still found and worded by ``stuck.runtime.aio``.
+primitive's history on its ``Resource``, ended tasks as dead threads); the executor chains and
+the event-loop stall are judged here from those fields, by the watchdog (``judge_loops``, after
+the cycles among tasks) and by ``stuck analyze`` of a saved report (``judge_both``), so both
+say the same. The cycles among tasks are still found (the walk done when a task blocks, and
+the watchdog's on a stalled loop) and worded by ``stuck.runtime.aio``.
 
 Nothing here imports ``stuck.runtime``, ``stuck.dumps``, ``stuck.capture``, ``stuck.explore``
 or ``stuck.analysis``: the rules read the model only, so the same snapshot gets the same

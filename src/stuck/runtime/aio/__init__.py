@@ -38,7 +38,9 @@ report.
 A task may also wait for a thread: an asyncio future made by ``loop.run_in_executor`` or
 ``asyncio.wrap_future`` mirrors a ``concurrent.futures.Future`` (``internals.source_future``),
 which only the thread running it completes (``futures.runner_of``). The walk follows it there
-and on, lock owner after lock owner, through the threads' own waits (``walk.executor_chain``).
+and on, lock owner after lock owner, through the threads' own waits (``walk.executor_chain``,
+which picks the future a task's wait in the snapshot names; the chain is judged from the
+snapshot by ``stuck.rules.executor``).
 A thread lock the loop's thread holds is held by the task that took it and awaits inside its
 ``with`` when exactly one task has that code suspended in its await chain
 (``walk.lock_takers``; the snapshot then names the task as the owner), else by the loop's
@@ -56,7 +58,7 @@ task, what a task awaits, await chains, a loop's thread, scheduled callbacks and
 tracked classes read only the state of the asyncio class each extends); ``waits`` is the wait table;
 ``primitives`` the tracked classes; ``walk`` the await-graph walk and the event-loop rule's
 observations; ``names`` the task ids of the model; ``findings`` tasks, loops and primitives'
-histories in the snapshot, and the findings of cycles among tasks and of executor chains.
+histories in the snapshot, and the findings of cycles among tasks.
 """
 
 from __future__ import annotations

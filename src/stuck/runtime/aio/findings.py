@@ -1,7 +1,8 @@
 """asyncio in the model: tasks as threads of a ``Snapshot``, each event loop's facts
 (``model.EventLoop``), what a primitive's history says, tasks that ended as dead threads; and
-the findings of deadlock cycles among tasks and of executor chains. The stall of a loop none of
-whose tasks can run again is judged from those facts by ``stuck.rules.loop``."""
+the findings of deadlock cycles among tasks. A lock held across the await of a call whose
+thread waits for it, and the stall of a loop none of whose tasks can run again, are judged from
+those facts by ``stuck.rules`` (``executor``, ``loop``)."""
 
 from __future__ import annotations
 
