@@ -1043,8 +1043,9 @@ def test_the_asyncio_example_is_reported_and_recovers_under_raise() -> None:
     proc = subprocess.run([sys.executable, "-m", "stuck", "run", "--policy", "abort", example],
                           capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert proc.returncode == EXIT_ABORT, proc.stderr
-    assert "DEADLOCK (certain): 2 asyncio tasks wait for each other: refund waits for lock " \
-           "Store#1.inventory_lock held by checkout; checkout waits for lock Store#1.payments_lock " \
+    # the words of a thread cycle (stuck.rules.wording.cycle_step)
+    assert "DEADLOCK (certain): 2 asyncio tasks wait for each other: refund waits for " \
+           "Store#1.inventory_lock held by checkout; checkout waits for Store#1.payments_lock " \
            "held by refund" in proc.stderr
     assert "Blocked behind it: Task-1 (task:Task-1)" in proc.stderr
     proc = subprocess.run([sys.executable, "-m", "stuck", "run", "--policy", "raise", example],
@@ -1052,8 +1053,8 @@ def test_the_asyncio_example_is_reported_and_recovers_under_raise() -> None:
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines() == [
         "sold a book",
-        "DeadlockError: 2 asyncio tasks wait for each other: refund waits for lock "
-        "Store#1.inventory_lock held by checkout; checkout waits for lock Store#1.payments_lock "
+        "DeadlockError: 2 asyncio tasks wait for each other: refund waits for "
+        "Store#1.inventory_lock held by checkout; checkout waits for Store#1.payments_lock "
         "held by refund",
         "stock {'book': 2}, balance 12",
     ]

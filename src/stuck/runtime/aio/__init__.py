@@ -58,7 +58,8 @@ task, what a task awaits, await chains, a loop's thread, scheduled callbacks and
 tracked classes read only the state of the asyncio class each extends); ``waits`` is the wait table;
 ``primitives`` the tracked classes; ``walk`` the await-graph walk and the event-loop rule's
 observations; ``names`` the task ids of the model; ``findings`` tasks, loops and primitives'
-histories in the snapshot, and the findings of cycles among tasks.
+histories in the snapshot, and the cycles among tasks handed to ``stuck.rules.taskcycle`` for
+their findings.
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """asyncio in the model: tasks as threads of a ``Snapshot``, each event loop's facts
 (``model.EventLoop``), what a primitive's history says, tasks that ended as dead threads; and
-the findings of deadlock cycles among tasks. A lock held across the await of a call whose
-thread waits for it, and the stall of a loop none of whose tasks can run again, are judged from
-those facts by ``stuck.rules`` (``executor``, ``loop``)."""
+the cycles among tasks the walk finds, whose findings ``stuck.rules.taskcycle`` makes. A lock
+held across the await of a call whose thread waits for it, and the stall of a loop none of
+whose tasks can run again, are judged from those facts by ``stuck.rules`` (``executor``,
+``loop``)."""
 
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ from stuck.model import (
     Wait,
 )
 from stuck.rules import judge_loops
-from stuck.rules.confidence import steps_confidence
+from stuck.rules.taskcycle import task_cycle_finding
 from stuck.runtime import detect, endings, futures, registry
 from stuck.runtime.aio.internals import (
     _ASYNCIO_DIR,
@@ -62,9 +63,8 @@ from stuck.runtime.aio.walk import (
     executor_futures,
     lock_takers,
 )
-from stuck.runtime.detect import op_key
-from stuck.runtime.livereport import UNPROVEN, thread_id
-from stuck.runtime.tracked import as_tracked, kind_of
+from stuck.runtime.livereport import thread_id
+from stuck.runtime.tracked import as_tracked
 
 MAX_TASKS_SHOWN = 500  # tasks put in one snapshot (tasks that wait or hold come first)
 
@@ -397,95 +397,20 @@ def _snap_resource(snap: Snapshot, rid_of: dict[int, str], obj: Any) -> Resource
     return res
 
 
-def _step_words(record: TaskWait, res: Resource, nxt: str, self_loop: bool) -> str:
-    name = res.label or res.id
-    op = record.op
-    kind = kind_of(record.resource)
-    if op == "acquire" and kind == "mutex":
-        if self_loop:
-            return f"takes lock {name}, which it already holds (an asyncio.Lock is not " \
-                   "reentrant)"
-        return f"waits for lock {name} held by {nxt}"
-    if op == "acquire":
-        return f"waits for semaphore {name}, whose permits {nxt} holds"
-    if op == "get":
-        return f"gets from empty queue {name}, which only {nxt} puts to"
-    if op == "put":
-        return f"puts on full queue {name}, which only {nxt} gets from"
-    if op == "await":
-        return f"awaits task {nxt}"
-    if op in ("gather", "taskgroup"):
-        return f"awaits {name}, in which {nxt} is not done"
-    return f"waits for {name} ({op}), which {nxt} could end"
-
-
-
-
-
-def _loop_thread_name(loop: Any) -> str:
-    ident = loop_thread(loop)
-    if ident is None:
-        return "?"
-    thread = registry.thread_objects().get(ident)
-    return thread.name if thread is not None else f"0x{ident:x}"
-
-
 def finding_for(cycle: TaskCycle, snap: Snapshot, rid_of: dict[int, str],
                 policy: str) -> Finding:
-    """The deadlock Finding of a cycle among tasks (the threads of ``snap`` include them)."""
+    """The deadlock Finding of a cycle among tasks (the threads of ``snap`` include them): the
+    rules' (``stuck.rules.taskcycle``), given the cycle the walk found, the tasks stuck behind
+    it, and how it was found."""
     edges: list[Edge] = []
-    parts: list[str] = []
-    res_ids: list[str] = []
     for step in cycle.steps:
-        task = cycle.task(step.thread)
-        nxt = cycle.task(step.next_thread)
         res = _snap_resource(snap, rid_of, step.record.resource)
-        res_ids.append(res.id)
-        edges.append(Edge(thread=task_tid(task), waits_for=res.id, held_by=task_tid(nxt)))
-        record: Any = step.record
-        parts.append(f"{_task_name(task)} " + _step_words(record, res, _task_name(nxt),
-                                                          step.thread == step.next_thread))
+        edges.append(Edge(thread=task_tid(cycle.task(step.thread)), waits_for=res.id,
+                          held_by=task_tid(cycle.task(step.next_thread))))
     root = cycle.task(cycle.steps[0].thread)
-    loop = _loop_of(root)
-    n = len(cycle.steps)
-    summary = parts[0] if n == 1 else f"{n} asyncio tasks wait for each other: " + \
-        "; ".join(parts)
-    ops = {op_key(s.record) for s in cycle.steps}
-    confidence: Any
-    confidence, missing = steps_confidence(ops, who="task")
-    explanation: list[str] = []
-    if cycle.timed:
-        confidence = "probable" if confidence == "certain" else "possible"
-        explanation.append(f"{_task_name(root)} waits under a timeout, or a callback already "
-                           "scheduled on the loop acts on its wait: the cycle may end then, if "
-                           "the program lets go of what it holds.")
-    if cycle.found_by == "block":
-        explanation.append(
-            f"{_task_name(root)} closed the cycle by starting to wait; "
-            + {"raise": "stuck raised DeadlockError in it instead, with every lock left as it "
-                        "was.",
-               "abort": "stuck is stopping the program.",
-               "report": "the tasks keep waiting; stuck reports it and does not act.",
-               UNPROVEN: "the tasks keep waiting while stuck looks for the proof the policy "
-                         "needs (below)."}.get(policy, ""))
-    elif cycle.found_by == "watchdog":
-        explanation.append("The cycle was closed by awaiting a task, which stuck does not "
-                           "intercept; the watchdog found it once the event loop had nothing "
-                           "left to run.")
-    if cycle.found_by != "block" or policy in ("report", UNPROVEN):
-        explanation.append(f"The event loop (thread {_loop_thread_name(loop)}) goes on running "
-                           "its other tasks; these will never resume.")
-    in_cycle = set(cycle.tasks)
-    victims = [task_tid(t) for t in _victims(loop, in_cycle, cycle)]
-    return Finding(kind="deadlock", confidence=confidence, summary=summary,
-                   explanation="\n".join(explanation),
-                   threads=[task_tid(cycle.task(s.thread)) for s in cycle.steps],
-                   resources=res_ids, cycle=edges, blocked_behind=victims,
-                   missing_evidence=missing,
-                   details={"detected_by": task_tid(root), "policy": policy,
-                            "event_loop_thread": _loop_thread_name(loop)})
-
-
+    victims = [task_tid(t) for t in _victims(_loop_of(root), set(cycle.tasks), cycle)]
+    return task_cycle_finding(snap, edges, found_by=cycle.found_by, policy=policy,
+                              timed=cycle.timed, blocked_behind=victims)
 
 
 def cycle_findings(snap: Snapshot, rid_of: dict[int, str], policy: str) -> list[Finding]:
@@ -533,10 +458,10 @@ def loop_findings(snap: Snapshot, rid_of: dict[int, str], settle: float) -> list
     covered: set[str] = set()
     for loop, tasks in _loops().values():
         if _stalled(loop, tasks, table, cutoff):
+            mark_stalled(snap, loop)
             found, members = _stuck_loop(loop, tasks, table, snap, rid_of, _cycles_seen)
             out.extend(found)
             covered |= {task_tid(t) for t in tasks if id(t) in members}
-            mark_stalled(snap, loop)
     return out + judge_loops(snap, covered, settle)
 
 
@@ -551,8 +476,8 @@ def quiet_loop_findings(loop: Any, snap: Snapshot, rid_of: dict[int, str]) -> li
     if not tasks or not (_stalled(loop, tasks, table, time.time())
                          or _suspended_marks(loop, tasks) is not None):
         return []
-    found, members = _stuck_loop(loop, tasks, table, snap, rid_of, set())
     mark_stalled(snap, loop)
+    found, members = _stuck_loop(loop, tasks, table, snap, rid_of, set())
     return found + judge_loops(snap, {task_tid(t) for t in tasks if id(t) in members})
 
 
@@ -566,7 +491,8 @@ def _stuck_loop(loop: Any, tasks: list[Any], table: dict[int, TaskWait], snap: S
     covered: set[int] = set()
     for cycle in _cycles(view, tasks, table, "watchdog"):
         finding = finding_for(cycle, snap, rid_of, "report")
-        proven = not cycle.timed and _prove_on_a_stalled_loop(finding, loop)
+        # proven by the rules from the loop's facts (nothing outside the cycle can end it)
+        proven = not cycle.timed and finding.confidence == "certain"
         members = set(cycle.tasks)
         covered |= members
         covered |= {id(t) for t in tasks if task_tid(t) in finding.blocked_behind}
@@ -575,24 +501,6 @@ def _stuck_loop(loop: Any, tasks: list[Any], table: dict[int, TaskWait], snap: S
             # waiting for the proof that this is.
             out.append(finding)
     return out, covered
-
-
-def _prove_on_a_stalled_loop(finding: Finding, loop: Any) -> bool:
-    """Make a probable cycle among the tasks of a stalled loop certain when nothing outside
-    it could end its waits: the loop has nothing else to run (the caller checked), no other
-    thread is able to run (and call ``loop.call_soon_threadsafe``), and no Python signal
-    handler could run on the loop's thread. Who used a queue or a semaphore so far then no
-    longer matters. True when it did."""
-    if finding.confidence != "probable" or _other_runnable_threads(loop) \
-            or _python_signal_handlers():
-        return False
-    finding.confidence = "certain"
-    finding.missing_evidence = []
-    finding.explanation += (
-        "\nWho could end these waits is not known from ownership, but nothing outside the "
-        "cycle can: the event loop has no other callback, timer or I/O, no other thread is "
-        "able to run, and no Python signal handler could run on the loop's thread.")
-    return True
 
 
 def _python_signal_handlers() -> list[str]:
