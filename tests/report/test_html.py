@@ -60,6 +60,18 @@ def test_without_graphviz_the_page_says_what_is_missing(monkeypatch: pytest.Monk
     assert len(el.with_class("ul", "waits")) == 1  # the edges, in words
 
 
+def test_a_dot_that_fails_or_times_out_is_not_called_missing(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(svg, "dot_path", lambda: "/usr/bin/dot")
+    monkeypatch.setattr(svg, "_spawn_dot", lambda dot, source: None)  # failed, or too slow
+    el = Elements(html.render(hostile_report()))
+    assert el.with_class("svg", "waitgraph") == []
+    note = "".join(el.text)
+    assert "could not be drawn" in note and "did not finish within" in note
+    assert "not found on PATH" not in note
+    assert len(el.with_class("ul", "waits")) == 1  # the edges, in words
+
+
 def ring(n: int, victims: int) -> tuple[Finding, dict[str, Thread], dict[str, Resource]]:
     threads = {f"T{i}": Thread(id=f"T{i}", name=f"t{i}", state="blocked", holds=[f"R{i}"],
                                waits=Wait(f"R{(i + 1) % n}")) for i in range(n)}

@@ -162,9 +162,15 @@ class _Page:
         drawn = svg.draw(graph, labels, lambda key: anchors[key],
                          f"wait-for graph of finding {n + 1}: {clean(f.summary)}")
         if drawn is None:
-            self.w('<p class="graph-note">The wait-for graph needs Graphviz: its <code>dot</code> '
-                   "program was not found on PATH (install the <code>graphviz</code> package). "
-                   "The edges, in words:</p>\n<ul class=\"waits\">\n")
+            if svg.dot_path() is None:
+                self.w('<p class="graph-note">The wait-for graph needs Graphviz: its '
+                       "<code>dot</code> program was not found on PATH (install the "
+                       "<code>graphviz</code> package). ")
+            else:  # found, but it failed or did not answer within svg.DOT_TIMEOUT
+                self.w('<p class="graph-note">The wait-for graph could not be drawn: '
+                       f"Graphviz's <code>dot</code> failed or did not finish within "
+                       f"{svg.DOT_TIMEOUT:g} s. ")
+            self.w('The edges, in words:</p>\n<ul class="waits">\n')
             for e in graph.edges:
                 verb = {"waits": "waits for", "holds": "is held by",
                         "wakes": "can only be ended by"}[e.kind]

@@ -9,8 +9,9 @@ no script and keeps a strict Content-Security-Policy.
 
 ``dot`` runs as a child process started with ``posix_spawn`` and a file in and a file out, with
 no thread and no lock of the calling program involved: a live process writes this report from
-the thread that is about to deadlock. When ``dot`` is missing, ``layout`` returns None and the
-report says the picture needs Graphviz.
+the thread that is about to deadlock. When ``dot`` is missing, fails, or does not answer within
+``DOT_TIMEOUT`` (a machine under heavy load), ``layout`` returns None and the report says
+which, and gives the edges in words.
 """
 
 from __future__ import annotations
