@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -114,9 +116,9 @@ def test_block_time_and_watchdog_word_a_cycle_alike(shape: str, confidence: str,
 
 
 # An RLock cycle under ``stuck run`` (policy report): daemon threads, and a main thread that
-# sleeps a while and then exits, so the run ends by itself.
+# reads a line and then exits, so the run ends once the test has seen what it waits for.
 REPORTED_TWICE = """
-import threading, time
+import sys, threading
 a, b = threading.RLock(), threading.RLock()
 gate = threading.Barrier(2)
 
@@ -128,7 +130,7 @@ def worker(first, second):
 
 for i, pair in enumerate([(a, b), (b, a)]):
     threading.Thread(target=worker, args=pair, name=f"t{i}", daemon=True).start()
-time.sleep(4)
+sys.stdin.readline()
 print("done", flush=True)
 """
 
@@ -137,8 +139,27 @@ def test_the_watchdog_does_not_print_a_cycle_the_block_time_report_printed_again
         tmp_path: Path) -> None:
     program = tmp_path / "cycle.py"
     program.write_text(REPORTED_TWICE)
-    out = subprocess.run([sys.executable, "-m", "stuck", "run", str(program)],
-                         capture_output=True, text=True, timeout=60, cwd=str(tmp_path))
+    # The program ends when told to: once the watchdog has confirmed the cycle (its line is on
+    # stderr), or after a deadline that only a watchdog that never confirms it reaches. (It
+    # used to sleep 4 s, and the confirmation had to come by then, which load decides.)
+    with tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "stuck", "run", str(program)],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err,
+                                text=True, cwd=str(tmp_path))
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and proc.poll() is None:
+            err.seek(0)
+            if "stuck: the deadlock reported above" in err.read():
+                break
+            time.sleep(0.05)
+        try:
+            stdout, _ = proc.communicate("\n", timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        err.seek(0)
+        out = subprocess.CompletedProcess(proc.args, proc.returncode, stdout, err.read())
     assert out.returncode == 0, out.stderr
     assert out.stdout == "done\n"
     # In full once, when the cycle closed; then one line when the watchdog confirms it, with
