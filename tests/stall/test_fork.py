@@ -15,11 +15,13 @@ import pytest
 FORK_WHILE_LOCKED = """
     import os, threading, time
     lock = threading.Lock()
+    holding = threading.Event()
     def hold():
         with lock:
+            holding.set()
             time.sleep(3)
     threading.Thread(target=hold, name="holder", daemon=True).start()
-    time.sleep(0.3)
+    holding.wait()
     pid = os.fork()
     if pid == 0:
         with lock:  # its holder is not in this process

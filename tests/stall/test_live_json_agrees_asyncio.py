@@ -90,8 +90,10 @@ async def main():
 asyncio.run(main())
 """, "helper"),
     "timer thread beside": ("""
-def later():
-    time.sleep(4)
+import sys
+def later():  # ends the program once its report is written (the test names the file)
+    while not os.path.exists(sys.argv[1]):
+        time.sleep(0.05)
     os._exit(3)
 threading.Thread(target=later, name="timer", daemon=True).start()
 async def main():
@@ -117,7 +119,7 @@ def test_a_saved_asyncio_report_is_judged_as_it_was_live(name: str, tmp_path: Pa
     script.write_text(HEAD + program)
     report = tmp_path / "live.json"
     run = subprocess.run([sys.executable, "-m", "stuck", "run", "--policy", "abort", "--json",
-                          str(report), str(script)], capture_output=True, text=True,
+                          str(report), str(script), str(report)], capture_output=True, text=True,
                          timeout=90, cwd=str(tmp_path),
                          env={**os.environ, "PYTHONUNBUFFERED": "1"})
     assert report.exists(), run.stderr[-3000:]
