@@ -14,18 +14,25 @@ import stuck
 STUCK_DIR = os.path.dirname(os.path.abspath(stuck.__file__))
 
 # The main thread closes the cycle (it asks for `a` last), so DeadlockError ends the program.
+# Each waits until the other is where the order needs it (stuck's registry of waits), not a
+# fixed time: on a loaded machine a thread may get the CPU seconds late.
 MAIN_CLOSES = '''
 import threading, time
+from stuck.runtime import registry
 a = threading.Lock()
 b = threading.Lock()
+has_a = threading.Event()
 def one():
     with a:
-        time.sleep(0.3)
+        has_a.set()
         with b:
             pass
-threading.Thread(target=one, name="one", daemon=True).start()
 with b:
-    time.sleep(0.8)
+    t = threading.Thread(target=one, name="one", daemon=True)
+    t.start()
+    has_a.wait()
+    while getattr(registry.waits.get(t.ident), "op", None) != "acquire":
+        time.sleep(0.005)
     with a:  # the program's line
         pass
 '''
@@ -33,17 +40,19 @@ with b:
 # A thread closes the cycle: its DeadlockError goes through threading.excepthook.
 THREAD_CLOSES = '''
 import threading, time
+from stuck.runtime import registry
 a = threading.Lock()
 b = threading.Lock()
+main = threading.get_ident()
 def one():
     with a:
-        time.sleep(0.8)
+        while getattr(registry.waits.get(main), "op", None) != "join":
+            time.sleep(0.005)
         with b:  # the program's line
             pass
-t = threading.Thread(target=one, name="one")
-t.start()
 with b:
-    time.sleep(0.3)
+    t = threading.Thread(target=one, name="one")
+    t.start()
     t.join()
 '''
 
@@ -54,16 +63,21 @@ import stuck
 def test_deadlock():
     stuck.install(policy="raise")
     try:
+        from stuck.runtime import registry
         a = threading.Lock()
         b = threading.Lock()
+        has_a = threading.Event()
         def one():
             with a:
-                time.sleep(0.3)
+                has_a.set()
                 with b:
                     pass
-        threading.Thread(target=one, daemon=True).start()
         with b:
-            time.sleep(0.8)
+            t = threading.Thread(target=one, daemon=True)
+            t.start()
+            has_a.wait()
+            while getattr(registry.waits.get(t.ident), "op", None) != "acquire":
+                time.sleep(0.005)
             with a:  # the program's line
                 pass
     finally:
