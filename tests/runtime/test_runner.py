@@ -302,7 +302,13 @@ def gateway():
     requests.put(None)
 
 def drainer():
-    time.sleep(2.5)
+    # Asleep while the cycle forms (both sides waiting to put, in stuck's registry of waits)
+    # and a while after: its waking is what ends the cycle, not the load of the machine.
+    from stuck.runtime import registry
+    while not all(getattr(registry.waits.get(t.ident), "op", None) == "put"
+                  for t in threads[:2]):
+        time.sleep(0.01)
+    time.sleep(1.5)
     for _ in range(4):
         responses.get()
 
