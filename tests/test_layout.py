@@ -364,11 +364,6 @@ def test_every_strategy_finds_a_schedule_that_replays() -> None:
 APPLIED_ELSEWHERE = {
     "stuck.rules.hang.hang_finding": "needs progress samples over time, which only the "
                                      "watchdog takes (a snapshot has none)",
-    "stuck.rules.taskcycle.task_cycle_finding": "the finding of a cycle among asyncio tasks "
-                                                "the runtime's walk over the live tasks found "
-                                                "(when a task blocks; the watchdog's on a "
-                                                "stalled loop); stuck analyze finds a saved "
-                                                "report's in the wait-for graph",
 }
 
 

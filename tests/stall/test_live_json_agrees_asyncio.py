@@ -89,6 +89,22 @@ async def main():
     await asyncio.create_task(owner(), name="owner")
 asyncio.run(main())
 """, "helper"),
+    "queue cycle": ("""
+async def main():
+    a = asyncio.Queue()
+    b = asyncio.Queue()
+    async def ping():
+        await a.put(0)
+        await b.get()
+        await b.get()
+    async def pong():
+        await a.get()
+        await b.put(1)
+        await a.get()
+    await asyncio.gather(asyncio.create_task(ping(), name="ping"),
+                         asyncio.create_task(pong(), name="pong"))
+asyncio.run(main())
+""", "ping gets from empty queue b, which only pong puts to"),
     "timer thread beside": ("""
 import sys
 def later():  # ends the program once its report is written (the test names the file)

@@ -31,8 +31,10 @@ read from it rests on which threads its stacks show able to run, and names what 
   sleep and I/O look alike), nothing seen running: a possible hang, and what would decide it;
 - ``executor``: an asyncio task holding a lock across the await of a call whose thread waits
   (lock owner after lock owner) for it: a deadlock through the executor;
-- ``taskcycle``: the finding of a cycle among asyncio tasks the live runtime's walk found
-  (its words and confidence, as a thread cycle's; the proof on a stalled loop);
+- ``taskcycle``: cycles among the tasks of a stalled event loop (who could end each wait read
+  from the model), and the finding of a cycle among tasks (its words and confidence, as a
+  thread cycle's; the proof on a stalled loop), also for one the walk done when a task blocks
+  found;
 - ``loop``: an asyncio event loop nothing can wake, from the loop's facts a live source
   recorded (``model.EventLoop``) and its tasks' waits: the tasks no cycle covers, as one stall;
 - ``hang``: a thread without progress past the watchdog's limit, or a long wait read from
@@ -53,9 +55,10 @@ saw in the snapshot (tasks as threads with ``Wait.op``, each loop's ``EventLoop`
 primitive's history on its ``Resource``, ended tasks as dead threads); the executor chains and
 the event-loop stall are judged here from those fields, by the watchdog (``judge_loops``, after
 the cycles among tasks) and by ``stuck analyze`` of a saved report (``judge_both``), so both
-say the same. The cycles among tasks are found by the runtime's walk over the live tasks (when
-a task blocks, and the watchdog's on a stalled loop), as a thread's block-time cycle is, and
-their finding is made here (``taskcycle``); a saved report's are the wait-for graph's.
+say the same; the cycles among the tasks of a stalled loop too (``taskcycle.loop_cycles``),
+which the watchdog then leaves out of the stall. The walk done when a task is about to block
+(``stuck.runtime.aio.walk``) stays a fast path over the live tasks, as the one for threads;
+the finding of the cycle it finds is made here (``taskcycle.task_cycle_finding``).
 
 Nothing here imports ``stuck.runtime``, ``stuck.dumps``, ``stuck.capture``, ``stuck.explore``
 or ``stuck.analysis``: the rules read the model only, so the same snapshot gets the same

@@ -22,6 +22,7 @@ from stuck.rules.facts import Facts, ReadFacts, facts_of, recorded_part, waited
 from stuck.rules.knot import stuck_set
 from stuck.rules.loop import loop_stalls
 from stuck.rules.stall import handed_away, report_order, stall_finding
+from stuck.rules.taskcycle import loop_cycles, task_cycle_finding
 
 
 def judge(facts: Facts, settle: float = 0.5,
@@ -157,4 +158,15 @@ def _with_loops(snapshot: Snapshot, findings: list[Finding], settle: float) -> l
     kept = [f for f in findings
             if f.kind == "deadlock" or not (set(f.threads) | set(f.blocked_behind)) & tasks]
     covered = {t for f in kept for t in (*f.threads, *f.blocked_behind)}
+    for loop in snapshot.loops:  # the cycles the watchdog found among a stalled loop's tasks
+        if not loop.stalled or not loop.quiet():
+            continue
+        for edges, victims in loop_cycles(snapshot, loop):
+            if any(e.thread in covered for e in edges):
+                continue  # the wait-for graph's cycle, kept above
+            kept.append(task_cycle_finding(snapshot, edges, found_by="watchdog",
+                                           policy="report", timed=False,
+                                           blocked_behind=victims))
+            covered.update(e.thread for e in edges)
+            covered.update(victims)
     return kept + judge_loops(snapshot, covered, settle)

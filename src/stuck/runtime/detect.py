@@ -36,7 +36,7 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import FrameType
 from typing import Any
@@ -351,6 +351,11 @@ def await_proof(cycle: Cycle) -> None:
 def awaits_proof(cycle: Cycle) -> bool:
     """True when the policy left ``cycle`` (the same waits) to be proven later."""
     return cycle.key() in _awaiting_proof
+
+
+def awaits_proof_of(records: Sequence[WaitRecord]) -> bool:
+    """``awaits_proof`` of the cycle whose waits are ``records``."""
+    return frozenset(r.serial for r in records) in _awaiting_proof
 
 
 # The errors the watchdog proved for a cycle's closing thread, waiting in slices: ident ->

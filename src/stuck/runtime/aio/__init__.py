@@ -31,9 +31,9 @@ A cycle closed by an ``await`` of a task is not seen at that moment (awaiting a 
 intercepted); the watchdog (``loop_findings``) finds it once every task of a loop waits on a
 tracked primitive or on another task, and the loop has no callback ready, no timer and no I/O
 to watch, so nothing inside the loop can ever run again. It then records that the loop was seen
-stalled (``model.EventLoop``), and the tasks no cycle covers are judged by the event-loop rule
-from the snapshot's facts (``stuck.rules.loop``), as ``stuck analyze`` judges them in a saved
-report.
+stalled (``model.EventLoop``), and the rules judge its tasks from the snapshot's facts: the
+cycles among them (``stuck.rules.taskcycle``), then the tasks no cycle covers
+(``stuck.rules.loop``), as ``stuck analyze`` judges them in a saved report.
 
 A task may also wait for a thread: an asyncio future made by ``loop.run_in_executor`` or
 ``asyncio.wrap_future`` mirrors a ``concurrent.futures.Future`` (``internals.source_future``),
@@ -58,8 +58,8 @@ task, what a task awaits, await chains, a loop's thread, scheduled callbacks and
 tracked classes read only the state of the asyncio class each extends); ``waits`` is the wait table;
 ``primitives`` the tracked classes; ``walk`` the await-graph walk and the event-loop rule's
 observations; ``names`` the task ids of the model; ``findings`` tasks, loops and primitives'
-histories in the snapshot, and the cycles among tasks handed to ``stuck.rules.taskcycle`` for
-their findings.
+histories in the snapshot, and which cycles the watchdog reports (not those reported when
+they formed, unless the policy waits for their proof).
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """asyncio in the model: tasks as threads of a ``Snapshot``, each event loop's facts
-(``model.EventLoop``), what a primitive's history says, tasks that ended as dead threads; and
-the cycles among tasks the walk finds, whose findings ``stuck.rules.taskcycle`` makes. A lock
-held across the await of a call whose thread waits for it, and the stall of a loop none of
-whose tasks can run again, are judged from those facts by ``stuck.rules`` (``executor``,
-``loop``)."""
+(``model.EventLoop``), what a primitive's history says, tasks that ended as dead threads. The
+cycles among tasks, a lock held across the await of a call whose thread waits for it, and the
+stall of a loop none of whose tasks can run again are judged from those facts by
+``stuck.rules`` (``taskcycle``, ``executor``, ``loop``); here, which of them the watchdog
+reports, and the finding of a cycle the walk done when a task blocks found."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ from stuck.model import (
     Wait,
 )
 from stuck.rules import judge_loops
-from stuck.rules.taskcycle import task_cycle_finding
+from stuck.rules.taskcycle import loop_cycles, task_cycle_finding
 from stuck.runtime import detect, endings, futures, registry
 from stuck.runtime.aio.internals import (
     _ASYNCIO_DIR,
@@ -59,6 +59,7 @@ from stuck.runtime.aio.walk import (
     _stuck_tasks,
     _suspended_marks,
     _victims,
+    cycle_pairs,
     executor_chain,
     executor_futures,
     lock_takers,
@@ -243,12 +244,17 @@ def add_to_snapshot(threads: list[Thread], resources: dict[str, Resource],
     return notes, list(loops.values())
 
 
+def loop_id(loop: Any) -> str:
+    """The model's id of an event loop (``EventLoop.id``)."""
+    return f"loop-{id(loop):x}"
+
+
 def _loop_facts(loop: Any, stalled: bool = False) -> EventLoop:
     """An event loop's facts (``model.EventLoop``). ``stalled``: its caller saw every task of
     it suspended, unchanged across the settle time; then who else could still wake it is read
     too (the other threads able to run, the program's signal handlers)."""
     ident = loop_thread(loop)
-    facts = EventLoop(id=f"loop-{id(loop):x}",
+    facts = EventLoop(id=loop_id(loop),
                       thread=thread_id(ident) if ident is not None else None, stalled=stalled)
     state = loop_state(loop)
     if state is not None:
@@ -482,21 +488,28 @@ def quiet_loop_findings(loop: Any, snap: Snapshot, rid_of: dict[int, str]) -> li
 
 
 def _stuck_loop(loop: Any, tasks: list[Any], table: dict[int, TaskWait], snap: Snapshot,
-                rid_of: dict[int, str], reported: set[frozenset[tuple[int, int]]]
+                rid_of: dict[int, str], reported: set[frozenset[tuple[str, str]]]
                 ) -> tuple[list[Finding], set[int]]:
-    """A stuck loop's cycles among tasks (those not in ``reported``), and the ids of the
-    tasks they cover."""
-    view = _LoopView(loop)
+    """A stalled loop's cycles among tasks (``stuck.rules.taskcycle.loop_cycles`` over the
+    snapshot, where ``mark_stalled`` has put the loop's facts), but those in ``reported``
+    unless the policy waits for their proof and they are now proven; and the ids of the tasks
+    they cover."""
+    facts = next((lp for lp in snap.loops if lp.id == loop_id(loop)), None)
+    if facts is None:
+        return [], set()
+    by_tid = {task_tid(t): t for t in tasks}
     out: list[Finding] = []
     covered: set[int] = set()
-    for cycle in _cycles(view, tasks, table, "watchdog"):
-        finding = finding_for(cycle, snap, rid_of, "report")
-        # proven by the rules from the loop's facts (nothing outside the cycle can end it)
-        proven = not cycle.timed and finding.confidence == "certain"
-        members = set(cycle.tasks)
-        covered |= members
-        covered |= {id(t) for t in tasks if task_tid(t) in finding.blocked_behind}
-        if cycle.pairs() not in reported or (proven and detect.awaits_proof(cycle)):
+    for edges, victims in loop_cycles(snap, facts):
+        finding = task_cycle_finding(snap, edges, found_by="watchdog", policy="report",
+                                     timed=False, blocked_behind=victims)
+        members = [by_tid[t] for t in (*(e.thread for e in edges), *victims) if t in by_tid]
+        covered |= {id(t) for t in members}
+        records = [r for e in edges if (t := by_tid.get(e.thread)) is not None
+                   and (r := table.get(id(t))) is not None and r.task() is t]
+        if cycle_pairs(edges) not in reported or (
+                finding.confidence == "certain" and len(records) == len(edges)
+                and detect.awaits_proof_of(records)):
             # Not reported when it formed; or reported then as probable, with the policy
             # waiting for the proof that this is.
             out.append(finding)

@@ -43,4 +43,4 @@ class TaskWait(registry.WaitRecord):
 waits: dict[int, TaskWait] = {}  # id(task) -> what it waits for now
 _resources: weakref.WeakSet[Any] = weakref.WeakSet()  # every tracked asyncio primitive
 # Cycles reported when they formed (TaskCycle.pairs): the watchdog does not report them again.
-_cycles_seen: set[frozenset[tuple[int, int]]] = set()
+_cycles_seen: set[frozenset[tuple[str, str]]] = set()

@@ -27,7 +27,7 @@ from stuck.runtime.aio.internals import (
     pending_tasks,
     source_future,
 )
-from stuck.runtime.aio.names import _task_name
+from stuck.runtime.aio.names import _task_name, task_tid
 from stuck.runtime.aio.waits import TaskWait, waits
 from stuck.runtime.detect import MAX_THREADS_WALKED, Cycle, _Walk
 from stuck.runtime.tracked import as_tracked, kind_of
@@ -136,12 +136,26 @@ class TaskCycle(Cycle):
     # key() stays the one of Cycle (the wait records): the policy reports each occurrence, and
     # the same tasks deadlocking again on the same locks after a retry is a new one.
 
-    def pairs(self) -> frozenset[tuple[int, int]]:
-        """Which task waits for what: the same while the tasks stay in this cycle."""
-        return frozenset((s.thread, id(s.record.resource)) for s in self.steps)
+    def pairs(self) -> frozenset[tuple[str, str]]:
+        """Which task waits for what, as the model names them (``cycle_pairs``): the same
+        while the tasks stay in this cycle."""
+        return frozenset((task_tid(self.tasks[s.thread]), resource_id(s.record.resource))
+                         for s in self.steps)
 
     def task(self, key: int) -> Any:
         return self.tasks[key]
+
+
+def resource_id(obj: Any) -> str:
+    """The model's id of what a task waits for: a tracked primitive's own, or the one a task,
+    a gather or a TaskGroup gets in a snapshot (``findings.resource_for``)."""
+    tracked = as_tracked(obj)
+    return tracked._stuck_id if tracked is not None else registry.foreign_id(obj, "task")
+
+
+def cycle_pairs(edges: list[Any]) -> frozenset[tuple[str, str]]:
+    """``TaskCycle.pairs`` of a cycle as the model's edges."""
+    return frozenset((e.thread, e.waits_for) for e in edges)
 
 
 def _as_task_cycle(cycle: Cycle, walk: _TaskWalk, timed: bool, found_by: str) -> TaskCycle:
