@@ -14,7 +14,7 @@ from typing import Literal
 from stuck.model import Finding
 from stuck.rules.facts import Facts, ResourceFacts, Signal, ThreadFacts, waited
 from stuck.rules.knot import can_run, out_of_reach, waits_on
-from stuck.rules.wording import for_how_long, name_of, state_of, unique
+from stuck.rules.wording import NO_WAKER_RUNS, for_how_long, name_of, state_of, unique
 
 
 def report_order(t: ThreadFacts, facts: Facts, stuck: set[str],
@@ -196,7 +196,7 @@ def stall_finding(t: ThreadFacts, res: ResourceFacts, facts: Facts, stuck: set[s
                        "(lost wake-up); nothing able to run will notify it again")
             details["rule"] = "lost-wakeup"
         else:
-            summary = f"{t.name} waits on {what}; no thread that could wake it is able to run"
+            summary = f"{t.name} waits on {what}; {NO_WAKER_RUNS}"
             details["rule"] = "no-live-waker"
         lines.append(f"{t.name} tries to {verb} {res.label}{for_how_long(t, now)}, without a "
                      "timeout.")

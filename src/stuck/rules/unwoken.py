@@ -27,7 +27,7 @@ from stuck.rules.reading import (
 )
 from stuck.rules.signaller import blocked_on_waiters_locks
 from stuck.rules.standstill import channels_of
-from stuck.rules.wording import waits_text
+from stuck.rules.wording import NO_WAKER_RUNS, waits_text
 
 
 def unwoken_waits(dump: Reading) -> None:
@@ -282,7 +282,7 @@ def unwoken_finding(dump: Reading, waiters: list[Thread], process_threads: list[
                + (f" (and {len(waiters) - 1} more)" if len(waiters) > 1 else "")
                + ("; no thread that could wake it runs: the only ones that can run again "
                   "just wait for time to pass" if timers
-                  else "; no thread that could wake it is able to run"))
+                  else f"; {NO_WAKER_RUNS}"))
     details: dict[str, object] = {"idle": idle, "blocked": blocked, "finished": dead}
     if known:
         details["knowledge"] = list(dict.fromkeys(k.rule.name for k in known.values()))

@@ -8,6 +8,9 @@ from stuck.model import Resource, Thread
 from stuck.rules.facts import Facts, ThreadFacts, waited
 from stuck.stacks.native import base_name
 
+# A stall's headline, after the wait: nothing able to run can end it (recorded facts or read).
+NO_WAKER_RUNS = "no thread that could wake it is able to run"
+
 
 def name_of(facts: Facts, tid: str) -> str:
     t = facts.threads.get(tid)
