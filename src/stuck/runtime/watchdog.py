@@ -78,6 +78,7 @@ from stuck.model import (
 from stuck.rules.hang import hang_finding, held_up_by, is_hang
 from stuck.runtime import detect, registry
 from stuck.runtime.activity import frame_activity, frames_of
+from stuck.runtime.ownthread import start_own_thread
 from stuck.runtime.policy import Policy
 from stuck.runtime.tracing import in_library_internals
 from stuck.stacks.python import Activity
@@ -290,9 +291,7 @@ class Watchdog:
     def start(self) -> None:
         if self._thread is not None:
             return
-        t = threading.Thread(target=self._run, name="stuck-watchdog", daemon=True)
-        self._thread = t
-        t.start()
+        self._thread = start_own_thread(self._run, "stuck-watchdog")
 
     def stop(self) -> None:
         if self._thread is None:
