@@ -65,3 +65,32 @@ def test_capture_asks_and_takes_the_report(tmp_path: Path) -> None:
         assert not Path(handover.request_path(proc.pid)).exists()  # and the request removed
     finally:
         _stop(proc)
+
+
+NATIVE_WAIT = """
+import ctypes
+libc = ctypes.CDLL(None)
+mutex = ctypes.create_string_buffer(64)  # zeroed: a default (non-recursive) glibc mutex
+libc.pthread_mutex_lock(mutex)
+print("ready", flush=True)
+libc.pthread_mutex_lock(mutex)  # waits inside glibc for ever: no signal brings it back
+"""
+
+
+def test_the_watchdog_answers_while_the_main_thread_is_stuck_in_native_code(
+        tmp_path: Path) -> None:
+    """A Python signal handler would run only once the main thread is back in the
+    interpreter, which a thread waiting in a C library never is: the watchdog answers."""
+    script = tmp_path / "native_wait.py"
+    script.write_text(NATIVE_WAIT)
+    proc = subprocess.Popen([sys.executable, "-m", "stuck", "run", str(script)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+        text = handover.request(proc.pid, 15.0)
+        assert text is not None and '"schema"' in text
+        assert not Path(handover.handover_path(proc.pid)).exists()
+        assert proc.poll() is None  # asked without a signal: the program runs on
+    finally:
+        err = _stop(proc)
+    assert "could not hand" not in err

@@ -1,14 +1,20 @@
 """A program running under stuck hands its own live report to ``stuck capture``.
 
 Seen from outside, a Python lock is a futex with no owner. The program's own stuck runtime
-knows every owner, waiter and waker. On SIGUSR1 (the snapshot signal) the runtime writes its
-report as usual, and, when capture asked for it (``request_path(pid)`` exists), also leaves it
-as JSON at ``handover_path(pid)``, readable only by its user. A SIGUSR1 a user sends by hand
-leaves no file behind. Capture asks with that signal only when the process is seen running
-stuck's watchdog and catching SIGUSR1, so a program that does not expect the signal never gets
-it.
+knows every owner, waiter and waker. Capture asks for that knowledge by leaving a request file
+(``request_path(pid)``); stuck's watchdog thread, which looks for it after each of its checks,
+answers with its latest report as JSON at ``handover_path(pid)``, readable only by its user.
 
-Standard library only: ``write`` runs inside the program, in its signal handler.
+The watchdog answers, not a signal handler: a Python signal handler runs only on the main
+thread, and only once that thread is back in the interpreter. A main thread stuck in native
+code (a C library's mutex, a wait that retries after a signal) never gets there, and a signal
+the kernel delivers to another thread leaves it asleep: the request would go unanswered. The
+watchdog's report is also the one taken from outside the waits, so the main thread shows as
+it waits (in the selector of an idle event loop, say), not as running a handler. Capture asks
+only when the process is seen running stuck's watchdog (its frames in the Python stacks), and
+sends no signal: a program that does not expect one never gets one.
+
+Standard library only: ``answer`` runs inside the program, in the watchdog thread.
 """
 
 from __future__ import annotations
@@ -34,11 +40,21 @@ def request_path(pid: int) -> str:
     return os.path.join(HANDOVER_DIR, f"stuck-request-{pid}")
 
 
+def requested(pid: int | None = None) -> tuple[int, int] | None:
+    """Inside the program: the identity of capture's pending request (inode, change time), or
+    None when there is none. One ``lstat``: cheap enough for every watchdog check."""
+    try:
+        st = os.lstat(request_path(os.getpid() if pid is None else pid))
+    except OSError:
+        return None
+    return (st.st_ino, st.st_ctime_ns)
+
+
 def write_if_requested(report: Report) -> bool:
     """Inside the program: leave ``report`` for capture when capture asked for it (its request
     file exists); True when written."""
-    if not os.path.lexists(request_path(os.getpid())):
-        return False  # not asked: a snapshot signal sent by hand leaves nothing in /tmp
+    if requested() is None:
+        return False  # not asked: nothing is left in /tmp
     write(report)  # (the request is capture's to remove: /tmp's sticky bit may forbid us)
     return True
 
@@ -75,7 +91,8 @@ def catches(pid: int, signum: int = signal.SIGUSR1) -> bool:
 
 
 def request(pid: int, timeout: float) -> str | None:
-    """Ask ``pid`` for its live report and wait for it; None when none came in time."""
+    """Ask ``pid`` for its live report (its watchdog answers after its next check) and wait
+    for it; None when none came in time."""
     path = handover_path(pid)
     try:
         uid = os.stat(f"/proc/{pid}").st_uid
@@ -95,15 +112,13 @@ def request(pid: int, timeout: float) -> str | None:
 
 
 def _wait_for(pid: int, path: str, uid: int, asked: float, timeout: float) -> str | None:
-    try:
-        os.kill(pid, signal.SIGUSR1)
-    except OSError:
-        return None
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
             st = os.stat(path, follow_symlinks=False)
         except OSError:
+            if not os.path.exists(f"/proc/{pid}"):
+                return None  # it ended: nobody will answer
             time.sleep(0.05)
             continue
         if st.st_uid == uid and st.st_mtime >= asked - 1 and st.st_size <= MAX_BYTES:

@@ -48,14 +48,14 @@ STUCK_WATCHDOG = "stuck/runtime/watchdog.py"
 
 
 def _ask_stuck(pe: ProcessEvidence, stacks: str, timeout: float) -> None:
-    """A program running under stuck (its watchdog thread shows in the stacks, and it catches
-    the snapshot signal) is asked for its own live report."""
-    if STUCK_WATCHDOG not in stacks.replace("\\", "/") or not handover.catches(pe.pid):
+    """A program running under stuck (its watchdog thread shows in the stacks) is asked for
+    its own live report, which its watchdog hands over (``stuck.capture.handover``)."""
+    if STUCK_WATCHDOG not in stacks.replace("\\", "/"):
         return
     text = handover.request(pe.pid, min(timeout, 10.0))
     if text is None:
-        pe.missing.append(f"pid {pe.pid} runs under stuck but did not hand over its live "
-                          "report (SIGUSR1) in time")
+        pe.missing.append(f"pid {pe.pid} runs under stuck but its watchdog did not hand over "
+                          "its live report in time (is the watchdog thread itself stuck?)")
         return
     pe.tools["stuck"] = text
 

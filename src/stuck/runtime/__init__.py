@@ -318,9 +318,6 @@ def _on_signal(signum: int, frame: Any) -> None:
     try:
         report = snapshot()
         policy.write_report(report)
-        if sys.platform.startswith("linux"):
-            from stuck.capture import handover  # for `stuck capture` (see there)
-            handover.write_if_requested(report)
     except Exception as exc:  # a report must never take the program down
         with contextlib.suppress(Exception):
             sys.stderr.write(f"stuck: could not write the snapshot report: {exc!r}\n")

@@ -285,6 +285,7 @@ class Watchdog:
         self._raised: set[str] = set()
         self.reports: list[Report] = []  # every report written, newest last (bounded)
         self._armed_at: float | None = None
+        self._answered: tuple[int, int] | None = None  # the capture request last answered
 
     # -- life cycle ---------------------------------------------------------------------------
 
@@ -314,17 +315,42 @@ class Watchdog:
     def _loop(self) -> None:
         interval = self.config.sample_interval()
         while True:
+            report: Report | None = None
             try:
-                self.tick()
+                report = self.tick()
             except Exception as exc:  # the watchdog must never take the program down
                 with contextlib.suppress(Exception):
                     sys.stderr.write(f"stuck: watchdog check failed: {exc!r}\n")
+            self._answer_capture(report)
             # A cycle the policy left to be proven: look again soon, so that abort acts well
             # within 2 s of it forming (one look takes its waits' settle time plus the pause
             # between the two observations).
             pause = min(interval, PROOF_INTERVAL) if detect.proof_pending() else interval
             if self._stop.acquire(timeout=pause):
                 return
+
+    def _answer_capture(self, report: Report | None) -> None:
+        """``stuck capture`` asked for this program's live report (``stuck.capture.handover``):
+        hand over the report of this check, taken from this thread while the program's threads
+        wait as they are, or a snapshot when this check needed none. Each request once."""
+        if not sys.platform.startswith("linux"):
+            return
+        try:
+            from stuck.capture import handover
+
+            asked = handover.requested()
+            if asked is None or asked == self._answered:
+                return
+            self._answered = asked
+            if report is None:
+                from stuck.runtime.reporting import report_for
+
+                report = report_for(None, "report")
+            handover.write(report)
+        except Exception as exc:  # never a reason to fail the program
+            with contextlib.suppress(Exception):
+                sys.stderr.write(f"stuck: could not hand the live report to stuck capture: "
+                                 f"{exc!r}\n")
 
     # -- last resort ------------------------------------------------------------------------
 
