@@ -207,6 +207,14 @@ def report(ev: Evidence) -> Report:
 
     built = build(ev)
     rep = analyze(built.snapshot, built.stated, built.inferred, unsure=built.unsure)
+    # A finding the program's own runtime made stands when the rules, from what it handed
+    # over, found nothing about its threads: capture under `stuck run` knows at least as much
+    # as the run itself.
+    covered = {t for f in rep.findings for t in (*f.threads, *f.blocked_behind)}
+    for f in built.live_findings:
+        if not (set(f.threads) | set(f.blocked_behind)) & covered:
+            rep.findings.append(f)
+            covered.update((*f.threads, *f.blocked_behind))
     pid_of = {t.id: p.pid for p in built.snapshot.processes for t in p.threads}
     for f in rep.findings:
         pids = dict.fromkeys(pid_of[t] for t in [*f.threads, *f.blocked_behind] if t in pid_of)

@@ -25,7 +25,7 @@ from stuck.capture.evidence import Evidence, ProcessEvidence, ThreadEvidence
 from stuck.capture.naming import thread_id, thread_name
 from stuck.capture.peers import Channel, channels
 from stuck.capture.proc import stat_fields
-from stuck.model import Frame, Process, Resource, Snapshot, Source, Thread, Wait
+from stuck.model import Finding, Frame, Process, Resource, Snapshot, Source, Thread, Wait
 from stuck.rules.knot import can_progress
 
 if TYPE_CHECKING:
@@ -49,6 +49,9 @@ class Built:
     unsure: dict[str, str] = field(default_factory=dict)
     goroutines: set[int] = field(default_factory=set)  # Go processes whose goroutines were read
     may_run: set[str] = field(default_factory=set)  # blocked threads that may run again anyway
+    # The findings a program's own stuck runtime handed over (stuck.capture.python), ids joined
+    # to the capture's.
+    live_findings: list[Finding] = field(default_factory=list)
 
 
 @dataclass(slots=True)

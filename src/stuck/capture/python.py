@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING
 from stuck.capture import handover, tools
 from stuck.capture.evidence import ProcessEvidence
 from stuck.capture.naming import thread_id, thread_name
-from stuck.model import Resource, Thread
+from stuck.model import Edge, Resource, Thread
+from stuck.rules.facts import TASK_PREFIX
 
 if TYPE_CHECKING:
     from stuck.capture.merge import Built
@@ -127,6 +128,8 @@ def _apply_live(pe: ProcessEvidence, threads: list[Thread], built: Built) -> Non
     for lt in live.snapshot.threads():
         if lt.tid is not None and lt.tid in by_tid:
             rename[lt.id] = thread_id(lt.tid)
+        elif lt.id.startswith(TASK_PREFIX):  # still a task to the asyncio rules
+            rename[lt.id] = f"{lt.id} (pid {pe.pid})"
         else:
             rename[lt.id] = f"pid {pe.pid} {lt.id}"
     rid = {r.id: f"live{pe.pid}:{r.id}" for r in live.snapshot.resources}
@@ -160,6 +163,25 @@ def _apply_live(pe: ProcessEvidence, threads: list[Thread], built: Built) -> Non
             r.wakers = [rename.get(w, w) for w in r.wakers]
         r.acquired_at = {rename.get(k, k): v for k, v in r.acquired_at.items()}
         built.snapshot.resources.append(r)
+    # Its event loops as its watchdog saw them (idle, stalled, who could still wake them):
+    # the asyncio rules judge their tasks here as they did live.
+    for lp in live.snapshot.loops:
+        lp.id = rid.get(lp.id, f"live{pe.pid}:{lp.id}")
+        lp.thread = rename.get(lp.thread, lp.thread) if lp.thread is not None else None
+        lp.tasks = [rename.get(t, t) for t in lp.tasks]
+        if lp.runnable_threads is not None:
+            lp.runnable_threads = [rename.get(t, t) for t in lp.runnable_threads]
+        built.snapshot.loops.append(lp)
+    # What the runtime itself concluded: kept where the rules find nothing on its threads
+    # from what was carried over (stuck.capture.report).
+    for f in live.findings:
+        f.threads = [rename.get(t, t) for t in f.threads]
+        f.blocked_behind = [rename.get(t, t) for t in f.blocked_behind]
+        f.resources = [rid.get(r, r) for r in f.resources]
+        f.cycle = [Edge(rename.get(e.thread, e.thread), rid.get(e.waits_for, e.waits_for),
+                        rename.get(e.held_by, e.held_by)) for e in f.cycle]
+        f.details = {**f.details, "found_by": f"the stuck runtime inside pid {pe.pid}"}
+        built.live_findings.append(f)
 
 
 def read_sources(pe: ProcessEvidence, threads: list[Thread], built: Built) -> None:
