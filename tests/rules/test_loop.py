@@ -89,3 +89,15 @@ def test_a_task_on_a_call_whose_worker_waits_for_a_lock_a_task_holds() -> None:
     snap.processes[0].threads[3].waits = Wait(resource="mutex-4", op="acquire", timeout=5.0)
     (timed,) = judge_loops(snap, set())  # the worker may give up: no chain is claimed
     assert timed.summary.endswith("; main awaits blocking() running on thread asyncio_0")
+
+
+def test_a_queue_whose_producers_are_gone_is_not_said_never_put_to() -> None:
+    snap = snapshot(stalled())
+    snap.processes[0].threads[1].waits = Wait(resource="queue-9", op="get")
+    snap.resources.append(Resource(id="queue-9", kind="queue", label="jobs",
+                                   recorded=Recorded(epoch=0, wakers=[])))
+    (never,) = judge_loops(snap, set())
+    assert "jobs, to which nothing has ever been put" in never.summary
+    snap.resources[-1].recorded = Recorded(epoch=6, wakers=[])  # three put, three taken
+    (gone,) = judge_loops(snap, set())
+    assert "to which nothing left running puts (what put to it before is gone)" in gone.summary

@@ -143,6 +143,10 @@ def _what(task: Thread, loop: EventLoop, threads: dict[str, Thread],
     if res.kind == "queue":
         if op == "get":
             producers = list(rec.wakers or []) if rec is not None else []
+            if not producers and rec is not None and rec.epoch:
+                # Something was put and taken, by tasks no longer there (or a callback).
+                return f"waits to get from empty queue {label}, to which nothing left " \
+                       "running puts (what put to it before is gone)", res.id
             if not producers:
                 return f"waits to get from empty queue {label}, to which nothing has ever " \
                        "been put", res.id

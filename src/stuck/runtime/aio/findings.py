@@ -164,7 +164,8 @@ def _record_history(res: Resource, obj: Any, ended: dict[str, Any]) -> None:
         res.recorded = Recorded(set_by=facts.set_by)
     elif kind == "queue":
         putters, getters = list(facts.putters), list(facts.getters)
-        res.recorded = Recorded(wakers=[task_tid(t) for t in putters],
+        res.recorded = Recorded(epoch=tracked._stuck_epoch,  # moved by every put and get
+                                wakers=[task_tid(t) for t in putters],
                                 getters=[task_tid(t) for t in getters])
         ended.update((task_tid(t), t) for t in putters if t.done())
     elif kind == "mutex" and facts.held_by_ended is not None:
