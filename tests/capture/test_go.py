@@ -123,3 +123,46 @@ def test_goroutines_gdb_cannot_read_are_said_to_be_missing(  # type: ignore[no-u
     assert f"LWP {engine}" in hang.blocked_behind + hang.threads
     assert any(f"pid {gateway} is a Go program and its goroutines were not read" in m
                for m in hang.missing_evidence)
+
+
+def test_a_lock_inlined_into_main_keeps_main_s_frame_and_its_wait(go_program, start) -> None:  # type: ignore[no-untyped-def]
+    """sync.(*Mutex).Lock is inlined into main.main: gdb's block for that code names Lock, and
+    main.main (with the call's line) is the block around it. Both are shown, as SIGQUIT
+    prints them; main is blocked on the mutex, not idle, and the worker's channel is named
+    by its address (the sudog it is parked on)."""
+    prog = start([str(go_program("go_inlined_lock"))])
+    settle(prog, 1)
+    rep = report(collect([prog.pid]))
+    main = next(t for t in rep.snapshot.threads() if t.id == f"goroutine 1 (pid {prog.pid})")
+    names = [f.function for f in main.frames]
+    at = names.index("main.main")
+    assert names[at - 1] == "sync.(*Mutex).Lock" and "runtime.semacquire1" in names
+    assert main.frames[at].line == 37  # s.mu.Lock()
+    assert main.frames[0].function == "runtime.gopark"
+    assert main.state == "blocked"
+    resources = rep.snapshot.resource_map()
+    audit = next(t for t in rep.snapshot.threads()
+                 if any(f.function == "main.(*store).audit" for f in t.frames))
+    assert audit.waits is not None
+    assert (resources[audit.waits.resource].address or "").startswith("0xc")
+    # the source is on disk: the ticker goroutine's loop cannot end main's wait
+    [f] = rep.findings
+    assert (f.kind, f.confidence) == ("deadlock", "possible")
+    assert set(f.threads) == {main.id, audit.id}
+
+
+def test_a_stripped_go_binary_is_said_to_be_stripped(start, build_dir: Path) -> None:  # type: ignore[no-untyped-def]
+    """`go run` and -ldflags="-s -w" leave no symbol table: the note says so, and what to do."""
+    if shutil.which("go") is None:
+        pytest.skip("Go is not installed (CI: golang-go in .ci/packages)")
+    exe = build_dir / "go_inlined_lock_stripped"
+    if not exe.exists():
+        subprocess.run(["go", "build", "-ldflags=-s -w", "-o", str(exe),
+                        str(PROGRAMS / "go_inlined_lock.go")], check=True, capture_output=True,
+                       cwd=build_dir, env={**os.environ, "GO111MODULE": "off"})
+    prog = start([str(exe)])
+    settle(prog, 1)
+    rep = report(collect([prog.pid]))
+    notes = " ".join(rep.snapshot.notes)
+    assert f"pid {prog.pid} is a Go program and its goroutines were not read" in notes
+    assert "stripped" in notes and "go build" in notes and f"kill -QUIT {prog.pid}" in notes

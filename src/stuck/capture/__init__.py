@@ -189,14 +189,16 @@ def _runtime_views(ev: Evidence, processes: list[ProcessEvidence], timeout: floa
                 gdb.collect(pe, ev, timeout)
             if pe.runtime == "go":
                 from stuck.capture import goroutines
-                view = goroutines.read(pe.tools.get("gdb", ""))
+                text = pe.tools.get("gdb", "")
+                view = goroutines.read(text)
                 if view is None or not view.complete:
-                    why = view.problem if view is not None and view.problem else (
+                    why = goroutines.problem(text) or (
                         "gdb could not read the runtime's goroutine table")
                     pe.missing.append(
                         f"pid {pe.pid} is a Go program and its goroutines were not read "
-                        f"({why}); only its OS threads are shown (SIGQUIT prints the "
-                        "goroutines, but ends the program)")
+                        f"({why}); only its OS threads are shown. To see them: run a binary "
+                        "from `go build` with symbols (no -ldflags=-s or -w) and capture it, or "
+                        f"`kill -QUIT {pe.pid}` (prints the goroutines, but ends the program)")
 
 
 def report(ev: Evidence) -> Report:

@@ -126,13 +126,41 @@ def _go_where(pc):
         pass
     return [name, fn, line]
 
+def _go_frames(pc):
+    """The frames at pc, innermost first: a function the compiler inlined there, then the one it
+    was inlined into (gdb's block for an inlined call names the call's file and line), up to the
+    function the code belongs to; Go's own traceback prints them the same way."""
+    try:
+        b = gdb.block_for_pc(pc)
+        sal = gdb.find_pc_line(pc)
+    except Exception:
+        return [_go_where(pc)]
+    fn, line = (sal.symtab.filename, sal.line) if sal.symtab else (None, None)
+    out = []
+    while b is not None and len(out) < 16:
+        f = b.function
+        sup = b.superblock
+        if f is not None:
+            out.append([f.name, fn, line])
+            if sup is None or sup.is_static or sup.is_global:
+                break  # the function itself: not inlined into another
+            fn, line = (f.symtab.filename if f.symtab else None), f.line
+        b = sup
+    return out or [_go_where(pc)]
+
 def _go_word(a):
     return int.from_bytes(bytes(inf.read_memory(a, 8)), "little")
 
 def _goroutines():
     sym = _go_sym("runtime.allgs")
     if sym is None:
-        print(MARK + json.dumps({"go": "no runtime.allgs symbol"}))
+        try:  # an ELF symbol without DWARF: linked with -w
+            gdb.parse_and_eval("(long)&'runtime.allgs'")
+            why = "no debug information (DWARF) in the executable: linked with -ldflags=-w"
+        except gdb.error:
+            why = ("the executable is stripped (no symbol table, no DWARF): `go run` and "
+                   "`go build -ldflags=\"-s -w\"` build it so")
+        print(MARK + json.dumps({"go": why}))
         return
     allgs = sym.value()
     reasons = []
@@ -158,7 +186,9 @@ def _goroutines():
                "reason": reasons[wr] if 0 <= wr < len(reasons) else "", "frames": []}
         if status in (1, 4, 9) and FRAME_POINTERS:  # runnable, waiting, preempted
             pc, bp = int(g["sched"]["pc"]), int(g["sched"]["bp"])
-            frames = [_go_where(pc)]
+            # A parked goroutine's pc is the return address of its call into the scheduler:
+            # the call's own line is at pc - 1, as Go's traceback prints it.
+            frames = _go_frames(pc - 1 if status == 4 else pc)
             while bp and len(frames) < MAX_FRAMES:
                 try:
                     ret, bp = _go_word(bp + 8), _go_word(bp)
@@ -166,11 +196,27 @@ def _goroutines():
                     break
                 if not ret:
                     break
-                frames.append(_go_where(ret - 1))
-                if frames[-1][0] == "runtime.goexit":
-                    frames.pop()
+                more = _go_frames(ret - 1)
+                if more[-1][0] == "runtime.goexit":
+                    frames.extend(more[:-1])
                     break
+                frames.extend(more)
             out["frames"] = frames
+        if status == 4 and "chan" in out["reason"]:
+            # A goroutine parked on a channel lists a sudog per channel in g.waiting; each
+            # names its channel (the address a SIGQUIT dump prints as chansend's argument).
+            chans = []
+            try:
+                s = g["waiting"]
+                while int(s) and len(chans) < 8:
+                    c = int(s.dereference()["c"])
+                    if c:
+                        chans.append(c)
+                    s = s.dereference()["waitlink"]
+            except Exception:
+                pass
+            if chans:
+                out["chans"] = chans
         if status in (2, 3):  # running, in a system call: on an OS thread (an M)
             try:
                 m = g["m"]

@@ -33,6 +33,7 @@ class Goroutine:
     frames: list[tuple[str, str | None, int | None]]
     created: tuple[str, str | None, int | None] | None = None
     tid: int | None = None  # the OS thread running it (status running or syscall)
+    chans: list[int] = field(default_factory=list)  # the channels it is parked on
 
 
 @dataclass(slots=True)
@@ -73,10 +74,13 @@ def read(text: str) -> GoView | None:
                       if f is not None]
             reason = d.get("reason")
             tid = d.get("tid")
+            chans = d.get("chans")
             view.goroutines.append(Goroutine(
                 goid=gid, g=g, status=status, reason=reason[:80] if isinstance(reason, str)
                 else "", frames=frames, created=_frame(d.get("created")),
-                tid=tid if isinstance(tid, int) and tid > 0 else None))
+                tid=tid if isinstance(tid, int) and tid > 0 else None,
+                chans=[c for c in chans[:8] if isinstance(c, int) and c > 0]
+                if isinstance(chans, list) else []))
         pd, fd, rg, wg = d.get("pd"), d.get("fd"), d.get("rg"), d.get("wg")
         if isinstance(pd, int) and isinstance(fd, int) and isinstance(rg, int) \
                 and isinstance(wg, int):
@@ -85,8 +89,21 @@ def read(text: str) -> GoView | None:
     return view if seen and view.goroutines else None
 
 
+def problem(text: str) -> str | None:
+    """Why gdb's walk of the goroutines failed, as the script said it (None: it did not say)."""
+    for d in records(text):
+        why = d.get("go")
+        if isinstance(why, str) and why != "read":
+            return why[:200]
+    return None
+
+
 def _clean(s: str) -> str:
     return "".join(ch if ch.isprintable() and ch not in "[]\n" else "?" for ch in s)
+
+
+# The runtime's channel operations, whose first argument a Go traceback prints as the channel.
+_CHANNEL_CALLS = frozenset({"runtime.chansend", "runtime.chanrecv"})
 
 
 def traceback(view: GoView) -> str:
@@ -95,8 +112,14 @@ def traceback(view: GoView) -> str:
     for g in view.goroutines:
         reason = g.reason if g.status == 4 else STATUS.get(g.status, "unknown")
         out.append(f"goroutine {g.goid} [{_clean(reason) or 'waiting'}]:")
+        chan = g.chans[0] if len(g.chans) == 1 else None
         for name, path, line in g.frames:
-            out.append(f"{_clean(name)}(...)")
+            if chan is not None and name in _CHANNEL_CALLS:
+                # its first argument is the channel, as Go prints it
+                out.append(f"{_clean(name)}({chan:#x}, ...)")
+                chan = None
+            else:
+                out.append(f"{_clean(name)}(...)")
             out.append(f"\t{_clean(path or '?')}:{line or 0}")
         if g.created is not None and g.goid != 1:  # Go names no creator for main's goroutine
             name, path, line = g.created
