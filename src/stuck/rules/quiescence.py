@@ -15,14 +15,19 @@ a dump the way the runtime's check would, and says how far the dump supports it:
 - **Who could end a wait.** The goroutines a waiter created (``created by F`` where ``F`` is a
   function on the waiter's stack: a ``WaitGroup`` or a ``done`` channel usually waits for
   them) and the goroutines whose arguments show the waited object's address. A wait one of
-  them could end, when that one may run again, is not stuck.
+  them could end, when that one may run again, is not stuck, unless the program's source
+  shows that the code it runs cannot reach the wait (``stuck.stacks.gosource``: a ticker loop
+  started by ``go func() {...}()`` that names nothing on the waiter's line and calls only the
+  standard library).
 - **What is left is stuck**, for good if nothing can run at all. A goroutine whose only
   goroutines to wait for are stuck waits behind them (``main`` joining its workers); a
   goroutine receiving with nothing in particular to wait for waits for work (an idle
   consumer). The others are the roots. One root: its wait needs a goroutine that is gone, a
   **stall**. Two or more: each waits for an action (unlock, receive, signal) that only a
   goroutine of the program can take, and the only ones left are the others; Go records no
-  mutex holder and no channel partner, so if they are each other's, a **deadlock**.
+  mutex holder and no channel partner, so if they are each other's, a **deadlock**. The same
+  for one sender whose lock (its owner inferred) the goroutines behind it wait for: its
+  receiver can only be one of them.
 
 Confidence: ``certain`` when the runtime said so itself; ``probable`` when nothing in the dump
 can run; ``possible`` when a sleeper or a goroutine a timer may wake could still act (it might
@@ -46,6 +51,7 @@ from stuck.model import (
 from stuck.rules.advice import lacks_threads
 from stuck.rules.reading import Reading
 from stuck.rules.wording import channel_words
+from stuck.stacks import gosource
 
 # Header reasons of waits a timer could end (a Ticker's channel, time.After in a select).
 _RECEIVES = frozenset({"chan receive", "select", "chan receive (nil chan)"})
@@ -126,6 +132,9 @@ class _Process:
                 else:
                     self.on_stack.setdefault(f.function, []).append(t.id)
         self.live = set(self.waiting) | {t.id for t in self.covered}
+        self.by_id = {t.id: t for t in proc.threads}
+        # (goroutine, waiter, where its code was read): waits its code was shown not to reach
+        self.unreached: list[tuple[str, str, str]] = []
         self.children: dict[str, list[str]] = {}
         for child, fn in self.made_by.items():
             parents = self.on_stack.get(fn, ())
@@ -146,6 +155,23 @@ class _Process:
     def refs(self, t: Thread) -> list[str]:
         res = self.resources.get(t.waits.resource) if t.waits is not None else None
         return [r for r in (res.referenced_by or ()) if r != t.id] if res is not None else []
+
+    def reaches(self, child: str, waiter: Thread) -> bool:
+        """False when the program's source shows that ``child``'s code cannot end
+        ``waiter``'s wait (``stuck.stacks.gosource``); True when it may, or cannot be told."""
+        t = self.by_id.get(child)
+        at = waiter.waits.at if waiter.waits is not None else None
+        if t is None or at is None:
+            return True
+        made = next((f for f in t.frames if f.function.startswith("created by ")), None)
+        if made is None:
+            return True
+        body = gosource.literal_body(made.file, made.line)
+        names = gosource.names_at(at.file, at.line) if body is not None else None
+        if body is None or names is None or not gosource.cannot_reach(body, names):
+            return True
+        self.unreached.append((child, waiter.id, f"{made.file}:{made.line}"))
+        return False
 
     def timer_may_feed(self, t: Thread) -> bool:
         """A receive no goroutine of the dump is shown to serve: a timer's channel, perhaps."""
@@ -172,7 +198,8 @@ class _Process:
         for parent, kids in self.children.items():
             if parent in self.waiting:
                 for k in kids:
-                    parents.setdefault(k, []).append(parent)
+                    if self.reaches(k, self.waiting[parent]):
+                        parents.setdefault(k, []).append(parent)
         for t in self.waiting.values():
             for r in self.refs(t):
                 parents.setdefault(r, []).append(t.id)
@@ -314,6 +341,18 @@ def _findings(p: _Process, stuck: dict[str, Thread], can: set[str],
         cycle, rest = sends, others
     else:
         cycle, rest = [], roots
+    if not cycle and sends:
+        # A sender that holds a lock others wait for (its owner, read or inferred): nothing
+        # else can run, so its receiver can only be one of them, and they wait for it.
+        sending = {t.id for t in sends}
+        held_by = [t for t in behind if t.waits is not None and p.kind(t) in _LOCKS and any(
+            o in sending for o in p.resources[t.waits.resource].owners)]
+        if held_by:
+            owners = {o for t in held_by if t.waits is not None
+                      for o in p.resources[t.waits.resource].owners}
+            cycle = [t for t in sends if t.id in owners] + held_by
+            rest = [t for t in rest if t.id not in owners]
+            behind = [t for t in behind if t not in held_by]
     out = []
     if cycle:
         out.append(_finding(p, "deadlock", cycle, behind, consumers, can, said))
@@ -356,6 +395,12 @@ def _finding(p: _Process, kind: FindingKind, roots: list[Thread], behind: list[T
              "serve (a timer's, perhaps)" for t in timers[:3]]
     missing: list[str] = []
     confidence: Confidence
+    details: dict[str, object] = {
+        "rule": "go quiescence",
+        "evidence": ("the Go runtime's own verdict" if said is not None else
+                     "every thread of the process is shown and none can run" if p.complete
+                     else "the goroutines shown: none can run"),
+        "able_to_run_again": sorted(can)[:50]}
     if said is not None:
         confidence = "certain"
         words.append(f"The runtime itself reported it: {said.summary}; no goroutine can run, "
@@ -384,6 +429,17 @@ def _finding(p: _Process, kind: FindingKind, roots: list[Thread], behind: list[T
                        "from outside could still run the program's handler, and it also keeps "
                        "the Go runtime from reporting \"all goroutines are asleep\" itself")
     words.extend(channel_words(roots, p.resources, p.labels.get))
+    involved = {t.id for t in [*roots, *behind, *consumers]}
+    read = [(c, w, where) for c, w, where in p.unreached if w in involved]
+    if read:
+        words.append(" ".join(
+            f"The program's source shows that {p.labels.get(c, c)}, which may run again, "
+            f"cannot end {p.labels.get(w, w)}'s wait: the function literal it runs ({where}) "
+            "names nothing on the line that wait is at and calls only the standard library."
+            for c, w, where in read[:4]))
+        missing.append("the source files on disk were read as the code that ran; if the "
+                       "program was built from other source, the claim does not hold")
+        details["source_read"] = sorted({where for _, _, where in read})[:20]
     if behind:
         words.append(", ".join(_label(t) for t in behind[:4])
                      + (f" and {len(behind) - 4} more" if len(behind) > 4 else "")
@@ -405,12 +461,6 @@ def _finding(p: _Process, kind: FindingKind, roots: list[Thread], behind: list[T
                        "goroutines whose arguments show its address are the candidates, and "
                        "an optimised build prints few arguments (one built with "
                        "-gcflags=all=-N -l prints them all)")
-    details: dict[str, object] = {
-        "rule": "go quiescence",
-        "evidence": ("the Go runtime's own verdict" if said is not None else
-                     "every thread of the process is shown and none can run" if p.complete
-                     else "the goroutines shown: none can run"),
-        "able_to_run_again": sorted(can)[:50]}
     threads = [t.id for t in roots]
     behind_ids = [t.id for t in behind]
     prefix = ("all goroutines are asleep: " if confidence in ("certain", "probable")
