@@ -29,7 +29,7 @@ def _analyze(name: str, source_dir: Path | None) -> Report:
         text = text.replace(PRINTED_DIR, f"{source_dir}/")
     else:
         text = text.replace(PRINTED_DIR, "/nonexistent/stuck-test/")
-    gosource._files.clear()
+    gosource.forget()
     loaded = load_dump(text, name=f"{name}.sigquit.txt")
     return analyze(loaded.snapshot, loaded.stated, loaded.inferred)
 
@@ -80,7 +80,7 @@ def test_a_body_that_calls_the_program_s_code_may_reach_anything(tmp_path: Path)
                    '\tgo func() { for range time.Tick(time.Second) { poll() } }()\n'
                    '\tgo func() { for range time.Tick(time.Second) {} }()\n'
                    '\tjobs <- 1\n}\n')
-    gosource._files.clear()
+    gosource.forget()
     names = gosource.names_at(str(src), 8)
     assert names == frozenset({"jobs"})
     calls = gosource.literal_body(str(src), 6)

@@ -30,6 +30,8 @@ MAX_FILES = 64
 MAX_BODY = 20_000  # characters of a function literal read
 
 _files: dict[str, tuple[list[str], set[str]] | None] = {}
+_bodies: dict[tuple[str, int], tuple[str, set[str]] | None] = {}
+MAX_BODIES = 4096
 
 _KEYWORDS = frozenset({
     "break", "case", "chan", "const", "continue", "default", "defer", "else", "fallthrough",
@@ -49,6 +51,12 @@ _IMPORT_SPEC = re.compile(r'(?:([A-Za-z_]\w*|\.)\s+)?"([^"\s]{1,200})"')
 # Strings, runes and comments, replaced by spaces (newlines kept) before reading code.
 _NOISE = re.compile(r'//[^\n]*|/\*.*?\*/|"(?:[^"\\\n]|\\.)*"|`[^`]*`|\'(?:[^\'\\\n]|\\.)*\'',
                     re.S)
+
+
+def forget() -> None:
+    """Drop what was read (the files may have changed since)."""
+    _files.clear()
+    _bodies.clear()
 
 
 def _blank(m: re.Match[str]) -> str:
@@ -104,6 +112,17 @@ def _std_packages(raw: str) -> set[str]:
 
 
 def literal_body(path: str | None, line: int | None) -> tuple[str, set[str]] | None:
+    """Like ``_literal_body``, read once for each place (many goroutines share a go statement)."""
+    key = (path or "", line or 0)
+    if key in _bodies:
+        return _bodies[key]
+    body = _literal_body(path, line)
+    if len(_bodies) < MAX_BODIES:
+        _bodies[key] = body
+    return body
+
+
+def _literal_body(path: str | None, line: int | None) -> tuple[str, set[str]] | None:
     """The body of the function literal a ``go func(...) { ... }(...)`` statement at ``line``
     starts, and the standard packages its file imports; None when that line holds no such
     statement or the file cannot be read."""
@@ -111,7 +130,7 @@ def literal_body(path: str | None, line: int | None) -> tuple[str, set[str]] | N
     if read is None or not line or line > len(read[0]):
         return None
     lines, std = read
-    text = "\n".join(lines[line - 1:line - 1 + 2000])
+    text = "\n".join(lines[line - 1:line - 1 + 400])
     m = re.search(r"\bgo\s+func\s*\(", text[:len(lines[line - 1]) + 1])
     if m is None:
         return None
