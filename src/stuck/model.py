@@ -317,6 +317,11 @@ class EventLoop:
     # Signals with a handler of the program's, written in Python: it runs on the main thread
     # and could complete a future a task awaits.
     signal_handlers: list[str] = field(default_factory=list)
+    # False: the source could not read the loop's tasks (``stuck capture`` of a plain program
+    # sees only its thread in the selector and what the selector watches); ``tasks`` is then
+    # empty however many there are, and ``stalled`` means the thread was seen in the same
+    # wait across two readings.
+    tasks_read: bool = True
 
     def quiet(self) -> bool:
         """Nothing inside the loop can run again by itself: no callback ready, no timer, no

@@ -6,6 +6,7 @@ knows of the tasks."""
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -64,3 +65,48 @@ def test_under_stuck_a_lock_held_across_an_await_of_its_taker_is_a_deadlock(star
     assert all(t.startswith("task:") for t in f.threads)
     labels = {rep.snapshot.resource_map()[e.waits_for].label for e in f.cycle}
     assert "lock" in labels
+
+
+@pytest.mark.parametrize("program", ["py_async_future.py", "py_async_lock.py"])
+def test_a_loop_only_its_wake_up_pipe_could_wake_is_a_possible_stall(start, program: str) -> None:  # type: ignore[no-untyped-def]
+    s = _started(start, program)
+    rep = _capture(s.pid)
+    [f] = rep.findings
+    assert (f.kind, f.confidence) == ("stall", "possible")
+    assert f.details["rule"] == "event-loop-unwakeable"
+    [loop_thread] = f.threads
+    assert rep.snapshot.thread_map()[loop_thread].tid == s.pid  # asyncio.run's main thread
+    assert any("stuck run" in m for m in f.missing_evidence)
+
+
+@pytest.mark.parametrize("program", [
+    "py_async_idle_server.py",  # a listening socket in the epoll set: a client wakes it
+    "py_async_timer.py",  # a timer pending: epoll_wait has a timeout
+    "py_async_signal.py",  # the program handles SIGTERM: a signal wakes it
+    "py_async_thread_beside.py",  # another thread can run: call_soon_threadsafe wakes it
+])
+def test_a_loop_that_io_a_timer_or_a_signal_can_wake_gets_no_finding(start, program: str) -> None:  # type: ignore[no-untyped-def]
+    s = _started(start, program)
+    rep = _capture(s.pid)
+    assert rep.findings == []
+    [loop_thread] = [t for t in rep.snapshot.threads() if t.tid == s.pid]
+    if program == "py_async_signal.py":  # seen as a loop only a signal can wake
+        [loop] = rep.snapshot.loops
+        assert loop.signal_handlers == ["SIGTERM"] and loop.thread == loop_thread.id
+    assert loop_thread.state == "io"  # seen asleep in the selector all the same
+
+
+def test_saved_evidence_and_the_json_report_give_the_same_verdict(start) -> None:  # type: ignore[no-untyped-def]
+    from stuck.analysis import analyze
+    from stuck.capture.evidence import from_dict
+    from stuck.report.json import dumps, loads
+
+    s = _started(start, "py_async_future.py")
+    ev = collect([s.pid])
+    s.kill()  # what was read is all that counts from here
+    again = report(from_dict(json.loads(json.dumps(ev.to_dict()))))
+    assert [(f.kind, f.confidence) for f in again.findings] == [("stall", "possible")]
+    reread = loads(dumps(again))
+    assert reread.snapshot.loops[0].tasks_read is False
+    judged = analyze(reread.snapshot)
+    assert [f.details["rule"] for f in judged.findings] == ["event-loop-unwakeable"]

@@ -29,10 +29,10 @@ TIMEOUT = 20.0  # seconds each outside tool may take
 def _waiting_keys(pe: ProcessEvidence, machine: str) -> set[str]:
     """Pipes and sockets that a thread of ``pe`` sleeps reading or writing, and files it waits
     to lock (``file:PATH``)."""
-    from stuck.capture import syscalls
+    from stuck.capture import eventloop, syscalls
 
     fds = {f.fd: f.target for f in pe.fds}
-    out = set()
+    out = eventloop.waiting_keys(pe, machine)
     if pe.runtime == "go" and "gdb" in pe.tools:  # goroutines parked in the netpoller
         from stuck.capture import goroutines
         view = goroutines.read(pe.tools["gdb"])

@@ -45,8 +45,8 @@ class FdEvidence:
     # this fd (fdinfo ``lock:`` lines, as the kernel wrote them).
     file_id: str | None = None
     locks: list[str] = field(default_factory=list)
-    # An epoll instance of a Go program: the fds it watches (fdinfo ``tfd:`` lines), whose data
-    # word is the runtime's pollDesc for that fd.
+    # An epoll instance of a Go or Python program: the fds it watches (fdinfo ``tfd:`` lines;
+    # for Go the data word is the runtime's pollDesc for that fd).
     epoll: list[str] = field(default_factory=list)
 
 
@@ -65,6 +65,8 @@ class ProcessEvidence:
     # Its shared mappings (/proc/PID/maps lines with an "s" flag): a futex wait without the
     # private flag is on one of them, and whoever maps the same object may wake it.
     shared_maps: list[str] = field(default_factory=list)
+    # The signals it catches: ``SigCgt`` of /proc/PID/status as the kernel wrote it (hex).
+    signals_caught: str = ""
     # Each tool's own output, by tool name ("gdb", "py-spy", "jcmd"): the text as printed.
     tools: dict[str, str] = field(default_factory=dict)
     why_included: str = "asked"  # asked | child of N | peer of N
@@ -156,7 +158,8 @@ def from_dict(d: Any) -> Evidence:
             tools={k: v for k, v in tools.items() if isinstance(k, str) and isinstance(v, str)}
             if isinstance(tools, dict) else {},
             why_included=_str(p.get("why_included"), "asked"), missing=_strs(p.get("missing")),
-            shared_maps=_strs(p.get("shared_maps")))
+            shared_maps=_strs(p.get("shared_maps")),
+            signals_caught=_str(p.get("signals_caught")))
         for t in _dicts(p.get("threads")):
             tid = _int_or_none(t.get("tid"))
             if tid is None:

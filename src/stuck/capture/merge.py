@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from stuck.capture import goroutines, shared, syscalls
+from stuck.capture import eventloop, goroutines, shared, syscalls
 from stuck.capture.evidence import Evidence, ProcessEvidence, ThreadEvidence
 from stuck.capture.naming import thread_id, thread_name
 from stuck.capture.peers import Channel, channels
@@ -125,6 +125,7 @@ def build(ev: Evidence) -> Built:
     _link_children(built, child_waits, threads_of, by_pid)
     _link_runtime_child_waits(built, threads_of, by_pid)
     live = _settle(snap, built.may_run)
+    eventloop.quiet_loops(ev, built, threads_of, chans)
     _full_pipes(built, chans, threads_of, by_pid, live)
     snap.notes.extend(ev.notes)
     for gaps in built.missing.values():

@@ -204,7 +204,11 @@ def read_process(pid: int, why: str = "asked",
             pe.threads.append(te)
     if locked is None:
         locked = shared.locked_files(shared.lock_table())
-    pe.fds = read_fds(pid, missing, locked, epoll=pe.runtime == "go")
+    pe.fds = read_fds(pid, missing, locked, epoll=pe.runtime in ("go", "python"))
+    with contextlib.suppress(OSError):
+        for line in _read(f"{PROC}/{pid}/status").splitlines():
+            if line.startswith("SigCgt:"):
+                pe.signals_caught = line.split(":", 1)[1].strip()[:32]
     if _gone(pid):
         missing.add(f"pid {pid} exited during the capture: what was read before is shown")
     pe.missing.extend(sorted(missing))
@@ -226,7 +230,7 @@ def _namespace(pe: ProcessEvidence) -> None:
 def read_fds(pid: int, missing: set[str], locked: set[str] | None = None,
              epoll: bool = False) -> list[FdEvidence]:
     """``locked``: files some lock is on; a fd on one of them gets its file id and the locks
-    held through it. ``epoll``: keep what each epoll instance watches (a Go program's)."""
+    held through it. ``epoll``: keep what each epoll instance watches (a Go or Python program's)."""
     out: list[FdEvidence] = []
     try:
         names = os.listdir(f"{PROC}/{pid}/fd")

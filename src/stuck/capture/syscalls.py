@@ -98,6 +98,23 @@ class Call:
         cmd = self.args[1] & FUTEX_CMD_MASK
         return (cmd in FUTEX_WAITS or cmd in FUTEX_LOCK_PI) and self.args[3] != 0
 
+    def polls_forever(self) -> bool:
+        """An epoll, poll or select wait with no timeout: only what it watches (or a signal)
+        ends it."""
+        if self.name in ("epoll_wait", "epoll_pwait") and len(self.args) > 3:
+            return _int_t(self.args[3]) < 0  # timeout in ms; -1: none
+        if self.name == "poll" and len(self.args) > 2:
+            return _int_t(self.args[2]) < 0
+        if self.name in ("epoll_pwait2", "ppoll") and len(self.args) > 3:
+            return self.args[3 if self.name == "epoll_pwait2" else 2] == 0  # no timespec
+        if self.name in ("select", "pselect6") and len(self.args) > 4:
+            return self.args[4] == 0  # no timeval / timespec
+        return False
+
+    def epoll_fd(self) -> int | None:
+        """The epoll instance an epoll wait waits on."""
+        return self.args[0] if self.name.startswith("epoll_") and self.args else None
+
     def child(self) -> int:
         """For wait4/waitid: the child waited for, or -1 for any child (or any of a group)."""
         if self.name == "wait4" and self.args:
@@ -110,6 +127,12 @@ class Call:
 
     def same(self, other: Call | None) -> bool:
         return other is not None and other.number == self.number and other.args == self.args
+
+
+def _int_t(register: int) -> int:
+    """An int argument as the callee reads it: the low 32 bits, signed."""
+    low = register & 0xFFFFFFFF
+    return low - (1 << 32) if low >= 1 << 31 else low
 
 
 def _pid_t(register: int) -> int:

@@ -238,6 +238,8 @@ def _loop(lp: EventLoop) -> dict[str, Any]:
             d[name] = list(value) if isinstance(value, list) else value
     if lp.signal_handlers:
         d["signal_handlers"] = list(lp.signal_handlers)
+    if not lp.tasks_read:
+        d["tasks_read"] = False
     return d
 
 
@@ -252,7 +254,8 @@ def _read_loop(d: Any) -> EventLoop:
         idle=_get(d, "idle", bool, None, "loop"),
         stalled=_get(d, "stalled", bool, False, "loop"),
         runnable_threads=_maybe_strs(_get(d, "runnable_threads", list, None, "loop")),
-        signal_handlers=[str(s) for s in _get(d, "signal_handlers", list, [], "loop")])
+        signal_handlers=[str(s) for s in _get(d, "signal_handlers", list, [], "loop")],
+        tasks_read=_get(d, "tasks_read", bool, True, "loop"))
 
 
 def to_dict(report: Report) -> dict[str, Any]:

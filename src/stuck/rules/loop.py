@@ -43,11 +43,45 @@ def loop_stalls(snapshot: Snapshot, covered: set[str]) -> list[Finding]:
     for loop in snapshot.loops:
         if not loop.stalled or not loop.quiet():
             continue
+        if not loop.tasks_read:
+            blind = _unwakeable(loop, threads)
+            if blind is not None and (loop.thread or "") not in covered:
+                out.append(blind)
+            continue
         rest = [threads[t] for t in loop.tasks
                 if t not in covered and t in threads and threads[t].state != "dead"]
         if rest:
             out.append(_stall(loop, rest, threads, resources))
     return out
+
+
+def _unwakeable(loop: EventLoop, threads: dict[str, Thread]) -> Finding | None:
+    """A loop seen from outside (its tasks not read): its thread waits in the selector with no
+    timeout (no callback ready, no timer), watching nothing but its own wake-up pipe (no I/O
+    can wake it), and no other thread of the process can run to call
+    ``loop.call_soon_threadsafe``, and the program handles no signal that could. Whatever its
+    tasks wait for, no code on the loop will run again. Possible, not more: which tasks wait,
+    and on what, is not seen (nor whether the program meant to idle for ever)."""
+    if loop.thread is None or loop.runnable_threads != [] or loop.signal_handlers:
+        return None  # another thread, or a signal the program handles, may still wake it
+    name = thread_name(loop.thread, threads)
+    return Finding(
+        kind="stall", confidence="possible",
+        summary=(f"the event loop in thread {name} waits with no timeout on nothing but its "
+                 "own wake-up pipe"),
+        explanation=(
+            f"Thread {name} waits in the selector with no timeout, so no callback is ready "
+            "and no timer is scheduled; the selector watches only the loop's own wake-up pipe "
+            "(a socket pair whose other end only this process holds), so no I/O can wake "
+            "it; no other thread of the process can run to wake it "
+            "(loop.call_soon_threadsafe), and the program handles no signal that could. No "
+            "code on the loop will run again: every task on it that waits, waits for ever."),
+        threads=[loop.thread], missing_evidence=[
+            "which task waits on what is not readable from outside: run the program under "
+            "`stuck run` (py-spy cannot see asyncio tasks)",
+            "whether the program meant to sit idle for ever (a loop that only waits to be "
+            "stopped by Ctrl-C) is not known"],
+        details={"rule": "event-loop-unwakeable", "event_loop_thread": name})
 
 
 def _ops(t: Thread) -> str | None:

@@ -1,0 +1,141 @@
+"""An event loop seen from outside: a thread of a Python process asleep in ``epoll_wait`` with
+no timeout, whose epoll set watches nothing but the loop's own wake-up pipe.
+
+asyncio's loop computes the selector's timeout before it sleeps: 0 when a callback is ready,
+the time to the nearest timer when one is scheduled, and no timeout only when there is neither.
+Its epoll set holds every fd it waits on, plus the read end of its wake-up pipe: a socket pair
+whose other end the loop keeps to write to (``call_soon_threadsafe``, a signal through
+``signal.set_wakeup_fd``) and never watches. When the set holds nothing else, no I/O can wake
+the loop; when no other thread of the process can run and the program handles no signal that
+could, nothing will: whatever its tasks wait for, no code on the loop runs again.
+
+All of it is the kernel's: the system call and its arguments (twice, unchanged), the epoll set
+(fdinfo ``tfd:`` lines), which process holds each end of a socket pair (sock_diag and the fd
+links), the signals the process catches (``SigCgt``). The tasks are not: the finding is
+possible, and says how to see them (``stuck run``). The rule is ``stuck.rules.loop``'s, on a
+``model.EventLoop`` whose tasks were not read.
+"""
+
+from __future__ import annotations
+
+import signal
+from typing import TYPE_CHECKING
+
+from stuck.capture import syscalls
+from stuck.capture.evidence import Evidence, FdEvidence, ProcessEvidence
+from stuck.capture.peers import Channel
+from stuck.model import EventLoop, Thread
+from stuck.rules.knot import can_progress
+
+if TYPE_CHECKING:
+    from stuck.capture.merge import Built
+
+MAX_WATCHED = 16  # an epoll set followed to the other ends of what it watches at most
+# Signals that are not a way to wake a loop: faults (faulthandler catches them), glibc's own
+# (32, 33), SIGINT (Python's default handler: the user's Ctrl-C, not the program's design).
+NOT_WAKERS = frozenset({signal.SIGINT, signal.SIGILL, signal.SIGTRAP, signal.SIGABRT,
+                        signal.SIGBUS, signal.SIGFPE, signal.SIGSEGV, signal.SIGSYS, 32, 33})
+
+
+def watched(fe: FdEvidence | None) -> list[int] | None:
+    """The fds an epoll instance watches (its fdinfo ``tfd:`` lines); None when unread."""
+    if fe is None or fe.target != "anon_inode:[eventpoll]":
+        return None
+    out = []
+    for line in fe.epoll:
+        parts = line.split()
+        if len(parts) > 1 and parts[0] == "tfd:" and parts[1].isdigit():
+            out.append(int(parts[1]))
+    return out
+
+
+def _forever_epoll(pe: ProcessEvidence, call: syscalls.Call | None) -> list[int] | None:
+    """What an epoll wait with no timeout of ``pe`` watches; None for any other wait."""
+    if call is None or not call.polls_forever():
+        return None
+    epfd = call.epoll_fd()
+    if epfd is None:
+        return None
+    return watched(next((f for f in pe.fds if f.fd == epfd), None))
+
+
+def waiting_keys(pe: ProcessEvidence, machine: str) -> set[str]:
+    """The pipes and sockets a Python thread waits on in epoll with no timeout: the processes
+    holding their other ends are captured too (one of them could wake it)."""
+    if pe.runtime != "python":
+        return set()
+    fds = {f.fd: f.target for f in pe.fds}
+    out: set[str] = set()
+    for te in pe.threads:
+        fdset = _forever_epoll(pe, syscalls.parse(te.syscall, machine))
+        if fdset is None or len(fdset) > MAX_WATCHED:
+            continue
+        out.update(fds[fd] for fd in fdset
+                   if fds.get(fd, "").startswith(("pipe:", "socket:")))
+    return out
+
+
+def _own_wakeup(pe: ProcessEvidence, fd: int, fdset: list[int],
+                chans: dict[str, Channel]) -> bool:
+    """Is ``fd`` one end of a wake-up pipe: a socket pair (or pipe) whose other end only this
+    process holds, and not through a watched fd?"""
+    target = next((f.target for f in pe.fds if f.fd == fd), "")
+    ch = chans.get(target)
+    if ch is None or ch.listening:
+        return False
+    if ch.kind == "socket":
+        other = chans.get(ch.peer) if ch.peer else None
+        if other is None:
+            return False  # a peer outside this process, or unknown: it may write
+        ends = other.ends
+    else:
+        ends = [e for e in ch.ends if "w" in e.mode]
+    return bool(ends) and all(e.pid == pe.pid and e.fd not in fdset for e in ends)
+
+
+def _caught(pe: ProcessEvidence, stuck_runs: bool) -> list[str]:
+    """The signals ``pe`` catches that could wake a loop (by name)."""
+    try:
+        mask = int(pe.signals_caught, 16) if pe.signals_caught else 0
+    except ValueError:
+        return []
+    out = []
+    for n in range(1, 65):
+        if not mask >> (n - 1) & 1 or n in NOT_WAKERS:
+            continue
+        if stuck_runs and n == signal.SIGUSR1:
+            continue  # stuck's snapshot signal: it writes a report, it wakes nothing
+        try:
+            out.append(signal.Signals(n).name)
+        except ValueError:
+            out.append(f"signal {n}")
+    return out
+
+
+def quiet_loops(ev: Evidence, built: Built, threads_of: dict[int, list[Thread]],
+                chans: dict[str, Channel]) -> None:
+    """An ``EventLoop`` (tasks not read) for each Python thread seen twice in an epoll wait with
+    no timeout watching only its own wake-up pipe; the rule judges it."""
+    from stuck.capture.naming import thread_id
+
+    for pe in ev.processes:
+        if pe.runtime != "python" or "stuck" in pe.tools:
+            continue  # under stuck the watchdog handed over the loops it knows (python.py)
+        threads = threads_of.get(pe.pid, [])
+        by_id = {t.id: t for t in threads}
+        for te in pe.threads:
+            t = by_id.get(thread_id(te.tid))
+            call = syscalls.parse(te.syscall, ev.machine)
+            fdset = _forever_epoll(pe, call)
+            if t is None or fdset is None or t.state != "io":
+                continue  # "io" only when seen in the same call, unchanged, both times
+            if not fdset or not all(_own_wakeup(pe, fd, fdset, chans) for fd in fdset):
+                continue  # it watches I/O that can wake it
+            stuck_runs = any("stuck/runtime/watchdog.py" in text.replace("\\", "/")
+                             for text in pe.tools.values())
+            others = [o.id for o in threads if o.id != t.id and (can_progress(o)
+                                                                 or o.id in built.may_run)]
+            built.snapshot.loops.append(EventLoop(
+                id=f"loop:{pe.pid}:{te.tid}", thread=t.id, ready=0, timers=0, io=0, idle=True,
+                stalled=True, runnable_threads=others,
+                signal_handlers=_caught(pe, stuck_runs), tasks_read=False))
