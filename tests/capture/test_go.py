@@ -166,3 +166,17 @@ def test_a_stripped_go_binary_is_said_to_be_stripped(start, build_dir: Path) -> 
     notes = " ".join(rep.snapshot.notes)
     assert f"pid {prog.pid} is a Go program and its goroutines were not read" in notes
     assert "stripped" in notes and "go build" in notes and f"kill -QUIT {prog.pid}" in notes
+
+
+def test_main_sending_to_a_receiver_that_returned_beside_a_heartbeat_is_a_possible_stall(  # type: ignore[no-untyped-def]
+        go_program, start) -> None:
+    """The heartbeat goroutine may run again when its timer fires, and it is main's child;
+    its source (on disk, beside the binary's paths) shows its loop cannot receive main's
+    lines, so main's send is claimed, as possible."""
+    prog = start([str(go_program("go_heartbeat_lines"))])
+    settle(prog, 1)
+    rep = report(collect([prog.pid]))
+    [f] = rep.findings
+    assert (f.kind, f.confidence) == ("stall", "possible")
+    assert f.threads == [f"goroutine 1 (pid {prog.pid})"]
+    assert f.details["source_read"]

@@ -52,15 +52,20 @@ def test_main_waiting_for_the_mutex_a_blocked_sender_holds_is_a_possible_deadloc
     assert "cannot end goroutine 1" in f.explanation
 
 
-def test_main_sending_to_a_worker_that_returned_is_a_possible_stall(tmp_path: Path) -> None:
-    rep = _analyze("ticker_worker_quit", tmp_path)
+@pytest.mark.parametrize("name", ["ticker_worker_quit", "heartbeat_lines"])
+def test_main_sending_to_a_worker_that_returned_is_a_possible_stall(name: str,
+                                                                   tmp_path: Path) -> None:
+    """main sends on an unbuffered channel whose only receiver returned; a ticker goroutine
+    beside it may run again (possible), but its loop cannot receive on that channel."""
+    rep = _analyze(name, tmp_path)
     [f] = rep.findings
     assert (f.kind, f.confidence) == ("stall", "possible")
     assert f.threads == ["goroutine 1"]
     assert rep.snapshot.resource_map()[f.resources[0]].kind == "channel"
 
 
-@pytest.mark.parametrize("name", ["ticker_mutex_send", "store_audit", "ticker_worker_quit"])
+@pytest.mark.parametrize("name", ["ticker_mutex_send", "store_audit", "ticker_worker_quit",
+                                  "heartbeat_lines"])
 def test_without_the_source_a_child_that_may_run_may_end_main_s_wait(name: str) -> None:
     """The dump alone cannot tell what the ticker goroutine will do: main is not claimed."""
     rep = _analyze(name, None)

@@ -26,7 +26,7 @@ import os
 import re
 
 MAX_SOURCE = 1 << 20  # bytes: a larger file is not read
-MAX_FILES = 64
+MAX_FILES = 1024
 MAX_BODY = 20_000  # characters of a function literal read
 
 _files: dict[str, tuple[list[str], set[str]] | None] = {}
