@@ -184,6 +184,25 @@ class Thread:
 
 
 @dataclass(slots=True)
+class SignalHandler:
+    """A signal handler the program installed, written in Python, as a live source read it
+    (``signal.getsignal``). CPython runs such a handler in the main thread between bytecodes,
+    and interrupts a lock wait of the main thread to run it: it can set an event, release a
+    semaphore or a Lock, put to a queue, notify a condition, whatever thread waits there. A
+    wait it could end is not proven stuck while the signal may still come
+    (``stuck.rules.confidence.signal_handler_doubt``)."""
+
+    signal: str  # "SIGTERM", or the number for a signal without a name
+    handler: str  # its qualified name: "<lambda>", "Server.shutdown"
+    where: str | None = None  # file:line of its code, where it has one
+    module: str | None = None  # the module it was defined in
+
+    def named(self) -> str:
+        """``SIGTERM: <lambda> at app.py:3`` for a sentence."""
+        return f"{self.signal}: {self.handler}" + (f" at {self.where}" if self.where else "")
+
+
+@dataclass(slots=True)
 class Process:
     pid: int | None = None
     name: str | None = None
@@ -199,6 +218,9 @@ class Process:
     # python3.11)"): which standard library's lines its frames point at (stuck.dumps.pystdlib).
     python_version: str | None = None
     executable: str | None = None
+    # The program's Python signal handlers, as a live source read them when it took the
+    # snapshot; None: not recorded (a dump, another runtime), []: none installed.
+    signal_handlers: list[SignalHandler] | None = None
 
 
 @dataclass(slots=True)

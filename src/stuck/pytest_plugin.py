@@ -9,7 +9,9 @@ With ``--stuck`` (or ``stuck = true`` in the ini file / ``[tool.pytest.ini_optio
   That happens at once for a cycle ownership proves (locks, joins); one through a semaphore,
   queue, condition or future is raised once the watchdog proves that nothing able to run can
   end it (in the main thread, when it is blocked in or behind it), or at once with
-  ``--stuck-act-on probable``.
+  ``--stuck-act-on probable``. A stall a Python signal handler installed by the test could
+  end is probable (the signal may still come), so it is reported, not raised; pytest-timeout's
+  handler only fails the test and does not count, so with it a stalled test still fails at once.
 - the lock-order checker runs for the whole session. Orders seen in different tests combine
   (one test takes A then B, another B then A): the cycles found fail the run at the end, with
   a summary (``--stuck-fail-at=test`` fails the test that closed each cycle instead).

@@ -245,3 +245,25 @@ def test_a_cycle_with_a_timed_wait_is_reported_without_claiming_an_error_was_rai
     assert "DEADLOCK" in out
     assert "got stuck.DeadlockError" not in out
     assert "this test formed a deadlock cycle; it was reported, and nothing was raised" in out
+
+
+def test_a_test_whose_wait_a_signal_handler_ends_passes(tmp_path: Path) -> None:
+    # The graceful-shutdown shape: the test's main thread waits for a semaphore that a SIGALRM
+    # handler releases 3 s later (past the watchdog's judgement). Not a proven stall, so
+    # nothing is raised; a handler that only fails the test (pytest-timeout's) would not count.
+    write(tmp_path, "test_alarm.py", """
+        import signal, threading
+
+        def test_an_alarm_releases_the_semaphore():
+            sem = threading.Semaphore(0)
+            previous = signal.signal(signal.SIGALRM, lambda *a: sem.release())
+            try:
+                signal.alarm(3)
+                sem.acquire()
+            finally:
+                signal.signal(signal.SIGALRM, previous)
+        """)
+    done = run_pytest(tmp_path, "--stuck", "-p", "no:xdist", "test_alarm.py")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "1 passed" in done.stdout
+    assert "StallError" not in done.stdout + done.stderr

@@ -32,6 +32,7 @@ from stuck.model import (
     Report,
     Resource,
     Signal,
+    SignalHandler,
     Snapshot,
     Source,
     Thread,
@@ -179,7 +180,24 @@ def _process_head(p: Process) -> dict[str, Any]:
         d["complete"] = p.complete
     if p.no_progress_for is not None:
         d["no_progress_for"] = p.no_progress_for
+    if p.signal_handlers is not None:
+        d["signal_handlers"] = [{"signal": h.signal, "handler": h.handler, "where": h.where,
+                                 "module": h.module} for h in p.signal_handlers]
     return d
+
+
+def _read_signal_handlers(items: list[Any] | None) -> list[SignalHandler] | None:
+    if items is None:
+        return None
+    out: list[SignalHandler] = []
+    for h in items:
+        if not isinstance(h, dict):
+            raise ReportFormatError("a signal handler of a process is not an object")
+        out.append(SignalHandler(signal=_get(h, "signal", str, where="signal handler"),
+                                 handler=_get(h, "handler", str, where="signal handler"),
+                                 where=_get(h, "where", str, None, "signal handler"),
+                                 module=_get(h, "module", str, None, "signal handler")))
+    return out
 
 
 def _grouped(report: Report) -> set[str]:
@@ -447,6 +465,8 @@ def from_dict(doc: Any) -> Report:
                          complete=_get(p, "complete", bool, None, "process"),
                          no_progress_for=_float(_get(p, "no_progress_for", (int, float), None,
                                                      "process")),
+                         signal_handlers=_read_signal_handlers(
+                             _get(p, "signal_handlers", list, None, "process")),
                          threads=[_read_thread(t) for t in _get(p, "threads", list, [], "process")])
                  for p in _get(doc, "processes", list)]
     resources = [Resource(id=_get(r, "id", str, where="resource"),

@@ -6,13 +6,16 @@ queue, a semaphore or a pool so far) makes a finding ``probable``, and says so i
 ``missing_evidence``. A plain ``Lock`` may be released by any thread, not only its owner: a
 finding that holds only if the threads able to run never do is ``probable``, and waits for
 ``LOCK_GATE_GRACE`` first (a Lock used as a gate is opened by a thread that sleeps a moment).
+A wait a Python signal handler of the program could end (``Process.signal_handlers``) is not
+proven while the signal may still come: ``signal_handler_doubt``, applied by the engine to every
+finding of recorded facts, of event loops and of a saved live report.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from stuck.model import Confidence, Finding, Thread
+from stuck.model import Confidence, Finding, SignalHandler, Snapshot, Thread
 from stuck.rules.facts import OWN_THREADS, TASK_PREFIX, Facts, waited
 
 # The kinds of resource an edge of a cycle may go through that ownership proves: a lock only
@@ -142,3 +145,77 @@ def unsure_doubt(findings: Iterable[Finding], unsure: Mapping[str, str]) -> None
         if why and f.confidence == "certain":
             f.confidence = "probable"
         f.missing_evidence.extend(u for u in dict.fromkeys(why) if u not in f.missing_evidence)
+
+
+# Python signal handlers that interrupt a wait and never end it: Python's own SIGINT handler
+# (KeyboardInterrupt), ``asyncio.run``'s (cancels the main task on Ctrl-C) and pytest-timeout's
+# signal method (fails the test). With only these installed, a stall is still a stall: the
+# handler only makes the program give up on it. By (module, qualified name); None: any.
+INTERRUPTING_HANDLERS: tuple[tuple[str, str | None], ...] = (
+    ("_signal", "default_int_handler"),
+    ("asyncio.runners", None),
+    ("pytest_timeout", None),
+)
+
+# The waits a Python signal handler can end. CPython runs it in the main thread between
+# bytecodes, and interrupts a lock wait of the main thread to run it, so it runs even while
+# every thread waits. It can set an event, release a semaphore or a plain Lock (any thread
+# may), put to or take from a queue, notify a condition, complete a future, abort a barrier,
+# or do any of these through ``loop.call_soon_threadsafe`` for an asyncio primitive. It cannot
+# release a lock another thread owns, nor end a thread (a join waits for the joined thread's
+# own wait, judged by itself); a lock it takes it releases before it returns.
+_HANDLER_ENDS = frozenset({"event", "semaphore", "queue", "future", "barrier", "mutex"})
+
+
+def interrupts_only(handler: SignalHandler) -> bool:
+    """Whether ``handler`` is one that only interrupts a wait (``INTERRUPTING_HANDLERS``)."""
+    module = handler.module or ""
+    return any((module == m or module.startswith(m + ".")) and (name is None
+               or handler.handler == name) for m, name in INTERRUPTING_HANDLERS)
+
+
+def handler_could_end(kind: str, op: str | None) -> bool:
+    """Whether a Python signal handler could end a wait on a resource of ``kind`` by ``op``."""
+    if kind == "condition":
+        return op != "acquire"  # a notify ends a wait; the condition's lock is owned
+    return kind in _HANDLER_ENDS
+
+
+def signal_handler_doubt(findings: Iterable[Finding], snapshot: Snapshot) -> None:
+    """A deadlock or stall one of whose waits a Python signal handler of the program could
+    end is not proven while that signal may still come: at most probable, naming the handlers
+    (``Process.signal_handlers``, recorded by a live source). Which code a handler runs is not
+    followed: whether it touches the primitive waited on is not known, so a genuine stall with
+    an unrelated handler installed is probable too, never certain, and never dropped."""
+    waking: dict[str, list[SignalHandler]] = {}
+    for proc in snapshot.processes:
+        installed = [h for h in proc.signal_handlers or () if not interrupts_only(h)]
+        if installed:
+            for thread in proc.threads:
+                waking[thread.id] = installed
+    if not waking:
+        return
+    threads = snapshot.thread_map()
+    resources = snapshot.resource_map()
+    for f in findings:
+        if f.kind not in ("deadlock", "stall"):
+            continue
+        handlers: list[SignalHandler] = []
+        for tid in f.threads:
+            t = threads.get(tid)
+            w = t.waits if t is not None and t.state != "dead" else None
+            res = resources.get(w.resource) if w is not None else None
+            if w is not None and res is not None and handler_could_end(res.kind, w.op):
+                handlers.extend(h for h in waking.get(tid, ()) if h not in handlers)
+        if not handlers:
+            continue
+        if f.confidence == "certain":
+            f.confidence = "probable"
+        shown = "; ".join(h.named() for h in handlers[:3]) + (
+            f"; … {len(handlers) - 3} more" if len(handlers) > 3 else "")
+        words = (f"a Python signal handler is installed ({shown}): CPython runs it in the main "
+                 "thread even while every thread waits, and it could end these waits (set, "
+                 f"release, put or notify); if the signal never comes, this is a {f.kind}")
+        f.details["signal_handlers"] = [h.named() for h in handlers]
+        if not any("Python signal handler" in m for m in f.missing_evidence):
+            f.missing_evidence.insert(0, words)  # not again (an event-loop rule's own words)

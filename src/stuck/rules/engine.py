@@ -15,7 +15,12 @@ from __future__ import annotations
 
 from stuck.model import Finding, Snapshot
 from stuck.rules.behind import behind_another, blocked_behind
-from stuck.rules.confidence import any_releaser_doubt, task_thread_doubt, unsure_doubt
+from stuck.rules.confidence import (
+    any_releaser_doubt,
+    signal_handler_doubt,
+    task_thread_doubt,
+    unsure_doubt,
+)
 from stuck.rules.cycle import deadlock_finding, held, holding_cycles
 from stuck.rules.executor import executor_deadlocks
 from stuck.rules.facts import Facts, ReadFacts, facts_of, recorded_part, waited
@@ -78,7 +83,9 @@ def judge_recorded(snapshot: Snapshot, settle: float) -> list[Finding]:
     """``judge`` on the recorded facts of ``snapshot``; threads and resources without them (a
     dump's, which has no ``Wait.op`` or ``Resource.recorded``) are left alone."""
     facts, unreachable = facts_of(snapshot)
-    return judge(facts, settle, unreachable)
+    findings = judge(facts, settle, unreachable)
+    signal_handler_doubt(findings, snapshot)
+    return findings
 
 
 def judge_loops(snapshot: Snapshot, covered: set[str], settle: float = 0.0) -> list[Finding]:
@@ -87,8 +94,9 @@ def judge_loops(snapshot: Snapshot, covered: set[str], settle: float = 0.0) -> l
     that close a cycle (``executor``; outside a stalled loop each thread must have waited
     ``settle`` seconds), then the tasks of a stalled loop left, as one stall (``loop``)."""
     covered = set(covered)
-    findings = executor_deadlocks(snapshot, covered, settle)
-    return findings + loop_stalls(snapshot, covered)
+    findings = executor_deadlocks(snapshot, covered, settle) + loop_stalls(snapshot, covered)
+    signal_handler_doubt(findings, snapshot)
+    return findings
 
 
 def judge_read(snapshot: Snapshot, read: ReadFacts) -> list[Finding]:
@@ -124,7 +132,9 @@ def judge_both(snapshot: Snapshot, read: ReadFacts, settle: float) -> list[Findi
     source's facts (a saved ``stuck run`` report), the recorded rules' verdict, the one that
     decided them when the program ran, so both say the same; likewise the event-loop rule's
     for the tasks of the loops it saw stalled."""
-    return _with_loops(snapshot, _judge_both(snapshot, read, settle), settle)
+    findings = _with_loops(snapshot, _judge_both(snapshot, read, settle), settle)
+    signal_handler_doubt(findings, snapshot)
+    return findings
 
 
 def _judge_both(snapshot: Snapshot, read: ReadFacts, settle: float) -> list[Finding]:

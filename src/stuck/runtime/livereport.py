@@ -43,6 +43,7 @@ from stuck.runtime.activity import frame_activity
 from stuck.runtime.detect import Cycle, is_stuck
 from stuck.runtime.naming import lock_label
 from stuck.runtime.registry import WaitRecord
+from stuck.runtime.sighandlers import python_signal_handlers
 from stuck.runtime.tracked import as_tracked
 
 MAX_FRAMES = 64
@@ -263,7 +264,8 @@ def take(with_tasks: bool = True) -> tuple[Snapshot, dict[int, WaitRecord], dict
         notes, loops = tasks.add_to_snapshot(model_threads, resources, rid_of, now)
     snap = Snapshot(source=Source(kind="live", format="python"),
                     processes=[Process(pid=os.getpid(), name=_process_name(),
-                                       threads=model_threads)],
+                                       threads=model_threads,
+                                       signal_handlers=python_signal_handlers())],
                     resources=list(resources.values()), taken_at=now, notes=notes, loops=loops)
     add_ended_threads(snap)
     return snap, table, rid_of

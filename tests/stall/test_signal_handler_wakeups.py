@@ -1,0 +1,117 @@
+"""Waits a Python signal handler ends: the graceful-shutdown pattern under ``stuck run``.
+
+The main thread waits for an Event (a Semaphore, an asyncio Event) that a signal handler sets
+when the signal comes (SIGTERM from a supervisor, SIGALRM from ``signal.alarm``). Nothing else
+can end the wait, so without the handler it would be a certain stall; with it, the wait is not
+proven stuck (``stuck.rules.confidence.signal_handler_doubt``): at most probable, and the
+``abort``/``raise`` policies, which act on certain findings, leave the program alone. Its exit
+code and standard output are those of a plain run. A genuine stall with a handler installed
+that does not touch the primitive is still found, as probable, naming the handler.
+
+The signal comes a few seconds after the wait starts, past the moment the watchdog judges it,
+so a false certain finding would have ended the program first (as it did before)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from .test_live import GIVE_UP, has_stall, program, stalls, stuck_run
+
+pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+
+DELAY = 3  # seconds before the signal comes: past the watchdog's judgement (about 1 s)
+
+PROGRAMS = {
+    # An Event set by a SIGTERM handler; a supervisor sends SIGTERM.
+    "sigterm_event": f"""\
+        import threading, signal, os, subprocess
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *a: stop.set())
+        subprocess.Popen(["sh", "-c", f"sleep {DELAY}; kill -TERM {{os.getpid()}}"])
+        print("serving")
+        stop.wait()
+        print("graceful shutdown")
+    """,
+    # A Semaphore released by a SIGALRM handler.
+    "alarm_semaphore": f"""\
+        import threading, signal
+        sem = threading.Semaphore(0)
+        signal.signal(signal.SIGALRM, lambda *a: sem.release())
+        signal.alarm({DELAY})
+        sem.acquire()
+        print("alarm released sem")
+    """,
+    # An asyncio Event set through call_soon_threadsafe from a SIGTERM handler.
+    "asyncio_event": f"""\
+        import asyncio, signal, os, subprocess
+        async def main():
+            loop = asyncio.get_running_loop()
+            stop = asyncio.Event()
+            signal.signal(signal.SIGTERM, lambda *a: loop.call_soon_threadsafe(stop.set))
+            subprocess.Popen(["sh", "-c", f"sleep {DELAY}; kill -TERM {{os.getpid()}}"])
+            await stop.wait()
+            print("async graceful stop")
+        asyncio.run(main())
+    """,
+}
+
+MODES = {
+    "abort": ("--policy", "abort"),
+    "raise": ("--policy", "raise"),
+    "hang-raise": ("--hang-after", "1s", "--hang-policy", "raise"),
+}
+
+
+def _start(cmd: list[str]) -> subprocess.Popen[str]:
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+
+@pytest.mark.parametrize("name", sorted(PROGRAMS))
+def test_a_wait_a_signal_handler_ends_runs_as_plain(tmp_path: Path, name: str) -> None:
+    script = tmp_path / f"{name}.py"
+    script.write_text(textwrap.dedent(PROGRAMS[name]))
+    # The plain run and one run per policy at once: the signal's delay dominates.
+    procs = {"plain": _start([sys.executable, str(script)])}
+    for mode, options in MODES.items():
+        procs[mode] = _start([sys.executable, "-m", "stuck", "run", *options, str(script)])
+    done = {mode: (p.communicate(timeout=60), p.returncode) for mode, p in procs.items()}
+    (plain_out, plain_err), plain_code = done.pop("plain")
+    assert plain_code == 0, plain_err
+    for mode, ((out, err), code) in done.items():
+        assert (code, out) == (plain_code, plain_out), f"{mode}: {err}"
+        assert "(certain)" not in err, f"{mode}: {err}"
+        assert "Traceback" not in err, f"{mode}: {err}"
+
+
+def test_a_genuine_stall_with_an_unrelated_handler_is_still_found_as_probable(
+        tmp_path: Path) -> None:
+    script = program(tmp_path, """\
+        import signal, threading
+        def on_hup(signum, frame):
+            print("reloading configuration")
+        signal.signal(signal.SIGHUP, on_hup)
+        never = threading.Event()
+        never.wait()  # nothing sets it: a stall, whatever on_hup does
+    """)
+    text, data, _ = stuck_run(script, extra=("--policy", "abort"), until=has_stall(),
+                              timeout=GIVE_UP)
+    [stall] = stalls(data)
+    assert stall["confidence"] == "probable"
+    assert "STALL (probable)" in text and "aborting" not in text
+    first = stall["missing_evidence"][0]  # type: ignore[index]
+    assert f"SIGHUP: on_hup at {script}:2" in first
+    assert "if the signal never comes, this is a stall" in first
+    assert "event never" in stall["summary"]  # type: ignore[operator]
+    # abort acts on certain findings only; asked to act on probable ones, it ends the program.
+    out = subprocess.run([sys.executable, "-m", "stuck", "run", "--policy", "abort",
+                          "--act-on", "probable", str(script)],
+                         capture_output=True, text=True, timeout=GIVE_UP)
+    assert out.returncode == 86, out.stderr
+    assert "STALL (probable)" in out.stderr
