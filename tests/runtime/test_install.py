@@ -121,12 +121,15 @@ def test_fork_child_can_use_tracked_primitives(live: io.StringIO) -> None:
 def test_snapshot_leaves_out_stucks_own_threads(live: io.StringIO) -> None:
     # install() started the watchdog: it runs, but it is not the program's thread.
     deadline = time.monotonic() + 5
-    while not any(t.name == "stuck-watchdog" for t in threading.enumerate()):
+    while not stuck.runtime.registry.own_idents & set(sys._current_frames()):
         assert time.monotonic() < deadline, "the watchdog thread did not start"
         time.sleep(0.01)
-    names = [t.name for p in stuck.runtime.snapshot().snapshot.processes for t in p.threads]
-    assert threading.current_thread().name in names
-    assert "stuck-watchdog" not in names
+    own = stuck.runtime.registry.own_idents & set(sys._current_frames())
+    snap = stuck.runtime.snapshot().snapshot
+    ids = {t.id for p in snap.processes for t in p.threads}
+    assert f"0x{threading.get_ident():x}" in ids
+    assert not {f"0x{ident:x}" for ident in own} & ids
+    assert not own & {t.ident for t in threading.enumerate()}
 
 
 def test_names_bound_before_install_are_tracked_and_restored(tmp_path: Any) -> None:

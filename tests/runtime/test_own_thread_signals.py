@@ -63,19 +63,20 @@ def test_sigwait_program_behaves_as_plain(tmp_path: Path, sig: str, policy: str)
 def _blocked_in(start: object) -> set[int]:
     """The signal mask a thread started by ``start`` has as its first step (its target's)."""
     seen: list[set[int]] = []
+    ran = threading.Event()
 
     def target() -> None:
         seen.append({int(s) for s in signal.pthread_sigmask(signal.SIG_BLOCK, [])})
+        ran.set()
 
-    thread = start(target)  # type: ignore[operator]
-    thread.join(10)
-    assert seen, "the thread never ran"
+    start(target)  # type: ignore[operator]
+    assert ran.wait(10), "the thread never ran"
     return seen[0]
 
 
 def test_own_thread_blocks_asynchronous_signals_only() -> None:
     before = signal.pthread_sigmask(signal.SIG_BLOCK, [])
-    mask = _blocked_in(lambda target: start_own_thread(target, "stuck-test-own"))
+    mask = _blocked_in(lambda target: start_own_thread(target))
     assert {int(signal.SIGTERM), int(signal.SIGINT), int(signal.SIGUSR1),
             int(signal.SIGUSR2), int(signal.SIGALRM), int(signal.SIGCHLD)} <= mask
     # A fault in stuck's own thread still reaches faulthandler.

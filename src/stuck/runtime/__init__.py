@@ -259,6 +259,11 @@ def _watchdog_in_child() -> None:
     deadlocks and stalls, with the parent's policy and stream; not the hang limit (a worker
     idle in a pipe read is what forked pool children do) and not the report files (the
     parent's)."""
+    from stuck.runtime import registry
+
+    # The parent's watchdog is not in the child, and a thread the child starts may get its
+    # ident: none of the program's threads may be left out of the child's reports for it.
+    registry.own_idents.clear()
     dog = _state.get("watchdog")
     if dog is None:
         return

@@ -277,8 +277,8 @@ class Watchdog:
         self.progress = ProgressTracker()
         self._stop = _thread.allocate_lock()
         self._stop.acquire()  # released to stop the loop
-        self._thread: threading.Thread | None = None
-        self._ident: int | None = None
+        self._ident: int | None = None  # the watchdog thread's, while it runs
+        self._done = _thread.allocate_lock()
         self._last_report_at: float | None = None
         self._last_report_key: frozenset[str] = frozenset()
         self._first_found_at: dict[str, float] = {}  # finding key -> when first seen
@@ -290,30 +290,54 @@ class Watchdog:
     # -- life cycle ---------------------------------------------------------------------------
 
     def start(self) -> None:
-        if self._thread is not None:
+        """Start the watchdog's thread: a bare interpreter thread (``_thread``), not a
+        ``threading.Thread``, so that the program does not see it: ``threading.enumerate()``,
+        ``active_count()`` and the thread-leak checks of test suites count only the program's
+        own threads, as in a plain run. Like a daemon thread it never keeps the process alive:
+        at exit the interpreter stops it where it next needs the interpreter, and it takes
+        nothing from threading (no trace or profile function set with ``threading.settrace``,
+        no ``threading.excepthook``)."""
+        if self._ident is not None:
             return
-        self._thread = start_own_thread(self._run, "stuck-watchdog")
+        self._done = done = _thread.allocate_lock()
+        done.acquire()  # released by the thread as it ends: what stop() waits for
+        go = _thread.allocate_lock()
+        go.acquire()  # the thread starts once its ident is known to be stuck's
+        try:
+            ident = start_own_thread(self._run, (go, done))
+            self._ident = ident
+            registry.own_idents.add(ident)  # left out of reports: not the program's thread
+        finally:
+            go.release()
 
     def stop(self) -> None:
-        if self._thread is None:
+        ident = self._ident
+        if ident is None:
             return
         with contextlib.suppress(RuntimeError):
             self._stop.release()
-        if self._thread is not threading.current_thread():
-            self._thread.join(timeout=5)
-        self._thread = None
+        if ident != _thread.get_ident():
+            self._done.acquire(timeout=5)
+        self._ident = None
         self._disarm()
 
-    def _run(self) -> None:
-        self._ident = ident = threading.get_ident()
-        registry.own_idents.add(ident)  # left out of reports: not the program's thread
+    def _run(self, go: _thread.LockType, done: _thread.LockType) -> None:
+        ident = _thread.get_ident()
         try:
+            go.acquire()
             self._loop()
+        except Exception as exc:  # (a bare thread's error would be printed as "ignored")
+            with contextlib.suppress(Exception):
+                sys.stderr.write(f"stuck: the watchdog stopped: {exc!r}\n")
+        except BaseException:
+            pass  # SystemExit and the like: the watchdog ends quietly, the program goes on
         finally:
             registry.own_idents.discard(ident)
+            done.release()
 
     def _loop(self) -> None:
         interval = self.config.sample_interval()
+        ident = _thread.get_ident()
         while True:
             report: Report | None = None
             try:
@@ -326,6 +350,8 @@ class Watchdog:
             # within 2 s of it forming (one look takes its waits' settle time plus the pause
             # between the two observations).
             pause = min(interval, PROOF_INTERVAL) if detect.proof_pending() else interval
+            with contextlib.suppress(Exception):
+                _forget_dummy_thread(ident)
             if self._stop.acquire(timeout=pause):
                 return
 
@@ -704,6 +730,20 @@ def _os_wait(ident: int) -> str | None:
         return os_wait(native)
     except Exception:  # never let the kernel's view break the watchdog
         return None
+
+
+def _forget_dummy_thread(ident: int) -> None:
+    """Take out of ``threading``'s table the ``_DummyThread`` that a call of
+    ``threading.current_thread()`` on the watchdog's thread registers (stuck never makes one,
+    but the report stream it writes to is the program's object, and may): the program would
+    see it in ``threading.enumerate()``. As threading does for an ended thread."""
+    active: dict[int, threading.Thread] = threading._active  # type: ignore[attr-defined]
+    dummy = active.get(ident)
+    if dummy is None or not isinstance(dummy, threading._DummyThread):
+        return
+    with threading._active_limbo_lock:  # type: ignore[attr-defined]
+        if active.get(ident) is dummy:
+            del active[ident]
 
 
 _pending_exceptions: dict[int, Finding] = {}
