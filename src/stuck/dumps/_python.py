@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from stuck.dumps import ParseResult
 from stuck.dumps.pysource import literal_timeout
 from stuck.model import Frame, Process, Resource, ResourceKind, Thread, ThreadState, Wait
+from stuck.rules.facts import WATCHDOG_NAME
 from stuck.stacks.python import (
     CHILD_WAITS,
     IO_FUNCTIONS,
@@ -67,6 +68,9 @@ class PyThread:
     ident: int | None = None  # threading.get_ident(), when the format prints it
     frames: list[PyFrame] = field(default_factory=list)  # innermost first
     hint: str | None = None  # "active", "idle", "gil", ...: the tool's own word
+
+
+WATCHDOG_FILE = "stuck/runtime/watchdog.py"
 
 
 def _is(pf: PyFrame, function: str, file_suffix: str) -> bool:
@@ -149,6 +153,9 @@ def _read_frames(t: PyThread) -> _Reading:
     top = py[0]
     nxt = py[1] if len(py) > 1 else None
     r.at = top.frame
+    if _is(top, "_loop", WATCHDOG_FILE) and _is(py[-1], "_run", WATCHDOG_FILE):
+        r.state = "idle"  # stuck's watchdog in its pause between two checks (a timed wait)
+        return r
     fn = _bare(top.frame.function)
     # multiprocessing.Queue.put on a full queue: a slot is freed only when a reader, usually
     # in another process, takes an item from the pipe behind it; no thread of this process
@@ -293,6 +300,15 @@ def _signal_wait(r: _Reading, top: PyFrame, py: list[PyFrame]) -> _Reading:
     return r
 
 
+def _own_thread_name(pt: PyThread) -> str | None:
+    """stuck's watchdog, in a dump of a program running under stuck: a bare interpreter thread
+    (invisible to the program's ``threading``, so a dump shows it without a name), told by its
+    outermost frame. Named as stuck names it, so that the rules leave it out (``OWN_THREADS``)."""
+    if pt.frames and _is(pt.frames[-1], "_run", WATCHDOG_FILE):
+        return WATCHDOG_NAME
+    return None
+
+
 def _stdlib(pf: PyFrame) -> bool:
     return is_stdlib(pf.frame.file or "")
 
@@ -303,7 +319,8 @@ def build(threads: list[PyThread], result: ParseResult, resources: Resources,
     by_ident: dict[int, str] = {}
     for pt in threads:
         reading = _read_frames(pt)
-        thread = Thread(id=prefix + pt.id, tid=pt.tid, name=pt.name, state=reading.state,
+        thread = Thread(id=prefix + pt.id, tid=pt.tid, name=pt.name or _own_thread_name(pt),
+                        state=reading.state,
                         frames=[pf.frame for pf in pt.frames], detail=pt.hint)
         if pt.ident is not None:
             by_ident[pt.ident] = thread.id

@@ -126,7 +126,10 @@ TASK_PREFIX = "task:"
 
 
 # stuck's own threads: never the program's, never judged.
-OWN_THREADS = frozenset({"stuck-watchdog"})
+# The watchdog runs on a bare thread threading does not know: a live report leaves it out by its
+# ident; a dump of a program running under stuck names it by its frames (``dumps._python``).
+WATCHDOG_NAME = "stuck-watchdog"
+OWN_THREADS = frozenset({WATCHDOG_NAME})
 
 
 def waited(t: ThreadFacts, now: float) -> float | None:
