@@ -153,7 +153,7 @@ def _read_frames(t: PyThread) -> _Reading:
     top = py[0]
     nxt = py[1] if len(py) > 1 else None
     r.at = top.frame
-    if _is(top, "_loop", WATCHDOG_FILE) and _is(py[-1], "_run", WATCHDOG_FILE):
+    if _is(top, "_loop", WATCHDOG_FILE) and _is_watchdog(py):
         r.state = "idle"  # stuck's watchdog in its pause between two checks (a timed wait)
         return r
     fn = _bare(top.frame.function)
@@ -300,11 +300,18 @@ def _signal_wait(r: _Reading, top: PyFrame, py: list[PyFrame]) -> _Reading:
     return r
 
 
+def _is_watchdog(frames: list[PyFrame]) -> bool:
+    """The thread's outermost frames are the watchdog's (``Watchdog._run``, under the wrapper
+    ``ownthread.start_own_thread`` runs it in)."""
+    py = [pf for pf in frames if not pf.native]
+    return any(_is(pf, "_run", WATCHDOG_FILE) for pf in py[-2:])
+
+
 def _own_thread_name(pt: PyThread) -> str | None:
     """stuck's watchdog, in a dump of a program running under stuck: a bare interpreter thread
     (invisible to the program's ``threading``, so a dump shows it without a name), told by its
-    outermost frame. Named as stuck names it, so that the rules leave it out (``OWN_THREADS``)."""
-    if pt.frames and _is(pt.frames[-1], "_run", WATCHDOG_FILE):
+    outermost frames. Named as stuck names it, so that the rules leave it out (``OWN_THREADS``)."""
+    if _is_watchdog(pt.frames):
         return WATCHDOG_NAME
     return None
 
