@@ -180,3 +180,20 @@ def test_main_sending_to_a_receiver_that_returned_beside_a_heartbeat_is_a_possib
     assert (f.kind, f.confidence) == ("stall", "possible")
     assert f.threads == [f"goroutine 1 (pid {prog.pid})"]
     assert f.details["source_read"]
+
+
+def test_two_goroutines_waiting_for_one_mutex_left_locked_are_a_stall_not_a_cycle(  # type: ignore[no-untyped-def]
+        go_program, start) -> None:
+    """Each waiter's mutex is read from the runtime's semaphore table (the sudog it sleeps
+    in names the semaphore, four bytes into the sync.Mutex): both wait for one mutex, which
+    no goroutine left holds. Without the address they were two mutexes, and a cycle."""
+    prog = start([str(go_program("go_lock_left_locked"))])
+    settle(prog, 1)
+    rep = report(collect([prog.pid]))
+    [f] = rep.findings
+    assert f.kind == "stall"
+    assert len(f.threads) == 2
+    [res] = [rep.snapshot.resource_map()[r] for r in f.resources]
+    assert res.kind == "mutex" and (res.address or "").startswith("0xc")
+    waits = {t.waits.resource for t in rep.snapshot.threads() if t.id in f.threads and t.waits}
+    assert waits == {res.id}

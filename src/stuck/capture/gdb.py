@@ -151,6 +151,36 @@ def _go_frames(pc):
 def _go_word(a):
     return int.from_bytes(bytes(inf.read_memory(a, 8)), "little")
 
+def _go_semas():
+    """g address -> the semaphore it waits on: every sudog in the runtime's semaphore table
+    (a treap per bucket, children prev/next, waiters on one address chained by waitlink)."""
+    out = {}
+    sym = _go_sym("runtime.semtable")
+    if sym is None:
+        return out
+    try:
+        tab = sym.value()
+        lo, hi = tab.type.strip_typedefs().range()
+        seen = 0
+        for i in range(lo, hi + 1):
+            stack = [tab[i]["root"]["treap"]]
+            while stack and seen < MAX_GOROUTINES:
+                s = stack.pop()
+                if not int(s):
+                    continue
+                node = s.dereference()
+                w = s
+                while int(w) and seen < MAX_GOROUTINES:
+                    wd = w.dereference()
+                    out[int(wd["g"])] = int(wd["elem"])
+                    w = wd["waitlink"]
+                    seen += 1
+                stack.append(node["prev"])
+                stack.append(node["next"])
+    except Exception:
+        pass
+    return out
+
 def _goroutines():
     sym = _go_sym("runtime.allgs")
     if sym is None:
@@ -173,6 +203,7 @@ def _goroutines():
             reasons.append(bytes(inf.read_memory(int(v[i]["str"]), n)).decode("utf-8", "replace")
                            if 0 < n < 100 else "")
     count = 0
+    semas = _go_semas()
     for i in range(min(int(allgs["len"]), MAX_GOROUTINES)):
         gp = allgs["array"][i]
         if int(gp) == 0:
@@ -202,6 +233,8 @@ def _goroutines():
                     break
                 frames.extend(more)
             out["frames"] = frames
+        if status == 4 and int(gp) in semas:
+            out["sema"] = semas[int(gp)]
         if status == 4 and "chan" in out["reason"]:
             # A goroutine parked on a channel lists a sudog per channel in g.waiting; each
             # names its channel (the address a SIGQUIT dump prints as chansend's argument).

@@ -34,6 +34,7 @@ class Goroutine:
     created: tuple[str, str | None, int | None] | None = None
     tid: int | None = None  # the OS thread running it (status running or syscall)
     chans: list[int] = field(default_factory=list)  # the channels it is parked on
+    sema: int | None = None  # the semaphore it is parked on (runtime.semtable)
 
 
 @dataclass(slots=True)
@@ -75,12 +76,14 @@ def read(text: str) -> GoView | None:
             reason = d.get("reason")
             tid = d.get("tid")
             chans = d.get("chans")
+            sema = d.get("sema")
             view.goroutines.append(Goroutine(
                 goid=gid, g=g, status=status, reason=reason[:80] if isinstance(reason, str)
                 else "", frames=frames, created=_frame(d.get("created")),
                 tid=tid if isinstance(tid, int) and tid > 0 else None,
                 chans=[c for c in chans[:8] if isinstance(c, int) and c > 0]
-                if isinstance(chans, list) else []))
+                if isinstance(chans, list) else [],
+                sema=sema if isinstance(sema, int) and sema > 0 else None))
         pd, fd, rg, wg = d.get("pd"), d.get("fd"), d.get("rg"), d.get("wg")
         if isinstance(pd, int) and isinstance(fd, int) and isinstance(rg, int) \
                 and isinstance(wg, int):
@@ -106,6 +109,16 @@ def _clean(s: str) -> str:
 _CHANNEL_CALLS = frozenset({"runtime.chansend", "runtime.chanrecv"})
 
 
+# Where each sync type keeps the semaphore a waiter sleeps on, from the frame that waits:
+# Mutex{state int32; sema uint32}; RWMutex{w Mutex; writerSem, readerSem uint32; ...};
+# WaitGroup{noCopy; state uint64; sema uint32} (Go 1.18 to current, 64-bit).
+_SEMA_OFFSETS = {
+    "sync.(*Mutex).lockSlow": 4, "sync.(*Mutex).Lock": 4,
+    "internal/sync.(*Mutex).lockSlow": 4, "internal/sync.(*Mutex).Lock": 4,
+    "sync.(*RWMutex).Lock": 8, "sync.(*RWMutex).RLock": 12, "sync.(*WaitGroup).Wait": 8,
+}
+
+
 def traceback(view: GoView) -> str:
     """The goroutines as Go prints them (GOTRACEBACK=system), for ``stuck.dumps.go``."""
     out: list[str] = []
@@ -113,11 +126,16 @@ def traceback(view: GoView) -> str:
         reason = g.reason if g.status == 4 else STATUS.get(g.status, "unknown")
         out.append(f"goroutine {g.goid} [{_clean(reason) or 'waiting'}]:")
         chan = g.chans[0] if len(g.chans) == 1 else None
+        sema = g.sema
         for name, path, line in g.frames:
             if chan is not None and name in _CHANNEL_CALLS:
                 # its first argument is the channel, as Go prints it
                 out.append(f"{_clean(name)}({chan:#x}, ...)")
                 chan = None
+            elif sema is not None and name in _SEMA_OFFSETS:
+                # the sync object whose semaphore it waits on: its receiver, as Go prints it
+                out.append(f"{_clean(name)}({sema - _SEMA_OFFSETS[name]:#x}, ...)")
+                sema = None
             else:
                 out.append(f"{_clean(name)}(...)")
             out.append(f"\t{_clean(path or '?')}:{line or 0}")
