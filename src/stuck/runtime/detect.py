@@ -455,8 +455,9 @@ def block_begin(me: int, record: WaitRecord, may_raise: bool) -> WaitRecord | No
 
 
 RECHECK = 0.1  # seconds between checks of a cycle whose proof is pending
-# The waits whose call sites block through ``wait`` (and so honour ``WaitRecord.pending``).
-SLICED_OPS = frozenset({"acquire-mutex", "acquire-rlock", "join"})
+# The waits whose call sites block through ``wait`` (and so honour ``WaitRecord.pending``):
+# locks, joins, and waits on futures (``Future.result``/``exception``, ``wait``).
+SLICED_OPS = frozenset({"acquire-mutex", "acquire-rlock", "join", "result"})
 
 
 def wait(me: int, record: WaitRecord, wait_once: Callable[[float | None], bool],

@@ -179,6 +179,16 @@ def _blocking_call(fut: Any, timeout: float | None, call: Any) -> Any:
                                  None if timeout is None else float(timeout))
     previous = detect.block_begin(me, record, True)
     try:
+        if record.pending:
+            # A cycle this wait closes is left to the watchdog until proven: wait in slices,
+            # so that under ``raise`` its error is raised here, in the thread whose wait is
+            # the cycle (a pool worker waiting on its own pool), where it can recover.
+            def done_within(seconds: float | None) -> bool:
+                return fut in _orig_wait([fut], seconds)[0]
+
+            if not detect.wait(me, record, done_within, timeout, True):
+                return call(fut, 0)  # the timeout passed: the TimeoutError it would raise
+            return call(fut, None)
         return call(fut, timeout)
     finally:
         registry.end_wait(me, previous)
@@ -206,6 +216,16 @@ def wait(fs: Iterable[Any], timeout: float | None = None,
                                  None if timeout is None else float(timeout))
     previous = detect.block_begin(me, record, True)
     try:
+        if record.pending:  # left to the watchdog: wait in slices (see _blocking_call)
+            def ended_within(seconds: float | None) -> bool:
+                done, not_done = _orig_wait(fs, seconds, return_when)
+                if not not_done or (return_when == _base.FIRST_COMPLETED and done):
+                    return True
+                return return_when == _base.FIRST_EXCEPTION and any(
+                    not f.cancelled() and f.exception() is not None for f in done)
+
+            detect.wait(me, record, ended_within, timeout, True)
+            return _orig_wait(fs, 0, return_when)
         return _orig_wait(fs, timeout, return_when)
     finally:
         registry.end_wait(me, previous)

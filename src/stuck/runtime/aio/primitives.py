@@ -23,6 +23,7 @@ from stuck.runtime.aio.internals import (
     _task_or_none,
     _where,
     awaiting,
+    pending_tasks,
 )
 from stuck.runtime.aio.names import task_tid
 from stuck.runtime.aio.waits import TaskWait, TaskWakers, _cycles_seen, _resources, waits
@@ -496,15 +497,16 @@ def _tracked_primitives() -> list[Any]:
 
 
 def raise_in_task(finding: Finding, error: BaseException) -> bool:
-    """Raise ``error`` in the first task of ``finding`` that waits on a tracked primitive, at
-    its ``await`` (the watchdog's ``raise`` policy). The primitive's future gets the error,
-    set by the loop's own thread (``call_soon_threadsafe``), so the primitive cleans up as for
-    any failed wait and the task can recover. False when no such task is found."""
+    """Raise ``error`` in the first task of ``finding`` that waits on a future other than a
+    task, at its ``await`` (the watchdog's ``raise`` policy): a tracked primitive's, or a
+    future the program made (``loop.create_future()``) that nothing left can complete. That
+    future gets the error, set by the loop's own thread (``call_soon_threadsafe``), so a
+    primitive cleans up as for any failed wait, and the task, and those awaiting it, can
+    recover. A task awaiting another task is passed over: the error reaches it through the
+    task it awaits. False when no such task is found."""
     by_tid: dict[str, Any] = {}
-    for record in list(waits.values()):
-        task = record.task()
-        if task is not None and not task.done():
-            by_tid[task_tid(task)] = task
+    for task in pending_tasks():
+        by_tid[task_tid(task)] = task
     for tid in finding.threads:
         task = by_tid.get(tid)
         fut = awaiting(task)
