@@ -220,9 +220,12 @@ def stall_finding(t: ThreadFacts, res: ResourceFacts, facts: Facts, stuck: set[s
             if any(can_run(x, facts, stuck) for x in facts.threads):
                 lines.append("No thread has ever signalled it, and no thread able to run can "
                              "reach it (stacks and module globals searched).")
-            else:
+            elif any(x != t.id and tf.alive for x, tf in facts.threads.items()):
                 lines.append("No thread has ever signalled it, and no thread is left able to "
                              "run: every other one is blocked for good itself.")
+            else:
+                lines.append(f"No thread has ever signalled it, and {t.name} is the program's "
+                             "only thread left: no other one exists to signal it.")
             ended = facts.ended()
             if ended:
                 lines.append("Threads that have ended (one of them may have been meant to "

@@ -17,7 +17,9 @@ operation.
 
 from __future__ import annotations
 
+import collections
 import contextlib
+import sys
 import threading
 import weakref
 from dataclasses import dataclass
@@ -49,6 +51,11 @@ _state: dict[str, Any] = {}
 # id(Thread) -> the Thread, weakly: the threads stuck has seen (see the module's docstring).
 # An entry leaves when its Thread object is freed.
 _known: dict[int, weakref.ref[threading.Thread]] = {}
+# id(Thread) -> (ident, name) of the threads started since install, while the Thread lives.
+_started: dict[int, tuple[int, str]] = {}
+# (ident, name) of started threads that have ended and been freed, latest last: the program
+# dropped them, but a report can still name them (a thread that died before setting an Event).
+_gone: collections.deque[tuple[int, str]] = collections.deque(maxlen=MAX_KEPT)
 
 
 def note_thread(thread: threading.Thread) -> None:
@@ -60,6 +67,9 @@ def note_thread(thread: threading.Thread) -> None:
 
     def forget(_ref: object, key: int = key) -> None:
         _known.pop(key, None)  # runs as the Thread is freed, before its id can be reused
+        started = _started.pop(key, None)
+        if started is not None:  # a started Thread is freed only once it has ended
+            _gone.append(started)
 
     with contextlib.suppress(Exception):
         _known[key] = weakref.ref(thread, forget)
@@ -82,15 +92,50 @@ def _program_line(tb: TracebackType | None) -> str | None:
     return where
 
 
-def _record(args: Any) -> None:
+def _note_error(thread: threading.Thread | None, exc_type: type[BaseException] | None,
+                tb: TracebackType | None) -> None:
+    """Remember that ``thread`` died of ``exc_type`` (raised at ``tb``). Never raises."""
     with contextlib.suppress(Exception):
-        thread = args.thread
-        if thread is not None and thread.ident is not None:
+        if thread is not None and thread.ident is not None and exc_type is not None:
             if len(_ended) >= MAX_KEPT:
                 _ended.pop(next(iter(_ended)))
             _ended[thread.ident] = (weakref.ref(thread), Ending(
-                thread.name, args.exc_type.__name__, _program_line(args.exc_traceback)))
+                thread.name, exc_type.__name__, _program_line(tb)))
             note_thread(thread)
+
+
+def watch_errors(thread: threading.Thread) -> None:
+    """Learn the exception ``thread`` dies of, whatever ``threading.excepthook`` is then.
+
+    A test runner replaces the hook while each test runs (pytest does), and a program may
+    too, so ``_record`` in front of the hook set at install time does not see every death.
+    The thread's own ``_invoke_excepthook`` (called by ``Thread._bootstrap_inner`` with the
+    exception being handled) is wrapped on this instance: it notes the error, then calls the
+    hook as before. The traceback the hook prints is the same: it was made before the call."""
+    with contextlib.suppress(Exception):
+        invoke = getattr(thread, "_invoke_excepthook", None)
+        if invoke is None or getattr(invoke, "_stuck_notes", False):
+            return
+
+        def invoke_and_note(t: threading.Thread, invoke: Any = invoke) -> None:
+            exc_type, _, tb = sys.exc_info()
+            _note_error(t, exc_type, tb)
+            invoke(t)
+
+        invoke_and_note._stuck_notes = True  # type: ignore[attr-defined]
+        thread._invoke_excepthook = invoke_and_note  # type: ignore[attr-defined]
+
+
+def note_started(thread: threading.Thread) -> None:
+    """Remember the ident and name of ``thread``, just started, so that a report can still
+    name it once it has ended and the program has dropped it (``gone_threads``)."""
+    with contextlib.suppress(Exception):
+        if thread.ident is not None:
+            _started[id(thread)] = (thread.ident, thread.name)
+
+
+def _record(args: Any) -> None:
+    _note_error(args.thread, args.exc_type, args.exc_traceback)
     previous = _state.get("previous")
     if previous is not None:
         from stuck.tracebacks import thread_hook_args
@@ -111,6 +156,8 @@ def uninstall() -> None:
     _state.clear()
     _ended.clear()
     _known.clear()
+    _started.clear()
+    _gone.clear()
 
 
 def ending_of(thread: threading.Thread) -> Ending:
@@ -139,3 +186,20 @@ def ending(ident: int, alive: set[int]) -> Ending | None:
             return recorded[1]
         return None
     return Ending(dead[0].name) if len(dead) == 1 else None
+
+
+def gone_threads(limit: int = 5) -> list[tuple[int, Ending]]:
+    """Ended threads whose Thread objects are gone, with how they ended, latest first: those
+    that died of an exception first (what killed them is what a report most needs), then
+    those that returned. (ident, ending); an ident may belong to a running thread now."""
+    out: list[tuple[int, Ending]] = []
+    with contextlib.suppress(Exception):
+        died = [(ident, end) for ident, (ref, end) in list(_ended.items()) if ref() is None]
+        out.extend(reversed(died))
+        errors = {(ident, end.name) for ident, end in died}
+        for ident, name in reversed(list(_gone)):
+            if len(out) >= limit:
+                break
+            if (ident, name) not in errors:
+                out.append((ident, Ending(name)))
+    return out[:limit]

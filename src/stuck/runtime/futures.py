@@ -16,6 +16,7 @@ import concurrent.futures._base as _base
 import concurrent.futures.thread as _cft
 import sys
 import threading
+import time
 import types
 import weakref
 from collections.abc import Iterable
@@ -204,6 +205,22 @@ def exception(self: Any, timeout: float | None = None) -> Any:
     return _blocking_call(self, timeout, _orig_exception)
 
 
+POLL = 0.005  # seconds between looks at the futures of a wait() whose proof is pending
+_DONE = (_base.CANCELLED_AND_NOTIFIED, _FINISHED)
+
+
+def _wait_over(fs: Iterable[Any], return_when: str) -> bool:
+    """Whether ``wait(fs, return_when=...)`` would return now, read from the futures' states
+    as ``wait`` reads them."""
+    done = [f for f in fs if f._state in _DONE]
+    if len(done) == len(list(fs)):
+        return True
+    if return_when == _base.FIRST_COMPLETED:
+        return bool(done)
+    return return_when == _base.FIRST_EXCEPTION and any(
+        f._state == _FINISHED and f._exception is not None for f in done)
+
+
 def wait(fs: Iterable[Any], timeout: float | None = None,
          return_when: str = _base.ALL_COMPLETED) -> Any:
     fs = list(fs) if not isinstance(fs, (set, frozenset, list, tuple)) else fs
@@ -218,11 +235,14 @@ def wait(fs: Iterable[Any], timeout: float | None = None,
     try:
         if record.pending:  # left to the watchdog: wait in slices (see _blocking_call)
             def ended_within(seconds: float | None) -> bool:
-                done, not_done = _orig_wait(fs, seconds, return_when)
-                if not not_done or (return_when == _base.FIRST_COMPLETED and done):
-                    return True
-                return return_when == _base.FIRST_EXCEPTION and any(
-                    not f.cancelled() and f.exception() is not None for f in done)
+                # Polled: wait() itself would block on an Event of its own, whose wait
+                # would replace this one in the registry while the proof is pending.
+                end = time.monotonic() + (detect.RECHECK if seconds is None else seconds)
+                while not _wait_over(fs, return_when):
+                    if time.monotonic() >= end:
+                        return False
+                    time.sleep(POLL)
+                return True
 
             detect.wait(me, record, ended_within, timeout, True)
             return _orig_wait(fs, 0, return_when)

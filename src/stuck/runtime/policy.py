@@ -250,14 +250,17 @@ def error_for(finding: Finding, report: Report, text: str | None = None) -> Base
     return StallError(finding, report, text if text is not None else finding.summary)
 
 
-def raise_in_main(finding: Finding, report: Report) -> bool:
-    """Raise the finding in the main thread if it is blocked for good in or behind it; True
-    when the signal was sent."""
+def raise_in_main(finding: Finding, report: Report, only_in: bool = False) -> bool:
+    """Raise the finding in the main thread if it is blocked for good in it, or (unless
+    ``only_in``) behind it; True when the signal was sent. Never at interpreter exit: no
+    program code is left there to recover."""
     main = threading.main_thread()
     if not _main["armed"] or RAISE_SIGNAL is None or main.ident is None:
         return False
     me = f"0x{main.ident:x}"
-    if me not in finding.threads and me not in finding.blocked_behind:
+    if me not in finding.threads and (only_in or me not in finding.blocked_behind):
+        return False
+    if detect._at_exit(sys._current_frames().get(main.ident)):
         return False
     from stuck.report import text as text_report
 

@@ -296,7 +296,27 @@ def how_ended(ident: int, alive: set[int]) -> str:
 def ended_threads(alive: set[int], limit: int = 5) -> list[str]:
     """The program's threads that have ended, with how: those that died (recorded as they
     died) and those whose Thread objects the program still holds (report time only)."""
-    return [f"{thread.name} ({how})" for thread, how in ended_thread_objects(limit)]
+    named = [f"{thread.name} ({how})" for thread, how in ended_thread_objects(limit)]
+    named.extend(f"{name} ({how})" for _, name, how in dropped_threads(limit - len(named)))
+    return named[:limit]
+
+
+def dropped_threads(limit: int = 5) -> list[tuple[int, str, str]]:
+    """The ended threads the program no longer holds (``endings.gone_threads``): (ident,
+    name, how it ended in the model's words), those that died of an exception first."""
+    from stuck.runtime import endings
+
+    out: list[tuple[int, str, str]] = []
+    if limit <= 0:
+        return out
+    with contextlib.suppress(Exception):
+        for ident, end in endings.gone_threads(limit):
+            if end.name in OWN_THREADS:
+                continue
+            how = "returned" if end.error is None else \
+                f"died of {end.error}" + (f" at {end.where}" if end.where else "")
+            out.append((ident, end.name, how))
+    return out
 
 
 def ended_thread_objects(limit: int = 5) -> list[tuple[threading.Thread, str]]:
@@ -856,4 +876,18 @@ def _add_ended_threads(snap: Snapshot) -> None:
         detail = f"ended ({how.removeprefix('died of ')})" if how.startswith("died of ") \
             else "ended"
         present[tid] = Thread(id=tid, name=thread.name, state="dead", ended=how, detail=detail)
+        snap.processes[0].threads.append(present[tid])
+    for n, (ident, name, how) in enumerate(dropped_threads()):  # no longer held by the program
+        tid = _tid(ident)
+        known = present.get(tid)
+        if known is not None and known.state == "dead":
+            continue
+        if known is not None:  # the ident belongs to a running thread now
+            tid = f"{tid}-ended-dropped{n}"
+        if any(t.state == "dead" and t.name == name and t.ended == how
+               for t in present.values()):
+            continue
+        detail = f"ended ({how.removeprefix('died of ')})" if how.startswith("died of ") \
+            else "ended"
+        present[tid] = Thread(id=tid, name=name, state="dead", ended=how, detail=detail)
         snap.processes[0].threads.append(present[tid])

@@ -24,7 +24,9 @@ def start(self: threading.Thread) -> None:
     """``Thread.start``, after noting the Thread (weakly) so that a report can name it once
     it has ended (``endings.note_thread``)."""
     _note_thread(self)
+    endings.watch_errors(self)
     _orig_start(self)
+    endings.note_started(self)
 
 
 def _thread_wakers(resource: object, op: str) -> list[int] | None:

@@ -283,6 +283,9 @@ class Watchdog:
         self._last_report_key: frozenset[str] = frozenset()
         self._first_found_at: dict[str, float] = {}  # finding key -> when first seen
         self._raised: set[str] = set()
+        # Non-daemon threads proven stuck for good where policy raise raised elsewhere: ident ->
+        # the wait they were proven stuck in (see _end_at_exit).
+        self._left_stuck: dict[int, registry.WaitRecord] = {}
         self.reports: list[Report] = []  # every report written, newest last (bounded)
         self._armed_at: float | None = None
         self._answered: tuple[int, int] | None = None  # the capture request last answered
@@ -414,6 +417,7 @@ class Watchdog:
         """Sample once, evaluate, and report or escalate if something is found."""
         now = time.monotonic()
         self._arm(now)
+        self._end_at_exit()
         report = self.evaluate(now)
         if report is not None and report.findings:
             self._act(report, now)
@@ -579,11 +583,70 @@ class Watchdog:
         if live_policy.settings.policy == "raise":
             for f in for_policy:
                 k = "main:" + _finding_key(f)
+                main_involved = _main_in(f)
+                if f.confidence == "certain":
+                    self._note_left_stuck(f)
                 if k in self._raised:
                     continue
-                if self._raise_in_closer(f, report) or live_policy.raise_in_main(f, report) \
-                        or self._raise_in_task(f, report):
+                # Where the error can break the finding and be recovered from: the thread
+                # whose wait closed it, then the main thread when its wait is in it, then a
+                # task of it, then the main thread when it is only blocked behind it.
+                if self._raise_in_closer(f, report) \
+                        or live_policy.raise_in_main(f, report, only_in=True) \
+                        or self._raise_in_task(f, report) \
+                        or live_policy.raise_in_main(f, report):
                     self._raised.add(k)
+                elif main_involved:
+                    # Nowhere to raise that error (every thread of it waits where no
+                    # error can reach it, and the main thread's signal is the program's).
+                    self._abort(report, now, f"policy raise, a proven {f.kind} that no "
+                                "thread of it can be interrupted in; ended as abort would")
+
+    def _note_left_stuck(self, f: Finding) -> None:
+        """Remember the non-daemon threads of ``f``, proven stuck for good, with their waits:
+        an error raised in another thread does not end them, and the interpreter waits for
+        them at exit (``_end_at_exit``)."""
+        for tid in f.threads:
+            ident = _ident_of(tid)
+            thread = threading._active.get(ident) if ident is not None else None  # type: ignore[attr-defined]
+            record = registry.waits.get(ident) if ident is not None else None
+            if ident is not None and thread is not None and not thread.daemon \
+                    and record is not None:
+                self._left_stuck[ident] = record
+
+    def _end_at_exit(self) -> None:
+        """Under ``--policy raise``: once the program has ended (its main thread at
+        interpreter exit), if every thread the interpreter still waits for is one proven stuck
+        for good, still in that wait, end the process as ``abort`` does: it would wait
+        forever, and no code of the program is left to recover. A thread still working keeps
+        the program running as it would without stuck."""
+        if not self._left_stuck or not _main_at_exit():
+            return
+        frames = sys._current_frames()
+        main = threading.main_thread().ident
+        waited_for = []
+        for ident in frames:
+            thread = threading._active.get(ident)  # type: ignore[attr-defined]
+            if ident == main or ident in registry.own_idents or thread is None \
+                    or thread.daemon:
+                continue
+            waited_for.append(ident)
+        stuck = [i for i in waited_for if self._left_stuck.get(i) is not None
+                 and registry.waits.get(i) is self._left_stuck[i]]
+        if not stuck or len(stuck) < len(waited_for):
+            return
+        names = ", ".join(sorted(getattr(threading._active.get(i), "name", f"0x{i:x}")  # type: ignore[attr-defined]
+                                 for i in stuck))
+        stream = self.config.stream or sys.stderr
+        with contextlib.suppress(Exception):
+            stream.write(f"stuck: the program has ended, but the interpreter waits at exit for "
+                         f"{names}, proven stuck for good above; policy raise raised where "
+                         "the program could recover, and now ends it as abort would\n")
+            stream.flush()
+        from stuck.runtime.policy import end_children
+        with contextlib.suppress(Exception):
+            end_children()
+        os._exit(EXIT_ABORT)
 
     @staticmethod
     def _raise_in_closer(f: Finding, report: Report) -> bool:
@@ -777,6 +840,30 @@ def _by_ident(snap: Snapshot, idents: Iterable[int]) -> dict[int, Thread]:
         if t is not None:
             out[ident] = t
     return out
+
+
+def _ident_of(tid: str) -> int | None:
+    """The interpreter ident of a live snapshot's thread id (``0x<ident>``)."""
+    if tid.startswith("0x"):
+        with contextlib.suppress(ValueError):
+            return int(tid, 16)
+    return None
+
+
+def _main_in(f: Finding) -> bool:
+    """True when the main thread waits in ``f`` or is blocked behind it."""
+    main = threading.main_thread().ident
+    if main is None:
+        return False
+    me = f"0x{main:x}"
+    return me in f.threads or me in f.blocked_behind
+
+
+def _main_at_exit() -> bool:
+    """True when the main thread is at interpreter exit, joining the program's other threads."""
+    main = threading.main_thread().ident
+    frame = sys._current_frames().get(main) if main is not None else None
+    return detect._at_exit(frame)
 
 
 def _finding_key(f: Finding) -> str:
