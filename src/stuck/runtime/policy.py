@@ -14,11 +14,13 @@ every step of it (locks, joins); one that passes through a semaphore, a queue, a
 future rests on who used it so far, and is probable. Such a cycle is reported, its threads keep
 waiting, and the watchdog re-checks it (``stuck.runtime.stall``): once its waits have been seen
 unchanged twice and no thread able to run can reach what they wait for, it is certain, and the
-policy acts then (``abort`` exits; ``raise`` raises in the thread that closed the cycle when
-it waits in slices, for a lock or a join, else in the main thread when it is blocked in or
-behind it, or in a task of a cycle among asyncio tasks). One that can never be proven (a
-thread able to run could still release the semaphore) is left alone, and its reports say
-what is missing.
+policy acts then (``abort`` exits; ``raise`` raises where the program can recover: in the
+thread that closed the cycle when it waits in slices, for a lock, a join or a future, else in
+the main thread when its own wait is in the finding, else in a task of it, else in the main
+thread blocked behind it; when none can take it while the main thread waits on it, the
+program is ended as ``abort`` would, and so is a program that has ended while the interpreter
+waits for threads proven stuck: see ``watchdog``). One that can never be proven (a thread able
+to run could still release the semaphore) is left alone, and its reports say what is missing.
 
 Two cases fall back to ``report`` whatever the policy: a cycle closed by a timed wait (the
 program will see the timeout), and the re-acquire of a lock at the end of ``Condition.wait``
