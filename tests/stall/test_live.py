@@ -110,7 +110,9 @@ def test_event_whose_only_setter_died() -> None:
     [stall] = stalls(data)
     assert names(data, stall["threads"]) == {"follower"}
     assert "event tick" in stall["summary"]  # type: ignore[operator]
-    assert "ticker (has ended)" in stall["explanation"]  # type: ignore[operator]
+    # The setter is named with what it died of (its exception and the program's line).
+    assert "ticker (died of ZeroDivisionError at event_setter_died.py:29)" \
+        in stall["explanation"]  # type: ignore[operator]
 
 
 def test_queue_consumer_whose_producer_exited() -> None:
