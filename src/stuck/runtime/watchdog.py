@@ -372,9 +372,10 @@ class Watchdog:
                 return
             self._answered = asked
             if report is None:
+                from stuck.runtime.policy import settings
                 from stuck.runtime.reporting import report_for
 
-                report = report_for(None, "report")
+                report = report_for(None, settings.policy)
             handover.write(report)
         except Exception as exc:  # never a reason to fail the program
             with contextlib.suppress(Exception):
