@@ -94,3 +94,21 @@ def test_the_watchdog_answers_while_the_main_thread_is_stuck_in_native_code(
     finally:
         err = _stop(proc)
     assert "could not hand" not in err
+
+
+def test_only_a_plain_file_of_this_user_or_root_is_a_request() -> None:
+    marker = Path(handover.request_path(os.getpid()))
+    marker.unlink(missing_ok=True)
+    try:
+        assert handover.requested() is None
+        marker.symlink_to("/etc/passwd")
+        assert handover.requested() is None  # a link is nobody's request
+        marker.unlink()
+        marker.touch()
+        first = handover.requested()
+        assert first is not None
+        if os.geteuid() == 0:
+            os.chown(marker, 12345, 12345)
+            assert handover.requested() is None  # another user may not ask
+    finally:
+        marker.unlink(missing_ok=True)

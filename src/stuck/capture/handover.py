@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import stat
 import time
 
 from stuck.model import Report
@@ -47,6 +48,8 @@ def requested(pid: int | None = None) -> tuple[int, int] | None:
         st = os.lstat(request_path(os.getpid() if pid is None else pid))
     except OSError:
         return None
+    if not stat.S_ISREG(st.st_mode) or st.st_uid not in (os.geteuid(), 0):
+        return None  # only this user (or root) may ask: /tmp is everyone's
     return (st.st_ino, st.st_ctime_ns)
 
 
