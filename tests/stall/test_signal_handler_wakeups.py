@@ -115,3 +115,43 @@ def test_a_genuine_stall_with_an_unrelated_handler_is_still_found_as_probable(
                          capture_output=True, text=True, timeout=GIVE_UP)
     assert out.returncode == 86, out.stderr
     assert "STALL (probable)" in out.stderr
+
+
+ABBA = """\
+    import signal, threading
+    signal.signal(signal.SIGTERM, lambda *a: print("terminating"))
+    a, b = threading.{kind}(), threading.{kind}()
+    both = threading.Barrier(2)
+    def one(x, y):
+        with x:
+            both.wait()
+            with y:
+                pass
+    t1 = threading.Thread(target=one, args=(a, b), name="t1", daemon=True)
+    t2 = threading.Thread(target=one, args=(b, a), name="t2", daemon=True)
+    t1.start(); t2.start()
+    t1.join()
+"""
+
+
+def test_a_cycle_of_rlocks_a_handler_cannot_release_is_still_certain(tmp_path: Path) -> None:
+    # Only its owner releases an RLock: the handler in the main thread cannot end these waits.
+    script = program(tmp_path, ABBA.replace("{kind}", "RLock"))
+    out = subprocess.run([sys.executable, "-m", "stuck", "run", "--policy", "abort",
+                          str(script)], capture_output=True, text=True, timeout=GIVE_UP)
+    assert out.returncode == 86, out.stderr
+    assert "DEADLOCK (certain)" in out.stderr and "signal handler" not in out.stderr
+
+
+def test_a_cycle_of_plain_locks_a_handler_could_release_is_probable(tmp_path: Path) -> None:
+    # Any thread may release a plain Lock, the main thread running the handler too: the cycle
+    # found when the second thread blocked is reported as probable and not acted on.
+    script = program(tmp_path, ABBA.replace("{kind}", "Lock"))
+    text, data, _ = stuck_run(script, extra=("--policy", "abort"), timeout=GIVE_UP,
+                              until=lambda doc: any(f["kind"] == "deadlock"
+                                                    for f in doc["findings"]))
+    assert data is not None
+    [deadlock] = [f for f in data["findings"] if f["kind"] == "deadlock"]
+    assert deadlock["confidence"] == "probable"
+    assert "if the signal never comes, this is a deadlock" in deadlock["missing_evidence"][0]
+    assert "aborting" not in text

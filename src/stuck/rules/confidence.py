@@ -181,6 +181,20 @@ def handler_could_end(kind: str, op: str | None) -> bool:
     return kind in _HANDLER_ENDS
 
 
+def steps_a_handler_could_end(steps: Iterable[str]) -> bool:
+    """Whether a Python signal handler could end one of the waits of a cycle whose steps are
+    ``steps`` (``acquire-mutex``, ``join``, ``get``, ``wait`` ...), as the walk done when a
+    waiter blocks names them: the same judgement as ``handler_could_end``."""
+    for step in steps:
+        if step.startswith("acquire-"):
+            kind, op = step.removeprefix("acquire-"), "acquire"
+        else:
+            kind, op = STEP_KINDS.get(step, "condition" if step == "wait" else step), step
+        if handler_could_end(kind, op):
+            return True
+    return False
+
+
 def signal_handler_doubt(findings: Iterable[Finding], snapshot: Snapshot) -> None:
     """A deadlock or stall one of whose waits a Python signal handler of the program could
     end is not proven while that signal may still come: at most probable, naming the handlers

@@ -40,7 +40,7 @@ from typing import IO, Any, Literal, TextIO
 
 from stuck.errors import EXIT_ABORT, DeadlockError, StallError
 from stuck.model import Confidence, Finding, Report
-from stuck.rules.confidence import timed_confidence
+from stuck.rules.confidence import interrupts_only, steps_a_handler_could_end, timed_confidence
 from stuck.runtime import detect, registry
 from stuck.runtime.detect import Cycle
 from stuck.tracebacks import hide_in_pytest
@@ -129,7 +129,19 @@ def block_time_confidence(cycle: Cycle) -> Confidence:
     (``stuck.rules.confidence``): certain when ownership proves every step, a step less when a
     wait of it has a timeout."""
     confidence: Confidence = "certain" if cycle.proven else "probable"
+    if confidence == "certain" and _handler_could_end(cycle):
+        confidence = "probable"  # as its report says (confidence.signal_handler_doubt)
     return timed_confidence(confidence) if cycle.timed else confidence
+
+
+def _handler_could_end(cycle: Cycle) -> bool:
+    """A Python signal handler of the program (not one that only interrupts) is installed,
+    and could end a wait of ``cycle``: while the signal may still come, it is not proven."""
+    if not steps_a_handler_could_end(detect.op_key(s.record) for s in cycle.steps):
+        return False
+    from stuck.runtime.sighandlers import python_signal_handlers
+
+    return any(not interrupts_only(h) for h in python_signal_handlers())
 
 
 def on_cycle(me: int, cycle: Cycle, may_raise: bool) -> None:

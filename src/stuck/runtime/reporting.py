@@ -7,6 +7,7 @@ saved report is judged by the same rules when analysed again. Above both: neithe
 from __future__ import annotations
 
 from stuck.model import Report, Snapshot
+from stuck.rules.confidence import signal_handler_doubt
 from stuck.runtime import registry
 from stuck.runtime.detect import Cycle, all_cycles
 from stuck.runtime.livereport import finding_for, take
@@ -26,6 +27,7 @@ def report_for(cycle: Cycle | None, policy: str) -> Report:
         findings = [finding_for(c, snap, rid_of, table, policy) for c in cycles]
         if cycle is None and tasks is not None:
             findings.extend(tasks.cycle_findings(snap, rid_of, policy))
+    signal_handler_doubt(findings, snap)  # as the watchdog's findings (stuck.rules.engine)
     _record(snap, table, rid_of)
     groups = group_threads(snap)
     return Report(snapshot=snap, findings=findings, groups=groups)
