@@ -5,6 +5,7 @@ file behind."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -112,3 +113,35 @@ def test_only_a_plain_file_of_this_user_or_root_is_a_request() -> None:
             assert handover.requested() is None  # another user may not ask
     finally:
         marker.unlink(missing_ok=True)
+
+
+def _native_wait_verdict(tmp_path: Path, under_stuck: bool) -> list[tuple[str, str]]:
+    from stuck.capture import collect, report, syscalls
+
+    script = tmp_path / "native_wait.py"
+    script.write_text(NATIVE_WAIT)
+    argv = [sys.executable, *(["-m", "stuck", "run"] if under_stuck else []), str(script)]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+        main_thread = f"/proc/{proc.pid}/task/{proc.pid}/syscall"
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:  # until it sleeps in the second lock's futex
+            with open(main_thread) as f:
+                call = syscalls.parse(f.read(), os.uname().machine)
+            if call is not None and call.name == "futex":
+                break
+            time.sleep(0.05)
+        rep = report(collect([proc.pid]))
+        return [(f.kind, f.confidence) for f in rep.findings]
+    finally:
+        _stop(proc)
+
+
+@pytest.mark.skipif(shutil.which("py-spy") is None, reason="py-spy is not installed")
+def test_stucks_watchdog_is_no_waker_of_the_programs_waits(tmp_path: Path) -> None:
+    """The watchdog thread runs none of the program's code: under `stuck run`, a wait only it
+    could have ended gets the verdict it gets without stuck."""
+    plain = _native_wait_verdict(tmp_path, under_stuck=False)
+    assert plain == [("stall", "probable")]
+    assert _native_wait_verdict(tmp_path, under_stuck=True) == plain

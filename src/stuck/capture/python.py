@@ -15,7 +15,7 @@ from stuck.capture import handover, tools
 from stuck.capture.evidence import ProcessEvidence
 from stuck.capture.naming import thread_id, thread_name
 from stuck.model import Edge, Resource, Thread
-from stuck.rules.facts import TASK_PREFIX
+from stuck.rules.facts import OWN_THREADS, TASK_PREFIX
 
 if TYPE_CHECKING:
     from stuck.capture.merge import Built
@@ -82,6 +82,12 @@ def apply(pe: ProcessEvidence, threads: list[Thread], built: Built) -> None:
             t.frames = pt.frames
             if pt.name:
                 t.name = thread_name(pt.name, pe.pid, pe.comm)
+            if pt.name in OWN_THREADS:
+                # stuck's own thread runs none of the program's code: it wakes none of its
+                # waits, and a wait only it could end is a wait nothing ends.
+                t.state, t.waits = "idle", None
+                t.detail = "stuck's watchdog: runs none of the program's code"
+                continue
             if t.waits is not None and t.waits.at is None:
                 t.waits.at = pt.frames[0]
             _name_futex_wait(pe, t, pt, named, ids, built)
