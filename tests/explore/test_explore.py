@@ -211,7 +211,9 @@ def test_virtual_time_makes_sleeps_instant() -> None:
     start = time.monotonic()
     result = explore(targets.sleepy, executions=20)
     assert not result.found
-    assert time.monotonic() - start < 30  # 20 x 2 virtual hours
+    # 20 executions of an hour's sleep each: one real sleep alone would outlast this bound,
+    # which is far from what the executions take however loaded the machine (no speed goal).
+    assert time.monotonic() - start < 600
 
 
 def test_no_thread_leaks_between_executions() -> None:
