@@ -60,23 +60,23 @@ def _writer_waits_for_the_last_reader(rw: RWLockFair, r2_reads: object) -> list[
         try:
             rw.r_acquire()  # first reader: takes c_lock_write
             r1_reading.set()
-            r2_reading.wait(5)
+            r2_reading.wait(30)
             rw.r_release()  # not the last reader out: c_lock_write stays taken
-            writer_waiting.wait(5)
+            writer_waiting.wait(30)
             rw.r_acquire()  # behind the writer, who waits for the last reader's release
             rw.r_release()
         except BaseException as exc:  # a DeadlockError here is the false finding
             errors.append(exc)
 
     def r2() -> None:
-        r1_reading.wait(5)
+        r1_reading.wait(30)
         rw.r_acquire()
         r2_reading.set()
         r2_reads()  # type: ignore[operator]
         rw.r_release()  # the last reader out releases c_lock_write
 
     def writer() -> None:
-        r2_reading.wait(5)
+        r2_reading.wait(30)
         rw.c_lock_read.acquire()
         writer_waiting.set()
         rw.c_lock_write.acquire()
