@@ -148,7 +148,8 @@ def test_usage_errors_exit_2_with_one_line(args: tuple[str, ...], message: str) 
 def test_signal_writes_a_snapshot_without_stopping(tmp_path: Path) -> None:
     script = tmp_path / "waiting.py"
     script.write_text(
-        "import sys, threading\n"
+        "import sys, threading, time\n"
+        "from stuck.runtime import registry\n"
         "jobs_lock = threading.Lock()\n"
         "go = threading.Event()\n"
         "def worker():\n"
@@ -156,6 +157,9 @@ def test_signal_writes_a_snapshot_without_stopping(tmp_path: Path) -> None:
         "        go.wait(20)\n"
         "t = threading.Thread(target=worker, name='job-runner')\n"
         "t.start()\n"
+        # ready once the worker waits (not when it was started: it may not have run yet)
+        "while getattr(registry.waits.get(t.ident), 'op', None) != 'wait':\n"
+        "    time.sleep(0.005)\n"
         "print('ready', flush=True)\n"
         "sys.stdin.readline()\n"
         "go.set()\n"
