@@ -5,6 +5,7 @@ file behind."""
 from __future__ import annotations
 
 import os
+import select
 import shutil
 import signal
 import subprocess
@@ -47,13 +48,25 @@ def _stop(proc: subprocess.Popen[str]) -> str:
 def test_a_snapshot_signal_sent_by_hand_leaves_no_file(tmp_path: Path) -> None:
     proc = _start(tmp_path)
     path = Path(handover.handover_path(proc.pid))
+    seen = ""
     try:
         os.kill(proc.pid, signal.SIGUSR1)
-        time.sleep(1.5)
+        # Once the snapshot report itself is written (as before), no file was left beside it:
+        # waited for by its text, not for a fixed time, which load may make too short.
+        assert proc.stderr is not None
+        deadline = time.monotonic() + 60
+        while "MainThread" not in seen and time.monotonic() < deadline:
+            if select.select([proc.stderr], [], [], 0.1)[0]:
+                chunk = os.read(proc.stderr.fileno(), 65536)  # unbuffered: select sees all
+                if not chunk:
+                    break
+                seen += chunk.decode(errors="replace")
         assert not path.exists()
     finally:
-        err = _stop(proc)
+        err = seen + _stop(proc)
+        left = path.exists()  # nor written later, up to the program's end
         path.unlink(missing_ok=True)
+    assert not left
     assert "MainThread" in err  # the snapshot report itself was written, as before
 
 
