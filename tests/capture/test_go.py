@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -166,6 +167,11 @@ def test_a_stripped_go_binary_is_said_to_be_stripped(start, build_dir: Path) -> 
     notes = " ".join(rep.snapshot.notes)
     assert f"pid {prog.pid} is a Go program and its goroutines were not read" in notes
     assert "stripped" in notes and "go build" in notes and f"kill -QUIT {prog.pid}" in notes
+    # the command line: not "nothing found", which would read as "not stuck"
+    run = subprocess.run([sys.executable, "-m", "stuck", "capture", str(prog.pid)],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 2 and run.stdout == ""
+    assert run.stderr.count("\n") == 1 and "stripped" in run.stderr
 
 
 def test_main_sending_to_a_receiver_that_returned_beside_a_heartbeat_is_a_possible_stall(  # type: ignore[no-untyped-def]

@@ -1,7 +1,8 @@
 """``stuck capture PID… [--tree] [--json FILE] [--html FILE] [--save DIR]``.
 
 Exit 0: nothing found; 1: findings; 2: bad usage, or no process could be read, or nothing
-about what any thread waits on (a one-line message). A partial capture (a process that exited, a tool missing, no privileges) still
+about what any thread waits on, or only Go programs whose goroutines could not be read (a
+one-line message). A partial capture (a process that exited, a tool missing, no privileges) still
 reports what it read, and says what is missing.
 """
 
@@ -11,7 +12,22 @@ import sys
 
 import click
 
+from stuck.capture.evidence import ProcessEvidence
 from stuck.errors import EXIT_USAGE
+
+
+def _only_unread_go(processes: list[ProcessEvidence]) -> bool:
+    """True when every process read is a Go program whose goroutines gdb could not read."""
+    from stuck.capture import goroutines
+
+    def unread(pe: ProcessEvidence) -> bool:
+        if pe.runtime != "go":
+            return False
+        view = goroutines.read(pe.tools.get("gdb", ""))
+        return (view is None or not view.complete) and any(
+            "goroutines were not read" in m for m in pe.missing)
+
+    return bool(processes) and all(unread(pe) for pe in processes)
 
 
 def _fail(message: str) -> None:
@@ -73,4 +89,9 @@ def capture_command(pids: tuple[str, ...], tree: bool, json_out: str | None,
         pids_read = ", ".join(str(pe.pid) for pe in readable)
         _fail(f"could not read what the threads of pid {pids_read} wait on: "
               + (gaps[0] if gaps else "run it as root, or as the process's own user"))
+    if not rep.findings and _only_unread_go(readable):
+        # A Go program's OS threads are the runtime's (parked Ms, the netpoller): with its
+        # goroutines unread, "nothing found" would read as "not stuck".
+        gaps = [m for pe in readable for m in pe.missing if "goroutines were not read" in m]
+        _fail(gaps[0].replace("; only its OS threads are shown", ""))
     _emit(rep, json_out, html_out)
