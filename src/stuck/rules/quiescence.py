@@ -472,8 +472,12 @@ def _finding(p: _Process, kind: FindingKind, roots: list[Thread], behind: list[T
         words.append(f"Each of them waits for an action ({actions}) that only another "
                      "goroutine of the program can take, and the goroutines that could are "
                      "stuck too: if each waits for another, they wait for each other in a "
-                     "cycle. A Go dump shows no lock holders and no channel partners, so "
-                     "which waits for which is not in it.")
+                     "cycle. " + (
+                         "A Go dump shows no channel partners, and the lock's holder only as "
+                         "inferred from the arguments, so which waits for which is not all in "
+                         "it." if any(p.resources[r].owners for r in rids if r in p.resources)
+                         else "A Go dump shows no lock holders and no channel partners, so "
+                         "which waits for which is not in it."))
         missing.append("if one of these waits for a goroutine that has returned instead (a "
                        "lock never unlocked, a channel nobody reads any more), it is a stall, "
                        "not a cycle")
