@@ -112,3 +112,18 @@ def test_snapshot_signal_still_handled_by_the_program(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert done.stdout == "still running\n"
     assert "stuck: nothing found in live" in done.stderr, done.stderr
+
+
+def test_every_thread_stuck_starts_goes_through_start_own_thread() -> None:
+    """A thread started any other way would be born with the program's signals unblocked.
+    (``stuck.explore`` is left out: its workers run the program's own code, as its threads.)"""
+    import re
+
+    src = Path(__file__).resolve().parents[2] / "src" / "stuck"
+    starts = re.compile(r"\bThread\(\s*target|start_new_thread\(|\bTimer\(|\bThread\(\)")
+    offenders = [f"{path.relative_to(src)}:{n}"
+                 for path in src.rglob("*.py")
+                 if path.parts[-2] != "explore" and path.name != "ownthread.py"
+                 for n, line in enumerate(path.read_text().splitlines(), 1)
+                 if starts.search(line) and not line.lstrip().startswith("#")]
+    assert offenders == [], "start these with stuck.runtime.ownthread.start_own_thread"
