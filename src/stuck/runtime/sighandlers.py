@@ -56,15 +56,21 @@ def _signal_name(sig: int) -> str:
         return str(int(sig))
 
 
+def _valid_signals() -> tuple[int, ...]:
+    try:
+        return tuple(sorted(int(s) for s in signal.valid_signals()))
+    except (AttributeError, OSError, ValueError):
+        return ()
+
+
+_VALID = _valid_signals()  # fixed for the process: read once
+
+
 def python_signal_handlers() -> list[SignalHandler]:
     """The signals with a handler written in Python, other than stuck's own, in signal order.
     Never raises: a handler that cannot be read is left out."""
     out: list[SignalHandler] = []
-    try:
-        valid = sorted(signal.valid_signals())
-    except (AttributeError, OSError, ValueError):
-        return out
-    for sig in valid:
+    for sig in _VALID:
         try:
             handler = signal.getsignal(sig)
             if not callable(handler) or handler is signal.default_int_handler:
