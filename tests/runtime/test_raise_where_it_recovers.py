@@ -1,7 +1,6 @@
 """``--policy raise`` raises where the program can recover: in the thread or task whose wait
-is part of the finding, and the program then ends as it would on that error. When the program
-has ended but the interpreter would wait forever for threads proven stuck, it ends as
-``abort`` does. Each program runs in a subprocess with a time bound: a regression hangs."""
+is part of the finding, and the program then ends as it would on that error. Each program
+runs in a subprocess with a time bound: a regression hangs."""
 
 from __future__ import annotations
 
@@ -9,8 +8,6 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
-
-from stuck.errors import EXIT_ABORT
 
 LIMIT = 60
 
@@ -82,55 +79,3 @@ def test_an_asyncio_task_awaiting_a_future_nothing_completes_gets_the_error(
     assert "STALL (certain)" in proc.stderr
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == "recovered from StallError\n"
-
-
-def test_threads_stuck_for_good_do_not_keep_the_ended_program_from_exiting(
-        tmp_path: Path) -> None:
-    # Two threads each waiting to get what only the other would put; the main thread joins
-    # them and gets the error, then ends: the interpreter would wait for them forever.
-    proc = run_raise(tmp_path, "queue_pair.py", """
-        import threading, queue
-        a, b = queue.Queue(), queue.Queue()
-        def one():
-            b.put(a.get())
-        def two():
-            a.put(b.get())
-        t1 = threading.Thread(target=one, name="one")
-        t2 = threading.Thread(target=two, name="two")
-        t1.start(); t2.start()
-        try:
-            t1.join(); t2.join()
-        except Exception as exc:
-            print("main recovered from", type(exc).__name__, flush=True)
-        """)
-    assert proc.stdout == "main recovered from StallError\n", proc.stderr
-    assert proc.returncode == EXIT_ABORT, proc.stderr
-    assert "the program has ended, but the interpreter waits at exit for one, two" \
-        in proc.stderr
-
-
-def test_a_thread_still_working_at_exit_keeps_the_program_running(tmp_path: Path) -> None:
-    # A thread stuck for good and one still working when the main thread ends: the program
-    # runs until the working one has finished, as without stuck, and only then ends.
-    # The main thread recovers from the error, starts a worker and ends while it works.
-    proc = run_raise(tmp_path, "still_working.py", """
-        import threading, queue, time
-        def stuck_pair():
-            a, b = queue.Queue(), queue.Queue()
-            one = threading.Thread(target=lambda: b.put(a.get()), name="one")
-            two = threading.Thread(target=lambda: a.put(b.get()), name="two")
-            one.start(); two.start()
-            return one
-        def work():
-            time.sleep(4.0)
-            print("work done", flush=True)
-        one = stuck_pair()
-        try:
-            one.join()
-        except Exception as exc:
-            print("main recovered from", type(exc).__name__, flush=True)
-        threading.Thread(target=work, name="worker").start()
-        """)
-    assert proc.stdout == "main recovered from StallError\nwork done\n", proc.stderr
-    assert proc.returncode == EXIT_ABORT, proc.stderr
-    assert "the interpreter waits at exit for one, two," in proc.stderr
