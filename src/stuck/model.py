@@ -196,6 +196,10 @@ class SignalHandler:
     handler: str  # its qualified name: "<lambda>", "Server.shutdown"
     where: str | None = None  # file:line of its code, where it has one
     module: str | None = None  # the module it was defined in
+    # Resources its code names directly (a global, a closure cell, a default, the bound
+    # object, or an attribute of one of those, named in its code): a wait on one of them is a
+    # wait for the signal. Empty: none seen (it may still reach one through calls).
+    names: list[str] = field(default_factory=list)
 
     def named(self) -> str:
         """``SIGTERM: <lambda> at app.py:3`` for a sentence."""

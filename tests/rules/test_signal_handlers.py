@@ -114,3 +114,53 @@ def test_a_saved_report_keeps_the_handlers_and_gets_the_same_verdict() -> None:
     assert [(f.kind, f.confidence, f.threads) for f in again] == \
         [(f.kind, f.confidence, f.threads) for f in live]
     assert again[0].missing_evidence == live[0].missing_evidence
+
+
+def test_a_handler_whose_code_names_the_waited_event_makes_it_a_wait_for_the_signal() -> None:
+    # signal.signal(SIGTERM, lambda *a: stop.set()) beside stop.wait(): nothing but the signal
+    # was ever going to end the wait, as a read waits for its peer: no finding at all.
+    names_it = SignalHandler(signal="SIGTERM", handler="<lambda>", where="app.py:3",
+                             module="__main__", names=["ev"])
+    assert evaluate(event_stall([names_it])) == []
+    # A handler naming another primitive only: the stall stands, probable.
+    elsewhere = SignalHandler(signal="SIGHUP", handler="reload", where="app.py:9",
+                              module="__main__", names=["config"])
+    [finding] = evaluate(event_stall([elsewhere]))
+    assert (finding.kind, finding.confidence) == ("stall", "probable")
+    # What the handler names is kept in a saved report, with the same verdict read back.
+    snap = event_stall([names_it])
+    buf = io.StringIO()
+    json_report.write(Report(snapshot=snap, findings=[]), buf)
+    back = json_report.loads(buf.getvalue())
+    assert back.snapshot.processes[0].signal_handlers == [names_it]
+    assert evaluate(back.snapshot) == []
+
+
+def test_the_objects_a_handler_names_are_read_without_running_its_code() -> None:
+    import functools
+    import threading
+
+    from stuck.runtime.sighandlers import _named_objects
+
+    stop = threading.Event()
+
+    class Server:
+        def __init__(self) -> None:
+            self.shutdown_event = threading.Event()
+
+        def on_term(self, *args: object) -> None:
+            self.shutdown_event.set()
+
+        @property
+        def trap(self) -> object:  # a property is never run
+            raise AssertionError("ran the program's code")
+
+    server = Server()
+
+    def closure_handler(*args: object) -> None:
+        stop.set()
+
+    assert any(o is stop for o in _named_objects(closure_handler))
+    assert any(o is server.shutdown_event for o in _named_objects(server.on_term))
+    assert any(o is stop for o in _named_objects(functools.partial(print, stop)))
+    assert not any(o is stop for o in _named_objects(lambda *a: None))

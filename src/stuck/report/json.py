@@ -182,7 +182,8 @@ def _process_head(p: Process) -> dict[str, Any]:
         d["no_progress_for"] = p.no_progress_for
     if p.signal_handlers is not None:
         d["signal_handlers"] = [{"signal": h.signal, "handler": h.handler, "where": h.where,
-                                 "module": h.module} for h in p.signal_handlers]
+                                 "module": h.module, "names": list(h.names)}
+                                for h in p.signal_handlers]
     return d
 
 
@@ -196,7 +197,9 @@ def _read_signal_handlers(items: list[Any] | None) -> list[SignalHandler] | None
         out.append(SignalHandler(signal=_get(h, "signal", str, where="signal handler"),
                                  handler=_get(h, "handler", str, where="signal handler"),
                                  where=_get(h, "where", str, None, "signal handler"),
-                                 module=_get(h, "module", str, None, "signal handler")))
+                                 module=_get(h, "module", str, None, "signal handler"),
+                                 names=[str(n) for n in _get(h, "names", list, [],
+                                                             "signal handler")]))
     return out
 
 

@@ -195,12 +195,15 @@ def steps_a_handler_could_end(steps: Iterable[str]) -> bool:
     return False
 
 
-def signal_handler_doubt(findings: Iterable[Finding], snapshot: Snapshot) -> None:
+def signal_handler_doubt(findings: list[Finding], snapshot: Snapshot) -> None:
     """A deadlock or stall one of whose waits a Python signal handler of the program could
     end is not proven while that signal may still come: at most probable, naming the handlers
-    (``Process.signal_handlers``, recorded by a live source). Which code a handler runs is not
-    followed: whether it touches the primitive waited on is not known, so a genuine stall with
-    an unrelated handler installed is probable too, never certain, and never dropped."""
+    (``Process.signal_handlers``, recorded by a live source). A handler whose code names the
+    very primitive waited on (``SignalHandler.names``: ``signal.signal(SIGTERM, lambda *a:
+    stop.set())`` beside ``stop.wait()``, the graceful-shutdown pattern) makes that wait a
+    wait for the signal, as a read waits for a peer: the finding is dropped, since nothing but
+    the signal was ever going to end it. Calls a handler makes are not followed, so a genuine
+    stall beside a handler that names none of its primitives is probable, never dropped."""
     waking: dict[str, list[SignalHandler]] = {}
     for proc in snapshot.processes:
         installed = [h for h in proc.signal_handlers or () if not interrupts_only(h)]
@@ -211,6 +214,7 @@ def signal_handler_doubt(findings: Iterable[Finding], snapshot: Snapshot) -> Non
         return
     threads = snapshot.thread_map()
     resources = snapshot.resource_map()
+    awaited: list[Finding] = []  # findings resting on a wait for a signal
     for f in findings:
         if f.kind not in ("deadlock", "stall"):
             continue
@@ -220,8 +224,11 @@ def signal_handler_doubt(findings: Iterable[Finding], snapshot: Snapshot) -> Non
             w = t.waits if t is not None and t.state != "dead" else None
             res = resources.get(w.resource) if w is not None else None
             if w is not None and res is not None and handler_could_end(res.kind, w.op):
+                if any(res.id in h.names for h in waking.get(tid, ())):
+                    awaited.append(f)
+                    break
                 handlers.extend(h for h in waking.get(tid, ()) if h not in handlers)
-        if not handlers:
+        if not handlers or f in awaited:
             continue
         if f.confidence == "certain":
             f.confidence = "probable"
@@ -233,3 +240,5 @@ def signal_handler_doubt(findings: Iterable[Finding], snapshot: Snapshot) -> Non
         f.details["signal_handlers"] = [h.named() for h in handlers]
         if not any("Python signal handler" in m for m in f.missing_evidence):
             f.missing_evidence.insert(0, words)  # not again (an event-loop rule's own words)
+    if awaited:
+        findings[:] = [f for f in findings if not any(f is a for a in awaited)]

@@ -265,7 +265,7 @@ def take(with_tasks: bool = True) -> tuple[Snapshot, dict[int, WaitRecord], dict
     snap = Snapshot(source=Source(kind="live", format="python"),
                     processes=[Process(pid=os.getpid(), name=_process_name(),
                                        threads=model_threads,
-                                       signal_handlers=python_signal_handlers())],
+                                       signal_handlers=python_signal_handlers(rid_of))],
                     resources=list(resources.values()), taken_at=now, notes=notes, loops=loops)
     add_ended_threads(snap)
     return snap, table, rid_of

@@ -49,6 +49,65 @@ def _code_of(handler: Any) -> tuple[str, str | None, str | None]:
     return str(name), where, str(module) if module is not None else None
 
 
+def _instance_dict(obj: Any) -> dict[str, Any] | None:
+    """``obj.__dict__`` read without running the program's code (no ``__getattr__``, no
+    property)."""
+    try:
+        d = object.__getattribute__(obj, "__dict__")
+    except (AttributeError, TypeError):
+        return None
+    return d if isinstance(d, dict) else None
+
+
+def _named_objects(handler: Any) -> list[Any]:
+    """The objects a handler's code names directly: its globals and closure cells named in its
+    code (and in the functions and lambdas written inside it), its defaults, a partial's
+    arguments, a bound method's object, and the attributes of those its code names
+    (``self.stop.set()``: ``self``, then ``stop``). Read from dicts and cells only: no code of
+    the program runs."""
+    found: list[Any] = []
+    inner = handler
+    for _ in range(5):  # partial of partial ...
+        func = getattr(inner, "func", None)
+        if func is None or not callable(func):
+            break
+        found.extend(getattr(inner, "args", ()) or ())
+        found.extend((getattr(inner, "keywords", None) or {}).values())
+        inner = func
+    bound = getattr(inner, "__self__", None)
+    if bound is not None and not isinstance(bound, types.ModuleType):
+        found.append(bound)
+    inner = getattr(inner, "__func__", inner)
+    code = getattr(inner, "__code__", None)
+    if code is None:
+        return found
+    names: set[str] = set()
+    stack, seen_codes = [code], 0
+    while stack and seen_codes < 20:
+        c = stack.pop()
+        seen_codes += 1
+        names.update(c.co_names)
+        names.update(c.co_freevars)
+        stack.extend(k for k in c.co_consts if isinstance(k, types.CodeType))
+    globals_ = getattr(inner, "__globals__", None) or {}
+    for name in names:
+        if name in globals_:
+            found.append(globals_[name])
+    for cell in getattr(inner, "__closure__", None) or ():
+        try:
+            found.append(cell.cell_contents)
+        except ValueError:  # an empty cell
+            continue
+    found.extend(getattr(inner, "__defaults__", None) or ())
+    found.extend((getattr(inner, "__kwdefaults__", None) or {}).values())
+    # One level of attributes the code names: self.stop, app.shutdown_event.
+    for obj in list(found):
+        d = _instance_dict(obj)
+        if d is not None:
+            found.extend(d[n] for n in names if n in d)
+    return found
+
+
 def _signal_name(sig: int) -> str:
     try:
         return signal.Signals(sig).name
@@ -66,9 +125,10 @@ def _valid_signals() -> tuple[int, ...]:
 _VALID = _valid_signals()  # fixed for the process: read once
 
 
-def python_signal_handlers() -> list[SignalHandler]:
+def python_signal_handlers(rid_of: dict[int, str] | None = None) -> list[SignalHandler]:
     """The signals with a handler written in Python, other than stuck's own, in signal order.
-    Never raises: a handler that cannot be read is left out."""
+    ``rid_of``: resource ids of the snapshot by object id; each handler's ``names`` are those
+    of them its code names directly. Never raises: a handler that cannot be read is left out."""
     out: list[SignalHandler] = []
     for sig in _VALID:
         try:
@@ -84,6 +144,15 @@ def python_signal_handlers() -> list[SignalHandler]:
             # loop.add_signal_handler: the signal wakes the loop, which runs the callback
             # given there (kept by the loop, read by stuck.runtime.aio); it can end a wait too.
             name, where = "a callback set with loop.add_signal_handler", None
+        names: list[str] = []
+        if rid_of:
+            try:
+                for obj in _named_objects(handler):
+                    rid = rid_of.get(id(obj))
+                    if rid is not None and rid not in names:
+                        names.append(rid)
+            except Exception:  # reading a strange object must not break a report
+                names = []
         out.append(SignalHandler(signal=_signal_name(sig), handler=name, where=where,
-                                 module=module))
+                                 module=module, names=names))
     return out

@@ -336,6 +336,12 @@ def extend_snapshot(snap: Snapshot, rid_of: dict[int, str]) -> None:
     snap.resources = list(resources.values())
     snap.notes.extend(notes)
     snap.loops.extend(loops)
+    if snap.processes[0].signal_handlers:
+        # The handlers were read before the tasks' primitives had ids: which of those their
+        # code names (an asyncio.Event a SIGTERM handler sets) is read again.
+        from stuck.runtime.sighandlers import python_signal_handlers
+
+        snap.processes[0].signal_handlers = python_signal_handlers(rid_of)
 
 
 def _describe_wait(thread: Thread, task: Any, record: TaskWait | None, view: _LoopView,
