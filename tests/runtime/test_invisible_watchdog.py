@@ -282,3 +282,24 @@ def test_program_ending_while_the_watchdog_checks_exits_cleanly(tmp_path: Path) 
         done = _run([sys.executable, str(program), delay], tmp_path)
         assert (done.returncode, done.stdout) == (5, "done 2\n"), done.stderr
         assert done.stderr == "", done.stderr
+
+
+def test_stucks_thread_is_left_out_by_ident_not_by_name(tmp_path: Path) -> None:
+    # A program's thread that bears the watchdog's name is the program's: judged as any other
+    # (it was left out of the facts by its name, and then said to have ended).
+    program = _program(tmp_path, "namesake.py", """
+        import threading
+        ev = threading.Event()
+        t = threading.Thread(target=ev.wait, name="stuck-watchdog")
+        t.start()
+        try:
+            t.join()
+        except BaseException as exc:
+            print(type(exc).__name__, flush=True)
+            ev.set()
+        """)
+    under = _run([*STUCK, "run", "--policy", "raise", str(program)], tmp_path)
+    assert under.stdout == "StallError\n", under.stderr
+    assert "STALL (certain): stuck-watchdog waits on event ev" in under.stderr, under.stderr
+    assert "Blocked behind it: MainThread" in under.stderr
+    assert "ended" not in under.stderr

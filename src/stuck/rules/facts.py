@@ -127,7 +127,9 @@ TASK_PREFIX = "task:"
 
 # stuck's own threads: never the program's, never judged.
 # The watchdog runs on a bare thread threading does not know: a live report leaves it out by its
-# ident; a dump of a program running under stuck names it by its frames (``dumps._python``).
+# ident, so a program's thread of that name is the program's; a dump of a program running
+# under stuck names it by its frames (``dumps._python``), and the rules that weigh which threads
+# could still run leave it out by that name (``confidence``).
 WATCHDOG_NAME = "stuck-watchdog"
 OWN_THREADS = frozenset({WATCHDOG_NAME})
 
@@ -144,8 +146,9 @@ def facts_of(snap: Snapshot) -> tuple[Facts, set[str]]:
     threads: dict[str, ThreadFacts] = {}
     ended: list[str] = []
     for t in snap.threads():
-        if t.id.startswith(TASK_PREFIX) or t.name in OWN_THREADS:
-            continue  # asyncio tasks: the event-loop rule's; stuck's own threads
+        if t.id.startswith(TASK_PREFIX):
+            continue  # asyncio tasks: the event-loop rule's (stuck's own thread is not here:
+            # a live report leaves it out by its ident)
         alive = t.state != "dead"
         tf = ThreadFacts(id=t.id, name=t.name or t.id, alive=alive, daemon=bool(t.daemon),
                          holds=list(t.holds), ended=t.ended or ("has ended" if not alive

@@ -37,7 +37,6 @@ from stuck.model import Signal as ModelSignal
 from stuck.rules import evaluate
 from stuck.rules.facts import (
     INTERPRETER_EXIT,
-    OWN_THREADS,
     WAIT_OPS,
     ExecutorFacts,
     Facts,
@@ -311,8 +310,6 @@ def dropped_threads(limit: int = 5) -> list[tuple[int, str, str]]:
         return out
     with contextlib.suppress(Exception):
         for ident, end in endings.gone_threads(limit):
-            if end.name in OWN_THREADS:
-                continue
             how = "returned" if end.error is None else \
                 f"died of {end.error}" + (f" at {end.where}" if end.where else "")
             out.append((ident, end.name, how))
@@ -331,9 +328,7 @@ def ended_thread_objects(limit: int = 5) -> list[tuple[threading.Thread, str]]:
         for obj in endings.known_threads():
             if len(out) >= limit:
                 break
-            if obj.ident is not None \
-                    and id(obj) not in seen and not obj.is_alive() \
-                    and obj.name not in OWN_THREADS:
+            if obj.ident is not None and id(obj) not in seen and not obj.is_alive():
                 seen.add(id(obj))
                 end = died.get(id(obj))
                 how = "returned" if end is None or end.error is None else \
@@ -461,8 +456,6 @@ class LiveChecker:
 
         snap, table, rid_of = livereport.take(with_tasks=False)  # tasks: below, if needed
         self._rid_of = rid_of
-        for proc in snap.processes:  # the watchdog itself is not the program's thread
-            proc.threads = [t for t in proc.threads if t.name not in OWN_THREADS]
         facts, objects = self.facts(snap, table, rid_of)
         # Candidates: the threads stuck if every primitive nobody ever signalled is out of
         # reach of the threads able to run; the reachability pass then decides which are.
@@ -496,10 +489,11 @@ class LiveChecker:
 
         alive = registry.thread_objects()
         threads: dict[str, ThreadFacts] = {}
+        own = registry.own_idents  # the watchdog: not the program's thread
         for ident, pyt in alive.items():
+            if ident in own:
+                continue  # (a _DummyThread a report stream made for it: see watchdog)
             note_thread(pyt)  # one started before install: named once it has ended
-            if pyt.name in OWN_THREADS:
-                continue
             threads[_tid(ident)] = ThreadFacts(id=_tid(ident), name=pyt.name,
                                                daemon=pyt.daemon, ident=ident)
         resources: dict[str, ResourceFacts] = {}
