@@ -23,6 +23,8 @@ import signal
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from stuck.runtime import patch
+
 _FAULTS = frozenset(getattr(signal, name) for name in (
     "SIGSEGV", "SIGBUS", "SIGFPE", "SIGILL", "SIGABRT", "SIGTRAP", "SIGSYS")
     if hasattr(signal, name))
@@ -74,5 +76,7 @@ def start_own_thread(target: Callable[..., None], args: tuple[Any, ...] = ()) ->
         block_signals()
         target(*run_args)
 
+    # The real one, not one a stuck backend put in its place (explore's controls new threads).
+    start: Any = patch.original(_thread, "start_new_thread")
     with signals_blocked():
-        return int(_thread.start_new_thread(run, args))
+        return int(start(run, args))
