@@ -10,6 +10,7 @@ are themselves stuck or dead: stuck for good.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Iterable
 from typing import TypeVar
 
@@ -237,3 +238,31 @@ def can_progress(t: Thread) -> bool:
     if t.state in CAN_PROGRESS:
         return True
     return t.state == "blocked" and t.waits is not None and not t.waits.durable
+
+
+def cycle_through(start: Member, inside: set[Member],
+                  successors: Callable[[Member], Iterable[Member]]) -> list[Member] | None:
+    """The shortest cycle through ``start`` that stays ``inside`` (a knot): the nodes from
+    ``start`` on, each followed by one of its ``successors`` (who could end its wait), the last
+    followed by ``start``; None when no successor path leads back. Breadth-first, linear in
+    the edges. The walk done when a thread blocks and the rules for asyncio tasks both use it."""
+    parent: dict[Member, Member] = {}
+    queue = deque([start])
+    last: Member | None = None
+    while queue and last is None:
+        t = queue.popleft()
+        for h in successors(t):
+            if h == start:
+                last = t
+                break
+            if h in inside and h not in parent:
+                parent[h] = t
+                queue.append(h)
+    if last is None:
+        return None
+    path = [last]
+    while path[-1] != start:
+        path.append(parent[path[-1]])
+    path.reverse()
+    return path
+

@@ -16,13 +16,12 @@ loop's facts (``model.EventLoop``: no other thread able to run, no Python signal
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable
 
 from stuck.model import Confidence, Edge, EventLoop, Finding, Resource, Snapshot, Thread
 from stuck.rules.confidence import steps_confidence, timed_confidence
 from stuck.rules.executor import task_name, thread_name
-from stuck.rules.knot import greatest_knot
+from stuck.rules.knot import cycle_through, greatest_knot
 from stuck.rules.wording import UNPROVEN, closing_words, cycle_step, wait_for_each_other
 
 # How the cycle was found: when its last task blocked, by the watchdog on a stalled loop, or
@@ -127,25 +126,7 @@ def _knot(root: str, wakers: Callable[[str], list[str] | None]) -> set[str] | No
 
 def _cycle_through(start: str, stuck: set[str], wakers: Callable[[str], list[str] | None]
                    ) -> list[str] | None:
-    parent: dict[str, str] = {}
-    queue = deque([start])
-    last: str | None = None
-    while queue and last is None:
-        t = queue.popleft()
-        for h in wakers(t) or ():
-            if h == start:
-                last = t
-                break
-            if h in stuck and h not in parent:
-                parent[h] = t
-                queue.append(h)
-    if last is None:
-        return None
-    path = [last]
-    while path[-1] != start:
-        path.append(parent[path[-1]])
-    path.reverse()
-    return path
+    return cycle_through(start, stuck, lambda t: wakers(t) or ())
 
 
 def task_cycle_finding(snapshot: Snapshot, cycle: list[Edge], *, found_by: str, policy: str,

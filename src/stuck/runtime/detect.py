@@ -35,14 +35,13 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import FrameType
 from typing import Any
 
 from stuck.rules.confidence import PROVEN_STEPS
-from stuck.rules.knot import RELEASED_BY_ANYONE, greatest_knot
+from stuck.rules.knot import RELEASED_BY_ANYONE, cycle_through, greatest_knot
 from stuck.runtime import registry
 from stuck.runtime.registry import WaitRecord
 from stuck.runtime.tracked import kind_of
@@ -227,24 +226,9 @@ class _Walk:
         return self._cycle_through(self.root, stuck)
 
     def _cycle_through(self, start: int, stuck: set[int]) -> Cycle | None:
-        parent: dict[int, int] = {}
-        queue = deque([start])
-        last: int | None = None
-        while queue and last is None:
-            t = queue.popleft()
-            for h in self.holders(t):
-                if h == start:
-                    last = t
-                    break
-                if h in stuck and h not in parent:
-                    parent[h] = t
-                    queue.append(h)
-        if last is None:
+        path = cycle_through(start, stuck, self.holders)
+        if path is None:
             return None
-        path = [last]
-        while path[-1] != start:
-            path.append(parent[path[-1]])
-        path.reverse()
         steps = [Step(t, self.table[t], path[i + 1] if i + 1 < len(path) else start)
                  for i, t in enumerate(path)]
         timed = any(self.table[t].timeout is not None for t in path)
