@@ -87,7 +87,7 @@ CERTAIN_KNOWN: dict[str, str] = {}
 # Floor per runtime: cases right by the program's truth alone (the strict score, in
 # tests/fixtures/dumpzoo/README.md). The score may rise;
 # it must not fall.
-FLOOR: dict[str, int] = {"c": 193, "go": 183, "java": 134,
+FLOOR: dict[str, int] = {"c": 196, "go": 183, "java": 134,
                          "python": 196 if ZOO_STDLIB_HERE else 195}
 
 BAR = 0.90
@@ -157,7 +157,7 @@ BAR_MET: set[tuple[str, str]] = {
         "bt-O0", "bt-O0-colour", "bt-O0-owners", "bt-O0-owners-frame-apply",
         "bt-O2-stripped", "bt-O2-stripped-owners-frame-apply", "btfull-O0",
         "btfull-O0-owners-split", "btfull-O2-stripped", "excerpt-cutoff", "excerpt-ellipsis",
-        "paste-crlf", "paste-email", "paste-html", "paste-journald", "paste-markdown")),
+        "excerpt-one-thread", "paste-crlf", "paste-email", "paste-html", "paste-journald", "paste-markdown")),
     *(("java", style) for style in (
         "excerpt-cutoff", "excerpt-ellipsis", "excerpt-one-thread", "jstack", "jstack-l",
         "paste-crlf", "paste-email", "paste-html", "paste-journald", "paste-markdown")),

@@ -12,7 +12,9 @@ Not a proof but a time limit: always ``possible``.
   a process where nothing runs), reported at the root of its wait chain with what the dump
   lacks to say more. One such root says more: a write on a full pipe or socket by a thread
   that holds a lock others are blocked on, where nothing else reads, polls or runs: those lock
-  waiters may be the reader, a possible stall naming them (``_write_under_lock``).
+  waiters may be the reader, a possible stall naming them (``_write_under_lock``). A write on
+  a full pipe or socket in an excerpt, beside no shown thread that reads, polls or runs, is a
+  root too (``Reading.excerpt_write``): its reader is outside the text.
 """
 
 from __future__ import annotations
@@ -149,7 +151,7 @@ def hangs(dump: Reading) -> None:
                     continue  # contention or a future in the works, caught in a snapshot
                 if not (long or lock_wait or (t.waits.duration is None and idle_process)):
                     continue
-            elif not long and not dump.child_wait(t, proc):
+            elif not long and not dump.child_wait(t, proc) and not dump.excerpt_write(t, proc):
                 continue
             root = roots.get(t.id, t.id)
             if root in dump.covered:
@@ -212,12 +214,19 @@ def hangs(dump: Reading) -> None:
             elif res is not None and res.kind in ("pipe", "socket") \
                     and root_t.waits.direction == "write":
                 fd = res.label.split(" to be read", 1)[0]
-                missing.append(
-                    f"who would read {fd} is not in a thread dump, and no thread of this "
-                    "process reads, polls or runs: if its read end is held by this process "
-                    "(a pipe inside one process, or one a child shares while this process "
-                    "waits for it), nothing will drain it; `stuck capture PID` reads "
-                    "/proc/PID/fd and fdinfo and names who holds the other end")
+                if dump.snap.processes[dump.process_of[root]].complete is False:
+                    missing.append(
+                        f"who would read {fd} is not in the text: a thread the paste left out "
+                        "(blocked too, or about to read), or another process; `stuck capture "
+                        "PID` reads /proc/PID/fd and fdinfo and names who holds the other end "
+                        "and what it waits for")
+                else:
+                    missing.append(
+                        f"who would read {fd} is not in a thread dump, and no thread of this "
+                        "process reads, polls or runs: if its read end is held by this "
+                        "process (a pipe inside one process, or one a child shares while this "
+                        "process waits for it), nothing will drain it; `stuck capture PID` "
+                        "reads /proc/PID/fd and fdinfo and names who holds the other end")
             elif res is not None and res.kind == "process":
                 missing.append(
                     f"whether {res.label.removesuffix(' to exit')} can exit is not in this "

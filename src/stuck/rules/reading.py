@@ -133,6 +133,22 @@ class Reading:
                 and not any(o.state == "running" or (o.state == "io" and not writes(o))
                             or (o.state == "unknown" and o.frames) for o in proc.threads))
 
+    def excerpt_write(self, t: Thread, proc: Process) -> bool:
+        """``t`` is blocked writing to a pipe or socket, in a text that visibly lacks threads of
+        its process (an excerpt), and no thread the text does show reads, polls or runs.
+
+        A blocking write waits only when the buffer is full: the data is ready and the reader
+        is not taking it (back-pressure, unlike a read, which an idle server does for good).
+        Who would read is outside the text: a thread the paste left out, or another process.
+        Worth naming as a possible hang, with the capture that shows the reader; never more,
+        since a reader among the missing threads may drain it the next moment."""
+        assert t.waits is not None
+        res = self.resources.get(t.waits.resource)
+        return (res is not None and res.kind in ("pipe", "socket")
+                and t.waits.direction == "write" and proc.complete is False
+                and not any(o.state == "running" or (o.state == "io" and not writes(o))
+                            or (o.state == "unknown" and o.frames) for o in proc.threads))
+
     def possible_wakers(self, t: Thread, res: Resource | None,
                         process_threads: list[Thread]) -> list[Thread]:
         if res is not None and res.wakers is not None:
