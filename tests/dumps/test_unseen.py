@@ -38,12 +38,24 @@ def _scoring() -> ModuleType:
     return module
 
 
+def _unseen_scoring() -> ModuleType:
+    name = "unseen_scoring"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, UNSEEN / "scoring.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
 scoring = _scoring()
-CAPTURED: list[dict[str, Any]] = json.loads((UNSEEN / "cases.json").read_text())["cases"]
-# Each Python case once more with its program's source beside it (`--source`), as the zoo
-# scores them: the dumps' paths point to the builder's work directory, which it removed.
-CASES = CAPTURED + [{**c, "id": f"{c['id']}+source", "style": f"{c['style']}+source",
-                     "source": "programs/python"} for c in CAPTURED if c["runtime"] == "python"]
+unseen_scoring = _unseen_scoring()
+# The captures, and each Python case once more with its program's source beside it
+# (`--source`), as the zoo scores them: the dumps' paths point to the builder's work
+# directory, which it removed.
+CASES: list[dict[str, Any]] = unseen_scoring.load_cases()
 
 
 def _truth(case: dict[str, Any]) -> dict[str, Any]:
@@ -196,6 +208,19 @@ KNOWN_WRONG: dict[str, str] = {
     "python/recv_join_idle/pyspy-locals": BUSY_JOIN,
     "python/sleep_join_idle/pyspy-locals": BUSY_JOIN,
 }
+
+
+# The KNOWN_WRONG cases that are right for what the text shows (the zoo's second score): the
+# capture lacks the evidence the verdict needs (here the call a thread waits in, which py-spy
+# and faulthandler do not show for a `with lock:` line), and every stuck thread is named by a
+# `possible` hang that says what to capture next. benchmarks/unseen.py prints both scores.
+RIGHT_FOR_TEXT_KNOWN_WRONG = frozenset({"python/close_joins_worker/pyspy-locals"})
+
+
+def test_which_known_wrong_cases_are_right_for_what_the_text_shows() -> None:
+    right_for_text = {cid for cid in KNOWN_WRONG
+                      if _outcome(next(c for c in CASES if c["id"] == cid)).right_for_text}
+    assert right_for_text == RIGHT_FOR_TEXT_KNOWN_WRONG
 
 
 # A possible claim from one snapshot that cannot tell a busy program from a stuck one (each
