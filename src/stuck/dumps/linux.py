@@ -22,11 +22,19 @@ from stuck.stacks.native import classify
 
 NAME = "linux"
 
-_PREFIX = re.compile(r"^(?:<\d>)?\[\s*\d+\.\d+\](?:\[\s*[TC]\d+\])?\s?")
+# The kernel log's own prefix: "[  240.123456]" (seconds since boot), "[Wed Dec 19 03:36:07
+# 2018]" (`dmesg -T`, the same clock in local time), with an optional syslog level "<4>" and
+# the caller id "[T123]" / "[C1]" of CONFIG_PRINTK_CALLER.
+_PREFIX = re.compile(r"^(?:<\d>)?\[(?:\s*\d+\.\d+|(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun) "
+                     r"(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) [ \d]\d "
+                     r"\d\d:\d\d:\d\d \d{4})\](?:\[\s*[TC]\d+\])?\s?")
 _HUNG = re.compile(r"^INFO: task (.+):(\d+) blocked for more than (\d+) seconds\.")
 _LIKELY_OWNER = re.compile(
     r"^INFO: task (.+):(\d+) is blocked on an? ([\w-]+) likely owned by task (.+):(\d+)\.")
-_TASK_LINE = re.compile(r"^(\S.{0,30}?)\s+([RDSTtXZIP])\s*\d+\s+(\d+)\s+(\d+)\s+0x[0-9a-f]+\s*$")
+# "comm  D    0 17344  17342 0x00000080" (state, stack, pid, ppid, flags); kernels before 4.x
+# print the task's address after the state: "comm  D ffff88007a2dd140     0 27090   3047 0x0".
+_TASK_LINE = re.compile(
+    r"^(\S.{0,30}?)\s+([RDSTtXZIP])\s*(?:[0-9a-f]{8,16}\s+)?\d+\s+(\d+)\s+(\d+)\s+0x[0-9a-f]+\s*$")
 _TASK_SYSRQ = re.compile(r"^task:(.+?)\s+state:([A-Za-z])\s.*?\bpid:\s*(\d+)")
 _FRAME = re.compile(
     r"^\s*(?:\[<[0-9a-f]+>\]\s*)?(\?\s+)?([\w.$]+)\+0x[0-9a-f]+/0x[0-9a-f]+(?:\s+\[(\w+)\])?\s*$")
@@ -36,6 +44,12 @@ _AT = re.compile(r"at: (?:\[<[0-9a-f]+>\]\s*)?([\w.$]+)\+0x")
 _NMI_CPU = re.compile(r"^CPU: (\d+) PID: (\d+) Comm: (\S+)")
 _CHAIN_ENTRY = re.compile(r"^-> #(\d+) \(")
 _TRYING = re.compile(r"^(.+)/(\d+) is trying to acquire lock:")
+
+# the scheduler's own frames at the top of a sleeping task's trace
+_SCHEDULER = frozenset({
+    "__schedule", "schedule", "schedule_timeout", "io_schedule", "io_schedule_timeout",
+    "schedule_preempt_disabled", "__switch_to", "__switch_to_asm", "preempt_schedule_common",
+    "schedule_hrtimeout_range_clock", "schedule_hrtimeout_range", "_cond_resched"})
 
 # kernel waits that have a well-known name
 _EVENT_LABELS = {
@@ -60,6 +74,10 @@ class _Task:
     comm: str
     pid: int
     frames: list[Frame] = field(default_factory=list)
+    # Frames printed with "?": the unwinder found the address on the stack but could not
+    # prove it a return address. A kernel built without frame-pointer unwinding marks every
+    # frame so; when a trace has no other frames, these are the only account of the wait.
+    guessed: list[Frame] = field(default_factory=list)
     stack_shown: bool = False
     blocked_for: float | None = None
     state_letter: str | None = None
@@ -138,14 +156,16 @@ class _Parser:
         if st == "Call Trace:" or st.startswith("Call Trace:"):
             if self.frames_to is not None:
                 self.frames_to.frames = []
+                self.frames_to.guessed = []
                 self.frames_to.stack_shown = True
                 self.mode = "trace"
             return
         if self.mode == "trace":
             m2 = _FRAME.match(s)
             if m2:
-                if not m2.group(1) and self.frames_to is not None:
-                    self.frames_to.frames.append(Frame(m2.group(2), module=m2.group(3)))
+                if self.frames_to is not None:
+                    frames = self.frames_to.guessed if m2.group(1) else self.frames_to.frames
+                    frames.append(Frame(m2.group(2), module=m2.group(3)))
                 return
             if st.startswith(("RIP:", "RSP:", "RAX:", "RDX:", "RBP:", "R10:", "R13:", "Code:",
                               "<IRQ>", "</IRQ>", "<TASK>", "</TASK>", "<NMI>", "</NMI>")):
@@ -238,6 +258,9 @@ def parse(text: str) -> ParseResult:
     p = _Parser()
     for raw in iter_lines(text):
         p.line(raw)
+    for t in p.tasks.values():
+        if not t.frames and t.guessed:
+            t.frames = t.guessed
     result = ParseResult()
     if not p.tasks and not p.lockdeps:
         return result
@@ -281,6 +304,19 @@ def _build(p: _Parser, result: ParseResult) -> None:
             continue
         c = classify(t.frames)
         thread.state = c.state
+        if (c.state != "blocked" or c.kind is None) and (
+                t.blocked_for is not None or t.state_letter == "D"):
+            # The hung-task detector reports only tasks in uninterruptible sleep that were not
+            # scheduled for its whole interval, and "D" is that sleep: off the CPU whatever
+            # the frames say, waiting in a kernel call this parser has no name for (an I/O
+            # completion, a journal commit, a driver's event). Who would end it is not named.
+            at = next((f for f in t.frames if f.function not in _SCHEDULER), None)
+            rid = prefix + f"wait:{_tid(t)}"
+            label = f"(unnamed kernel wait, in {at.function if at else '?'})"
+            res = resources.setdefault(rid, Resource(id=rid, kind="unknown", label=label))
+            thread.state = "blocked"
+            thread.waits = Wait(resource=res.id, duration=t.blocked_for, durable=False, at=at)
+            continue
         if c.state != "blocked" or c.kind is None:
             continue
         lock = None

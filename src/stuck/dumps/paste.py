@@ -36,6 +36,17 @@ _LOG_PREFIX = re.compile(
     r"[\w.-]{1,255} [\w./@-]{1,255}(?:\[\d{1,10}\])?: "
     rf"|{_ISO}[ \t]+)",
     re.MULTILINE)
+# The tags a web page or an issue's HTML wraps a dump in: <pre>, <code> (with attributes), and
+# their closing tags, wherever a line has them (a copied excerpt may lack the closing one).
+# Only these names: a dump's own "<init>", "<0x0000000765282180>" and "<module>" stay.
+_HTML_TAG = re.compile(r"</?(?:pre|code|samp|tt)(?:\s[^<>\n]{0,200})?>", re.IGNORECASE)
+# A Markdown heading ("# Found one Java-level deadlock:") in a paste that has Markdown fences:
+# the text of the heading is the dump's line. "#0  0x..." (a gdb frame) has no space after '#'.
+_MD_HEADING = re.compile(r"^#{1,6}[ \t]+(?=\S)", re.MULTILINE)
+_MD_FENCE = re.compile(r"^[ \t]{0,3}```", re.MULTILINE)
+# The fence lines themselves ("```", "```text", "~~~"): Markdown, never a line of any dump;
+# left in, one ends a jstack deadlock summary or splits a stack where a paste put it.
+_MD_FENCE_LINE = re.compile(r"^[ \t]{0,3}(?:`{3,}|~{3,})[^`\n]{0,40}\n?", re.MULTILINE)
 SAMPLE_LINES = 400  # lines looked at to decide whether a line-prefix step applies
 
 
@@ -49,8 +60,8 @@ def _head(text: str, lines: int = SAMPLE_LINES) -> str:
 
 
 def clean(text: str) -> str:
-    """``text`` with terminal colour, log prefixes, quoting, HTML entities and CR line ends
-    removed. Linear in the size of the text; returns ``text`` itself when there is nothing
+    """``text`` with terminal colour, log prefixes, quoting, HTML entities and tags, Markdown
+    headings and CR line ends removed. Linear in the size of the text; returns ``text`` itself when there is nothing
     to remove."""
     if "\r" in text:
         text = text.replace("\r\n", "\n").replace("\r", "\n")
@@ -58,6 +69,12 @@ def clean(text: str) -> str:
         text = _ANSI.sub("", text)
     if "&" in text and any(m in text for m in _ENTITY_MARKERS):
         text = html.unescape(text)
+    if "<" in text and _HTML_TAG.search(text):
+        text = _HTML_TAG.sub("", text)
+    if ("```" in text or "~~~" in text) and _MD_FENCE_LINE.search(text):
+        if "#" in text and _MD_FENCE.search(text) and _MD_HEADING.search(text):
+            text = _MD_HEADING.sub("", text)
+        text = _MD_FENCE_LINE.sub("", text)
     head = _head(text)
     if (text.startswith((">", " >", "  >", "   >")) or "\n>" in head or "\n >" in head
             or "\n  >" in head or "\n   >" in head) and _QUOTE.search(head):

@@ -1,0 +1,216 @@
+"""Dumps from public bug reports (tests/fixtures/public/): text nobody working on stuck wrote,
+each judged by the dump zoo's scorer against the maintainers' diagnosis.
+
+Every case must get the right verdict naming every stuck thread the text holds, with no
+bystander in a finding, no false wait-for edge and no `certain` without the evidence for it.
+Cases still wrong are strict xfails with the reason (a case that becomes right fails the run
+until it is moved out). The tests after those check each parser and rule change the public
+dumps called for on a second dump of the same shape, made here from a real capture of the
+corpus or the zoo (the shape of the text changes, the dump's meaning does not).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+from tests.dumps.helpers import CORPUS, analyse_text, dump_text
+
+from stuck.model import Report
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+PUBLIC = FIXTURES / "public"
+ZOO = FIXTURES / "dumpzoo" / "cases"
+
+
+def _score_module() -> ModuleType:
+    name = "public_dumps_score"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, PUBLIC / "score.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+score = _score_module()
+CASES: list[dict[str, Any]] = score.load_cases()
+
+UNPROVEN_FROM_EXCERPT = (
+    "one thread's backtrace, without the owner print or the other threads: the text cannot "
+    "show who holds the mutex, so a possible hang that says to print the owner is what it "
+    "supports (right for the text; the maintainers' verdict needs what the paste left out)")
+KNOWN_WRONG: dict[str, str] = {
+    "go/go-revdial-12816-journald-wrapped": (
+        "a single goroutine of a server, in Mutex.Lock for days: with nothing shown running, "
+        "Go's quiescence rule says a possible stall from the excerpt, where the maintainer "
+        "said only that the Lock hung (its holder never named)"),
+    "c/gdb-cxx-async-3-self-wake-relock": UNPROVEN_FROM_EXCERPT,
+    "c/gdb-ddtrace-11762-child-after-fork": UNPROVEN_FROM_EXCERPT,
+    "c/gdb-lighthouse-6200-rwlock-reader-writer": (
+        "two `(gdb) bt` outputs without thread headers are read as one thread, and a "
+        "headerless backtrace is taken for the whole process"),
+    "c/gdb-ceph-27639-gil-vs-mutex-py27": (
+        "gdb's 'Thread 11' alone is taken for the whole process: a probable stall from one "
+        "thread of a process that has at least eleven"),
+    "python/python-runtimes-94-child-flush-after-fork": (
+        "faulthandler frames without their 'Thread 0x... (most recent call first):' line "
+        "are not recognised as a dump"),
+}
+
+
+def _param(case: dict[str, Any]) -> Any:
+    if case["id"] in KNOWN_WRONG:
+        return pytest.param(case, id=case["id"], marks=pytest.mark.xfail(
+            strict=True, reason=KNOWN_WRONG[case["id"]]))
+    return pytest.param(case, id=case["id"])
+
+
+@pytest.mark.parametrize("case", [_param(c) for c in CASES])
+def test_public_dump_gets_the_maintainers_verdict(case: dict[str, Any]) -> None:
+    out = score.outcome(case)
+    assert out.parsed, out.error
+    assert out.right, f"missing {out.missing}; said {out.findings or 'nothing'}"
+
+
+@pytest.mark.parametrize("case", [pytest.param(c, id=c["id"]) for c in CASES])
+def test_public_dump_claims_nothing_false(case: dict[str, Any]) -> None:
+    """Right or not, no finding names a bystander, claims a wait the diagnosis denies, or is
+    `certain` without the evidence (or the runtime's own word) for it."""
+    out = score.outcome(case)
+    assert not out.bystanders, out.findings
+    assert not out.false_edges, out.false_edges
+    assert not out.unjustified_certain, out.unjustified_certain
+
+
+# -- the changes, each on a second dump ----------------------------------------------------------
+
+def _said(report: Report) -> list[tuple[str, str, list[str]]]:
+    names = {t.id: t.name or t.id for p in report.snapshot.processes for t in p.threads}
+    return [(f.kind, f.confidence, sorted(names.get(t, t) for t in f.threads))
+            for f in report.findings]
+
+
+def _public(name: str) -> str:
+    return dump_text(PUBLIC / "cases" / name)
+
+
+def _kernel_dmesg_T(text: str) -> str:
+    """The kernel log with `dmesg -T`'s wall-clock stamps in place of seconds since boot."""
+    return re.sub(r"^\[\s*\d+\.\d+\](?:\[\s*[TC]\d+\])?", "[Sat Dec  5 11:02:33 2026]", text,
+                  flags=re.MULTILINE)
+
+
+@pytest.mark.parametrize("name", ["14-syzkaller-436-hung-task-rtnl-lock.txt",
+                                  "23-syzkaller-440-hung-rtnl-owner-in-synchronize-rcu.txt"])
+def test_dmesg_T_timestamps_read_like_seconds_since_boot(name: str) -> None:
+    # logrotate-232 (public) is the first dump; these corpus reports are the second and third
+    text = dump_text(CORPUS / name)
+    plain = _said(analyse_text(text))
+    assert plain
+    assert _said(analyse_text(_kernel_dmesg_T(text))) == plain
+    assert _said(analyse_text("".join(f"> {line}\n" for line in
+                                      _kernel_dmesg_T(text).splitlines()))) == plain
+
+
+def test_a_trace_of_question_marked_frames_is_the_tasks_stack() -> None:
+    """A kernel without frame-pointer unwinding prints every frame with "?": when a trace has
+    nothing else, those frames are the wait (ddnet-401 is the first dump; a corpus report
+    with every frame marked so is the second)."""
+    text = dump_text(CORPUS / "14-syzkaller-436-hung-task-rtnl-lock.txt")
+    plain = _said(analyse_text(text))
+    guessed = re.sub(r"^(\[[^\]]*\](?:\[[^\]]*\])?\s+)(?!\? )(\w[\w.$]*\+0x)", r"\1? \2", text,
+                     flags=re.MULTILINE)
+    assert guessed != text
+    assert _said(analyse_text(guessed)) == plain
+    ddnet = analyse_text(_public("linux-ddnet-401-hung-in-path-walk.txt"))
+    assert _said(ddnet) == [("hang", "possible", ["DDRace64-Server"])]
+    waits = [r.label for r in ddnet.snapshot.resources]
+    assert waits == ["(unnamed mutex, in walk_component)"]
+
+
+HUNG_IO = """\
+[ 3073.899638] INFO: task FwgThread:15341 blocked for more than 120 seconds.
+[ 3073.910063]       Tainted: G           OE    --------- -  - 4.18.0-240.el8.x86_64 #1
+[ 3073.921003] "echo 0 > /proc/sys/kernel/hung_task_timeout_secs" disables this message.
+[ 3073.932070] FwgThread       D    0 15341  15184 0x000040a0
+[ 3073.940814] Call Trace:
+[ 3073.946483]  __schedule+0x2a6/0x700
+[ 3073.953150]  ? __wake_up_common_lock+0x89/0xc0
+[ 3073.960766]  schedule+0x38/0xa0
+[ 3073.967040]  jbd2_log_wait_commit+0xac/0x120 [jbd2]
+[ 3073.975087]  ? finish_wait+0x80/0x80
+[ 3073.982591]  jbd2_log_do_checkpoint+0x392/0x400 [jbd2]
+[ 3073.990938]  __jbd2_log_wait_for_space+0x69/0x1a0 [jbd2]
+[ 3073.999433]  add_transaction_credits+0x27d/0x290 [jbd2]
+[ 3074.014468]  start_this_handle+0x10a/0x510 [jbd2]
+[ 3074.028988]  jbd2__journal_start+0xea/0x1f0 [jbd2]
+"""
+
+
+def test_a_hung_task_in_a_wait_without_a_name_is_a_possible_hang() -> None:
+    """The hung-task detector reports only tasks asleep in "D" for its whole interval: a trace
+    topped by the scheduler in a kernel wait stuck has no name for is still off the CPU, a
+    possible hang naming the call it sleeps in, never "nothing found" (logrotate-232 is the
+    first dump; the second is a journal wait of the same report's kind)."""
+    for text, task, where in ((HUNG_IO, "FwgThread", "jbd2_log_wait_commit"),
+                              (_public("linux-logrotate-232-quoted-dmesg-T.txt"), "logrotate",
+                               "jbd2_log_wait_commit")):
+        report = analyse_text(text)
+        assert _said(report) == [("hang", "possible", [task])]
+        assert [r.label for r in report.snapshot.resources] == [
+            f"(unnamed kernel wait, in {where})"]
+
+
+def test_a_running_task_in_a_kernel_report_is_no_hang() -> None:
+    """The rule is for tasks the detector or the state letter says sleep: an NMI backtrace of
+    a running task (the holder in corpus 14) stays running."""
+    report = analyse_text(dump_text(CORPUS / "14-syzkaller-436-hung-task-rtnl-lock.txt"))
+    running = [t for p in report.snapshot.processes for t in p.threads if t.state == "running"]
+    assert running and all(t.waits is None for t in running)
+
+
+def _zoo(program: str, style: str) -> str:
+    return (ZOO / "java" / program / f"{style}.txt").read_text()
+
+
+@pytest.mark.parametrize("program", ["MonitorCycle", "MonitorRing"])
+def test_html_pre_without_its_closing_tag(program: str) -> None:
+    """A dump copied from a web page inside <pre> (traccar-1428 is the first dump, its closing
+    tag cut off): the tags are not the dump's first line."""
+    text = _zoo(program, "jstack")
+    plain = _said(analyse_text(text))
+    assert plain and plain[0][0] == "deadlock"
+    assert _said(analyse_text(f'<pre class="notranslate"><code>{text}')) == plain
+    assert _said(analyse_text(f"<PRE>{text}</PRE>\n")) == plain
+
+
+@pytest.mark.parametrize("program", ["MonitorCycle", "MonitorRing"])
+def test_markdown_fences_and_headings_around_a_deadlock_section(program: str) -> None:
+    """An issue's Markdown: "# Found one Java-level deadlock:" made a heading, each block in
+    ``` fences (threaddump-analyzer-12 is the first dump)."""
+    text = _zoo(program, "jstack")
+    plain = _said(analyse_text(text))
+    start = text.index("Found one Java-level deadlock")
+    stacks = text.index("Java stack information", start)
+    markdown = (text[:start] + "# Found one Java-level deadlock:\n\n```\n"
+                + text[start:stacks].split("\n", 2)[2] + "```\n## Java stack information for "
+                "the threads listed above:\n\n```text\n" + text[stacks:].split("\n", 2)[2]
+                + "```\n")
+    assert _said(analyse_text(markdown)) == plain
+
+
+def test_gdb_frames_and_shell_prompts_keep_their_hash() -> None:
+    """Only a Markdown heading loses its '#': "#0  0x..." is a gdb frame, and nothing is
+    stripped from a text without Markdown fences."""
+    from stuck.dumps.paste import clean
+    text = "```\n#0  0x00007f in __lll_lock_wait () from /lib64/libpthread.so.0\n```\n"
+    assert clean(text) == "#0  0x00007f in __lll_lock_wait () from /lib64/libpthread.so.0\n"
+    assert clean("# kill -QUIT 4242\n#0  main ()\n") == "# kill -QUIT 4242\n#0  main ()\n"
