@@ -175,3 +175,18 @@ def test_a_paste_cut_off_before_thread_1_lacks_the_threads_after_the_cut() -> No
             for f in report.findings:
                 assert any("thread apply all bt" in m for m in f.missing_evidence), f
                 assert any("shows `__owner`" in m for m in f.missing_evidence), f
+
+
+def test_a_join_pasted_alone_is_the_busy_programs_picture() -> None:
+    # join_holding's one-thread excerpt is main in pthread_join under a mutex it holds; a `bt`
+    # shows no lock a thread holds, so it is line for line the one-thread excerpt of the busy
+    # pool's and the idle server's main, joining a worker that runs or waits for clients.
+    # Nothing may be claimed from any of them.
+    reports = {p: analyse_text((ZOO_C / p / "excerpt-one-thread.txt").read_text())
+               for p in ("join_holding", "busy_pool", "idle_server")}
+    for program, report in reports.items():
+        (main,) = report.snapshot.threads()
+        assert main.name == "main" and main.waits is not None, program
+        res = report.snapshot.resource_map()[main.waits.resource]
+        assert (res.kind, res.owners, main.holds) == ("thread", [], []), program
+        assert report.findings == [], program

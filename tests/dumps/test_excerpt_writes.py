@@ -22,6 +22,7 @@ from tests.dumps.helpers import analyse_text
 from stuck.model import Report
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+PIPELINE = FIXTURES / "busy_excerpt" / "pipeline-bt.txt"
 ZOO_C = FIXTURES / "dumpzoo" / "cases" / "c"
 UNSEEN_C = FIXTURES / "unseen" / "cases" / "c"
 BLOCK = re.compile(r"^Thread \d+ \(", re.M)
@@ -122,3 +123,22 @@ def test_a_complete_dump_is_left_to_the_whole_process_rule() -> None:
     assert report.findings
     assert not any("the paste left out" in m for f in report.findings
                    for m in f.missing_evidence)
+
+
+def test_a_busy_pipelines_writer_pasted_with_its_reader_or_whole_is_nothing_found() -> None:
+    # The writer is blocked on the full pipe while the reader computes or reads: busy.
+    whole = analyse_text(PIPELINE.read_text())
+    assert [p.complete for p in whole.snapshot.processes] == [True]
+    assert whole.findings == []
+    assert analyse_text(_excerpt(PIPELINE, ["writer", "reader"])).findings == []
+
+
+def test_a_busy_pipelines_writer_pasted_alone_is_the_stuck_writers_picture() -> None:
+    # Line for line a writer whose reader is stuck: the same possible hang as pipe_cycle's
+    # lone writer, never more, naming nobody else, and saying a slower reader looks the same.
+    busy = analyse_text(_excerpt(PIPELINE, ["writer"]))
+    stuck = analyse_text((ZOO_C / "pipe_cycle" / "excerpt-one-thread.txt").read_text())
+    assert _named(busy) == [("hang", "possible", ["writer"], [])]
+    assert [(k, c) for k, c, _, _ in _named(busy)] == [(k, c) for k, c, _, _ in _named(stuck)]
+    _says_what_to_capture(busy)
+    assert any("slower than its writer" in m for m in busy.findings[0].missing_evidence)

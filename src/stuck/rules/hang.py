@@ -217,9 +217,10 @@ def hangs(dump: Reading) -> None:
                 if dump.snap.processes[dump.process_of[root]].complete is False:
                     missing.append(
                         f"who would read {fd} is not in the text: a thread the paste left out "
-                        "(blocked too, or about to read), or another process; `stuck capture "
-                        "PID` reads /proc/PID/fd and fdinfo and names who holds the other end "
-                        "and what it waits for")
+                        "(blocked too, or busy with the last record: a pipeline whose reader "
+                        "is slower than its writer is caught this way as well), or another "
+                        "process; `stuck capture PID` reads /proc/PID/fd and fdinfo and names "
+                        "who holds the other end and what it waits for")
                 else:
                     missing.append(
                         f"who would read {fd} is not in a thread dump, and no thread of this "
