@@ -129,6 +129,9 @@ class _Parser:
         self.replace_next = False  # the next frame line starts a fresh backtrace
         self.orphan: list[Frame] = []
         self.orphan_args: list[str | None] = []
+        # Earlier backtraces without a thread header: a paste of several `(gdb) bt` outputs,
+        # each a thread's (frame numbers start again at #0 for each backtrace).
+        self.done_orphans: list[tuple[list[Frame], list[str | None]]] = []
         self.last_frame_loc = True
         self.print_expr: str | None = None
         self.obj_text: list[str] = []
@@ -217,6 +220,7 @@ class _Parser:
                            or (target is None and not self.orphan)):
             # The first frame of a backtrace is not #0: frames come outermost first.
             if target is None:
+                self._keep_orphan()
                 self.orphan, self.orphan_args = [frame], [args]
                 self.descending = (self.orphan, self.orphan_args, number)
             else:
@@ -236,6 +240,7 @@ class _Parser:
         self.bt_requested = False
         if target is None:
             if self.replace_next:
+                self._keep_orphan()
                 self.orphan, self.orphan_args = [], []
                 self.replace_next = False
             self.orphan.append(frame)
@@ -415,6 +420,13 @@ class _Parser:
             if self.selected is not None:
                 self.selected.py_frames = []
             self.in_py = True
+
+    def _keep_orphan(self) -> None:
+        """A new backtrace without a thread header begins: the one before it was another
+        thread's (the same stack printed twice is one thread: nothing tells them apart)."""
+        stack = (self.orphan, self.orphan_args)
+        if self.orphan and not any(_same_stack(stack, kept) for kept in self.done_orphans):
+            self.done_orphans.append(stack)
 
     def info_row(self, m: re.Match[str]) -> None:
         t = self.thread(int(m.group(2)), int(m.group(4)), m.group(3), m.group(5))
@@ -1048,7 +1060,23 @@ def parse(text: str) -> ParseResult:
             index += 1
             _build(session, index, used, result)
     if p.orphan and not result.processes:
-        t = Thread(id="Thread ?", frames=p.orphan)
-        result.processes.append(Process(threads=[t]))
-        result.notes.append("a backtrace without a thread header: shown as one thread")
+        p._keep_orphan()
+        stacks = p.done_orphans
+        # `bt` prints the selected thread only, whatever else the process runs: what the
+        # text does not show may be doing anything, so the process is not shown whole.
+        if len(stacks) == 1:
+            threads = [Thread(id="Thread ?", frames=stacks[0][0])]
+            result.notes.append("a backtrace without a thread header: shown as one thread")
+        else:
+            threads = [Thread(id=f"Thread ?{i}", frames=f) for i, (f, _) in enumerate(stacks, 1)]
+            result.notes.append(f"{len(stacks)} backtraces without thread headers: shown as "
+                                f"{len(stacks)} threads")
+        result.processes.append(Process(threads=threads, complete=False))
+        result.notes.append("`bt` shows one thread, not the process: for every thread, "
+                            "gdb -p PID -batch -ex 'thread apply all bt'")
     return result
+
+
+def _same_stack(a: tuple[list[Frame], list[str | None]],
+                b: tuple[list[Frame], list[str | None]]) -> bool:
+    return a[1] == b[1] and [f.function for f in a[0]] == [f.function for f in b[0]]
