@@ -141,6 +141,41 @@ BUSY_JOIN = ("main joins a thread idle in a call py-spy shows no frame for (a sl
              "read), and nothing else is seen running: the same text as a join on a lock "
              "waiter (close_joins_worker), so a possible hang of main and that thread, which "
              "says a sleep or I/O there means nothing is wrong (--native: no finding)")
+CPP_FUTURE = ("std::future::get waits in libstdc++'s own futex wait (__atomic_futex_unsigned, "
+              "no pthread call): read as a wait on an unknown address, not a future its "
+              "promise's holder would set; the loader's wait for the lock main holds is a "
+              "separate possible hang")
+RUST_FUTEX = ("Rust's std::sync::Mutex waits in its own futex (Mutex::lock_contended, "
+              "futex_wait): no pthread frame, so the relocking thread reads as running")
+SIGNAL_LOCK = ("a lock wait above <signal handler called>: the code the handler interrupted, "
+               "on the same thread, holds it; without the owner print only a possible hang "
+               "of the thread is said")
+GO_PIPE = ("io.Pipe's Write waits in a select on the pipe's channels for a Read; the reader "
+           "waits for the mutex the writer holds: only the reader's wait is a possible stall, "
+           "the writer's select reads as one a timer may end")
+JOIN_FJ_TASK = ("main waits in ForkJoinTask.join for the parallel stream's share a common-pool "
+                "worker runs, and that worker waits for the monitor main holds: the join on a "
+                "task is not connected to the worker running it, so a possible hang of main "
+                "with the worker behind it")
+READ_LATCH = ("the reader holds a ReentrantReadWriteLock's read lock while it waits on a latch "
+              "the writer counts down after writeLock(): jstack (even -l) lists no read-lock "
+              "holders, so the writer is a separate possible hang")
+VIRTUAL = ("two virtual threads parked on ReentrantLocks are unmounted: jstack shows only "
+           "platform threads (main's join on a virtual thread and idle carriers), and "
+           "nothing is said")
+VTHREAD_DUMP = ("jcmd Thread.dump_to_file -format=text (the JDK 21+ thread dump that shows "
+                "virtual threads) is a format stuck does not read: exit 2")
+SEM_SLEEPING_HOLDERS = ("waiters on a BoundedSemaphore whose holders sleep inside their "
+                        "`with slots:` block: the holders release when their sleep ends, but "
+                        "a semaphore has no owner, so the sleepers read as possible wakers "
+                        "and the waiters as a possible stall naming busy threads")
+FRAME_APPLY_STACK = ("`frame apply all print *mutex` heads each thread again with the frames it "
+                     "visits (#3, #4, ...): read as a new backtrace, it replaced the thread's "
+                     "stack, losing the wait's deadline (abstime) in the innermost frames")
+TASK_OWN_THREAD = ("a future whose task runs on a thread of its own (a FutureTask on new "
+                   "Thread(task), a CompletableFuture stage on a thread per task): with no pool "
+                   "loop on its stack, the sleeping task thread reads as a sleeper, not as the "
+                   "one that completes the future")
 KNOWN_WRONG: dict[str, str] = {
     "go/mutex_sleep_contention/sigquit": GO_CONTENTION,
     "go/mutex_sleep_contention/sigquit-system": GO_CONTENTION,
@@ -207,6 +242,30 @@ KNOWN_WRONG: dict[str, str] = {
     "python/close_joins_worker/pyspy-locals": JOIN_ON_UNNAMED,
     "python/recv_join_idle/pyspy-locals": BUSY_JOIN,
     "python/sleep_join_idle/pyspy-locals": BUSY_JOIN,
+    # the sixth round, as scored before any change
+    "c/cpp_cv_wait_for_busy/bt-print-mutex": FRAME_APPLY_STACK,
+    "c/cpp_future_under_lock/bt": CPP_FUTURE,
+    "c/cpp_future_under_lock/btfull": CPP_FUTURE,
+    "c/cpp_future_under_lock/bt-print-mutex": CPP_FUTURE,
+    "c/rust_mutex_relock/bt": RUST_FUTEX,
+    "c/rust_mutex_relock/btfull": RUST_FUTEX,
+    "c/signal_handler_mutex/bt": SIGNAL_LOCK,
+    "c/signal_handler_mutex/btfull": SIGNAL_LOCK,
+    "go/pipe_write_under_lock/sigquit": GO_PIPE,
+    "go/pipe_write_under_lock/sigquit-system": GO_PIPE,
+    "java/CompletableOwnThread/jstack": TASK_OWN_THREAD,
+    "java/CompletableOwnThread/jstack-l": TASK_OWN_THREAD,
+    "java/FutureTaskThread/jstack": TASK_OWN_THREAD,
+    "java/FutureTaskThread/jstack-l": TASK_OWN_THREAD,
+    "java/ParallelUnderMonitor/jstack": JOIN_FJ_TASK,
+    "java/ParallelUnderMonitor/jstack-l": JOIN_FJ_TASK,
+    "java/ReadLockLatch/jstack": READ_LATCH,
+    "java/ReadLockLatch/jstack-l": READ_LATCH,
+    "java/VirtualLockCycle/jstack": VIRTUAL,
+    "java/VirtualLockCycle/jstack-l": VIRTUAL,
+    "java/VirtualLockCycle/jcmd-threaddump": VTHREAD_DUMP,
+    **{f"python/semaphore_contention/{s}{src}": SEM_SLEEPING_HOLDERS
+       for s in ("pyspy", "pyspy-locals", "pystack", "faulthandler") for src in ("", "+source")},
 }
 
 
@@ -229,7 +288,11 @@ SNAPSHOT_BYSTANDERS = frozenset({
     "c/prodcons_fast/btfull", "go/mutex_sleep_contention/sigquit",
     "go/mutex_sleep_contention/sigquit-system", "python/pause_idle_workers/pyspy",
     "python/pause_idle_workers/faulthandler", "python/recv_join_idle/pyspy-locals",
-    "python/sleep_join_idle/pyspy-locals"})
+    "python/sleep_join_idle/pyspy-locals", "c/cpp_cv_wait_for_busy/bt-print-mutex",
+    "java/CompletableOwnThread/jstack", "java/CompletableOwnThread/jstack-l",
+    "java/FutureTaskThread/jstack", "java/FutureTaskThread/jstack-l",
+    *{f"python/semaphore_contention/{s}{src}"
+      for s in ("pyspy", "pyspy-locals", "pystack", "faulthandler") for src in ("", "+source")}})
 
 
 def _param(case: dict[str, Any]) -> Any:
@@ -248,7 +311,18 @@ def test_unseen_dump_gets_the_programs_truth(case: dict[str, Any]) -> None:
     assert not out.false_edges, out.false_edges
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c["id"] for c in CASES])
+# Captures in a format stuck does not read yet (exit 2): no report to check.
+UNREADABLE = frozenset({"java/VirtualLockCycle/jcmd-threaddump"})
+
+
+def _readable(case: dict[str, Any]) -> Any:
+    if case["id"] in UNREADABLE:
+        return pytest.param(case, id=case["id"], marks=pytest.mark.xfail(
+            strict=True, reason=KNOWN_WRONG[case["id"]]))
+    return pytest.param(case, id=case["id"])
+
+
+@pytest.mark.parametrize("case", [_readable(c) for c in CASES])
 def test_no_bystander_and_no_unearned_certain_even_where_wrong(case: dict[str, Any]) -> None:
     out = _outcome(case)
     assert not out.bystanders or case["id"] in SNAPSHOT_BYSTANDERS, out.findings
