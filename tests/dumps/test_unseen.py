@@ -638,3 +638,17 @@ def test_a_later_signal_by_the_thread_that_joins_the_waiter_closes_a_cycle(
     # Without the source nothing says main would signal: no cycle is claimed.
     plain = _report(f"python/{program}/pyspy-locals")
     assert all(f["kind"] != "deadlock" for f in plain["findings"])
+
+
+@pytest.mark.parametrize("case_id,owner", [("c/lock_holder_computes/bt-print-mutex", "worker-3")])
+def test_a_lock_whose_printed_owner_is_running_is_contention(case_id: str, owner: str) -> None:
+    # The owner print names the holder and the backtrace shows it running (computing, or
+    # signalling a condition): it is inside its critical section and leaves it. One snapshot
+    # of that is contention, not a hang of the owner with the waiters behind it.
+    doc = _report(case_id)
+    threads = {t["name"]: t for p in doc["processes"] for t in p["threads"]}
+    held = set(threads[owner]["holds"])
+    assert threads[owner]["state"] == "running" and held
+    waiters = [t for t in threads.values() if (t.get("waits") or {}).get("resource") in held]
+    assert waiters
+    assert doc["findings"] == []

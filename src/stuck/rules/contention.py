@@ -6,7 +6,8 @@ worker is computing. Neither is evidence of a hang unless the dump says how long
 lasted, or shows that nothing which could end it is working:
 
 - a mutex-like lock with no printed owner, while another thread of the same process is
-  running code: the holder may well be that thread, inside its critical section;
+  running code: the holder may well be that thread, inside its critical section; and one
+  whose printed owner is running code: it is inside its critical section, and leaves it;
 - a future (Java ``FutureTask``, ``concurrent.futures.Future``), while a pool worker of the
   same process is inside a task (running it, asleep or in I/O within it, or in a call the
   dump does not name): that worker's task may be the one the future waits for, and it will
@@ -46,7 +47,14 @@ class Working:
     def __init__(self, process_threads: Iterable[Thread]) -> None:
         self._threads = list(process_threads)
         self._running: bool | None = None
+        self._running_ids: frozenset[str] | None = None
         self._in_task: frozenset[str] | None = None
+
+    def runs(self, tid: str) -> bool:
+        """Is thread ``tid`` of the process running code?"""
+        if self._running_ids is None:
+            self._running_ids = frozenset(t.id for t in self._threads if t.state == "running")
+        return tid in self._running_ids
 
     def running(self) -> bool:
         """Is a thread of the process running code? (A waiter is not: it is blocked.)"""
@@ -64,8 +72,12 @@ class Working:
 def ordinary_wait(t: Thread, res: Resource | None, working: Working) -> bool:
     """Is ``t``'s wait one a working process shows at any instant (see the module's doc)?
     Only for a wait whose duration the source did not give."""
-    if res is None or t.waits is None or t.waits.duration is not None or res.owners:
+    if res is None or t.waits is None or t.waits.duration is not None:
         return False
+    if res.owners:
+        # an owner caught running is inside its critical section (only a duration, or a
+        # second dump, would show that it never leaves)
+        return res.kind in OWNED_KINDS and all(working.runs(o) for o in res.owners)
     if res.kind in OWNED_KINDS:
         return working.running()
     if res.kind == "future":
