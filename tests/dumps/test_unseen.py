@@ -169,9 +169,6 @@ SEM_SLEEPING_HOLDERS = ("waiters on a BoundedSemaphore whose holders sleep insid
                         "`with slots:` block: the holders release when their sleep ends, but "
                         "a semaphore has no owner, so the sleepers read as possible wakers "
                         "and the waiters as a possible stall naming busy threads")
-FRAME_APPLY_STACK = ("`frame apply all print *mutex` heads each thread again with the frames it "
-                     "visits (#3, #4, ...): read as a new backtrace, it replaced the thread's "
-                     "stack, losing the wait's deadline (abstime) in the innermost frames")
 TASK_OWN_THREAD = ("a future whose task runs on a thread of its own (a FutureTask on new "
                    "Thread(task), a CompletableFuture stage on a thread per task): with no pool "
                    "loop on its stack, the sleeping task thread reads as a sleeper, not as the "
@@ -243,7 +240,6 @@ KNOWN_WRONG: dict[str, str] = {
     "python/recv_join_idle/pyspy-locals": BUSY_JOIN,
     "python/sleep_join_idle/pyspy-locals": BUSY_JOIN,
     # the sixth round, as scored before any change
-    "c/cpp_cv_wait_for_busy/bt-print-mutex": FRAME_APPLY_STACK,
     "c/cpp_future_under_lock/bt": CPP_FUTURE,
     "c/cpp_future_under_lock/btfull": CPP_FUTURE,
     "c/cpp_future_under_lock/bt-print-mutex": CPP_FUTURE,
@@ -288,7 +284,7 @@ SNAPSHOT_BYSTANDERS = frozenset({
     "c/prodcons_fast/btfull", "go/mutex_sleep_contention/sigquit",
     "go/mutex_sleep_contention/sigquit-system", "python/pause_idle_workers/pyspy",
     "python/pause_idle_workers/faulthandler", "python/recv_join_idle/pyspy-locals",
-    "python/sleep_join_idle/pyspy-locals", "c/cpp_cv_wait_for_busy/bt-print-mutex",
+    "python/sleep_join_idle/pyspy-locals",
     "java/CompletableOwnThread/jstack", "java/CompletableOwnThread/jstack-l",
     "java/FutureTaskThread/jstack", "java/FutureTaskThread/jstack-l",
     *{f"python/semaphore_contention/{s}{src}"
@@ -640,7 +636,8 @@ def test_a_later_signal_by_the_thread_that_joins_the_waiter_closes_a_cycle(
     assert all(f["kind"] != "deadlock" for f in plain["findings"])
 
 
-@pytest.mark.parametrize("case_id,owner", [("c/lock_holder_computes/bt-print-mutex", "worker-3")])
+@pytest.mark.parametrize("case_id,owner", [("c/lock_holder_computes/bt-print-mutex", "worker-3"),
+                                           ("c/prodcons_fast/bt-print-mutex", "producer")])
 def test_a_lock_whose_printed_owner_is_running_is_contention(case_id: str, owner: str) -> None:
     # The owner print names the holder and the backtrace shows it running (computing, or
     # signalling a condition): it is inside its critical section and leaves it. One snapshot
@@ -652,3 +649,46 @@ def test_a_lock_whose_printed_owner_is_running_is_contention(case_id: str, owner
     waiters = [t for t in threads.values() if (t.get("waits") or {}).get("resource") in held]
     assert waiters
     assert doc["findings"] == []
+
+
+def _second_heading(lines: list[str]) -> int | None:
+    """The line where a thread is headed a second time (frame apply's output), if any."""
+    seen: set[str] = set()
+    for i, line in enumerate(lines):
+        if line.startswith("Thread "):
+            if line in seen:
+                return i
+            seen.add(line)
+    return None
+
+
+# The owner-print captures in which frame apply printed something (a frame with a mutex).
+FRAME_APPLY = [c for c in CAPTURED if c["style"] == "bt-print-mutex" and _second_heading(
+    (UNSEEN / c["files"][0]).read_text().splitlines()) is not None]
+
+
+@pytest.mark.parametrize("case", FRAME_APPLY, ids=[c["id"] for c in FRAME_APPLY])
+def test_frame_apply_output_leaves_each_threads_backtrace_whole(case: dict[str, Any]) -> None:
+    # `thread apply all -s frame apply all -s print *mutex` heads each thread again and
+    # prints the frames it visits (#2, #3, ...), each with its print: frames of the stack
+    # the backtrace before it printed, not a new backtrace printed outermost first. Each
+    # thread keeps the frames its backtrace showed (the innermost ones carry a wait's
+    # deadline and the program's line).
+    from stuck.dumps import gdb as gdb_dump
+
+    lines = (UNSEEN / case["files"][0]).read_text().splitlines()
+    cut = _second_heading(lines)
+    assert cut is not None
+    alone = gdb_dump.parse("\n".join(lines[:cut]) + "\n")
+    whole = gdb_dump.parse("\n".join(lines) + "\n")
+
+    def stacks(result: Any) -> dict[str, list[str]]:
+        return {str(t.name): [f.function for f in t.frames]
+                for p in result.processes for t in p.threads}
+
+    assert stacks(whole) == stacks(alone)
+    assert len(stacks(whole)) >= 2
+
+
+def test_frame_apply_captures_are_checked() -> None:
+    assert len(FRAME_APPLY) >= 8

@@ -201,6 +201,15 @@ class _Parser:
         frame, args, addresses = cached
         self.row_thread = None
         target = None if self.stale and self.bt_requested else self.selected
+        if (number > 0 and self.replace_next and self.descending is None and target is not None
+                and number < len(target.frames)
+                and target.frames[number].function == frame.function):
+            # "thread apply all frame apply all print ..." heads each thread again and prints
+            # the frames it visits (#3, #4, ...): frames of a stack already read, not a new
+            # backtrace printed outermost first. Keep the whole stack (its innermost frames
+            # carry the wait's deadline and the program's line).
+            self.frames_enabled = False
+            return
         if self.descending is not None:  # a backtrace printed outermost frame first
             frames, arglist, last = self.descending
             if number < last:
