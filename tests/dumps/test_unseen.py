@@ -169,10 +169,10 @@ SEM_SLEEPING_HOLDERS = ("waiters on a BoundedSemaphore whose holders sleep insid
                         "`with slots:` block: the holders release when their sleep ends, but "
                         "a semaphore has no owner, so the sleepers read as possible wakers "
                         "and the waiters as a possible stall naming busy threads")
-TASK_OWN_THREAD = ("a future whose task runs on a thread of its own (a FutureTask on new "
-                   "Thread(task), a CompletableFuture stage on a thread per task): with no pool "
-                   "loop on its stack, the sleeping task thread reads as a sleeper, not as the "
-                   "one that completes the future")
+TASK_OWN_THREAD = ("a CompletableFuture stage on a thread of its own, caught at its start: "
+                   "jstack shows the new thread RUNNABLE with no frame yet, so nothing says it "
+                   "runs the stage main joins; main's join reads as a possible hang (jstack -l, "
+                   "a moment later, caught it asleep inside the stage: right)")
 KNOWN_WRONG: dict[str, str] = {
     "go/mutex_sleep_contention/sigquit": GO_CONTENTION,
     "go/mutex_sleep_contention/sigquit-system": GO_CONTENTION,
@@ -250,9 +250,6 @@ KNOWN_WRONG: dict[str, str] = {
     "go/pipe_write_under_lock/sigquit": GO_PIPE,
     "go/pipe_write_under_lock/sigquit-system": GO_PIPE,
     "java/CompletableOwnThread/jstack": TASK_OWN_THREAD,
-    "java/CompletableOwnThread/jstack-l": TASK_OWN_THREAD,
-    "java/FutureTaskThread/jstack": TASK_OWN_THREAD,
-    "java/FutureTaskThread/jstack-l": TASK_OWN_THREAD,
     "java/ParallelUnderMonitor/jstack": JOIN_FJ_TASK,
     "java/ParallelUnderMonitor/jstack-l": JOIN_FJ_TASK,
     "java/ReadLockLatch/jstack": READ_LATCH,
@@ -285,8 +282,7 @@ SNAPSHOT_BYSTANDERS = frozenset({
     "go/mutex_sleep_contention/sigquit-system", "python/pause_idle_workers/pyspy",
     "python/pause_idle_workers/faulthandler", "python/recv_join_idle/pyspy-locals",
     "python/sleep_join_idle/pyspy-locals",
-    "java/CompletableOwnThread/jstack", "java/CompletableOwnThread/jstack-l",
-    "java/FutureTaskThread/jstack", "java/FutureTaskThread/jstack-l",
+    "java/CompletableOwnThread/jstack",
     *{f"python/semaphore_contention/{s}{src}"
       for s in ("pyspy", "pyspy-locals", "pystack", "faulthandler") for src in ("", "+source")}})
 
@@ -692,3 +688,30 @@ def test_frame_apply_output_leaves_each_threads_backtrace_whole(case: dict[str, 
 
 def test_frame_apply_captures_are_checked() -> None:
     assert len(FRAME_APPLY) >= 8
+
+
+@pytest.mark.parametrize("case_id,runner", [
+    ("java/FutureTaskThread/jstack", "fetcher-"),  # new Thread(futureTask)
+    ("java/CompletableOwnThread/jstack-l", "Thread-"),  # a stage on a thread per task
+    ("java/CompletableBusy/jstack-l", "ForkJoinPool.commonPool-worker-"),  # in the pool
+])
+def test_a_thread_running_a_futures_task_keeps_the_future_wait_quiet(
+        case_id: str, runner: str) -> None:
+    # main waits on a future whose task a thread runs, asleep inside it (FutureTask.run,
+    # CompletableFuture's AsyncSupply / Completion.run): with or without a pool loop around
+    # it, that thread completes the future when its sleep ends.
+    doc = _report(case_id)
+    threads = [t for p in doc["processes"] for t in p["threads"]]
+    main = next(t for t in threads if t["name"] == "main")
+    assert main["state"] == "blocked" and main["waits"]["durable"]
+    assert any(t["name"].startswith(runner) and t["state"] == "sleeping" for t in threads)
+    assert doc["findings"] == []
+
+
+def test_a_task_thread_blocked_inside_its_task_is_no_waker() -> None:
+    # The same frames, but the worker waits (for the future main completes later): it cannot
+    # complete main's future, and the two are one stall.
+    doc = _report("java/JoinBeforeComplete/jstack-l")
+    [stall] = doc["findings"]
+    assert stall["kind"] == "stall"
+    assert _names(doc, stall["threads"]) == {"main", "ForkJoinPool.commonPool-worker-1"}

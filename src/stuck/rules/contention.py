@@ -16,15 +16,26 @@ lasted, or shows that nothing which could end it is working:
 
 A pool worker is recognised by its loop on the stack (``stuck.stacks.native.POOL_LOOP``:
 ``ThreadPoolExecutor.runWorker``, ``concurrent.futures.thread._worker``, ...); one parked in
-that loop waiting for its next task is idle, not inside a task.
+that loop waiting for its next task is idle, not inside a task. A thread that runs one task
+without a pool is recognised by the task's run frame (``TASK_RUN``): a FutureTask run on a
+thread of its own, and a CompletableFuture's async task or stage (``supplyAsync``,
+``thenApplyAsync``: ``Completion.run``), which runs on a new thread per task when the common
+pool has a parallelism of 1 (machines with fewer than 3 CPUs); the future completes when that
+frame returns.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 
 from stuck.model import OWNED_KINDS, Resource, Thread
 from stuck.stacks.native import POOL_LOOP
+
+# The frame that runs one task and completes its future when it returns, with or without a
+# pool around it.
+TASK_RUN = re.compile(r"^java\.util\.concurrent\.(?:FutureTask\.run|"
+                      r"CompletableFuture\$(?:AsyncSupply|AsyncRun|Completion)\.run)$")
 
 # A pool worker in one of these states inside a task goes on with it by itself ("unknown": off
 # the CPU in a call the dump does not name, such as py-spy's view of time.sleep).
@@ -33,10 +44,11 @@ WORKING = frozenset({"running", "sleeping", "io", "unknown"})
 
 def in_task(t: Thread) -> bool:
     """Is ``t`` a pool worker inside a task that will go on by itself (running, asleep, in
-    I/O, or in a call the dump does not name, under the pool's loop)?"""
+    I/O, or in a call the dump does not name, under the pool's loop), or a thread running
+    one task of its own so?"""
     if t.state not in WORKING:
         return False
-    return any(POOL_LOOP.search(f.function) for f in t.frames)
+    return any(POOL_LOOP.search(f.function) or TASK_RUN.match(f.function) for f in t.frames)
 
 
 class Working:
