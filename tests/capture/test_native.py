@@ -148,6 +148,41 @@ def test_condition_waiter_whose_notifier_exited_is_a_stall(c_program, start) -> 
     assert stall.blocked_behind == [f"LWP {pid}"]  # main joins the waiter
 
 
+def _verdicts(rep: Report) -> list[tuple[str, str, list[str]]]:
+    return [(f.kind, f.confidence, sorted(f.threads)) for f in rep.findings]
+
+
+@needs_gdb
+def test_a_wait_a_sleeper_may_end_gets_the_verdict_its_gdb_dump_gets(c_program, start) -> None:  # type: ignore[no-untyped-def]
+    # main waits on a condition that a thread now in nanosleep will signal when it wakes.
+    # capture and `stuck analyze` of a gdb dump of the same moment see the same threads, so
+    # they must hand the rules the same facts: every thread of the process is shown (capture
+    # read them all from /proc), and the sleeper is sleeping, also once a debugger has
+    # attached (the kernel then resumes its sleep through restart_syscall). The sleeper may
+    # be the signaller: a stall, at most possible, naming it.
+    from stuck.analysis import analyze
+    from stuck.dumps import load_dump
+
+    prog = start([str(c_program("cond_sleeper_signals"))])
+    [pid] = settle(prog, 1)
+    first = _capture(pid)  # before any debugger attached: the sleeper is in clock_nanosleep
+    dump = subprocess.run(["gdb", "-p", str(pid), "-batch", "-ex", "thread apply all bt"],
+                          capture_output=True, text=True, timeout=120).stdout
+    loaded = load_dump(dump, name="bt.txt")
+    from_dump = analyze(loaded.snapshot, loaded.stated, loaded.inferred)
+    again = _capture(pid)  # the sleeper was interrupted by gdb: restart_syscall now
+    sleeper = next(t for t in again.snapshot.threads() if t.tid != pid)
+    assert sleeper.state == "sleeping", sleeper.detail
+    expected = [("stall", "possible", [f"LWP {pid}"])]
+    assert _verdicts(from_dump) == expected, [f.summary for f in from_dump.findings]
+    assert _verdicts(first) == expected, [f.summary for f in first.findings]
+    assert _verdicts(again) == expected, [f.summary for f in again.findings]
+    for rep in (first, again):
+        [stall] = rep.findings
+        assert any(f"LWP {sleeper.tid}" in m and "time to pass" in m
+                   for m in stall.missing_evidence), stall.missing_evidence
+
+
 def test_healthy_pipeline_gives_no_finding(c_program, start) -> None:  # type: ignore[no-untyped-def]
     pipeline = start(["sh", "-c", f"{c_program('busy_pipeline')} | cat > /dev/null"])
     time.sleep(0.5)

@@ -71,6 +71,10 @@ class ProcessEvidence:
     tools: dict[str, str] = field(default_factory=dict)
     why_included: str = "asked"  # asked | child of N | peer of N
     missing: list[str] = field(default_factory=list)  # what could not be read, and why
+    # How many threads /proc/PID/task listed (None: the list could not be read). Every one of
+    # them read (``threads`` holds all but those that ended meanwhile) is the whole process, as
+    # "thread apply all bt" is in a dump.
+    threads_listed: int | None = None
 
 
 @dataclass(slots=True)
@@ -159,7 +163,8 @@ def from_dict(d: Any) -> Evidence:
             if isinstance(tools, dict) else {},
             why_included=_str(p.get("why_included"), "asked"), missing=_strs(p.get("missing")),
             shared_maps=_strs(p.get("shared_maps")),
-            signals_caught=_str(p.get("signals_caught")))
+            signals_caught=_str(p.get("signals_caught")),
+            threads_listed=_int_or_none(p.get("threads_listed")))
         for t in _dicts(p.get("threads")):
             tid = _int_or_none(t.get("tid"))
             if tid is None:

@@ -75,7 +75,7 @@ def build(ev: Evidence) -> Built:
     child_waits: list[tuple[Thread, int, int]] = []
     lock_waits: list[tuple[Thread, ProcessEvidence, int]] = []
     for pe in ev.processes:
-        proc = Process(pid=pe.pid, name=pe.comm or None, complete=None)
+        proc = Process(pid=pe.pid, name=pe.comm or None, complete=_every_thread_read(pe))
         snap.processes.append(proc)
         gaps = built.missing.setdefault(pe.pid, [])
         gaps.extend(pe.missing)
@@ -132,6 +132,19 @@ def build(ev: Evidence) -> Built:
         snap.notes.extend(g for g in gaps if g not in snap.notes)
     snap.notes.extend(m for m in ev.missing if m not in snap.notes)
     return built
+
+
+def _every_thread_read(pe: ProcessEvidence) -> bool | None:
+    """True when the capture shows every thread of ``pe``: each one /proc listed was read (one
+    that ended meanwhile is gone, not missing), as "thread apply all bt" shows a whole process
+    in a dump. The rules weigh "no other thread can run" as a fact about the process only
+    then. A Go program's threads are its goroutines: whole only when gdb read the runtime's
+    table (``_go_threads``)."""
+    from stuck.capture.proc import MAX_THREADS
+
+    if pe.runtime == "go" or pe.threads_listed is None or not pe.threads:
+        return None
+    return True if pe.threads_listed <= MAX_THREADS else None
 
 
 def _go_threads(pe: ProcessEvidence, view: goroutines.GoView, proc: Process,

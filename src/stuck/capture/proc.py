@@ -195,6 +195,8 @@ def read_process(pid: int, why: str = "asked",
     except OSError as exc:
         missing.add(_why(exc, "thread list", pid))
         tids = []
+    else:
+        pe.threads_listed = len(tids)
     if len(tids) > MAX_THREADS:
         missing.add(f"pid {pid} has {len(tids)} threads; only the first {MAX_THREADS} were read")
         tids = tids[:MAX_THREADS]

@@ -23,6 +23,11 @@ MEANINGS: dict[str, Meaning] = {
     "epoll_pwait": "poll", "epoll_pwait2": "poll", "io_getevents": "poll",
     "io_uring_enter": "poll",
     "futex": "futex", "nanosleep": "sleep", "clock_nanosleep": "sleep",
+    # The kernel resumes an interrupted wait through restart_syscall only when the wait has a
+    # deadline (a sleep, a futex or poll wait with a timeout: the restart carries the time
+    # left); waits without one are re-entered as themselves. A debugger attaching (gdb, so
+    # any earlier capture) interrupts every sleeping thread, so later readings show this.
+    "restart_syscall": "sleep",
     "wait4": "wait-child", "waitid": "wait-child",
     "pause": "signal", "rt_sigsuspend": "signal", "rt_sigtimedwait": "signal",
     # A file lock: flock(2) without LOCK_NB, fcntl(2) F_SETLKW / F_OFD_SETLKW (see Call.meaning).
@@ -36,6 +41,7 @@ NUMBERS: dict[str, dict[int, str]] = {
         44: "sendto", 45: "recvfrom", 46: "sendmsg", 47: "recvmsg", 61: "wait4", 72: "fcntl",
         73: "flock",
         128: "rt_sigtimedwait", 130: "rt_sigsuspend", 202: "futex", 208: "io_getevents",
+        219: "restart_syscall",
         230: "clock_nanosleep", 232: "epoll_wait", 247: "waitid", 270: "pselect6",
         271: "ppoll", 275: "splice", 281: "epoll_pwait", 288: "accept4", 295: "preadv",
         296: "pwritev", 299: "recvmmsg", 307: "sendmmsg", 426: "io_uring_enter",
@@ -46,6 +52,7 @@ NUMBERS: dict[str, dict[int, str]] = {
         66: "writev", 67: "pread64",
         68: "pwrite64", 69: "preadv", 70: "pwritev", 72: "pselect6", 73: "ppoll",
         76: "splice", 95: "waitid", 98: "futex", 101: "nanosleep", 115: "clock_nanosleep",
+        128: "restart_syscall",
         133: "rt_sigsuspend", 137: "rt_sigtimedwait", 202: "accept", 203: "connect",
         206: "sendto", 207: "recvfrom", 211: "sendmsg", 212: "recvmsg", 242: "accept4",
         243: "recvmmsg", 260: "wait4", 269: "sendmmsg", 426: "io_uring_enter",

@@ -19,7 +19,8 @@ def capture_command_for(fmt: str) -> str:
     """The exact command that captures every thread again, for a dump in format ``fmt``."""
     return {"gdb": "gdb -p PID -batch -ex 'thread apply all bt'",
             "go": "GOTRACEBACK=all and kill -QUIT PID (every goroutine)",
-            "jstack": "jstack -l PID"}.get(fmt, "py-spy dump --pid PID")
+            "jstack": "jstack -l PID",
+            "proc": "stuck capture PID"}.get(fmt, "py-spy dump --pid PID")
 
 
 def capture_all(snap: Snapshot) -> str:

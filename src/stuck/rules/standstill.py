@@ -31,7 +31,7 @@ def standstills(dump: Reading) -> None:
     """A process whose every thread is shown and none can run: nothing in it will wake
     anyone. Only for sources that show every thread (``Process.complete``)."""
     stated_stall = {t for f in dump.stated if f.kind == "stall" for t in f.threads}
-    for proc in dump.snap.processes:
+    for pi, proc in enumerate(dump.snap.processes):
         # A Python excerpt too (py-spy's header names the process; what the paste lacks is
         # visible): its claims stay possible, and joins on threads not shown say nothing.
         if not proc.complete and not (proc.complete is False and proc.name == "python"):
@@ -46,6 +46,8 @@ def standstills(dump: Reading) -> None:
             if t.state in ("idle", "dead"):
                 continue
             if t.state == "blocked" and t.waits is not None and t.waits.durable:
+                if _ended_outside(dump, t, pi):
+                    break  # another process may end it: the rules across processes judge it
                 if t.detail in TIMER_SERVED and (t.waits.duration is None
                                                  or t.waits.duration < TIMER_RULED_OUT):
                     timers.append(t)
@@ -62,11 +64,33 @@ def standstills(dump: Reading) -> None:
             waiters = [t for t in waiters if t.id not in dump.covered and not ordinary_wait(
                 t, dump.resources.get(t.waits.resource) if t.waits else None, working)]
             if waiters and any(t.id in dump.covered for t in proc.threads) and all(
-                    dump.unknown_join(t) for t in waiters):
-                continue  # joins on threads not named, beside a finding: likely its victims
+                    dump.unknown_join(t) for t in _roots(dump, waiters)):
+                # Joins on threads not named, beside a finding: likely its victims, and so
+                # are the threads waiting behind them (a JVM's launcher joining main).
+                continue
             if waiters:
                 standstill_finding(dump, waiters, unnamed, sleepers, timers,
                                    excerpt=proc.complete is False)
+
+
+def _roots(dump: Reading, waiters: list[Thread]) -> list[Thread]:
+    """The waits not on something another of ``waiters`` holds (a join on a waiting thread, a
+    lock a waiter holds); the rest wait behind them. All of them when each waits behind
+    another."""
+    ids = {t.id for t in waiters}
+    roots = [t for t in waiters if t.waits is not None and not any(
+        o != t.id and o in ids for o in dump.graph.owned_by.get(t.waits.resource, ()))]
+    return roots or waiters
+
+
+def _ended_outside(dump: Reading, t: Thread, pi: int) -> bool:
+    """Can a thread of another process end ``t``'s wait (the reader of a pipe it writes, as
+    a capture links them)? Then nothing in its own process running is no standstill."""
+    assert t.waits is not None
+    res = dump.resources.get(t.waits.resource)
+    if res is None:
+        return False
+    return any(dump.process_of.get(o, pi) != pi for o in (*res.owners, *(res.wakers or ())))
 
 
 def channels_of(dump: Reading, waiters: list[Thread]) -> list[str]:
@@ -102,13 +126,8 @@ def standstill_finding(dump: Reading, waiters: list[Thread], unnamed: list[Threa
         waiters = [t for t in waiters if not dump.join_may_end(t, waiters)]
         if not waiters:
             return
-    waiter_ids = {t.id for t in waiters}
-    # Root waits: not on something another waiter holds (a join on a waiting thread, a
-    # lock a waiter holds). The rest wait behind the roots.
-    roots = [t for t in waiters if t.waits is not None and not any(
-        o != t.id and o in waiter_ids for o in dump.graph.owned_by.get(t.waits.resource, ()))]
-    if not roots:
-        roots = waiters
+    # Root waits: not on something another waiter holds. The rest wait behind the roots.
+    roots = _roots(dump, waiters)
     if python:  # a join on a thread the dump does not identify says least: named last
         roots.sort(key=dump.unknown_join)
     root_ids = {t.id for t in roots}
