@@ -96,6 +96,47 @@ def test_a_loop_that_io_a_timer_or_a_signal_can_wake_gets_no_finding(start, prog
     assert loop_thread.state == "io"  # seen asleep in the selector all the same
 
 
+def _selector_loop(start, selector: str, mode: str):  # type: ignore[no-untyped-def]
+    s = start([sys.executable, str(PROGRAMS / "py_async_selector.py"), selector, mode])
+    assert s.proc.stdout is not None and s.proc.stdout.readline().strip() == b"ready"
+    settle(s, 1)
+    return s
+
+
+SELECTOR_CALLS = {"epoll": ("epoll_wait", "epoll_pwait"), "poll": ("poll", "ppoll"),
+                  "select": ("select", "pselect6")}
+
+
+@pytest.mark.parametrize("selector", ["epoll", "poll", "select"])
+def test_a_loop_in_any_selector_that_only_its_wake_up_pipe_could_wake_is_a_possible_stall(  # type: ignore[no-untyped-def]
+        start, selector: str) -> None:
+    # asyncio.SelectorEventLoop(selectors.PollSelector()) sleeps in poll, a SelectSelector in
+    # select (pselect6 under glibc): what they watch is read from the call's arguments.
+    from stuck.capture import syscalls
+
+    s = _selector_loop(start, selector, "hung")
+    ev = collect([s.pid])
+    [te] = [te for te in ev.processes[0].threads if te.tid == s.pid]
+    call = syscalls.parse(te.syscall, ev.machine)
+    assert call is not None and call.name in SELECTOR_CALLS[selector]
+    rep = report(ev)
+    [f] = rep.findings
+    assert (f.kind, f.confidence) == ("stall", "possible")
+    assert f.details["rule"] == "event-loop-unwakeable"
+    assert [rep.snapshot.thread_map()[t].tid for t in f.threads] == [s.pid]
+
+
+@pytest.mark.parametrize("selector", ["poll", "select"])
+@pytest.mark.parametrize("mode", ["timer", "server"])
+def test_a_poll_or_select_loop_a_timer_or_io_can_wake_gets_no_finding(  # type: ignore[no-untyped-def]
+        start, selector: str, mode: str) -> None:
+    s = _selector_loop(start, selector, mode)
+    rep = _capture(s.pid)
+    assert rep.findings == [], [f.summary for f in rep.findings]
+    [loop_thread] = [t for t in rep.snapshot.threads() if t.tid == s.pid]
+    assert loop_thread.state == "io"  # seen asleep in the selector all the same
+
+
 def test_saved_evidence_and_the_json_report_give_the_same_verdict(start) -> None:  # type: ignore[no-untyped-def]
     from stuck.analysis import analyze
     from stuck.capture.evidence import from_dict

@@ -1,19 +1,22 @@
-"""An event loop seen from outside: a thread of a Python process asleep in ``epoll_wait`` with
-no timeout, whose epoll set watches nothing but the loop's own wake-up pipe.
+"""An event loop seen from outside: a thread of a Python process asleep in its selector with no
+timeout, watching nothing but the loop's own wake-up pipe.
 
 asyncio's loop computes the selector's timeout before it sleeps: 0 when a callback is ready,
 the time to the nearest timer when one is scheduled, and no timeout only when there is neither.
-Its epoll set holds every fd it waits on, plus the read end of its wake-up pipe: a socket pair
-whose other end the loop keeps to write to (``call_soon_threadsafe``, a signal through
-``signal.set_wakeup_fd``) and never watches. When the set holds nothing else, no I/O can wake
-the loop; when no other thread of the process can run and the program handles no signal that
+The selector is whichever the loop was given: epoll by default on Linux (``epoll_wait``,
+``epoll_pwait``), or poll or select (``poll``, ``ppoll``, ``select``, ``pselect6``). It watches
+every fd the loop waits on, plus the read end of its wake-up pipe: a socket pair whose other
+end the loop keeps to write to (``call_soon_threadsafe``, a signal through
+``signal.set_wakeup_fd``) and never watches. When it watches nothing else, no I/O can wake the
+loop; when no other thread of the process can run and the program handles no signal that
 could, nothing will: whatever its tasks wait for, no code on the loop runs again.
 
-All of it is the kernel's: the system call and its arguments (twice, unchanged), the epoll set
-(fdinfo ``tfd:`` lines), which process holds each end of a socket pair (sock_diag and the fd
-links), the signals the process catches (``SigCgt``). The tasks are not: the finding is
-possible, and says how to see them (``stuck run``). The rule is ``stuck.rules.loop``'s, on a
-``model.EventLoop`` whose tasks were not read.
+All of it is the kernel's: the system call and its arguments (twice, unchanged), what it
+watches (an epoll set's fdinfo ``tfd:`` lines; the pollfd array or fd_sets a poll or select
+call was given, read from the process's memory), which process holds each end of a socket pair
+(sock_diag and the fd links), the signals the process catches (``SigCgt``). The tasks are not:
+the finding is possible, and says how to see them (``stuck run``). The rule is
+``stuck.rules.loop``'s, on a ``model.EventLoop`` whose tasks were not read.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import signal
 from typing import TYPE_CHECKING
 
 from stuck.capture import syscalls
-from stuck.capture.evidence import Evidence, FdEvidence, ProcessEvidence
+from stuck.capture.evidence import Evidence, FdEvidence, ProcessEvidence, ThreadEvidence
 from stuck.capture.peers import Channel
 from stuck.model import EventLoop, Thread
 from stuck.rules.knot import can_progress
@@ -49,25 +52,28 @@ def watched(fe: FdEvidence | None) -> list[int] | None:
     return out
 
 
-def _forever_epoll(pe: ProcessEvidence, call: syscalls.Call | None) -> list[int] | None:
-    """What an epoll wait with no timeout of ``pe`` watches; None for any other wait."""
+def watched_forever(pe: ProcessEvidence, te: ThreadEvidence,
+                    call: syscalls.Call | None) -> list[int] | None:
+    """What a selector wait with no timeout of ``te`` watches: an epoll set's fds (its
+    fdinfo), or those a poll or select call was given (read from its arguments,
+    ``ThreadEvidence.polled``); None for any other wait, or when they could not be read."""
     if call is None or not call.polls_forever():
         return None
     epfd = call.epoll_fd()
     if epfd is None:
-        return None
+        return te.polled
     return watched(next((f for f in pe.fds if f.fd == epfd), None))
 
 
 def waiting_keys(pe: ProcessEvidence, machine: str) -> set[str]:
-    """The pipes and sockets a Python thread waits on in epoll with no timeout: the processes
-    holding their other ends are captured too (one of them could wake it)."""
+    """The pipes and sockets a Python thread waits on in a selector with no timeout: the
+    processes holding their other ends are captured too (one of them could wake it)."""
     if pe.runtime != "python":
         return set()
     fds = {f.fd: f.target for f in pe.fds}
     out: set[str] = set()
     for te in pe.threads:
-        fdset = _forever_epoll(pe, syscalls.parse(te.syscall, machine))
+        fdset = watched_forever(pe, te, syscalls.parse(te.syscall, machine))
         if fdset is None or len(fdset) > MAX_WATCHED:
             continue
         out.update(fds[fd] for fd in fdset
@@ -114,8 +120,9 @@ def _caught(pe: ProcessEvidence, stuck_runs: bool) -> list[str]:
 
 def quiet_loops(ev: Evidence, built: Built, threads_of: dict[int, list[Thread]],
                 chans: dict[str, Channel]) -> None:
-    """An ``EventLoop`` (tasks not read) for each Python thread seen twice in an epoll wait with
-    no timeout watching only its own wake-up pipe; the rule judges it."""
+    """An ``EventLoop`` (tasks not read) for each Python thread seen twice in a selector wait
+    (epoll, poll, select) with no timeout watching only its own wake-up pipe; the rule judges
+    it."""
     from stuck.capture.naming import thread_id
 
     for pe in ev.processes:
@@ -126,7 +133,7 @@ def quiet_loops(ev: Evidence, built: Built, threads_of: dict[int, list[Thread]],
         for te in pe.threads:
             t = by_id.get(thread_id(te.tid))
             call = syscalls.parse(te.syscall, ev.machine)
-            fdset = _forever_epoll(pe, call)
+            fdset = watched_forever(pe, te, call)
             if t is None or fdset is None or t.state != "io":
                 continue  # "io" only when seen in the same call, unchanged, both times
             if not fdset or not all(_own_wakeup(pe, fd, fdset, chans) for fd in fdset):

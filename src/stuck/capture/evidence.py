@@ -32,6 +32,11 @@ class ThreadEvidence:
     stat2: str = ""
     syscall2: str = ""
     switches2: int | None = None
+    # The fds a poll, ppoll, select or pselect6 wait with no timeout watches, read from the
+    # call's arguments in the process's memory (/proc/PID/mem) at the first reading; None
+    # when the thread is in no such wait or the memory could not be read. (An epoll set is
+    # in the epoll fd's fdinfo instead: ``FdEvidence.epoll``.)
+    polled: list[int] | None = None
 
 
 @dataclass(slots=True)
@@ -123,6 +128,11 @@ def _strs(v: Any) -> list[str]:
     return [x for x in v if isinstance(x, str)] if isinstance(v, list) else []
 
 
+def _ints(v: Any) -> list[int] | None:
+    return [x for x in v if isinstance(x, int) and not isinstance(x, bool)] \
+        if isinstance(v, list) else None
+
+
 def _dicts(v: Any) -> list[dict[str, Any]]:
     return [x for x in v if isinstance(x, dict)] if isinstance(v, list) else []
 
@@ -175,7 +185,8 @@ def from_dict(d: Any) -> Evidence:
                 syscall=_str(t.get("syscall")), wchan=_str(t.get("wchan")),
                 stack=stack if isinstance(stack, str) else None,
                 switches=_int_or_none(t.get("switches")), stat2=_str(t.get("stat2")),
-                syscall2=_str(t.get("syscall2")), switches2=_int_or_none(t.get("switches2"))))
+                syscall2=_str(t.get("syscall2")), switches2=_int_or_none(t.get("switches2")),
+                polled=_ints(t.get("polled"))))
         for f in _dicts(p.get("fds")):
             fd = _int_or_none(f.get("fd"))
             if fd is None:

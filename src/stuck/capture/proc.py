@@ -18,7 +18,7 @@ import os
 import struct
 import termios
 
-from stuck.capture import shared
+from stuck.capture import shared, syscalls
 from stuck.capture.evidence import FdEvidence, ProcessEvidence, ThreadEvidence
 
 PROC = "/proc"
@@ -108,6 +108,47 @@ def _read_thread(pid: int, tid: int, missing: set[str]) -> ThreadEvidence | None
             missing.add(f"kernel stacks of pid {pid}: permission denied (they need root)")
         te.stack = None
     return te
+
+
+MAX_POLLED = 1024  # fds of one poll or select read at most (select's FD_SETSIZE)
+
+
+def polled_fds(pid: int, call: syscalls.Call | None, missing: set[str]) -> list[int] | None:
+    """The fds a poll, ppoll, select or pselect6 wait with no timeout watches, read from its
+    arguments in the process's memory: poll's ``struct pollfd`` array (negative fds are
+    ignored by the kernel), select's three ``fd_set`` bitmaps. The kernel writes the results
+    back only when the call returns, so while it sleeps the memory holds what it watches.
+    None for any other wait, or when the memory cannot be read (said in ``missing``)."""
+    if call is None or not call.polls_forever() or call.epoll_fd() is not None \
+            or call.name not in ("poll", "ppoll", "select", "pselect6"):
+        return None
+    polls = call.name in ("poll", "ppoll")
+    count = call.args[1] if polls else call.args[0]
+    if count > MAX_POLLED:
+        return None
+    try:
+        with open(f"{PROC}/{pid}/mem", "rb", buffering=0) as mem:
+            if polls:
+                raw = os.pread(mem.fileno(), 8 * count, call.args[0])
+                if len(raw) != 8 * count:
+                    return None
+                return sorted({fd for fd, _, _ in struct.iter_unpack("=ihh", raw) if fd >= 0})
+            words = (count + 63) // 64  # fd_set: unsigned longs, fd i at bit i % 64 of word i / 64
+            out: set[int] = set()
+            for ptr in call.args[1:4]:
+                if ptr == 0:
+                    continue
+                raw = os.pread(mem.fileno(), 8 * words, ptr)
+                if len(raw) != 8 * words:
+                    return None
+                for w, (bits,) in enumerate(struct.iter_unpack("=Q", raw)):
+                    out.update(64 * w + b for b in range(64) if bits >> b & 1)
+            return sorted(fd for fd in out if fd < count)
+    except OSError as exc:
+        missing.add(_why(exc, "memory (the fds a poll or select waits on)", pid))
+        return None
+    except (ValueError, OverflowError):
+        return None
 
 
 def resample(pe: ProcessEvidence) -> None:
@@ -200,9 +241,12 @@ def read_process(pid: int, why: str = "asked",
     if len(tids) > MAX_THREADS:
         missing.add(f"pid {pid} has {len(tids)} threads; only the first {MAX_THREADS} were read")
         tids = tids[:MAX_THREADS]
+    machine = os.uname().machine
     for tid in tids:
         te = _read_thread(pid, tid, missing)
         if te is not None:
+            if pe.runtime == "python":  # an event loop's selector: what it watches
+                te.polled = polled_fds(pid, syscalls.parse(te.syscall, machine), missing)
             pe.threads.append(te)
     if locked is None:
         locked = shared.locked_files(shared.lock_table())
