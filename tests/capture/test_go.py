@@ -17,6 +17,15 @@ from stuck.model import Report
 
 pytestmark = pytest.mark.skipif(shutil.which("gdb") is None, reason="gdb is not installed")
 
+# Programs whose SIGQUIT dumps are fixtures of the Go source rule: one file serves both tests.
+GO_SOURCE_FIXTURES = Path(__file__).parent.parent / "fixtures" / "dumps" / "gosource"
+
+
+def go_source(name: str) -> Path:
+    """tests/capture/programs/NAME.go, or the program of the dump fixture NAME."""
+    here = PROGRAMS / f"{name}.go"
+    return here if here.exists() else GO_SOURCE_FIXTURES / f"{name}.go"
+
 
 @pytest.fixture(scope="session")
 def go_program(build_dir: Path):  # type: ignore[no-untyped-def]
@@ -27,7 +36,7 @@ def go_program(build_dir: Path):  # type: ignore[no-untyped-def]
             pytest.skip("Go is not installed (CI: golang-go in .ci/packages)")
         if name not in built:
             out = build_dir / name
-            subprocess.run(["go", "build", "-o", str(out), str(PROGRAMS / f"{name}.go")],
+            subprocess.run(["go", "build", "-o", str(out), str(go_source(name))],
                            check=True, capture_output=True, cwd=build_dir,
                            env={**os.environ, "GO111MODULE": "off"})
             built[name] = out
@@ -131,7 +140,7 @@ def test_a_lock_inlined_into_main_keeps_main_s_frame_and_its_wait(go_program, st
     main.main (with the call's line) is the block around it. Both are shown, as SIGQUIT
     prints them; main is blocked on the mutex, not idle, and the worker's channel is named
     by its address (the sudog it is parked on)."""
-    prog = start([str(go_program("go_inlined_lock"))])
+    prog = start([str(go_program("store_audit"))])
     settle(prog, 1)
     rep = report(collect([prog.pid]))
     main = next(t for t in rep.snapshot.threads() if t.id == f"goroutine 1 (pid {prog.pid})")
@@ -156,10 +165,10 @@ def test_a_stripped_go_binary_is_said_to_be_stripped(start, build_dir: Path) -> 
     """`go run` and -ldflags="-s -w" leave no symbol table: the note says so, and what to do."""
     if shutil.which("go") is None:
         pytest.skip("Go is not installed (CI: golang-go in .ci/packages)")
-    exe = build_dir / "go_inlined_lock_stripped"
+    exe = build_dir / "store_audit_stripped"
     if not exe.exists():
         subprocess.run(["go", "build", "-ldflags=-s -w", "-o", str(exe),
-                        str(PROGRAMS / "go_inlined_lock.go")], check=True, capture_output=True,
+                        str(go_source("store_audit"))], check=True, capture_output=True,
                        cwd=build_dir, env={**os.environ, "GO111MODULE": "off"})
     prog = start([str(exe)])
     settle(prog, 1)
@@ -179,7 +188,7 @@ def test_main_sending_to_a_receiver_that_returned_beside_a_heartbeat_is_a_possib
     """The heartbeat goroutine may run again when its timer fires, and it is main's child;
     its source (on disk, beside the binary's paths) shows its loop cannot receive main's
     lines, so main's send is claimed, as possible."""
-    prog = start([str(go_program("go_heartbeat_lines"))])
+    prog = start([str(go_program("heartbeat_lines"))])
     settle(prog, 1)
     rep = report(collect([prog.pid]))
     [f] = rep.findings
@@ -203,3 +212,4 @@ def test_two_goroutines_waiting_for_one_mutex_left_locked_are_a_stall_not_a_cycl
     assert res.kind == "mutex" and (res.address or "").startswith("0xc")
     waits = {t.waits.resource for t in rep.snapshot.threads() if t.id in f.threads and t.waits}
     assert waits == {res.id}
+
