@@ -43,9 +43,10 @@ def infer_native_waits(snapshot: Snapshot, prefix: str = "inferred") -> None:
 
 def analyze(snapshot: Snapshot, stated: Iterable[Finding] = (),
             inferred: dict[str, str] | None = None, hang_after: float = HANG_AFTER,
-            unsure: dict[str, str] | None = None) -> Report:
+            unsure: dict[str, str] | None = None, sources: Iterable[str] = ()) -> Report:
     """Classify, infer, apply the rules and group stacks: the Report every format renders.
-    ``stated``, ``inferred``, ``hang_after`` and ``unsure``: see ``stuck.rules.ReadFacts``."""
+    ``stated``, ``inferred``, ``hang_after``, ``unsure`` and ``sources`` (``--source`` DIRs):
+    see ``stuck.rules.ReadFacts``."""
     infer_native_waits(snapshot)
     for proc in snapshot.processes:  # "no progress for N s": every wait is at least that old
         if proc.no_progress_for is not None:
@@ -53,7 +54,7 @@ def analyze(snapshot: Snapshot, stated: Iterable[Finding] = (),
                 if t.waits is not None and t.waits.duration is None:
                     t.waits.duration = proc.no_progress_for
     findings = evaluate(snapshot, read=ReadFacts(list(stated), inferred or {}, hang_after,
-                                                 unsure or {}))
+                                                 unsure or {}, tuple(sources)))
     groups = _group_threads(snapshot)
     return Report(snapshot=snapshot, findings=findings, groups=groups)
 

@@ -106,8 +106,9 @@ def _same_file(out: str, inputs: tuple[str, ...]) -> str | None:
 @click.option("--html", "html_out", default=None, metavar="FILE",
               help="Write an HTML report to FILE (never over an input).")
 @click.option("--source", "sources", multiple=True, metavar="DIR",
-              help="Where the Python files the dump names can be read, when not at the "
-                   "paths it prints (repeatable): the locks a thread holds are read from them.")
+              help="Where the source files the dump names can be read, when not at the "
+                   "paths it prints (repeatable): the locks a Python thread holds, and what a "
+                   "Go goroutine's code can reach, are read from them.")
 def analyze_command(files: tuple[str, ...], fmt: str, json_out: str | None,
                     html_out: str | None, sources: tuple[str, ...] = ()) -> None:
     """Read thread dumps (gdb, Go, jstack, Python, Linux, FreeBSD, stuck JSON) and report
@@ -120,7 +121,7 @@ def analyze_command(files: tuple[str, ...], fmt: str, json_out: str | None,
         if out is not None and (clash := _same_file(out, files)) is not None:
             _fail(f"will not write the report over the input {clash}; name another file "
                   "(--json=FILE, --html FILE)")
-    report = _saved_capture(files)
+    report = _saved_capture(files, sources)
     if report is not None:
         _emit(report, json_out, html_out)
     results = []
@@ -142,7 +143,8 @@ def analyze_command(files: tuple[str, ...], fmt: str, json_out: str | None,
             _name_files(parsed, texts, fmt, parse_text)
         results.extend(parsed)
     loaded: Loaded = merge(results, list(files), sources)
-    _emit(analyze(loaded.snapshot, loaded.stated, loaded.inferred), json_out, html_out)
+    _emit(analyze(loaded.snapshot, loaded.stated, loaded.inferred, sources=sources), json_out,
+          html_out)
 
 
 def _name_files(parsed, texts: list[tuple[str, str]], fmt: str, parse_text) -> None:  # type: ignore[no-untyped-def]
@@ -171,7 +173,7 @@ def _name_files(parsed, texts: list[tuple[str, str]], fmt: str, parse_text) -> N
                 proc.file = found
 
 
-def _saved_capture(files: tuple[str, ...]):  # type: ignore[no-untyped-def]
+def _saved_capture(files: tuple[str, ...], sources: tuple[str, ...] = ()):  # type: ignore[no-untyped-def]
     """The report of a ``stuck capture --save DIR`` directory, rebuilt from its evidence."""
     from stuck.capture.save import is_saved
     saved = [f for f in files if is_saved(f)]
@@ -183,7 +185,7 @@ def _saved_capture(files: tuple[str, ...]):  # type: ignore[no-untyped-def]
     from stuck.capture.evidence import EvidenceFormatError
     from stuck.capture.save import load
     try:
-        return report(load(saved[0]))
+        return report(load(saved[0]), sources)
     except (OSError, EvidenceFormatError) as exc:
         _fail(f"{saved[0]}: {exc}")
 

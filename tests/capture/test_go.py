@@ -213,3 +213,31 @@ def test_two_goroutines_waiting_for_one_mutex_left_locked_are_a_stall_not_a_cycl
     waits = {t.waits.resource for t in rep.snapshot.threads() if t.id in f.threads and t.waits}
     assert waits == {res.id}
 
+
+def test_source_given_with_source_dir_is_read_where_the_binary_s_paths_are_not(  # type: ignore[no-untyped-def]
+        start, tmp_path: Path) -> None:
+    """The binary records the path it was built from; the source has moved since (another
+    checkout, another machine). Without --source the heartbeat goroutine's code cannot be
+    read and main's send stays unclaimed; with --source DIR it is read there."""
+    if shutil.which("go") is None:
+        pytest.skip("Go is not installed (CI: golang-go in .ci/packages)")
+    built_in, moved = tmp_path / "built", tmp_path / "moved"
+    built_in.mkdir()
+    shutil.copy(go_source("heartbeat_lines"), built_in / "heartbeat_lines.go")
+    exe = tmp_path / "heartbeat_lines"
+    subprocess.run(["go", "build", "-o", str(exe), "heartbeat_lines.go"], check=True,
+                   capture_output=True, cwd=built_in, env={**os.environ, "GO111MODULE": "off"})
+    built_in.rename(moved)
+    prog = start([str(exe)])
+    settle(prog, 1)
+    main = f"goroutine 1 (pid {prog.pid})"
+    ev = collect([prog.pid])
+    assert not any(main in f.threads for f in report(ev).findings)
+    [f] = report(ev, [str(moved)]).findings
+    assert (f.kind, f.confidence, f.threads) == ("stall", "possible", [main])
+    assert f.details["source_read"]
+    run = subprocess.run([sys.executable, "-m", "stuck", "capture", str(prog.pid), "--source",
+                          str(moved), "--json", "-"], capture_output=True, text=True,
+                         timeout=120)
+    assert run.returncode == 1, run.stderr
+    assert '"possible"' in run.stdout and main in run.stdout

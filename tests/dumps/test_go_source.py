@@ -6,7 +6,10 @@ the truth comes from the programs."""
 
 from __future__ import annotations
 
+import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -95,3 +98,24 @@ def test_a_body_that_calls_the_program_s_code_may_reach_anything(tmp_path: Path)
     assert gosource.cannot_reach(quiet, names)
     assert gosource.literal_body(str(src), 8) is None  # no go statement there
     assert gosource.names_at(str(tmp_path / "absent.go"), 1) is None
+
+
+@pytest.mark.parametrize("name", ["ticker_worker_quit", "ticker_mutex_send"])
+def test_stuck_analyze_reads_the_go_source_under_source_dir(name: str, tmp_path: Path) -> None:
+    """The dump prints paths where the source is not (it was built elsewhere): `stuck analyze
+    --source DIR` reads it under DIR, as it does Python files."""
+    dump = tmp_path / f"{name}.sigquit.txt"
+    dump.write_text((HERE / f"{name}.sigquit.txt").read_text()
+                    .replace(PRINTED_DIR, "/nonexistent/stuck-test/build/"))
+    src = tmp_path / "checkout"
+    src.mkdir()
+    shutil.copy(HERE / f"{name}.go", src / f"{name}.go")
+
+    def main_claimed(*extra: str) -> bool:
+        run = subprocess.run([sys.executable, "-m", "stuck", "analyze", "--json", "-", *extra,
+                              str(dump)], capture_output=True, text=True, timeout=120)
+        assert run.returncode in (0, 1), run.stderr
+        return any("goroutine 1" in f["threads"] for f in json.loads(run.stdout)["findings"])
+
+    assert not main_claimed()
+    assert main_claimed("--source", str(src))

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from stuck.capture.evidence import Evidence, ProcessEvidence
@@ -201,14 +202,18 @@ def _runtime_views(ev: Evidence, processes: list[ProcessEvidence], timeout: floa
                         f"`kill -QUIT {pe.pid}` (prints the goroutines, but ends the program)")
 
 
-def report(ev: Evidence) -> Report:
+def report(ev: Evidence, sources: Iterable[str] = ()) -> Report:
     """The report for captured evidence: built, analysed by the one rules engine, and each
-    finding told what could not be read of the processes it involves."""
+    finding told what could not be read of the processes it involves. ``sources``: where the
+    programs' source files can be read when not at the paths their stacks print
+    (``--source DIR``), as for ``stuck analyze``."""
     from stuck.analysis import analyze
     from stuck.capture.merge import build
 
-    built = build(ev)
-    rep = analyze(built.snapshot, built.stated, built.inferred, unsure=built.unsure)
+    dirs = tuple(sources)
+    built = build(ev, dirs)
+    rep = analyze(built.snapshot, built.stated, built.inferred, unsure=built.unsure,
+                  sources=dirs)
     # A finding the program's own runtime made stands when the rules, from what it handed
     # over, found nothing about its threads: capture under `stuck run` knows at least as much
     # as the run itself.

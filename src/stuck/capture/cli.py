@@ -1,4 +1,4 @@
-"""``stuck capture PID… [--tree] [--json FILE] [--html FILE] [--save DIR]``.
+"""``stuck capture PID… [--tree] [--json FILE] [--html FILE] [--save DIR] [--source DIR]``.
 
 Exit 0: nothing found; 1: findings; 2: bad usage, or no process could be read, or nothing
 about what any thread waits on, or only Go programs whose goroutines could not be read (a
@@ -47,8 +47,12 @@ def _fail(message: str) -> None:
 @click.option("--timeout", default=20.0, show_default=True, metavar="SECONDS",
               type=click.FloatRange(min=0.1),
               help="Longest time each outside tool (gdb, py-spy, jcmd) may take.")
+@click.option("--source", "sources", multiple=True, metavar="DIR",
+              help="Where the programs' source files can be read, when not at the paths "
+                   "their stacks print (repeatable), as for stuck analyze --source.")
 def capture_command(pids: tuple[str, ...], tree: bool, json_out: str | None,
-                    html_out: str | None, save_dir: str | None, timeout: float) -> None:
+                    html_out: str | None, save_dir: str | None, timeout: float,
+                    sources: tuple[str, ...] = ()) -> None:
     """Read live processes from the outside (/proc, pipes and sockets between them, gdb,
     py-spy, jcmd) and name why they are stuck. Never stops or kills them."""
     import os
@@ -74,7 +78,7 @@ def capture_command(pids: tuple[str, ...], tree: bool, json_out: str | None,
     if not readable:
         gaps = [m for pe in ev.processes for m in pe.missing]
         _fail(gaps[0] if gaps else "nothing could be read")
-    rep = report(ev)
+    rep = report(ev, sources)
     if save_dir is not None:
         from stuck.capture.save import save
         try:

@@ -63,7 +63,9 @@ class _IoWait:
     rid: str
 
 
-def build(ev: Evidence) -> Built:
+def build(ev: Evidence, sources: tuple[str, ...] = ()) -> Built:
+    """``sources``: where the programs' source files can be read besides the paths their
+    stacks print (``--source DIR``)."""
     snap = Snapshot(source=Source(kind="proc", format="proc",
                                   files=[f"pid {p.pid}" for p in ev.processes]),
                     taken_at=ev.taken_at)
@@ -121,7 +123,7 @@ def build(ev: Evidence) -> Built:
         threads_of[pe.pid] = proc.threads
     _link_io(ev, built, chans, io_waits, threads_of, by_pid)
     _link_locks(ev, built, lock_waits, threads_of, by_pid)
-    _runtime_views(ev, built, threads_of)
+    _runtime_views(ev, built, threads_of, sources)
     _link_children(built, child_waits, threads_of, by_pid)
     _link_runtime_child_waits(built, threads_of, by_pid)
     live = _settle(snap, built.may_run)
@@ -546,7 +548,8 @@ def _shared_futex(ev: Evidence, built: Built, res: Resource, t: Thread,
             "it could still wake the wait (run stuck capture as root to read them)")
 
 
-def _runtime_views(ev: Evidence, built: Built, threads_of: dict[int, list[Thread]]) -> None:
+def _runtime_views(ev: Evidence, built: Built, threads_of: dict[int, list[Thread]],
+                   sources: tuple[str, ...] = ()) -> None:
     from stuck.capture import gdb, jvm, python  # each refines the threads it read
 
     for pe in ev.processes:
@@ -574,7 +577,7 @@ def _runtime_views(ev: Evidence, built: Built, threads_of: dict[int, list[Thread
                 words.add(rid)
     for pe in ev.processes:
         if "py-spy" in pe.tools or "pystack" in pe.tools:
-            python.read_sources(pe, threads_of.get(pe.pid, []), built)
+            python.read_sources(pe, threads_of.get(pe.pid, []), built, sources)
     # A futex wait the source named (a Python lock's acquire) no longer needs its word.
     waited = {t.waits.resource for ts in threads_of.values() for t in ts if t.waits is not None}
     built.snapshot.resources = [r for r in built.snapshot.resources

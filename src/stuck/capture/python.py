@@ -190,15 +190,17 @@ def _apply_live(pe: ProcessEvidence, threads: list[Thread], built: Built) -> Non
         built.live_findings.append(f)
 
 
-def read_sources(pe: ProcessEvidence, threads: list[Thread], built: Built) -> None:
+def read_sources(pe: ProcessEvidence, threads: list[Thread], built: Built,
+                 sources: tuple[str, ...] = ()) -> None:
     """The program's own source, where readable, says which locks its threads hold and wait
     for (the ``with`` blocks around the lines py-spy or pystack show): the same reading
     ``stuck analyze`` makes of a pasted dump (``stuck.dumps.pysource``). Relative file names
-    start at the process's working directory. A program that handed over its live report
-    needs none of it: its runtime tracked the owners."""
+    start at the process's working directory, and ``sources`` (``--source DIR``) are looked
+    in too. A program that handed over its live report needs none of it: its runtime tracked
+    the owners."""
     if "stuck" in pe.tools:
         return
     from stuck.dumps.pysource import read_python_sources
 
-    read_python_sources(built.snapshot, built.inferred, threads=threads, cwd=pe.cwd,
+    read_python_sources(built.snapshot, built.inferred, sources, threads=threads, cwd=pe.cwd,
                         scope=f"{pe.pid}:")

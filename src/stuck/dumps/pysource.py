@@ -36,6 +36,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from stuck.model import Frame, Process, Resource, ResourceKind, Snapshot, Thread, Wait
+from stuck.stacks import sourcepath
 from stuck.stacks.python import CALL_ACTIVITY, SIGNAL_WAITS, SLEEP_ONLY, bare, is_stdlib
 
 MAX_SOURCE = 2 << 20  # bytes: a larger file is not read
@@ -76,12 +77,7 @@ class SourceReader:
     def candidates(self, path: str) -> list[str]:
         # As the dump names it (a relative path from the program's own directory when known),
         # then under each DIR.
-        out = [os.path.join(self.cwd, path) if self.cwd else path]
-        parts = path.replace("\\", "/").split("/")
-        for d in self.dirs:
-            for i in range(len(parts)):  # the longest suffix of the path found under DIR
-                out.append(os.path.join(d, *parts[i:]))
-        return out
+        return sourcepath.candidates(path, self.dirs, self.cwd)
 
     def get(self, path: str | None) -> _Source | None:
         if not path or not path.endswith(".py"):

@@ -239,9 +239,13 @@ class ReadFacts:
     ``inferred``: resource id -> how its owner was inferred rather than read (a guess the
     findings must admit); ``hang_after``: how long a wait must have lasted to be named as a
     possible hang; ``unsure``: resource id -> why what the source read of it may be incomplete
-    (a finding through it is at most probable, ``confidence.unsure_doubt``)."""
+    (a finding through it is at most probable, ``confidence.unsure_doubt``); ``sources``:
+    directories the program's source files may be found under (``stuck.stacks.sourcepath``)."""
 
     stated: list[Finding] = field(default_factory=list)
     inferred: dict[str, str] = field(default_factory=dict)
     hang_after: float = HANG_AFTER
     unsure: dict[str, str] = field(default_factory=dict)
+    # Where the program's source files can be read when not at the paths the stacks print
+    # (``--source DIR``): a rule reading source (Go's function literals) looks there too.
+    sources: tuple[str, ...] = ()

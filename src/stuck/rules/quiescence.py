@@ -95,8 +95,9 @@ class _Process:
     """The goroutines of one process, sorted by what they can still do."""
 
     def __init__(self, proc: Process, resources: dict[str, Resource], covered: set[str],
-                 said: bool, complete: bool) -> None:
+                 said: bool, complete: bool, sources: tuple[str, ...] = ()) -> None:
         self.said = said
+        self.sources = sources  # --source DIRs: where the Go files may be read
         self.complete = complete or said  # False: an excerpt, or a text that cannot tell
         self.resources = resources
         self.active: list[Thread] = []  # running, runnable, in a syscall or I/O
@@ -166,8 +167,8 @@ class _Process:
         made = next((f for f in t.frames if f.function.startswith("created by ")), None)
         if made is None:
             return True
-        body = gosource.literal_body(made.file, made.line)
-        names = gosource.names_at(at.file, at.line) if body is not None else None
+        body = gosource.literal_body(made.file, made.line, self.sources)
+        names = gosource.names_at(at.file, at.line, self.sources) if body is not None else None
         if body is None or names is None or not gosource.cannot_reach(body, names):
             return True
         self.unreached.append((child, waiter.id, f"{made.file}:{made.line}"))
@@ -228,7 +229,7 @@ def quiescence(dump: Reading) -> None:
     which no goroutine runs: ``go_quiescence``); the threads it judged, stuck or able to run
     again, are left alone by the rules after it."""
     findings, judged = go_quiescence(dump.snap, dump.stated, dump.covered, dump.findings,
-                                     dump.resources)
+                                     dump.resources, dump.sources)
     dump.findings.extend(findings)
     dump.covered.update(judged)
     for f in findings:
@@ -236,12 +237,13 @@ def quiescence(dump: Reading) -> None:
 
 
 def go_quiescence(snapshot: Snapshot, stated: list[Finding], covered: set[str],
-                  earlier: Iterable[Finding] = (), resources: dict[str, Resource] | None = None
-                  ) -> tuple[list[Finding], set[str]]:
+                  earlier: Iterable[Finding] = (), resources: dict[str, Resource] | None = None,
+                  sources: tuple[str, ...] = ()) -> tuple[list[Finding], set[str]]:
     """(findings, goroutines judged) for every Go process in which nothing shown runs; the
     judged goroutines (stuck, or able to run again) are left alone by the other rules.
     Goroutines that only wait behind the threads of an ``earlier`` finding (main joining the
-    two halves of a proven cycle) are added to its ``blocked_behind``."""
+    two halves of a proven cycle) are added to its ``blocked_behind``. ``sources``: where
+    the program's Go files may be found besides the paths the dump prints (``--source``)."""
     earlier = list(earlier)
     if not any(_goroutines(proc) for proc in snapshot.processes):
         return [], set()
@@ -253,7 +255,7 @@ def go_quiescence(snapshot: Snapshot, stated: list[Finding], covered: set[str],
         if not _goroutines(proc):
             continue
         said = _runtime_said(stated, proc) if stated else None
-        p = _Process(proc, resources, covered, said is not None, proc.complete is True)
+        p = _Process(proc, resources, covered, said is not None, proc.complete is True, sources)
         if p.active or not p.waiting:
             continue
         p.link()

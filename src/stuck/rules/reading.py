@@ -68,6 +68,7 @@ class Reading:
         self.stated = read.stated
         self.inferred = read.inferred
         self.hang_after = read.hang_after
+        self.sources = read.sources
         self.resources = snapshot.resource_map()
         self.facts: dict[str, Fact] = {f.name: f for f in snapshot.facts}  # the last one wins
         self.knowledge = Knowledge(snapshot, self.resources, self.facts, self.hang_after)

@@ -16,8 +16,10 @@ cannot end that wait: Go code reaches a mutex or a channel only through a name f
 captured variable, an argument, a field), or through a call that reaches it. Anything else (a
 named function, a method call, a file that cannot be read or is not a ``.go`` file) says
 nothing, and the rule keeps assuming the worst. The source on disk may differ from the code
-that ran, which the finding says. Files are read only if they are small; their text is never
-executed.
+that ran, which the finding says. A file is read at the path the dump prints, or, with
+``--source DIR`` (``stuck analyze`` and ``stuck capture``), under DIR
+(``stuck.stacks.sourcepath``): a binary records the paths it was built from, which may be on
+another machine. Files are read only if they are small; their text is never executed.
 """
 
 from __future__ import annotations
@@ -25,12 +27,14 @@ from __future__ import annotations
 import os
 import re
 
+from stuck.stacks import sourcepath
+
 MAX_SOURCE = 1 << 20  # bytes: a larger file is not read
 MAX_FILES = 1024
 MAX_BODY = 20_000  # characters of a function literal read
 
-_files: dict[str, tuple[list[str], set[str]] | None] = {}
-_bodies: dict[tuple[str, int], tuple[str, set[str]] | None] = {}
+_files: dict[tuple[str, tuple[str, ...]], tuple[list[str], set[str]] | None] = {}
+_bodies: dict[tuple[str, int, tuple[str, ...]], tuple[str, set[str]] | None] = {}
 MAX_BODIES = 4096
 
 _KEYWORDS = frozenset({
@@ -63,36 +67,43 @@ def _blank(m: re.Match[str]) -> str:
     return re.sub(r"[^\n]", " ", m.group(0))
 
 
-def source_lines(path: str | None) -> list[str] | None:
+def source_lines(path: str | None, dirs: tuple[str, ...] = ()) -> list[str] | None:
     """The lines of a Go file the dump names (comments and literals blanked), None when it
-    cannot be read."""
-    read = _read(path)
+    cannot be read. ``dirs``: where else to look (``--source DIR``, ``stuck.stacks.sourcepath``)."""
+    read = _read(path, dirs)
     return read[0] if read is not None else None
 
 
-def _read(path: str | None) -> tuple[list[str], set[str]] | None:
-    """(code lines, standard packages imported) of a Go file, read once."""
-    if not path or not path.endswith(".go") or not os.path.isabs(path):
+def _read(path: str | None, dirs: tuple[str, ...] = ()) -> tuple[list[str], set[str]] | None:
+    """(code lines, standard packages imported) of a Go file, read once. The path as the dump
+    prints it counts only when absolute (a Go binary records absolute paths; a relative one
+    would be read from wherever stuck runs); under ``dirs``, its suffixes."""
+    if not path or not path.endswith(".go"):
         return None
-    if path in _files:
-        return _files[path]
+    key = (path, dirs)
+    if key in _files:
+        return _files[key]
     out: tuple[list[str], set[str]] | None = None
-    try:
-        if os.path.getsize(path) <= MAX_SOURCE:
-            with open(path, encoding="utf-8", errors="replace") as f:
+    for cand in sourcepath.candidates(path, dirs)[0 if os.path.isabs(path) else 1:]:
+        try:
+            if not os.path.isfile(cand) or os.path.getsize(cand) > MAX_SOURCE:
+                continue
+            with open(cand, encoding="utf-8", errors="replace") as f:
                 raw = f.read()
-            out = (_NOISE.sub(_blank, raw).split("\n"), _std_packages(raw))
-    except OSError:
-        out = None
+        except OSError:
+            continue
+        out = (_NOISE.sub(_blank, raw).split("\n"), _std_packages(raw))
+        break
     if len(_files) < MAX_FILES:
-        _files[path] = out
+        _files[key] = out
     return out
 
 
-def names_at(path: str | None, line: int | None) -> frozenset[str] | None:
+def names_at(path: str | None, line: int | None,
+             dirs: tuple[str, ...] = ()) -> frozenset[str] | None:
     """The identifiers on a source line (a waiter's ``jobs <- i``: ``jobs``, ``i``), keywords
     and builtins left out; None when the line cannot be read or names nothing."""
-    lines = source_lines(path)
+    lines = source_lines(path, dirs)
     if lines is None or not line or line > len(lines):
         return None
     names = frozenset(n for n in _IDENT.findall(lines[line - 1])
@@ -111,22 +122,24 @@ def _std_packages(raw: str) -> set[str]:
     return out
 
 
-def literal_body(path: str | None, line: int | None) -> tuple[str, set[str]] | None:
+def literal_body(path: str | None, line: int | None,
+                 dirs: tuple[str, ...] = ()) -> tuple[str, set[str]] | None:
     """Like ``_literal_body``, read once for each place (many goroutines share a go statement)."""
-    key = (path or "", line or 0)
+    key = (path or "", line or 0, dirs)
     if key in _bodies:
         return _bodies[key]
-    body = _literal_body(path, line)
+    body = _literal_body(path, line, dirs)
     if len(_bodies) < MAX_BODIES:
         _bodies[key] = body
     return body
 
 
-def _literal_body(path: str | None, line: int | None) -> tuple[str, set[str]] | None:
+def _literal_body(path: str | None, line: int | None,
+                  dirs: tuple[str, ...] = ()) -> tuple[str, set[str]] | None:
     """The body of the function literal a ``go func(...) { ... }(...)`` statement at ``line``
     starts, and the standard packages its file imports; None when that line holds no such
     statement or the file cannot be read."""
-    read = _read(path)
+    read = _read(path, dirs)
     if read is None or not line or line > len(read[0]):
         return None
     lines, std = read
