@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -241,3 +242,41 @@ def test_source_given_with_source_dir_is_read_where_the_binary_s_paths_are_not( 
                          timeout=120)
     assert run.returncode == 1, run.stderr
     assert '"possible"' in run.stdout and main in run.stdout
+
+
+def test_sync_cond_waiters_carry_the_cond_s_address_as_a_sigquit_dump_prints_it(  # type: ignore[no-untyped-def]
+        go_program, start) -> None:
+    """Two goroutines wait on one sync.Cond nobody signals. Capture reads the Cond's notify
+    list where the runtime keeps it (notifyListWait's first argument): both waits are on one
+    resource, with the address SIGQUIT's traceback prints, and a dump of the same moment
+    gets the same verdict. Without the address each waiter had a Cond of its own."""
+    from stuck.analysis import analyze
+    from stuck.dumps import load_dump
+
+    prog = start([str(go_program("cond_wait"))])
+    assert prog.proc.stdout is not None
+    assert int(prog.proc.stdout.readline()) == prog.pid
+    settle(prog, 1)
+    rep = report(collect([prog.pid]))
+    resources = rep.snapshot.resource_map()
+    takers = [t for t in rep.snapshot.threads()
+              if any(f.function == "main.(*queue).take" for f in t.frames)]
+    assert len(takers) == 2
+    [cond] = {resources[t.waits.resource].id for t in takers if t.waits is not None}
+    address = resources[cond].address
+    assert resources[cond].kind == "condition" and (address or "").startswith("0xc")
+    os.kill(prog.pid, signal.SIGQUIT)
+    _, err = prog.proc.communicate(timeout=30)
+    dump = err.decode()
+    assert f"sync.runtime_notifyListWait({address}, " in dump
+    loaded = load_dump(dump, name="sigquit.txt")
+    from_dump = analyze(loaded.snapshot, loaded.stated, loaded.inferred)
+
+    def verdicts(r: Report) -> list[tuple[str, str, list[str], list[str | None]]]:
+        res = r.snapshot.resource_map()
+        return [(f.kind, f.confidence, sorted(t.split(" (pid")[0] for t in f.threads),
+                 [res[x].address for x in f.resources]) for f in r.findings]
+
+    assert verdicts(rep) == verdicts(from_dump)
+    assert verdicts(rep)[0][:2] == ("stall", "possible")
+    assert verdicts(rep)[0][3] == [address]

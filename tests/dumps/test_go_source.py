@@ -119,3 +119,15 @@ def test_stuck_analyze_reads_the_go_source_under_source_dir(name: str, tmp_path:
 
     assert not main_claimed()
     assert main_claimed("--source", str(src))
+
+
+def test_sync_cond_waiters_are_on_the_cond_their_notify_list_names(tmp_path: Path) -> None:
+    """Go 1.18+ often prints a Cond's receiver as ``sync.(*Cond).Wait(0x0?)`` (lost with the
+    register ABI) but ``sync.runtime_notifyListWait``'s first argument, the Cond's notify list,
+    exactly: both waiters of cond_wait wait on that one Cond, not on one each."""
+    rep = _analyze("cond_wait", tmp_path)
+    [f] = rep.findings
+    assert (f.kind, f.confidence) == ("stall", "possible")
+    assert len(f.threads) == 2
+    [cond] = [rep.snapshot.resource_map()[r] for r in f.resources]
+    assert cond.kind == "condition" and cond.address == "0xc000082050"

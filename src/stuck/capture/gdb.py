@@ -228,6 +228,14 @@ def _goroutines():
                 if not ret:
                     break
                 more = _go_frames(ret - 1)
+                if status == 4 and more[-1][0] in NOTIFY_WAITS and "notify" not in out:
+                    # sync.Cond.Wait parks in notifyListWait(l *notifyList, t): l, the
+                    # Cond's notify list, in its first argument's slot above the saved bp
+                    # and return address, as Go's own traceback reads it.
+                    try:
+                        out["notify"] = _go_word(bp + 16)
+                    except Exception:
+                        pass
                 if more[-1][0] == "runtime.goexit":
                     frames.extend(more[:-1])
                     break
@@ -290,6 +298,8 @@ except Exception as exc:
     print(MARK + json.dumps({"go": "failed: " + str(exc)[:200]}))
 '''
 MAX_GOROUTINES = 100_000
+# The runtime function a sync.Cond waiter parks in, by the name its symbol has (a linkname).
+NOTIFY_WAITS = ("sync.runtime_notifyListWait",)
 
 
 def futex_addresses(pe: ProcessEvidence, machine: str) -> list[int]:
@@ -356,6 +366,7 @@ def collect(pe: ProcessEvidence, ev: Evidence, timeout: float) -> None:
     if pe.runtime == "go":
         poll = sorted({a for f in pe.fds for a in epoll_data(f.epoll)})
         script += (f"MAX_GOROUTINES = {MAX_GOROUTINES}\nPOLL = {poll!r}\n"
+                   f"NOTIFY_WAITS = {NOTIFY_WAITS!r}\n"
                    f"FRAME_POINTERS = {ev.machine == 'x86_64'!r}\n" + GO_SCRIPT)
     fd, path = tempfile.mkstemp(prefix="stuck-gdb-", suffix=".py")
     try:

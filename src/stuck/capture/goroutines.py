@@ -2,7 +2,9 @@
 
 A Go program's OS threads are the runtime's machinery (parked Ms, the netpoller, sysmon); what
 waits is goroutines. The gdb script (``stuck.capture.gdb.GO_SCRIPT``) reads each goroutine's
-status, wait reason and stack without stopping the program for longer than an attach, and for
+status, wait reason and stack without stopping the program for longer than an attach, what it
+is parked on where the runtime keeps it (a channel's sudog, a sync object's semaphore, a
+sync.Cond's notify list in the argument slot Go's traceback reads), and for
 each fd the runtime's epoll watches (the kernel's fdinfo gives the runtime's pollDesc address),
 the goroutine parked reading or writing it. Those stacks are written as a Go traceback and read
 by the same parser as a SIGQUIT dump (``stuck.dumps.go``), so the same Go rules apply. Then:
@@ -18,7 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from stuck.capture.gdb import records
+from stuck.capture.gdb import NOTIFY_WAITS, records
 from stuck.model import Thread
 
 STATUS = {1: "runnable", 2: "running", 3: "syscall", 9: "runnable"}
@@ -35,6 +37,7 @@ class Goroutine:
     tid: int | None = None  # the OS thread running it (status running or syscall)
     chans: list[int] = field(default_factory=list)  # the channels it is parked on
     sema: int | None = None  # the semaphore it is parked on (runtime.semtable)
+    notify: int | None = None  # a sync.Cond waiter: the Cond's notify list it is parked on
 
 
 @dataclass(slots=True)
@@ -77,13 +80,15 @@ def read(text: str) -> GoView | None:
             tid = d.get("tid")
             chans = d.get("chans")
             sema = d.get("sema")
+            notify = d.get("notify")
             view.goroutines.append(Goroutine(
                 goid=gid, g=g, status=status, reason=reason[:80] if isinstance(reason, str)
                 else "", frames=frames, created=_frame(d.get("created")),
                 tid=tid if isinstance(tid, int) and tid > 0 else None,
                 chans=[c for c in chans[:8] if isinstance(c, int) and c > 0]
                 if isinstance(chans, list) else [],
-                sema=sema if isinstance(sema, int) and sema > 0 else None))
+                sema=sema if isinstance(sema, int) and sema > 0 else None,
+                notify=notify if isinstance(notify, int) and notify > 0 else None))
         pd, fd, rg, wg = d.get("pd"), d.get("fd"), d.get("rg"), d.get("wg")
         if isinstance(pd, int) and isinstance(fd, int) and isinstance(rg, int) \
                 and isinstance(wg, int):
@@ -127,11 +132,16 @@ def traceback(view: GoView) -> str:
         out.append(f"goroutine {g.goid} [{_clean(reason) or 'waiting'}]:")
         chan = g.chans[0] if len(g.chans) == 1 else None
         sema = g.sema
+        notify = g.notify
         for name, path, line in g.frames:
             if chan is not None and name in _CHANNEL_CALLS:
                 # its first argument is the channel, as Go prints it
                 out.append(f"{_clean(name)}({chan:#x}, ...)")
                 chan = None
+            elif notify is not None and name in NOTIFY_WAITS:
+                # its first argument is the Cond's notify list, as Go prints it
+                out.append(f"{_clean(name)}({notify:#x}, ...)")
+                notify = None
             elif sema is not None and name in _SEMA_OFFSETS:
                 # the sync object whose semaphore it waits on: its receiver, as Go prints it
                 out.append(f"{_clean(name)}({sema - _SEMA_OFFSETS[name]:#x}, ...)")

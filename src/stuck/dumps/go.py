@@ -91,6 +91,9 @@ _PRIMITIVE_FRAMES: dict[str, ResourceKind] = {
     "sync.(*Mutex).Lock": "mutex", "sync.(*Mutex).lockSlow": "mutex",
     "sync.(*RWMutex).RLock": "rwlock", "sync.(*RWMutex).Lock": "rwlock",
     "sync.(*WaitGroup).Wait": "waitgroup", "sync.(*Cond).Wait": "condition",
+    # What a Cond waiter parks in: its first argument, the Cond's notify list, is printed
+    # exactly where Cond.Wait's receiver often is not ("0x0?" since Go 1.18's register ABI).
+    "sync.runtime_notifyListWait": "condition",
     "runtime.chansend": "channel", "runtime.chansend1": "channel", "runtime.chanrecv": "channel",
     "runtime.chanrecv1": "channel", "runtime.chanrecv2": "channel",
     "internal/sync.(*Mutex).Lock": "mutex", "internal/sync.(*Mutex).lockSlow": "mutex",
