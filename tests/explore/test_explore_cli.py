@@ -245,3 +245,45 @@ def test_teardown_of_pool_workers_prints_nothing(tmp_path: Path) -> None:
     assert run.returncode == 1, run.stdout + run.stderr
     assert "can never run" in run.stdout.splitlines()[0]
     assert run.stderr == ""
+
+
+def test_locks_one_line_assigns_to_names_are_called_by_them(tmp_path: Path) -> None:
+    """``first, second = Lock(), Lock()``: the line shows which lock is which name, so the
+    report calls them by it (they were "Lock #1" and "Lock #2"); a line that names them not
+    (``locks = [Lock(), Lock()]``) keeps the numbered names."""
+    target = tmp_path / "test_pair_together.py"
+    target.write_text(textwrap.dedent("""\
+        import threading
+        def test_pair():
+            first, second = threading.Lock(), threading.Lock()
+            locks = [threading.Lock(), threading.Lock()]
+            def forward():
+                with first:
+                    with second:
+                        with locks[0]:
+                            with locks[1]: pass
+            def backward():
+                with locks[1]:
+                    with locks[0]: pass
+                with second:
+                    with first: pass
+            t1 = threading.Thread(target=forward); t2 = threading.Thread(target=backward)
+            t1.start(); t2.start(); t1.join(); t2.join()
+        """))
+    seen = set()
+    for seed in range(1, 40):
+        found = CliRunner().invoke(explore_command, [f"{target}::test_pair", "--seed", str(seed),
+                                                     "--no-progress"])
+        assert found.exit_code == 1, found.output
+        summary = found.output.splitlines()[0]
+        assert summary.startswith("deadlock (certain)"), summary
+        if "Lock first (made at" in summary:
+            assert "waits for Lock second (made at" in summary
+            assert "Lock #" not in summary
+            seen.add("named")
+        else:
+            assert "Lock #1 made at" in summary and "Lock #2 made at" in summary
+            seen.add("numbered")
+        if seen == {"named", "numbered"}:
+            break
+    assert seen == {"named", "numbered"}

@@ -106,16 +106,66 @@ def _label(sched: Scheduler, res: Any) -> str:
             return site
         # Two objects made by one line (two accounts' ``self.lock``) get a tag each, in the
         # order they were made (the same in every execution), so a schedule can be followed.
-        # A lock the program bound to a name is called by it, as ``stuck run`` calls it.
+        # A lock the program bound to a name is called by it, as ``stuck run`` calls it; so
+        # are locks the line assigns to names together (``a, b = Lock(), Lock()``).
         binding = sched.bindings.get(key) if key is not None else None
         same = sorted(k for k, other in sched.sites.items()
                       if other == site and sched.bindings.get(k) == binding)
         tag = f" #{same.index(key) + 1}" if len(same) > 1 and key in same else ""
+        targets = _assigned_together(site, len(same)) if tag and not binding else None
+        if targets is not None and key is not None:
+            i = same.index(key)
+            runs = len(same) // len(targets)  # the line ran this many times
+            place = site.split(" `", 1)[0]
+            return (f"{name} {targets[i % len(targets)]}"
+                    + (f" #{i // len(targets) + 1}" if runs > 1 else "") + f" (made at {place})")
         made = f"made at {site}"
         return f"{name} {binding}{tag} ({made})" if binding else f"{name}{tag} {made}"
     if key is not None and key[0] >= 0:
         return f"{name} #{key[1]} made by T{key[0]}"
     return name
+
+
+# Calls that make one primitive each (threading's, queue's, and explore's stand-ins for them).
+_CONSTRUCTORS = frozenset({"Lock", "RLock", "Condition", "Semaphore", "BoundedSemaphore",
+                           "Event", "Barrier", "Queue", "SimpleQueue", "LifoQueue",
+                           "PriorityQueue"})
+
+
+def _assigned_together(site: str, made: int) -> list[str] | None:
+    """The names a line assigns its primitives to, in order, when the line shows them: for
+    ``file:line `a, b = Lock(), Lock()``` and the ``made`` primitives made there, ``["a",
+    "b"]``. None when the line is no single assignment of a tuple of constructor calls to as
+    many targets, or ``made`` is no whole number of its runs: the numbered names stay."""
+    import ast
+
+    _, sep, rest = site.partition(" `")
+    if not sep or not rest.endswith("`"):
+        return None
+    try:
+        tree = ast.parse(rest[:-1])
+    except (SyntaxError, ValueError):
+        return None
+    if len(tree.body) != 1 or not isinstance(stmt := tree.body[0], ast.Assign) \
+            or len(stmt.targets) != 1:
+        return None
+    target, value = stmt.targets[0], stmt.value
+    if not isinstance(target, (ast.Tuple, ast.List)) or not isinstance(
+            value, (ast.Tuple, ast.List)) or len(target.elts) != len(value.elts):
+        return None
+    names = []
+    for t, v in zip(target.elts, value.elts, strict=True):
+        if not isinstance(v, ast.Call):
+            continue  # makes no primitive (a constant, a name)
+        f = v.func
+        callee = f.attr if isinstance(f, ast.Attribute) else f.id if isinstance(f, ast.Name) \
+            else None
+        if callee not in _CONSTRUCTORS or not isinstance(t, (ast.Name, ast.Attribute)):
+            return None  # a call that may make none, or several, or an unnamed target
+        names.append(ast.unparse(t))
+    if not names or made % len(names):
+        return None
+    return names
 
 
 def _owners(res: Any) -> list[CThread]:
