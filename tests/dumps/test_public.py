@@ -48,10 +48,6 @@ UNPROVEN_FROM_EXCERPT = (
     "show who holds the mutex, so a possible hang that says to print the owner is what it "
     "supports (right for the text; the maintainers' verdict needs what the paste left out)")
 KNOWN_WRONG: dict[str, str] = {
-    "go/go-revdial-12816-journald-wrapped": (
-        "a single goroutine of a server, in Mutex.Lock for days: with nothing shown running, "
-        "Go's quiescence rule says a possible stall from the excerpt, where the maintainer "
-        "said only that the Lock hung (its holder never named)"),
     "c/gdb-cxx-async-3-self-wake-relock": UNPROVEN_FROM_EXCERPT,
     "c/gdb-ddtrace-11762-child-after-fork": UNPROVEN_FROM_EXCERPT,
     "c/gdb-lighthouse-6200-rwlock-reader-writer": (
@@ -255,3 +251,35 @@ def test_the_same_bt_printed_twice_is_one_thread() -> None:
     once = _headerless_bts("ab_ba", ["worker-a"])
     report = analyse_text(once + "\n" + once)
     assert [len(p.threads) for p in report.snapshot.processes] == [1]
+
+
+def _journald_wrapped(text: str, width: int = 96) -> str:
+    """A goroutine dump as journald shows it: the unit's prefix before each line, leading
+    blanks gone, and each line longer than ``width`` split into records of ``width``."""
+    out = []
+    for line in text.splitlines():
+        line = line.lstrip()
+        for start in range(0, max(len(line), 1), width):
+            out.append(f"Dec 05 11:02:33 build-host app[4242]: {line[start:start + width]}")
+    return "\n".join(out) + "\n"
+
+
+@pytest.mark.parametrize("program", ["abba", "rw_inversion", "wg_never_done"])
+def test_goroutine_dump_through_journald_keeps_its_frames(program: str) -> None:
+    """Location lines without their tab and lines a log wrapped are put back: the same
+    frames, waits and findings as the dump itself (revdial-12816 is the first dump, where
+    every goroutine had read as waiting 'in ?')."""
+    text = (ZOO / "go" / program / "sigquit-all.txt").read_text()
+    plain = analyse_text(text)
+    logged = analyse_text(_journald_wrapped(text))
+
+    def stacks(report: Report) -> list[list[tuple[str, int | None]]]:
+        return [[(f.function, f.line) for f in t.frames]
+                for p in report.snapshot.processes for t in p.threads]
+    assert stacks(logged) == stacks(plain)
+    assert _said(logged) == _said(plain)
+    revdial = analyse_text(_public("go-revdial-12816-journald-wrapped.txt"))
+    (waiter,) = [t for p in revdial.snapshot.processes for t in p.threads]
+    assert waiter.waits is not None and waiter.waits.at is not None
+    assert (waiter.waits.at.function, waiter.waits.at.line) == (
+        "golang.org/x/build/revdial.(*conn).Write", 304)
