@@ -142,17 +142,17 @@ BUSY_JOIN = ("main joins a thread idle in a call py-spy shows no frame for (a sl
              "waiter (close_joins_worker), so a possible hang of main and that thread, which "
              "says a sleep or I/O there means nothing is wrong (--native: no finding)")
 CPP_FUTURE = ("std::future::get waits in libstdc++'s own futex wait (__atomic_futex_unsigned, "
-              "no pthread call): read as a wait on an unknown address, not a future its "
-              "promise's holder would set; the loader's wait for the lock main holds is a "
-              "separate possible hang")
+              "no pthread call): read as a wait on an unknown address, or as nothing, not a "
+              "future a promise's holder would set")
 RUST_FUTEX = ("Rust's std::sync::Mutex waits in its own futex (Mutex::lock_contended, "
               "futex_wait): no pthread frame, so the relocking thread reads as running")
 SIGNAL_LOCK = ("a lock wait above <signal handler called>: the code the handler interrupted, "
                "on the same thread, holds it; without the owner print only a possible hang "
-               "of the thread is said")
-GO_PIPE = ("io.Pipe's Write waits in a select on the pipe's channels for a Read; the reader "
-           "waits for the mutex the writer holds: only the reader's wait is a possible stall, "
-           "the writer's select reads as one a timer may end")
+               "of the thread is said (malloc's arena lock, a C library lock waited for in "
+               "__GI___lll_lock_wait_private, read as a wait on an unknown address: nothing)")
+GO_PIPE = ("io.Pipe's Write waits in a select on the pipe's channels for a Read: the "
+           "writer's select reads as one a timer may end (with the reader waiting for the "
+           "mutex the writer holds, only the reader's wait is a possible stall)")
 JOIN_FJ_TASK = ("main waits in ForkJoinTask.join for the parallel stream's share a common-pool "
                 "worker runs, and that worker waits for the monitor main holds: the join on a "
                 "task is not connected to the worker running it, so a possible hang of main "
@@ -259,6 +259,15 @@ KNOWN_WRONG: dict[str, str] = {
     "java/VirtualLockCycle/jcmd-threaddump": VTHREAD_DUMP,
     **{f"python/semaphore_contention/{s}{src}": SEM_SLEEPING_HOLDERS
        for s in ("pyspy", "pyspy-locals", "pystack", "faulthandler") for src in ("", "+source")},
+    # the sixth round's second programs, written to check a rule on a second program
+    "c/signal_handler_malloc/bt": SIGNAL_LOCK,
+    "c/signal_handler_malloc/btfull": SIGNAL_LOCK,
+    "c/rust_lock_order/bt": RUST_FUTEX,
+    "c/rust_lock_order/btfull": RUST_FUTEX,
+    "c/cpp_promise_never_set/bt": CPP_FUTURE,
+    "c/cpp_promise_never_set/btfull": CPP_FUTURE,
+    "go/pipe_reader_gone/sigquit": GO_PIPE,
+    "go/pipe_reader_gone/sigquit-system": GO_PIPE,
 }
 
 
