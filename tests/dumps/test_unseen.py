@@ -146,10 +146,6 @@ CPP_FUTURE = ("std::future::get waits in libstdc++'s own futex wait (__atomic_fu
               "future a promise's holder would set")
 RUST_FUTEX = ("Rust's std::sync::Mutex waits in its own futex (Mutex::lock_contended, "
               "futex_wait): no pthread frame, so the relocking thread reads as running")
-SIGNAL_LOCK = ("a lock wait above <signal handler called>: the code the handler interrupted, "
-               "on the same thread, holds it; without the owner print only a possible hang "
-               "of the thread is said (malloc's arena lock, a C library lock waited for in "
-               "__GI___lll_lock_wait_private, read as a wait on an unknown address: nothing)")
 GO_PIPE = ("io.Pipe's Write waits in a select on the pipe's channels for a Read: the "
            "writer's select reads as one a timer may end (with the reader waiting for the "
            "mutex the writer holds, only the reader's wait is a possible stall)")
@@ -245,8 +241,6 @@ KNOWN_WRONG: dict[str, str] = {
     "c/cpp_future_under_lock/bt-print-mutex": CPP_FUTURE,
     "c/rust_mutex_relock/bt": RUST_FUTEX,
     "c/rust_mutex_relock/btfull": RUST_FUTEX,
-    "c/signal_handler_mutex/bt": SIGNAL_LOCK,
-    "c/signal_handler_mutex/btfull": SIGNAL_LOCK,
     "go/pipe_write_under_lock/sigquit": GO_PIPE,
     "go/pipe_write_under_lock/sigquit-system": GO_PIPE,
     "java/CompletableOwnThread/jstack": TASK_OWN_THREAD,
@@ -260,8 +254,6 @@ KNOWN_WRONG: dict[str, str] = {
     **{f"python/semaphore_contention/{s}{src}": SEM_SLEEPING_HOLDERS
        for s in ("pyspy", "pyspy-locals", "pystack", "faulthandler") for src in ("", "+source")},
     # the sixth round's second programs, written to check a rule on a second program
-    "c/signal_handler_malloc/bt": SIGNAL_LOCK,
-    "c/signal_handler_malloc/btfull": SIGNAL_LOCK,
     "c/rust_lock_order/bt": RUST_FUTEX,
     "c/rust_lock_order/btfull": RUST_FUTEX,
     "c/cpp_promise_never_set/bt": CPP_FUTURE,
@@ -724,3 +716,30 @@ def test_a_task_thread_blocked_inside_its_task_is_no_waker() -> None:
     [stall] = doc["findings"]
     assert stall["kind"] == "stall"
     assert _names(doc, stall["threads"]) == {"main", "ForkJoinPool.commonPool-worker-1"}
+
+
+@pytest.mark.parametrize("case_id,lock", [
+    ("c/signal_handler_mutex/bt", "log_lock"),  # the program's pthread mutex
+    ("c/signal_handler_mutex/btfull", "log_lock"),
+    ("c/signal_handler_malloc/bt", "main_arena"),  # malloc's arena lock (lll_lock)
+    ("c/signal_handler_malloc/btfull", "main_arena"),
+])
+def test_a_lock_wait_inside_a_signal_handler_is_a_possible_self_deadlock(
+        case_id: str, lock: str) -> None:
+    # The handler runs on the thread it interrupted, above <signal handler called>: the
+    # interrupted code cannot release what it holds until the handler returns. Without an
+    # owner print another thread may hold the lock: possible, with what would show it.
+    doc = _report(case_id)
+    [f] = doc["findings"]
+    assert (f["kind"], f["confidence"]) == ("deadlock", "possible")
+    assert _names(doc, f["threads"]) == {"main"}
+    assert [(e["thread"], e["held_by"]) for e in f["cycle"]] == [(f["threads"][0],) * 2]
+    assert lock in f["summary"] and "on_alarm" in f["summary"]
+    assert f["missing_evidence"]
+
+
+def test_an_owner_print_makes_the_handlers_self_deadlock_certain() -> None:
+    doc = _report("c/signal_handler_mutex/bt-print-mutex")
+    [f] = doc["findings"]
+    assert (f["kind"], f["confidence"]) == ("deadlock", "certain")
+    assert "holds itself" in f["summary"]

@@ -106,6 +106,7 @@ def judge_read(snapshot: Snapshot, read: ReadFacts) -> list[Finding]:
     # and never reads stacks (these modules would add about a third to its import time).
     from stuck.rules.deadlock import deadlocks
     from stuck.rules.evidence import evidence_stalls
+    from stuck.rules.handler import handler_lock_waits
     from stuck.rules.hang import hangs
     from stuck.rules.quiescence import quiescence
     from stuck.rules.reading import Reading
@@ -117,6 +118,7 @@ def judge_read(snapshot: Snapshot, read: ReadFacts) -> list[Finding]:
     dump = Reading(snapshot, read)
     deadlocks(dump)
     stated_deadlocks(dump)
+    handler_lock_waits(dump)
     quiescence(dump)
     standstills(dump)
     unwoken_waits(dump)

@@ -50,6 +50,8 @@ PRIMITIVES: dict[str, str] = {
     "pthread_mutex_lock": "mutex", "__pthread_mutex_lock": "mutex",
     "__GI___pthread_mutex_lock": "mutex", "__lll_lock_wait": "mutex",
     "__lll_lock_wait_private": "mutex", "_L_lock_": "mutex",
+    # glibc's own locks (a malloc arena, a stdio FILE): __libc_lock_lock -> lll_lock
+    "__GI___lll_lock_wait_private": "mutex",
     "pthread_mutex_timedlock": "timed-mutex", "__pthread_mutex_timedlock": "timed-mutex",
     "___pthread_mutex_timedlock64": "timed-mutex", "pthread_mutex_clocklock": "timed-mutex",
     "__pthread_mutex_clocklock_common": "timed-mutex",
