@@ -59,8 +59,9 @@ KNOWN_WRONG: dict[str, str] = {
         "exited, so the text is not marked an excerpt (corpus 19's verdict rests on that), "
         "and one thread waiting for the GIL reads as a probable stall"),
     "python/python-runtimes-94-child-flush-after-fork": (
-        "faulthandler frames without their 'Thread 0x... (most recent call first):' line "
-        "are not recognised as a dump"),
+        "a forked child's frames alone, its wait (the stream's lock, taken in C) no Python "
+        "frame: read as one thread of an unknown process stopped in a call the dump does not "
+        "show, which is noted with what shows it (py-spy --native, pystack), not claimed"),
 }
 
 
@@ -283,3 +284,34 @@ def test_goroutine_dump_through_journald_keeps_its_frames(program: str) -> None:
     assert waiter.waits is not None and waiter.waits.at is not None
     assert (waiter.waits.at.function, waiter.waits.at.line) == (
         "golang.org/x/build/revdial.(*conn).Write", 304)
+
+
+@pytest.mark.parametrize("program", ["barrier_short", "join_holding"])
+def test_faulthandler_frames_without_their_thread_line(program: str) -> None:
+    """A paste of one thread's faulthandler frames without the "Thread 0x... (most recent
+    call first):" line is that thread, of a process not shown whole (runtimes-94 is the first
+    dump; the first thread of zoo captures pasted so is the second)."""
+    text = (ZOO / "python" / program / "faulthandler.txt").read_text()
+    first = text.split("\n\n")[0].split("\n", 1)[1]
+    whole = analyse_text(text)
+    frames = [(f.function, f.line) for f in whole.snapshot.processes[0].threads[0].frames]
+    for paste in (first, f"```\n{first}\n```\n"):
+        report = analyse_text(paste)
+        (proc,) = report.snapshot.processes
+        assert proc.complete is False
+        (thread,) = proc.threads
+        assert [(f.function, f.line) for f in thread.frames] == frames
+        assert all(f.confidence == "possible" for f in report.findings)
+    runtimes = analyse_text(_public("python-runtimes-94-child-flush-after-fork.txt"))
+    assert [t.frames[0].function for p in runtimes.snapshot.processes
+            for t in p.threads] == ["_flush_std_streams"]
+
+
+def test_a_python_exception_traceback_is_not_a_thread_dump() -> None:
+    from click.testing import CliRunner
+
+    from stuck.analyze import analyze_command
+    text = ('Traceback (most recent call last):\n  File "app.py", line 3, in <module>\n'
+            '    main()\nValueError: bad\n')
+    result = CliRunner().invoke(analyze_command, ["-"], input=text)
+    assert result.exit_code == 2

@@ -13,7 +13,8 @@ thread id). There are no locals, so waits are read from the frames alone (see ``
 A thread id seen again, or a ``Timeout (…)!`` / ``Fatal Python error`` line, starts another dump:
 each dump is one Process, ids in later ones prefixed ``dump2:``, ... ``dump_traceback_later``'s
 ``Timeout (0:05:00)!`` header says the program made no progress for that long (a watchdog that
-cancels it on progress): it becomes ``Process.no_progress_for``.
+cancels it on progress): it becomes ``Process.no_progress_for``. Frames pasted without any
+thread line are one thread ("?") of a process the text does not show whole.
 """
 
 from __future__ import annotations
@@ -30,7 +31,11 @@ NAME = "faulthandler"
 _DETECT_LINE = re.compile(
     r"(?:Current thread|Thread) 0x[0-9a-fA-F]{1,16} \(most recent call first\):"
     r"|Stack \(most recent call first\):")
-_DETECT = (("(most recent call first):", _DETECT_LINE),)
+# A faulthandler frame ("File ..., line 5 in f": no comma before "in", unlike a Python
+# exception's traceback, py-spy --locals, pystack or gdb's py-bt), pasted without the
+# "Thread 0x... (most recent call first):" line above it.
+_HEADERLESS = re.compile(r'\s*File "[^"\n]{1,2000}", line \d+ in \S{1,500}\s*$')
+_DETECT = (("(most recent call first):", _DETECT_LINE), ('", line ', _HEADERLESS))
 _HEADER = re.compile(r"(Current thread|Thread) (0x[0-9a-fA-F]{1,16}) \(most recent call first\):")
 # dump_traceback_later's header: "Timeout (0:00:05)!" or "Timeout (1 day, 2:03:04.5)!"
 _TIMEOUT = re.compile(r"Timeout \((?:(\d{1,6}) days?, )?(\d{1,2}):(\d\d):(\d\d(?:\.\d{1,6})?)\)!")
@@ -87,7 +92,18 @@ def parse(text: str) -> ParseResult:
             current = None
             continue
         if current is None:
-            continue
+            if threads is None and line.startswith("File ") and _FRAME.match(line):
+                # frames pasted without their thread's line: one thread of an unknown process
+                threads, seen = [], {"?"}
+                dumps.append(threads)
+                timeouts.append(timeout_next)
+                timeout_next = None
+                lacking[len(dumps) - 1] = ("frames without their 'Thread 0x... (most recent "
+                                           "call first):' line, one thread's")
+                current = PyThread(id="?", ident=None)
+                threads.append(current)
+            else:
+                continue
         if line.startswith("File "):
             fm = _FRAME.match(line)
             if fm:
