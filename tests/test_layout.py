@@ -416,3 +416,19 @@ def test_every_rule_is_reachable_from_evaluate() -> None:
     assert unreached == []
     for name, why in APPLIED_ELSEWHERE.items():
         assert name in rules and name not in reached, f"stale entry {name}: {why}"
+
+
+def test_other_threads_frames_are_read_only_through_framewalk() -> None:
+    """Every read of other threads' stacks in the runtime goes through
+    ``stuck.runtime.framewalk``, which takes and walks them in one pass (a frame walked after
+    its thread moved on can crash CPython 3.11). ``stuck.explore`` is left out: the threads it
+    reads are parked by its scheduler, none moves while it looks."""
+    offenders = []
+    for path in sorted((SRC / "runtime").rglob("*.py")):
+        if path.name == "framewalk.py":
+            continue
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Attribute) and node.attr == "_current_frames":
+                offenders.append(f"{path.relative_to(SRC)}:{node.lineno}")
+    assert offenders == []

@@ -32,7 +32,6 @@ itself, with nothing left waiting.
 
 from __future__ import annotations
 
-import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -42,7 +41,7 @@ from typing import Any
 
 from stuck.rules.confidence import PROVEN_STEPS
 from stuck.rules.knot import RELEASED_BY_ANYONE, cycle_through, greatest_knot
-from stuck.runtime import registry
+from stuck.runtime import framewalk, registry
 from stuck.runtime.registry import WaitRecord
 from stuck.runtime.tracked import kind_of
 from stuck.tracebacks import hide_in_pytest
@@ -107,9 +106,9 @@ def _releasers_of(thread: int, holders: list[int]) -> list[int]:
     main thread takes a slot, the worker it starts gives it back). stuck's own threads never
     will.
     """
-    others = [t for t, frame in sys._current_frames().items()
+    others = [t for t, at_exit in framewalk.read(_at_exit).items()
               if t != thread and t not in holders and t not in registry.own_idents
-              and not _at_exit(frame)]
+              and not at_exit]
     return [*holders, *others]
 
 
@@ -166,8 +165,8 @@ class _Walk:
         waiter: while one of them is not waiting, it alone (beside the holders) settles the
         knot (a waker that can run), so no list of every thread is made for each waiter."""
         if self._threads is None:
-            others = [t for t, frame in sys._current_frames().items()
-                      if t not in registry.own_idents and not _at_exit(frame)]
+            others = [t for t, at_exit in framewalk.read(_at_exit).items()
+                      if t not in registry.own_idents and not at_exit]
             running = next((t for t in others if t not in self.table), None)
             self._threads = (others, running)
         others, running = self._threads

@@ -38,7 +38,7 @@ from stuck.rules.cycle import deadlock_finding
 from stuck.rules.facts import WAIT_OPS, Facts, ResourceFacts, ThreadFacts, ThreadWait
 from stuck.rules.wording import UNPROVEN as UNPROVEN  # policy and asyncio read it here
 from stuck.rules.wording import closing_words, name_of
-from stuck.runtime import hooks, registry
+from stuck.runtime import framewalk, hooks, registry
 from stuck.runtime.activity import frame_activity
 from stuck.runtime.detect import Cycle, is_stuck
 from stuck.runtime.naming import lock_label
@@ -200,13 +200,17 @@ def _untracked_state(frame: Any) -> ThreadState:
     return activity if activity in ("idle", "sleeping", "io") else "running"
 
 
+def _read_stack(frame: FrameType) -> tuple[list[Frame], ThreadState]:
+    return _frames(frame, skip_own=True), _untracked_state(frame)
+
+
 def take(with_tasks: bool = True) -> tuple[Snapshot, dict[int, WaitRecord], dict[int, str]]:
     """The live snapshot, the wait table it was built from and resource ids by object id.
     ``with_tasks``: include asyncio tasks (``stuck.runtime.aio.extend_snapshot`` adds them
     later to a snapshot taken without)."""
     now = time.time()
     table = dict(registry.waits)
-    current = sys._current_frames()
+    current = framewalk.read(_read_stack)  # taken and read at once (see framewalk)
     threads = registry.thread_objects()
     resources: dict[str, Resource] = {}
     rid_of: dict[int, str] = {}
@@ -238,7 +242,7 @@ def take(with_tasks: bool = True) -> tuple[Snapshot, dict[int, WaitRecord], dict
         record = table.get(ident)
         mt = Thread(id=tid, tid=getattr(t, "native_id", None), name=t.name if t else None,
                     daemon=t.daemon if t else None,
-                    frames=_frames(current.get(ident), skip_own=True))
+                    frames=current[ident][0] if ident in current else [])
         if record is not None:
             res = add(record.resource)
             mt.waits = _wait(record, res.id, now)
@@ -248,7 +252,7 @@ def take(with_tasks: bool = True) -> tuple[Snapshot, dict[int, WaitRecord], dict
             if wakers is not None and res.kind in ("queue", "future", "semaphore"):
                 res.wakers = [thread_id(w) for w in wakers]
         else:
-            mt.state = _untracked_state(current.get(ident)) if ident in current else "unknown"
+            mt.state = current[ident][1] if ident in current else "unknown"
         model_threads.append(mt)
     for res in resources.values():
         for owner in res.owners:
@@ -278,7 +282,7 @@ def add_ended_threads(snap: Snapshot) -> None:
 
     if not snap.processes:
         return
-    alive = set(sys._current_frames())
+    alive = framewalk.idents()
     known = {t.id for t in snap.threads()}
     out: list[Thread] = []
     for res in snap.resources:

@@ -41,7 +41,7 @@ from typing import IO, Any, Literal, TextIO
 from stuck.errors import EXIT_ABORT, DeadlockError, StallError
 from stuck.model import Confidence, Finding, Report
 from stuck.rules.confidence import interrupts_only, steps_a_handler_could_end, timed_confidence
-from stuck.runtime import detect, registry
+from stuck.runtime import detect, framewalk, registry
 from stuck.runtime.detect import Cycle
 from stuck.tracebacks import hide_in_pytest
 
@@ -274,7 +274,7 @@ def raise_in_main(finding: Finding, report: Report, only_in: bool = False) -> bo
     me = f"0x{main.ident:x}"
     if me not in finding.threads and (only_in or me not in finding.blocked_behind):
         return False
-    if detect._at_exit(sys._current_frames().get(main.ident)):
+    if framewalk.read_one(main.ident, detect._at_exit):
         return False
     from stuck.report import text as text_report
 

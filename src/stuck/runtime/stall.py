@@ -46,6 +46,7 @@ from stuck.rules.facts import (
     ThreadWait,
 )
 from stuck.rules.knot import stuck_set
+from stuck.runtime import framewalk
 from stuck.runtime.registry import epoch_of as registry_epoch
 from stuck.runtime.tracked import (
     PrimitiveFacts,
@@ -100,7 +101,10 @@ def reachability(targets: dict[str, object], roots: Iterable[object],
     return set(targets) - found
 
 
-def runnable_roots(runnable_idents: set[int], frames: dict[int, FrameType],
+_ROOT_DEPTH = 64  # frames of a runnable thread read for roots (framewalk.chain's default)
+
+
+def runnable_roots(runnable_idents: set[int], stacks: dict[int, list[FrameType]],
                    extra: Iterable[object] = ()) -> list[object] | None:
     """Roots of the reachability pass: the stacks (with their locals) of threads able to run,
     every module's globals, and ``extra`` (their Thread objects, say).
@@ -113,8 +117,11 @@ def runnable_roots(runnable_idents: set[int], frames: dict[int, FrameType],
     me = _thread.get_ident()
     roots: list[object] = []
     for ident in runnable_idents:
-        f: FrameType | None = sys._getframe() if ident == me else frames.get(ident)
-        while f is not None:
+        stack = framewalk.chain(sys._getframe(), limit=_ROOT_DEPTH) if ident == me \
+            else stacks.get(ident, [])
+        if len(stack) >= _ROOT_DEPTH:
+            return None  # a stack deeper than was read: what its frames hold is not known
+        for f in stack:
             code = f.f_code
             roots.append(code)
             if ident == me:
@@ -124,7 +131,6 @@ def runnable_roots(runnable_idents: set[int], frames: dict[int, FrameType],
                 return None
             else:  # module-level code: its namespace is its globals
                 roots.append(f.f_globals)
-            f = f.f_back
     for name, module in list(sys.modules.items()):
         # stuck's own modules are no way for the program to a primitive: its registry keeps
         # every wait record, and so every primitive waited on, but no program code uses it.
@@ -751,14 +757,14 @@ class LiveChecker:
                 targets[rf.id] = objects[rf.id]
         if not targets:
             return set()
-        frames = sys._current_frames()
+        stacks = framewalk.read(framewalk.chain)  # taken and read at once (see framewalk)
         runnable = {t.ident for t in facts.threads.values()
                     if t.alive and t.ident is not None and t.id not in candidates}
         if not runnable:
             return set(targets)  # no thread able to run is left to reach anything
         from stuck.runtime import registry
         extra = [th for ident, th in registry.thread_objects().items() if ident in runnable]
-        roots = runnable_roots(runnable, frames, extra)
+        roots = runnable_roots(runnable, stacks, extra)
         if roots is None:
             return set()  # a runnable thread's locals cannot be read: nothing is proven
         result = reachability(targets, roots)

@@ -65,6 +65,7 @@ from typing import IO, Protocol
 from stuck.errors import EXIT_ABORT, StuckError
 from stuck.model import (
     Finding,
+    Frame,
     Group,
     Process,
     Report,
@@ -76,13 +77,15 @@ from stuck.model import (
     Wait,
 )
 from stuck.rules.hang import hang_finding, held_up_by, is_hang
-from stuck.runtime import detect, registry
+from stuck.runtime import detect, framewalk, registry
 from stuck.runtime.activity import frame_activity, frames_of
 from stuck.runtime.ownthread import start_own_thread
 from stuck.runtime.policy import Policy
 from stuck.runtime.tracing import in_library_internals
 from stuck.stacks.python import Activity
 from stuck.tracebacks import debugging
+
+Stack = tuple[Activity, list[Frame]]  # a thread's activity and frames, read in one pass
 
 PROOF_INTERVAL = 0.1  # seconds between looks while a cycle waits for its proof
 
@@ -435,31 +438,37 @@ class Watchdog:
         if limit is None and self._live is not None and not self._live.settled(
                 self.config.stall_after):
             return None  # stalls only, and no durable wait has lasted: nothing to sample
-        frames = sys._current_frames()
         own = threading.get_ident() if self._ident is None else self._ident
-        frames.pop(own, None)
-        frames.pop(threading.get_ident(), None)
-        suspects: set[int] = set()
-        if limit is not None:
-            self.progress.sample(frames, now, self._ops_fn)
-            suspects = {ident for ident, p in self.progress.threads.items()
-                        if p.stalled_for(now) >= limit}
         settle = self.config.stall_after
-        if self._live is not None:
-            waiting_long = self._live.settled(settle)
-        else:
-            waiting_long = self._rules_fn is not None and any(
-                p.last_activity == "blocked" and p.stalled_for(now) >= settle
-                for p in self.progress.threads.values())
+        live_waiting = self._live.settled(settle) if self._live is not None else False
+        suspects: set[int] = set()
+        stacks: dict[int, Stack] = {}
+        with framewalk.still():  # the threads' frames: taken and read at once (see framewalk)
+            frames = framewalk.current()
+            frames.pop(own, None)
+            frames.pop(threading.get_ident(), None)
+            if limit is not None:
+                self.progress.sample(frames, now, self._ops_fn)
+                suspects = {ident for ident, p in self.progress.threads.items()
+                            if p.stalled_for(now) >= limit}
+            if self._live is not None:
+                waiting_long = live_waiting
+            else:
+                waiting_long = self._rules_fn is not None and any(
+                    p.last_activity == "blocked" and p.stalled_for(now) >= settle
+                    for p in self.progress.threads.values())
+            if suspects or waiting_long:
+                stacks = {ident: _stack(frame) for ident, frame in frames.items()}
+            del frames
         if not suspects and not waiting_long:
             return None
         findings: list[Finding] = []
         if self._live is not None:
             snap, found = self._live.check(settle)
-            self._fill_frames(snap, frames)
+            self._fill_frames(snap, stacks)
             findings.extend(found)
         else:
-            snap = self._take_snapshot(frames, now)
+            snap = self._take_snapshot(stacks, now)
             if self._rules_fn is not None and waiting_long:
                 findings.extend(self._rules_fn(snap, settle))
         if suspects:
@@ -470,7 +479,7 @@ class Watchdog:
         groups = group_threads(snap)
         return Report(snapshot=snap, findings=findings, groups=groups)
 
-    def _take_snapshot(self, frames: dict[int, FrameType], now: float) -> Snapshot:
+    def _take_snapshot(self, stacks: dict[int, Stack], now: float) -> Snapshot:
         snap: Snapshot | None = None
         if self._snapshot_fn is not None:
             try:
@@ -478,18 +487,18 @@ class Watchdog:
             except Exception as exc:
                 sys.stderr.write(f"stuck: watchdog could not read the live registry: {exc!r}\n")
         if snap is None:
-            snap = stack_snapshot(frames)
-        self._fill_frames(snap, frames)
+            snap = stack_snapshot(stacks)
+        self._fill_frames(snap, stacks)
         return snap
 
     @staticmethod
-    def _fill_frames(snap: Snapshot, frames: dict[int, FrameType]) -> None:
+    def _fill_frames(snap: Snapshot, stacks: dict[int, Stack]) -> None:
         """Give threads the live view left without a stack their frames."""
-        by_ident = _by_ident(snap, frames)
-        for ident, frame in frames.items():
+        by_ident = _by_ident(snap, stacks)
+        for ident, (_, frames) in stacks.items():
             t = by_ident.get(ident)
             if t is not None and not t.frames:
-                t.frames = frames_of(frame)
+                t.frames = frames
 
     def _hangs(self, snap: Snapshot, suspects: set[int], found: list[Finding],
                now: float) -> list[Finding]:
@@ -623,10 +632,9 @@ class Watchdog:
         the program running as it would without stuck."""
         if not self._left_stuck or not _main_at_exit():
             return
-        frames = sys._current_frames()
         main = threading.main_thread().ident
         waited_for = []
-        for ident in frames:
+        for ident in framewalk.idents():
             thread = threading._active.get(ident)  # type: ignore[attr-defined]
             if ident == main or ident in registry.own_idents or thread is None \
                     or thread.daemon:
@@ -756,9 +764,7 @@ class Watchdog:
 
                 aio.raise_in_task(f, HangError(f))
             return True
-        frame = sys._current_frames().get(ident)
-        if frame is not None and frame_activity(frame)[0] == "running" \
-                and in_library_internals(frame):
+        if framewalk.read_one(ident, _running_library_internals):
             return False  # (a wait there ends by an exception as by a timeout: raised at once)
         raise_in_thread(ident, HangError, f)
         return True
@@ -863,33 +869,40 @@ def _main_in(f: Finding) -> bool:
 def _main_at_exit() -> bool:
     """True when the main thread is at interpreter exit, joining the program's other threads."""
     main = threading.main_thread().ident
-    frame = sys._current_frames().get(main) if main is not None else None
-    return detect._at_exit(frame)
+    return framewalk.read_one(main, detect._at_exit)
 
 
 def _finding_key(f: Finding) -> str:
     return f"{f.kind}:{','.join(sorted(f.threads))}:{','.join(sorted(f.resources))}"
 
 
-def stack_snapshot(frames: dict[int, FrameType] | None = None) -> Snapshot:
+def _running_library_internals(frame: FrameType | None) -> bool:
+    return frame is not None and frame_activity(frame)[0] == "running" \
+        and in_library_internals(frame)
+
+
+def _stack(frame: FrameType) -> Stack:
+    return frame_activity(frame)[0], frames_of(frame)
+
+
+def stack_snapshot(stacks: dict[int, Stack] | None = None) -> Snapshot:
     """A snapshot from stacks alone (no live registry): threads, names, frames, activity."""
-    if frames is None:
-        frames = sys._current_frames()
+    if stacks is None:
+        stacks = framewalk.read(_stack)
     by_ident = {t.ident: t for t in threading.enumerate()}
     threads: list[Thread] = []
     state_of: dict[Activity, ThreadState] = {
         "running": "running", "io": "io", "blocked": "blocked", "idle": "idle",
         "sleeping": "sleeping",
     }
-    for ident, frame in frames.items():
+    for ident, (activity, frames) in stacks.items():
         if ident in registry.own_idents:
             continue  # stuck's own thread: not the program's
         pt = by_ident.get(ident)
-        activity, _ = frame_activity(frame)
         threads.append(Thread(
             id=pt.name if pt is not None else f"0x{ident:x}", tid=ident,
             name=pt.name if pt is not None else None, state=state_of[activity],
-            frames=frames_of(frame), daemon=pt.daemon if pt is not None else None,
+            frames=frames, daemon=pt.daemon if pt is not None else None,
         ))
     return Snapshot(source=Source(kind="live", format="python"),
                     processes=[Process(pid=os.getpid(), name=sys.argv[0] or None,

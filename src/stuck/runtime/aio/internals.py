@@ -20,7 +20,7 @@ from types import AsyncGeneratorType, CoroutineType, FrameType, GeneratorType
 from typing import Any
 
 from stuck import compat
-from stuck.runtime import registry
+from stuck.runtime import framewalk, registry
 
 _get_running_loop = _events._get_running_loop
 _get_ident = _thread.get_ident
@@ -359,6 +359,12 @@ def pending_tasks() -> list[Any]:
 
 
 
+def _in_select(frame: Any) -> bool:
+    """The innermost frame is the selector's ``select`` (a loop waiting for I/O or a timer)."""
+    return frame is not None and frame.f_code.co_name == "select" \
+        and frame.f_code.co_filename.endswith("selectors.py")
+
+
 def loop_state(loop: Any) -> tuple[int, int, int, bool] | None:
     """What could still run code on ``loop`` by itself: (callbacks ready, timers scheduled and
     not cancelled, file descriptors watched besides its own wake-up pipe (what
@@ -374,10 +380,8 @@ def loop_state(loop: Any) -> tuple[int, int, int, bool] | None:
         wake_pipe = getattr(loop, "_ssock", None)
         own = 1 if wake_pipe is not None and wake_pipe.fileno() in registered else 0
         io = len(registered) - own
-        frame = sys._current_frames().get(loop._thread_id)
-        idle = (frame is not None and frame.f_code.co_name == "select"
-                and frame.f_code.co_filename.endswith("selectors.py")
-                and _current_tasks.get(loop) is None)
+        idle = framewalk.read_one(loop._thread_id, _in_select) \
+            and _current_tasks.get(loop) is None
         return ready, timers, io, idle
     except Exception:  # another kind of loop: nothing can be proven
         return None

@@ -4,12 +4,11 @@ whose tasks can run again, seen unchanged across the settle time)."""
 
 from __future__ import annotations
 
-import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from stuck.runtime import futures, registry
+from stuck.runtime import framewalk, futures, registry
 from stuck.runtime.activity import frame_activity
 from stuck.runtime.aio.internals import (
     _awaited,
@@ -560,13 +559,12 @@ def _other_runnable_threads(loop: Any) -> list[str]:
     loop_ident = loop_thread(loop)
     names = registry.thread_objects()
     out: list[str] = []
-    for ident, frame in sys._current_frames().items():
+    for ident, (activity, call) in framewalk.read(frame_activity).items():
         if ident == loop_ident or ident in registry.own_idents:
             continue
         record = registry.waits.get(ident)
         if record is not None and record.timeout is None:
             continue
-        activity, call = frame_activity(frame)
         if activity == "idle" and call == "_worker":
             continue
         thread = names.get(ident)
