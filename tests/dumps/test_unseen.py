@@ -141,9 +141,14 @@ BUSY_JOIN = ("main joins a thread idle in a call py-spy shows no frame for (a sl
              "read), and nothing else is seen running: the same text as a join on a lock "
              "waiter (close_joins_worker), so a possible hang of main and that thread, which "
              "says a sleep or I/O there means nothing is wrong (--native: no finding)")
-CPP_FUTURE = ("std::future::get waits in libstdc++'s own futex wait (__atomic_futex_unsigned, "
-              "no pthread call): read as a wait on an unknown address, or as nothing, not a "
-              "future a promise's holder would set")
+CPP_FUTURE = ("main waits in std::future::get while it holds the mutex the promise's setter "
+              "needs: without the owner print nothing shows who holds it, so main's wait is "
+              "a possible stall and the setter's lock wait a separate possible hang (with the "
+              "print: one stall naming both, right)")
+PROMISE_SLEEPER = ("main in std::future::get beside the loader asleep before its set_value: "
+                   "a future wait is a one-shot event any thread may set, and one snapshot "
+                   "cannot tell a sleeper that will set it from one that will not "
+                   "(cpp_promise_never_set is the same picture): a possible stall")
 RUST_FUTEX = ("Rust's std::sync::Mutex waits in its own futex (Mutex::lock_contended, "
               "futex_wait): no pthread frame, so the relocking thread reads as running")
 GO_PIPE = ("io.Pipe's Write waits in a select on the pipe's channels for a Read: the "
@@ -238,7 +243,8 @@ KNOWN_WRONG: dict[str, str] = {
     # the sixth round, as scored before any change
     "c/cpp_future_under_lock/bt": CPP_FUTURE,
     "c/cpp_future_under_lock/btfull": CPP_FUTURE,
-    "c/cpp_future_under_lock/bt-print-mutex": CPP_FUTURE,
+    "c/cpp_promise_busy/bt": PROMISE_SLEEPER,
+    "c/cpp_promise_busy/btfull": PROMISE_SLEEPER,
     "c/rust_mutex_relock/bt": RUST_FUTEX,
     "c/rust_mutex_relock/btfull": RUST_FUTEX,
     "go/pipe_write_under_lock/sigquit": GO_PIPE,
@@ -256,8 +262,6 @@ KNOWN_WRONG: dict[str, str] = {
     # the sixth round's second programs, written to check a rule on a second program
     "c/rust_lock_order/bt": RUST_FUTEX,
     "c/rust_lock_order/btfull": RUST_FUTEX,
-    "c/cpp_promise_never_set/bt": CPP_FUTURE,
-    "c/cpp_promise_never_set/btfull": CPP_FUTURE,
     "go/pipe_reader_gone/sigquit": GO_PIPE,
     "go/pipe_reader_gone/sigquit-system": GO_PIPE,
 }
@@ -283,7 +287,7 @@ SNAPSHOT_BYSTANDERS = frozenset({
     "go/mutex_sleep_contention/sigquit-system", "python/pause_idle_workers/pyspy",
     "python/pause_idle_workers/faulthandler", "python/recv_join_idle/pyspy-locals",
     "python/sleep_join_idle/pyspy-locals",
-    "java/CompletableOwnThread/jstack",
+    "java/CompletableOwnThread/jstack", "c/cpp_promise_busy/bt", "c/cpp_promise_busy/btfull",
     *{f"python/semaphore_contention/{s}{src}"
       for s in ("pyspy", "pyspy-locals", "pystack", "faulthandler") for src in ("", "+source")}})
 
@@ -743,3 +747,41 @@ def test_an_owner_print_makes_the_handlers_self_deadlock_certain() -> None:
     [f] = doc["findings"]
     assert (f["kind"], f["confidence"]) == ("deadlock", "certain")
     assert "holds itself" in f["summary"]
+
+
+@pytest.mark.parametrize("case_id,state", [
+    ("c/cpp_promise_never_set/bt", True),  # std::future::get: waits without end
+    ("c/cpp_future_under_lock/btfull", True),
+    ("c/cpp_promise_busy/bt", True),
+])
+def test_a_std_future_wait_is_a_wait_on_its_shared_state(case_id: str, state: bool) -> None:
+    # libstdc++'s future waits in a futex of its own (__atomic_futex_unsigned), no pthread
+    # call: a one-shot event on the shared state, durable unless the call passes a timeout.
+    from stuck.dumps import gdb as gdb_dump
+
+    case = next(c for c in CASES if c["id"] == case_id)
+    result = gdb_dump.parse((UNSEEN / case["files"][0]).read_text())
+    [main] = [t for p in result.processes for t in p.threads if t.name == "main"]
+    assert main.state == "blocked" and main.waits is not None
+    assert main.waits.durable is state
+    [res] = [r for r in result.resources if r.id == main.waits.resource]
+    assert res.kind == "event" and res.label.startswith("std::future's shared state at 0x")
+
+
+def test_a_promise_never_set_is_a_possible_stall() -> None:
+    doc = _report("c/cpp_promise_never_set/bt")
+    [f] = doc["findings"]
+    assert (f["kind"], f["confidence"]) == ("stall", "possible")
+    assert _names(doc, f["threads"]) == {"main"}
+
+
+def test_a_std_future_wait_with_a_deadline_ends_by_itself() -> None:
+    # wait_for (the steady clock's own call) and wait_until on the system clock
+    # (__has_timeout=true) end by their deadlines.
+    from stuck.dumps import gdb as gdb_dump
+
+    case = next(c for c in CASES if c["id"] == "c/cpp_future_poll/bt")
+    result = gdb_dump.parse((UNSEEN / case["files"][0]).read_text())
+    waits = {t.name: t.waits for p in result.processes for t in p.threads}
+    assert {n for n, w in waits.items() if w is not None} >= {"main", "status-poller"}
+    assert not waits["main"].durable and not waits["status-poller"].durable  # type: ignore[union-attr]

@@ -730,7 +730,9 @@ def _build(session: _Session, index: int, used: set[str], result: ParseResult) -
         key = f"{c.kind}:{addr}" if addr is not None else f"{c.kind}:{tid}"
         where = base_name(c.at.function) if c.at is not None else base_name(
             raw.frames[c.primitive].function)
-        label = symbol or (f"{c.kind} at {addr}" if addr else f"(unnamed, in {where})")
+        what = ("std::future's shared state" if "__atomic_futex_unsigned" in
+                raw.frames[c.primitive].function else c.kind)
+        label = symbol or (f"{what} at {addr}" if addr else f"(unnamed, in {where})")
         res = resource(key, c.kind, label, addr)
         durable = c.durable and not _has_deadline(raw, c.primitive)
         t.waits = Wait(resource=res.id, durable=durable, at=c.at)
@@ -923,11 +925,14 @@ _PID_ARG = re.compile(r"\b(?:pid|idtype=P_PID, id)=(-?\d{1,10})\b")
 # without end, any other value is a deadline (sem_timedwait, pthread_mutex_timedlock,
 # pthread_timedjoin_np), whatever name the inlined call shows under.
 _ABSTIME_ARG = re.compile(r"\babstime=(?:\w+@entry=)?0x0*([1-9a-fA-F][0-9a-fA-F]*)\b")
+# libstdc++'s future waits say it in a flag (std::future::wait_until with a system clock)
+_HAS_TIMEOUT_ARG = re.compile(r"\b__has_timeout=true\b")
 
 
 def _has_deadline(raw: _Thread, start: int) -> bool:
     """Whether the frames of a wait, up to its primitive's caller, pass a deadline."""
-    return any(_ABSTIME_ARG.search(args) for args in raw.args[:start + 2] if args)
+    return any(_ABSTIME_ARG.search(args) or _HAS_TIMEOUT_ARG.search(args)
+               for args in raw.args[:start + 2] if args)
 
 
 _WRITES = frozenset({"write", "__write", "__libc_write", "__GI___libc_write", "writev",

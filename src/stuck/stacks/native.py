@@ -160,6 +160,10 @@ PRIMITIVE_PREFIXES: tuple[tuple[str, str], ...] = (
     ("std::mutex::lock", "mutex"), ("std::__mutex_base", "mutex"),
     ("std::this_thread::sleep", "sleep"),
     ("__lll_lock_wait", "mutex"),
+    # libstdc++'s std::future::get / wait: a futex wait of its own for the shared state to
+    # be made ready, a one-shot event any holder of the promise (or the async task) sets
+    ("std::__atomic_futex_unsigned_base::_M_futex_wait_until_steady", "timed-condition"),
+    ("std::__atomic_futex_unsigned_base::_M_futex_wait_until", "event"),
 )
 
 # Frames that only pass a wait through (wrappers around the primitive): the program's own
