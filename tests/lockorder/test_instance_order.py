@@ -205,3 +205,32 @@ def test_a_factory_called_for_two_names_makes_two_classes(checker: LockOrderChec
     assert [c.binding for c in classes] == ["first", "second", None, None]
     assert classes[0] != classes[1]
     assert classes[2] == classes[3]
+
+
+# -- pytest-xdist: a worker's same-class finding reaches the controller whole -------------------
+
+
+def test_a_same_class_finding_survives_export_and_merge(checker: LockOrderChecker) -> None:
+    # The controller of `pytest -n` rebuilds each worker's findings from export_state: the
+    # instance numbers, the reason and the reverse order's stack must come through, or the
+    # report reads "#0 -> #0" and "the reverse stack was not kept" for a pair of two locks.
+    first = logging.handlers.MemoryHandler(10)
+    second = logging.handlers.MemoryHandler(10)
+    with first.lock, second.lock:
+        pass
+    in_thread(lambda: [None for _ in [second.lock.acquire(), first.lock.acquire(),
+                                      first.lock.release(), second.lock.release()]], "other")
+    [local] = checker.findings()
+    merged = LockOrderChecker()
+    merged.merge_state(checker.export_state(), "gw0")
+    [remote] = merged.findings()
+    assert remote.details["reason"] == local.details["reason"] == "both-orders"
+    pairs = [(e["from"], e["to"]) for e in local.details["edges"]]  # type: ignore[attr-defined]
+    assert [(e["from"], e["to"]) for e in remote.details["edges"]] == pairs  # type: ignore[attr-defined]
+    (x, y), (back_from, back_to) = pairs
+    assert x != y and (back_from, back_to) == (y, x)
+    text = render([remote])
+    assert f"`{x}` -> `{y}`" in text and f"`{y}` -> `{x}`" in text
+    assert "was not kept" not in text and remote.missing_evidence == local.missing_evidence
+    assert "thread other (gw0) holds" in text and "thread MainThread (gw0) holds" in text
+    assert len(remote.details["edges"]) == len(local.details["edges"]) == 2

@@ -5,6 +5,7 @@ loaded through its ``pytest11`` entry point, as in a user's project."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -53,7 +54,7 @@ def test_deadlocking_test_fails_alone_and_the_session_continues() -> None:
     out = done.stdout
     assert done.returncode == 1, out + done.stderr
     assert "FAILED check_deadlock.py::test_two_threads_deadlock" in out
-    assert "1 failed, 4 passed" in out
+    assert "1 failed, 6 passed" in out
     assert "stuck: this test deadlocked" in out
     assert "DEADLOCK" in out and "2 threads wait for each other" in out
 
@@ -102,3 +103,20 @@ def test_summary_says_how_much_was_checked(tmp_path: Path) -> None:
     assert "2 lock classes checked" in out
     out = run("test_nothing.py")
     assert "0 lock classes checked" in out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["serial", "xdist"])
+def test_same_class_report_is_the_same_with_and_without_xdist(workers: list[str]) -> None:
+    # Under -n the controller rebuilds the worker's finding: both locks keep their own
+    # numbers and the reverse order's stack is shown, as in a run without -n.
+    done = run_pytest("--stuck", *workers, "check_accounts.py")
+    out = done.stdout
+    assert done.returncode == 1, out + done.stderr
+    assert "2 passed" in out
+    held = re.findall(r"holds `Account\.lock` #(\d+) \(check_accounts\.py:14\) and takes "
+                      r"`Account\.lock` #(\d+) \(check_accounts\.py:15\)", out)
+    assert len(held) == 2, out
+    (x, y), (back_x, back_y) = held
+    assert x != y and (back_x, back_y) == (y, x)
+    assert "was not kept" not in out

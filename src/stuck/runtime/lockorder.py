@@ -227,6 +227,8 @@ class _SameClass:
     other_to: int = 0  # the instance ``other`` took after #y on the way back to #x
 
 
+_SAME_CLASS_REASONS = ("both-orders", "no-order", "untracked")
+
 MAX_INSTANCE_EDGES = 4096  # pairs of instances of one class remembered in nesting order
 MAX_INSTANCE_WITNESSES = 64  # of those, the pairs whose stacks are kept
 # Over all classes: about 100 bytes a pair and up to 4 KB a kept witness, so at most about
@@ -1170,8 +1172,14 @@ class LockOrderChecker:
                            "first_serial": e.first_serial, "multi_thread": e.multi_thread,
                            "witnesses": [_witness_state(w) for w in e.witnesses]}
                           for e in edges],
+                # Everything the finding says, not only where it was seen: the instance
+                # numbers, why it holds and the reverse order's stack (a worker's numbers are
+                # its own process's; the controller shows them as the worker saw them).
                 "same_class": [{"node": node_info(r.node), "serials": sorted(r.serials),
-                                "witness": _witness_state(r.witness)} for r in same],
+                                "witness": _witness_state(r.witness), "reason": r.reason,
+                                "instances": list(r.instances), "other_to": r.other_to,
+                                "other": (_witness_state(r.other) if r.other is not None
+                                          else None)} for r in same],
                 "signals": [node_info(n) for n in signals],
                 "notes": list(self._notes),
             }
@@ -1221,12 +1229,21 @@ class LockOrderChecker:
                 continue
             base = self._nodes[n].base
             w = _witness_from_state(r["witness"], serial, origin)
+            raw_other = r.get("other")
+            other = (_witness_from_state(raw_other, serial, origin)
+                     if isinstance(raw_other, dict) else None)
+            reason = r.get("reason")
+            raw_pair = r.get("instances")
+            pair = ((int(raw_pair[0]), int(raw_pair[1]))
+                    if isinstance(raw_pair, list) and len(raw_pair) == 2 else (0, 0))
             with self._mutex:
                 rec = self._same_class.get(base)
                 if rec is None:
                     self._same_class[base] = _SameClass(
                         base, w, {serial(x) for x in r.get("serials", [])},
-                        "same-class:" + self._class_key(base))
+                        "same-class:" + self._class_key(base),
+                        reason if reason in _SAME_CLASS_REASONS else "both-orders",
+                        other, pair, int(r.get("other_to", 0) or 0))
                     self.generation += 1
                 else:
                     rec.serials.update(serial(x) for x in r.get("serials", []))
