@@ -7,9 +7,11 @@ saved stuck JSON report is read on its own and merged. The result is analysed on
 nothing found; 1: findings; 2: unreadable input, or input that holds no dump, with a one-line
 message.
 
-Reports are never written over an input: ``--json`` alone (or ``--json -``) writes to stdout,
-and the word after ``--json`` is taken as the file to write only when it ends in ``.json`` and
-more arguments follow (``--json=FILE`` always names the file).
+Reports are never written over an input: ``--json`` alone (or ``--json -``) writes to stdout
+and never takes the next word as the file to write (``--json=FILE`` names the file). A saved
+report or a new ``.json`` name right after a bare ``--json`` is refused with exit 2: whether
+the user meant to read it or to write it cannot be told, and either guess is a trap (a report
+merged with last run's, or an input overwritten).
 """
 
 from __future__ import annotations
@@ -39,12 +41,27 @@ def _fail(message: str) -> NoReturn:
     sys.exit(EXIT_USAGE)
 
 
+class JsonValueTrap(ValueError):
+    """The word after a bare ``--json`` looks like the file to write: refused, see
+    ``json_value_args``."""
+
+
+def _is_saved_report(path: str) -> bool:
+    from stuck.dumps.stuckjson import detect
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4096)
+    except OSError:
+        return False
+    return detect(head.decode("utf-8", errors="replace"))
+
+
 def json_value_args(args: list[str]) -> list[str]:
-    """Command-line arguments with a bare ``--json`` made explicit, so that it never takes an
-    input file as the file to write: ``--json X`` keeps ``X`` as its value only when ``X`` is
-    ``-``, or ends in ``.json`` and either is not the last argument or does not exist yet (so
-    ``stuck analyze dump.txt --json out.json`` writes out.json, while a saved report named last
-    is read); otherwise it becomes ``--json=-`` (stdout) and ``X`` stays an input."""
+    """Command-line arguments with a bare ``--json`` made explicit: it always means stdout
+    (``--json=-``; ``--json -`` too), and the word after it stays an input. When that word is
+    a saved stuck report, or a ``.json`` name that does not exist, the user most likely meant
+    it as the file to write (``stuck analyze dump.txt --json r.json``): raise
+    ``JsonValueTrap`` rather than merge last run's report into this one or fail to read it."""
     out: list[str] = []
     i = 0
     while i < len(args):
@@ -54,15 +71,16 @@ def json_value_args(args: list[str]) -> list[str]:
             break
         if a == "--json":
             nxt = args[i + 1] if i + 1 < len(args) else None
-            more = i + 2 < len(args)
-            new_file = nxt is not None and len(args) > 2 and not os.path.exists(nxt)
-            if nxt is not None and (nxt == "-" or (nxt.lower().endswith(".json")
-                                                   and (more or new_file))):
-                out.append(f"--json={nxt}")
-                i += 2
-                continue
             out.append("--json=-")
-            i += 1
+            i += 2 if nxt == "-" else 1
+            if nxt is not None and nxt != "-" and not nxt.startswith("-") and (
+                    _is_saved_report(nxt)
+                    or (nxt.lower().endswith(".json") and not os.path.exists(nxt))):
+                what = "a saved stuck report" if os.path.exists(nxt) else "a new .json name"
+                raise JsonValueTrap(
+                    f"{nxt} after a bare --json is {what}; a bare --json writes to stdout: "
+                    f"write --json={nxt} to write the report there, or put {nxt} before the "
+                    "options to read it")
             continue
         out.append(a)
         i += 1
@@ -71,7 +89,11 @@ def json_value_args(args: list[str]) -> list[str]:
 
 class _AnalyzeCommand(click.Command):
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        return super().parse_args(ctx, json_value_args(list(args)))
+        try:
+            explicit = json_value_args(list(args))
+        except JsonValueTrap as exc:
+            _fail(str(exc))
+        return super().parse_args(ctx, explicit)
 
 
 def _same_file(out: str, inputs: tuple[str, ...]) -> str | None:
@@ -101,8 +123,8 @@ def _same_file(out: str, inputs: tuple[str, ...]) -> str | None:
                    "python (any of the three), linux, procstat, json.")
 @click.option("--json", "json_out", default=None, metavar="[FILE]",
               help="Write the stuck.report/1 JSON: to stdout (--json, --json -) or to FILE "
-                   "(--json=FILE, or --json FILE.json; an existing .json named last is read as an "
-                   "input). Never over an input.")
+                   "(--json=FILE; a bare --json never takes the next word as FILE). Never "
+                   "over an input.")
 @click.option("--html", "html_out", default=None, metavar="FILE",
               help="Write an HTML report to FILE (never over an input).")
 @click.option("--source", "sources", multiple=True, metavar="DIR",

@@ -60,7 +60,7 @@ def test_explicit_format_that_finds_nothing_exits_2(tmp_path: Path) -> None:
 def test_json_validates_and_round_trips_through_analyze(tmp_path: Path) -> None:
     out = tmp_path / "r.json"
     src = corpus_file(tmp_path, "23-syzkaller-440-hung-rtnl-owner-in-synchronize-rcu.txt")
-    res = run(["--json", str(out), src])
+    res = run(["--json=" + str(out), src])
     assert res.exit_code == 1
     doc = json.loads(out.read_text())
     jsonschema.validate(doc, json_report.schema())
@@ -75,7 +75,7 @@ def test_json_validates_and_round_trips_through_analyze(tmp_path: Path) -> None:
 
 def test_lockdep_survives_a_json_round_trip(tmp_path: Path) -> None:
     out = tmp_path / "r.json"
-    run(["--json", str(out), corpus_file(tmp_path, "15-syzkaller-188-lockdep-circular-rtnl.txt")])
+    run(["--json=" + str(out), corpus_file(tmp_path, "15-syzkaller-188-lockdep-circular-rtnl.txt")])
     doc2 = json.loads(run(["--json", "-", str(out)]).output)
     assert [f["kind"] for f in doc2["findings"]] == ["lock-order"]
 
@@ -87,7 +87,7 @@ def test_lockdep_survives_a_json_round_trip(tmp_path: Path) -> None:
 def test_knowledge_evidence_survives_a_json_round_trip(tmp_path: Path, name: str,
                                                        kind: str) -> None:
     out = tmp_path / "r.json"
-    assert run(["--json", str(out), corpus_file(tmp_path, name)]).exit_code == 1
+    assert run(["--json=" + str(out), corpus_file(tmp_path, name)]).exit_code == 1
     doc = json.loads(out.read_text())
     jsonschema.validate(doc, json_report.schema())
     doc2 = json.loads(run(["--json", "-", str(out)]).output)

@@ -126,27 +126,51 @@ def test_a_report_is_never_written_over_an_input(tmp_path: Path) -> None:
         assert Path(a).read_bytes() == before
 
 
-def test_json_file_value_is_taken_only_when_it_names_a_json_file() -> None:
+def test_a_bare_json_is_stdout_and_the_next_word_stays_an_input() -> None:
     assert json_value_args(["--json", "a.txt", "b.txt"]) == ["--json=-", "a.txt", "b.txt"]
-    assert json_value_args(["--json", "out.json", "a.txt"]) == ["--json=out.json", "a.txt"]
-    assert json_value_args(["--json", "report.json"]) == ["--json=-", "report.json"]
     assert json_value_args(["--json", "-", "a.txt"]) == ["--json=-", "a.txt"]
     assert json_value_args(["a.txt", "--json"]) == ["a.txt", "--json=-"]
+    assert json_value_args(["a.txt", "--json", "--html", "p.html"]) == [
+        "a.txt", "--json=-", "--html", "p.html"]
+    assert json_value_args(["a.txt", "--json=out.json"]) == ["a.txt", "--json=out.json"]
     assert json_value_args(["--", "--json", "x"]) == ["--", "--json", "x"]
 
 
-def test_json_named_last_is_written_when_it_does_not_exist_yet(tmp_path: Path) -> None:
-    new, saved = tmp_path / "new.json", tmp_path / "saved.json"
-    saved.write_text("{}")
-    assert json_value_args(["a.txt", "--json", str(new)]) == ["a.txt", f"--json={new}"]
-    # an existing file named last may be a saved report to read: never written over
-    assert json_value_args(["a.txt", "--json", str(saved)]) == ["a.txt", "--json=-", str(saved)]
+def test_a_saved_report_after_a_bare_json_is_refused_not_merged(tmp_path: Path) -> None:
+    # `stuck analyze dump --json r.json` a second time: r.json is last run's report. Reading it
+    # would merge it into this one; writing it would take a word after a bare --json as its
+    # value. Neither: exit 2 and say how to ask for each.
+    a = write(tmp_path, "a.txt", dump_text(BT_FULL))
+    saved = tmp_path / "r.json"
+    assert run([f"--json={saved}", a]).exit_code == 1
+    before = saved.read_bytes()
+    for args in ([a, "--json", str(saved)], ["--json", str(saved), a]):
+        res = run(args)
+        assert res.exit_code == 2, res.output
+        assert len(res.output.strip().splitlines()) == 1
+        assert f"--json={saved}" in res.output and "before the options" in res.output
+        assert saved.read_bytes() == before
+    # named before the options it is read, as the message says
+    res = run([str(saved), a, "--json"])
+    assert res.exit_code == 1 and json.loads(res.output)["source"]["files"] == [str(saved), a]
+    # a .json file that is not a stuck report is an input like any other (then unreadable)
+    other = write(tmp_path, "other.json", '{"not": "a report"}')
+    assert json_value_args([a, "--json", other]) == [a, "--json=-", other]
+
+
+def test_a_new_json_name_after_a_bare_json_is_refused(tmp_path: Path) -> None:
+    a = write(tmp_path, "a.txt", dump_text(BT_FULL))
+    new = tmp_path / "new.json"
+    res = run([a, "--json", str(new)])
+    assert res.exit_code == 2 and f"--json={new}" in res.output
+    assert len(res.output.strip().splitlines()) == 1
+    assert not new.exists()
 
 
 def test_json_to_a_named_file(tmp_path: Path) -> None:
     a = write(tmp_path, "a.txt", dump_text(BT_FULL))
     out = tmp_path / "out.json"
-    res = run(["--json", str(out), a])
+    res = run([f"--json={out}", a])
     assert res.exit_code == 1 and json.loads(out.read_text())["findings"]
 
 

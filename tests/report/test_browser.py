@@ -61,7 +61,7 @@ def browse(page: Path, tmp: Path) -> tuple[str, list[str]]:
 
 def analyse(tmp: Path, name: str, files: list[str]) -> tuple[Path, dict[str, object]]:
     page, doc = tmp / f"{name}.html", tmp / f"{name}.json"
-    res = CliRunner().invoke(analyze_command, ["--html", str(page), "--json", str(doc), *files])
+    res = CliRunner().invoke(analyze_command, ["--html", str(page), f"--json={doc}", *files])
     assert res.exit_code == 1, res.output
     return page, json.loads(doc.read_text())
 
