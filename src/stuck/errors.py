@@ -20,6 +20,14 @@ class StuckError(Exception):
     """Base class of stuck's own exceptions."""
 
 
+def finding_line(finding: Finding) -> str:
+    """A finding's summary as an exception's message, in one line: the names in it escaped (a
+    thread name with a newline must not start a line of its own in a traceback)."""
+    from stuck.report.names import clean
+
+    return clean(finding.summary)
+
+
 class DeadlockError(StuckError):
     """Raised (policy ``raise``) in the thread whose wait would close a deadlock cycle.
 
@@ -29,7 +37,7 @@ class DeadlockError(StuckError):
     """
 
     def __init__(self, finding: Finding, report: Report | None = None) -> None:
-        super().__init__(finding.summary)
+        super().__init__(finding_line(finding))
         self.finding = finding
         self.report = report
 
@@ -43,7 +51,7 @@ class StallError(StuckError):
 
     def __init__(self, finding: Finding, report: Report | None = None,
                  text: str | None = None) -> None:
-        super().__init__(text or finding.summary)
+        super().__init__(text or finding_line(finding))
         self.finding = finding
         self.report = report
 

@@ -30,7 +30,7 @@ from stuck.__about__ import __version__
 from stuck.model import Finding, Frame, Group, Report, Resource, Snapshot, Thread
 from stuck.report import svg, waitgraph
 from stuck.report.holding import group_roles
-from stuck.report.names import clean
+from stuck.report.names import clean, raw_names, text_lines
 from stuck.report.text import counted, finding_sources, headline, origin_text
 
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src 'none'; base-uri 'none'; form-action 'none'"
@@ -76,6 +76,7 @@ class _Page:
         self.threads = self.snap.thread_map()
         self.resources = self.snap.resource_map()
         self.file_of = {t.id: p.file for p in self.snap.processes for t in p.threads}
+        self._raw_names: list[str] | None = None
 
     def w(self, *parts: str) -> None:
         for p in parts:
@@ -99,6 +100,12 @@ class _Page:
         self.groups()
         self.w("</body>\n</html>\n")
 
+    def raw_names(self) -> list[str]:
+        """The snapshot's names that hold control characters (``names.raw_names``), once."""
+        if self._raw_names is None:
+            self._raw_names = raw_names(self.snap)
+        return self._raw_names
+
     # --- findings -----------------------------------------------------------------------
 
     def finding(self, n: int, f: Finding) -> None:
@@ -115,7 +122,8 @@ class _Page:
             self.picture(f, n, graph, anchors)
         self.chain(f)
         if f.explanation:
-            self.w("".join(f"<p>{_t(line)}</p>\n" for line in f.explanation.splitlines()
+            self.w("".join(f"<p>{escape(line, quote=True)}</p>\n"
+                           for line in text_lines(f.explanation, self.raw_names())
                            if line.strip()))
         if f.missing_evidence:
             self.w('<p>Not shown by the source:</p>\n<ul class="missing">\n',

@@ -12,7 +12,7 @@ import os
 from collections.abc import Iterable, Sequence
 
 from stuck.model import Finding
-from stuck.report.names import clean
+from stuck.report.names import clean, raw_names, text_lines
 
 MAX_STACK_LINES = 12
 
@@ -110,7 +110,7 @@ def render_finding(f: Finding) -> str:
                              f"{clean(c.get('line'))})")
     if f.explanation:
         lines.append("")
-        lines.extend(f"  {clean(x)}" for x in f.explanation.splitlines())
+        lines.extend(f"  {x}" for x in text_lines(f.explanation, raw_names(d)))
     if f.missing_evidence:
         lines.append("")
         lines.append("  Not known:")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from stuck.model import Finding, Frame, Group, Report, Resource, Snapshot, Thread
 from stuck.report.holding import group_roles
-from stuck.report.names import clean, resource_name, thread_name
+from stuck.report.names import clean, raw_names, resource_name, text_lines, thread_name
 
 MAX_DIAGRAM = 6  # edges: longer cycles are listed, not drawn
 MAX_FRAMES = 12  # per group; the innermost frames are the ones that explain a wait
@@ -50,7 +50,10 @@ def _duration(seconds: float | None) -> str:
 
 def _finding_lines(f: Finding, snap: Snapshot, threads: dict[str, Thread],
                    resources: dict[str, Resource],
-                   file_of: dict[str, str | None] | None = None) -> list[str]:
+                   file_of: dict[str, str | None] | None = None,
+                   names: list[str] | None = None) -> list[str]:
+    """``names``: ``raw_names(snap)``, the names escaped inside the explanation (computed
+    here when not given)."""
     out = [f"{f.kind.upper()} ({f.confidence}): {clean(f.summary)}"]
     sources = finding_sources(f, file_of) if file_of else []
     if sources:
@@ -97,7 +100,8 @@ def _finding_lines(f: Finding, snap: Snapshot, threads: dict[str, Thread],
                    + (f", … {len(f.blocked_behind) - 20} more" if len(f.blocked_behind) > 20
                       else ""))
     if f.explanation:
-        out.extend("  " + clean(line) for line in f.explanation.splitlines())
+        raw = raw_names(snap) if names is None else names
+        out.extend("  " + line for line in text_lines(f.explanation, raw))
     if f.missing_evidence:
         out.append("  Not shown by the source:")
         out.extend(f"    - {clean(m)}" for m in f.missing_evidence)
@@ -194,9 +198,10 @@ def render(report: Report) -> str:
     # Which file a finding comes from matters once there are several.
     file_of = ({t.id: p.file for p in snap.processes for t in p.threads}
                if len(snap.source.files) > 1 else None)
+    names = raw_names(snap) if report.findings else []
     for f in report.findings:
         lines.append("")
-        lines.extend(_finding_lines(f, snap, threads, resources, file_of))
+        lines.extend(_finding_lines(f, snap, threads, resources, file_of, names))
     for note in snap.notes:
         lines.append(f"note: {clean(note)}")
     all_threads = snap.threads()

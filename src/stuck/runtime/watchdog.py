@@ -62,7 +62,7 @@ from dataclasses import dataclass, field
 from types import CodeType, FrameType
 from typing import IO, Protocol
 
-from stuck.errors import EXIT_ABORT, StuckError
+from stuck.errors import EXIT_ABORT, StuckError, finding_line
 from stuck.model import (
     Finding,
     Frame,
@@ -96,7 +96,7 @@ class HangError(StuckError):
     code: a thread blocked inside a C call (a socket read) receives it when that call returns."""
 
     def __init__(self, finding: Finding) -> None:
-        super().__init__(finding.summary)
+        super().__init__(finding_line(finding))
         self.finding = finding
 
 
@@ -644,7 +644,9 @@ class Watchdog:
                  and registry.waits.get(i) is self._left_stuck[i]]
         if not stuck or len(stuck) < len(waited_for):
             return
-        names = ", ".join(sorted(getattr(threading._active.get(i), "name", f"0x{i:x}")  # type: ignore[attr-defined]
+        from stuck.report.names import clean
+
+        names = ", ".join(sorted(clean(getattr(threading._active.get(i), "name", f"0x{i:x}"))  # type: ignore[attr-defined]
                                  for i in stuck))
         stream = self.config.stream or sys.stderr
         with contextlib.suppress(Exception):
@@ -707,6 +709,7 @@ class Watchdog:
         full). Each is one line, saying it is now proven or that it still holds (the rules
         word a cycle alike whichever look found it: printing it again would repeat it), and
         the lines of its explanation the block-time report did not have."""
+        from stuck.report.names import clean, raw_names, text_lines
         from stuck.runtime import policy as live_policy
 
         earlier = {_finding_key(f): f for r in list(live_policy.findings_seen)
@@ -719,9 +722,10 @@ class Watchdog:
             now_is = "still holds" if before.confidence == f.confidence \
                 else f"is now {f.confidence}"
             lines.append(f"stuck: the deadlock reported above ({before.confidence}) {now_is}: "
-                         f"{f.summary}\n")
-            said = set(before.explanation.splitlines())
-            lines.extend(f"  {line}\n" for line in f.explanation.splitlines()
+                         f"{clean(f.summary)}\n")
+            names = raw_names(report.snapshot)
+            said = set(text_lines(before.explanation, names))
+            lines.extend(f"  {line}\n" for line in text_lines(f.explanation, names)
                          if line.strip() and line not in said)
         return "".join(lines) or None
 
