@@ -12,12 +12,16 @@ projects that turn warnings into errors (``filterwarnings = error``) still start
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
 
 from stuck.__about__ import __version__
 from stuck.errors import DeadlockError, StallError, StuckError
 
+# Not ``from typing import TYPE_CHECKING``: typing costs tens of milliseconds to import, and
+# ``stuck run`` imports this package before it can make Ctrl-C end it cleanly (stuck.cli).
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from stuck import explore
     from stuck.runtime import install, snapshot, uninstall
     from stuck.runtime.lockorder import order_by

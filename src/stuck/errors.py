@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+TYPE_CHECKING = False  # not from typing: see stuck/__init__.py
 
 if TYPE_CHECKING:
     from stuck.model import Finding, Report

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from stuck.errors import EXIT_USAGE
+from stuck.interrupt import hand_sigint_to_program
 from stuck.runtime.policy import ACT_ON, POLICIES
 
 if TYPE_CHECKING:
@@ -68,12 +69,14 @@ def _run_script(path: str, args: list[str]) -> None:
     sys.modules["__main__"] = main
     sys.argv = [path, *args]
     sys.path[0] = os.path.dirname(os.path.realpath(path))
+    hand_sigint_to_program()
     exec(code, main.__dict__)
 
 
 def _run_module(module: str, args: list[str]) -> None:
     sys.argv = [module, *args]
     sys.path[0] = os.getcwd()
+    hand_sigint_to_program()
     try:
         runpy._run_module_as_main(module, alter_argv=True)  # type: ignore[attr-defined]
     except ImportError as exc:

@@ -208,6 +208,51 @@ def test_uncaught_keyboard_interrupt_dies_by_sigint_like_python(tmp_path: Path) 
     assert "KeyboardInterrupt" in under.stderr
 
 
+@pytest.mark.slow
+def test_ctrl_c_at_any_moment_of_start_up_ends_by_sigint_like_python(tmp_path: Path) -> None:
+    # Ctrl-C before the program's first line: python ends by SIGINT; so does stuck run, with
+    # no click "Aborted!" and no traceback from inside stuck. Once the program runs, it sees
+    # python's own SIGINT handler and a KeyboardInterrupt ends it by SIGINT too. The command
+    # is the console script's own two lines, timed from the moment main() is called (a SIGINT
+    # during the interpreter's own start-up makes python itself exit 1: not stuck's to test).
+    script = tmp_path / "waits.py"
+    script.write_text("import signal, time\n"
+                      "print('started', signal.getsignal(signal.SIGINT) is "
+                      "signal.default_int_handler, flush=True)\n"
+                      "time.sleep(60)\n")
+    entry = ("import os, sys\n"
+             "from stuck.cli import main\n"
+             f"sys.argv = ['stuck', 'run', {str(script)!r}]\n"
+             "os.write(1, b'up\\n')\n"
+             "sys.exit(main())\n")
+    in_start_up = 0
+    for i in range(20):
+        delay = 0.5 * i / 19
+        proc = subprocess.Popen([sys.executable, "-c", entry], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+        assert proc.stdout is not None
+        assert proc.stdout.readline() == "up\n"
+        time.sleep(delay)
+        proc.send_signal(signal.SIGINT)
+        try:
+            out, err = proc.communicate(timeout=LIMIT)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+            pytest.fail(f"SIGINT {delay:.2f} s into start-up did not end stuck run")
+        where = f"SIGINT {delay:.2f} s after main(): stdout {out!r}, stderr {err!r}"
+        assert proc.returncode == -signal.SIGINT, where
+        assert "Aborted!" not in err, where
+        if "started" in out:
+            assert out == "started True\n", where  # python's handler, as under python
+            frames = [line for line in err.splitlines() if line.lstrip().startswith("File ")]
+            assert frames and all(str(script) in line for line in frames), where
+        else:
+            in_start_up += 1
+            assert err == "", where
+    assert in_start_up  # start-up (importing click, installing) was hit, not only the program
+
+
 def test_install_leaves_a_signal_the_program_handles_alone(tmp_path: Path) -> None:
     script = tmp_path / "own_handler.py"
     script.write_text(

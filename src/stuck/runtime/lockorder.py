@@ -1638,6 +1638,8 @@ def summary_notes() -> list[str]:
 
 if __name__ == "__main__":
     # Run as a program: the module is __main__ then, not the checker the runner imports.
+    from stuck.interrupt import end_by_sigint_while_starting
+    end_by_sigint_while_starting()  # as stuck run does: Ctrl-C before the program ends it
     from stuck.runner import lock_order_main
 
     sys.exit(lock_order_main(sys.argv[1:]))
