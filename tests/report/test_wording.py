@@ -93,7 +93,8 @@ def test_a_joined_thread_is_named_by_its_name_not_its_variable(tmp_path: Path) -
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 86, done.stderr
     assert "MainThread joins flusher" in done.stderr
-    assert "waits for thread flusher ▼" in done.stderr
+    # (which of the two closes the cycle is up to the scheduler: the graph starts there)
+    assert "waits for thread flusher" in done.stderr
     assert "thread t " not in done.stderr and "(0x" not in done.stderr
 
 
