@@ -161,11 +161,14 @@ JOIN_FJ_TASK = ("main waits in ForkJoinTask.join for the parallel stream's share
 READ_LATCH = ("the reader holds a ReentrantReadWriteLock's read lock while it waits on a latch "
               "the writer counts down after writeLock(): jstack (even -l) lists no read-lock "
               "holders, so the writer is a separate possible hang")
-VIRTUAL = ("two virtual threads parked on ReentrantLocks are unmounted: jstack shows only "
-           "platform threads (main's join on a virtual thread and idle carriers), and "
-           "nothing is said")
-VTHREAD_DUMP = ("jcmd Thread.dump_to_file -format=text (the JDK 21+ thread dump that shows "
-                "virtual threads) is a format stuck does not read: exit 2")
+VIRTUAL = ("virtual threads parked in a wait are unmounted: jstack shows only platform "
+           "threads, so the stuck ones are not in the text; main's join on one reads as a join "
+           "on a virtual thread jstack does not show (its label names the jcmd command that "
+           "does), and with a sleeper beside it nothing is claimed")
+VTHREAD_DUMP = ("the JDK's thread dump shows the two virtual threads but prints no lock owners: "
+                "their ReentrantLock waits are two possible hangs, and main's join (a latch in "
+                "VirtualThread.joinNanos, not tied to the thread) a possible stall; nothing "
+                "connects the locks to their holders")
 SEM_SLEEPING_HOLDERS = ("waiters on a BoundedSemaphore whose holders sleep inside their "
                         "`with slots:` block: the holders release when their sleep ends, but "
                         "a semaphore has no owner, so the sleepers read as possible wakers "
@@ -257,6 +260,7 @@ KNOWN_WRONG: dict[str, str] = {
     "java/VirtualLockCycle/jstack": VIRTUAL,
     "java/VirtualLockCycle/jstack-l": VIRTUAL,
     "java/VirtualLockCycle/jcmd-threaddump": VTHREAD_DUMP,
+    "java/VirtualLatchStall/jstack": VIRTUAL,
     **{f"python/semaphore_contention/{s}{src}": SEM_SLEEPING_HOLDERS
        for s in ("pyspy", "pyspy-locals", "pystack", "faulthandler") for src in ("", "+source")},
     # the sixth round's second programs, written to check a rule on a second program
@@ -309,7 +313,7 @@ def test_unseen_dump_gets_the_programs_truth(case: dict[str, Any]) -> None:
 
 
 # Captures in a format stuck does not read yet (exit 2): no report to check.
-UNREADABLE = frozenset({"java/VirtualLockCycle/jcmd-threaddump"})
+UNREADABLE: frozenset[str] = frozenset()
 
 
 def _readable(case: dict[str, Any]) -> Any:
@@ -785,3 +789,48 @@ def test_a_std_future_wait_with_a_deadline_ends_by_itself() -> None:
     waits = {t.name: t.waits for p in result.processes for t in p.threads}
     assert {n for n, w in waits.items() if w is not None} >= {"main", "status-poller"}
     assert not waits["main"].durable and not waits["status-poller"].durable  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("program,stuck,kind", [
+    ("VirtualLockCycle", {"post", "audit"}, "mutex"),  # named virtual threads, ReentrantLock
+    ("VirtualLatchStall", {"virtual thread #24", "virtual thread #26", "virtual thread #28"},
+     "waitgroup"),  # unnamed ones (a thread-per-task executor), CountDownLatch
+])
+def test_the_jdk_thread_dump_shows_virtual_threads(program: str, stuck: set[str],
+                                                   kind: str) -> None:
+    # jcmd PID Thread.dump_to_file -format=text FILE (JDK 21+) lists every thread, virtual
+    # ones too, each with its state, stack and lock lines (identity hashes for addresses).
+    doc = _report(f"java/{program}/jcmd-threaddump")
+    assert doc["source"]["format"] == "jdkdump"
+    [proc] = doc["processes"]
+    assert proc["complete"] is True
+    threads = {t["name"]: t for t in proc["threads"]}
+    kinds = {r["id"]: r["kind"] for r in doc["resources"]}
+    for name in stuck:
+        t = threads[name]
+        assert t["state"] == "blocked" and t["waits"]["durable"]
+        assert kinds[t["waits"]["resource"]] == kind
+    # the JDK's own threads of the virtual-thread machinery wait, they do not run
+    assert threads["VirtualThread-unblocker"]["state"] == "idle"
+    # jstack of the same program shows none of them
+    plain = _report(f"java/{program}/jstack")
+    assert not stuck & {t["name"] for p in plain["processes"] for t in p["threads"]}
+
+
+def test_a_cut_jdk_thread_dump_is_an_excerpt() -> None:
+    from stuck.dumps import jdkdump
+
+    text = (UNSEEN / "cases/java/VirtualLockCycle/jcmd-threaddump.txt").read_text()
+    cut = text.replace('\n#12 "Reference Handler"', '\n...\n\n#12 "Reference Handler"')
+    assert jdkdump.parse(text).processes[0].complete is True
+    assert jdkdump.parse(cut).processes[0].complete is False
+
+
+def test_a_join_on_a_virtual_thread_in_jstack_names_the_dump_that_shows_it() -> None:
+    # Thread.join on a virtual thread parks on its termination latch (VirtualThread.joinNanos):
+    # a join on a thread jstack never lists, whose label says which command shows it.
+    doc = _report("java/VirtualLockCycle/jstack")
+    [main] = [t for p in doc["processes"] for t in p["threads"] if t["name"] == "main"]
+    [res] = [r for r in doc["resources"] if r["id"] == main["waits"]["resource"]]
+    assert res["kind"] == "thread"
+    assert "Thread.dump_to_file" in res["label"]

@@ -71,7 +71,8 @@ class FormatModule(Protocol):
 # Module names under stuck.dumps, in the order they are tried. stuck's own JSON goes first:
 # a report is recognised by its first characters and excludes every other format.
 FORMATS: tuple[str, ...] = (
-    "stuckjson", "gdb", "go", "jstack", "faulthandler", "pyspy", "pystack", "linux", "procstat",
+    "stuckjson", "gdb", "go", "jstack", "jdkdump", "faulthandler", "pyspy", "pystack", "linux",
+    "procstat",
 )
 
 # --format accepts a module's NAME or one of these aliases.

@@ -109,6 +109,10 @@ _IDLE_MARKERS = (
     "java.lang.ref.Reference$ReferenceHandler.run",
     "jdk.internal.ref.CleanerImpl.run",
     "java.util.TimerThread.mainLoop",
+    # JDK 21+ threads of the virtual-thread machinery: the unblocker waits for virtual
+    # threads to hand back to the scheduler, a pool's delay scheduler for its next timer
+    "java.lang.VirtualThread.takeVirtualThreadListToUnblock",
+    "java.util.concurrent.DelayScheduler.loop",
 )
 _IDLE_DEPTH = 12
 # Innermost native frames of a RUNNABLE thread that is in fact waiting for I/O.
@@ -125,6 +129,8 @@ _PARKED_IN: tuple[tuple[str, ResourceKind, str], ...] = (
     ("java.util.concurrent.LinkedBlockingQueue.put", "queue", "full: waiting for a taker"),
     ("java.util.concurrent.LinkedBlockingDeque.put", "queue", "full: waiting for a taker"),
 )
+
+_VIRTUAL_JOIN = "java.lang.VirtualThread.joinNanos"
 
 # Process.waitFor waits on the process object's monitor until the reaper sees the child exit.
 _PROCESS_CLASSES = frozenset({"java.lang.ProcessImpl", "java.lang.UNIXProcess",
@@ -181,7 +187,10 @@ class _ThreadAcc:
 
 
 class _Builder:
-    def __init__(self) -> None:
+    def __init__(self, virtual_threads_shown: bool = False) -> None:
+        # jstack lists platform threads only; the JDK's thread dump (stuck.dumps.jdkdump),
+        # read through this builder too, lists virtual threads as well
+        self.virtual_threads_shown = virtual_threads_shown
         self.result = ParseResult()
         self.resources: dict[str, Resource] = {}
         self.process: Process | None = None
@@ -379,6 +388,7 @@ class _Builder:
                            direction="wait-child")
         if acc.wait_kind == "park" and acc.wait_id is not None:
             self._name_parked_wait(acc)
+            self._virtual_join(acc)
         t.state = "blocked" if child is not None else _classify(acc)
         if acc.java_state is not None:
             t.detail = acc.java_state + (f" ({acc.java_state_reason})"
@@ -397,6 +407,23 @@ class _Builder:
                     res.kind = kind
                     res.label = f"{f.function.rsplit('.', 1)[0]} ({what})"
                     return
+
+    def _virtual_join(self, acc: _ThreadAcc) -> None:
+        """Thread.join on a virtual thread parks on the thread's termination latch
+        (VirtualThread.joinNanos): a join, on a thread jstack never shows (it lists platform
+        threads only), whatever the latch's class says."""
+        t = acc.thread
+        if self.virtual_threads_shown or t.waits is None or not any(f.function == _VIRTUAL_JOIN
+                                      for f in t.frames[:_IDLE_DEPTH]):
+            return
+        rid = f"{self.prefix}virtual-join:{t.waits.resource}"
+        if rid not in self.resources:
+            res = Resource(id=rid, kind="thread", label=(
+                "a virtual thread to end (jstack shows no virtual threads; `jcmd PID "
+                "Thread.dump_to_file -format=text FILE` does)"))
+            self.resources[rid] = res
+            self.result.resources.append(res)
+        t.waits.resource = rid
 
     def _child_wait(self, acc: _ThreadAcc) -> str | None:
         """The JDK's process reaper, in waitpid for a child (its name may carry the pid): a
@@ -584,9 +611,10 @@ def _lines(text: str) -> Iterator[str]:
         yield raw.strip()
 
 
-def parse(text: str) -> ParseResult:
-    """Read every Java thread dump in ``text``; lines that are not part of one are skipped."""
-    b = _Builder()
+def parse(text: str, *, virtual_threads_shown: bool = False) -> ParseResult:
+    """Read every Java thread dump in ``text``; lines that are not part of one are skipped.
+    ``virtual_threads_shown``: the text lists virtual threads too (the JDK's thread dump)."""
+    b = _Builder(virtual_threads_shown)
     mode = "none"  # none | deadlock | deadlock-stacks | ownable
     ownables_listed = False  # jstack -l: each thread's owned java.util.concurrent locks
     dl_entries: list[tuple[str, str | None, str | None]] = []

@@ -20,6 +20,7 @@ def capture_command_for(fmt: str) -> str:
     return {"gdb": "gdb -p PID -batch -ex 'thread apply all bt'",
             "go": "GOTRACEBACK=all and kill -QUIT PID (every goroutine)",
             "jstack": "jstack -l PID",
+            "jdkdump": "jcmd PID Thread.dump_to_file -format=text FILE",
             "proc": "stuck capture PID"}.get(fmt, "py-spy dump --pid PID")
 
 
