@@ -108,6 +108,10 @@ def collect(pids: list[int], tree: bool = False, timeout: float = TIMEOUT,
             for pe in ev.processes[known:]:
                 proc.resample(pe)
             _runtime_views(ev, ev.processes[known:], timeout)
+    from stuck.capture import eventloop
+
+    held = proc.eventfd_holders(eventloop.watched_eventfds(ev))
+    ev.eventfds = {str(ident): pids for ident, pids in held.items()}
     keep = {int(f.target[8:-1]) for pe in ev.processes for f in pe.fds
             if f.target.startswith("socket:[")}
     ev.unix = [s for s in ev.unix if s.inode in keep or (s.peer or 0) in keep]

@@ -7,14 +7,15 @@ The selector is whichever the loop was given: epoll by default on Linux (``epoll
 ``epoll_pwait``), or poll or select (``poll``, ``ppoll``, ``select``, ``pselect6``). It watches
 every fd the loop waits on, plus the read end of its wake-up pipe: a socket pair whose other
 end the loop keeps to write to (``call_soon_threadsafe``, a signal through
-``signal.set_wakeup_fd``) and never watches. When it watches nothing else, no I/O can wake the
-loop; when no other thread of the process can run and the program handles no signal that
+``signal.set_wakeup_fd``) and never watches; uvloop's (libuv) adds an eventfd it writes to
+wake itself, which only a process holding it can write. When it watches nothing else, no I/O
+can wake the loop; when no other thread of the process can run and the program handles no signal that
 could, nothing will: whatever its tasks wait for, no code on the loop runs again.
 
 All of it is the kernel's: the system call and its arguments (twice, unchanged), what it
 watches (an epoll set's fdinfo ``tfd:`` lines; the pollfd array or fd_sets a poll or select
 call was given, read from the process's memory), which process holds each end of a socket pair
-(sock_diag and the fd links), the signals the process catches (``SigCgt``). The tasks are not:
+(sock_diag and the fd links) and each eventfd (fdinfo ``eventfd-id``), the signals the process catches (``SigCgt``). The tasks are not:
 the finding is possible, and says how to see them (``stuck run``). The rule is
 ``stuck.rules.loop``'s, on a ``model.EventLoop`` whose tasks were not read.
 """
@@ -81,11 +82,29 @@ def waiting_keys(pe: ProcessEvidence, machine: str) -> set[str]:
     return out
 
 
+def watched_eventfds(ev: Evidence) -> set[int]:
+    """The eventfds (by id) that a Python thread's selector wait with no timeout watches:
+    whoever holds one could write it and wake the loop (``Evidence.eventfds``)."""
+    out: set[int] = set()
+    for pe in ev.processes:
+        if pe.runtime != "python":
+            continue
+        ids = {f.fd: f.eventfd for f in pe.fds if f.eventfd is not None}
+        for te in pe.threads:
+            fdset = watched_forever(pe, te, syscalls.parse(te.syscall, ev.machine))
+            out.update(ids[fd] for fd in fdset or () if fd in ids)
+    return out
+
+
 def _own_wakeup(pe: ProcessEvidence, fd: int, fdset: list[int],
-                chans: dict[str, Channel]) -> bool:
+                chans: dict[str, Channel], eventfds: dict[str, list[int]]) -> bool:
     """Is ``fd`` one end of a wake-up pipe: a socket pair (or pipe) whose other end only this
-    process holds, and not through a watched fd?"""
-    target = next((f.target for f in pe.fds if f.fd == fd), "")
+    process holds, and not through a watched fd; or an eventfd only this process holds (the
+    loop writes the one it watches: libuv's, so uvloop's)?"""
+    fe = next((f for f in pe.fds if f.fd == fd), None)
+    if fe is not None and fe.eventfd is not None:
+        return eventfds.get(str(fe.eventfd)) == [pe.pid]
+    target = fe.target if fe is not None else ""
     ch = chans.get(target)
     if ch is None or ch.listening:
         return False
@@ -136,7 +155,8 @@ def quiet_loops(ev: Evidence, built: Built, threads_of: dict[int, list[Thread]],
             fdset = watched_forever(pe, te, call)
             if t is None or fdset is None or t.state != "io":
                 continue  # "io" only when seen in the same call, unchanged, both times
-            if not fdset or not all(_own_wakeup(pe, fd, fdset, chans) for fd in fdset):
+            if not fdset or not all(_own_wakeup(pe, fd, fdset, chans, ev.eventfds)
+                                    for fd in fdset):
                 continue  # it watches I/O that can wake it
             stuck_runs = any("stuck/runtime/watchdog.py" in text.replace("\\", "/")
                              for text in pe.tools.values())

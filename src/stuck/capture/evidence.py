@@ -53,6 +53,9 @@ class FdEvidence:
     # An epoll instance of a Go or Python program: the fds it watches (fdinfo ``tfd:`` lines;
     # for Go the data word is the runtime's pollDesc for that fd).
     epoll: list[str] = field(default_factory=list)
+    # An eventfd of a Go or Python program: its id (fdinfo ``eventfd-id``, unique on the
+    # machine), by which the processes holding it are found (``Evidence.eventfds``).
+    eventfd: int | None = None
 
 
 @dataclass(slots=True)
@@ -108,6 +111,9 @@ class Evidence:
     # (any of them may map it too).
     mappers: dict[str, list[int]] = field(default_factory=dict)
     maps_unread: list[int] = field(default_factory=list)
+    # Eventfds a captured event loop waits on (id, as text) -> every process on the machine
+    # seen to hold one (an event loop's wake-up eventfd, as libuv's: who could write it).
+    eventfds: dict[str, list[int]] = field(default_factory=dict)
     missing: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     format: str = FORMAT
@@ -155,6 +161,10 @@ def from_dict(d: Any) -> Evidence:
     unread = d.get("maps_unread")
     ev.maps_unread = [p for p in unread if isinstance(p, int) and not isinstance(p, bool)] \
         if isinstance(unread, list) else []
+    held = d.get("eventfds")
+    if isinstance(held, dict):
+        ev.eventfds = {k: [p for p in v if isinstance(p, int) and not isinstance(p, bool)]
+                       for k, v in held.items() if isinstance(k, str) and isinstance(v, list)}
     mapped = d.get("mappers")
     if isinstance(mapped, dict):
         ev.mappers = {k: [p for p in v if isinstance(p, int) and not isinstance(p, bool)]
@@ -198,7 +208,8 @@ def from_dict(d: Any) -> Evidence:
                                      capacity=_int_or_none(f.get("capacity")),
                                      file_id=fid if isinstance(fid, str) else None,
                                      locks=_strs(f.get("locks")),
-                                     epoll=_strs(f.get("epoll"))))
+                                     epoll=_strs(f.get("epoll")),
+                                     eventfd=_int_or_none(f.get("eventfd"))))
         ev.processes.append(pe)
     for s in _dicts(d.get("unix")):
         ino = _int_or_none(s.get("inode"))

@@ -304,12 +304,43 @@ def read_fds(pid: int, missing: set[str], locked: set[str] | None = None,
             with contextlib.suppress(OSError):
                 fe.epoll = [line for line in _read(f"{PROC}/{pid}/fdinfo/{name}").splitlines()
                             if line.startswith("tfd:")][:MAX_FDS]
+        elif epoll and target == EVENTFD:
+            fe.eventfd = eventfd_id(pid, int(name))
         elif locked and target.startswith("/"):
             fid = shared.file_id(f"{PROC}/{pid}/fd/{name}")
             if fid in locked:
                 fe.file_id = fid
                 fe.locks = shared.fd_locks(pid, int(name))
         out.append(fe)
+    return out
+
+
+EVENTFD = "anon_inode:[eventfd]"
+
+
+def eventfd_id(pid: int, fd: int) -> int | None:
+    """The id of the eventfd behind ``fd`` of ``pid`` (fdinfo ``eventfd-id``, Linux 5.13+:
+    unique on the machine); None when not shown."""
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        for line in _read(f"{PROC}/{pid}/fdinfo/{fd}").splitlines():
+            if line.startswith("eventfd-id:"):
+                return int(line.split()[1])
+    return None
+
+
+def eventfd_holders(ids: set[int]) -> dict[int, list[int]]:
+    """Which processes on the machine hold each eventfd of ``ids``. Processes whose fds are
+    unreadable are skipped."""
+    out: dict[int, list[int]] = {}
+    if not ids:
+        return out
+    links = [(pid, fd) for pid, fd, target in shared.fd_links() if target == EVENTFD]
+    for pid, fd in links:
+        ident = eventfd_id(pid, fd)
+        if ident in ids:
+            pids = out.setdefault(ident, [])
+            if pid not in pids:
+                pids.append(pid)
     return out
 
 

@@ -1,5 +1,5 @@
 """A task awaits a future on a selector loop forced to the selector argv[1] names (epoll, poll,
-select). With argv[2] "hung" nothing will set the future. The busy twins: with "timer" a timer
+select), or on uvloop's loop (libuv: epoll, woken through an eventfd). With argv[2] "hung" nothing will set the future. The busy twins: with "timer" a timer
 an hour ahead will (the selector waits with a timeout); with "server" a client connecting to a
 listening socket the loop watches could."""
 
@@ -21,7 +21,12 @@ async def main() -> None:
     print(await fut)
 
 
-loop = asyncio.SelectorEventLoop(SELECTORS[sys.argv[1]]())
+if sys.argv[1] == "uvloop":
+    import uvloop
+
+    loop = uvloop.new_event_loop()
+else:
+    loop = asyncio.SelectorEventLoop(SELECTORS[sys.argv[1]]())
 try:
     loop.run_until_complete(main())
 finally:
