@@ -38,4 +38,8 @@ def test_the_finding_is_possible_and_says_where_the_thread_is() -> None:
     assert f.summary == "reader has made no progress for 7.2 s: in I/O (socket.recv) in recv at " \
            "net.py:12"
     assert f.explanation.startswith("The watchdog's limit is 5 s.")
+    assert "the same state at every sample (in I/O (socket.recv))" in f.explanation
+    with_samples = hang_finding(t, 7.25, "io", "socket.recv", [], 5.0, 4321, interval=1.25,
+                                samples=5)
+    assert "samples every thread's stack (every 1.25 s; 5 samples in that time)" in with_samples.explanation
     assert f.details["seconds_without_progress"] == 7.25

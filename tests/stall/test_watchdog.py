@@ -235,6 +235,53 @@ def test_waiters_behind_a_hung_lock_holder_are_named() -> None:
         spinner.join(timeout=5)
 
 
+def test_poll_loop_that_wakes_between_samples_is_a_hang_and_is_explained_as_sampled() -> None:
+    # `while not ready: time.sleep(...)` enters and leaves its sleep many times between two
+    # samples, and is seen asleep on the same line at each: no progress, and the explanation
+    # says so (it used to say the thread "entered or left no sleep").
+    from stuck.model import Process, Resource, Snapshot, Source, Thread, Wait
+
+    flag = [False]
+    wakes = [0]
+    poller_ident: list[int] = []
+
+    def poll() -> None:
+        poller_ident.append(threading.get_ident())
+        while not flag[0]:
+            wakes[0] += 1
+            time.sleep(0.005)
+
+    poller = start("wd-poller", poll)
+    assert wait_until(lambda: bool(poller_ident))
+
+    def view() -> Snapshot:  # another thread waits for what the poller would signal
+        return Snapshot(source=Source(kind="live"), processes=[Process(threads=[
+            Thread(id="wd-poller", tid=poller_ident[0], name="wd-poller", state="idle",
+                   holds=["mu"]),
+            Thread(id="joiner", tid=1, name="joiner", state="blocked",
+                   waits=Wait(resource="mu", duration=1.0))])],
+            resources=[Resource(id="mu", kind="mutex", label="job.mu", owners=["wd-poller"])])
+
+    dog = Watchdog(WatchdogConfig(hang_after=LIMIT, interval=0.05, stream=io.StringIO(),
+                                  last_resort=False), snapshot=view)
+    woken_before = wakes[0]
+    dog.start()
+    try:
+        assert wait_until(lambda: bool(hangs_of(dog, "wd-poller"))), wakes
+        finding = hangs_of(dog, "wd-poller")[0]
+        woken = wakes[0] - woken_before
+    finally:
+        dog.stop()
+        flag[0] = True
+        poller.join(timeout=5)
+    assert finding.details["activity"] == "sleeping", finding
+    assert woken >= 2, woken  # it woke up and slept again while no progress was seen
+    text = finding.explanation
+    assert "(every 0.05 s; " in text
+    assert "in the same state at every sample (sleeping (sleep))" in text
+    assert "entered or left" not in text
+
+
 def test_reports_are_rate_limited() -> None:
     flag = [False]
 

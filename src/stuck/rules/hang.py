@@ -60,9 +60,12 @@ def is_hang(thread: Thread, activity: str, behind: list[str]) -> bool:
 
 
 def hang_finding(thread: Thread, seconds: float, activity: str, call: str | None,
-                 behind: list[str], limit: float | None, pid: int) -> Finding:
+                 behind: list[str], limit: float | None, pid: int,
+                 interval: float | None = None, samples: int | None = None) -> Finding:
     """The finding for ``thread``, without progress for ``seconds`` (``limit``: the hang
-    limit) while ``activity``; ``behind``: the threads waiting on what it holds or signals."""
+    limit) while ``activity``; ``behind``: the threads waiting on what it holds or signals;
+    ``interval``: seconds between the watchdog's samples, ``samples``: how many showed no
+    progress."""
     where = thread.frames[0].where() if thread.frames else "?"
     func = thread.frames[0].function if thread.frames else "?"
     doing = {
@@ -74,14 +77,21 @@ def hang_finding(thread: Thread, seconds: float, activity: str, call: str | None
     }.get(activity, activity)
     summary = (f"{thread.label()} has made no progress for {seconds:.1f} s: {doing} "
                f"in {func} at {where}")
+    how_often = [f"every {interval:g} s"] if interval is not None else []
+    if samples is not None:
+        how_often.append(f"{samples} sample{'s' if samples != 1 else ''} in that time")
     explanation = [
         (f"The watchdog's limit is {limit:g} s. " if limit is not None else "")
-        + "The thread reached no new line and entered or left "
-        "no wait, I/O or sleep in that time. Values changing inside a loop do not count: a "
-        "loop that counts while it waits for a flag is as stuck as one that does nothing. "
-        "Nor does work repeated by the same lines: a loop that submits thousands of jobs "
-        "for longer than the limit is reported too, so keep the limit above the longest "
-        "such loop.",
+        + "The watchdog samples every thread's stack"
+        + (f" ({'; '.join(how_often)})" if how_often else "")
+        + ": at no sample was this thread at a line or in a stack it had not been seen at "
+        f"before, and it was in the same state at every sample ({doing}). What it does "
+        "between samples is not seen: a poll loop that sleeps and checks a flag nobody sets "
+        "wakes many times, yet is seen asleep on the same line each time, and that is what a "
+        "hang looks like. Values changing inside a loop do not count either: a loop that "
+        "counts while it waits for a flag is as stuck as one that does nothing. Nor does "
+        "work repeated by the same lines: a loop that submits thousands of jobs for longer "
+        "than the limit is reported too, so keep the limit above the longest such loop.",
     ]
     if activity == "io":
         explanation.append("It is waiting for something outside the process (a socket, a "

@@ -6,10 +6,17 @@ or spins on a flag nobody sets. The watchdog is the net under both. A daemon thr
 every thread's Python stack (``sys._current_frames()``) at a fixed interval and keeps, per
 thread, the evidence that it is moving:
 
-- it reached a code position (function and line) it had not reached before: it left the
-  loop it was in;
-- its stack changed to a shape not seen before (calls into new code);
-- it entered or left a wait, an I/O call or a sleep.
+- it is at a code position (function and line) it was not seen at before: it left the loop
+  it was in;
+- its stack has a shape not seen before (calls into new code);
+- its state differs from the sample before: running, or in a wait, an I/O call or a sleep,
+  and which call.
+
+What a thread does between two samples is not seen. A poll loop (``while not ready:
+time.sleep(0.1)``) enters and leaves its sleep many times between samples, and is seen
+sleeping on the same line at every one: it makes no progress by this measure, and it is right
+that it does not, since it goes round the same line in the same state until someone sets the
+flag, which may never happen.
 
 A local variable changing is not progress: a loop that increments a counter while it waits for
 a flag nobody sets is as stuck as one that does nothing, and the two cannot be told apart from
@@ -136,6 +143,7 @@ class ThreadProgress:
     last_ops: int | None = None
     last_activity: Activity = "running"
     last_call: str | None = None
+    samples_since_progress: int = 0  # samples taken after the one that last showed progress
     codes: list[CodeType] = field(default_factory=list)  # keeps ids in `seen` meaningful
 
     def stalled_for(self, now: float) -> float:
@@ -176,11 +184,14 @@ class ProgressTracker:
             if count is not None and count != p.last_ops:
                 moved = True
             if activity != p.last_activity or call != p.last_call:
-                moved = True  # entered or left a wait, an I/O call, a sleep
+                moved = True  # another state than at the sample before
             if self._remember(p, frame):
                 moved = True
             if moved:
                 p.last_progress = now
+                p.samples_since_progress = 0
+            else:
+                p.samples_since_progress += 1
             p.last_ops, p.last_activity, p.last_call = count, activity, call
 
     @staticmethod
@@ -526,7 +537,9 @@ class Watchdog:
             if not is_hang(t, activity, behind):
                 continue
             out.append(hang_finding(t, p.stalled_for(now), activity, call, behind,
-                                    self.config.hang_after, os.getpid()))
+                                    self.config.hang_after, os.getpid(),
+                                    interval=self.config.sample_interval(),
+                                    samples=p.samples_since_progress))
         return out
 
     # -- acting -----------------------------------------------------------------------------
