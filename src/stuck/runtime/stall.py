@@ -668,11 +668,14 @@ class LiveChecker:
 
     def _ended_id(self, ident: int, mark: Any) -> str:
         """The model id of a thread that ran as ``ident`` and has ended (``mark``: its
-        ``thread_mark``): one of its own, whatever thread has that ident now."""
+        ``thread_mark``): one of its own, whatever thread has that ident now. While its
+        Thread object lives, the id is the one every other part gives it
+        (``livereport.ended_thread_id``, ``_add_ended_threads``: the ident and ``id(thread)``),
+        so a report lists it once."""
         key = id(mark) if mark is not None else 0
-        gone = f"{_tid(ident)}-ended-{key:x}"
-        name = _names_by_thread.get(key, f"thread {_tid(ident)}")
         thread = mark() if mark is not None else None
+        gone = f"{_tid(ident)}-ended-{id(thread) if thread is not None else key:x}"
+        name = _names_by_thread.get(key, f"thread {_tid(ident)}")
         how = "has ended"
         if isinstance(thread, threading.Thread) and not thread.is_alive():
             from stuck.runtime.endings import ending_of
@@ -875,7 +878,8 @@ def _add_ended_threads(snap: Snapshot) -> None:
             continue  # the same thread, known under its ended form already
         detail = f"ended ({how.removeprefix('died of ')})" if how.startswith("died of ") \
             else "ended"
-        present[tid] = Thread(id=tid, name=thread.name, state="dead", ended=how, detail=detail)
+        present[tid] = Thread(id=tid, name=thread.name, state="dead", ended=how, detail=detail,
+                              daemon=thread.daemon)
         snap.processes[0].threads.append(present[tid])
     for n, (ident, name, how) in enumerate(dropped_threads()):  # no longer held by the program
         tid = _tid(ident)
