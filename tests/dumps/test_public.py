@@ -55,9 +55,8 @@ KNOWN_WRONG: dict[str, str] = {
         "waiting for readers): nothing in the text says the reader already holds a read "
         "lock, so a possible stall of both, not the deadlock"),
     "c/gdb-ceph-27639-gil-vs-mutex-py27": (
-        "gdb's 'Thread 11' alone, without thread 1: gdb may number threads past ones that "
-        "exited, so the text is not marked an excerpt (corpus 19's verdict rests on that), "
-        "and one thread waiting for the GIL reads as a probable stall"),
+        "one thread waiting for the GIL, the other side of the cycle not in the excerpt: a "
+        "possible stall of Thread 11, which says to capture every thread"),
     "python/python-runtimes-94-child-flush-after-fork": (
         "a forked child's frames alone, its wait (the stream's lock, taken in C) no Python "
         "frame: read as one thread of an unknown process stopped in a call the dump does not "
@@ -315,3 +314,23 @@ def test_a_python_exception_traceback_is_not_a_thread_dump() -> None:
             '    main()\nValueError: bad\n')
     result = CliRunner().invoke(analyze_command, ["-"], input=text)
     assert result.exit_code == 2
+
+
+@pytest.mark.parametrize("program,waiter", [("cond_no_notifier", "waiter"),
+                                            ("barrier_short", "party-1"),
+                                            ("write_stall", "writer")])
+def test_a_stall_from_a_text_not_known_whole_is_at_most_possible(program: str,
+                                                                 waiter: str) -> None:
+    """"No thread that could wake it is left" needs every thread. One gdb thread pasted with
+    its "Thread N (...)" line, N > 1, does not say the process has no other (ceph-27639's
+    Thread 11 is the first dump; a zoo waiter pasted alone is the second): no claim above
+    possible, and the finding says to capture every thread."""
+    text = (ZOO / "c" / program / "bt-O0.txt").read_text()
+    (block,) = [b for b in text.split("\n\nThread ")[1:] if f'"{waiter}"' in b.split("\n")[0]]
+    for paste in ("Thread " + block.split("\n\n")[0] + "\n",
+                  _public("gdb-ceph-27639-gil-vs-mutex-py27.txt")):
+        report = analyse_text(paste)
+        assert [f.kind for f in report.findings] == ["stall"]
+        (stall,) = report.findings
+        assert stall.confidence == "possible"
+        assert any("thread apply all bt" in m for m in stall.missing_evidence)

@@ -52,6 +52,11 @@ def unwoken_waits(dump: Reading) -> None:
         # An excerpt that visibly lacks threads: who would end a wait may be among them,
         # so "no other thread can" is not known (calibration).
         excerpt = proc.complete is False
+        # A dump that does not say it shows every thread (gdb threads not numbered 1..N, a
+        # paste without "Full thread dump"): the others may be anywhere, so "none that could
+        # wake it is left" is a guess too, the same as for a visible excerpt. (A live
+        # snapshot holds every thread of the process it runs in.)
+        whole_unknown = proc.complete is None and dump.snap.source.kind != "live"
         working = Working(proc.threads)  # reads the threads only if a future wait asks
         for t in proc.threads:
             if t.id in dump.covered or t.state != "blocked" or t.waits is None:
@@ -129,9 +134,10 @@ def unwoken_waits(dump: Reading) -> None:
                     timer_waiters.append(t)
         if waiters:
             unwoken_finding(dump, waiters, proc.threads, proven, stated_words.get(pi),
-                            excerpt=excerpt)
+                            excerpt=excerpt or whole_unknown)
         if timer_waiters:
-            unwoken_finding(dump, timer_waiters, proc.threads, proven, None, excerpt=excerpt,
+            unwoken_finding(dump, timer_waiters, proc.threads, proven, None,
+                            excerpt=excerpt or whole_unknown,
                             timers=[o for o in timers or () if o.id not in dump.covered])
 
 
