@@ -119,7 +119,7 @@ def _same_file(out: str, inputs: tuple[str, ...]) -> str | None:
                context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("files", nargs=-1, required=True)
 @click.option("--format", "fmt", default="auto", show_default=True,
-              help="Dump format: auto, gdb, go, jstack, faulthandler, pyspy, pystack, "
+              help="Dump format: auto, gdb, go, jstack, jdkdump (jcmd Thread.dump_to_file), faulthandler, pyspy, pystack, "
                    "python (any of the three), linux, procstat, json.")
 @click.option("--json", "json_out", default=None, metavar="[FILE]",
               help="Write the stuck.report/1 JSON: to stdout (--json, --json -) or to FILE "

@@ -225,8 +225,9 @@ def parse_text(text: str, format: str = "auto") -> list[tuple[str, ParseResult]]
         names = detect_formats(text)
         if not names:
             raise UnrecognisedInput(
-                "no known dump format found (expected gdb, Go, jstack, Python, Linux kernel, "
-                "FreeBSD procstat or a stuck JSON report); name one with --format")
+                "no known dump format found (expected gdb, Go, jstack, the JDK's thread dump, "
+                "Python, Linux kernel, FreeBSD procstat or a stuck JSON report); name one with "
+                "--format")
     elif format in GROUPS:
         members = [n for n in GROUPS[format] if _module(n) is not None]
         names = [n for n in members if cast(FormatModule, _module(n)).detect(text)]
