@@ -1,11 +1,15 @@
 """stuck's own frames, kept out of what users see.
 
-An error stuck raises in a program (``DeadlockError`` under ``--policy raise``, ``HangError``)
-passes through stuck's tracked primitives, its deadlock walk and its policy on the way out;
-those frames say nothing about the program. Tracebacks of stuck's errors are shown without
-them: by the hooks ``stuck.runtime.install`` puts in front of ``sys.excepthook`` and
-``threading.excepthook`` (the program's own hooks still run, given the shorter traceback), and
-in pytest by ``__tracebackhide__`` in stuck's runtime modules.
+An exception that leaves a program's wait through a tracked primitive (a KeyboardInterrupt
+during ``q.get()``, an error a signal handler raises, stuck's own ``DeadlockError`` under
+``--policy raise``, ``HangError``) passes through stuck's tracked primitives, its deadlock walk
+and its policy on the way out; those frames say nothing about the program, and plain Python
+shows none of them (its primitives are C code, or the stdlib's own Python, which stuck's
+frames call on to). Tracebacks are shown without them, whatever the exception, so a program's
+traceback is the one plain Python prints (the same frames, the same lines): by the hooks
+``stuck.runtime.install`` puts in front of ``sys.excepthook`` and ``threading.excepthook``
+(the program's own hooks still run, given the shorter traceback), and in pytest by
+``__tracebackhide__`` in each module of stuck's runtime.
 
 ``STUCK_DEBUG=1`` in the environment (``stuck run --debug`` sets it) keeps every frame, for
 working on stuck itself. Standard library only.
@@ -47,7 +51,7 @@ def without_own_frames(tb: TracebackType | None) -> TracebackType | None:
         if not is_own(entry.tb_frame.f_code.co_filename):
             kept.append(entry)
         entry = entry.tb_next
-    if not kept:
+    if not kept or len(kept) == _length(tb):
         return tb
     rebuilt: TracebackType | None = None
     for e in reversed(kept):
@@ -55,22 +59,40 @@ def without_own_frames(tb: TracebackType | None) -> TracebackType | None:
     return rebuilt
 
 
-def _is_stucks(value: BaseException | None) -> bool:
-    from stuck.errors import StuckError
-
-    return isinstance(value, StuckError)
+def _length(tb: TracebackType | None) -> int:
+    n = 0
+    while tb is not None:
+        n, tb = n + 1, tb.tb_next
+    return n
 
 
 def for_display(value: BaseException | None,
                 tb: TracebackType | None) -> TracebackType | None:
-    """The traceback to show for ``value``: shortened for stuck's own errors, unless
-    debugging."""
-    if debugging() or not _is_stucks(value):
+    """The traceback to show for ``value``: without stuck's own frames, unless debugging."""
+    if debugging():
         return tb
+    _shorten_chained(value)
     short = without_own_frames(tb)
+    if short is tb:
+        return tb
     if value is not None:
         value.with_traceback(short)
     return short
+
+
+def _shorten_chained(value: BaseException | None) -> None:
+    """The exceptions ``value`` was raised from or during (printed above it): shortened too."""
+    seen = {id(value)}
+    chained = [value.__cause__, value.__context__] if value is not None else []
+    while chained:
+        exc = chained.pop()
+        if exc is None or id(exc) in seen:
+            continue
+        seen.add(id(exc))
+        short = without_own_frames(exc.__traceback__)
+        if short is not exc.__traceback__:
+            exc.with_traceback(short)
+        chained.extend((exc.__cause__, exc.__context__))
 
 
 _state: dict[str, Any] = {}

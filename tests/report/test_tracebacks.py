@@ -129,3 +129,95 @@ def test_pytest_shows_stucks_frames_under_stuck_debug(tmp_path: Path) -> None:
                            str(tmp_path / "test_prog.py")],
                           capture_output=True, text=True, timeout=120, cwd=tmp_path, env=env)
     assert done.returncode == 1 and "stuck/runtime/" in done.stdout, done.stdout
+
+
+# Any exception leaving a wait through a tracked primitive, not only stuck's own: a Ctrl-C
+# during q.get() shows the traceback plain Python shows.
+CTRL_C = '''
+import queue, threading
+q = queue.Queue()
+print("waiting", flush=True)
+try:
+    q.get()
+finally:
+    print("cleanup", flush=True)
+'''
+
+
+def _interrupted(cmd: list[str], cwd: Path) -> tuple[int, str, str]:
+    """Run ``cmd``, send SIGINT once the program is in its wait, return (rc, stdout, stderr)."""
+    import signal
+    import time
+
+    proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    assert proc.stdout is not None
+    assert proc.stdout.readline() == "waiting\n"
+    # "waiting" is printed just before q.get(): signal once the main thread sleeps in a futex
+    # (its wait), read from /proc where there is one.
+    wchan = Path(f"/proc/{proc.pid}/wchan")
+    deadline = time.monotonic() + 10
+    while wchan.exists() and "futex" not in wchan.read_text() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    return proc.returncode, "waiting\n" + out, err
+
+
+def test_ctrl_c_in_a_wait_shows_the_same_traceback_as_plain_python(tmp_path: Path) -> None:
+    (tmp_path / "ctrlc.py").write_text(CTRL_C, encoding="utf-8")
+    plain = _interrupted([sys.executable, "ctrlc.py"], tmp_path)
+    under = _interrupted([sys.executable, "-m", "stuck", "run", "ctrlc.py"], tmp_path)
+    assert plain[0] == under[0] == -2
+    assert plain[1] == under[1] == "waiting\ncleanup\n"
+    traceback_plain = plain[2][plain[2].index("Traceback"):]
+    traceback_under = under[2][under[2].index("Traceback"):]
+    assert "queue.py" in traceback_plain and traceback_plain.endswith("KeyboardInterrupt\n")
+    assert traceback_under == traceback_plain
+
+
+def test_any_exception_is_shown_without_stucks_frames() -> None:
+    from stuck.tracebacks import for_display
+
+    def own() -> None:  # stands for a frame of stuck's: compiled as if in its package
+        raise KeyboardInterrupt
+
+    code = compile("def inner(f):\n    f()\n", os.path.join(STUCK_DIR, "runtime", "x.py"),
+                   "exec")
+    space: dict[str, object] = {}
+    exec(code, space)
+    try:
+        space["inner"](own)  # type: ignore[operator]
+    except KeyboardInterrupt as exc:
+        tb = for_display(exc, exc.__traceback__)
+    files = []
+    while tb is not None:
+        files.append(tb.tb_frame.f_code.co_filename)
+        tb = tb.tb_next
+    assert files == [__file__, __file__]  # this test's frame and own(): not the package's
+
+
+MISSING_SENTINEL_TEST = '''
+import queue, threading
+
+def test_missing_sentinel():
+    q = queue.Queue()
+    def consumer():
+        while q.get() is not None:
+            pass
+    t = threading.Thread(target=consumer, name="consumer")
+    t.start()
+    t.join()  # the program's line
+'''
+
+
+def test_pytest_stuck_stall_in_join_shows_the_test_only(tmp_path: Path) -> None:
+    (tmp_path / "test_prog.py").write_text(MISSING_SENTINEL_TEST, encoding="utf-8")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                           "--stuck", str(tmp_path / "test_prog.py")],
+                          capture_output=True, text=True, timeout=120, cwd=tmp_path, env=env)
+    assert done.returncode == 1, done.stdout
+    assert "StallError" in done.stdout and "the program's line" in done.stdout
+    assert "stuck/runtime/" not in done.stdout, done.stdout

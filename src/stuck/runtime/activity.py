@@ -16,6 +16,7 @@ from stuck.model import Frame
 from stuck.stacks.python import CALL_ACTIVITY as _CALL_ACTIVITY
 from stuck.stacks.python import STDLIB_ACTIVITY as _STDLIB_ACTIVITY
 from stuck.stacks.python import Activity
+from stuck.tracebacks import hide_in_pytest as _hide_in_pytest
 
 _STUCK_RUNTIME_DIR = os.path.dirname(os.path.abspath(__file__))
 _call_names: dict[tuple[CodeType, int], str | None] = {}
@@ -95,3 +96,8 @@ def frames_of(frame: FrameType | None, limit: int = 64) -> list[Frame]:
                          module=frame.f_globals.get("__name__") if frame.f_globals else None))
         frame = frame.f_back
     return out
+
+
+# pytest leaves these frames out of the tracebacks it shows (STUCK_DEBUG=1 keeps them): a
+# program's wait passes through them, plain Python's does not (stuck.tracebacks).
+__tracebackhide__ = _hide_in_pytest()

@@ -25,6 +25,7 @@ from typing import Any
 from stuck.runtime import detect, registry
 from stuck.runtime.patch import original
 from stuck.runtime.tracked import PrimitiveFacts, tracked_class
+from stuck.tracebacks import hide_in_pytest as _hide_in_pytest
 
 _orig_result: Any = original(_base.Future, "result")
 _orig_exception: Any = original(_base.Future, "exception")
@@ -323,3 +324,8 @@ REPLACEMENTS: list[tuple[object, str, object]] = [
     (concurrent.futures, "wait", wait),
     (_cft.ThreadPoolExecutor, "submit", submit),
 ]
+
+
+# pytest leaves these frames out of the tracebacks it shows (STUCK_DEBUG=1 keeps them): a
+# program's wait passes through them, plain Python's does not (stuck.tracebacks).
+__tracebackhide__ = _hide_in_pytest()

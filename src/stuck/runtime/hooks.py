@@ -41,6 +41,8 @@ from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any, Literal, NamedTuple, Protocol
 
+from stuck.tracebacks import hide_in_pytest as _hide_in_pytest
+
 AcquireMode = Literal["blocking", "timed", "try"]  # try: acquire(blocking=False)
 
 
@@ -264,3 +266,8 @@ def released(lock: object, cls: LockClass, by_owner: bool) -> None:
             o.released(lock, cls, by_owner)
         except Exception as exc:
             _failed(o, exc)
+
+
+# pytest leaves these frames out of the tracebacks it shows (STUCK_DEBUG=1 keeps them): a
+# program's wait passes through them, plain Python's does not (stuck.tracebacks).
+__tracebackhide__ = _hide_in_pytest()

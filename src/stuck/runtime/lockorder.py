@@ -80,6 +80,7 @@ from stuck.model import Confidence, Finding
 from stuck.runtime import hooks, patch, registry
 from stuck.runtime.hooks import AcquireMode, LockClass
 from stuck.runtime.tracked import as_tracked
+from stuck.tracebacks import hide_in_pytest as _hide_in_pytest
 
 Variant = Literal["deadlock", "timed", "same-class"]
 StackEntry = tuple[str, str, int]  # function, file, line; innermost first
@@ -1643,3 +1644,8 @@ if __name__ == "__main__":
     from stuck.runner import lock_order_main
 
     sys.exit(lock_order_main(sys.argv[1:]))
+
+
+# pytest leaves these frames out of the tracebacks it shows (STUCK_DEBUG=1 keeps them): a
+# program's wait passes through them, plain Python's does not (stuck.tracebacks).
+__tracebackhide__ = _hide_in_pytest()

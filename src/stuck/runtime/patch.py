@@ -17,6 +17,7 @@ import _thread
 from collections.abc import Iterable
 
 from stuck.errors import StuckError
+from stuck.tracebacks import hide_in_pytest as _hide_in_pytest
 
 # A leaf lock: nothing is called while it is held.
 _mutex = _thread.allocate_lock()
@@ -99,3 +100,8 @@ def uninstall(backend: str) -> None:
                 delattr(owner, attribute)
         _originals.clear()
         _active_backend = None
+
+
+# pytest leaves these frames out of the tracebacks it shows (STUCK_DEBUG=1 keeps them): a
+# program's wait passes through them, plain Python's does not (stuck.tracebacks).
+__tracebackhide__ = _hide_in_pytest()

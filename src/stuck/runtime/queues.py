@@ -20,6 +20,7 @@ from stuck.runtime import detect, registry
 from stuck.runtime import stall as _stall
 from stuck.runtime.patch import original
 from stuck.runtime.tracked import PrimitiveFacts, tracked_class
+from stuck.tracebacks import hide_in_pytest as _hide_in_pytest
 
 _get_ident = _thread.get_ident
 _note = _stall.note_participant  # named in reports after it ends; by Thread, not just ident
@@ -213,3 +214,8 @@ REPLACEMENTS: list[tuple[object, str, object]] = [
     (queue, "PriorityQueue", PriorityQueue),
     (queue, "SimpleQueue", SimpleQueue),
 ]
+
+
+# pytest leaves these frames out of the tracebacks it shows (STUCK_DEBUG=1 keeps them): a
+# program's wait passes through them, plain Python's does not (stuck.tracebacks).
+__tracebackhide__ = _hide_in_pytest()

@@ -29,6 +29,7 @@ from typing import Any
 from stuck.runtime.hooks import LockClass
 from stuck.runtime.naming import note_owner
 from stuck.runtime.tracked import as_tracked
+from stuck.tracebacks import hide_in_pytest as _hide_in_pytest
 
 # Waker function: given the waited-for resource and the operation, the idents of the threads
 # that could end the wait, or None when that cannot be known (anybody could: an Event, a
@@ -487,3 +488,8 @@ def _reset_after_fork() -> None:
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_reset_after_fork)
+
+
+# pytest leaves these frames out of the tracebacks it shows (STUCK_DEBUG=1 keeps them): a
+# program's wait passes through them, plain Python's does not (stuck.tracebacks).
+__tracebackhide__ = _hide_in_pytest()

@@ -21,6 +21,7 @@ import types
 from typing import Any
 
 from stuck.model import SignalHandler
+from stuck.tracebacks import hide_in_pytest as _hide_in_pytest
 
 
 def _code_of(handler: Any) -> tuple[str, str | None, str | None]:
@@ -156,3 +157,8 @@ def python_signal_handlers(rid_of: dict[int, str] | None = None) -> list[SignalH
         out.append(SignalHandler(signal=_signal_name(sig), handler=name, where=where,
                                  module=module, names=names))
     return out
+
+
+# pytest leaves these frames out of the tracebacks it shows (STUCK_DEBUG=1 keeps them): a
+# program's wait passes through them, plain Python's does not (stuck.tracebacks).
+__tracebackhide__ = _hide_in_pytest()

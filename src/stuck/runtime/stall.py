@@ -54,6 +54,7 @@ from stuck.runtime.tracked import (
     kind_of,
     lock_class_of,
 )
+from stuck.tracebacks import hide_in_pytest as _hide_in_pytest
 
 # ---------------------------------------------------------------------------------------------
 # Reachability
@@ -895,3 +896,8 @@ def _add_ended_threads(snap: Snapshot) -> None:
             else "ended"
         present[tid] = Thread(id=tid, name=name, state="dead", ended=how, detail=detail)
         snap.processes[0].threads.append(present[tid])
+
+
+# pytest leaves these frames out of the tracebacks it shows (STUCK_DEBUG=1 keeps them): a
+# program's wait passes through them, plain Python's does not (stuck.tracebacks).
+__tracebackhide__ = _hide_in_pytest()

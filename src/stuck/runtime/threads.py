@@ -14,6 +14,7 @@ from typing import Any
 
 from stuck.runtime import detect, endings, registry
 from stuck.runtime.patch import original
+from stuck.tracebacks import hide_in_pytest as _hide_in_pytest
 
 _orig_join: Any = original(threading.Thread, "join")
 _orig_start: Any = original(threading.Thread, "start")
@@ -61,3 +62,8 @@ def join(self: threading.Thread, timeout: float | None = None) -> None:
 
 REPLACEMENTS: list[tuple[object, str, object]] = [(threading.Thread, "start", start),
                                                    (threading.Thread, "join", join)]
+
+
+# pytest leaves these frames out of the tracebacks it shows (STUCK_DEBUG=1 keeps them): a
+# program's wait passes through them, plain Python's does not (stuck.tracebacks).
+__tracebackhide__ = _hide_in_pytest()

@@ -21,6 +21,7 @@ from types import FrameType, FunctionType, MethodType
 from typing import Any
 
 from stuck.runtime.patch import original
+from stuck.tracebacks import hide_in_pytest as _hide_in_pytest
 
 # The runtime's own files (not the rest of stuck: ``stuck run`` calls the program from its
 # runner, and the program's frames are the program's).
@@ -155,3 +156,8 @@ REPLACEMENTS: list[tuple[object, str, object]] = [
 if hasattr(threading, "gettrace"):  # 3.10+
     REPLACEMENTS += [(threading, "gettrace", thread_gettrace),
                      (threading, "getprofile", thread_getprofile)]
+
+
+# pytest leaves these frames out of the tracebacks it shows (STUCK_DEBUG=1 keeps them): a
+# program's wait passes through them, plain Python's does not (stuck.tracebacks).
+__tracebackhide__ = _hide_in_pytest()

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol, TypeVar, cast
 
 from stuck.runtime.hooks import LockClass
+from stuck.tracebacks import hide_in_pytest as _hide_in_pytest
 
 
 @dataclass(slots=True)
@@ -122,3 +123,8 @@ def lock_class_of(obj: object) -> LockClass | None:
     cls = t._stuck_class if t is not None else None
     return cls if isinstance(cls, LockClass) else None
 
+
+
+# pytest leaves these frames out of the tracebacks it shows (STUCK_DEBUG=1 keeps them): a
+# program's wait passes through them, plain Python's does not (stuck.tracebacks).
+__tracebackhide__ = _hide_in_pytest()

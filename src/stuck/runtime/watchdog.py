@@ -91,6 +91,7 @@ from stuck.runtime.policy import Policy
 from stuck.runtime.tracing import in_library_internals
 from stuck.stacks.python import Activity
 from stuck.tracebacks import debugging
+from stuck.tracebacks import hide_in_pytest as _hide_in_pytest
 
 Stack = tuple[Activity, list[Frame]]  # a thread's activity and frames, read in one pass
 
@@ -1003,3 +1004,8 @@ def _groups_text(groups: Iterable[Group], threads: dict[str, Thread],
     # render() starts with its own verdict line; keep only the grouped stacks.
     _, _, rest = text.partition("\nThreads (")
     return ("Threads (" + rest).rstrip("\n") if rest else ""
+
+
+# pytest leaves these frames out of the tracebacks it shows (STUCK_DEBUG=1 keeps them): a
+# program's wait passes through them, plain Python's does not (stuck.tracebacks).
+__tracebackhide__ = _hide_in_pytest()

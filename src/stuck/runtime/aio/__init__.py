@@ -90,6 +90,7 @@ from stuck.runtime.aio.primitives import (
 )
 from stuck.runtime.aio.waits import TaskWait, _cycles_seen, waits
 from stuck.runtime.aio.walk import TaskCycle, _suspended_since, settled
+from stuck.tracebacks import hide_in_pytest as _hide_in_pytest
 
 __all__ = [
     "REPLACEMENTS", "BoundedSemaphore", "Condition", "Event", "LifoQueue", "Lock",
@@ -114,3 +115,8 @@ REPLACEMENTS_READY = True
 LOADED = True
 while registry.after_aio_import:
     registry.after_aio_import.pop(0)()
+
+
+# pytest leaves these frames out of the tracebacks it shows (STUCK_DEBUG=1 keeps them): a
+# program's wait passes through them, plain Python's does not (stuck.tracebacks).
+__tracebackhide__ = _hide_in_pytest()

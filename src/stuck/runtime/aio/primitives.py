@@ -30,6 +30,7 @@ from stuck.runtime.aio.waits import TaskWait, TaskWakers, _cycles_seen, _resourc
 from stuck.runtime.aio.walk import _find_cycle
 from stuck.runtime.patch import original
 from stuck.runtime.tracked import PrimitiveFacts, as_tracked, tracked_class
+from stuck.tracebacks import hide_in_pytest as _hide_in_pytest
 
 _OrigLock: Any = original(_locks, "Lock")
 _OrigEvent: Any = original(_locks, "Event")
@@ -523,3 +524,8 @@ def raise_in_task(finding: Finding, error: BaseException) -> bool:
             continue
         return True
     return False
+
+
+# pytest leaves these frames out of the tracebacks it shows (STUCK_DEBUG=1 keeps them): a
+# program's wait passes through them, plain Python's does not (stuck.tracebacks).
+__tracebackhide__ = _hide_in_pytest()

@@ -8,6 +8,7 @@ from typing import Any
 
 from stuck.runtime import registry
 from stuck.runtime.aio.internals import Where, _ref
+from stuck.tracebacks import hide_in_pytest as _hide_in_pytest
 
 # --- the wait table ---------------------------------------------------------------------------
 
@@ -44,3 +45,8 @@ waits: dict[int, TaskWait] = {}  # id(task) -> what it waits for now
 _resources: weakref.WeakSet[Any] = weakref.WeakSet()  # every tracked asyncio primitive
 # Cycles reported when they formed (TaskCycle.pairs): the watchdog does not report them again.
 _cycles_seen: set[frozenset[tuple[str, str]]] = set()
+
+
+# pytest leaves these frames out of the tracebacks it shows (STUCK_DEBUG=1 keeps them): a
+# program's wait passes through them, plain Python's does not (stuck.tracebacks).
+__tracebackhide__ = _hide_in_pytest()
