@@ -74,6 +74,6 @@ def test_permits_of_ended_threads_with_nothing_left_to_run_are_certain(
     assert data is not None, text
     stall = data["findings"][0]  # type: ignore[index]
     assert stall["kind"] == "stall", text
-    assert "which ended without releasing it" in stall["summary"], text
+    assert "which ended without releasing their permits" in stall["summary"], text
     assert "leaker0" in stall["summary"] and "leaker1" in stall["summary"], text
     assert stall["confidence"] == "certain", text

@@ -26,7 +26,7 @@ from stuck.rules.executor import executor_deadlocks
 from stuck.rules.facts import Facts, ReadFacts, facts_of, recorded_part, waited
 from stuck.rules.knot import stuck_set
 from stuck.rules.loop import loop_stalls
-from stuck.rules.stall import handed_away, report_order, stall_finding
+from stuck.rules.stall import handed_away, report_order, same_cause_waiters, stall_finding
 from stuck.rules.taskcycle import loop_cycles, task_cycle_finding
 
 
@@ -60,7 +60,8 @@ def judge(facts: Facts, settle: float = 0.5,
             continue
         findings.append(deadlock_finding(cycle, facts, now, stuck, unreachable))
         reported.update(ids)
-    for tid in sorted(stuck, key=lambda i: report_order(threads[i], facts, stuck, now)):
+    order = sorted(stuck, key=lambda i: report_order(threads[i], facts, stuck, now))
+    for tid in order:
         t = threads[tid]
         if tid in reported or tid in unsettled or t.wait is None or (
                 waited(t, now) or 0.0) < settle:
@@ -71,6 +72,10 @@ def judge(facts: Facts, settle: float = 0.5,
         finding = stall_finding(t, res, facts, stuck, now, unreachable or set())
         if finding is None:
             continue
+        # The other waiters of the same resource stuck for the same reason: one finding.
+        same_cause_waiters(finding, t, res, facts, stuck, now, unreachable or set(), [
+            i for i in order if i not in reported and i not in unsettled
+            and (waited(threads[i], now) or 0.0) >= settle])
         reported.update(finding.threads)
         findings.append(finding)
     kept = any_releaser_doubt(findings, facts, stuck, strict, freed_strict)

@@ -165,10 +165,11 @@ def stall_finding(t: ThreadFacts, res: ResourceFacts, facts: Facts, stuck: set[s
         # Permits taken by threads that ended without giving them back. A semaphore has no
         # owner (any thread may release it), so this is certain only when no thread able to
         # run could reach it.
-        holders = ", ".join(name_of(facts, o) for o in res.owners)
+        named = [name_of(facts, o) for o in res.owners]
+        holders = named[0] if len(named) == 1 else ", ".join(named[:-1]) + f" and {named[-1]}"
         how = "; ".join(f"{name_of(facts, o)} {state_of(facts, o, stuck)}" for o in res.owners)
         summary = (f"{t.name} waits for {what}, acquired by {holders}, which ended without "
-                   "releasing it")
+                   f"releasing {'it' if len(named) == 1 else 'their permits'}")
         lines.append(f"{t.name} tries to acquire {res.label}{for_how_long(t, now)}, without a "
                      f"timeout; every permit it waits for was taken by a thread that ended "
                      f"without releasing it ({how}).")
@@ -358,3 +359,39 @@ def lost_wakeup(t: ThreadFacts, res: ResourceFacts) -> Signal | None:
         return None
     before = [s for s in res.history if s.at < since and s.waiters == 0]
     return before[-1] if before else None
+
+
+def same_cause_waiters(finding: Finding, t: ThreadFacts, res: ResourceFacts, facts: Facts,
+                       stuck: set[str], now: float, unreachable: set[str],
+                       candidates: list[str]) -> list[str]:
+    """The other threads of ``candidates`` that wait on ``res`` as ``t`` does (the same
+    operation) and whose own stall would be ``finding`` with their name for ``t``'s: one
+    cause (two permits leaked by ended threads, a queue nobody can put to), one finding. They
+    are added to ``finding`` (its threads, a summary naming them all, a line saying they wait
+    alike); the ids added are returned."""
+    assert t.wait is not None
+    same: list[str] = []
+    for other in candidates:
+        o = facts.threads.get(other)
+        if other == t.id or other in finding.threads or o is None or o.wait is None \
+                or o.wait.resource != res.id or o.wait.op != t.wait.op:
+            continue
+        theirs = stall_finding(o, res, facts, stuck, now, unreachable)
+        if theirs is None or (theirs.kind, theirs.confidence, theirs.details.get("rule")) != (
+                finding.kind, finding.confidence, finding.details.get("rule")):
+            continue
+        if theirs.summary.replace(o.name, t.name, 1) != finding.summary:
+            continue
+        same.append(other)
+        finding.threads = unique([*finding.threads, *theirs.threads])
+        finding.resources = unique([*finding.resources, *theirs.resources])
+    if same and finding.summary.startswith(f"{t.name} waits"):
+        names = [t.name, *(name_of(facts, s) for s in same)]
+        who = (", ".join(names[:-1]) + f" and {names[-1]}" if len(names) <= 4
+               else ", ".join(names[:3]) + f" and {len(names) - 3} more")
+        finding.summary = f"{who} wait" + finding.summary[len(f"{t.name} waits"):]
+        finding.explanation += (f"\n{', '.join(names[1:])} "
+                                f"{'waits' if len(same) == 1 else 'wait'} on {res.label} "
+                                f"the same way, for the same reason.")
+        finding.details["waiters"] = names
+    return same
