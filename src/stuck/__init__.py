@@ -14,7 +14,7 @@ from __future__ import annotations
 import importlib
 
 from stuck.__about__ import __version__
-from stuck.errors import DeadlockError, StallError, StuckError
+from stuck.errors import DeadlockError, HangError, StallError, StuckError
 
 # Not ``from typing import TYPE_CHECKING``: typing costs tens of milliseconds to import, and
 # ``stuck run`` imports this package before it can make Ctrl-C end it cleanly (stuck.cli).
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from stuck.runtime.lockorder import order_by
 
 __all__ = [
-    "DeadlockError", "StallError", "StuckError", "__version__", "explore", "install", "order_by", "snapshot",
+    "DeadlockError", "HangError", "StallError", "StuckError", "__version__", "explore", "install", "order_by", "snapshot",
     "uninstall",
 ]
 

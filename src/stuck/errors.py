@@ -51,9 +51,22 @@ class StallError(StuckError):
 
     def __init__(self, finding: Finding, report: Report | None = None,
                  text: str | None = None) -> None:
-        super().__init__(text or finding_line(finding))
+        super().__init__(text or f"{finding.kind.upper()} ({finding.confidence}): "
+                         f"{finding_line(finding)}; stuck wrote the full report when it found "
+                         "it")
         self.finding = finding
         self.report = report
+
+
+class HangError(StuckError):
+    """Raised by the hang policy ``raise`` (``--hang-policy raise``) in the chosen thread when
+    the watchdog finds a hang or a stall. ``finding`` is what was found. The exception arrives
+    when the thread next runs Python code: a thread blocked inside a C call (a socket read)
+    receives it when that call returns. Import it as ``from stuck import HangError``."""
+
+    def __init__(self, finding: Finding) -> None:
+        super().__init__(finding_line(finding))
+        self.finding = finding
 
 
 class UnrecognisedInput(StuckError, ValueError):

@@ -122,9 +122,8 @@ def _run_module(module: str, args: list[str]) -> None:
                    "(30s, 500ms, 2m).")
 @click.option("--hang-policy", type=click.Choice(POLICIES), default="report",
               show_default=True,
-              help="On a hang or a proven stall: report, raise "
-                   "stuck.runtime.watchdog.HangError in the stuck thread, or abort (exit code "
-                   "86) at once.")
+              help="On a hang or a proven stall: report, raise HangError (from stuck import "
+                   "HangError) in the stuck thread, or abort (exit code 86) at once.")
 @click.option("--lock-order", is_flag=True, default=False,
               help="Also check lock order: at exit, report every set of lock classes taken in "
                    "conflicting orders (a deadlock waiting to happen), even if this run never "

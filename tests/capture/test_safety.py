@@ -111,10 +111,20 @@ def test_zombie_and_missing_pid_messages_say_what_to_do() -> None:
 def test_ptrace_scope_hint_names_the_setting(tmp_path: Path) -> None:
     scope = tmp_path / "ptrace_scope"
     scope.write_text("1\n")
-    assert "only a parent process may attach" in proc.ptrace_hint(str(scope))
+    assert "only a parent process may attach" in proc.ptrace_hint(str(scope), euid=1000)
     scope.write_text("3\n")
     assert "not even root" in proc.ptrace_hint(str(scope))
-    assert "root" in proc.ptrace_hint(str(tmp_path / "absent"))
+    assert "run as root" in proc.ptrace_hint(str(tmp_path / "absent"), euid=1000)
+
+
+def test_root_is_told_what_is_really_missing(tmp_path: Path) -> None:
+    status = tmp_path / "status"
+    status.write_text("Name:\tstuck\nCapEff:\t00000000a80425fb\n")  # docker's default set
+    hint = proc.ptrace_hint(str(tmp_path / "absent"), euid=0, status_path=str(status))
+    assert "without CAP_SYS_PTRACE" in hint and "run as root" not in hint
+    status.write_text("Name:\tstuck\nCapEff:\t000001ffffffffff\n")
+    hint = proc.ptrace_hint(str(tmp_path / "absent"), euid=0, status_path=str(status))
+    assert "security policy" in hint and "run as root" not in hint
 
 
 @pytest.mark.skipif(shutil.which("unshare") is None or os.geteuid() != 0,

@@ -45,11 +45,36 @@ def _gone(pid: int) -> bool:
 YAMA = "/proc/sys/kernel/yama/ptrace_scope"
 
 
-def ptrace_hint(path: str = YAMA) -> str:
-    """What stands between this user and reading another process, in words."""
+CAP_SYS_PTRACE = 19  # the capability's bit in /proc/self/status CapEff
+
+
+def _has_capability(bit: int, status_path: str = "/proc/self/status") -> bool | None:
+    """Does this process hold capability ``bit`` (None: cannot tell)?"""
+    with contextlib.suppress(OSError, ValueError), open(status_path, encoding="ascii") as f:
+        for line in f:
+            if line.startswith("CapEff:"):
+                return bool(int(line.split()[1], 16) >> bit & 1)
+    return None
+
+
+def ptrace_hint(path: str = YAMA, euid: int | None = None,
+                status_path: str = "/proc/self/status") -> str:
+    """What stands between this user and reading another process, in words: for root, what is
+    really missing (a capability, or a policy above it), never "run as root"."""
     scope = None
     with contextlib.suppress(OSError, ValueError), open(path, encoding="ascii") as f:
         scope = int(f.read().strip())
+    if scope == 3:
+        return "kernel.yama.ptrace_scope is 3: no process may attach, not even root"
+    if (os.geteuid() if euid is None else euid) == 0:
+        if _has_capability(CAP_SYS_PTRACE, status_path) is False:
+            return ("stuck runs as root but without CAP_SYS_PTRACE, as in a container started "
+                    "without it: start it with that capability (docker run "
+                    "--cap-add=SYS_PTRACE)")
+        return ("stuck runs as root, yet the kernel refused: a security policy (AppArmor, "
+                "SELinux, seccomp, a sandbox) forbids reading that process, or it belongs to "
+                "another user namespace (outside this container); run stuck where the process "
+                "was started")
     if scope is None or scope == 0:
         return "run as root, or as the process's own user"
     if scope == 1:

@@ -39,7 +39,7 @@ def _holder(snap_threads: dict[str, Thread], tid: str) -> str:
 
 
 def _duration(seconds: float | None) -> str:
-    if seconds is None:
+    if seconds is None or seconds < 0.05:  # a wait that has just begun: "for 0.0 s" says nothing
         return ""
     if seconds < 120:
         return f" for {seconds:.1f} s"

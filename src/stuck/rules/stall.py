@@ -14,7 +14,14 @@ from typing import Literal
 from stuck.model import Finding
 from stuck.rules.facts import Facts, ResourceFacts, Signal, ThreadFacts, waited
 from stuck.rules.knot import can_run, out_of_reach, waits_on
-from stuck.rules.wording import NO_WAKER_RUNS, for_how_long, name_of, state_of, unique
+from stuck.rules.wording import (
+    NO_WAKER_RUNS,
+    for_how_long,
+    kind_and_label,
+    name_of,
+    state_of,
+    unique,
+)
 
 
 def report_order(t: ThreadFacts, facts: Facts, stuck: set[str],
@@ -56,7 +63,7 @@ def _takers_line(takers: list[str], facts: Facts, stuck: set[str]) -> str:
 def stall_finding(t: ThreadFacts, res: ResourceFacts, facts: Facts, stuck: set[str],
                    now: float, unreachable: set[str]) -> Finding | None:
     assert t.wait is not None
-    what = f"{res.kind} {res.label}"
+    what = kind_and_label(res.kind, res.label)
     lines: list[str] = []
     missing: list[str] = []
     involved = [t.id]
@@ -128,7 +135,7 @@ def stall_finding(t: ThreadFacts, res: ResourceFacts, facts: Facts, stuck: set[s
         confidence = "certain" if proven else "probable"
     elif res.kind == "barrier":
         need = (res.parties or 0) - (res.n_waiting or 0)
-        summary = (f"{t.name} waits at barrier {res.label}, which can never collect its "
+        summary = (f"{t.name} waits at {what}, which can never collect its "
                    f"{res.parties} parties")
         lines.append(f"{res.n_waiting} of {res.parties} parties wait at the barrier; it needs "
                      f"{need} more, and not enough threads able to run could arrive.")

@@ -25,14 +25,22 @@ def state_of(facts: Facts, tid: str, stuck: set[str]) -> str:
         return t.ended or "ended"
     if tid in stuck and t.wait is not None:
         res = facts.resources.get(t.wait.resource)
-        what = f"{res.kind} {res.label}" if res is not None else t.wait.resource
+        what = kind_and_label(res.kind, res.label) if res is not None else t.wait.resource
         return f"itself blocked for good on {what}"
     return "able to run"
 
 
+def kind_and_label(kind: str, label: str) -> str:
+    """``semaphore slots`` for a sentence; a label that already says its kind (a barrier
+    bound to ``barrier``) as it is, not ``barrier barrier``."""
+    if not label or label == kind or label.startswith((f"{kind} ", f"{kind}.")):
+        return label or kind
+    return f"{kind} {label}"
+
+
 def for_how_long(t: ThreadFacts, now: float) -> str:
     w = waited(t, now)
-    return f" for {w:.1f} s" if w is not None else ""
+    return f" for {w:.1f} s" if w is not None and w >= 0.05 else ""  # not "for 0.0 s"
 
 
 def unique(items: list[str]) -> list[str]:

@@ -258,10 +258,10 @@ def _raise_pending(signum: int, frame: Any) -> None:
 
 def error_for(finding: Finding, report: Report, text: str | None = None) -> BaseException:
     """The error ``raise`` raises for a finding the watchdog proved: DeadlockError for a
-    cycle, StallError (with the report's text) for a stall."""
+    cycle, StallError for a stall (its message: the finding in one line, or ``text``)."""
     if finding.kind == "deadlock":
         return DeadlockError(finding, report)
-    return StallError(finding, report, text if text is not None else finding.summary)
+    return StallError(finding, report, text)
 
 
 def raise_in_main(finding: Finding, report: Report, only_in: bool = False) -> bool:
@@ -276,14 +276,9 @@ def raise_in_main(finding: Finding, report: Report, only_in: bool = False) -> bo
         return False
     if framewalk.read_one(main.ident, detect._at_exit):
         return False
-    from stuck.report import text as text_report
-
-    try:
-        text = text_report.render(Report(snapshot=report.snapshot, findings=[finding],
-                                         groups=report.groups))
-    except Exception:
-        text = finding.summary
-    exc = error_for(finding, report, text)
+    # The report itself was written (stderr, by default) when the finding was made: the
+    # error's message is the finding in one line, not the report a second time.
+    exc = error_for(finding, report)
     _main["pending"] = exc
     try:
         signal.pthread_kill(main.ident, RAISE_SIGNAL)

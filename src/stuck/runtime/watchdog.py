@@ -69,7 +69,7 @@ from dataclasses import dataclass, field
 from types import CodeType, FrameType
 from typing import IO, Protocol
 
-from stuck.errors import EXIT_ABORT, StuckError, finding_line
+from stuck.errors import EXIT_ABORT, HangError
 from stuck.model import (
     Finding,
     Frame,
@@ -98,14 +98,6 @@ Stack = tuple[Activity, list[Frame]]  # a thread's activity and frames, read in 
 PROOF_INTERVAL = 0.1  # seconds between looks while a cycle waits for its proof
 
 
-class HangError(StuckError):
-    """Raised by the ``raise`` policy in the chosen thread when the watchdog finds a hang or a
-    stall. ``finding`` is what was found. The exception arrives when the thread next runs Python
-    code: a thread blocked inside a C call (a socket read) receives it when that call returns."""
-
-    def __init__(self, finding: Finding) -> None:
-        super().__init__(finding_line(finding))
-        self.finding = finding
 
 
 # ---------------------------------------------------------------------------------------------
@@ -933,7 +925,7 @@ def stack_snapshot(stacks: dict[int, Stack] | None = None) -> Snapshot:
 
 
 def _seconds(value: float | None) -> str:
-    if value is None:
+    if value is None or value < 0.05:  # a wait that has just begun
         return ""
     return f" for {value:.1f} s"
 
