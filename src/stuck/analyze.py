@@ -25,7 +25,7 @@ from typing import NoReturn, TextIO
 
 import click
 
-from stuck.errors import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, UnrecognisedInput
+from stuck.errors import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, StuckError, UnrecognisedInput
 from stuck.model import Process
 
 BIG_INPUT = 8 << 20  # bytes: show progress on a terminal above this
@@ -41,7 +41,7 @@ def _fail(message: str) -> NoReturn:
     sys.exit(EXIT_USAGE)
 
 
-class JsonValueTrap(ValueError):
+class JsonValueTrap(StuckError, ValueError):
     """The word after a bare ``--json`` looks like the file to write: refused, see
     ``json_value_args``."""
 
