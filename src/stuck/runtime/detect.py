@@ -127,6 +127,38 @@ def _at_exit(frame: FrameType | None) -> bool:
     return False
 
 
+def in_shutdown(frame: FrameType | None) -> bool:
+    """True for the main thread anywhere inside interpreter exit (``threading._shutdown``,
+    the outermost frame of its stack then), a callable registered with
+    ``threading._register_atexit`` and the waits it makes included, however deep: no code
+    of the program is left below it to recover from an error. (``_at_exit`` looks only a
+    few frames up, as it runs for every thread on the walk made when one blocks.) Another
+    thread's frame is read inside a ``framewalk`` pass (``main_in_shutdown``)."""
+    depth = 0
+    while frame is not None and depth < 256:
+        if frame.f_code is _SHUTDOWN_CODE:
+            return True
+        frame = frame.f_back
+        depth += 1
+    return False
+
+
+def main_in_shutdown() -> bool:
+    """``in_shutdown`` for the main thread's current stack."""
+    main = threading.main_thread().ident
+    return main is not None and framewalk.read_one(main, in_shutdown)
+
+
+def joining_at_exit() -> bool:
+    """True once the program has ended: its main thread is at interpreter exit past the
+    callables registered with ``threading._register_atexit`` (threading marks it ended just
+    before it joins the non-daemon threads), so it only waits for them now and will run no
+    code of the program again. A main thread still in those callables (an executor joining
+    its workers) is not there yet."""
+    main = threading.main_thread()
+    return framewalk.read_one(main.ident, _at_exit) and not main.is_alive()
+
+
 _ENDS_BY_ITSELF = "its wait ends by itself"
 _WAKER_OUTSIDE = "a thread that could end it is outside the knot"
 

@@ -252,7 +252,9 @@ def disarm_main_raise() -> None:
 def _raise_pending(signum: int, frame: Any) -> None:
     exc = _main["pending"]
     _main["pending"] = None
-    if exc is not None:
+    if exc is not None and not detect.in_shutdown(frame):
+        # (Not once the main thread has reached interpreter exit since the error was sent:
+        # no code of the program is left there to recover; see raise_in_main.)
         raise exc
 
 
@@ -274,7 +276,7 @@ def raise_in_main(finding: Finding, report: Report, only_in: bool = False) -> bo
     me = f"0x{main.ident:x}"
     if me not in finding.threads and (only_in or me not in finding.blocked_behind):
         return False
-    if framewalk.read_one(main.ident, detect._at_exit):
+    if framewalk.read_one(main.ident, detect.in_shutdown):
         return False
     # The report itself was written (stderr, by default) when the finding was made: the
     # error's message is the finding in one line, not the report a second time.

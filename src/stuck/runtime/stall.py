@@ -46,8 +46,9 @@ from stuck.rules.facts import (
     ThreadWait,
 )
 from stuck.rules.knot import stuck_set
-from stuck.runtime import framewalk
+from stuck.runtime import detect, framewalk
 from stuck.runtime.registry import epoch_of as registry_epoch
+from stuck.runtime.registry import thread_objects as registry_threads
 from stuck.runtime.tracked import (
     PrimitiveFacts,
     as_tracked,
@@ -324,7 +325,10 @@ def dropped_threads(limit: int = 5) -> list[tuple[int, str, str]]:
 
 
 def ended_thread_objects(limit: int = 5) -> list[tuple[threading.Thread, str]]:
-    """The Thread objects behind ``ended_threads``, each with how it ended."""
+    """The Thread objects behind ``ended_threads``, each with how it ended. A thread
+    ``is_alive()`` calls stopped that still runs under its ident is not one: the main thread
+    at interpreter exit, and (Python 3.10 to 3.12) a thread whose ``join()`` was interrupted
+    by an exception, which that join marks stopped while it still waits."""
     from stuck.runtime import endings
 
     out: list[tuple[threading.Thread, str]] = []
@@ -332,10 +336,13 @@ def ended_thread_objects(limit: int = 5) -> list[tuple[threading.Thread, str]]:
     with contextlib.suppress(Exception):
         died = {id(thread): end for ref, end in list(endings._ended.values())
                 if (thread := ref()) is not None}
+        running = framewalk.idents()
+        active = registry_threads()
         for obj in endings.known_threads():
             if len(out) >= limit:
                 break
-            if obj.ident is not None and id(obj) not in seen and not obj.is_alive():
+            if obj.ident is not None and id(obj) not in seen and not obj.is_alive() \
+                    and not (obj.ident in running and active.get(obj.ident) is obj):
                 seen.add(id(obj))
                 end = died.get(id(obj))
                 how = "returned" if end is None or end.error is None else \
@@ -445,6 +452,12 @@ class LiveChecker:
             t = snap.thread(tid)
             if t is None or t.waits is None:
                 continue  # dead, or not in a tracked wait: nothing to compare
+            if t.waits.resource == INTERPRETER_EXIT:
+                # The main thread joining the program's threads at exit: no wait record (the
+                # join is the interpreter's), and it never leaves that join to run the
+                # program again. Compared as a wait record, every finding it is behind would
+                # be dropped, and nothing that stalls after the program ended proven.
+                continue
             res = snap.resource(t.waits.resource)
             if res is not None and res.kind == "task":
                 # An event loop's thread waiting for its tasks (aio.findings): the loop rule
@@ -536,8 +549,10 @@ class LiveChecker:
             if t is not None:
                 t.holds = list(mt.holds)
                 if t.wait is None and mt.frames and mt.frames[0].function in (
-                        "_shutdown",) and (mt.frames[0].file or "").endswith("threading.py"):
-                    # The main thread at exit, joining every non-daemon thread.
+                        "_shutdown",) and (mt.frames[0].file or "").endswith("threading.py") \
+                        and detect.joining_at_exit():
+                    # The main thread at exit, joining every non-daemon thread (past the
+                    # threading atexit callables, which may still wake threads).
                     rf = ResourceFacts(INTERPRETER_EXIT, "thread", "interpreter exit")
                     resources[rf.id] = rf
                     t.wait = ThreadWait(resource=rf.id, op="join", since=now - 3600)

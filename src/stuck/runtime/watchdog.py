@@ -429,6 +429,7 @@ class Watchdog:
         report = self.evaluate(now)
         if report is not None and report.findings:
             self._act(report, now)
+            self._end_at_exit()  # what this check proved may be the last thread at exit
         else:
             self._first_found_at.clear()
         return report
@@ -612,7 +613,7 @@ class Watchdog:
                         or self._raise_in_task(f, report) \
                         or live_policy.raise_in_main(f, report):
                     self._raised.add(k)
-                elif main_involved:
+                elif main_involved and not detect.main_in_shutdown():
                     # Nowhere to raise that error (every thread of it waits where no
                     # error can reach it, and the main thread's signal is the program's).
                     self._abort(report, now, f"policy raise, a proven {f.kind} that no "
@@ -621,9 +622,15 @@ class Watchdog:
     def _note_left_stuck(self, f: Finding) -> None:
         """Remember the non-daemon threads of ``f``, proven stuck for good, with their waits:
         an error raised in another thread does not end them, and the interpreter waits for
-        them at exit (``_end_at_exit``)."""
-        for tid in f.threads:
+        them at exit (``_end_at_exit``). Every proof counts, the ones made after the program
+        ended too (the stall rules prove threads behind the interpreter's join at exit as
+        behind any join): a thread that stalls after the main thread got its error, or
+        after it returned, is proven then, with the same rules and the same settling."""
+        main = threading.main_thread().ident
+        for tid in [*f.threads, *f.blocked_behind]:
             ident = _ident_of(tid)
+            if tid in f.blocked_behind and ident != main:
+                continue  # (the main thread: its wait in an atexit callable of threading)
             thread = threading._active.get(ident) if ident is not None else None  # type: ignore[attr-defined]
             record = registry.waits.get(ident) if ident is not None else None
             if ident is not None and thread is not None and not thread.daemon \
@@ -635,10 +642,18 @@ class Watchdog:
         interpreter exit), if every thread the interpreter still waits for is one proven stuck
         for good, still in that wait, end the process as ``abort`` does: it would wait
         forever, and no code of the program is left to recover. A thread still working keeps
-        the program running as it would without stuck."""
-        if not self._left_stuck or not _main_at_exit():
+        the program running as it would without stuck, and a proof made while the program
+        ends is acted on here only (``_act`` leaves it), once it covers every such thread.
+        The main thread may still be in a callable of ``threading._register_atexit`` (a
+        ``ThreadPoolExecutor`` joining its workers): then its own wait there must be one
+        proven stuck for good too (blocked behind a proven finding)."""
+        if not self._left_stuck or not detect.main_in_shutdown():
             return
         main = threading.main_thread().ident
+        if not detect.joining_at_exit() and (
+                main is None or self._left_stuck.get(main) is None
+                or registry.waits.get(main) is not self._left_stuck[main]):
+            return  # still running, or waiting in an atexit callable for what may end
         waited_for = []
         for ident in framewalk.idents():
             thread = threading._active.get(ident)  # type: ignore[attr-defined]
@@ -874,12 +889,6 @@ def _main_in(f: Finding) -> bool:
         return False
     me = f"0x{main:x}"
     return me in f.threads or me in f.blocked_behind
-
-
-def _main_at_exit() -> bool:
-    """True when the main thread is at interpreter exit, joining the program's other threads."""
-    main = threading.main_thread().ident
-    return framewalk.read_one(main, detect._at_exit)
 
 
 def _finding_key(f: Finding) -> str:
