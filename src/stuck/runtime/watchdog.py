@@ -654,6 +654,9 @@ class Watchdog:
                 main is None or self._left_stuck.get(main) is None
                 or registry.waits.get(main) is not self._left_stuck[main]):
             return  # still running, or waiting in an atexit callable for what may end
+        limbo: dict[object, threading.Thread] = threading._limbo  # type: ignore[attr-defined]
+        if any(not t.daemon for t in list(limbo.values())):
+            return  # a thread being started (by a daemon thread): it will run
         waited_for = []
         for ident in framewalk.idents():
             thread = threading._active.get(ident)  # type: ignore[attr-defined]
