@@ -430,12 +430,15 @@ def epoch_of(obj: object) -> object:
 class Observation:
     """The wait records and the epochs of the tracked primitives at one moment."""
 
-    __slots__ = ("epochs", "objects", "waits")
+    __slots__ = ("_seen", "epochs", "waits")
 
     def __init__(self) -> None:
         self.waits: dict[int, WaitRecord] = dict(waits)
         self.epochs: dict[int, object] = {}
-        self.objects: list[object] = []  # keeps ids in ``epochs`` meaningful
+        # What each id in ``epochs`` was: by weak reference where the object allows it, so an
+        # observation adds no reference a report counts (``livereport._dropped`` tells a lock
+        # the program dropped by its references). A waited-on object stays alive in its record.
+        self._seen: list[Any] = []
         try:
             tracked = list(resources)
         except RuntimeError:  # the set changed while copied: read what the waits name
@@ -444,7 +447,14 @@ class Observation:
             key = id(obj)
             if key not in self.epochs:
                 self.epochs[key] = epoch_of(obj)
-                self.objects.append(obj)
+                try:
+                    self._seen.append(weakref.ref(obj))
+                except TypeError:
+                    self._seen.append(lambda obj=obj: obj)
+
+    def objects(self) -> list[object]:
+        """The objects observed that are still alive."""
+        return [obj for ref in self._seen if (obj := ref()) is not None]
 
     def same_as(self, later: Observation, idents: set[int], objs: list[object]) -> bool:
         """True when each of ``idents`` is in the same wait in both observations and none of
