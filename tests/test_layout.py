@@ -432,3 +432,48 @@ def test_other_threads_frames_are_read_only_through_framewalk() -> None:
             if isinstance(node, ast.Attribute) and node.attr == "_current_frames":
                 offenders.append(f"{path.relative_to(SRC)}:{node.lineno}")
     assert offenders == []
+
+
+def _snapshot_rules() -> set[str]:
+    """The names of the functions that judge a whole snapshot (or the facts or reading made
+    from one): the engine's, and each rule applied to a snapshot's every thread, task or loop.
+    ``evaluate`` is the one entry to them."""
+    import stuck.rules
+
+    out: set[str] = set()
+    for info in pkgutil.iter_modules(stuck.rules.__path__):
+        module = importlib.import_module(f"stuck.rules.{info.name}")
+        for node in ast.parse(inspect.getsource(module)).body:
+            if not isinstance(node, ast.FunctionDef) or not node.args.args:
+                continue
+            first = node.args.args[0].annotation
+            kind = ast.unparse(first) if first is not None else ""
+            returns = ast.unparse(node.returns) if node.returns is not None else ""
+            if info.name == "engine" or kind == "Reading" or (
+                    kind in ("Snapshot", "Facts") and returns.startswith("list[")
+                    and ("Finding" in returns or "Edge" in returns)):
+                out.add(node.name)
+    return out
+
+
+def test_every_source_judges_a_snapshot_through_evaluate_only() -> None:
+    # One verdict for every command: a source (the watchdog, the report asked for on demand,
+    # a dump, a capture, explore) hands its snapshot to stuck.rules.evaluate, never to the
+    # engine or to one rule of it, so none of them can skip a rule the others apply (the
+    # asyncio rules once were applied by the watchdog alone).
+    forbidden = _snapshot_rules()
+    assert {"judge_recorded", "with_loops", "loop_cycles", "loop_stalls",
+            "executor_deadlocks"} <= forbidden
+    used: list[str] = []
+    for path in SRC.rglob("*.py"):
+        if (SRC / "rules") in path.parents:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("stuck.rules"):
+                names = {a.name for a in node.names}
+                if node.module == "stuck.rules.engine" or names & forbidden:
+                    used.append(f"{path.relative_to(SRC)}: {node.module} {sorted(names)}")
+            elif isinstance(node, ast.Import) and any(
+                    a.name == "stuck.rules.engine" for a in node.names):
+                used.append(f"{path.relative_to(SRC)}: import stuck.rules.engine")
+    assert used == []

@@ -15,7 +15,7 @@ from stuck.model import (
     Thread,
     Wait,
 )
-from stuck.rules import judge_loops
+from stuck.rules import evaluate
 
 NOW = 1000.0
 
@@ -49,7 +49,7 @@ def snapshot(owner: str = "task:main", worker_timeout: float | None = None,
 
 
 def test_a_lock_held_across_the_await_of_its_taker_is_a_certain_deadlock() -> None:
-    (finding,) = judge_loops(snapshot(), set())
+    (finding,) = evaluate(snapshot())
     assert finding.kind == "deadlock" and finding.confidence == "certain"
     assert finding.summary == ("main (on the event loop in thread MainThread) awaits query() "
                                "running on thread asyncio_0, which waits for lock db_lock, "
@@ -62,32 +62,32 @@ def test_a_lock_held_across_the_await_of_its_taker_is_a_certain_deadlock() -> No
 
 def test_outside_a_stalled_loop_each_thread_must_have_waited_the_settle_time() -> None:
     busy = snapshot(stalled=False, since=NOW - 0.2)
-    assert judge_loops(busy, set(), settle=1.0) == []
+    assert evaluate(busy, settle=1.0) == []
     running = snapshot(stalled=False, since=NOW - 2)
     running.loops[0].ready = 3  # the loop goes on running other callbacks
-    (finding,) = judge_loops(running, set(), settle=1.0)
+    (finding,) = evaluate(running, settle=1.0)
     assert "goes on running its other tasks; main will never resume" in finding.explanation
 
 
 def test_a_worker_waiting_with_a_timeout_may_yet_finish() -> None:
-    findings = judge_loops(snapshot(worker_timeout=5.0), set())
+    findings = evaluate(snapshot(worker_timeout=5.0))
     assert [f.kind for f in findings] == ["stall"]  # the stalled loop's tasks, no cycle
 
 
 def test_a_lock_the_loop_thread_took_outside_a_coroutine_closes_through_the_loop() -> None:
-    (finding,) = judge_loops(snapshot(owner="0x1"), set())
+    (finding,) = evaluate(snapshot(owner="0x1"))
     assert finding.kind == "deadlock" and finding.confidence == "certain"
     assert ("0x1", "loop-1", "task:main") in {(e.thread, e.waits_for, e.held_by)
                                                for e in finding.cycle}
     assert finding.summary.endswith("held by the event loop's thread MainThread, which runs "
                                     "nothing until one of its tasks resumes")
     # not stalled: the loop's thread may still run code that releases it
-    assert [f.kind for f in judge_loops(snapshot(owner="0x1", stalled=False), set())] == []
+    assert [f.kind for f in evaluate(snapshot(owner="0x1", stalled=False))] == []
 
 
 def test_a_thread_able_to_run_beside_it_makes_it_probable() -> None:
     snap = snapshot()
     snap.processes[0].threads.append(Thread(id="0x3", name="heartbeat", state="sleeping"))
-    (finding,) = judge_loops(snap, set())
+    (finding,) = evaluate(snap)
     assert finding.confidence == "probable"
     assert "heartbeat" in finding.missing_evidence[0]

@@ -4,7 +4,8 @@ the tasks' waits, what the primitives' history says): no live object is read."""
 from __future__ import annotations
 
 from stuck.model import EventLoop, Process, Recorded, Resource, Snapshot, Source, Thread, Wait
-from stuck.rules import judge_loops
+from stuck.rules import evaluate
+from stuck.rules.engine import judge_loops
 
 
 def snapshot(loop: EventLoop, *, setter: str | None = None) -> Snapshot:
@@ -33,7 +34,7 @@ def stalled(**changes: object) -> EventLoop:
 
 
 def test_a_stalled_quiet_loop_alone_is_a_certain_stall_named_at_its_root() -> None:
-    (finding,) = judge_loops(snapshot(stalled()), set())
+    (finding,) = evaluate(snapshot(stalled()))
     assert finding.kind == "stall" and finding.confidence == "certain"
     assert finding.threads == ["task:drainer", "task:main"]  # the root first
     assert "drainer waits for event shutdown_requested, which nothing has ever set; main " \
@@ -43,16 +44,16 @@ def test_a_stalled_quiet_loop_alone_is_a_certain_stall_named_at_its_root() -> No
 
 
 def test_who_set_the_event_last_is_named() -> None:
-    (finding,) = judge_loops(snapshot(stalled(), setter="starter"), set())
+    (finding,) = evaluate(snapshot(stalled(), setter="starter"))
     assert "last set by starter and cleared since" in finding.summary
 
 
 def test_another_thread_able_to_run_makes_it_probable_and_says_why() -> None:
-    (finding,) = judge_loops(snapshot(stalled(runnable_threads=["heartbeat"])), set())
+    (finding,) = evaluate(snapshot(stalled(runnable_threads=["heartbeat"])))
     assert finding.confidence == "probable"
     assert "Threads still able to run: heartbeat." in finding.explanation
     assert any("call_soon_threadsafe" in m for m in finding.missing_evidence)
-    (unread,) = judge_loops(snapshot(stalled(runnable_threads=None)), set())
+    (unread,) = evaluate(snapshot(stalled(runnable_threads=None)))
     assert unread.confidence == "probable"
     assert any("was not read" in m for m in unread.missing_evidence)
 
@@ -60,7 +61,7 @@ def test_another_thread_able_to_run_makes_it_probable_and_says_why() -> None:
 def test_a_loop_with_anything_left_to_run_or_not_seen_stalled_gets_no_finding() -> None:
     for changes in ({"ready": 1}, {"timers": 1}, {"io": 2}, {"idle": False}, {"idle": None},
                     {"stalled": False}):
-        assert judge_loops(snapshot(stalled(**changes)), set()) == [], changes
+        assert evaluate(snapshot(stalled(**changes))) == [], changes
 
 
 def test_tasks_an_earlier_finding_covers_are_left_to_it() -> None:
@@ -83,11 +84,11 @@ def test_a_task_on_a_call_whose_worker_waits_for_a_lock_a_task_holds() -> None:
                  owners=["0x2"], recorded=Recorded(task="blocking", running=True)),
         Resource(id="mutex-4", kind="mutex", label="db_lock", owners=["task:holder"]),
     ]
-    (finding,) = judge_loops(snap, set())
+    (finding,) = evaluate(snap)
     assert "main awaits blocking() running on thread asyncio_0, which waits for lock " \
            "db_lock, held by task holder across an await" in finding.summary
     snap.processes[0].threads[3].waits = Wait(resource="mutex-4", op="acquire", timeout=5.0)
-    (timed,) = judge_loops(snap, set())  # the worker may give up: no chain is claimed
+    (timed,) = evaluate(snap)  # the worker may give up: no chain is claimed
     assert timed.summary.endswith("; main awaits blocking() running on thread asyncio_0")
 
 
@@ -96,8 +97,8 @@ def test_a_queue_whose_producers_are_gone_is_not_said_never_put_to() -> None:
     snap.processes[0].threads[1].waits = Wait(resource="queue-9", op="get")
     snap.resources.append(Resource(id="queue-9", kind="queue", label="jobs",
                                    recorded=Recorded(epoch=0, wakers=[])))
-    (never,) = judge_loops(snap, set())
+    (never,) = evaluate(snap)
     assert "jobs, to which nothing has ever been put" in never.summary
     snap.resources[-1].recorded = Recorded(epoch=6, wakers=[])  # three put, three taken
-    (gone,) = judge_loops(snap, set())
+    (gone,) = evaluate(snap)
     assert "to which nothing left running puts (what put to it before is gone)" in gone.summary

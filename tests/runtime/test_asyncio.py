@@ -28,6 +28,7 @@ import jsonschema
 import pytest
 
 import stuck
+import stuck.rules
 import stuck.runtime
 from stuck.errors import EXIT_ABORT
 from stuck.model import Finding, Report
@@ -104,9 +105,9 @@ def wait_for_tracked_waits(count: int = 1) -> None:
 
 
 def findings_now() -> list[Finding]:
-    """What the event-loop rule and the cycle search say right now (no settle time)."""
-    snap, _table, rid_of = livereport.take()
-    return aio.loop_findings(snap, rid_of, 0.0) + aio.cycle_findings(snap, rid_of, "report")
+    """What the report asked for now says (no settle time): the rules' verdict on the
+    snapshot, as the watchdog's."""
+    return stuck.runtime.snapshot().findings
 
 
 def watchdog_finding(kind: str) -> tuple[Finding, Report]:
@@ -643,6 +644,53 @@ def test_a_cycle_closed_by_awaiting_a_task_is_found_by_the_watchdog() -> None:
     assert {e.thread for e in finding.cycle} == {"task:owner", "task:helper"}
     assert finding.blocked_behind == ["task:main"]
     assert "found it once the event loop had nothing left to run" in finding.explanation
+
+
+def _verdict(f: Finding) -> tuple[Any, ...]:
+    return (f.kind, f.confidence, sorted(f.threads), sorted(f.blocked_behind),
+            sorted((e.thread, e.waits_for, e.held_by) for e in f.cycle), f.summary)
+
+
+@pytest.mark.usefixtures("live")
+def test_the_rules_on_the_watchdogs_snapshot_say_what_the_watchdog_said() -> None:
+    # One entry for every source: stuck.rules.evaluate on the live snapshot the watchdog
+    # reported (its tasks and the loop's facts as model fields) finds what the watchdog found,
+    # the cycle among the tasks and the stall of the task no cycle covers alike.
+    async def main() -> None:
+        lock = asyncio.Lock()
+        go = asyncio.Event()
+        never = asyncio.Event()
+
+        async def helper() -> None:
+            await go.wait()
+            async with lock:
+                pass
+
+        async def owner() -> None:
+            async with lock:
+                child = asyncio.create_task(helper(), name="helper")
+                await asyncio.sleep(0)
+                go.set()
+                await asyncio.sleep(0.01)
+                await child  # closes the cycle: an await, which stuck does not intercept
+
+        waiter = asyncio.create_task(never.wait(), name="waiter")
+        await asyncio.gather(asyncio.create_task(owner(), name="owner"), waiter)
+
+    scenario = LoopThread(main)
+    try:
+        _, report = watchdog_finding("deadlock")
+    except BaseException:
+        scenario.cancel_all()
+        raise
+    with pytest.raises(stuck.DeadlockError):  # policy raise acts on the proven cycle
+        scenario.join()
+    found = sorted(_verdict(f) for f in report.findings)
+    again = sorted(_verdict(f) for f in stuck.rules.evaluate(report.snapshot))
+    assert [k[:3] for k in found] == [
+        ("deadlock", "certain", ["task:helper", "task:owner"]),
+        ("stall", "probable", ["task:main", "task:waiter"])], found
+    assert again == found
 
 
 @pytest.mark.usefixtures("live")

@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -153,3 +155,60 @@ def test_a_saved_asyncio_report_is_judged_as_it_was_live(name: str, tmp_path: Pa
         == [f["summary"] for f in stalls]
     said = " ".join(f["summary"] + " " + f["explanation"] for f in live["findings"])
     assert words in said
+
+
+# The report asked for on demand (SIGUSR1) says what the watchdog said: both are the rules'
+# verdict on the live snapshot (``stuck.rules.evaluate``), and so is ``stuck analyze`` of it.
+ON_DEMAND: dict[str, str] = {
+    "await cycle": """
+async def main():
+    tasks = {}
+    async def first():
+        await asyncio.sleep(0)
+        await tasks["second"]
+    async def second():
+        await asyncio.sleep(0)
+        await tasks["first"]
+    tasks["first"] = asyncio.create_task(first(), name="first")
+    tasks["second"] = asyncio.create_task(second(), name="second")
+    await asyncio.gather(tasks["first"], tasks["second"])
+asyncio.run(main())
+""",
+    "loop nothing can wake": PROGRAMS["event nobody sets"][0],
+}
+
+
+def _report_written(path: Path, proc: subprocess.Popen[str]) -> dict[str, Any]:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None:
+        if path.exists():
+            return dict(json.loads(path.read_text()))
+        time.sleep(0.05)
+    raise AssertionError(f"no report was written (exit {proc.poll()})")
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGUSR1"), reason="needs SIGUSR1")
+@pytest.mark.parametrize("name", sorted(ON_DEMAND))
+def test_the_report_asked_for_says_what_the_watchdog_and_analyze_say(
+        name: str, tmp_path: Path) -> None:
+    script = tmp_path / "program.py"
+    script.write_text(HEAD + ON_DEMAND[name])
+    report = tmp_path / "live.json"
+    proc = subprocess.Popen([sys.executable, "-m", "stuck", "run", "--json", str(report),
+                             str(script)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True, cwd=str(tmp_path))
+    try:
+        watchdog = _report_written(report, proc)  # the watchdog's, once it found the tasks
+        report.rename(tmp_path / "watchdog.json")
+        proc.send_signal(signal.SIGUSR1)
+        asked = _report_written(report, proc)
+    finally:
+        proc.kill()
+        proc.communicate(timeout=30)
+    found = verdicts(watchdog)
+    assert found and all(f["confidence"] == "certain" for f in watchdog["findings"]), found
+    assert verdicts(asked) == found
+    again = subprocess.run([sys.executable, "-m", "stuck", "analyze", "--json", "-",
+                            str(report)], capture_output=True, text=True, timeout=90)
+    assert again.returncode == 1, again.stderr
+    assert verdicts(json.loads(again.stdout)) == found

@@ -13,9 +13,10 @@ Two things make that work:
 * the asyncio primitives are the live runtime's tracked ones (``stuck.runtime.aio``: who
   holds each Lock, what each task waits on), so when the engine's watch finds the running
   thread quiet in its loop's selector (no callback ready, no timer scheduled, no I/O: nothing
-  in the loop can run again), unchanged across two looks, the loop is handed to the same walk
-  the live watchdog uses (``quiet_loop_findings``): the same await cycles and stalls as
-  ``stuck run`` and ``stuck analyze`` of its saved report.
+  in the loop can run again), unchanged across two looks, the loop is marked stalled in the
+  execution's snapshot (``stuck.runtime.aio.mark_quiet_loop``) and judged by the rules every
+  source uses (``stuck.rules.evaluate``): the same await cycles and stalls as ``stuck run`` and
+  ``stuck analyze`` of its saved report.
 """
 
 from __future__ import annotations

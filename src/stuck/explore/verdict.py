@@ -516,17 +516,18 @@ def stopped(sched: Scheduler, seconds: float) -> Verdict:
 
 def loop_stuck(sched: Scheduler, loop: Any) -> Verdict | None:
     """The running thread waits in ``loop``'s selector, and the loop has been seen quiet twice
-    (``explore.aio``): the live runtime's asyncio rules on its tasks, in the execution's
-    snapshot with the tasks added. None when they find no task stuck (the watch goes on)."""
+    (``explore.aio``): the execution's snapshot with the tasks added and the loop marked
+    stalled, judged by the shared rules (``stuck.rules.evaluate``, as the live watchdog's and
+    ``stuck analyze``'s). None when they find no task stuck (the watch goes on)."""
     from stuck.explore.scheduler import FINISHED
-    from stuck.runtime.aio import extend_snapshot, quiet_loop_findings
+    from stuck.runtime.aio import extend_snapshot, mark_quiet_loop
 
     frames = sys._current_frames()
     snap = snapshot(sched, frames)
     rid_of: dict[int, str] = {}
     try:
         extend_snapshot(snap, rid_of)
-        findings = quiet_loop_findings(loop, snap, rid_of)
+        findings = _rules(snap) if mark_quiet_loop(snap, loop) else []
     except Exception:  # a loop in a state the walk cannot read: no claim, the watch goes on
         return None
     if not findings:

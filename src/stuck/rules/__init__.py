@@ -48,15 +48,16 @@ read from it rests on which threads its stacks show able to run, and names what 
 - ``wording``: the words every finding shares; ``advice``: the command that shows what a dump
   lacks;
 - ``engine``: the order in which the rules apply, for recorded facts and for read facts, and
-  the event-loop rule after both (``judge_loops``).
+  the asyncio rules after both (``with_loops``).
 
 asyncio: the live runtime (``stuck.runtime.aio``) reads the loops and tasks and puts what it
-saw in the snapshot (tasks as threads with ``Wait.op``, each loop's ``EventLoop`` facts, a
-primitive's history on its ``Resource``, ended tasks as dead threads); the executor chains and
-the event-loop stall are judged here from those fields, by the watchdog (``judge_loops``, after
-the cycles among tasks) and by ``stuck analyze`` of a saved report (``judge_both``), so both
-say the same; the cycles among the tasks of a stalled loop too (``taskcycle.loop_cycles``),
-which the watchdog then leaves out of the stall. The walk done when a task is about to block
+saw in the snapshot (tasks as threads with ``Wait.op``, each loop's ``EventLoop`` facts, which
+loops it saw stalled, a primitive's history on its ``Resource``, ended tasks as dead threads);
+``evaluate`` judges those fields for every source: the cycles among the tasks of a stalled loop
+(``taskcycle.loop_cycles``), the executor chains, and the stall of the tasks they leave. The
+watchdog, the report asked for on demand (a signal, ``stuck.snapshot()``), ``stuck explore``'s
+watch of a loop and ``stuck analyze`` of a saved report all call it, so all say the same. The
+walk done when a task is about to block
 (``stuck.runtime.aio.walk``) stays a fast path over the live tasks, as the one for threads;
 the finding of the cycle it finds is made here (``taskcycle.task_cycle_finding``).
 
@@ -68,7 +69,7 @@ verdict from every command.
 from __future__ import annotations
 
 from stuck.model import Finding, Snapshot
-from stuck.rules.engine import judge, judge_both, judge_loops, judge_recorded
+from stuck.rules.engine import judge, judge_both, judge_recorded
 from stuck.rules.facts import HANG_AFTER, ReadFacts, facts_of, has_recorded_facts, recorded_part
 
 
@@ -81,11 +82,13 @@ def evaluate(snapshot: Snapshot, *, settle: float = 0.0,
     ``read``: given by a source that read its threads from stacks (a dump, a capture), with
     what it stated beside them: the rules for read facts apply to every thread, and the
     recorded rules decide the processes that carry recorded facts. Without it only recorded
-    facts are judged, and threads without them are left alone: nothing is claimed about them."""
+    facts are judged, and threads without them are left alone: nothing is claimed about them.
+    Either way the asyncio rules then judge the event loops the snapshot describes
+    (``Snapshot.loops``, the tasks as its threads)."""
     if read is None:
         return judge_recorded(snapshot, settle)
     return judge_both(snapshot, read, settle)
 
 
 __all__ = ["HANG_AFTER", "ReadFacts", "evaluate", "facts_of", "has_recorded_facts", "judge",
-           "judge_loops", "recorded_part"]
+           "recorded_part"]

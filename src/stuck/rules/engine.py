@@ -7,8 +7,11 @@ single unwoken waits, stalls only a library's words reveal, stated lock orders, 
 thread stopped in a call the dump does not name, then hangs (``judge_read``); each rule leaves alone the threads an earlier one covered. A snapshot with
 both (a saved live report given to ``stuck analyze``) gets the recorded rules' verdict for the
 processes that carry recorded facts, and the event-loop rule's for the tasks of a loop the live
-source saw stalled (``judge_both``). The watchdog applies the event-loop rule itself
-(``judge_loops``), once it has found the cycles among the tasks, which cover theirs.
+source saw stalled (``judge_both``). Both end with the asyncio rules over the event loops the
+snapshot describes (``with_loops``): the cycles among the tasks of a stalled loop, then the
+executor chains and the stall of the tasks those leave (``judge_loops``). A live snapshot (the
+watchdog's, one asked for on demand) and the same snapshot saved and analysed again thus pass
+through the very same rules.
 """
 
 from __future__ import annotations
@@ -85,17 +88,19 @@ def judge(facts: Facts, settle: float = 0.5,
 
 
 def judge_recorded(snapshot: Snapshot, settle: float) -> list[Finding]:
-    """``judge`` on the recorded facts of ``snapshot``; threads and resources without them (a
-    dump's, which has no ``Wait.op`` or ``Resource.recorded``) are left alone."""
+    """``judge`` on the recorded facts of ``snapshot``, then the asyncio rules over its event
+    loops (``with_loops``); threads and resources without recorded facts (a dump's, which has
+    no ``Wait.op`` or ``Resource.recorded``) are left alone."""
     facts, unreachable = facts_of(snapshot)
-    findings = judge(facts, settle, unreachable)
+    findings = with_loops(snapshot, judge(facts, settle, unreachable), settle)
     signal_handler_doubt(findings, snapshot)
     return findings
 
 
 def judge_loops(snapshot: Snapshot, covered: set[str], settle: float = 0.0) -> list[Finding]:
     """The asyncio rules over the loops of ``snapshot`` (``model.EventLoop``), leaving alone
-    the tasks in ``covered`` (those of the cycles found among them): first the executor chains
+    the tasks in ``covered`` (those of the cycles found among them, ``with_loops``, which is
+    how every source reaches this rule): first the executor chains
     that close a cycle (``executor``; outside a stalled loop each thread must have waited
     ``settle`` seconds), then the tasks of a stalled loop left, as one stall (``loop``)."""
     covered = set(covered)
@@ -139,7 +144,7 @@ def judge_both(snapshot: Snapshot, read: ReadFacts, settle: float) -> list[Findi
     source's facts (a saved ``stuck run`` report), the recorded rules' verdict, the one that
     decided them when the program ran, so both say the same; likewise the event-loop rule's
     for the tasks of the loops it saw stalled."""
-    findings = _with_loops(snapshot, _judge_both(snapshot, read, settle), settle)
+    findings = with_loops(snapshot, _judge_both(snapshot, read, settle), settle)
     signal_handler_doubt(findings, snapshot)
     return findings
 
@@ -164,11 +169,13 @@ def _judge_both(snapshot: Snapshot, read: ReadFacts, settle: float) -> list[Find
     return kept + [f for f in judge_recorded(sub, settle) if not set(f.threads) <= covered]
 
 
-def _with_loops(snapshot: Snapshot, findings: list[Finding], settle: float) -> list[Finding]:
-    """The tasks of the event loops a live source saw get the asyncio rules' verdict, as they
-    did live: the deadlocks among them (the wait-for graph's cycles) stand, every other finding
-    about the tasks of a stalled loop gives way to the findings of ``judge_loops`` for the
-    tasks those leave."""
+def with_loops(snapshot: Snapshot, findings: list[Finding], settle: float) -> list[Finding]:
+    """``findings`` (the thread rules', and for read facts the wait-for graph's) with the
+    asyncio rules' verdict for the tasks of the event loops a live source saw: the deadlocks
+    among them found already (the wait-for graph's cycles) stand, every other finding about
+    the tasks of a stalled loop gives way; then the cycles among the tasks of each stalled,
+    quiet loop (``taskcycle.loop_cycles``), and ``judge_loops`` for the tasks those leave.
+    The same for a live snapshot and for the same snapshot saved and analysed again."""
     if not snapshot.loops:
         return findings
     tasks = {t for lp in snapshot.loops if lp.stalled for t in lp.tasks}

@@ -331,24 +331,6 @@ def is_stuck(thread: int, table: dict[int, WaitRecord]) -> bool:
     return _Walk(thread, table).knot() is not None
 
 
-def all_cycles(table: dict[int, WaitRecord]) -> list[Cycle]:
-    """Every distinct deadlock cycle among the blocked threads (for snapshots on demand)."""
-    found: list[Cycle] = []
-    covered: set[int] = set()
-    for thread in table:
-        if thread in covered:
-            continue
-        walk = _Walk(thread, table)
-        # A snapshot asks about waits already under way: the root's own timeout counts too.
-        if table[thread].timeout is not None:
-            continue
-        cycle = walk.cycle()
-        if cycle is not None:
-            found.append(cycle)
-            covered.update(cycle.threads())
-    return found
-
-
 # Cycles found when a thread or task blocked that the policy (raise, abort) leaves to the
 # watchdog until they are proven, by ``Cycle.key``: a rule that proves one reports it again,
 # and the watchdog looks more often while one is still waiting.

@@ -417,22 +417,26 @@ class LiveChecker:
                    for r in list(registry.waits.values())) or (
                        tasks is not None and tasks.settled(settle))
 
-    def check(self, settle: float) -> tuple[Snapshot, list[Finding]]:
+    def check(self, settle: float, *, asked: bool = False) -> tuple[Snapshot, list[Finding]]:
         """The live snapshot and the stalls and deadlocks in it, each confirmed by a second
         observation (see ``registry.Observation``): the threads it names are still in the
         very waits they were in before the facts were read, and nothing those waits rest on
         was released, signalled, put or taken in between. A finding that fails the test was
         read from moments that never coexisted (a busy queue seen full by its producer and
-        empty by its consumer) and is dropped; if it is real, the next check finds it."""
+        empty by its consumer) and is dropped; if it is real, the next check finds it.
+
+        ``asked``: a report asked for (a signal, ``stuck.snapshot()``, ``stuck capture``): the
+        snapshot always has the asyncio tasks, and every cycle among them is reported, also
+        one reported when it formed (the watchdog leaves those out)."""
         from stuck.runtime import registry
 
         first = registry.Observation()
-        snap, findings = self._check_once(settle)
+        snap, findings = self._check_once(settle, asked)
         if not any(f.kind in ("stall", "deadlock") for f in findings):
             return snap, findings
         time.sleep(CONFIRM_AFTER)
         second = registry.Observation()
-        by_rid = {rid: obj for obj in first.objects
+        by_rid = {rid: obj for obj in first.objects()
                   if (rid := self._rid_of.get(id(obj))) is not None}
         kept = []
         for f in findings:
@@ -471,8 +475,8 @@ class LiveChecker:
         objs.extend(by_rid[rid] for rid in held if rid in by_rid)
         return bool(first.same_as(second, idents, objs))
 
-    def _check_once(self, settle: float) -> tuple[Snapshot, list[Finding]]:
-        from stuck.runtime import livereport
+    def _check_once(self, settle: float, asked: bool) -> tuple[Snapshot, list[Finding]]:
+        from stuck.runtime import livereport, registry
 
         snap, table, rid_of = livereport.take(with_tasks=False)  # tasks: below, if needed
         self._rid_of = rid_of
@@ -488,13 +492,18 @@ class LiveChecker:
         # to ``stuck analyze`` gets the very same verdicts (see ``rules``).
         self._annotate(snap, facts, [])
         record_facts(snap, facts, unreachable)
-        findings = evaluate(snap, settle=settle)
-        # asyncio: event loops none of whose tasks can run (once the program uses asyncio)
-        from stuck.runtime import registry
+        # asyncio (once the program uses it): the tasks as threads of the snapshot, and which
+        # event loops were seen stalled, when a thread may be stuck (a task may be what it
+        # waits for) or a task or loop has waited long enough to be judged.
         tasks = registry.tasks_module()
-        if tasks is not None and (findings or tasks.settled(settle)):
+        if tasks is not None and (asked or tasks.settled(settle)
+                                  or (candidates and stuck_set(facts, unreachable)[0])):
             tasks.extend_snapshot(snap, rid_of)
-            findings.extend(tasks.loop_findings(snap, rid_of, settle))
+            tasks.mark_stalled_loops(snap, settle)
+        # One verdict for every source: the threads' rules and the event loops' alike.
+        findings = evaluate(snap, settle=settle)
+        if tasks is not None and not asked:
+            findings = tasks.reported_when_formed(findings)
         self._annotate(snap, facts, findings)
         livereport.add_ended_threads(snap)  # the wakers just added may have ended
         return snap, findings

@@ -28,12 +28,13 @@ a timeout, ``sleep``) or a callback bound to the task, its future or the primiti
 ``call_soon(task.cancel)``, a ``call_later(delay, lock.release)``).
 
 A cycle closed by an ``await`` of a task is not seen at that moment (awaiting a task is not
-intercepted); the watchdog (``loop_findings``) finds it once every task of a loop waits on a
-tracked primitive or on another task, and the loop has no callback ready, no timer and no I/O
-to watch, so nothing inside the loop can ever run again. It then records that the loop was seen
-stalled (``model.EventLoop``), and the rules judge its tasks from the snapshot's facts: the
-cycles among them (``stuck.rules.taskcycle``), then the tasks no cycle covers
-(``stuck.rules.loop``), as ``stuck analyze`` judges them in a saved report.
+intercepted); the watchdog finds it once every task of a loop waits on a tracked primitive or
+on another task, and the loop has no callback ready, no timer and no I/O to watch, so nothing
+inside the loop can ever run again. It then records that the loop was seen stalled
+(``mark_stalled_loops``: ``model.EventLoop``), and ``stuck.rules.evaluate`` judges its tasks
+from the snapshot's facts: the cycles among them (``stuck.rules.taskcycle``), then the tasks no
+cycle covers (``stuck.rules.loop``), as it does for a report asked for on demand and as
+``stuck analyze`` does for a saved report.
 
 A task may also wait for a thread: an asyncio future made by ``loop.run_in_executor`` or
 ``asyncio.wrap_future`` mirrors a ``concurrent.futures.Future`` (``internals.source_future``),
@@ -67,11 +68,11 @@ from __future__ import annotations
 from stuck.runtime import registry
 from stuck.runtime.aio.findings import (
     add_to_snapshot,
-    cycle_findings,
     extend_snapshot,
     finding_for,
-    loop_findings,
-    quiet_loop_findings,
+    mark_quiet_loop,
+    mark_stalled_loops,
+    reported_when_formed,
     resource_for,
 )
 from stuck.runtime.aio.internals import pending_tasks
@@ -95,8 +96,8 @@ from stuck.tracebacks import hide_in_pytest as _hide_in_pytest
 __all__ = [
     "REPLACEMENTS", "BoundedSemaphore", "Condition", "Event", "LifoQueue", "Lock",
     "PriorityQueue", "Queue", "Semaphore", "TaskCycle", "TaskWait", "add_to_snapshot",
-    "cycle_findings", "extend_snapshot", "finding_for", "loop_findings", "pending_tasks", "quiet_loop_findings",
-    "raise_in_task", "reset", "resource_for", "settled", "task_tid", "waits",
+    "extend_snapshot", "finding_for", "mark_quiet_loop", "mark_stalled_loops", "pending_tasks",
+    "raise_in_task", "reported_when_formed", "reset", "resource_for", "settled", "task_tid", "waits",
 ]
 
 

@@ -1,9 +1,10 @@
 """asyncio in the model: tasks as threads of a ``Snapshot``, each event loop's facts
-(``model.EventLoop``), what a primitive's history says, tasks that ended as dead threads. The
-cycles among tasks, a lock held across the await of a call whose thread waits for it, and the
-stall of a loop none of whose tasks can run again are judged from those facts by
-``stuck.rules`` (``taskcycle``, ``executor``, ``loop``); here, which of them the watchdog
-reports, and the finding of a cycle the walk done when a task blocks found."""
+(``model.EventLoop``, and which loops were seen stalled), what a primitive's history says,
+tasks that ended as dead threads. The cycles among tasks, a lock held across the await of a
+call whose thread waits for it, and the stall of a loop none of whose tasks can run again are
+judged from those facts by ``stuck.rules.evaluate``, for the watchdog, a report asked for on
+demand and ``stuck explore`` alike; here, which cycles the watchdog leaves out (those reported
+when they formed), and the finding of a cycle the walk done when a task blocks found."""
 
 from __future__ import annotations
 
@@ -27,8 +28,7 @@ from stuck.model import (
     ThreadState,
     Wait,
 )
-from stuck.rules import judge_loops
-from stuck.rules.taskcycle import loop_cycles, task_cycle_finding
+from stuck.rules.taskcycle import task_cycle_finding
 from stuck.runtime import detect, endings, futures, registry
 from stuck.runtime.aio.internals import (
     _ASYNCIO_DIR,
@@ -52,11 +52,9 @@ from stuck.runtime.aio.primitives import _holders, _tracked_primitives
 from stuck.runtime.aio.waits import TaskWait, _cycles_seen, waits
 from stuck.runtime.aio.walk import (
     TaskCycle,
-    _cycles,
     _loops,
     _other_runnable_threads,
     _stalled,
-    _stuck_tasks,
     _suspended_marks,
     _victims,
     cycle_pairs,
@@ -426,19 +424,6 @@ def finding_for(cycle: TaskCycle, snap: Snapshot, rid_of: dict[int, str],
                               timed=cycle.timed, blocked_behind=victims)
 
 
-def cycle_findings(snap: Snapshot, rid_of: dict[int, str], policy: str) -> list[Finding]:
-    """Every deadlock cycle among tasks now (for a snapshot report asked for by signal or
-    ``stuck.snapshot()``)."""
-    table = dict(waits)
-    out: list[Finding] = []
-    for loop, _tasks in _loops().values():
-        view = _LoopView(loop)
-        for cycle in _cycles(view, _stuck_tasks(view, table), table, "snapshot"):
-            out.append(finding_for(cycle, snap, rid_of, policy))
-    return out
-
-
-
 MAX_MESSAGE = 120  # characters of an exception's message shown
 
 
@@ -458,69 +443,57 @@ def exception_words(exc: BaseException) -> str:
     return words + (f" at {where}" if where else "")
 
 
-def loop_findings(snap: Snapshot, rid_of: dict[int, str], settle: float) -> list[Finding]:
-    """The event-loop rules, for the watchdog: cycles among the tasks of a loop none of whose
-    tasks can ever run again are reported as deadlocks (unless reported when they formed);
-    then ``stuck.rules.judge_loops`` judges the loops' facts in ``snap`` (which has the tasks:
-    ``extend_snapshot``): the executor chains that close a cycle, and the tasks of a stalled
-    loop no cycle covers (waiting on an Event nobody will set, say, or on those) as one
-    stall."""
+def mark_stalled_loops(snap: Snapshot, settle: float) -> None:
+    """The live source's part of the asyncio rules: mark in ``snap`` (which has the tasks:
+    ``extend_snapshot``) each event loop seen stalled, every task of it suspended on a tracked
+    primitive for ``settle`` seconds or on other tasks or futures, unchanged across two
+    observations, the loop quiet (``walk._stalled``), with who else could still wake it
+    (``mark_stalled``). ``stuck.rules.evaluate`` then judges the loops from these facts: the
+    cycles among the tasks, the executor chains, the stall of the tasks those leave."""
     table = dict(waits)
     cutoff = time.time() - settle
-    out: list[Finding] = []
-    covered: set[str] = set()
     for loop, tasks in _loops().values():
         if _stalled(loop, tasks, table, cutoff):
             mark_stalled(snap, loop)
-            found, members = _stuck_loop(loop, tasks, table, snap, rid_of, _cycles_seen)
-            out.extend(found)
-            covered |= {task_tid(t) for t in tasks if id(t) in members}
-    return out + judge_loops(snap, covered, settle)
 
 
-def quiet_loop_findings(loop: Any, snap: Snapshot, rid_of: dict[int, str]) -> list[Finding]:
-    """The event-loop rules for one loop its caller has seen quiet (no callback ready, no timer,
-    no I/O: ``internals._loop_quiet``) and unchanged across two observations, as
-    ``stuck explore``'s watch does for a loop its scheduler does not control: the cycles among
-    its tasks as deadlocks (every one: nothing was reported when it formed), then the rules'
-    findings for the tasks left. The snapshot has the tasks (``extend_snapshot``)."""
+def mark_quiet_loop(snap: Snapshot, loop: Any) -> bool:
+    """Mark ``loop`` stalled in ``snap`` (which has the tasks) when its caller has seen it quiet
+    (no callback ready, no timer, no I/O: ``internals._loop_quiet``) and unchanged across two
+    observations, as ``stuck explore``'s watch does for a loop its scheduler does not control,
+    and every task of it waits. True when marked: ``stuck.rules.evaluate`` then judges it."""
     table = dict(waits)
     tasks = [t for t in pending_tasks() if _loop_of(t) is loop]
     if not tasks or not (_stalled(loop, tasks, table, time.time())
                          or _suspended_marks(loop, tasks) is not None):
-        return []
+        return False
     mark_stalled(snap, loop)
-    found, members = _stuck_loop(loop, tasks, table, snap, rid_of, set())
-    return found + judge_loops(snap, {task_tid(t) for t in tasks if id(t) in members})
+    return True
 
 
-def _stuck_loop(loop: Any, tasks: list[Any], table: dict[int, TaskWait], snap: Snapshot,
-                rid_of: dict[int, str], reported: set[frozenset[tuple[str, str]]]
-                ) -> tuple[list[Finding], set[int]]:
-    """A stalled loop's cycles among tasks (``stuck.rules.taskcycle.loop_cycles`` over the
-    snapshot, where ``mark_stalled`` has put the loop's facts), but those in ``reported``
-    unless the policy waits for their proof and they are now proven; and the ids of the tasks
-    they cover."""
-    facts = next((lp for lp in snap.loops if lp.id == loop_id(loop)), None)
-    if facts is None:
-        return [], set()
-    by_tid = {task_tid(t): t for t in tasks}
-    out: list[Finding] = []
-    covered: set[int] = set()
-    for edges, victims in loop_cycles(snap, facts):
-        finding = task_cycle_finding(snap, edges, found_by="watchdog", policy="report",
-                                     timed=False, blocked_behind=victims)
-        members = [by_tid[t] for t in (*(e.thread for e in edges), *victims) if t in by_tid]
-        covered |= {id(t) for t in members}
+def reported_when_formed(findings: list[Finding]) -> list[Finding]:
+    """The watchdog's ``findings`` without the cycles among tasks already reported when they
+    formed (the walk done when a task blocks: ``waits._cycles_seen``), unless the policy waits
+    for the proof of one and the rules now prove it. The tasks of a cycle left out stay out
+    of the loop's stall: the rules covered them."""
+    if not _cycles_seen:
+        return findings
+    by_tid = {task_tid(t): t for t in pending_tasks()}
+    table = dict(waits)
+    kept: list[Finding] = []
+    for f in findings:
+        edges = f.cycle
+        if f.kind != "deadlock" or not edges or not all(
+                e.thread.startswith("task:") for e in edges) \
+                or cycle_pairs(edges) not in _cycles_seen:
+            kept.append(f)
+            continue
         records = [r for e in edges if (t := by_tid.get(e.thread)) is not None
                    and (r := table.get(id(t))) is not None and r.task() is t]
-        if cycle_pairs(edges) not in reported or (
-                finding.confidence == "certain" and len(records) == len(edges)
-                and detect.awaits_proof_of(records)):
-            # Not reported when it formed; or reported then as probable, with the policy
-            # waiting for the proof that this is.
-            out.append(finding)
-    return out, covered
+        if f.confidence == "certain" and len(records) == len(edges) \
+                and detect.awaits_proof_of(records):
+            kept.append(f)  # reported then as probable, the policy waiting for this proof
+    return kept
 
 
 def _python_signal_handlers() -> list[str]:

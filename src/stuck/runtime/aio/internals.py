@@ -359,8 +359,16 @@ def pending_tasks() -> list[Any]:
 
 
 
+_OWN_DIR = registry._HERE + os.sep
+
+
 def _in_select(frame: Any) -> bool:
-    """The innermost frame is the selector's ``select`` (a loop waiting for I/O or a timer)."""
+    """The innermost frame of the program is the selector's ``select`` (a loop waiting for I/O
+    or a timer). Frames of stuck's own above it do not count: a report asked for by signal
+    runs in the main thread on top of the selector call of a loop idle there, and is no code
+    of the loop's (read within a ``framewalk`` pass: ``f_back`` is safe there)."""
+    while frame is not None and frame.f_code.co_filename.startswith(_OWN_DIR):
+        frame = frame.f_back
     return frame is not None and frame.f_code.co_name == "select" \
         and frame.f_code.co_filename.endswith("selectors.py")
 

@@ -26,12 +26,12 @@ from stuck.runtime.aio.internals import (
     pending_tasks,
     source_future,
 )
-from stuck.runtime.aio.names import _task_name, task_tid
+from stuck.runtime.aio.names import task_tid
 from stuck.runtime.aio.waits import TaskWait, waits
 from stuck.runtime.detect import MAX_THREADS_WALKED, Cycle, _Walk
 from stuck.runtime.tracked import as_tracked, kind_of
 
-MAX_WALKS = 500  # walks for one report (victims, cycles among the tasks of a loop)
+MAX_WALKS = 500  # walks for one report (the tasks stuck behind a cycle)
 
 
 class _TaskWalk(_Walk):
@@ -219,37 +219,6 @@ def _victims(loop: Any, in_cycle: set[int], cycle: TaskCycle) -> list[Any]:
         if _TaskWalk(task, table, view, blocking).knot() is not None:
             out.append(task)
     return out
-
-
-def _stuck_tasks(view: _LoopView, table: dict[int, TaskWait]) -> list[Any]:
-    """The tasks of a loop in a knot (in a cycle, or behind one), for on-demand reports."""
-    out = []
-    for task in view.tasks():
-        fut = awaiting(task)
-        if fut is None or fut.done():
-            continue
-        if _TaskWalk(task, table, view).knot() is not None:
-            out.append(task)
-            if len(out) >= MAX_WALKS:
-                break
-    return out
-
-
-def _cycles(view: _LoopView, candidates: list[Any], table: dict[int, TaskWait],
-            found_by: str) -> list[TaskCycle]:
-    found: list[TaskCycle] = []
-    covered: set[int] = set()
-    for task in sorted(candidates, key=_task_name)[:MAX_WALKS]:
-        if id(task) in covered:
-            continue
-        walk = _TaskWalk(task, table, view)
-        cycle = walk.cycle()
-        if cycle is None:
-            continue
-        task_cycle = _as_task_cycle(cycle, walk, False, found_by)
-        covered.update(task_cycle.tasks)
-        found.append(task_cycle)
-    return found
 
 
 def _loops() -> dict[int, tuple[Any, list[Any]]]:
