@@ -24,9 +24,10 @@ from stuck.rules.executor import task_name, thread_name
 from stuck.rules.knot import cycle_through, greatest_knot
 from stuck.rules.wording import UNPROVEN, closing_words, cycle_step, wait_for_each_other
 
-# How the cycle was found: when its last task blocked, by the watchdog on a stalled loop, or
-# for a report asked for on demand (a signal, ``stuck.snapshot()``).
-FOUND_BY = ("block", "watchdog", "snapshot")
+# How the cycle was found: when its last task blocked (the walk), or by the rules on a loop
+# seen stalled (``loop_cycles``: the watchdog's check, a report asked for on demand, a saved
+# report analysed again).
+FOUND_BY = ("block", "watchdog")
 MAX_WALKS = 500  # tasks a loop's cycles are looked for from (and victims among)
 _AWAIT_OPS = frozenset({"await", "gather", "taskgroup"})
 

@@ -130,7 +130,7 @@ class TaskCycle(Cycle):
     """A deadlock cycle among asyncio tasks; ``Step.thread`` values are ``id(task)``."""
 
     tasks: dict[int, Any] = field(default_factory=dict)
-    found_by: str = "block"  # "block" | "watchdog" | "snapshot"
+    found_by: str = "block"  # the walk finds a cycle when its last task blocks
 
     # key() stays the one of Cycle (the wait records): the policy reports each occurrence, and
     # the same tasks deadlocking again on the same locks after a retry is a new one.
