@@ -675,7 +675,11 @@ def test_the_rules_on_the_watchdogs_snapshot_say_what_the_watchdog_said() -> Non
                 await child  # closes the cycle: an await, which stuck does not intercept
 
         waiter = asyncio.create_task(never.wait(), name="waiter")
-        await asyncio.gather(asyncio.create_task(owner(), name="owner"), waiter)
+        try:
+            await asyncio.gather(asyncio.create_task(owner(), name="owner"), waiter)
+        finally:  # no task left behind for the next test to meet
+            waiter.cancel()
+            await asyncio.gather(waiter, return_exceptions=True)
 
     scenario = LoopThread(main)
     try:
