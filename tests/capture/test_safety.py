@@ -15,6 +15,7 @@ import pytest
 from tests.capture.conftest import settle
 
 from stuck.capture import collect, proc, report, tools
+from stuck.capture.evidence import ProcessEvidence
 
 
 def _state(pid: int) -> str:
@@ -94,10 +95,20 @@ def test_a_target_the_user_stopped_is_left_stopped(start) -> None:  # type: igno
     assert _state(target.pid) == "T"
 
 
-def test_a_process_that_exits_during_the_capture(start) -> None:  # type: ignore[no-untyped-def]
-    short = start(["sh", "-c", "sleep 0.3"])
-    time.sleep(0.1)
-    ev = collect([short.pid], interval=1.0, runtime_views=False)
+def test_a_process_that_exits_during_the_capture(start, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    # The target ends between the capture's first read and its second, whatever the load: it
+    # is ended (and reaped) just before the second read, not left to a timer that a slow
+    # machine can run before the first read or after the second.
+    short = start(["sleep", "60"])
+    resample = proc.resample
+
+    def end_then_resample(pe: ProcessEvidence) -> None:
+        short.proc.kill()
+        short.proc.wait()  # reaped: no zombie left in /proc
+        resample(pe)
+
+    monkeypatch.setattr(proc, "resample", end_then_resample)
+    ev = collect([short.pid], interval=0.05, runtime_views=False)
     rep = report(ev)
     assert rep.findings == []
     assert any("exited during the capture" in n for n in rep.snapshot.notes)
