@@ -378,6 +378,29 @@ def test_c_level_dump_fires_when_python_code_cannot_run() -> None:
     assert "hold_the_gil" in result.stderr
 
 
+def test_the_last_resort_is_off_once_the_program_has_ended() -> None:
+    # What runs after the program's atexit handlers is the interpreter's finalization (here a
+    # __del__ that takes longer than the last resort's timeout, as a loaded machine can make
+    # any finalization). The watchdog thread does not outlive it, so nothing re-arms the
+    # last resort: left armed, it printed a "Timeout" dump into a clean program's stderr.
+    result = _run("""
+        import time
+        from stuck.runtime.watchdog import Watchdog, WatchdogConfig
+        class SlowToFinalize:
+            def __del__(self):
+                time.sleep(2.5)
+                print("finalized")
+        keep = SlowToFinalize()
+        dog = Watchdog(WatchdogConfig(hang_after=0.2, interval=0.05))
+        dog.start()
+        time.sleep(0.3)
+        print("done")
+    """)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["done", "finalized"]
+    assert result.stderr == ""
+
+
 def test_frame_activity_reads_the_call_in_progress() -> None:
     near, far = socket.socketpair()
     ready = threading.Event()

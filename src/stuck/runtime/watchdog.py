@@ -56,6 +56,7 @@ holds the GIL), the C-level dump still fires.
 from __future__ import annotations
 
 import _thread
+import atexit
 import contextlib
 import ctypes
 import faulthandler
@@ -295,6 +296,7 @@ class Watchdog:
         self._left_stuck: dict[int, registry.WaitRecord] = {}
         self.reports: list[Report] = []  # every report written, newest last (bounded)
         self._armed_at: float | None = None
+        self._exiting = False  # the program's atexit handlers are done: no last resort now
         self._answered: tuple[int, int] | None = None  # the capture request last answered
 
     # -- life cycle ---------------------------------------------------------------------------
@@ -319,6 +321,9 @@ class Watchdog:
             registry.own_idents.add(ident)  # left out of reports: not the program's thread
         finally:
             go.release()
+        # Registered now, so run after the program's own atexit handlers (last in, first out).
+        self._exiting = False
+        atexit.register(self._program_ended)
 
     def stop(self) -> None:
         ident = self._ident
@@ -330,6 +335,18 @@ class Watchdog:
             self._done.acquire(timeout=5)
         self._ident = None
         self._disarm()
+        atexit.unregister(self._program_ended)
+
+    def _program_ended(self) -> None:
+        """The program's code, its non-daemon threads and its atexit handlers are done; what
+        remains is the interpreter's own finalization, which the watchdog thread does not
+        outlive. The last resort would stay armed through it, not re-armed, and a loaded
+        machine can take longer than its timeout to finalize: it then printed a "Timeout"
+        dump of a process with no Python frame into the stderr of a program that was fine."""
+        self._exiting = True
+        with contextlib.suppress(Exception):
+            faulthandler.cancel_dump_traceback_later()
+        self._armed_at = None
 
     def _run(self, go: _thread.LockType, done: _thread.LockType) -> None:
         ident = _thread.get_ident()
@@ -395,7 +412,7 @@ class Watchdog:
         return (self.config.hang_after or 0.0) + max(1.0, 4 * self.config.sample_interval())
 
     def _arm(self, now: float) -> None:
-        if not self.config.last_resort or self.config.hang_after is None:
+        if not self.config.last_resort or self.config.hang_after is None or self._exiting:
             return
         timeout = self._last_resort_after()
         # Re-arming starts a new C thread, so do it only when half the timeout has gone by.
@@ -412,6 +429,11 @@ class Watchdog:
                 self._armed_at = now
             except Exception:
                 self._armed_at = None
+        if self._has_ended():  # the program ended while this thread armed it: take it back
+            self._disarm()
+
+    def _has_ended(self) -> bool:
+        return self._exiting  # read again: the main thread may have set it meanwhile
 
     def _disarm(self) -> None:
         if self._armed_at is not None:
