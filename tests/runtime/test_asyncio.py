@@ -712,10 +712,15 @@ def test_a_lock_left_held_by_a_task_that_ended_is_named_in_the_stall() -> None:
     scenario = LoopThread(main)
     try:
         wait_for_tracked_waits()
-        snap, _table, rid_of = livereport.take(with_tasks=False)
-        assert not any(t.id.startswith("task:") for t in snap.threads())
-        aio.extend_snapshot(snap, rid_of)  # what the watchdog does when it needs them
-        main_task = snap.thread_map()["task:main"]
+        deadline = time.monotonic() + BOUND
+        while True:  # its wait is recorded just before it suspends: until it has
+            snap, _table, rid_of = livereport.take(with_tasks=False)
+            assert not any(t.id.startswith("task:") for t in snap.threads())
+            aio.extend_snapshot(snap, rid_of)  # what the watchdog does when it needs them
+            main_task = snap.thread_map()["task:main"]
+            if main_task.waits is not None or time.monotonic() > deadline:
+                break
+            time.sleep(0.01)
         assert main_task.waits is not None
         assert snap.resource_map()[main_task.waits.resource].label == "session_lock"
         (finding,) = findings_now()
