@@ -131,6 +131,40 @@ def test_jvm_waiting_for_a_child_that_waits_for_the_jvm_to_read_its_output(  # t
     assert {resources[e.waits_for].kind for e in d.cycle} >= {"process", "pipe"}
 
 
+def test_jvm_main_waiting_on_a_monitor_a_sleeper_will_notify_gets_its_thread_dump_s_verdict(  # type: ignore[no-untyped-def]
+        java_class: Path, start) -> None:
+    """main in Object.wait, the thread that will notify it in Thread.sleep: capture (every
+    thread of the JVM read, so the process is whole, as jstack's dump is) and `stuck analyze`
+    of a thread dump of the same moment say the same: a possible stall naming the sleeper.
+    Capture said nothing before (it handed the rules no whole process)."""
+    from stuck.analysis import analyze
+    from stuck.dumps import load_dump
+
+    jvm = start(["java", "-Xmx64m", "-XX:+UseSerialGC", "-cp", str(java_class),
+                 "WaitForSleeper"])
+    assert jvm.proc.stdout is not None
+    pid = int(jvm.proc.stdout.readline())
+
+    def verdicts(r: Report) -> list[tuple[str, str, list[str]]]:
+        names = {t.id: (t.name or t.id).split(" [")[0] for t in r.snapshot.threads()}
+        return [(f.kind, f.confidence, sorted(names[t] for t in f.threads)) for f in r.findings]
+
+    expected = [("stall", "possible", ["main"])]
+    rep = None
+    for _ in range(20):  # the JVM's own threads (compilers, GC) may still be starting
+        rep = _capture(pid)
+        if verdicts(rep) == expected:
+            break
+    assert rep is not None and verdicts(rep) == expected, [f.summary for f in rep.findings]
+    [stall] = rep.findings
+    assert any("slow-loader" in m and "time to pass" in m for m in stall.missing_evidence)
+    tool = (["jstack", "-l", str(pid)] if shutil.which("jstack")
+            else ["jcmd", str(pid), "Thread.print", "-l"])
+    dump = subprocess.run(tool, capture_output=True, text=True, timeout=120).stdout
+    loaded = load_dump(dump, name="threads.txt")
+    assert verdicts(analyze(loaded.snapshot, loaded.stated, loaded.inferred)) == expected
+
+
 def test_shipped_example_reproduces_the_seed_002_diagnosis() -> None:
     example = Path(__file__).resolve().parents[2] / "examples" / "gateway_engine_processes.py"
     run = subprocess.run([sys.executable, str(example), "--capture"], capture_output=True,
