@@ -50,8 +50,12 @@ def test_missing_tools_are_named_and_the_kernel_view_still_decides(c_program, st
     [d] = rep.findings
     assert d.kind == "deadlock"  # pipes need no tool
     assert {p.pid for p in rep.snapshot.processes} == {server, worker}
-    assert any(f"gdb is not installed: native stacks and mutex owners of pid {server}" in m
-               for m in d.missing_evidence)
+    # Why the native stacks of each process are missing: gdb is not installed, or (for a
+    # process blocked writing to its full pipe) a stop would cut that write short.
+    for pid in (server, worker):
+        assert any(f"pid {pid}" in m and "native stacks and mutex owners" in m
+                   and ("gdb is not installed" in m or "was not stopped" in m)
+                   for m in d.missing_evidence), (pid, d.missing_evidence)
 
 
 @pytest.mark.skipif(shutil.which("gdb") is None, reason="gdb is not installed")
@@ -237,3 +241,41 @@ def test_a_kernel_thread_is_a_usage_error_saying_so() -> None:
                          capture_output=True, text=True, timeout=120)
     assert run.returncode == 2
     assert "is a kernel thread" in run.stderr and "Traceback" not in run.stderr
+
+
+# A writer stuck on a full pipe: it writes 200,000 bytes in one call and records what the call
+# returned. A ptrace stop (gdb, pystack, py-spy attaching) would end that write short, at the
+# 65,536 bytes the pipe took, and the program would go on with the rest unwritten.
+_ONE_BIG_WRITE = """
+import os, sys
+r, w = os.pipe()
+if os.fork() == 0:  # the reader: reads nothing until the parent's writer is done or told
+    os.close(w)
+    sys.stdin.read(1)  # the test says when
+    total = 0
+    while chunk := os.read(r, 1 << 16):
+        total += len(chunk)
+    print("read", total, flush=True)
+    os._exit(0)
+os.close(r)
+wrote = os.write(w, b"x" * 200000)
+print("wrote", wrote, flush=True)
+os.close(w)
+os.wait()
+"""
+
+
+@pytest.mark.skipif(shutil.which("py-spy") is None and shutil.which("gdb") is None,
+                    reason="neither py-spy nor gdb is installed (CI: the [test] extras, "
+                           ".ci/packages)")
+def test_a_thread_writing_to_a_full_pipe_is_not_stopped_so_its_write_is_not_cut(start) -> None:  # type: ignore[no-untyped-def]
+    prog = start([sys.executable, "-c", _ONE_BIG_WRITE], stdin=subprocess.PIPE)
+    writer, _ = settle(prog, 2)
+    ev = collect([writer], timeout=30)
+    text = "\n".join(pe_missing for pe in ev.processes for pe_missing in pe.missing)
+    assert f"pid {writer} was not stopped to read it" in text
+    assert "--attach-anyway" in text
+    prog.proc.stdin.write(b"go")
+    prog.proc.stdin.flush()
+    out, _ = prog.proc.communicate(timeout=30)
+    assert b"wrote 200000" in out and b"read 200000" in out, out  # the write was not cut

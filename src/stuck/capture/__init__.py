@@ -68,8 +68,11 @@ def _shared_objects(pe: ProcessEvidence, machine: str) -> set[str]:
 
 
 def collect(pids: list[int], tree: bool = False, timeout: float = TIMEOUT,
-            interval: float = INTERVAL, runtime_views: bool = True) -> Evidence:
-    """Read ``pids`` (and their descendants with ``tree``) and whatever they wait on."""
+            interval: float = INTERVAL, runtime_views: bool = True,
+            attach_anyway: bool = False) -> Evidence:
+    """Read ``pids`` (and their descendants with ``tree``) and whatever they wait on.
+    ``attach_anyway``: attach gdb, pystack or py-spy even to a process a stop would change
+    (see ``writes_a_stop_would_cut``)."""
     from stuck.capture import peers, proc, shared
 
     ev = Evidence(taken_at=time.time(), machine=os.uname().machine, interval=interval)
@@ -99,7 +102,7 @@ def collect(pids: list[int], tree: bool = False, timeout: float = TIMEOUT,
     for pe in ev.processes:
         proc.resample(pe)
     if runtime_views:
-        _runtime_views(ev, ev.processes, timeout)
+        _runtime_views(ev, ev.processes, timeout, attach_anyway)
         # What only a runtime's view shows (a goroutine parked on a pipe) leads to more peers.
         known = len(ev.processes)
         _follow_peers(ev, seen, locked)
@@ -107,7 +110,7 @@ def collect(pids: list[int], tree: bool = False, timeout: float = TIMEOUT,
             time.sleep(interval)
             for pe in ev.processes[known:]:
                 proc.resample(pe)
-            _runtime_views(ev, ev.processes[known:], timeout)
+            _runtime_views(ev, ev.processes[known:], timeout, attach_anyway)
     from stuck.capture import eventloop
 
     held = proc.eventfd_holders(eventloop.watched_eventfds(ev))
@@ -178,11 +181,43 @@ def _follow_peers(ev: Evidence, seen: set[int], locked: set[str]) -> None:
     ev.notes.append(f"stopped following pipes and sockets at {MAX_PROCESSES} processes")
 
 
-def _runtime_views(ev: Evidence, processes: list[ProcessEvidence], timeout: float) -> None:
+def writes_a_stop_would_cut(pe: ProcessEvidence, machine: str) -> list[int]:
+    """The threads of ``pe`` blocked writing to a pipe or socket. A ptrace stop (gdb, pystack,
+    py-spy without --nonblocking attach that way) interrupts such a write, and a write that
+    has already put part of its data in the buffer then returns short: a program that does not
+    write the rest loses it, and the wait the capture came to see is gone."""
+    from stuck.capture import syscalls
+
+    streams = {f.fd for f in pe.fds if f.target.startswith(("pipe:", "socket:"))}
+    out = []
+    for te in pe.threads:
+        call = syscalls.parse(te.syscall, machine)
+        if call is not None and call.meaning == "write" and call.fd() in streams:
+            out.append(te.tid)
+    return out
+
+
+def _runtime_views(ev: Evidence, processes: list[ProcessEvidence], timeout: float,
+                   attach_anyway: bool = False) -> None:
     from stuck.capture import gdb, jvm, python
 
     for pe in processes:
         if not pe.threads or pe.state in ("Z", "X", "gone"):
+            continue
+        writers = [] if attach_anyway or pe.runtime == "jvm" \
+            else writes_a_stop_would_cut(pe, ev.machine)
+        if writers:
+            which = ", ".join(str(t) for t in writers)
+            unread = "its Python stacks were read with py-spy --nonblocking, " \
+                "and its native stacks and mutex owners are missing" \
+                if pe.runtime == "python" else "its native stacks and mutex owners are missing"
+            pe.missing.append(
+                f"pid {pe.pid} was not stopped to read it: thread {which} is blocked writing "
+                "to a pipe or socket, and a stop (gdb, pystack and py-spy attach that way) "
+                "would end that write short, which changes what the program does; "
+                f"{unread}. `stuck capture --attach-anyway {pe.pid}` reads them anyway")
+            if pe.runtime == "python":
+                python.collect(pe, timeout, stop=False)
             continue
         if pe.runtime == "python":
             if not python.collect(pe, timeout):

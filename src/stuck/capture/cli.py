@@ -50,9 +50,13 @@ def _fail(message: str) -> None:
 @click.option("--source", "sources", multiple=True, metavar="DIR",
               help="Where the programs' source files can be read, when not at the paths "
                    "their stacks print (repeatable), as for stuck analyze --source.")
+@click.option("--attach-anyway", is_flag=True,
+              help="Attach gdb, pystack or py-spy even to a process with a thread blocked "
+                   "writing to a pipe or socket (left alone by default: stopping it would "
+                   "end that write short and change what the program does).")
 def capture_command(pids: tuple[str, ...], tree: bool, json_out: str | None,
                     html_out: str | None, save_dir: str | None, timeout: float,
-                    sources: tuple[str, ...] = ()) -> None:
+                    sources: tuple[str, ...] = (), attach_anyway: bool = False) -> None:
     """Read live processes from the outside (/proc, pipes and sockets between them, gdb,
     py-spy, jcmd) and name why they are stuck. Never stops or kills them."""
     import os
@@ -73,7 +77,7 @@ def capture_command(pids: tuple[str, ...], tree: bool, json_out: str | None,
                 _fail(f"cannot write {path}: {where} is not a writable directory")
     if not os.path.isdir("/proc/self/task"):
         _fail("capture needs Linux /proc; on other systems, take a dump and use stuck analyze")
-    ev = collect(numbers, tree=tree, timeout=timeout)
+    ev = collect(numbers, tree=tree, timeout=timeout, attach_anyway=attach_anyway)
     readable = [pe for pe in ev.processes if pe.threads or pe.state in ("Z", "X")]
     if not readable:
         gaps = [m for pe in ev.processes for m in pe.missing]

@@ -21,12 +21,15 @@ if TYPE_CHECKING:
     from stuck.capture.merge import Built
 
 
-def collect(pe: ProcessEvidence, timeout: float) -> bool:
+def collect(pe: ProcessEvidence, timeout: float, stop: bool = True) -> bool:
     """Read the Python stacks of ``pe``; False when no tool could (the caller falls back to
-    the native view)."""
+    the native view). ``stop=False``: only with py-spy --nonblocking, which reads the memory of
+    the running process without stopping it (its stacks may then be caught mid-change)."""
     tried = []
-    for name, argv in (("py-spy", ["dump", "--pid", str(pe.pid)]),
-                       ("pystack", ["remote", str(pe.pid)])):
+    readers = (("py-spy", ["dump", "--pid", str(pe.pid)]),
+               ("pystack", ["remote", str(pe.pid)])) if stop \
+        else (("py-spy", ["dump", "--nonblocking", "--pid", str(pe.pid)]),)
+    for name, argv in readers:
         exe = tools.find(name)
         if exe is None:
             tried.append(f"{name} is not installed")
