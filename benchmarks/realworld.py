@@ -87,9 +87,9 @@ PROJECTS: tuple[Project, ...] = (
 MODES = ("plain", "plugin", "run")
 # Report headers stuck writes: live findings ("DEADLOCK (certain): ...") and lock-order ones.
 _FINDING = re.compile(
-    r"^\s*((?:DEADLOCK|STALL|HANG|LOCK-ORDER) \((?:certain|probable|possible)\): .*"
-    r"|(?:POSSIBLE DEADLOCK|SAME-CLASS NESTING|LOCK-ORDER CYCLE)[^\n]*\((?:probable|possible)\)"
-    r"\n\s+.*)", re.MULTILINE)
+    r"^\s*((?:DEADLOCK|STALL|HANG) \((?:certain|probable|possible)\): .*"
+    r"|LOCK-ORDER \((?:certain|probable|possible)\): .*\n\s+.*)",  # its summary is the next line
+    re.MULTILINE)
 
 
 @dataclass

@@ -100,7 +100,7 @@ def test_work_handed_to_a_pool_without_workers_is_a_stall_not_a_deadlock() -> No
     assert v is not None and v.kind == "stall", v and v.summary
     assert v.cycle == []
     # the summary names the waiter and the place the work went (the submit call in the client)
-    assert v.summary.startswith("stall (certain): client waits on condition Condition")
+    assert v.summary.startswith("STALL (certain): client waits on condition Condition")
     assert "cleanup.submit(job(\"second\"))" in v.summary
     finding = v.report.findings[0] if v.report is not None else None
     assert finding is not None and finding.kind == "stall"
@@ -270,7 +270,7 @@ def test_decorator_fails_with_schedule_and_token() -> None:
     with pytest.raises(ExploreFailure) as info:
         test_body()
     text = str(info.value)
-    assert "deadlock" in text and "replay token: s2:" in text
+    assert "DEADLOCK (" in text and "replay token: s2:" in text
     assert "--stuck-replay=s2:" in text  # running under pytest: the command to reproduce
 
 

@@ -20,11 +20,11 @@ def test_cli_finds_deadlock_and_replays_it() -> None:
     runner = CliRunner()
     found = runner.invoke(explore_command, [f"{TARGETS}::abba", "--seed", "1", "--no-progress"])
     assert found.exit_code == 1, found.output
-    assert "deadlock" in found.output and "switches that matter" in found.output
+    assert "DEADLOCK (" in found.output and "switches that matter" in found.output
     token = next(line.split()[-1] for line in found.output.splitlines()
                  if line.startswith("replay token:"))
     again = runner.invoke(explore_command, [f"{TARGETS}::abba", "--replay", token])
-    assert again.exit_code == 1 and "deadlock" in again.output
+    assert again.exit_code == 1 and "DEADLOCK (" in again.output
 
 
 def test_cli_passes_on_a_correct_program_and_writes_json(tmp_path: Path) -> None:
@@ -53,7 +53,7 @@ def test_cli_module_target_and_jobs() -> None:
         capture_output=True, text=True, timeout=120, env=env,
     )
     assert proc.returncode == 1, proc.stderr
-    assert "deadlock" in proc.stdout
+    assert "DEADLOCK (" in proc.stdout
 
 
 def _plugin_installed() -> bool:
@@ -91,7 +91,7 @@ def test_pytest_marker_prints_replay_command_that_reproduces(tmp_path: Path) -> 
     again = subprocess.run([*cmd[:-1], f"{test_file}::test_abba", f"--stuck-replay={token}"],
                            capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert again.returncode == 1
-    assert "deadlock" in again.stdout
+    assert "DEADLOCK (" in again.stdout
 
 
 def test_cli_target_that_needs_fixtures_is_a_usage_error_pointing_to_the_marker(
@@ -130,7 +130,7 @@ def test_cli_spinning_target_ends_within_its_time_budget_with_a_hang(tmp_path: P
                            "--time-budget", str(budget), "--no-progress"],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 1, proc.stdout + proc.stderr
-    assert "hang: spinner reached no synchronization point" in proc.stdout
+    assert "HANG (possible): spinner reached no synchronization point" in proc.stdout
     assert "spin_target.py:9 " in proc.stdout or "spin_target.py:10 " in proc.stdout  # the spin
     elapsed = next(line for line in proc.stdout.splitlines() if "reached no" in line)
     seconds = float(elapsed.split(" for ")[1].split(" s ")[0])
@@ -156,7 +156,7 @@ def test_locks_bound_to_names_are_called_by_them_as_stuck_run_does(tmp_path: Pat
                                                  "--no-progress"])
     assert found.exit_code == 1, found.output
     summary = found.output.splitlines()[0]
-    assert summary.startswith("deadlock (certain)")
+    assert summary.startswith("DEADLOCK (certain)")
     assert "waits for Lock first (made at" in summary and "waits for Lock second (made at" in summary
     assert "Lock #" not in found.output
 
@@ -203,7 +203,7 @@ def test_locks_made_at_module_level_are_controlled(tmp_path: Path) -> None:
     target = _module_locks(tmp_path, "module_locks_pair")
     found = CliRunner().invoke(explore_command, [f"{target}::test_pair", "--no-progress"])
     assert found.exit_code == 1, found.output
-    assert found.output.startswith("deadlock (certain)")
+    assert found.output.startswith("DEADLOCK (certain)")
     token = next(line.split()[-1] for line in found.output.splitlines()
                  if line.startswith("replay token:"))
     again = CliRunner().invoke(explore_command, [f"{target}::test_pair", "--replay", token,
@@ -276,7 +276,7 @@ def test_locks_one_line_assigns_to_names_are_called_by_them(tmp_path: Path) -> N
                                                      "--no-progress"])
         assert found.exit_code == 1, found.output
         summary = found.output.splitlines()[0]
-        assert summary.startswith("deadlock (certain)"), summary
+        assert summary.startswith("DEADLOCK (certain)"), summary
         if "Lock first (made at" in summary:
             assert "waits for Lock second (made at" in summary
             assert "Lock #" not in summary
@@ -287,3 +287,54 @@ def test_locks_one_line_assigns_to_names_are_called_by_them(tmp_path: Path) -> N
         if seen == {"named", "numbered"}:
             break
     assert seen == {"named", "numbered"}
+
+
+INVENTORY = """\
+    import threading
+
+    class Inventory:
+        def __init__(self):
+            self.items_lock = threading.Lock()
+            self.stats_lock = threading.Lock()
+            self.hits = 0
+
+        def add(self):
+            with self.items_lock:
+                with self.stats_lock:
+                    self.hits += 1
+
+        def report(self):
+            with self.stats_lock:
+                with self.items_lock:
+                    return self.hits
+
+    def test_add_and_report():
+        inv = Inventory()
+        t1 = threading.Thread(target=inv.add); t2 = threading.Thread(target=inv.report)
+        t1.start(); t2.start(); t1.join(); t2.join()
+    """
+
+
+def test_explore_speaks_the_reports_words(tmp_path: Path) -> None:
+    # The verdict as every report writes it (DEADLOCK, not deadlock), an object's lock named as
+    # `stuck run` names it (Inventory#1.stats_lock, from stuck.runtime.naming.owned_name), and
+    # threads numbered as in a run of the test by itself, in every execution and the replay.
+    target = tmp_path / "test_inventory.py"
+    target.write_text(textwrap.dedent(INVENTORY))
+    runner = CliRunner()
+    found = runner.invoke(explore_command, [f"{target}::test_add_and_report", "--seed", "0",
+                                            "--no-progress"])
+    assert found.exit_code == 1, found.output
+    headline = found.output.splitlines()[0]
+    names = {"Thread-1 (add)": "Inventory#1.stats_lock", "Thread-2 (report)":
+             "Inventory#1.items_lock"}
+    other = {"Thread-1 (add)": "Thread-2 (report)", "Thread-2 (report)": "Thread-1 (add)"}
+    assert headline.startswith("DEADLOCK (certain): 2 threads wait for each other: "), headline
+    for thread, lock in names.items():
+        assert f"{thread} waits for {lock} held by {other[thread]}" in headline, headline
+    assert "made at" not in found.output and "Thread-3" not in found.output
+    token = next(line.split()[-1] for line in found.output.splitlines()
+                 if line.startswith("replay token:"))
+    again = runner.invoke(explore_command, [f"{target}::test_add_and_report", "--replay", token])
+    assert again.exit_code == 1
+    assert again.output.splitlines()[0] == headline

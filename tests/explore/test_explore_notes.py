@@ -39,7 +39,7 @@ def test_readers_writer_cycle_is_a_note_on_certain_stalls(name: str) -> None:
     from stuck.explore import render
 
     text = render(found)
-    assert text.startswith("stall (certain)")
+    assert text.startswith("STALL (certain)")
     assert all(f"note: {n}" in text for n in cycle_notes)
 
 

@@ -271,7 +271,7 @@ def test_timed_acquire_is_a_separate_kind_unless_strict(strict: bool) -> None:
         assert cycles(checker, "deadlock") == []
         [f] = cycles(checker, "timed")
         assert "timeout" in f.summary
-        assert "TIMED ACQUIRE" in render([f])
+        assert "LOCK-ORDER (probable): circular lock order through a timed acquire" in render([f])
         # the same order taken without a timeout later is a deadlock risk after all
         in_thread(lambda: b.__enter__() and a.__enter__() and (a.release(), b.release()),
                   "T-3")
@@ -383,7 +383,7 @@ def test_same_class_nesting_in_both_orders_is_its_own_finding() -> None:
     assert f.details["reason"] == "both-orders"
     assert f.confidence == "probable"  # the two orders came from two threads
     text = render([f])
-    assert "SAME-CLASS NESTING" in text
+    assert "LOCK-ORDER (probable): same-class nesting" in text
     edges = f.details["edges"]
     assert isinstance(edges, list) and len(edges) == 2  # both orders, each with its stacks
     assert {e["witness"]["thread"] for e in edges} == {"MainThread", "T-2"}

@@ -9,6 +9,7 @@ executions are split over worker processes, each with its own seeds; the first f
 from __future__ import annotations
 
 import ctypes
+import itertools
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -112,6 +113,12 @@ def run_once(
     began = _real_perf_counter()
     stopped = False
     given_up: Verdict | None = None
+    # Threads the program leaves unnamed are numbered from 1 in every execution, as in a run
+    # of the program by itself: `Thread-1 (add)` in the first execution and in the replay of
+    # the 60th, not `Thread-61 (add)` (threading numbers them from one process-wide counter).
+    process_counter = getattr(threading, "_counter", None)
+    if process_counter is not None:
+        threading._counter = itertools.count(1).__next__  # type: ignore[attr-defined]
     try:
         sched.start_root(target, starter, threading.Thread)
         watched = None
@@ -137,6 +144,8 @@ def run_once(
                     if t.pyobj.is_alive():
                         leaked.append(t.name)
     finally:
+        if process_counter is not None:
+            threading._counter = process_counter  # type: ignore[attr-defined]
         scheduler._active[0] = None
         strategy.scheduler = None
         # A program's own structures may keep the scheduler (concurrent.futures keeps its

@@ -263,6 +263,9 @@ class Scheduler:
         self.sites: dict[tuple[int, int], str] = {}  # resource key -> creation site (record)
         # resource key -> the name the program bound it to (``a`` in ``a = Lock()``; record)
         self.bindings: dict[tuple[int, int], str] = {}
+        # resource key -> (owner's class, own name, tag) for attributes (``self.lock``)
+        self.owners: dict[tuple[int, int], tuple[str, str | None, int | None]] = {}
+        self._owner_objects: dict[str, list[Any]] = {}
         # Work handed over while nobody waited for it: condition or queue key -> (thread, the
         # primitive, where; "" unless recording). Evidence for a stall by work nobody takes.
         self.unheard: dict[tuple[int, int], tuple[int, Any, str]] = {}
@@ -300,10 +303,30 @@ class Scheduler:
         me.created += 1
         key = (me.index, me.created)
         if self.record:
-            self.sites[key], binding = _creation_site()
+            self.sites[key], binding, owner = _creation_site()
             if binding:
                 self.bindings[key] = binding
+            if binding and owner is not None:
+                self.owners[key] = self._owner_name(owner)
         return key
+
+    def _owner_name(self, owner: Any) -> tuple[str, str | None, int | None]:
+        """(class, own name, tag) of the object a primitive was made an attribute of, as
+        reports name it (``stuck.runtime.naming.owned_name``): tags count the owners of each
+        class in the order this execution made them, so every execution numbers them alike."""
+        from stuck.runtime.naming import own_name
+        from stuck.runtime.registry import type_name
+
+        class_name = type_name(type(owner)).rsplit(".", 1)[-1]
+        name = own_name(owner)
+        if name is not None:
+            return class_name, name, None
+        seen = self._owner_objects.setdefault(class_name, [])
+        for i, other in enumerate(seen):
+            if other is owner:
+                return class_name, None, i + 1
+        seen.append(owner)  # kept: an id could be reused by the next owner
+        return class_name, None, len(seen)
 
     def _new_thread(self, name: str, pyobj: Any) -> CThread:
         ct = CThread(len(self.threads), name)
@@ -618,7 +641,7 @@ class Scheduler:
                                      switched, preempt))
 
 
-def _creation_site() -> tuple[str, str | None]:
+def _creation_site() -> tuple[str, str | None, Any]:
     """Where the program made a primitive (``file:line `source``` -- the line left out when
     the program binds the primitive to a plain name there, which is returned too: ``a`` for
     ``a = threading.Lock()``, the name ``stuck run`` reports it by; with the class whose
@@ -635,7 +658,7 @@ def _creation_site() -> tuple[str, str | None]:
         outer = f
         f = f.f_back
     if f is None:
-        return "?", None
+        return "?", None, None
     line = linecache.getline(f.f_code.co_filename, f.f_lineno).strip()
     made_by = ""
     if outer is not None:
@@ -645,11 +668,15 @@ def _creation_site() -> tuple[str, str | None]:
     place = f"{f.f_code.co_filename}:{f.f_lineno}"
     text = f"{place} `{line}`" if line else place
     if made_by:  # made inside a library class (a Condition's lock): the binding is not its
-        return f"{made_by} at {text}", None
+        return f"{made_by} at {text}", None, None
     bound = binding_at(f.f_code, f.f_lasti)
     if bound is not None and bound[0] == "name":
-        return place, bound[1]  # the name says which one; the line would only repeat it
-    return text, None
+        return place, bound[1], None  # the name says which one; the line would only repeat it
+    if bound is not None and bound[0] == "attr" and bound[2] is not None:
+        owner = f.f_locals.get(bound[2])  # the program's own frame, in the creating thread
+        if owner is not None:
+            return place, bound[1], owner
+    return text, None, None
 
 
 def _call_chain(frame: Any, depth: int = 2) -> str:

@@ -49,6 +49,7 @@ from stuck.model import (
     ThreadState,
     Wait,
 )
+from stuck.runtime.naming import owned_name
 
 if TYPE_CHECKING:
     from stuck.explore.scheduler import CThread, Scheduler, ThreadError
@@ -109,6 +110,11 @@ def _label(sched: Scheduler, res: Any) -> str:
         # A lock the program bound to a name is called by it, as ``stuck run`` calls it; so
         # are locks the line assigns to names together (``a, b = Lock(), Lock()``).
         binding = sched.bindings.get(key) if key is not None else None
+        owner = sched.owners.get(key) if key is not None else None
+        if binding and owner is not None:
+            # an object's attribute (``self.stats_lock``): as every report names it
+            # (``Inventory#1.stats_lock``), whose tags already tell two objects apart
+            return owned_name(binding, *owner)
         same = sorted(k for k, other in sched.sites.items()
                       if other == site and sched.bindings.get(k) == binding)
         tag = f" #{same.index(key) + 1}" if len(same) > 1 and key in same else ""
@@ -252,7 +258,7 @@ def _blocked(sched: Scheduler) -> Verdict:
         findings = [first]
     cycle = [(_index(e.thread), labels.get(e.waits_for, e.waits_for), _index(e.held_by))
              for e in first.cycle]
-    v = Verdict(first.kind, f"{first.kind} ({first.confidence}): {first.summary}", cycle, table)
+    v = Verdict(first.kind, f"{first.kind.upper()} ({first.confidence}): {first.summary}", cycle, table)
     v.findings = findings
     if sched.record:
         elsewhere = _learnt_elsewhere(sched, snap)
@@ -487,7 +493,7 @@ def hang(sched: Scheduler, me: CThread) -> Verdict:
         for t in sched.threads if t.state != FINISHED
     ]
     here = _wait_frame(sched, me, frames)
-    v = Verdict("hang", f"hang: no thread finished within {sched.max_steps} synchronization "
+    v = Verdict("hang", f"HANG (possible): no thread finished within {sched.max_steps} synchronization "
                         f"steps (livelock or spin loop; {me.name} was at {here})", [], table)
     v.report = _report(sched, v, frames) if sched.record else None
     return v
@@ -507,7 +513,7 @@ def stopped(sched: Scheduler, seconds: float) -> Verdict:
                 getattr(t.waiting, "kind", "-"), _wait_frame(sched, t, frames))
         for t in sched.threads if t.state != FINISHED
     ]
-    v = Verdict("hang", f"hang: {name} reached no synchronization point for {seconds:g} s at "
+    v = Verdict("hang", f"HANG (possible): {name} reached no synchronization point for {seconds:g} s at "
                         f"{here} (a loop without synchronization, I/O, or a primitive created "
                         "outside the explored function)", [], table)
     v.report = _report(sched, v, frames) if sched.record else None
@@ -541,7 +547,7 @@ def loop_stuck(sched: Scheduler, loop: Any) -> Verdict | None:
                 getattr(t.waiting, "kind", "-"), _wait_frame(sched, t, frames))
         for t in sched.threads if t.state != FINISHED
     ]
-    v = Verdict(first.kind, f"{first.kind} ({first.confidence}): {first.summary}", [], table)
+    v = Verdict(first.kind, f"{first.kind.upper()} ({first.confidence}): {first.summary}", [], table)
     v.findings = findings
     if sched.record:
         _under_control(findings, sched, _LOOP)

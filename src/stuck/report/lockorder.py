@@ -16,10 +16,12 @@ from stuck.report.names import clean, raw_names, text_lines
 
 MAX_STACK_LINES = 12
 
+# The verdict is README's and every report's ``lock-order`` (``LOCK-ORDER (probable): ...``, as
+# ``DEADLOCK (certain): ...``); what kind of lock-order problem follows it.
 _TITLES = {
-    "deadlock": "POSSIBLE DEADLOCK: circular lock order",
-    "timed": "LOCK-ORDER CYCLE THROUGH A TIMED ACQUIRE: latency / livelock risk",
-    "same-class": "SAME-CLASS NESTING: locks of one class nested in no order that holds",
+    "deadlock": "circular lock order, a deadlock waiting to happen",
+    "timed": "circular lock order through a timed acquire, a latency or livelock risk",
+    "same-class": "same-class nesting, locks of one class nested in no order that holds",
 }
 
 
@@ -64,7 +66,8 @@ def render_finding(f: Finding) -> str:
     """The report of one lock-order finding."""
     d = f.details
     variant = str(d.get("variant", "deadlock"))
-    lines = [f"{_TITLES.get(variant, 'LOCK-ORDER')} ({f.confidence})", f"  {clean(f.summary)}"]
+    title = _TITLES.get(variant, "lock-order problem")
+    lines = [f"LOCK-ORDER ({f.confidence}): {title}", f"  {clean(f.summary)}"]
     raw_edges = d.get("edges")
     edges = [e for e in raw_edges if isinstance(e, dict)] if isinstance(raw_edges, list) else []
     if edges:

@@ -112,12 +112,28 @@ def lock_label(obj: object, cls: LockClass | None) -> str | None:
     class_name = cls.owner.rsplit(".", 1)[-1]
     owner = owner_of(obj, cls.binding)
     if owner is None:
-        return f"{class_name}.{cls.binding}"
+        return owned_name(cls.binding, class_name)
     name = _own_name(owner)
-    if name is not None:  # BackgroundPool('compaction').jobs: the owner says who it is
-        return f"{class_name}({name!r}).{cls.binding}"
-    tag = instance_tag(owner, class_name)
-    return f"{class_name}#{tag}.{cls.binding}" if tag is not None else f"{class_name}.{cls.binding}"
+    return owned_name(cls.binding, class_name, name,
+                      instance_tag(owner, class_name) if name is None else None)
+
+
+def owned_name(binding: str, class_name: str | None = None, owner_name: str | None = None,
+               tag: int | None = None) -> str:
+    """How every report names a primitive bound to ``binding``: ``lock`` (a plain name),
+    ``Account.lock`` (an attribute of an Account), ``BackgroundPool('compaction').jobs``
+    (the owner has a short ``name`` of its own), ``Account#2.lock`` (else the owner's tag, in
+    the order the owners were made). ``stuck explore`` names its locks with it too."""
+    if not class_name:
+        return binding
+    if owner_name is not None:
+        return f"{class_name}({owner_name!r}).{binding}"
+    return f"{class_name}#{tag}.{binding}" if tag is not None else f"{class_name}.{binding}"
+
+
+def own_name(owner: object) -> str | None:
+    """The owner's own short name, as reports use it (see ``_own_name``)."""
+    return _own_name(owner)
 
 
 def _own_name(owner: object) -> str | None:

@@ -196,6 +196,9 @@ def _type_name(t: type) -> str:
         return "?"
 
 
+type_name = _type_name  # for stuck.explore, which names owners as the runtime does
+
+
 def _refinement(site: FrameType) -> tuple[str | None, str | None, Any, bool, Any]:
     """(binding, owner, key, fixed, owner object) for a lock made at ``site``: the name the new lock is
     bound to and the concrete class of the object holding it, following factories outwards
