@@ -7,6 +7,7 @@ import concurrent.futures
 import io
 import json
 import queue
+import re
 import subprocess
 import sys
 import threading
@@ -193,6 +194,35 @@ def test_a_lock_released_by_a_thread_still_starting_is_not_a_deadlock() -> None:
     out = subprocess.run([sys.executable, "-c", SIGNAL_FROM_A_NEW_THREAD], capture_output=True,
                          text=True, timeout=60)
     assert out.stdout.strip() == "ok", out.stderr
+
+
+RAW_THREAD_ERROR = """
+import _thread, sys, time
+if sys.argv[1] == "stuck":
+    import stuck
+    stuck.install(signal=None)
+def boom():
+    raise ValueError("from a raw thread")
+done = _thread.allocate_lock()
+done.acquire()
+_thread.start_new_thread(boom, ())
+_thread.start_new_thread(done.release, ())
+done.acquire()
+time.sleep(0.2)
+"""
+
+
+def test_an_error_in_a_thread_started_with_thread_is_printed_as_without_stuck() -> None:
+    # stuck counts such a thread as starting until it runs (see the test above): the error
+    # it raises is still reported by the same hook, with the same traceback (no stuck frame).
+    def run(mode: str) -> str:
+        out = subprocess.run([sys.executable, "-c", RAW_THREAD_ERROR, mode],
+                             capture_output=True, text=True, timeout=60)
+        return re.sub(r"0x[0-9a-f]+", "ADDR", out.stderr)
+
+    plain = run("plain")
+    assert "ValueError: from a raw thread" in plain
+    assert run("stuck") == plain
 
 
 # A cycle through a semaphore: any thread may release a semaphore, so when MainThread blocks

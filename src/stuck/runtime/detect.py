@@ -429,8 +429,7 @@ def block_begin(me: int, record: WaitRecord, may_raise: bool) -> WaitRecord | No
         if _holder_running(me):  # the common case: no cycle closes here, none is pending
             return previous
         cycle = find_cycle(me)
-        if cycle is not None and op_key(record) in SLICED_OPS and any(
-                op_key(s.record) == "acquire-mutex" for s in cycle.steps):
+        if cycle is not None and op_key(record) in SLICED_OPS and _rests_on_a_mutex(cycle):
             # It rests on "no other thread can release the Lock", and a thread just started
             # with _thread is not seen until it runs: look once more, a slice later.
             cycle, record.pending = None, True
@@ -449,6 +448,17 @@ def block_begin(me: int, record: WaitRecord, may_raise: bool) -> WaitRecord | No
             # in the thread that closed the cycle, once the watchdog proves it.
             record.pending = True
     return previous
+
+
+def _rests_on_a_mutex(cycle: Any) -> bool:
+    """The cycle holds only while no other thread releases a plain Lock of it."""
+    return any(op_key(s.record) == "acquire-mutex" for s in cycle.steps)
+
+
+def _threads_starting() -> int:
+    from stuck.runtime.threads import threads_starting
+
+    return threads_starting()
 
 
 RECHECK = 0.1  # seconds between checks of a cycle whose proof is pending
@@ -480,7 +490,11 @@ def wait(me: int, record: WaitRecord, wait_once: Callable[[float | None], bool],
             raise proven  # the watchdog proved the cycle this wait closed (see prove)
         try:
             cycle = find_cycle(me)
-            record.pending = cycle is None and pending_cycle(me)
+            if cycle is not None and _rests_on_a_mutex(cycle) and _threads_starting():
+                # A thread started with _thread has not run yet: it can release the Lock.
+                cycle, record.pending = None, True
+            else:
+                record.pending = cycle is None and pending_cycle(me)
         except Exception:  # detection must never break the program
             cycle, record.pending = None, False
         if cycle is not None:

@@ -8,6 +8,7 @@ the class), so user subclasses defined before ``install()`` are tracked too.
 from __future__ import annotations
 
 import _thread
+import contextlib
 import sys
 import threading
 from typing import Any
@@ -60,8 +61,83 @@ def join(self: threading.Thread, timeout: float | None = None) -> None:
         registry.end_wait(me, previous)
 
 
+_orig_thread_start: Any = original(_thread, "start_new_thread")
+_starting_lock = _thread.allocate_lock()  # a leaf lock: only the count below, under it
+_starting = 0  # threads start_new_thread has started that have not begun to run
+
+
+def threads_starting() -> int:
+    """How many threads started with ``_thread.start_new_thread`` have not begun to run: each
+    can still release any Lock, though no stack and no wait of it can be seen yet. (A
+    ``threading.Thread`` is running when its ``start()`` returns.)"""
+    return _starting
+
+
+def _begun() -> None:
+    global _starting
+    with _starting_lock:
+        _starting -= 1
+
+
+def _unraisable_args_type() -> Any:
+    """The type of ``sys.unraisablehook``'s argument (not exposed by name)."""
+    got: list[Any] = []
+    previous = sys.unraisablehook
+    sys.unraisablehook = got.append
+    try:
+        class _Probe:
+            def __del__(self) -> None:
+                raise RuntimeError
+
+        _Probe()
+    finally:
+        sys.unraisablehook = previous
+    return type(got[0]) if got else None
+
+
+_UnraisableArgs: Any = _unraisable_args_type()  # at import: before the program's threads
+
+
+def _report_as_thread_does(exc: BaseException, function: Any) -> None:
+    tb = exc.__traceback__
+    tb = tb.tb_next if tb is not None else None  # the wrapper's own frame: not the program's
+    if _UnraisableArgs is None:
+        raise exc.with_traceback(tb)
+    sys.unraisablehook(_UnraisableArgs((type(exc), exc, tb,
+                                        "Exception ignored in thread started by", function)))
+
+
+def start_counted(function: Any, args: Any, kwargs: Any = None) -> int:
+    """``_thread.start_new_thread``, counting the thread as starting until it runs: it returns
+    before the new thread runs, and on a loaded machine that can be a long while."""
+    global _starting
+
+    def begin(*a: Any, **kw: Any) -> None:
+        _begun()
+        try:
+            function(*a, **kw)
+        except SystemExit:
+            pass  # as _thread does: the thread ends quietly
+        except BaseException as exc:  # reported as _thread does, without this frame
+            _report_as_thread_does(exc, function)
+
+    for name in ("__module__", "__name__", "__qualname__", "__doc__"):  # its name in errors
+        with contextlib.suppress(AttributeError, TypeError):
+            setattr(begin, name, getattr(function, name))
+    with _starting_lock:
+        _starting += 1
+    try:
+        if kwargs is None:
+            return int(_orig_thread_start(begin, args))
+        return int(_orig_thread_start(begin, args, kwargs))
+    except BaseException:
+        _begun()
+        raise
+
+
 REPLACEMENTS: list[tuple[object, str, object]] = [(threading.Thread, "start", start),
-                                                   (threading.Thread, "join", join)]
+                                                   (threading.Thread, "join", join),
+                                                   (_thread, "start_new_thread", start_counted)]
 
 
 # pytest leaves these frames out of the tracebacks it shows (STUCK_DEBUG=1 keeps them): a
