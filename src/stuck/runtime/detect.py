@@ -456,9 +456,7 @@ def _rests_on_a_mutex(cycle: Any) -> bool:
 
 
 def _threads_starting() -> int:
-    from stuck.runtime.threads import threads_starting
-
-    return threads_starting()
+    return registry.threads_starting()
 
 
 RECHECK = 0.1  # seconds between checks of a cycle whose proof is pending

@@ -480,6 +480,29 @@ class Observation:
 # Threads stuck runs itself (the watchdog): not the program's, so left out of every report.
 own_idents: set[int] = set()
 
+# Threads started with ``_thread.start_new_thread`` (``runtime.threads.start_counted``) that
+# have not begun to run: each can still release any Lock, though no stack and no wait of it can
+# be seen yet. (A ``threading.Thread`` is running when its ``start()`` returns.)
+_starting_lock = _thread.allocate_lock()  # a leaf lock: only the count below, under it
+_starting = 0
+
+
+def threads_starting() -> int:
+    """How many threads started with ``_thread.start_new_thread`` have not begun to run."""
+    return _starting
+
+
+def thread_starting() -> None:
+    global _starting
+    with _starting_lock:
+        _starting += 1
+
+
+def thread_begun() -> None:
+    global _starting
+    with _starting_lock:
+        _starting -= 1
+
 
 def alive_idents() -> set[int]:
     return set(threading._active)  # type: ignore[attr-defined]

@@ -62,21 +62,8 @@ def join(self: threading.Thread, timeout: float | None = None) -> None:
 
 
 _orig_thread_start: Any = original(_thread, "start_new_thread")
-_starting_lock = _thread.allocate_lock()  # a leaf lock: only the count below, under it
-_starting = 0  # threads start_new_thread has started that have not begun to run
-
-
-def threads_starting() -> int:
-    """How many threads started with ``_thread.start_new_thread`` have not begun to run: each
-    can still release any Lock, though no stack and no wait of it can be seen yet. (A
-    ``threading.Thread`` is running when its ``start()`` returns.)"""
-    return _starting
-
-
-def _begun() -> None:
-    global _starting
-    with _starting_lock:
-        _starting -= 1
+threads_starting = registry.threads_starting  # the count lives in the registry, read by detect
+_begun = registry.thread_begun
 
 
 def _unraisable_args_type() -> Any:
@@ -110,8 +97,6 @@ def _report_as_thread_does(exc: BaseException, function: Any) -> None:
 def start_counted(function: Any, args: Any, kwargs: Any = None) -> int:
     """``_thread.start_new_thread``, counting the thread as starting until it runs: it returns
     before the new thread runs, and on a loaded machine that can be a long while."""
-    global _starting
-
     def begin(*a: Any, **kw: Any) -> None:
         _begun()
         try:
@@ -124,8 +109,7 @@ def start_counted(function: Any, args: Any, kwargs: Any = None) -> int:
     for name in ("__module__", "__name__", "__qualname__", "__doc__"):  # its name in errors
         with contextlib.suppress(AttributeError, TypeError):
             setattr(begin, name, getattr(function, name))
-    with _starting_lock:
-        _starting += 1
+    registry.thread_starting()
     try:
         if kwargs is None:
             return int(_orig_thread_start(begin, args))
