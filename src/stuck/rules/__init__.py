@@ -26,6 +26,9 @@ read from it rests on which threads its stacks show able to run, and names what 
 - ``standstill``: a process read from stacks in which no thread can run;
 - ``stall``: a recorded wait nothing can end without a cycle, and why;
 - ``unwoken``: a wait read from stacks that nothing able to run will end;
+- ``between``: a pool of workers waiting for work beside a thread that will run again (asleep,
+  in a wait with a deadline): one snapshot of an idle pool between batches, so no claim, a
+  note;
 - ``evidence``: a stall only a library's own words (log lines, printed fields) reveal;
 - ``unnamed``: a join on a thread stopped in a call a Python dump does not name (a lock, a
   sleep and I/O look alike), nothing seen running: a possible hang, and what would decide it;

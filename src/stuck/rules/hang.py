@@ -141,6 +141,8 @@ def hangs(dump: Reading) -> None:
             if t.id in dump.covered or t.waits is None:
                 continue
             long = t.waits.duration is not None and t.waits.duration >= dump.hang_after
+            if t.id in dump.idle_pool and not long:
+                continue  # an idle pool between batches, as far as one snapshot shows
             if t.detail in TIMER_SERVED and not long:
                 continue  # a Go receive or select a timer may end at any moment
             if not long and dump.unknown_join(t) and any(

@@ -83,6 +83,10 @@ class Reading:
         for i, p in enumerate(snapshot.processes):
             self.process_of.update(dict.fromkeys([t.id for t in p.threads], i))
         self.covered: set[str] = set()
+        # Waiters judged to be an idle pool between batches (``between``): no claim is made
+        # about them from this one snapshot, and no later rule makes one (but a wait the
+        # source shows has lasted past the hang limit is still named as a possible hang).
+        self.idle_pool: set[str] = set()
         self.findings: list[Finding] = []
 
     def join_may_end(self, t: Thread, waiters: list[Thread]) -> bool:

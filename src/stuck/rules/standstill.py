@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from stuck.model import OWNED_KINDS, SIGNAL_WAIT, Confidence, Finding, Thread
 from stuck.rules.advice import capture_all, capture_command, owner_hint
+from stuck.rules.between import between_batches, pool
 from stuck.rules.contention import Working, ordinary_wait
 from stuck.rules.reading import (
     SIGNALLED_KINDS,
@@ -126,6 +127,16 @@ def standstill_finding(dump: Reading, waiters: list[Thread], unnamed: list[Threa
         waiters = [t for t in waiters if not dump.join_may_end(t, waiters)]
         if not waiters:
             return
+    if (sleepers or (python and unnamed)) and not excerpt:
+        # A pool of workers waiting for work beside a thread that sleeps (or, in a Python
+        # dump, is in a call the dump does not name, which a sleep prints as), and may hand
+        # them some when it wakes: one snapshot of an idle pool between batches (``between``).
+        idle_pool = pool(dump, waiters)
+        if idle_pool:
+            between_batches(dump, idle_pool, [*sleepers, *unnamed])
+            waiters = [t for t in waiters if t not in idle_pool]
+            if not waiters:
+                return
     # Root waits: not on something another waiter holds. The rest wait behind the roots.
     roots = _roots(dump, waiters)
     if python:  # a join on a thread the dump does not identify says least: named last

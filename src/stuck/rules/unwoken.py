@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from stuck.model import OWNED_KINDS, Confidence, Finding, Thread
 from stuck.rules.advice import capture_all, capture_command
+from stuck.rules.between import between_batches, pool, producers
 from stuck.rules.contention import Working
 from stuck.rules.knot import can_progress
 from stuck.rules.known import Known
@@ -136,9 +137,15 @@ def unwoken_waits(dump: Reading) -> None:
             unwoken_finding(dump, waiters, proc.threads, proven, stated_words.get(pi),
                             excerpt=excerpt or whole_unknown)
         if timer_waiters:
-            unwoken_finding(dump, timer_waiters, proc.threads, proven, None,
-                            excerpt=excerpt or whole_unknown,
-                            timers=[o for o in timers or () if o.id not in dump.covered])
+            runners = [o for o in timers or () if o.id not in dump.covered]
+            idle_pool = pool(dump, timer_waiters) if producers(runners) else []
+            if idle_pool:
+                # One snapshot of an idle pool between batches looks the same: no claim.
+                between_batches(dump, idle_pool, producers(runners))
+                timer_waiters = [t for t in timer_waiters if t not in idle_pool]
+            if timer_waiters:
+                unwoken_finding(dump, timer_waiters, proc.threads, proven, None,
+                                excerpt=excerpt or whole_unknown, timers=runners)
 
 
 def unwoken_finding(dump: Reading, waiters: list[Thread], process_threads: list[Thread],
