@@ -758,7 +758,26 @@ def parse(text: str, *, virtual_threads_shown: bool = False) -> ParseResult:
     if ownables_listed:
         _abandoned_locks(b.result)
     _class_init_owners(b.result)
+    _name_by_address(b.result)
     return b.result
+
+
+_CLASS_NAME = re.compile(r"[A-Za-z_$][\w$]*(?:\.[A-Za-z_$][\w$]*)+")
+
+
+def _name_by_address(result: ParseResult) -> None:
+    """Two monitors of one class (two ``java.lang.Object`` locks) are told apart only by the
+    address jstack prints with each: every object a lock line names is called as the dump
+    calls it, ``<0x000000069ec19708> (a java.lang.Object)``, so a reader can find it in the
+    dump. Done last: the parser's own rules read the bare class name."""
+    for res in result.resources:
+        if not res.address or not res.address.startswith("0x"):
+            continue
+        label = res.label
+        prefix = "wait set of " if label.startswith("wait set of ") else ""
+        cls = label[len(prefix):]
+        if _CLASS_NAME.fullmatch(cls):
+            res.label = f"{prefix}<{res.address}> (a {cls})"
 
 
 CLASS_INIT = "class-init:"
