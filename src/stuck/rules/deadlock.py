@@ -31,6 +31,11 @@ def deadlocks(dump: Reading) -> None:
                            "not from the thread stacks")
         known_steps = [e for e in cycle if (e.thread, e.held_by) in dump.knowledge_edges]
         behind = dump.graph.behind(tids)
+        # A join on a thread the dump does not name, when every thread it could be joining
+        # is in the cycle or behind it, waits behind the cycle too (said in the explanation:
+        # it is no part of the cycle's proof, so it leaves the confidence alone).
+        joiners = dump.joiners_behind({*tids, *behind})
+        behind += joiners
         names = [thread_name(dump.threads.get(t), t) for t in tids]
         steps = []
         for e in cycle[:12]:
@@ -60,6 +65,11 @@ def deadlocks(dump: Reading) -> None:
         if behind:
             explanation += (f" {len(behind)} more thread(s) wait behind the cycle without "
                             "being part of it.")
+        if joiners:
+            who = ", ".join(thread_name(dump.threads.get(j), j) for j in joiners[:4])
+            explanation += (f" {who} join(s) a thread the dump does not name; every thread "
+                            "it could be waiting for is in the cycle or behind it, so it "
+                            "waits behind the cycle.")
         details: dict[str, object] = {}
         reasons: list[str] = []
         for e in known_steps:

@@ -123,6 +123,39 @@ class Reading:
         res = self.resources.get(t.waits.resource) if t.waits is not None else None
         return res is not None and res.kind == "thread" and not res.owners
 
+    def joins_one_of(self, t: Thread, ids: set[str]) -> bool:
+        """``t`` joins a thread the source does not name, and every thread it could be
+        joining is in ``ids``. A join waits for a thread that is alive (one that ended would
+        have ended the join) and is not the joiner; a thread idle, waiting for work, is one
+        a runtime keeps (a JVM's own, a pool's), not one a program waits to end. Only where
+        the source shows every thread of the process."""
+        if not self.unknown_join(t) or t.id in ids:
+            return False
+        proc = self.snap.processes[self.process_of[t.id]]
+        if proc.complete is not True:
+            return False
+        candidates = [o.id for o in proc.threads
+                      if o.id != t.id and o.state not in ("dead", "idle")]
+        return bool(candidates) and all(o in ids for o in candidates)
+
+    def joiners_behind(self, ids: set[str]) -> list[str]:
+        """The threads that join a thread the source does not name when every thread they
+        could be joining is in ``ids`` (or joins one of those, in turn): they wait behind
+        them (Java's Thread.join prints only the Thread object's address; a Python dump
+        without --locals, the join's frame)."""
+        found: list[str] = []
+        inside = set(ids)
+        changed = True
+        while changed:
+            changed = False
+            for proc in self.snap.processes:
+                for t in proc.threads:
+                    if t.id not in inside and self.joins_one_of(t, inside):
+                        found.append(t.id)
+                        inside.add(t.id)
+                        changed = True
+        return found
+
     def child_wait(self, t: Thread, proc: Process) -> bool:
         """``t`` waits for another process to exit while nothing in its own process runs: the
         process depends on that one alone, worth naming (as a possible hang) with its pid."""

@@ -80,7 +80,8 @@ def _roots(dump: Reading, waiters: list[Thread]) -> list[Thread]:
     another."""
     ids = {t.id for t in waiters}
     roots = [t for t in waiters if t.waits is not None and not any(
-        o != t.id and o in ids for o in dump.graph.owned_by.get(t.waits.resource, ()))]
+        o != t.id and o in ids for o in dump.graph.owned_by.get(t.waits.resource, ()))
+        and not dump.joins_one_of(t, ids - {t.id})]
     return roots or waiters
 
 
