@@ -85,7 +85,7 @@ def test_python_main_joining_a_stalled_waiter_is_not_a_root_of_the_stall(
         tool: str, source: bool) -> None:
     # The waiter missed the notify and waits on its condition for good; main joins it (the
     # loader has ended). main is behind the waiter, and the headline names the waiter alone.
-    code, report, text = _report(f"{tool}-cond_join.txt",
+    code, report, _ = _report(f"{tool}-cond_join.txt",
                                  *(["--source", str(SOURCE)] if source else []))
     assert code == 1
     main = _joiner(report)

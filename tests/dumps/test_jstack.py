@@ -46,7 +46,8 @@ def test_jajuk_excerpt_gives_waits_and_holds_from_the_deadlock_section() -> None
     assert sorted(ts["Thread-80"].holds) == ["0x09583348", "0x0ab3c0b0"]
     assert ts["AWT-EventQueue-1"].holds == ["0x093e4b58"]
     res = {x.id: x for x in r.resources}
-    assert res["0x093e4b58"].label == "java.awt.Component$AWTTreeLock"
+    # named as the dump prints it: two locks of one class differ only by the address
+    assert res["0x093e4b58"].label == "<0x093e4b58> (a java.awt.Component$AWTTreeLock)"
     assert res["0x093e4b58"].owners == ["AWT-EventQueue-1"]
     assert ts["Thread-88"].frames[0].function == "org.jajuk.base.ObserverRegistry.notifySync"
     assert ts["Thread-88"].frames[0].line == 37
