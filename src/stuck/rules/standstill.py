@@ -365,8 +365,9 @@ def standstill_finding(dump: Reading, waiters: list[Thread], unnamed: list[Threa
                    "threads that run (" + ", ".join(t.label() for t in inert[:3])
                    + ") do nothing but sleep")
     else:
-        summary = (f"nothing in this process can run: {first.label()}{others} wait, and "
-                   "no thread is left to wake them")
+        summary = (f"nothing in this process can run: {first.label()}{others} "
+                   + ("wait" if others else "waits")
+                   + ", and no thread is left to wake " + ("them" if others else "it"))
     dump.findings.append(Finding(
         kind="deadlock" if lock_cycle else "stall", confidence=confidence, summary=summary,
         explanation=" ".join(words), threads=tids, resources=rids, blocked_behind=behind,
