@@ -154,7 +154,9 @@ def line_of(code: Any, lasti: int) -> int:
 # Too few yields keeps the convoy (3 made 20 contending threads slower still); 40, the
 # spin limit of WebKit's ParkingLot locks, kept 4 to 1000 threads at the uncontended cost
 # (benchmarks/busy.py, workload many). A wait of the program (a lock held across I/O) pays
-# 40 short syscalls, once, before it blocks; no cycle is missed, only seen that much later.
+# 40 short syscalls, once, before it blocks. The thread is registered as waiting before it
+# spins: the deadlock check runs at once, and the watchdog sees a wait, not a thread stuck in
+# stuck's own code.
 _SPIN_YIELDS = 40
 # explore replaces time.sleep with its scheduler's; the spin needs the real one
 _yield_gil = cast("Callable[[float], None]", original(time, "sleep"))
@@ -197,16 +199,19 @@ def _wait_to_acquire(lock: Lock | RLock, me: int, timeout: float, frame: FrameTy
     """Block on a Lock's or RLock's real lock, registered as waiting for it: the deadlock
     check runs first (``detect.block_begin``), the record goes when the wait ends."""
     real = lock._lock
-    if timeout == -1:
-        for _ in range(_SPIN_YIELDS):  # see _SPIN_YIELDS
-            _yield_gil(0)
-            if real.acquire(False):
-                return True
     record = registry.WaitRecord(lock, "acquire", _owner_wakers, frame,
                                  None if timeout == -1 else float(timeout))
     previous = detect.block_begin(me, record, may_raise)
     try:
         if not record.pending:
+            if timeout == -1:
+                # Registered first: a thread giving the GIL away here waits for the lock, and
+                # the watchdog must see that wait, not a thread making no progress in stuck's
+                # code (under --hang-policy raise it raised HangError into such a thread).
+                for _ in range(_SPIN_YIELDS):  # see _SPIN_YIELDS
+                    _yield_gil(0)
+                    if real.acquire(False):
+                        return True
             return bool(real.acquire(True, timeout))
         return detect.wait(me, record,
                            lambda t: bool(real.acquire(True, -1 if t is None else t)),
