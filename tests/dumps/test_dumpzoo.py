@@ -14,17 +14,16 @@ be listed, and then stays. The per-runtime floor keeps today's score from fallin
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
 import signal
-import sys
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
+from tests.dumps.loading import load_script
 
 from stuck.dumps.pystdlib import StdlibReader
 
@@ -32,12 +31,7 @@ ZOO = Path(__file__).resolve().parent.parent / "fixtures" / "dumpzoo"
 
 
 def _scoring() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("dumpzoo_scoring", ZOO / "scoring.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_script("dumpzoo_scoring", ZOO / "scoring.py")
 
 
 scoring = _scoring()
@@ -336,12 +330,7 @@ def test_scorer_holds_an_excerpt_that_lost_threads_to_possible() -> None:
 
 
 def _builder() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("dumpzoo_build", ZOO / "build.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_script("dumpzoo_build", ZOO / "build.py")
 
 
 def _processes_under(path: Path) -> list[int]:

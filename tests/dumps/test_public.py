@@ -11,15 +11,14 @@ corpus or the zoo (the shape of the text changes, the dump's meaning does not).
 
 from __future__ import annotations
 
-import importlib.util
 import re
-import sys
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
 from tests.dumps.helpers import CORPUS, analyse_text, dump_text
+from tests.dumps.loading import load_script
 
 from stuck.model import Report
 
@@ -29,15 +28,7 @@ ZOO = FIXTURES / "dumpzoo" / "cases"
 
 
 def _score_module() -> ModuleType:
-    name = "public_dumps_score"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, PUBLIC / "score.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_script("public_dumps_score", PUBLIC / "score.py")
 
 
 score = _score_module()

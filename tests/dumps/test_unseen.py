@@ -9,15 +9,14 @@ xfails with the reason (a case that becomes right fails the run until it is move
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from tests.dumps.loading import load_script
 
 from stuck.analyze import analyze_command
 from stuck.dumps import go as go_dump
@@ -27,27 +26,11 @@ UNSEEN = FIXTURES / "unseen"
 
 
 def _scoring() -> ModuleType:
-    name = "dumpzoo_scoring"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, FIXTURES / "dumpzoo" / "scoring.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_script("dumpzoo_scoring", FIXTURES / "dumpzoo" / "scoring.py")
 
 
 def _unseen_scoring() -> ModuleType:
-    name = "unseen_scoring"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, UNSEEN / "scoring.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_script("unseen_scoring", UNSEEN / "scoring.py")
 
 
 scoring = _scoring()
