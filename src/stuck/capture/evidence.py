@@ -95,6 +95,10 @@ class SocketEvidence:
     wqueue: int | None = None
     listening: bool = False
     path: str = ""
+    # A listening socket: the inodes of the client sockets whose connections wait in its
+    # accept queue, not accepted yet (sock_diag ``UNIX_DIAG_ICONS``). Their threads wait for
+    # whoever holds this socket to accept.
+    pending: list[int] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -114,6 +118,10 @@ class Evidence:
     # Eventfds a captured event loop waits on (id, as text) -> every process on the machine
     # seen to hold one (an event loop's wake-up eventfd, as libuv's: who could write it).
     eventfds: dict[str, list[int]] = field(default_factory=dict)
+    # Client sockets (inodes) whose connection still waited in a listener's accept queue at
+    # the second reading (``peers.accept_queue``), read only when one did at the first; None
+    # when not read. A wait for an accept counts only when the connection sat there both times.
+    queued_again: list[int] | None = None
     missing: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     format: str = FORMAT
@@ -161,6 +169,7 @@ def from_dict(d: Any) -> Evidence:
     unread = d.get("maps_unread")
     ev.maps_unread = [p for p in unread if isinstance(p, int) and not isinstance(p, bool)] \
         if isinstance(unread, list) else []
+    ev.queued_again = _ints(d.get("queued_again"))
     held = d.get("eventfds")
     if isinstance(held, dict):
         ev.eventfds = {k: [p for p in v if isinstance(p, int) and not isinstance(p, bool)]
@@ -219,5 +228,6 @@ def from_dict(d: Any) -> Evidence:
                                       rqueue=_int_or_none(s.get("rqueue")),
                                       wqueue=_int_or_none(s.get("wqueue")),
                                       listening=s.get("listening") is True,
-                                      path=_str(s.get("path"))))
+                                      path=_str(s.get("path")),
+                                      pending=_ints(s.get("pending")) or []))
     return ev
