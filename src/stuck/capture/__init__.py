@@ -101,6 +101,7 @@ def collect(pids: list[int], tree: bool = False, timeout: float = TIMEOUT,
     time.sleep(interval)
     for pe in ev.processes:
         proc.resample(pe)
+    _accept_queue_again(ev)
     if runtime_views:
         _runtime_views(ev, ev.processes, timeout, attach_anyway)
         # What only a runtime's view shows (a goroutine parked on a pipe) leads to more peers.
@@ -118,10 +119,23 @@ def collect(pids: list[int], tree: bool = False, timeout: float = TIMEOUT,
     keep = {int(f.target[8:-1]) for pe in ev.processes for f in pe.fds
             if f.target.startswith("socket:[")}
     ev.unix = [s for s in ev.unix if s.inode in keep or (s.peer or 0) in keep]
-    ev.net_tcp = "\n".join(line for line in ev.net_tcp.splitlines()
-                           if len(line.split()) > 9 and line.split()[9].isdigit()
-                           and int(line.split()[9]) in keep)
+    ev.net_tcp = peers.unheld_tcp_rows(ev.net_tcp, keep)
     return ev
+
+
+def _accept_queue_again(ev: Evidence) -> None:
+    """The second reading of the accept queues captured clients wait in, taken with the
+    threads' second reading: a connection accepted in between is no wait."""
+    from stuck.capture import peers
+
+    held = {int(f.target[8:-1]) for pe in ev.processes for f in pe.fds
+            if f.target.startswith("socket:[")}
+    first = peers.accept_queue(ev.unix, ev.net_tcp)
+    if not held & set(first):
+        return
+    listeners = {ino for client in held & set(first) for ino in first[client]}
+    again = peers.accept_queue(peers.unix_sockets(listeners), peers.read_tcp())
+    ev.queued_again = sorted(held & set(again))
 
 
 def _waited_children(pe: ProcessEvidence, machine: str) -> list[int]:

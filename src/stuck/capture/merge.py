@@ -285,6 +285,9 @@ def _link_io(ev: Evidence, built: Built, chans: dict[str, Channel], io_waits: li
     for w in io_waits:
         ch = w.channel
         other_end: Channel | None
+        if ch.kind == "socket" and ch.peer is None and ch.accept_on:
+            _accept_wait(ev, built, chans, w, threads_of, by_pid, made)
+            continue
         if ch.kind == "pipe":
             need = "r" if w.op == "write" else "w"
             enders = [e.pid for e in ch.ends if need in e.mode]
@@ -328,6 +331,61 @@ def _link_io(ev: Evidence, built: Built, chans: dict[str, Channel], io_waits: li
                 built.inferred.setdefault(
                     rid, f"pid {pid} is a Go program: which goroutine would end the wait, and "
                     "whether one still could, is not readable from outside")
+
+
+def _accept_wait(ev: Evidence, built: Built, chans: dict[str, Channel], w: _IoWait,
+                 threads_of: dict[int, list[Thread]], by_pid: dict[int, ProcessEvidence],
+                 made: dict[str, Resource]) -> None:
+    """A thread on a socket whose connection waits in a listener's accept queue waits for
+    whoever holds the listening socket to accept it (and then answer): every thread of those
+    processes. One in ``accept`` on it, or in a poll or epoll wait, or running, can still do
+    so, and ``_settle`` then makes the wait plain I/O; when all of them are blocked, the wait
+    closes on them. No snapshot proves a thread will never accept, so a finding through the
+    queue is at most probable, and says what it rests on."""
+    ch = w.channel
+    listeners = [chans[k] for k in ch.accept_on if k in chans]
+    enders = list(dict.fromkeys(e.pid for lc in listeners for e in lc.ends))
+    if ev.queued_again is not None and ch.inode not in ev.queued_again:
+        w.thread.state = "io"
+        w.thread.detail = (f"{w.op} on {ch.key}: its connection was accepted between the two "
+                           "readings")
+        return
+    if not enders:
+        w.thread.state = "io"
+        w.thread.detail = (f"{w.op} on {ch.key}: its connection waits to be accepted on a "
+                           "listening socket no captured process holds")
+        return
+    w.rid = "accept:" + ",".join(lc.key for lc in listeners)
+    res = made.get(w.rid)
+    if res is None:
+        who = ", ".join(f"pid {p} ({by_pid[p].comm})" if p in by_pid else f"pid {p}"
+                        for p in enders[:4]) + (" …" if len(enders) > 4 else "")
+        first = listeners[0]
+        where = f" ({first.where})" if first.where else ""
+        waiting = sum(lc.queued or 0 for lc in listeners)
+        queue = f"{waiting} connection{'s' if waiting != 1 else ''} in its accept queue; " \
+            if waiting else ""
+        others = f" (and {len(listeners) - 1} more listening on its port)" \
+            if len(listeners) > 1 else ""
+        res = Resource(id=w.rid, kind="socket",
+                       label=f"a connection to be accepted on listening socket {first.inode}"
+                       f"{where}{others} ({queue}listening socket held by {who})",
+                       inode=first.inode, queued=waiting or None)
+        res.owners = [t.id for pid in enders for t in threads_of.get(pid, [])]
+        res.wakers = list(res.owners)
+        made[w.rid] = res
+        built.snapshot.resources.append(res)
+        pause = f"{ev.interval:g} s apart, " if ev.interval else ""
+        again = ("with the connection still queued at the second reading"
+                 if ev.queued_again is not None else "the queue itself was read once")
+        built.unsure[w.rid] = (
+            f"whether a thread of {who} will ever accept on listening socket {first.inode} is "
+            f"not in /proc: this rests on two readings ({pause}every thread holding it blocked "
+            f"elsewhere both times, {again}); a blocking call with a timeout the kernel does "
+            "not show (SO_RCVTIMEO, SO_SNDTIMEO) or a signal handler could still return and "
+            "accept it (a later capture showing the same is stronger evidence)")
+    w.thread.waits = Wait(resource=w.rid, durable=True, direction=w.op)
+    w.thread.detail = f"{w.op} on {ch.key}, whose connection is not accepted yet"
 
 
 def _label(ch: Channel, other: Channel | None, op: str, enders: list[int],

@@ -7,6 +7,13 @@ sock_diag (``UNIX_DIAG_PEER``), and how many bytes wait at each end (``UNIX_DIAG
 A loopback TCP connection is two sockets whose local and remote addresses mirror each other in
 ``/proc/net/tcp``, which also shows the bytes queued.
 
+A connection not yet accepted has a server end that no process holds: it sits in the accept
+queue of the listening socket it came to. ``/proc/net/tcp`` shows that end as a row with no
+inode whose addresses mirror the client's, and the LISTEN row on its address counts the queue
+(``rx_queue``); sock_diag lists the client sockets queued on a listening unix socket
+(``UNIX_DIAG_ICONS``). A thread reading such a client socket waits for whoever holds the
+listening socket to accept (``accept_queue``).
+
 A thread blocked writing a full pipe waits for the holders of the read end; reading an empty
 pipe, for the holders of the write end. On a socket, both directions wait for whoever holds the
 peer socket.
@@ -31,12 +38,17 @@ NLMSG_DONE = 3
 NLMSG_ERROR = 2
 UDIAG_SHOW_NAME = 0x1
 UDIAG_SHOW_PEER = 0x4
+UDIAG_SHOW_ICONS = 0x8
 UDIAG_SHOW_RQLEN = 0x10
 UNIX_DIAG_NAME = 0
 UNIX_DIAG_PEER = 2
+UNIX_DIAG_ICONS = 3
 UNIX_DIAG_RQLEN = 4
+TCP_ESTABLISHED = 1
+TCP_SYN_RECV = 3
 TCP_LISTEN = 10
 MAX_SOCKETS = 1_000_000
+MAX_PENDING = 4096  # pending connections kept per listening socket
 
 
 def unix_sockets(wanted: set[int] | None = None) -> list[SocketEvidence]:
@@ -50,7 +62,8 @@ def unix_sockets(wanted: set[int] | None = None) -> list[SocketEvidence]:
     with sock:
         sock.settimeout(2.0)
         req = struct.pack("=BBHIIII", socket.AF_UNIX, 0, 0, 0xFFFFFFFF, 0,
-                          UDIAG_SHOW_PEER | UDIAG_SHOW_RQLEN | UDIAG_SHOW_NAME, 0) + b"\0" * 4
+                          UDIAG_SHOW_PEER | UDIAG_SHOW_RQLEN | UDIAG_SHOW_NAME
+                          | UDIAG_SHOW_ICONS, 0) + b"\0" * 4
         hdr = struct.pack("=IHHII", 16 + len(req), SOCK_DIAG_BY_FAMILY,
                           NLM_F_REQUEST | NLM_F_DUMP, 1, 0)
         try:
@@ -88,6 +101,10 @@ def _parse_unix(data: bytes, out: list[SocketEvidence], wanted: set[int] | None)
                     se.peer = struct.unpack_from("=I", payload)[0] or None
                 elif atype == UNIX_DIAG_RQLEN and len(payload) >= 8:
                     se.rqueue, se.wqueue = struct.unpack_from("=II", payload)
+                elif atype == UNIX_DIAG_ICONS:  # the client inodes in its accept queue
+                    whole = len(payload) - len(payload) % 4
+                    se.pending = [i for (i,) in struct.iter_unpack("=I", payload[:whole])
+                                  if i][:MAX_PENDING]
                 elif atype == UNIX_DIAG_NAME:
                     se.path = payload.rstrip(b"\0").decode("utf-8", "replace").replace("\0", "@")
                 attr += (alen + 3) & ~3
@@ -107,16 +124,18 @@ def read_tcp() -> str:
 
 @dataclass(slots=True)
 class TcpSocket:
-    inode: int
+    inode: int  # 0: no process holds it (a connection not accepted yet, or one closed)
     local: str
     remote: str
     listening: bool
     tx_queue: int
-    rx_queue: int
+    rx_queue: int  # a LISTEN row: the connections in its accept queue
+    state: int = 0
 
 
-def parse_tcp(text: str) -> dict[int, TcpSocket]:
-    out: dict[int, TcpSocket] = {}
+def tcp_rows(text: str) -> list[TcpSocket]:
+    """Every row of ``/proc/net/tcp`` and ``tcp6`` text, those without an inode too."""
+    out: list[TcpSocket] = []
     for line in text.splitlines():
         parts = line.split(maxsplit=10)
         if len(parts) < 10 or ":" not in parts[1]:
@@ -127,9 +146,89 @@ def parse_tcp(text: str) -> dict[int, TcpSocket]:
             ino = int(parts[9])
         except ValueError:  # the header line, or not the kernel's text
             continue
-        if ino:
-            out[ino] = TcpSocket(ino, parts[1], parts[2], st == TCP_LISTEN, tx, rx)
+        out.append(TcpSocket(ino, parts[1], parts[2], st == TCP_LISTEN, tx, rx, st))
     return out
+
+
+def parse_tcp(text: str) -> dict[int, TcpSocket]:
+    """The rows of sockets some process holds, by inode."""
+    return {t.inode: t for t in tcp_rows(text) if t.inode}
+
+
+def _endpoint(hexaddr: str) -> tuple[str, int] | None:
+    """``0100007F:1388`` -> ``("127.0.0.1", 5000)``; an IPv4 address mapped into IPv6 (a
+    dual-stack socket's view of an IPv4 peer) as the IPv4 address, so both tables meet."""
+    host, _, port = hexaddr.partition(":")
+    try:
+        p = int(port, 16)
+        if len(host) == 8:
+            return socket.inet_ntop(socket.AF_INET, struct.pack("<I", int(host, 16))), p
+        if len(host) != 32:
+            return None
+        raw6 = b"".join(struct.pack("<I", int(host[i:i + 8], 16)) for i in range(0, 32, 8))
+        if raw6[:12] == b"\0" * 10 + b"\xff\xff":
+            return socket.inet_ntop(socket.AF_INET, raw6[12:]), p
+        return socket.inet_ntop(socket.AF_INET6, raw6), p
+    except (ValueError, OSError, struct.error):
+        return None
+
+
+WILDCARDS = ("0.0.0.0", "::")
+
+
+def accept_queue(unix: list[SocketEvidence], net_tcp: str) -> dict[int, list[int]]:
+    """Client sockets whose connection waits in an accept queue -> the listening sockets it
+    waits in (inodes). Unix: the listener's pending list (sock_diag). TCP: the client's row
+    is mirrored by a row no process holds (the server end, made by the handshake and only
+    given an inode by accept; ESTABLISHED, or SYN_RECV while the queue is full), and a LISTEN
+    row is on the address the client connected to (or on the wildcard address of its port:
+    several such listeners, as with SO_REUSEPORT, are all listed)."""
+    out: dict[int, list[int]] = {}
+    for u in unix:
+        if u.listening:
+            for client in u.pending:
+                out.setdefault(client, []).append(u.inode)
+    rows = tcp_rows(net_tcp)
+    unheld: set[tuple[tuple[str, int], tuple[str, int]]] = set()
+    listeners: dict[int, list[tuple[str, int]]] = {}
+    for t in rows:
+        local, remote = _endpoint(t.local), _endpoint(t.remote)
+        if local is None or remote is None:
+            continue
+        if t.listening and t.inode:
+            listeners.setdefault(local[1], []).append((local[0], t.inode))
+        elif not t.inode and t.state in (TCP_ESTABLISHED, TCP_SYN_RECV):
+            unheld.add((local, remote))
+    if not unheld:
+        return out
+    for t in rows:
+        if not t.inode or t.state != TCP_ESTABLISHED:
+            continue
+        local, remote = _endpoint(t.local), _endpoint(t.remote)
+        if local is None or remote is None or (remote, local) not in unheld:
+            continue
+        on = [ino for host, ino in listeners.get(remote[1], [])
+              if host == remote[0] or host in WILDCARDS]
+        if on:
+            out[t.inode] = on
+    return out
+
+
+def unheld_tcp_rows(text: str, kept: set[int]) -> str:
+    """The ``/proc/net/tcp`` lines of sockets in ``kept`` (inodes), and those no process holds
+    whose addresses mirror one of them (the server end of a connection still in an accept
+    queue): what a capture saves of the table."""
+    rows = tcp_rows(text)
+    mirrors = {(t.remote, t.local) for t in rows if t.inode in kept}
+    out = []
+    for line in text.splitlines():
+        parts = line.split(maxsplit=10)
+        if len(parts) < 10 or not parts[9].isdigit():
+            continue
+        ino = int(parts[9])
+        if ino in kept or (ino == 0 and (parts[1], parts[2]) in mirrors):
+            out.append(line)
+    return "\n".join(out)
 
 
 @dataclass(slots=True)
@@ -153,6 +252,9 @@ class Channel:
     capacity: int | None = None
     peer: str | None = None  # sockets: the key of the other end
     listening: bool = False
+    # A client socket whose connection is not accepted yet: the keys of the listening
+    # sockets whose accept queue it waits in (``accept_queue``).
+    accept_on: list[str] = field(default_factory=list)
     where: str = ""  # "unix", "tcp 127.0.0.1:5000", a path
 
 
@@ -190,9 +292,11 @@ def channels(ev: Evidence) -> dict[str, Channel]:
     unix = {s.inode: s for s in ev.unix}
     tcp = parse_tcp(ev.net_tcp)
     by_addr = {(t.local, t.remote): t for t in tcp.values() if not t.listening}
+    queued = accept_queue(ev.unix, ev.net_tcp)
     for ch in out.values():
         if ch.kind != "socket":
             continue
+        ch.accept_on = [f"socket:[{ino}]" for ino in queued.get(ch.inode, [])]
         u = unix.get(ch.inode)
         if u is not None:
             ch.where = "unix" + (f" {u.path}" if u.path else "")
@@ -233,8 +337,11 @@ def peer_keys(ev: Evidence, keys: set[str]) -> set[str]:
     unix = {s.inode: s for s in ev.unix}
     tcp = parse_tcp(ev.net_tcp)
     by_addr = {(t.local, t.remote): t for t in tcp.values()}
+    queued = accept_queue(ev.unix, ev.net_tcp) if socks else {}
     for ino in socks:
         out.add(f"socket:[{ino}]")
+        # Not accepted yet: whoever holds the listening socket would accept it.
+        out.update(f"socket:[{listener}]" for listener in queued.get(ino, []))
         u = unix.get(ino)
         if u is not None and u.peer:
             out.add(f"socket:[{u.peer}]")
