@@ -106,6 +106,7 @@ class _Session:
     announced: set[int] = field(default_factory=set)  # LWPs of "[New LWP N]" lines
     elided: bool = False  # a "..." line between blocks: the paste left threads out
     cut_in: _Thread | None = None  # the thread whose stack the text ends in, mid-line
+    headless_py: bool = False  # a py-bt pasted without the thread it was printed for
     headed: list[int] = field(default_factory=list)  # "Thread N (...)" block numbers, in order
 
 
@@ -113,9 +114,12 @@ class _Session:
 _DETECT_LINE = re.compile(
     r"[ \t]*(?:Thread \d+ \((?:Thread 0x|LWP |process )|#\d+ +(?:0x[0-9a-fA-F]+ in )?"
     r"(?:[^\s(][^(\n]*\(|<)|\(gdb\) |"
-    r"\[Switching to thread|Id +Target Id)")
+    r"\[Switching to thread|Id +Target Id|Traceback \(most recent call first\):)")
+# "Traceback (most recent call first):" is python-gdb's py-bt header (Python's own tracebacks
+# say "most recent call last").
 _DETECT = tuple((needle, _DETECT_LINE) for needle in (
-    "#0 ", "#1 ", "Thread ", "(gdb) ", "[Switching to thread", "Target Id"))
+    "#0 ", "#1 ", "Thread ", "(gdb) ", "[Switching to thread", "Target Id",
+    "Traceback (most recent call first)"))
 
 
 def detect(text: str) -> bool:
@@ -360,9 +364,13 @@ class _Parser:
                     self.in_py = False
                     return
             if s.startswith("Traceback (most recent call first)"):
-                if self.selected is not None:
-                    self.selected.py_frames = []
-                    self.selected.py_wait = None
+                if self.selected is None:
+                    # py-bt output pasted without its "Thread N (...)" line or `thread N`
+                    # command: one thread, of a process the text does not show whole
+                    self.selected = self.thread(None, None)
+                    self.session.headless_py = True
+                self.selected.py_frames = []
+                self.selected.py_wait = None
                 self.in_py = True
                 return
         if c0 == "[" and s.startswith("[New "):
@@ -651,7 +659,8 @@ def _build(session: _Session, index: int, used: set[str], result: ParseResult) -
         return res
 
     for raw in session.threads:
-        tid = f"LWP {raw.lwp}" if raw.lwp is not None else f"Thread {raw.num}"
+        tid = (f"LWP {raw.lwp}" if raw.lwp is not None
+               else f"Thread {raw.num}" if raw.num is not None else "Thread ?")
         while tid in used:
             tid += f" #{index}"
         used.add(tid)
@@ -841,13 +850,14 @@ def _build(session: _Session, index: int, used: set[str], result: ParseResult) -
         complete: bool | None = None
         shown = {raw.lwp for raw in session.threads}
         absent = sorted(session.announced - shown)
-        if absent or session.elided or len(join_targets) < sum(
+        if absent or session.elided or session.headless_py or len(join_targets) < sum(
                 1 for k in waits_kind.values() if k == "thread"):
             complete = False  # visibly an excerpt: threads gdb saw are not in the text
             why = (f"LWP {', '.join(map(str, absent[:6]))}{', …' if len(absent) > 6 else ''} "
                    "announced by gdb but not shown" if absent else
                    "'...' where threads were left out" if session.elided else
-                   "a thread joins one that is not shown")
+                   "a py-bt without the thread line it was printed for" if session.headless_py
+                   else "a thread joins one that is not shown")
             result.notes.append(f"gdb session {index}: the text lacks threads ({why}); for the "
                                 "whole process: gdb -p PID -batch -ex 'thread apply all bt'")
         elif session.cut_in is not None and not _cut_after_every_thread(session):

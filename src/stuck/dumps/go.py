@@ -144,6 +144,9 @@ _HEADERS = re.compile(
 # The same at the very start of the text, where no newline comes before the first header.
 _FIRST_HEADER = re.compile(_HEADERS.pattern[2:])
 _FATAL = "fatal error: all goroutines are asleep"
+# The newline before a goroutine header that follows a non-blank line.
+_GLUED_HEADER = re.compile(r"(?<=[^\n])\n(?=goroutine \d+(?: gp=\S+)?(?: m=\S+)?(?: mp=\S+)? "
+                           r"\[[^\]\n]{0,200}\]:[ \t]*(?:\n|\Z))")
 
 
 @dataclass(slots=True)
@@ -318,6 +321,11 @@ def parse(text: str) -> ParseResult:
     """
     if "\r" in text:
         text = text.replace("\r\n", "\n")
+    if text.count("\ngoroutine ") != text.count("\n\ngoroutine "):
+        # A goroutine header right under another goroutine's last line (a paste that lost
+        # the blank line, or put "..." where it left goroutines out) would be read as part of
+        # that goroutine's stack: the blank line the runtime prints goes back first.
+        text = _GLUED_HEADER.sub("\n\n", text)
     whole: bool | None = None
     # The runtime's header comes before the first goroutine header (prose before it in a
     # paste may say "goroutine" too).

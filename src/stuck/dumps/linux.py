@@ -22,10 +22,11 @@ from stuck.stacks.native import classify
 
 NAME = "linux"
 
-# The kernel log's own prefix: "[  240.123456]" (seconds since boot), "[Wed Dec 19 03:36:07
+# The kernel log's own prefix: "[  240.123456]" (seconds since boot; "[  240.]" where the
+# fraction was cut), "[Wed Dec 19 03:36:07
 # 2018]" (`dmesg -T`, the same clock in local time), with an optional syslog level "<4>" and
 # the caller id "[T123]" / "[C1]" of CONFIG_PRINTK_CALLER.
-_PREFIX = re.compile(r"^(?:<\d>)?\[(?:\s*\d+\.\d+|(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun) "
+_PREFIX = re.compile(r"^(?:<\d>)?\[(?:\s*\d+\.\d*|(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun) "
                      r"(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) [ \d]\d "
                      r"\d\d:\d\d:\d\d \d{4})\](?:\[\s*[TC]\d+\])?\s?")
 _HUNG = re.compile(r"^INFO: task (.+):(\d+) blocked for more than (\d+) seconds\.")
@@ -38,6 +39,10 @@ _TASK_LINE = re.compile(
 _TASK_SYSRQ = re.compile(r"^task:(.+?)\s+state:([A-Za-z])\s.*?\bpid:\s*(\d+)")
 _FRAME = re.compile(
     r"^\s*(?:\[<[0-9a-f]+>\]\s*)?(\?\s+)?([\w.$]+)\+0x[0-9a-f]+/0x[0-9a-f]+(?:\s+\[(\w+)\])?\s*$")
+# A 32-bit ARM kernel's unwinder prints each frame with its caller, innermost first, and no
+# "Call Trace:" line: "[<c0609540>] (__mutex_lock.constprop.4) from [<c03fd510>]
+# (tty_throttle_safe+0x14/0x7c)"; a module's function has its name after it: "(f [fuse])".
+_ARM_FRAME = re.compile(r"^\s*\[<[0-9a-f]+>\]\s*\(([\w.$]+)(?:\s+\[(\w+)\])?\)\s+from\b")
 _HELD = re.compile(r"^(\d+) locks? held by (.+)/(\d+):\s*$")
 _LOCK = re.compile(r"^\s*#(\d+):\s+(?:([0-9a-f]{8,16})\s+)?\(")
 _AT = re.compile(r"at: (?:\[<[0-9a-f]+>\]\s*)?([\w.$]+)\+0x")
@@ -160,6 +165,16 @@ class _Parser:
                 self.frames_to.stack_shown = True
                 self.mode = "trace"
             return
+        if st.startswith("[<") and self.frames_to is not None:
+            m2 = _ARM_FRAME.match(st)
+            if m2:
+                if self.mode != "trace":  # the first frame is where the trace begins
+                    self.frames_to.frames = []
+                    self.frames_to.guessed = []
+                    self.frames_to.stack_shown = True
+                    self.mode = "trace"
+                self.frames_to.frames.append(Frame(m2.group(1), module=m2.group(2)))
+                return
         if self.mode == "trace":
             m2 = _FRAME.match(s)
             if m2:

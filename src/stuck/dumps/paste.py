@@ -30,12 +30,22 @@ _QUOTE = re.compile(r"^[ \t]{0,3}(?:>[ \t]?)+", re.MULTILINE)
 #   "<13>Dec  4 21:00:46 host prog: ", "2026-12-04T21:00:46.123456789Z " (kubectl --timestamps)
 _MONTH = r"(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)"
 _ISO = r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:[.,]\d{1,9})?(?:Z|[+-]\d\d:?\d\d)?"
+# The host name may be missing (a syslog file written without it, or taken out before a
+# paste: "May 17 18:48:11 kernel: "), and a Markdown code block indents every line by four.
 _LOG_PREFIX = re.compile(
-    r"^(?:<\d{1,3}>\d?\s?)?(?:"
+    r"^(?:[ ]{4}|\t)?(?:<\d{1,3}>\d?\s?)?(?:"
     rf"(?:{_MONTH} [ \d]\d \d\d:\d\d:\d\d(?:\.\d{{1,9}})?|{_ISO}) "
-    r"[\w.-]{1,255} [\w./@-]{1,255}(?:\[\d{1,10}\])?: "
+    r"(?:[\w.-]{1,255} )?[\w./@-]{1,255}(?:\[\d{1,10}\])?: "
     rf"|{_ISO}[ \t]+)",
     re.MULTILINE)
+# An editor's or `cat -n`'s line numbers in front of every line ("162 [  843.07] INFO ...",
+# "    12\tgoroutine 1 [...]"), told from a dump's own leading numbers (FreeBSD's procstat rows
+# start with a pid) by counting up by one from line to line. A number column is a number and
+# one tab or one space (a table's columns are wider apart: gdb's "info threads" rows,
+# "  2    Thread 0x...").
+_LINE_NUMBER = re.compile(r"^[ \t]{0,8}(\d{1,9})(?:\t| |$)", re.MULTILINE)
+_NUMBER_COLUMN = re.compile(r"[ \t]{0,8}(\d{1,9})(?:\t| (?! )|$)")
+_LINE_NUMBER_RUN = 8  # consecutive numbered lines, each one more than the last
 # The tags a web page or an issue's HTML wraps a dump in: <pre>, <code> (with attributes), and
 # their closing tags, wherever a line has them (a copied excerpt may lack the closing one).
 # Only these names: a dump's own "<init>", "<0x0000000765282180>" and "<module>" stay.
@@ -45,8 +55,11 @@ _HTML_TAG = re.compile(r"</?(?:pre|code|samp|tt)(?:\s[^<>\n]{0,200})?>", re.IGNO
 _MD_HEADING = re.compile(r"^#{1,6}[ \t]+(?=\S)", re.MULTILINE)
 _MD_FENCE = re.compile(r"^[ \t]{0,3}```", re.MULTILINE)
 # The fence lines themselves ("```", "```text", "~~~"): Markdown, never a line of any dump;
-# left in, one ends a jstack deadlock summary or splits a stack where a paste put it.
-_MD_FENCE_LINE = re.compile(r"^[ \t]{0,3}(?:`{3,}|~{3,})[^`\n]{0,40}\n?", re.MULTILINE)
+# left in, one ends a jstack deadlock summary or splits a stack where a paste put it. A fence
+# with the dump's first line on it ("```(gdb) thread 14", "```[43008.66] INFO: task ...")
+# loses only its backticks: an info string is one word.
+_MD_FENCE_LINE = re.compile(r"^[ \t]{0,3}(?:`{3,}|~{3,})(?:[ \t]*[\w+#.-]{0,40}[ \t]*(?:\n|\Z))?",
+                            re.MULTILINE)
 SAMPLE_LINES = 400  # lines looked at to decide whether a line-prefix step applies
 
 
@@ -59,10 +72,31 @@ def _head(text: str, lines: int = SAMPLE_LINES) -> str:
     return text[:end]
 
 
+def _numbered(head: str) -> bool:
+    """True when the sampled lines carry a line-number column: one run of lines numbered n,
+    n+1, n+2, ... that is at least ``_LINE_NUMBER_RUN`` long and nine lines in ten of the
+    sample (a paste may add a line of its own before or after it)."""
+    previous: int | None = None
+    run = best = 0
+    lines = head.split("\n")
+    if lines and not lines[-1]:
+        lines.pop()
+    for line in lines:
+        m = _NUMBER_COLUMN.match(line)
+        if m is None:
+            previous, run = None, 0
+            continue
+        n = int(m.group(1))
+        run = run + 1 if previous is not None and n == previous + 1 else 1
+        best = max(best, run)
+        previous = n
+    return best >= _LINE_NUMBER_RUN and best * 10 >= len(lines) * 9
+
+
 def clean(text: str) -> str:
     """``text`` with terminal colour, log prefixes, quoting, HTML entities and tags, Markdown
-    headings and CR line ends removed. Linear in the size of the text; returns ``text`` itself when there is nothing
-    to remove."""
+    headings, line-number columns and CR line ends removed. Linear in the size of the text;
+    returns ``text`` itself when there is nothing to remove."""
     if "\r" in text:
         text = text.replace("\r\n", "\n").replace("\r", "\n")
     if "\x1b" in text:
@@ -79,6 +113,9 @@ def clean(text: str) -> str:
     if (text.startswith((">", " >", "  >", "   >")) or "\n>" in head or "\n >" in head
             or "\n  >" in head or "\n   >" in head) and _QUOTE.search(head):
         text = _QUOTE.sub("", text)
+        head = _head(text)
+    if (head[:1].isspace() or head[:1].isdigit()) and _numbered(_head(text, 64)):
+        text = _LINE_NUMBER.sub("", text)
         head = _head(text)
     if _LOG_PREFIX.search(head):
         text = _LOG_PREFIX.sub("", text)

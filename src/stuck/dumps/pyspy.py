@@ -35,8 +35,12 @@ from stuck.model import Frame, Process
 NAME = "pyspy"
 
 _THREAD = re.compile(r'Thread (0x[0-9a-fA-F]{1,16}|\d{1,12}) \(([a-z+]{1,30})\)(?:: "(.{0,500})")?$')
+# A thread line a paste shortened to the thread's name ("Thread MainThread (idle):",
+# "Thread-3 (idle):"): the thread is known by its name only.
+_NAMED_THREAD = re.compile(r'(?:Thread )?([\w.<>-]{1,200}) \((idle|active|active\+gil|gil)\):$')
 _DETECT_LINE = re.compile(
     r'Thread (?:0x[0-9a-fA-F]{1,16}|\d{1,12}) \((?:idle|active|active\+gil|gil)\)'
+    r'|[ \t]*(?:Thread )?[\w.<>-]{1,200} \((?:idle|active|active\+gil|gil)\):[ \t]*$'
     r'|.*"os_thread_id"\s*:')
 _DETECT = tuple((needle, _DETECT_LINE) for needle in ('"os_thread_id"', " (idle)", " (active",
                                                      " (gil)"))
@@ -62,6 +66,7 @@ class _Dump:
     threads: list[PyThread] = field(default_factory=list)
     elided: bool = False  # "..." where threads or frames were left out
     cut: str | None = None  # the id of a thread whose stack ends in a broken line
+    unnamed: bool = False  # thread lines shortened to the thread's name (an edited paste)
     python: tuple[str, str] | None = None  # (version, interpreter) from the header
 
 
@@ -73,6 +78,8 @@ def _lacks(dump: _Dump) -> str | None:
     ids, no thread whose id is the process id (the main thread, on Linux)."""
     if dump.elided:
         return "'...' where threads or frames were left out"
+    if dump.unnamed:
+        return "thread lines without their ids, an edited paste"
     if dump.cut is not None:
         return f"the stack of thread {dump.cut} ends in a broken line (a cut-off paste)"
     tids = [t.tid for t in dump.threads]
@@ -120,14 +127,20 @@ def _parse_text(text: str) -> list[_Dump]:
             python = (vm.group(1), vm.group(2))
             continue
         m = _THREAD.match(line)
-        if m:
-            ident = m.group(1)
+        short = None if m or not line.endswith("):") else _NAMED_THREAD.match(line)
+        if m or short:
+            ident = m.group(1) if m else short.group(1)  # type: ignore[union-attr]
             if threads is None or ident in seen:
                 threads, seen = [], set()
                 dump = _Dump(pid, threads, python=python)
                 dumps.append(dump)
             seen.add(ident)
-            current = _thread_from_header(ident, m.group(2), m.group(3))
+            if m:
+                current = _thread_from_header(ident, m.group(2), m.group(3))
+            else:
+                assert short is not None and dump is not None
+                current = PyThread(id=ident, name=ident, hint=short.group(2))
+                dump.unnamed = True
             threads.append(current)
             frame, in_vars = None, False
             continue
