@@ -321,11 +321,6 @@ def parse(text: str) -> ParseResult:
     """
     if "\r" in text:
         text = text.replace("\r\n", "\n")
-    if text.count("\ngoroutine ") != text.count("\n\ngoroutine "):
-        # A goroutine header right under another goroutine's last line (a paste that lost
-        # the blank line, or put "..." where it left goroutines out) would be read as part of
-        # that goroutine's stack: the blank line the runtime prints goes back first.
-        text = _GLUED_HEADER.sub("\n\n", text)
     whole: bool | None = None
     # The runtime's header comes before the first goroutine header (prose before it in a
     # paste may say "goroutine" too).
@@ -356,6 +351,7 @@ def parse(text: str) -> ParseResult:
         matches = chain((first,), _HEADERS.finditer(text, first.end()))
     used, threads_append, owners_append = dump.used, dump.threads.append, dump.owners_maybe.append
     positional = _POSITIONAL_THREAD
+    glued = False  # a goroutine header inside another goroutine's lines
     m: re.Match[str] | None = None
     for m in matches:
         tid, bracket, body = m.groups()
@@ -392,6 +388,8 @@ def parse(text: str) -> ParseResult:
             stack = stacks_get(tuple(lines[1::2]))
             if (stack is None or len(lines) & 1
                     or not all(map(startswith, funcs, stack.prefixes))):
+                if "\ngoroutine " in body:
+                    glued = True
                 frames, funcs, clean = _read_frames(lines, frame_cache)
                 stack = _new_stack(frames, tuple(map(_prefix, funcs)))
                 if clean and len(stacks) < 100_000:
@@ -417,6 +415,14 @@ def parse(text: str) -> ParseResult:
             owners_append((t, stack, stack.method_lines(funcs)))
         if decision.waits:
             dump.wait(t, decision, stack, funcs)
+    if glued:
+        # A goroutine header right under another goroutine's last line (a paste that lost the
+        # blank line, or put "..." where it left goroutines out) was read as part of that
+        # goroutine's stack: the text is read again with the blank line the runtime prints.
+        # (Only a stack read line by line can hold one, so a plain dump never pays for this.)
+        fixed = _GLUED_HEADER.sub("\n\n", text)
+        if fixed != text:
+            return parse(fixed)
     if dump.threads:
         dump.finish(text, result, False if _cut_off(text, m) else whole)
     return result
