@@ -60,6 +60,11 @@ KNOWN_WRONG: dict[str, str] = {
         "a healthy CLI's main thread waiting for the child process it started is reported as a "
         "possible hang (nothing in the dump shows the child); one dump cannot tell a child "
         "that is working from one that hangs"),
+    "java/java-omnios-3575-jdk21-thread-line-process-wait": (
+        "JDK 21's thread line is read; main, parked on a Condition under "
+        "ForkJoinPool.managedBlock with no other thread in the excerpt, gets a possible stall "
+        "(no notifier shown), where the truth written before the run says hang (the port never "
+        "reports the child's exit; the frames that name the process wait are cut off)"),
     "python/python-tqdm-1751-pyspy-monitor-join": (
         "read now, but the two monitor threads stop in tqdm's own acquire() (std.py:117), a "
         "Python frame whose call (lock.acquire) py-spy without --native does not show and whose "
