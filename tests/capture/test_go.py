@@ -119,6 +119,28 @@ def test_go_gateway_and_c_engine_deadlock_through_the_goroutine_parked_on_the_pi
     assert {rep.snapshot.resource_map()[e.waits_for].kind for e in d.cycle} == {"pipe"}
 
 
+@pytest.mark.parametrize("family", ["tcp", "unix"])
+def test_a_goroutine_parked_on_a_connection_its_server_has_not_accepted(  # type: ignore[no-untyped-def]
+        go_program, start, tmp_path: Path, family: str) -> None:
+    """The client's goroutine reads a connection waiting in the accept queue of a server whose
+    only goroutine reads a pipe the client writes after the answer: a cycle across two
+    processes through an accept queue, found from either side, and at most probable."""
+    where = "tcp" if family == "tcp" else str(tmp_path / "s.sock")
+    pair = start([str(go_program("go_accept_pair")), where])
+    assert pair.proc.stdout is not None
+    server = int(pair.proc.stdout.readline())
+    settle(pair, 2)
+    for asked in (pair.pid, server):
+        rep = report(collect([asked]))
+        [d] = rep.findings
+        assert (d.kind, d.confidence) == ("deadlock", "probable")
+        assert set(d.threads) == {f"goroutine 1 (pid {pair.pid})", f"goroutine 1 (pid {server})"}
+        waits = {rep.snapshot.resource_map()[e.waits_for].label.split(" (")[0] for e in d.cycle}
+        assert any(w.startswith("a connection to be accepted on listening socket")
+                   for w in waits), waits
+        assert any("will ever accept" in m for m in d.missing_evidence)
+
+
 def test_goroutines_gdb_cannot_read_are_said_to_be_missing(  # type: ignore[no-untyped-def]
         go_program, c_program, start, monkeypatch) -> None:
     """gdb reads the OS threads (the runtime's, idle) but not the goroutine table (a stripped
