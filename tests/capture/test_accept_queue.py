@@ -140,6 +140,24 @@ def test_client_and_server_waiting_on_each_other_across_two_processes(  # type: 
         assert kinds == {"socket", "pipe"}
 
 
+def test_a_unix_connect_asleep_on_a_full_queue_waits_for_the_listeners_holders(  # type: ignore[no-untyped-def]
+        c_program, start) -> None:
+    prog = _started(start, [str(c_program("accept_pipe_pair")), "unix-full"])
+    client, server = settle(prog, 2)
+    rep = report(collect([client], runtime_views=False))
+    [d] = rep.findings
+    assert d.kind == "deadlock" and d.confidence == "probable"
+    room = [r for r in rep.snapshot.resources if r.id.startswith("room:")]
+    assert len(room) == 1 and room[0].id in d.resources
+    assert room[0].label.startswith("a place in the accept queue of listening socket")
+    assert "unix /tmp/accept_pipe_pair." in room[0].label and "full: 1 connection" in room[0].label
+    pid_of = {t.id: p.pid for p in rep.snapshot.processes for t in p.threads}
+    assert {pid_of[t] for t in d.threads} == {client, server}
+    waiter = rep.snapshot.thread(f"LWP {client}")
+    assert waiter is not None and waiter.waits is not None
+    assert waiter.waits.direction == "connect"
+
+
 def test_saved_evidence_of_the_queue_gives_the_same_finding(c_program, start,  # type: ignore[no-untyped-def]
                                                             tmp_path: Path) -> None:
     prog = _started(start, [str(c_program("accept_pipe_pair")), "tcp"])
@@ -160,13 +178,15 @@ def test_saved_evidence_of_the_queue_gives_the_same_finding(c_program, start,  #
 
 
 def _queued_clients(rep: Report) -> int:
-    return sum(1 for t in rep.snapshot.threads()
-               if t.detail and "whose connection is not accepted yet" in t.detail)
+    return sum(1 for t in rep.snapshot.threads() if t.detail and (
+        "whose connection is not accepted yet" in t.detail
+        or "whose accept queue is full" in t.detail))
 
 
 @pytest.mark.parametrize(("mode", "queued"), [
     ("busy-server", True),  # its only thread computes: it will accept
     ("slow-acceptor", True),  # sleeps between accepts while clients queue
+    ("slow-unix-acceptor", True),  # the same, and clients sleep in connect on a full queue
     ("selector", False),  # the listener is in the epoll set a thread waits on
 ])
 def test_correct_servers_with_clients_waiting_give_no_finding(start, mode: str,  # type: ignore[no-untyped-def]

@@ -168,6 +168,7 @@ def _follow_peers(ev: Evidence, seen: set[int], locked: set[str]) -> None:
             objects |= _shared_objects(pe, ev.machine)
             new.extend((c, f"waited for by {pe.pid}") for c in _waited_children(pe, ev.machine)
                        if c not in seen)
+        keys |= peers.connect_keys(ev)
         files = {k[5:] for k in keys if k.startswith("file:")} - done
         done |= files
         keys = peers.peer_keys(ev, keys) - done

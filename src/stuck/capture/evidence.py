@@ -37,6 +37,11 @@ class ThreadEvidence:
     # when the thread is in no such wait or the memory could not be read. (An epoll set is
     # in the epoll fd's fdinfo instead: ``FdEvidence.epoll``.)
     polled: list[int] | None = None
+    # A connect(2) on a unix socket asleep (the listener's accept queue is full): the address
+    # it connects to, read from its arguments in the process's memory ("@name" for an abstract
+    # one), and the file that path names, as maj:min:inode (None: abstract, or not found).
+    connect_to: str | None = None
+    connect_file: str | None = None
 
 
 @dataclass(slots=True)
@@ -99,6 +104,9 @@ class SocketEvidence:
     # accept queue, not accepted yet (sock_diag ``UNIX_DIAG_ICONS``). Their threads wait for
     # whoever holds this socket to accept.
     pending: list[int] = field(default_factory=list)
+    # The file a unix socket is bound to, as maj:min:inode (sock_diag ``UNIX_DIAG_VFS``): how
+    # a connect to a path finds its listener, whatever the path's spelling.
+    vfs: str | None = None
 
 
 @dataclass(slots=True)
@@ -136,6 +144,10 @@ def _int_or_none(v: Any) -> int | None:
 
 def _str(v: Any, default: str = "") -> str:
     return v if isinstance(v, str) else default
+
+
+def _str_or_none(v: Any) -> str | None:
+    return v if isinstance(v, str) else None
 
 
 def _strs(v: Any) -> list[str]:
@@ -205,7 +217,8 @@ def from_dict(d: Any) -> Evidence:
                 stack=stack if isinstance(stack, str) else None,
                 switches=_int_or_none(t.get("switches")), stat2=_str(t.get("stat2")),
                 syscall2=_str(t.get("syscall2")), switches2=_int_or_none(t.get("switches2")),
-                polled=_ints(t.get("polled"))))
+                polled=_ints(t.get("polled")), connect_to=_str_or_none(t.get("connect_to")),
+                connect_file=_str_or_none(t.get("connect_file"))))
         for f in _dicts(p.get("fds")):
             fd = _int_or_none(f.get("fd"))
             if fd is None:
@@ -229,5 +242,6 @@ def from_dict(d: Any) -> Evidence:
                                       wqueue=_int_or_none(s.get("wqueue")),
                                       listening=s.get("listening") is True,
                                       path=_str(s.get("path")),
-                                      pending=_ints(s.get("pending")) or []))
+                                      pending=_ints(s.get("pending")) or [],
+                                      vfs=_str_or_none(s.get("vfs"))))
     return ev

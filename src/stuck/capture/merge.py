@@ -102,6 +102,9 @@ def build(ev: Evidence, sources: tuple[str, ...] = ()) -> Built:
             else:
                 proc.threads.append(t)
             call = syscalls.parse(te.syscall, ev.machine)
+            if call is not None and call.meaning == "connect" and t.state == "io" \
+                    and t.detail == call.name:  # asleep in it both times (``_from_call``)
+                _connect_wait(ev, pe, te, t, chans, io_waits)
             if t.state != "blocked" or call is None:
                 continue
             fd = call.fd()
@@ -285,8 +288,12 @@ def _link_io(ev: Evidence, built: Built, chans: dict[str, Channel], io_waits: li
     for w in io_waits:
         ch = w.channel
         other_end: Channel | None
+        if w.op == "connect":
+            _accept_wait(ev, built, [ch], w, threads_of, by_pid, made)
+            continue
         if ch.kind == "socket" and ch.peer is None and ch.accept_on:
-            _accept_wait(ev, built, chans, w, threads_of, by_pid, made)
+            _accept_wait(ev, built, [chans[k] for k in ch.accept_on if k in chans], w,
+                         threads_of, by_pid, made)
             continue
         if ch.kind == "pipe":
             need = "r" if w.op == "write" else "w"
@@ -333,19 +340,37 @@ def _link_io(ev: Evidence, built: Built, chans: dict[str, Channel], io_waits: li
                     "whether one still could, is not readable from outside")
 
 
-def _accept_wait(ev: Evidence, built: Built, chans: dict[str, Channel], w: _IoWait,
+def _connect_wait(ev: Evidence, pe: ProcessEvidence, te: ThreadEvidence, t: Thread,
+                  chans: dict[str, Channel], io_waits: list[_IoWait]) -> None:
+    """A thread asleep connecting to a unix listener whose accept queue is full waits for
+    room in it: for whoever holds the listener to accept (``_accept_wait``)."""
+    from stuck.capture.peers import listener_for
+
+    u = listener_for(ev.unix, te)
+    ch = chans.get(f"socket:[{u.inode}]") if u is not None else None
+    if u is None or ch is None:
+        return
+    if u.rqueue is None or u.wqueue is None or u.rqueue <= u.wqueue:
+        t.detail = f"connect to {te.connect_to}, whose accept queue has room"
+        return
+    t.state = "blocked"
+    io_waits.append(_IoWait(t, pe.pid, ch, "connect", f"room:{ch.key}"))
+
+
+def _accept_wait(ev: Evidence, built: Built, listeners: list[Channel], w: _IoWait,
                  threads_of: dict[int, list[Thread]], by_pid: dict[int, ProcessEvidence],
                  made: dict[str, Resource]) -> None:
     """A thread on a socket whose connection waits in a listener's accept queue waits for
     whoever holds the listening socket to accept it (and then answer): every thread of those
-    processes. One in ``accept`` on it, or in a poll or epoll wait, or running, can still do
-    so, and ``_settle`` then makes the wait plain I/O; when all of them are blocked, the wait
-    closes on them. No snapshot proves a thread will never accept, so a finding through the
-    queue is at most probable, and says what it rests on."""
+    processes; so does one connecting to a unix listener whose queue is full (``connect``:
+    an accept makes room). One in ``accept`` on it, or in a poll or epoll wait, or running,
+    can still do so, and ``_settle`` then makes the wait plain I/O; when all of them are
+    blocked, the wait closes on them. No snapshot proves a thread will never accept, so a
+    finding through the queue is at most probable, and says what it rests on."""
     ch = w.channel
-    listeners = [chans[k] for k in ch.accept_on if k in chans]
+    connecting = w.op == "connect"
     enders = list(dict.fromkeys(e.pid for lc in listeners for e in lc.ends))
-    if ev.queued_again is not None and ch.inode not in ev.queued_again:
+    if not connecting and ev.queued_again is not None and ch.inode not in ev.queued_again:
         w.thread.state = "io"
         w.thread.detail = (f"{w.op} on {ch.key}: its connection was accepted between the two "
                            "readings")
@@ -355,7 +380,7 @@ def _accept_wait(ev: Evidence, built: Built, chans: dict[str, Channel], w: _IoWa
         w.thread.detail = (f"{w.op} on {ch.key}: its connection waits to be accepted on a "
                            "listening socket no captured process holds")
         return
-    w.rid = "accept:" + ",".join(lc.key for lc in listeners)
+    w.rid = ("room:" if connecting else "accept:") + ",".join(lc.key for lc in listeners)
     res = made.get(w.rid)
     if res is None:
         who = ", ".join(f"pid {p} ({by_pid[p].comm})" if p in by_pid else f"pid {p}"
@@ -365,10 +390,14 @@ def _accept_wait(ev: Evidence, built: Built, chans: dict[str, Channel], w: _IoWa
         waiting = sum(lc.queued or 0 for lc in listeners)
         queue = f"{waiting} connection{'s' if waiting != 1 else ''} in its accept queue; " \
             if waiting else ""
+        if connecting:
+            queue = f"full: {queue}" if queue else "full; "
         others = f" (and {len(listeners) - 1} more listening on its port)" \
             if len(listeners) > 1 else ""
+        what = "a place in the accept queue of" if connecting \
+            else "a connection to be accepted on"
         res = Resource(id=w.rid, kind="socket",
-                       label=f"a connection to be accepted on listening socket {first.inode}"
+                       label=f"{what} listening socket {first.inode}"
                        f"{where}{others} ({queue}listening socket held by {who})",
                        inode=first.inode, queued=waiting or None)
         res.owners = [t.id for pid in enders for t in threads_of.get(pid, [])]
@@ -376,7 +405,8 @@ def _accept_wait(ev: Evidence, built: Built, chans: dict[str, Channel], w: _IoWa
         made[w.rid] = res
         built.snapshot.resources.append(res)
         pause = f"{ev.interval:g} s apart, " if ev.interval else ""
-        again = ("with the connection still queued at the second reading"
+        again = ("still connecting at the second reading" if connecting
+                 else "with the connection still queued at the second reading"
                  if ev.queued_again is not None else "the queue itself was read once")
         built.unsure[w.rid] = (
             f"whether a thread of {who} will ever accept on listening socket {first.inode} is "
@@ -385,7 +415,8 @@ def _accept_wait(ev: Evidence, built: Built, chans: dict[str, Channel], w: _IoWa
             "not show (SO_RCVTIMEO, SO_SNDTIMEO) or a signal handler could still return and "
             "accept it (a later capture showing the same is stronger evidence)")
     w.thread.waits = Wait(resource=w.rid, durable=True, direction=w.op)
-    w.thread.detail = f"{w.op} on {ch.key}, whose connection is not accepted yet"
+    w.thread.detail = f"connect to {ch.key}, whose accept queue is full" if connecting \
+        else f"{w.op} on {ch.key}, whose connection is not accepted yet"
 
 
 def _label(ch: Channel, other: Channel | None, op: str, enders: list[int],

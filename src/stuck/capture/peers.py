@@ -27,7 +27,7 @@ import socket
 import struct
 from dataclasses import dataclass, field
 
-from stuck.capture.evidence import Evidence, SocketEvidence
+from stuck.capture.evidence import Evidence, SocketEvidence, ThreadEvidence
 
 # netlink / sock_diag constants (linux/netlink.h, linux/sock_diag.h, linux/unix_diag.h)
 NETLINK_SOCK_DIAG = 4
@@ -37,10 +37,12 @@ NLM_F_DUMP = 0x300
 NLMSG_DONE = 3
 NLMSG_ERROR = 2
 UDIAG_SHOW_NAME = 0x1
+UDIAG_SHOW_VFS = 0x2
 UDIAG_SHOW_PEER = 0x4
 UDIAG_SHOW_ICONS = 0x8
 UDIAG_SHOW_RQLEN = 0x10
 UNIX_DIAG_NAME = 0
+UNIX_DIAG_VFS = 1
 UNIX_DIAG_PEER = 2
 UNIX_DIAG_ICONS = 3
 UNIX_DIAG_RQLEN = 4
@@ -63,7 +65,7 @@ def unix_sockets(wanted: set[int] | None = None) -> list[SocketEvidence]:
         sock.settimeout(2.0)
         req = struct.pack("=BBHIIII", socket.AF_UNIX, 0, 0, 0xFFFFFFFF, 0,
                           UDIAG_SHOW_PEER | UDIAG_SHOW_RQLEN | UDIAG_SHOW_NAME
-                          | UDIAG_SHOW_ICONS, 0) + b"\0" * 4
+                          | UDIAG_SHOW_ICONS | UDIAG_SHOW_VFS, 0) + b"\0" * 4
         hdr = struct.pack("=IHHII", 16 + len(req), SOCK_DIAG_BY_FAMILY,
                           NLM_F_REQUEST | NLM_F_DUMP, 1, 0)
         try:
@@ -101,6 +103,9 @@ def _parse_unix(data: bytes, out: list[SocketEvidence], wanted: set[int] | None)
                     se.peer = struct.unpack_from("=I", payload)[0] or None
                 elif atype == UNIX_DIAG_RQLEN and len(payload) >= 8:
                     se.rqueue, se.wqueue = struct.unpack_from("=II", payload)
+                elif atype == UNIX_DIAG_VFS and len(payload) >= 8:
+                    vino, vdev = struct.unpack_from("=II", payload)
+                    se.vfs = f"{vdev >> 20}:{vdev & 0xFFFFF}:{vino}"  # the kernel's dev_t
                 elif atype == UNIX_DIAG_ICONS:  # the client inodes in its accept queue
                     whole = len(payload) - len(payload) % 4
                     se.pending = [i for (i,) in struct.iter_unpack("=I", payload[:whole])
@@ -211,6 +216,30 @@ def accept_queue(unix: list[SocketEvidence], net_tcp: str) -> dict[int, list[int
               if host == remote[0] or host in WILDCARDS]
         if on:
             out[t.inode] = on
+    return out
+
+
+def listener_for(unix: list[SocketEvidence], te: ThreadEvidence) -> SocketEvidence | None:
+    """The listening unix socket a thread asleep in ``connect`` connects to: bound to the file
+    its path names, or to its abstract name."""
+    if te.connect_to is None:
+        return None
+    for u in unix:
+        if u.listening and ((te.connect_file is not None and u.vfs == te.connect_file)
+                            or (te.connect_to.startswith("@") and u.path == te.connect_to)):
+            return u
+    return None
+
+
+def connect_keys(ev: Evidence) -> set[str]:
+    """The listening sockets captured threads wait to connect to: whoever holds one is who
+    would make room in its queue."""
+    out = set()
+    for pe in ev.processes:
+        for te in pe.threads:
+            u = listener_for(ev.unix, te)
+            if u is not None:
+                out.add(f"socket:[{u.inode}]")
     return out
 
 

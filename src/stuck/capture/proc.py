@@ -176,6 +176,43 @@ def polled_fds(pid: int, call: syscalls.Call | None, missing: set[str]) -> list[
         return None
 
 
+AF_UNIX = 1
+SOCKADDR_UN_SIZE = 110
+
+
+def connect_target(pid: int, te: ThreadEvidence, call: syscalls.Call | None,
+                   fds: list[FdEvidence], missing: set[str]) -> None:
+    """For a thread asleep in ``connect`` on a socket: the unix address it connects to, read
+    from the call's arguments in the process's memory (a unix connect sleeps while the
+    listener's accept queue is full), and the file a path names (``connect_file``), found
+    from the process's own root and working directory."""
+    if call is None or call.meaning != "connect" or len(call.args) < 3:
+        return
+    target = next((f.target for f in fds if f.fd == call.args[0]), "")
+    size = call.args[2]
+    if not target.startswith("socket:") or not 2 < size <= SOCKADDR_UN_SIZE:
+        return
+    try:
+        with open(f"{PROC}/{pid}/mem", "rb", buffering=0) as mem:
+            raw = os.pread(mem.fileno(), size, call.args[1])
+    except OSError as exc:
+        missing.add(_why(exc, "memory (the address a connect waits on)", pid))
+        return
+    except (ValueError, OverflowError):
+        return
+    if len(raw) != size or struct.unpack_from("=H", raw)[0] != AF_UNIX:
+        return
+    if raw[2:3] == b"\0":  # an abstract name: as sock_diag shows a bound one
+        te.connect_to = raw[2:].rstrip(b"\0").decode("utf-8", "replace").replace("\0", "@")
+        return
+    path = os.fsdecode(raw[2:].split(b"\0", 1)[0])
+    te.connect_to = path
+    where = f"{PROC}/{pid}/root{path}" if path.startswith("/") else f"{PROC}/{pid}/cwd/{path}"
+    with contextlib.suppress(OSError, ValueError):
+        st = os.stat(where)
+        te.connect_file = f"{os.major(st.st_dev)}:{os.minor(st.st_dev)}:{st.st_ino}"
+
+
 def resample(pe: ProcessEvidence) -> None:
     """The second reading of each thread (state, system call, context switches)."""
     ended = 0
@@ -276,6 +313,8 @@ def read_process(pid: int, why: str = "asked",
     if locked is None:
         locked = shared.locked_files(shared.lock_table())
     pe.fds = read_fds(pid, missing, locked, epoll=pe.runtime in ("go", "python"))
+    for te in pe.threads:
+        connect_target(pid, te, syscalls.parse(te.syscall, machine), pe.fds, missing)
     with contextlib.suppress(OSError):
         for line in _read(f"{PROC}/{pid}/status").splitlines():
             if line.startswith("SigCgt:"):

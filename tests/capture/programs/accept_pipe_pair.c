@@ -2,8 +2,11 @@
  * connection, and the server, which waits (before its first accept) for a word the client
  * writes to a pipe only after it has that answer. Neither can go on.
  *
- *   accept_pipe_pair tcp    loopback TCP
- *   accept_pipe_pair unix   a unix stream socket
+ *   accept_pipe_pair tcp        loopback TCP
+ *   accept_pipe_pair unix       a unix stream socket
+ *   accept_pipe_pair unix-full  a unix stream socket with a backlog of 0: the client's first
+ *                               connection fills the queue, and its second connect sleeps
+ *                               until the server accepts
  *
  * The server is the child; it alone holds the listening socket. Prints the child's pid. */
 #include <arpa/inet.h>
@@ -17,7 +20,8 @@
 #include <unistd.h>
 
 int main(int argc, char **argv) {
-    int unix_mode = argc > 1 && strcmp(argv[1], "unix") == 0;
+    int full = argc > 1 && strcmp(argv[1], "unix-full") == 0;
+    int unix_mode = full || (argc > 1 && strcmp(argv[1], "unix") == 0);
     int go[2];
     if (pipe(go) != 0) return 1;
     struct sockaddr_in in = {0};
@@ -37,7 +41,7 @@ int main(int argc, char **argv) {
         addr = (struct sockaddr *)&in;
         len = sizeof in;
     }
-    if (bind(listener, addr, len) != 0 || listen(listener, 8) != 0) return 1;
+    if (bind(listener, addr, len) != 0 || listen(listener, full ? 0 : 8) != 0) return 1;
     if (!unix_mode && getsockname(listener, addr, &len) != 0) return 1;
     pid_t child = fork();
     if (child == 0) { /* the server */
@@ -56,6 +60,10 @@ int main(int argc, char **argv) {
     fflush(stdout);
     int s = socket(unix_mode ? AF_UNIX : AF_INET, SOCK_STREAM, 0);
     if (connect(s, addr, len) != 0) return 1;
+    if (full) { /* the queue is full now: this connect waits for an accept */
+        s = socket(AF_UNIX, SOCK_STREAM, 0);
+        if (connect(s, addr, len) != 0) return 1;
+    }
     write(s, "hello", 5);
     char answer[64];
     read(s, answer, sizeof answer); /* waits for the answer */

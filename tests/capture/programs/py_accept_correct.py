@@ -3,6 +3,8 @@
     py_accept_correct.py slow-acceptor   one thread accepts a connection every 0.5 s and answers
                                          it; 4 client threads connect again and again and
                                          wait for their answers (a backlog that drains)
+    py_accept_correct.py slow-unix-acceptor   the same on a unix socket with a backlog of 0:
+                                         the clients beyond the first sleep in connect
     py_accept_correct.py busy-server     the server thread computes (runs) for 60 s before its
                                          first accept; a client waits in its accept queue
     py_accept_correct.py selector        one thread in a selector (epoll) with no timeout,
@@ -11,25 +13,36 @@
                                          which a thread asleep for 60 s will do
 """
 
+import os
 import selectors
 import socket
 import sys
+import tempfile
 import threading
 import time
 
 mode = sys.argv[1]
-listener = socket.create_server(("127.0.0.1", 0), backlog=16)
-address = listener.getsockname()
+family = socket.AF_INET
+if mode == "slow-unix-acceptor":
+    family = socket.AF_UNIX
+    address: object = os.path.join(tempfile.mkdtemp(), "server.sock")
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(address)
+    listener.listen(0)
+else:
+    listener = socket.create_server(("127.0.0.1", 0), backlog=16)
+    address = listener.getsockname()
 
 
 def client(name: str, delay: float = 0.0, send: bytes = b"ping") -> None:
-    with socket.create_connection(address) as conn:
+    with socket.socket(family, socket.SOCK_STREAM) as conn:
+        conn.connect(address)
         time.sleep(delay)
         conn.sendall(send)
         conn.recv(100)
 
 
-if mode == "slow-acceptor":
+if mode in ("slow-acceptor", "slow-unix-acceptor"):
     def acceptor() -> None:
         while True:
             time.sleep(0.5)  # busy elsewhere between accepts: the queue fills meanwhile
