@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from tests.capture.conftest import PROGRAMS, Started, settle
 
-from stuck.capture import collect, peers, report
+from stuck.capture import collect, peers, report, syscalls
 from stuck.capture.evidence import SocketEvidence
 from stuck.model import Finding, Report
 
@@ -158,9 +158,10 @@ def test_a_unix_connect_asleep_on_a_full_queue_waits_for_the_listeners_holders( 
     assert waiter.waits.direction == "connect"
 
 
+@pytest.mark.parametrize("mode", ["tcp", "unix", "unix-full"])
 def test_saved_evidence_of_the_queue_gives_the_same_finding(c_program, start,  # type: ignore[no-untyped-def]
-                                                            tmp_path: Path) -> None:
-    prog = _started(start, [str(c_program("accept_pipe_pair")), "tcp"])
+                                                            tmp_path: Path, mode: str) -> None:
+    prog = _started(start, [str(c_program("accept_pipe_pair")), mode])
     settle(prog, 2)
     saved, out = tmp_path / "evidence", tmp_path / "report.json"
     run = subprocess.run([sys.executable, "-m", "stuck", "capture", str(prog.pid), "--json",
@@ -175,6 +176,30 @@ def test_saved_evidence_of_the_queue_gives_the_same_finding(c_program, start,  #
     first = json.loads(out.read_text())["findings"]
     assert [(f["summary"], f["confidence"]) for f in json.loads(again.stdout)["findings"]] \
         == [(f["summary"], f["confidence"]) for f in first]
+
+
+@pytest.mark.parametrize("call", ["accept", "epoll_wait"])
+def test_a_holder_in_accept_or_epoll_keeps_the_queue_from_closing(c_program, start,  # type: ignore[no-untyped-def]
+                                                                 call: str) -> None:
+    """The hung pair's evidence, with the server's thread seen (both times) in accept on its
+    listener, or in an epoll wait with no timeout, instead of reading the pipe: it may accept,
+    so the client waits on a queue that can drain, and nothing is stuck."""
+    prog = _started(start, [str(c_program("accept_pipe_pair")), "tcp"])
+    client, server = settle(prog, 2)
+    ev = collect([client], runtime_views=False)
+    assert report(ev).findings  # as read: the cycle
+    [pe] = [p for p in ev.processes if p.pid == server]
+    listener = next(f.fd for f in pe.fds if f.target.startswith("socket:"))
+    number = {name: n for n, name in syscalls.NUMBERS[ev.machine].items()}[call]
+    args = f"{listener:#x} 0x0 0x0 0x0 0x0 0x0" if call == "accept" \
+        else "0x9 0x7ffd0000 0x1 0xffffffff 0x0 0x0"
+    for te in pe.threads:
+        te.syscall = te.syscall2 = f"{number} {args} 0x7ffd0000 0x7f000000"
+    rep = report(ev)
+    assert rep.findings == [], [f.summary for f in rep.findings]
+    waiter = rep.snapshot.thread(f"LWP {client}")
+    assert waiter is not None and waiter.state == "io"
+    assert waiter.detail is not None and "not accepted yet" in waiter.detail
 
 
 def _queued_clients(rep: Report) -> int:

@@ -11,7 +11,9 @@ end; those are the threads that could end the wait. Such a wait counts as blocke
 none of its possible enders can run, now or once woken: a reader that is itself running,
 sleeping or in other I/O, or could be woken by a thread that is, could still drain the pipe, so
 the writer is then shown as in plain I/O with no wait the graph follows (computed to a fixed
-point, so chains through several processes settle too). What is left blocked is a set of
+point, so chains through several processes settle too). A socket whose connection waits in a
+listener's accept queue (or a unix connect asleep on a full one) waits the same way on every
+thread of the processes holding the listening socket (``_accept_wait``). What is left blocked is a set of
 threads each waiting for others in the set, and the one rules engine names the cycle.
 """
 
