@@ -111,6 +111,7 @@ def collect(pids: list[int], tree: bool = False, timeout: float = TIMEOUT,
             time.sleep(interval)
             for pe in ev.processes[known:]:
                 proc.resample(pe)
+            _accept_queue_again(ev)  # the newcomers' queued connections read again too
             _runtime_views(ev, ev.processes[known:], timeout, attach_anyway)
     from stuck.capture import eventloop
 
