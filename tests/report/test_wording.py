@@ -151,26 +151,58 @@ def test_one_confidence_for_one_evidence_however_the_tests_are_split() -> None:
     assert found[0] == found[1] == ["possible"]
 
 
-def test_the_same_state_is_reported_once_then_reminded_in_one_line() -> None:
-    import time
+# A watchdog over a process whose only threads are its main thread and one spinning thread:
+# prints what the watchdog wrote once it has reminded of the same state and checked twice more.
+SAME_STATE_TWICE = """
+import io, sys, threading, time
+from stuck.runtime.watchdog import Watchdog, WatchdogConfig
 
-    from tests.stall.test_watchdog import LIMIT, hangs_of, start, wait_until, watchdog
+LIMIT = 0.4
+flag = [False]
 
-    flag = [False]
+def spin():
+    while not flag[0]:
+        pass
 
-    def spin() -> None:
-        while not flag[0]:
-            pass
+def wait_until(check, seconds=30.0):
+    deadline = time.monotonic() + seconds
+    while not check():
+        if time.monotonic() > deadline:
+            sys.exit("gave up waiting")
+        time.sleep(0.02)
 
-    spinner = start("wd-again", spin)
-    try:
-        with watchdog(report_every=LIMIT) as (dog, out):
-            assert wait_until(lambda: bool(hangs_of(dog, "wd-again")))
-            assert wait_until(lambda: "still the same" in out.getvalue())
-            time.sleep(LIMIT * 2)
-            text = out.getvalue()
-    finally:
-        flag[0] = True
-        spinner.join(timeout=5)
-    assert text.count("wd-again has made no progress") == 1
-    assert "stuck: still the same 1 hang as reported above, for " in text
+spinner = threading.Thread(target=spin, name="wd-again", daemon=True)
+spinner.start()
+out = io.StringIO()
+dog = Watchdog(WatchdogConfig(hang_after=LIMIT, interval=0.05, stream=out, last_resort=False,
+                              report_every=LIMIT))
+dog.start()
+try:
+    wait_until(lambda: any(f.kind == "hang" and "wd-again" in f.threads
+                           for r in list(dog.reports) for f in r.findings))
+    wait_until(lambda: "still the same" in out.getvalue())
+    time.sleep(LIMIT * 2)
+finally:
+    dog.stop()
+    flag[0] = True
+    spinner.join(timeout=5)
+print(out.getvalue(), end="")
+"""
+
+
+def test_the_same_state_is_reported_once_then_reminded_in_one_line(tmp_path: Path) -> None:
+    # In a process of its own: the watchdog judges every thread of its process, and a test
+    # runner's threads (pytest-xdist's, blocked reading from its controller) are judged too.
+    import os
+    import subprocess
+    import sys
+
+    prog = tmp_path / "again.py"
+    prog.write_text(SAME_STATE_TWICE, encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+    done = subprocess.run([sys.executable, str(prog)], capture_output=True, text=True,
+                          timeout=120, env=env)
+    assert done.returncode == 0, done.stderr
+    text = done.stdout
+    assert text.count("wd-again has made no progress") == 1, text
+    assert "stuck: still the same 1 hang as reported above, for " in text, text
