@@ -16,24 +16,23 @@ into tests/fixtures/dumpzoo/README.md (between the dumpzoo-table markers).
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import re
 import sys
 import time
 from pathlib import Path
 from types import ModuleType
 
-ZOO = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "dumpzoo"
+ROOT = Path(__file__).resolve().parent.parent
+ZOO = ROOT / "tests" / "fixtures" / "dumpzoo"
 BEGIN, END = "<!-- dumpzoo-table:begin -->", "<!-- dumpzoo-table:end -->"
+
+# The fixture sets' scripts are loaded as the tests load them (tests/dumps/loading.py).
+sys.path.insert(0, str(ROOT))
+from tests.dumps.loading import load_script  # noqa: E402
 
 
 def load_scoring() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("dumpzoo_scoring", ZOO / "scoring.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_script("dumpzoo_scoring", ZOO / "scoring.py")
 
 
 def main() -> int:

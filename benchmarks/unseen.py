@@ -17,7 +17,6 @@ unseen-table markers).
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import re
 import sys
 import time
@@ -25,17 +24,17 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-UNSEEN = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "unseen"
+ROOT = Path(__file__).resolve().parent.parent
+UNSEEN = ROOT / "tests" / "fixtures" / "unseen"
 BEGIN, END = "<!-- unseen-table:begin -->", "<!-- unseen-table:end -->"
+
+# The fixture sets' scripts are loaded as the tests load them (tests/dumps/loading.py).
+sys.path.insert(0, str(ROOT))
+from tests.dumps.loading import load_script  # noqa: E402
 
 
 def load_scoring() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("unseen_scoring", UNSEEN / "scoring.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_script("unseen_scoring", UNSEEN / "scoring.py")
 
 
 def not_right(outcomes: list[Any]) -> str:
