@@ -236,3 +236,51 @@ def test_a_stall_formed_after_the_program_ended_is_acted_on_by_abort(tmp_path: P
     assert proc.stdout == "main returns\n"
     assert "STALL (certain): left waits on event never" in proc.stderr
     assert last_line(proc) == "stuck: aborting (policy abort, a proven stall)"
+
+
+DRAIN_AT_EXIT = """
+    import atexit, queue, threading
+    q = queue.Queue()
+    results = []
+    def worker():
+        while True:
+            job = q.get()
+            results.append(10 // job)  # dies of ZeroDivisionError on 0
+            q.task_done()
+    threading.Thread(target=worker, name="worker", daemon=True).start()
+    @atexit.register
+    def drain():
+        print("draining", flush=True)
+        {join}
+    for j in [5, 0, 1]:
+        q.put(j)
+    print("main done", flush=True)
+    """
+
+
+def test_a_stall_in_an_atexit_callable_under_raise_ends_as_abort(tmp_path: Path) -> None:
+    # The interpreter runs atexit callables after it has joined the other threads, and it
+    # prints and ignores an error raised in one: the program would exit 0 after a proven
+    # stall. Under raise, stuck ends it as abort would instead.
+    proc = run_raise(tmp_path, "drain_at_exit.py", DRAIN_AT_EXIT.format(join="q.join()"))
+    assert proc.returncode == EXIT_ABORT, proc.stderr
+    assert "STALL (certain): MainThread waits for the items of queue q" in proc.stderr
+    assert "worker died of ZeroDivisionError" in proc.stderr
+    assert "Exception ignored in atexit callback" not in proc.stderr
+    assert last_line(proc) == ("stuck: aborting (policy raise, a proven stall in an exit "
+                               "callback (atexit), where the interpreter ignores errors; "
+                               "ended as abort would)")
+
+
+def test_an_atexit_callable_that_waits_with_a_timeout_runs_as_plain(tmp_path: Path) -> None:
+    # The same program, whose callable gives up after a moment: not a stall, and the output
+    # and exit code are the plain run's.
+    source = DRAIN_AT_EXIT.format(
+        join="import time; end = time.monotonic() + 1.5\n"
+             "        while q.unfinished_tasks and time.monotonic() < end: time.sleep(0.05)\n"
+             "        print('gave up', flush=True)")
+    plain = run(tmp_path, "drain_gives_up.py", source, under_stuck=False)
+    proc = run_raise(tmp_path, "drain_gives_up.py", source)
+    assert "gave up" in plain.stdout
+    assert (proc.returncode, proc.stdout) == (plain.returncode, plain.stdout)
+    assert "STALL" not in proc.stderr and "stuck:" not in proc.stderr

@@ -159,6 +159,17 @@ def joining_at_exit() -> bool:
     return framewalk.read_one(main.ident, _at_exit) and not main.is_alive()
 
 
+def in_exit_callbacks() -> bool:
+    """True while the main thread runs the interpreter's exit callbacks (``atexit``): the
+    interpreter runs them after ``threading._shutdown`` has joined the other threads and marked
+    the main thread ended, so an ended main thread that is not in ``_shutdown`` is there. An
+    error raised into such a callback is printed and ignored by the interpreter, and the
+    program exits 0: no code of the program is left to recover from it."""
+    main = threading.main_thread()
+    return main.ident is not None and not main.is_alive() \
+        and not framewalk.read_one(main.ident, in_shutdown)
+
+
 _ENDS_BY_ITSELF = "its wait ends by itself"
 _WAKER_OUTSIDE = "a thread that could end it is outside the knot"
 

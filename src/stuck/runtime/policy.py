@@ -252,7 +252,8 @@ def disarm_main_raise() -> None:
 def _raise_pending(signum: int, frame: Any) -> None:
     exc = _main["pending"]
     _main["pending"] = None
-    if exc is not None and not detect.in_shutdown(frame):
+    if exc is not None and not detect.in_shutdown(frame) \
+            and threading.main_thread().is_alive():
         # (Not once the main thread has reached interpreter exit since the error was sent:
         # no code of the program is left there to recover; see raise_in_main.)
         raise exc
@@ -269,9 +270,11 @@ def error_for(finding: Finding, report: Report, text: str | None = None) -> Base
 def raise_in_main(finding: Finding, report: Report, only_in: bool = False) -> bool:
     """Raise the finding in the main thread if it is blocked for good in it, or (unless
     ``only_in``) behind it; True when the signal was sent. Never at interpreter exit: no
-    program code is left there to recover."""
+    program code is left there to recover (nor in the exit callbacks after it: the
+    interpreter ignores an error raised there; see ``detect.in_exit_callbacks``)."""
     main = threading.main_thread()
-    if not _main["armed"] or RAISE_SIGNAL is None or main.ident is None:
+    if not _main["armed"] or RAISE_SIGNAL is None or main.ident is None \
+            or not main.is_alive():
         return False
     me = f"0x{main.ident:x}"
     if me not in finding.threads and (only_in or me not in finding.blocked_behind):

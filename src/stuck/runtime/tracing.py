@@ -64,6 +64,15 @@ def in_library_internals(frame: FrameType | None) -> bool:
     return frame is not None and _kind(frame) != OTHER
 
 
+def in_own_steps(frame: FrameType | None) -> bool:
+    """Is ``frame`` stuck's runtime, or code it called? Waiting there or not, its steps (take
+    the real lock, then record the owner) are not safe against an exception arriving between
+    two of them: one arriving just after a wait returns with the lock leaves it held by a
+    thread whose ``with`` block never began. (The plumbing's own waits are: threading and queue
+    clean up on an exception there, as they must for Ctrl-C.)"""
+    return frame is not None and _is_ours(frame)
+
+
 def _is_ours(frame: FrameType) -> bool:
     """A frame of stuck's, or one stuck's code called (``dis`` reading a call site, a
     ``WeakSet`` listing a primitive): what plain Python would not have run. Frames of the

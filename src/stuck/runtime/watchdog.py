@@ -89,7 +89,7 @@ from stuck.runtime import detect, framewalk, registry
 from stuck.runtime.activity import frame_activity, frames_of
 from stuck.runtime.ownthread import start_own_thread
 from stuck.runtime.policy import Policy
-from stuck.runtime.tracing import in_library_internals
+from stuck.runtime.tracing import in_library_internals, in_own_steps
 from stuck.stacks.python import Activity
 from stuck.tracebacks import debugging
 from stuck.tracebacks import hide_in_pytest as _hide_in_pytest
@@ -97,6 +97,7 @@ from stuck.tracebacks import hide_in_pytest as _hide_in_pytest
 Stack = tuple[Activity, list[Frame]]  # a thread's activity and frames, read in one pass
 
 PROOF_INTERVAL = 0.1  # seconds between looks while a cycle waits for its proof
+HELD_BACK_NOTE = 8  # checks a HangError could not be raised at before saying so
 
 
 
@@ -291,6 +292,7 @@ class Watchdog:
         self._last_report_key: frozenset[str] = frozenset()
         self._first_found_at: dict[str, float] = {}  # finding key -> when first seen
         self._raised: set[str] = set()
+        self._held_back: dict[str, int] = {}  # hang key -> checks that could not raise it
         # Non-daemon threads proven stuck for good where policy raise raised elsewhere: ident ->
         # the wait they were proven stuck in (see _end_at_exit).
         self._left_stuck: dict[int, registry.WaitRecord] = {}
@@ -617,8 +619,14 @@ class Watchdog:
         if self.config.policy == "raise":
             for f in acted_on:
                 k = _finding_key(f)
-                if k not in self._raised and self._raise(f, report):
+                if k in self._raised:
+                    continue
+                if self._raise(f, report):
                     self._raised.add(k)
+                    continue
+                tries = self._held_back[k] = self._held_back.get(k, 0) + 1
+                if tries == HELD_BACK_NOTE:
+                    self._note_held_back(f)
         if live_policy.settings.policy == "raise":
             for f in for_policy:
                 k = "main:" + _finding_key(f)
@@ -627,6 +635,13 @@ class Watchdog:
                     self._note_left_stuck(f)
                 if k in self._raised:
                     continue
+                if main_involved and f.confidence == "certain" \
+                        and detect.in_exit_callbacks():
+                    # An error raised into an atexit callable is printed and ignored by the
+                    # interpreter, which then exits 0 as if nothing were wrong.
+                    self._abort(report, now, f"policy raise, a proven {f.kind} in an exit "
+                                "callback (atexit), where the interpreter ignores errors; "
+                                "ended as abort would")
                 # Where the error can break the finding and be recovered from: the thread
                 # whose wait closed it, then the main thread when its wait is in it, then a
                 # task of it, then the main thread when it is only blocked behind it.
@@ -814,10 +829,26 @@ class Watchdog:
 
                 aio.raise_in_task(f, HangError(f))
             return True
-        if framewalk.read_one(ident, _running_library_internals):
-            return False  # (a wait there ends by an exception as by a timeout: raised at once)
-        raise_in_thread(ident, HangError, f)
-        return True
+        return raise_in_thread(ident, HangError, f, unless=_unsafe_to_interrupt)
+
+    def _note_held_back(self, f: Finding) -> None:
+        """Say once that a hang's HangError is still not raised, and why: its thread was inside
+        stuck's own steps (or the plumbing's, running) at every look."""
+        from stuck.report.names import clean
+
+        names = []
+        for tid in f.threads:
+            ident = _ident_of(tid)
+            thread = threading._active.get(ident) if ident is not None else None  # type: ignore[attr-defined]
+            names.append(clean(thread.name if thread is not None else tid))
+        who = ", ".join(names)
+        stream = self.config.stream or sys.stderr
+        with contextlib.suppress(Exception):
+            stream.write(f"stuck: HangError not raised in {who} yet: at every look it was "
+                         "inside a lock's or queue's own steps, where an exception would leave "
+                         "them broken (a lock held by nobody's with block); stuck keeps "
+                         "trying at each check\n")
+            stream.flush()
 
     def _abort(self, report: Report, now: float, why: str = "policy abort") -> None:
         stream = self.config.stream or sys.stderr
@@ -868,22 +899,41 @@ def _forget_dummy_thread(ident: int) -> None:
 
 _pending_exceptions: dict[int, Finding] = {}
 
-def raise_in_thread(ident: int, exc_type: type[BaseException], finding: Finding) -> bool:
-    """Ask the interpreter to raise ``exc_type`` in thread ``ident`` (it arrives when that
-    thread next runs Python code). Asynchronous exceptions carry no arguments, so the finding
-    is kept for ``HangError.finding`` via a subclass made per call."""
+_TRIES = 20  # looks for a moment the thread is out of ``unless``, a few milliseconds apart
+
+
+def raise_in_thread(ident: int, exc_type: type[BaseException], finding: Finding,
+                    unless: Callable[[FrameType | None], bool] | None = None) -> bool:
+    """Ask the interpreter to raise ``exc_type`` in thread ``ident``; True when asked.
+
+    The exception arrives where that thread stands when it next runs Python code. Asked while
+    it waits for the GIL, that is the frame it was seen in; asked while it runs C code, at the
+    next call or loop of that frame. So the look at its frame (``unless``: True where it must
+    not arrive) and the asking are one pass of ``framewalk``, with no switch between them:
+    asked after a separate look, the exception arrived inside stuck's ``Lock.__enter__``, after
+    the lock was taken, in 264 of 500 tries of a thread looping on ``with lock:``, leaving the
+    lock held. A thread that is there at every look is left for a later check (False).
+    Asynchronous exceptions carry no arguments, so the finding is kept for
+    ``HangError.finding`` via a subclass made per call."""
     exc_class = type(exc_type.__name__, (exc_type,), {
         "__init__": lambda self: exc_type.__init__(self, finding),
         "__module__": exc_type.__module__,
     })
-    set_async = ctypes.pythonapi.PyThreadState_SetAsyncExc
+    set_async = ctypes.pythonapi.PyThreadState_SetAsyncExc  # holds the GIL: no switch here
     set_async.argtypes = [ctypes.c_ulong, ctypes.py_object]
     set_async.restype = ctypes.c_int
-    count = set_async(ctypes.c_ulong(ident), exc_class)
-    if count > 1:  # should never happen; undo rather than hit several threads
-        set_async(ctypes.c_ulong(ident), None)
-        return False
-    return bool(count == 1)
+    for attempt in range(_TRIES):
+        if attempt:
+            time.sleep(0.002)  # the thread runs on meanwhile
+        with framewalk.still():
+            if unless is not None and framewalk.read_one(ident, unless):
+                continue
+            count = set_async(ctypes.c_ulong(ident), exc_class)
+        if count > 1:  # should never happen; undo rather than hit several threads
+            set_async(ctypes.c_ulong(ident), None)
+            return False
+        return bool(count == 1)
+    return False
 
 
 def _by_ident(snap: Snapshot, idents: Iterable[int]) -> dict[int, Thread]:
@@ -920,9 +970,11 @@ def _finding_key(f: Finding) -> str:
     return f"{f.kind}:{','.join(sorted(f.threads))}:{','.join(sorted(f.resources))}"
 
 
-def _running_library_internals(frame: FrameType | None) -> bool:
-    return frame is not None and frame_activity(frame)[0] == "running" \
-        and in_library_internals(frame)
+def _unsafe_to_interrupt(frame: FrameType | None) -> bool:
+    """Where an exception must not arrive: stuck's own steps, waiting or not, and the
+    plumbing's while it runs (a wait of the plumbing ends by an exception as by a timeout)."""
+    return frame is not None and (in_own_steps(frame) or (
+        frame_activity(frame)[0] == "running" and in_library_internals(frame)))
 
 
 def _stack(frame: FrameType) -> Stack:
