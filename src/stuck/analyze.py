@@ -165,7 +165,8 @@ def analyze_command(files: tuple[str, ...], fmt: str, json_out: str | None,
             _name_files(parsed, texts, fmt, parse_text)
         results.extend(parsed)
     loaded: Loaded = merge(results, list(files), sources)
-    _emit(analyze(loaded.snapshot, loaded.stated, loaded.inferred, sources=sources), json_out,
+    _emit(analyze(loaded.snapshot, loaded.stated, loaded.inferred, unsure=loaded.unsure,
+                  sources=sources), json_out,
           html_out)
 
 

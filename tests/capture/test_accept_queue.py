@@ -176,6 +176,14 @@ def test_saved_evidence_of_the_queue_gives_the_same_finding(c_program, start,  #
     first = json.loads(out.read_text())["findings"]
     assert [(f["summary"], f["confidence"]) for f in json.loads(again.stdout)["findings"]] \
         == [(f["summary"], f["confidence"]) for f in first]
+    # The report's own JSON, analysed again, keeps the capture's doubt (it said certain).
+    report_again = subprocess.run([sys.executable, "-m", "stuck", "analyze", str(out),
+                                   "--json"], capture_output=True, text=True, timeout=120)
+    assert report_again.returncode == 1, report_again.stderr
+    redo = json.loads(report_again.stdout)["findings"]
+    assert [(f["summary"], f["confidence"]) for f in redo] \
+        == [(f["summary"], f["confidence"]) for f in first]
+    assert any("will ever accept" in m for m in redo[0]["missing_evidence"])
 
 
 @pytest.mark.parametrize("call", ["accept", "epoll_wait"])

@@ -264,9 +264,12 @@ def report(ev: Evidence, sources: Iterable[str] = ()) -> Report:
     (``--source DIR``), as for ``stuck analyze``."""
     from stuck.analysis import analyze
     from stuck.capture.merge import build
+    from stuck.dumps import unsure_facts
 
     dirs = tuple(sources)
     built = build(ev, dirs)
+    # Kept in the report, so `stuck analyze` of its JSON is as unsure as the capture was.
+    built.snapshot.facts.extend(unsure_facts(built.unsure))
     rep = analyze(built.snapshot, built.stated, built.inferred, unsure=built.unsure,
                   sources=dirs)
     # A finding the program's own runtime made stands when the rules, from what it handed

@@ -58,6 +58,20 @@ class Loaded:
     snapshot: Snapshot
     stated: list[Finding] = field(default_factory=list)
     inferred: dict[str, str] = field(default_factory=dict)
+    # Resources whose possible wakers the source that saved the report was unsure of (resource
+    # id -> why; ``UNSURE_FACT``): a finding through one stays at most probable, as it was.
+    unsure: dict[str, str] = field(default_factory=dict)
+
+
+# The name (then a space and the resource id) of a Fact by which a saved report keeps what its
+# source was unsure of about a resource's possible wakers (``stuck.capture``: an accept queue,
+# a futex in shared memory), so ``stuck analyze`` of the report keeps the verdict's doubt.
+UNSURE_FACT = "stuck.unsure"
+
+
+def unsure_facts(unsure: dict[str, str]) -> list[Fact]:
+    """``unsure`` (resource id -> why) as facts a saved report keeps."""
+    return [Fact(name=f"{UNSURE_FACT} {rid}", value=1, text=why) for rid, why in unsure.items()]
 
 
 class FormatModule(Protocol):
@@ -323,6 +337,8 @@ def merge(results: list[tuple[str, ParseResult]], files: list[str],
                 snap.resources.append(res)
         snap.notes.extend(result.notes)
         snap.facts.extend(result.facts)
+        loaded.unsure.update((f.name[len(UNSURE_FACT) + 1:], f.text) for f in result.facts
+                             if f.name.startswith(f"{UNSURE_FACT} "))
         snap.loops.extend(result.loops)
         loaded.stated.extend(result.stated)
         loaded.inferred.update(result.inferred)
