@@ -250,6 +250,26 @@ def test_token_roundtrip_and_errors() -> None:
         decode("s2:" + tok[3:-2])
 
 
+def test_a_token_whose_last_character_was_changed_is_refused() -> None:
+    # A token's last character carries bits the bytes do not use: any other character that
+    # differs only there decodes to the same bytes, and must not pass as the token.
+    import base64
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    refused = 0
+    for choices in ([0, 1, 1, 2], [0, 0, 1, 2, 2, 2, 1, 0, 300, 300], [1] * 7):
+        tok = encode(choices, "deadlock")
+        body = tok[3:]
+        data = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
+        twins = [c for c in alphabet if c != body[-1] and base64.urlsafe_b64decode(
+            body[:-1] + c + "=" * (-len(body) % 4)) == data]
+        for c in twins:
+            with pytest.raises(TokenError, match="not a token stuck wrote"):
+                decode(tok[:-1] + c)
+            refused += 1
+        assert decode(tok).choices == choices
+    assert refused >= 15 + 3  # 2 and 4 unused bits in the first two tokens' last characters
+
+
 def test_json_report_validates_against_the_schema() -> None:
     jsonschema = pytest.importorskip("jsonschema")
     from stuck.report import json as report_json

@@ -92,6 +92,14 @@ def test_pytest_marker_prints_replay_command_that_reproduces(tmp_path: Path) -> 
                            capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert again.returncode == 1
     assert "DEADLOCK (" in again.stdout
+    # The token given with a test that does not run under the scheduler: not replayed, and
+    # the session says so and fails as a usage error instead of reporting a pass.
+    plain = tmp_path / "test_plain.py"
+    plain.write_text("def test_plain():\n    pass\n")
+    unmarked = subprocess.run([*cmd[:-1], str(plain), f"--stuck-replay={token}"],
+                              capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert unmarked.returncode == 4, unmarked.stdout
+    assert "the token was not replayed" in unmarked.stdout
 
 
 def test_cli_target_that_needs_fixtures_is_a_usage_error_pointing_to_the_marker(

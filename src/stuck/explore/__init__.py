@@ -72,6 +72,7 @@ class ExploreFailure(StuckError, AssertionError):
 
 # Set by the pytest plugin while a test runs with --stuck-replay=TOKEN.
 _replay_token: list[str | None] = [None]
+_replay_used: list[bool] = [False]  # whether a test ran it (the plugin says so if none did)
 _last_failure: list[ExploreResult | None] = [None]
 
 
@@ -92,6 +93,7 @@ def explores(executions: int = 1000, **options: Any) -> Callable[[F], F]:
             token = _replay_token[0]
             if token is not None:
                 opts["replay"] = token
+                _replay_used[0] = True
             result = explore(body, executions=executions, **opts)
             if result.found:
                 _last_failure[0] = result

@@ -39,6 +39,27 @@ def pytest_configure(config: Any) -> None:
         from stuck import explore as explore_pkg
 
         explore_pkg._replay_token[0] = token
+        explore_pkg._replay_used[0] = False
+
+
+def pytest_sessionfinish(session: Any, exitstatus: int) -> None:
+    """A replay token that no test ran: the tests selected ran as plain tests, so their result
+    says nothing about the interleaving the token names. Said, and the session fails as a
+    usage error, rather than reporting a pass."""
+    if not session.config.getoption("--stuck-replay", default=None):
+        return
+    from stuck import explore as explore_pkg
+
+    if explore_pkg._replay_used[0] or exitstatus not in (pytest.ExitCode.OK,
+                                                         pytest.ExitCode.TESTS_FAILED):
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    message = ("stuck: --stuck-replay was given, but no selected test runs under stuck's "
+               "scheduler, so the token was not replayed: select the test it came from (it is "
+               "marked @pytest.mark.stuck_explore or decorated with @explores)")
+    if reporter is not None:
+        reporter.write_line(message, red=True)
+    session.exitstatus = pytest.ExitCode.USAGE_ERROR
 
 
 def pytest_unconfigure(config: Any) -> None:
@@ -62,6 +83,7 @@ def pytest_pyfunc_call(pyfuncitem: Any) -> bool | None:
     token = explore_pkg._replay_token[0]
     if token is not None:
         options["replay"] = token
+        explore_pkg._replay_used[0] = True
     func = pyfuncitem.obj
     argnames = pyfuncitem._fixtureinfo.argnames
     kwargs = {name: pyfuncitem.funcargs[name] for name in argnames}

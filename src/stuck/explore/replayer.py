@@ -101,6 +101,11 @@ def decode(token: str) -> Token:
         data = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
     except (ValueError, TypeError) as exc:
         raise TokenError(f"replay token is damaged: {exc}") from None
+    if base64.urlsafe_b64encode(data).decode("ascii").rstrip("=") != body:
+        # The last character of a token carries unused bits: one changed there decodes to the
+        # same bytes, and would pass as the token it is not.
+        raise TokenError("replay token is damaged: it is not a token stuck wrote (its last "
+                         "characters were changed in copying); copy the whole token again")
     if version == VERSION:
         data, check = data[:-CHECKSUM_BYTES], data[-CHECKSUM_BYTES:]
         if len(check) != CHECKSUM_BYTES or _checksum(data) != check:
