@@ -114,7 +114,7 @@ def test_threadpool_waiting_on_itself_is_proven_and_aborted(tmp_path: Path) -> N
     assert len(certain) == 1, data["findings"]
     threads = _threads(data)
     # The pool's worker is one of the stuck threads, and it is said to be blocked.
-    workers = [t for t in threads.values() if "worker" in t["name"]]
+    workers = [t for t in threads.values() if t["name"].endswith("(worker)")]
     assert workers and all(t["state"] == "blocked" for t in workers), workers
     assert any(t["id"] in certain[0]["threads"] for t in workers)
     # Nothing blames the pool's housekeeping threads, which only wait for work.
