@@ -63,7 +63,7 @@ def parse(text: str) -> ParseResult:
     timeouts: list[float | None] = []  # per dump: dump_traceback_later's timeout before it
     timeout_next: float | None = None
     lacking: dict[int, str] = {}  # dump index -> why the text visibly lacks threads
-    for raw in text.splitlines():
+    for raw in text.split("\n"):  # only LF ends a line: a CR or U+2028 may be in a name
         if len(raw) > MAX_LINE:
             continue
         line = raw.strip()

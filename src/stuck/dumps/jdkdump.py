@@ -92,7 +92,7 @@ def to_jstack(text: str) -> str:
                 out.append(f"\t- {lm.group(1)} <0x{lm.group(3)}> (a {lm.group(2)})")
         out.append("")
 
-    for raw in text.splitlines():
+    for raw in text.split("\n"):  # only LF ends a line: a CR or U+2028 may be in a name
         s = raw.strip()
         m = _HEADER.match(s)
         if m:

@@ -95,10 +95,16 @@ def _numbered(head: str) -> bool:
 
 def clean(text: str) -> str:
     """``text`` with terminal colour, log prefixes, quoting, HTML entities and tags, Markdown
-    headings, line-number columns and CR line ends removed. Linear in the size of the text;
+    headings, line-number columns and CR line ends (CR LF, or CR alone in a text without LF)
+    removed. Linear in the size of the text;
     returns ``text`` itself when there is nothing to remove."""
     if "\r" in text:
-        text = text.replace("\r\n", "\n").replace("\r", "\n")
+        # CR LF line ends; a lone CR ends a line only in a text that has no LF at all (old Mac
+        # line ends). Inside an LF text it is a character of the line: a thread's name may hold
+        # one, and splitting there would cut that thread's header in two and lose the thread.
+        text = text.replace("\r\n", "\n")
+        if "\n" not in text:
+            text = text.replace("\r", "\n")
     if "\x1b" in text:
         text = _ANSI.sub("", text)
     if "&" in text and any(m in text for m in _ENTITY_MARKERS):

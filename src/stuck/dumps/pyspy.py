@@ -67,6 +67,7 @@ class _Dump:
     elided: bool = False  # "..." where threads or frames were left out
     cut: str | None = None  # the id of a thread whose stack ends in a broken line
     unnamed: bool = False  # thread lines shortened to the thread's name (an edited paste)
+    unread: str | None = None  # the first thread line that could not be read (its thread is lost)
     python: tuple[str, str] | None = None  # (version, interpreter) from the header
 
 
@@ -82,6 +83,9 @@ def _lacks(dump: _Dump) -> str | None:
         return "thread lines without their ids, an edited paste"
     if dump.cut is not None:
         return f"the stack of thread {dump.cut} ends in a broken line (a cut-off paste)"
+    if dump.unread is not None:
+        return (f"a thread line not understood, {dump.unread!r}: that thread and its stack "
+                "are not shown")
     tids = [t.tid for t in dump.threads]
     if dump.pid is not None and tids and None not in tids and dump.pid not in tids:
         return f"no thread {dump.pid}: the main thread of process {dump.pid} is not shown"
@@ -112,7 +116,7 @@ def _parse_text(text: str) -> list[_Dump]:
     in_vars = False
     dump: _Dump | None = None
     python: tuple[str, str] | None = None
-    for raw in text.splitlines():
+    for raw in text.split("\n"):  # only LF ends a line: a CR or U+2028 may be in a name
         if len(raw) > MAX_LINE:
             continue
         line = raw.strip()
@@ -147,6 +151,13 @@ def _parse_text(text: str) -> list[_Dump]:
         if line in ("...", "…", "[...]"):
             if dump is not None:
                 dump.elided = True
+            current, frame = None, None
+            continue
+        if raw.startswith("Thread ") and dump is not None:
+            # py-spy starts every thread with such a line, unindented; one that does not match
+            # (a name cut or mangled in the paste) loses its thread: say so, never silently.
+            if dump.unread is None:
+                dump.unread = line[:80] + ("…" if len(line) > 80 else "")
             current, frame = None, None
             continue
         if current is None:

@@ -48,7 +48,7 @@ def parse(text: str) -> ParseResult:
     frame: PyFrame | None = None
     mode = "none"  # after a frame: "source" expected; "vars" inside Arguments/Locals
     lacking: dict[int, str] = {}  # dump index -> why the text visibly lacks threads
-    for raw in text.splitlines():
+    for raw in text.split("\n"):  # only LF ends a line: a CR or U+2028 may be in a name
         if len(raw) > MAX_LINE:
             continue
         line = raw.strip()
