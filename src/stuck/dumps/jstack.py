@@ -605,7 +605,7 @@ def _parse_frame_location(function: str, where: str) -> Frame:
 
 
 def _lines(text: str) -> Iterator[str]:
-    for raw in text.splitlines():
+    for raw in text.split("\n"):  # only LF ends a line: a CR or U+2028 may be in a name
         if len(raw) > _MAX_LINE:
             continue
         yield raw.strip()
@@ -751,10 +751,27 @@ def parse(text: str, *, virtual_threads_shown: bool = False) -> ParseResult:
     # "Full thread dump" is followed by every thread, the JVM's own first, and ends with the
     # "JNI global refs" line; without them, or with "..." where threads were left out, the
     # paste is an excerpt.
-    cut = "\n...\n" in text or "\n…\n" in text or "JNI global " not in text
-    for proc in b.result.processes:
-        if proc.complete and (cut or not {t.name for t in proc.threads} >= _JVM_OWN):
-            proc.complete = False
+    elided = "\n...\n" in text or "\n…\n" in text
+    unended = "JNI global " not in text
+    for n, proc in enumerate(b.result.processes, start=1):
+        if not proc.complete:
+            continue
+        absent = sorted(_JVM_OWN - {t.name for t in proc.threads})
+        if not (elided or unended or absent):
+            continue
+        proc.complete = False
+        # Say so even when nothing is found: "nothing found" in a cut text is no all-clear.
+        last = proc.threads[-1].label() if proc.threads else None
+        why = ("'...' where threads were left out" if elided else
+               f"no 'JNI global refs' line, which jstack prints after the last thread: the "
+               f"text ends inside {last}'s block, cut off, and the threads after it are not "
+               "shown" if unended and last else
+               "no 'JNI global refs' line, which jstack prints after the last thread"
+               if unended else
+               f"the JVM's own {', '.join(absent)} not shown")
+        pid = proc.pid if proc.pid is not None else "PID"
+        b.result.notes.append(f"jstack dump {n}: the text lacks threads ({why}); for the "
+                              f"whole process: jstack -l {pid}")
     if ownables_listed:
         _abandoned_locks(b.result)
     _class_init_owners(b.result)
