@@ -9,9 +9,12 @@ exactly one other goroutine runs a method on the very object whose address is th
 the likely holder, and the finding says so; the waiter itself, when such a method sits further
 out on its own stack than the call that locks (a ``sync.Mutex`` locked twice), while nothing
 shown runs. A goroutine in ``wait4`` under ``os.(*Process).Wait`` waits for a child process;
-``select {}`` is parked by design. A text without goroutine 1, with "..." between goroutines
-or cut off inside a stack lacks goroutines (an excerpt). What a dump in which nothing runs
-means is ``stuck.rules.quiescence``'s to say.
+``select {}`` is parked by design. A text without goroutine 1, with "..." between goroutines,
+cut off inside a stack (mid-line, or above the ``created by`` line that ends every goroutine's
+stack but main's) or, written for a signal (``PC=0x... m=0 sigcode=0``), without the register
+block the runtime prints after the last goroutine lacks goroutines (an excerpt), and a note says
+so even when nothing is found. What a dump in which nothing runs means is
+``stuck.rules.quiescence``'s to say.
 
 Hot path: one pass over the lines, cheap ``startswith`` dispatch, frames shared between
 goroutines through a cache (100,000 goroutines usually have a few hundred distinct frames).
@@ -424,7 +427,15 @@ def parse(text: str) -> ParseResult:
         if fixed != text:
             return parse(fixed)
     if dump.threads:
-        dump.finish(text, result, False if _cut_off(text, m) else whole)
+        cut = _cut_off(text, m)
+        if cut is None and whole and _SIGNAL_PC.search(before) and m is not None \
+                and not _REGISTER.search(text, m.end()):
+            # A dump the runtime writes for a signal ("PC=0x... m=0 sigcode=0" under the signal
+            # line) ends with the registers, printed after the last goroutine.
+            cut = "no register block, which the runtime prints after the last goroutine"
+        if cut is not None:
+            dump.lacks = f"{cut}: a cut-off paste, and the goroutines after it are not shown"
+        dump.finish(text, result, False if cut is not None else whole)
     return result
 
 
@@ -432,16 +443,43 @@ _LOCATION = re.compile(r"\s+\S.*:\d+(?: \+0x[0-9a-f]+)?(?: fp=0x[0-9a-f]+ sp=0x[
                        r"pc=0x[0-9a-f]+)?\s*")
 
 
-def _cut_off(text: str, last: re.Match[str] | None) -> bool:
-    """True when the text ends inside the last goroutine's stack: a paste cut off mid-line
-    (a function line with no location after it, or a location line that stops short)."""
+# Where the runtime's traceback of a goroutine ends: the goroutine that started it (``created
+# by``), the main goroutine's entry, or the bottom of a system or cgo stack.
+_STACK_BOTTOMS = frozenset({
+    "main.main", "runtime.main", "runtime.goexit", "runtime.mstart", "runtime.mstart0",
+    "runtime.mstart1", "runtime.mcall", "runtime.systemstack", "runtime.rt0_go",
+    "runtime.morestack", "runtime.asmcgocall", "runtime.cgocallback",
+    "runtime.cgocallbackg", "runtime.sigtramp", "runtime.sigtrampgo"})
+_UNAVAILABLE = "goroutine running on other thread"
+_SIGNAL_PC = re.compile(r"(?:^|\n)PC=0x[0-9a-f]+ m=\d+ sigcode=")
+_REGISTER = re.compile(r"\n\w{1,6} +0x[0-9a-f]+[ \t]*(?:\n|$)")
+
+
+def _cut_off(text: str, last: re.Match[str] | None) -> str | None:
+    """Why the text ends inside the last goroutine's stack (a paste cut off), or None: a
+    function line with no location after it, a location line that stops short, or a stack
+    that stops above its bottom (every goroutine but the main one ends in ``created by``)."""
     if last is None or last.group(3) is None or text[last.end():].strip():
-        return False
+        return None
+    tid = last.group(1)
     tail = last.group(3).rstrip("\n")
-    line = tail[tail.rfind("\n") + 1:]
+    cut = tail.rfind("\n")
+    line = tail[cut + 1:]
     if line[:1].isspace():
-        return _LOCATION.fullmatch(line) is None
-    return not line.startswith("created by ")
+        if line.strip().startswith(_UNAVAILABLE):
+            return None
+        if _LOCATION.fullmatch(line) is None:
+            return f"it ends mid-line in {tid}'s stack"
+        before = tail[:max(cut, 0)]
+        func = before[before.rfind("\n") + 1:].strip()
+        if (cut < 0 or func.startswith(("created by ", "...")) or func.startswith(_UNAVAILABLE)
+                or func.split("(", 1)[0] in _STACK_BOTTOMS):
+            return None
+        return (f"it ends in {tid}'s stack at {func.split('(', 1)[0]}, before the 'created "
+                "by' line that ends every goroutine's stack but main's")
+    if line.startswith("created by ") or line.startswith(_UNAVAILABLE):
+        return None
+    return f"it ends in {tid}'s stack, at a function line without its location"
 
 
 def _positional_thread_ok() -> bool:
@@ -575,8 +613,8 @@ class _DumpBuilder:
     """Threads and resources of one dump (a text may hold several), made as goroutines are
     read; ``used``: thread ids taken by earlier dumps of the same text (None for the first)."""
 
-    __slots__ = ("all_asleep", "ids", "index", "owners_maybe", "prefix", "resources", "shared",
-                 "threads", "used", "waiting_addr")
+    __slots__ = ("all_asleep", "ids", "index", "lacks", "owners_maybe", "prefix", "resources",
+                 "shared", "threads", "used", "waiting_addr")
 
     def __init__(self, index: int, used: set[str] | None) -> None:
         self.index = index
@@ -592,6 +630,7 @@ class _DumpBuilder:
         # the function lines of the stack's ``methods``), read only if a mutex is waited for.
         self.owners_maybe: list[tuple[Thread, _Stack, str | tuple[str, ...]]] = []
         self.all_asleep: str | None = None
+        self.lacks: str | None = None  # why the text visibly lacks goroutines, for the note
 
     def used_ids(self) -> set[str]:
         """Every thread id taken so far, for the next dump of the same text."""
@@ -658,8 +697,16 @@ class _DumpBuilder:
         it visibly left some out ("..." between goroutines), None when it cannot tell."""
         threads = self.threads
         complete = whole if whole is not True or len(threads) > 1 else None
+        lacks = self.lacks or ("'...' where goroutines were left out" if whole is False else None)
         if "goroutine 1" not in self.ids:
             complete = False  # goroutine 1 (main) is in every dump of a live program
+            lacks = lacks or "no goroutine 1, the main goroutine, which every dump shows"
+        if complete is False and lacks is not None:
+            # Said even when nothing is found: "nothing found" in an excerpt is no all-clear.
+            result.notes.append(
+                f"Go dump {self.index}: the text lacks goroutines ({lacks}); for every "
+                "goroutine: kill -QUIT PID with GOTRACEBACK=all (it ends the program), or "
+                "curl 'http://HOST:PORT/debug/pprof/goroutine?debug=2' where it serves pprof")
         # Nothing shown runs now (sleepers will later): the state Go's own deadlock check
         # looks at, when every goroutine is shown.
         quiet = not any(t.state in ("running", "io") for t in threads)
