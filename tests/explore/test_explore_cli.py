@@ -8,6 +8,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from stuck.explore.cli import explore_command
@@ -297,6 +298,32 @@ def test_locks_one_line_assigns_to_names_are_called_by_them(tmp_path: Path) -> N
     assert seen == {"named", "numbered"}
 
 
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="reads the call's column (co_positions)")
+def test_queues_one_line_assigns_are_called_by_their_names_and_tracebacks_are_the_programs(
+        tmp_path: Path) -> None:
+    # A Queue's locks are made inside Queue.__init__: the Queue's own binding names them.
+    target = tmp_path / "test_rpc_pair.py"
+    target.write_text(textwrap.dedent("""\
+        import queue, threading
+        def test_rpc():
+            requests, replies = queue.Queue(), queue.Queue()
+            def server():
+                requests.get()
+                raise ConnectionError("server crashed")
+            threading.Thread(target=server, name="server").start()
+            requests.put("ping")
+            replies.get()
+        """))
+    found = CliRunner().invoke(explore_command, [f"{target}::test_rpc", "--no-progress"])
+    assert found.exit_code == 1, found.output
+    summary = found.output.splitlines()[0]
+    assert "main waits on condition Queue replies at " in summary, summary
+    assert "`requests, replies" not in found.output
+    tb = found.output[found.output.index("Traceback (most recent call last):"):]
+    tb = tb[:tb.index("ConnectionError: server crashed")]
+    assert "stuck" not in tb.replace(str(tmp_path), "")
+    assert "test_rpc_pair.py\", line 6, in server" in tb
 INVENTORY = """\
     import threading
 

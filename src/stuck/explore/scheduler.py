@@ -377,7 +377,8 @@ class Scheduler:
             if not self.aborting:
                 self.errors.append(ThreadError(
                     me.index, me.name, exc,
-                    "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
+                    "".join(traceback.format_exception(type(exc), exc,
+                                                       _programs_part(exc.__traceback__))),
                 ))
         finally:
             with contextlib.suppress(Aborted):
@@ -641,6 +642,54 @@ class Scheduler:
                                      switched, preempt))
 
 
+def _programs_part(tb: Any) -> Any:
+    """A thread's traceback from its first frame that is not stuck's: the frames that ran the
+    thread's function for the scheduler are not the program's, and plain Python has none."""
+    import os
+
+    ours = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+    while tb is not None and tb.tb_next is not None \
+            and os.path.abspath(tb.tb_frame.f_code.co_filename).startswith(ours):
+        tb = tb.tb_next
+    return tb
+
+
+def _tuple_target(frame: Any) -> str | None:
+    """The target a call's value is assigned to when the call is one element of a tuple
+    assignment (``requests, replies = Queue(), Queue()``: ``replies`` for the second call),
+    read from the call's column span (3.11 and later) and the line's syntax; None otherwise."""
+    import ast
+    import linecache
+
+    code = frame.f_code
+    positions = getattr(code, "co_positions", None)
+    if positions is None or frame.f_lasti < 0:
+        return None
+    try:
+        line, end_line, col, end_col = list(positions())[frame.f_lasti // 2]
+    except (IndexError, ValueError):
+        return None
+    if line is None or line != end_line or col is None or end_col is None:
+        return None
+    text = linecache.getline(code.co_filename, line)
+    indent = len(text) - len(text.lstrip())
+    try:
+        tree = ast.parse(text.strip())
+    except (SyntaxError, ValueError):
+        return None
+    if len(tree.body) != 1 or not isinstance(stmt := tree.body[0], ast.Assign) \
+            or len(stmt.targets) != 1:
+        return None
+    target, value = stmt.targets[0], stmt.value
+    if not isinstance(target, (ast.Tuple, ast.List)) or not isinstance(
+            value, (ast.Tuple, ast.List)) or len(target.elts) != len(value.elts):
+        return None
+    for t, v in zip(target.elts, value.elts, strict=True):
+        if v.col_offset <= col - indent and (v.end_col_offset or 0) >= end_col - indent:
+            return ast.unparse(t) if isinstance(t, (ast.Name, ast.Attribute)) else None
+    return None
+
+
 def _creation_site() -> tuple[str, str | None, Any]:
     """Where the program made a primitive (``file:line `source``` -- the line left out when
     the program binds the primitive to a plain name there, which is returned too: ``a`` for
@@ -667,9 +716,13 @@ def _creation_site() -> tuple[str, str | None, Any]:
             made_by = qual.rsplit(".", 1)[0]
     place = f"{f.f_code.co_filename}:{f.f_lineno}"
     text = f"{place} `{line}`" if line else place
-    if made_by:  # made inside a library class (a Condition's lock): the binding is not its
-        return f"{made_by} at {text}", None, None
     bound = binding_at(f.f_code, f.f_lasti)
+    if made_by:  # made inside a library class (a Queue's lock): the binding is the object's,
+        # which names it (``requests, replies = Queue(), Queue()``: each by its own name)
+        owner_name = bound[1] if bound is not None and bound[0] == "name" else _tuple_target(f)
+        if owner_name:
+            return f"{made_by} {owner_name} at {place}", None, None
+        return f"{made_by} at {text}", None, None
     if bound is not None and bound[0] == "name":
         return place, bound[1], None  # the name says which one; the line would only repeat it
     if bound is not None and bound[0] == "attr" and bound[2] is not None:
