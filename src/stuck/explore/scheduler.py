@@ -673,8 +673,19 @@ def _tuple_target(frame: Any) -> str | None:
         return None
     text = linecache.getline(code.co_filename, line)
     indent = len(text) - len(text.lstrip())
+    for t, v in tuple_assignment(text.strip()) or []:
+        if v.col_offset <= col - indent and (v.end_col_offset or 0) >= end_col - indent:
+            return ast.unparse(t) if isinstance(t, (ast.Name, ast.Attribute)) else None
+    return None
+
+
+def tuple_assignment(line: str) -> list[tuple[Any, Any]] | None:
+    """The (target, value) pairs of a line that is one assignment of a tuple to as many targets
+    (``a, b = Lock(), Lock()``), as syntax nodes; None for any other line."""
+    import ast
+
     try:
-        tree = ast.parse(text.strip())
+        tree = ast.parse(line)
     except (SyntaxError, ValueError):
         return None
     if len(tree.body) != 1 or not isinstance(stmt := tree.body[0], ast.Assign) \
@@ -684,10 +695,7 @@ def _tuple_target(frame: Any) -> str | None:
     if not isinstance(target, (ast.Tuple, ast.List)) or not isinstance(
             value, (ast.Tuple, ast.List)) or len(target.elts) != len(value.elts):
         return None
-    for t, v in zip(target.elts, value.elts, strict=True):
-        if v.col_offset <= col - indent and (v.end_col_offset or 0) >= end_col - indent:
-            return ast.unparse(t) if isinstance(t, (ast.Name, ast.Attribute)) else None
-    return None
+    return list(zip(target.elts, value.elts, strict=True))
 
 
 def _creation_site() -> tuple[str, str | None, Any]:

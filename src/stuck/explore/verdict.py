@@ -145,22 +145,16 @@ def _assigned_together(site: str, made: int) -> list[str] | None:
     many targets, or ``made`` is no whole number of its runs: the numbered names stay."""
     import ast
 
+    from stuck.explore.scheduler import tuple_assignment
+
     _, sep, rest = site.partition(" `")
     if not sep or not rest.endswith("`"):
         return None
-    try:
-        tree = ast.parse(rest[:-1])
-    except (SyntaxError, ValueError):
-        return None
-    if len(tree.body) != 1 or not isinstance(stmt := tree.body[0], ast.Assign) \
-            or len(stmt.targets) != 1:
-        return None
-    target, value = stmt.targets[0], stmt.value
-    if not isinstance(target, (ast.Tuple, ast.List)) or not isinstance(
-            value, (ast.Tuple, ast.List)) or len(target.elts) != len(value.elts):
+    pairs = tuple_assignment(rest[:-1])
+    if pairs is None:
         return None
     names = []
-    for t, v in zip(target.elts, value.elts, strict=True):
+    for t, v in pairs:
         if not isinstance(v, ast.Call):
             continue  # makes no primitive (a constant, a name)
         f = v.func
