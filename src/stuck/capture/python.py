@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from stuck.capture import handover, tools
 from stuck.capture.evidence import ProcessEvidence
 from stuck.capture.naming import thread_id, thread_name
-from stuck.model import Edge, Resource, Thread
+from stuck.model import Edge, Process, Recorded, Resource, Thread
 from stuck.rules.facts import OWN_THREADS, TASK_PREFIX
 
 if TYPE_CHECKING:
@@ -65,8 +65,9 @@ def _ask_stuck(pe: ProcessEvidence, stacks: str, timeout: float) -> None:
 
 
 def apply(pe: ProcessEvidence, threads: list[Thread], built: Built) -> None:
+    told: set[int] = set()  # the threads the live report described: theirs is the last word
     if "stuck" in pe.tools:
-        _apply_live(pe, threads, built)
+        told = _apply_live(pe, threads, built)
         if "py-spy" not in pe.tools and "pystack" not in pe.tools:
             return
     from stuck.dumps import pyspy, pystack
@@ -80,7 +81,9 @@ def apply(pe: ProcessEvidence, threads: list[Thread], built: Built) -> None:
     for proc in result.processes:
         for pt in proc.threads:
             t = by_tid.get(pt.tid) if pt.tid is not None else None
-            if t is None or not pt.frames:
+            if t is None or not pt.frames or pt.tid in told:
+                # (py-spy's frames of a thread under stuck show stuck's own calls around the
+                # program's: its lock wrappers, its runner, the command line that started it)
                 continue
             t.frames = pt.frames
             if pt.name:
@@ -122,17 +125,22 @@ def _name_futex_wait(pe: ProcessEvidence, t: Thread, pt: Thread, named: dict[str
     t.waits.resource = rid
 
 
-def _apply_live(pe: ProcessEvidence, threads: list[Thread], built: Built) -> None:
+def _apply_live(pe: ProcessEvidence, threads: list[Thread], built: Built) -> set[int]:
     """The program's own report: owners, waits and wakers its runtime tracked, joined to the
-    kernel's threads by OS thread id; ids made unique per process."""
+    kernel's threads by OS thread id; ids made unique per process. Its recorded facts (who
+    ever completed, notified or joined what) are renamed with its threads, so the rules judge
+    the process as its runtime did (``stuck.rules.facts.recorded_part`` judges only facts
+    about threads the snapshot has). The OS thread ids of the threads it described."""
     from stuck.report.json import ReportFormatError, loads
 
     try:
         live = loads(pe.tools["stuck"])
     except (ReportFormatError, RecursionError) as exc:
         pe.missing.append(f"the live report pid {pe.pid} handed over is not readable: {exc}")
-        return
+        return set()
+    _name_program(pe, threads, built, live.snapshot.processes)
     by_tid = {t.tid: t for t in threads if t.tid is not None}
+    told: set[int] = set()
     rename: dict[str, str] = {}
     for lt in live.snapshot.threads():
         if lt.tid is not None and lt.tid in by_tid:
@@ -155,6 +163,7 @@ def _apply_live(pe: ProcessEvidence, threads: list[Thread], built: Built) -> Non
                 threads.append(lt)
             continue
         native.name = thread_name(lt.name, pe.pid, pe.comm)
+        told.add(native.tid or 0)
         if lt.frames:
             native.frames = lt.frames
         native.holds = holds
@@ -171,6 +180,8 @@ def _apply_live(pe: ProcessEvidence, threads: list[Thread], built: Built) -> Non
         if r.wakers is not None:
             r.wakers = [rename.get(w, w) for w in r.wakers]
         r.acquired_at = {rename.get(k, k): v for k, v in r.acquired_at.items()}
+        if r.recorded is not None:
+            _rename_recorded(r.recorded, rename)
         built.snapshot.resources.append(r)
     # Its event loops as its watchdog saw them (idle, stalled, who could still wake them):
     # the asyncio rules judge their tasks here as they did live.
@@ -191,6 +202,37 @@ def _apply_live(pe: ProcessEvidence, threads: list[Thread], built: Built) -> Non
                         rename.get(e.held_by, e.held_by)) for e in f.cycle]
         f.details = {**f.details, "found_by": f"the stuck runtime inside pid {pe.pid}"}
         built.live_findings.append(f)
+    return told
+
+
+def _rename_recorded(rec: Recorded, rename: dict[str, str]) -> None:
+    """The thread ids in a primitive's recorded history, as the capture names those threads."""
+    def ids(xs: list[str] | None) -> list[str] | None:
+        return None if xs is None else [rename.get(x, x) for x in xs]
+
+    rec.wakers, rec.getters = ids(rec.wakers), ids(rec.getters)
+    rec.pool_workers = ids(rec.pool_workers)
+    if rec.joins is not None:
+        rec.joins = rename.get(rec.joins, rec.joins)
+    rec.signals = [replace(g, thread=rename.get(g.thread, g.thread)) for g in rec.signals]
+
+
+def _name_program(pe: ProcessEvidence, threads: list[Thread], built: Built,
+                  told: list[Process]) -> None:
+    """A program run by ``stuck run script.py`` is, to the kernel, the process ``stuck``; its
+    runtime knows the script it runs. The process and its threads are named by that."""
+    name = next((p.name for p in told if p.name and p.pid in (pe.pid, None)), None)
+    if not name or name == pe.comm:
+        return
+    old, pe.comm = pe.comm, name
+    for proc in built.snapshot.processes:
+        if proc.pid == pe.pid:
+            proc.name = name
+    for t in threads:
+        if t.name == thread_name(None, pe.pid, old):
+            t.name = thread_name(None, pe.pid, name)
+        elif t.name is not None and t.name.endswith(f" [pid {pe.pid} {old}]"):
+            t.name = thread_name(t.name[:-len(f" [pid {pe.pid} {old}]")], pe.pid, name)
 
 
 def read_sources(pe: ProcessEvidence, threads: list[Thread], built: Built,
