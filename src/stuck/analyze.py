@@ -26,7 +26,7 @@ from typing import NoReturn, TextIO
 import click
 
 from stuck.errors import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, StuckError, UnrecognisedInput
-from stuck.model import Process
+from stuck.model import Process, Report
 
 BIG_INPUT = 8 << 20  # bytes: show progress on a terminal above this
 
@@ -213,6 +213,18 @@ def _saved_capture(files: tuple[str, ...], sources: tuple[str, ...] = ()):  # ty
         _fail(f"{saved[0]}: {exc}")
 
 
+def _said_once(report: Report) -> Report:
+    """``report`` for a reader: a note already given under a finding it weakens (what a
+    capture could not read of a process in it) is not said again after the finding. The JSON
+    keeps every note as the source stated it."""
+    from dataclasses import replace
+    told = {m for f in report.findings for m in f.missing_evidence}
+    notes = [n for n in report.snapshot.notes if n not in told]
+    if len(notes) == len(report.snapshot.notes):
+        return report
+    return replace(report, snapshot=replace(report.snapshot, notes=notes))
+
+
 def _emit(report, json_out: str | None, html_out: str | None) -> None:  # type: ignore[no-untyped-def]
     from stuck.report import json as json_report
     if json_out is not None:
@@ -221,6 +233,7 @@ def _emit(report, json_out: str | None, html_out: str | None) -> None:  # type: 
             sys.stdout.write("\n")
         else:
             _write_with(json_out, lambda out: json_report.write(report, out))
+    report = _said_once(report)
     if html_out is not None:
         from stuck.report import html
         _write_with(html_out, lambda out: html.write(report, out))

@@ -64,3 +64,25 @@ def test_a_slow_worker_under_stuck_is_no_finding(start) -> None:  # type: ignore
     rep = report(collect([prog.pid]))
     assert rep.findings == []
     assert any(t.name and t.name.startswith("worker_0 ") for t in rep.snapshot.threads())
+
+
+def test_a_gap_given_under_a_finding_is_not_said_again_as_a_note(start) -> None:  # type: ignore[no-untyped-def]
+    """Two processes blocked writing to each other are not stopped to be read: that gap is
+    said once under the finding, not again as a note after it; the JSON keeps its notes."""
+    import json
+    import subprocess
+
+    pair = start([sys.executable, str(PROGRAMS / "py_pipe_pair.py")])
+    pids = settle(pair, 2)
+    run = subprocess.run([sys.executable, "-m", "stuck", "capture", str(pair.pid),
+                          "--json", "-"], capture_output=True, text=True, timeout=120)
+    data = json.loads(run.stdout)
+    assert any("was not stopped to read it" in n for n in data["notes"])
+    run = subprocess.run([sys.executable, "-m", "stuck", "capture", str(pair.pid)],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 1, run.stderr
+    assert run.stdout.startswith("stuck: 1 deadlock found")
+    for pid in pids:
+        said = [line for line in run.stdout.splitlines()
+                if f"pid {pid} was not stopped to read it" in line]
+        assert len(said) == 1 and said[0].startswith("    - "), said
