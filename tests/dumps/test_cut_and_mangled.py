@@ -15,8 +15,10 @@ import pytest
 from click.testing import CliRunner
 from tests.dumps.helpers import analyse_text
 
+from stuck.analysis import analyze
 from stuck.analyze import analyze_command
-from stuck.model import Report
+from stuck.dumps import load_dump
+from stuck.model import Report, Resource
 
 EXCERPTS = Path(__file__).resolve().parent.parent / "fixtures" / "dumps" / "excerpts"
 
@@ -151,3 +153,68 @@ def test_lone_cr_line_ends_are_still_line_ends() -> None:
     report = analyse_text(text)
     assert sorted(t.name or "" for t in report.snapshot.threads()) == [
         "MainThread", "job42\x1b[2J <b>".replace("\x1b[2J", "")]
+
+
+# -- a lock held by `with self.lock:`, read beside the source ------------------------------------
+
+
+def analyse_beside(name: str, source_dir: Path = EXCERPTS) -> Report:
+    return analyse_loaded(name, source_dir)[0]
+
+
+def analyse_loaded(name: str, source_dir: Path = EXCERPTS) -> tuple[Report, dict[str, str]]:
+    """The report, and what was inferred rather than read from the dump (resource -> how)."""
+    loaded = load_dump(read(name), "auto", name, sources=[str(source_dir)])
+    return analyze(loaded.snapshot, loaded.stated, loaded.inferred), loaded.inferred
+
+
+def lock_of(report: Report, label_start: str) -> Resource:
+    (res,) = [r for r in report.snapshot.resources if r.label.startswith(label_start)]
+    return res
+
+
+def test_pystack_rlock_held_by_with_self_lock_is_found_through_the_caller() -> None:
+    # main stands at `f.result()` (line 22) inside `with self.lock:` (line 18) of
+    # Bus.publish, called as `bus.publish("hello")`; the dispatcher waits on `with self.lock:`
+    # of Bus.unsubscribe, called as `bus.unsubscribe(once)`: one `bus`, one lock.
+    report = analyse_beside("pystack-rlock-callbacks.txt")
+    lock = lock_of(report, "bus.lock")
+    assert lock.kind == "rlock"  # `self.lock = threading.RLock()`, not a threading.Lock
+    assert lock.owners == ["20915"]
+    waiter = report.snapshot.thread_map()["21043"]
+    assert waiter.waits is not None and waiter.waits.resource == lock.id
+    (stall,) = report.findings
+    assert stall.confidence == "probable"
+    assert "21043" in stall.threads + stall.blocked_behind
+    said = " ".join(stall.missing_evidence)
+    assert "records no owner" not in said and "threading.Lock" not in said
+
+
+@pytest.mark.parametrize("name", ["inventory-pyspy.txt", "inventory-pystack.txt"])
+def test_a_lock_taken_one_method_below_the_public_call_is_held(name: str) -> None:
+    # `store.restock(3)` -> `self._apply(n)` -> `with self.guard:`: the `self` chain is
+    # followed out to the module-level `store`.
+    report, inferred = analyse_loaded(name)
+    lock = lock_of(report, "store.guard")
+    assert lock.kind == "rlock"
+    (main,) = [t for t in report.snapshot.threads() if any(
+        f.function.endswith("restock") for f in t.frames)]
+    assert lock.owners == [main.id]
+    (auditor,) = [t for t in report.snapshot.threads() if any(
+        f.function.endswith("audit") for f in t.frames)]
+    assert auditor.waits is not None and auditor.waits.resource == lock.id
+    assert "`self` is `store`" in inferred[lock.id]  # read from the source: at most probable
+    assert all(f.confidence != "certain" for f in report.findings)
+
+
+def test_without_a_module_level_receiver_no_holder_is_claimed(tmp_path: Path) -> None:
+    # The same program, with the store made where the call is (`Store().restock(3)`): the
+    # source no longer says which object `self` is, so the two `self.guard` stay apart.
+    lines = read("inventory.py").split("\n")
+    assert lines[35] == "store.restock(3)"
+    lines[35] = "Store().restock(3)"
+    (tmp_path / "inventory.py").write_text("\n".join(lines), encoding="utf-8")
+    report = analyse_beside("inventory-pyspy.txt", tmp_path)
+    assert not [r for r in report.snapshot.resources
+                if r.label.startswith("store.guard") and r.owners]
+    assert not any(r.owners for r in report.snapshot.resources if r.kind in ("rlock", "mutex"))

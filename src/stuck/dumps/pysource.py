@@ -7,13 +7,19 @@ which locks it holds. When the source files it names are readable (as named, or 
 ``with lock_a:`` waits for ``lock_b`` and holds ``lock_a``. Two such threads in opposite order
 are a lock-order deadlock.
 
-What the code cannot say is whether two threads' ``lock_a`` are one object. Only two kinds of
-match are made:
+What the code cannot say is whether two threads' ``lock_a`` are one object. Only three kinds
+of match are made:
 
 - a name bound at the top level of its module (``lock_a = threading.Lock()``), or an attribute
   of one (``registry.lock``): one object per module, whichever thread names it;
 - ``self.<attr>`` where the dump prints ``self`` with its address (py-spy ``--locals``,
-  pystack ``--locals``): one object per address.
+  pystack ``--locals``): one object per address;
+- ``self.<attr>`` where the frame that called the method names its receiver on the calling
+  line, bound at the top level of its module (``bus.publish("hello")``: ``self`` is ``bus``,
+  so ``self.lock`` is ``bus.lock``), followed outward through ``self.helper()`` calls.
+
+An attribute every assignment in the file binds to an ``RLock`` (``self.lock =
+threading.RLock()``) is an RLock, not a plain lock.
 
 Anything else (a parameter, a local) names a lock of that frame alone.
 
@@ -62,6 +68,8 @@ class _Source:
     lines: list[str]
     globals: dict[str, str]  # module-level name -> the right-hand side it is bound to
     sleeps_only: dict[int, bool] = field(default_factory=dict)  # line -> _sleeps_only's answer
+    # attribute -> whether every ``.attr = ...`` in the file binds an RLock
+    reentrant_attrs: dict[str, bool] = field(default_factory=dict)
 
 
 class SourceReader:
@@ -179,7 +187,20 @@ def enclosing_locks(src: _Source, line: int) -> tuple[list[_Held], list[str]]:
 
 
 def _reentrant(src: _Source, expr: str) -> bool:
-    return "RLock" in src.globals.get(expr.split(".", 1)[0], "")
+    """True when the source binds ``expr`` to an RLock: a module-level name, or an attribute
+    (``self.lock``) that every assignment in the file (``self.lock = threading.RLock()``)
+    makes an RLock."""
+    base, _, attr = expr.rpartition(".")
+    if not base:
+        return "RLock" in src.globals.get(expr, "")
+    if "RLock" in src.globals.get(expr.split(".", 1)[0], ""):
+        return True
+    known = src.reentrant_attrs.get(attr)
+    if known is None:
+        assign = re.compile(rf"\.{re.escape(attr)}\s*(?::[^=]{{0,200}})?=(?!=)\s*(.*)$")
+        bound = [m.group(1) for m in map(assign.search, src.lines) if m is not None]
+        known = src.reentrant_attrs[attr] = bool(bound) and all("RLock(" in b for b in bound)
+    return known
 
 
 def _identity(src: _Source, expr: str, frame_locals: dict[str, str] | None) -> str | None:
@@ -191,6 +212,53 @@ def _identity(src: _Source, expr: str, frame_locals: dict[str, str] | None) -> s
         m = _ADDRESS.search(frame_locals.get("self", "")[:400])
         if m:
             return f"{m.group(1).lower()}.{rest}"
+    return None
+
+
+@dataclass(slots=True)
+class _Receiver:
+    key: str  # the identity of ``<name>.<rest>``, as ``_identity`` makes it for a global
+    expr: str  # ``bus.lock``: how the program names the object
+    how: str  # where that was read, for the finding's evidence
+
+
+CALLERS_UP = 8  # ``self.helper()`` calls followed outward at most this far
+
+
+def _receiver(t: Thread, i: int, expr: str, reader: SourceReader) -> _Receiver | None:
+    """``self.<rest>`` in frame ``i`` of ``t``, named through the frames that called it when
+    the dump prints no address for ``self``: the calling line ``bus.publish("hello")``, with
+    ``bus`` bound at the top level of the caller's module, says that ``self`` in ``publish``
+    is ``bus`` (one object per module, as ``_identity`` takes a global to be). A caller that
+    is itself a method called as ``self.publish(...)`` is followed outward the same way. None
+    where a line names no single receiver, a frame between is not the program's, or its
+    source is unreadable."""
+    base, _, rest = expr.partition(".")
+    if base != "self" or not rest:
+        return None
+    frames = t.frames
+    for k in range(i, min(i + CALLERS_UP, len(frames) - 1)):
+        callee, caller = frames[k], frames[k + 1]
+        if caller.line is None or is_stdlib(caller.file or ""):
+            return None
+        src = reader.get(caller.file)
+        if src is None or not 1 <= caller.line <= len(src.lines):
+            return None
+        code = src.lines[caller.line - 1]
+        call = re.compile(rf"(?<![\w.])([A-Za-z_]\w*)\s*\.\s*{re.escape(bare(callee.function))}"
+                          r"\s*\(")
+        names = {m.group(1) for m in call.finditer(code)}
+        if len(names) != 1:
+            return None
+        (name,) = names
+        if name == "self":
+            continue  # a method calling another on the same object: ask its own caller
+        if name not in src.globals:
+            return None
+        where = f"{os.path.basename(src.path)}:{caller.line}"
+        return _Receiver(f"{src.path}:{name}.{rest}", f"{name}.{rest}",
+                         f"`self` is `{name}`, as the calling line {where} "
+                         f"`{code.strip()[:120]}` says")
     return None
 
 
@@ -317,8 +385,16 @@ def _read_thread(t: Thread, reader: SourceReader, snapshot: Snapshot,
         held, waits = enclosing_locks(src, f.line)
         local = frame_locals.get((t.id, i))
         if first_user and waits and _waits_on_lock(t, resources, innermost=i == 0):
-            key = reader.scope + (_identity(src, waits[0], local) or f"{t.id}:{waits[0]}")
-            rid = _resource(snapshot, resources, key, waits[0], src, f)
+            named = _identity(src, waits[0], local)
+            via = None if named is not None else _receiver(t, i, waits[0], reader)
+            key = reader.scope + (named or (via.key if via else f"{t.id}:{waits[0]}"))
+            rid = _resource(snapshot, resources, key, waits[0], src, f,
+                            via.expr if via else None)
+            if via is not None:
+                inferred.setdefault(rid, (
+                    f"read from the source, not the dump: {via.how}; that it is the same "
+                    "object for every thread naming it, and that the file on disk is the code "
+                    "that ran, is assumed"))
             _set_wait(t, rid, f, resources)
         elif first_user and i == 0 and t.state == "unknown":
             _classify_call(t, src, f, snapshot, resources)
@@ -329,10 +405,14 @@ def _read_thread(t: Thread, reader: SourceReader, snapshot: Snapshot,
         first_user = False
         for h in held:
             held_key = _identity(src, h.expr, local)
+            via = None if held_key is not None else _receiver(t, i, h.expr, reader)
+            if via is not None:
+                held_key = via.key
             if held_key is None:
                 continue
             held_key = reader.scope + held_key
-            rid = _resource(snapshot, resources, held_key, h.expr, src, f)
+            rid = _resource(snapshot, resources, held_key, h.expr, src, f,
+                            via.expr if via else None)
             if t.waits is not None and t.waits.resource == rid and _reentrant(src, h.expr):
                 continue
             res = resources[rid]
@@ -343,9 +423,10 @@ def _read_thread(t: Thread, reader: SourceReader, snapshot: Snapshot,
             where = os.path.basename(src.path)
             inferred.setdefault(rid, (
                 f"read from the source, not the dump: {where}:{h.line} `{h.text}` encloses "
-                f"where {t.label()} stands ({where}:{f.line}); that it is the same object for "
-                "every thread naming it, and that the file on disk is the code that ran, is "
-                "assumed"))
+                f"where {t.label()} stands ({where}:{f.line})"
+                + (f", and {via.how}" if via is not None else "")
+                + "; that it is the same object for every thread naming it, and that the file "
+                "on disk is the code that ran, is assumed"))
 
 
 _CALL = re.compile(r"([A-Za-z_]\w*)\s*\(")
@@ -695,11 +776,14 @@ def _waits_on_lock(t: Thread, resources: dict[str, Resource], innermost: bool) -
 
 
 def _resource(snapshot: Snapshot, resources: dict[str, Resource], key: str, expr: str,
-              src: _Source, f: Frame) -> str:
+              src: _Source, f: Frame, named: str | None = None) -> str:
+    """The resource for the lock ``expr`` in ``src`` (``named``: what the program calls it
+    where ``self`` was named through a caller, ``bus.lock``)."""
     rid = "pysrc:" + key
     if rid not in resources:
         kind: ResourceKind = "rlock" if _reentrant(src, expr) else "mutex"
-        res = Resource(id=rid, kind=kind, label=f"{expr} ({os.path.basename(src.path)})")
+        res = Resource(id=rid, kind=kind,
+                       label=f"{named or expr} ({os.path.basename(src.path)})")
         resources[rid] = res
         snapshot.resources.append(res)
     return rid
