@@ -18,6 +18,12 @@ call was given, read from the process's memory), which process holds each end of
 (sock_diag and the fd links) and each eventfd (fdinfo ``eventfd-id``), the signals the process catches (``SigCgt``). The tasks are not:
 the finding is possible, and says how to see them (``stuck run``). The rule is
 ``stuck.rules.loop``'s, on a ``model.EventLoop`` whose tasks were not read.
+
+Such a wait is called an event loop only when the evidence shows one: asyncio's or uvloop's
+frames on the thread's Python stack, libuv's eventfd, or (no frame read) asyncio's self-pipe,
+a socket pair non-blocking at both ends. A program's own ``selectors`` or ``select`` loop on
+a socket pair whose peer has gone quiet looks the same to the kernel: it is said as what it
+is, a wait for this process to write the other end, which the rules judge as any wait.
 """
 
 from __future__ import annotations
@@ -158,6 +164,9 @@ def quiet_loops(ev: Evidence, built: Built, threads_of: dict[int, list[Thread]],
             if not fdset or not all(_own_wakeup(pe, fd, fdset, chans, ev.eventfds)
                                     for fd in fdset):
                 continue  # it watches I/O that can wake it
+            if not _a_loop(pe, t, fdset, chans):
+                _selector_wait(pe, t, call, fdset, chans, built, threads)
+                continue
             stuck_runs = any("stuck/runtime/watchdog.py" in text.replace("\\", "/")
                              for text in pe.tools.values())
             others = [o.id for o in threads if o.id != t.id and (can_progress(o)
@@ -166,3 +175,80 @@ def quiet_loops(ev: Evidence, built: Built, threads_of: dict[int, list[Thread]],
                 id=f"loop:{pe.pid}:{te.tid}", thread=t.id, ready=0, timers=0, io=0, idle=True,
                 stalled=True, runnable_threads=others,
                 signal_handlers=_caught(pe, stuck_runs), tasks_read=False))
+
+
+NONBLOCK = 0o4000  # O_NONBLOCK in fdinfo's flags (octal)
+LOOP_FRAMES = ("/asyncio/", "/uvloop/")
+
+
+def _a_loop(pe: ProcessEvidence, t: Thread, fdset: list[int],
+            chans: dict[str, Channel]) -> bool:
+    """Is the thread waiting in the selector an event loop? Where its Python frames were read,
+    they say (asyncio's or uvloop's code on its stack); uvloop's loop shows none of its own
+    frames, but watches libuv's eventfd. Where no frame was read: the loop's self-pipe, a
+    socket pair (or pipe) whose two ends are both non-blocking, as asyncio makes it. A plain
+    ``selectors`` or ``select`` loop of the program's own is none of these."""
+    files = [(f.file or "").replace("\\", "/") for f in t.frames]
+    if any(part in f"/{file}" for file in files for part in LOOP_FRAMES):
+        return True
+    by_fd = {f.fd: f for f in pe.fds}
+    if any(by_fd[fd].eventfd is not None for fd in fdset if fd in by_fd):
+        return True
+    if any(f.file for f in t.frames) and ("py-spy" in pe.tools or "pystack" in pe.tools):
+        return False  # its Python stack was read, and shows no event loop
+    for fd in fdset:
+        fe = by_fd.get(fd)
+        ch = chans.get(fe.target) if fe is not None else None
+        if fe is None or ch is None:
+            return False
+        other = chans.get(ch.peer) if ch.kind == "socket" and ch.peer else ch
+        ends = [e for e in (other.ends if other is not None else []) if e.fd != fd]
+        flags = [fe.flags, *(next((f.flags for f in pe.fds if f.fd == e.fd), None)
+                             for e in ends if e.pid == pe.pid)]
+        if not ends or any(fl is None or not fl & NONBLOCK for fl in flags):
+            return False
+    return True
+
+
+def _selector_wait(pe: ProcessEvidence, t: Thread, call: syscalls.Call | None,
+                   fdset: list[int], chans: dict[str, Channel], built: Built,
+                   threads: list[Thread]) -> None:
+    """A thread of the program's own (not an event loop) asleep in select, poll or epoll with
+    no timeout, on pipes or sockets whose other ends only this process holds: a wait for this
+    process to write one of them, said as such (what it watches, and who holds the other
+    ends), for the rules to judge as any wait in the process."""
+    from stuck.model import Resource, Wait
+
+    by_fd = {f.fd: f for f in pe.fds}
+    parts = []
+    kinds = set()
+    for fd in fdset:
+        fe = by_fd.get(fd)
+        ch = chans.get(fe.target) if fe is not None else None
+        if ch is None:
+            continue
+        kinds.add(ch.kind)
+        if ch.kind == "socket":
+            other = chans.get(ch.peer) if ch.peer else None
+            held = ", ".join(f"fd {e.fd}" for e in (other.ends if other else []))
+            where = f" ({ch.where})" if ch.where else ""
+            parts.append(f"socket {ch.inode}{where} (fd {fd}) to be written by its peer "
+                         f"{other.inode if other else '?'}, which only pid {pe.pid} holds "
+                         f"({held or 'an unknown fd'})")
+        else:
+            held = ", ".join(f"fd {e.fd}" for e in ch.ends if "w" in e.mode)
+            parts.append(f"pipe {ch.inode} (fd {fd}) to be written, its write end held only "
+                         f"by pid {pe.pid} ({held or 'an unknown fd'})")
+    if not parts:
+        return
+    name = call.name if call is not None else "a selector"
+    rid = f"select:{pe.pid}:{t.tid}"
+    # No thread owns it: any other thread of the process could write the other end.
+    wakers = [o.id for o in threads if o.id != t.id]
+    built.snapshot.resources.append(Resource(
+        id=rid, kind="socket" if kinds == {"socket"} else "pipe",
+        label="; or ".join(parts), wakers=wakers))
+    t.state = "blocked"
+    t.waits = Wait(resource=rid, durable=True, direction="read",
+                   at=next((f for f in t.frames if f.file), None))
+    t.detail = f"{name} with no timeout, watching only " + "; ".join(parts)
