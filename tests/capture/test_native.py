@@ -298,3 +298,30 @@ def test_an_unwritable_report_path_is_refused_before_capturing(tmp_path: Path) -
                           str(missing)], capture_output=True, text=True, timeout=120)
     assert run.returncode == 2
     assert run.stderr.startswith("stuck capture: cannot write ") and run.stdout == ""
+
+
+@needs_gdb
+def test_waiters_on_one_condition_variable_wait_on_one_resource(c_program, start) -> None:  # type: ignore[no-untyped-def]
+    # glibc puts waiters in two groups, each asleep on its own futex word inside the
+    # pthread_cond_t: both are waits on the variable, named by its address.
+    prog = start([str(c_program("cond_two_groups"))])
+    [pid] = settle(prog, 1)
+    rep = _capture(pid)
+    [stall] = rep.findings
+    assert stall.kind == "stall"
+    threads = rep.snapshot.thread_map()
+    waits = {threads[t].waits.resource for t in stall.threads  # type: ignore[union-attr]
+             if threads[t].waits is not None}
+    assert len(stall.threads) == 2 and len(waits) == 1, waits
+    [res] = [rep.snapshot.resource_map()[r] for r in waits]
+    assert res.kind == "condition" and res.label.startswith("job_posted (0x")
+    assert res.address is not None and res.label.endswith(f"({res.address})")
+
+
+@needs_gdb
+def test_workers_waiting_for_a_dispatcher_that_waits_for_input_get_no_finding(  # type: ignore[no-untyped-def]
+        c_program, start) -> None:
+    prog = start([str(c_program("cond_two_groups")), "input"], stdin=subprocess.PIPE)
+    [pid] = settle(prog, 1)
+    rep = _capture(pid)
+    assert rep.findings == [], [f.summary for f in rep.findings]

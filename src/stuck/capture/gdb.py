@@ -3,7 +3,10 @@
 The script prints each thread's frames and, for every futex a thread sleeps on, the first words
 of memory there. For a thread blocked in ``pthread_mutex_lock`` that futex is the mutex itself
 (``__data.__lock`` is its first field) and ``__data.__owner``, the owner's thread id, is the
-third 32-bit word on every glibc architecture: the owner is read, not guessed.
+third 32-bit word on every glibc architecture: the owner is read, not guessed. A condition
+variable is named by its own address (the waiter's ``cond`` argument, or the ``pthread_cond_t``
+variable the futex word lies in), not by the word: glibc's waiters sleep on one of two words
+inside it, one per group of waiters, and waiters on one variable must meet.
 
 gdb attaches, reads and detaches; the target goes on as before. Output lines start with
 ``STUCK-GDB`` and carry JSON, so what gdb itself prints around them is ignored.
@@ -66,6 +69,13 @@ for th in inf.threads():
         f = gdb.newest_frame()
         depth = 0
         while f is not None and depth < 12:
+            if "pthread_cond_" in (f.name() or "") and "cond" not in out:
+                try:  # the condition variable itself (libc's debug info names the argument)
+                    c = int(f.read_var("cond"))
+                    out["cond"] = [c, gdb.execute("info symbol %d" % c,
+                                                  to_string=True).strip()[:300]]
+                except Exception:
+                    pass
             if "pthread_rwlock_" in (f.name() or ""):
                 v = f.read_var("rwlock")
                 addr = int(v)
@@ -90,7 +100,16 @@ for a in ADDRS:
             sym = gdb.execute("info symbol %d" % a, to_string=True).strip()
         except gdb.error:
             sym = ""
-        print(MARK + json.dumps({"addr": a, "words": words, "symbol": sym[:300]}))
+        rec = {"addr": a, "words": words, "symbol": sym[:300]}
+        try:  # a futex word inside a variable of type pthread_cond_t: that variable
+            name = sym.split(" in section ", 1)[0].split(" + ", 1)[0].strip()
+            var = gdb.lookup_global_symbol(name) or gdb.lookup_static_symbol(name)
+            if var is not None and str(var.type.strip_typedefs()) != str(var.type) \
+                    and str(var.type) == "pthread_cond_t":
+                rec["cond"] = int(var.value().address)
+        except Exception:
+            pass
+        print(MARK + json.dumps(rec))
     except Exception as exc:
         print(MARK + json.dumps({"addr": a, "error": str(exc)[:200]}))
 '''
@@ -404,6 +423,12 @@ class Read:
     words: dict[int, list[int]] = field(default_factory=dict)
     symbols: dict[int, str] = field(default_factory=dict)
     rwlocks: dict[int, tuple[int, int]] = field(default_factory=dict)  # lwp -> (addr, writer)
+    # A condition variable waited on: lwp -> its address (the waiter's ``cond`` argument),
+    # and futex address -> the pthread_cond_t variable it lies in. glibc's waiters sleep on
+    # one of two words inside it (``__g_signals``, one per group of waiters), so waiters on
+    # one condition variable meet only by the variable's address.
+    conds: dict[int, int] = field(default_factory=dict)
+    cond_of: dict[int, int] = field(default_factory=dict)
 
 
 def _symbol(sym: object) -> str | None:
@@ -445,6 +470,12 @@ def parse(text: str) -> Read:
                                  module=os.path.basename(fr[3]) if isinstance(fr[3], str)
                                  else None))
             frames[lwp] = out
+            cv = d.get("cond")
+            if isinstance(cv, list) and len(cv) == 2 and isinstance(cv[0], int) and cv[0] > 0:
+                read.conds[lwp] = cv[0]
+                name = _symbol(cv[1])
+                if name:
+                    read.symbols[cv[0]] = name
             rw = d.get("rwlock")
             if isinstance(rw, list) and len(rw) == 3 and isinstance(rw[0], int) \
                     and isinstance(rw[1], int):
@@ -458,6 +489,11 @@ def parse(text: str) -> Read:
             name = _symbol(d.get("symbol"))
             if name:
                 read.symbols[addr] = name
+            cond = d.get("cond")
+            if isinstance(cond, int) and 0 < addr - cond < 64:  # the word lies inside it
+                read.cond_of[addr] = cond
+                if name:
+                    read.symbols[cond] = name
     return read
 
 
@@ -516,6 +552,12 @@ def refine_native(t: Thread, pid: int, snap: Snapshot, read: Read, addr: int | N
     t.waits.at = c.at if c.at is not None else program_frame(frames)
     if kind == "rwlock" and rw is not None:
         addr = rw[0]  # the rwlock itself, not the futex word inside it
+    if kind == "condition":  # the condition variable, not the futex word inside it
+        cond = read.conds.get(t.tid)
+        if cond is None and addr is not None:
+            cond = read.cond_of.get(addr)
+        if cond is not None and (addr is None or 0 <= addr - cond < 64):
+            addr = cond
     if addr is None:
         return
     symbol = read.symbols.get(addr)
