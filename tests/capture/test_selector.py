@@ -50,3 +50,21 @@ def test_a_selector_whose_peer_waits_for_input_gets_no_finding(start) -> None:  
     rep = report(collect([s.pid]))
     assert rep.findings == [], [f.summary for f in rep.findings]
     assert not rep.snapshot.loops
+
+
+@pytest.mark.parametrize(("program", "args", "a_loop"), [
+    ("py_selector_peer_died.py", ["died"], False),  # a blocking socket pair: the program's own
+    ("py_async_future.py", [], True),  # asyncio's self-pipe: non-blocking at both ends
+])
+def test_without_python_frames_the_self_pipe_tells_an_event_loop(  # type: ignore[no-untyped-def]
+        start, program: str, args: list[str], a_loop: bool) -> None:
+    s = start([sys.executable, str(PROGRAMS / program), *args], stdin=subprocess.PIPE)
+    assert s.proc.stdout is not None and s.proc.stdout.readline().strip() == b"ready"
+    settle(s, 1)
+    ev = collect([s.pid])
+    for tool in ("py-spy", "pystack"):  # as where neither is installed: the kernel's view
+        ev.processes[0].tools.pop(tool, None)
+    rep = report(ev)
+    [f] = rep.findings
+    assert (f.details.get("rule") == "event-loop-unwakeable") is a_loop
+    assert bool(rep.snapshot.loops) is a_loop
