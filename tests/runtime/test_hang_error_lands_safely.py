@@ -148,3 +148,26 @@ def test_a_thread_waiting_in_a_tracked_locks_acquire_is_left_alone(live: io.Stri
     assert unsafe >= 15
     assert asked == bool(got)
     assert not lock.locked()
+
+
+def test_an_idle_pool_worker_is_left_alone_and_the_pool_shuts_down(live: io.StringIO) -> None:
+    # An idle worker blocks in the C SimpleQueue.get of concurrent.futures: an error arriving
+    # as that get returns loses what it returned. Interrupted as it got the shutdown sentinel,
+    # the worker died with it, and the pool's shutdown waited for ever for the others.
+    import concurrent.futures
+
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=3, thread_name_prefix="idle")
+    list(pool.map(abs, range(-30, 0)))
+    time.sleep(0.2)
+    workers = [t for t in threading.enumerate() if t.name.startswith("idle")]
+    assert workers
+    assert not any(ask(t) for t in workers)
+    done = threading.Event()
+
+    def shut() -> None:
+        pool.shutdown(wait=True)
+        done.set()
+
+    threading.Thread(target=shut, daemon=True).start()
+    assert done.wait(30)
+    assert not any(t.is_alive() for t in workers)
